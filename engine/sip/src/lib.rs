@@ -1,1 +1,47 @@
-//! placeholder
+//! Pure SIP (RFC 3261) for the IVR engine.
+//!
+//! - [`message`]: requests, responses, headers, and the printer;
+//! - [`parse`]: the strict parser for datagrams and [`framing`] for TCP streams;
+//! - [`uri`], [`header`]: SIP URIs and the typed header values the engine relies on;
+//! - [`transaction`]: the four RFC 3261 §17 transaction machines (with RFC 6026), on a virtual clock;
+//! - [`dialog`]: dialog state (RFC 3261 §12).
+//!
+//! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
+//! events and deadlines out.
+
+pub mod dialog;
+pub mod framing;
+pub mod header;
+pub mod message;
+pub mod parse;
+pub mod transaction;
+pub mod uri;
+
+pub use header::{CSeq, HeaderName, NameAddr, Via};
+pub use message::{Headers, Message, Method, Request, Response, StatusCode};
+pub use parse::{ParseError, parse_message};
+pub use uri::Uri;
+
+/// How a message travels: this decides retransmission timers (RFC 3261 §17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP: unreliable, messages are retransmitted on timers.
+    Udp,
+    /// TCP: reliable, no retransmissions; Content-Length frames each message.
+    Tcp,
+}
+
+impl Transport {
+    /// Whether the transport delivers reliably (RFC 3261 §17.1.1.2).
+    pub const fn is_reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+
+    /// The token used in Via (RFC 3261 §20.42).
+    pub const fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
