@@ -165,7 +165,11 @@ pub fn alaw_encode(sample: i16) -> u8 {
 #[inline]
 fn segment(v: i32) -> i32 {
     let v = v & 0xFF;
-    if v == 0 { 0 } else { 31 - v.leading_zeros() as i32 }
+    if v == 0 {
+        0
+    } else {
+        31 - v.leading_zeros() as i32
+    }
 }
 
 /// Encode a slice of samples into `out` (same length).
@@ -221,7 +225,11 @@ mod tests {
             let mut values: Vec<i16> = (0..=255u8).map(|c| codec.decode(c)).collect();
             values.sort_unstable();
             values.dedup();
-            assert!(values.len() >= 255, "{codec:?}: {} distinct levels", values.len());
+            assert!(
+                values.len() >= 255,
+                "{codec:?}: {} distinct levels",
+                values.len()
+            );
         }
     }
 

@@ -37,7 +37,10 @@ pub enum PromptErrorReason {
 impl Prompt {
     /// Build a prompt from a WAV file's bytes; `file` names it in errors and logs.
     pub fn from_wav(file: &str, bytes: &[u8]) -> Result<Prompt, PromptError> {
-        let err = |reason| PromptError { file: file.to_string(), reason };
+        let err = |reason| PromptError {
+            file: file.to_string(),
+            reason,
+        };
         let pcm = wav::decode(bytes).map_err(|e| err(e.into()))?;
         if pcm.samples.is_empty() {
             return Err(err(PromptErrorReason::Empty));
@@ -56,7 +59,11 @@ impl Prompt {
             g711::encode_into(codec, &padded, &mut out);
             Arc::<[u8]>::from(out)
         };
-        Prompt { name: name.into(), pcmu: encode(Codec::Pcmu), pcma: encode(Codec::Pcma) }
+        Prompt {
+            name: name.into(),
+            pcmu: encode(Codec::Pcmu),
+            pcma: encode(Codec::Pcma),
+        }
     }
 
     /// The prompt's name (its file, as configured).
@@ -113,7 +120,10 @@ mod tests {
     #[test]
     fn errors_name_the_file() {
         let e = Prompt::from_wav("prompts/x.wav", b"nope").unwrap_err();
-        assert_eq!(e.to_string(), "prompt prompts/x.wav: not a WAV file (no RIFF/WAVE header)");
+        assert_eq!(
+            e.to_string(),
+            "prompt prompts/x.wav: not a WAV file (no RIFF/WAVE header)"
+        );
         let e = Prompt::from_wav("e.wav", &wav::encode_pcm16(8000, &[])).unwrap_err();
         assert_eq!(e.reason, PromptErrorReason::Empty);
     }

@@ -36,7 +36,11 @@ pub fn resample(input: &[i16], from_rate: u32, to_rate: u32) -> Vec<i16> {
 }
 
 fn sinc(x: f64) -> f64 {
-    if x.abs() < 1e-9 { 1.0 } else { (PI * x).sin() / (PI * x) }
+    if x.abs() < 1e-9 {
+        1.0
+    } else {
+        (PI * x).sin() / (PI * x)
+    }
 }
 
 /// Blackman window on t in [-1, 1].
@@ -74,6 +78,10 @@ mod tests {
         let input = tone::sine(48000, 6000.0, 48000, 10000.0);
         let out = resample(&input, 48000, 8000);
         assert_eq!(out.len(), 8000);
-        assert!(rms(&out[100..7900]) < 150.0, "aliased energy {}", rms(&out[100..7900]));
+        assert!(
+            rms(&out[100..7900]) < 150.0,
+            "aliased energy {}",
+            rms(&out[100..7900])
+        );
     }
 }

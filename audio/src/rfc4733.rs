@@ -94,17 +94,39 @@ mod tests {
         let p = EventPayload::parse(&[5, 0x8A, 0x03, 0x20]).unwrap();
         assert_eq!(
             p,
-            EventPayload { event: 5, end: true, volume: 10, duration: 800 }
+            EventPayload {
+                event: 5,
+                end: true,
+                volume: 10,
+                duration: 800
+            }
         );
         assert_eq!(p.digit(), Some(Digit::D5));
-        assert_eq!(EventPayload::parse(&[1, 2, 3]), Err(EventError::TooShort(3)));
+        assert_eq!(
+            EventPayload::parse(&[1, 2, 3]),
+            Err(EventError::TooShort(3))
+        );
     }
 
     #[test]
     fn one_key_per_event_even_with_repeated_ends_and_no_marker() {
         let mut t = EventTracker::new();
-        let start = |d| EventPayload { event: 1, end: false, volume: 10, duration: d }.encode();
-        let end = EventPayload { event: 1, end: true, volume: 10, duration: 800 }.encode();
+        let start = |d| {
+            EventPayload {
+                event: 1,
+                end: false,
+                volume: 10,
+                duration: d,
+            }
+            .encode()
+        };
+        let end = EventPayload {
+            event: 1,
+            end: true,
+            volume: 10,
+            duration: 800,
+        }
+        .encode();
         // first packet lost its marker bit: the tracker never looks at the marker anyway
         assert_eq!(t.on_packet(1000, &start(160)), Some(Digit::D1));
         assert_eq!(t.on_packet(1000, &start(320)), None);
@@ -114,7 +136,13 @@ mod tests {
         // the same key pressed again is a new event with a new timestamp
         assert_eq!(t.on_packet(2600, &start(160)), Some(Digit::D1));
         // only end packets of an event arriving (start lost): still reported once
-        let end9 = EventPayload { event: 9, end: true, volume: 10, duration: 800 }.encode();
+        let end9 = EventPayload {
+            event: 9,
+            end: true,
+            volume: 10,
+            duration: 800,
+        }
+        .encode();
         assert_eq!(t.on_packet(5000, &end9), Some(Digit::D9));
         assert_eq!(t.on_packet(5000, &end9), None);
     }

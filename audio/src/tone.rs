@@ -16,8 +16,7 @@ pub fn dtmf(digit: Digit, rate: u32, len: usize, amplitude: f64) -> Vec<i16> {
     (0..len)
         .map(|n| {
             let t = n as f64 / rate as f64;
-            (amplitude * ((TAU * lo as f64 * t).sin() + (TAU * hi as f64 * t).sin())).round()
-                as i16
+            (amplitude * ((TAU * lo as f64 * t).sin() + (TAU * hi as f64 * t).sin())).round() as i16
         })
         .collect()
 }

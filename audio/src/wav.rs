@@ -29,7 +29,9 @@ pub enum WavError {
     #[error("no data chunk")]
     NoData,
     /// An encoding other than 16-bit PCM, µ-law or A-law.
-    #[error("unsupported encoding: format tag {format}, {bits} bits per sample (use 16-bit PCM, µ-law or A-law)")]
+    #[error(
+        "unsupported encoding: format tag {format}, {bits} bits per sample (use 16-bit PCM, µ-law or A-law)"
+    )]
     Encoding {
         /// The WAVE format tag.
         format: u16,
@@ -70,7 +72,12 @@ pub fn decode(bytes: &[u8]) -> Result<Pcm, WavError> {
                 if body.len() < 16 {
                     return Err(WavError::Truncated("fmt"));
                 }
-                fmt = Some((u16_at(body, 0), u16_at(body, 2), u32_at(body, 4), u16_at(body, 14)));
+                fmt = Some((
+                    u16_at(body, 0),
+                    u16_at(body, 2),
+                    u32_at(body, 4),
+                    u16_at(body, 14),
+                ));
             }
             b"data" => {
                 let (format, channels, rate, bits) = fmt.ok_or(WavError::NoFormat)?;
@@ -80,7 +87,11 @@ pub fn decode(bytes: &[u8]) -> Result<Pcm, WavError> {
         }
         pos = body_start.saturating_add(size).saturating_add(size & 1);
     }
-    Err(if fmt.is_none() { WavError::NoFormat } else { WavError::NoData })
+    Err(if fmt.is_none() {
+        WavError::NoFormat
+    } else {
+        WavError::NoData
+    })
 }
 
 fn convert(format: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Result<Pcm, WavError> {
@@ -91,7 +102,10 @@ fn convert(format: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Res
         return Err(WavError::Rate(rate));
     }
     let interleaved: Vec<i16> = match (format, bits) {
-        (1, 16) => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect(),
+        (1, 16) => data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect(),
         (6, 8) => data.iter().map(|&c| crate::g711::alaw_decode(c)).collect(),
         (7, 8) => data.iter().map(|&c| crate::g711::ulaw_decode(c)).collect(),
         _ => return Err(WavError::Encoding { format, bits }),
@@ -138,7 +152,13 @@ mod tests {
     fn pcm16_round_trip() {
         let s = vec![0, 1, -1, 1000, i16::MIN, i16::MAX];
         let pcm = decode(&encode_pcm16(16000, &s)).unwrap();
-        assert_eq!(pcm, Pcm { rate: 16000, samples: s });
+        assert_eq!(
+            pcm,
+            Pcm {
+                rate: 16000,
+                samples: s
+            }
+        );
     }
 
     #[test]
@@ -152,7 +172,10 @@ mod tests {
         u[20] = 7; // µ-law
         u[34] = 8; // bits
         let pcm = decode(&u).unwrap();
-        assert_eq!(pcm.samples, vec![crate::g711::ulaw_decode(0), crate::g711::ulaw_decode(0)]);
+        assert_eq!(
+            pcm.samples,
+            vec![crate::g711::ulaw_decode(0), crate::g711::ulaw_decode(0)]
+        );
     }
 
     #[test]
@@ -160,7 +183,13 @@ mod tests {
         assert_eq!(decode(b"hello"), Err(WavError::NotWav));
         let mut w = encode_pcm16(8000, &[0; 4]);
         w[34] = 24;
-        assert_eq!(decode(&w), Err(WavError::Encoding { format: 1, bits: 24 }));
+        assert_eq!(
+            decode(&w),
+            Err(WavError::Encoding {
+                format: 1,
+                bits: 24
+            })
+        );
         let mut w = encode_pcm16(8000, &[0; 4]);
         w[24..28].copy_from_slice(&96000u32.to_le_bytes());
         assert_eq!(decode(&w), Err(WavError::Rate(96000)));

@@ -1,1 +1,201 @@
-//! placeholder
+//! Dialog state (RFC 3261 §12) for the engine's side of a call (the UAS).
+
+use crate::header::{HeaderName, NameAddr};
+use crate::message::{CoreHeaders, HeaderError, Method, Request};
+use crate::uri::Uri;
+
+/// Identifies a dialog from our side: Call-ID, our tag, the peer's tag (RFC 3261 §12).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialogId {
+    /// Call-ID.
+    pub call_id: String,
+    /// Our tag (the To tag of requests the peer sends).
+    pub local_tag: String,
+    /// The peer's tag (the From tag of requests the peer sends).
+    pub remote_tag: String,
+}
+
+impl DialogId {
+    /// The dialog a request received from the peer belongs to, if it carries both tags.
+    pub fn of_incoming(request: &Request) -> Option<DialogId> {
+        Some(DialogId {
+            call_id: request.call_id().ok()?.to_string(),
+            local_tag: request.to_addr().ok()?.tag()?.to_string(),
+            remote_tag: request
+                .from_addr()
+                .ok()?
+                .tag()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+}
+
+/// A dialog created by answering an INVITE (RFC 3261 §12.1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    /// The identifiers.
+    pub id: DialogId,
+    /// Our address of record, with our tag (the To of the INVITE).
+    pub local: NameAddr,
+    /// The peer's address of record, with its tag (the From of the INVITE).
+    pub remote: NameAddr,
+    /// Where in-dialog requests go: the Contact of the INVITE (§12.1.1).
+    pub remote_target: Uri,
+    /// The Record-Route values of the INVITE, in order (§12.1.1).
+    pub route_set: Vec<String>,
+    /// Our CSeq for requests we send.
+    pub local_seq: u32,
+    /// The highest CSeq seen from the peer.
+    pub remote_seq: u32,
+}
+
+/// Why a request cannot be placed in the dialog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialogError {
+    /// A header the dialog needs is missing or malformed.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The INVITE has no Contact (RFC 3261 §8.1.1.8 requires one).
+    #[error("INVITE without Contact")]
+    NoContact,
+    /// A request's CSeq is lower than one already seen (§12.2.2): answer 500.
+    #[error("CSeq {got} is lower than {seen}")]
+    OldCSeq {
+        /// The CSeq received.
+        got: u32,
+        /// The highest seen.
+        seen: u32,
+    },
+}
+
+impl Dialog {
+    /// The dialog that answering `invite` with our tag `local_tag` creates (RFC 3261 §12.1.1).
+    pub fn from_invite(
+        invite: &Request,
+        local_tag: &str,
+        local_seq: u32,
+    ) -> Result<Dialog, DialogError> {
+        let remote = invite.from_addr()?;
+        let mut local = invite.to_addr()?;
+        local.params.set("tag", Some(local_tag.to_string()));
+        let remote_target = invite.contact()?.ok_or(DialogError::NoContact)?.uri;
+        let route_set = invite
+            .headers
+            .values(&HeaderName::RecordRoute)
+            .map(str::to_string)
+            .collect();
+        Ok(Dialog {
+            id: DialogId {
+                call_id: invite.call_id()?.to_string(),
+                local_tag: local_tag.to_string(),
+                remote_tag: remote.tag().unwrap_or_default().to_string(),
+            },
+            local,
+            remote,
+            remote_target,
+            route_set,
+            local_seq,
+            remote_seq: invite.cseq()?.seq,
+        })
+    }
+
+    /// Check and record the CSeq of an in-dialog request from the peer (§12.2.2).
+    /// ACK and CANCEL reuse the INVITE's number and are not checked.
+    pub fn accept_remote_seq(&mut self, request: &Request) -> Result<(), DialogError> {
+        let seq = request.cseq()?.seq;
+        if matches!(request.method, Method::Ack | Method::Cancel) {
+            return Ok(());
+        }
+        if seq < self.remote_seq {
+            return Err(DialogError::OldCSeq {
+                got: seq,
+                seen: self.remote_seq,
+            });
+        }
+        self.remote_seq = seq;
+        Ok(())
+    }
+
+    /// Update the remote target from a target-refresh request's Contact (re-INVITE, §12.2.2).
+    pub fn refresh_target(&mut self, request: &Request) {
+        if let Ok(Some(c)) = request.contact() {
+            self.remote_target = c.uri;
+        }
+    }
+
+    /// A new in-dialog request (RFC 3261 §12.2.1.1); `via` is our Via value with a fresh branch.
+    /// The route set is treated as loose routes (`;lr`), the common case; strict routing is a non-goal.
+    pub fn request(&mut self, method: Method, via: String) -> Request {
+        self.local_seq += 1;
+        let mut r = Request::new(method.clone(), self.remote_target.clone());
+        r.headers.push(HeaderName::Via, via);
+        r.headers.push(HeaderName::MaxForwards, "70");
+        r.headers.push(HeaderName::From, self.local.to_string());
+        r.headers.push(HeaderName::To, self.remote.to_string());
+        r.headers.push(HeaderName::CallId, self.id.call_id.clone());
+        r.headers
+            .push(HeaderName::CSeq, format!("{} {}", self.local_seq, method));
+        for route in &self.route_set {
+            r.headers.push(HeaderName::Route, route.clone());
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Message;
+    use crate::parse::{Framing, parse_message};
+
+    fn invite() -> Request {
+        let s = "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             Record-Route: <sip:p1@127.0.0.1;lr>, <sip:p2@127.0.0.1;lr>\r\n\
+             From: \"Caller\" <sip:caller@127.0.0.1>;tag=abc\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: call-1\r\n\
+             CSeq: 7 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
+        match parse_message(s.as_bytes(), Framing::Datagram).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn bye_is_built_from_dialog_state() {
+        let mut d = Dialog::from_invite(&invite(), "ivrtag", 100).unwrap();
+        let bye = d.request(
+            Method::Bye,
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx".into(),
+        );
+        assert_eq!(bye.uri.to_string(), "sip:caller@127.0.0.1:5070");
+        assert_eq!(bye.from_addr().unwrap().tag(), Some("ivrtag"));
+        assert_eq!(bye.to_addr().unwrap().tag(), Some("abc"));
+        assert_eq!(bye.cseq().unwrap().seq, 101);
+        let routes: Vec<_> = bye.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(
+            routes,
+            vec!["<sip:p1@127.0.0.1;lr>", "<sip:p2@127.0.0.1;lr>"]
+        );
+    }
+
+    #[test]
+    fn old_cseq_is_refused() {
+        let mut d = Dialog::from_invite(&invite(), "t", 1).unwrap();
+        let mut bye = invite();
+        bye.method = Method::Bye;
+        bye.headers.set(HeaderName::CSeq, "6 BYE");
+        assert_eq!(
+            d.accept_remote_seq(&bye),
+            Err(DialogError::OldCSeq { got: 6, seen: 7 })
+        );
+        bye.headers.set(HeaderName::CSeq, "8 BYE");
+        assert!(d.accept_remote_seq(&bye).is_ok());
+    }
+
+    #[test]
+    fn no_contact_is_an_error() {
+        let mut i = invite();
+        i.headers.remove(&HeaderName::Contact);
+        assert_eq!(Dialog::from_invite(&i, "t", 1), Err(DialogError::NoContact));
+    }
+}

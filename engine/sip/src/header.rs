@@ -214,7 +214,9 @@ impl Params {
             }
             if let Some(v) = &value {
                 let quoted = v.len() >= 2 && v.starts_with('"') && v.ends_with('"');
-                if v.is_empty() || !(quoted || v.bytes().all(|b| is_token_byte(b) || b"[]:".contains(&b))) {
+                if v.is_empty()
+                    || !(quoted || v.bytes().all(|b| is_token_byte(b) || b"[]:".contains(&b)))
+                {
                     return Err("bad parameter value");
                 }
             }
@@ -233,7 +235,11 @@ impl Params {
 
     /// Set (or add) a parameter.
     pub fn set(&mut self, name: &str, value: Option<String>) {
-        match self.0.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.0.push((name.to_string(), value)),
         }
@@ -296,7 +302,10 @@ pub struct Via {
 impl Via {
     /// Parse one Via value.
     pub fn parse(value: &str) -> Result<Via, HeaderError> {
-        let bad = |reason| HeaderError::Malformed { name: HeaderName::Via, reason };
+        let bad = |reason| HeaderError::Malformed {
+            name: HeaderName::Via,
+            reason,
+        };
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS
         // allowed around each SLASH (RFC 3261 §25.1, RFC 4475 §3.1.1.1).
         let mut parts = value.splitn(3, '/');
@@ -308,7 +317,9 @@ impl Via {
         if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
             return Err(bad("protocol is not SIP/2.0/transport"));
         }
-        let end = rest.find(|c: char| !(c.is_ascii() && is_token_byte(c as u8))).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii() && is_token_byte(c as u8)))
+            .unwrap_or(rest.len());
         let (transport, rest) = rest.split_at(end);
         if transport.is_empty() || !rest.starts_with([' ', '\t']) {
             return Err(bad("bad transport"));
@@ -320,7 +331,12 @@ impl Via {
         };
         let (host, port) = split_host_port(sent_by).ok_or(bad("bad sent-by"))?;
         let params = Params::parse(params).map_err(bad)?;
-        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params })
+        Ok(Via {
+            transport: transport.to_ascii_uppercase(),
+            host,
+            port,
+            params,
+        })
     }
 
     /// The branch parameter.
@@ -364,7 +380,9 @@ pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
         }
     };
     if host.is_empty()
-        || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
     {
         return None;
     }
@@ -387,7 +405,10 @@ pub struct CSeq {
 impl CSeq {
     /// Parse a CSeq value.
     pub fn parse(value: &str) -> Result<CSeq, HeaderError> {
-        let bad = |reason| HeaderError::Malformed { name: HeaderName::CSeq, reason };
+        let bad = |reason| HeaderError::Malformed {
+            name: HeaderName::CSeq,
+            reason,
+        };
         let mut it = value.split_whitespace();
         let (num, method) = (it.next(), it.next());
         if it.next().is_some() {
@@ -405,7 +426,10 @@ impl CSeq {
         let method = method
             .filter(|m| m.bytes().all(is_token_byte))
             .ok_or(bad("no method"))?;
-        Ok(CSeq { seq, method: Method::from_token(method) })
+        Ok(CSeq {
+            seq,
+            method: Method::from_token(method),
+        })
     }
 }
 
@@ -429,7 +453,10 @@ pub struct NameAddr {
 impl NameAddr {
     /// Parse a From/To/Contact value; `name` is used in errors.
     pub fn parse(value: &str, name: HeaderName) -> Result<NameAddr, HeaderError> {
-        let bad = |reason| HeaderError::Malformed { name: name.clone(), reason };
+        let bad = |reason| HeaderError::Malformed {
+            name: name.clone(),
+            reason,
+        };
         let v = value.trim();
         let (display, rest) = if let Some(q) = v.strip_prefix('"') {
             let mut out = String::new();
@@ -467,10 +494,16 @@ impl NameAddr {
             let end = inner.find('>').ok_or(bad("missing >"))?;
             let uri = Uri::parse(&inner[..end]).map_err(|_| bad("bad URI"))?;
             let params = Params::parse(&inner[end + 1..]).map_err(bad)?;
-            if !inner[end + 1..].trim().is_empty() && !inner[end + 1..].trim_start().starts_with(';') {
+            if !inner[end + 1..].trim().is_empty()
+                && !inner[end + 1..].trim_start().starts_with(';')
+            {
                 return Err(bad("text after >"));
             }
-            Ok(NameAddr { display, uri, params })
+            Ok(NameAddr {
+                display,
+                uri,
+                params,
+            })
         } else {
             // addr-spec: parameters after the URI belong to the header (RFC 3261 §20.10).
             let (u, p) = match rest.find(';') {
@@ -483,7 +516,11 @@ impl NameAddr {
             }
             let uri = Uri::parse(u).map_err(|_| bad("bad URI"))?;
             let params = Params::parse(p).map_err(bad)?;
-            Ok(NameAddr { display: None, uri, params })
+            Ok(NameAddr {
+                display: None,
+                uri,
+                params,
+            })
         }
     }
 
@@ -521,7 +558,10 @@ mod tests {
         assert_eq!((v.host.as_str(), v.port), ("10.0.0.1", Some(5070)));
         assert_eq!(v.branch(), Some("z9hG4bK1"));
         assert_eq!(v.params.get("rport"), Some(None));
-        assert_eq!(v.to_string(), "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;rport");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;rport"
+        );
         let v6 = Via::parse("SIP/2.0/TCP [2001:db8::1]:5060;branch=z9hG4bKx").unwrap();
         assert_eq!(v6.host, "[2001:db8::1]");
         assert!(Via::parse("SIP/3.0/UDP a").is_err());

@@ -133,7 +133,11 @@ impl StatusCode {
 
     /// A status code, if within 100-699.
     pub const fn new(code: u16) -> Option<StatusCode> {
-        if code >= 100 && code <= 699 { Some(StatusCode(code)) } else { None }
+        if code >= 100 && code <= 699 {
+            Some(StatusCode(code))
+        } else {
+            None
+        }
     }
 
     /// The numeric code.
@@ -211,17 +215,26 @@ impl Headers {
 
     /// Append a header line.
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// The value of the first line named `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0.iter().find(|h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every line named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every comma-separated value of every line named `name`, in order (RFC 3261 §7.3.1).
@@ -357,12 +370,12 @@ pub trait CoreHeaders {
     }
 
     /// The From header.
-    fn from_header(&self) -> Result<NameAddr, HeaderError> {
+    fn from_addr(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(single(self.headers(), HeaderName::From)?, HeaderName::From)
     }
 
     /// The To header.
-    fn to_header(&self) -> Result<NameAddr, HeaderError> {
+    fn to_addr(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(single(self.headers(), HeaderName::To)?, HeaderName::To)
     }
 
@@ -377,8 +390,14 @@ pub trait CoreHeaders {
 }
 
 fn single(headers: &Headers, name: HeaderName) -> Result<&str, HeaderError> {
-    let mut it = headers.0.iter().filter(|h| h.name == name).map(|h| h.value.as_str());
-    let first = it.next().ok_or_else(|| HeaderError::Missing(name.clone()))?;
+    let mut it = headers
+        .0
+        .iter()
+        .filter(|h| h.name == name)
+        .map(|h| h.value.as_str());
+    let first = it
+        .next()
+        .ok_or_else(|| HeaderError::Missing(name.clone()))?;
     if it.next().is_some() {
         return Err(HeaderError::Repeated(name.clone()));
     }
@@ -400,7 +419,12 @@ impl CoreHeaders for Response {
 impl Request {
     /// A request with no headers and no body.
     pub fn new(method: Method, uri: Uri) -> Request {
-        Request { method, uri, headers: Headers::new(), body: Vec::new() }
+        Request {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
     }
 
     /// Serialise for the wire.
@@ -497,7 +521,10 @@ mod tests {
         h.push(HeaderName::From, "f");
         h.push(HeaderName::Via, "b");
         h.set(HeaderName::Via, "c");
-        let names: Vec<_> = h.iter().map(|x| (x.name.as_str(), x.value.as_str())).collect();
+        let names: Vec<_> = h
+            .iter()
+            .map(|x| (x.name.as_str(), x.value.as_str()))
+            .collect();
         assert_eq!(names, vec![("Via", "c"), ("From", "f")]);
     }
 

@@ -6,7 +6,9 @@
 //! header lines it could read, so the endpoint can answer it with a 400 that names the fault.
 
 use crate::header::{HeaderName, is_token_byte};
-use crate::message::{CoreHeaders, HeaderError, Headers, Message, Method, Request, Response, StatusCode};
+use crate::message::{
+    CoreHeaders, HeaderError, Headers, Message, Method, Request, Response, StatusCode,
+};
 use crate::uri::{Uri, UriError};
 
 /// Size limits applied before anything else is read.
@@ -22,7 +24,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message: 65_535, max_headers: 128, max_header_len: 8_192 }
+        Limits {
+            max_message: 65_535,
+            max_headers: 128,
+            max_header_len: 8_192,
+        }
     }
 }
 
@@ -123,8 +129,15 @@ pub fn parse_message(bytes: &[u8], framing: Framing) -> Result<Message, ParseErr
 }
 
 /// Parse one message.
-pub fn parse_with_limits(bytes: &[u8], framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
-    let mut p = Parser { is_request: false, headers: Headers::new() };
+pub fn parse_with_limits(
+    bytes: &[u8],
+    framing: Framing,
+    limits: &Limits,
+) -> Result<Message, ParseError> {
+    let mut p = Parser {
+        is_request: false,
+        headers: Headers::new(),
+    };
     p.run(bytes, framing, limits).map_err(|kind| ParseError {
         kind,
         is_request: p.is_request,
@@ -143,12 +156,20 @@ enum StartLine {
 }
 
 impl Parser {
-    fn run(&mut self, bytes: &[u8], framing: Framing, limits: &Limits) -> Result<Message, ParseErrorKind> {
+    fn run(
+        &mut self,
+        bytes: &[u8],
+        framing: Framing,
+        limits: &Limits,
+    ) -> Result<Message, ParseErrorKind> {
         if bytes.len() > limits.max_message {
             return Err(ParseErrorKind::TooLarge(limits.max_message));
         }
         // RFC 3261 §7.5: CRLFs before the start line are ignored.
-        let start = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).ok_or(ParseErrorKind::Empty)?;
+        let start = bytes
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .ok_or(ParseErrorKind::Empty)?;
         let bytes = &bytes[start..];
         // Without the blank line the message is refused, but its header lines are still read
         // so that the refusal can be addressed to the sender.
@@ -157,11 +178,17 @@ impl Parser {
             None => (bytes.len(), false),
         };
         let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| ParseErrorKind::NotUtf8)?;
-        let rest = if terminated { &bytes[head_end + 4..] } else { &[][..] };
+        let rest = if terminated {
+            &bytes[head_end + 4..]
+        } else {
+            &[][..]
+        };
 
         let mut lines = head.split("\r\n");
         let first = lines.next().unwrap_or_default();
-        self.is_request = !first.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("SIP/"));
+        self.is_request = !first
+            .get(..4)
+            .is_some_and(|s| s.eq_ignore_ascii_case("SIP/"));
         let start_line = parse_start_line(first);
         let content_length = self.read_headers(lines, limits)?;
         let start_line = start_line?;
@@ -172,17 +199,32 @@ impl Parser {
         let body_len = match (content_length, framing) {
             (Some(n), _) => n,
             (None, Framing::Datagram) => rest.len(),
-            (None, Framing::Stream) => return Err(ParseErrorKind::ContentLength("is required on a stream")),
+            (None, Framing::Stream) => {
+                return Err(ParseErrorKind::ContentLength("is required on a stream"));
+            }
         };
         if rest.len() < body_len {
-            return Err(ParseErrorKind::BodyTooShort { declared: body_len, got: rest.len() });
+            return Err(ParseErrorKind::BodyTooShort {
+                declared: body_len,
+                got: rest.len(),
+            });
         }
         // Octets past Content-Length in a datagram are discarded (RFC 3261 §18.3).
         let body = rest[..body_len].to_vec();
         let headers = std::mem::take(&mut self.headers);
         let msg = match start_line {
-            StartLine::Request(method, uri) => Message::Request(Request { method, uri, headers, body }),
-            StartLine::Response(status, reason) => Message::Response(Response { status, reason, headers, body }),
+            StartLine::Request(method, uri) => Message::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            }),
+            StartLine::Response(status, reason) => Message::Response(Response {
+                status,
+                reason,
+                headers,
+                body,
+            }),
         };
         if let Err(e) = validate(&msg) {
             self.headers = msg.headers().clone();
@@ -218,7 +260,9 @@ impl Parser {
             if line.len() > limits.max_header_len {
                 return Err(ParseErrorKind::HeaderTooLong(limits.max_header_len));
             }
-            let (name, value) = line.split_once(':').ok_or(ParseErrorKind::HeaderLine(i + 1))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or(ParseErrorKind::HeaderLine(i + 1))?;
             let name = name.trim_end_matches([' ', '\t']);
             if name.is_empty() || !name.bytes().all(is_token_byte) {
                 return Err(ParseErrorKind::HeaderLine(i + 1));
@@ -230,10 +274,15 @@ impl Parser {
                     || value.is_empty()
                     || !value.bytes().all(|b| b.is_ascii_digit())
                 {
-                    return Err(ParseErrorKind::ContentLength("is not a single decimal number"));
+                    return Err(ParseErrorKind::ContentLength(
+                        "is not a single decimal number",
+                    ));
                 }
-                content_length =
-                    Some(value.parse().map_err(|_| ParseErrorKind::ContentLength("is too large"))?);
+                content_length = Some(
+                    value
+                        .parse()
+                        .map_err(|_| ParseErrorKind::ContentLength("is too large"))?,
+                );
                 continue;
             }
             self.headers.push(name, value);
@@ -252,7 +301,9 @@ fn parse_version(v: &str) -> Result<(), ParseErrorKind> {
         .filter(|p| p.eq_ignore_ascii_case("SIP/"))
         .map(|_| &v[4..])
         .ok_or(ParseErrorKind::StartLine("no SIP version"))?;
-    let (major, minor) = rest.split_once('.').ok_or(ParseErrorKind::StartLine("bad SIP version"))?;
+    let (major, minor) = rest
+        .split_once('.')
+        .ok_or(ParseErrorKind::StartLine("bad SIP version"))?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(major) || !digits(minor) {
         return Err(ParseErrorKind::StartLine("bad SIP version"));
@@ -264,13 +315,20 @@ fn parse_version(v: &str) -> Result<(), ParseErrorKind> {
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
-    if line.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("SIP/")) {
+    if line
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case("SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2)
         let mut it = line.splitn(3, ' ');
         let version = it.next().unwrap_or_default();
         parse_version(version)?;
-        let code = it.next().ok_or(ParseErrorKind::StartLine("no status code"))?;
-        let reason = it.next().ok_or(ParseErrorKind::StartLine("no SP after the status code"))?;
+        let code = it
+            .next()
+            .ok_or(ParseErrorKind::StartLine("no status code"))?;
+        let reason = it
+            .next()
+            .ok_or(ParseErrorKind::StartLine("no SP after the status code"))?;
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ParseErrorKind::StartLine("status code is not three digits"));
         }
@@ -284,7 +342,9 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
     // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1): exactly single spaces.
     let parts: Vec<&str> = line.split(' ').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(ParseErrorKind::StartLine("request line is not 'METHOD SP URI SP SIP/2.0'"));
+        return Err(ParseErrorKind::StartLine(
+            "request line is not 'METHOD SP URI SP SIP/2.0'",
+        ));
     }
     let (method, uri, version) = (parts[0], parts[1], parts[2]);
     if !method.bytes().all(is_token_byte) {
@@ -300,8 +360,8 @@ fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
     match msg {
         Message::Request(r) => {
             r.top_via()?;
-            r.from_header()?;
-            r.to_header()?;
+            r.from_addr()?;
+            r.to_addr()?;
             r.call_id()?;
             let cseq = r.cseq()?;
             if cseq.method != r.method {
@@ -314,7 +374,11 @@ fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
             if let Some(v) = mf.next() {
                 let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
                 let value = v.trim_start_matches('0');
-                if mf.next().is_some() || !digits || value.len() > 3 || value.parse::<u16>().is_ok_and(|n| n > 255) {
+                if mf.next().is_some()
+                    || !digits
+                    || value.len() > 3
+                    || value.parse::<u16>().is_ok_and(|n| n > 255)
+                {
                     return Err(ParseErrorKind::MaxForwards);
                 }
             }
@@ -322,8 +386,8 @@ fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
         }
         Message::Response(r) => {
             r.top_via()?;
-            r.from_header()?;
-            r.to_header()?;
+            r.from_addr()?;
+            r.to_addr()?;
             r.call_id()?;
             r.cseq()?;
             Ok(())
@@ -338,15 +402,36 @@ pub fn error_response(err: &ParseError) -> Option<Response> {
         return None;
     }
     let h = &err.headers;
-    for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+    for name in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
         h.get(&name)?;
     }
     let mut r = Response::new(err.status());
-    for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+    for name in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
         r.headers.copy_from(h, &name);
     }
-    let reason: String = err.kind.to_string().chars().filter(|c| !c.is_control()).collect();
-    r.reason = if err.status() == StatusCode::BAD_REQUEST { format!("Bad Request ({reason})") } else { r.reason };
+    let reason: String = err
+        .kind
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    r.reason = if err.status() == StatusCode::BAD_REQUEST {
+        format!("Bad Request ({reason})")
+    } else {
+        r.reason
+    };
     Some(r)
 }
 
@@ -377,7 +462,7 @@ mod tests {
         assert_eq!(r.method, Method::Invite);
         assert_eq!(r.body, b"v=0\n");
         assert_eq!(r.cseq().unwrap().seq, 314159);
-        assert_eq!(r.from_header().unwrap().tag(), Some("1928"));
+        assert_eq!(r.from_addr().unwrap().tag(), Some("1928"));
         assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bK776"));
     }
 
@@ -390,24 +475,42 @@ mod tests {
 
     #[test]
     fn folding_and_compact_forms() {
-        let s = INVITE.replace("Call-ID: a84b4c76e66710", "i: a84b4c76e66710").replace(
-            "Max-Forwards: 70",
-            "Subject: hello\r\n  world\r\nMax-Forwards: 70",
-        );
+        let s = INVITE
+            .replace("Call-ID: a84b4c76e66710", "i: a84b4c76e66710")
+            .replace(
+                "Max-Forwards: 70",
+                "Subject: hello\r\n  world\r\nMax-Forwards: 70",
+            );
         let r = req(&s, Framing::Datagram).unwrap();
         assert_eq!(r.call_id().unwrap(), "a84b4c76e66710");
-        assert_eq!(r.headers.get(&HeaderName::Other("Subject".into())), Some("hello world"));
+        assert_eq!(
+            r.headers.get(&HeaderName::Other("Subject".into())),
+            Some("hello world")
+        );
     }
 
     #[test]
     fn short_body_is_an_error_never_truncated() {
         let s = INVITE.replace("Content-Length: 4", "Content-Length: 40");
         let e = req(&s, Framing::Datagram).unwrap_err();
-        assert_eq!(e.kind, ParseErrorKind::BodyTooShort { declared: 40, got: 4 });
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::BodyTooShort {
+                declared: 40,
+                got: 4
+            }
+        );
         let resp = error_response(&e).unwrap();
         assert_eq!(resp.status, StatusCode::BAD_REQUEST);
-        assert!(resp.reason.contains("shorter than Content-Length"), "{}", resp.reason);
-        assert_eq!(resp.headers.get(&HeaderName::CallId), Some("a84b4c76e66710"));
+        assert!(
+            resp.reason.contains("shorter than Content-Length"),
+            "{}",
+            resp.reason
+        );
+        assert_eq!(
+            resp.headers.get(&HeaderName::CallId),
+            Some("a84b4c76e66710")
+        );
     }
 
     #[test]
@@ -416,18 +519,36 @@ mod tests {
         assert_eq!(req(&s, Framing::Datagram).unwrap().body, b"v=");
         let s = INVITE.replace("Content-Length: 4\r\n", "");
         assert_eq!(req(&s, Framing::Datagram).unwrap().body, b"v=0\n");
-        assert!(matches!(req(&s, Framing::Stream).unwrap_err().kind, ParseErrorKind::ContentLength(_)));
+        assert!(matches!(
+            req(&s, Framing::Stream).unwrap_err().kind,
+            ParseErrorKind::ContentLength(_)
+        ));
     }
 
     #[test]
     fn bad_inputs_are_named() {
         let cases = [
-            (INVITE.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"), "version"),
+            (
+                INVITE.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"),
+                "version",
+            ),
             (INVITE.replace("INVITE sip", "INVITE  sip"), "start line"),
-            (INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE"), "does not match"),
-            (INVITE.replace("Max-Forwards: 70", "Max-Forwards: 300"), "Max-Forwards"),
-            (INVITE.replace("Call-ID: a84b4c76e66710\r\n", ""), "missing Call-ID"),
-            (INVITE.replace("Max-Forwards: 70", "Max-Forwards 70"), "header line"),
+            (
+                INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE"),
+                "does not match",
+            ),
+            (
+                INVITE.replace("Max-Forwards: 70", "Max-Forwards: 300"),
+                "Max-Forwards",
+            ),
+            (
+                INVITE.replace("Call-ID: a84b4c76e66710\r\n", ""),
+                "missing Call-ID",
+            ),
+            (
+                INVITE.replace("Max-Forwards: 70", "Max-Forwards 70"),
+                "header line",
+            ),
         ];
         for (s, needle) in cases {
             let e = req(&s, Framing::Stream).unwrap_err();
@@ -443,17 +564,28 @@ mod tests {
         assert!(!e.is_request);
         assert!(error_response(&e).is_none());
         let ok = r.replace("999 Huh", "200 ");
-        assert!(matches!(parse_message(ok.as_bytes(), Framing::Datagram), Ok(Message::Response(_))));
+        assert!(matches!(
+            parse_message(ok.as_bytes(), Framing::Datagram),
+            Ok(Message::Response(_))
+        ));
     }
 
     #[test]
     fn limits_apply() {
-        let limits = Limits { max_message: 100, ..Limits::default() };
+        let limits = Limits {
+            max_message: 100,
+            ..Limits::default()
+        };
         assert_eq!(
-            parse_with_limits(INVITE.as_bytes(), Framing::Stream, &limits).unwrap_err().kind,
+            parse_with_limits(INVITE.as_bytes(), Framing::Stream, &limits)
+                .unwrap_err()
+                .kind,
             ParseErrorKind::TooLarge(100)
         );
         let many = INVITE.replace("Max-Forwards: 70\r\n", &"X-A: b\r\n".repeat(200));
-        assert_eq!(req(&many, Framing::Stream).unwrap_err().kind, ParseErrorKind::TooManyHeaders(128));
+        assert_eq!(
+            req(&many, Framing::Stream).unwrap_err().kind,
+            ParseErrorKind::TooManyHeaders(128)
+        );
     }
 }

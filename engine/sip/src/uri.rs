@@ -62,13 +62,18 @@ impl Uri {
         let (scheme, rest) = s.split_once(':').ok_or(UriError::NoScheme)?;
         if scheme.is_empty()
             || !scheme.as_bytes()[0].is_ascii_alphabetic()
-            || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         {
             return Err(UriError::NoScheme);
         }
         let lower = scheme.to_ascii_lowercase();
         if lower != "sip" && lower != "sips" {
-            return Ok(Uri::Other { scheme: lower, raw: s.to_string() });
+            return Ok(Uri::Other {
+                scheme: lower,
+                raw: s.to_string(),
+            });
         }
         // userinfo ends at the last '@' ('@' elsewhere must be escaped); the user part may
         // hold '?' and ';' (RFC 3261 §25.1 user-unreserved), so headers are looked for after it.
@@ -99,7 +104,15 @@ impl Uri {
         };
         let (host, port) = split_host_port(hostport).ok_or(UriError::Host)?;
         let params = Params::parse(params).map_err(|_| UriError::Part("parameters"))?;
-        Ok(Uri::Sip(SipUri { secure: lower == "sips", user, password, host, port, params, headers }))
+        Ok(Uri::Sip(SipUri {
+            secure: lower == "sips",
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        }))
     }
 
     /// The SIP form, if this is a `sip:`/`sips:` URI.
@@ -149,12 +162,13 @@ pub fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -199,13 +213,17 @@ mod tests {
 
     #[test]
     fn sip_uri_parts() {
-        let u = Uri::parse("sip:user;par=u%40example.net@example.com:5070;transport=tcp?h=1").unwrap();
+        let u =
+            Uri::parse("sip:user;par=u%40example.net@example.com:5070;transport=tcp?h=1").unwrap();
         let s = u.as_sip().unwrap();
         assert_eq!(s.user.as_deref(), Some("user;par=u%40example.net"));
         assert_eq!(u.user().as_deref(), Some("user;par=u@example.net"));
         assert_eq!((s.host.as_str(), s.port), ("example.com", Some(5070)));
         assert_eq!(s.params.get("transport"), Some(Some("tcp")));
-        assert_eq!(u.to_string(), "sip:user;par=u%40example.net@example.com:5070;transport=tcp?h=1");
+        assert_eq!(
+            u.to_string(),
+            "sip:user;par=u%40example.net@example.com:5070;transport=tcp?h=1"
+        );
     }
 
     #[test]
@@ -215,7 +233,10 @@ mod tests {
         assert_eq!(Uri::parse("nocolon"), Err(UriError::NoScheme));
         assert_eq!(Uri::parse("sip:@host"), Err(UriError::Part("user")));
         assert_eq!(Uri::parse("sip:u%4@host"), Err(UriError::Part("user")));
-        assert_eq!(Uri::parse("sip:[::1]:5060").unwrap().as_sip().unwrap().port, Some(5060));
+        assert_eq!(
+            Uri::parse("sip:[::1]:5060").unwrap().as_sip().unwrap().port,
+            Some(5060)
+        );
     }
 
     #[test]

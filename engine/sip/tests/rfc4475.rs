@@ -91,7 +91,10 @@ fn every_torture_message_gets_the_expected_verdict() {
         let file = cols.next().unwrap();
         let rfc_verdict = line.split(',').nth(4).unwrap_or_default();
         let bytes = std::fs::read(dir.join(file)).unwrap();
-        let (_, ours) = EXPECTED.iter().find(|(f, _)| *f == file).unwrap_or_else(|| panic!("{file} not in table"));
+        let (_, ours) = EXPECTED
+            .iter()
+            .find(|(f, _)| *f == file)
+            .unwrap_or_else(|| panic!("{file} not in table"));
         let got = verdict(&bytes);
         assert_eq!(&got, ours, "{file}");
         // A message the RFC says must be rejected is never accepted.
@@ -106,7 +109,11 @@ fn every_torture_message_gets_the_expected_verdict() {
 #[test]
 fn dblreq_ignores_the_trailing_invite() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475");
-    let m = parse_message(&std::fs::read(dir.join("dblreq.dat")).unwrap(), Framing::Datagram).unwrap();
+    let m = parse_message(
+        &std::fs::read(dir.join("dblreq.dat")).unwrap(),
+        Framing::Datagram,
+    )
+    .unwrap();
     match m {
         ivr_sip::Message::Request(r) => {
             assert_eq!(r.method, ivr_sip::Method::Register);
@@ -123,9 +130,12 @@ fn mpart01_body_is_framed_by_content_length() {
     let m = parse_message(&bytes, Framing::Stream).unwrap();
     let declared: usize = String::from_utf8_lossy(&bytes)
         .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: ").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix("Content-Length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap();
-    assert_eq!(m.to_bytes().len() > declared, true);
+    assert!(m.to_bytes().len() > declared);
     match m {
         ivr_sip::Message::Request(r) => assert_eq!(r.body.len(), declared),
         _ => panic!("not a request"),
