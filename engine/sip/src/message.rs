@@ -370,12 +370,12 @@ pub trait CoreHeaders {
     }
 
     /// The From header.
-    fn from_addr(&self) -> Result<NameAddr, HeaderError> {
+    fn from_party(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(single(self.headers(), HeaderName::From)?, HeaderName::From)
     }
 
     /// The To header.
-    fn to_addr(&self) -> Result<NameAddr, HeaderError> {
+    fn to_party(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(single(self.headers(), HeaderName::To)?, HeaderName::To)
     }
 
