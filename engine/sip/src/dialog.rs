@@ -20,9 +20,9 @@ impl DialogId {
     pub fn of_incoming(request: &Request) -> Option<DialogId> {
         Some(DialogId {
             call_id: request.call_id().ok()?.to_string(),
-            local_tag: request.to_party().ok()?.tag()?.to_string(),
+            local_tag: request.party_to().ok()?.tag()?.to_string(),
             remote_tag: request
-                .from_party()
+                .party_from()
                 .ok()?
                 .tag()
                 .unwrap_or_default()
@@ -76,8 +76,8 @@ impl Dialog {
         local_tag: &str,
         local_seq: u32,
     ) -> Result<Dialog, DialogError> {
-        let remote = invite.from_party()?;
-        let mut local = invite.to_party()?;
+        let remote = invite.party_from()?;
+        let mut local = invite.party_to()?;
         local.params.set("tag", Some(local_tag.to_string()));
         let remote_target = invite.contact()?.ok_or(DialogError::NoContact)?.uri;
         let route_set = invite
@@ -168,8 +168,8 @@ mod tests {
             "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx".into(),
         );
         assert_eq!(bye.uri.to_string(), "sip:caller@127.0.0.1:5070");
-        assert_eq!(bye.from_party().unwrap().tag(), Some("ivrtag"));
-        assert_eq!(bye.to_party().unwrap().tag(), Some("abc"));
+        assert_eq!(bye.party_from().unwrap().tag(), Some("ivrtag"));
+        assert_eq!(bye.party_to().unwrap().tag(), Some("abc"));
         assert_eq!(bye.cseq().unwrap().seq, 101);
         let routes: Vec<_> = bye.headers.get_all(&HeaderName::Route).collect();
         assert_eq!(

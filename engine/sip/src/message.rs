@@ -370,12 +370,12 @@ pub trait CoreHeaders {
     }
 
     /// The From header.
-    fn from_party(&self) -> Result<NameAddr, HeaderError> {
+    fn party_from(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(single(self.headers(), HeaderName::From)?, HeaderName::From)
     }
 
     /// The To header.
-    fn to_party(&self) -> Result<NameAddr, HeaderError> {
+    fn party_to(&self) -> Result<NameAddr, HeaderError> {
         NameAddr::parse(single(self.headers(), HeaderName::To)?, HeaderName::To)
     }
 

@@ -360,8 +360,8 @@ fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
     match msg {
         Message::Request(r) => {
             r.top_via()?;
-            r.from_party()?;
-            r.to_party()?;
+            r.party_from()?;
+            r.party_to()?;
             r.call_id()?;
             let cseq = r.cseq()?;
             if cseq.method != r.method {
@@ -386,8 +386,8 @@ fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
         }
         Message::Response(r) => {
             r.top_via()?;
-            r.from_party()?;
-            r.to_party()?;
+            r.party_from()?;
+            r.party_to()?;
             r.call_id()?;
             r.cseq()?;
             Ok(())
@@ -462,7 +462,7 @@ mod tests {
         assert_eq!(r.method, Method::Invite);
         assert_eq!(r.body, b"v=0\n");
         assert_eq!(r.cseq().unwrap().seq, 314159);
-        assert_eq!(r.from_party().unwrap().tag(), Some("1928"));
+        assert_eq!(r.party_from().unwrap().tag(), Some("1928"));
         assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bK776"));
     }
 

@@ -222,7 +222,7 @@ mod tests {
         };
         assert_eq!(ack.method, Method::Ack);
         assert_eq!(ack.cseq().unwrap().method, Method::Ack);
-        assert_eq!(ack.to_party().unwrap().tag(), Some("agent"));
+        assert_eq!(ack.party_to().unwrap().tag(), Some("agent"));
         assert_eq!(
             ack.top_via().unwrap().branch(),
             invite().top_via().unwrap().branch()

@@ -53,7 +53,7 @@ impl ServerKey {
                 "2543|{}|{}|{}",
                 request.call_id().unwrap_or_default(),
                 request
-                    .from_party()
+                    .party_from()
                     .ok()
                     .and_then(|f| f.tag().map(str::to_string))
                     .unwrap_or_default(),
