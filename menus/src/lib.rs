@@ -1,0 +1,12 @@
+//! The menu language of the IVR engine: YAML model, validation, and the [`MenuRun`] interpreter.
+//!
+//! A config is compiled once into [`Menus`], an immutable snapshot shared by every call
+//! (prompts are loaded and encoded at compile time). Each call walks it with a [`MenuRun`],
+//! a sans-IO state machine: it is told about digits, finished playback and time, and
+//! answers with what to play, when to stop, and when to hang up.
+
+pub mod model;
+pub mod run;
+
+pub use model::{Action, CompileError, Menu, MenuId, Menus, PromptId, compile};
+pub use run::{MenuOutput, MenuRun};

@@ -1,0 +1,311 @@
+//! [`MenuRun`]: one caller's walk through the menus, as a sans-IO state machine.
+//!
+//! Inputs: [`MenuRun::start`], [`MenuRun::handle_digit`], [`MenuRun::handle_playback_finished`],
+//! [`MenuRun::handle_timeout`]. Outputs: [`MenuOutput`] from [`MenuRun::poll_output`] and the
+//! next deadline from [`MenuRun::poll_timeout`]. A key pressed while a menu prompt plays stops
+//! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
+
+use crate::model::{Action, MenuId, Menus, PromptId};
+use ivr_audio::{Digit, Prompt};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the call must do for the menu.
+#[derive(Debug, Clone)]
+pub enum MenuOutput {
+    /// Replace whatever is playing with these prompts, in order; report when they finish.
+    Play(Vec<Prompt>),
+    /// Stop playing now (a key interrupted the prompt).
+    StopPlayback,
+    /// End the call.
+    Hangup,
+    /// The caller entered a menu (for logs, metrics and tests).
+    Entered(MenuId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    /// The menu prompt plays; collection starts when it ends.
+    Prompt,
+    /// An information, invalid-key or no-input prompt plays; the menu prompt follows.
+    Notice,
+    /// Waiting for a key until the deadline.
+    Collect(Instant),
+    /// A goodbye plays; hang up when it ends.
+    Goodbye,
+    /// Hung up.
+    Done,
+}
+
+/// One call's position in the menus.
+#[derive(Debug)]
+pub struct MenuRun {
+    menus: Arc<Menus>,
+    menu: MenuId,
+    phase: Phase,
+    failures: u32,
+    outputs: VecDeque<MenuOutput>,
+}
+
+impl MenuRun {
+    /// A run at the entry menu of `menus`; nothing happens until [`MenuRun::start`].
+    pub fn new(menus: Arc<Menus>) -> MenuRun {
+        let menu = menus.entry();
+        MenuRun {
+            menus,
+            menu,
+            phase: Phase::NotStarted,
+            failures: 0,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The menu the caller is in.
+    pub fn current(&self) -> MenuId {
+        self.menu
+    }
+
+    /// The snapshot this run walks (calls keep the snapshot they started with).
+    pub fn menus(&self) -> &Arc<Menus> {
+        &self.menus
+    }
+
+    /// Whether the run has hung up.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The call is connected: enter the entry menu.
+    pub fn start(&mut self, now: Instant) {
+        if self.phase == Phase::NotStarted {
+            self.enter(now, self.menus.entry());
+        }
+    }
+
+    /// The caller pressed a key.
+    pub fn handle_digit(&mut self, now: Instant, digit: Digit) {
+        match self.phase {
+            Phase::Prompt | Phase::Notice => {
+                self.outputs.push_back(MenuOutput::StopPlayback);
+                self.select(now, digit);
+            }
+            Phase::Collect(_) => self.select(now, digit),
+            Phase::NotStarted | Phase::Goodbye | Phase::Done => {}
+        }
+    }
+
+    /// Everything asked for by the last [`MenuOutput::Play`] has been played.
+    pub fn handle_playback_finished(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Prompt => {
+                let timeout = self.menus.menu(self.menu).timeout;
+                self.phase = Phase::Collect(now + timeout);
+            }
+            Phase::Notice => self.play_menu_prompt(now),
+            Phase::Goodbye => self.hang_up(),
+            _ => {}
+        }
+    }
+
+    /// Time passed; fires the key timeout if due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Phase::Collect(deadline) = self.phase {
+            if now >= deadline {
+                let prompts = self.menus.menu(self.menu).no_input.clone();
+                self.fail(now, prompts);
+            }
+        }
+    }
+
+    /// The next output.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<MenuOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`MenuRun::handle_timeout`] next has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Collect(deadline) => Some(deadline),
+            _ => None,
+        }
+    }
+
+    fn enter(&mut self, now: Instant, menu: MenuId) {
+        self.menu = menu;
+        self.failures = 0;
+        self.outputs.push_back(MenuOutput::Entered(menu));
+        self.play_menu_prompt(now);
+    }
+
+    fn play_menu_prompt(&mut self, now: Instant) {
+        let prompts = self.menus.menu(self.menu).prompt.clone();
+        if prompts.is_empty() {
+            self.phase = Phase::Prompt;
+            self.handle_playback_finished(now);
+        } else {
+            self.play(&prompts);
+            self.phase = Phase::Prompt;
+        }
+    }
+
+    fn play(&mut self, ids: &[PromptId]) {
+        let prompts = ids
+            .iter()
+            .map(|id| self.menus.prompt(*id).clone())
+            .collect();
+        self.outputs.push_back(MenuOutput::Play(prompts));
+    }
+
+    fn select(&mut self, now: Instant, digit: Digit) {
+        let action = self.menus.menu(self.menu).options[digit.event_code() as usize].clone();
+        match action {
+            Some(a) => self.act(now, a),
+            None => {
+                let prompts = self.menus.menu(self.menu).invalid.clone();
+                self.fail(now, prompts);
+            }
+        }
+    }
+
+    fn act(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::Goto(m) => self.enter(now, m),
+            Action::Repeat => self.play_menu_prompt(now),
+            Action::Play(prompts) => self.notice(now, &prompts),
+            Action::Hangup(prompts) if prompts.is_empty() => self.hang_up(),
+            Action::Hangup(prompts) => {
+                self.play(&prompts);
+                self.phase = Phase::Goodbye;
+            }
+        }
+    }
+
+    fn notice(&mut self, now: Instant, prompts: &[PromptId]) {
+        if prompts.is_empty() {
+            self.play_menu_prompt(now);
+        } else {
+            self.play(prompts);
+            self.phase = Phase::Notice;
+        }
+    }
+
+    /// A timeout or an invalid key: replay, or run `on_failure` once the retries are spent.
+    fn fail(&mut self, now: Instant, prompts: Vec<PromptId>) {
+        self.failures += 1;
+        let menu = self.menus.menu(self.menu);
+        if self.failures > menu.retries {
+            let action = menu.on_failure.clone();
+            self.failures = 0;
+            self.act(now, action);
+        } else {
+            self.notice(now, &prompts);
+        }
+    }
+
+    fn hang_up(&mut self) {
+        self.phase = Phase::Done;
+        self.outputs.push_back(MenuOutput::Hangup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::compile;
+    use crate::model::tests::{YAML, loader};
+    use std::time::Duration;
+
+    fn run() -> MenuRun {
+        MenuRun::new(Arc::new(compile(YAML, &mut loader).unwrap()))
+    }
+
+    /// Outputs as short strings: "play:welcome.wav", "stop", "hangup", "enter:main".
+    fn drain(r: &mut MenuRun) -> Vec<String> {
+        let outs: Vec<_> = std::iter::from_fn(|| r.poll_output()).collect();
+        outs.into_iter()
+            .map(|o| match o {
+                MenuOutput::Play(p) => format!(
+                    "play:{}",
+                    p.iter().map(|p| p.name()).collect::<Vec<_>>().join("+")
+                ),
+                MenuOutput::StopPlayback => "stop".into(),
+                MenuOutput::Hangup => "hangup".into(),
+                MenuOutput::Entered(m) => format!("enter:{}", r.menus().menu(m).name),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn goto_and_back_with_barge_in() {
+        let t0 = Instant::now();
+        let mut r = run();
+        r.start(t0);
+        assert_eq!(drain(&mut r), ["enter:main", "play:welcome.wav"]);
+        r.handle_digit(t0, Digit::D1); // barge-in during the welcome
+        assert_eq!(drain(&mut r), ["stop", "enter:sales", "play:sales.wav"]);
+        r.handle_playback_finished(t0);
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        r.handle_digit(t0, Digit::Star);
+        assert_eq!(drain(&mut r), ["enter:main", "play:welcome.wav"]);
+    }
+
+    #[test]
+    fn play_option_returns_to_the_menu() {
+        let t0 = Instant::now();
+        let mut r = run();
+        r.start(t0);
+        r.handle_playback_finished(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D2);
+        assert_eq!(drain(&mut r), ["play:sales.wav+sales.wav"]);
+        r.handle_playback_finished(t0);
+        assert_eq!(drain(&mut r), ["play:welcome.wav"]);
+    }
+
+    #[test]
+    fn invalid_keys_and_timeouts_share_the_retry_limit_then_on_failure() {
+        let t0 = Instant::now();
+        let mut r = run();
+        r.start(t0);
+        r.handle_playback_finished(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D5);
+        assert_eq!(drain(&mut r), ["play:oops.wav"]);
+        r.handle_playback_finished(t0);
+        assert_eq!(drain(&mut r), ["play:welcome.wav"]);
+        r.handle_playback_finished(t0);
+        // a timeout: no no_input prompt configured, so the menu replays
+        let deadline = r.poll_timeout().unwrap();
+        r.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(drain(&mut r).is_empty(), "early wake-ups do nothing");
+        r.handle_timeout(deadline);
+        assert_eq!(drain(&mut r), ["play:welcome.wav"]);
+        r.handle_playback_finished(deadline);
+        r.handle_timeout(deadline + Duration::from_secs(3));
+        assert_eq!(drain(&mut r), ["play:bye.wav"]);
+        r.handle_digit(deadline, Digit::D1);
+        assert!(
+            drain(&mut r).is_empty(),
+            "keys during the goodbye are ignored"
+        );
+        r.handle_playback_finished(deadline);
+        assert_eq!(drain(&mut r), ["hangup"]);
+        assert!(r.is_done());
+    }
+
+    #[test]
+    fn hangup_option_plays_goodbye_then_hangs_up() {
+        let t0 = Instant::now();
+        let mut r = run();
+        r.start(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D9);
+        assert_eq!(drain(&mut r), ["stop", "play:bye.wav"]);
+        r.handle_playback_finished(t0);
+        assert_eq!(drain(&mut r), ["hangup"]);
+    }
+}
