@@ -1,1 +1,4 @@
 //! x
+pub mod media;
+pub mod rng;
+pub mod sdp;
