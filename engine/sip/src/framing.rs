@@ -5,14 +5,16 @@
 //! Content-Length values, or larger than the limit) is fatal: the connection must close,
 //! since there is no way to find where the next message starts.
 
-use crate::message::Message;
-use crate::parse::{Framing, Limits, ParseError, parse_with_limits};
+use crate::parse::Limits;
+#[cfg(doc)]
+use crate::parse::Framing;
 
 /// What the framer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// A message whose bytes were complete; it may still have been refused by the parser.
-    Message(Result<Message, ParseError>),
+    /// One complete message's bytes (header section and exactly Content-Length of body),
+    /// ready for [`crate::parse::parse_message`] with [`Framing::Stream`].
+    Message(Vec<u8>),
     /// A double-CRLF keep-alive ping; answer with a single CRLF (RFC 5626 §4.4.1).
     Ping,
 }
@@ -95,9 +97,8 @@ impl StreamFramer {
         if self.buf.len() < total {
             return Ok(None);
         }
-        let parsed = parse_with_limits(&self.buf[..total], Framing::Stream, &self.limits);
-        self.buf.drain(..total);
-        Ok(Some(Frame::Message(parsed)))
+        let frame: Vec<u8> = self.buf.drain(..total).collect();
+        Ok(Some(Frame::Message(frame)))
     }
 }
 
