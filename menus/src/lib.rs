@@ -10,3 +10,10 @@ pub mod run;
 
 pub use model::{Action, CompileError, Menu, MenuId, Menus, PromptId, compile};
 pub use run::{MenuOutput, MenuRun};
+
+/// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -111,11 +111,11 @@ impl MenuRun {
 
     /// Time passed; fires the key timeout if due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Phase::Collect(deadline) = self.phase {
-            if now >= deadline {
-                let prompts = self.menus.menu(self.menu).no_input.clone();
-                self.fail(now, prompts);
-            }
+        if let Phase::Collect(deadline) = self.phase
+            && now >= deadline
+        {
+            let prompts = self.menus.menu(self.menu).no_input.clone();
+            self.fail(now, prompts);
         }
     }
 
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn goto_and_back_with_barge_in() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut r = run();
         r.start(t0);
         assert_eq!(drain(&mut r), ["enter:main", "play:welcome.wav"]);
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn play_option_returns_to_the_menu() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut r = run();
         r.start(t0);
         r.handle_playback_finished(t0);
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn invalid_keys_and_timeouts_share_the_retry_limit_then_on_failure() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut r = run();
         r.start(t0);
         r.handle_playback_finished(t0);
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn hangup_option_plays_goodbye_then_hangs_up() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut r = run();
         r.start(t0);
         drain(&mut r);

@@ -6,12 +6,12 @@ use crate::rng::Rng;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
 use ivr_audio::Digit;
 use ivr_menus::{MenuOutput, MenuRun, Menus};
+use ivr_sip::Transport;
 use ivr_sip::dialog::{Dialog, DialogError};
 use ivr_sip::header::{HeaderName, NameAddr};
 use ivr_sip::message::{CoreHeaders, Message, Method, Request, Response, StatusCode};
 use ivr_sip::parse::{Framing, error_response, parse_message};
 use ivr_sip::transaction::{ClientKey, Peer, ServerKey, TimerConfig, TransactionLayer, TxEvent};
-use ivr_sip::Transport;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -282,7 +282,11 @@ impl Engine {
     /// Feed one input.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         match input {
-            Input::Sip { transport, from, data } => self.handle_sip(now, transport, from, data),
+            Input::Sip {
+                transport,
+                from,
+                data,
+            } => self.handle_sip(now, transport, from, data),
             Input::Rtp { call, from, data } => self.handle_rtp(now, call, from, data),
             Input::Rtcp { call, data } => {
                 if let Some(m) = self.calls.get_mut(&call).and_then(|c| c.media.as_mut()) {
@@ -315,16 +319,27 @@ impl Engine {
     // ---- SIP in ----
 
     fn handle_sip(&mut self, now: Instant, transport: Transport, from: SocketAddr, data: &[u8]) {
-        let framing = if transport.is_reliable() { Framing::Stream } else { Framing::Datagram };
-        let peer = Peer { transport, addr: from };
+        let framing = if transport.is_reliable() {
+            Framing::Stream
+        } else {
+            Framing::Datagram
+        };
+        let peer = Peer {
+            transport,
+            addr: from,
+        };
         match parse_message(data, framing) {
             Ok(msg) => self.layer.handle_message(now, msg, peer),
             Err(e) => {
                 if let Some(mut resp) = error_response(&e) {
-                    resp.headers.push(HeaderName::Server, self.config.user_agent.clone());
+                    resp.headers
+                        .push(HeaderName::Server, self.config.user_agent.clone());
                     self.layer.send_stateless(peer, Message::Response(resp));
                 }
-                self.event(Event::BadMessage { from, error: e.to_string() });
+                self.event(Event::BadMessage {
+                    from,
+                    error: e.to_string(),
+                });
             }
         }
     }
@@ -332,9 +347,15 @@ impl Engine {
     fn drain_layer(&mut self, now: Instant) {
         loop {
             while let Some((peer, msg)) = self.layer.poll_transmit() {
-                self.outputs.push_back(Output::Sip { transport: peer.transport, to: peer.addr, data: msg.to_bytes() });
+                self.outputs.push_back(Output::Sip {
+                    transport: peer.transport,
+                    to: peer.addr,
+                    data: msg.to_bytes(),
+                });
             }
-            let Some(ev) = self.layer.poll_event() else { break };
+            let Some(ev) = self.layer.poll_event() else {
+                break;
+            };
             match ev {
                 TxEvent::Request { key, request, peer } => self.on_request(now, key, request, peer),
                 TxEvent::Response { key, response } => {
@@ -384,11 +405,19 @@ impl Engine {
 
     fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, peer: Peer) {
         if self.shutting_down || self.calls.len() >= self.config.max_calls {
-            let why = if self.shutting_down { "Shutting Down" } else { "At Capacity" };
+            let why = if self.shutting_down {
+                "Shutting Down"
+            } else {
+                "At Capacity"
+            };
             return self.reject(now, &key, &req, StatusCode::SERVICE_UNAVAILABLE, Some(why));
         }
         // Max-Forwards 0 on a request we would otherwise serve (RFC 3261 §16.3 spirit; see docs).
-        if req.headers.get(&HeaderName::MaxForwards).is_some_and(|v| v.trim_start_matches('0').is_empty()) {
+        if req
+            .headers
+            .get(&HeaderName::MaxForwards)
+            .is_some_and(|v| v.trim_start_matches('0').is_empty())
+        {
             return self.reject(now, &key, &req, StatusCode::TOO_MANY_HOPS, None);
         }
         if let Some(tags) = unsupported_required(&req) {
@@ -399,7 +428,11 @@ impl Engine {
         let offer = if req.body.is_empty() {
             None
         } else {
-            let ctype = req.headers.get(&HeaderName::ContentType).unwrap_or("").to_ascii_lowercase();
+            let ctype = req
+                .headers
+                .get(&HeaderName::ContentType)
+                .unwrap_or("")
+                .to_ascii_lowercase();
             if !ctype.starts_with("application/sdp") {
                 let mut r = self.reply(&req, StatusCode::UNSUPPORTED_MEDIA_TYPE, None);
                 r.headers.push(HeaderName::Accept, "application/sdp");
@@ -413,12 +446,24 @@ impl Engine {
                 }
                 Err(e) => {
                     let why = format!("Not Acceptable Here ({e})");
-                    return self.reject(now, &key, &req, StatusCode::NOT_ACCEPTABLE_HERE, Some(&why));
+                    return self.reject(
+                        now,
+                        &key,
+                        &req,
+                        StatusCode::NOT_ACCEPTABLE_HERE,
+                        Some(&why),
+                    );
                 }
             }
         };
         if !matches!(req.contact(), Ok(Some(_))) {
-            return self.reject(now, &key, &req, StatusCode::BAD_REQUEST, Some("Bad Request (missing Contact)"));
+            return self.reject(
+                now,
+                &key,
+                &req,
+                StatusCode::BAD_REQUEST,
+                Some("Bad Request (missing Contact)"),
+            );
         }
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
@@ -426,7 +471,10 @@ impl Engine {
         self.event(Event::CallStarted {
             call: handle,
             call_id: call_id.clone(),
-            from: req.party_from().map(|f| f.uri.to_string()).unwrap_or_default(),
+            from: req
+                .party_from()
+                .map(|f| f.uri.to_string())
+                .unwrap_or_default(),
             to: req.uri.to_string(),
         });
         let call = Call {
@@ -458,7 +506,9 @@ impl Engine {
             self.outputs.push_back(Output::CloseMedia { call: handle });
             return;
         };
-        let Phase::OpeningMedia { offer } = &mut call.phase else { return };
+        let Phase::OpeningMedia { offer } = &mut call.phase else {
+            return;
+        };
         let offer = offer.take();
         let session = LocalSession {
             id: self.rng.next_u64() >> 2,
@@ -472,7 +522,7 @@ impl Engine {
             },
             None => sdp::build_offer(&session, Direction::SendRecv),
         };
-        let seq = (self.rng.next_u32() & 0xFFFF) as u32;
+        let seq = self.rng.next_u32() & 0xFFFF;
         let dialog = match Dialog::from_invite(&call.invite, &call.local_tag, seq) {
             Ok(d) => d,
             Err(_) => return, // Contact and tags were checked at INVITE time
@@ -482,10 +532,12 @@ impl Engine {
         let contact = contact_value(self.config.sip_addr, call.peer.transport);
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
-        r.headers.push(HeaderName::Server, self.config.user_agent.clone());
+        r.headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = body;
-        self.by_dialog.insert((call.call_id.clone(), call.local_tag.clone()), handle);
+        self.by_dialog
+            .insert((call.call_id.clone(), call.local_tag.clone()), handle);
         call.dialog = Some(dialog);
         call.local_sdp = Some(session);
         call.phase = Phase::Answered { offer };
@@ -495,9 +547,17 @@ impl Engine {
     }
 
     fn media_failed(&mut self, now: Instant, handle: CallHandle) {
-        let Some(call) = self.calls.get(&handle) else { return };
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
         let (key, invite) = (call.invite_key.clone(), call.invite.clone());
-        self.reject(now, &key, &invite, StatusCode::SERVICE_UNAVAILABLE, Some("No Media Port"));
+        self.reject(
+            now,
+            &key,
+            &invite,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("No Media Port"),
+        );
         self.finish_call(handle, EndReason::MediaUnavailable);
     }
 
@@ -520,8 +580,12 @@ impl Engine {
     }
 
     fn on_ack(&mut self, now: Instant, ack: &Request) {
-        let Some(handle) = self.dialog_of(ack) else { return };
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(handle) = self.dialog_of(ack) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         self.layer.ack_received(now, &call.invite_key);
         if let Some(k) = &call.reinvite {
             self.layer.ack_received(now, k);
@@ -531,7 +595,8 @@ impl Engine {
                 let negotiated = match &offer {
                     Some(o) => sdp::negotiate(o).map(|n| (n, o.addr)),
                     // Late offer: the answer is in the ACK (RFC 3261 §13.2.1).
-                    None => sdp::parse_remote(&ack.body).and_then(|a| sdp::accept_answer(&a).map(|n| (n, a.addr))),
+                    None => sdp::parse_remote(&ack.body)
+                        .and_then(|a| sdp::accept_answer(&a).map(|n| (n, a.addr))),
                 };
                 match negotiated {
                     Ok((n, addr)) => self.start_media(now, handle, n, addr),
@@ -540,12 +605,11 @@ impl Engine {
             }
             Phase::Active => {
                 // An ACK for a re-INVITE 2xx that offered: it carries the answer.
-                if !ack.body.is_empty() {
-                    if let Ok(a) = sdp::parse_remote(&ack.body) {
-                        if let (Ok(n), Some(m)) = (sdp::accept_answer(&a), call.media.as_mut()) {
-                            m.update(now, n, a.addr);
-                        }
-                    }
+                if !ack.body.is_empty()
+                    && let Ok(a) = sdp::parse_remote(&ack.body)
+                    && let (Ok(n), Some(m)) = (sdp::accept_answer(&a), call.media.as_mut())
+                {
+                    m.update(now, n, a.addr);
                 }
                 self.reindex(handle);
             }
@@ -554,8 +618,14 @@ impl Engine {
     }
 
     fn start_media(&mut self, now: Instant, handle: CallHandle, n: Negotiated, addr: SocketAddr) {
-        let (ssrc, seq, ts) = (self.rng.next_u32(), self.rng.next_u32() as u16, self.rng.next_u32());
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let (ssrc, seq, ts) = (
+            self.rng.next_u32(),
+            self.rng.next_u32() as u16,
+            self.rng.next_u32(),
+        );
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         call.media = Some(MediaSession::new(now, n, addr, ssrc, seq, ts));
         call.connected = Some(now);
         call.menu.start(now);
@@ -574,7 +644,13 @@ impl Engine {
             None => return,
         };
         if let Err(DialogError::OldCSeq { .. }) = seq_ok {
-            return self.reject(now, &key, &req, StatusCode::SERVER_INTERNAL_ERROR, Some("CSeq Out Of Order"));
+            return self.reject(
+                now,
+                &key,
+                &req,
+                StatusCode::SERVER_INTERNAL_ERROR,
+                Some("CSeq Out Of Order"),
+            );
         }
         match req.method {
             Method::Bye => {
@@ -603,17 +679,35 @@ impl Engine {
 
     /// A re-INVITE (RFC 3261 §14.2): hold, resume, or a new address.
     fn on_reinvite(&mut self, now: Instant, handle: CallHandle, key: ServerKey, req: Request) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
-        let busy = call.reinvite.as_ref().is_some_and(|k| self.layer.is_pending_invite(k));
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let busy = call
+            .reinvite
+            .as_ref()
+            .is_some_and(|k| self.layer.is_pending_invite(k));
         if busy || !matches!(call.phase, Phase::Active) || call.media.is_none() {
             return self.reject(now, &key, &req, StatusCode::REQUEST_PENDING, None);
         }
-        let Some(mut local) = call.local_sdp else { return };
+        let Some(mut local) = call.local_sdp else {
+            return;
+        };
         local.version += 1;
         let body = if req.body.is_empty() {
             // Offer in the 2xx, answer in the ACK.
-            let dir = call.media.as_ref().map(|m| m.negotiated().direction).unwrap_or(Direction::SendRecv);
-            sdp::build_offer(&local, if dir == Direction::Inactive { Direction::SendRecv } else { dir })
+            let dir = call
+                .media
+                .as_ref()
+                .map(|m| m.negotiated().direction)
+                .unwrap_or(Direction::SendRecv);
+            sdp::build_offer(
+                &local,
+                if dir == Direction::Inactive {
+                    Direction::SendRecv
+                } else {
+                    dir
+                },
+            )
         } else {
             let parsed: Result<(RemoteAudio, Negotiated), SdpError> =
                 sdp::parse_remote(&req.body).and_then(|o| sdp::negotiate(&o).map(|n| (o, n)));
@@ -625,7 +719,11 @@ impl Engine {
                     sdp::build_answer(&local, &o, &n)
                 }
                 Err(e) => {
-                    let status = if matches!(e, SdpError::Syntax(_)) { StatusCode::BAD_REQUEST } else { StatusCode::NOT_ACCEPTABLE_HERE };
+                    let status = if matches!(e, SdpError::Syntax(_)) {
+                        StatusCode::BAD_REQUEST
+                    } else {
+                        StatusCode::NOT_ACCEPTABLE_HERE
+                    };
                     return self.reject(now, &key, &req, status, None);
                 }
             }
@@ -636,8 +734,12 @@ impl Engine {
         }
         call.reinvite = Some(key.clone());
         let mut r = Response::to_request(&req, StatusCode::OK);
-        r.headers.push(HeaderName::Contact, contact_value(self.config.sip_addr, call.peer.transport));
-        r.headers.push(HeaderName::Server, self.config.user_agent.clone());
+        r.headers.push(
+            HeaderName::Contact,
+            contact_value(self.config.sip_addr, call.peer.transport),
+        );
+        r.headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = body;
         self.layer.respond(now, &key, r);
@@ -647,26 +749,40 @@ impl Engine {
     // ---- media and menus ----
 
     fn handle_rtp(&mut self, now: Instant, handle: CallHandle, from: SocketAddr, data: &[u8]) {
-        let Some(media) = self.calls.get_mut(&handle).and_then(|c| c.media.as_mut()) else { return };
+        let Some(media) = self.calls.get_mut(&handle).and_then(|c| c.media.as_mut()) else {
+            return;
+        };
         match media.handle_rtp(now, from, data) {
             Ok(Received::Digit(d)) => self.on_digit(now, handle, d),
             Ok(_) => {}
-            Err(e) => self.event(Event::BadRtp { call: handle, error: e.to_string() }),
+            Err(e) => self.event(Event::BadRtp {
+                call: handle,
+                error: e.to_string(),
+            }),
         }
     }
 
     fn on_digit(&mut self, now: Instant, handle: CallHandle, digit: Digit) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         call.menu.handle_digit(now, digit);
-        self.event(Event::Digit { call: handle, digit });
+        self.event(Event::Digit {
+            call: handle,
+            digit,
+        });
         self.apply_menu(now, handle);
         self.reindex(handle);
     }
 
     fn apply_menu(&mut self, now: Instant, handle: CallHandle) {
         loop {
-            let Some(call) = self.calls.get_mut(&handle) else { return };
-            let Some(out) = call.menu.poll_output() else { return };
+            let Some(call) = self.calls.get_mut(&handle) else {
+                return;
+            };
+            let Some(out) = call.menu.poll_output() else {
+                return;
+            };
             match out {
                 MenuOutput::Play(prompts) => {
                     if let Some(m) = call.media.as_mut() {
@@ -703,15 +819,23 @@ impl Engine {
 
     fn call_timeout(&mut self, now: Instant, handle: CallHandle) {
         let media_timeout = self.config.media_timeout;
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         let mut finished = false;
         let mut dead = false;
         if let Some(m) = call.media.as_mut() {
             while let Some(packet) = m.poll_packet(now) {
-                self.outputs.push_back(Output::Rtp { call: handle, to: m.remote(), packet });
+                self.outputs.push_back(Output::Rtp {
+                    call: handle,
+                    to: m.remote(),
+                    packet,
+                });
             }
             finished = m.take_playback_finished();
-            dead = m.inactivity_deadline(media_timeout).is_some_and(|d| d <= now);
+            dead = m
+                .inactivity_deadline(media_timeout)
+                .is_some_and(|d| d <= now);
         }
         if finished {
             call.menu.handle_playback_finished(now);
@@ -726,11 +850,19 @@ impl Engine {
 
     /// Index the call's earliest deadline.
     fn reindex(&mut self, handle: CallHandle) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         let mut next = call.menu.poll_timeout();
         if matches!(call.phase, Phase::Active) {
             if let Some(m) = &call.media {
-                for d in [m.next_send(), m.inactivity_deadline(self.config.media_timeout)].into_iter().flatten() {
+                for d in [
+                    m.next_send(),
+                    m.inactivity_deadline(self.config.media_timeout),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     next = Some(next.map_or(d, |n| n.min(d)));
                 }
             }
@@ -753,7 +885,9 @@ impl Engine {
 
     /// End a call from our side: BYE if answered, a final error if not.
     fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         match &call.phase {
             Phase::Ending { .. } => {}
             Phase::OpeningMedia { .. } => {
@@ -763,10 +897,17 @@ impl Engine {
             }
             Phase::Answered { .. } | Phase::Active => {
                 let branch = format!("z9hG4bK{}", self.rng.token());
-                let via = format!("SIP/2.0/{} {};branch={branch};rport", call.peer.transport.via_token(), self.config.sip_addr);
-                let Some(dialog) = call.dialog.as_mut() else { return };
+                let via = format!(
+                    "SIP/2.0/{} {};branch={branch};rport",
+                    call.peer.transport.via_token(),
+                    self.config.sip_addr
+                );
+                let Some(dialog) = call.dialog.as_mut() else {
+                    return;
+                };
                 let mut bye = dialog.request(Method::Bye, via);
-                bye.headers.push(HeaderName::UserAgent, self.config.user_agent.clone());
+                bye.headers
+                    .push(HeaderName::UserAgent, self.config.user_agent.clone());
                 let peer = bye_destination(call.peer, &bye);
                 if let Some(m) = call.media.as_mut() {
                     m.stop();
@@ -791,25 +932,41 @@ impl Engine {
             .find(|c| matches!(&c.phase, Phase::Ending { bye } if bye == key))
             .map(|c| c.handle);
         if let Some(h) = handle {
-            let reason = self.calls.get(&h).and_then(|c| c.end_reason).unwrap_or(EndReason::MenuHangup);
+            let reason = self
+                .calls
+                .get(&h)
+                .and_then(|c| c.end_reason)
+                .unwrap_or(EndReason::MenuHangup);
             self.finish_call(h, reason);
         }
     }
 
     /// Forget a call.
     fn finish_call(&mut self, handle: CallHandle, reason: EndReason) {
-        let Some(call) = self.calls.remove(&handle) else { return };
+        let Some(call) = self.calls.remove(&handle) else {
+            return;
+        };
         if let Some(at) = call.indexed {
             self.deadlines.remove(&(at, handle));
         }
         self.by_invite.remove(&call.invite_key);
-        self.by_dialog.remove(&(call.call_id.clone(), call.local_tag.clone()));
+        self.by_dialog
+            .remove(&(call.call_id.clone(), call.local_tag.clone()));
         let reason = call.end_reason.unwrap_or(reason);
-        let packets = call.media.as_ref().map(|m| m.counters()).unwrap_or_default();
+        let packets = call
+            .media
+            .as_ref()
+            .map(|m| m.counters())
+            .unwrap_or_default();
         if !matches!(call.phase, Phase::Ending { .. }) {
             self.outputs.push_back(Output::CloseMedia { call: handle });
         }
-        self.event(Event::CallEnded { call: handle, call_id: call.call_id, reason, packets });
+        self.event(Event::CallEnded {
+            call: handle,
+            call_id: call.call_id,
+            reason,
+            packets,
+        });
     }
 
     fn shutdown(&mut self, now: Instant) {
@@ -831,7 +988,9 @@ impl Engine {
 
     fn dialog_of(&self, req: &Request) -> Option<CallHandle> {
         let tag = req.party_to().ok()?.tag()?.to_string();
-        self.by_dialog.get(&(req.call_id().ok()?.to_string(), tag)).copied()
+        self.by_dialog
+            .get(&(req.call_id().ok()?.to_string(), tag))
+            .copied()
     }
 
     fn event(&mut self, e: Event) {
@@ -845,19 +1004,33 @@ impl Engine {
             let tag = tag.map(str::to_string).unwrap_or_else(|| self.rng.token());
             set_to_tag(&mut r, &tag);
         }
-        r.headers.push(HeaderName::Server, self.config.user_agent.clone());
+        r.headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
         r
     }
 
-    fn reject(&mut self, now: Instant, key: &ServerKey, req: &Request, status: StatusCode, reason: Option<&str>) {
-        let tag = self.by_invite.get(key).and_then(|h| self.calls.get(h)).map(|c| c.local_tag.clone());
+    fn reject(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &Request,
+        status: StatusCode,
+        reason: Option<&str>,
+    ) {
+        let tag = self
+            .by_invite
+            .get(key)
+            .and_then(|h| self.calls.get(h))
+            .map(|c| c.local_tag.clone());
         let mut r = self.reply(req, status, tag.as_deref());
         if let Some(reason) = reason {
             r.reason = reason.to_string();
         }
         match status.code() {
             405 | 501 => r.headers.push(HeaderName::Allow, ALLOW),
-            503 => r.headers.push(HeaderName::RetryAfter, self.config.retry_after.to_string()),
+            503 => r
+                .headers
+                .push(HeaderName::RetryAfter, self.config.retry_after.to_string()),
             _ => {}
         }
         self.respond_error(now, key, req, r);
@@ -881,11 +1054,11 @@ fn unsupported_required(req: &Request) -> Option<String> {
 }
 
 fn set_to_tag(r: &mut Response, tag: &str) {
-    if let Ok(mut to) = r.party_to() {
-        if to.tag().is_none() {
-            to.params.set("tag", Some(tag.to_string()));
-            r.headers.set(HeaderName::To, to.to_string());
-        }
+    if let Ok(mut to) = r.party_to()
+        && to.tag().is_none()
+    {
+        to.params.set("tag", Some(tag.to_string()));
+        r.headers.set(HeaderName::To, to.to_string());
     }
 }
 
@@ -903,15 +1076,26 @@ fn bye_destination(invite_peer: Peer, bye: &Request) -> Peer {
         return invite_peer;
     }
     let target = bye.uri.as_sip().and_then(|u| {
-        let ip: IpAddr = u.host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+        let ip: IpAddr = u
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
         Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
     });
-    Peer { addr: target.unwrap_or(invite_peer.addr), ..invite_peer }
+    Peer {
+        addr: target.unwrap_or(invite_peer.addr),
+        ..invite_peer
+    }
 }
 
 /// A key from a SIP INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).
 fn dtmf_from_info(req: &Request) -> Option<Digit> {
-    let ctype = req.headers.get(&HeaderName::ContentType)?.to_ascii_lowercase();
+    let ctype = req
+        .headers
+        .get(&HeaderName::ContentType)?
+        .to_ascii_lowercase();
     let body = std::str::from_utf8(&req.body).ok()?;
     let value = if ctype.starts_with("application/dtmf-relay") {
         body.lines().find_map(|l| {

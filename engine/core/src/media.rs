@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn paced_packets_with_wrapping_seq_and_timestamp() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut m = session(t0);
         let p = m.poll_packet(t0).unwrap();
         assert_eq!(header(&p), (true, 65534, u32::MAX - 159, 0x1234));
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn plays_prompt_frames_then_reports_finished_then_silence() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut m = session(t0);
         let prompt = Prompt::from_samples("p", &vec![8000i16; 320]);
         m.play(vec![prompt.clone()]);
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn long_prompt_does_not_drift() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut m = session(t0);
         m.play(vec![Prompt::from_samples(
             "long",
@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn very_late_wake_up_skips_instead_of_bursting() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut m = session(t0);
         let _ = m.poll_packet(t0);
         let late = t0 + Duration::from_secs(1);
@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn receive_latches_and_reports_keys_once() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut m = session(t0);
         let from: SocketAddr = "127.0.0.1:7777".parse().unwrap();
         let mut pkt = [0u8; 16];
@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn hold_stops_sending_and_inactivity_follows_direction() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut m = session(t0);
         let timeout = Duration::from_secs(30);
         assert_eq!(m.inactivity_deadline(timeout), Some(t0 + timeout));

@@ -5,9 +5,9 @@
 //! Content-Length values, or larger than the limit) is fatal: the connection must close,
 //! since there is no way to find where the next message starts.
 
-use crate::parse::Limits;
 #[cfg(doc)]
 use crate::parse::Framing;
+use crate::parse::Limits;
 
 /// What the framer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,10 +159,7 @@ mod tests {
         f.push(&OPTIONS.as_bytes()[..OPTIONS.len() - 1]);
         assert_eq!(f.next_frame().unwrap(), None);
         f.push(b"c");
-        assert!(matches!(
-            f.next_frame().unwrap(),
-            Some(Frame::Message(_))
-        ));
+        assert!(matches!(f.next_frame().unwrap(), Some(Frame::Message(_))));
     }
 
     #[test]

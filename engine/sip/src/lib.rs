@@ -45,3 +45,10 @@ impl Transport {
         }
     }
 }
+
+/// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

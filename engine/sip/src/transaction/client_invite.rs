@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn timer_a_doubles_without_cap_until_timer_b() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ClientInvite::new(t0, invite(), false, cfg);
         let _ = tx.poll_transmit();
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn error_response_is_acked_and_retransmissions_reacked() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut tx = ClientInvite::new(t0, invite(), false, TimerConfig::default());
         let _ = tx.poll_transmit();
         tx.handle_response(t0, response(StatusCode::RINGING));
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn two_hundreds_pass_up_until_timer_m() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ClientInvite::new(t0, invite(), true, cfg);
         let _ = tx.poll_transmit();

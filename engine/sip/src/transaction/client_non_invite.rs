@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn retransmits_on_timer_e_and_times_out_on_f() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ClientNonInvite::new(t0, request("BYE"), false, cfg);
         assert!(tx.poll_transmit().is_some());
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn lossy_network_final_response_completes() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ClientNonInvite::new(t0, request("BYE"), false, cfg);
         let _ = tx.poll_transmit();

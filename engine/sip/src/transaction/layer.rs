@@ -551,7 +551,7 @@ pub(crate) mod tests {
 
     #[test]
     fn retransmitted_request_is_absorbed_and_answered_again() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut l = TransactionLayer::new(TimerConfig::default());
         l.handle_message(t0, Message::Request(invite()), peer());
         let key = match l.poll_event() {
@@ -580,7 +580,7 @@ pub(crate) mod tests {
 
     #[test]
     fn cancel_finds_its_invite() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut l = TransactionLayer::new(TimerConfig::default());
         l.handle_message(t0, Message::Request(invite()), peer());
         let mut cancel = request("CANCEL");
@@ -598,7 +598,7 @@ pub(crate) mod tests {
 
     #[test]
     fn client_bye_gets_its_response_and_strays_are_reported() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut l = TransactionLayer::new(TimerConfig::default());
         let bye = request("BYE");
         let key = l.send_request(t0, bye.clone(), peer()).unwrap();

@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn trying_then_2xx_retransmitted_with_doubling_until_ack() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ServerInvite::new(t0, invite(), false, cfg);
         assert_eq!(drain(&mut tx), vec![100]);
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn unacked_2xx_reports_ack_timeout_after_timer_h() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ServerInvite::new(t0, invite(), false, cfg);
         tx.send_response(t0, Response::new(StatusCode::OK));
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn error_response_waits_for_ack_then_timer_i() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ServerInvite::new(t0, invite(), false, cfg);
         drain(&mut tx);
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn reliable_transport_never_retransmits_and_timer_i_is_zero() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ServerInvite::new(t0, invite(), true, cfg);
         drain(&mut tx);
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn lost_ack_times_out_in_completed() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ServerInvite::new(t0, invite(), false, cfg);
         tx.send_response(t0, Response::new(StatusCode::BAD_REQUEST));

@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn final_response_is_repeated_until_timer_j() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let cfg = TimerConfig::default();
         let mut tx = ServerNonInvite::new(request("BYE"), false, cfg);
         tx.handle_retransmission(t0);
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn reliable_terminates_at_once() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut tx = ServerNonInvite::new(request("OPTIONS"), true, TimerConfig::default());
         tx.send_response(t0, Response::new(StatusCode::OK));
         tx.handle_timeout(t0);

@@ -1,0 +1,523 @@
+//! The I/O loop around the engine.
+//!
+//! One task owns the [`Engine`]. Socket reader tasks send what they read through one bounded
+//! channel; the loop feeds it to the engine, performs every [`Output`], and sleeps until the
+//! engine's next deadline. No lock is held anywhere and nothing awaits while holding engine
+//! state: sends use `try_send_to` (a full socket buffer drops the packet, like the network would).
+
+use crate::ports::PortPool;
+use bytes::{Bytes, BytesMut};
+use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, Output};
+use ivr_menus::Menus;
+use ivr_sip::Transport;
+use ivr_sip::framing::{Frame, StreamFramer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{Span, debug, info, info_span, warn};
+
+/// What the driver needs to run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// SIP listen address (UDP and TCP); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// RTP port range.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Calls beyond this get 503.
+    pub max_calls: usize,
+    /// Silence on the caller's side for this long ends the call.
+    pub media_timeout: Duration,
+    /// After a shutdown request, exit at the latest after this long.
+    pub shutdown_grace: Duration,
+}
+
+/// Inputs gathered by the reader tasks.
+#[derive(Debug)]
+enum NetIn {
+    Sip {
+        transport: Transport,
+        from: SocketAddr,
+        data: Bytes,
+    },
+    Rtp {
+        call: CallHandle,
+        from: SocketAddr,
+        data: Bytes,
+    },
+    Rtcp {
+        call: CallHandle,
+        data: Bytes,
+    },
+    TcpOpen {
+        peer: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    TcpClosed {
+        peer: SocketAddr,
+    },
+}
+
+struct MediaSockets {
+    rtp: Arc<UdpSocket>,
+    port: u16,
+    readers: [tokio::task::JoinHandle<()>; 2],
+}
+
+/// The bound sockets, before the loop starts.
+pub struct Server {
+    udp: Arc<UdpSocket>,
+    tcp: TcpListener,
+    config: ServerConfig,
+    local: SocketAddr,
+}
+
+impl Server {
+    /// Bind UDP and TCP on the same address (with port 0: the same free port for both).
+    pub async fn bind(config: ServerConfig) -> std::io::Result<Server> {
+        let mut last_err = None;
+        for _ in 0..20 {
+            let udp = UdpSocket::bind(config.listen).await?;
+            let local = udp.local_addr()?;
+            match TcpListener::bind(local).await {
+                Ok(tcp) => {
+                    set_buffers(&udp);
+                    return Ok(Server {
+                        udp: Arc::new(udp),
+                        tcp,
+                        config,
+                        local,
+                    });
+                }
+                Err(e) if config.listen.port() == 0 => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| std::io::Error::other("could not bind")))
+    }
+
+    /// The SIP address bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Run until shut down by `shutdown` resolving (then hang up every call and return).
+    pub async fn run(
+        self,
+        menus: Arc<Menus>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let (tx, mut rx) = mpsc::channel::<NetIn>(16_384);
+        spawn_udp_reader(self.udp.clone(), tx.clone());
+        spawn_tcp_acceptor(self.tcp, tx.clone());
+
+        let mut engine_config = EngineConfig::new(self.local);
+        engine_config.max_calls = self.config.max_calls;
+        engine_config.media_timeout = self.config.media_timeout;
+        engine_config.seed = seed();
+        let mut engine = Engine::new(engine_config, menus);
+        let mut io = Io {
+            udp: self.udp,
+            tcp: HashMap::new(),
+            media: HashMap::new(),
+            ports: PortPool::new(self.config.rtp_ports.clone()),
+            tx,
+            spans: HashMap::new(),
+            drained: false,
+        };
+
+        tokio::pin!(shutdown);
+        let mut exit_at: Option<tokio::time::Instant> = None;
+        loop {
+            let deadline = io.drain(&mut engine);
+            if io.drained {
+                break;
+            }
+            let sleep_until = match (deadline, exit_at) {
+                (Some(d), Some(e)) => Some(tokio::time::Instant::from_std(d).min(e)),
+                (Some(d), None) => Some(tokio::time::Instant::from_std(d)),
+                (None, e) => e,
+            };
+            tokio::select! {
+                biased;
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    io.feed(&mut engine, msg);
+                    // Take what else is already queued before sleeping again (bounded, for fairness).
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok(m) => io.feed(&mut engine, m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                    if exit_at.is_some_and(|e| tokio::time::Instant::now() >= e) {
+                        warn!("shutdown grace period over; exiting with calls still ending");
+                        break;
+                    }
+                    engine.handle_input(Instant::now(), Input::Timeout);
+                }
+                _ = &mut shutdown, if exit_at.is_none() => {
+                    info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
+                    engine.handle_input(Instant::now(), Input::Shutdown);
+                    exit_at = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Io {
+    udp: Arc<UdpSocket>,
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    media: HashMap<CallHandle, MediaSockets>,
+    ports: PortPool,
+    tx: mpsc::Sender<NetIn>,
+    spans: HashMap<CallHandle, Span>,
+    drained: bool,
+}
+
+impl Io {
+    fn feed(&mut self, engine: &mut Engine, msg: NetIn) {
+        let now = Instant::now();
+        match msg {
+            NetIn::Sip {
+                transport,
+                from,
+                data,
+            } => engine.handle_input(
+                now,
+                Input::Sip {
+                    transport,
+                    from,
+                    data: &data,
+                },
+            ),
+            NetIn::Rtp { call, from, data } => engine.handle_input(
+                now,
+                Input::Rtp {
+                    call,
+                    from,
+                    data: &data,
+                },
+            ),
+            NetIn::Rtcp { call, data } => {
+                engine.handle_input(now, Input::Rtcp { call, data: &data })
+            }
+            NetIn::TcpOpen { peer, tx } => {
+                self.tcp.insert(peer, tx);
+            }
+            NetIn::TcpClosed { peer } => {
+                self.tcp.remove(&peer);
+            }
+        }
+    }
+
+    /// Perform every output; returns the engine's next deadline.
+    fn drain(&mut self, engine: &mut Engine) -> Option<Instant> {
+        loop {
+            match engine.poll_output() {
+                Output::Timeout(deadline) => return deadline,
+                Output::Sip {
+                    transport,
+                    to,
+                    data,
+                } => self.send_sip(transport, to, data),
+                Output::Rtp { call, to, packet } => {
+                    if let Some(m) = self.media.get(&call)
+                        && let Err(e) = m.rtp.try_send_to(packet.as_slice(), to)
+                    {
+                        debug!(%call, %to, error = %e, "RTP send dropped");
+                    }
+                }
+                Output::OpenMedia { call } => {
+                    let input = match self.open_media(call) {
+                        Ok(local) => Input::MediaOpened { call, local },
+                        Err(e) => {
+                            warn!(%call, error = %e, "no RTP port");
+                            Input::MediaFailed { call }
+                        }
+                    };
+                    engine.handle_input(Instant::now(), input);
+                }
+                Output::CloseMedia { call } => {
+                    if let Some(m) = self.media.remove(&call) {
+                        for r in &m.readers {
+                            r.abort();
+                        }
+                        self.ports.give(m.port);
+                    }
+                }
+                Output::Event(e) => self.log(e),
+            }
+        }
+    }
+
+    fn send_sip(&mut self, transport: Transport, to: SocketAddr, data: Vec<u8>) {
+        match transport {
+            Transport::Udp => {
+                if let Err(e) = self.udp.try_send_to(&data, to) {
+                    warn!(%to, error = %e, "SIP send failed");
+                }
+            }
+            Transport::Tcp => match self.tcp.get(&to) {
+                Some(conn) => {
+                    if conn.try_send(data).is_err() {
+                        warn!(%to, "TCP connection gone or full; message dropped");
+                    }
+                }
+                None => {
+                    // RFC 3261 §18.2.2: the connection is gone; open a new one to the same address.
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        match TcpStream::connect(to).await {
+                            Ok(stream) => {
+                                let conn = run_tcp(stream, to, tx);
+                                let _ = conn.send(data).await;
+                            }
+                            Err(e) => warn!(%to, error = %e, "could not reconnect over TCP"),
+                        }
+                    });
+                }
+            },
+        }
+    }
+
+    fn open_media(&mut self, call: CallHandle) -> std::io::Result<SocketAddr> {
+        let ip = self.udp.local_addr()?.ip();
+        for _ in 0..self.ports.available().min(64) {
+            let Some(port) = self.ports.take() else { break };
+            let bound = std::net::UdpSocket::bind((ip, port))
+                .and_then(|rtp| std::net::UdpSocket::bind((ip, port + 1)).map(|rtcp| (rtp, rtcp)));
+            let (rtp, rtcp) = match bound {
+                Ok(pair) => pair,
+                Err(_) => {
+                    self.ports.give(port);
+                    continue;
+                }
+            };
+            rtp.set_nonblocking(true)?;
+            rtcp.set_nonblocking(true)?;
+            let rtp = Arc::new(UdpSocket::from_std(rtp)?);
+            let rtcp = Arc::new(UdpSocket::from_std(rtcp)?);
+            let local = rtp.local_addr()?;
+            let readers = [
+                spawn_rtp_reader(call, rtp.clone(), self.tx.clone(), false),
+                spawn_rtp_reader(call, rtcp, self.tx.clone(), true),
+            ];
+            self.media.insert(call, MediaSockets { rtp, port, readers });
+            return Ok(local);
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "RTP port range exhausted",
+        ))
+    }
+
+    fn log(&mut self, e: Event) {
+        match e {
+            Event::CallStarted {
+                call,
+                call_id,
+                from,
+                to,
+            } => {
+                let span = info_span!("call", %call, call_id = %call_id);
+                span.in_scope(|| info!(%from, %to, "call started"));
+                self.spans.insert(call, span);
+            }
+            Event::CallAnswered { call } => self.in_call(call, |_| info!("answered")),
+            Event::MenuEntered { call, menu } => self.in_call(call, |_| info!(%menu, "menu")),
+            Event::Digit { call, digit } => self.in_call(call, |_| info!(%digit, "key")),
+            Event::BadRtp { call, error } => self.in_call(call, |_| debug!(%error, "RTP dropped")),
+            Event::CallEnded {
+                call,
+                call_id,
+                reason,
+                packets,
+            } => {
+                self.in_call(call, |_| {
+                    info!(
+                        ?reason,
+                        sent = packets.0,
+                        received = packets.1,
+                        "call ended"
+                    )
+                });
+                if matches!(reason, EndReason::MediaTimeout | EndReason::AckTimeout) {
+                    warn!(%call_id, ?reason, "call ended abnormally");
+                }
+                self.spans.remove(&call);
+            }
+            Event::Rejected {
+                method,
+                call_id,
+                status,
+                reason,
+            } => info!(%method, %call_id, status, %reason, "request refused"),
+            Event::BadMessage { from, error } => warn!(%from, %error, "malformed SIP message"),
+            Event::Drained => {
+                info!("all calls ended");
+                self.drained = true;
+            }
+        }
+    }
+
+    fn in_call(&self, call: CallHandle, f: impl FnOnce(&Span)) {
+        match self.spans.get(&call) {
+            Some(span) => span.in_scope(|| f(span)),
+            None => f(&Span::none()),
+        }
+    }
+}
+
+fn set_buffers(udp: &UdpSocket) {
+    let sock = socket2::SockRef::from(udp);
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(4 << 20);
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
+}
+
+fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(1 << 16);
+        loop {
+            buf.reserve(65_536);
+            match udp.recv_buf_from(&mut buf).await {
+                Ok((_, from)) => {
+                    let data = buf.split().freeze();
+                    if tx
+                        .send(NetIn::Sip {
+                            transport: Transport::Udp,
+                            from,
+                            data,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // ICMP port unreachable and the like surface here on some systems: keep reading.
+                Err(e) => debug!(error = %e, "UDP receive error"),
+            }
+        }
+    });
+}
+
+/// Read one media socket. The buffer's space is reclaimed once the engine has dropped the
+/// previous datagram, so steady-state receiving does not allocate.
+fn spawn_rtp_reader(
+    call: CallHandle,
+    sock: Arc<UdpSocket>,
+    tx: mpsc::Sender<NetIn>,
+    rtcp: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            buf.reserve(2048);
+            let Ok((_, from)) = sock.recv_buf_from(&mut buf).await else {
+                continue;
+            };
+            let data = buf.split().freeze();
+            let msg = if rtcp {
+                NetIn::Rtcp { call, data }
+            } else {
+                NetIn::Rtp { call, from, data }
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+fn spawn_tcp_acceptor(listener: TcpListener, tx: mpsc::Sender<NetIn>) {
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = run_tcp(stream, peer, tx.clone());
+                }
+                Err(e) => {
+                    warn!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Serve one TCP connection: frame what arrives (RFC 3261 §18.3), write what the engine sends.
+/// Returns the sender for outgoing messages.
+fn run_tcp(stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<NetIn>) -> mpsc::Sender<Vec<u8>> {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
+    let reg = out_tx.clone();
+    let pong = out_tx.clone();
+    let tx2 = tx.clone();
+    tokio::spawn(async move {
+        if tx2.send(NetIn::TcpOpen { peer, tx: reg }).await.is_err() {
+            return;
+        }
+        let mut framer = StreamFramer::new();
+        let mut buf = vec![0u8; 16_384];
+        'conn: loop {
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            framer.push(&buf[..n]);
+            loop {
+                match framer.next_frame() {
+                    Ok(None) => break,
+                    Ok(Some(Frame::Ping)) => {
+                        // RFC 5626 §4.4.1: answer a double-CRLF ping with a single CRLF.
+                        let _ = pong.send(b"\r\n".to_vec()).await;
+                    }
+                    Ok(Some(Frame::Message(m))) => {
+                        let data = Bytes::from(m);
+                        if tx2
+                            .send(NetIn::Sip {
+                                transport: Transport::Tcp,
+                                from: peer,
+                                data,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            break 'conn;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(%peer, error = %e, "closing TCP connection: cannot frame the stream");
+                        break 'conn;
+                    }
+                }
+            }
+        }
+        let _ = tx2.send(NetIn::TcpClosed { peer }).await;
+    });
+    tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            if wr.write_all(&msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    out_tx
+}

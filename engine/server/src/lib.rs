@@ -1,0 +1,9 @@
+//! The IVR engine's driver: the only crate that does I/O.
+//!
+//! It binds the SIP sockets (UDP and TCP on one address) and one RTP/RTCP socket pair per
+//! call, feeds everything to one [`ivr_engine::Engine`] loop, sends what it asks, and sleeps
+//! until its next deadline. Configs are loaded here and compiled by `ivr-menus`.
+
+pub mod config;
+pub mod driver;
+pub mod ports;

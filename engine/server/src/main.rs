@@ -1,0 +1,150 @@
+//! `ivr`: the IVR engine's command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ivr_server::config;
+use ivr_server::driver::{Server, ServerConfig};
+use ivr_server::ports::parse_range;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An IVR telephony engine: SIP/RTP calls, menus in YAML.
+#[derive(Parser)]
+#[command(name = "ivr", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer calls.
+    Serve(ServeArgs),
+    /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable).
+    Check {
+        /// The config files.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Menu config (YAML). Without it, the embedded bilingual demo runs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// SIP address for UDP and TCP; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    listen: SocketAddr,
+    /// RTP port range, LOW-HIGH (even ports for RTP, the next odd one for RTCP).
+    #[arg(long, default_value = "10000-20000", value_parser = parse_range)]
+    rtp_ports: std::ops::RangeInclusive<u16>,
+    /// Folder for data the engine keeps (created if missing).
+    #[arg(long, default_value = "ivr-data")]
+    data_dir: PathBuf,
+    /// New calls beyond this many get 503 Service Unavailable.
+    #[arg(long, default_value_t = 10_000)]
+    max_calls: usize,
+    /// Seconds without RTP or RTCP from the caller before the engine hangs up.
+    #[arg(long, default_value_t = 30)]
+    media_timeout: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Serve(args) => match serve(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check(files: &[PathBuf]) -> std::process::ExitCode {
+    let mut worst = 0u8;
+    for f in files {
+        match config::load_file(f) {
+            Ok(m) => println!("{}: ok ({} menus)", f.display(), m.len()),
+            Err(e @ config::ConfigError::Read { .. }) => {
+                eprintln!("{e}");
+                worst = 2;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                worst = worst.max(1);
+            }
+        }
+    }
+    std::process::ExitCode::from(worst)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let menus = match &args.config {
+        Some(path) => config::load_file(path)?,
+        None => config::load_demo()?,
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(ServerConfig {
+            listen: args.listen,
+            rtp_ports: args.rtp_ports,
+            max_calls: args.max_calls,
+            media_timeout: Duration::from_secs(args.media_timeout.max(1)),
+            shutdown_grace: Duration::from_secs(3),
+        })
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+        let local = server.local_addr();
+        // Tests and scripts read this line to learn the address.
+        println!("ivr listening sip udp={local} tcp={local}");
+        std::io::stdout().flush()?;
+        tracing::info!(%local, config = %args.config.as_ref().map(|p| p.display().to_string()).unwrap_or("<embedded demo>".into()), "serving");
+        server.run(Arc::new(menus), shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

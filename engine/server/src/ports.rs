@@ -1,0 +1,79 @@
+//! The RTP port pool: even ports from a configured range, RTCP on the next odd port
+//! (RFC 3550 §11). Ports are handed out oldest-freed first, so a port is not reused while
+//! late packets of its previous call may still arrive.
+
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+
+/// A pool of even RTP ports.
+#[derive(Debug)]
+pub struct PortPool {
+    free: VecDeque<u16>,
+}
+
+impl PortPool {
+    /// Every even port in `range` whose RTCP neighbour also fits.
+    pub fn new(range: RangeInclusive<u16>) -> PortPool {
+        let (lo, hi) = (*range.start(), *range.end());
+        let first = lo + (lo & 1);
+        let free = (first..hi).step_by(2).collect();
+        PortPool { free }
+    }
+
+    /// Take a port.
+    pub fn take(&mut self) -> Option<u16> {
+        self.free.pop_front()
+    }
+
+    /// Give a port back.
+    pub fn give(&mut self, port: u16) {
+        self.free.push_back(port);
+    }
+
+    /// Ports left.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// Parse `LOW-HIGH`.
+pub fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("'{s}' is not LOW-HIGH"))?;
+    let lo: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{a}' is not a port"))?;
+    let hi: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{b}' is not a port"))?;
+    if lo < 1024 || hi <= lo + 1 {
+        return Err(format!("'{s}': need 1024 <= LOW and at least two ports"));
+    }
+    Ok(lo..=hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_ports_with_room_for_rtcp() {
+        let mut p = PortPool::new(10001..=10006);
+        assert_eq!(p.available(), 2);
+        assert_eq!(p.take(), Some(10002));
+        assert_eq!(p.take(), Some(10004));
+        assert_eq!(p.take(), None);
+        p.give(10002);
+        assert_eq!(p.take(), Some(10002));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("10000-20000"), Ok(10000..=20000));
+        assert!(parse_range("20000").is_err());
+        assert!(parse_range("80-90").is_err());
+    }
+}
