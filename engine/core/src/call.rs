@@ -27,6 +27,13 @@ pub enum Phase {
         /// The remote offer, if the INVITE had one (else this is a late-offer call).
         offer: Option<RemoteAudio>,
     },
+    /// 180 Ringing sent; the 200 OK goes out at `until` (the configured answer delay).
+    Ringing {
+        /// The remote offer, if any.
+        offer: Option<RemoteAudio>,
+        /// When to answer.
+        until: Instant,
+    },
     /// 200 OK sent; waiting for the ACK.
     Answered {
         /// The remote offer (`None` for a late offer: the answer comes in the ACK).

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub retry_after: u32,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
+    /// Ring this long (180 Ringing) before answering; zero answers at once.
+    pub answer_delay: Duration,
 }
 
 impl EngineConfig {
@@ -53,6 +55,7 @@ impl EngineConfig {
             user_agent: concat!("ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             retry_after: 5,
             seed: 0x5eed,
+            answer_delay: Duration::ZERO,
         }
     }
 }
@@ -506,15 +509,34 @@ impl Engine {
             self.outputs.push_back(Output::CloseMedia { call: handle });
             return;
         };
-        let Phase::OpeningMedia { offer } = &mut call.phase else {
-            return;
-        };
+        let Phase::OpeningMedia { offer } = &mut call.phase else { return };
         let offer = offer.take();
-        let session = LocalSession {
+        call.local_sdp = Some(LocalSession {
             id: self.rng.next_u64() >> 2,
             version: 1,
             addr: SocketAddr::new(self.config.media_ip, local.port()),
-        };
+        });
+        if self.config.answer_delay.is_zero() {
+            call.phase = Phase::Ringing { offer, until: now };
+            self.answer(now, handle);
+        } else {
+            call.phase = Phase::Ringing { offer, until: now + self.config.answer_delay };
+            let mut r = Response::to_request(&call.invite, StatusCode::RINGING);
+            set_to_tag(&mut r, &call.local_tag);
+            r.headers.push(HeaderName::Contact, contact_value(self.config.sip_addr, call.peer.transport));
+            r.headers.push(HeaderName::Server, self.config.user_agent.clone());
+            let key = call.invite_key.clone();
+            self.layer.respond(now, &key, r);
+            self.reindex(handle);
+        }
+    }
+
+    /// Send the 200 OK with our answer, or our offer for a late-offer INVITE.
+    fn answer(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Phase::Ringing { offer, .. } = &mut call.phase else { return };
+        let offer = offer.take();
+        let Some(session) = call.local_sdp else { return };
         let body = match &offer {
             Some(o) => match sdp::negotiate(o) {
                 Ok(n) => sdp::build_answer(&session, o, &n),
@@ -532,18 +554,16 @@ impl Engine {
         let contact = contact_value(self.config.sip_addr, call.peer.transport);
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
-        r.headers
-            .push(HeaderName::Server, self.config.user_agent.clone());
+        r.headers.push(HeaderName::Server, self.config.user_agent.clone());
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = body;
-        self.by_dialog
-            .insert((call.call_id.clone(), call.local_tag.clone()), handle);
+        self.by_dialog.insert((call.call_id.clone(), call.local_tag.clone()), handle);
         call.dialog = Some(dialog);
-        call.local_sdp = Some(session);
         call.phase = Phase::Answered { offer };
         let key = call.invite_key.clone();
         self.layer.respond(now, &key, r);
         self.event(Event::CallAnswered { call: handle });
+        self.reindex(handle);
     }
 
     fn media_failed(&mut self, now: Instant, handle: CallHandle) {
@@ -854,7 +874,9 @@ impl Engine {
             return;
         };
         let mut next = call.menu.poll_timeout();
-        if matches!(call.phase, Phase::Active) {
+        if let Phase::Ringing { until, .. } = call.phase {
+            next = Some(until);
+        } else if matches!(call.phase, Phase::Active) {
             if let Some(m) = &call.media {
                 for d in [
                     m.next_send(),
@@ -890,7 +912,7 @@ impl Engine {
         };
         match &call.phase {
             Phase::Ending { .. } => {}
-            Phase::OpeningMedia { .. } => {
+            Phase::OpeningMedia { .. } | Phase::Ringing { .. } => {
                 let (key, invite) = (call.invite_key.clone(), call.invite.clone());
                 self.reject(now, &key, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
                 self.finish_call(handle, reason);

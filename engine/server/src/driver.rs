@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub media_timeout: Duration,
     /// After a shutdown request, exit at the latest after this long.
     pub shutdown_grace: Duration,
+    /// Ring this long before answering.
+    pub answer_delay: Duration,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -119,6 +121,7 @@ impl Server {
         engine_config.max_calls = self.config.max_calls;
         engine_config.media_timeout = self.config.media_timeout;
         engine_config.seed = seed();
+        engine_config.answer_delay = self.config.answer_delay;
         let mut engine = Engine::new(engine_config, menus);
         let mut io = Io {
             udp: self.udp,

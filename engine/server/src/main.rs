@@ -50,6 +50,9 @@ struct ServeArgs {
     /// Seconds without RTP or RTCP from the caller before the engine hangs up.
     #[arg(long, default_value_t = 30)]
     media_timeout: u64,
+    /// Milliseconds to ring (180 Ringing) before answering.
+    #[arg(long, default_value_t = 0)]
+    answer_delay_ms: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -121,6 +124,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_calls: args.max_calls,
             media_timeout: Duration::from_secs(args.media_timeout.max(1)),
             shutdown_grace: Duration::from_secs(3),
+            answer_delay: Duration::from_millis(args.answer_delay_ms),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -1,0 +1,8 @@
+//! Helpers for the end-to-end suites: the real `ivr` binary, SIPp, and a scripted caller
+//! for whole calls in virtual time.
+//!
+//! Every peer here sends to 127.0.0.1 only.
+
+pub mod caller;
+pub mod process;
+pub mod sipp;

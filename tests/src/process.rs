@@ -1,0 +1,127 @@
+//! Running the real `ivr` binary on 127.0.0.1 with port 0.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `ivr` binary built by cargo next to this test binary (or `$IVR_BIN`).
+pub fn ivr_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("IVR_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/ivr
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("ivr");
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p ivr-server` (the test command does)", bin.display());
+    bin
+}
+
+static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
+
+/// A distinct RTP port range for each engine a test process starts.
+fn rtp_range() -> String {
+    let n = NEXT_RANGE.fetch_add(1, Ordering::SeqCst);
+    let base = 20_000 + (std::process::id() as u16 % 20) * 1_000 + n * 200;
+    format!("{}-{}", base, base + 199)
+}
+
+/// A running engine; killed when dropped.
+pub struct Ivr {
+    child: Child,
+    /// The SIP address it listens on (UDP and TCP).
+    pub sip: SocketAddr,
+    log: Arc<Mutex<String>>,
+    _data: tempfile::TempDir,
+}
+
+impl Ivr {
+    /// Start `ivr serve` on 127.0.0.1:0 with extra arguments; waits for its listen line.
+    pub fn start(extra: &[&str]) -> Ivr {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(ivr_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--rtp-ports", &rtp_range(), "--data-dir"])
+            .arg(data.path())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ivr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().expect("log lock");
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read listen line");
+        let sip = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("udp="))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no listen line from ivr, got {line:?}; log:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default()));
+        Ivr { child, sip, log, _data: data }
+    }
+
+    /// Everything the engine logged so far (JSON lines).
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `n` lines matching every one of `needles`, up to `timeout`.
+    /// Returns the matching lines.
+    pub fn wait_for(&self, needles: &[&str], n: usize, timeout: Duration) -> Vec<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            let lines: Vec<String> = self
+                .log()
+                .lines()
+                .filter(|l| needles.iter().all(|x| l.contains(x)))
+                .map(str::to_string)
+                .collect();
+            if lines.len() >= n || Instant::now() >= end {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < end, "ivr did not exit after SIGTERM; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Ivr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A numeric field of a JSON log line, e.g. `"sent":123`.
+pub fn json_number(line: &str, field: &str) -> Option<u64> {
+    let key = format!("\"{field}\":");
+    let rest = &line[line.find(&key)? + key.len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}

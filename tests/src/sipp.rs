@@ -1,0 +1,60 @@
+//! Running SIPp (Debian package `sip-tester`) against the engine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// The path of a scenario file shipped in `tests/sipp/`.
+pub fn scenario(name: &str) -> &'static str {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name);
+    assert!(path.exists(), "{} is missing", path.display());
+    // Leaked once per scenario name and test: a few bytes, and it keeps argument lists simple.
+    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
+}
+
+static NEXT_MEDIA: AtomicU16 = AtomicU16::new(0);
+
+/// A distinct SIPp SIP port (`-p`) and media port (`-mp`) per run, so parallel runs do not
+/// collide (SIPp would otherwise try 5060 and 6000 every time).
+fn ports() -> (String, String) {
+    let n = NEXT_MEDIA.fetch_add(1, Ordering::SeqCst);
+    let slot = (std::process::id() as u16 % 50) * 200 + n * 4;
+    ((50_000 + slot).to_string(), (40_000 + slot).to_string())
+}
+
+/// The result of one SIPp run.
+pub struct Run {
+    /// Exit status code (0: every call succeeded).
+    pub code: i32,
+    /// What SIPp printed.
+    pub output: String,
+}
+
+/// Run SIPp against `target` with `args`; fails loudly if SIPp is not installed.
+pub fn run(target: SocketAddr, args: &[&str]) -> Run {
+    let found = Command::new("sipp").arg("-v").output().is_ok();
+    assert!(found, "SIPp is not installed: `apt-get install -y sip-tester` (the test command does this)");
+    let (sip_port, media_port) = ports();
+    let out: Output = Command::new("timeout")
+        .arg("120")
+        .arg("sipp")
+        .arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-p", &sip_port, "-mi", "127.0.0.1", "-mp", &media_port])
+        .args(["-nostdin", "-timeout_error", "-timeout", "60s"])
+        .args(args)
+        .output()
+        .expect("run sipp");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Run { code: out.status.code().unwrap_or(-1), output }
+}
+
+/// The value SIPp's final statistics give for a counter, e.g. `Successful call`.
+pub fn stat(output: &str, name: &str) -> Option<u64> {
+    output
+        .lines()
+        .rev()
+        .find(|l| l.contains(name))
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -1,0 +1,162 @@
+//! Black-box tests: the real `ivr` binary on 127.0.0.1, driven by SIPp over UDP and TCP.
+
+use ivr_tests::process::{Ivr, json_number};
+use ivr_tests::sipp::{self, scenario};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn transport_args(tcp: bool) -> Vec<&'static str> {
+    if tcp { vec!["-t", "t1"] } else { vec!["-t", "u1"] }
+}
+
+fn assert_ok(run: &sipp::Run, ivr: &Ivr) {
+    assert_eq!(run.code, 0, "SIPp failed:\n{}\n--- engine log ---\n{}", run.output, ivr.log());
+}
+
+/// The built-in `uac` scenario completes 100 calls with no failure (the README's first check).
+#[test]
+fn builtin_uac_completes_100_calls_over_udp() {
+    let ivr = Ivr::start(&[]);
+    let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "100", "-r", "50"]);
+    assert_ok(&run, &ivr);
+    assert_eq!(sipp::stat(&run.output, "Successful call"), Some(100), "{}", run.output);
+    assert_eq!(ivr.wait_for(&["call ended", "CallerHungUp"], 100, WAIT).len(), 100);
+}
+
+#[test]
+fn builtin_uac_over_tcp() {
+    let ivr = Ivr::start(&[]);
+    let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "30", "-r", "30", "-t", "t1"]);
+    assert_ok(&run, &ivr);
+    assert_eq!(ivr.wait_for(&["call ended", "CallerHungUp"], 30, WAIT).len(), 30);
+}
+
+/// (a) The caller hears the greeting, presses 2 (English) and 9 (goodbye) as RFC 2833 events,
+/// and the engine plays the goodbye and hangs up.
+fn dtmf_goodbye(tcp: bool) {
+    let ivr = Ivr::start(&[]);
+    let mut args = vec!["-sf", scenario("call_dtmf_goodbye.xml"), "-m", "1"];
+    args.extend(transport_args(tcp));
+    let run = sipp::run(ivr.sip, &args);
+    assert_ok(&run, &ivr);
+    let log = ivr.log();
+    assert!(log.contains(r#""menu":"language""#), "{log}");
+    assert!(log.contains(r#""digit":"2""#) && log.contains(r#""menu":"main_en""#), "{log}");
+    assert!(log.contains(r#""digit":"9""#), "{log}");
+    let ended = ivr.wait_for(&["call ended", "MenuHangup"], 1, WAIT);
+    assert_eq!(ended.len(), 1, "{log}");
+    // 1.5 s of greeting + 1.5 s of main menu + the 2.6 s goodbye, at 50 packets per second.
+    let sent = json_number(&ended[0], "sent").unwrap_or(0);
+    assert!(sent > 200, "only {sent} RTP packets sent:\n{log}");
+}
+
+#[test]
+fn dtmf_choice_leads_to_goodbye_and_engine_hangup_udp() {
+    dtmf_goodbye(false);
+}
+
+#[test]
+fn dtmf_choice_leads_to_goodbye_and_engine_hangup_tcp() {
+    dtmf_goodbye(true);
+}
+
+/// (b) CANCEL while the engine rings: 200 for the CANCEL, 487 for the INVITE.
+#[test]
+fn cancel_before_answer() {
+    for tcp in [false, true] {
+        let ivr = Ivr::start(&["--answer-delay-ms", "5000"]);
+        let mut args = vec!["-sf", scenario("cancel.xml"), "-m", "1"];
+        args.extend(transport_args(tcp));
+        let run = sipp::run(ivr.sip, &args);
+        assert_ok(&run, &ivr);
+        assert_eq!(ivr.wait_for(&["call ended", "Cancelled"], 1, WAIT).len(), 1, "{}", ivr.log());
+    }
+}
+
+/// (c) 50 calls at once stay in the menu for 3 s, hearing prompts, then hang up.
+fn fifty_concurrent(tcp: bool) {
+    let ivr = Ivr::start(&[]);
+    let mut args = vec!["-sf", scenario("hold_then_bye.xml"), "-m", "50", "-l", "50", "-r", "100", "-d", "3000"];
+    args.extend(transport_args(tcp));
+    let run = sipp::run(ivr.sip, &args);
+    assert_ok(&run, &ivr);
+    let ended = ivr.wait_for(&["call ended", "CallerHungUp"], 50, WAIT);
+    assert_eq!(ended.len(), 50, "{}", ivr.log());
+    for line in &ended {
+        let sent = json_number(line, "sent").unwrap_or(0);
+        // 3 s at 50 packets/s; allow for set-up and tear-down timing.
+        assert!((120..=170).contains(&sent), "a call sent {sent} packets: {line}");
+    }
+    let max_concurrent = ivr.log().lines().filter(|l| l.contains("\"answered\"")).count();
+    assert_eq!(max_concurrent, 50);
+}
+
+#[test]
+fn fifty_concurrent_calls_udp() {
+    fifty_concurrent(false);
+}
+
+#[test]
+fn fifty_concurrent_calls_tcp() {
+    fifty_concurrent(true);
+}
+
+/// (d) Malformed requests get 400 with a reason naming the fault; the engine keeps serving.
+#[test]
+fn malformed_requests_get_400_and_engine_keeps_serving() {
+    let ivr = Ivr::start(&[]);
+    let run = sipp::run(ivr.sip, &["-sf", scenario("malformed.xml"), "-m", "1"]);
+    assert_ok(&run, &ivr);
+    // A body shorter than its Content-Length, straight over UDP.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let msg = format!(
+        "INVITE sip:service@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKshort\r\nFrom: <sip:t@{1}>;tag=1\r\n\
+         To: <sip:service@{0}>\r\nCall-ID: short-body\r\nCSeq: 1 INVITE\r\nContact: <sip:t@{1}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: 500\r\n\r\nv=0\r\n",
+        ivr.sip, local
+    );
+    sock.send_to(msg.as_bytes(), ivr.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("a 400 answer");
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    assert!(resp.starts_with("SIP/2.0 400 Bad Request (body of 5 octets is shorter than Content-Length 500)"), "{resp}");
+    // Garbage gets no answer and hurts nothing.
+    sock.send_to(b"\x00\x01garbage\r\n\r\n", ivr.sip).unwrap();
+    let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "5", "-r", "10"]);
+    assert_ok(&run, &ivr);
+}
+
+/// (e) The caller hangs up in the middle of the greeting.
+#[test]
+fn bye_from_caller_mid_prompt() {
+    for tcp in [false, true] {
+        let ivr = Ivr::start(&[]);
+        let mut args = vec!["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "1000"];
+        args.extend(transport_args(tcp));
+        let run = sipp::run(ivr.sip, &args);
+        assert_ok(&run, &ivr);
+        let ended = ivr.wait_for(&["call ended", "CallerHungUp"], 1, WAIT);
+        assert_eq!(ended.len(), 1, "{}", ivr.log());
+        let sent = json_number(&ended[0], "sent").unwrap_or(0);
+        assert!((35..=70).contains(&sent), "sent {sent}: the greeting is 6 s long, the call lasted 1 s");
+    }
+}
+
+/// SIGTERM: active calls get BYE, then the engine exits 0.
+#[test]
+fn sigterm_hangs_up_active_calls_and_exits_zero() {
+    let mut ivr = Ivr::start(&[]);
+    let target = ivr.sip;
+    let caller = std::thread::spawn(move || {
+        sipp::run(target, &["-sf", scenario("wait_for_bye.xml"), "-m", "3", "-l", "3", "-r", "10"])
+    });
+    assert_eq!(ivr.wait_for(&["\"answered\""], 3, WAIT).len(), 3, "{}", ivr.log());
+    let status = ivr.terminate();
+    let run = caller.join().unwrap();
+    assert_ok(&run, &ivr);
+    assert!(status.success(), "exit status {status:?}\n{}", ivr.log());
+    assert_eq!(ivr.wait_for(&["call ended", "Shutdown"], 3, WAIT).len(), 3);
+}
