@@ -17,7 +17,11 @@ pub fn ivr_binary() -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/ivr
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("ivr");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p ivr-server` (the test command does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p ivr-server` (the test command does)",
+        bin.display()
+    );
     bin
 }
 
@@ -44,7 +48,16 @@ impl Ivr {
     pub fn start(extra: &[&str]) -> Ivr {
         let data = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(ivr_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--rtp-ports", &rtp_range(), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--rtp-ports",
+                &rtp_range(),
+                "--data-dir",
+            ])
             .arg(data.path())
             .args(extra)
             .env("RUST_LOG", "info")
@@ -70,8 +83,18 @@ impl Ivr {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("udp="))
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no listen line from ivr, got {line:?}; log:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default()));
-        Ivr { child, sip, log, _data: data }
+            .unwrap_or_else(|| {
+                panic!(
+                    "no listen line from ivr, got {line:?}; log:\n{}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                )
+            });
+        Ivr {
+            child,
+            sip,
+            log,
+            _data: data,
+        }
     }
 
     /// Everything the engine logged so far (JSON lines).
@@ -99,13 +122,19 @@ impl Ivr {
 
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < end, "ivr did not exit after SIGTERM; log:\n{}", self.log());
+            assert!(
+                Instant::now() < end,
+                "ivr did not exit after SIGTERM; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

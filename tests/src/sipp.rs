@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 /// The path of a scenario file shipped in `tests/sipp/`.
 pub fn scenario(name: &str) -> &'static str {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(name);
     assert!(path.exists(), "{} is missing", path.display());
     // Leaked once per scenario name and test: a few bytes, and it keeps argument lists simple.
     Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
@@ -34,19 +36,38 @@ pub struct Run {
 /// Run SIPp against `target` with `args`; fails loudly if SIPp is not installed.
 pub fn run(target: SocketAddr, args: &[&str]) -> Run {
     let found = Command::new("sipp").arg("-v").output().is_ok();
-    assert!(found, "SIPp is not installed: `apt-get install -y sip-tester` (the test command does this)");
+    assert!(
+        found,
+        "SIPp is not installed: `apt-get install -y sip-tester` (the test command does this)"
+    );
     let (sip_port, media_port) = ports();
     let out: Output = Command::new("timeout")
         .arg("120")
         .arg("sipp")
         .arg(target.to_string())
-        .args(["-i", "127.0.0.1", "-p", &sip_port, "-mi", "127.0.0.1", "-mp", &media_port])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sip_port,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &media_port,
+        ])
         .args(["-nostdin", "-timeout_error", "-timeout", "60s"])
         .args(args)
         .output()
         .expect("run sipp");
-    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Run { code: out.status.code().unwrap_or(-1), output }
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        output,
+    }
 }
 
 /// The value SIPp's final statistics give for a counter, e.g. `Successful call`.

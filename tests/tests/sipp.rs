@@ -7,11 +7,21 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn transport_args(tcp: bool) -> Vec<&'static str> {
-    if tcp { vec!["-t", "t1"] } else { vec!["-t", "u1"] }
+    if tcp {
+        vec!["-t", "t1"]
+    } else {
+        vec!["-t", "u1"]
+    }
 }
 
 fn assert_ok(run: &sipp::Run, ivr: &Ivr) {
-    assert_eq!(run.code, 0, "SIPp failed:\n{}\n--- engine log ---\n{}", run.output, ivr.log());
+    assert_eq!(
+        run.code,
+        0,
+        "SIPp failed:\n{}\n--- engine log ---\n{}",
+        run.output,
+        ivr.log()
+    );
 }
 
 /// The built-in `uac` scenario completes 100 calls with no failure (the README's first check).
@@ -20,8 +30,17 @@ fn builtin_uac_completes_100_calls_over_udp() {
     let ivr = Ivr::start(&[]);
     let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "100", "-r", "50"]);
     assert_ok(&run, &ivr);
-    assert_eq!(sipp::stat(&run.output, "Successful call"), Some(100), "{}", run.output);
-    assert_eq!(ivr.wait_for(&["call ended", "CallerHungUp"], 100, WAIT).len(), 100);
+    assert_eq!(
+        sipp::stat(&run.output, "Successful call"),
+        Some(100),
+        "{}",
+        run.output
+    );
+    assert_eq!(
+        ivr.wait_for(&["call ended", "CallerHungUp"], 100, WAIT)
+            .len(),
+        100
+    );
 }
 
 #[test]
@@ -29,7 +48,11 @@ fn builtin_uac_over_tcp() {
     let ivr = Ivr::start(&[]);
     let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "30", "-r", "30", "-t", "t1"]);
     assert_ok(&run, &ivr);
-    assert_eq!(ivr.wait_for(&["call ended", "CallerHungUp"], 30, WAIT).len(), 30);
+    assert_eq!(
+        ivr.wait_for(&["call ended", "CallerHungUp"], 30, WAIT)
+            .len(),
+        30
+    );
 }
 
 /// (a) The caller hears the greeting, presses 2 (English) and 9 (goodbye) as RFC 2833 events,
@@ -42,7 +65,10 @@ fn dtmf_goodbye(tcp: bool) {
     assert_ok(&run, &ivr);
     let log = ivr.log();
     assert!(log.contains(r#""menu":"language""#), "{log}");
-    assert!(log.contains(r#""digit":"2""#) && log.contains(r#""menu":"main_en""#), "{log}");
+    assert!(
+        log.contains(r#""digit":"2""#) && log.contains(r#""menu":"main_en""#),
+        "{log}"
+    );
     assert!(log.contains(r#""digit":"9""#), "{log}");
     let ended = ivr.wait_for(&["call ended", "MenuHangup"], 1, WAIT);
     assert_eq!(ended.len(), 1, "{log}");
@@ -70,14 +96,30 @@ fn cancel_before_answer() {
         args.extend(transport_args(tcp));
         let run = sipp::run(ivr.sip, &args);
         assert_ok(&run, &ivr);
-        assert_eq!(ivr.wait_for(&["call ended", "Cancelled"], 1, WAIT).len(), 1, "{}", ivr.log());
+        assert_eq!(
+            ivr.wait_for(&["call ended", "Cancelled"], 1, WAIT).len(),
+            1,
+            "{}",
+            ivr.log()
+        );
     }
 }
 
 /// (c) 50 calls at once stay in the menu for 3 s, hearing prompts, then hang up.
 fn fifty_concurrent(tcp: bool) {
     let ivr = Ivr::start(&[]);
-    let mut args = vec!["-sf", scenario("hold_then_bye.xml"), "-m", "50", "-l", "50", "-r", "100", "-d", "3000"];
+    let mut args = vec![
+        "-sf",
+        scenario("hold_then_bye.xml"),
+        "-m",
+        "50",
+        "-l",
+        "50",
+        "-r",
+        "100",
+        "-d",
+        "3000",
+    ];
     args.extend(transport_args(tcp));
     let run = sipp::run(ivr.sip, &args);
     assert_ok(&run, &ivr);
@@ -86,9 +128,16 @@ fn fifty_concurrent(tcp: bool) {
     for line in &ended {
         let sent = json_number(line, "sent").unwrap_or(0);
         // 3 s at 50 packets/s; allow for set-up and tear-down timing.
-        assert!((120..=170).contains(&sent), "a call sent {sent} packets: {line}");
+        assert!(
+            (120..=170).contains(&sent),
+            "a call sent {sent} packets: {line}"
+        );
     }
-    let max_concurrent = ivr.log().lines().filter(|l| l.contains("\"answered\"")).count();
+    let max_concurrent = ivr
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"answered\""))
+        .count();
     assert_eq!(max_concurrent, 50);
 }
 
@@ -122,7 +171,12 @@ fn malformed_requests_get_400_and_engine_keeps_serving() {
     let mut buf = [0u8; 4096];
     let (n, _) = sock.recv_from(&mut buf).expect("a 400 answer");
     let resp = String::from_utf8_lossy(&buf[..n]);
-    assert!(resp.starts_with("SIP/2.0 400 Bad Request (body of 5 octets is shorter than Content-Length 500)"), "{resp}");
+    assert!(
+        resp.starts_with(
+            "SIP/2.0 400 Bad Request (body of 5 octets is shorter than Content-Length 500)"
+        ),
+        "{resp}"
+    );
     // Garbage gets no answer and hurts nothing.
     sock.send_to(b"\x00\x01garbage\r\n\r\n", ivr.sip).unwrap();
     let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "5", "-r", "10"]);
@@ -134,14 +188,24 @@ fn malformed_requests_get_400_and_engine_keeps_serving() {
 fn bye_from_caller_mid_prompt() {
     for tcp in [false, true] {
         let ivr = Ivr::start(&[]);
-        let mut args = vec!["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "1000"];
+        let mut args = vec![
+            "-sf",
+            scenario("hold_then_bye.xml"),
+            "-m",
+            "1",
+            "-d",
+            "1000",
+        ];
         args.extend(transport_args(tcp));
         let run = sipp::run(ivr.sip, &args);
         assert_ok(&run, &ivr);
         let ended = ivr.wait_for(&["call ended", "CallerHungUp"], 1, WAIT);
         assert_eq!(ended.len(), 1, "{}", ivr.log());
         let sent = json_number(&ended[0], "sent").unwrap_or(0);
-        assert!((35..=70).contains(&sent), "sent {sent}: the greeting is 6 s long, the call lasted 1 s");
+        assert!(
+            (35..=70).contains(&sent),
+            "sent {sent}: the greeting is 6 s long, the call lasted 1 s"
+        );
     }
 }
 
@@ -151,9 +215,26 @@ fn sigterm_hangs_up_active_calls_and_exits_zero() {
     let mut ivr = Ivr::start(&[]);
     let target = ivr.sip;
     let caller = std::thread::spawn(move || {
-        sipp::run(target, &["-sf", scenario("wait_for_bye.xml"), "-m", "3", "-l", "3", "-r", "10"])
+        sipp::run(
+            target,
+            &[
+                "-sf",
+                scenario("wait_for_bye.xml"),
+                "-m",
+                "3",
+                "-l",
+                "3",
+                "-r",
+                "10",
+            ],
+        )
     });
-    assert_eq!(ivr.wait_for(&["\"answered\""], 3, WAIT).len(), 3, "{}", ivr.log());
+    assert_eq!(
+        ivr.wait_for(&["\"answered\""], 3, WAIT).len(),
+        3,
+        "{}",
+        ivr.log()
+    );
     let status = ivr.terminate();
     let run = caller.join().unwrap();
     assert_ok(&run, &ivr);

@@ -509,7 +509,9 @@ impl Engine {
             self.outputs.push_back(Output::CloseMedia { call: handle });
             return;
         };
-        let Phase::OpeningMedia { offer } = &mut call.phase else { return };
+        let Phase::OpeningMedia { offer } = &mut call.phase else {
+            return;
+        };
         let offer = offer.take();
         call.local_sdp = Some(LocalSession {
             id: self.rng.next_u64() >> 2,
@@ -520,11 +522,18 @@ impl Engine {
             call.phase = Phase::Ringing { offer, until: now };
             self.answer(now, handle);
         } else {
-            call.phase = Phase::Ringing { offer, until: now + self.config.answer_delay };
+            call.phase = Phase::Ringing {
+                offer,
+                until: now + self.config.answer_delay,
+            };
             let mut r = Response::to_request(&call.invite, StatusCode::RINGING);
             set_to_tag(&mut r, &call.local_tag);
-            r.headers.push(HeaderName::Contact, contact_value(self.config.sip_addr, call.peer.transport));
-            r.headers.push(HeaderName::Server, self.config.user_agent.clone());
+            r.headers.push(
+                HeaderName::Contact,
+                contact_value(self.config.sip_addr, call.peer.transport),
+            );
+            r.headers
+                .push(HeaderName::Server, self.config.user_agent.clone());
             let key = call.invite_key.clone();
             self.layer.respond(now, &key, r);
             self.reindex(handle);
@@ -533,10 +542,16 @@ impl Engine {
 
     /// Send the 200 OK with our answer, or our offer for a late-offer INVITE.
     fn answer(&mut self, now: Instant, handle: CallHandle) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
-        let Phase::Ringing { offer, .. } = &mut call.phase else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let Phase::Ringing { offer, .. } = &mut call.phase else {
+            return;
+        };
         let offer = offer.take();
-        let Some(session) = call.local_sdp else { return };
+        let Some(session) = call.local_sdp else {
+            return;
+        };
         let body = match &offer {
             Some(o) => match sdp::negotiate(o) {
                 Ok(n) => sdp::build_answer(&session, o, &n),
@@ -554,10 +569,12 @@ impl Engine {
         let contact = contact_value(self.config.sip_addr, call.peer.transport);
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
-        r.headers.push(HeaderName::Server, self.config.user_agent.clone());
+        r.headers
+            .push(HeaderName::Server, self.config.user_agent.clone());
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = body;
-        self.by_dialog.insert((call.call_id.clone(), call.local_tag.clone()), handle);
+        self.by_dialog
+            .insert((call.call_id.clone(), call.local_tag.clone()), handle);
         call.dialog = Some(dialog);
         call.phase = Phase::Answered { offer };
         let key = call.invite_key.clone();
