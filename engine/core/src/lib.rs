@@ -8,6 +8,7 @@
 
 pub mod call;
 pub mod engine;
+pub mod fuzz;
 pub mod media;
 pub mod rng;
 pub mod sdp;

@@ -11,6 +11,7 @@
 
 pub mod dialog;
 pub mod framing;
+pub mod fuzz;
 pub mod header;
 pub mod message;
 pub mod parse;
@@ -51,4 +52,12 @@ impl Transport {
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn test_epoch() -> std::time::Instant {
     std::time::Instant::now()
+}
+
+/// A fixed instant for fuzz bodies, which need "now" but no real time.
+#[allow(clippy::disallowed_methods)]
+fn fuzz_epoch() -> std::time::Instant {
+    // One clock read per process: fuzz bodies are not protocol logic; the value is arbitrary.
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
