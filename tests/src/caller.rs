@@ -1,1 +1,420 @@
-//! placeholder
+//! Whole calls in virtual time: a [`Net`] that carries messages between the engine and
+//! scripted callers with no sockets, and a [`Caller`] built on `ivr-sip` that dials, acks,
+//! presses keys and hangs up. Time advances only when a test says so, jumping from one
+//! engine deadline to the next, so a 40-second call runs in milliseconds.
+
+use ivr_audio::Digit;
+use ivr_audio::rfc4733::EventPayload;
+use ivr_engine::media::RtpBuf;
+use ivr_engine::{CallHandle, Engine, EngineConfig, Event, Input, Output};
+use ivr_menus::Menus;
+use ivr_sip::Transport;
+use ivr_sip::message::{CoreHeaders, Message, Request, Response};
+use ivr_sip::parse::{Framing, parse_message};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The engine's SIP address inside the virtual network.
+pub const ENGINE_SIP: &str = "127.0.0.1:5060";
+
+/// A packet the engine sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// When (virtual time).
+    pub at: Instant,
+    /// To where.
+    pub to: SocketAddr,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// The virtual network around one engine.
+pub struct Net {
+    /// The engine under test.
+    pub engine: Engine,
+    /// The current virtual time.
+    pub now: Instant,
+    /// SIP messages the engine sent, not yet taken.
+    pub sip: Vec<Sent>,
+    /// RTP packets the engine sent, by call.
+    pub rtp: HashMap<CallHandle, Vec<Sent>>,
+    /// Every event, in order.
+    pub events: Vec<Event>,
+    /// Open media sockets: call -> local address.
+    pub media: HashMap<CallHandle, SocketAddr>,
+    next_port: u16,
+    /// When false, OpenMedia is answered with MediaFailed.
+    pub ports_available: bool,
+}
+
+impl Net {
+    /// An engine with default settings serving `menus`.
+    pub fn new(menus: Arc<Menus>) -> Net {
+        Net::with_config(menus, |_| {})
+    }
+
+    /// An engine whose config `tweak` may change.
+    pub fn with_config(menus: Arc<Menus>, tweak: impl FnOnce(&mut EngineConfig)) -> Net {
+        let mut config = EngineConfig::new(ENGINE_SIP.parse().expect("address"));
+        tweak(&mut config);
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        Net {
+            engine: Engine::new(config, menus),
+            now,
+            sip: Vec::new(),
+            rtp: HashMap::new(),
+            events: Vec::new(),
+            media: HashMap::new(),
+            next_port: 30_000,
+            ports_available: true,
+        }
+    }
+
+    /// Deliver a SIP message to the engine.
+    pub fn send_sip(&mut self, transport: Transport, from: SocketAddr, data: &[u8]) {
+        self.engine.handle_input(
+            self.now,
+            Input::Sip {
+                transport,
+                from,
+                data,
+            },
+        );
+        self.pump();
+    }
+
+    /// Deliver an RTP datagram to a call's socket.
+    pub fn send_rtp(&mut self, call: CallHandle, from: SocketAddr, data: &[u8]) {
+        self.engine
+            .handle_input(self.now, Input::Rtp { call, from, data });
+        self.pump();
+    }
+
+    /// Perform the engine's outputs; returns its next deadline.
+    pub fn pump(&mut self) -> Option<Instant> {
+        loop {
+            match self.engine.poll_output() {
+                Output::Timeout(t) => return t,
+                Output::Sip { to, data, .. } => self.sip.push(Sent {
+                    at: self.now,
+                    to,
+                    data,
+                }),
+                Output::Rtp { call, to, packet } => self.record_rtp(call, to, &packet),
+                Output::OpenMedia { call } => {
+                    let input = if self.ports_available {
+                        let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+                        self.next_port += 2;
+                        self.media.insert(call, local);
+                        Input::MediaOpened { call, local }
+                    } else {
+                        Input::MediaFailed { call }
+                    };
+                    self.engine.handle_input(self.now, input);
+                }
+                Output::CloseMedia { call } => {
+                    self.media.remove(&call);
+                }
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    fn record_rtp(&mut self, call: CallHandle, to: SocketAddr, packet: &RtpBuf) {
+        self.rtp.entry(call).or_default().push(Sent {
+            at: self.now,
+            to,
+            data: packet.as_slice().to_vec(),
+        });
+    }
+
+    /// Let `d` of virtual time pass, waking the engine at each of its deadlines.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = self.pump();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.engine.handle_input(self.now, Input::Timeout);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.engine.handle_input(self.now, Input::Timeout);
+        self.pump();
+    }
+
+    /// Take every SIP message the engine sent to `to`, parsed.
+    pub fn take_sip(&mut self, to: SocketAddr) -> Vec<Message> {
+        let (mine, rest): (Vec<Sent>, Vec<Sent>) = self.sip.drain(..).partition(|s| s.to == to);
+        self.sip = rest;
+        mine.into_iter()
+            .map(|s| {
+                parse_message(&s.data, Framing::Datagram).expect("engine sent a valid message")
+            })
+            .collect()
+    }
+
+    /// The handle of the most recent call.
+    pub fn last_call(&self) -> Option<CallHandle> {
+        self.events.iter().rev().find_map(|e| match e {
+            Event::CallStarted { call, .. } => Some(*call),
+            _ => None,
+        })
+    }
+
+    /// Menus entered so far, by name.
+    pub fn menus_entered(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MenuEntered { menu, .. } => Some(menu.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The end reason of `call`, if it ended.
+    pub fn ended(&self, call: CallHandle) -> Option<ivr_engine::EndReason> {
+        self.events.iter().find_map(|e| match e {
+            Event::CallEnded {
+                call: c, reason, ..
+            } if *c == call => Some(*reason),
+            _ => None,
+        })
+    }
+}
+
+/// A scripted caller: one UA with one call at a time.
+pub struct Caller {
+    /// Its SIP address.
+    pub addr: SocketAddr,
+    /// Its RTP address (offered in SDP).
+    pub media: SocketAddr,
+    /// Over what it talks.
+    pub transport: Transport,
+    call_id: String,
+    from_tag: String,
+    /// The engine's tag, once answered.
+    pub to_tag: Option<String>,
+    cseq: u32,
+    branch: u32,
+    invite_branch: String,
+    rtp_seq: u16,
+    rtp_ts: u32,
+}
+
+impl Caller {
+    /// A caller at `addr` (RTP on `addr` port + 1000).
+    pub fn new(addr: &str, call_id: &str) -> Caller {
+        let addr: SocketAddr = addr.parse().expect("address");
+        Caller {
+            media: SocketAddr::new(addr.ip(), addr.port() + 1000),
+            addr,
+            transport: Transport::Udp,
+            call_id: call_id.to_string(),
+            from_tag: format!("tag-{call_id}"),
+            to_tag: None,
+            cseq: 0,
+            branch: 0,
+            invite_branch: String::new(),
+            rtp_seq: 1,
+            rtp_ts: 1000,
+        }
+    }
+
+    fn next_branch(&mut self) -> String {
+        self.branch += 1;
+        format!("z9hG4bK-{}-{}", self.call_id, self.branch)
+    }
+
+    /// An offer of PCMU and PCMA with telephone-event 101.
+    pub fn offer(&self) -> String {
+        format!(
+            "v=0\r\no=caller 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+            ip = self.media.ip(),
+            port = self.media.port()
+        )
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        cseq: u32,
+        branch: &str,
+        extra: &str,
+        body: &str,
+    ) -> String {
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        format!(
+            "{method} sip:service@{engine} SIP/2.0\r\nVia: SIP/2.0/{tr} {me};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: \"Caller\" <sip:+15551234@{me}>;tag={ft}\r\nTo: <sip:service@{engine}>{to_tag}\r\n\
+             Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
+            engine = ENGINE_SIP,
+            tr = self.transport.via_token(),
+            me = self.addr,
+            ft = self.from_tag,
+            cid = self.call_id,
+            len = body.len()
+        )
+    }
+
+    /// An INVITE, with our offer or (late offer) without a body.
+    pub fn invite(&mut self, with_offer: bool) -> Vec<u8> {
+        self.cseq += 1;
+        self.invite_branch = self.next_branch();
+        let branch = self.invite_branch.clone();
+        let (extra, body) = if with_offer {
+            ("Content-Type: application/sdp\r\n", self.offer())
+        } else {
+            ("", String::new())
+        };
+        let cseq = self.cseq;
+        self.request("INVITE", cseq, &branch, extra, &body)
+            .into_bytes()
+    }
+
+    /// An INVITE with an arbitrary SDP body.
+    pub fn invite_with_sdp(&mut self, sdp: &str) -> Vec<u8> {
+        self.cseq += 1;
+        self.invite_branch = self.next_branch();
+        let branch = self.invite_branch.clone();
+        let cseq = self.cseq;
+        self.request(
+            "INVITE",
+            cseq,
+            &branch,
+            "Content-Type: application/sdp\r\n",
+            sdp,
+        )
+        .into_bytes()
+    }
+
+    /// A request outside any dialog with arbitrary method and extra header lines.
+    pub fn raw(&mut self, method: &str, extra: &str, body: &str) -> Vec<u8> {
+        self.cseq += 1;
+        let branch = self.next_branch();
+        let cseq = self.cseq;
+        self.request(method, cseq, &branch, extra, body)
+            .into_bytes()
+    }
+
+    /// Read a response: remember the engine's tag from a 2xx (or any tagged final).
+    pub fn on_response(&mut self, r: &Response) {
+        if r.status.is_success() {
+            if let Ok(to) = r.party_to() {
+                self.to_tag = to.tag().map(str::to_string);
+            }
+        }
+    }
+
+    /// The ACK for a 2xx (a new transaction, RFC 3261 §13.2.2.4), with an optional answer body.
+    pub fn ack(&mut self, answer: Option<&str>) -> Vec<u8> {
+        let branch = self.next_branch();
+        let cseq = self.cseq;
+        let (extra, body) = match answer {
+            Some(b) => ("Content-Type: application/sdp\r\n", b.to_string()),
+            None => ("", String::new()),
+        };
+        self.request("ACK", cseq, &branch, extra, &body)
+            .into_bytes()
+    }
+
+    /// The CANCEL for the pending INVITE (same branch, RFC 3261 §9.1).
+    pub fn cancel(&mut self) -> Vec<u8> {
+        let branch = self.invite_branch.clone();
+        let cseq = self.cseq;
+        self.request("CANCEL", cseq, &branch, "", "").into_bytes()
+    }
+
+    /// A request inside the dialog (BYE, INFO, re-INVITE...).
+    pub fn in_dialog(&mut self, method: &str, extra: &str, body: &str) -> Vec<u8> {
+        self.cseq += 1;
+        let branch = self.next_branch();
+        if method == "INVITE" {
+            self.invite_branch = branch.clone();
+        }
+        let cseq = self.cseq;
+        self.request(method, cseq, &branch, extra, body)
+            .into_bytes()
+    }
+
+    /// The 200 OK to a request the engine sent us (its BYE).
+    pub fn ok_to(&self, req: &Request) -> Vec<u8> {
+        Response::to_request(req, ivr_sip::StatusCode::OK).to_bytes()
+    }
+
+    /// The RTP packets of one key press as a phone sends them (RFC 4733 §2.5): a start with
+    /// the marker bit, two updates, and three end packets, all with the event's timestamp.
+    pub fn key_packets(&mut self, digit: Digit, pt: u8) -> Vec<Vec<u8>> {
+        let ts = self.rtp_ts;
+        self.rtp_ts = self.rtp_ts.wrapping_add(1600);
+        let mut out = Vec::new();
+        for (i, (end, duration)) in [
+            (false, 160),
+            (false, 320),
+            (false, 480),
+            (true, 640),
+            (true, 640),
+            (true, 640),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut p = vec![0x80, pt | if i == 0 { 0x80 } else { 0 }];
+            p.extend_from_slice(&self.rtp_seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0xCA11E4u32.to_be_bytes());
+            p.extend_from_slice(
+                &EventPayload {
+                    event: digit.event_code(),
+                    end,
+                    volume: 10,
+                    duration,
+                }
+                .encode(),
+            );
+            self.rtp_seq = self.rtp_seq.wrapping_add(1);
+            out.push(p);
+        }
+        out
+    }
+
+    /// One 20 ms G.711 audio packet of silence (keeps the engine's media timeout away).
+    pub fn audio_packet(&mut self) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&self.rtp_seq.to_be_bytes());
+        p.extend_from_slice(&self.rtp_ts.to_be_bytes());
+        p.extend_from_slice(&0xCA11E4u32.to_be_bytes());
+        p.extend_from_slice(&[0xFF; 160]);
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        self.rtp_ts = self.rtp_ts.wrapping_add(160);
+        p
+    }
+}
+
+/// The first response with this status among `msgs`.
+pub fn response(msgs: &[Message], status: u16) -> Option<&Response> {
+    msgs.iter().find_map(|m| match m {
+        Message::Response(r) if r.status.code() == status => Some(r),
+        _ => None,
+    })
+}
+
+/// The first request with this method among `msgs`.
+pub fn request<'a>(msgs: &'a [Message], method: &str) -> Option<&'a Request> {
+    msgs.iter().find_map(|m| match m {
+        Message::Request(r) if r.method.as_str() == method => Some(r),
+        _ => None,
+    })
+}

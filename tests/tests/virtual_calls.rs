@@ -1,0 +1,426 @@
+//! Whole calls through `ivr-engine` in virtual time: no sockets, no sleeping.
+
+use ivr_audio::{Codec, Digit};
+use ivr_engine::EndReason;
+use ivr_sip::Transport;
+use ivr_sip::message::{CoreHeaders, Message};
+use ivr_tests::caller::{Caller, Net, request, response};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn demo() -> Arc<ivr_menus::Menus> {
+    Arc::new(ivr_server::config::load_demo().expect("demo compiles"))
+}
+
+/// Dial, get 100 and 200, ACK. Returns the call's handle.
+fn connect(net: &mut Net, caller: &mut Caller) -> ivr_engine::CallHandle {
+    let invite = caller.invite(true);
+    net.send_sip(caller.transport, caller.addr, &invite);
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 100).is_some(), "100 Trying first: {msgs:?}");
+    let ok = response(&msgs, 200).expect("200 OK").clone();
+    assert_eq!(
+        ok.headers.get(&ivr_sip::HeaderName::ContentType),
+        Some("application/sdp")
+    );
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(caller.transport, caller.addr, &ack);
+    net.last_call().expect("a call")
+}
+
+fn press(net: &mut Net, caller: &mut Caller, call: ivr_engine::CallHandle, digit: Digit) {
+    for p in caller.key_packets(digit, 101) {
+        net.send_rtp(call, caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn caller_chooses_english_then_goodbye_and_the_engine_hangs_up() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7000", "happy");
+    let call = connect(&mut net, &mut caller);
+    net.advance(Duration::from_secs(2));
+    // The greeting flows: 50 packets per second, PCMU (first codec offered), to the caller's media address.
+    let rtp = &net.rtp[&call];
+    assert!(
+        (99..=101).contains(&rtp.len()),
+        "{} packets in 2 s",
+        rtp.len()
+    );
+    assert!(
+        rtp.iter()
+            .all(|p| p.to == caller.media && p.data[1] & 0x7F == 0)
+    );
+    // What was sent is the French greeting, frame for frame.
+    let menus = demo();
+    let greeting = menus.prompt(menus.menu(menus.entry()).prompt[0]).clone();
+    for (i, p) in rtp.iter().take(50).enumerate() {
+        assert_eq!(
+            &p.data[12..],
+            greeting.frame(Codec::Pcmu, i).unwrap(),
+            "frame {i}"
+        );
+    }
+    press(&mut net, &mut caller, call, Digit::D2);
+    assert_eq!(net.menus_entered(), ["language", "main_en"]);
+    net.advance(Duration::from_secs(1));
+    press(&mut net, &mut caller, call, Digit::D9);
+    // Keys are reported once each, though each press sent three end packets.
+    let keys: Vec<_> = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, ivr_engine::Event::Digit { .. }))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    // The goodbye (2.6 s) plays, then the engine sends BYE.
+    net.advance(Duration::from_secs(2));
+    assert!(
+        request(&net.take_sip(caller.addr), "BYE").is_none(),
+        "not before the goodbye ends"
+    );
+    net.advance(Duration::from_secs(1));
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE")
+        .expect("BYE after the goodbye")
+        .clone();
+    assert_eq!(bye.party_to().unwrap().tag(), Some("tag-happy"));
+    assert_eq!(bye.party_from().unwrap().tag(), caller.to_tag.as_deref());
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
+    assert!(net.media.is_empty(), "media socket closed");
+}
+
+#[test]
+fn silence_replays_the_menu_then_says_goodbye() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7001", "silent");
+    let call = connect(&mut net, &mut caller);
+    // Keep sending audio so the media timeout stays away; press nothing.
+    for _ in 0..(60 * 50) {
+        let p = caller.audio_packet();
+        net.send_rtp(call, caller.media, &p);
+        net.advance(Duration::from_millis(20));
+        if net.ended(call).is_some() || !net.sip.is_empty() {
+            break;
+        }
+    }
+    // 3 tries of (6.3 s prompt + 5 s wait) with no-input prompts between, then the goodbye.
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE").expect("the engine hangs up after the retries");
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(bye));
+    assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
+    assert_eq!(net.menus_entered(), ["language"]);
+}
+
+#[test]
+fn caller_bye_mid_prompt_is_answered_and_media_stops() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7002", "bye");
+    let call = connect(&mut net, &mut caller);
+    net.advance(Duration::from_millis(500));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    assert!(response(&net.take_sip(caller.addr), 200).is_some());
+    assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
+    let sent = net.rtp[&call].len();
+    net.advance(Duration::from_secs(1));
+    assert_eq!(net.rtp[&call].len(), sent, "no RTP after BYE");
+    // A retransmitted BYE gets the same answer (the transaction absorbs it), not a 481.
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    let again = net.take_sip(caller.addr);
+    assert!(response(&again, 200).is_some(), "{again:?}");
+}
+
+#[test]
+fn lost_ack_gets_200_retransmitted_then_bye_after_timer_h() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7003", "noack");
+    let invite = caller.invite(true);
+    net.send_sip(Transport::Udp, caller.addr, &invite);
+    let call = net.last_call().unwrap();
+    let first = net.take_sip(caller.addr);
+    assert!(response(&first, 200).is_some());
+    let t0 = net.now;
+    let mut resent = vec![];
+    for _ in 0..70 {
+        net.advance(Duration::from_millis(500));
+        for s in net.sip.drain(..).collect::<Vec<_>>() {
+            let text = String::from_utf8_lossy(&s.data).to_string();
+            if text.starts_with("SIP/2.0 200") {
+                resent.push((s.at - t0).as_millis());
+            }
+            if text.starts_with("BYE") {
+                resent.push(99_999);
+            }
+        }
+    }
+    assert_eq!(&resent[..5], &[500, 1500, 3500, 7500, 11500], "{resent:?}");
+    assert_eq!(
+        resent.last(),
+        Some(&99_999),
+        "BYE after Timer H: {resent:?}"
+    );
+    assert!(resent.iter().filter(|t| **t < 99_999).all(|t| *t <= 32_000));
+    assert!(net.ended(call).is_none() || net.ended(call) == Some(EndReason::AckTimeout));
+}
+
+#[test]
+fn late_offer_gets_our_offer_and_the_answer_comes_in_the_ack() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7004", "late");
+    let invite = caller.invite(false);
+    net.send_sip(Transport::Udp, caller.addr, &invite);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).unwrap().clone();
+    let offer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(
+        offer.contains("m=audio")
+            && offer.contains("PCMA/8000")
+            && offer.contains("telephone-event/8000"),
+        "{offer}"
+    );
+    caller.on_response(&ok);
+    let answer = caller.offer().replace("RTP/AVP 0 8 101", "RTP/AVP 8 101");
+    let ack = caller.ack(Some(&answer));
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_millis(200));
+    let rtp = &net.rtp[&call];
+    assert!(rtp.len() >= 10);
+    assert!(
+        rtp.iter().all(|p| p.data[1] & 0x7F == 8),
+        "PCMA as answered"
+    );
+}
+
+#[test]
+fn reinvite_hold_stops_media_and_resume_restarts_it() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7005", "hold");
+    let call = connect(&mut net, &mut caller);
+    net.advance(Duration::from_millis(200));
+    let hold_sdp = caller.offer().replace("a=sendrecv", "a=sendonly");
+    let reinvite = caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &hold_sdp);
+    net.send_sip(Transport::Udp, caller.addr, &reinvite);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("200 to the re-INVITE");
+    let answer = String::from_utf8_lossy(&ok.body);
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(
+        answer.contains("o=ivr ") && answer.contains(" 2 IN IP4"),
+        "version incremented: {answer}"
+    );
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    let before = net.rtp[&call].len();
+    net.advance(Duration::from_secs(1));
+    assert_eq!(net.rtp[&call].len(), before, "no RTP while held");
+    let resume = caller.in_dialog(
+        "INVITE",
+        "Content-Type: application/sdp\r\n",
+        &caller.offer(),
+    );
+    net.send_sip(Transport::Udp, caller.addr, &resume);
+    assert!(
+        String::from_utf8_lossy(&response(&net.take_sip(caller.addr), 200).unwrap().body)
+            .contains("a=sendrecv")
+    );
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    net.advance(Duration::from_millis(400));
+    assert!(net.rtp[&call].len() >= before + 19, "RTP resumes");
+}
+
+#[test]
+fn cancel_while_ringing_gets_200_and_487() {
+    let mut net = Net::with_config(demo(), |c| c.answer_delay = Duration::from_secs(3));
+    let mut caller = Caller::new("127.0.0.1:7006", "cancel");
+    let invite = caller.invite(true);
+    net.send_sip(Transport::Udp, caller.addr, &invite);
+    assert!(response(&net.take_sip(caller.addr), 180).is_some());
+    net.advance(Duration::from_secs(1));
+    let cancel = caller.cancel();
+    net.send_sip(Transport::Udp, caller.addr, &cancel);
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        response(&msgs, 200).is_some() && response(&msgs, 487).is_some(),
+        "{msgs:?}"
+    );
+    let call = net.last_call().unwrap();
+    assert_eq!(net.ended(call), Some(EndReason::Cancelled));
+    net.advance(Duration::from_secs(5));
+    assert!(
+        response(&net.take_sip(caller.addr), 200).is_none(),
+        "never answered after CANCEL"
+    );
+}
+
+#[test]
+fn no_media_from_the_caller_ends_the_call() {
+    let mut net = Net::with_config(demo(), |c| c.media_timeout = Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7007", "mute");
+    let call = connect(&mut net, &mut caller);
+    net.advance(Duration::from_secs(9));
+    assert!(request(&net.take_sip(caller.addr), "BYE").is_none());
+    net.advance(Duration::from_secs(2));
+    assert!(request(&net.take_sip(caller.addr), "BYE").is_some());
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.ended(call), Some(EndReason::MediaTimeout));
+}
+
+#[test]
+fn sip_info_keys_work_like_rfc4733() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7008", "info");
+    let _call = connect(&mut net, &mut caller);
+    let info = caller.in_dialog(
+        "INFO",
+        "Content-Type: application/dtmf-relay\r\n",
+        "Signal=1\r\nDuration=160\r\n",
+    );
+    net.send_sip(Transport::Udp, caller.addr, &info);
+    assert!(response(&net.take_sip(caller.addr), 200).is_some());
+    assert_eq!(net.menus_entered(), ["language", "main_fr"]);
+}
+
+#[test]
+fn engine_bye_is_retransmitted_on_a_lossy_network() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7009", "lossy");
+    let call = connect(&mut net, &mut caller);
+    press(&mut net, &mut caller, call, Digit::D2);
+    press(&mut net, &mut caller, call, Digit::D9);
+    // Nobody answers: the BYE is "lost" and retransmitted on Timer E (+0.5 s, +1.5 s...).
+    net.advance(Duration::from_secs(5));
+    let copies = net.take_sip(caller.addr);
+    let n = copies
+        .iter()
+        .filter(|m| matches!(m, Message::Request(r) if r.method.as_str() == "BYE"))
+        .count();
+    assert!(n >= 3, "{n} copies of the BYE: {copies:?}");
+    assert!(
+        net.ended(call).is_none(),
+        "the call waits for the BYE's answer"
+    );
+    let bye = request(&copies, "BYE").unwrap().clone();
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
+}
+
+#[test]
+fn refusals_carry_the_right_status_and_headers() {
+    let mut net = Net::with_config(demo(), |c| c.max_calls = 1);
+    let mut a = Caller::new("127.0.0.1:7010", "first");
+    connect(&mut net, &mut a);
+    let mut b = Caller::new("127.0.0.1:7011", "second");
+    let cases: Vec<(Vec<u8>, u16, Option<(&str, &str)>)> = vec![
+        (b.invite(true), 503, Some(("Retry-After", "5"))),
+        (
+            b.raw("REGISTER", "", ""),
+            405,
+            Some(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")),
+        ),
+        (
+            b.raw("FROBNICATE", "", ""),
+            501,
+            Some(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")),
+        ),
+        (
+            b.raw("OPTIONS", "", ""),
+            200,
+            Some(("Accept", "application/sdp")),
+        ),
+        (b.raw("BYE", "", ""), 481, None),
+    ];
+    for (msg, status, header) in cases {
+        net.send_sip(Transport::Udp, b.addr, &msg);
+        let msgs = net.take_sip(b.addr);
+        let r = response(&msgs, status).unwrap_or_else(|| panic!("no {status}: {msgs:?}"));
+        assert!(
+            r.party_to().unwrap().tag().is_some(),
+            "final responses carry a To tag"
+        );
+        if let Some((name, value)) = header {
+            assert_eq!(
+                r.headers.get(&ivr_sip::HeaderName::from_wire(name)),
+                Some(value),
+                "{status}"
+            );
+        }
+    }
+    // Once the first call ends, capacity frees up; the SDP checks come next.
+    let mut c = Caller::new("127.0.0.1:7012", "third");
+    let bye = a.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, a.addr, &bye);
+    let cases = vec![
+        (
+            c.invite_with_sdp(&c.offer().replace("RTP/AVP 0 8 101", "RTP/AVP 18 101")),
+            488,
+        ),
+        (c.invite_with_sdp("this is not sdp"), 400),
+        (c.raw("INVITE", "Require: 100rel\r\n", ""), 420),
+        (
+            c.raw("INVITE", "Content-Type: text/plain\r\n", "hello"),
+            415,
+        ),
+    ];
+    for (msg, status) in cases {
+        net.send_sip(Transport::Udp, c.addr, &msg);
+        let msgs = net.take_sip(c.addr);
+        let r = response(&msgs, status).unwrap_or_else(|| panic!("no {status}: {msgs:?}"));
+        if status == 420 {
+            assert_eq!(
+                r.headers.get(&ivr_sip::HeaderName::Unsupported),
+                Some("100rel")
+            );
+        }
+        // each refused INVITE is ACKed by the caller; the engine's transaction absorbs it
+    }
+    let zero_mf = String::from_utf8(c.invite(true))
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    net.send_sip(Transport::Udp, c.addr, zero_mf.as_bytes());
+    assert!(response(&net.take_sip(c.addr), 483).is_some());
+    let tel = String::from_utf8(c.raw("OPTIONS", "", ""))
+        .unwrap()
+        .replacen("sip:service@127.0.0.1:5060", "tel:+15551234", 1);
+    net.send_sip(Transport::Udp, c.addr, tel.as_bytes());
+    assert!(response(&net.take_sip(c.addr), 416).is_some());
+}
+
+#[test]
+fn shutdown_hangs_up_and_refuses_new_calls() {
+    let mut net = Net::new(demo());
+    let mut a = Caller::new("127.0.0.1:7013", "up");
+    let call = connect(&mut net, &mut a);
+    net.engine
+        .handle_input(net.now, ivr_engine::Input::Shutdown);
+    net.pump();
+    let bye = request(&net.take_sip(a.addr), "BYE")
+        .expect("BYE on shutdown")
+        .clone();
+    let mut b = Caller::new("127.0.0.1:7014", "late-comer");
+    let invite = b.invite(true);
+    net.send_sip(Transport::Udp, b.addr, &invite);
+    assert!(response(&net.take_sip(b.addr), 503).is_some());
+    net.send_sip(Transport::Udp, a.addr, &a.ok_to(&bye));
+    assert_eq!(net.ended(call), Some(EndReason::Shutdown));
+    assert!(net.events.contains(&ivr_engine::Event::Drained));
+}
+
+#[test]
+fn no_free_media_port_gives_503() {
+    let mut net = Net::new(demo());
+    net.ports_available = false;
+    let mut a = Caller::new("127.0.0.1:7015", "noport");
+    let invite = a.invite(true);
+    net.send_sip(Transport::Udp, a.addr, &invite);
+    let msgs = net.take_sip(a.addr);
+    assert!(response(&msgs, 503).is_some(), "{msgs:?}");
+    assert_eq!(
+        net.ended(net.last_call().unwrap()),
+        Some(EndReason::MediaUnavailable)
+    );
+}
