@@ -311,10 +311,10 @@ impl Caller {
 
     /// Read a response: remember the engine's tag from a 2xx (or any tagged final).
     pub fn on_response(&mut self, r: &Response) {
-        if r.status.is_success() {
-            if let Ok(to) = r.party_to() {
-                self.to_tag = to.tag().map(str::to_string);
-            }
+        if r.status.is_success()
+            && let Ok(to) = r.party_to()
+        {
+            self.to_tag = to.tag().map(str::to_string);
         }
     }
 
