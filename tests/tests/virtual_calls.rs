@@ -315,7 +315,8 @@ fn refusals_carry_the_right_status_and_headers() {
     let mut a = Caller::new("127.0.0.1:7010", "first");
     connect(&mut net, &mut a);
     let mut b = Caller::new("127.0.0.1:7011", "second");
-    let cases: Vec<(Vec<u8>, u16, Option<(&str, &str)>)> = vec![
+    type Case = (Vec<u8>, u16, Option<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
         (b.invite(true), 503, Some(("Retry-After", "5"))),
         (
             b.raw("REGISTER", "", ""),
