@@ -12,7 +12,8 @@ use ivr_sip::header::{HeaderName, NameAddr};
 use ivr_sip::message::{CoreHeaders, Message, Method, Request, Response, StatusCode};
 use ivr_sip::parse::{Framing, error_response, parse_message};
 use ivr_sip::transaction::{ClientKey, Peer, ServerKey, TimerConfig, TransactionLayer, TxEvent};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -246,7 +247,10 @@ pub struct Engine {
     calls: HashMap<CallHandle, Call>,
     by_invite: HashMap<ServerKey, CallHandle>,
     by_dialog: HashMap<(String, String), CallHandle>,
-    deadlines: BTreeSet<(Instant, CallHandle)>,
+    /// Each call's earliest deadline, lazily deleted: an entry counts only while it equals
+    /// the call's `indexed` value. Push and pop reuse the heap's storage, so pacing RTP never
+    /// allocates (a `BTreeSet` frees and reallocates nodes as entries come and go).
+    deadlines: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     outputs: VecDeque<Output>,
     next_handle: u64,
     shutting_down: bool,
@@ -264,7 +268,7 @@ impl Engine {
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_dialog: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: BinaryHeap::new(),
             outputs: VecDeque::new(),
             next_handle: 1,
             shutting_down: false,
@@ -311,7 +315,7 @@ impl Engine {
         if let Some(o) = self.outputs.pop_front() {
             return o;
         }
-        let calls = self.deadlines.first().map(|(at, _)| *at);
+        let calls = self.deadlines.peek().map(|Reverse((at, _))| *at);
         let next = match (calls, self.layer.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -842,14 +846,18 @@ impl Engine {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
-        while let Some(&(at, handle)) = self.deadlines.first() {
+        while let Some(&Reverse((at, handle))) = self.deadlines.peek() {
             if at > now {
                 break;
             }
-            self.deadlines.pop_first();
-            if let Some(c) = self.calls.get_mut(&handle) {
-                c.indexed = None;
+            self.deadlines.pop();
+            let Some(c) = self.calls.get_mut(&handle) else {
+                continue;
+            };
+            if c.indexed != Some(at) {
+                continue; // superseded by a later reindex
             }
+            c.indexed = None;
             self.call_timeout(now, handle);
         }
     }
@@ -911,12 +919,9 @@ impl Engine {
         if call.indexed == next {
             return;
         }
-        if let Some(old) = call.indexed.take() {
-            self.deadlines.remove(&(old, handle));
-        }
+        call.indexed = next;
         if let Some(at) = next {
-            self.deadlines.insert((at, handle));
-            call.indexed = Some(at);
+            self.deadlines.push(Reverse((at, handle)));
         }
     }
 
@@ -985,9 +990,6 @@ impl Engine {
         let Some(call) = self.calls.remove(&handle) else {
             return;
         };
-        if let Some(at) = call.indexed {
-            self.deadlines.remove(&(at, handle));
-        }
         self.by_invite.remove(&call.invite_key);
         self.by_dialog
             .remove(&(call.call_id.clone(), call.local_tag.clone()));

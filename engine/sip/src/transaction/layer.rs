@@ -314,11 +314,12 @@ impl TransactionLayer {
 
     /// Fire every deadline due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, r)) = self.deadlines.first().cloned() {
-            if at > now {
+        // Peek by reference: cloning the key (three strings) on every wake-up would allocate
+        // on the RTP pacing path, which wakes this layer 50 times a second.
+        while self.deadlines.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, r)) = self.deadlines.pop_first() else {
                 break;
-            }
-            self.deadlines.pop_first();
+            };
             match r {
                 TxRef::Server(key) => {
                     if let Some(e) = self.servers.get_mut(&key) {
