@@ -103,7 +103,9 @@ impl Net {
                     to,
                     data,
                 }),
-                Output::Rtp { call, to, packet } => self.record_rtp(call, to, &packet),
+                Output::Rtp {
+                    call, to, packet, ..
+                } => self.record_rtp(call, to, &packet),
                 Output::OpenMedia { call } => {
                     let input = if self.ports_available {
                         let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], self.next_port));

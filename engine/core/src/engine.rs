@@ -127,6 +127,8 @@ pub enum Output {
         to: SocketAddr,
         /// The packet.
         packet: RtpBuf,
+        /// When it was due; the driver measures its pacing lateness against this.
+        due: Instant,
     },
     /// Open an RTP (and RTCP) socket for the call; answer with [`Input::MediaOpened`] or [`Input::MediaFailed`].
     OpenMedia {
@@ -870,11 +872,15 @@ impl Engine {
         let mut finished = false;
         let mut dead = false;
         if let Some(m) = call.media.as_mut() {
-            while let Some(packet) = m.poll_packet(now) {
+            while let Some(due) = m.next_send().filter(|d| *d <= now) {
+                let Some(packet) = m.poll_packet(now) else {
+                    break;
+                };
                 self.outputs.push_back(Output::Rtp {
                     call: handle,
                     to: m.remote(),
                     packet,
+                    due,
                 });
             }
             finished = m.take_playback_finished();

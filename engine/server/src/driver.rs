@@ -131,6 +131,7 @@ impl Server {
             tx,
             spans: HashMap::new(),
             drained: false,
+            pacing: Pacing::new(),
         };
 
         tokio::pin!(shutdown);
@@ -166,6 +167,8 @@ impl Server {
                     engine.handle_input(Instant::now(), Input::Timeout);
                 }
                 _ = &mut shutdown, if exit_at.is_none() => {
+                    let p = &io.pacing;
+                    info!(target: "ivr::stats", packets = p.count, p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
                     info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
                     engine.handle_input(Instant::now(), Input::Shutdown);
                     exit_at = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
@@ -184,6 +187,42 @@ struct Io {
     tx: mpsc::Sender<NetIn>,
     spans: HashMap<CallHandle, Span>,
     drained: bool,
+    pacing: Pacing,
+}
+
+/// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
+/// buckets (the last one collects everything from 51.1 ms up), so recording never allocates.
+pub struct Pacing {
+    buckets: [u64; 512],
+    count: u64,
+}
+
+impl Pacing {
+    fn new() -> Pacing {
+        Pacing {
+            buckets: [0; 512],
+            count: 0,
+        }
+    }
+
+    fn record(&mut self, late: Duration) {
+        let i = ((late.as_micros() / 100) as usize).min(self.buckets.len() - 1);
+        self.buckets[i] += 1;
+        self.count += 1;
+    }
+
+    /// The lateness below which a fraction `p` of packets left, in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let target = (self.count as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= target.max(1) {
+                return (i + 1) as f64 / 10.0;
+            }
+        }
+        f64::NAN
+    }
 }
 
 impl Io {
@@ -232,7 +271,14 @@ impl Io {
                     to,
                     data,
                 } => self.send_sip(transport, to, data),
-                Output::Rtp { call, to, packet } => {
+                Output::Rtp {
+                    call,
+                    to,
+                    packet,
+                    due,
+                } => {
+                    self.pacing
+                        .record(Instant::now().saturating_duration_since(due));
                     if let Some(m) = self.media.get(&call)
                         && let Err(e) = m.rtp.try_send_to(packet.as_slice(), to)
                     {
