@@ -89,7 +89,7 @@ impl StreamFramer {
             self.broken = true;
             return Err(FramingError::ContentLength);
         };
-        let total = head_end + 4 + len;
+        let total = (head_end + 4).saturating_add(len);
         if total > self.limits.max_message {
             self.broken = true;
             return Err(FramingError::TooLarge(self.limits.max_message));

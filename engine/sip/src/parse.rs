@@ -251,7 +251,9 @@ impl Parser {
             } else {
                 unfolded.push(line.to_string());
             }
-            if unfolded.len() > limits.max_headers {
+            // The limit counts header lines other than Content-Length, which the printer
+            // always writes; one line of slack here, the exact check when storing below.
+            if unfolded.len() > limits.max_headers + 1 {
                 return Err(ParseErrorKind::TooManyHeaders(limits.max_headers));
             }
         }
@@ -284,6 +286,9 @@ impl Parser {
                         .map_err(|_| ParseErrorKind::ContentLength("is too large"))?,
                 );
                 continue;
+            }
+            if self.headers.len() == limits.max_headers {
+                return Err(ParseErrorKind::TooManyHeaders(limits.max_headers));
             }
             self.headers.push(name, value);
         }
