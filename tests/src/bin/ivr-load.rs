@@ -168,13 +168,10 @@ async fn main() {
                     continue;
                 };
                 if status == 200 && method == "INVITE" {
-                    let mut t = tags.lock().await;
-                    if !t.contains_key(&call_id) {
-                        let _ = sip
-                            .send_to(&in_dialog(engine, me, &call_id, &tag, "ACK", 1), engine)
-                            .await;
-                        t.insert(call_id, tag);
-                    }
+                    // Every 200 (retransmissions too) gets an ACK; the call is noted once.
+                    let ack = in_dialog(engine, me, &call_id, &tag, "ACK", 1);
+                    let _ = sip.send_to(&ack, engine).await;
+                    tags.lock().await.entry(call_id).or_insert(tag);
                 } else if status == 200 && method == "BYE" {
                     byes_ok.fetch_add(1, Ordering::Relaxed);
                 }
