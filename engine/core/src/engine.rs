@@ -391,6 +391,15 @@ impl Engine {
         if !matches!(req.uri.scheme(), "sip" | "sips") {
             return self.reject(now, &key, &req, StatusCode::UNSUPPORTED_URI_SCHEME, None);
         }
+        // RFC 3261 §8.2.2.3: every request but CANCEL and ACK is refused if it requires an
+        // extension we lack (we support none).
+        if req.method != Method::Cancel
+            && let Some(tags) = unsupported_required(&req)
+        {
+            let mut r = self.reply(&req, StatusCode::BAD_EXTENSION, None);
+            r.headers.push(HeaderName::Unsupported, tags);
+            return self.respond_error(now, &key, &req, r);
+        }
         let Ok(to) = req.party_to() else { return };
         if to.tag().is_some() {
             return self.in_dialog(now, key, req, to);
@@ -428,11 +437,6 @@ impl Engine {
             .is_some_and(|v| v.trim_start_matches('0').is_empty())
         {
             return self.reject(now, &key, &req, StatusCode::TOO_MANY_HOPS, None);
-        }
-        if let Some(tags) = unsupported_required(&req) {
-            let mut r = self.reply(&req, StatusCode::BAD_EXTENSION, None);
-            r.headers.push(HeaderName::Unsupported, tags);
-            return self.respond_error(now, &key, &req, r);
         }
         let offer = if req.body.is_empty() {
             None

@@ -594,3 +594,116 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn token() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9][A-Za-z0-9.!%*_+`'~-]{0,12}"
+    }
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5}){0,2}",
+            (1u8..=254, 0u8..=255, 0u8..=255, 1u8..=254)
+                .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        ]
+    }
+
+    fn uri() -> impl Strategy<Value = String> {
+        (
+            proptest::option::of("[a-z0-9+]{1,10}"),
+            host(),
+            proptest::option::of(1u16..),
+        )
+            .prop_map(|(user, host, port)| {
+                let mut s = "sip:".to_string();
+                if let Some(u) = user {
+                    s.push_str(&u);
+                    s.push('@');
+                }
+                s.push_str(&host);
+                if let Some(p) = port {
+                    s.push_str(&format!(":{p}"));
+                }
+                s
+            })
+    }
+
+    /// Display names with characters that need quoting and escaping.
+    fn display() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("[A-Za-z \"\\\\,;<>é]{0,12}")
+    }
+
+    fn name_addr() -> impl Strategy<Value = String> {
+        (display(), uri(), proptest::option::of(token())).prop_map(|(d, u, tag)| {
+            let mut s = match d {
+                Some(d) => format!("\"{}\" <{u}>", d.replace('\\', "\\\\").replace('"', "\\\"")),
+                None => format!("<{u}>"),
+            };
+            if let Some(t) = tag {
+                s.push_str(&format!(";tag={t}"));
+            }
+            s
+        })
+    }
+
+    prop_compose! {
+        fn request()(
+            method in prop_oneof![Just("INVITE".to_string()), Just("BYE".to_string()), Just("OPTIONS".to_string()), "[A-Z]{3,10}"],
+            ruri in uri(),
+            vias in proptest::collection::vec((host(), proptest::option::of(1u16..), token()), 1..4),
+            from in name_addr(),
+            to in name_addr(),
+            call_id in "[A-Za-z0-9@.-]{1,30}",
+            seq in 0u32..(1 << 31),
+            extra in proptest::collection::vec(("X-[A-Za-z]{1,8}", "[ -~]{0,40}"), 0..5),
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+        ) -> Request {
+            let mut r = Request::new(Method::from_token(&method), Uri::parse(&ruri).unwrap());
+            for (h, p, b) in vias {
+                let port = p.map(|p| format!(":{p}")).unwrap_or_default();
+                r.headers.push(HeaderName::Via, format!("SIP/2.0/UDP {h}{port};branch=z9hG4bK{b}"));
+            }
+            r.headers.push(HeaderName::From, from);
+            r.headers.push(HeaderName::To, to);
+            r.headers.push(HeaderName::CallId, call_id);
+            r.headers.push(HeaderName::CSeq, format!("{seq} {method}"));
+            for (n, v) in extra {
+                r.headers.push(HeaderName::from_wire(&n), v.trim().to_string());
+            }
+            r.body = body;
+            r
+        }
+    }
+
+    proptest! {
+        /// parse(print(m)) == m for every request the generator makes, on a stream and in a datagram.
+        #[test]
+        fn print_then_parse_is_identity(r in request()) {
+            let bytes = r.to_bytes();
+            for framing in [Framing::Stream, Framing::Datagram] {
+                let back = parse_message(&bytes, framing);
+                prop_assert_eq!(back, Ok(Message::Request(r.clone())));
+            }
+        }
+
+        /// Any typed header read from a parsed message prints and parses back unchanged.
+        #[test]
+        fn typed_headers_round_trip(r in request()) {
+            let from = r.party_from().unwrap();
+            prop_assert_eq!(crate::header::NameAddr::parse(&from.to_string(), HeaderName::From).unwrap(), from);
+            let via = r.top_via().unwrap();
+            prop_assert_eq!(crate::header::Via::parse(&via.to_string()).unwrap(), via);
+        }
+
+        /// Arbitrary bytes never panic the parser, in either framing.
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_message(&bytes, Framing::Datagram);
+            let _ = parse_message(&bytes, Framing::Stream);
+        }
+    }
+}
