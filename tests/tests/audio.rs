@@ -109,6 +109,10 @@ fn the_caller_hears_the_greeting() {
         "packets arrived over {span:?}"
     );
 
+    // Keep what was heard, for a person to listen to (sox/aplay) after a run.
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("received_greeting.wav");
+    std::fs::write(&out, ivr_audio::wav::encode_pcm16(8000, &audio)).unwrap();
+
     let expected = greeting();
     let c = correlation(&audio[..24_000.min(expected.len())], &expected);
     assert!(
