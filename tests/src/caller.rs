@@ -334,6 +334,9 @@ impl Caller {
 
     /// The CANCEL for the pending INVITE (same branch, RFC 3261 §9.1).
     pub fn cancel(&mut self) -> Vec<u8> {
+        if self.invite_branch.is_empty() {
+            self.invite_branch = self.next_branch();
+        }
         let branch = self.invite_branch.clone();
         let cseq = self.cseq;
         self.request("CANCEL", cseq, &branch, "", "").into_bytes()

@@ -425,3 +425,30 @@ fn no_free_media_port_gives_503() {
         Some(EndReason::MediaUnavailable)
     );
 }
+
+#[test]
+fn answer_delay_rings_then_answers() {
+    let mut net = Net::with_config(demo(), |c| c.answer_delay = Duration::from_millis(1500));
+    let mut caller = Caller::new("127.0.0.1:7016", "ring");
+    let invite = caller.invite(true);
+    net.send_sip(Transport::Udp, caller.addr, &invite);
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        response(&msgs, 180).is_some() && response(&msgs, 200).is_none(),
+        "{msgs:?}"
+    );
+    net.advance(Duration::from_millis(1400));
+    assert!(
+        response(&net.take_sip(caller.addr), 200).is_none(),
+        "not before the delay"
+    );
+    net.advance(Duration::from_millis(100));
+    let ok = response(&net.take_sip(caller.addr), 200)
+        .expect("answered after 1.5 s")
+        .clone();
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    net.advance(Duration::from_millis(100));
+    assert!(net.rtp[&net.last_call().unwrap()].len() >= 5);
+}

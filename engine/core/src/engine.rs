@@ -253,6 +253,8 @@ pub struct Engine {
     /// the call's `indexed` value. Push and pop reuse the heap's storage, so pacing RTP never
     /// allocates (a `BTreeSet` frees and reallocates nodes as entries come and go).
     deadlines: BinaryHeap<Reverse<(Instant, CallHandle)>>,
+    /// Reused list of calls due in one wake-up (kept to avoid allocating per tick).
+    due_scratch: Vec<CallHandle>,
     outputs: VecDeque<Output>,
     next_handle: u64,
     shutting_down: bool,
@@ -271,6 +273,7 @@ impl Engine {
             by_invite: HashMap::new(),
             by_dialog: HashMap::new(),
             deadlines: BinaryHeap::new(),
+            due_scratch: Vec::new(),
             outputs: VecDeque::new(),
             next_handle: 1,
             shutting_down: false,
@@ -852,20 +855,25 @@ impl Engine {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        // Take every due call first, then run them: a call that (wrongly) re-arms a deadline
+        // in the past is seen again on the next wake-up instead of spinning here forever.
+        let mut due = std::mem::take(&mut self.due_scratch);
         while let Some(&Reverse((at, handle))) = self.deadlines.peek() {
             if at > now {
                 break;
             }
             self.deadlines.pop();
-            let Some(c) = self.calls.get_mut(&handle) else {
-                continue;
-            };
-            if c.indexed != Some(at) {
-                continue; // superseded by a later reindex
+            if let Some(c) = self.calls.get_mut(&handle)
+                && c.indexed == Some(at)
+            {
+                c.indexed = None;
+                due.push(handle);
             }
-            c.indexed = None;
+        }
+        for handle in due.drain(..) {
             self.call_timeout(now, handle);
         }
+        self.due_scratch = due;
     }
 
     fn call_timeout(&mut self, now: Instant, handle: CallHandle) {
@@ -873,6 +881,13 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
+        if let Phase::Ringing { until, .. } = call.phase {
+            if now >= until {
+                self.answer(now, handle);
+            }
+            self.reindex(handle);
+            return;
+        }
         let mut finished = false;
         let mut dead = false;
         if let Some(m) = call.media.as_mut() {

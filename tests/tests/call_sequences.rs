@@ -1,0 +1,135 @@
+//! Random sequences of caller actions at random times, in virtual time: the engine never
+//! panics, answers every request, and every call it started ends once the caller hangs up.
+
+use ivr_audio::Digit;
+use ivr_sip::Transport;
+use ivr_tests::caller::{Caller, Net, response};
+use proptest::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Invite { offer: bool },
+    Ack,
+    Cancel,
+    Bye,
+    Reinvite { hold: bool },
+    Key(u8),
+    Info(u8),
+    Options,
+    Garbage(Vec<u8>),
+    Wait(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        any::<bool>().prop_map(|offer| Step::Invite { offer }),
+        Just(Step::Ack),
+        Just(Step::Cancel),
+        Just(Step::Bye),
+        any::<bool>().prop_map(|hold| Step::Reinvite { hold }),
+        (0u8..16).prop_map(Step::Key),
+        (0u8..16).prop_map(Step::Info),
+        Just(Step::Options),
+        proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
+        (0u16..8000).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_sequence_of_caller_actions_is_handled(steps in proptest::collection::vec(step(), 1..40), delay in 0u64..2) {
+        let menus = Arc::new(ivr_server::config::load_demo().expect("demo"));
+        let mut net = Net::with_config(menus, |c| c.answer_delay = Duration::from_millis(delay * 700));
+        let mut caller = Caller::new("127.0.0.1:7100", "seq");
+        for s in steps {
+            let msg: Option<Vec<u8>> = match s {
+                Step::Invite { offer } => Some(caller.invite(offer)),
+                Step::Ack => Some(caller.ack(Some(&caller.offer()))),
+                Step::Cancel => Some(caller.cancel()),
+                Step::Bye => Some(caller.in_dialog("BYE", "", "")),
+                Step::Reinvite { hold } => {
+                    let sdp = if hold { caller.offer().replace("sendrecv", "inactive") } else { caller.offer() };
+                    Some(caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &sdp))
+                }
+                Step::Key(k) => {
+                    if let Some(call) = net.last_call() {
+                        for p in caller.key_packets(Digit::from_event_code(k).unwrap(), 101) {
+                            net.send_rtp(call, caller.media, &p);
+                        }
+                    }
+                    None
+                }
+                Step::Info(k) => Some(caller.in_dialog("INFO", "Content-Type: application/dtmf\r\n", &Digit::from_event_code(k).unwrap().to_string())),
+                Step::Options => Some(caller.raw("OPTIONS", "", "")),
+                Step::Garbage(g) => Some(g),
+                Step::Wait(ms) => {
+                    net.advance(Duration::from_millis(ms as u64));
+                    None
+                }
+            };
+            if let Some(m) = msg {
+                net.send_sip(Transport::Udp, caller.addr, &m);
+            }
+            for r in net.take_sip(caller.addr) {
+                if let ivr_sip::Message::Response(r) = r {
+                    caller.on_response(&r);
+                } else if let ivr_sip::Message::Request(req) = r {
+                    // Answer the engine's requests (its BYE) as a phone would.
+                    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&req));
+                }
+            }
+        }
+        // Hang up whatever is left, and let every timer run out.
+        let bye = caller.in_dialog("BYE", "", "");
+        net.send_sip(Transport::Udp, caller.addr, &bye);
+        for _ in 0..10 {
+            net.advance(Duration::from_secs(10));
+            for r in net.take_sip(caller.addr) {
+                if let ivr_sip::Message::Request(req) = r {
+                    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&req));
+                }
+            }
+        }
+        prop_assert_eq!(net.engine.call_count(), 0, "every call ended: {:?}", net.events);
+        prop_assert!(net.media.is_empty(), "every media socket closed");
+    }
+}
+
+#[test]
+fn every_request_gets_a_final_answer() {
+    let menus = Arc::new(ivr_server::config::load_demo().expect("demo"));
+    let mut net = Net::new(menus);
+    let mut caller = Caller::new("127.0.0.1:7101", "answers");
+    for method in [
+        "OPTIONS",
+        "REGISTER",
+        "SUBSCRIBE",
+        "MESSAGE",
+        "INFO",
+        "BYE",
+        "UPDATE",
+        "PRACK",
+        "NOTIFY",
+        "REFER",
+        "XYZ",
+    ] {
+        let m = caller.raw(method, "", "");
+        net.send_sip(Transport::Udp, caller.addr, &m);
+        let msgs = net.take_sip(caller.addr);
+        let finals: Vec<u16> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                ivr_sip::Message::Response(r) if !r.status.is_provisional() => {
+                    Some(r.status.code())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finals.len(), 1, "{method}: {msgs:?}");
+    }
+    assert!(response(&[], 200).is_none());
+}
