@@ -8,7 +8,7 @@
 pub mod model;
 pub mod run;
 
-pub use model::{Action, CompileError, Menu, MenuId, Menus, PromptId, compile};
+pub use model::{Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, compile};
 pub use run::{MenuOutput, MenuRun};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).

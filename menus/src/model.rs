@@ -2,6 +2,7 @@
 
 use ivr_audio::{Digit, Prompt};
 use serde::Deserialize;
+use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -87,17 +88,45 @@ impl Menus {
     }
 }
 
-/// One problem found in a config, with the YAML path it is at.
+/// A place in a config file (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Loc {
+    /// Line, from 1.
+    pub line: u64,
+    /// Column, from 1.
+    pub column: u64,
+}
+
+impl Loc {
+    fn of<T>(s: &Spanned<T>) -> Loc {
+        Loc {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }
+    }
+}
+
+/// One problem found in a config: where, the YAML path, and what.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CompileError {
-    /// The YAML does not parse or does not fit the model (line and column in the message).
+#[error("{}{path}{}{kind}", at.map(|l| format!("{}:{}: ", l.line, l.column)).unwrap_or_default(), if path.is_empty() { "" } else { ": " })]
+pub struct CompileError {
+    /// Where in the file, when known.
+    pub at: Option<Loc>,
+    /// The YAML path (`menus.sales.options.2.goto`); empty for whole-file errors.
+    pub path: String,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+/// What is wrong, in a [`CompileError`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ErrorKind {
+    /// The YAML does not parse or does not fit the model.
     #[error("{0}")]
     Yaml(String),
     /// A name that refers to nothing.
-    #[error("{path}: unknown {kind} '{name}'{}", hint.as_ref().map(|h| format!(" (did you mean '{h}'?)")).unwrap_or_default())]
+    #[error("unknown {kind} '{name}'{}", hint.as_ref().map(|h| format!(" (did you mean '{h}'?)")).unwrap_or_default())]
     Unknown {
-        /// Where.
-        path: String,
         /// `menu` or `prompt`.
         kind: &'static str,
         /// The name written.
@@ -106,50 +135,42 @@ pub enum CompileError {
         hint: Option<String>,
     },
     /// A key that is not one of `0-9 * # A-D`.
-    #[error("{path}: '{key}' is not a key (use 0-9, *, #, A-D)")]
-    BadKey {
-        /// Where.
-        path: String,
-        /// The key written.
-        key: String,
-    },
+    #[error("'{0}' is not a key (use 0-9, *, #, A-D)")]
+    BadKey(String),
     /// An action with none or several of goto/play/hangup/repeat.
-    #[error("{path}: an action needs exactly one of goto, play, hangup, repeat")]
-    BadAction {
-        /// Where.
-        path: String,
-    },
+    #[error("an action needs exactly one of goto, play, hangup, repeat")]
+    BadAction,
     /// A prompt file that cannot be read or used.
-    #[error("prompts.{name}: {reason}")]
+    #[error("{file}: {reason}")]
     Prompt {
-        /// The prompt name.
-        name: String,
-        /// Why.
+        /// The file as written.
+        file: String,
+        /// Why it cannot be used.
         reason: String,
     },
     /// A timeout outside 1-60 s.
-    #[error("{path}: timeout {seconds} s is outside 1 to 60 s")]
-    Timeout {
-        /// Where.
-        path: String,
-        /// The value.
-        seconds: f64,
-    },
+    #[error("timeout {0} s is outside 1 to 60 s")]
+    Timeout(f64),
     /// A menu with no options.
-    #[error("{path}: a menu needs at least one option")]
-    NoOptions {
-        /// Where.
-        path: String,
-    },
+    #[error("a menu needs at least one option")]
+    NoOptions,
+}
+
+fn err(at: Option<Loc>, path: impl Into<String>, kind: ErrorKind) -> CompileError {
+    CompileError {
+        at,
+        path: path.into(),
+        kind,
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    entry: String,
+    entry: Spanned<String>,
     #[serde(default)]
-    prompts: BTreeMap<String, String>,
-    menus: BTreeMap<String, RawMenu>,
+    prompts: BTreeMap<String, Spanned<String>>,
+    menus: BTreeMap<String, Spanned<RawMenu>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,23 +192,21 @@ impl OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMenu {
-    prompt: OneOrMany,
-    #[serde(default = "default_timeout")]
-    timeout: f64,
+    prompt: Spanned<OneOrMany>,
+    #[serde(default)]
+    timeout: Option<Spanned<f64>>,
     #[serde(default = "default_retries")]
     retries: u32,
     #[serde(default)]
-    invalid: Option<OneOrMany>,
+    invalid: Option<Spanned<OneOrMany>>,
     #[serde(default)]
-    no_input: Option<OneOrMany>,
-    options: BTreeMap<String, RawAction>,
+    no_input: Option<Spanned<OneOrMany>>,
+    options: BTreeMap<String, Spanned<RawAction>>,
     #[serde(default)]
-    on_failure: Option<RawAction>,
+    on_failure: Option<Spanned<RawAction>>,
 }
 
-fn default_timeout() -> f64 {
-    5.0
-}
+const DEFAULT_TIMEOUT: f64 = 5.0;
 fn default_retries() -> u32 {
     2
 }
@@ -196,117 +215,154 @@ fn default_retries() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RawAction {
     #[serde(default)]
-    goto: Option<String>,
+    goto: Option<Spanned<String>>,
     #[serde(default)]
-    play: Option<OneOrMany>,
+    play: Option<Spanned<OneOrMany>>,
     #[serde(default)]
-    hangup: Option<Option<OneOrMany>>,
+    hangup: Option<Option<Spanned<OneOrMany>>>,
     #[serde(default)]
     repeat: Option<bool>,
 }
 
 /// Compile a YAML config. `load` reads a prompt file (path as written) and returns its bytes
-/// or a reason; I/O stays with the caller. Every error found is returned, not just the first.
+/// or a reason; I/O stays with the caller. Every error found is returned, not just the first,
+/// each with its line and column.
 pub fn compile(
     yaml: &str,
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
 ) -> Result<Menus, Vec<CompileError>> {
-    let raw: RawConfig =
-        serde_saphyr::from_str(yaml).map_err(|e| vec![CompileError::Yaml(e.to_string())])?;
+    let raw: RawConfig = serde_saphyr::from_str(yaml).map_err(|e| {
+        let at = e.location().map(|l| Loc {
+            line: l.line(),
+            column: l.column(),
+        });
+        // The first line of serde-saphyr's message is the summary; the rest is a snippet.
+        let text = e.to_string();
+        let summary = text.lines().next().unwrap_or_default();
+        let summary = summary.strip_prefix("error: ").unwrap_or(summary);
+        let summary = match summary.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") => rest,
+            _ => summary,
+        };
+        vec![err(at, "", ErrorKind::Yaml(summary.to_string()))]
+    })?;
     let mut errors = Vec::new();
 
     let prompt_names: Vec<&String> = raw.prompts.keys().collect();
     let mut prompts = Vec::new();
     for (name, file) in &raw.prompts {
-        let loaded = load(file)
-            .and_then(|bytes| Prompt::from_wav(file, &bytes).map_err(|e| e.reason.to_string()));
+        let loaded = load(&file.value).and_then(|bytes| {
+            Prompt::from_wav(&file.value, &bytes).map_err(|e| e.reason.to_string())
+        });
         match loaded {
             Ok(p) => prompts.push(p),
             Err(reason) => {
-                errors.push(CompileError::Prompt {
-                    name: name.clone(),
-                    reason: format!("{file}: {reason}"),
-                });
-                prompts.push(Prompt::from_samples(file, &[]));
+                let kind = ErrorKind::Prompt {
+                    file: file.value.clone(),
+                    reason,
+                };
+                errors.push(err(Some(Loc::of(file)), format!("prompts.{name}"), kind));
+                prompts.push(Prompt::from_samples(&file.value, &[]));
             }
         }
     }
     let menu_names: Vec<&String> = raw.menus.keys().collect();
 
     let resolve_prompts =
-        |path: String, list: Option<&OneOrMany>, errors: &mut Vec<CompileError>| -> Vec<PromptId> {
+        |path: String, list: Option<&Spanned<OneOrMany>>, errors: &mut Vec<CompileError>| {
             let mut out = Vec::new();
-            for name in list.map(OneOrMany::names).unwrap_or_default() {
+            let Some(list) = list else { return out };
+            for name in list.value.names() {
                 match prompt_names.iter().position(|p| *p == name) {
                     Some(i) => out.push(PromptId(i)),
-                    None => errors.push(CompileError::Unknown {
-                        path: path.clone(),
-                        kind: "prompt",
-                        name: name.to_string(),
-                        hint: closest(name, prompt_names.iter().map(|s| s.as_str())),
-                    }),
+                    None => errors.push(err(
+                        Some(Loc::of(list)),
+                        path.clone(),
+                        ErrorKind::Unknown {
+                            kind: "prompt",
+                            name: name.to_string(),
+                            hint: closest(name, prompt_names.iter().map(|s| s.as_str())),
+                        },
+                    )),
                 }
             }
             out
         };
-    let resolve_menu = |path: &str, name: &str, errors: &mut Vec<CompileError>| -> MenuId {
-        match menu_names.iter().position(|m| *m == name) {
-            Some(i) => MenuId(i),
-            None => {
-                errors.push(CompileError::Unknown {
-                    path: path.to_string(),
-                    kind: "menu",
-                    name: name.to_string(),
-                    hint: closest(name, menu_names.iter().map(|s| s.as_str())),
-                });
-                MenuId(0)
+    let resolve_menu =
+        |path: &str, name: &Spanned<String>, errors: &mut Vec<CompileError>| -> MenuId {
+            match menu_names.iter().position(|m| **m == name.value) {
+                Some(i) => MenuId(i),
+                None => {
+                    errors.push(err(
+                        Some(Loc::of(name)),
+                        path,
+                        ErrorKind::Unknown {
+                            kind: "menu",
+                            name: name.value.clone(),
+                            hint: closest(&name.value, menu_names.iter().map(|s| s.as_str())),
+                        },
+                    ));
+                    MenuId(0)
+                }
             }
-        }
-    };
+        };
 
     let entry = resolve_menu("entry", &raw.entry, &mut errors);
     let mut menus = Vec::new();
-    for (name, m) in &raw.menus {
+    for (name, spanned) in &raw.menus {
+        let m = &spanned.value;
         let base = format!("menus.{name}");
-        if !(1.0..=60.0).contains(&m.timeout) {
-            errors.push(CompileError::Timeout {
-                path: format!("{base}.timeout"),
-                seconds: m.timeout,
-            });
+        let timeout = m
+            .timeout
+            .as_ref()
+            .map(|t| t.value)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        if !(1.0..=60.0).contains(&timeout) {
+            let at = m.timeout.as_ref().map(Loc::of);
+            errors.push(err(
+                at,
+                format!("{base}.timeout"),
+                ErrorKind::Timeout(timeout),
+            ));
         }
         if m.options.is_empty() {
-            errors.push(CompileError::NoOptions {
-                path: format!("{base}.options"),
-            });
+            errors.push(err(
+                Some(Loc::of(spanned)),
+                format!("{base}.options"),
+                ErrorKind::NoOptions,
+            ));
         }
-        let action = |path: String, a: &RawAction, errors: &mut Vec<CompileError>| -> Action {
-            let count = [
-                a.goto.is_some(),
-                a.play.is_some(),
-                a.hangup.is_some(),
-                a.repeat == Some(true),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
-            if count != 1 {
-                errors.push(CompileError::BadAction { path });
-                return Action::Repeat;
-            }
-            if let Some(g) = &a.goto {
-                Action::Goto(resolve_menu(&format!("{path}.goto"), g, errors))
-            } else if let Some(p) = &a.play {
-                Action::Play(resolve_prompts(format!("{path}.play"), Some(p), errors))
-            } else if let Some(h) = &a.hangup {
-                Action::Hangup(resolve_prompts(
-                    format!("{path}.hangup"),
-                    h.as_ref(),
-                    errors,
-                ))
-            } else {
-                Action::Repeat
-            }
-        };
+        let action =
+            |path: String, a: &Spanned<RawAction>, errors: &mut Vec<CompileError>| -> Action {
+                let at = Some(Loc::of(a));
+                let a = &a.value;
+                let count = [
+                    a.goto.is_some(),
+                    a.play.is_some(),
+                    a.hangup.is_some(),
+                    a.repeat == Some(true),
+                ]
+                .iter()
+                .filter(|x| **x)
+                .count();
+                if count != 1 {
+                    errors.push(err(at, path, ErrorKind::BadAction));
+                    return Action::Repeat;
+                }
+                if let Some(g) = &a.goto {
+                    Action::Goto(resolve_menu(&format!("{path}.goto"), g, errors))
+                } else if let Some(p) = &a.play {
+                    Action::Play(resolve_prompts(format!("{path}.play"), Some(p), errors))
+                } else if let Some(h) = &a.hangup {
+                    Action::Hangup(resolve_prompts(
+                        format!("{path}.hangup"),
+                        h.as_ref(),
+                        errors,
+                    ))
+                } else {
+                    Action::Repeat
+                }
+            };
         let mut options: [Option<Action>; 16] = Default::default();
         for (key, a) in &m.options {
             let path = format!("{base}.options.{key}");
@@ -314,10 +370,7 @@ pub fn compile(
             let digit = match (chars.next().and_then(Digit::from_char), chars.next()) {
                 (Some(d), None) => d,
                 _ => {
-                    errors.push(CompileError::BadKey {
-                        path,
-                        key: key.clone(),
-                    });
+                    errors.push(err(Some(Loc::of(a)), path, ErrorKind::BadKey(key.clone())));
                     continue;
                 }
             };
@@ -330,7 +383,7 @@ pub fn compile(
         menus.push(Menu {
             name: name.clone(),
             prompt: resolve_prompts(format!("{base}.prompt"), Some(&m.prompt), &mut errors),
-            timeout: Duration::from_secs_f64(m.timeout.clamp(1.0, 60.0)),
+            timeout: Duration::from_secs_f64(timeout.clamp(1.0, 60.0)),
             retries: m.retries,
             invalid: resolve_prompts(format!("{base}.invalid"), m.invalid.as_ref(), &mut errors),
             no_input: resolve_prompts(format!("{base}.no_input"), m.no_input.as_ref(), &mut errors),
@@ -338,6 +391,7 @@ pub fn compile(
             on_failure,
         });
     }
+    errors.sort_by_key(|e| e.at);
     if errors.is_empty() {
         Ok(Menus {
             entry,
@@ -439,30 +493,16 @@ menus:
             .replace("timeout: 3", "timeout: 0");
         let errs = compile(&bad, &mut loader).unwrap_err();
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        assert!(
-            text.contains(
-                &"menus.main.options.1.goto: unknown menu 'sals' (did you mean 'sales'?)"
-                    .to_string()
-            ),
-            "{text:?}"
+        // In file order, each with line:column of the offending value.
+        assert_eq!(
+            text,
+            [
+                "11:14: menus.main.timeout: timeout 0 s is outside 1 to 60 s",
+                "13:14: menus.main.invalid: unknown prompt 'oopz' (did you mean 'oops'?)",
+                "15:20: menus.main.options.1.goto: unknown menu 'sals' (did you mean 'sales'?)",
+                "17:13: menus.main.options.99: '99' is not a key (use 0-9, *, #, A-D)",
+            ]
         );
-        assert!(
-            text.contains(
-                &"menus.main.options.99: '99' is not a key (use 0-9, *, #, A-D)".to_string()
-            ),
-            "{text:?}"
-        );
-        assert!(
-            text.contains(
-                &"menus.main.invalid: unknown prompt 'oopz' (did you mean 'oops'?)".to_string()
-            ),
-            "{text:?}"
-        );
-        assert!(
-            text.contains(&"menus.main.timeout: timeout 0 s is outside 1 to 60 s".to_string()),
-            "{text:?}"
-        );
-        assert_eq!(errs.len(), 4);
     }
 
     #[test]
@@ -486,12 +526,7 @@ menus:
             }
         })
         .unwrap_err();
-        assert_eq!(
-            e,
-            vec![CompileError::Prompt {
-                name: "bye".into(),
-                reason: "bye.wav: no such file".into()
-            }]
-        );
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].to_string(), "6:8: prompts.bye: bye.wav: no such file");
     }
 }

@@ -85,8 +85,8 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The config has errors; each is listed.
-    #[error("{path}: {} error(s):\n{}", errors.len(), errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    /// The config has errors; each is listed as `file:line:column: path: message`.
+    #[error("{}\n{path}: {} error(s)", errors.iter().map(|e| format!("{path}:{e}")).collect::<Vec<_>>().join("\n"), errors.len())]
     Invalid {
         /// The file.
         path: String,
@@ -135,6 +135,21 @@ mod tests {
         let m = load_demo().unwrap();
         assert_eq!(m.menu(m.entry()).name, "language");
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn invalid_files_list_each_error_with_file_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("ivr-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.yaml");
+        std::fs::write(&file, "entry: mian\nmenus:\n  main:\n    prompt: []\n    options:\n      \"1\": { goto: main }\n").unwrap();
+        let text = load_file(&file).unwrap_err().to_string();
+        let f = file.display();
+        assert_eq!(
+            text,
+            format!("{f}:1:8: entry: unknown menu 'mian' (did you mean 'main'?)\n{f}: 1 error(s)")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
