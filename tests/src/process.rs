@@ -120,6 +120,14 @@ impl Ivr {
         }
     }
 
+    /// Send a signal (`HUP`, `TERM`...) to the engine.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let _ = Command::new("kill")

@@ -177,6 +177,14 @@ fn malformed_requests_get_400_and_engine_keeps_serving() {
         ),
         "{resp}"
     );
+    let to = resp
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap_or_default();
+    assert!(
+        to.contains(";tag="),
+        "a final response carries a To tag: {to}"
+    );
     // Garbage gets no answer and hurts nothing.
     sock.send_to(b"\x00\x01garbage\r\n\r\n", ivr.sip).unwrap();
     let run = sipp::run(ivr.sip, &["-sn", "uac", "-m", "5", "-r", "10"]);

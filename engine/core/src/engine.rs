@@ -344,6 +344,9 @@ impl Engine {
             Ok(msg) => self.layer.handle_message(now, msg, peer),
             Err(e) => {
                 if let Some(mut resp) = error_response(&e) {
+                    // RFC 3261 §8.2.6.2: a final response carries a To tag.
+                    let tag = self.rng.token();
+                    set_to_tag(&mut resp, &tag);
                     resp.headers
                         .push(HeaderName::Server, self.config.user_agent.clone());
                     self.layer.send_stateless(peer, Message::Response(resp));

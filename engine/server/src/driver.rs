@@ -5,6 +5,7 @@
 //! engine's next deadline. No lock is held anywhere and nothing awaits while holding engine
 //! state: sends use `try_send_to` (a full socket buffer drops the packet, like the network would).
 
+use crate::config::{self, ConfigError};
 use crate::ports::PortPool;
 use bytes::{Bytes, BytesMut};
 use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, Output};
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Ring this long before answering.
     pub answer_delay: Duration,
+    /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -62,6 +65,12 @@ enum NetIn {
     TcpClosed {
         peer: SocketAddr,
     },
+    /// SIGHUP or a change in the config's folder: validate the config again.
+    ReloadRequested {
+        why: &'static str,
+    },
+    /// The result of loading the config off the loop.
+    Reloaded(Box<Result<Menus, ConfigError>>),
 }
 
 struct MediaSockets {
@@ -72,6 +81,7 @@ struct MediaSockets {
 
 /// The bound sockets, before the loop starts.
 pub struct Server {
+    hangup: Option<tokio::signal::unix::Signal>,
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
     config: ServerConfig,
@@ -88,7 +98,16 @@ impl Server {
             match TcpListener::bind(local).await {
                 Ok(tcp) => {
                     set_buffers(&udp);
+                    // Registered now, before the address is announced, so an early SIGHUP
+                    // reloads instead of killing the process.
+                    let hangup = match &config.config_path {
+                        Some(_) => Some(tokio::signal::unix::signal(
+                            tokio::signal::unix::SignalKind::hangup(),
+                        )?),
+                        None => None,
+                    };
                     return Ok(Server {
+                        hangup,
                         udp: Arc::new(udp),
                         tcp,
                         config,
@@ -116,6 +135,16 @@ impl Server {
         let (tx, mut rx) = mpsc::channel::<NetIn>(16_384);
         spawn_udp_reader(self.udp.clone(), tx.clone());
         spawn_tcp_acceptor(self.tcp, tx.clone());
+        // Keep the watcher alive as long as the loop runs.
+        if let Some(hup) = self.hangup {
+            spawn_sighup(hup, tx.clone());
+        }
+        let _watcher = self
+            .config
+            .config_path
+            .as_ref()
+            .and_then(|path| watch_config(path, tx.clone()));
+        let mut reloading = false;
 
         let mut engine_config = EngineConfig::new(self.local);
         engine_config.max_calls = self.config.max_calls;
@@ -150,6 +179,36 @@ impl Server {
                 biased;
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
+                    let msg = match msg {
+                        NetIn::ReloadRequested { why } => {
+                            if !reloading && let Some(path) = self.config.config_path.clone() {
+                                reloading = true;
+                                info!(%why, path = %path.display(), "reloading config");
+                                let tx = io.tx.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    let result = config::load_file(&path);
+                                    let _ = tx.blocking_send(NetIn::Reloaded(Box::new(result)));
+                                });
+                            }
+                            continue;
+                        }
+                        NetIn::Reloaded(result) => {
+                            reloading = false;
+                            match *result {
+                                Ok(menus) => {
+                                    info!(menus = menus.len(), "config reloaded: new calls use it; calls in progress keep theirs");
+                                    engine.set_menus(Arc::new(menus));
+                                }
+                                Err(e) => {
+                                    for line in e.to_string().lines() {
+                                        tracing::error!(error = %line, "config reload failed; the running config stays");
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        other => other,
+                    };
                     io.feed(&mut engine, msg);
                     // Take what else is already queued before sleeping again (bounded, for fairness).
                     for _ in 0..256 {
@@ -258,6 +317,7 @@ impl Io {
             NetIn::TcpClosed { peer } => {
                 self.tcp.remove(&peer);
             }
+            NetIn::ReloadRequested { .. } | NetIn::Reloaded(_) => {}
         }
     }
 
@@ -424,6 +484,63 @@ impl Io {
             None => f(&Span::none()),
         }
     }
+}
+
+/// SIGHUP asks for a reload.
+fn spawn_sighup(mut hup: tokio::signal::unix::Signal, tx: mpsc::Sender<NetIn>) {
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if tx
+                .send(NetIn::ReloadRequested { why: "SIGHUP" })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+/// Watch the config's folder (the file, includes and prompts live there; editors often
+/// replace files by renaming). Changes are debounced for half a second.
+fn watch_config(
+    path: &std::path::Path,
+    tx: mpsc::Sender<NetIn>,
+) -> Option<
+    notify_debouncer_full::Debouncer<
+        notify_debouncer_full::notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+> {
+    use notify_debouncer_full::notify::{EventKind, RecursiveMode};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(500),
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            let Ok(events) = result else { return };
+            let changed = events.iter().any(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                )
+            });
+            if changed {
+                let _ = tx.blocking_send(NetIn::ReloadRequested { why: "file change" });
+            }
+        },
+    )
+    .map_err(|e| warn!(error = %e, "cannot watch the config; reload with SIGHUP"))
+    .ok()?;
+    if let Err(e) = debouncer.watch(&dir, RecursiveMode::Recursive) {
+        warn!(error = %e, dir = %dir.display(), "cannot watch the config folder; reload with SIGHUP");
+        return None;
+    }
+    Some(debouncer)
 }
 
 fn set_buffers(udp: &UdpSocket) {

@@ -118,6 +118,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Signal handlers exist before the address is announced: a SIGTERM sent right after
+        // the listen line still shuts down cleanly.
+        let shutdown = shutdown_signal()?;
         let server = Server::bind(ServerConfig {
             listen: args.listen,
             rtp_ports: args.rtp_ports,
@@ -125,6 +128,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             media_timeout: Duration::from_secs(args.media_timeout.max(1)),
             shutdown_grace: Duration::from_secs(3),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
+            config_path: args.config.clone(),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -133,22 +137,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("ivr listening sip udp={local} tcp={local}");
         std::io::stdout().flush()?;
         tracing::info!(%local, config = %args.config.as_ref().map(|p| p.display().to_string()).unwrap_or("<embedded demo>".into()), "serving");
-        server.run(Arc::new(menus), shutdown_signal()).await?;
+        server.run(Arc::new(menus), shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT; the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -1,0 +1,143 @@
+//! Hot reload, black box: calls in progress during a reload finish normally, new calls get
+//! the new menus, and a broken file changes nothing (the errors are logged).
+
+use ivr_tests::process::Ivr;
+use ivr_tests::sipp::{self, scenario};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn copy_demo(to: &Path) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    std::fs::create_dir_all(to.join("prompts")).unwrap();
+    std::fs::copy(demo.join("config.yaml"), to.join("config.yaml")).unwrap();
+    for f in std::fs::read_dir(demo.join("prompts")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), to.join("prompts").join(f.file_name())).unwrap();
+    }
+}
+
+/// Replace the config the way editors do: write a new file, then rename it over the old one.
+fn replace_config(dir: &Path, text: &str) {
+    let tmp = dir.join(".config.yaml.new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join("config.yaml")).unwrap();
+}
+
+fn menu_of_call(ivr: &Ivr, call: &str, menu: &str) -> bool {
+    let needle_call = format!("\"call\":\"{call}\"");
+    let needle_menu = format!("\"menu\":\"{menu}\"");
+    !ivr.wait_for(&[&needle_call, &needle_menu], 1, WAIT)
+        .is_empty()
+}
+
+#[test]
+fn reload_during_calls_keeps_them_and_serves_new_calls_with_the_new_menu() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let config = dir.path().join("config.yaml");
+    let ivr = Ivr::start(&["--config", config.to_str().unwrap()]);
+    let target = ivr.sip;
+
+    // Call 1 stays in the menu for 4 s, across the reload.
+    let first = std::thread::spawn(move || {
+        sipp::run(
+            target,
+            &[
+                "-sf",
+                scenario("hold_then_bye.xml"),
+                "-m",
+                "1",
+                "-d",
+                "4000",
+            ],
+        )
+    });
+    assert_eq!(
+        ivr.wait_for(&["\"answered\""], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+
+    let original = std::fs::read_to_string(&config).unwrap();
+    replace_config(
+        dir.path(),
+        &original.replace("entry: language", "entry: main_en"),
+    );
+    assert_eq!(
+        ivr.wait_for(&["config reloaded"], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+
+    // Call 2 starts after the reload: straight into the English menu.
+    let run = sipp::run(
+        target,
+        &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert!(menu_of_call(&ivr, "call-2", "main_en"), "{}", ivr.log());
+
+    // Call 1 finishes normally, in the menu it started with.
+    let run = first.join().unwrap();
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert_eq!(
+        ivr.wait_for(
+            &["call ended", "CallerHungUp", "\"call\":\"call-1\""],
+            1,
+            WAIT
+        )
+        .len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    assert!(menu_of_call(&ivr, "call-1", "language"));
+
+    // A broken file: every error is logged, and the running config stays.
+    replace_config(
+        dir.path(),
+        &original
+            .replace("entry: language", "entry: lnaguage")
+            .replace("goto: main_fr", "goto: main_fe"),
+    );
+    let failed = ivr.wait_for(&["config reload failed"], 2, WAIT);
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("unknown menu 'lnaguage' (did you mean 'language'?)")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("unknown menu 'main_fe' (did you mean 'main_fr'?)")),
+        "{failed:?}"
+    );
+    let run = sipp::run(
+        target,
+        &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert!(menu_of_call(&ivr, "call-3", "main_en"), "{}", ivr.log());
+}
+
+#[test]
+fn sighup_reloads_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let config = dir.path().join("config.yaml");
+    let ivr = Ivr::start(&["--config", config.to_str().unwrap()]);
+    ivr.signal("HUP");
+    let lines = ivr.wait_for(&["reloading config", "SIGHUP"], 1, WAIT);
+    assert_eq!(lines.len(), 1, "{}", ivr.log());
+    assert_eq!(
+        ivr.wait_for(&["config reloaded"], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+}
