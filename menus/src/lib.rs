@@ -5,8 +5,10 @@
 //! a sans-IO state machine: it is told about digits, finished playback and time, and
 //! answers with what to play, when to stop, and when to hang up.
 
+pub mod fuzz;
 pub mod model;
 pub mod run;
+pub mod yaml;
 
 pub use model::{Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, compile};
 pub use run::{MenuOutput, MenuRun};

@@ -1,14 +1,19 @@
 //! The YAML model and its compiled, validated form.
 
+use crate::yaml::{Node, Walker, join, load_str};
 use ivr_audio::{Digit, Prompt};
-use serde::Deserialize;
-use serde_saphyr::Spanned;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Index of a menu in [`Menus`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MenuId(usize);
+
+impl MenuId {
+    /// The `i`-th menu of a snapshot, in the order of the file.
+    pub fn nth(i: usize) -> MenuId {
+        MenuId(i)
+    }
+}
 
 /// Index of a prompt in [`Menus`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,15 +102,6 @@ pub struct Loc {
     pub column: u64,
 }
 
-impl Loc {
-    fn of<T>(s: &Spanned<T>) -> Loc {
-        Loc {
-            line: s.referenced.line(),
-            column: s.referenced.column(),
-        }
-    }
-}
-
 /// One problem found in a config: where, the YAML path, and what.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{path}{}{kind}", at.map(|l| format!("{}:{}: ", l.line, l.column)).unwrap_or_default(), if path.is_empty() { "" } else { ": " })]
@@ -154,243 +150,130 @@ pub enum ErrorKind {
     /// A menu with no options.
     #[error("a menu needs at least one option")]
     NoOptions,
+    /// A value of the wrong kind.
+    #[error("expected {expected}, found {found}")]
+    Type {
+        /// What the field takes.
+        expected: &'static str,
+        /// What was written.
+        found: &'static str,
+    },
+    /// A key given twice in one mapping.
+    #[error("duplicate key (first at line {}, column {})", first.line, first.column)]
+    Duplicate {
+        /// Where the first one is.
+        first: Loc,
+    },
+    /// A field the model does not have.
+    #[error("unknown field '{name}' ({}expected one of {allowed})", hint.as_ref().map(|h| format!("did you mean '{h}'?; ")).unwrap_or_default())]
+    UnknownField {
+        /// The field written.
+        name: String,
+        /// The closest known field.
+        hint: Option<String>,
+        /// The known fields.
+        allowed: String,
+    },
+    /// A required field is missing.
+    #[error("missing field '{0}'")]
+    Missing(&'static str),
 }
 
-fn err(at: Option<Loc>, path: impl Into<String>, kind: ErrorKind) -> CompileError {
-    CompileError {
-        at,
-        path: path.into(),
-        kind,
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    entry: Spanned<String>,
-    #[serde(default)]
-    prompts: BTreeMap<String, Spanned<String>>,
-    menus: BTreeMap<String, Spanned<RawMenu>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn names(&self) -> Vec<&str> {
-        match self {
-            OneOrMany::One(s) => vec![s.as_str()],
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMenu {
-    prompt: Spanned<OneOrMany>,
-    #[serde(default)]
-    timeout: Option<Spanned<f64>>,
-    #[serde(default = "default_retries")]
-    retries: u32,
-    #[serde(default)]
-    invalid: Option<Spanned<OneOrMany>>,
-    #[serde(default)]
-    no_input: Option<Spanned<OneOrMany>>,
-    options: BTreeMap<String, Spanned<RawAction>>,
-    #[serde(default)]
-    on_failure: Option<Spanned<RawAction>>,
-}
-
+const TOP_FIELDS: &[&str] = &["entry", "prompts", "menus"];
+const MENU_FIELDS: &[&str] = &[
+    "prompt",
+    "timeout",
+    "retries",
+    "invalid",
+    "no_input",
+    "options",
+    "on_failure",
+];
+const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat"];
 const DEFAULT_TIMEOUT: f64 = 5.0;
-fn default_retries() -> u32 {
-    2
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAction {
-    #[serde(default)]
-    goto: Option<Spanned<String>>,
-    #[serde(default)]
-    play: Option<Spanned<OneOrMany>>,
-    #[serde(default)]
-    hangup: Option<Option<Spanned<OneOrMany>>>,
-    #[serde(default)]
-    repeat: Option<bool>,
-}
+const DEFAULT_RETRIES: u32 = 2;
 
 /// Compile a YAML config. `load` reads a prompt file (path as written) and returns its bytes
-/// or a reason; I/O stays with the caller. Every error found is returned, not just the first,
-/// each with its line and column.
+/// or a reason; I/O stays with the caller. Every error found is returned, not just the
+/// first, each with its line and column: unknown fields, wrong types and duplicate keys as
+/// well as unknown names and unusable files.
 pub fn compile(
     yaml: &str,
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
 ) -> Result<Menus, Vec<CompileError>> {
-    let raw: RawConfig = serde_saphyr::from_str(yaml).map_err(|e| {
-        let at = e.location().map(|l| Loc {
-            line: l.line(),
-            column: l.column(),
-        });
-        // The first line of serde-saphyr's message is the summary; the rest is a snippet.
-        let text = e.to_string();
-        let summary = text.lines().next().unwrap_or_default();
-        let summary = summary.strip_prefix("error: ").unwrap_or(summary);
-        let summary = match summary.split_once(": ") {
-            Some((head, rest)) if head.starts_with("line ") => rest,
-            _ => summary,
-        };
-        vec![err(at, "", ErrorKind::Yaml(summary.to_string()))]
-    })?;
-    let mut errors = Vec::new();
+    let root = load_str(yaml).map_err(|e| vec![e])?;
+    let mut w = Walker::default();
+    let Some(top) = w.map(&root, "", Some(TOP_FIELDS)) else {
+        return Err(w.errors);
+    };
 
-    let prompt_names: Vec<&String> = raw.prompts.keys().collect();
+    // Prompts: load every file, whatever else is wrong, so all file errors show at once.
+    let mut prompt_names: Vec<String> = Vec::new();
     let mut prompts = Vec::new();
-    for (name, file) in &raw.prompts {
-        let loaded = load(&file.value).and_then(|bytes| {
-            Prompt::from_wav(&file.value, &bytes).map_err(|e| e.reason.to_string())
-        });
-        match loaded {
-            Ok(p) => prompts.push(p),
-            Err(reason) => {
-                let kind = ErrorKind::Prompt {
-                    file: file.value.clone(),
-                    reason,
-                };
-                errors.push(err(Some(Loc::of(file)), format!("prompts.{name}"), kind));
-                prompts.push(Prompt::from_samples(&file.value, &[]));
-            }
+    if let Some(node) = top.get("prompts")
+        && let Some(fields) = w.map(node, "prompts", None)
+    {
+        for (name, file_node) in fields.iter() {
+            let path = join("prompts", name);
+            let prompt = w.string(file_node, &path).and_then(|file| {
+                let loaded = load(&file).and_then(|bytes| {
+                    Prompt::from_wav(&file, &bytes).map_err(|e| e.reason.to_string())
+                });
+                match loaded {
+                    Ok(p) => Some(p),
+                    Err(reason) => {
+                        w.error(file_node.at, &path, ErrorKind::Prompt { file, reason });
+                        None
+                    }
+                }
+            });
+            prompt_names.push(name.to_string());
+            prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));
         }
     }
-    let menu_names: Vec<&String> = raw.menus.keys().collect();
 
-    let resolve_prompts =
-        |path: String, list: Option<&Spanned<OneOrMany>>, errors: &mut Vec<CompileError>| {
-            let mut out = Vec::new();
-            let Some(list) = list else { return out };
-            for name in list.value.names() {
-                match prompt_names.iter().position(|p| *p == name) {
-                    Some(i) => out.push(PromptId(i)),
-                    None => errors.push(err(
-                        Some(Loc::of(list)),
-                        path.clone(),
-                        ErrorKind::Unknown {
-                            kind: "prompt",
-                            name: name.to_string(),
-                            hint: closest(name, prompt_names.iter().map(|s| s.as_str())),
-                        },
-                    )),
-                }
-            }
-            out
-        };
-    let resolve_menu =
-        |path: &str, name: &Spanned<String>, errors: &mut Vec<CompileError>| -> MenuId {
-            match menu_names.iter().position(|m| **m == name.value) {
-                Some(i) => MenuId(i),
-                None => {
-                    errors.push(err(
-                        Some(Loc::of(name)),
-                        path,
-                        ErrorKind::Unknown {
-                            kind: "menu",
-                            name: name.value.clone(),
-                            hint: closest(&name.value, menu_names.iter().map(|s| s.as_str())),
-                        },
-                    ));
-                    MenuId(0)
-                }
-            }
-        };
+    let menus_fields = match top.get("menus") {
+        Some(node) => w.map(node, "menus", None),
+        None => {
+            w.error(root.at, "", ErrorKind::Missing("menus"));
+            None
+        }
+    };
+    let menu_names: Vec<String> = menus_fields
+        .iter()
+        .flat_map(|f| f.iter().map(|(k, _)| k.to_string()))
+        .collect();
+    let names = Names {
+        menus: &menu_names,
+        prompts: &prompt_names,
+    };
 
-    let entry = resolve_menu("entry", &raw.entry, &mut errors);
+    let entry = match top.get("entry") {
+        Some(node) => w
+            .string(node, "entry")
+            .map(|e| names.menu(&mut w, &e, node.at, "entry"))
+            .unwrap_or(MenuId(0)),
+        None => {
+            w.error(root.at, "", ErrorKind::Missing("entry"));
+            MenuId(0)
+        }
+    };
+
     let mut menus = Vec::new();
-    for (name, spanned) in &raw.menus {
-        let m = &spanned.value;
-        let base = format!("menus.{name}");
-        let timeout = m
-            .timeout
-            .as_ref()
-            .map(|t| t.value)
-            .unwrap_or(DEFAULT_TIMEOUT);
-        if !(1.0..=60.0).contains(&timeout) {
-            let at = m.timeout.as_ref().map(Loc::of);
-            errors.push(err(
-                at,
-                format!("{base}.timeout"),
-                ErrorKind::Timeout(timeout),
-            ));
-        }
-        if m.options.is_empty() {
-            errors.push(err(
-                Some(Loc::of(spanned)),
-                format!("{base}.options"),
-                ErrorKind::NoOptions,
-            ));
-        }
-        let action =
-            |path: String, a: &Spanned<RawAction>, errors: &mut Vec<CompileError>| -> Action {
-                let at = Some(Loc::of(a));
-                let a = &a.value;
-                let count = [
-                    a.goto.is_some(),
-                    a.play.is_some(),
-                    a.hangup.is_some(),
-                    a.repeat == Some(true),
-                ]
-                .iter()
-                .filter(|x| **x)
-                .count();
-                if count != 1 {
-                    errors.push(err(at, path, ErrorKind::BadAction));
-                    return Action::Repeat;
-                }
-                if let Some(g) = &a.goto {
-                    Action::Goto(resolve_menu(&format!("{path}.goto"), g, errors))
-                } else if let Some(p) = &a.play {
-                    Action::Play(resolve_prompts(format!("{path}.play"), Some(p), errors))
-                } else if let Some(h) = &a.hangup {
-                    Action::Hangup(resolve_prompts(
-                        format!("{path}.hangup"),
-                        h.as_ref(),
-                        errors,
-                    ))
-                } else {
-                    Action::Repeat
-                }
-            };
-        let mut options: [Option<Action>; 16] = Default::default();
-        for (key, a) in &m.options {
-            let path = format!("{base}.options.{key}");
-            let mut chars = key.chars();
-            let digit = match (chars.next().and_then(Digit::from_char), chars.next()) {
-                (Some(d), None) => d,
-                _ => {
-                    errors.push(err(Some(Loc::of(a)), path, ErrorKind::BadKey(key.clone())));
-                    continue;
-                }
-            };
-            options[digit.event_code() as usize] = Some(action(path, a, &mut errors));
-        }
-        let on_failure = match &m.on_failure {
-            Some(a) => action(format!("{base}.on_failure"), a, &mut errors),
-            None => Action::Hangup(Vec::new()),
-        };
-        menus.push(Menu {
-            name: name.clone(),
-            prompt: resolve_prompts(format!("{base}.prompt"), Some(&m.prompt), &mut errors),
-            timeout: Duration::from_secs_f64(timeout.clamp(1.0, 60.0)),
-            retries: m.retries,
-            invalid: resolve_prompts(format!("{base}.invalid"), m.invalid.as_ref(), &mut errors),
-            no_input: resolve_prompts(format!("{base}.no_input"), m.no_input.as_ref(), &mut errors),
-            options,
-            on_failure,
+    for (name, node) in menus_fields.iter().flat_map(|f| f.iter()) {
+        let menu = compile_menu(&mut w, &names, name, node).unwrap_or_else(|| Menu {
+            name: name.to_string(),
+            prompt: Vec::new(),
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
+            retries: 0,
+            invalid: Vec::new(),
+            no_input: Vec::new(),
+            options: Default::default(),
+            on_failure: Action::Hangup(Vec::new()),
         });
+        menus.push(menu);
     }
+    let mut errors = w.errors;
     errors.sort_by_key(|e| e.at);
     if errors.is_empty() {
         Ok(Menus {
@@ -403,8 +286,150 @@ pub fn compile(
     }
 }
 
+/// The names references resolve against.
+struct Names<'a> {
+    menus: &'a [String],
+    prompts: &'a [String],
+}
+
+impl Names<'_> {
+    fn menu(&self, w: &mut Walker, name: &str, at: Loc, path: &str) -> MenuId {
+        match self.menus.iter().position(|m| m == name) {
+            Some(i) => MenuId(i),
+            None => {
+                let hint = closest(name, self.menus.iter().map(String::as_str));
+                w.error(
+                    at,
+                    path,
+                    ErrorKind::Unknown {
+                        kind: "menu",
+                        name: name.to_string(),
+                        hint,
+                    },
+                );
+                MenuId(0)
+            }
+        }
+    }
+
+    fn prompts(&self, w: &mut Walker, node: Option<&Node>, path: &str) -> Vec<PromptId> {
+        let Some(node) = node else { return Vec::new() };
+        let mut out = Vec::new();
+        for (name, at) in w.names(node, path) {
+            match self.prompts.iter().position(|p| *p == name) {
+                Some(i) => out.push(PromptId(i)),
+                None => {
+                    let hint = closest(&name, self.prompts.iter().map(String::as_str));
+                    w.error(
+                        at,
+                        path,
+                        ErrorKind::Unknown {
+                            kind: "prompt",
+                            name,
+                            hint,
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> Option<Menu> {
+    let base = join("menus", name);
+    let f = w.map(node, &base, Some(MENU_FIELDS))?;
+    let prompt = match f.get("prompt") {
+        Some(p) => names.prompts(w, Some(p), &join(&base, "prompt")),
+        None => {
+            w.error(node.at, &base, ErrorKind::Missing("prompt"));
+            Vec::new()
+        }
+    };
+    let mut timeout = DEFAULT_TIMEOUT;
+    if let Some(t) = f.get("timeout") {
+        let path = join(&base, "timeout");
+        if let Some(v) = w.number(t, &path) {
+            if (1.0..=60.0).contains(&v) {
+                timeout = v;
+            } else {
+                w.error(t.at, &path, ErrorKind::Timeout(v));
+            }
+        }
+    }
+    let retries = f
+        .get("retries")
+        .and_then(|r| w.count(r, &join(&base, "retries")))
+        .unwrap_or(DEFAULT_RETRIES);
+    let invalid = names.prompts(w, f.get("invalid"), &join(&base, "invalid"));
+    let no_input = names.prompts(w, f.get("no_input"), &join(&base, "no_input"));
+    let mut options: [Option<Action>; 16] = Default::default();
+    match f.get("options") {
+        Some(o) => {
+            let opath = join(&base, "options");
+            if let Some(of) = w.map(o, &opath, None) {
+                if of.iter().next().is_none() {
+                    w.error(o.at, &opath, ErrorKind::NoOptions);
+                }
+                for (key, a) in of.iter() {
+                    let path = join(&opath, key);
+                    let mut chars = key.chars();
+                    match (chars.next().and_then(Digit::from_char), chars.next()) {
+                        (Some(d), None) => {
+                            options[d.event_code() as usize] = action(w, names, a, &path)
+                        }
+                        _ => w.error(a.at, &path, ErrorKind::BadKey(key.to_string())),
+                    }
+                }
+            }
+        }
+        None => w.error(node.at, &base, ErrorKind::Missing("options")),
+    }
+    let on_failure = f
+        .get("on_failure")
+        .and_then(|a| action(w, names, a, &join(&base, "on_failure")))
+        .unwrap_or(Action::Hangup(Vec::new()));
+    Some(Menu {
+        name: name.to_string(),
+        prompt,
+        timeout: Duration::from_secs_f64(timeout),
+        retries,
+        invalid,
+        no_input,
+        options,
+        on_failure,
+    })
+}
+
+/// An action: exactly one of goto, play, hangup, repeat.
+fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<Action> {
+    let f = w.map(node, path, Some(ACTION_FIELDS))?;
+    let present: Vec<&str> = f.iter().map(|(k, _)| k).collect();
+    if present.len() != 1 {
+        w.error(node.at, path, ErrorKind::BadAction);
+        return None;
+    }
+    let (key, value) = f.iter().next()?;
+    let here = join(path, key);
+    Some(match key {
+        "goto" => {
+            let target = w.string(value, &here)?;
+            Action::Goto(names.menu(w, &target, value.at, &here))
+        }
+        "play" => Action::Play(names.prompts(w, Some(value), &here)),
+        "hangup" => Action::Hangup(names.prompts(w, Some(value), &here)),
+        _ => {
+            if !w.boolean(value, &here)? {
+                w.error(value.at, &here, ErrorKind::BadAction);
+                return None;
+            }
+            Action::Repeat
+        }
+    })
+}
+
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     candidates
         .map(|c| (edit_distance(name, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
@@ -506,14 +531,45 @@ menus:
     }
 
     #[test]
-    fn yaml_errors_have_a_location_and_unknown_fields_are_refused() {
-        let e = compile(
-            "entry: main\nmenus:\n  main:\n    prompt: x\n    optoins: {}\n",
-            &mut loader,
-        )
+    fn many_mistakes_are_all_reported_at_once() {
+        let yaml = r#"entry: mian
+prompts:
+  welcome: welcome.wav
+  gone: missing.wav
+menus:
+  main:
+    prompt: welcome
+    timeout: soon
+    retries: 2
+    retries: 3
+    optoins: {}
+    options:
+      "1": { goto: sales }
+      "2": { play: welcom }
+      "3": { goto: main, play: welcome }
+"#;
+        let errs = compile(yaml, &mut |f| {
+            if f == "missing.wav" {
+                Err("no such file".into())
+            } else {
+                loader(f)
+            }
+        })
         .unwrap_err();
-        let s = e[0].to_string();
-        assert!(s.contains("optoins") && s.contains('5'), "{s}");
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "1:8: entry: unknown menu 'mian' (did you mean 'main'?)",
+                "4:9: prompts.gone: missing.wav: no such file",
+                "8:14: menus.main.timeout: expected a number, found a string",
+                "10:5: menus.main.retries: duplicate key (first at line 9, column 5)",
+                "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, on_failure)",
+                "13:20: menus.main.options.1.goto: unknown menu 'sales'",
+                "14:20: menus.main.options.2.play: unknown prompt 'welcom' (did you mean 'welcome'?)",
+                "15:12: menus.main.options.3: an action needs exactly one of goto, play, hangup, repeat",
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! The menu compiler on arbitrary text.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ivr_menus::fuzz::compile_text(data));
