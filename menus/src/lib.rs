@@ -8,6 +8,7 @@
 pub mod fuzz;
 pub mod model;
 pub mod run;
+pub mod scenario;
 pub mod yaml;
 
 pub use model::{Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, compile};

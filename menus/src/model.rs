@@ -59,6 +59,7 @@ pub struct Menus {
     entry: MenuId,
     menus: Vec<Menu>,
     prompts: Vec<Prompt>,
+    prompt_names: Vec<String>,
 }
 
 impl Menus {
@@ -75,6 +76,11 @@ impl Menus {
     /// A prompt by id.
     pub fn prompt(&self, id: PromptId) -> &Prompt {
         &self.prompts[id.0]
+    }
+
+    /// A prompt's name in the config (`goodbye_en`).
+    pub fn prompt_name(&self, id: PromptId) -> &str {
+        &self.prompt_names[id.0]
     }
 
     /// A menu by name.
@@ -177,6 +183,9 @@ pub enum ErrorKind {
     /// A required field is missing.
     #[error("missing field '{0}'")]
     Missing(&'static str),
+    /// A scenario step that does not parse.
+    #[error("{0}")]
+    Step(String),
 }
 
 const TOP_FIELDS: &[&str] = &["entry", "prompts", "menus"];
@@ -280,6 +289,7 @@ pub fn compile(
             entry,
             menus,
             prompts,
+            prompt_names,
         })
     } else {
         Err(errors)

@@ -6,7 +6,7 @@
 //! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
 
 use crate::model::{Action, MenuId, Menus, PromptId};
-use ivr_audio::{Digit, Prompt};
+use ivr_audio::Digit;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +14,9 @@ use std::time::Instant;
 /// What the call must do for the menu.
 #[derive(Debug, Clone)]
 pub enum MenuOutput {
-    /// Replace whatever is playing with these prompts, in order; report when they finish.
-    Play(Vec<Prompt>),
+    /// Replace whatever plays with these prompts (of [`MenuRun::menus`]), in order; report
+    /// when they finish.
+    Play(Vec<PromptId>),
     /// Stop playing now (a key interrupted the prompt).
     StopPlayback,
     /// End the call.
@@ -153,11 +154,7 @@ impl MenuRun {
     }
 
     fn play(&mut self, ids: &[PromptId]) {
-        let prompts = ids
-            .iter()
-            .map(|id| self.menus.prompt(*id).clone())
-            .collect();
-        self.outputs.push_back(MenuOutput::Play(prompts));
+        self.outputs.push_back(MenuOutput::Play(ids.to_vec()));
     }
 
     fn select(&mut self, now: Instant, digit: Digit) {
@@ -230,7 +227,10 @@ mod tests {
             .map(|o| match o {
                 MenuOutput::Play(p) => format!(
                     "play:{}",
-                    p.iter().map(|p| p.name()).collect::<Vec<_>>().join("+")
+                    p.iter()
+                        .map(|p| r.menus().prompt(*p).name())
+                        .collect::<Vec<_>>()
+                        .join("+")
                 ),
                 MenuOutput::StopPlayback => "stop".into(),
                 MenuOutput::Hangup => "hangup".into(),

@@ -837,7 +837,9 @@ impl Engine {
                 return;
             };
             match out {
-                MenuOutput::Play(prompts) => {
+                MenuOutput::Play(ids) => {
+                    let menus = call.menu.menus();
+                    let prompts = ids.iter().map(|id| menus.prompt(*id).clone()).collect();
                     if let Some(m) = call.media.as_mut() {
                         m.play(prompts);
                     }

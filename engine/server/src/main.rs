@@ -28,6 +28,15 @@ enum Command {
         /// The config files.
         files: Vec<PathBuf>,
     },
+    /// Run scripted scenarios against a config on a virtual clock (exit 0 all pass, 1 a
+    /// scenario failed, 2 a file could not be read or has errors).
+    Test {
+        /// Scenario files.
+        files: Vec<PathBuf>,
+        /// The config to test (default: the `config:` named in each scenario file).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -68,6 +77,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check(&files),
+        Command::Test { files, config } => test(&files, config.as_deref()),
         Command::Serve(args) => match serve(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
@@ -94,6 +104,80 @@ fn check(files: &[PathBuf]) -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::from(worst)
+}
+
+fn test(files: &[PathBuf], config_override: Option<&std::path::Path>) -> std::process::ExitCode {
+    let (mut passed, mut failed, mut broken) = (0, 0, false);
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                broken = true;
+                continue;
+            }
+        };
+        let parsed = match ivr_menus::scenario::parse(&text) {
+            Ok(p) => p,
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("{}:{e}", file.display());
+                }
+                broken = true;
+                continue;
+            }
+        };
+        let config_path = match (config_override, &parsed.config) {
+            (Some(c), _) => c.to_path_buf(),
+            (None, Some(c)) => file.parent().unwrap_or(std::path::Path::new(".")).join(c),
+            (None, None) => {
+                eprintln!(
+                    "{}: no config: name one with `config:` or --config",
+                    file.display()
+                );
+                broken = true;
+                continue;
+            }
+        };
+        let menus = match config::load_file(&config_path) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                eprintln!("{e}");
+                broken = true;
+                continue;
+            }
+        };
+        // The virtual clock starts at an arbitrary instant; nothing waits for real.
+        let start = std::time::Instant::now();
+        for s in &parsed.scenarios {
+            match ivr_menus::scenario::run(&menus, s, start) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("PASS  {}", s.name);
+                }
+                Err(f) => {
+                    failed += 1;
+                    println!(
+                        "FAIL  {} ({}:{}:{}, step {}): {}",
+                        s.name,
+                        file.display(),
+                        f.at.line,
+                        f.at.column,
+                        f.step,
+                        f.reason
+                    );
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    std::process::ExitCode::from(if broken {
+        2
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

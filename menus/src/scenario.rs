@@ -1,0 +1,424 @@
+//! Scripted scenarios on a virtual clock: `ivr test SCENARIOS.yaml`.
+//!
+//! A scenario is a list of steps a caller takes and checks to make, written as short lines:
+//!
+//! ```yaml
+//! config: config.yaml          # relative to this file
+//! scenarios:
+//!   - name: English, then goodbye
+//!     steps:
+//!       - expect menu language
+//!       - expect prompt lang_fr
+//!       - press 2
+//!       - expect menu main_en
+//!       - press 9
+//!       - wait 3s
+//!       - expect hangup
+//! ```
+//!
+//! Steps: `press KEYS` (one key after another at the same moment), `wait DURATION` (`500ms`,
+//! `6s`, `1m`), `expect menu NAME` (the menu the caller is in now), `expect prompt NAME`
+//! (a prompt started since the previous `expect prompt`), `expect hangup` (the call has
+//! ended), `expect no hangup`. Prompts take their real duration, timeouts fire on time, and
+//! no SIP or audio is involved, so a scenario runs in microseconds.
+
+use crate::model::{CompileError, ErrorKind, Loc, Menus};
+use crate::run::{MenuOutput, MenuRun};
+use crate::yaml::{Node, Walker, join, load_str};
+use ivr_audio::{Digit, FRAME_SAMPLES, SAMPLE_RATE};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A scenario file, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioFile {
+    /// The config to test, as written (relative to the scenario file).
+    pub config: Option<String>,
+    /// The scenarios.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// One scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// Its steps, with their places in the file.
+    pub steps: Vec<(Loc, Step)>,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Press keys.
+    Press(Vec<Digit>),
+    /// Let time pass.
+    Wait(Duration),
+    /// The caller is in this menu now.
+    ExpectMenu(String),
+    /// This prompt started since the last prompt check.
+    ExpectPrompt(String),
+    /// The call has ended (`true`) or not (`false`).
+    ExpectHangup(bool),
+}
+
+/// Parse a scenario file; every error is reported with its place.
+pub fn parse(text: &str) -> Result<ScenarioFile, Vec<CompileError>> {
+    let root = load_str(text).map_err(|e| vec![e])?;
+    let mut w = Walker::default();
+    let Some(top) = w.map(&root, "", Some(&["config", "scenarios"])) else {
+        return Err(w.errors);
+    };
+    let config = top.get("config").and_then(|n| w.string(n, "config"));
+    let mut scenarios = Vec::new();
+    match top.get("scenarios") {
+        Some(crate::yaml::Node {
+            value: crate::yaml::Value::Seq(items),
+            ..
+        }) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = join("scenarios", &i.to_string());
+                if let Some(s) = scenario(&mut w, item, &path) {
+                    scenarios.push(s);
+                }
+            }
+        }
+        Some(other) => w.error(
+            other.at,
+            "scenarios",
+            ErrorKind::Type {
+                expected: "a list",
+                found: "something else",
+            },
+        ),
+        None => w.error(root.at, "", ErrorKind::Missing("scenarios")),
+    }
+    let mut errors = w.errors;
+    errors.sort_by_key(|e| e.at);
+    if errors.is_empty() {
+        Ok(ScenarioFile { config, scenarios })
+    } else {
+        Err(errors)
+    }
+}
+
+fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
+    let f = w.map(node, path, Some(&["name", "steps"]))?;
+    let name = f
+        .get("name")
+        .and_then(|n| w.string(n, &join(path, "name")))
+        .unwrap_or_else(|| path.to_string());
+    let mut steps = Vec::new();
+    let spath = join(path, "steps");
+    match f.get("steps") {
+        Some(Node {
+            value: crate::yaml::Value::Seq(items),
+            ..
+        }) => {
+            for (i, item) in items.iter().enumerate() {
+                let here = join(&spath, &i.to_string());
+                let Some(line) = w.string(item, &here) else {
+                    continue;
+                };
+                match parse_step(&line) {
+                    Ok(step) => steps.push((item.at, step)),
+                    Err(reason) => w.error(item.at, &here, ErrorKind::Step(reason)),
+                }
+            }
+        }
+        Some(other) => w.error(
+            other.at,
+            &spath,
+            ErrorKind::Type {
+                expected: "a list of steps",
+                found: "something else",
+            },
+        ),
+        None => w.error(node.at, path, ErrorKind::Missing("steps")),
+    }
+    Some(Scenario { name, steps })
+}
+
+/// Parse one step line.
+pub fn parse_step(line: &str) -> Result<Step, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["press", keys] => keys
+            .trim_matches(['"', '\''])
+            .chars()
+            .map(|c| Digit::from_char(c).ok_or_else(|| format!("'{c}' is not a key")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Step::Press),
+        ["wait", d] => parse_duration(d).map(Step::Wait),
+        ["expect", "menu", name] => Ok(Step::ExpectMenu(name.to_string())),
+        ["expect", "prompt", name] => Ok(Step::ExpectPrompt(name.to_string())),
+        ["expect", "hangup"] => Ok(Step::ExpectHangup(true)),
+        ["expect", "no", "hangup"] => Ok(Step::ExpectHangup(false)),
+        _ => Err(format!(
+            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup)"
+        )),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 6s, 1m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("'{s}': use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Why a scenario failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The step's place in the scenario file.
+    pub at: Loc,
+    /// The step number (from 1).
+    pub step: usize,
+    /// What was expected and what happened.
+    pub reason: String,
+}
+
+/// Run one scenario against a compiled config, on a virtual clock starting at `start`.
+pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<(), Failure> {
+    let mut sim = Sim::new(menus.clone(), start);
+    for (i, (at, step)) in scenario.steps.iter().enumerate() {
+        let fail = |reason: String| Failure {
+            at: *at,
+            step: i + 1,
+            reason,
+        };
+        match step {
+            Step::Press(keys) => {
+                for k in keys {
+                    sim.run.handle_digit(sim.now, *k);
+                    sim.drain();
+                }
+            }
+            Step::Wait(d) => sim.advance(*d),
+            Step::ExpectMenu(name) => {
+                let current = &sim.run.menus().menu(sim.run.current()).name;
+                if sim.hung_up || current != name {
+                    let state = if sim.hung_up {
+                        "the call has ended".to_string()
+                    } else {
+                        format!("the caller is in menu {current}")
+                    };
+                    return Err(fail(format!("expected menu {name}, but {state}")));
+                }
+            }
+            Step::ExpectPrompt(name) => {
+                match sim.heard[sim.cursor..].iter().position(|p| p == name) {
+                    Some(j) => sim.cursor += j + 1,
+                    None => {
+                        let heard = if sim.heard[sim.cursor..].is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            sim.heard[sim.cursor..].join(", ")
+                        };
+                        return Err(fail(format!("expected prompt {name}, heard {heard}")));
+                    }
+                }
+            }
+            Step::ExpectHangup(want) => {
+                if sim.hung_up != *want {
+                    let state = if sim.hung_up {
+                        "it did".to_string()
+                    } else {
+                        format!(
+                            "the caller is still in menu {}",
+                            sim.run.menus().menu(sim.run.current()).name
+                        )
+                    };
+                    let what = if *want { "a hang-up" } else { "no hang-up" };
+                    return Err(fail(format!("expected {what}, but {state}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A caller on a virtual clock: playback takes the prompts' real length.
+struct Sim {
+    run: MenuRun,
+    now: Instant,
+    playing_until: Option<Instant>,
+    heard: Vec<String>,
+    cursor: usize,
+    hung_up: bool,
+}
+
+impl Sim {
+    fn new(menus: Arc<Menus>, start: Instant) -> Sim {
+        let mut sim = Sim {
+            run: MenuRun::new(menus),
+            now: start,
+            playing_until: None,
+            heard: Vec::new(),
+            cursor: 0,
+            hung_up: false,
+        };
+        sim.run.start(start);
+        sim.drain();
+        sim
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.run.poll_output() {
+            match out {
+                MenuOutput::Play(ids) => {
+                    let menus = self.run.menus().clone();
+                    let frames: usize = ids.iter().map(|id| menus.prompt(*id).frame_count()).sum();
+                    let length = Duration::from_secs_f64(
+                        (frames * FRAME_SAMPLES) as f64 / SAMPLE_RATE as f64,
+                    );
+                    self.heard
+                        .extend(ids.iter().map(|id| menus.prompt_name(*id).to_string()));
+                    self.playing_until = Some(self.now + length);
+                }
+                MenuOutput::StopPlayback => self.playing_until = None,
+                MenuOutput::Hangup => {
+                    self.hung_up = true;
+                    self.playing_until = None;
+                }
+                MenuOutput::Entered(_) => {}
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = [self.playing_until, self.run.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end && !self.hung_up => {
+                    self.now = self.now.max(t);
+                    if self.playing_until.is_some_and(|p| p <= self.now) {
+                        self.playing_until = None;
+                        self.run.handle_playback_finished(self.now);
+                    } else {
+                        self.run.handle_timeout(self.now);
+                    }
+                    self.drain();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::compile;
+    use crate::model::tests::{YAML, loader};
+
+    fn menus() -> Arc<Menus> {
+        Arc::new(compile(YAML, &mut loader).unwrap())
+    }
+
+    fn scenario(steps: &[&str]) -> Scenario {
+        Scenario {
+            name: "t".into(),
+            steps: steps
+                .iter()
+                .map(|s| (Loc { line: 1, column: 1 }, parse_step(s).unwrap()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_passing_walk() {
+        let s = scenario(&[
+            "expect menu main",
+            "expect prompt welcome",
+            "press 1",
+            "expect menu sales",
+            "expect prompt sales",
+            "press *",
+            "expect menu main",
+            "press 9",
+            "expect no hangup",
+            "wait 100ms",
+            "expect hangup",
+        ]);
+        assert_eq!(run(&menus(), &s, crate::test_epoch()), Ok(()));
+    }
+
+    #[test]
+    fn timeouts_follow_real_prompt_lengths() {
+        // welcome is 1600 samples (0.2 s), timeout 3 s, retries 2, then on_failure plays bye.
+        let s = scenario(&[
+            "wait 3.3s",
+            "expect menu main",
+            "expect prompt welcome",
+            "expect prompt welcome",
+            "wait 10s",
+            "expect prompt bye",
+            "expect hangup",
+        ]);
+        assert_eq!(run(&menus(), &s, crate::test_epoch()), Ok(()));
+        let early = scenario(&["wait 3.1s", "expect hangup"]);
+        let f = run(&menus(), &early, crate::test_epoch()).unwrap_err();
+        assert_eq!(f.step, 2);
+        assert_eq!(
+            f.reason,
+            "expected a hang-up, but the caller is still in menu main"
+        );
+    }
+
+    #[test]
+    fn failures_say_what_happened() {
+        let s = scenario(&["press 1", "expect menu main"]);
+        let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();
+        assert_eq!(
+            f.reason,
+            "expected menu main, but the caller is in menu sales"
+        );
+        let s = scenario(&["press 2", "expect prompt bye"]);
+        let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();
+        assert_eq!(f.reason, "expected prompt bye, heard welcome, sales, sales");
+    }
+
+    #[test]
+    fn files_parse_with_every_error_placed() {
+        let ok = parse("config: c.yaml\nscenarios:\n  - name: a\n    steps:\n      - press 12\n      - wait 500ms\n").unwrap();
+        assert_eq!(ok.config.as_deref(), Some("c.yaml"));
+        assert_eq!(
+            ok.scenarios[0].steps[0].1,
+            Step::Press(vec![Digit::D1, Digit::D2])
+        );
+        assert_eq!(
+            ok.scenarios[0].steps[1].1,
+            Step::Wait(Duration::from_millis(500))
+        );
+        let bad = parse(
+            "scenarios:\n  - name: a\n    steps:\n      - press x\n      - jump 3\n    stpes: []\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with("4:9: scenarios.0.steps.0: 'x' is not a key"),
+            "{text:?}"
+        );
+        assert!(
+            text[2].contains("unknown field 'stpes' (did you mean 'steps'?"),
+            "{text:?}"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Every example config passes `ivr check`, and its scenarios pass `ivr test` (the real binary).
+
+use ivr_tests::process::ivr_binary;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.yaml").exists())
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no examples found");
+    out
+}
+
+#[test]
+fn every_example_checks_clean() {
+    for ex in examples() {
+        let out = Command::new(ivr_binary())
+            .arg("check")
+            .arg(ex.join("config.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            ex.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_example_ships_scenarios_that_pass() {
+    for ex in examples() {
+        let scenarios = ex.join("scenarios.yaml");
+        assert!(scenarios.exists(), "{} has no scenarios.yaml", ex.display());
+        let out = Command::new(ivr_binary())
+            .arg("test")
+            .arg(&scenarios)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}:\n{text}{}",
+            ex.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.lines().filter(|l| l.starts_with("PASS")).count() >= 3,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn failing_scenarios_and_broken_files_set_the_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/config.yaml");
+    let failing = dir.path().join("fail.yaml");
+    std::fs::write(
+        &failing,
+        "scenarios:\n  - name: wrong\n    steps: [press 2, expect menu main_fr]\n",
+    )
+    .unwrap();
+    let out = Command::new(ivr_binary())
+        .arg("test")
+        .arg(&failing)
+        .arg("--config")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("expected menu main_fr, but the caller is in menu main_en"),
+        "{text}"
+    );
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "scenarios:\n  - name: x\n    steps: [dance]\n").unwrap();
+    let out = Command::new(ivr_binary())
+        .arg("test")
+        .arg(&broken)
+        .arg("--config")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(ivr_binary())
+        .arg("check")
+        .arg(dir.path().join("missing.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
