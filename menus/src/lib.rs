@@ -6,6 +6,7 @@
 //! answers with what to play, when to stop, and when to hang up.
 
 pub mod fuzz;
+pub mod graph;
 pub mod model;
 pub mod run;
 pub mod scenario;

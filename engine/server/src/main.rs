@@ -28,6 +28,14 @@ enum Command {
         /// The config files.
         files: Vec<PathBuf>,
     },
+    /// Print the call flow of a config as Mermaid or Graphviz DOT.
+    Graph {
+        /// The config file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
     /// Run scripted scenarios against a config on a virtual clock (exit 0 all pass, 1 a
     /// scenario failed, 2 a file could not be read or has errors).
     Test {
@@ -68,6 +76,12 @@ struct ServeArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -78,6 +92,26 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Test { files, config } => test(&files, config.as_deref()),
+        Command::Graph { file, format } => match config::load_file(&file) {
+            Ok(m) => {
+                print!(
+                    "{}",
+                    match format {
+                        GraphFormat::Mermaid => ivr_menus::graph::mermaid(&m),
+                        GraphFormat::Dot => ivr_menus::graph::dot(&m),
+                    }
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::from(if matches!(e, config::ConfigError::Read { .. }) {
+                    2
+                } else {
+                    1
+                })
+            }
+        },
         Command::Serve(args) => match serve(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
