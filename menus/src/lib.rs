@@ -10,6 +10,7 @@ pub mod graph;
 pub mod model;
 pub mod run;
 pub mod scenario;
+pub mod schema;
 pub mod yaml;
 
 pub use model::{Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, compile};

@@ -188,8 +188,8 @@ pub enum ErrorKind {
     Step(String),
 }
 
-const TOP_FIELDS: &[&str] = &["entry", "prompts", "menus"];
-const MENU_FIELDS: &[&str] = &[
+pub(crate) const TOP_FIELDS: &[&str] = &["entry", "prompts", "menus"];
+pub(crate) const MENU_FIELDS: &[&str] = &[
     "prompt",
     "timeout",
     "retries",
@@ -198,7 +198,7 @@ const MENU_FIELDS: &[&str] = &[
     "options",
     "on_failure",
 ];
-const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat"];
+pub(crate) const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat"];
 const DEFAULT_TIMEOUT: f64 = 5.0;
 const DEFAULT_RETRIES: u32 = 2;
 

@@ -28,6 +28,8 @@ enum Command {
         /// The config files.
         files: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of the config, for editors.
+    Schema,
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
     Graph {
         /// The config file.
@@ -92,6 +94,10 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Test { files, config } => test(&files, config.as_deref()),
+        Command::Schema => {
+            print!("{}", ivr_menus::schema::json());
+            std::process::ExitCode::SUCCESS
+        }
         Command::Graph { file, format } => match config::load_file(&file) {
             Ok(m) => {
                 print!(

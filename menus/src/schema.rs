@@ -1,0 +1,113 @@
+//! A JSON Schema (draft 2020-12) of the menu config, for editors (`ivr schema`).
+//!
+//! Editors with the YAML language server complete fields and underline mistakes when a file
+//! starts with `# yaml-language-server: $schema=ivr-menus.schema.json`. The field lists come
+//! from the same constants the compiler checks against, and a test keeps the two in step.
+
+use crate::model::{ACTION_FIELDS, MENU_FIELDS, TOP_FIELDS};
+
+/// The schema, as pretty-printed JSON.
+pub fn json() -> String {
+    let names = r#"{ "oneOf": [ { "type": "string" }, { "type": "array", "items": { "type": "string" } } ] }"#;
+    let key = r#""^([0-9*#A-Da-d])$""#;
+    format!(
+        r##"{{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "ivr menu config",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["entry", "menus"],
+  "properties": {{
+    "entry": {{ "type": "string", "description": "The menu every call starts in." }},
+    "prompts": {{
+      "type": "object",
+      "description": "Prompt name -> WAV file (16-bit PCM, u-law or A-law; 8-48 kHz), relative to the config file.",
+      "additionalProperties": {{ "type": "string" }}
+    }},
+    "menus": {{
+      "type": "object",
+      "additionalProperties": {{ "$ref": "#/$defs/menu" }}
+    }}
+  }},
+  "$defs": {{
+    "names": {names},
+    "menu": {{
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["prompt", "options"],
+      "properties": {{
+        "prompt": {{ "$ref": "#/$defs/names", "description": "Played on entry and on every replay." }},
+        "timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }},
+        "retries": {{ "type": "integer", "minimum": 0, "default": 2, "description": "Replays after an invalid key or a timeout." }},
+        "invalid": {{ "$ref": "#/$defs/names", "description": "Played on a key with no option." }},
+        "no_input": {{ "$ref": "#/$defs/names", "description": "Played on a timeout." }},
+        "options": {{
+          "type": "object",
+          "minProperties": 1,
+          "propertyNames": {{ "pattern": {key} }},
+          "additionalProperties": {{ "$ref": "#/$defs/action" }}
+        }},
+        "on_failure": {{ "$ref": "#/$defs/action", "description": "When the retries are spent (default: hang up)." }}
+      }}
+    }},
+    "action": {{
+      "type": "object",
+      "additionalProperties": false,
+      "minProperties": 1,
+      "maxProperties": 1,
+      "properties": {{
+        "goto": {{ "type": "string", "description": "Go to a menu." }},
+        "play": {{ "$ref": "#/$defs/names", "description": "Play, then replay this menu." }},
+        "hangup": {{ "oneOf": [ {{ "type": "null" }}, {{ "$ref": "#/$defs/names" }} ], "description": "Play a goodbye (or nothing), then hang up." }},
+        "repeat": {{ "const": true, "description": "Replay this menu." }}
+      }}
+    }}
+  }}
+}}
+"##
+    )
+}
+
+/// The field names the schema lists for (top level, a menu, an action), for the sync test.
+pub fn fields() -> [&'static [&'static str]; 3] {
+    [TOP_FIELDS, MENU_FIELDS, ACTION_FIELDS]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn schema_is_json_and_lists_exactly_the_fields_the_compiler_knows() {
+        let v: serde_json::Value = serde_json::from_str(&json()).unwrap();
+        let mut sorted = |f: &[&str]| {
+            let mut v: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let [top, menu, action] = fields();
+        assert_eq!(keys(&v["properties"]), sorted(top));
+        assert_eq!(keys(&v["$defs"]["menu"]["properties"]), sorted(menu));
+        assert_eq!(keys(&v["$defs"]["action"]["properties"]), sorted(action));
+    }
+}
+
+#[cfg(test)]
+mod committed {
+    /// `docs/ivr-menus.schema.json` (which the examples point their editors at) is current.
+    #[test]
+    fn the_committed_schema_is_up_to_date() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ivr-menus.schema.json");
+        let committed = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            committed,
+            super::json(),
+            "run `ivr schema > docs/ivr-menus.schema.json`"
+        );
+    }
+}
