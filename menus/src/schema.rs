@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn schema_is_json_and_lists_exactly_the_fields_the_compiler_knows() {
         let v: serde_json::Value = serde_json::from_str(&json()).unwrap();
-        let mut sorted = |f: &[&str]| {
+        let sorted = |f: &[&str]| {
             let mut v: Vec<String> = f.iter().map(|s| s.to_string()).collect();
             v.sort();
             v
