@@ -51,6 +51,8 @@ pub struct Menu {
     pub options: [Option<Action>; 16],
     /// What happens when the retries are used up.
     pub on_failure: Action,
+    /// Where the menu is defined, for messages.
+    pub at: Loc,
 }
 
 /// A compiled config: every menu and every prompt, validated and loaded.
@@ -60,6 +62,7 @@ pub struct Menus {
     menus: Vec<Menu>,
     prompts: Vec<Prompt>,
     prompt_names: Vec<String>,
+    warnings: Vec<CompileError>,
 }
 
 impl Menus {
@@ -76,6 +79,11 @@ impl Menus {
     /// A prompt by id.
     pub fn prompt(&self, id: PromptId) -> &Prompt {
         &self.prompts[id.0]
+    }
+
+    /// Things that are allowed but probably wrong (an unreachable menu), for `ivr check`.
+    pub fn warnings(&self) -> &[CompileError] {
+        &self.warnings
     }
 
     /// A prompt's name in the config (`goodbye_en`).
@@ -183,6 +191,15 @@ pub enum ErrorKind {
     /// A required field is missing.
     #[error("missing field '{0}'")]
     Missing(&'static str),
+    /// A silent caller would loop through these menus forever: no `on_failure` on the way
+    /// hangs up.
+    #[error(
+        "a caller who presses nothing would loop forever: {0} (make an on_failure hang up or lead to a menu that does)"
+    )]
+    EndlessLoop(String),
+    /// No key path leads to this menu.
+    #[error("unreachable: no key, failure or entry leads to this menu")]
+    Unreachable,
     /// A scenario step that does not parse.
     #[error("{0}")]
     Step(String),
@@ -271,6 +288,7 @@ pub fn compile(
     let mut menus = Vec::new();
     for (name, node) in menus_fields.iter().flat_map(|f| f.iter()) {
         let menu = compile_menu(&mut w, &names, name, node).unwrap_or_else(|| Menu {
+            at: node.at,
             name: name.to_string(),
             prompt: Vec::new(),
             timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
@@ -283,17 +301,95 @@ pub fn compile(
         menus.push(menu);
     }
     let mut errors = w.errors;
+    if errors.is_empty() {
+        errors.extend(endless_failure_loops(&menus));
+    }
     errors.sort_by_key(|e| e.at);
+    let warnings = if errors.is_empty() {
+        unreachable_menus(&menus, entry)
+    } else {
+        Vec::new()
+    };
     if errors.is_empty() {
         Ok(Menus {
             entry,
             menus,
             prompts,
             prompt_names,
+            warnings,
         })
     } else {
         Err(errors)
     }
+}
+
+/// A caller who never presses a key follows `on_failure` from menu to menu. If that path
+/// never hangs up, the call would loop forever: refused, naming the loop.
+fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
+    let mut errors = Vec::new();
+    let mut reported: Vec<usize> = Vec::new();
+    for start in 0..menus.len() {
+        let mut path = vec![start];
+        let mut at = start;
+        loop {
+            let next = match &menus[at].on_failure {
+                Action::Hangup(_) => break,
+                Action::Goto(MenuId(t)) => *t,
+                Action::Repeat | Action::Play(_) => at,
+            };
+            if let Some(pos) = path.iter().position(|p| *p == next) {
+                let cycle = &path[pos..];
+                if !cycle.iter().any(|c| reported.contains(c)) {
+                    reported.extend_from_slice(cycle);
+                    let mut names: Vec<&str> =
+                        cycle.iter().map(|c| menus[*c].name.as_str()).collect();
+                    names.push(&menus[next].name);
+                    let first = &menus[cycle[0]];
+                    errors.push(CompileError {
+                        at: Some(first.at),
+                        path: format!("menus.{}.on_failure", first.name),
+                        kind: ErrorKind::EndlessLoop(names.join(" -> ")),
+                    });
+                }
+                break;
+            }
+            path.push(next);
+            at = next;
+        }
+    }
+    errors
+}
+
+/// Menus no key, failure path or the entry leads to.
+fn unreachable_menus(menus: &[Menu], entry: MenuId) -> Vec<CompileError> {
+    let mut seen = vec![false; menus.len()];
+    let mut stack = vec![entry.0];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        let m = &menus[i];
+        for a in m
+            .options
+            .iter()
+            .flatten()
+            .chain(std::iter::once(&m.on_failure))
+        {
+            if let Action::Goto(MenuId(t)) = a {
+                stack.push(*t);
+            }
+        }
+    }
+    menus
+        .iter()
+        .zip(seen)
+        .filter(|(_, s)| !s)
+        .map(|(m, _)| CompileError {
+            at: Some(m.at),
+            path: format!("menus.{}", m.name),
+            kind: ErrorKind::Unreachable,
+        })
+        .collect()
 }
 
 /// The names references resolve against.
@@ -400,6 +496,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         .and_then(|a| action(w, names, a, &join(&base, "on_failure")))
         .unwrap_or(Action::Hangup(Vec::new()));
     Some(Menu {
+        at: node.at,
         name: name.to_string(),
         prompt,
         timeout: Duration::from_secs_f64(timeout),
@@ -580,6 +677,47 @@ menus:
                 "15:12: menus.main.options.3: an action needs exactly one of goto, play, hangup, repeat",
             ]
         );
+    }
+
+    #[test]
+    fn a_silent_caller_must_not_loop_forever() {
+        let looping = YAML
+            .replace("on_failure: { hangup: bye }", "on_failure: { goto: sales }")
+            .replace(
+                "      \"0\": { repeat: true }\n",
+                "      \"0\": { repeat: true }\n    on_failure: { goto: main }\n",
+            );
+        let e = compile(&looping, &mut loader).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].to_string()
+                .contains("loop forever: main -> sales -> main"),
+            "{}",
+            e[0]
+        );
+        let repeat = YAML.replace(
+            "on_failure: { hangup: bye }",
+            "on_failure: { repeat: true }",
+        );
+        let e = compile(&repeat, &mut loader).unwrap_err();
+        assert!(e[0].to_string().starts_with("10:5: menus.main.on_failure: a caller who presses nothing would loop forever: main -> main"), "{}", e[0]);
+    }
+
+    #[test]
+    fn unreachable_menus_are_warnings() {
+        let extra = format!(
+            "{YAML}  orphan:\n    prompt: bye\n    options:\n      \"1\": {{ goto: main }}\n"
+        );
+        let m = compile(&extra, &mut loader).unwrap();
+        let w: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].ends_with(
+                "menus.orphan: unreachable: no key, failure or entry leads to this menu"
+            ),
+            "{w:?}"
+        );
+        assert!(compile(YAML, &mut loader).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -132,7 +132,17 @@ fn check(files: &[PathBuf]) -> std::process::ExitCode {
     let mut worst = 0u8;
     for f in files {
         match config::load_file(f) {
-            Ok(m) => println!("{}: ok ({} menus)", f.display(), m.len()),
+            Ok(m) => {
+                for w in m.warnings() {
+                    println!("{}:{w} (warning)", f.display());
+                }
+                println!(
+                    "{}: ok ({} menus, {} warning(s))",
+                    f.display(),
+                    m.len(),
+                    m.warnings().len()
+                );
+            }
             Err(e @ config::ConfigError::Read { .. }) => {
                 eprintln!("{e}");
                 worst = 2;
