@@ -63,12 +63,22 @@ pub struct Menus {
     prompts: Vec<Prompt>,
     prompt_names: Vec<String>,
     warnings: Vec<CompileError>,
+    entries: Vec<(String, MenuId)>,
 }
 
 impl Menus {
     /// The menu a call starts in.
     pub fn entry(&self) -> MenuId {
         self.entry
+    }
+
+    /// The menu a call to `called` (the Request-URI user part) starts in: its entry point if
+    /// one is configured, else the default entry.
+    pub fn entry_for(&self, called: Option<&str>) -> MenuId {
+        called
+            .and_then(|c| self.entries.iter().find(|(n, _)| n == c))
+            .map(|(_, m)| *m)
+            .unwrap_or(self.entry)
     }
 
     /// A menu by id.
@@ -205,7 +215,7 @@ pub enum ErrorKind {
     Step(String),
 }
 
-pub(crate) const TOP_FIELDS: &[&str] = &["entry", "prompts", "menus"];
+pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "prompts", "menus"];
 pub(crate) const MENU_FIELDS: &[&str] = &[
     "prompt",
     "timeout",
@@ -284,6 +294,18 @@ pub fn compile(
             MenuId(0)
         }
     };
+    // Entry points by called number (the Request-URI user part).
+    let mut entries = Vec::new();
+    if let Some(node) = top.get("entries")
+        && let Some(fields) = w.map(node, "entries", None)
+    {
+        for (number, target) in fields.iter() {
+            let path = join("entries", number);
+            if let Some(t) = w.string(target, &path) {
+                entries.push((number.to_string(), names.menu(&mut w, &t, target.at, &path)));
+            }
+        }
+    }
 
     let mut menus = Vec::new();
     for (name, node) in menus_fields.iter().flat_map(|f| f.iter()) {
@@ -306,7 +328,10 @@ pub fn compile(
     }
     errors.sort_by_key(|e| e.at);
     let warnings = if errors.is_empty() {
-        unreachable_menus(&menus, entry)
+        let starts: Vec<MenuId> = std::iter::once(entry)
+            .chain(entries.iter().map(|(_, m)| *m))
+            .collect();
+        unreachable_menus(&menus, &starts)
     } else {
         Vec::new()
     };
@@ -317,6 +342,7 @@ pub fn compile(
             prompts,
             prompt_names,
             warnings,
+            entries,
         })
     } else {
         Err(errors)
@@ -361,9 +387,9 @@ fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
 }
 
 /// Menus no key, failure path or the entry leads to.
-fn unreachable_menus(menus: &[Menu], entry: MenuId) -> Vec<CompileError> {
+fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
     let mut seen = vec![false; menus.len()];
-    let mut stack = vec![entry.0];
+    let mut stack: Vec<usize> = starts.iter().map(|m| m.0).collect();
     while let Some(i) = stack.pop() {
         if std::mem::replace(&mut seen[i], true) {
             continue;
@@ -718,6 +744,23 @@ menus:
             "{w:?}"
         );
         assert!(compile(YAML, &mut loader).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn entry_points_by_called_number() {
+        let yaml = YAML.replace(
+            "entry: main\n",
+            "entry: main\nentries:\n  \"+33100\": sales\n  help: mian\n",
+        );
+        let e = compile(&yaml, &mut loader).unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            "5:9: entries.help: unknown menu 'mian' (did you mean 'main'?)"
+        );
+        let m = compile(&yaml.replace("help: mian", "help: main"), &mut loader).unwrap();
+        assert_eq!(m.menu(m.entry_for(Some("+33100"))).name, "sales");
+        assert_eq!(m.menu(m.entry_for(Some("other"))).name, "main");
+        assert_eq!(m.menu(m.entry_for(None)).name, "main");
     }
 
     #[test]

@@ -53,7 +53,12 @@ pub struct MenuRun {
 impl MenuRun {
     /// A run at the entry menu of `menus`; nothing happens until [`MenuRun::start`].
     pub fn new(menus: Arc<Menus>) -> MenuRun {
-        let menu = menus.entry();
+        let entry = menus.entry();
+        MenuRun::new_at(menus, entry)
+    }
+
+    /// A run that starts in `menu` (an entry point chosen by the called number).
+    pub fn new_at(menus: Arc<Menus>, menu: MenuId) -> MenuRun {
         MenuRun {
             menus,
             menu,
@@ -81,7 +86,7 @@ impl MenuRun {
     /// The call is connected: enter the entry menu.
     pub fn start(&mut self, now: Instant) {
         if self.phase == Phase::NotStarted {
-            self.enter(now, self.menus.entry());
+            self.enter(now, self.menu);
         }
     }
 

@@ -43,6 +43,8 @@ pub struct ScenarioFile {
 pub struct Scenario {
     /// Its name.
     pub name: String,
+    /// The number called (picks the entry point), if given.
+    pub called: Option<String>,
     /// Its steps, with their places in the file.
     pub steps: Vec<(Loc, Step)>,
 }
@@ -103,7 +105,10 @@ pub fn parse(text: &str) -> Result<ScenarioFile, Vec<CompileError>> {
 }
 
 fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
-    let f = w.map(node, path, Some(&["name", "steps"]))?;
+    let f = w.map(node, path, Some(&["name", "called", "steps"]))?;
+    let called = f
+        .get("called")
+        .and_then(|n| w.string(n, &join(path, "called")));
     let name = f
         .get("name")
         .and_then(|n| w.string(n, &join(path, "name")))
@@ -136,7 +141,11 @@ fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
         ),
         None => w.error(node.at, path, ErrorKind::Missing("steps")),
     }
-    Some(Scenario { name, steps })
+    Some(Scenario {
+        name,
+        called,
+        steps,
+    })
 }
 
 /// Parse one step line.
@@ -190,7 +199,7 @@ pub struct Failure {
 
 /// Run one scenario against a compiled config, on a virtual clock starting at `start`.
 pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<(), Failure> {
-    let mut sim = Sim::new(menus.clone(), start);
+    let mut sim = Sim::new(menus.clone(), scenario.called.as_deref(), start);
     for (i, (at, step)) in scenario.steps.iter().enumerate() {
         let fail = |reason: String| Failure {
             at: *at,
@@ -259,9 +268,10 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(menus: Arc<Menus>, start: Instant) -> Sim {
+    fn new(menus: Arc<Menus>, called: Option<&str>, start: Instant) -> Sim {
+        let entry = menus.entry_for(called);
         let mut sim = Sim {
-            run: MenuRun::new(menus),
+            run: MenuRun::new_at(menus, entry),
             now: start,
             playing_until: None,
             heard: Vec::new(),
@@ -334,6 +344,7 @@ mod tests {
     fn scenario(steps: &[&str]) -> Scenario {
         Scenario {
             name: "t".into(),
+            called: None,
             steps: steps
                 .iter()
                 .map(|s| (Loc { line: 1, column: 1 }, parse_step(s).unwrap()))

@@ -18,7 +18,12 @@ pub fn json() -> String {
   "additionalProperties": false,
   "required": ["entry", "menus"],
   "properties": {{
-    "entry": {{ "type": "string", "description": "The menu every call starts in." }},
+    "entry": {{ "type": "string", "description": "The menu a call starts in unless its called number has an entry point." }},
+    "entries": {{
+      "type": "object",
+      "description": "Called number (the Request-URI user part) -> the menu such calls start in.",
+      "additionalProperties": {{ "type": "string" }}
+    }},
     "prompts": {{
       "type": "object",
       "description": "Prompt name -> WAV file (16-bit PCM, u-law or A-law; 8-48 kHz), relative to the config file.",

@@ -452,3 +452,32 @@ fn answer_delay_rings_then_answers() {
     net.advance(Duration::from_millis(100));
     assert!(net.rtp[&net.last_call().unwrap()].len() >= 5);
 }
+
+#[test]
+fn the_called_number_picks_the_entry_menu() {
+    let yaml = ivr_server::config::DEMO_CONFIG.replace(
+        "entry: language\n",
+        "entry: language\nentries:\n  english: main_en\n",
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let menus = ivr_menus::compile(&yaml, &mut |f| {
+        std::fs::read(dir.join(f)).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let mut net = Net::new(Arc::new(menus));
+    let mut caller = Caller::new("127.0.0.1:7017", "entry");
+    let invite =
+        String::from_utf8(caller.invite(true))
+            .unwrap()
+            .replacen("sip:service@", "sip:english@", 1);
+    net.send_sip(Transport::Udp, caller.addr, invite.as_bytes());
+    let ok = response(&net.take_sip(caller.addr), 200).unwrap().clone();
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    assert_eq!(net.menus_entered(), ["main_en"]);
+    // Any other number gets the default entry.
+    let mut other = Caller::new("127.0.0.1:7018", "default");
+    connect(&mut net, &mut other);
+    assert_eq!(net.menus_entered(), ["main_en", "language"]);
+}

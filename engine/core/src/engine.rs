@@ -496,6 +496,8 @@ impl Engine {
                 .unwrap_or_default(),
             to: req.uri.to_string(),
         });
+        // The called number (the Request-URI user part) picks the entry point.
+        let entry = self.menus.entry_for(req.uri.user().as_deref());
         let call = Call {
             handle,
             call_id,
@@ -506,7 +508,7 @@ impl Engine {
             dialog: None,
             local_sdp: None,
             media: None,
-            menu: MenuRun::new(self.menus.clone()),
+            menu: MenuRun::new_at(self.menus.clone(), entry),
             phase: Phase::OpeningMedia { offer },
             created: now,
             connected: None,
