@@ -50,16 +50,15 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                 push(a, d.to_string(), false);
             }
         }
-        if m.retries > 0 {
-            push(
-                &Action::Repeat,
-                format!(
-                    "invalid / {} s timeout (x{})",
-                    m.timeout.as_secs_f64(),
-                    m.retries
-                ),
-                true,
+        let r = m.retries;
+        if r.no_input > 0 || r.invalid > 0 {
+            let label = format!(
+                "invalid (x{}) / {} s timeout (x{})",
+                r.invalid,
+                m.timeout.as_secs_f64(),
+                r.no_input
             );
+            push(&Action::Repeat, label, true);
         }
         push(&m.on_failure, "retries spent".to_string(), true);
     }
@@ -177,7 +176,11 @@ mod tests {
                 ("1", Some("sales"), false),
                 ("2: play sales, sales", Some("main"), false),
                 ("9", None, false),
-                ("invalid / 3 s timeout (x2): repeat", Some("main"), true),
+                (
+                    "invalid (x2) / 3 s timeout (x2): repeat",
+                    Some("main"),
+                    true
+                ),
                 ("retries spent", None, true),
             ]
         );

@@ -41,8 +41,8 @@ pub struct Menu {
     pub prompt: Vec<PromptId>,
     /// How long to wait for a key after the prompt ends.
     pub timeout: Duration,
-    /// How many replays a timeout or an invalid key earns before `on_failure`.
-    pub retries: u32,
+    /// How many replays timeouts and invalid keys earn before `on_failure`.
+    pub retries: Retries,
     /// Played on an invalid key, before the replay.
     pub invalid: Vec<PromptId>,
     /// Played on a timeout, before the replay.
@@ -53,6 +53,15 @@ pub struct Menu {
     pub on_failure: Action,
     /// Where the menu is defined, for messages.
     pub at: Loc,
+}
+
+/// Separate retry limits for the two kinds of failure (each counted on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    /// Replays after a timeout (no key pressed).
+    pub no_input: u32,
+    /// Replays after a key with no option.
+    pub invalid: u32,
 }
 
 /// A compiled config: every menu and every prompt, validated and loaded.
@@ -314,7 +323,10 @@ pub fn compile(
             name: name.to_string(),
             prompt: Vec::new(),
             timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
-            retries: 0,
+            retries: Retries {
+                no_input: 0,
+                invalid: 0,
+            },
             invalid: Vec::new(),
             no_input: Vec::new(),
             options: Default::default(),
@@ -491,8 +503,11 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
     }
     let retries = f
         .get("retries")
-        .and_then(|r| w.count(r, &join(&base, "retries")))
-        .unwrap_or(DEFAULT_RETRIES);
+        .map(|r| retries(w, r, &join(&base, "retries")))
+        .unwrap_or(Retries {
+            no_input: DEFAULT_RETRIES,
+            invalid: DEFAULT_RETRIES,
+        });
     let invalid = names.prompts(w, f.get("invalid"), &join(&base, "invalid"));
     let no_input = names.prompts(w, f.get("no_input"), &join(&base, "no_input"));
     let mut options: [Option<Action>; 16] = Default::default();
@@ -532,6 +547,35 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         options,
         on_failure,
     })
+}
+
+/// `retries: 2` (both kinds) or `retries: { no_input: 2, invalid: 3 }`.
+fn retries(w: &mut Walker, node: &Node, path: &str) -> Retries {
+    let default = Retries {
+        no_input: DEFAULT_RETRIES,
+        invalid: DEFAULT_RETRIES,
+    };
+    if let crate::yaml::Value::Map(_) = node.value {
+        let Some(f) = w.map(node, path, Some(&["no_input", "invalid"])) else {
+            return default;
+        };
+        let mut get = |key: &str| {
+            f.get(key)
+                .and_then(|n| w.count(n, &join(path, key)))
+                .unwrap_or(DEFAULT_RETRIES)
+        };
+        Retries {
+            no_input: get("no_input"),
+            invalid: get("invalid"),
+        }
+    } else {
+        w.count(node, path)
+            .map(|n| Retries {
+                no_input: n,
+                invalid: n,
+            })
+            .unwrap_or(default)
+    }
 }
 
 /// An action: exactly one of goto, play, hangup, repeat.

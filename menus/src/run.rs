@@ -26,6 +26,18 @@ pub enum MenuOutput {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    NoInput,
+    Invalid,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Failures {
+    no_input: u32,
+    invalid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     NotStarted,
     /// The menu prompt plays; collection starts when it ends.
@@ -46,7 +58,8 @@ pub struct MenuRun {
     menus: Arc<Menus>,
     menu: MenuId,
     phase: Phase,
-    failures: u32,
+    /// Timeouts and invalid keys so far in this menu, counted apart.
+    failures: Failures,
     outputs: VecDeque<MenuOutput>,
 }
 
@@ -63,7 +76,7 @@ impl MenuRun {
             menus,
             menu,
             phase: Phase::NotStarted,
-            failures: 0,
+            failures: Failures::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -121,7 +134,7 @@ impl MenuRun {
             && now >= deadline
         {
             let prompts = self.menus.menu(self.menu).no_input.clone();
-            self.fail(now, prompts);
+            self.fail(now, Failure::NoInput, prompts);
         }
     }
 
@@ -142,7 +155,7 @@ impl MenuRun {
 
     fn enter(&mut self, now: Instant, menu: MenuId) {
         self.menu = menu;
-        self.failures = 0;
+        self.failures = Failures::default();
         self.outputs.push_back(MenuOutput::Entered(menu));
         self.play_menu_prompt(now);
     }
@@ -168,7 +181,7 @@ impl MenuRun {
             Some(a) => self.act(now, a),
             None => {
                 let prompts = self.menus.menu(self.menu).invalid.clone();
-                self.fail(now, prompts);
+                self.fail(now, Failure::Invalid, prompts);
             }
         }
     }
@@ -196,12 +209,16 @@ impl MenuRun {
     }
 
     /// A timeout or an invalid key: replay, or run `on_failure` once the retries are spent.
-    fn fail(&mut self, now: Instant, prompts: Vec<PromptId>) {
-        self.failures += 1;
+    fn fail(&mut self, now: Instant, kind: Failure, prompts: Vec<PromptId>) {
         let menu = self.menus.menu(self.menu);
-        if self.failures > menu.retries {
+        let (count, limit) = match kind {
+            Failure::NoInput => (&mut self.failures.no_input, menu.retries.no_input),
+            Failure::Invalid => (&mut self.failures.invalid, menu.retries.invalid),
+        };
+        *count += 1;
+        if *count > limit {
             let action = menu.on_failure.clone();
-            self.failures = 0;
+            self.failures = Failures::default();
             self.act(now, action);
         } else {
             self.notice(now, &prompts);
@@ -272,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_keys_and_timeouts_share_the_retry_limit_then_on_failure() {
+    fn retries_then_on_failure() {
         let t0 = crate::test_epoch();
         let mut r = run();
         r.start(t0);
@@ -290,7 +307,12 @@ mod tests {
         r.handle_timeout(deadline);
         assert_eq!(drain(&mut r), ["play:welcome.wav"]);
         r.handle_playback_finished(deadline);
+        // the second timeout still replays (retries: 2 allows two of each kind)...
         r.handle_timeout(deadline + Duration::from_secs(3));
+        assert_eq!(drain(&mut r), ["play:welcome.wav"]);
+        r.handle_playback_finished(deadline + Duration::from_secs(3));
+        // ...and the third runs on_failure
+        r.handle_timeout(deadline + Duration::from_secs(6));
         assert_eq!(drain(&mut r), ["play:bye.wav"]);
         r.handle_digit(deadline, Digit::D1);
         assert!(
@@ -300,6 +322,24 @@ mod tests {
         r.handle_playback_finished(deadline);
         assert_eq!(drain(&mut r), ["hangup"]);
         assert!(r.is_done());
+    }
+
+    #[test]
+    fn timeouts_and_invalid_keys_have_separate_limits() {
+        let yaml = YAML.replace("retries: 2", "retries: { no_input: 0, invalid: 3 }");
+        let mut r = MenuRun::new(Arc::new(compile(&yaml, &mut loader).unwrap()));
+        let t0 = crate::test_epoch();
+        r.start(t0);
+        r.handle_playback_finished(t0);
+        for _ in 0..3 {
+            r.handle_digit(t0, Digit::D5); // invalid: three replays allowed
+            r.handle_playback_finished(t0); // oops
+            r.handle_playback_finished(t0); // welcome
+        }
+        drain(&mut r);
+        let deadline = r.poll_timeout().unwrap();
+        r.handle_timeout(deadline); // the first timeout is already one too many
+        assert_eq!(drain(&mut r), ["play:bye.wav"]);
     }
 
     #[test]

@@ -43,7 +43,15 @@ pub fn json() -> String {
       "properties": {{
         "prompt": {{ "$ref": "#/$defs/names", "description": "Played on entry and on every replay." }},
         "timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }},
-        "retries": {{ "type": "integer", "minimum": 0, "default": 2, "description": "Replays after an invalid key or a timeout." }},
+        "retries": {{
+          "description": "Replays after a timeout or an invalid key: one number for both, or each apart.",
+          "default": 2,
+          "oneOf": [
+            {{ "type": "integer", "minimum": 0 }},
+            {{ "type": "object", "additionalProperties": false,
+               "properties": {{ "no_input": {{ "type": "integer", "minimum": 0 }}, "invalid": {{ "type": "integer", "minimum": 0 }} }} }}
+          ]
+        }},
         "invalid": {{ "$ref": "#/$defs/names", "description": "Played on a key with no option." }},
         "no_input": {{ "$ref": "#/$defs/names", "description": "Played on a timeout." }},
         "options": {{
