@@ -5,6 +5,7 @@
 //! call shares through an [`std::sync::Arc`].
 
 pub mod digit;
+pub mod dtmf;
 pub mod g711;
 pub mod prompt;
 pub mod resample;

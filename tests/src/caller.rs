@@ -395,6 +395,22 @@ impl Caller {
         out
     }
 
+    /// PCMU packets of 20 ms carrying `pcm` (8 kHz), e.g. a DTMF tone sent in-band.
+    pub fn audio_packets(&mut self, pcm: &[i16]) -> Vec<Vec<u8>> {
+        pcm.chunks(160)
+            .map(|chunk| {
+                let mut p = vec![0x80, 0];
+                p.extend_from_slice(&self.rtp_seq.to_be_bytes());
+                p.extend_from_slice(&self.rtp_ts.to_be_bytes());
+                p.extend_from_slice(&0xCA11E4u32.to_be_bytes());
+                p.extend(chunk.iter().map(|s| ivr_audio::Codec::Pcmu.encode(*s)));
+                self.rtp_seq = self.rtp_seq.wrapping_add(1);
+                self.rtp_ts = self.rtp_ts.wrapping_add(chunk.len() as u32);
+                p
+            })
+            .collect()
+    }
+
     /// One 20 ms G.711 audio packet of silence (keeps the engine's media timeout away).
     pub fn audio_packet(&mut self) -> Vec<u8> {
         let mut p = vec![0x80, 0];

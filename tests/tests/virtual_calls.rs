@@ -481,3 +481,35 @@ fn the_called_number_picks_the_entry_menu() {
     connect(&mut net, &mut other);
     assert_eq!(net.menus_entered(), ["main_en", "language"]);
 }
+
+#[test]
+fn in_band_tones_work_when_the_phone_has_no_rfc4733() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7019", "inband");
+    let offer = caller
+        .offer()
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8")
+        .replace("a=rtpmap:101 telephone-event/8000\r\n", "");
+    let invite = caller.invite_with_sdp(&offer);
+    net.send_sip(Transport::Udp, caller.addr, &invite);
+    let ok = response(&net.take_sip(caller.addr), 200).unwrap().clone();
+    assert!(
+        !String::from_utf8_lossy(&ok.body).contains("telephone-event"),
+        "none offered, none answered"
+    );
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    let call = net.last_call().unwrap();
+    // 80 ms of the "2" tone, then silence, as a phone sends it in the audio.
+    let (lo, hi) = Digit::D2.frequencies();
+    let a = ivr_audio::tone::sine(8000, lo as f64, 640, 6000.0);
+    let b = ivr_audio::tone::sine(8000, hi as f64, 640, 6000.0);
+    let mut pcm: Vec<i16> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    pcm.extend(vec![0i16; 1600]);
+    for p in caller.audio_packets(&pcm) {
+        net.send_rtp(call, caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    assert_eq!(net.menus_entered(), ["language", "main_en"]);
+}

@@ -8,6 +8,7 @@
 //! (timestamps included) instead of bursting. No heap allocation happens per packet.
 
 use crate::sdp::{Direction, Negotiated};
+use ivr_audio::dtmf::DtmfDetector;
 use ivr_audio::rfc4733::EventTracker;
 use ivr_audio::{Digit, FRAME_SAMPLES, Prompt};
 use std::collections::VecDeque;
@@ -80,6 +81,8 @@ pub struct MediaSession {
     playback_finished: bool,
     marker: bool,
     dtmf: EventTracker,
+    /// In-band key detection, used when the peer did not negotiate RFC 4733 events.
+    inband: Option<Box<DtmfDetector>>,
     last_rx: Instant,
     sent: u64,
     received: u64,
@@ -108,6 +111,7 @@ impl MediaSession {
             playback_finished: false,
             marker: true,
             dtmf: EventTracker::new(),
+            inband: neg.dtmf_pt.is_none().then(|| Box::new(DtmfDetector::new())),
             last_rx: now,
             sent: 0,
             received: 0,
@@ -122,6 +126,11 @@ impl MediaSession {
             self.latched = false;
         }
         self.neg = neg;
+        if neg.dtmf_pt.is_some() {
+            self.inband = None;
+        } else if self.inband.is_none() {
+            self.inband = Some(Box::new(DtmfDetector::new()));
+        }
         if !was_sending && neg.direction.sends() {
             self.next_send = now;
             self.marker = true;
@@ -245,7 +254,10 @@ impl MediaSession {
         let packet = rtp_types::RtpPacket::parse(data).map_err(|_| RtpError::Malformed)?;
         let pt = packet.payload_type();
         let kind = if pt == self.neg.pt {
-            Received::Audio
+            match self.inband.as_mut() {
+                Some(detector) => inband_key(detector, self.neg.codec, packet.payload()),
+                None => Received::Audio,
+            }
         } else if Some(pt) == self.neg.dtmf_pt {
             match self.dtmf.on_packet(packet.timestamp(), packet.payload()) {
                 Some(d) => Received::Digit(d),
@@ -283,6 +295,20 @@ impl MediaSession {
             Direction::SendOnly | Direction::Inactive => false,
         };
         peer_sends.then_some(self.last_rx + timeout)
+    }
+}
+
+/// Decode one audio payload and look for in-band keys; a stack buffer keeps it allocation free.
+fn inband_key(detector: &mut DtmfDetector, codec: ivr_audio::Codec, payload: &[u8]) -> Received {
+    let mut found = None;
+    let mut pcm = [0i16; FRAME_SAMPLES];
+    for chunk in payload.chunks(FRAME_SAMPLES) {
+        ivr_audio::g711::decode_into(codec, chunk, &mut pcm);
+        detector.feed(&pcm[..chunk.len()], |d| found = Some(d));
+    }
+    match found {
+        Some(d) => Received::Digit(d),
+        None => Received::Audio,
     }
 }
 
