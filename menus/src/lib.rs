@@ -13,7 +13,9 @@ pub mod scenario;
 pub mod schema;
 pub mod yaml;
 
-pub use model::{Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, compile};
+pub use model::{
+    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptOptions, compile,
+};
 pub use run::{MenuOutput, MenuRun};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).

@@ -55,6 +55,25 @@ pub struct Menu {
     pub at: Loc,
 }
 
+/// How a prompt reacts to keys pressed while it plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptOptions {
+    /// A key stops the prompt and acts at once (default).
+    pub interruptible: bool,
+    /// For a prompt that is not interruptible: keys pressed meanwhile are kept and act when
+    /// it ends (default), or dropped.
+    pub type_ahead: bool,
+}
+
+impl Default for PromptOptions {
+    fn default() -> Self {
+        PromptOptions {
+            interruptible: true,
+            type_ahead: true,
+        }
+    }
+}
+
 /// Separate retry limits for the two kinds of failure (each counted on its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retries {
@@ -71,6 +90,7 @@ pub struct Menus {
     menus: Vec<Menu>,
     prompts: Vec<Prompt>,
     prompt_names: Vec<String>,
+    prompt_options: Vec<PromptOptions>,
     warnings: Vec<CompileError>,
     entries: Vec<(String, MenuId)>,
 }
@@ -103,6 +123,11 @@ impl Menus {
     /// Things that are allowed but probably wrong (an unreachable menu), for `ivr check`.
     pub fn warnings(&self) -> &[CompileError] {
         &self.warnings
+    }
+
+    /// How a prompt reacts to keys.
+    pub fn prompt_options(&self, id: PromptId) -> PromptOptions {
+        self.prompt_options[id.0]
     }
 
     /// A prompt's name in the config (`goodbye_en`).
@@ -219,12 +244,21 @@ pub enum ErrorKind {
     /// No key path leads to this menu.
     #[error("unreachable: no key, failure or entry leads to this menu")]
     Unreachable,
+    /// A value outside a fixed set of words.
+    #[error("'{got}' is not one of {allowed}")]
+    Choice {
+        /// What was written.
+        got: String,
+        /// The words allowed.
+        allowed: &'static str,
+    },
     /// A scenario step that does not parse.
     #[error("{0}")]
     Step(String),
 }
 
 pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "prompts", "menus"];
+pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "interruptible", "type_ahead"];
 pub(crate) const MENU_FIELDS: &[&str] = &[
     "prompt",
     "timeout",
@@ -254,24 +288,62 @@ pub fn compile(
 
     // Prompts: load every file, whatever else is wrong, so all file errors show at once.
     let mut prompt_names: Vec<String> = Vec::new();
+    let mut prompt_options: Vec<PromptOptions> = Vec::new();
     let mut prompts = Vec::new();
     if let Some(node) = top.get("prompts")
         && let Some(fields) = w.map(node, "prompts", None)
     {
-        for (name, file_node) in fields.iter() {
+        for (name, spec) in fields.iter() {
             let path = join("prompts", name);
-            let prompt = w.string(file_node, &path).and_then(|file| {
-                let loaded = load(&file).and_then(|bytes| {
-                    Prompt::from_wav(&file, &bytes).map_err(|e| e.reason.to_string())
-                });
-                match loaded {
-                    Ok(p) => Some(p),
-                    Err(reason) => {
-                        w.error(file_node.at, &path, ErrorKind::Prompt { file, reason });
-                        None
+            // A prompt is a file name, or { file, interruptible, type_ahead }.
+            let (file_node, options) = match &spec.value {
+                crate::yaml::Value::Map(_) => match w.map(spec, &path, Some(PROMPT_FIELDS)) {
+                    Some(f) => {
+                        let mut o = PromptOptions::default();
+                        if let Some(n) = f.get("interruptible") {
+                            o.interruptible =
+                                w.boolean(n, &join(&path, "interruptible")).unwrap_or(true);
+                        }
+                        if let Some(n) = f.get("type_ahead") {
+                            let tpath = join(&path, "type_ahead");
+                            match w.string(n, &tpath).as_deref() {
+                                Some("keep") => o.type_ahead = true,
+                                Some("discard") => o.type_ahead = false,
+                                Some(other) => w.error(
+                                    n.at,
+                                    &tpath,
+                                    ErrorKind::Choice {
+                                        got: other.to_string(),
+                                        allowed: "keep, discard",
+                                    },
+                                ),
+                                None => {}
+                            }
+                        }
+                        if f.get("file").is_none() {
+                            w.error(spec.at, &path, ErrorKind::Missing("file"));
+                        }
+                        (f.get("file"), o)
                     }
-                }
-            });
+                    None => (None, PromptOptions::default()),
+                },
+                _ => (Some(spec), PromptOptions::default()),
+            };
+            let prompt = file_node
+                .and_then(|file_node| w.string(file_node, &path).map(|f| (f, file_node.at)))
+                .and_then(|(file, at)| {
+                    let loaded = load(&file).and_then(|bytes| {
+                        Prompt::from_wav(&file, &bytes).map_err(|e| e.reason.to_string())
+                    });
+                    match loaded {
+                        Ok(p) => Some(p),
+                        Err(reason) => {
+                            w.error(at, &path, ErrorKind::Prompt { file, reason });
+                            None
+                        }
+                    }
+                });
+            prompt_options.push(options);
             prompt_names.push(name.to_string());
             prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));
         }
@@ -353,6 +425,7 @@ pub fn compile(
             menus,
             prompts,
             prompt_names,
+            prompt_options,
             warnings,
             entries,
         })

@@ -14,8 +14,8 @@ use std::time::Instant;
 /// What the call must do for the menu.
 #[derive(Debug, Clone)]
 pub enum MenuOutput {
-    /// Replace whatever plays with these prompts (of [`MenuRun::menus`]), in order; report
-    /// when they finish.
+    /// Replace whatever plays with these prompts (of [`MenuRun::menus`]), in order, and
+    /// report when they have finished. The run asks for one prompt at a time.
     Play(Vec<PromptId>),
     /// Stop playing now (a key interrupted the prompt).
     StopPlayback,
@@ -60,6 +60,10 @@ pub struct MenuRun {
     phase: Phase,
     /// Timeouts and invalid keys so far in this menu, counted apart.
     failures: Failures,
+    /// The prompts of the current sequence still to finish; the front one is playing.
+    playing: VecDeque<PromptId>,
+    /// Keys typed during a non-interruptible prompt whose type-ahead is kept.
+    typed: VecDeque<Digit>,
     outputs: VecDeque<MenuOutput>,
 }
 
@@ -77,6 +81,8 @@ impl MenuRun {
             menu,
             phase: Phase::NotStarted,
             failures: Failures::default(),
+            playing: VecDeque::new(),
+            typed: VecDeque::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -104,19 +110,51 @@ impl MenuRun {
     }
 
     /// The caller pressed a key.
+    ///
+    /// While a prompt plays, what happens depends on the prompt (see `docs/menus.md`): an
+    /// interruptible prompt stops and the key acts at once; a non-interruptible one plays
+    /// on, and the key is either kept until it ends (type-ahead) or dropped.
     pub fn handle_digit(&mut self, now: Instant, digit: Digit) {
         match self.phase {
             Phase::Prompt | Phase::Notice => {
-                self.outputs.push_back(MenuOutput::StopPlayback);
-                self.select(now, digit);
+                let current = self.playing.front().map(|p| self.menus.prompt_options(*p));
+                match current {
+                    Some(o) if !o.interruptible => {
+                        if o.type_ahead {
+                            self.typed.push_back(digit);
+                        }
+                    }
+                    _ => {
+                        if !self.playing.is_empty() {
+                            self.playing.clear();
+                            self.outputs.push_back(MenuOutput::StopPlayback);
+                        }
+                        self.select(now, digit);
+                    }
+                }
             }
             Phase::Collect(_) => self.select(now, digit),
             Phase::NotStarted | Phase::Goodbye | Phase::Done => {}
         }
     }
 
-    /// Everything asked for by the last [`MenuOutput::Play`] has been played.
+    /// The prompt asked for by the last [`MenuOutput::Play`] has been played.
     pub fn handle_playback_finished(&mut self, now: Instant) {
+        // Prompts of a sequence are played one at a time, so each can have its own rules.
+        self.playing.pop_front();
+        if matches!(self.phase, Phase::Prompt | Phase::Notice) && !self.typed.is_empty() {
+            // Keys typed ahead during a non-interruptible prompt act now, in order.
+            self.playing.clear();
+            let keys: Vec<Digit> = self.typed.drain(..).collect();
+            for d in keys {
+                self.handle_digit(now, d);
+            }
+            return;
+        }
+        if let Some(next) = self.playing.front() {
+            self.outputs.push_back(MenuOutput::Play(vec![*next]));
+            return;
+        }
         match self.phase {
             Phase::Prompt => {
                 let timeout = self.menus.menu(self.menu).timeout;
@@ -172,7 +210,11 @@ impl MenuRun {
     }
 
     fn play(&mut self, ids: &[PromptId]) {
-        self.outputs.push_back(MenuOutput::Play(ids.to_vec()));
+        self.typed.clear();
+        self.playing = ids.iter().copied().collect();
+        if let Some(first) = self.playing.front() {
+            self.outputs.push_back(MenuOutput::Play(vec![*first]));
+        }
     }
 
     fn select(&mut self, now: Instant, digit: Digit) {
@@ -283,9 +325,89 @@ mod tests {
         r.handle_playback_finished(t0);
         drain(&mut r);
         r.handle_digit(t0, Digit::D2);
-        assert_eq!(drain(&mut r), ["play:sales.wav+sales.wav"]);
+        // a sequence is asked for one prompt at a time
+        assert_eq!(drain(&mut r), ["play:sales.wav"]);
+        r.handle_playback_finished(t0);
+        assert_eq!(drain(&mut r), ["play:sales.wav"]);
         r.handle_playback_finished(t0);
         assert_eq!(drain(&mut r), ["play:welcome.wav"]);
+    }
+
+    /// The barge-in truth table of docs/menus.md, one row per test case: a key pressed while
+    /// the first prompt of `[notice, welcome]` plays.
+    #[test]
+    fn barge_in_truth_table() {
+        let rows = [
+            // (interruptible, type_ahead, outputs right after the key, outputs when the notice ends)
+            (
+                "true",
+                "keep",
+                vec!["stop", "enter:sales", "play:sales.wav"],
+                vec![],
+            ),
+            (
+                "true",
+                "discard",
+                vec!["stop", "enter:sales", "play:sales.wav"],
+                vec![],
+            ),
+            (
+                "false",
+                "keep",
+                vec![],
+                vec!["enter:sales", "play:sales.wav"],
+            ),
+            ("false", "discard", vec![], vec!["play:welcome.wav"]),
+        ];
+        for (interruptible, type_ahead, at_key, at_end) in rows {
+            let yaml = YAML
+                .replace("  welcome: welcome.wav\n", &format!("  welcome: welcome.wav\n  notice: {{ file: oops.wav, interruptible: {interruptible}, type_ahead: {type_ahead} }}\n"))
+                .replace("    prompt: welcome\n", "    prompt: [notice, welcome]\n");
+            let mut r = MenuRun::new(Arc::new(compile(&yaml, &mut loader).unwrap()));
+            let t0 = crate::test_epoch();
+            r.start(t0);
+            assert_eq!(drain(&mut r), ["enter:main", "play:oops.wav"]);
+            r.handle_digit(t0, Digit::D1);
+            assert_eq!(
+                drain(&mut r),
+                at_key,
+                "interruptible {interruptible}, type_ahead {type_ahead}: at the key"
+            );
+            r.handle_playback_finished(t0);
+            assert_eq!(
+                drain(&mut r),
+                at_end,
+                "interruptible {interruptible}, type_ahead {type_ahead}: at the end"
+            );
+        }
+    }
+
+    #[test]
+    fn typed_ahead_keys_act_in_order() {
+        let yaml = YAML
+            .replace(
+                "  welcome: welcome.wav\n",
+                "  welcome: welcome.wav\n  notice: { file: oops.wav, interruptible: false }\n",
+            )
+            .replace("    prompt: welcome\n", "    prompt: [notice, welcome]\n");
+        let mut r = MenuRun::new(Arc::new(compile(&yaml, &mut loader).unwrap()));
+        let t0 = crate::test_epoch();
+        r.start(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D1); // kept: sales
+        r.handle_digit(t0, Digit::Star); // kept: from sales, back to main
+        assert!(drain(&mut r).is_empty());
+        r.handle_playback_finished(t0);
+        assert_eq!(
+            drain(&mut r),
+            [
+                "enter:sales",
+                "play:sales.wav",
+                "stop",
+                "enter:main",
+                "play:oops.wav"
+            ]
+        );
     }
 
     #[test]

@@ -402,7 +402,7 @@ mod tests {
         );
         let s = scenario(&["press 2", "expect prompt bye"]);
         let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();
-        assert_eq!(f.reason, "expected prompt bye, heard welcome, sales, sales");
+        assert_eq!(f.reason, "expected prompt bye, heard welcome, sales");
     }
 
     #[test]

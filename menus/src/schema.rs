@@ -4,7 +4,7 @@
 //! starts with `# yaml-language-server: $schema=ivr-menus.schema.json`. The field lists come
 //! from the same constants the compiler checks against, and a test keeps the two in step.
 
-use crate::model::{ACTION_FIELDS, MENU_FIELDS, TOP_FIELDS};
+use crate::model::{ACTION_FIELDS, MENU_FIELDS, PROMPT_FIELDS, TOP_FIELDS};
 
 /// The schema, as pretty-printed JSON.
 pub fn json() -> String {
@@ -26,8 +26,16 @@ pub fn json() -> String {
     }},
     "prompts": {{
       "type": "object",
-      "description": "Prompt name -> WAV file (16-bit PCM, u-law or A-law; 8-48 kHz), relative to the config file.",
-      "additionalProperties": {{ "type": "string" }}
+      "description": "Prompt name -> WAV file (16-bit PCM, u-law or A-law; 8-48 kHz), relative to the config file, or its options.",
+      "additionalProperties": {{ "oneOf": [
+        {{ "type": "string" }},
+        {{ "type": "object", "additionalProperties": false, "required": ["file"],
+           "properties": {{
+             "file": {{ "type": "string" }},
+             "interruptible": {{ "type": "boolean", "default": true, "description": "A key stops the prompt and acts at once." }},
+             "type_ahead": {{ "enum": ["keep", "discard"], "default": "keep", "description": "Not interruptible: keys pressed meanwhile act when it ends (keep) or are dropped." }}
+           }} }}
+      ] }}
     }},
     "menus": {{
       "type": "object",
@@ -81,9 +89,10 @@ pub fn json() -> String {
     )
 }
 
-/// The field names the schema lists for (top level, a menu, an action), for the sync test.
-pub fn fields() -> [&'static [&'static str]; 3] {
-    [TOP_FIELDS, MENU_FIELDS, ACTION_FIELDS]
+/// The field names the schema lists for (top level, a menu, an action, a prompt's options),
+/// for the sync test.
+pub fn fields() -> [&'static [&'static str]; 4] {
+    [TOP_FIELDS, MENU_FIELDS, ACTION_FIELDS, PROMPT_FIELDS]
 }
 
 #[cfg(test)]
@@ -102,10 +111,14 @@ mod tests {
             v.sort();
             v
         };
-        let [top, menu, action] = fields();
+        let [top, menu, action, prompt] = fields();
         assert_eq!(keys(&v["properties"]), sorted(top));
         assert_eq!(keys(&v["$defs"]["menu"]["properties"]), sorted(menu));
         assert_eq!(keys(&v["$defs"]["action"]["properties"]), sorted(action));
+        assert_eq!(
+            keys(&v["properties"]["prompts"]["additionalProperties"]["oneOf"][1]["properties"]),
+            sorted(prompt)
+        );
     }
 }
 
