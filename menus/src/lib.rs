@@ -14,7 +14,8 @@ pub mod schema;
 pub mod yaml;
 
 pub use model::{
-    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptOptions, compile,
+    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptOptions, Route,
+    compile,
 };
 pub use run::{MenuOutput, MenuRun};
 

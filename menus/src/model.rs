@@ -93,6 +93,23 @@ pub struct Menus {
     prompt_options: Vec<PromptOptions>,
     warnings: Vec<CompileError>,
     entries: Vec<(String, MenuId)>,
+    callers: Vec<CallerRule>,
+}
+
+/// Where a new call goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Start in this menu.
+    Menu(MenuId),
+    /// Refuse the call before answering (603 Decline).
+    Reject,
+}
+
+/// One caller routing rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CallerRule {
+    patterns: Vec<String>,
+    route: Route,
 }
 
 impl Menus {
@@ -108,6 +125,17 @@ impl Menus {
             .and_then(|c| self.entries.iter().find(|(n, _)| n == c))
             .map(|(_, m)| *m)
             .unwrap_or(self.entry)
+    }
+
+    /// Where a call from `caller` (its caller ID) to `called` goes: the first `callers:` rule
+    /// that matches, else the called number's entry point, else the default entry.
+    pub fn route(&self, called: Option<&str>, caller: Option<&str>) -> Route {
+        let caller = caller.unwrap_or("anonymous");
+        self.callers
+            .iter()
+            .find(|r| r.patterns.iter().any(|p| glob(p, caller)))
+            .map(|r| r.route)
+            .unwrap_or_else(|| Route::Menu(self.entry_for(called)))
     }
 
     /// A menu by id.
@@ -257,7 +285,7 @@ pub enum ErrorKind {
     Step(String),
 }
 
-pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "prompts", "menus"];
+pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "callers", "prompts", "menus"];
 pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "interruptible", "type_ahead"];
 pub(crate) const MENU_FIELDS: &[&str] = &[
     "prompt",
@@ -387,6 +415,28 @@ pub fn compile(
             }
         }
     }
+    // Caller routing rules, checked in order before the entry points.
+    let mut callers = Vec::new();
+    if let Some(node) = top.get("callers") {
+        match &node.value {
+            crate::yaml::Value::Seq(rules) => {
+                for (i, rule) in rules.iter().enumerate() {
+                    let path = join("callers", &i.to_string());
+                    if let Some(r) = caller_rule(&mut w, &names, rule, &path) {
+                        callers.push(r);
+                    }
+                }
+            }
+            _ => w.error(
+                node.at,
+                "callers",
+                ErrorKind::Type {
+                    expected: "a list of rules",
+                    found: "something else",
+                },
+            ),
+        }
+    }
 
     let mut menus = Vec::new();
     for (name, node) in menus_fields.iter().flat_map(|f| f.iter()) {
@@ -412,8 +462,13 @@ pub fn compile(
     }
     errors.sort_by_key(|e| e.at);
     let warnings = if errors.is_empty() {
+        let by_caller = callers.iter().filter_map(|r| match r.route {
+            Route::Menu(m) => Some(m),
+            Route::Reject => None,
+        });
         let starts: Vec<MenuId> = std::iter::once(entry)
             .chain(entries.iter().map(|(_, m)| *m))
+            .chain(by_caller)
             .collect();
         unreachable_menus(&menus, &starts)
     } else {
@@ -428,9 +483,74 @@ pub fn compile(
             prompt_options,
             warnings,
             entries,
+            callers,
         })
     } else {
         Err(errors)
+    }
+}
+
+/// One `callers:` rule: `{ match: [patterns], goto: menu }` or `{ match: [...], reject: true }`.
+fn caller_rule(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<CallerRule> {
+    let f = w.map(node, path, Some(&["match", "goto", "reject"]))?;
+    let patterns: Vec<String> = match f.get("match") {
+        Some(m) => w
+            .names(m, &join(path, "match"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect(),
+        None => {
+            w.error(node.at, path, ErrorKind::Missing("match"));
+            return None;
+        }
+    };
+    let route = match (f.get("goto"), f.get("reject")) {
+        (Some(g), None) => {
+            let here = join(path, "goto");
+            let target = w.string(g, &here)?;
+            Route::Menu(names.menu(w, &target, g.at, &here))
+        }
+        (None, Some(r)) => {
+            if !w.boolean(r, &join(path, "reject"))? {
+                w.error(
+                    r.at,
+                    &join(path, "reject"),
+                    ErrorKind::Choice {
+                        got: "false".into(),
+                        allowed: "true (or use goto)",
+                    },
+                );
+                return None;
+            }
+            Route::Reject
+        }
+        _ => {
+            w.error(
+                node.at,
+                path,
+                ErrorKind::Choice {
+                    got: "this rule".into(),
+                    allowed: "a rule with exactly one of goto, reject",
+                },
+            );
+            return None;
+        }
+    };
+    Some(CallerRule { patterns, route })
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
     }
 }
 
@@ -861,6 +981,37 @@ menus:
             "{w:?}"
         );
         assert!(compile(YAML, &mut loader).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn caller_routing_rules_match_in_order() {
+        let yaml = YAML.replace(
+            "entry: main\n",
+            "entry: main\ncallers:\n  - match: [\"+33611*\", \"*999\"]\n    goto: sales\n  - match: [anonymous, \"+1900*\"]\n    reject: true\n",
+        );
+        let m = compile(&yaml, &mut loader).unwrap();
+        let sales = m.find("sales").unwrap();
+        assert_eq!(m.route(None, Some("+33611223344")), Route::Menu(sales));
+        assert_eq!(m.route(None, Some("555999")), Route::Menu(sales));
+        assert_eq!(m.route(None, Some("+19005551234")), Route::Reject);
+        assert_eq!(
+            m.route(None, None),
+            Route::Reject,
+            "no caller ID counts as anonymous"
+        );
+        assert_eq!(m.route(None, Some("+33140000000")), Route::Menu(m.entry()));
+        let bad = YAML.replace(
+            "entry: main\n",
+            "entry: main\ncallers:\n  - match: [x]\n    goto: sals\n    reject: true\n",
+        );
+        let e = compile(&bad, &mut loader).unwrap_err();
+        assert!(
+            e[0].to_string().contains(
+                "callers.0: 'this rule' is not one of a rule with exactly one of goto, reject"
+            ),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Scenario {
     pub name: String,
     /// The number called (picks the entry point), if given.
     pub called: Option<String>,
+    /// The caller ID (for `callers:` rules), if given.
+    pub caller: Option<String>,
     /// Its steps, with their places in the file.
     pub steps: Vec<(Loc, Step)>,
 }
@@ -62,6 +64,8 @@ pub enum Step {
     ExpectPrompt(String),
     /// The call has ended (`true`) or not (`false`).
     ExpectHangup(bool),
+    /// The call was refused before answering (a `callers:` reject rule).
+    ExpectRejected,
 }
 
 /// Parse a scenario file; every error is reported with its place.
@@ -105,10 +109,13 @@ pub fn parse(text: &str) -> Result<ScenarioFile, Vec<CompileError>> {
 }
 
 fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
-    let f = w.map(node, path, Some(&["name", "called", "steps"]))?;
+    let f = w.map(node, path, Some(&["name", "called", "caller", "steps"]))?;
     let called = f
         .get("called")
         .and_then(|n| w.string(n, &join(path, "called")));
+    let caller = f
+        .get("caller")
+        .and_then(|n| w.string(n, &join(path, "caller")));
     let name = f
         .get("name")
         .and_then(|n| w.string(n, &join(path, "name")))
@@ -144,6 +151,7 @@ fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
     Some(Scenario {
         name,
         called,
+        caller,
         steps,
     })
 }
@@ -163,8 +171,9 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
         ["expect", "prompt", name] => Ok(Step::ExpectPrompt(name.to_string())),
         ["expect", "hangup"] => Ok(Step::ExpectHangup(true)),
         ["expect", "no", "hangup"] => Ok(Step::ExpectHangup(false)),
+        ["expect", "rejected"] => Ok(Step::ExpectRejected),
         _ => Err(format!(
-            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup)"
+            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected)"
         )),
     }
 }
@@ -199,7 +208,24 @@ pub struct Failure {
 
 /// Run one scenario against a compiled config, on a virtual clock starting at `start`.
 pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<(), Failure> {
-    let mut sim = Sim::new(menus.clone(), scenario.called.as_deref(), start);
+    let route = menus.route(scenario.called.as_deref(), scenario.caller.as_deref());
+    let crate::model::Route::Menu(entry) = route else {
+        // Refused before answering: only `expect rejected` can pass.
+        return match scenario
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, (_, s))| *s != Step::ExpectRejected)
+        {
+            Some((i, (at, _))) => Err(Failure {
+                at: *at,
+                step: i + 1,
+                reason: "the call was rejected by a callers: rule".into(),
+            }),
+            None => Ok(()),
+        };
+    };
+    let mut sim = Sim::new(menus.clone(), entry, start);
     for (i, (at, step)) in scenario.steps.iter().enumerate() {
         let fail = |reason: String| Failure {
             at: *at,
@@ -238,6 +264,11 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
                     }
                 }
             }
+            Step::ExpectRejected => {
+                return Err(fail(
+                    "expected the call to be rejected, but it was answered".into(),
+                ));
+            }
             Step::ExpectHangup(want) => {
                 if sim.hung_up != *want {
                     let state = if sim.hung_up {
@@ -268,8 +299,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(menus: Arc<Menus>, called: Option<&str>, start: Instant) -> Sim {
-        let entry = menus.entry_for(called);
+    fn new(menus: Arc<Menus>, entry: crate::MenuId, start: Instant) -> Sim {
         let mut sim = Sim {
             run: MenuRun::new_at(menus, entry),
             now: start,
@@ -345,6 +375,7 @@ mod tests {
         Scenario {
             name: "t".into(),
             called: None,
+            caller: None,
             steps: steps
                 .iter()
                 .map(|s| (Loc { line: 1, column: 1 }, parse_step(s).unwrap()))
@@ -403,6 +434,30 @@ mod tests {
         let s = scenario(&["press 2", "expect prompt bye"]);
         let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();
         assert_eq!(f.reason, "expected prompt bye, heard welcome, sales");
+    }
+
+    #[test]
+    fn rejected_callers() {
+        let yaml = YAML.replace(
+            "entry: main\n",
+            "entry: main\ncallers:\n  - match: [\"+1900*\"]\n    reject: true\n",
+        );
+        let menus = Arc::new(compile(&yaml, &mut loader).unwrap());
+        let mut s = scenario(&["expect rejected"]);
+        s.caller = Some("+19001234".into());
+        assert_eq!(run(&menus, &s, crate::test_epoch()), Ok(()));
+        s.caller = Some("+33100".into());
+        let f = run(&menus, &s, crate::test_epoch()).unwrap_err();
+        assert_eq!(
+            f.reason,
+            "expected the call to be rejected, but it was answered"
+        );
+        let mut s = scenario(&["expect menu main"]);
+        s.caller = Some("+19001234".into());
+        assert_eq!(
+            run(&menus, &s, crate::test_epoch()).unwrap_err().reason,
+            "the call was rejected by a callers: rule"
+        );
     }
 
     #[test]

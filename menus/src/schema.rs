@@ -19,6 +19,16 @@ pub fn json() -> String {
   "required": ["entry", "menus"],
   "properties": {{
     "entry": {{ "type": "string", "description": "The menu a call starts in unless its called number has an entry point." }},
+    "callers": {{
+      "type": "array",
+      "description": "Caller routing, checked in order before entry points: the first rule whose pattern matches the caller ID wins ('*' matches anything; no caller ID is 'anonymous').",
+      "items": {{ "type": "object", "additionalProperties": false, "required": ["match"],
+        "properties": {{
+          "match": {{ "$ref": "#/$defs/names" }},
+          "goto": {{ "type": "string", "description": "Start in this menu." }},
+          "reject": {{ "const": true, "description": "Refuse the call with 603 Decline before answering." }}
+        }} }}
+    }},
     "entries": {{
       "type": "object",
       "description": "Called number (the Request-URI user part) -> the menu such calls start in.",

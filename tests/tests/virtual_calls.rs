@@ -513,3 +513,42 @@ fn in_band_tones_work_when_the_phone_has_no_rfc4733() {
     }
     assert_eq!(net.menus_entered(), ["language", "main_en"]);
 }
+
+#[test]
+fn callers_are_routed_by_caller_id_and_blocked_ones_declined() {
+    let yaml = ivr_server::config::DEMO_CONFIG.replace(
+        "entry: language\n",
+        "entry: language\ncallers:\n  - match: [\"+1555*\"]\n    goto: main_en\n  - match: [\"+1900*\", anonymous]\n    reject: true\n",
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let menus = ivr_menus::compile(&yaml, &mut |f| {
+        std::fs::read(dir.join(f)).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let mut net = Net::new(Arc::new(menus));
+    // The scripted caller's From is sip:+15551234@...: a VIP, straight to English.
+    let mut vip = Caller::new("127.0.0.1:7020", "vip");
+    connect(&mut net, &mut vip);
+    assert_eq!(net.menus_entered(), ["main_en"]);
+    // P-Asserted-Identity (RFC 3325) wins over From: this one is blocked before answering.
+    let mut blocked = Caller::new("127.0.0.1:7021", "blocked");
+    let invite = String::from_utf8(blocked.invite(true)).unwrap().replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nP-Asserted-Identity: <sip:+19005550000@carrier.example>\r\n",
+        1,
+    );
+    net.send_sip(Transport::Udp, blocked.addr, invite.as_bytes());
+    let msgs = net.take_sip(blocked.addr);
+    let r = response(&msgs, 603).unwrap_or_else(|| panic!("603 Decline: {msgs:?}"));
+    assert_eq!(r.reason, "Decline");
+    assert!(response(&msgs, 200).is_none());
+    // A withheld number counts as anonymous.
+    let mut anon = Caller::new("127.0.0.1:7022", "anon");
+    let invite = String::from_utf8(anon.invite(true)).unwrap().replacen(
+        "<sip:+15551234@",
+        "<sip:anonymous@",
+        1,
+    );
+    net.send_sip(Transport::Udp, anon.addr, invite.as_bytes());
+    assert!(response(&net.take_sip(anon.addr), 603).is_some());
+}

@@ -5,7 +5,7 @@ use crate::media::{MediaSession, Received, RtpBuf};
 use crate::rng::Rng;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
 use ivr_audio::Digit;
-use ivr_menus::{MenuOutput, MenuRun, Menus};
+use ivr_menus::{MenuOutput, MenuRun, Menus, Route};
 use ivr_sip::Transport;
 use ivr_sip::dialog::{Dialog, DialogError};
 use ivr_sip::header::{HeaderName, NameAddr};
@@ -484,6 +484,17 @@ impl Engine {
                 Some("Bad Request (missing Contact)"),
             );
         }
+        // Caller routing, then the called number (the Request-URI user part), pick the start.
+        let caller = caller_id(&req);
+        let entry = match self
+            .menus
+            .route(req.uri.user().as_deref(), caller.as_deref())
+        {
+            Route::Menu(m) => m,
+            Route::Reject => {
+                return self.reject(now, &key, &req, StatusCode::DECLINE, None);
+            }
+        };
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let call_id = req.call_id().unwrap_or_default().to_string();
@@ -496,8 +507,6 @@ impl Engine {
                 .unwrap_or_default(),
             to: req.uri.to_string(),
         });
-        // The called number (the Request-URI user part) picks the entry point.
-        let entry = self.menus.entry_for(req.uri.user().as_deref());
         let call = Call {
             handle,
             call_id,
@@ -1161,6 +1170,26 @@ fn bye_destination(invite_peer: Peer, bye: &Request) -> Peer {
         addr: target.unwrap_or(invite_peer.addr),
         ..invite_peer
     }
+}
+
+/// The caller's number: the P-Asserted-Identity user (RFC 3325 §9.1) if present, else the
+/// From user; `None` when withheld (no user part, or `anonymous`).
+fn caller_id(req: &Request) -> Option<String> {
+    let pai = req
+        .headers
+        .get(&HeaderName::Other("P-Asserted-Identity".into()))
+        .and_then(|v| NameAddr::parse(v, HeaderName::Other("P-Asserted-Identity".into())).ok());
+    let uri = match pai {
+        Some(p) => p.uri,
+        None => req.party_from().ok()?.uri,
+    };
+    let user = match &uri {
+        ivr_sip::Uri::Other { raw, .. } => raw
+            .split_once(':')
+            .map(|(_, r)| r.split(';').next().unwrap_or(r).to_string()),
+        ivr_sip::Uri::Sip(_) => uri.user(),
+    }?;
+    (!user.eq_ignore_ascii_case("anonymous")).then_some(user)
 }
 
 /// A key from a SIP INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).

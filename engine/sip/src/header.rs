@@ -6,7 +6,7 @@ use std::fmt;
 
 /// A header name, canonicalised: compact forms (RFC 3261 §7.3.3) are expanded and known
 /// names are matched case-insensitively (§7.3.1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub enum HeaderName {
     /// Via (compact `v`).
     Via,
@@ -145,6 +145,29 @@ impl HeaderName {
                 | Allow
                 | Accept
         )
+    }
+}
+
+/// Header names compare case-insensitively (RFC 3261 §7.3.1), unknown ones included.
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &HeaderName) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(s) = self {
+            for b in s.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
     }
 }
 
@@ -542,6 +565,15 @@ impl fmt::Display for NameAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_names_compare_without_case() {
+        assert_eq!(
+            HeaderName::from_wire("p-asserted-identity"),
+            HeaderName::from_wire("P-Asserted-Identity")
+        );
+        assert_ne!(HeaderName::from_wire("X-A"), HeaderName::from_wire("X-B"));
+    }
 
     #[test]
     fn compact_and_case() {

@@ -122,6 +122,8 @@ impl StatusCode {
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
     /// 491 Request Pending.
     pub const REQUEST_PENDING: StatusCode = StatusCode(491);
+    /// 603 Decline.
+    pub const DECLINE: StatusCode = StatusCode(603);
     /// 500 Server Internal Error.
     pub const SERVER_INTERNAL_ERROR: StatusCode = StatusCode(500);
     /// 501 Not Implemented.
@@ -182,6 +184,7 @@ impl StatusCode {
             501 => "Not Implemented",
             503 => "Service Unavailable",
             505 => "Version Not Supported",
+            603 => "Decline",
             _ => "Unknown",
         }
     }
