@@ -291,22 +291,27 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
 /// A caller on a virtual clock: playback takes the prompts' real length.
 struct Sim {
     run: MenuRun,
+    start: Instant,
     now: Instant,
     playing_until: Option<Instant>,
     heard: Vec<String>,
     cursor: usize,
     hung_up: bool,
+    /// What a listener would notice, for `ivr simulate`.
+    log: Vec<String>,
 }
 
 impl Sim {
     fn new(menus: Arc<Menus>, entry: crate::MenuId, start: Instant) -> Sim {
         let mut sim = Sim {
             run: MenuRun::new_at(menus, entry),
+            start,
             now: start,
             playing_until: None,
             heard: Vec::new(),
             cursor: 0,
             hung_up: false,
+            log: Vec::new(),
         };
         sim.run.start(start);
         sim.drain();
@@ -325,15 +330,33 @@ impl Sim {
                     self.heard
                         .extend(ids.iter().map(|id| menus.prompt_name(*id).to_string()));
                     self.playing_until = Some(self.now + length);
+                    let names: Vec<&str> = ids.iter().map(|id| menus.prompt_name(*id)).collect();
+                    self.note(format!(
+                        "plays {} ({:.1} s)",
+                        names.join(", "),
+                        length.as_secs_f64()
+                    ));
                 }
-                MenuOutput::StopPlayback => self.playing_until = None,
+                MenuOutput::StopPlayback => {
+                    self.playing_until = None;
+                    self.note("prompt interrupted".into());
+                }
                 MenuOutput::Hangup => {
                     self.hung_up = true;
                     self.playing_until = None;
+                    self.note("hangs up".into());
                 }
-                MenuOutput::Entered(_) => {}
+                MenuOutput::Entered(m) => {
+                    let name = self.run.menus().menu(m).name.clone();
+                    self.note(format!("enters menu {name}"));
+                }
             }
         }
+    }
+
+    fn note(&mut self, what: String) {
+        let t = (self.now - self.start).as_secs_f64();
+        self.log.push(format!("{t:7.2} s  {what}"));
     }
 
     fn advance(&mut self, d: Duration) {
@@ -350,6 +373,7 @@ impl Sim {
                         self.playing_until = None;
                         self.run.handle_playback_finished(self.now);
                     } else {
+                        self.note("no key in time".into());
                         self.run.handle_timeout(self.now);
                     }
                     self.drain();
@@ -359,6 +383,53 @@ impl Sim {
         }
         self.now = end;
     }
+}
+
+/// An interactive caller on a virtual clock (`ivr simulate`): press keys, let time pass,
+/// and read what a listener would notice.
+pub struct Simulator(Sim);
+
+impl Simulator {
+    /// A call from `caller` to `called`; `Err(())` when a `callers:` rule rejects it.
+    #[allow(clippy::result_unit_err)]
+    pub fn call(
+        menus: Arc<Menus>,
+        called: Option<&str>,
+        caller: Option<&str>,
+        start: Instant,
+    ) -> Result<Simulator, ()> {
+        match menus.route(called, caller) {
+            crate::model::Route::Menu(entry) => Ok(Simulator(Sim::new(menus, entry, start))),
+            crate::model::Route::Reject => Err(()),
+        }
+    }
+
+    /// The caller presses a key.
+    pub fn press(&mut self, digit: Digit) {
+        self.0.note(format!("caller presses {digit}"));
+        self.0.run.handle_digit(self.0.now, digit);
+        self.0.drain();
+    }
+
+    /// Let time pass.
+    pub fn wait(&mut self, d: Duration) {
+        self.0.advance(d);
+    }
+
+    /// Whether the call is over.
+    pub fn is_over(&self) -> bool {
+        self.0.hung_up
+    }
+
+    /// The lines noted since the last call (time since the call began, what happened).
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.0.log)
+    }
+}
+
+/// Parse a duration as steps write it (`500ms`, `6s`, `1m`, or a bare number of seconds).
+pub fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
 }
 
 #[cfg(test)]
@@ -434,6 +505,22 @@ mod tests {
         let s = scenario(&["press 2", "expect prompt bye"]);
         let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();
         assert_eq!(f.reason, "expected prompt bye, heard welcome, sales");
+    }
+
+    #[test]
+    fn the_simulator_tells_what_a_caller_hears() {
+        let mut s = Simulator::call(menus(), None, None, crate::test_epoch())
+            .ok()
+            .unwrap();
+        s.press(Digit::D1);
+        s.wait(Duration::from_secs(1));
+        let log = s.take_log().join("\n");
+        assert_eq!(
+            log,
+            "   0.00 s  enters menu main\n   0.00 s  plays welcome (0.2 s)\n   0.00 s  caller presses 1\n   0.00 s  prompt interrupted\n   0.00 s  enters menu sales\n   0.00 s  plays sales (0.1 s)"
+        );
+        s.wait(Duration::from_secs(10));
+        assert!(s.take_log().iter().any(|l| l.ends_with("no key in time")));
     }
 
     #[test]

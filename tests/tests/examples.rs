@@ -97,3 +97,36 @@ fn failing_scenarios_and_broken_files_set_the_exit_status() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn simulate_reads_keys_and_waits_from_stdin_and_tells_what_is_heard() {
+    use std::io::Write;
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/config.yaml");
+    let mut child = Command::new(ivr_binary())
+        .arg("simulate")
+        .arg(&demo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"2\nwait 3s\nbogus!\n9\nwait 3s\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for expected in [
+        "enters menu language",
+        "plays lang_fr (3.7 s)",
+        "enters menu main_en",
+        "? 'bogus!'",
+        "plays goodbye_en (2.6 s)",
+        "hangs up",
+        "call over",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

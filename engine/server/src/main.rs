@@ -28,6 +28,18 @@ enum Command {
         /// The config files.
         files: Vec<PathBuf>,
     },
+    /// Be a caller in the terminal: type keys (`2`, `*`, `12#`), `wait 6s`, or `quit`; it
+    /// prints what the caller would hear on a virtual clock.
+    Simulate {
+        /// The config file.
+        file: PathBuf,
+        /// The number called (picks the entry point).
+        #[arg(long)]
+        called: Option<String>,
+        /// The caller ID (for `callers:` rules).
+        #[arg(long)]
+        caller: Option<String>,
+    },
     /// Print the JSON Schema of the config, for editors.
     Schema,
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
@@ -94,6 +106,11 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Test { files, config } => test(&files, config.as_deref()),
+        Command::Simulate {
+            file,
+            called,
+            caller,
+        } => simulate(&file, called.as_deref(), caller.as_deref()),
         Command::Schema => {
             print!("{}", ivr_menus::schema::json());
             std::process::ExitCode::SUCCESS
@@ -228,6 +245,67 @@ fn test(files: &[PathBuf], config_override: Option<&std::path::Path>) -> std::pr
     } else {
         0
     })
+}
+
+fn simulate(
+    file: &std::path::Path,
+    called: Option<&str>,
+    caller: Option<&str>,
+) -> std::process::ExitCode {
+    use std::io::BufRead;
+    let menus = match config::load_file(file) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(
+                if matches!(e, config::ConfigError::Read { .. }) {
+                    2
+                } else {
+                    1
+                },
+            );
+        }
+    };
+    let start = std::time::Instant::now();
+    let Ok(mut sim) = ivr_menus::scenario::Simulator::call(menus, called, caller, start) else {
+        println!("the call is rejected (603 Decline) by a callers: rule");
+        return std::process::ExitCode::SUCCESS;
+    };
+    println!("type keys (0-9 * # A-D), `wait 5s`, or `quit`; time is virtual");
+    let print = |sim: &mut ivr_menus::scenario::Simulator| {
+        for line in sim.take_log() {
+            println!("{line}");
+        }
+    };
+    print(&mut sim);
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines().map_while(Result::ok) {
+        let line = line.trim();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => continue,
+            ["quit"] | ["exit"] => break,
+            ["wait", d] => match ivr_menus::scenario::duration(d) {
+                Ok(d) => sim.wait(d),
+                Err(e) => println!("? {e}"),
+            },
+            [keys] => {
+                let digits: Option<Vec<ivr_audio::Digit>> =
+                    keys.chars().map(ivr_audio::Digit::from_char).collect();
+                match digits {
+                    Some(ds) => ds.into_iter().for_each(|d| sim.press(d)),
+                    None => println!("? '{keys}': type keys 0-9 * # A-D, `wait 5s` or `quit`"),
+                }
+            }
+            _ => println!("? type keys 0-9 * # A-D, `wait 5s` or `quit`"),
+        }
+        print(&mut sim);
+        if sim.is_over() {
+            println!("call over");
+            break;
+        }
+    }
+    std::process::ExitCode::SUCCESS
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
