@@ -15,7 +15,7 @@ pub mod yaml;
 
 pub use model::{
     Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptOptions, Route,
-    compile,
+    compile, compile_with_tts,
 };
 pub use run::{MenuOutput, MenuRun};
 

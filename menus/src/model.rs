@@ -286,7 +286,15 @@ pub enum ErrorKind {
 }
 
 pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "callers", "prompts", "menus"];
-pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "interruptible", "type_ahead"];
+pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "say", "voice", "interruptible", "type_ahead"];
+
+/// Where a prompt's audio comes from.
+enum Source {
+    /// A WAV file, as written.
+    File(String),
+    /// Text for the text-to-speech renderer, in a voice (`en`, `fr`, `en-us`...).
+    Say { text: String, voice: String },
+}
 pub(crate) const MENU_FIELDS: &[&str] = &[
     "prompt",
     "timeout",
@@ -308,6 +316,18 @@ pub fn compile(
     yaml: &str,
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
 ) -> Result<Menus, Vec<CompileError>> {
+    compile_with_tts(yaml, load, &mut |_, _| {
+        Err("no text-to-speech renderer is configured".to_string())
+    })
+}
+
+/// [`compile`], with `say` rendering `say:` prompts (text, voice) to WAV bytes. The caller
+/// owns the renderer (a process, a cache): the compiler stays free of I/O.
+pub fn compile_with_tts(
+    yaml: &str,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    say: &mut dyn FnMut(&str, &str) -> Result<Vec<u8>, String>,
+) -> Result<Menus, Vec<CompileError>> {
     let root = load_str(yaml).map_err(|e| vec![e])?;
     let mut w = Walker::default();
     let Some(top) = w.map(&root, "", Some(TOP_FIELDS)) else {
@@ -323,8 +343,8 @@ pub fn compile(
     {
         for (name, spec) in fields.iter() {
             let path = join("prompts", name);
-            // A prompt is a file name, or { file, interruptible, type_ahead }.
-            let (file_node, options) = match &spec.value {
+            // A prompt is a file name, or { file | say (+ voice), interruptible, type_ahead }.
+            let (source, options) = match &spec.value {
                 crate::yaml::Value::Map(_) => match w.map(spec, &path, Some(PROMPT_FIELDS)) {
                     Some(f) => {
                         let mut o = PromptOptions::default();
@@ -348,29 +368,66 @@ pub fn compile(
                                 None => {}
                             }
                         }
-                        if f.get("file").is_none() {
-                            w.error(spec.at, &path, ErrorKind::Missing("file"));
-                        }
-                        (f.get("file"), o)
+                        let voice = f
+                            .get("voice")
+                            .and_then(|v| w.string(v, &join(&path, "voice")));
+                        let source = match (f.get("file"), f.get("say")) {
+                            (Some(file), None) => {
+                                w.string(file, &path).map(|p| (Source::File(p), file.at))
+                            }
+                            (None, Some(text)) => w.string(text, &join(&path, "say")).map(|t| {
+                                (
+                                    Source::Say {
+                                        text: t,
+                                        voice: voice.unwrap_or_else(|| "en".into()),
+                                    },
+                                    text.at,
+                                )
+                            }),
+                            _ => {
+                                w.error(
+                                    spec.at,
+                                    &path,
+                                    ErrorKind::Choice {
+                                        got: "this prompt".into(),
+                                        allowed: "a prompt with exactly one of file, say",
+                                    },
+                                );
+                                None
+                            }
+                        };
+                        (source, o)
                     }
                     None => (None, PromptOptions::default()),
                 },
-                _ => (Some(spec), PromptOptions::default()),
+                _ => (
+                    w.string(spec, &path).map(|p| (Source::File(p), spec.at)),
+                    PromptOptions::default(),
+                ),
             };
-            let prompt = file_node
-                .and_then(|file_node| w.string(file_node, &path).map(|f| (f, file_node.at)))
-                .and_then(|(file, at)| {
-                    let loaded = load(&file).and_then(|bytes| {
-                        Prompt::from_wav(&file, &bytes).map_err(|e| e.reason.to_string())
-                    });
-                    match loaded {
-                        Ok(p) => Some(p),
-                        Err(reason) => {
-                            w.error(at, &path, ErrorKind::Prompt { file, reason });
-                            None
-                        }
-                    }
+            let prompt = source.and_then(|(source, at)| {
+                let (label, loaded) = match &source {
+                    Source::File(file) => (file.clone(), load(file)),
+                    Source::Say { text, voice } => (format!("say \"{text}\""), say(text, voice)),
+                };
+                let loaded = loaded.and_then(|bytes| {
+                    Prompt::from_wav(&label, &bytes).map_err(|e| e.reason.to_string())
                 });
+                match loaded {
+                    Ok(p) => Some(p),
+                    Err(reason) => {
+                        w.error(
+                            at,
+                            &path,
+                            ErrorKind::Prompt {
+                                file: label,
+                                reason,
+                            },
+                        );
+                        None
+                    }
+                }
+            });
             prompt_options.push(options);
             prompt_names.push(name.to_string());
             prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));

@@ -39,9 +39,12 @@ pub fn json() -> String {
       "description": "Prompt name -> WAV file (16-bit PCM, u-law or A-law; 8-48 kHz), relative to the config file, or its options.",
       "additionalProperties": {{ "oneOf": [
         {{ "type": "string" }},
-        {{ "type": "object", "additionalProperties": false, "required": ["file"],
+        {{ "type": "object", "additionalProperties": false,
+           "oneOf": [ {{ "required": ["file"] }}, {{ "required": ["say"] }} ],
            "properties": {{
              "file": {{ "type": "string" }},
+             "say": {{ "type": "string", "description": "Text spoken by espeak-ng, rendered once at load and cached." }},
+             "voice": {{ "type": "string", "default": "en", "description": "espeak-ng voice or language for say: (en, en-us, fr, fr-be...)." }},
              "interruptible": {{ "type": "boolean", "default": true, "description": "A key stops the prompt and acts at once." }},
              "type_ahead": {{ "enum": ["keep", "discard"], "default": "keep", "description": "Not interruptible: keys pressed meanwhile act when it ends (keep) or are dropped." }}
            }} }}

@@ -110,19 +110,106 @@ pub fn load_demo() -> Result<Menus, ConfigError> {
     })
 }
 
-/// Compile a config file; prompt paths are relative to the file's folder.
+/// Compile a config file; prompt paths are relative to the file's folder. `say:` prompts
+/// are rendered with espeak-ng into the default cache folder.
 pub fn load_file(path: &Path) -> Result<Menus, ConfigError> {
+    load_file_cached(path, &default_tts_cache())
+}
+
+/// The text-to-speech cache used when no data folder is given (`ivr check`, `ivr test`).
+pub fn default_tts_cache() -> PathBuf {
+    std::env::temp_dir().join("ivr-tts-cache")
+}
+
+/// Compile a config file, rendering `say:` prompts into (or reading them from) `tts_cache`.
+pub fn load_file_cached(path: &Path, tts_cache: &Path) -> Result<Menus, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    ivr_menus::compile(&text, &mut |file| {
-        std::fs::read(base.join(file)).map_err(|e| e.to_string())
-    })
+    ivr_menus::compile_with_tts(
+        &text,
+        &mut |file| std::fs::read(base.join(file)).map_err(|e| e.to_string()),
+        &mut |text, voice| speak(tts_cache, text, voice),
+    )
     .map_err(|errors| ConfigError::Invalid {
         path: path.display().to_string(),
         errors,
+    })
+}
+
+/// Render `text` in `voice` with espeak-ng, once: the WAV is kept in `cache` under a name
+/// derived from voice and text, and read from there next time (and by the next reload).
+pub fn speak(cache: &Path, text: &str, voice: &str) -> Result<Vec<u8>, String> {
+    let key = fnv1a(voice.as_bytes().iter().chain(&[0]).chain(text.as_bytes()));
+    let file = cache.join(format!("{key:016x}.wav"));
+    if let Ok(bytes) = std::fs::read(&file) {
+        return Ok(bytes);
+    }
+    // espeak-ng quietly falls back to its default voice for a name it does not know; a
+    // French prompt read by an English voice is worse than an error, so check first.
+    if !espeak_has_voice(voice)? {
+        return Err(format!(
+            "espeak-ng has no voice '{voice}' (see `espeak-ng --voices`)"
+        ));
+    }
+    std::fs::create_dir_all(cache)
+        .map_err(|e| format!("text-to-speech cache {}: {e}", cache.display()))?;
+    let tmp = cache.join(format!("{key:016x}.{}.tmp", std::process::id()));
+    let out = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-w"])
+        .arg(&tmp)
+        .arg("--")
+        .arg(text)
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "say: needs espeak-ng (Debian: apt-get install espeak-ng), which is not installed"
+                    .to_string()
+            }
+            _ => format!("could not run espeak-ng: {e}"),
+        })?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(format!("espeak-ng failed for voice '{voice}': {why}"));
+    }
+    std::fs::rename(&tmp, &file)
+        .map_err(|e| format!("text-to-speech cache {}: {e}", file.display()))?;
+    std::fs::read(&file).map_err(|e| e.to_string())
+}
+
+/// Whether `espeak-ng --voices` lists `voice` as a language (`fr`, `en-us`) or a voice file.
+fn espeak_has_voice(voice: &str) -> Result<bool, String> {
+    let out = std::process::Command::new("espeak-ng")
+        .arg("--voices")
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "say: needs espeak-ng (Debian: apt-get install espeak-ng), which is not installed"
+                    .to_string()
+            }
+            _ => format!("could not run espeak-ng: {e}"),
+        })?;
+    let list = String::from_utf8_lossy(&out.stdout);
+    Ok(list.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let language = cols.get(1).is_some_and(|l| l.eq_ignore_ascii_case(voice));
+        let file = cols.iter().any(|c| {
+            c.rsplit('/')
+                .next()
+                .is_some_and(|f| f.eq_ignore_ascii_case(voice))
+                && c.contains('/')
+        });
+        language || file
+    }))
+}
+
+/// FNV-1a, 64 bits: a stable name for cache files (not a security measure).
+fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
@@ -150,6 +237,45 @@ mod tests {
             format!("{f}:1:8: entry: unknown menu 'mian' (did you mean 'main'?)\n{f}: 1 error(s)")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn say_prompts_are_rendered_once_and_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            "entry: m\nprompts:\n  hi: { say: \"Hello, and welcome.\", voice: en-us }\nmenus:\n  m:\n    prompt: hi\n    options:\n      \"1\": { repeat: true }\n",
+        )
+        .unwrap();
+        let cache = dir.path().join("tts");
+        let m = load_file_cached(&cfg, &cache).unwrap();
+        let frames = m.prompt(m.menu(m.entry()).prompt[0]).frame_count();
+        assert!(frames > 25, "about a second of speech, got {frames} frames");
+        let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+        assert_eq!(cached.len(), 1);
+        // A second load reads the cache: same audio, and it works without espeak-ng.
+        let again = load_file_cached(&cfg, &cache).unwrap();
+        assert_eq!(
+            again
+                .prompt(again.menu(again.entry()).prompt[0])
+                .frame_count(),
+            frames
+        );
+        std::fs::write(
+            &cfg,
+            std::fs::read_to_string(&cfg)
+                .unwrap()
+                .replace("en-us", "no-such-voice"),
+        )
+        .unwrap();
+        let e = load_file_cached(&cfg, &cache).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "prompts.hi: say \"Hello, and welcome.\": espeak-ng has no voice 'no-such-voice'"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub answer_delay: Duration,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
+    /// Where `say:` prompts rendered by text-to-speech are kept.
+    pub tts_cache: std::path::PathBuf,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -185,8 +187,9 @@ impl Server {
                                 reloading = true;
                                 info!(%why, path = %path.display(), "reloading config");
                                 let tx = io.tx.clone();
+                                let cache = self.config.tts_cache.clone();
                                 tokio::task::spawn_blocking(move || {
-                                    let result = config::load_file(&path);
+                                    let result = config::load_file_cached(&path, &cache);
                                     let _ = tx.blocking_send(NetIn::Reloaded(Box::new(result)));
                                 });
                             }

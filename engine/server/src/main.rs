@@ -321,7 +321,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     let menus = match &args.config {
-        Some(path) => config::load_file(path)?,
+        Some(path) => config::load_file_cached(path, &args.data_dir.join("tts-cache"))?,
         None => config::load_demo()?,
     };
     std::fs::create_dir_all(&args.data_dir)
@@ -341,6 +341,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(3),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
+            tts_cache: args.data_dir.join("tts-cache"),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
