@@ -288,6 +288,9 @@ pub enum ErrorKind {
 pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "callers", "prompts", "menus"];
 pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "say", "voice", "interruptible", "type_ahead"];
 
+/// Renders text in a voice to WAV bytes, or says why it cannot.
+pub type Speaker<'a> = dyn FnMut(&str, &str) -> Result<Vec<u8>, String> + 'a;
+
 /// Where a prompt's audio comes from.
 enum Source {
     /// A WAV file, as written.
@@ -326,7 +329,7 @@ pub fn compile(
 pub fn compile_with_tts(
     yaml: &str,
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
-    say: &mut dyn FnMut(&str, &str) -> Result<Vec<u8>, String>,
+    say: &mut Speaker<'_>,
 ) -> Result<Menus, Vec<CompileError>> {
     let root = load_str(yaml).map_err(|e| vec![e])?;
     let mut w = Walker::default();
