@@ -157,19 +157,7 @@ pub fn speak(cache: &Path, text: &str, voice: &str) -> Result<Vec<u8>, String> {
     std::fs::create_dir_all(cache)
         .map_err(|e| format!("text-to-speech cache {}: {e}", cache.display()))?;
     let tmp = cache.join(format!("{key:016x}.{}.tmp", std::process::id()));
-    let out = std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-w"])
-        .arg(&tmp)
-        .arg("--")
-        .arg(text)
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "say: needs espeak-ng (Debian: apt-get install espeak-ng), which is not installed"
-                    .to_string()
-            }
-            _ => format!("could not run espeak-ng: {e}"),
-        })?;
+    let out = espeak(|c| c.args(["-v", voice, "-w"]).arg(&tmp).arg("--").arg(text))?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&tmp);
         let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -180,10 +168,11 @@ pub fn speak(cache: &Path, text: &str, voice: &str) -> Result<Vec<u8>, String> {
     std::fs::read(&file).map_err(|e| e.to_string())
 }
 
-/// Whether `espeak-ng --voices` lists `voice` as a language (`fr`, `en-us`) or a voice file.
-fn espeak_has_voice(voice: &str) -> Result<bool, String> {
-    let out = std::process::Command::new("espeak-ng")
-        .arg("--voices")
+/// Run espeak-ng with the arguments `args` adds; a missing espeak-ng is said plainly.
+fn espeak(
+    args: impl FnOnce(&mut std::process::Command) -> &mut std::process::Command,
+) -> Result<std::process::Output, String> {
+    args(&mut std::process::Command::new("espeak-ng"))
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -191,7 +180,12 @@ fn espeak_has_voice(voice: &str) -> Result<bool, String> {
                     .to_string()
             }
             _ => format!("could not run espeak-ng: {e}"),
-        })?;
+        })
+}
+
+/// Whether `espeak-ng --voices` lists `voice` as a language (`fr`, `en-us`) or a voice file.
+fn espeak_has_voice(voice: &str) -> Result<bool, String> {
+    let out = espeak(|c| c.arg("--voices"))?;
     let list = String::from_utf8_lossy(&out.stdout);
     Ok(list.lines().skip(1).any(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();

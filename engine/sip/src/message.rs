@@ -312,6 +312,15 @@ pub enum HeaderError {
     Repeated(HeaderName),
 }
 
+/// The headers a response copies from its request (RFC 3261 §8.2.6.2), in order.
+pub const COPIED_INTO_RESPONSES: [HeaderName; 5] = [
+    HeaderName::Via,
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+];
+
 /// A SIP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -453,15 +462,14 @@ impl Response {
     /// A response to `req` as RFC 3261 §8.2.6.2 builds it: Via (all values, in order), From,
     /// To, Call-ID and CSeq copied. A To tag, if needed, is the caller's to add.
     pub fn to_request(req: &Request, status: StatusCode) -> Response {
+        Response::with_headers_of(&req.headers, status)
+    }
+
+    /// A response carrying the headers RFC 3261 §8.2.6.2 copies from a request's `headers`.
+    pub fn with_headers_of(headers: &Headers, status: StatusCode) -> Response {
         let mut r = Response::new(status);
-        for name in [
-            HeaderName::Via,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
-            r.headers.copy_from(&req.headers, &name);
+        for name in COPIED_INTO_RESPONSES {
+            r.headers.copy_from(headers, &name);
         }
         r
     }

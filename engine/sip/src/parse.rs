@@ -407,25 +407,10 @@ pub fn error_response(err: &ParseError) -> Option<Response> {
         return None;
     }
     let h = &err.headers;
-    for name in [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-    ] {
-        h.get(&name)?;
+    for name in &crate::message::COPIED_INTO_RESPONSES {
+        h.get(name)?;
     }
-    let mut r = Response::new(err.status());
-    for name in [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-    ] {
-        r.headers.copy_from(h, &name);
-    }
+    let mut r = Response::with_headers_of(h, err.status());
     let reason: String = err
         .kind
         .to_string()
