@@ -249,3 +249,27 @@ fn sigterm_hangs_up_active_calls_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}\n{}", ivr.log());
     assert_eq!(ivr.wait_for(&["call ended", "Shutdown"], 3, WAIT).len(), 3);
 }
+
+/// A caller who presses nothing: the menu replays up to its retry limit, then says goodbye
+/// and hangs up (a config with short prompts and a 1 s timeout keeps the test quick).
+#[test]
+fn silence_follows_the_timeout_path_to_the_retry_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/prompts");
+    let config = format!(
+        "entry: main\nprompts:\n  hi: {0}/invalid_en.wav\n  again: {0}/noinput_en.wav\n  bye: {0}/goodbye_en.wav\n\
+         menus:\n  main:\n    prompt: hi\n    timeout: 1\n    retries: {{ no_input: 2, invalid: 2 }}\n    no_input: again\n\
+         \x20   options:\n      \"1\": {{ repeat: true }}\n    on_failure: {{ hangup: bye }}\n",
+        demo.display()
+    );
+    let path = dir.path().join("silence.yaml");
+    std::fs::write(&path, config).unwrap();
+    let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);
+    let run = sipp::run(ivr.sip, &["-sf", scenario("wait_for_bye.xml"), "-m", "1"]);
+    assert_ok(&run, &ivr);
+    let ended = ivr.wait_for(&["call ended", "MenuHangup"], 1, WAIT);
+    assert_eq!(ended.len(), 1, "{}", ivr.log());
+    // hi (2.5 s) + 1 s, again (2 s), hi + 1 s, again, hi + 1 s, then bye (2.6 s): about 16 s of audio.
+    let sent = json_number(&ended[0], "sent").unwrap_or(0);
+    assert!((700..=900).contains(&sent), "sent {sent} packets");
+}
