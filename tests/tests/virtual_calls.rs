@@ -12,6 +12,17 @@ fn demo() -> Arc<ivr_menus::Menus> {
     Arc::new(ivr_server::config::load_demo().expect("demo compiles"))
 }
 
+/// The demo config with edits, compiled against the demo's prompt files.
+fn demo_variant(yaml: &str) -> Arc<ivr_menus::Menus> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    Arc::new(
+        ivr_menus::compile(yaml, &mut |f| {
+            std::fs::read(dir.join(f)).map_err(|e| e.to_string())
+        })
+        .unwrap(),
+    )
+}
+
 /// Dial, get 100 and 200, ACK. Returns the call's handle.
 fn connect(net: &mut Net, caller: &mut Caller) -> ivr_engine::CallHandle {
     let invite = caller.invite(true);
@@ -459,12 +470,7 @@ fn the_called_number_picks_the_entry_menu() {
         "entry: language\n",
         "entry: language\nentries:\n  english: main_en\n",
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    let menus = ivr_menus::compile(&yaml, &mut |f| {
-        std::fs::read(dir.join(f)).map_err(|e| e.to_string())
-    })
-    .unwrap();
-    let mut net = Net::new(Arc::new(menus));
+    let mut net = Net::new(demo_variant(&yaml));
     let mut caller = Caller::new("127.0.0.1:7017", "entry");
     let invite =
         String::from_utf8(caller.invite(true))
@@ -520,12 +526,7 @@ fn callers_are_routed_by_caller_id_and_blocked_ones_declined() {
         "entry: language\n",
         "entry: language\ncallers:\n  - match: [\"+1555*\"]\n    goto: main_en\n  - match: [\"+1900*\", anonymous]\n    reject: true\n",
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    let menus = ivr_menus::compile(&yaml, &mut |f| {
-        std::fs::read(dir.join(f)).map_err(|e| e.to_string())
-    })
-    .unwrap();
-    let mut net = Net::new(Arc::new(menus));
+    let mut net = Net::new(demo_variant(&yaml));
     // The scripted caller's From is sip:+15551234@...: a VIP, straight to English.
     let mut vip = Caller::new("127.0.0.1:7020", "vip");
     connect(&mut net, &mut vip);
