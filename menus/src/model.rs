@@ -53,6 +53,8 @@ pub struct Menu {
     pub on_failure: Action,
     /// Where the menu is defined, for messages.
     pub at: Loc,
+    /// The included file it is defined in (`None`: the main file).
+    pub file: Option<String>,
 }
 
 /// How a prompt reacts to keys pressed while it plays.
@@ -192,6 +194,8 @@ pub struct Loc {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{path}{}{kind}", at.map(|l| format!("{}:{}: ", l.line, l.column)).unwrap_or_default(), if path.is_empty() { "" } else { ": " })]
 pub struct CompileError {
+    /// The included file the error is in (`None`: the main file).
+    pub file: Option<String>,
     /// Where in the file, when known.
     pub at: Option<Loc>,
     /// The YAML path (`menus.sales.options.2.goto`); empty for whole-file errors.
@@ -272,6 +276,16 @@ pub enum ErrorKind {
     /// No key path leads to this menu.
     #[error("unreachable: no key, failure or entry leads to this menu")]
     Unreachable,
+    /// A menu or prompt defined twice (in one file or across included files).
+    #[error("{kind} defined again (first at {}line {}, column {})", other_file.as_ref().map(|f| format!("{f}, ")).unwrap_or_default(), other_at.line, other_at.column)]
+    Redefined {
+        /// `menu` or `prompt`.
+        kind: &'static str,
+        /// The file of the first definition (`None`: the main file).
+        other_file: Option<String>,
+        /// Where the first definition is.
+        other_at: Loc,
+    },
     /// A value outside a fixed set of words.
     #[error("'{got}' is not one of {allowed}")]
     Choice {
@@ -285,7 +299,17 @@ pub enum ErrorKind {
     Step(String),
 }
 
-pub(crate) const TOP_FIELDS: &[&str] = &["entry", "entries", "callers", "prompts", "menus"];
+pub(crate) const TOP_FIELDS: &[&str] =
+    &["entry", "entries", "callers", "include", "prompts", "menus"];
+
+/// The prompts and menus of one file: the main one (`file: None`) or an included one.
+struct Section<'a> {
+    file: Option<String>,
+    /// The file's folder relative to the main file's ("" for the same folder).
+    dir: String,
+    prompts: Option<&'a Node>,
+    menus: Option<&'a Node>,
+}
 pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "say", "voice", "interruptible", "type_ahead"];
 
 /// Renders text in a voice to WAV bytes, or says why it cannot.
@@ -331,20 +355,82 @@ pub fn compile_with_tts(
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
     say: &mut Speaker<'_>,
 ) -> Result<Menus, Vec<CompileError>> {
-    let root = load_str(yaml).map_err(|e| vec![e])?;
+    let root = load_str(yaml).map_err(|e| vec![*e])?;
     let mut w = Walker::default();
     let Some(top) = w.map(&root, "", Some(TOP_FIELDS)) else {
         return Err(w.errors);
     };
 
+    // Included files (one level): each brings prompts and menus, with paths relative to
+    // its own folder and errors reported against its own name.
+    let mut included: Vec<(String, Node)> = Vec::new();
+    if let Some(node) = top.get("include") {
+        for (file, at) in w.names(node, "include") {
+            let text = load(&file)
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()));
+            match text {
+                Ok(text) => match load_str(&text) {
+                    Ok(root) => included.push((file, root)),
+                    Err(mut e) => {
+                        e.file = Some(file);
+                        w.errors.push(*e);
+                    }
+                },
+                Err(reason) => w.error(at, "include", ErrorKind::Prompt { file, reason }),
+            }
+        }
+    }
+    let mut sections: Vec<Section<'_>> = vec![Section {
+        file: None,
+        dir: String::new(),
+        prompts: top.get("prompts"),
+        menus: top.get("menus"),
+    }];
+    for (file, root) in &included {
+        w.file = Some(file.clone());
+        if let Some(f) = w.map(root, "", Some(&["prompts", "menus"])) {
+            let dir = file
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default();
+            sections.push(Section {
+                file: Some(file.clone()),
+                dir,
+                prompts: f.get("prompts"),
+                menus: f.get("menus"),
+            });
+        }
+        w.file = None;
+    }
+
     // Prompts: load every file, whatever else is wrong, so all file errors show at once.
     let mut prompt_names: Vec<String> = Vec::new();
     let mut prompt_options: Vec<PromptOptions> = Vec::new();
     let mut prompts = Vec::new();
-    if let Some(node) = top.get("prompts")
-        && let Some(fields) = w.map(node, "prompts", None)
-    {
+    let mut prompt_places: Vec<(Option<String>, Loc)> = Vec::new();
+    for section in &sections {
+        w.file = section.file.clone();
+        let Some(fields) = section
+            .prompts
+            .and_then(|node| w.map(node, "prompts", None))
+        else {
+            continue;
+        };
         for (name, spec) in fields.iter() {
+            if let Some(i) = prompt_names.iter().position(|p| p == name) {
+                let (other_file, other_at) = prompt_places[i].clone();
+                w.error(
+                    spec.at,
+                    &join("prompts", name),
+                    ErrorKind::Redefined {
+                        kind: "prompt",
+                        other_file,
+                        other_at,
+                    },
+                );
+                continue;
+            }
+            prompt_places.push((section.file.clone(), spec.at));
             let path = join("prompts", name);
             // A prompt is a file name, or { file | say (+ voice), interruptible, type_ahead }.
             let (source, options) = match &spec.value {
@@ -410,6 +496,10 @@ pub fn compile_with_tts(
             };
             let prompt = source.and_then(|(source, at)| {
                 let (label, loaded) = match &source {
+                    Source::File(file) if !section.dir.is_empty() => {
+                        let path = format!("{}/{file}", section.dir);
+                        (path.clone(), load(&path))
+                    }
                     Source::File(file) => (file.clone(), load(file)),
                     Source::Say { text, voice } => (format!("say \"{text}\""), say(text, voice)),
                 };
@@ -437,17 +527,36 @@ pub fn compile_with_tts(
         }
     }
 
-    let menus_fields = match top.get("menus") {
-        Some(node) => w.map(node, "menus", None),
-        None => {
-            w.error(root.at, "", ErrorKind::Missing("menus"));
-            None
+    w.file = None;
+    if sections.iter().all(|s| s.menus.is_none()) {
+        w.error(root.at, "", ErrorKind::Missing("menus"));
+    }
+    // Every menu of every section, in order: (name, section, node).
+    let mut menu_defs: Vec<(&str, usize, &Node)> = Vec::new();
+    for (i, section) in sections.iter().enumerate() {
+        w.file = section.file.clone();
+        let Some(fields) = section.menus.and_then(|node| w.map(node, "menus", None)) else {
+            continue;
+        };
+        for (name, node) in fields.iter() {
+            if let Some((_, j, other)) = menu_defs.iter().find(|(n, _, _)| *n == name) {
+                let (other_file, other_at) = (sections[*j].file.clone(), other.at);
+                w.error(
+                    node.at,
+                    &join("menus", name),
+                    ErrorKind::Redefined {
+                        kind: "menu",
+                        other_file,
+                        other_at,
+                    },
+                );
+                continue;
+            }
+            menu_defs.push((name, i, node));
         }
-    };
-    let menu_names: Vec<String> = menus_fields
-        .iter()
-        .flat_map(|f| f.iter().map(|(k, _)| k.to_string()))
-        .collect();
+    }
+    w.file = None;
+    let menu_names: Vec<String> = menu_defs.iter().map(|(n, _, _)| n.to_string()).collect();
     let names = Names {
         menus: &menu_names,
         prompts: &prompt_names,
@@ -499,28 +608,37 @@ pub fn compile_with_tts(
     }
 
     let mut menus = Vec::new();
-    for (name, node) in menus_fields.iter().flat_map(|f| f.iter()) {
-        let menu = compile_menu(&mut w, &names, name, node).unwrap_or_else(|| Menu {
-            at: node.at,
-            name: name.to_string(),
-            prompt: Vec::new(),
-            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
-            retries: Retries {
-                no_input: 0,
-                invalid: 0,
-            },
-            invalid: Vec::new(),
-            no_input: Vec::new(),
-            options: Default::default(),
-            on_failure: Action::Hangup(Vec::new()),
-        });
+    for &(name, section, node) in &menu_defs {
+        let file = sections[section].file.clone();
+        w.file = file.clone();
+        let menu = compile_menu(&mut w, &names, name, node)
+            .map(|m| Menu {
+                file: file.clone(),
+                ..m
+            })
+            .unwrap_or_else(|| Menu {
+                file: file.clone(),
+                at: node.at,
+                name: name.to_string(),
+                prompt: Vec::new(),
+                timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
+                retries: Retries {
+                    no_input: 0,
+                    invalid: 0,
+                },
+                invalid: Vec::new(),
+                no_input: Vec::new(),
+                options: Default::default(),
+                on_failure: Action::Hangup(Vec::new()),
+            });
         menus.push(menu);
     }
+    w.file = None;
     let mut errors = w.errors;
     if errors.is_empty() {
         errors.extend(endless_failure_loops(&menus));
     }
-    errors.sort_by_key(|e| e.at);
+    errors.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
     let warnings = if errors.is_empty() {
         let by_caller = callers.iter().filter_map(|r| match r.route {
             Route::Menu(m) => Some(m),
@@ -637,6 +755,7 @@ fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
                     names.push(&menus[next].name);
                     let first = &menus[cycle[0]];
                     errors.push(CompileError {
+                        file: first.file.clone(),
                         at: Some(first.at),
                         path: format!("menus.{}.on_failure", first.name),
                         kind: ErrorKind::EndlessLoop(names.join(" -> ")),
@@ -676,6 +795,7 @@ fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
         .zip(seen)
         .filter(|(_, s)| !s)
         .map(|(m, _)| CompileError {
+            file: m.file.clone(),
             at: Some(m.at),
             path: format!("menus.{}", m.name),
             kind: ErrorKind::Unreachable,
@@ -790,6 +910,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         .and_then(|a| action(w, names, a, &join(&base, "on_failure")))
         .unwrap_or(Action::Hangup(Vec::new()));
     Some(Menu {
+        file: None,
         at: node.at,
         name: name.to_string(),
         prompt,

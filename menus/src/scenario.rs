@@ -70,7 +70,7 @@ pub enum Step {
 
 /// Parse a scenario file; every error is reported with its place.
 pub fn parse(text: &str) -> Result<ScenarioFile, Vec<CompileError>> {
-    let root = load_str(text).map_err(|e| vec![e])?;
+    let root = load_str(text).map_err(|e| vec![*e])?;
     let mut w = Walker::default();
     let Some(top) = w.map(&root, "", Some(&["config", "scenarios"])) else {
         return Err(w.errors);

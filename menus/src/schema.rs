@@ -19,6 +19,10 @@ pub fn json() -> String {
   "required": ["entry", "menus"],
   "properties": {{
     "entry": {{ "type": "string", "description": "The menu a call starts in unless its called number has an entry point." }},
+    "include": {{
+      "$ref": "#/$defs/names",
+      "description": "Other files (relative to this one) whose prompts and menus join this config; their prompt paths are relative to themselves."
+    }},
     "callers": {{
       "type": "array",
       "description": "Caller routing, checked in order before entry points: the first rule whose pattern matches the caller ID wins ('*' matches anything; no caller ID is 'anonymous').",

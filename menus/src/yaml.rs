@@ -126,7 +126,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 }
 
 /// Read YAML text into a node tree. Syntax errors come back with their place.
-pub fn load_str(text: &str) -> Result<Node, CompileError> {
+pub fn load_str(text: &str) -> Result<Node, Box<CompileError>> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
@@ -142,11 +142,12 @@ pub fn load_str(text: &str) -> Result<Node, CompileError> {
             Some((head, rest)) if head.starts_with("line ") => rest,
             _ => summary,
         };
-        CompileError {
+        Box::new(CompileError {
+            file: None,
             at,
             path: String::new(),
             kind: ErrorKind::Yaml(summary.to_string()),
-        }
+        })
     })
 }
 
@@ -155,6 +156,8 @@ pub fn load_str(text: &str) -> Result<Node, CompileError> {
 pub struct Walker {
     /// Every error so far.
     pub errors: Vec<CompileError>,
+    /// The included file being read (`None`: the main file); errors are stamped with it.
+    pub file: Option<String>,
 }
 
 /// The entries of a mapping that passed the shape check, by key.
@@ -181,6 +184,7 @@ impl Walker {
     /// Record an error.
     pub fn error(&mut self, at: Loc, path: &str, kind: ErrorKind) {
         self.errors.push(CompileError {
+            file: self.file.clone(),
             at: Some(at),
             path: path.to_string(),
             kind,

@@ -86,13 +86,27 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The config has errors; each is listed as `file:line:column: path: message`.
-    #[error("{}\n{path}: {} error(s)", errors.iter().map(|e| format!("{path}:{e}")).collect::<Vec<_>>().join("\n"), errors.len())]
+    #[error("{}\n{path}: {} error(s)", errors.iter().map(|e| format!("{}:{e}", error_file(path, e))).collect::<Vec<_>>().join("\n"), errors.len())]
     Invalid {
         /// The file.
         path: String,
         /// Every error found.
         errors: Vec<CompileError>,
     },
+}
+
+/// The file an error is in: the main config, or an included file (named relative to it).
+fn error_file(main: &str, e: &CompileError) -> String {
+    match &e.file {
+        None => main.to_string(),
+        Some(included) => match Path::new(main)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(dir) => dir.join(included).display().to_string(),
+            None => included.clone(),
+        },
+    }
 }
 
 /// Compile the embedded demo.
@@ -269,6 +283,55 @@ mod tests {
                 "prompts.hi: say \"Hello, and welcome.\": espeak-ng has no voice 'no-such-voice'"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn included_files_bring_menus_and_prompts_and_their_errors_name_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sales/prompts")).unwrap();
+        std::fs::write(
+            dir.path().join("sales/prompts/s.wav"),
+            ivr_audio::wav::encode_pcm16(8000, &[100; 800]),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("main.yaml"),
+            "entry: main\ninclude: [sales/sales.yaml]\nmenus:\n  main:\n    prompt: s\n    options:\n      \"1\": { goto: sales }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("sales/sales.yaml"),
+            "prompts:\n  s: prompts/s.wav\nmenus:\n  sales:\n    prompt: s\n    options:\n      \"*\": { goto: main }\n",
+        )
+        .unwrap();
+        let m = load_file(&dir.path().join("main.yaml")).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m.menu(m.find("sales").unwrap()).file.as_deref(),
+            Some("sales/sales.yaml")
+        );
+        // Mistakes in the included file are reported against it; a menu defined twice too.
+        std::fs::write(
+            dir.path().join("sales/sales.yaml"),
+            "prompts:\n  s: prompts/s.wav\nmenus:\n  main:\n    prompt: s\n    options: { \"1\": { goto: main } }\n  sales:\n    prompt: s\n    optoins: {}\n",
+        )
+        .unwrap();
+        let text = load_file(&dir.path().join("main.yaml"))
+            .unwrap_err()
+            .to_string();
+        let sales = dir.path().join("sales/sales.yaml").display().to_string();
+        assert!(
+            text.contains(&format!(
+                "{sales}:5:5: menus.main: menu defined again (first at line 5, column 5)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{sales}:9:5: menus.sales.optoins: unknown field 'optoins'"
+            )),
+            "{text}"
         );
     }
 
