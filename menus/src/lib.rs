@@ -10,12 +10,13 @@ pub mod graph;
 pub mod model;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
 pub mod schema;
 pub mod yaml;
 
 pub use model::{
     Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptOptions, Route,
-    compile, compile_with_tts,
+    Router, compile, compile_with_tts,
 };
 pub use run::{MenuOutput, MenuRun};
 

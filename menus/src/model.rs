@@ -55,6 +55,21 @@ pub struct Menu {
     pub at: Loc,
     /// The included file it is defined in (`None`: the main file).
     pub file: Option<String>,
+    /// For a router menu (`schedule:`), where it sends the call; it plays nothing itself.
+    pub router: Option<Router>,
+}
+
+/// A menu that only routes by a schedule's state at the moment the caller reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Router {
+    /// Index of the schedule in [`Menus::schedule`].
+    pub schedule: usize,
+    /// Where to go while open.
+    pub open: MenuId,
+    /// Where to go while closed.
+    pub closed: MenuId,
+    /// Where to go on a holiday (defaults to `closed`).
+    pub holiday: MenuId,
 }
 
 /// How a prompt reacts to keys pressed while it plays.
@@ -96,6 +111,7 @@ pub struct Menus {
     warnings: Vec<CompileError>,
     entries: Vec<(String, MenuId)>,
     callers: Vec<CallerRule>,
+    schedules: Vec<crate::schedule::Schedule>,
 }
 
 /// Where a new call goes.
@@ -138,6 +154,11 @@ impl Menus {
             .find(|r| r.patterns.iter().any(|p| glob(p, caller)))
             .map(|r| r.route)
             .unwrap_or_else(|| Route::Menu(self.entry_for(called)))
+    }
+
+    /// A schedule by index (see [`Router::schedule`]).
+    pub fn schedule(&self, i: usize) -> &crate::schedule::Schedule {
+        &self.schedules[i]
     }
 
     /// A menu by id.
@@ -286,6 +307,9 @@ pub enum ErrorKind {
         /// Where the first definition is.
         other_at: Loc,
     },
+    /// Router menus that send the caller round in a circle.
+    #[error("router menus send the caller round in a circle: {0}")]
+    RouterLoop(String),
     /// A value outside a fixed set of words.
     #[error("'{got}' is not one of {allowed}")]
     Choice {
@@ -299,8 +323,16 @@ pub enum ErrorKind {
     Step(String),
 }
 
-pub(crate) const TOP_FIELDS: &[&str] =
-    &["entry", "entries", "callers", "include", "prompts", "menus"];
+pub(crate) const TOP_FIELDS: &[&str] = &[
+    "entry",
+    "entries",
+    "callers",
+    "schedules",
+    "include",
+    "prompts",
+    "menus",
+];
+pub(crate) const ROUTER_FIELDS: &[&str] = &["schedule", "open", "closed", "holiday"];
 
 /// The prompts and menus of one file: the main one (`file: None`) or an included one.
 struct Section<'a> {
@@ -557,9 +589,15 @@ pub fn compile_with_tts(
     }
     w.file = None;
     let menu_names: Vec<String> = menu_defs.iter().map(|(n, _, _)| n.to_string()).collect();
+    let schedules = match top.get("schedules") {
+        Some(node) => crate::schedule::compile_schedules(&mut w, node),
+        None => Vec::new(),
+    };
+    let schedule_names: Vec<String> = schedules.iter().map(|s| s.name.clone()).collect();
     let names = Names {
         menus: &menu_names,
         prompts: &prompt_names,
+        schedules: &schedule_names,
     };
 
     let entry = match top.get("entry") {
@@ -630,6 +668,7 @@ pub fn compile_with_tts(
                 no_input: Vec::new(),
                 options: Default::default(),
                 on_failure: Action::Hangup(Vec::new()),
+                router: None,
             });
         menus.push(menu);
     }
@@ -637,6 +676,7 @@ pub fn compile_with_tts(
     let mut errors = w.errors;
     if errors.is_empty() {
         errors.extend(endless_failure_loops(&menus));
+        errors.extend(router_cycles(&menus));
     }
     errors.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
     let warnings = if errors.is_empty() {
@@ -662,6 +702,7 @@ pub fn compile_with_tts(
             warnings,
             entries,
             callers,
+            schedules,
         })
     } else {
         Err(errors)
@@ -770,6 +811,42 @@ fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
     errors
 }
 
+/// Routers that lead back to themselves through other routers would never play anything.
+fn router_cycles(menus: &[Menu]) -> Vec<CompileError> {
+    let mut errors = Vec::new();
+    for (start, m) in menus.iter().enumerate() {
+        if m.router.is_none() {
+            continue;
+        }
+        // Depth-first over router-to-router edges from this router.
+        let mut stack = vec![(start, vec![start])];
+        while let Some((at, path)) = stack.pop() {
+            let Some(r) = menus[at].router else { continue };
+            for MenuId(next) in [r.open, r.closed, r.holiday] {
+                if next == start {
+                    let mut names: Vec<&str> =
+                        path.iter().map(|i| menus[*i].name.as_str()).collect();
+                    names.push(&m.name);
+                    errors.push(CompileError {
+                        file: m.file.clone(),
+                        at: Some(m.at),
+                        path: format!("menus.{}", m.name),
+                        kind: ErrorKind::RouterLoop(names.join(" -> ")),
+                    });
+                    stack.clear();
+                    break;
+                }
+                if menus[next].router.is_some() && !path.contains(&next) {
+                    let mut p = path.clone();
+                    p.push(next);
+                    stack.push((next, p));
+                }
+            }
+        }
+    }
+    errors
+}
+
 /// Menus no key, failure path or the entry leads to.
 fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
     let mut seen = vec![false; menus.len()];
@@ -789,6 +866,9 @@ fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
                 stack.push(*t);
             }
         }
+        if let Some(r) = m.router {
+            stack.extend([r.open.0, r.closed.0, r.holiday.0]);
+        }
     }
     menus
         .iter()
@@ -807,6 +887,7 @@ fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
 struct Names<'a> {
     menus: &'a [String],
     prompts: &'a [String],
+    schedules: &'a [String],
 }
 
 impl Names<'_> {
@@ -855,6 +936,10 @@ impl Names<'_> {
 
 fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> Option<Menu> {
     let base = join("menus", name);
+    let is_router = matches!(&node.value, crate::yaml::Value::Map(pairs) if pairs.iter().any(|(k, _)| k.value == crate::yaml::Value::Str("schedule".into())));
+    if is_router {
+        return compile_router(w, names, name, node);
+    }
     let f = w.map(node, &base, Some(MENU_FIELDS))?;
     let prompt = match f.get("prompt") {
         Some(p) => names.prompts(w, Some(p), &join(&base, "prompt")),
@@ -920,6 +1005,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         no_input,
         options,
         on_failure,
+        router: None,
     })
 }
 
@@ -950,6 +1036,63 @@ fn retries(w: &mut Walker, node: &Node, path: &str) -> Retries {
             })
             .unwrap_or(default)
     }
+}
+
+/// A router menu: `{ schedule, open, closed, holiday? }`.
+fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> Option<Menu> {
+    let base = join("menus", name);
+    let f = w.map(node, &base, Some(ROUTER_FIELDS))?;
+    let mut target = |key: &'static str| -> Option<MenuId> {
+        let here = join(&base, key);
+        match f.get(key) {
+            Some(n) => w.string(n, &here).map(|t| names.menu(w, &t, n.at, &here)),
+            None => {
+                if key != "holiday" {
+                    w.error(node.at, &base, ErrorKind::Missing(key));
+                }
+                None
+            }
+        }
+    };
+    let (open, closed, holiday) = (target("open"), target("closed"), target("holiday"));
+    let snode = f.get("schedule")?;
+    let spath = join(&base, "schedule");
+    let sname = w.string(snode, &spath)?;
+    let Some(schedule) = names.schedules.iter().position(|s| *s == sname) else {
+        let hint = closest(&sname, names.schedules.iter().map(String::as_str));
+        w.error(
+            snode.at,
+            &spath,
+            ErrorKind::Unknown {
+                kind: "schedule",
+                name: sname,
+                hint,
+            },
+        );
+        return None;
+    };
+    let (open, closed) = (open?, closed?);
+    Some(Menu {
+        file: None,
+        at: node.at,
+        name: name.to_string(),
+        prompt: Vec::new(),
+        timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
+        retries: Retries {
+            no_input: 0,
+            invalid: 0,
+        },
+        invalid: Vec::new(),
+        no_input: Vec::new(),
+        options: Default::default(),
+        on_failure: Action::Hangup(Vec::new()),
+        router: Some(Router {
+            schedule,
+            open,
+            closed,
+            holiday: holiday.unwrap_or(closed),
+        }),
+    })
 }
 
 /// An action: exactly one of goto, play, hangup, repeat.
@@ -1162,6 +1305,38 @@ menus:
             "{w:?}"
         );
         assert!(compile(YAML, &mut loader).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn router_mistakes_and_cycles_are_refused() {
+        let sched =
+            "schedules:\n  office:\n    timezone: UTC\n    hours: { mon-fri: [\"09:00-17:00\"] }\n";
+        let bad = YAML.replace("entry: main\n", &format!("entry: main\n{sched}"))
+            + "  r:\n    schedule: ofice\n    open: main\n    closed: mian\n";
+        let e: Vec<String> = compile(&bad, &mut loader)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            e.iter()
+                .any(|x| x.contains("menus.r.closed: unknown menu 'mian' (did you mean 'main'?)")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|x| x
+                .contains("menus.r.schedule: unknown schedule 'ofice' (did you mean 'office'?)")),
+            "{e:?}"
+        );
+        let cycle = YAML.replace("entry: main\n", &format!("entry: main\n{sched}"))
+            + "  r1:\n    schedule: office\n    open: r2\n    closed: main\n  r2:\n    schedule: office\n    open: main\n    closed: r1\n";
+        let e = compile(&cycle, &mut loader).unwrap_err();
+        assert!(
+            e[0].to_string()
+                .contains("router menus send the caller round in a circle: r1 -> r2 -> r1"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
 
 use crate::model::{Action, MenuId, Menus, PromptId};
+use crate::schedule::State;
 use ivr_audio::Digit;
+use jiff::Timestamp;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +66,8 @@ pub struct MenuRun {
     playing: VecDeque<PromptId>,
     /// Keys typed during a non-interruptible prompt whose type-ahead is kept.
     typed: VecDeque<Digit>,
+    /// An instant and the wall-clock time then, for schedules.
+    clock: Option<(Instant, Timestamp)>,
     outputs: VecDeque<MenuOutput>,
 }
 
@@ -83,6 +87,7 @@ impl MenuRun {
             failures: Failures::default(),
             playing: VecDeque::new(),
             typed: VecDeque::new(),
+            clock: None,
             outputs: VecDeque::new(),
         }
     }
@@ -100,6 +105,14 @@ impl MenuRun {
     /// Whether the run has hung up.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// Tell the run what the wall clock said at `now`; schedules are evaluated from it.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.clock = Some((
+            now,
+            Timestamp::try_from(wall).unwrap_or(Timestamp::UNIX_EPOCH),
+        ));
     }
 
     /// The call is connected: enter the entry menu.
@@ -192,10 +205,37 @@ impl MenuRun {
     }
 
     fn enter(&mut self, now: Instant, menu: MenuId) {
+        // Router menus pass the caller on at once; the compiler refuses router cycles, and
+        // the bound below only guards that promise.
+        let mut menu = menu;
+        for _ in 0..=self.menus.len() {
+            let Some(router) = self.menus.menu(menu).router else {
+                break;
+            };
+            self.outputs.push_back(MenuOutput::Entered(menu));
+            let state = self
+                .menus
+                .schedule(router.schedule)
+                .state_at(self.wall(now));
+            menu = match state {
+                State::Open => router.open,
+                State::Closed => router.closed,
+                State::Holiday => router.holiday,
+            };
+        }
         self.menu = menu;
         self.failures = Failures::default();
         self.outputs.push_back(MenuOutput::Entered(menu));
         self.play_menu_prompt(now);
+    }
+
+    /// The wall-clock time at `now`, from the anchor given by [`MenuRun::set_wall_clock`]
+    /// (the Unix epoch if none was given).
+    fn wall(&self, now: Instant) -> Timestamp {
+        let (at, wall) = self.clock.unwrap_or((now, Timestamp::UNIX_EPOCH));
+        let elapsed =
+            jiff::SignedDuration::try_from(now.saturating_duration_since(at)).unwrap_or_default();
+        wall.checked_add(elapsed).unwrap_or(wall)
     }
 
     fn play_menu_prompt(&mut self, now: Instant) {
@@ -462,6 +502,28 @@ mod tests {
         let deadline = r.poll_timeout().unwrap();
         r.handle_timeout(deadline); // the first timeout is already one too many
         assert_eq!(drain(&mut r), ["play:bye.wav"]);
+    }
+
+    /// A router entry menu sends the caller by the schedule's state at the wall-clock time.
+    #[test]
+    fn router_menus_follow_the_schedule() {
+        let yaml = YAML.replace("entry: main\n", "entry: start\nschedules:\n  office:\n    timezone: Europe/Paris\n    hours:\n      mon-fri: [\"09:00-18:00\"]\n    holidays: [2026-12-25]\n")
+            + "  start:\n    schedule: office\n    open: main\n    closed: sales\n";
+        let menus = Arc::new(compile(&yaml, &mut loader).unwrap());
+        for (when, expected) in [
+            ("2026-11-24T10:00:00Z", "main"),  // Tuesday 11:00 in Paris: open
+            ("2026-11-24T20:00:00Z", "sales"), // Tuesday 21:00: closed
+            ("2026-12-25T10:00:00Z", "sales"), // Christmas: holiday, which defaults to closed
+        ] {
+            let t0 = crate::test_epoch();
+            let mut r = MenuRun::new(menus.clone());
+            let ts: Timestamp = when.parse().unwrap();
+            r.set_wall_clock(t0, crate::scenario::to_system_time(ts).unwrap());
+            r.start(t0);
+            let out = drain(&mut r);
+            assert_eq!(out[0], "enter:start", "{when}");
+            assert_eq!(out[1], format!("enter:{expected}"), "{when}");
+        }
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Scenario {
     pub called: Option<String>,
     /// The caller ID (for `callers:` rules), if given.
     pub caller: Option<String>,
+    /// The wall-clock time the call starts at (for schedules), if given.
+    pub at: Option<std::time::SystemTime>,
     /// Its steps, with their places in the file.
     pub steps: Vec<(Loc, Step)>,
 }
@@ -109,7 +111,22 @@ pub fn parse(text: &str) -> Result<ScenarioFile, Vec<CompileError>> {
 }
 
 fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
-    let f = w.map(node, path, Some(&["name", "called", "caller", "steps"]))?;
+    let f = w.map(
+        node,
+        path,
+        Some(&["name", "called", "caller", "at", "steps"]),
+    )?;
+    let at = f.get("at").and_then(|n| {
+        let here = join(path, "at");
+        let text = w.string(n, &here)?;
+        match wall_time(&text) {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                w.error(n.at, &here, ErrorKind::Step(reason));
+                None
+            }
+        }
+    });
     let called = f
         .get("called")
         .and_then(|n| w.string(n, &join(path, "called")));
@@ -152,8 +169,24 @@ fn scenario(w: &mut Walker, node: &Node, path: &str) -> Option<Scenario> {
         name,
         called,
         caller,
+        at,
         steps,
     })
+}
+
+/// A moment written as RFC 3339 with an offset: `2026-12-25T10:00:00+01:00` or `...Z`.
+pub fn wall_time(text: &str) -> Result<std::time::SystemTime, String> {
+    let ts: jiff::Timestamp = text.trim().parse().map_err(|_| {
+        format!("'{text}' is not a time with an offset (e.g. 2026-12-25T10:00:00+01:00 or 2026-12-25T09:00:00Z)")
+    })?;
+    to_system_time(ts).ok_or_else(|| format!("'{text}' is before 1970"))
+}
+
+/// A timestamp as a `SystemTime` (`None` before the Unix epoch).
+pub fn to_system_time(ts: jiff::Timestamp) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(ts.as_second()).ok()?;
+    let nanos = u32::try_from(ts.subsec_nanosecond()).ok()?;
+    Some(std::time::SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 /// Parse one step line.
@@ -225,7 +258,7 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
             None => Ok(()),
         };
     };
-    let mut sim = Sim::new(menus.clone(), entry, start);
+    let mut sim = Sim::new(menus.clone(), entry, scenario.at, start);
     for (i, (at, step)) in scenario.steps.iter().enumerate() {
         let fail = |reason: String| Failure {
             at: *at,
@@ -302,7 +335,12 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(menus: Arc<Menus>, entry: crate::MenuId, start: Instant) -> Sim {
+    fn new(
+        menus: Arc<Menus>,
+        entry: crate::MenuId,
+        wall: Option<std::time::SystemTime>,
+        start: Instant,
+    ) -> Sim {
         let mut sim = Sim {
             run: MenuRun::new_at(menus, entry),
             start,
@@ -313,6 +351,9 @@ impl Sim {
             hung_up: false,
             log: Vec::new(),
         };
+        if let Some(wall) = wall {
+            sim.run.set_wall_clock(start, wall);
+        }
         sim.run.start(start);
         sim.drain();
         sim
@@ -396,10 +437,11 @@ impl Simulator {
         menus: Arc<Menus>,
         called: Option<&str>,
         caller: Option<&str>,
+        wall: Option<std::time::SystemTime>,
         start: Instant,
     ) -> Result<Simulator, ()> {
         match menus.route(called, caller) {
-            crate::model::Route::Menu(entry) => Ok(Simulator(Sim::new(menus, entry, start))),
+            crate::model::Route::Menu(entry) => Ok(Simulator(Sim::new(menus, entry, wall, start))),
             crate::model::Route::Reject => Err(()),
         }
     }
@@ -447,6 +489,7 @@ mod tests {
             name: "t".into(),
             called: None,
             caller: None,
+            at: None,
             steps: steps
                 .iter()
                 .map(|s| (Loc { line: 1, column: 1 }, parse_step(s).unwrap()))
@@ -509,7 +552,7 @@ mod tests {
 
     #[test]
     fn the_simulator_tells_what_a_caller_hears() {
-        let mut s = Simulator::call(menus(), None, None, crate::test_epoch())
+        let mut s = Simulator::call(menus(), None, None, None, crate::test_epoch())
             .ok()
             .unwrap();
         s.press(Digit::D1);

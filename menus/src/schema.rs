@@ -54,9 +54,21 @@ pub fn json() -> String {
            }} }}
       ] }}
     }},
+    "schedules": {{
+      "type": "object",
+      "description": "Opening hours and holidays in a time zone, used by router menus.",
+      "additionalProperties": {{ "type": "object", "additionalProperties": false, "required": ["timezone"],
+        "properties": {{
+          "timezone": {{ "type": "string", "description": "IANA name, e.g. Europe/Paris." }},
+          "hours": {{ "type": "object", "description": "mon..sun or a range (mon-fri) -> HH:MM-HH:MM ranges.",
+            "additionalProperties": {{ "$ref": "#/$defs/names" }} }},
+          "holidays": {{ "type": "array", "items": {{ "type": "string" }},
+            "description": "YYYY-MM-DD, YYYY-MM-DD from HH:MM, YYYY-MM-DD..YYYY-MM-DD, or every MM-DD." }}
+        }} }}
+    }},
     "menus": {{
       "type": "object",
-      "additionalProperties": {{ "$ref": "#/$defs/menu" }}
+      "additionalProperties": {{ "oneOf": [ {{ "$ref": "#/$defs/menu" }}, {{ "$ref": "#/$defs/router" }} ] }}
     }}
   }},
   "$defs": {{
@@ -86,6 +98,18 @@ pub fn json() -> String {
           "additionalProperties": {{ "$ref": "#/$defs/action" }}
         }},
         "on_failure": {{ "$ref": "#/$defs/action", "description": "When the retries are spent (default: hang up)." }}
+      }}
+    }},
+    "router": {{
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["schedule", "open", "closed"],
+      "description": "Plays nothing: sends the caller on by the schedule's state.",
+      "properties": {{
+        "schedule": {{ "type": "string" }},
+        "open": {{ "type": "string" }},
+        "closed": {{ "type": "string" }},
+        "holiday": {{ "type": "string", "description": "Default: closed." }}
       }}
     }},
     "action": {{

@@ -273,3 +273,43 @@ fn silence_follows_the_timeout_path_to_the_retry_limit() {
     let sent = json_number(&ended[0], "sent").unwrap_or(0);
     assert!((700..=900).contains(&sent), "sent {sent} packets");
 }
+
+/// A schedule that is closed at test time (no opening hours at all) routes the call to
+/// the closed-hours menu.
+#[test]
+fn closed_hours_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let config = std::fs::read_to_string(demo.join("config.yaml"))
+        .unwrap()
+        .replace("prompts/", &format!("{}/prompts/", demo.display()))
+        .replace(
+            "entry: language\n",
+            "entry: start\nschedules:\n  never:\n    timezone: UTC\n    hours: {}\n",
+        )
+        .replace(
+            "menus:\n",
+            "menus:\n  start:\n    schedule: never\n    open: language\n    closed: main_en\n",
+        );
+    let path = dir.path().join("closed.yaml");
+    std::fs::write(&path, config).unwrap();
+    let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);
+    let run = sipp::run(
+        ivr.sip,
+        &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
+    );
+    assert_ok(&run, &ivr);
+    assert_eq!(
+        ivr.wait_for(&["\"menu\":\"start\""], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    assert_eq!(
+        ivr.wait_for(&["\"menu\":\"main_en\""], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    assert!(!ivr.log().contains("\"menu\":\"language\""));
+}

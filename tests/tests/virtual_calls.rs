@@ -553,3 +553,29 @@ fn callers_are_routed_by_caller_id_and_blocked_ones_declined() {
     net.send_sip(Transport::Udp, anon.addr, invite.as_bytes());
     assert!(response(&net.take_sip(anon.addr), 603).is_some());
 }
+
+#[test]
+fn router_menus_use_the_wall_clock_the_driver_gives() {
+    let yaml = ivr_server::config::DEMO_CONFIG
+        .replace(
+            "entry: language\n",
+            "entry: start\nschedules:\n  office:\n    timezone: Europe/Paris\n    hours:\n      mon-fri: [\"09:00-18:00\"]\n",
+        )
+        .replace("menus:\n", "menus:\n  start:\n    schedule: office\n    open: language\n    closed: main_en\n");
+    let mut net = Net::new(demo_variant(&yaml));
+    // Tuesday 2026-11-24 17:59:30 in Paris (16:59:30 UTC): open
+    let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_795_021_170);
+    net.engine
+        .handle_input(net.now, ivr_engine::Input::WallClock(wall));
+    let mut a = Caller::new("127.0.0.1:7023", "open");
+    connect(&mut net, &mut a);
+    assert_eq!(net.menus_entered(), ["start", "language"]);
+    // A minute later by the engine's own clock (no new wall-clock input): closed.
+    net.advance(Duration::from_secs(60));
+    let mut b = Caller::new("127.0.0.1:7024", "closed");
+    connect(&mut net, &mut b);
+    assert_eq!(
+        net.menus_entered(),
+        ["start", "language", "start", "main_en"]
+    );
+}

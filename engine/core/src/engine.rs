@@ -105,6 +105,9 @@ pub enum Input<'a> {
     Timeout,
     /// Stop taking calls and hang up every call.
     Shutdown,
+    /// What the wall clock says now (schedules need it). Send it at start and now and then;
+    /// the engine counts forward from the last one with the monotonic clock.
+    WallClock(std::time::SystemTime),
 }
 
 /// What the driver must do.
@@ -259,6 +262,8 @@ pub struct Engine {
     next_handle: u64,
     shutting_down: bool,
     drained: bool,
+    /// The last [`Input::WallClock`]: (when it came, what it said).
+    wall_anchor: Option<(Instant, std::time::SystemTime)>,
 }
 
 impl Engine {
@@ -278,6 +283,7 @@ impl Engine {
             next_handle: 1,
             shutting_down: false,
             drained: false,
+            wall_anchor: None,
         }
     }
 
@@ -309,6 +315,7 @@ impl Engine {
             Input::MediaFailed { call } => self.media_failed(now, call),
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.shutdown(now),
+            Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
         }
         self.drain_layer(now);
         self.check_drained();
@@ -517,7 +524,13 @@ impl Engine {
             dialog: None,
             local_sdp: None,
             media: None,
-            menu: MenuRun::new_at(self.menus.clone(), entry),
+            menu: {
+                let mut run = MenuRun::new_at(self.menus.clone(), entry);
+                if let Some((at, wall)) = self.wall_anchor {
+                    run.set_wall_clock(at, wall);
+                }
+                run
+            },
             phase: Phase::OpeningMedia { offer },
             created: now,
             connected: None,

@@ -165,6 +165,11 @@ impl Server {
             pacing: Pacing::new(),
         };
 
+        engine.handle_input(
+            Instant::now(),
+            Input::WallClock(std::time::SystemTime::now()),
+        );
+        let mut wall_tick = tokio::time::interval(Duration::from_secs(60));
         tokio::pin!(shutdown);
         let mut exit_at: Option<tokio::time::Instant> = None;
         loop {
@@ -227,6 +232,10 @@ impl Server {
                         break;
                     }
                     engine.handle_input(Instant::now(), Input::Timeout);
+                }
+                _ = wall_tick.tick() => {
+                    // Keeps schedules right if the system clock is stepped (NTP, DST is not a step).
+                    engine.handle_input(Instant::now(), Input::WallClock(std::time::SystemTime::now()));
                 }
                 _ = &mut shutdown, if exit_at.is_none() => {
                     let p = &io.pacing;

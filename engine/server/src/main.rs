@@ -39,6 +39,9 @@ enum Command {
         /// The caller ID (for `callers:` rules).
         #[arg(long)]
         caller: Option<String>,
+        /// When the call happens, for schedules (e.g. 2026-12-25T10:00:00+01:00); default: now.
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Print the JSON Schema of the config, for editors.
     Schema,
@@ -110,7 +113,8 @@ fn main() -> std::process::ExitCode {
             file,
             called,
             caller,
-        } => simulate(&file, called.as_deref(), caller.as_deref()),
+            at,
+        } => simulate(&file, called.as_deref(), caller.as_deref(), at.as_deref()),
         Command::Schema => {
             print!("{}", ivr_menus::schema::json());
             std::process::ExitCode::SUCCESS
@@ -251,7 +255,15 @@ fn simulate(
     file: &std::path::Path,
     called: Option<&str>,
     caller: Option<&str>,
+    at: Option<&str>,
 ) -> std::process::ExitCode {
+    let wall = match at.map(ivr_menus::scenario::wall_time).transpose() {
+        Ok(w) => w.unwrap_or_else(std::time::SystemTime::now),
+        Err(e) => {
+            eprintln!("--at: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     use std::io::BufRead;
     let menus = match config::load_file(file) {
         Ok(m) => Arc::new(m),
@@ -267,7 +279,9 @@ fn simulate(
         }
     };
     let start = std::time::Instant::now();
-    let Ok(mut sim) = ivr_menus::scenario::Simulator::call(menus, called, caller, start) else {
+    let Ok(mut sim) =
+        ivr_menus::scenario::Simulator::call(menus, called, caller, Some(wall), start)
+    else {
         println!("the call is rejected (603 Decline) by a callers: rule");
         return std::process::ExitCode::SUCCESS;
     };
