@@ -26,7 +26,14 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
     for i in 0..menus.len() {
         let m = menus.menu(MenuId::nth(i));
         let mut push = |action: &Action, label: String, failure: bool| {
-            let (to, label) = match action {
+            let label = match action {
+                Action::Language(l, _) => format!(
+                    "{label} ({})",
+                    menus.languages().get(*l).map(String::as_str).unwrap_or("?")
+                ),
+                _ => label,
+            };
+            let (to, label) = match action.verb() {
                 Action::Goto(t) => (Some(menus.menu(*t).name.clone()), label),
                 Action::Repeat => (Some(m.name.clone()), format!("{label}: repeat")),
                 Action::Play(p) => {
@@ -36,7 +43,7 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                         format!("{label}: play {}", names.join(", ")),
                     )
                 }
-                Action::Hangup(_) => (None, label),
+                Action::Hangup(_) | Action::Language(..) => (None, label),
             };
             out.push(Edge {
                 from: m.name.clone(),

@@ -30,6 +30,18 @@ pub enum Action {
     Hangup(Vec<PromptId>),
     /// Replay the current menu.
     Repeat,
+    /// Switch the call's language (an index into [`Menus::languages`]), then do the rest.
+    Language(usize, Box<Action>),
+}
+
+impl Action {
+    /// What the action does once any language switch is set aside.
+    pub fn verb(&self) -> &Action {
+        match self {
+            Action::Language(_, a) => a.verb(),
+            a => a,
+        }
+    }
 }
 
 /// One compiled menu.
@@ -112,6 +124,8 @@ pub struct Menus {
     entries: Vec<(String, MenuId)>,
     callers: Vec<CallerRule>,
     schedules: Vec<crate::schedule::Schedule>,
+    variants: Vec<Vec<(Option<usize>, usize)>>,
+    languages: Languages,
 }
 
 /// Where a new call goes.
@@ -168,7 +182,27 @@ impl Menus {
 
     /// A prompt by id.
     pub fn prompt(&self, id: PromptId) -> &Prompt {
-        &self.prompts[id.0]
+        self.prompt_in(id, 0)
+    }
+
+    /// A prompt's recording in language `lang` (an index into [`Menus::languages`]): that
+    /// language's version, else its fallbacks', else the one for every language. (The
+    /// compiler makes sure one of these exists for every enabled language.)
+    pub fn prompt_in(&self, id: PromptId, lang: usize) -> &Prompt {
+        let versions = &self.variants[id.0];
+        let found = self
+            .languages
+            .chain(lang)
+            .find_map(|l| versions.iter().find(|(v, _)| *v == Some(l)))
+            .or_else(|| versions.iter().find(|(v, _)| v.is_none()))
+            .or(versions.first());
+        // Every named prompt has at least one version (the compiler guarantees it).
+        &self.prompts[found.map(|(_, i)| *i).unwrap_or(0)]
+    }
+
+    /// The enabled languages, default first (empty when the config names none).
+    pub fn languages(&self) -> &[String] {
+        &self.languages.names
     }
 
     /// Things that are allowed but probably wrong (an unreachable menu), for `ivr check`.
@@ -307,6 +341,9 @@ pub enum ErrorKind {
         /// Where the first definition is.
         other_at: Loc,
     },
+    /// A per-language prompt with no version for an enabled language, even by fallback.
+    #[error("no version for language '{0}' (add one, or a fallback in languages.fallback)")]
+    MissingLanguage(String),
     /// Router menus that send the caller round in a circle.
     #[error("router menus send the caller round in a circle: {0}")]
     RouterLoop(String),
@@ -328,6 +365,7 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "entries",
     "callers",
     "schedules",
+    "languages",
     "include",
     "prompts",
     "menus",
@@ -363,7 +401,7 @@ pub(crate) const MENU_FIELDS: &[&str] = &[
     "options",
     "on_failure",
 ];
-pub(crate) const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat"];
+pub(crate) const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat", "language"];
 const DEFAULT_TIMEOUT: f64 = 5.0;
 const DEFAULT_RETRIES: u32 = 2;
 
@@ -440,6 +478,12 @@ pub fn compile_with_tts(
     let mut prompt_options: Vec<PromptOptions> = Vec::new();
     let mut prompts = Vec::new();
     let mut prompt_places: Vec<(Option<String>, Loc)> = Vec::new();
+    // For each named prompt: its recordings, as (language index or None for all, index in `prompts`).
+    let mut variants: Vec<Vec<(Option<usize>, usize)>> = Vec::new();
+    let languages = match top.get("languages") {
+        Some(node) => compile_languages(&mut w, node),
+        None => Languages::default(),
+    };
     for section in &sections {
         w.file = section.file.clone();
         let Some(fields) = section
@@ -464,98 +508,41 @@ pub fn compile_with_tts(
             }
             prompt_places.push((section.file.clone(), spec.at));
             let path = join("prompts", name);
-            // A prompt is a file name, or { file | say (+ voice), interruptible, type_ahead }.
-            let (source, options) = match &spec.value {
-                crate::yaml::Value::Map(_) => match w.map(spec, &path, Some(PROMPT_FIELDS)) {
-                    Some(f) => {
-                        let mut o = PromptOptions::default();
-                        if let Some(n) = f.get("interruptible") {
-                            o.interruptible =
-                                w.boolean(n, &join(&path, "interruptible")).unwrap_or(true);
-                        }
-                        if let Some(n) = f.get("type_ahead") {
-                            let tpath = join(&path, "type_ahead");
-                            match w.string(n, &tpath).as_deref() {
-                                Some("keep") => o.type_ahead = true,
-                                Some("discard") => o.type_ahead = false,
-                                Some(other) => w.error(
-                                    n.at,
-                                    &tpath,
-                                    ErrorKind::Choice {
-                                        got: other.to_string(),
-                                        allowed: "keep, discard",
-                                    },
-                                ),
-                                None => {}
-                            }
-                        }
-                        let voice = f
-                            .get("voice")
-                            .and_then(|v| w.string(v, &join(&path, "voice")));
-                        let source = match (f.get("file"), f.get("say")) {
-                            (Some(file), None) => {
-                                w.string(file, &path).map(|p| (Source::File(p), file.at))
-                            }
-                            (None, Some(text)) => w.string(text, &join(&path, "say")).map(|t| {
-                                (
-                                    Source::Say {
-                                        text: t,
-                                        voice: voice.unwrap_or_else(|| "en".into()),
-                                    },
-                                    text.at,
-                                )
-                            }),
-                            _ => {
-                                w.error(
-                                    spec.at,
-                                    &path,
-                                    ErrorKind::Choice {
-                                        got: "this prompt".into(),
-                                        allowed: "a prompt with exactly one of file, say",
-                                    },
-                                );
-                                None
-                            }
-                        };
-                        (source, o)
-                    }
-                    None => (None, PromptOptions::default()),
-                },
-                _ => (
-                    w.string(spec, &path).map(|p| (Source::File(p), spec.at)),
-                    PromptOptions::default(),
-                ),
-            };
-            let prompt = source.and_then(|(source, at)| {
-                let (label, loaded) = match &source {
-                    Source::File(file) if !section.dir.is_empty() => {
-                        let path = format!("{}/{file}", section.dir);
-                        (path.clone(), load(&path))
-                    }
-                    Source::File(file) => (file.clone(), load(file)),
-                    Source::Say { text, voice } => (format!("say \"{text}\""), say(text, voice)),
+            // Either one recording for every language, or one per language: { fr: ..., en: ... }.
+            let per_language = matches!(&spec.value, crate::yaml::Value::Map(pairs)
+                if !pairs.is_empty() && pairs.iter().all(|(k, _)| matches!(&k.value, crate::yaml::Value::Str(key) if languages.names.contains(key))));
+            let mut these = Vec::new();
+            let mut options = PromptOptions::default();
+            if per_language {
+                let Some(f) = w.map(spec, &path, None) else {
+                    continue;
                 };
-                let loaded = loaded.and_then(|bytes| {
-                    Prompt::from_wav(&label, &bytes).map_err(|e| e.reason.to_string())
-                });
-                match loaded {
-                    Ok(p) => Some(p),
-                    Err(reason) => {
-                        w.error(
-                            at,
-                            &path,
-                            ErrorKind::Prompt {
-                                file: label,
-                                reason,
-                            },
-                        );
-                        None
+                for (lang, vspec) in f.iter() {
+                    let (prompt, o) =
+                        variant(&mut w, vspec, &join(&path, lang), &section.dir, load, say);
+                    options = o;
+                    let lang_idx = languages.names.iter().position(|l| l == lang);
+                    these.push((lang_idx, prompts.len()));
+                    prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));
+                }
+                // Every enabled language must find a version, directly or by its fallbacks.
+                for (i, lang) in languages.names.iter().enumerate() {
+                    if !languages
+                        .chain(i)
+                        .any(|l| these.iter().any(|(v, _)| *v == Some(l)))
+                    {
+                        w.error(spec.at, &path, ErrorKind::MissingLanguage(lang.clone()));
                     }
                 }
-            });
+            } else {
+                let (prompt, o) = variant(&mut w, spec, &path, &section.dir, load, say);
+                options = o;
+                these.push((None, prompts.len()));
+                prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));
+            }
             prompt_options.push(options);
             prompt_names.push(name.to_string());
-            prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));
+            variants.push(these);
         }
     }
 
@@ -598,6 +585,7 @@ pub fn compile_with_tts(
         menus: &menu_names,
         prompts: &prompt_names,
         schedules: &schedule_names,
+        languages: &languages.names,
     };
 
     let entry = match top.get("entry") {
@@ -703,6 +691,8 @@ pub fn compile_with_tts(
             entries,
             callers,
             schedules,
+            variants,
+            languages,
         })
     } else {
         Err(errors)
@@ -782,10 +772,10 @@ fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
         let mut path = vec![start];
         let mut at = start;
         loop {
-            let next = match &menus[at].on_failure {
+            let next = match menus[at].on_failure.verb() {
                 Action::Hangup(_) => break,
                 Action::Goto(MenuId(t)) => *t,
-                Action::Repeat | Action::Play(_) => at,
+                Action::Repeat | Action::Play(_) | Action::Language(..) => at,
             };
             if let Some(pos) = path.iter().position(|p| *p == next) {
                 let cycle = &path[pos..];
@@ -862,7 +852,7 @@ fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
             .flatten()
             .chain(std::iter::once(&m.on_failure))
         {
-            if let Action::Goto(MenuId(t)) = a {
+            if let Action::Goto(MenuId(t)) = a.verb() {
                 stack.push(*t);
             }
         }
@@ -888,6 +878,7 @@ struct Names<'a> {
     menus: &'a [String],
     prompts: &'a [String],
     schedules: &'a [String],
+    languages: &'a [String],
 }
 
 impl Names<'_> {
@@ -1038,6 +1029,168 @@ fn retries(w: &mut Walker, node: &Node, path: &str) -> Retries {
     }
 }
 
+/// One recording of a prompt: a file name, or { file | say (+ voice), interruptible, type_ahead }.
+fn variant(
+    w: &mut Walker,
+    spec: &Node,
+    path: &str,
+    dir: &str,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    say: &mut Speaker<'_>,
+) -> (Option<Prompt>, PromptOptions) {
+    let mut o = PromptOptions::default();
+    let source = match &spec.value {
+        crate::yaml::Value::Map(_) => match w.map(spec, path, Some(PROMPT_FIELDS)) {
+            Some(f) => {
+                if let Some(n) = f.get("interruptible") {
+                    o.interruptible = w.boolean(n, &join(path, "interruptible")).unwrap_or(true);
+                }
+                if let Some(n) = f.get("type_ahead") {
+                    let tpath = join(path, "type_ahead");
+                    match w.string(n, &tpath).as_deref() {
+                        Some("keep") => o.type_ahead = true,
+                        Some("discard") => o.type_ahead = false,
+                        Some(other) => w.error(
+                            n.at,
+                            &tpath,
+                            ErrorKind::Choice {
+                                got: other.to_string(),
+                                allowed: "keep, discard",
+                            },
+                        ),
+                        None => {}
+                    }
+                }
+                let voice = f
+                    .get("voice")
+                    .and_then(|v| w.string(v, &join(path, "voice")));
+                match (f.get("file"), f.get("say")) {
+                    (Some(file), None) => w.string(file, path).map(|p| (Source::File(p), file.at)),
+                    (None, Some(text)) => w.string(text, &join(path, "say")).map(|t| {
+                        (
+                            Source::Say {
+                                text: t,
+                                voice: voice.unwrap_or_else(|| "en".into()),
+                            },
+                            text.at,
+                        )
+                    }),
+                    _ => {
+                        w.error(
+                            spec.at,
+                            path,
+                            ErrorKind::Choice {
+                                got: "this prompt".into(),
+                                allowed: "a prompt with exactly one of file, say",
+                            },
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        },
+        _ => w.string(spec, path).map(|p| (Source::File(p), spec.at)),
+    };
+    let prompt = source.and_then(|(source, at)| {
+        let (label, loaded) = match &source {
+            Source::File(file) if !dir.is_empty() => {
+                let full = format!("{dir}/{file}");
+                (full.clone(), load(&full))
+            }
+            Source::File(file) => (file.clone(), load(file)),
+            Source::Say { text, voice } => (format!("say \"{text}\""), say(text, voice)),
+        };
+        match loaded
+            .and_then(|bytes| Prompt::from_wav(&label, &bytes).map_err(|e| e.reason.to_string()))
+        {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                w.error(
+                    at,
+                    path,
+                    ErrorKind::Prompt {
+                        file: label,
+                        reason,
+                    },
+                );
+                None
+            }
+        }
+    });
+    (prompt, o)
+}
+
+/// The languages a config speaks: `languages: { enabled: [fr, en], fallback: { fr-CA: [fr] } }`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Languages {
+    /// Enabled languages; the first is the default.
+    pub(crate) names: Vec<String>,
+    /// For each enabled language, the languages to try after it.
+    fallback: Vec<Vec<usize>>,
+}
+
+impl Languages {
+    /// The order in which versions are looked for: the language, then its fallbacks. There
+    /// is no silent fallback to the default language: a caller who chose English never hears
+    /// French unless the config says so.
+    pub(crate) fn chain(&self, lang: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(lang).chain(self.fallback.get(lang).into_iter().flatten().copied())
+    }
+}
+
+fn compile_languages(w: &mut Walker, node: &Node) -> Languages {
+    let mut out = Languages::default();
+    let Some(f) = w.map(node, "languages", Some(&["enabled", "fallback"])) else {
+        return out;
+    };
+    match f.get("enabled") {
+        Some(e) => {
+            out.names = w
+                .names(e, "languages.enabled")
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        }
+        None => w.error(node.at, "languages", ErrorKind::Missing("enabled")),
+    }
+    out.fallback = vec![Vec::new(); out.names.len()];
+    if let Some(fb) = f.get("fallback")
+        && let Some(chains) = w.map(fb, "languages.fallback", None)
+    {
+        for (lang, chain) in chains.iter() {
+            let path = join("languages.fallback", lang);
+            let Some(i) = out.names.iter().position(|n| n == lang) else {
+                w.error(
+                    chain.at,
+                    &path,
+                    ErrorKind::Unknown {
+                        kind: "language",
+                        name: lang.to_string(),
+                        hint: closest(lang, out.names.iter().map(String::as_str)),
+                    },
+                );
+                continue;
+            };
+            for (to, at) in w.names(chain, &path) {
+                match out.names.iter().position(|n| *n == to) {
+                    Some(j) => out.fallback[i].push(j),
+                    None => w.error(
+                        at,
+                        &path,
+                        ErrorKind::Unknown {
+                            kind: "language",
+                            hint: closest(&to, out.names.iter().map(String::as_str)),
+                            name: to,
+                        },
+                    ),
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A router menu: `{ schedule, open, closed, holiday? }`.
 fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> Option<Menu> {
     let base = join("menus", name);
@@ -1098,14 +1251,41 @@ fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) ->
 /// An action: exactly one of goto, play, hangup, repeat.
 fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<Action> {
     let f = w.map(node, path, Some(ACTION_FIELDS))?;
-    let present: Vec<&str> = f.iter().map(|(k, _)| k).collect();
-    if present.len() != 1 {
+    // `language:` may come with the one other verb ({ language: en, goto: main }); alone, it
+    // switches language and replays the menu.
+    let language = match f.get("language") {
+        Some(n) => {
+            let here = join(path, "language");
+            let lang = w.string(n, &here)?;
+            match names.languages.iter().position(|l| *l == lang) {
+                Some(i) => Some(i),
+                None => {
+                    let hint = closest(&lang, names.languages.iter().map(String::as_str));
+                    w.error(
+                        n.at,
+                        &here,
+                        ErrorKind::Unknown {
+                            kind: "language",
+                            name: lang,
+                            hint,
+                        },
+                    );
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    let present: Vec<(&str, &Node)> = f.iter().filter(|(k, _)| *k != "language").collect();
+    if present.len() > 1 || (present.is_empty() && language.is_none()) {
         w.error(node.at, path, ErrorKind::BadAction);
         return None;
     }
-    let (key, value) = f.iter().next()?;
+    let Some(&(key, value)) = present.first() else {
+        return language.map(|l| Action::Language(l, Box::new(Action::Repeat)));
+    };
     let here = join(path, key);
-    Some(match key {
+    let verb = match key {
         "goto" => {
             let target = w.string(value, &here)?;
             Action::Goto(names.menu(w, &target, value.at, &here))
@@ -1119,6 +1299,10 @@ fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<
             }
             Action::Repeat
         }
+    };
+    Some(match language {
+        Some(l) => Action::Language(l, Box::new(verb)),
+        None => verb,
     })
 }
 
@@ -1305,6 +1489,60 @@ menus:
             "{w:?}"
         );
         assert!(compile(YAML, &mut loader).unwrap().warnings().is_empty());
+    }
+
+    /// Per-language prompts, the fallback chain, and the check that every enabled language
+    /// finds a version.
+    #[test]
+    fn languages_with_fallbacks() {
+        let yaml = r#"
+entry: main
+languages:
+  enabled: [fr, fr-CA, en]
+  fallback:
+    fr-CA: [fr]
+prompts:
+  hello: { fr: welcome.wav, en: sales.wav }
+  beep: bye.wav
+menus:
+  main:
+    prompt: [hello, beep]
+    options:
+      "1": { language: en }
+      "2": { language: fr-CA, goto: main }
+"#;
+        let m = compile(yaml, &mut loader).unwrap();
+        assert_eq!(m.languages(), ["fr", "fr-CA", "en"]);
+        let hello = m.menu(m.entry()).prompt[0];
+        let frames = |lang| m.prompt_in(hello, lang).frame_count();
+        assert_eq!(frames(0), 10, "fr: welcome.wav (1600 samples)");
+        assert_eq!(frames(1), 10, "fr-CA falls back to fr");
+        assert_eq!(frames(2), 5, "en: sales.wav (800 samples)");
+        let beep = m.menu(m.entry()).prompt[1];
+        assert_eq!(
+            m.prompt_in(beep, 2).frame_count(),
+            3,
+            "one recording serves every language"
+        );
+        assert_eq!(
+            m.menu(m.entry()).options[1],
+            Some(Action::Language(2, Box::new(Action::Repeat)))
+        );
+        // Without the fallback, fr-CA has no version of hello.
+        let missing = yaml.replace("  fallback:\n    fr-CA: [fr]\n", "");
+        let e = compile(&missing, &mut loader).unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            "6:10: prompts.hello: no version for language 'fr-CA' (add one, or a fallback in languages.fallback)"
+        );
+        let bad = yaml.replace("{ language: en }", "{ language: de }");
+        let e = compile(&bad, &mut loader).unwrap_err();
+        assert!(
+            e[0].to_string()
+                .contains("options.1.language: unknown language 'de'"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct MenuRun {
     typed: VecDeque<Digit>,
     /// An instant and the wall-clock time then, for schedules.
     clock: Option<(Instant, Timestamp)>,
+    /// The caller's language, an index into [`Menus::languages`] (0: the default).
+    language: usize,
     outputs: VecDeque<MenuOutput>,
 }
 
@@ -88,6 +90,7 @@ impl MenuRun {
             playing: VecDeque::new(),
             typed: VecDeque::new(),
             clock: None,
+            language: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -105,6 +108,16 @@ impl MenuRun {
     /// Whether the run has hung up.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// The caller's language (an index into [`Menus::languages`]).
+    pub fn language(&self) -> usize {
+        self.language
+    }
+
+    /// A prompt of this run's snapshot, in the caller's language.
+    pub fn prompt(&self, id: PromptId) -> &ivr_audio::Prompt {
+        self.menus.prompt_in(id, self.language)
     }
 
     /// Tell the run what the wall clock said at `now`; schedules are evaluated from it.
@@ -270,6 +283,10 @@ impl MenuRun {
 
     fn act(&mut self, now: Instant, action: Action) {
         match action {
+            Action::Language(lang, then) => {
+                self.language = lang;
+                self.act(now, *then);
+            }
             Action::Goto(m) => self.enter(now, m),
             Action::Repeat => self.play_menu_prompt(now),
             Action::Play(prompts) => self.notice(now, &prompts),
@@ -524,6 +541,22 @@ mod tests {
             assert_eq!(out[0], "enter:start", "{when}");
             assert_eq!(out[1], format!("enter:{expected}"), "{when}");
         }
+    }
+
+    #[test]
+    fn a_language_switch_changes_the_recordings_played() {
+        let yaml = "entry: main\nlanguages: { enabled: [fr, en] }\nprompts:\n  hello: { fr: welcome.wav, en: sales.wav }\nmenus:\n  main:\n    prompt: hello\n    options:\n      \"2\": { language: en }\n";
+        let mut r = MenuRun::new(Arc::new(compile(yaml, &mut loader).unwrap()));
+        let t0 = crate::test_epoch();
+        r.start(t0);
+        assert_eq!(drain(&mut r), ["enter:main", "play:welcome.wav"]);
+        assert_eq!(r.language(), 0);
+        r.handle_digit(t0, Digit::D2);
+        drain(&mut r);
+        assert_eq!(r.language(), 1);
+        // the replay asks for the same prompt; the run resolves it in English
+        let hello = r.menus().menu(r.current()).prompt[0];
+        assert_eq!(r.prompt(hello).name(), "sales.wav");
     }
 
     #[test]

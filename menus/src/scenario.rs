@@ -68,6 +68,8 @@ pub enum Step {
     ExpectHangup(bool),
     /// The call was refused before answering (a `callers:` reject rule).
     ExpectRejected,
+    /// The caller's language is now this one.
+    ExpectLanguage(String),
 }
 
 /// Parse a scenario file; every error is reported with its place.
@@ -205,8 +207,9 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
         ["expect", "hangup"] => Ok(Step::ExpectHangup(true)),
         ["expect", "no", "hangup"] => Ok(Step::ExpectHangup(false)),
         ["expect", "rejected"] => Ok(Step::ExpectRejected),
+        ["expect", "language", lang] => Ok(Step::ExpectLanguage(lang.to_string())),
         _ => Err(format!(
-            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected)"
+            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected, expect language LANG)"
         )),
     }
 }
@@ -297,6 +300,20 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
                     }
                 }
             }
+            Step::ExpectLanguage(lang) => {
+                let current = sim
+                    .run
+                    .menus()
+                    .languages()
+                    .get(sim.run.language())
+                    .cloned()
+                    .unwrap_or_default();
+                if current != *lang {
+                    return Err(fail(format!(
+                        "expected language {lang}, but it is '{current}'"
+                    )));
+                }
+            }
             Step::ExpectRejected => {
                 return Err(fail(
                     "expected the call to be rejected, but it was answered".into(),
@@ -364,7 +381,10 @@ impl Sim {
             match out {
                 MenuOutput::Play(ids) => {
                     let menus = self.run.menus().clone();
-                    let frames: usize = ids.iter().map(|id| menus.prompt(*id).frame_count()).sum();
+                    let frames: usize = ids
+                        .iter()
+                        .map(|id| self.run.prompt(*id).frame_count())
+                        .sum();
                     let length = Duration::from_secs_f64(
                         (frames * FRAME_SAMPLES) as f64 / SAMPLE_RATE as f64,
                     );

@@ -54,6 +54,14 @@ pub fn json() -> String {
            }} }}
       ] }}
     }},
+    "languages": {{
+      "type": "object", "additionalProperties": false, "required": ["enabled"],
+      "properties": {{
+        "enabled": {{ "type": "array", "items": {{ "type": "string" }}, "description": "Languages offered; the first is the default." }},
+        "fallback": {{ "type": "object", "additionalProperties": {{ "$ref": "#/$defs/names" }},
+          "description": "Language -> languages to try when a prompt has no version in it (the default comes last anyway)." }}
+      }}
+    }},
     "schedules": {{
       "type": "object",
       "description": "Opening hours and holidays in a time zone, used by router menus.",
@@ -116,12 +124,13 @@ pub fn json() -> String {
       "type": "object",
       "additionalProperties": false,
       "minProperties": 1,
-      "maxProperties": 1,
+      "maxProperties": 2,
       "properties": {{
         "goto": {{ "type": "string", "description": "Go to a menu." }},
         "play": {{ "$ref": "#/$defs/names", "description": "Play, then replay this menu." }},
         "hangup": {{ "oneOf": [ {{ "type": "null" }}, {{ "$ref": "#/$defs/names" }} ], "description": "Play a goodbye (or nothing), then hang up." }},
-        "repeat": {{ "const": true, "description": "Replay this menu." }}
+        "repeat": {{ "const": true, "description": "Replay this menu." }},
+        "language": {{ "type": "string", "description": "Switch the caller's language; alone, replays this menu in it." }}
       }}
     }}
   }}

@@ -862,8 +862,7 @@ impl Engine {
             };
             match out {
                 MenuOutput::Play(ids) => {
-                    let menus = call.menu.menus();
-                    let prompts = ids.iter().map(|id| menus.prompt(*id).clone()).collect();
+                    let prompts = ids.iter().map(|id| call.menu.prompt(*id).clone()).collect();
                     if let Some(m) = call.media.as_mut() {
                         m.play(prompts);
                     }
