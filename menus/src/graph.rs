@@ -57,6 +57,9 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                 push(a, d.to_string(), false);
             }
         }
+        for (code, a) in &m.extensions {
+            push(a, code.iter().map(|d| d.as_char()).collect(), false);
+        }
         let r = m.retries;
         if r.no_input > 0 || r.invalid > 0 {
             let label = format!(

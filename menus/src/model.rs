@@ -61,6 +61,11 @@ pub struct Menu {
     pub no_input: Vec<PromptId>,
     /// The action of each key, in [`Digit::ALL`] order.
     pub options: [Option<Action>; 16],
+    /// Multi-digit codes dialled directly (extensions), each with its action. No code starts
+    /// with an option key or is the start of another code (the compiler refuses both).
+    pub extensions: Vec<(Vec<Digit>, Action)>,
+    /// Longest pause between the digits of an extension.
+    pub inter_digit_timeout: Duration,
     /// What happens when the retries are used up.
     pub on_failure: Action,
     /// Where the menu is defined, for messages.
@@ -355,6 +360,12 @@ pub enum ErrorKind {
         /// The words allowed.
         allowed: &'static str,
     },
+    /// An extension code that is not two or more keys (without `#`).
+    #[error("'{0}' is not an extension: use two or more keys among 0-9 * A-D (# ends dialling)")]
+    BadExtension(String),
+    /// Two ways to read the same keys.
+    #[error("ambiguous: {0}")]
+    Ambiguous(String),
     /// A scenario step that does not parse.
     #[error("{0}")]
     Step(String),
@@ -399,11 +410,14 @@ pub(crate) const MENU_FIELDS: &[&str] = &[
     "invalid",
     "no_input",
     "options",
+    "extensions",
+    "inter_digit_timeout",
     "on_failure",
 ];
 pub(crate) const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat", "language"];
 const DEFAULT_TIMEOUT: f64 = 5.0;
 const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_INTER_DIGIT: f64 = 3.0;
 
 /// Compile a YAML config. `load` reads a prompt file (path as written) and returns its bytes
 /// or a reason; I/O stays with the caller. Every error found is returned, not just the
@@ -655,6 +669,8 @@ pub fn compile_with_tts(
                 invalid: Vec::new(),
                 no_input: Vec::new(),
                 options: Default::default(),
+                extensions: Vec::new(),
+                inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
                 on_failure: Action::Hangup(Vec::new()),
                 router: None,
             });
@@ -981,6 +997,57 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         }
         None => w.error(node.at, &base, ErrorKind::Missing("options")),
     }
+    // Extensions: the rule deciding between a key and a code is the first digit. A first
+    // digit that is an option key is that option, at once; any other digit that starts a
+    // code begins dialling. So a code may not start with an option key, and no code may be
+    // the start of another (the caller could never reach the longer one).
+    let mut extensions: Vec<(Vec<Digit>, Action)> = Vec::new();
+    if let Some(x) = f.get("extensions") {
+        let xpath = join(&base, "extensions");
+        if let Some(xf) = w.map(x, &xpath, None) {
+            for (code, a) in xf.iter() {
+                let path = join(&xpath, code);
+                let digits: Option<Vec<Digit>> = code.chars().map(Digit::from_char).collect();
+                let Some(digits) = digits.filter(|d| d.len() >= 2 && !d.contains(&Digit::Pound))
+                else {
+                    w.error(a.at, &path, ErrorKind::BadExtension(code.to_string()));
+                    continue;
+                };
+                if options[digits[0].event_code() as usize].is_some() {
+                    w.error(a.at, &path, ErrorKind::Ambiguous(format!("'{code}' starts with {}, which is an option key: pressing {} selects the option at once", digits[0], digits[0])));
+                    continue;
+                }
+                if let Some((other, _)) = extensions
+                    .iter()
+                    .find(|(o, _)| o.starts_with(&digits) || digits.starts_with(o))
+                {
+                    let other: String = other.iter().map(|d| d.as_char()).collect();
+                    w.error(
+                        a.at,
+                        &path,
+                        ErrorKind::Ambiguous(format!(
+                            "'{code}' and '{other}': one is the start of the other"
+                        )),
+                    );
+                    continue;
+                }
+                if let Some(act) = action(w, names, a, &path) {
+                    extensions.push((digits, act));
+                }
+            }
+        }
+    }
+    let mut inter_digit = DEFAULT_INTER_DIGIT;
+    if let Some(t) = f.get("inter_digit_timeout") {
+        let path = join(&base, "inter_digit_timeout");
+        if let Some(v) = w.number(t, &path) {
+            if (1.0..=60.0).contains(&v) {
+                inter_digit = v;
+            } else {
+                w.error(t.at, &path, ErrorKind::Timeout(v));
+            }
+        }
+    }
     let on_failure = f
         .get("on_failure")
         .and_then(|a| action(w, names, a, &join(&base, "on_failure")))
@@ -990,6 +1057,8 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         at: node.at,
         name: name.to_string(),
         prompt,
+        extensions,
+        inter_digit_timeout: Duration::from_secs_f64(inter_digit),
         timeout: Duration::from_secs_f64(timeout),
         retries,
         invalid,
@@ -1238,6 +1307,8 @@ fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) ->
         invalid: Vec::new(),
         no_input: Vec::new(),
         options: Default::default(),
+        extensions: Vec::new(),
+        inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
         on_failure: Action::Hangup(Vec::new()),
         router: Some(Router {
             schedule,
@@ -1442,7 +1513,7 @@ menus:
                 "4:9: prompts.gone: missing.wav: no such file",
                 "8:14: menus.main.timeout: expected a number, found a string",
                 "10:5: menus.main.retries: duplicate key (first at line 9, column 5)",
-                "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, on_failure)",
+                "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, extensions, inter_digit_timeout, on_failure)",
                 "13:20: menus.main.options.1.goto: unknown menu 'sales'",
                 "14:20: menus.main.options.2.play: unknown prompt 'welcom' (did you mean 'welcome'?)",
                 "15:12: menus.main.options.3: an action needs exactly one of goto, play, hangup, repeat",
@@ -1542,6 +1613,47 @@ menus:
                 .contains("options.1.language: unknown language 'de'"),
             "{}",
             e[0]
+        );
+    }
+
+    #[test]
+    fn ambiguous_extensions_are_refused() {
+        let with = |ext: &str| {
+            YAML.replace(
+                "      \"9\": { hangup: bye }\n",
+                &format!("      \"9\": {{ hangup: bye }}\n    extensions:\n{ext}"),
+            )
+        };
+        let e = compile(&with("      \"101\": { goto: sales }\n"), &mut loader).unwrap_err();
+        assert!(
+            e[0].to_string()
+                .contains("ambiguous: '101' starts with 1, which is an option key"),
+            "{}",
+            e[0]
+        );
+        let e = compile(
+            &with("      \"30\": { goto: sales }\n      \"301\": { goto: main }\n"),
+            &mut loader,
+        )
+        .unwrap_err();
+        assert!(
+            e[0].to_string()
+                .contains("ambiguous: '301' and '30': one is the start of the other"),
+            "{}",
+            e[0]
+        );
+        let e = compile(
+            &with("      \"3\": { goto: sales }\n      \"3#1\": { goto: main }\n"),
+            &mut loader,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            compile(
+                &with("      \"301\": { goto: sales }\n      \"302\": { goto: main }\n"),
+                &mut loader
+            )
+            .is_ok()
         );
     }
 

@@ -48,6 +48,8 @@ enum Phase {
     Notice,
     /// Waiting for a key until the deadline.
     Collect(Instant),
+    /// Digits of an extension are coming; the next one is due by the deadline.
+    Dialing(Instant),
     /// A goodbye plays; hang up when it ends.
     Goodbye,
     /// Hung up.
@@ -66,6 +68,8 @@ pub struct MenuRun {
     playing: VecDeque<PromptId>,
     /// Keys typed during a non-interruptible prompt whose type-ahead is kept.
     typed: VecDeque<Digit>,
+    /// The digits of an extension dialled so far.
+    dialed: Vec<Digit>,
     /// An instant and the wall-clock time then, for schedules.
     clock: Option<(Instant, Timestamp)>,
     /// The caller's language, an index into [`Menus::languages`] (0: the default).
@@ -89,6 +93,7 @@ impl MenuRun {
             failures: Failures::default(),
             playing: VecDeque::new(),
             typed: VecDeque::new(),
+            dialed: Vec::new(),
             clock: None,
             language: 0,
             outputs: VecDeque::new(),
@@ -160,6 +165,7 @@ impl MenuRun {
                 }
             }
             Phase::Collect(_) => self.select(now, digit),
+            Phase::Dialing(_) => self.dial(now, digit),
             Phase::NotStarted | Phase::Goodbye | Phase::Done => {}
         }
     }
@@ -194,11 +200,14 @@ impl MenuRun {
 
     /// Time passed; fires the key timeout if due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Phase::Collect(deadline) = self.phase
-            && now >= deadline
-        {
-            let prompts = self.menus.menu(self.menu).no_input.clone();
-            self.fail(now, Failure::NoInput, prompts);
+        match self.phase {
+            Phase::Collect(deadline) if now >= deadline => {
+                let prompts = self.menus.menu(self.menu).no_input.clone();
+                self.fail(now, Failure::NoInput, prompts);
+            }
+            // A pause in dialling ends it: what was dialled is not a code (codes act at once).
+            Phase::Dialing(deadline) if now >= deadline => self.end_dialing(now),
+            _ => {}
         }
     }
 
@@ -212,7 +221,7 @@ impl MenuRun {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Collect(deadline) => Some(deadline),
+            Phase::Collect(deadline) | Phase::Dialing(deadline) => Some(deadline),
             _ => None,
         }
     }
@@ -271,14 +280,55 @@ impl MenuRun {
     }
 
     fn select(&mut self, now: Instant, digit: Digit) {
-        let action = self.menus.menu(self.menu).options[digit.event_code() as usize].clone();
+        let menu = self.menus.menu(self.menu);
+        let action = menu.options[digit.event_code() as usize].clone();
         match action {
             Some(a) => self.act(now, a),
+            // The first digit of an extension: dialling starts (see the rule in the compiler).
+            None if menu.extensions.iter().any(|(code, _)| code[0] == digit) => {
+                self.dialed.clear();
+                self.dialed.push(digit);
+                self.phase = Phase::Dialing(now + menu.inter_digit_timeout);
+            }
             None => {
-                let prompts = self.menus.menu(self.menu).invalid.clone();
+                let prompts = menu.invalid.clone();
                 self.fail(now, Failure::Invalid, prompts);
             }
         }
+    }
+
+    /// The next digit of an extension; `#` ends dialling early.
+    fn dial(&mut self, now: Instant, digit: Digit) {
+        if digit == Digit::Pound {
+            return self.end_dialing(now);
+        }
+        self.dialed.push(digit);
+        let menu = self.menus.menu(self.menu);
+        if let Some((_, action)) = menu
+            .extensions
+            .iter()
+            .find(|(code, _)| *code == self.dialed)
+        {
+            let action = action.clone();
+            self.dialed.clear();
+            return self.act(now, action);
+        }
+        if menu
+            .extensions
+            .iter()
+            .any(|(code, _)| code.starts_with(&self.dialed))
+        {
+            self.phase = Phase::Dialing(now + menu.inter_digit_timeout);
+        } else {
+            self.end_dialing(now);
+        }
+    }
+
+    /// Dialling ended without reaching a code: an invalid entry.
+    fn end_dialing(&mut self, now: Instant) {
+        self.dialed.clear();
+        let prompts = self.menus.menu(self.menu).invalid.clone();
+        self.fail(now, Failure::Invalid, prompts);
     }
 
     fn act(&mut self, now: Instant, action: Action) {
@@ -557,6 +607,39 @@ mod tests {
         // the replay asks for the same prompt; the run resolves it in English
         let hello = r.menus().menu(r.current()).prompt[0];
         assert_eq!(r.prompt(hello).name(), "sales.wav");
+    }
+
+    #[test]
+    fn extensions_are_dialled_after_their_first_digit() {
+        let yaml = YAML.replace("      \"9\": { hangup: bye }\n", "      \"9\": { hangup: bye }\n    extensions:\n      \"301\": { goto: sales }\n      \"302\": { play: bye }\n    inter_digit_timeout: 2\n");
+        let menus = Arc::new(compile(&yaml, &mut loader).unwrap());
+        let t0 = crate::test_epoch();
+        let mut r = MenuRun::new(menus.clone());
+        r.start(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D3); // during the prompt: stops it, dialling starts
+        assert_eq!(drain(&mut r), ["stop"]);
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        r.handle_digit(t0, Digit::D0);
+        r.handle_digit(t0, Digit::D1);
+        assert_eq!(drain(&mut r), ["enter:sales", "play:sales.wav"]);
+        // a pause in the middle of a code is an invalid entry
+        let mut r = MenuRun::new(menus.clone());
+        r.start(t0);
+        r.handle_playback_finished(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D3);
+        r.handle_digit(t0, Digit::D0);
+        r.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(drain(&mut r), ["play:oops.wav"]);
+        // a digit no code continues with, or # before the end, is invalid at once
+        let mut r = MenuRun::new(menus);
+        r.start(t0);
+        r.handle_playback_finished(t0);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D3);
+        r.handle_digit(t0, Digit::Pound);
+        assert_eq!(drain(&mut r), ["play:oops.wav"]);
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub fn json() -> String {
           "propertyNames": {{ "pattern": {key} }},
           "additionalProperties": {{ "$ref": "#/$defs/action" }}
         }},
+        "extensions": {{
+          "type": "object",
+          "description": "Codes of two or more keys dialled directly. A code may not start with an option key, nor be the start of another code.",
+          "propertyNames": {{ "pattern": "^[0-9*A-Da-d]{{2,}}$" }},
+          "additionalProperties": {{ "$ref": "#/$defs/action" }}
+        }},
+        "inter_digit_timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 3, "description": "Longest pause between the digits of an extension." }},
         "on_failure": {{ "$ref": "#/$defs/action", "description": "When the retries are spent (default: hang up)." }}
       }}
     }},

@@ -313,3 +313,40 @@ fn closed_hours_route() {
     );
     assert!(!ivr.log().contains("\"menu\":\"language\""));
 }
+
+/// A caller dials a three-digit extension (RFC 2833) in the language menu and reaches the
+/// menu it leads to.
+#[test]
+fn multi_digit_extension_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let config = std::fs::read_to_string(demo.join("config.yaml"))
+        .unwrap()
+        .replace("prompts/", &format!("{}/prompts/", demo.display()))
+        .replace(
+            "      \"2\": { goto: main_en }\n",
+            "      \"2\": { goto: main_en }\n    extensions:\n      \"456\": { goto: main_fr }\n",
+        );
+    let path = dir.path().join("ext.yaml");
+    std::fs::write(&path, config).unwrap();
+    let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);
+    for tcp in [false, true] {
+        let mut args = vec!["-sf", scenario("extension.xml"), "-m", "1"];
+        args.extend(transport_args(tcp));
+        let run = sipp::run(ivr.sip, &args);
+        assert_ok(&run, &ivr);
+    }
+    let log = ivr.log();
+    for d in ["4", "5", "6"] {
+        assert!(log.contains(&format!("\"digit\":\"{d}\"")), "{log}");
+    }
+    assert_eq!(
+        ivr.wait_for(&["\"menu\":\"main_fr\""], 2, WAIT).len(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        ivr.wait_for(&["call ended", "CallerHungUp"], 2, WAIT).len(),
+        2
+    );
+}
