@@ -591,7 +591,7 @@ pub fn compile_with_tts(
     w.file = None;
     let menu_names: Vec<String> = menu_defs.iter().map(|(n, _, _)| n.to_string()).collect();
     let schedules = match top.get("schedules") {
-        Some(node) => crate::schedule::compile_schedules(&mut w, node),
+        Some(node) => crate::schedule::compile_schedules(&mut w, node, load),
         None => Vec::new(),
     };
     let schedule_names: Vec<String> = schedules.iter().map(|s| s.name.clone()).collect();

@@ -83,14 +83,22 @@ impl Schedule {
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Compile `schedules:`; every problem is recorded in `w`.
-pub fn compile_schedules(w: &mut Walker, node: &Node) -> Vec<Schedule> {
+pub fn compile_schedules(
+    w: &mut Walker,
+    node: &Node,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+) -> Vec<Schedule> {
     let mut out = Vec::new();
     let Some(fields) = w.map(node, "schedules", None) else {
         return out;
     };
     for (name, s) in fields.iter() {
         let path = join("schedules", name);
-        let Some(f) = w.map(s, &path, Some(&["timezone", "hours", "holidays"])) else {
+        let Some(f) = w.map(
+            s,
+            &path,
+            Some(&["timezone", "hours", "holidays", "holidays_ics"]),
+        ) else {
             continue;
         };
         let zone = match f.get("timezone") {
@@ -152,6 +160,17 @@ pub fn compile_schedules(w: &mut Walker, node: &Node) -> Vec<Schedule> {
                         got: text,
                         allowed: "YYYY-MM-DD, YYYY-MM-DD from HH:MM, YYYY-MM-DD..YYYY-MM-DD, or every MM-DD",
                     }),
+                }
+            }
+        }
+        if let Some(n) = f.get("holidays_ics") {
+            let ipath = join(&path, "holidays_ics");
+            for (file, at) in w.names(n, &ipath) {
+                let text = load(&file)
+                    .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()));
+                match text.and_then(|t| ics_holidays(&t)) {
+                    Ok(days) => holidays.extend(days),
+                    Err(reason) => w.error(at, &ipath, ErrorKind::Prompt { file, reason }),
                 }
             }
         }
@@ -220,6 +239,83 @@ fn holiday(text: &str) -> Option<Holiday> {
     })
 }
 
+/// Holidays from an iCalendar file (RFC 5545): each VEVENT's DTSTART day, up to its DTEND
+/// (exclusive, as calendars write all-day events), and `RRULE:FREQ=YEARLY` as every year.
+/// Times of day are ignored: an event makes its whole day a holiday.
+fn ics_holidays(text: &str) -> Result<Vec<Holiday>, String> {
+    // Unfold (RFC 5545 §3.1): a line starting with a space or tab continues the previous one.
+    let mut lines: Vec<String> = Vec::new();
+    for raw in text.lines() {
+        match raw.strip_prefix([' ', '\t']) {
+            Some(more) if !lines.is_empty() => {
+                if let Some(last) = lines.last_mut() {
+                    last.push_str(more);
+                }
+            }
+            _ => lines.push(raw.trim_end().to_string()),
+        }
+    }
+    let date = |value: &str| -> Result<Date, String> {
+        let v = value
+            .get(..8)
+            .ok_or_else(|| format!("bad date '{value}'"))?;
+        let (y, m, d) = (
+            v[..4].parse().ok(),
+            v[4..6].parse().ok(),
+            v[6..8].parse().ok(),
+        );
+        match (y, m, d) {
+            (Some(y), Some(m), Some(d)) => {
+                Date::new(y, m, d).map_err(|_| format!("bad date '{value}'"))
+            }
+            _ => Err(format!("bad date '{value}'")),
+        }
+    };
+    let mut out = Vec::new();
+    let (mut in_event, mut start, mut end, mut yearly) = (false, None, None, false);
+    for line in &lines {
+        let (name, value) = match line.split_once(':') {
+            Some((n, v)) => (n.split(';').next().unwrap_or(n).to_ascii_uppercase(), v),
+            None => continue,
+        };
+        match (name.as_str(), value) {
+            ("BEGIN", "VEVENT") => (in_event, start, end, yearly) = (true, None, None, false),
+            ("DTSTART", v) if in_event => start = Some(date(v)?),
+            ("DTEND", v) if in_event => end = Some(date(v)?),
+            ("RRULE", v) if in_event => yearly = v.to_ascii_uppercase().contains("FREQ=YEARLY"),
+            ("END", "VEVENT") if in_event => {
+                in_event = false;
+                let first = start.ok_or("a VEVENT without DTSTART")?;
+                let last = match end {
+                    Some(e) if e > first => e.yesterday().map_err(|e| e.to_string())?,
+                    _ => first,
+                };
+                out.push(if yearly {
+                    Holiday::Yearly {
+                        month: first.month(),
+                        day: first.day(),
+                    }
+                } else if last == first {
+                    Holiday::Day {
+                        date: first,
+                        from: Time::midnight(),
+                    }
+                } else {
+                    Holiday::Range { first, last }
+                });
+            }
+            _ => {}
+        }
+    }
+    if lines
+        .first()
+        .is_none_or(|l| !l.eq_ignore_ascii_case("BEGIN:VCALENDAR"))
+    {
+        return Err("not an iCalendar file (no BEGIN:VCALENDAR)".into());
+    }
+    Ok(out)
+}
+
 /// The name of a weekday as the config writes it (for messages).
 pub fn day_name(d: Weekday) -> &'static str {
     DAYS[d.to_monday_zero_offset() as usize]
@@ -249,7 +345,9 @@ schedules:
         let Some(f) = w.map(&root, "", None) else {
             panic!()
         };
-        let s = compile_schedules(&mut w, f.get("schedules").unwrap());
+        let s = compile_schedules(&mut w, f.get("schedules").unwrap(), &mut |_| {
+            Err("no files".into())
+        });
         assert!(w.errors.is_empty(), "{:?}", w.errors);
         s.into_iter().next().unwrap()
     }
@@ -302,7 +400,9 @@ schedules:
         let root = load_str(yaml).unwrap();
         let mut w = Walker::default();
         let f = w.map(&root, "", None).unwrap();
-        compile_schedules(&mut w, f.get("schedules").unwrap());
+        compile_schedules(&mut w, f.get("schedules").unwrap(), &mut |_| {
+            Err("no files".into())
+        });
         let text: Vec<String> = w.errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 5, "{text:?}");
         assert!(
@@ -311,6 +411,28 @@ schedules:
             ),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn ics_calendars_give_holidays() {
+        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Christmas\r\nDTSTART;VALUE=DATE:20261225\r\nDTEND;VALUE=DATE:20261226\r\nRRULE:FREQ=YEARLY\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nSUMMARY:Summer closing, folded\r\n  over two lines\r\nDTSTART;VALUE=DATE:20260803\r\nDTEND;VALUE=DATE:20260815\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nDTSTART:20261111T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let h = ics_holidays(ics).unwrap();
+        assert_eq!(
+            h,
+            vec![
+                Holiday::Yearly { month: 12, day: 25 },
+                Holiday::Range {
+                    first: "2026-08-03".parse().unwrap(),
+                    last: "2026-08-14".parse().unwrap()
+                },
+                Holiday::Day {
+                    date: "2026-11-11".parse().unwrap(),
+                    from: Time::midnight()
+                },
+            ]
+        );
+        assert!(ics_holidays("hello").is_err());
+        assert!(ics_holidays("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:2026\nEND:VEVENT\n").is_err());
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub fn json() -> String {
           "hours": {{ "type": "object", "description": "mon..sun or a range (mon-fri) -> HH:MM-HH:MM ranges.",
             "additionalProperties": {{ "$ref": "#/$defs/names" }} }},
           "holidays": {{ "type": "array", "items": {{ "type": "string" }},
-            "description": "YYYY-MM-DD, YYYY-MM-DD from HH:MM, YYYY-MM-DD..YYYY-MM-DD, or every MM-DD." }}
+            "description": "YYYY-MM-DD, YYYY-MM-DD from HH:MM, YYYY-MM-DD..YYYY-MM-DD, or every MM-DD." }},
+          "holidays_ics": {{ "$ref": "#/$defs/names", "description": "iCalendar files whose events are holidays (whole days; RRULE:FREQ=YEARLY repeats)." }}
         }} }}
     }},
     "menus": {{
