@@ -391,7 +391,15 @@ struct Section<'a> {
     prompts: Option<&'a Node>,
     menus: Option<&'a Node>,
 }
-pub(crate) const PROMPT_FIELDS: &[&str] = &["file", "say", "voice", "interruptible", "type_ahead"];
+pub(crate) const PROMPT_FIELDS: &[&str] = &[
+    "file",
+    "say",
+    "voice",
+    "silence",
+    "tone",
+    "interruptible",
+    "type_ahead",
+];
 
 /// Renders text in a voice to WAV bytes, or says why it cannot.
 pub type Speaker<'a> = dyn FnMut(&str, &str) -> Result<Vec<u8>, String> + 'a;
@@ -402,6 +410,10 @@ enum Source {
     File(String),
     /// Text for the text-to-speech renderer, in a voice (`en`, `fr`, `en-us`...).
     Say { text: String, voice: String },
+    /// Silence, in seconds.
+    Silence(f64),
+    /// The record beep (1 kHz, 250 ms).
+    Beep,
 }
 pub(crate) const MENU_FIELDS: &[&str] = &[
     "prompt",
@@ -1133,9 +1145,24 @@ fn variant(
                 let voice = f
                     .get("voice")
                     .and_then(|v| w.string(v, &join(path, "voice")));
-                match (f.get("file"), f.get("say")) {
-                    (Some(file), None) => w.string(file, path).map(|p| (Source::File(p), file.at)),
-                    (None, Some(text)) => w.string(text, &join(path, "say")).map(|t| {
+                let sources = ["file", "say", "silence", "tone"]
+                    .iter()
+                    .filter(|k| f.get(k).is_some())
+                    .count();
+                if sources != 1 {
+                    w.error(
+                        spec.at,
+                        path,
+                        ErrorKind::Choice {
+                            got: "this prompt".into(),
+                            allowed: "a prompt with exactly one of file, say, silence, tone",
+                        },
+                    );
+                    None
+                } else if let Some(file) = f.get("file") {
+                    w.string(file, path).map(|p| (Source::File(p), file.at))
+                } else if let Some(text) = f.get("say") {
+                    w.string(text, &join(path, "say")).map(|t| {
                         (
                             Source::Say {
                                 text: t,
@@ -1143,18 +1170,38 @@ fn variant(
                             },
                             text.at,
                         )
-                    }),
-                    _ => {
-                        w.error(
-                            spec.at,
-                            path,
-                            ErrorKind::Choice {
-                                got: "this prompt".into(),
-                                allowed: "a prompt with exactly one of file, say",
-                            },
-                        );
-                        None
+                    })
+                } else if let Some(n) = f.get("silence") {
+                    let here = join(path, "silence");
+                    match w.number(n, &here) {
+                        Some(secs) if (0.02..=60.0).contains(&secs) => {
+                            Some((Source::Silence(secs), n.at))
+                        }
+                        Some(secs) => {
+                            w.error(n.at, &here, ErrorKind::Timeout(secs));
+                            None
+                        }
+                        None => None,
                     }
+                } else if let Some(n) = f.get("tone") {
+                    let here = join(path, "tone");
+                    match w.string(n, &here).as_deref() {
+                        Some("beep") => Some((Source::Beep, n.at)),
+                        Some(other) => {
+                            w.error(
+                                n.at,
+                                &here,
+                                ErrorKind::Choice {
+                                    got: other.to_string(),
+                                    allowed: "beep",
+                                },
+                            );
+                            None
+                        }
+                        None => None,
+                    }
+                } else {
+                    None
                 }
             }
             None => None,
@@ -1163,6 +1210,12 @@ fn variant(
     };
     let prompt = source.and_then(|(source, at)| {
         let (label, loaded) = match &source {
+            // Generated audio needs no file.
+            Source::Silence(secs) => {
+                let samples = vec![0i16; (secs * ivr_audio::SAMPLE_RATE as f64) as usize];
+                return Some(Prompt::from_samples(&format!("silence {secs} s"), &samples));
+            }
+            Source::Beep => return Some(Prompt::from_samples("beep", &ivr_audio::tone::beep())),
             Source::File(file) if !dir.is_empty() => {
                 let full = format!("{dir}/{file}");
                 (full.clone(), load(&full))
@@ -1735,6 +1788,26 @@ menus:
         assert_eq!(m.menu(m.entry_for(Some("+33100"))).name, "sales");
         assert_eq!(m.menu(m.entry_for(Some("other"))).name, "main");
         assert_eq!(m.menu(m.entry_for(None)).name, "main");
+    }
+
+    #[test]
+    fn silence_and_beep_prompts_need_no_file() {
+        let yaml = YAML.replace(
+            "  oops: oops.wav\n",
+            "  oops: oops.wav\n  pause: { silence: 1.5 }\n  beep: { tone: beep }\n",
+        );
+        let m = compile(&yaml, &mut loader).unwrap();
+        let id = |n: &str| PromptId((0..).find(|i| m.prompt_name(PromptId(*i)) == n).unwrap());
+        assert_eq!(m.prompt(id("pause")).frame_count(), 75);
+        assert_eq!(m.prompt(id("beep")).frame_count(), 13);
+        let bad = YAML.replace("  oops: oops.wav\n", "  oops: oops.wav\n  x: { tone: siren }\n  y: { silence: 0 }\n  z: { silence: 1, file: a.wav }\n");
+        let e: Vec<String> = compile(&bad, &mut loader)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("'siren' is not one of beep"), "{e:?}");
     }
 
     #[test]

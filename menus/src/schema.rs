@@ -44,11 +44,13 @@ pub fn json() -> String {
       "additionalProperties": {{ "oneOf": [
         {{ "type": "string" }},
         {{ "type": "object", "additionalProperties": false,
-           "oneOf": [ {{ "required": ["file"] }}, {{ "required": ["say"] }} ],
+           "oneOf": [ {{ "required": ["file"] }}, {{ "required": ["say"] }}, {{ "required": ["silence"] }}, {{ "required": ["tone"] }} ],
            "properties": {{
              "file": {{ "type": "string" }},
              "say": {{ "type": "string", "description": "Text spoken by espeak-ng, rendered once at load and cached." }},
              "voice": {{ "type": "string", "default": "en", "description": "espeak-ng voice or language for say: (en, en-us, fr, fr-be...)." }},
+             "silence": {{ "type": "number", "minimum": 0.02, "maximum": 60, "description": "Seconds of silence." }},
+             "tone": {{ "enum": ["beep"], "description": "A generated tone: beep is 1 kHz for 250 ms." }},
              "interruptible": {{ "type": "boolean", "default": true, "description": "A key stops the prompt and acts at once." }},
              "type_ahead": {{ "enum": ["keep", "discard"], "default": "keep", "description": "Not interruptible: keys pressed meanwhile act when it ends (keep) or are dropped." }}
            }} }}
