@@ -60,6 +60,13 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
         for (code, a) in &m.extensions {
             push(a, code.iter().map(|d| d.as_char()).collect(), false);
         }
+        if let Some(c) = &m.collect {
+            push(
+                &c.then,
+                format!("{}-{} digits -> {}", c.min, c.max, c.into),
+                false,
+            );
+        }
         let r = m.retries;
         if r.no_input > 0 || r.invalid > 0 {
             let label = format!(

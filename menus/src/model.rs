@@ -64,8 +64,11 @@ pub struct Menu {
     /// Multi-digit codes dialled directly (extensions), each with its action. No code starts
     /// with an option key or is the start of another code (the compiler refuses both).
     pub extensions: Vec<(Vec<Digit>, Action)>,
-    /// Longest pause between the digits of an extension.
+    /// Longest pause between the digits of an extension (or of collected digits).
     pub inter_digit_timeout: Duration,
+    /// For a menu that collects digits (an account number, a phone number) instead of
+    /// offering options.
+    pub collect: Option<Collect>,
     /// What happens when the retries are used up.
     pub on_failure: Action,
     /// Where the menu is defined, for messages.
@@ -74,6 +77,21 @@ pub struct Menu {
     pub file: Option<String>,
     /// For a router menu (`schedule:`), where it sends the call; it plays nothing itself.
     pub router: Option<Router>,
+}
+
+/// Digits to collect into a variable, then an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collect {
+    /// The variable the digits go into.
+    pub into: String,
+    /// Fewest digits accepted.
+    pub min: usize,
+    /// Most digits; reaching it ends the entry.
+    pub max: usize,
+    /// The key that ends the entry early (`#` by default).
+    pub terminator: Digit,
+    /// What follows a valid entry.
+    pub then: Action,
 }
 
 /// A menu that only routes by a schedule's state at the moment the caller reaches it.
@@ -424,6 +442,8 @@ pub(crate) const MENU_FIELDS: &[&str] = &[
     "options",
     "extensions",
     "inter_digit_timeout",
+    "collect",
+    "then",
     "on_failure",
 ];
 pub(crate) const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat", "language"];
@@ -683,6 +703,7 @@ pub fn compile_with_tts(
                 options: Default::default(),
                 extensions: Vec::new(),
                 inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
+                collect: None,
                 on_failure: Action::Hangup(Vec::new()),
                 router: None,
             });
@@ -887,6 +908,9 @@ fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
         if let Some(r) = m.router {
             stack.extend([r.open.0, r.closed.0, r.holiday.0]);
         }
+        if let Some(Action::Goto(MenuId(t))) = m.collect.as_ref().map(|c| c.then.verb()) {
+            stack.push(*t);
+        }
     }
     menus
         .iter()
@@ -988,7 +1012,21 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
     let invalid = names.prompts(w, f.get("invalid"), &join(&base, "invalid"));
     let no_input = names.prompts(w, f.get("no_input"), &join(&base, "no_input"));
     let mut options: [Option<Action>; 16] = Default::default();
+    let collect = f
+        .get("collect")
+        .and_then(|c| compile_collect(w, names, c, &f, &join(&base, "collect")));
     match f.get("options") {
+        Some(_) if f.get("collect").is_some() => {
+            w.error(
+                node.at,
+                &base,
+                ErrorKind::Choice {
+                    got: "collect and options".into(),
+                    allowed: "a menu that either collects digits or offers options",
+                },
+            );
+        }
+        None if f.get("collect").is_some() => {}
         Some(o) => {
             let opath = join(&base, "options");
             if let Some(of) = w.map(o, &opath, None) {
@@ -1071,6 +1109,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
         prompt,
         extensions,
         inter_digit_timeout: Duration::from_secs_f64(inter_digit),
+        collect,
         timeout: Duration::from_secs_f64(timeout),
         retries,
         invalid,
@@ -1313,6 +1352,73 @@ fn compile_languages(w: &mut Walker, node: &Node) -> Languages {
     out
 }
 
+/// `collect: { into, min, max, terminator }` with the menu's `then:` action.
+fn compile_collect(
+    w: &mut Walker,
+    names: &Names<'_>,
+    node: &Node,
+    menu: &crate::yaml::Fields<'_>,
+    path: &str,
+) -> Option<Collect> {
+    let f = w.map(node, path, Some(&["into", "min", "max", "terminator"]))?;
+    let into = match f.get("into") {
+        Some(n) => w.string(n, &join(path, "into"))?,
+        None => {
+            w.error(node.at, path, ErrorKind::Missing("into"));
+            return None;
+        }
+    };
+    let min = f
+        .get("min")
+        .and_then(|n| w.count(n, &join(path, "min")))
+        .unwrap_or(1) as usize;
+    let max = f
+        .get("max")
+        .and_then(|n| w.count(n, &join(path, "max")))
+        .unwrap_or(20) as usize;
+    if min == 0 || min > max || max > 32 {
+        w.error(
+            node.at,
+            path,
+            ErrorKind::Choice {
+                got: format!("min {min}, max {max}"),
+                allowed: "1 <= min <= max <= 32",
+            },
+        );
+        return None;
+    }
+    let terminator = match f.get("terminator") {
+        Some(n) => {
+            let here = join(path, "terminator");
+            let text = w.string(n, &here)?;
+            let mut chars = text.chars();
+            match (chars.next().and_then(Digit::from_char), chars.next()) {
+                (Some(d), None) => d,
+                _ => {
+                    w.error(n.at, &here, ErrorKind::BadKey(text));
+                    return None;
+                }
+            }
+        }
+        None => Digit::Pound,
+    };
+    let base = path.trim_end_matches(".collect");
+    let then = match menu.get("then") {
+        Some(a) => action(w, names, a, &join(base, "then"))?,
+        None => {
+            w.error(node.at, base, ErrorKind::Missing("then"));
+            return None;
+        }
+    };
+    Some(Collect {
+        into,
+        min,
+        max,
+        terminator,
+        then,
+    })
+}
+
 /// A router menu: `{ schedule, open, closed, holiday? }`.
 fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> Option<Menu> {
     let base = join("menus", name);
@@ -1362,6 +1468,7 @@ fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) ->
         options: Default::default(),
         extensions: Vec::new(),
         inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
+        collect: None,
         on_failure: Action::Hangup(Vec::new()),
         router: Some(Router {
             schedule,
@@ -1566,7 +1673,7 @@ menus:
                 "4:9: prompts.gone: missing.wav: no such file",
                 "8:14: menus.main.timeout: expected a number, found a string",
                 "10:5: menus.main.retries: duplicate key (first at line 9, column 5)",
-                "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, extensions, inter_digit_timeout, on_failure)",
+                "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, extensions, inter_digit_timeout, collect, then, on_failure)",
                 "13:20: menus.main.options.1.goto: unknown menu 'sales'",
                 "14:20: menus.main.options.2.play: unknown prompt 'welcom' (did you mean 'welcome'?)",
                 "15:12: menus.main.options.3: an action needs exactly one of goto, play, hangup, repeat",

@@ -68,8 +68,10 @@ pub struct MenuRun {
     playing: VecDeque<PromptId>,
     /// Keys typed during a non-interruptible prompt whose type-ahead is kept.
     typed: VecDeque<Digit>,
-    /// The digits of an extension dialled so far.
+    /// The digits of an extension (or a collected entry) so far.
     dialed: Vec<Digit>,
+    /// Variables set by collecting menus: (name, value).
+    vars: Vec<(String, String)>,
     /// An instant and the wall-clock time then, for schedules.
     clock: Option<(Instant, Timestamp)>,
     /// The caller's language, an index into [`Menus::languages`] (0: the default).
@@ -94,6 +96,7 @@ impl MenuRun {
             playing: VecDeque::new(),
             typed: VecDeque::new(),
             dialed: Vec::new(),
+            vars: Vec::new(),
             clock: None,
             language: 0,
             outputs: VecDeque::new(),
@@ -113,6 +116,14 @@ impl MenuRun {
     /// Whether the run has hung up.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// A variable set by a collecting menu.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The caller's language (an index into [`Menus::languages`]).
@@ -281,6 +292,11 @@ impl MenuRun {
 
     fn select(&mut self, now: Instant, digit: Digit) {
         let menu = self.menus.menu(self.menu);
+        if menu.collect.is_some() {
+            // A collecting menu: the first digit starts the entry.
+            self.dialed.clear();
+            return self.dial(now, digit);
+        }
         let action = menu.options[digit.event_code() as usize].clone();
         match action {
             Some(a) => self.act(now, a),
@@ -299,6 +315,18 @@ impl MenuRun {
 
     /// The next digit of an extension; `#` ends dialling early.
     fn dial(&mut self, now: Instant, digit: Digit) {
+        let menu = self.menus.menu(self.menu);
+        if let Some(c) = &menu.collect {
+            if digit == c.terminator {
+                return self.end_dialing(now);
+            }
+            self.dialed.push(digit);
+            if self.dialed.len() >= c.max {
+                return self.end_dialing(now);
+            }
+            self.phase = Phase::Dialing(now + menu.inter_digit_timeout);
+            return;
+        }
         if digit == Digit::Pound {
             return self.end_dialing(now);
         }
@@ -324,8 +352,21 @@ impl MenuRun {
         }
     }
 
-    /// Dialling ended without reaching a code: an invalid entry.
+    /// Dialling ended: for a collecting menu, the entry is kept if long enough; for
+    /// extensions, not reaching a code is an invalid entry.
     fn end_dialing(&mut self, now: Instant) {
+        if let Some(c) = &self.menus.menu(self.menu).collect
+            && self.dialed.len() >= c.min
+        {
+            let value: String = self.dialed.iter().map(|d| d.as_char()).collect();
+            let (into, then) = (c.into.clone(), c.then.clone());
+            match self.vars.iter_mut().find(|(k, _)| *k == into) {
+                Some(slot) => slot.1 = value,
+                None => self.vars.push((into, value)),
+            }
+            self.dialed.clear();
+            return self.act(now, then);
+        }
         self.dialed.clear();
         let prompts = self.menus.menu(self.menu).invalid.clone();
         self.fail(now, Failure::Invalid, prompts);
@@ -639,6 +680,48 @@ mod tests {
         drain(&mut r);
         r.handle_digit(t0, Digit::D3);
         r.handle_digit(t0, Digit::Pound);
+        assert_eq!(drain(&mut r), ["play:oops.wav"]);
+    }
+
+    #[test]
+    fn collecting_menus_keep_digits_in_a_variable() {
+        let yaml = YAML.replace("  sales:\n    prompt: [sales]\n    options:\n      \"*\": { goto: main }\n      \"0\": { repeat: true }\n", "  sales:\n    prompt: [sales]\n    collect: { into: account, min: 3, max: 5 }\n    then: { goto: main }\n    invalid: oops\n");
+        let menus = Arc::new(compile(&yaml, &mut loader).unwrap());
+        let t0 = crate::test_epoch();
+        let enter_sales = |menus: &Arc<Menus>| {
+            let mut r = MenuRun::new(menus.clone());
+            r.start(t0);
+            r.handle_digit(t0, Digit::D1);
+            drain(&mut r);
+            r
+        };
+        // ended by the terminator
+        let mut r = enter_sales(&menus);
+        for d in [Digit::D4, Digit::D2, Digit::D7, Digit::Pound] {
+            r.handle_digit(t0, d);
+        }
+        assert_eq!(r.variable("account"), Some("427"));
+        assert_eq!(drain(&mut r), ["stop", "enter:main", "play:welcome.wav"]);
+        // ended by reaching max
+        let mut r = enter_sales(&menus);
+        for d in [Digit::D1, Digit::D2, Digit::D3, Digit::D4, Digit::D5] {
+            r.handle_digit(t0, d);
+        }
+        assert_eq!(r.variable("account"), Some("12345"));
+        // ended by a pause, long enough
+        let mut r = enter_sales(&menus);
+        r.handle_playback_finished(t0);
+        for d in [Digit::D9, Digit::D8, Digit::D7] {
+            r.handle_digit(t0, d);
+        }
+        r.handle_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(r.variable("account"), Some("987"));
+        // too short: invalid
+        let mut r = enter_sales(&menus);
+        r.handle_playback_finished(t0);
+        r.handle_digit(t0, Digit::D9);
+        r.handle_digit(t0, Digit::Pound);
+        assert_eq!(r.variable("account"), None);
         assert_eq!(drain(&mut r), ["play:oops.wav"]);
     }
 

@@ -70,6 +70,8 @@ pub enum Step {
     ExpectRejected,
     /// The caller's language is now this one.
     ExpectLanguage(String),
+    /// A collecting menu stored this value in this variable.
+    ExpectVariable(String, String),
 }
 
 /// Parse a scenario file; every error is reported with its place.
@@ -208,8 +210,12 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
         ["expect", "no", "hangup"] => Ok(Step::ExpectHangup(false)),
         ["expect", "rejected"] => Ok(Step::ExpectRejected),
         ["expect", "language", lang] => Ok(Step::ExpectLanguage(lang.to_string())),
+        ["expect", "variable", name, value] => Ok(Step::ExpectVariable(
+            name.to_string(),
+            value.trim_matches(['"', '\'']).to_string(),
+        )),
         _ => Err(format!(
-            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected, expect language LANG)"
+            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected, expect language LANG, expect variable NAME VALUE)"
         )),
     }
 }
@@ -298,6 +304,15 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
                         };
                         return Err(fail(format!("expected prompt {name}, heard {heard}")));
                     }
+                }
+            }
+            Step::ExpectVariable(name, value) => {
+                let got = sim.run.variable(name);
+                if got != Some(value.as_str()) {
+                    return Err(fail(format!(
+                        "expected {name} = {value}, but it is {}",
+                        got.map(|g| format!("'{g}'")).unwrap_or("not set".into())
+                    )));
                 }
             }
             Step::ExpectLanguage(lang) => {

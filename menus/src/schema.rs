@@ -87,7 +87,7 @@ pub fn json() -> String {
     "menu": {{
       "type": "object",
       "additionalProperties": false,
-      "required": ["prompt", "options"],
+      "required": ["prompt"],
       "properties": {{
         "prompt": {{ "$ref": "#/$defs/names", "description": "Played on entry and on every replay." }},
         "timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }},
@@ -114,7 +114,18 @@ pub fn json() -> String {
           "propertyNames": {{ "pattern": "^[0-9*A-Da-d]{{2,}}$" }},
           "additionalProperties": {{ "$ref": "#/$defs/action" }}
         }},
-        "inter_digit_timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 3, "description": "Longest pause between the digits of an extension." }},
+        "inter_digit_timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 3, "description": "Longest pause between the digits of an extension or an entry." }},
+        "collect": {{
+          "type": "object", "additionalProperties": false, "required": ["into"],
+          "description": "Collect digits into a variable instead of offering options; `then` runs after a valid entry.",
+          "properties": {{
+            "into": {{ "type": "string" }},
+            "min": {{ "type": "integer", "minimum": 1, "default": 1 }},
+            "max": {{ "type": "integer", "minimum": 1, "maximum": 32, "default": 20 }},
+            "terminator": {{ "type": "string", "default": "#" }}
+          }}
+        }},
+        "then": {{ "$ref": "#/$defs/action", "description": "With collect: what follows a valid entry." }},
         "on_failure": {{ "$ref": "#/$defs/action", "description": "When the retries are spent (default: hang up)." }}
       }}
     }},
