@@ -12,7 +12,11 @@ pub fn compile_text(data: &[u8]) {
             let _ = menus.menu(menus.entry());
             for i in 0..menus.len() {
                 let m = menus.menu(crate::MenuId::nth(i));
-                for p in m.prompt.iter().chain(&m.invalid).chain(&m.no_input) {
+                let fixed = m.prompt.iter().filter_map(|p| match p {
+                    crate::model::PromptItem::Fixed(id) => Some(id),
+                    crate::model::PromptItem::Digits(_) => None,
+                });
+                for p in fixed.chain(&m.invalid).chain(&m.no_input) {
                     let _ = menus.prompt(*p);
                 }
             }

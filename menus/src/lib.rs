@@ -15,8 +15,8 @@ pub mod schema;
 pub mod yaml;
 
 pub use model::{
-    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptOptions, Route,
-    Router, compile, compile_with_tts,
+    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions,
+    Route, Router, compile, compile_with_tts,
 };
 pub use run::{MenuOutput, MenuRun};
 

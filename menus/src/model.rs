@@ -44,13 +44,22 @@ impl Action {
     }
 }
 
+/// One entry of a menu's `prompt:` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptItem {
+    /// A named prompt.
+    Fixed(PromptId),
+    /// A variable read out digit by digit with the `digit_0` ... `digit_9` prompts.
+    Digits(String),
+}
+
 /// One compiled menu.
 #[derive(Debug, Clone)]
 pub struct Menu {
     /// Its name in the config.
     pub name: String,
     /// What is played on entry and on every retry.
-    pub prompt: Vec<PromptId>,
+    pub prompt: Vec<PromptItem>,
     /// How long to wait for a key after the prompt ends.
     pub timeout: Duration,
     /// How many replays timeouts and invalid keys earn before `on_failure`.
@@ -236,6 +245,14 @@ impl Menus {
     /// How a prompt reacts to keys.
     pub fn prompt_options(&self, id: PromptId) -> PromptOptions {
         self.prompt_options[id.0]
+    }
+
+    /// A prompt by its name in the config.
+    pub fn find_prompt(&self, name: &str) -> Option<PromptId> {
+        self.prompt_names
+            .iter()
+            .position(|n| n == name)
+            .map(PromptId)
     }
 
     /// A prompt's name in the config (`goodbye_en`).
@@ -953,6 +970,56 @@ impl Names<'_> {
         }
     }
 
+    /// A menu's `prompt:`: names, and `{ digits: variable }` read-outs (which need the
+    /// `digit_0` ... `digit_9` prompts).
+    fn prompt_items(&self, w: &mut Walker, node: &Node, path: &str) -> Vec<PromptItem> {
+        let items: Vec<&Node> = match &node.value {
+            crate::yaml::Value::Seq(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let here = if matches!(node.value, crate::yaml::Value::Seq(_)) {
+                join(path, &i.to_string())
+            } else {
+                path.to_string()
+            };
+            if let crate::yaml::Value::Map(_) = item.value {
+                let Some(f) = w.map(item, &here, Some(&["digits"])) else {
+                    continue;
+                };
+                let Some(var) = f
+                    .get("digits")
+                    .and_then(|v| w.string(v, &join(&here, "digits")))
+                else {
+                    continue;
+                };
+                let missing: Vec<String> = (0..10)
+                    .map(|d| format!("digit_{d}"))
+                    .filter(|n| !self.prompts.contains(n))
+                    .collect();
+                if !missing.is_empty() {
+                    w.error(
+                        item.at,
+                        &here,
+                        ErrorKind::Choice {
+                            got: format!("a read-out without {}", missing.join(", ")),
+                            allowed: "a config that defines the prompts digit_0 to digit_9",
+                        },
+                    );
+                }
+                out.push(PromptItem::Digits(var));
+            } else {
+                out.extend(
+                    self.prompts(w, Some(item), &here)
+                        .into_iter()
+                        .map(PromptItem::Fixed),
+                );
+            }
+        }
+        out
+    }
+
     fn prompts(&self, w: &mut Walker, node: Option<&Node>, path: &str) -> Vec<PromptId> {
         let Some(node) = node else { return Vec::new() };
         let mut out = Vec::new();
@@ -985,7 +1052,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
     }
     let f = w.map(node, &base, Some(MENU_FIELDS))?;
     let prompt = match f.get("prompt") {
-        Some(p) => names.prompts(w, Some(p), &join(&base, "prompt")),
+        Some(p) => names.prompt_items(w, p, &join(&base, "prompt")),
         None => {
             w.error(node.at, &base, ErrorKind::Missing("prompt"));
             Vec::new()
@@ -1612,7 +1679,8 @@ menus:
             Some(Action::Goto(m.find("sales").unwrap()))
         );
         assert!(matches!(&main.options[2], Some(Action::Play(p)) if p.len() == 2));
-        assert_eq!(m.prompt(main.prompt[0]).frame_count(), 10);
+        assert_eq!(main.prompt[0], PromptItem::Fixed(m.find_prompt("welcome").unwrap()));
+        assert_eq!(m.prompt(m.find_prompt("welcome").unwrap()).frame_count(), 10);
         let sales = m.menu(m.find("sales").unwrap());
         assert_eq!(sales.options[10], Some(Action::Goto(m.entry())));
         assert_eq!(sales.on_failure, Action::Hangup(vec![]));
@@ -1744,12 +1812,16 @@ menus:
 "#;
         let m = compile(yaml, &mut loader).unwrap();
         assert_eq!(m.languages(), ["fr", "fr-CA", "en"]);
-        let hello = m.menu(m.entry()).prompt[0];
+        let PromptItem::Fixed(hello) = m.menu(m.entry()).prompt[0] else {
+            panic!()
+        };
         let frames = |lang| m.prompt_in(hello, lang).frame_count();
         assert_eq!(frames(0), 10, "fr: welcome.wav (1600 samples)");
         assert_eq!(frames(1), 10, "fr-CA falls back to fr");
         assert_eq!(frames(2), 5, "en: sales.wav (800 samples)");
-        let beep = m.menu(m.entry()).prompt[1];
+        let PromptItem::Fixed(beep) = m.menu(m.entry()).prompt[1] else {
+            panic!()
+        };
         assert_eq!(
             m.prompt_in(beep, 2).frame_count(),
             3,

@@ -5,7 +5,7 @@
 //! next deadline from [`MenuRun::poll_timeout`]. A key pressed while a menu prompt plays stops
 //! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
 
-use crate::model::{Action, MenuId, Menus, PromptId};
+use crate::model::{Action, MenuId, Menus, PromptId, PromptItem};
 use crate::schedule::State;
 use ivr_audio::Digit;
 use jiff::Timestamp;
@@ -272,7 +272,21 @@ impl MenuRun {
     }
 
     fn play_menu_prompt(&mut self, now: Instant) {
-        let prompts = self.menus.menu(self.menu).prompt.clone();
+        // Read-outs become one digit prompt per character of the variable's value.
+        let mut prompts = Vec::new();
+        for item in &self.menus.menu(self.menu).prompt {
+            match item {
+                PromptItem::Fixed(id) => prompts.push(*id),
+                PromptItem::Digits(var) => {
+                    let value = self.variable(var).unwrap_or_default();
+                    prompts.extend(
+                        value
+                            .chars()
+                            .filter_map(|c| self.menus.find_prompt(&format!("digit_{c}"))),
+                    );
+                }
+            }
+        }
         if prompts.is_empty() {
             self.phase = Phase::Prompt;
             self.handle_playback_finished(now);
@@ -646,7 +660,9 @@ mod tests {
         drain(&mut r);
         assert_eq!(r.language(), 1);
         // the replay asks for the same prompt; the run resolves it in English
-        let hello = r.menus().menu(r.current()).prompt[0];
+        let PromptItem::Fixed(hello) = r.menus().menu(r.current()).prompt[0] else {
+            panic!()
+        };
         assert_eq!(r.prompt(hello).name(), "sales.wav");
     }
 
@@ -723,6 +739,33 @@ mod tests {
         r.handle_digit(t0, Digit::Pound);
         assert_eq!(r.variable("account"), None);
         assert_eq!(drain(&mut r), ["play:oops.wav"]);
+    }
+
+    #[test]
+    fn collected_digits_are_read_back() {
+        let mut yaml = YAML.replace("  sales:\n    prompt: [sales]\n    options:\n      \"*\": { goto: main }\n      \"0\": { repeat: true }\n", "  sales:\n    prompt: [sales]\n    collect: { into: number, min: 2, max: 3 }\n    then: { goto: confirm }\n  confirm:\n    prompt: [oops, { digits: number }]\n    options:\n      \"1\": { goto: main }\n");
+        yaml = yaml.replace("  oops: oops.wav\n", "  oops: oops.wav\n  digit_0: bye.wav\n  digit_1: bye.wav\n  digit_2: sales.wav\n  digit_3: bye.wav\n  digit_4: bye.wav\n  digit_5: bye.wav\n  digit_6: bye.wav\n  digit_7: bye.wav\n  digit_8: bye.wav\n  digit_9: welcome.wav\n");
+        let mut r = MenuRun::new(Arc::new(compile(&yaml, &mut loader).unwrap()));
+        let t0 = crate::test_epoch();
+        r.start(t0);
+        r.handle_digit(t0, Digit::D1);
+        for d in [Digit::D9, Digit::D2, Digit::Pound] {
+            r.handle_digit(t0, d);
+        }
+        let out = drain(&mut r);
+        assert_eq!(out[out.len() - 2..], ["enter:confirm", "play:oops.wav"]);
+        r.handle_playback_finished(t0);
+        assert_eq!(drain(&mut r), ["play:welcome.wav"], "digit 9");
+        r.handle_playback_finished(t0);
+        assert_eq!(drain(&mut r), ["play:sales.wav"], "digit 2");
+        // without the digit prompts, a read-out is refused
+        let broken = yaml.replace("  digit_3: bye.wav\n", "");
+        let e = compile(&broken, &mut loader).unwrap_err();
+        assert!(
+            e[0].to_string().contains("a read-out without digit_3"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

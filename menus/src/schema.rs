@@ -89,7 +89,16 @@ pub fn json() -> String {
       "additionalProperties": false,
       "required": ["prompt"],
       "properties": {{
-        "prompt": {{ "$ref": "#/$defs/names", "description": "Played on entry and on every replay." }},
+        "prompt": {{
+          "description": "Played on entry and on every replay: names, and {{ digits: variable }} read-outs (which need the prompts digit_0 ... digit_9).",
+          "oneOf": [
+            {{ "type": "string" }},
+            {{ "type": "array", "items": {{ "oneOf": [
+              {{ "type": "string" }},
+              {{ "type": "object", "additionalProperties": false, "required": ["digits"], "properties": {{ "digits": {{ "type": "string" }} }} }}
+            ] }} }}
+          ]
+        }},
         "timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }},
         "retries": {{
           "description": "Replays after a timeout or an invalid key: one number for both, or each apart.",

@@ -66,7 +66,7 @@ fn caller_chooses_english_then_goodbye_and_the_engine_hangs_up() {
     );
     // What was sent is the French greeting, frame for frame.
     let menus = demo();
-    let greeting = menus.prompt(menus.menu(menus.entry()).prompt[0]).clone();
+    let greeting = menus.prompt(menus.find_prompt("lang_fr").unwrap()).clone();
     for (i, p) in rtp.iter().take(50).enumerate() {
         assert_eq!(
             &p.data[12..],

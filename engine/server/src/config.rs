@@ -258,16 +258,14 @@ mod tests {
         .unwrap();
         let cache = dir.path().join("tts");
         let m = load_file_cached(&cfg, &cache).unwrap();
-        let frames = m.prompt(m.menu(m.entry()).prompt[0]).frame_count();
+        let frames = m.prompt(m.find_prompt("hi").unwrap()).frame_count();
         assert!(frames > 25, "about a second of speech, got {frames} frames");
         let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
         assert_eq!(cached.len(), 1);
         // A second load reads the cache: same audio, and it works without espeak-ng.
         let again = load_file_cached(&cfg, &cache).unwrap();
         assert_eq!(
-            again
-                .prompt(again.menu(again.entry()).prompt[0])
-                .frame_count(),
+            again.prompt(again.find_prompt("hi").unwrap()).frame_count(),
             frames
         );
         std::fs::write(
