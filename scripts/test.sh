@@ -16,6 +16,10 @@ fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
 
+# The schema test validates the examples with Python's jsonschema, as editors would.
+python3 -c "import jsonschema, yaml" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
+python3 -c "import jsonschema, yaml" || { echo "python3 with jsonschema and pyyaml is required" >&2; exit 1; }
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The black-box suites run the real binary: build it first.

@@ -1679,8 +1679,14 @@ menus:
             Some(Action::Goto(m.find("sales").unwrap()))
         );
         assert!(matches!(&main.options[2], Some(Action::Play(p)) if p.len() == 2));
-        assert_eq!(main.prompt[0], PromptItem::Fixed(m.find_prompt("welcome").unwrap()));
-        assert_eq!(m.prompt(m.find_prompt("welcome").unwrap()).frame_count(), 10);
+        assert_eq!(
+            main.prompt[0],
+            PromptItem::Fixed(m.find_prompt("welcome").unwrap())
+        );
+        assert_eq!(
+            m.prompt(m.find_prompt("welcome").unwrap()).frame_count(),
+            10
+        );
         let sales = m.menu(m.find("sales").unwrap());
         assert_eq!(sales.options[10], Some(Action::Goto(m.entry())));
         assert_eq!(sales.on_failure, Action::Hangup(vec![]));

@@ -40,20 +40,14 @@ pub fn json() -> String {
     }},
     "prompts": {{
       "type": "object",
-      "description": "Prompt name -> WAV file (16-bit PCM, u-law or A-law; 8-48 kHz), relative to the config file, or its options.",
+      "description": "Prompt name -> a recording (a WAV file relative to the config, or its options), or one recording per language.",
       "additionalProperties": {{ "oneOf": [
-        {{ "type": "string" }},
-        {{ "type": "object", "additionalProperties": false,
-           "oneOf": [ {{ "required": ["file"] }}, {{ "required": ["say"] }}, {{ "required": ["silence"] }}, {{ "required": ["tone"] }} ],
-           "properties": {{
-             "file": {{ "type": "string" }},
-             "say": {{ "type": "string", "description": "Text spoken by espeak-ng, rendered once at load and cached." }},
-             "voice": {{ "type": "string", "default": "en", "description": "espeak-ng voice or language for say: (en, en-us, fr, fr-be...)." }},
-             "silence": {{ "type": "number", "minimum": 0.02, "maximum": 60, "description": "Seconds of silence." }},
-             "tone": {{ "enum": ["beep"], "description": "A generated tone: beep is 1 kHz for 250 ms." }},
-             "interruptible": {{ "type": "boolean", "default": true, "description": "A key stops the prompt and acts at once." }},
-             "type_ahead": {{ "enum": ["keep", "discard"], "default": "keep", "description": "Not interruptible: keys pressed meanwhile act when it ends (keep) or are dropped." }}
-           }} }}
+        {{ "$ref": "#/$defs/recording" }},
+        {{ "type": "object", "minProperties": 1,
+           "not": {{ "anyOf": [ {{ "required": ["file"] }}, {{ "required": ["say"] }}, {{ "required": ["silence"] }}, {{ "required": ["tone"] }} ] }},
+           "description": "Language (as in languages.enabled) -> recording.",
+           "propertyNames": {{ "pattern": "^[a-z]{{2,3}}(-[A-Za-z0-9]{{2,8}})*$" }},
+           "additionalProperties": {{ "$ref": "#/$defs/recording" }} }}
       ] }}
     }},
     "languages": {{
@@ -84,6 +78,20 @@ pub fn json() -> String {
   }},
   "$defs": {{
     "names": {names},
+    "recording": {{ "oneOf": [
+      {{ "type": "string", "description": "A WAV file (16-bit PCM, u-law or A-law; 8-48 kHz)." }},
+      {{ "type": "object", "additionalProperties": false,
+         "oneOf": [ {{ "required": ["file"] }}, {{ "required": ["say"] }}, {{ "required": ["silence"] }}, {{ "required": ["tone"] }} ],
+         "properties": {{
+           "file": {{ "type": "string" }},
+           "say": {{ "type": "string", "description": "Text spoken by espeak-ng, rendered once at load and cached." }},
+           "voice": {{ "type": "string", "default": "en", "description": "espeak-ng voice or language for say: (en, en-us, fr, fr-be...)." }},
+           "silence": {{ "type": "number", "minimum": 0.02, "maximum": 60, "description": "Seconds of silence." }},
+           "tone": {{ "enum": ["beep"], "description": "A generated tone: beep is 1 kHz for 250 ms." }},
+           "interruptible": {{ "type": "boolean", "default": true, "description": "A key stops the prompt and acts at once." }},
+           "type_ahead": {{ "enum": ["keep", "discard"], "default": "keep", "description": "Not interruptible: keys pressed meanwhile act when it ends (keep) or are dropped." }}
+         }} }}
+    ] }},
     "menu": {{
       "type": "object",
       "additionalProperties": false,
@@ -196,7 +204,7 @@ mod tests {
         assert_eq!(keys(&v["$defs"]["menu"]["properties"]), sorted(menu));
         assert_eq!(keys(&v["$defs"]["action"]["properties"]), sorted(action));
         assert_eq!(
-            keys(&v["properties"]["prompts"]["additionalProperties"]["oneOf"][1]["properties"]),
+            keys(&v["$defs"]["recording"]["oneOf"][1]["properties"]),
             sorted(prompt)
         );
     }

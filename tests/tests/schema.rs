@@ -1,0 +1,54 @@
+//! The JSON Schema given to editors accepts every example config and refuses a typo,
+//! checked with Python's jsonschema (installed by the test command).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn check(files: &[PathBuf]) -> std::process::Output {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .arg(root.join("tests/scripts/schema_check.py"))
+        .arg(root.join("docs/ivr-menus.schema.json"))
+        .args(files)
+        .output()
+        .expect("python3 is needed for the schema check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "pip install jsonschema pyyaml (the test command does): {stderr}"
+    );
+    out
+}
+
+#[test]
+fn every_example_validates_against_the_schema() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let files: Vec<PathBuf> = ["demo", "medical-office", "shop"]
+        .iter()
+        .map(|e| examples.join(e).join("config.yaml"))
+        .collect();
+    let out = check(&files);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_schema_refuses_a_typo() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "entry: m\nprompts:\n  a: { fiel: x.wav }\nmenus:\n  m:\n    prompt: a\n    optoins: {}\n",
+    )
+    .unwrap();
+    let out = check(&[bad]);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
