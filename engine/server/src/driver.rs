@@ -172,11 +172,21 @@ impl Server {
         let mut wall_tick = tokio::time::interval(Duration::from_secs(60));
         tokio::pin!(shutdown);
         let mut exit_at: Option<tokio::time::Instant> = None;
+        let mut timers_first = false;
         loop {
             let deadline = io.drain(&mut engine);
             if io.drained {
                 break;
             }
+            // Due timers run before more input is taken: the select below prefers input, and
+            // under a steady stream of packets it could otherwise keep RTP pacing waiting.
+            // Once per turn, so input is never shut out either.
+            if !timers_first && deadline.is_some_and(|d| d <= Instant::now()) {
+                timers_first = true;
+                engine.handle_input(Instant::now(), Input::Timeout);
+                continue;
+            }
+            timers_first = false;
             let sleep_until = match (deadline, exit_at) {
                 (Some(d), Some(e)) => Some(tokio::time::Instant::from_std(d).min(e)),
                 (Some(d), None) => Some(tokio::time::Instant::from_std(d)),
