@@ -20,7 +20,7 @@
 use crate::model::ErrorKind;
 use crate::yaml::{Node, Walker, join};
 use jiff::Timestamp;
-use jiff::civil::{Date, Time, Weekday};
+use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 
 /// Whether a schedule is open.
@@ -314,11 +314,6 @@ fn ics_holidays(text: &str) -> Result<Vec<Holiday>, String> {
         return Err("not an iCalendar file (no BEGIN:VCALENDAR)".into());
     }
     Ok(out)
-}
-
-/// The name of a weekday as the config writes it (for messages).
-pub fn day_name(d: Weekday) -> &'static str {
-    DAYS[d.to_monday_zero_offset() as usize]
 }
 
 #[cfg(test)]
