@@ -88,6 +88,32 @@ pub struct Menu {
     pub router: Option<Router>,
 }
 
+impl Menu {
+    /// A menu that plays nothing, offers nothing and hangs up on failure: the base for
+    /// router menus and the stand-in for a menu whose definition has errors.
+    fn bare(name: &str, at: Loc) -> Menu {
+        Menu {
+            name: name.to_string(),
+            prompt: Vec::new(),
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
+            retries: Retries {
+                no_input: 0,
+                invalid: 0,
+            },
+            invalid: Vec::new(),
+            no_input: Vec::new(),
+            options: Default::default(),
+            extensions: Vec::new(),
+            inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
+            collect: None,
+            on_failure: Action::Hangup(Vec::new()),
+            at,
+            file: None,
+            router: None,
+        }
+    }
+}
+
 /// Digits to collect into a variable, then an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collect {
@@ -707,22 +733,7 @@ pub fn compile_with_tts(
             })
             .unwrap_or_else(|| Menu {
                 file: file.clone(),
-                at: node.at,
-                name: name.to_string(),
-                prompt: Vec::new(),
-                timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
-                retries: Retries {
-                    no_input: 0,
-                    invalid: 0,
-                },
-                invalid: Vec::new(),
-                no_input: Vec::new(),
-                options: Default::default(),
-                extensions: Vec::new(),
-                inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
-                collect: None,
-                on_failure: Action::Hangup(Vec::new()),
-                router: None,
+                ..Menu::bare(name, node.at)
             });
         menus.push(menu);
     }
@@ -1521,28 +1532,13 @@ fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) ->
     };
     let (open, closed) = (open?, closed?);
     Some(Menu {
-        file: None,
-        at: node.at,
-        name: name.to_string(),
-        prompt: Vec::new(),
-        timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT),
-        retries: Retries {
-            no_input: 0,
-            invalid: 0,
-        },
-        invalid: Vec::new(),
-        no_input: Vec::new(),
-        options: Default::default(),
-        extensions: Vec::new(),
-        inter_digit_timeout: Duration::from_secs_f64(DEFAULT_INTER_DIGIT),
-        collect: None,
-        on_failure: Action::Hangup(Vec::new()),
         router: Some(Router {
             schedule,
             open,
             closed,
             holiday: holiday.unwrap_or(closed),
         }),
+        ..Menu::bare(name, node.at)
     })
 }
 
