@@ -14,6 +14,32 @@ fn transport_args(tcp: bool) -> Vec<&'static str> {
     }
 }
 
+/// The demo config, edited by `edit`, written to a temp dir with its prompt paths made
+/// absolute. Returns the dir (keep it alive) and the file.
+fn demo_config(
+    name: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let config = std::fs::read_to_string(demo.join("config.yaml"))
+        .unwrap()
+        .replace("prompts/", &format!("{}/prompts/", demo.display()));
+    let path = dir.path().join(name);
+    std::fs::write(&path, edit(config)).unwrap();
+    (dir, path)
+}
+
+/// Run a scenario file over UDP or TCP with extra SIPp arguments; it must succeed.
+fn run_ok(ivr: &Ivr, file: &str, extra: &[&str], tcp: bool) -> sipp::Run {
+    let mut args = vec!["-sf", scenario(file)];
+    args.extend_from_slice(extra);
+    args.extend(transport_args(tcp));
+    let run = sipp::run(ivr.sip, &args);
+    assert_ok(&run, ivr);
+    run
+}
+
 fn assert_ok(run: &sipp::Run, ivr: &Ivr) {
     assert_eq!(
         run.code,
@@ -59,10 +85,7 @@ fn builtin_uac_over_tcp() {
 /// and the engine plays the goodbye and hangs up.
 fn dtmf_goodbye(tcp: bool) {
     let ivr = Ivr::start(&[]);
-    let mut args = vec!["-sf", scenario("call_dtmf_goodbye.xml"), "-m", "1"];
-    args.extend(transport_args(tcp));
-    let run = sipp::run(ivr.sip, &args);
-    assert_ok(&run, &ivr);
+    run_ok(&ivr, "call_dtmf_goodbye.xml", &["-m", "1"], tcp);
     let log = ivr.log();
     assert!(log.contains(r#""menu":"language""#), "{log}");
     assert!(
@@ -92,10 +115,7 @@ fn dtmf_choice_leads_to_goodbye_and_engine_hangup_tcp() {
 fn cancel_before_answer() {
     for tcp in [false, true] {
         let ivr = Ivr::start(&["--answer-delay-ms", "5000"]);
-        let mut args = vec!["-sf", scenario("cancel.xml"), "-m", "1"];
-        args.extend(transport_args(tcp));
-        let run = sipp::run(ivr.sip, &args);
-        assert_ok(&run, &ivr);
+        run_ok(&ivr, "cancel.xml", &["-m", "1"], tcp);
         assert_eq!(
             ivr.wait_for(&["call ended", "Cancelled"], 1, WAIT).len(),
             1,
@@ -108,21 +128,8 @@ fn cancel_before_answer() {
 /// (c) 50 calls at once stay in the menu for 3 s, hearing prompts, then hang up.
 fn fifty_concurrent(tcp: bool) {
     let ivr = Ivr::start(&[]);
-    let mut args = vec![
-        "-sf",
-        scenario("hold_then_bye.xml"),
-        "-m",
-        "50",
-        "-l",
-        "50",
-        "-r",
-        "100",
-        "-d",
-        "3000",
-    ];
-    args.extend(transport_args(tcp));
-    let run = sipp::run(ivr.sip, &args);
-    assert_ok(&run, &ivr);
+    let extra = ["-m", "50", "-l", "50", "-r", "100", "-d", "3000"];
+    run_ok(&ivr, "hold_then_bye.xml", &extra, tcp);
     let ended = ivr.wait_for(&["call ended", "CallerHungUp"], 50, WAIT);
     assert_eq!(ended.len(), 50, "{}", ivr.log());
     for line in &ended {
@@ -196,17 +203,7 @@ fn malformed_requests_get_400_and_engine_keeps_serving() {
 fn bye_from_caller_mid_prompt() {
     for tcp in [false, true] {
         let ivr = Ivr::start(&[]);
-        let mut args = vec![
-            "-sf",
-            scenario("hold_then_bye.xml"),
-            "-m",
-            "1",
-            "-d",
-            "1000",
-        ];
-        args.extend(transport_args(tcp));
-        let run = sipp::run(ivr.sip, &args);
-        assert_ok(&run, &ivr);
+        run_ok(&ivr, "hold_then_bye.xml", &["-m", "1", "-d", "1000"], tcp);
         let ended = ivr.wait_for(&["call ended", "CallerHungUp"], 1, WAIT);
         assert_eq!(ended.len(), 1, "{}", ivr.log());
         let sent = json_number(&ended[0], "sent").unwrap_or(0);
@@ -278,21 +275,16 @@ fn silence_follows_the_timeout_path_to_the_retry_limit() {
 /// the closed-hours menu.
 #[test]
 fn closed_hours_route() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    let config = std::fs::read_to_string(demo.join("config.yaml"))
-        .unwrap()
-        .replace("prompts/", &format!("{}/prompts/", demo.display()))
-        .replace(
+    let (_dir, path) = demo_config("closed.yaml", |c| {
+        c.replace(
             "entry: language\n",
             "entry: start\nschedules:\n  never:\n    timezone: UTC\n    hours: {}\n",
         )
         .replace(
             "menus:\n",
             "menus:\n  start:\n    schedule: never\n    open: language\n    closed: main_en\n",
-        );
-    let path = dir.path().join("closed.yaml");
-    std::fs::write(&path, config).unwrap();
+        )
+    });
     let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);
     let run = sipp::run(
         ivr.sip,
@@ -318,23 +310,15 @@ fn closed_hours_route() {
 /// menu it leads to.
 #[test]
 fn multi_digit_extension_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    let config = std::fs::read_to_string(demo.join("config.yaml"))
-        .unwrap()
-        .replace("prompts/", &format!("{}/prompts/", demo.display()))
-        .replace(
+    let (_dir, path) = demo_config("ext.yaml", |c| {
+        c.replace(
             "      \"2\": { goto: main_en }\n",
             "      \"2\": { goto: main_en }\n    extensions:\n      \"456\": { goto: main_fr }\n",
-        );
-    let path = dir.path().join("ext.yaml");
-    std::fs::write(&path, config).unwrap();
+        )
+    });
     let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);
     for tcp in [false, true] {
-        let mut args = vec!["-sf", scenario("extension.xml"), "-m", "1"];
-        args.extend(transport_args(tcp));
-        let run = sipp::run(ivr.sip, &args);
-        assert_ok(&run, &ivr);
+        run_ok(&ivr, "extension.xml", &["-m", "1"], tcp);
     }
     let log = ivr.log();
     for d in ["4", "5", "6"] {
