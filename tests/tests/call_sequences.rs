@@ -38,12 +38,19 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // 64 cases by default; PROPTEST_CASES=N runs a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn any_sequence_of_caller_actions_is_handled(steps in proptest::collection::vec(step(), 1..40), delay in 0u64..2) {
         let menus = Arc::new(ivr_server::config::load_demo().expect("demo"));
-        let mut net = Net::with_config(menus, |c| c.answer_delay = Duration::from_millis(delay * 700));
+        let mut net = Net::with_config(menus, |c| {
+            c.answer_delay = Duration::from_millis(delay * 700);
+            c.hold_timeout = Duration::from_secs(60);
+        });
         let mut caller = Caller::new("127.0.0.1:7100", "seq");
         for s in steps {
             let msg: Option<Vec<u8>> = match s {
@@ -132,4 +139,60 @@ fn every_request_gets_a_final_answer() {
         assert_eq!(finals.len(), 1, "{method}: {msgs:?}");
     }
     assert!(response(&[], 200).is_none());
+}
+
+/// Found by the property test in CI: two INVITEs with one Call-ID and From tag and no To tag
+/// make two calls; the caller acknowledges the second, which is on hold from its first offer,
+/// and hangs up only the first. The held call must still end (hold timeout), not live forever.
+#[test]
+fn a_call_held_from_the_start_and_forgotten_ends() {
+    let menus = Arc::new(ivr_server::config::load_demo().expect("demo"));
+    let mut net = Net::with_config(menus, |c| {
+        c.answer_delay = Duration::from_millis(700);
+        c.hold_timeout = Duration::from_secs(60);
+    });
+    let mut caller = Caller::new("127.0.0.1:7102", "twice");
+    let exchange = |net: &mut Net, caller: &mut Caller, m: Option<Vec<u8>>| {
+        if let Some(m) = m {
+            net.send_sip(Transport::Udp, caller.addr, &m);
+        }
+        for r in net.take_sip(caller.addr) {
+            match r {
+                ivr_sip::Message::Response(r) => caller.on_response(&r),
+                ivr_sip::Message::Request(req) => {
+                    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&req))
+                }
+            }
+        }
+    };
+    let offer = caller.offer();
+    let m = caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &offer);
+    exchange(&mut net, &mut caller, Some(m));
+    let hold = offer.replace("sendrecv", "inactive");
+    let m = caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &hold);
+    exchange(&mut net, &mut caller, Some(m));
+    net.advance(Duration::from_millis(700));
+    exchange(&mut net, &mut caller, None);
+    let m = caller.ack(Some(&offer));
+    exchange(&mut net, &mut caller, Some(m));
+    net.advance(Duration::from_millis(500));
+    exchange(&mut net, &mut caller, None);
+    let m = caller.in_dialog("BYE", "", "");
+    exchange(&mut net, &mut caller, Some(m));
+    let first = ivr_engine::CallHandle(1);
+    let second = ivr_engine::CallHandle(2);
+    assert_eq!(net.ended(first), Some(ivr_engine::EndReason::CallerHungUp));
+    assert_eq!(net.ended(second), None, "the held call is not ended early");
+    for _ in 0..10 {
+        net.advance(Duration::from_secs(10));
+        exchange(&mut net, &mut caller, None);
+    }
+    assert_eq!(net.ended(second), Some(ivr_engine::EndReason::HoldTimeout));
+    assert_eq!(
+        net.engine.call_count(),
+        0,
+        "every call ended: {:?}",
+        net.events
+    );
+    assert!(net.media.is_empty(), "every media socket closed");
 }

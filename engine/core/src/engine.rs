@@ -32,6 +32,9 @@ pub struct EngineConfig {
     pub max_calls: usize,
     /// A call whose peer sends no RTP or RTCP for this long is ended with BYE.
     pub media_timeout: Duration,
+    /// A call the peer holds (`sendonly`/`inactive`) with no RTP or RTCP for this long is
+    /// ended with BYE: a phone that holds and never resumes does not keep a call forever.
+    pub hold_timeout: Duration,
     /// RFC 3261 timer values.
     pub timers: TimerConfig,
     /// Server and User-Agent header value.
@@ -52,6 +55,7 @@ impl EngineConfig {
             media_ip: sip_addr.ip(),
             max_calls: 10_000,
             media_timeout: Duration::from_secs(30),
+            hold_timeout: Duration::from_secs(30 * 60),
             timers: TimerConfig::default(),
             user_agent: concat!("ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             retry_after: 5,
@@ -160,6 +164,8 @@ pub enum EndReason {
     MenuHangup,
     /// No RTP or RTCP for the media timeout.
     MediaTimeout,
+    /// The caller held the call for longer than the hold timeout.
+    HoldTimeout,
     /// The 2xx was never acknowledged.
     AckTimeout,
     /// The engine is shutting down.
@@ -905,7 +911,7 @@ impl Engine {
     }
 
     fn call_timeout(&mut self, now: Instant, handle: CallHandle) {
-        let media_timeout = self.config.media_timeout;
+        let (media_timeout, hold_timeout) = (self.config.media_timeout, self.config.hold_timeout);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -917,7 +923,7 @@ impl Engine {
             return;
         }
         let mut finished = false;
-        let mut dead = false;
+        let mut dead = None;
         if let Some(m) = call.media.as_mut() {
             while let Some(due) = m.next_send().filter(|d| *d <= now) {
                 let Some(packet) = m.poll_packet(now) else {
@@ -931,17 +937,21 @@ impl Engine {
                 });
             }
             finished = m.take_playback_finished();
-            dead = m
-                .inactivity_deadline(media_timeout)
-                .is_some_and(|d| d <= now);
+            if m.inactivity_deadline(media_timeout, hold_timeout) <= now {
+                dead = Some(if m.peer_on_hold() {
+                    EndReason::HoldTimeout
+                } else {
+                    EndReason::MediaTimeout
+                });
+            }
         }
         if finished {
             call.menu.handle_playback_finished(now);
         }
         call.menu.handle_timeout(now);
         self.apply_menu(now, handle);
-        if dead {
-            self.end_call(now, handle, EndReason::MediaTimeout);
+        if let Some(reason) = dead {
+            self.end_call(now, handle, reason);
         }
         self.reindex(handle);
     }
@@ -956,13 +966,9 @@ impl Engine {
             next = Some(until);
         } else if matches!(call.phase, Phase::Active) {
             if let Some(m) = &call.media {
-                for d in [
-                    m.next_send(),
-                    m.inactivity_deadline(self.config.media_timeout),
-                ]
-                .into_iter()
-                .flatten()
-                {
+                let silence =
+                    m.inactivity_deadline(self.config.media_timeout, self.config.hold_timeout);
+                for d in m.next_send().into_iter().chain([silence]) {
                     next = Some(next.map_or(d, |n| n.min(d)));
                 }
             }

@@ -288,13 +288,24 @@ impl MediaSession {
         ok
     }
 
-    /// When the call counts as dead for lack of media, if the peer is meant to send.
-    pub fn inactivity_deadline(&self, timeout: Duration) -> Option<Instant> {
-        let peer_sends = match self.neg.direction {
-            Direction::SendRecv | Direction::RecvOnly => true,
-            Direction::SendOnly | Direction::Inactive => false,
+    /// Whether the peer has put us on hold (RFC 3264 §8.4: it offered `sendonly` or
+    /// `inactive`), so it is not expected to send media.
+    pub fn peer_on_hold(&self) -> bool {
+        matches!(
+            self.neg.direction,
+            Direction::SendOnly | Direction::Inactive
+        )
+    }
+
+    /// When the call counts as dead for lack of media: `timeout` after the peer's last packet
+    /// while it is meant to send, `hold_timeout` after it while it holds the call.
+    pub fn inactivity_deadline(&self, timeout: Duration, hold_timeout: Duration) -> Instant {
+        let limit = if self.peer_on_hold() {
+            hold_timeout
+        } else {
+            timeout
         };
-        peer_sends.then_some(self.last_rx + timeout)
+        self.last_rx + limit
     }
 }
 
@@ -463,11 +474,13 @@ mod tests {
     fn hold_stops_sending_and_inactivity_follows_direction() {
         let t0 = crate::test_epoch();
         let mut m = session(t0);
-        let timeout = Duration::from_secs(30);
-        assert_eq!(m.inactivity_deadline(timeout), Some(t0 + timeout));
+        let (timeout, hold) = (Duration::from_secs(30), Duration::from_secs(1800));
+        assert_eq!(m.inactivity_deadline(timeout, hold), t0 + timeout);
+        assert!(!m.peer_on_hold());
         m.update(t0, neg(Direction::Inactive), m.remote());
         assert!(m.poll_packet(t0).is_none());
-        assert_eq!(m.inactivity_deadline(timeout), None);
+        assert!(m.peer_on_hold());
+        assert_eq!(m.inactivity_deadline(timeout, hold), t0 + hold);
         m.update(t0 + PTIME, neg(Direction::SendRecv), m.remote());
         let p = m.poll_packet(t0 + PTIME).unwrap();
         assert!(header(&p).0, "marker set on resume");

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub max_calls: usize,
     /// Silence on the caller's side for this long ends the call.
     pub media_timeout: Duration,
+    /// A hold with no media for this long ends the call.
+    pub hold_timeout: Duration,
     /// After a shutdown request, exit at the latest after this long.
     pub shutdown_grace: Duration,
     /// Ring this long before answering.
@@ -151,6 +153,7 @@ impl Server {
         let mut engine_config = EngineConfig::new(self.local);
         engine_config.max_calls = self.config.max_calls;
         engine_config.media_timeout = self.config.media_timeout;
+        engine_config.hold_timeout = self.config.hold_timeout;
         engine_config.seed = seed();
         engine_config.answer_delay = self.config.answer_delay;
         let mut engine = Engine::new(engine_config, menus);
@@ -481,7 +484,10 @@ impl Io {
                         "call ended"
                     )
                 });
-                if matches!(reason, EndReason::MediaTimeout | EndReason::AckTimeout) {
+                if matches!(
+                    reason,
+                    EndReason::MediaTimeout | EndReason::HoldTimeout | EndReason::AckTimeout
+                ) {
                     warn!(%call_id, ?reason, "call ended abnormally");
                 }
                 self.spans.remove(&call);

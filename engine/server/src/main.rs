@@ -84,6 +84,9 @@ struct ServeArgs {
     /// Seconds without RTP or RTCP from the caller before the engine hangs up.
     #[arg(long, default_value_t = 30)]
     media_timeout: u64,
+    /// Seconds a caller may hold the call (sendonly/inactive SDP) before the engine hangs up.
+    #[arg(long, default_value_t = 1800)]
+    hold_timeout: u64,
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
@@ -352,6 +355,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rtp_ports: args.rtp_ports,
             max_calls: args.max_calls,
             media_timeout: Duration::from_secs(args.media_timeout.max(1)),
+            hold_timeout: Duration::from_secs(args.hold_timeout.max(1)),
             shutdown_grace: Duration::from_secs(3),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
