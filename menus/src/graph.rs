@@ -1,57 +1,119 @@
 //! Call-flow graphs of a compiled config, as Mermaid or Graphviz DOT text (`ivr graph`).
 //!
-//! Nodes are menus plus one "hang up" node; edges are every way out of a menu: each key,
-//! the retry after an invalid key or a timeout, and the action once the retries are spent.
+//! Nodes are menus, one "hang up" node, one "back" node (the menu the caller came from),
+//! and one node per place a call leaves the menus (`voicemail sales`, `queue support`,
+//! `transfer callcenter`). Edges are every way out of a menu: each key, the retry after an
+//! invalid key or a timeout, the action once the retries are spent, and where a queue
+//! sends callers who waited too long.
 
 use crate::model::{Action, MenuId, Menus};
 use ivr_audio::Digit;
 use std::fmt::Write;
 
-/// One edge: from a menu, to a menu (or hang-up), with a label and a kind.
+/// One end of an edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A menu, by name.
+    Menu(String),
+    /// The call ends.
+    Hangup,
+    /// Back to the menu the caller came from.
+    Back,
+    /// The call leaves the menus: `voicemail sales`, `queue support`, `transfer desk`.
+    Away(String),
+}
+
+impl Node {
+    /// The menu's name, for a menu.
+    pub fn menu(&self) -> Option<&str> {
+        match self {
+            Node::Menu(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn id(&self) -> String {
+        match self {
+            Node::Menu(m) => format!("m_{}", id(m)),
+            Node::Hangup => "hangup".into(),
+            Node::Back => "back".into(),
+            Node::Away(a) => format!("x_{}", id(a)),
+        }
+    }
+}
+
+/// One edge: from a menu (or a queue), to a node, with a label and a kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge {
-    /// The menu it leaves.
-    pub from: String,
-    /// The menu it reaches, or `None` for hang-up.
-    pub to: Option<String>,
+    /// Where it starts.
+    pub from: Node,
+    /// Where it leads.
+    pub to: Node,
     /// What takes it (`1`, `1: play sales`, `invalid / timeout`, `retries spent`).
     pub label: String,
     /// Whether it is a failure path (drawn dashed).
     pub failure: bool,
 }
 
-/// Every edge of the flow, in menu order then key order.
+/// Every edge of the flow, in menu order then key order, then the queues' timeouts.
 pub fn edges(menus: &Menus) -> Vec<Edge> {
     let mut out = Vec::new();
+    let mut edge = |from: &Node, action: &Action, label: String, failure: bool| {
+        let mut label = label;
+        let mut a = action;
+        loop {
+            match a {
+                Action::Language(l, then) => {
+                    let lang = menus.languages().get(*l).map(String::as_str).unwrap_or("?");
+                    label = format!("{label} ({lang})");
+                    a = then;
+                }
+                Action::Set(vars, then) => {
+                    let sets: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    label = format!("{label} [{}]", sets.join(", "));
+                    a = then;
+                }
+                _ => break,
+            }
+        }
+        let (to, label) = match a {
+            Action::Goto(t) => (Node::Menu(menus.menu(*t).name.clone()), label),
+            Action::Repeat => (from.clone(), format!("{label}: repeat")),
+            Action::Back => (Node::Back, label),
+            Action::Play(p) => {
+                let names: Vec<&str> = p.iter().map(|id| menus.prompt_name(*id)).collect();
+                (from.clone(), format!("{label}: play {}", names.join(", ")))
+            }
+            Action::Voicemail(_) | Action::Queue(_) | Action::Transfer(_) => {
+                let h = a.handoff().expect("a handoff verb");
+                (Node::Away(menus.handoff_name(h)), label)
+            }
+            Action::Hangup(_) | Action::Language(..) | Action::Set(..) => (Node::Hangup, label),
+        };
+        out.push(Edge {
+            from: from.clone(),
+            to,
+            label,
+            failure,
+        });
+    };
     for i in 0..menus.len() {
         let m = menus.menu(MenuId::nth(i));
-        let mut push = |action: &Action, label: String, failure: bool| {
-            let label = match action {
-                Action::Language(l, _) => format!(
-                    "{label} ({})",
-                    menus.languages().get(*l).map(String::as_str).unwrap_or("?")
-                ),
-                _ => label,
-            };
-            let (to, label) = match action.verb() {
-                Action::Goto(t) => (Some(menus.menu(*t).name.clone()), label),
-                Action::Repeat => (Some(m.name.clone()), format!("{label}: repeat")),
-                Action::Play(p) => {
-                    let names: Vec<&str> = p.iter().map(|id| menus.prompt_name(*id)).collect();
-                    (
-                        Some(m.name.clone()),
-                        format!("{label}: play {}", names.join(", ")),
-                    )
-                }
-                Action::Hangup(_) | Action::Language(..) => (None, label),
-            };
-            out.push(Edge {
-                from: m.name.clone(),
-                to,
-                label,
-                failure,
-            });
-        };
+        let here = Node::Menu(m.name.clone());
+        let mut push =
+            |action: &Action, label: String, failure: bool| edge(&here, action, label, failure);
+        if let Some(r) = m.router {
+            // A router only passes the caller on, by the schedule's state.
+            let schedule = &menus.schedule(r.schedule).name;
+            push(&Action::Goto(r.open), format!("{schedule}: open"), false);
+            push(&Action::Goto(r.closed), format!("{schedule}: closed"), true);
+            push(
+                &Action::Goto(r.holiday),
+                format!("{schedule}: holiday"),
+                true,
+            );
+            continue;
+        }
         for d in Digit::ALL {
             if let Some(a) = &m.options[d.event_code() as usize] {
                 push(a, d.to_string(), false);
@@ -78,6 +140,22 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
             push(&Action::Repeat, label, true);
         }
         push(&m.on_failure, "retries spent".to_string(), true);
+    }
+    for q in menus.queues() {
+        let from = Node::Away(format!("queue {}", q.name));
+        let label = format!("waited {} s", q.max_wait.as_secs());
+        edge(&from, &q.on_timeout, label, true);
+    }
+    out
+}
+
+/// The nodes that are not menus and appear in `edges`, in order of appearance.
+fn other_nodes(edges: &[Edge]) -> Vec<Node> {
+    let mut out: Vec<Node> = Vec::new();
+    for n in edges.iter().flat_map(|e| [&e.from, &e.to]) {
+        if n.menu().is_none() && !out.contains(n) {
+            out.push(n.clone());
+        }
     }
     out
 }
@@ -115,22 +193,31 @@ pub fn mermaid(menus: &Menus) -> String {
     let mut s = String::from("flowchart TD\n");
     let entry = &menus.menu(menus.entry()).name;
     let _ = writeln!(s, "    start((call)) --> m_{}", id(entry));
+    for (label, m) in menus.entry_points() {
+        let to = id(&menus.menu(m).name);
+        let _ = writeln!(s, "    start -->|\"{}\"| m_{to}", escape(&label));
+    }
     for i in 0..menus.len() {
         let name = &menus.menu(MenuId::nth(i)).name;
         let _ = writeln!(s, "    m_{}[\"{}\"]", id(name), escape(name));
     }
-    s.push_str("    hangup((hang up))\n");
-    for e in edges(menus) {
-        let to =
-            e.to.as_deref()
-                .map(|t| format!("m_{}", id(t)))
-                .unwrap_or_else(|| "hangup".into());
+    let all = edges(menus);
+    for n in other_nodes(&all) {
+        let _ = match &n {
+            Node::Hangup => writeln!(s, "    hangup((hang up))"),
+            Node::Back => writeln!(s, "    back([back])"),
+            Node::Away(a) => writeln!(s, "    {}[/\"{}\"/]", n.id(), escape(a)),
+            Node::Menu(_) => Ok(()),
+        };
+    }
+    for e in all {
         let arrow = if e.failure { "-.->" } else { "-->" };
         let _ = writeln!(
             s,
-            "    m_{} {arrow}|\"{}\"| {to}",
-            id(&e.from),
-            escape(&e.label)
+            "    {} {arrow}|\"{}\"| {}",
+            e.from.id(),
+            escape(&e.label),
+            e.to.id()
         );
     }
     s
@@ -141,20 +228,36 @@ pub fn dot(menus: &Menus) -> String {
     let mut s = String::from(
         "digraph ivr {\n    rankdir=LR;\n    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
     );
-    s.push_str("    start [shape=circle, label=\"call\"];\n    hangup [shape=doublecircle, label=\"hang up\"];\n");
+    s.push_str("    start [shape=circle, label=\"call\"];\n");
     let entry = &menus.menu(menus.entry()).name;
     let _ = writeln!(s, "    start -> m_{};", id(entry));
+    for (label, m) in menus.entry_points() {
+        let to = id(&menus.menu(m).name);
+        let _ = writeln!(s, "    start -> m_{to} [label=\"{}\"];", escape(&label));
+    }
     for i in 0..menus.len() {
         let name = &menus.menu(MenuId::nth(i)).name;
         let _ = writeln!(s, "    m_{} [label=\"{}\"];", id(name), escape(name));
     }
+    let all = edges(menus);
+    for n in other_nodes(&all) {
+        let (shape, label) = match &n {
+            Node::Hangup => ("doublecircle", "hang up".to_string()),
+            Node::Back => ("oval", "back".to_string()),
+            Node::Away(a) => ("parallelogram", a.clone()),
+            Node::Menu(_) => continue,
+        };
+        let _ = writeln!(
+            s,
+            "    {} [shape={shape}, label=\"{}\"];",
+            n.id(),
+            escape(&label)
+        );
+    }
     // Parallel edges (a menu's several "play and come back" keys) are drawn as one, with
     // one label line each, so the picture stays readable.
-    for (e, labels) in grouped(edges(menus)) {
-        let to =
-            e.to.as_deref()
-                .map(|t| format!("m_{}", id(t)))
-                .unwrap_or_else(|| "hangup".into());
+    for (e, labels) in grouped(all) {
+        let to = e.to.id();
         let style = if e.failure {
             ", style=dashed, color=\"#b03030\""
         } else {
@@ -163,8 +266,8 @@ pub fn dot(menus: &Menus) -> String {
         let label: Vec<String> = labels.iter().map(|l| escape(l)).collect();
         let _ = writeln!(
             s,
-            "    m_{} -> {to} [label=\"{}\"{style}];",
-            id(&e.from),
+            "    {} -> {to} [label=\"{}\"{style}];",
+            e.from.id(),
             label.join("\\n")
         );
     }
@@ -184,8 +287,8 @@ mod tests {
         let e = edges(&m);
         let main: Vec<(&str, Option<&str>, bool)> = e
             .iter()
-            .filter(|e| e.from == "main")
-            .map(|e| (e.label.as_str(), e.to.as_deref(), e.failure))
+            .filter(|e| e.from.menu() == Some("main"))
+            .map(|e| (e.label.as_str(), e.to.menu(), e.failure))
             .collect();
         assert_eq!(
             main,
@@ -199,6 +302,35 @@ mod tests {
                     true
                 ),
                 ("retries spent", None, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn routers_draw_open_closed_and_holiday_edges() {
+        let yaml = r#"
+entry: start
+prompts: { hi: hi.wav }
+schedules:
+  office: { timezone: Europe/Paris, hours: { mon-fri: ["09:00-17:00"] } }
+menus:
+  start: { schedule: office, open: open, closed: closed }
+  open: { prompt: hi, options: { "1": { hangup: hi } } }
+  closed: { prompt: hi, options: { "1": { hangup: hi } } }
+"#;
+        let m = compile(yaml, &mut loader).unwrap();
+        let start: Vec<(String, Option<String>)> = edges(&m)
+            .into_iter()
+            .filter(|e| e.from.menu() == Some("start"))
+            .map(|e| (e.label, e.to.menu().map(str::to_string)))
+            .collect();
+        let s = |a: &str, b: &str| (a.to_string(), Some(b.to_string()));
+        assert_eq!(
+            start,
+            [
+                s("office: open", "open"),
+                s("office: closed", "closed"),
+                s("office: holiday", "closed"),
             ]
         );
     }

@@ -7,6 +7,7 @@
 
 pub mod fuzz;
 pub mod graph;
+pub mod handoff;
 pub mod model;
 pub mod run;
 pub mod scenario;
@@ -14,6 +15,7 @@ pub mod schedule;
 pub mod schema;
 pub mod yaml;
 
+pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
 pub use model::{
     Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions,
     Route, Router, compile, compile_with_tts,

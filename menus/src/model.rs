@@ -1,5 +1,6 @@
 //! The YAML model and its compiled, validated form.
 
+use crate::handoff::{Destination, DestinationId, Handoff, Mailbox, MailboxId, Queue, QueueId};
 use crate::yaml::{Node, Walker, join, load_str};
 use ivr_audio::{Digit, Prompt};
 use std::time::Duration;
@@ -30,16 +31,51 @@ pub enum Action {
     Hangup(Vec<PromptId>),
     /// Replay the current menu.
     Repeat,
+    /// Go back to the menu the caller came from (replay the current one if there is none).
+    Back,
+    /// Leave a voicemail callback request in this mailbox.
+    Voicemail(MailboxId),
+    /// Wait in this queue for an agent.
+    Queue(QueueId),
+    /// Transfer the call to this destination.
+    Transfer(DestinationId),
     /// Switch the call's language (an index into [`Menus::languages`]), then do the rest.
     Language(usize, Box<Action>),
+    /// Set variables (name, value), then do the rest.
+    Set(Vec<(String, String)>, Box<Action>),
 }
 
 impl Action {
-    /// What the action does once any language switch is set aside.
+    /// What the action does once language switches and variables are set aside.
     pub fn verb(&self) -> &Action {
         match self {
-            Action::Language(_, a) => a.verb(),
+            Action::Language(_, a) | Action::Set(_, a) => a.verb(),
             a => a,
+        }
+    }
+
+    /// The verb's name as written in a config (`goto`, `repeat`...).
+    pub fn verb_name(&self) -> &'static str {
+        match self.verb() {
+            Action::Goto(_) => "goto",
+            Action::Play(_) => "play",
+            Action::Hangup(_) => "hangup",
+            Action::Repeat => "repeat",
+            Action::Back => "back",
+            Action::Voicemail(_) => "voicemail",
+            Action::Queue(_) => "queue",
+            Action::Transfer(_) => "transfer",
+            Action::Language(..) | Action::Set(..) => "language",
+        }
+    }
+
+    /// Where the call leaves the menus with this action, if it does.
+    pub fn handoff(&self) -> Option<Handoff> {
+        match self.verb() {
+            Action::Voicemail(m) => Some(Handoff::Voicemail(*m)),
+            Action::Queue(q) => Some(Handoff::Queue(*q)),
+            Action::Transfer(d) => Some(Handoff::Transfer(*d)),
+            _ => None,
         }
     }
 }
@@ -89,6 +125,16 @@ pub struct Menu {
 }
 
 impl Menu {
+    /// Every action of the menu: options, extensions, a collect's `then`, and `on_failure`.
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.options
+            .iter()
+            .flatten()
+            .chain(self.extensions.iter().map(|(_, a)| a))
+            .chain(self.collect.iter().map(|c| &c.then))
+            .chain(std::iter::once(&self.on_failure))
+    }
+
     /// A menu that plays nothing, offers nothing and hangs up on failure: the base for
     /// router menus and the stand-in for a menu whose definition has errors.
     fn bare(name: &str, at: Loc) -> Menu {
@@ -184,6 +230,9 @@ pub struct Menus {
     schedules: Vec<crate::schedule::Schedule>,
     variants: Vec<Vec<(Option<usize>, usize)>>,
     languages: Languages,
+    mailboxes: Vec<Mailbox>,
+    queues: Vec<Queue>,
+    destinations: Vec<Destination>,
 }
 
 /// Where a new call goes.
@@ -226,6 +275,59 @@ impl Menus {
             .find(|r| r.patterns.iter().any(|p| glob(p, caller)))
             .map(|r| r.route)
             .unwrap_or_else(|| Route::Menu(self.entry_for(called)))
+    }
+
+    /// The other ways into the menus besides the default entry, labelled for graphs:
+    /// entry points by called number, and caller rules that route to a menu.
+    pub fn entry_points(&self) -> Vec<(String, MenuId)> {
+        let by_number = self
+            .entries
+            .iter()
+            .map(|(n, m)| (format!("called {n}"), *m));
+        let by_caller = self.callers.iter().filter_map(|r| match r.route {
+            Route::Menu(m) => Some((format!("caller {}", r.patterns.join(" | ")), m)),
+            Route::Reject => None,
+        });
+        by_number.chain(by_caller).collect()
+    }
+
+    /// A mailbox by id.
+    pub fn mailbox(&self, id: MailboxId) -> &Mailbox {
+        &self.mailboxes[id.0]
+    }
+
+    /// Every mailbox, in the order defined.
+    pub fn mailboxes(&self) -> &[Mailbox] {
+        &self.mailboxes
+    }
+
+    /// A queue by id.
+    pub fn queue(&self, id: QueueId) -> &Queue {
+        &self.queues[id.0]
+    }
+
+    /// Every queue, in the order defined.
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
+    }
+
+    /// A transfer destination by id.
+    pub fn destination(&self, id: DestinationId) -> &Destination {
+        &self.destinations[id.0]
+    }
+
+    /// Every transfer destination, in the order defined.
+    pub fn destinations(&self) -> &[Destination] {
+        &self.destinations
+    }
+
+    /// The name of where a handoff goes: `voicemail sales`, `queue support`...
+    pub fn handoff_name(&self, h: Handoff) -> String {
+        match h {
+            Handoff::Voicemail(m) => format!("voicemail {}", self.mailbox(m).name),
+            Handoff::Queue(q) => format!("queue {}", self.queue(q).name),
+            Handoff::Transfer(d) => format!("transfer {}", self.destination(d).name),
+        }
     }
 
     /// A schedule by index (see [`Router::schedule`]).
@@ -344,9 +446,27 @@ pub enum ErrorKind {
     /// A key that is not one of `0-9 * # A-D`.
     #[error("'{0}' is not a key (use 0-9, *, #, A-D)")]
     BadKey(String),
-    /// An action with none or several of goto/play/hangup/repeat.
-    #[error("an action needs exactly one of goto, play, hangup, repeat")]
+    /// An action with none or several verbs.
+    #[error(
+        "an action needs exactly one of goto, play, hangup, repeat, back, voicemail, queue, transfer (language and set may come with it)"
+    )]
     BadAction,
+    /// A number outside its allowed range.
+    #[error("{got} is outside {min} to {max}")]
+    Range {
+        /// What was written.
+        got: f64,
+        /// The least allowed.
+        min: f64,
+        /// The most allowed.
+        max: f64,
+    },
+    /// A number pattern that does not compile.
+    #[error("{0}")]
+    Pattern(String),
+    /// A destination URI that cannot be called.
+    #[error("{0}")]
+    Uri(String),
     /// A prompt file that cannot be read or used.
     #[error("{file}: {reason}")]
     Prompt {
@@ -441,7 +561,13 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "include",
     "prompts",
     "menus",
+    "mailboxes",
+    "queues",
+    "destinations",
 ];
+/// The sections an included file may hold.
+pub(crate) const INCLUDED_FIELDS: &[&str] =
+    &["prompts", "menus", "mailboxes", "queues", "destinations"];
 pub(crate) const ROUTER_FIELDS: &[&str] = &["schedule", "open", "closed", "holiday"];
 
 /// The prompts and menus of one file: the main one (`file: None`) or an included one.
@@ -451,6 +577,9 @@ struct Section<'a> {
     dir: String,
     prompts: Option<&'a Node>,
     menus: Option<&'a Node>,
+    mailboxes: Option<&'a Node>,
+    queues: Option<&'a Node>,
+    destinations: Option<&'a Node>,
 }
 pub(crate) const PROMPT_FIELDS: &[&str] = &[
     "file",
@@ -489,7 +618,20 @@ pub(crate) const MENU_FIELDS: &[&str] = &[
     "then",
     "on_failure",
 ];
-pub(crate) const ACTION_FIELDS: &[&str] = &["goto", "play", "hangup", "repeat", "language"];
+pub(crate) const ACTION_FIELDS: &[&str] = &[
+    "goto",
+    "play",
+    "hangup",
+    "repeat",
+    "back",
+    "voicemail",
+    "queue",
+    "transfer",
+    "language",
+    "set",
+];
+/// Action fields that modify the verb they come with rather than being one.
+const MODIFIERS: &[&str] = &["language", "set"];
 const DEFAULT_TIMEOUT: f64 = 5.0;
 const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_INTER_DIGIT: f64 = 3.0;
@@ -544,10 +686,13 @@ pub fn compile_with_tts(
         dir: String::new(),
         prompts: top.get("prompts"),
         menus: top.get("menus"),
+        mailboxes: top.get("mailboxes"),
+        queues: top.get("queues"),
+        destinations: top.get("destinations"),
     }];
     for (file, root) in &included {
         w.file = Some(file.clone());
-        if let Some(f) = w.map(root, "", Some(&["prompts", "menus"])) {
+        if let Some(f) = w.map(root, "", Some(INCLUDED_FIELDS)) {
             let dir = file
                 .rsplit_once('/')
                 .map(|(d, _)| d.to_string())
@@ -557,6 +702,9 @@ pub fn compile_with_tts(
                 dir,
                 prompts: f.get("prompts"),
                 menus: f.get("menus"),
+                mailboxes: f.get("mailboxes"),
+                queues: f.get("queues"),
+                destinations: f.get("destinations"),
             });
         }
         w.file = None;
@@ -639,32 +787,19 @@ pub fn compile_with_tts(
     if sections.iter().all(|s| s.menus.is_none()) {
         w.error(root.at, "", ErrorKind::Missing("menus"));
     }
-    // Every menu of every section, in order: (name, section, node).
-    let mut menu_defs: Vec<(&str, usize, &Node)> = Vec::new();
-    for (i, section) in sections.iter().enumerate() {
-        w.file = section.file.clone();
-        let Some(fields) = section.menus.and_then(|node| w.map(node, "menus", None)) else {
-            continue;
-        };
-        for (name, node) in fields.iter() {
-            if let Some((_, j, other)) = menu_defs.iter().find(|(n, _, _)| *n == name) {
-                let (other_file, other_at) = (sections[*j].file.clone(), other.at);
-                w.error(
-                    node.at,
-                    &join("menus", name),
-                    ErrorKind::Redefined {
-                        kind: "menu",
-                        other_file,
-                        other_at,
-                    },
-                );
-                continue;
-            }
-            menu_defs.push((name, i, node));
-        }
-    }
-    w.file = None;
-    let menu_names: Vec<String> = menu_defs.iter().map(|(n, _, _)| n.to_string()).collect();
+    let menu_defs = definitions(&mut w, &sections, "menu", "menus", |s| s.menus);
+    let mailbox_defs = definitions(&mut w, &sections, "mailbox", "mailboxes", |s| s.mailboxes);
+    let queue_defs = definitions(&mut w, &sections, "queue", "queues", |s| s.queues);
+    let destination_defs = definitions(&mut w, &sections, "destination", "destinations", |s| {
+        s.destinations
+    });
+    let def_names = |defs: &[(&str, usize, &Node)]| -> Vec<String> {
+        defs.iter().map(|(n, _, _)| n.to_string()).collect()
+    };
+    let menu_names = def_names(&menu_defs);
+    let mailbox_names = def_names(&mailbox_defs);
+    let queue_names = def_names(&queue_defs);
+    let destination_names = def_names(&destination_defs);
     let schedules = match top.get("schedules") {
         Some(node) => crate::schedule::compile_schedules(&mut w, node, load),
         None => Vec::new(),
@@ -675,7 +810,37 @@ pub fn compile_with_tts(
         prompts: &prompt_names,
         schedules: &schedule_names,
         languages: &languages.names,
+        mailboxes: &mailbox_names,
+        queues: &queue_names,
+        destinations: &destination_names,
     };
+    let mut mailboxes = Vec::new();
+    for &(name, section, node) in &mailbox_defs {
+        w.file = sections[section].file.clone();
+        mailboxes.push(crate::handoff::compile_mailbox(
+            &mut w,
+            name,
+            node,
+            &mut |w, n, p| names.prompts(w, n, p),
+        ));
+    }
+    let mut queues = Vec::new();
+    for &(name, section, node) in &queue_defs {
+        w.file = sections[section].file.clone();
+        queues.push(crate::handoff::compile_queue(
+            &mut w,
+            name,
+            node,
+            &mut |w, n, p| names.prompts(w, n, p),
+            &mut |w, n, p| action(w, &names, n, p),
+        ));
+    }
+    let mut destinations = Vec::new();
+    for &(name, section, node) in &destination_defs {
+        w.file = sections[section].file.clone();
+        destinations.push(crate::handoff::compile_destination(&mut w, name, node));
+    }
+    w.file = None;
 
     let entry = match top.get("entry") {
         Some(node) => w
@@ -740,7 +905,7 @@ pub fn compile_with_tts(
     w.file = None;
     let mut errors = w.errors;
     if errors.is_empty() {
-        errors.extend(endless_failure_loops(&menus));
+        errors.extend(endless_failure_loops(&menus, &queues));
         errors.extend(router_cycles(&menus));
     }
     errors.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
@@ -753,7 +918,7 @@ pub fn compile_with_tts(
             .chain(entries.iter().map(|(_, m)| *m))
             .chain(by_caller)
             .collect();
-        unreachable_menus(&menus, &starts)
+        unreachable_menus(&menus, &queues, &starts)
     } else {
         Vec::new()
     };
@@ -770,6 +935,9 @@ pub fn compile_with_tts(
             schedules,
             variants,
             languages,
+            mailboxes,
+            queues,
+            destinations,
         })
     } else {
         Err(errors)
@@ -840,27 +1008,114 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
-/// A caller who never presses a key follows `on_failure` from menu to menu. If that path
-/// never hangs up, the call would loop forever: refused, naming the loop.
-fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
+/// The definitions of one kind (`menus`, `mailboxes`...) across the main file and the
+/// included ones, in order: (name, section, node). A name defined twice is an error.
+fn definitions<'a>(
+    w: &mut Walker,
+    sections: &[Section<'a>],
+    kind: &'static str,
+    key: &str,
+    get: impl Fn(&Section<'a>) -> Option<&'a Node>,
+) -> Vec<(&'a str, usize, &'a Node)> {
+    let mut defs: Vec<(&'a str, usize, &'a Node)> = Vec::new();
+    for (i, section) in sections.iter().enumerate() {
+        w.file = section.file.clone();
+        let Some(fields) = get(section).and_then(|node| w.map(node, key, None)) else {
+            continue;
+        };
+        for (name, node) in fields.iter() {
+            if let Some((_, j, other)) = defs.iter().find(|(n, _, _)| *n == name) {
+                let (other_file, other_at) = (sections[*j].file.clone(), other.at);
+                w.error(
+                    node.at,
+                    &join(key, name),
+                    ErrorKind::Redefined {
+                        kind,
+                        other_file,
+                        other_at,
+                    },
+                );
+                continue;
+            }
+            defs.push((name, i, node));
+        }
+    }
+    w.file = None;
+    defs
+}
+
+/// The menus an action sends the caller to: a goto's target, and the menus a queue's
+/// `on_timeout` leads to (following queue to queue).
+fn action_targets(action: &Action, queues: &[Queue], out: &mut Vec<usize>) {
+    let mut action = action;
+    let mut seen: Vec<usize> = Vec::new();
+    loop {
+        match action.verb() {
+            Action::Goto(MenuId(t)) => out.push(*t),
+            Action::Queue(QueueId(q)) if !seen.contains(q) => {
+                seen.push(*q);
+                action = &queues[*q].on_timeout;
+                continue;
+            }
+            _ => {}
+        }
+        break;
+    }
+}
+
+/// A caller who never presses a key follows `on_failure` from menu to menu (through the
+/// `on_timeout` of queues, which a silent caller also reaches). If some such path never
+/// ends, the call could loop forever: refused, naming the loop. `back` may return to any
+/// menu that leads to the one it is in.
+fn endless_failure_loops(menus: &[Menu], queues: &[Queue]) -> Vec<CompileError> {
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); menus.len()];
+    let mut targets = Vec::new();
+    for (i, m) in menus.iter().enumerate() {
+        for a in m.actions() {
+            targets.clear();
+            action_targets(a, queues, &mut targets);
+            for t in &targets {
+                if !preds[*t].contains(&i) {
+                    preds[*t].push(i);
+                }
+            }
+        }
+    }
+    let next = |at: usize| -> Vec<usize> {
+        let mut out = Vec::new();
+        match menus[at].on_failure.verb() {
+            Action::Repeat | Action::Play(_) => out.push(at),
+            Action::Back if preds[at].is_empty() => out.push(at),
+            Action::Back => out.extend(&preds[at]),
+            a => action_targets(a, queues, &mut out),
+        }
+        out
+    };
+    // Depth-first search for cycles; each is reported once, from its first menu.
     let mut errors = Vec::new();
     let mut reported: Vec<usize> = Vec::new();
+    let mut done = vec![false; menus.len()];
     for start in 0..menus.len() {
-        let mut path = vec![start];
-        let mut at = start;
-        loop {
-            let next = match menus[at].on_failure.verb() {
-                Action::Hangup(_) => break,
-                Action::Goto(MenuId(t)) => *t,
-                Action::Repeat | Action::Play(_) | Action::Language(..) => at,
+        if done[start] {
+            continue;
+        }
+        let mut path: Vec<usize> = vec![start];
+        let mut stack: Vec<Vec<usize>> = vec![next(start)];
+        while let Some(todo) = stack.last_mut() {
+            let Some(n) = todo.pop() else {
+                stack.pop();
+                if let Some(finished) = path.pop() {
+                    done[finished] = true;
+                }
+                continue;
             };
-            if let Some(pos) = path.iter().position(|p| *p == next) {
+            if let Some(pos) = path.iter().position(|p| *p == n) {
                 let cycle = &path[pos..];
                 if !cycle.iter().any(|c| reported.contains(c)) {
                     reported.extend_from_slice(cycle);
                     let mut names: Vec<&str> =
                         cycle.iter().map(|c| menus[*c].name.as_str()).collect();
-                    names.push(&menus[next].name);
+                    names.push(&menus[n].name);
                     let first = &menus[cycle[0]];
                     errors.push(CompileError {
                         file: first.file.clone(),
@@ -869,10 +1124,13 @@ fn endless_failure_loops(menus: &[Menu]) -> Vec<CompileError> {
                         kind: ErrorKind::EndlessLoop(names.join(" -> ")),
                     });
                 }
-                break;
+                continue;
             }
-            path.push(next);
-            at = next;
+            if done[n] {
+                continue;
+            }
+            path.push(n);
+            stack.push(next(n));
         }
     }
     errors
@@ -915,7 +1173,7 @@ fn router_cycles(menus: &[Menu]) -> Vec<CompileError> {
 }
 
 /// Menus no key, failure path or the entry leads to.
-fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
+fn unreachable_menus(menus: &[Menu], queues: &[Queue], starts: &[MenuId]) -> Vec<CompileError> {
     let mut seen = vec![false; menus.len()];
     let mut stack: Vec<usize> = starts.iter().map(|m| m.0).collect();
     while let Some(i) = stack.pop() {
@@ -923,21 +1181,11 @@ fn unreachable_menus(menus: &[Menu], starts: &[MenuId]) -> Vec<CompileError> {
             continue;
         }
         let m = &menus[i];
-        for a in m
-            .options
-            .iter()
-            .flatten()
-            .chain(std::iter::once(&m.on_failure))
-        {
-            if let Action::Goto(MenuId(t)) = a.verb() {
-                stack.push(*t);
-            }
+        for a in m.actions() {
+            action_targets(a, queues, &mut stack);
         }
         if let Some(r) = m.router {
             stack.extend([r.open.0, r.closed.0, r.holiday.0]);
-        }
-        if let Some(Action::Goto(MenuId(t))) = m.collect.as_ref().map(|c| c.then.verb()) {
-            stack.push(*t);
         }
     }
     menus
@@ -959,9 +1207,37 @@ struct Names<'a> {
     prompts: &'a [String],
     schedules: &'a [String],
     languages: &'a [String],
+    mailboxes: &'a [String],
+    queues: &'a [String],
+    destinations: &'a [String],
 }
 
 impl Names<'_> {
+    /// The index of `name` among `names` (things of `kind`), or an error with a suggestion.
+    fn lookup(
+        w: &mut Walker,
+        names: &[String],
+        kind: &'static str,
+        name: &str,
+        at: Loc,
+        path: &str,
+    ) -> Option<usize> {
+        let found = names.iter().position(|m| m == name);
+        if found.is_none() {
+            let hint = closest(name, names.iter().map(String::as_str));
+            w.error(
+                at,
+                path,
+                ErrorKind::Unknown {
+                    kind,
+                    name: name.to_string(),
+                    hint,
+                },
+            );
+        }
+        found
+    }
+
     fn menu(&self, w: &mut Walker, name: &str, at: Loc, path: &str) -> MenuId {
         match self.menus.iter().position(|m| m == name) {
             Some(i) => MenuId(i),
@@ -1542,7 +1818,9 @@ fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) ->
     })
 }
 
-/// An action: exactly one of goto, play, hangup, repeat.
+/// An action: exactly one verb (goto, play, hangup, repeat, back, voicemail, queue,
+/// transfer), with optional `language:` and `set:` modifiers; a modifier alone replays the
+/// menu.
 fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<Action> {
     let f = w.map(node, path, Some(ACTION_FIELDS))?;
     // `language:` may come with the one other verb ({ language: en, goto: main }); alone, it
@@ -1570,34 +1848,104 @@ fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<
         }
         None => None,
     };
-    let present: Vec<(&str, &Node)> = f.iter().filter(|(k, _)| *k != "language").collect();
-    if present.len() > 1 || (present.is_empty() && language.is_none()) {
+    let set = match f.get("set") {
+        Some(n) => Some(variables(w, n, &join(path, "set"))?),
+        None => None,
+    };
+    let present: Vec<(&str, &Node)> = f.iter().filter(|(k, _)| !MODIFIERS.contains(k)).collect();
+    if present.len() > 1 || (present.is_empty() && language.is_none() && set.is_none()) {
         w.error(node.at, path, ErrorKind::BadAction);
         return None;
     }
-    let Some(&(key, value)) = present.first() else {
-        return language.map(|l| Action::Language(l, Box::new(Action::Repeat)));
-    };
-    let here = join(path, key);
-    let verb = match key {
-        "goto" => {
-            let target = w.string(value, &here)?;
-            Action::Goto(names.menu(w, &target, value.at, &here))
-        }
-        "play" => Action::Play(names.prompts(w, Some(value), &here)),
-        "hangup" => Action::Hangup(names.prompts(w, Some(value), &here)),
-        _ => {
-            if !w.boolean(value, &here)? {
-                w.error(value.at, &here, ErrorKind::BadAction);
-                return None;
+    let verb = match present.first() {
+        None => Action::Repeat,
+        Some(&(key, value)) => {
+            let here = join(path, key);
+            let named = |w: &mut Walker, list: &[String], kind: &'static str| {
+                let name = w.string(value, &here)?;
+                Names::lookup(w, list, kind, &name, value.at, &here)
+            };
+            match key {
+                "goto" => {
+                    let target = w.string(value, &here)?;
+                    Action::Goto(names.menu(w, &target, value.at, &here))
+                }
+                "play" => Action::Play(names.prompts(w, Some(value), &here)),
+                "hangup" => Action::Hangup(names.prompts(w, Some(value), &here)),
+                "voicemail" => Action::Voicemail(MailboxId(named(w, names.mailboxes, "mailbox")?)),
+                "queue" => Action::Queue(QueueId(named(w, names.queues, "queue")?)),
+                "transfer" => {
+                    Action::Transfer(DestinationId(named(w, names.destinations, "destination")?))
+                }
+                // repeat: true, back: true
+                _ => {
+                    if !w.boolean(value, &here)? {
+                        w.error(value.at, &here, ErrorKind::BadAction);
+                        return None;
+                    }
+                    if key == "back" {
+                        Action::Back
+                    } else {
+                        Action::Repeat
+                    }
+                }
             }
-            Action::Repeat
         }
+    };
+    let verb = match set {
+        Some(vars) => Action::Set(vars, Box::new(verb)),
+        None => verb,
     };
     Some(match language {
         Some(l) => Action::Language(l, Box::new(verb)),
         None => verb,
     })
+}
+
+/// `set: { name: value, ... }`: variable names are letters, digits and `_`; values are
+/// text, numbers or booleans, kept as text.
+fn variables(w: &mut Walker, node: &Node, path: &str) -> Option<Vec<(String, String)>> {
+    let f = w.map(node, path, None)?;
+    let mut out = Vec::new();
+    for (name, value) in f.iter() {
+        let here = join(path, name);
+        if !is_variable_name(name) {
+            w.error(
+                value.at,
+                &here,
+                ErrorKind::Choice {
+                    got: name.to_string(),
+                    allowed: "a variable name (letters, digits and _)",
+                },
+            );
+            continue;
+        }
+        let text = match &value.value {
+            crate::yaml::Value::Str(s) => s.clone(),
+            crate::yaml::Value::Int(i) => i.to_string(),
+            crate::yaml::Value::Float(x) => x.to_string(),
+            crate::yaml::Value::Bool(b) => b.to_string(),
+            other => {
+                w.error(
+                    value.at,
+                    &here,
+                    ErrorKind::Type {
+                        expected: "text, a number or a boolean",
+                        found: other.kind(),
+                    },
+                );
+                continue;
+            }
+        };
+        out.push((name.to_string(), text));
+    }
+    Some(out)
+}
+
+/// Letters, digits and `_`, not starting with a digit.
+pub(crate) fn is_variable_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().next().is_some_and(|c| !c.is_ascii_digit())
 }
 
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
@@ -1746,7 +2094,7 @@ menus:
                 "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, extensions, inter_digit_timeout, collect, then, on_failure)",
                 "13:20: menus.main.options.1.goto: unknown menu 'sales'",
                 "14:20: menus.main.options.2.play: unknown prompt 'welcom' (did you mean 'welcome'?)",
-                "15:12: menus.main.options.3: an action needs exactly one of goto, play, hangup, repeat",
+                "15:12: menus.main.options.3: an action needs exactly one of goto, play, hangup, repeat, back, voicemail, queue, transfer (language and set may come with it)",
             ]
         );
     }

@@ -5,6 +5,7 @@
 //! next deadline from [`MenuRun::poll_timeout`]. A key pressed while a menu prompt plays stops
 //! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
 
+use crate::handoff::Handoff;
 use crate::model::{Action, MenuId, Menus, PromptId, PromptItem};
 use crate::schedule::State;
 use ivr_audio::Digit;
@@ -25,6 +26,9 @@ pub enum MenuOutput {
     Hangup,
     /// The caller entered a menu (for logs, metrics and tests).
     Entered(MenuId),
+    /// The call leaves the menus for a mailbox, a queue or a transfer; the run takes no
+    /// more input.
+    Handoff(Handoff),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +58,12 @@ enum Phase {
     Goodbye,
     /// Hung up.
     Done,
+    /// Handed to a mailbox, a queue or a transfer.
+    Away(Handoff),
 }
+
+/// How many menus `back` can retrace.
+const HISTORY: usize = 32;
 
 /// One call's position in the menus.
 #[derive(Debug)]
@@ -76,6 +85,8 @@ pub struct MenuRun {
     clock: Option<(Instant, Timestamp)>,
     /// The caller's language, an index into [`Menus::languages`] (0: the default).
     language: usize,
+    /// The menus the caller came through by `goto`, most recent last (for `back`).
+    history: Vec<MenuId>,
     outputs: VecDeque<MenuOutput>,
 }
 
@@ -99,6 +110,7 @@ impl MenuRun {
             vars: Vec::new(),
             clock: None,
             language: 0,
+            history: Vec::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -118,7 +130,20 @@ impl MenuRun {
         self.phase == Phase::Done
     }
 
-    /// A variable set by a collecting menu.
+    /// Where the call left the menus, if it did.
+    pub fn handed_off(&self) -> Option<Handoff> {
+        match self.phase {
+            Phase::Away(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Every variable, in the order first set.
+    pub fn variables(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
+    /// A variable (set by a collecting menu or a `set:` action).
     pub fn variable(&self, name: &str) -> Option<&str> {
         self.vars
             .iter()
@@ -177,7 +202,7 @@ impl MenuRun {
             }
             Phase::Collect(_) => self.select(now, digit),
             Phase::Dialing(_) => self.dial(now, digit),
-            Phase::NotStarted | Phase::Goodbye | Phase::Done => {}
+            Phase::NotStarted | Phase::Goodbye | Phase::Done | Phase::Away(_) => {}
         }
     }
 
@@ -374,10 +399,7 @@ impl MenuRun {
         {
             let value: String = self.dialed.iter().map(|d| d.as_char()).collect();
             let (into, then) = (c.into.clone(), c.then.clone());
-            match self.vars.iter_mut().find(|(k, _)| *k == into) {
-                Some(slot) => slot.1 = value,
-                None => self.vars.push((into, value)),
-            }
+            self.set_variable(into, value);
             self.dialed.clear();
             return self.act(now, then);
         }
@@ -386,13 +408,43 @@ impl MenuRun {
         self.fail(now, Failure::Invalid, prompts);
     }
 
+    fn set_variable(&mut self, name: String, value: String) {
+        match self.vars.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.vars.push((name, value)),
+        }
+    }
+
     fn act(&mut self, now: Instant, action: Action) {
         match action {
             Action::Language(lang, then) => {
                 self.language = lang;
                 self.act(now, *then);
             }
-            Action::Goto(m) => self.enter(now, m),
+            Action::Set(vars, then) => {
+                for (k, v) in vars {
+                    self.set_variable(k, v);
+                }
+                self.act(now, *then);
+            }
+            Action::Goto(m) => {
+                if self.history.len() == HISTORY {
+                    self.history.remove(0);
+                }
+                self.history.push(self.menu);
+                self.enter(now, m);
+            }
+            Action::Back => match self.history.pop() {
+                Some(m) => self.enter(now, m),
+                None => self.play_menu_prompt(now),
+            },
+            Action::Voicemail(_) | Action::Queue(_) | Action::Transfer(_) => {
+                let h = action.handoff().expect("a handoff verb");
+                self.playing.clear();
+                self.typed.clear();
+                self.phase = Phase::Away(h);
+                self.outputs.push_back(MenuOutput::Handoff(h));
+            }
             Action::Repeat => self.play_menu_prompt(now),
             Action::Play(prompts) => self.notice(now, &prompts),
             Action::Hangup(prompts) if prompts.is_empty() => self.hang_up(),
@@ -461,6 +513,7 @@ mod tests {
                 MenuOutput::StopPlayback => "stop".into(),
                 MenuOutput::Hangup => "hangup".into(),
                 MenuOutput::Entered(m) => format!("enter:{}", r.menus().menu(m).name),
+                MenuOutput::Handoff(h) => format!("away:{}", r.menus().handoff_name(h)),
             })
             .collect()
     }
@@ -778,5 +831,63 @@ mod tests {
         assert_eq!(drain(&mut r), ["stop", "play:bye.wav"]);
         r.handle_playback_finished(t0);
         assert_eq!(drain(&mut r), ["hangup"]);
+    }
+
+    #[test]
+    fn back_retraces_set_stores_and_a_handoff_ends_the_run() {
+        let yaml = r#"
+entry: main
+prompts: { welcome: welcome.wav, sales: sales.wav }
+mailboxes: { sales: { greeting: sales } }
+menus:
+  main:
+    prompt: welcome
+    options:
+      "1": { goto: sub }
+      "2": { back: true }
+  sub:
+    prompt: sales
+    options:
+      "1": { goto: deeper }
+      "*": { back: true }
+  deeper:
+    prompt: sales
+    options:
+      "*": { back: true }
+      "3": { set: { dept: sales, priority: 2 }, voicemail: sales }
+"#;
+        let t0 = crate::test_epoch();
+        let mut r = MenuRun::new(Arc::new(compile(yaml, &mut loader).unwrap()));
+        r.start(t0);
+        r.handle_digit(t0, Digit::D2); // back with nowhere to go: replay
+        assert_eq!(
+            drain(&mut r),
+            ["enter:main", "play:welcome.wav", "stop", "play:welcome.wav"]
+        );
+        r.handle_digit(t0, Digit::D1);
+        r.handle_digit(t0, Digit::D1);
+        r.handle_digit(t0, Digit::Star);
+        r.handle_digit(t0, Digit::Star);
+        let entered: Vec<String> = drain(&mut r)
+            .into_iter()
+            .filter(|o| o.starts_with("enter:"))
+            .collect();
+        assert_eq!(
+            entered,
+            ["enter:sub", "enter:deeper", "enter:sub", "enter:main"]
+        );
+        r.handle_digit(t0, Digit::D1);
+        r.handle_digit(t0, Digit::D1);
+        drain(&mut r);
+        r.handle_digit(t0, Digit::D3);
+        assert_eq!(drain(&mut r), ["stop", "away:voicemail sales"]);
+        assert_eq!(r.variable("dept"), Some("sales"));
+        assert_eq!(r.variable("priority"), Some("2"));
+        assert!(r.handed_off().is_some() && !r.is_done());
+        // Nothing more happens to a call that left the menus.
+        r.handle_digit(t0, Digit::Star);
+        r.handle_timeout(t0 + Duration::from_secs(60));
+        assert!(drain(&mut r).is_empty());
+        assert_eq!(r.poll_timeout(), None);
     }
 }

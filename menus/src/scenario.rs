@@ -19,7 +19,8 @@
 //! Steps: `press KEYS` (one key after another at the same moment), `wait DURATION` (`500ms`,
 //! `6s`, `1m`), `expect menu NAME` (the menu the caller is in now), `expect prompt NAME`
 //! (a prompt started since the previous `expect prompt`), `expect hangup` (the call has
-//! ended), `expect no hangup`. Prompts take their real duration, timeouts fire on time, and
+//! ended), `expect no hangup`, `expect voicemail MAILBOX`, `expect queue QUEUE`,
+//! `expect transfer DESTINATION` (the call left the menus for it). Prompts take their real duration, timeouts fire on time, and
 //! no SIP or audio is involved, so a scenario runs in microseconds.
 
 use crate::model::{CompileError, ErrorKind, Loc, Menus};
@@ -72,6 +73,9 @@ pub enum Step {
     ExpectLanguage(String),
     /// A collecting menu stored this value in this variable.
     ExpectVariable(String, String),
+    /// The call left the menus for this place: `voicemail sales`, `queue support`,
+    /// `transfer callcenter`.
+    ExpectAway(String),
 }
 
 /// Parse a scenario file; every error is reported with its place.
@@ -214,8 +218,11 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
             name.to_string(),
             value.trim_matches(['"', '\'']).to_string(),
         )),
+        ["expect", kind @ ("voicemail" | "queue" | "transfer"), name] => {
+            Ok(Step::ExpectAway(format!("{kind} {name}")))
+        }
         _ => Err(format!(
-            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected, expect language LANG, expect variable NAME VALUE)"
+            "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected, expect language LANG, expect variable NAME VALUE, expect voicemail MAILBOX, expect queue QUEUE, expect transfer DESTINATION)"
         )),
     }
 }
@@ -284,13 +291,13 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
             Step::Wait(d) => sim.advance(*d),
             Step::ExpectMenu(name) => {
                 let current = &sim.run.menus().menu(sim.run.current()).name;
-                if sim.hung_up || current != name {
-                    let state = if sim.hung_up {
-                        "the call has ended".to_string()
-                    } else {
-                        format!("the caller is in menu {current}")
-                    };
-                    return Err(fail(format!("expected menu {name}, but {state}")));
+                if sim.hung_up || sim.away.is_some() || current != name {
+                    return Err(fail(format!("expected menu {name}, but {}", sim.state())));
+                }
+            }
+            Step::ExpectAway(place) => {
+                if sim.away.as_deref() != Some(place.as_str()) {
+                    return Err(fail(format!("expected {place}, but {}", sim.state())));
                 }
             }
             Step::ExpectPrompt(name) => {
@@ -336,16 +343,8 @@ pub fn run(menus: &Arc<Menus>, scenario: &Scenario, start: Instant) -> Result<()
             }
             Step::ExpectHangup(want) => {
                 if sim.hung_up != *want {
-                    let state = if sim.hung_up {
-                        "it did".to_string()
-                    } else {
-                        format!(
-                            "the caller is still in menu {}",
-                            sim.run.menus().menu(sim.run.current()).name
-                        )
-                    };
                     let what = if *want { "a hang-up" } else { "no hang-up" };
-                    return Err(fail(format!("expected {what}, but {state}")));
+                    return Err(fail(format!("expected {what}, but {}", sim.state())));
                 }
             }
         }
@@ -362,6 +361,8 @@ struct Sim {
     heard: Vec<String>,
     cursor: usize,
     hung_up: bool,
+    /// Where the call left the menus (`voicemail sales`), if it did.
+    away: Option<String>,
     /// What a listener would notice, for `ivr simulate`.
     log: Vec<String>,
 }
@@ -381,6 +382,7 @@ impl Sim {
             heard: Vec::new(),
             cursor: 0,
             hung_up: false,
+            away: None,
             log: Vec::new(),
         };
         if let Some(wall) = wall {
@@ -426,7 +428,27 @@ impl Sim {
                     let name = self.run.menus().menu(m).name.clone();
                     self.note(format!("enters menu {name}"));
                 }
+                MenuOutput::Handoff(h) => {
+                    let place = self.run.menus().handoff_name(h);
+                    self.playing_until = None;
+                    self.note(format!("leaves the menus: {place}"));
+                    self.away = Some(place);
+                }
             }
+        }
+    }
+
+    /// Where the call is, for failure messages.
+    fn state(&self) -> String {
+        if self.hung_up {
+            "the call has ended".to_string()
+        } else if let Some(place) = &self.away {
+            format!("the call went to {place}")
+        } else {
+            format!(
+                "the caller is still in menu {}",
+                self.run.menus().menu(self.run.current()).name
+            )
         }
     }
 
@@ -443,7 +465,7 @@ impl Sim {
                 .flatten()
                 .min();
             match next {
-                Some(t) if t <= end && !self.hung_up => {
+                Some(t) if t <= end && !self.hung_up && self.away.is_none() => {
                     self.now = self.now.max(t);
                     if self.playing_until.is_some_and(|p| p <= self.now) {
                         self.playing_until = None;
@@ -493,9 +515,10 @@ impl Simulator {
         self.0.advance(d);
     }
 
-    /// Whether the call is over.
+    /// Whether the call is over for the menus (hung up, or handed to a mailbox, a queue or
+    /// a transfer).
     pub fn is_over(&self) -> bool {
-        self.0.hung_up
+        self.0.hung_up || self.0.away.is_some()
     }
 
     /// The lines noted since the last call (time since the call began, what happened).
@@ -578,7 +601,7 @@ mod tests {
         let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();
         assert_eq!(
             f.reason,
-            "expected menu main, but the caller is in menu sales"
+            "expected menu main, but the caller is still in menu sales"
         );
         let s = scenario(&["press 2", "expect prompt bye"]);
         let f = run(&menus(), &s, crate::test_epoch()).unwrap_err();

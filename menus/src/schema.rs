@@ -4,6 +4,7 @@
 //! starts with `# yaml-language-server: $schema=ivr-menus.schema.json`. The field lists come
 //! from the same constants the compiler checks against, and a test keeps the two in step.
 
+use crate::handoff::{DESTINATION_FIELDS, MAILBOX_FIELDS, QUEUE_FIELDS};
 use crate::model::{ACTION_FIELDS, MENU_FIELDS, PROMPT_FIELDS, TOP_FIELDS};
 
 /// The schema, as pretty-printed JSON.
@@ -74,6 +75,21 @@ pub fn json() -> String {
     "menus": {{
       "type": "object",
       "additionalProperties": {{ "oneOf": [ {{ "$ref": "#/$defs/menu" }}, {{ "$ref": "#/$defs/router" }} ] }}
+    }},
+    "mailboxes": {{
+      "type": "object",
+      "description": "Voicemail mailboxes, reached by the action voicemail: NAME. Callers leave a message and a number to call back.",
+      "additionalProperties": {{ "$ref": "#/$defs/mailbox" }}
+    }},
+    "queues": {{
+      "type": "object",
+      "description": "Call queues, reached by the action queue: NAME. Callers wait with music for an agent.",
+      "additionalProperties": {{ "$ref": "#/$defs/queue" }}
+    }},
+    "destinations": {{
+      "type": "object",
+      "description": "Transfer destinations, reached by the action transfer: NAME. A URI alone, or its options.",
+      "additionalProperties": {{ "oneOf": [ {{ "type": "string" }}, {{ "$ref": "#/$defs/destination" }} ] }}
     }}
   }},
   "$defs": {{
@@ -158,17 +174,59 @@ pub fn json() -> String {
         "holiday": {{ "type": "string", "description": "Default: closed." }}
       }}
     }},
+    "mailbox": {{
+      "type": "object", "additionalProperties": false, "required": ["greeting"],
+      "properties": {{
+        "greeting": {{ "$ref": "#/$defs/names", "description": "Played first (leave your message after the tone)." }},
+        "callback_number": {{ "enum": ["offer_caller_id", "ask", "caller_id", "none"], "default": "offer_caller_id",
+          "description": "How the number to call back is obtained: offer the caller ID or another number, always ask, take the caller ID, or none." }},
+        "number_pattern": {{ "type": "string", "default": "\\+?[0-9]{{3,15}}", "description": "A regular expression the whole callback number must match." }},
+        "max_length": {{ "type": "number", "minimum": 5, "maximum": 3600, "default": 120, "description": "Longest message, in seconds." }},
+        "finish_key": {{ "type": "string", "default": "#", "description": "The key that ends the message." }},
+        "silence": {{ "type": "number", "minimum": 0, "maximum": 60, "default": 5, "description": "Seconds of silence that end the message (0: never)." }},
+        "beep": {{ "type": "boolean", "default": true, "description": "A beep marks the start of recording." }},
+        "review": {{ "type": "boolean", "default": false, "description": "Let the caller listen, then keep, re-record or cancel." }},
+        "saved": {{ "$ref": "#/$defs/names", "description": "Played once the request is saved, before hanging up." }}
+      }}
+    }},
+    "queue": {{
+      "type": "object", "additionalProperties": false,
+      "properties": {{
+        "strategy": {{ "enum": ["ring_all", "round_robin", "longest_idle", "fewest_calls", "random"], "default": "longest_idle" }},
+        "music": {{ "$ref": "#/$defs/names", "description": "Played in a loop while waiting (default: ringing tone)." }},
+        "announcement": {{ "$ref": "#/$defs/names", "description": "Played every announce_every seconds." }},
+        "announce_every": {{ "type": "number", "minimum": 5, "maximum": 600, "default": 30 }},
+        "max_wait": {{ "type": "number", "minimum": 10, "maximum": 7200, "default": 600, "description": "Seconds before on_timeout." }},
+        "agent_timeout": {{ "type": "number", "minimum": 5, "maximum": 120, "default": 15, "description": "Seconds one agent rings before the next is tried." }},
+        "on_timeout": {{ "$ref": "#/$defs/action", "description": "After max_wait: goto, hangup, voicemail, transfer or queue (default: hang up)." }}
+      }}
+    }},
+    "destination": {{
+      "type": "object", "additionalProperties": false, "required": ["uri"],
+      "properties": {{
+        "uri": {{ "type": "string", "pattern": "^(sips?|tel):", "description": "sip:, sips: or tel: URI." }},
+        "mode": {{ "enum": ["refer", "bridge"], "default": "refer", "description": "REFER (blind transfer by the caller's phone) or a call bridged by the engine." }},
+        "ring_timeout": {{ "type": "number", "minimum": 5, "maximum": 300, "default": 30, "description": "Bridged: how long the destination may ring." }}
+      }}
+    }},
     "action": {{
       "type": "object",
       "additionalProperties": false,
       "minProperties": 1,
-      "maxProperties": 2,
+      "maxProperties": 3,
       "properties": {{
         "goto": {{ "type": "string", "description": "Go to a menu." }},
         "play": {{ "$ref": "#/$defs/names", "description": "Play, then replay this menu." }},
         "hangup": {{ "oneOf": [ {{ "type": "null" }}, {{ "$ref": "#/$defs/names" }} ], "description": "Play a goodbye (or nothing), then hang up." }},
         "repeat": {{ "const": true, "description": "Replay this menu." }},
-        "language": {{ "type": "string", "description": "Switch the caller's language; alone, replays this menu in it." }}
+        "back": {{ "const": true, "description": "Go back to the menu the caller came from (replay this one if none)." }},
+        "voicemail": {{ "type": "string", "description": "Leave a callback request in this mailbox." }},
+        "queue": {{ "type": "string", "description": "Wait in this queue for an agent." }},
+        "transfer": {{ "type": "string", "description": "Transfer the call to this destination." }},
+        "language": {{ "type": "string", "description": "Switch the caller's language; alone, replays this menu in it." }},
+        "set": {{ "type": "object", "description": "Set variables (name: value); alone, replays this menu.",
+          "propertyNames": {{ "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }},
+          "additionalProperties": {{ "type": ["string", "number", "boolean"] }} }}
       }}
     }}
   }}
@@ -177,10 +235,18 @@ pub fn json() -> String {
     )
 }
 
-/// The field names the schema lists for (top level, a menu, an action, a prompt's options),
-/// for the sync test.
-pub fn fields() -> [&'static [&'static str]; 4] {
-    [TOP_FIELDS, MENU_FIELDS, ACTION_FIELDS, PROMPT_FIELDS]
+/// The field names the schema lists for (top level, a menu, an action, a prompt's options,
+/// a mailbox, a queue, a destination), for the sync test.
+pub fn fields() -> [&'static [&'static str]; 7] {
+    [
+        TOP_FIELDS,
+        MENU_FIELDS,
+        ACTION_FIELDS,
+        PROMPT_FIELDS,
+        MAILBOX_FIELDS,
+        QUEUE_FIELDS,
+        DESTINATION_FIELDS,
+    ]
 }
 
 #[cfg(test)]
@@ -199,7 +265,13 @@ mod tests {
             v.sort();
             v
         };
-        let [top, menu, action, prompt] = fields();
+        let [top, menu, action, prompt, mailbox, queue, destination] = fields();
+        assert_eq!(keys(&v["$defs"]["mailbox"]["properties"]), sorted(mailbox));
+        assert_eq!(keys(&v["$defs"]["queue"]["properties"]), sorted(queue));
+        assert_eq!(
+            keys(&v["$defs"]["destination"]["properties"]),
+            sorted(destination)
+        );
         assert_eq!(keys(&v["properties"]), sorted(top));
         assert_eq!(keys(&v["$defs"]["menu"]["properties"]), sorted(menu));
         assert_eq!(keys(&v["$defs"]["action"]["properties"]), sorted(action));

@@ -77,7 +77,7 @@ fn failing_scenarios_and_broken_files_set_the_exit_status() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("expected menu main_fr, but the caller is in menu main_en"),
+        text.contains("expected menu main_fr, but the caller is still in menu main_en"),
         "{text}"
     );
     let broken = dir.path().join("broken.yaml");

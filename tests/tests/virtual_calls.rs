@@ -579,3 +579,26 @@ fn router_menus_use_the_wall_clock_the_driver_gives() {
         ["start", "language", "start", "main_en"]
     );
 }
+
+#[test]
+fn a_call_sent_to_a_service_not_run_yet_is_logged_and_ended() {
+    let yaml = include_str!("../../examples/demo/config.yaml").replace(
+        "      \"1\": { goto: main_fr }",
+        "      \"1\": { goto: main_fr }\n      \"5\": { voicemail: sales }",
+    ) + "\nmailboxes:\n  sales: { greeting: lang_en }\n";
+    assert!(
+        yaml.contains("\"5\": { voicemail: sales }"),
+        "the edit applied"
+    );
+    let mut net = Net::new(demo_variant(&yaml));
+    let mut caller = Caller::new("127.0.0.1:7060", "away");
+    let call = connect(&mut net, &mut caller);
+    press(&mut net, &mut caller, call, Digit::D5);
+    assert!(net.events.iter().any(|e| matches!(e,
+        ivr_engine::Event::LeftMenus { call: c, to } if *c == call && to == "voicemail sales")));
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE").expect("the engine hangs up");
+    let ok = caller.ok_to(bye);
+    net.send_sip(caller.transport, caller.addr, &ok);
+    assert_eq!(net.ended(call), Some(EndReason::Unavailable));
+}

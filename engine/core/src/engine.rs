@@ -174,6 +174,9 @@ pub enum EndReason {
     MediaUnavailable,
     /// The SDP in the ACK was unusable.
     BadAnswer,
+    /// The menus sent the call to a service this engine does not run yet (see
+    /// [`Event::LeftMenus`]).
+    Unavailable,
 }
 
 /// Events for logs, metrics and tests.
@@ -201,6 +204,13 @@ pub enum Event {
         call: CallHandle,
         /// The menu name.
         menu: String,
+    },
+    /// The menus handed the call to a mailbox, a queue or a transfer.
+    LeftMenus {
+        /// The call.
+        call: CallHandle,
+        /// Where to: `voicemail sales`, `queue support`, `transfer callcenter`.
+        to: String,
     },
     /// A key was received (RFC 4733 or SIP INFO).
     Digit {
@@ -883,6 +893,13 @@ impl Engine {
                     self.event(Event::MenuEntered { call: handle, menu });
                 }
                 MenuOutput::Hangup => self.end_call(now, handle, EndReason::MenuHangup),
+                MenuOutput::Handoff(h) => {
+                    let to = call.menu.menus().handoff_name(h);
+                    self.event(Event::LeftMenus { call: handle, to });
+                    // Mailboxes, queues and transfers get their runtime in later stages;
+                    // until then the call ends here, and the event says where it was going.
+                    self.end_call(now, handle, EndReason::Unavailable);
+                }
             }
         }
     }

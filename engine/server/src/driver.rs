@@ -468,6 +468,9 @@ impl Io {
             }
             Event::CallAnswered { call } => self.in_call(call, |_| info!("answered")),
             Event::MenuEntered { call, menu } => self.in_call(call, |_| info!(%menu, "menu")),
+            Event::LeftMenus { call, to } => self.in_call(call, |_| {
+                warn!(%to, "the menus sent the call to a service this version does not run yet; ending it")
+            }),
             Event::Digit { call, digit } => self.in_call(call, |_| info!(%digit, "key")),
             Event::BadRtp { call, error } => self.in_call(call, |_| debug!(%error, "RTP dropped")),
             Event::CallEnded {

@@ -1,0 +1,672 @@
+//! Where a call leaves the menus: voicemail mailboxes, call queues and transfer
+//! destinations, each defined once by name (`mailboxes:`, `queues:`, `destinations:`) and
+//! reached by the actions `voicemail: NAME`, `queue: NAME` and `transfer: NAME`.
+//!
+//! The menus compile and validate them; what happens to the call once it has left the
+//! menus (recording, waiting for an agent, REFER) belongs to the engine.
+
+use crate::model::{Action, ErrorKind, Loc, PromptId};
+use crate::yaml::{Fields, Node, Walker, join};
+use ivr_audio::Digit;
+use std::time::Duration;
+
+/// A mailbox, by index into [`crate::Menus::mailbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MailboxId(pub usize);
+
+/// A queue, by index into [`crate::Menus::queue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueId(pub usize);
+
+/// A transfer destination, by index into [`crate::Menus::destination`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DestinationId(pub usize);
+
+/// Where a call went when it left the menus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Handoff {
+    /// To leave a message and a number to call back.
+    Voicemail(MailboxId),
+    /// To wait for an agent.
+    Queue(QueueId),
+    /// To another party, by REFER or bridged.
+    Transfer(DestinationId),
+}
+
+/// How a mailbox gets the number to call back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackNumber {
+    /// Offer the caller ID ("press 1 to be called back on this number, or enter another
+    /// followed by #"), read back for confirmation. The default.
+    Offer,
+    /// Always ask the caller to enter a number.
+    Ask,
+    /// Take the caller ID without asking.
+    CallerId,
+    /// Ask for no number: a message only.
+    None,
+}
+
+/// A voicemail mailbox: where callback requests are left.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    /// Its name (staff are granted mailboxes by name).
+    pub name: String,
+    /// Played first ("leave your message after the tone").
+    pub greeting: Vec<PromptId>,
+    /// How the number to call back is obtained.
+    pub callback: CallbackNumber,
+    /// Which entered numbers are accepted (the whole number must match).
+    pub number_pattern: regex::Regex,
+    /// The longest message; recording stops there.
+    pub max_length: Duration,
+    /// The key that ends the message.
+    pub finish_key: Digit,
+    /// This much silence ends the message (`None`: silence never does).
+    pub silence: Option<Duration>,
+    /// Whether a beep marks the start of recording.
+    pub beep: bool,
+    /// Whether the caller may listen to the message and keep, re-record or cancel it.
+    pub review: bool,
+    /// Played once the request is saved, before hanging up.
+    pub saved: Vec<PromptId>,
+    /// Where it is defined.
+    pub at: Loc,
+}
+
+/// How a queue picks the agent to ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Ring every free agent; the first to answer takes the call.
+    RingAll,
+    /// Take turns, starting after the agent who had the last call.
+    RoundRobin,
+    /// The agent idle for the longest time (the default).
+    LongestIdle,
+    /// The agent who has taken the fewest calls.
+    FewestCalls,
+    /// Any free agent, at random.
+    Random,
+}
+
+/// A call queue: callers wait with music for an agent.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    /// Its name (agents join queues by name).
+    pub name: String,
+    /// How agents are picked.
+    pub strategy: Strategy,
+    /// Played in a loop while the caller waits (none: ringing tone).
+    pub music: Vec<PromptId>,
+    /// Played every `announce_every` while waiting ("all our agents are busy").
+    pub announcement: Vec<PromptId>,
+    /// How often the announcement interrupts the music.
+    pub announce_every: Duration,
+    /// The longest a caller waits before `on_timeout`.
+    pub max_wait: Duration,
+    /// How long one agent rings before the next is tried.
+    pub agent_timeout: Duration,
+    /// What happens after `max_wait` (default: hang up).
+    pub on_timeout: Action,
+    /// Where it is defined.
+    pub at: Loc,
+}
+
+/// How a call is handed to a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// Blind transfer: the caller's phone is told to call the destination (RFC 3515 REFER).
+    Refer,
+    /// The engine calls the destination and bridges the two calls.
+    Bridge,
+}
+
+/// A party calls can be transferred to (an external call center, a mobile phone).
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// Its name.
+    pub name: String,
+    /// Its SIP, SIPS or tel URI.
+    pub uri: String,
+    /// REFER (default) or bridged.
+    pub mode: TransferMode,
+    /// For a bridged transfer, how long it may ring.
+    pub ring_timeout: Duration,
+    /// Where it is defined.
+    pub at: Loc,
+}
+
+/// Resolves prompt names (a name or a list, at a YAML path), reporting unknown ones.
+pub(crate) type PromptNames<'a> = dyn FnMut(&mut Walker, Option<&Node>, &str) -> Vec<PromptId> + 'a;
+
+/// Fields of a `mailboxes:` entry.
+pub(crate) const MAILBOX_FIELDS: &[&str] = &[
+    "greeting",
+    "callback_number",
+    "number_pattern",
+    "max_length",
+    "finish_key",
+    "silence",
+    "beep",
+    "review",
+    "saved",
+];
+/// Fields of a `queues:` entry.
+pub(crate) const QUEUE_FIELDS: &[&str] = &[
+    "strategy",
+    "music",
+    "announcement",
+    "announce_every",
+    "max_wait",
+    "agent_timeout",
+    "on_timeout",
+];
+/// Fields of a `destinations:` entry.
+pub(crate) const DESTINATION_FIELDS: &[&str] = &["uri", "mode", "ring_timeout"];
+
+/// The callback-number pattern when none is given: an optional `+` and 3 to 15 digits
+/// (E.164 numbers and short internal ones).
+pub const DEFAULT_NUMBER_PATTERN: &str = r"\+?[0-9]{3,15}";
+
+/// A whole number of seconds within `range`, or the default.
+fn seconds(
+    w: &mut Walker,
+    f: &Fields<'_>,
+    key: &str,
+    path: &str,
+    range: std::ops::RangeInclusive<f64>,
+    default: f64,
+) -> f64 {
+    let Some(node) = f.get(key) else {
+        return default;
+    };
+    let here = join(path, key);
+    match w.number(node, &here) {
+        Some(v) if range.contains(&v) => v,
+        Some(v) => {
+            w.error(
+                node.at,
+                &here,
+                ErrorKind::Range {
+                    got: v,
+                    min: *range.start(),
+                    max: *range.end(),
+                },
+            );
+            default
+        }
+        None => default,
+    }
+}
+
+/// One of a fixed set of words (`words` pairs each with its value), or the default.
+fn choice<T: Copy>(
+    w: &mut Walker,
+    f: &Fields<'_>,
+    key: &str,
+    path: &str,
+    words: &[(&str, T)],
+    allowed: &'static str,
+    default: T,
+) -> T {
+    let Some(node) = f.get(key) else {
+        return default;
+    };
+    let here = join(path, key);
+    let Some(word) = w.string(node, &here) else {
+        return default;
+    };
+    match words.iter().find(|(w, _)| *w == word) {
+        Some((_, v)) => *v,
+        None => {
+            w.error(node.at, &here, ErrorKind::Choice { got: word, allowed });
+            default
+        }
+    }
+}
+
+/// A `mailboxes:` entry. `prompts` resolves prompt names (with errors for unknown ones).
+pub(crate) fn compile_mailbox(
+    w: &mut Walker,
+    name: &str,
+    node: &Node,
+    prompts: &mut PromptNames<'_>,
+) -> Mailbox {
+    let path = join("mailboxes", name);
+    let mut mailbox = Mailbox {
+        name: name.to_string(),
+        greeting: Vec::new(),
+        callback: CallbackNumber::Offer,
+        number_pattern: anchored(DEFAULT_NUMBER_PATTERN).expect("the default pattern is valid"),
+        max_length: Duration::from_secs(120),
+        finish_key: Digit::Pound,
+        silence: Some(Duration::from_secs(5)),
+        beep: true,
+        review: false,
+        saved: Vec::new(),
+        at: node.at,
+    };
+    let Some(f) = w.map(node, &path, Some(MAILBOX_FIELDS)) else {
+        return mailbox;
+    };
+    match f.get("greeting") {
+        Some(g) => mailbox.greeting = prompts(w, Some(g), &join(&path, "greeting")),
+        None => w.error(node.at, &path, ErrorKind::Missing("greeting")),
+    }
+    mailbox.saved = prompts(w, f.get("saved"), &join(&path, "saved"));
+    mailbox.callback = choice(
+        w,
+        &f,
+        "callback_number",
+        &path,
+        &[
+            ("offer_caller_id", CallbackNumber::Offer),
+            ("ask", CallbackNumber::Ask),
+            ("caller_id", CallbackNumber::CallerId),
+            ("none", CallbackNumber::None),
+        ],
+        "offer_caller_id, ask, caller_id, none",
+        CallbackNumber::Offer,
+    );
+    if let Some(p) = f.get("number_pattern") {
+        let here = join(&path, "number_pattern");
+        if let Some(text) = w.string(p, &here) {
+            match anchored(&text) {
+                Ok(re) => mailbox.number_pattern = re,
+                Err(reason) => w.error(p.at, &here, ErrorKind::Pattern(reason)),
+            }
+        }
+    }
+    mailbox.max_length =
+        Duration::from_secs_f64(seconds(w, &f, "max_length", &path, 5.0..=3600.0, 120.0));
+    let silence = seconds(w, &f, "silence", &path, 0.0..=60.0, 5.0);
+    mailbox.silence = (silence > 0.0).then(|| Duration::from_secs_f64(silence));
+    if let Some(k) = f.get("finish_key") {
+        let here = join(&path, "finish_key");
+        if let Some(text) = w.string(k, &here) {
+            let mut chars = text.chars();
+            match (chars.next().and_then(Digit::from_char), chars.next()) {
+                (Some(d), None) => mailbox.finish_key = d,
+                _ => w.error(k.at, &here, ErrorKind::BadKey(text)),
+            }
+        }
+    }
+    if let Some(b) = f.get("beep") {
+        mailbox.beep = w.boolean(b, &join(&path, "beep")).unwrap_or(true);
+    }
+    if let Some(r) = f.get("review") {
+        mailbox.review = w.boolean(r, &join(&path, "review")).unwrap_or(false);
+    }
+    mailbox
+}
+
+/// A pattern that must match the whole number.
+fn anchored(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        // The regex error spans several lines with a caret; its last line says what is wrong.
+        let text = e.to_string();
+        let reason = text.lines().last().unwrap_or("invalid").trim().to_string();
+        format!("'{pattern}' is not a valid pattern: {reason}")
+    })
+}
+
+/// A `queues:` entry; `action` compiles its `on_timeout`.
+pub(crate) fn compile_queue(
+    w: &mut Walker,
+    name: &str,
+    node: &Node,
+    prompts: &mut PromptNames<'_>,
+    action: &mut dyn FnMut(&mut Walker, &Node, &str) -> Option<Action>,
+) -> Queue {
+    let path = join("queues", name);
+    let mut queue = Queue {
+        name: name.to_string(),
+        strategy: Strategy::LongestIdle,
+        music: Vec::new(),
+        announcement: Vec::new(),
+        announce_every: Duration::from_secs(30),
+        max_wait: Duration::from_secs(600),
+        agent_timeout: Duration::from_secs(15),
+        on_timeout: Action::Hangup(Vec::new()),
+        at: node.at,
+    };
+    let Some(f) = w.map(node, &path, Some(QUEUE_FIELDS)) else {
+        return queue;
+    };
+    queue.strategy = choice(
+        w,
+        &f,
+        "strategy",
+        &path,
+        &[
+            ("ring_all", Strategy::RingAll),
+            ("round_robin", Strategy::RoundRobin),
+            ("longest_idle", Strategy::LongestIdle),
+            ("fewest_calls", Strategy::FewestCalls),
+            ("random", Strategy::Random),
+        ],
+        "ring_all, round_robin, longest_idle, fewest_calls, random",
+        Strategy::LongestIdle,
+    );
+    queue.music = prompts(w, f.get("music"), &join(&path, "music"));
+    queue.announcement = prompts(w, f.get("announcement"), &join(&path, "announcement"));
+    queue.announce_every =
+        Duration::from_secs_f64(seconds(w, &f, "announce_every", &path, 5.0..=600.0, 30.0));
+    queue.max_wait =
+        Duration::from_secs_f64(seconds(w, &f, "max_wait", &path, 10.0..=7200.0, 600.0));
+    queue.agent_timeout =
+        Duration::from_secs_f64(seconds(w, &f, "agent_timeout", &path, 5.0..=120.0, 15.0));
+    if let Some(a) = f.get("on_timeout") {
+        let here = join(&path, "on_timeout");
+        if let Some(act) = action(w, a, &here) {
+            // The caller is in no menu while queued: only a way out of the queue fits.
+            match act.verb() {
+                Action::Goto(_)
+                | Action::Hangup(_)
+                | Action::Voicemail(_)
+                | Action::Transfer(_)
+                | Action::Queue(_) => queue.on_timeout = act,
+                other => w.error(
+                    a.at,
+                    &here,
+                    ErrorKind::Choice {
+                        got: other.verb_name().into(),
+                        allowed: "goto, hangup, voicemail, transfer or queue (the caller is in no menu to repeat or go back to)",
+                    },
+                ),
+            }
+        }
+    }
+    queue
+}
+
+/// A `destinations:` entry.
+pub(crate) fn compile_destination(w: &mut Walker, name: &str, node: &Node) -> Destination {
+    let path = join("destinations", name);
+    let mut dest = Destination {
+        name: name.to_string(),
+        uri: String::new(),
+        mode: TransferMode::Refer,
+        ring_timeout: Duration::from_secs(30),
+        at: node.at,
+    };
+    // The short form is the URI alone.
+    let f = match &node.value {
+        crate::yaml::Value::Str(_) => None,
+        _ => match w.map(node, &path, Some(DESTINATION_FIELDS)) {
+            Some(f) => Some(f),
+            None => return dest,
+        },
+    };
+    let uri_node = match &f {
+        None => Some(node),
+        Some(f) => f.get("uri"),
+    };
+    match uri_node {
+        Some(n) => {
+            let here = if f.is_some() {
+                join(&path, "uri")
+            } else {
+                path.clone()
+            };
+            if let Some(text) = w.string(n, &here) {
+                match check_uri(&text) {
+                    Ok(()) => dest.uri = text,
+                    Err(reason) => w.error(n.at, &here, ErrorKind::Uri(reason)),
+                }
+            }
+        }
+        None => w.error(node.at, &path, ErrorKind::Missing("uri")),
+    }
+    if let Some(f) = &f {
+        dest.mode = choice(
+            w,
+            f,
+            "mode",
+            &path,
+            &[
+                ("refer", TransferMode::Refer),
+                ("bridge", TransferMode::Bridge),
+            ],
+            "refer, bridge",
+            TransferMode::Refer,
+        );
+        dest.ring_timeout =
+            Duration::from_secs_f64(seconds(w, f, "ring_timeout", &path, 5.0..=300.0, 30.0));
+    }
+    dest
+}
+
+/// A transfer target must be a `sip:`/`sips:` URI with a host, or a `tel:` URI.
+fn check_uri(text: &str) -> Result<(), String> {
+    match ivr_sip::uri::Uri::parse(text) {
+        Ok(ivr_sip::uri::Uri::Sip(_)) => Ok(()),
+        Ok(u) if u.scheme() == "tel" && text.len() > 4 => Ok(()),
+        Ok(u) => Err(format!(
+            "'{text}': a {}: URI cannot be called (use sip:, sips: or tel:)",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("'{text}' is not a URI ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::compile;
+    use crate::model::tests::loader;
+
+    const CONFIG: &str = r#"
+entry: main
+prompts:
+  welcome: welcome.wav
+  leave: leave.wav
+  thanks: thanks.wav
+  music: music.wav
+  busy: busy.wav
+mailboxes:
+  sales: { greeting: leave }
+  doctor:
+    greeting: [leave]
+    callback_number: ask
+    number_pattern: "0[1-9][0-9]{8}"
+    max_length: 300
+    finish_key: "*"
+    silence: 0
+    beep: false
+    review: true
+    saved: thanks
+queues:
+  support:
+    strategy: ring_all
+    music: music
+    announcement: busy
+    announce_every: 20
+    max_wait: 60
+    on_timeout: { voicemail: sales }
+destinations:
+  callcenter: sip:support@cc.example.com
+  mobile: { uri: "tel:+33612345678", mode: bridge, ring_timeout: 20 }
+menus:
+  main:
+    prompt: welcome
+    options:
+      "1": { voicemail: sales }
+      "2": { queue: support }
+      "3": { transfer: callcenter }
+      "4": { set: { dept: doctor, vip: true }, voicemail: doctor }
+      "5": { goto: more }
+  more:
+    prompt: welcome
+    options:
+      "1": { transfer: mobile }
+      "*": { back: true }
+    on_failure: { back: true }
+"#;
+
+    #[test]
+    fn mailboxes_queues_and_destinations_compile_with_their_defaults() {
+        let m = compile(CONFIG, &mut loader).unwrap();
+        let sales = m.mailbox(MailboxId(0));
+        assert_eq!(
+            (sales.callback, sales.max_length, sales.finish_key),
+            (
+                CallbackNumber::Offer,
+                Duration::from_secs(120),
+                Digit::Pound
+            )
+        );
+        assert_eq!(
+            (sales.silence, sales.beep, sales.review),
+            (Some(Duration::from_secs(5)), true, false)
+        );
+        let doctor = m.mailbox(MailboxId(1));
+        assert_eq!(doctor.callback, CallbackNumber::Ask);
+        assert!(doctor.number_pattern.is_match("0612345678"));
+        assert!(!doctor.number_pattern.is_match("+33612345678"));
+        assert_eq!(
+            (doctor.max_length, doctor.finish_key, doctor.silence),
+            (Duration::from_secs(300), Digit::Star, None)
+        );
+        assert!(doctor.review && !doctor.beep && doctor.saved.len() == 1);
+        let q = m.queue(QueueId(0));
+        assert_eq!(q.strategy, Strategy::RingAll);
+        assert_eq!(q.max_wait, Duration::from_secs(60));
+        assert_eq!(q.on_timeout, Action::Voicemail(MailboxId(0)));
+        let cc = m.destination(DestinationId(0));
+        assert_eq!(
+            (cc.uri.as_str(), cc.mode),
+            ("sip:support@cc.example.com", TransferMode::Refer)
+        );
+        let mobile = m.destination(DestinationId(1));
+        assert_eq!(
+            (mobile.mode, mobile.ring_timeout),
+            (TransferMode::Bridge, Duration::from_secs(20))
+        );
+        let main = m.menu(m.entry());
+        assert_eq!(
+            main.options[4].as_ref().and_then(Action::handoff),
+            Some(Handoff::Voicemail(MailboxId(1)))
+        );
+        assert_eq!(m.handoff_name(Handoff::Queue(QueueId(0))), "queue support");
+        assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        compile(yaml, &mut loader)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_place() {
+        let bad = CONFIG
+            .replace(
+                "{ voicemail: sales }\n      \"2\"",
+                "{ voicemail: sals }\n      \"2\"",
+            )
+            .replace("\"0[1-9][0-9]{8}\"", "\"0[1-9\"")
+            .replace("max_length: 300", "max_length: 9000")
+            .replace("strategy: ring_all", "strategy: ring_some")
+            .replace(
+                "sip:support@cc.example.com",
+                "mailto:support@cc.example.com",
+            )
+            .replace("ring_timeout: 20", "ring_timout: 20")
+            .replace("{ transfer: callcenter }", "{ transfer: calcenter }");
+        let e = errors(&bad);
+        let want = [
+            "14:21: mailboxes.doctor.number_pattern: '0[1-9' is not a valid pattern",
+            "15:17: mailboxes.doctor.max_length: 9000 is outside 5 to 3600",
+            "23:15: queues.support.strategy: 'ring_some' is not one of ring_all, round_robin, longest_idle, fewest_calls, random",
+            "30:15: destinations.callcenter: 'mailto:support@cc.example.com': a mailto: URI cannot be called (use sip:, sips: or tel:)",
+            "31:52: destinations.mobile.ring_timout: unknown field 'ring_timout' (did you mean 'ring_timeout'?",
+            "36:25: menus.main.options.1.voicemail: unknown mailbox 'sals' (did you mean 'sales'?)",
+            "38:24: menus.main.options.3.transfer: unknown destination 'calcenter' (did you mean 'callcenter'?)",
+        ];
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        for (got, want) in e.iter().zip(want) {
+            assert!(
+                got.starts_with(want),
+                "{got}\n  does not start with\n{want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_timeout_must_leave_the_queue() {
+        let e = errors(&CONFIG.replace(
+            "on_timeout: { voicemail: sales }",
+            "on_timeout: { repeat: true }",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "28:17: queues.support.on_timeout: 'repeat' is not one of goto, hangup"
+            ),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn silent_callers_cannot_loop_through_back_or_queues() {
+        // `back` in the entry menu, which nothing leads to, is a replay forever.
+        let e = errors(&CONFIG.replace(
+            "      \"5\": { goto: more }\n",
+            "      \"5\": { goto: more }\n    on_failure: { back: true }\n",
+        ));
+        assert!(
+            e.len() == 1 && e[0].contains("would loop forever: main -> main"),
+            "{e:?}"
+        );
+        // main fails to a queue whose timeout leads back to main.
+        let e = errors(
+            &CONFIG
+                .replace(
+                    "on_timeout: { voicemail: sales }",
+                    "on_timeout: { goto: main }",
+                )
+                .replace(
+                    "      \"5\": { goto: more }\n",
+                    "      \"5\": { goto: more }\n    on_failure: { queue: support }\n",
+                ),
+        );
+        assert!(
+            e.len() == 1 && e[0].contains("would loop forever: main -> main"),
+            "{e:?}"
+        );
+        // more fails back to main, which fails to more: a loop through `back`.
+        let e = errors(&CONFIG.replace(
+            "      \"5\": { goto: more }\n",
+            "      \"5\": { goto: more }\n    on_failure: { goto: more }\n",
+        ));
+        assert!(
+            e.len() == 1 && e[0].contains("would loop forever: main -> more -> main"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn patterns_match_whole_numbers() {
+        let re = anchored(DEFAULT_NUMBER_PATTERN).unwrap();
+        assert!(re.is_match("+33123456789"));
+        assert!(re.is_match("0612345678"));
+        assert!(!re.is_match("12"));
+        assert!(!re.is_match("0612345678#"));
+        let err = anchored("0[1-9").unwrap_err();
+        assert!(err.starts_with("'0[1-9' is not a valid pattern"), "{err}");
+    }
+
+    #[test]
+    fn uris_that_can_be_called() {
+        assert!(check_uri("sip:support@cc.example.com").is_ok());
+        assert!(check_uri("sips:desk@10.0.0.1:5061").is_ok());
+        assert!(check_uri("tel:+33123456789").is_ok());
+        assert!(check_uri("mailto:a@b").is_err());
+        assert!(check_uri("support").is_err());
+        assert!(check_uri("sip:").is_err());
+    }
+}
