@@ -4,5 +4,6 @@
 //! Every peer here sends to 127.0.0.1 only.
 
 pub mod caller;
+pub mod http;
 pub mod process;
 pub mod sipp;

@@ -39,6 +39,8 @@ pub struct Ivr {
     child: Child,
     /// The SIP address it listens on (UDP and TCP).
     pub sip: SocketAddr,
+    /// The HTTP address (metrics, admin), unless started with `--http off`.
+    pub http: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     _data: tempfile::TempDir,
 }
@@ -59,6 +61,11 @@ impl Ivr {
                 "--data-dir",
             ])
             .arg(data.path())
+            .args(if extra.contains(&"--http") {
+                &[][..]
+            } else {
+                &["--http", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -89,9 +96,14 @@ impl Ivr {
                     log.lock().map(|l| l.clone()).unwrap_or_default()
                 )
             });
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .and_then(|a| a.parse().ok());
         Ivr {
             child,
             sip,
+            http,
             log,
             _data: data,
         }

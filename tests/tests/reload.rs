@@ -1,6 +1,7 @@
 //! Hot reload, black box: calls in progress during a reload finish normally, new calls get
 //! the new menus, and a broken file changes nothing (the errors are logged).
 
+use ivr_tests::http;
 use ivr_tests::process::Ivr;
 use ivr_tests::sipp::{self, scenario};
 use std::path::Path;
@@ -140,4 +141,99 @@ fn sighup_reloads_the_config() {
         "{}",
         ivr.log()
     );
+}
+
+fn metric(ivr: &Ivr, name: &str) -> Option<u64> {
+    let text = http::get(ivr.http.expect("http"), "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn admin_reload_status_and_metrics_show_a_refused_config() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let config = dir.path().join("config.yaml");
+    let ivr = Ivr::start(&["--config", config.to_str().unwrap()]);
+    let addr = ivr.http.expect("the engine serves HTTP");
+    assert_eq!(metric(&ivr, "ivr_config_generation"), Some(1));
+    assert_eq!(metric(&ivr, "ivr_config_last_reload_successful"), Some(1));
+
+    // A valid reload by request: 200, and the generation moves on.
+    let r = http::request(addr, "POST", "/admin/reload", &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"], "reloaded");
+    assert_eq!(r.json()["menus"], 3);
+    assert_eq!(metric(&ivr, "ivr_config_generation"), Some(2));
+
+    // A broken file (the watcher may try it first): refused with every error, visible in
+    // the status and the metrics, and calls still get the running menus.
+    let original = std::fs::read_to_string(&config).unwrap();
+    replace_config(
+        dir.path(),
+        &original.replace("entry: language", "entry: lnaguage"),
+    );
+    let r = http::request(addr, "POST", "/admin/reload", &[], b"").unwrap();
+    assert_eq!(r.status, 422, "{}", r.text());
+    let errors = r.json()["errors"].clone();
+    assert!(
+        errors[0]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown menu 'lnaguage' (did you mean 'language'?)")),
+        "{errors}"
+    );
+    let status = http::get(addr, "/admin/status").json();
+    assert_eq!(
+        status["config"]["last_reload"]["result"], "invalid",
+        "{status}"
+    );
+    assert_eq!(status["config"]["generation"], 2, "{status}");
+    assert_eq!(metric(&ivr, "ivr_config_last_reload_successful"), Some(0));
+    assert!(metric(&ivr, "ivr_config_reloads_total{result=\"invalid\"}").unwrap() >= 1);
+    let run = sipp::run(
+        ivr.sip,
+        &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert!(menu_of_call(&ivr, "call-1", "language"), "{}", ivr.log());
+    assert_eq!(metric(&ivr, "ivr_calls_total"), Some(1));
+    assert_eq!(
+        metric(&ivr, "ivr_calls_ended_total{reason=\"caller_hung_up\"}"),
+        Some(1)
+    );
+
+    // Fixed: accepted again.
+    replace_config(dir.path(), &original);
+    let r = http::request(addr, "POST", "/admin/reload", &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(metric(&ivr, "ivr_config_last_reload_successful"), Some(1));
+}
+
+#[test]
+fn admin_endpoints_want_the_token_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "0123456789abcdef-secret\n").unwrap();
+    let ivr = Ivr::start(&["--admin-token-file", token_file.to_str().unwrap()]);
+    let addr = ivr.http.expect("http");
+    let r = http::get(addr, "/admin/status");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.header("www-authenticate").is_some());
+    let wrong = [("Authorization", "Bearer 0123456789abcdef-secreT")];
+    assert_eq!(
+        http::request(addr, "GET", "/admin/status", &wrong, b"")
+            .unwrap()
+            .status,
+        401
+    );
+    let right = [("Authorization", "Bearer 0123456789abcdef-secret")];
+    let r = http::request(addr, "GET", "/admin/status", &right, b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["config"]["source"], "<embedded demo>");
+    // The embedded demo has no file to reload.
+    let r = http::request(addr, "POST", "/admin/reload", &right, b"").unwrap();
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["result"], "no_file");
+    // Metrics need no token.
+    assert_eq!(http::get(addr, "/metrics").status, 200);
 }

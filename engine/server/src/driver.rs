@@ -7,6 +7,7 @@
 
 use crate::config::{self, ConfigError};
 use crate::ports::PortPool;
+use crate::status::{ReloadOutcome, Status};
 use bytes::{Bytes, BytesMut};
 use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, Output};
 use ivr_menus::Menus;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{Span, debug, info, info_span, warn};
 
 /// What the driver needs to run.
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub config_path: Option<std::path::PathBuf>,
     /// Where `say:` prompts rendered by text-to-speech are kept.
     pub tts_cache: std::path::PathBuf,
+    /// Counters and config state, shared with the HTTP side.
+    pub status: Arc<Status>,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -69,9 +72,11 @@ enum NetIn {
     TcpClosed {
         peer: SocketAddr,
     },
-    /// SIGHUP or a change in the config's folder: validate the config again.
+    /// SIGHUP, a change in the config's folder or an admin request: validate the config
+    /// again; `reply` (an admin request) hears the outcome.
     ReloadRequested {
         why: &'static str,
+        reply: Option<oneshot::Sender<ReloadOutcome>>,
     },
     /// The result of loading the config off the loop.
     Reloaded(Box<Result<Menus, ConfigError>>),
@@ -90,6 +95,30 @@ pub struct Server {
     tcp: TcpListener,
     config: ServerConfig,
     local: SocketAddr,
+    tx: mpsc::Sender<NetIn>,
+    rx: mpsc::Receiver<NetIn>,
+}
+
+/// Talks to a running server's loop from elsewhere (the HTTP side).
+#[derive(Clone)]
+pub struct ServerHandle {
+    tx: mpsc::Sender<NetIn>,
+}
+
+impl ServerHandle {
+    /// Reload the config as SIGHUP would, and wait for the outcome (`None` if the loop has
+    /// stopped).
+    pub async fn reload(&self) -> Option<ReloadOutcome> {
+        let (reply, outcome) = oneshot::channel();
+        self.tx
+            .send(NetIn::ReloadRequested {
+                why: "admin request",
+                reply: Some(reply),
+            })
+            .await
+            .ok()?;
+        outcome.await.ok()
+    }
 }
 
 impl Server {
@@ -110,12 +139,15 @@ impl Server {
                         )?),
                         None => None,
                     };
+                    let (tx, rx) = mpsc::channel::<NetIn>(16_384);
                     return Ok(Server {
                         hangup,
                         udp: Arc::new(udp),
                         tcp,
                         config,
                         local,
+                        tx,
+                        rx,
                     });
                 }
                 Err(e) if config.listen.port() == 0 => last_err = Some(e),
@@ -130,13 +162,20 @@ impl Server {
         self.local
     }
 
+    /// A handle for asking the loop things once it runs.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            tx: self.tx.clone(),
+        }
+    }
+
     /// Run until shut down by `shutdown` resolving (then hang up every call and return).
     pub async fn run(
         self,
         menus: Arc<Menus>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let (tx, mut rx) = mpsc::channel::<NetIn>(16_384);
+        let (tx, mut rx) = (self.tx, self.rx);
         spawn_udp_reader(self.udp.clone(), tx.clone());
         spawn_tcp_acceptor(self.tcp, tx.clone());
         // Keep the watcher alive as long as the loop runs.
@@ -149,6 +188,9 @@ impl Server {
             .as_ref()
             .and_then(|path| watch_config(path, tx.clone()));
         let mut reloading = false;
+        // Admin requests waiting for the reload in progress.
+        let mut waiting: Vec<oneshot::Sender<ReloadOutcome>> = Vec::new();
+        let status = self.config.status.clone();
 
         let mut engine_config = EngineConfig::new(self.local);
         engine_config.max_calls = self.config.max_calls;
@@ -166,6 +208,7 @@ impl Server {
             spans: HashMap::new(),
             drained: false,
             pacing: Pacing::new(),
+            status: status.clone(),
         };
 
         engine.handle_input(
@@ -200,7 +243,14 @@ impl Server {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     let msg = match msg {
-                        NetIn::ReloadRequested { why } => {
+                        NetIn::ReloadRequested { why, reply } => {
+                            if self.config.config_path.is_none() {
+                                if let Some(r) = reply {
+                                    let _ = r.send(ReloadOutcome::NoFile);
+                                }
+                                continue;
+                            }
+                            waiting.extend(reply);
                             if !reloading && let Some(path) = self.config.config_path.clone() {
                                 reloading = true;
                                 info!(%why, path = %path.display(), "reloading config");
@@ -215,16 +265,24 @@ impl Server {
                         }
                         NetIn::Reloaded(result) => {
                             reloading = false;
-                            match *result {
+                            let outcome = match *result {
                                 Ok(menus) => {
                                     info!(menus = menus.len(), "config reloaded: new calls use it; calls in progress keep theirs");
+                                    let n = menus.len();
                                     engine.set_menus(Arc::new(menus));
+                                    ReloadOutcome::Reloaded { menus: n }
                                 }
                                 Err(e) => {
-                                    for line in e.to_string().lines() {
+                                    let errors: Vec<String> = e.to_string().lines().map(str::to_string).collect();
+                                    for line in &errors {
                                         tracing::error!(error = %line, "config reload failed; the running config stays");
                                     }
+                                    ReloadOutcome::Invalid { errors }
                                 }
+                            };
+                            status.reloaded(&outcome, std::time::SystemTime::now());
+                            for w in waiting.drain(..) {
+                                let _ = w.send(outcome.clone());
                             }
                             continue;
                         }
@@ -272,6 +330,7 @@ struct Io {
     spans: HashMap<CallHandle, Span>,
     drained: bool,
     pacing: Pacing,
+    status: Arc<Status>,
 }
 
 /// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
@@ -462,6 +521,7 @@ impl Io {
                 from,
                 to,
             } => {
+                self.status.call_started();
                 let span = info_span!("call", %call, call_id = %call_id);
                 span.in_scope(|| info!(%from, %to, "call started"));
                 self.spans.insert(call, span);
@@ -479,6 +539,7 @@ impl Io {
                 reason,
                 packets,
             } => {
+                self.status.call_ended(reason);
                 self.in_call(call, |_| {
                     info!(
                         ?reason,
@@ -522,7 +583,10 @@ fn spawn_sighup(mut hup: tokio::signal::unix::Signal, tx: mpsc::Sender<NetIn>) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             if tx
-                .send(NetIn::ReloadRequested { why: "SIGHUP" })
+                .send(NetIn::ReloadRequested {
+                    why: "SIGHUP",
+                    reply: None,
+                })
                 .await
                 .is_err()
             {
@@ -561,7 +625,10 @@ fn watch_config(
                 )
             });
             if changed {
-                let _ = tx.blocking_send(NetIn::ReloadRequested { why: "file change" });
+                let _ = tx.blocking_send(NetIn::ReloadRequested {
+                    why: "file change",
+                    reply: None,
+                });
             }
         },
     )

@@ -6,4 +6,6 @@
 
 pub mod config;
 pub mod driver;
+pub mod http;
 pub mod ports;
+pub mod status;

@@ -87,12 +87,51 @@ struct ServeArgs {
     /// Seconds a caller may hold the call (sendonly/inactive SDP) before the engine hangs up.
     #[arg(long, default_value_t = 1800)]
     hold_timeout: u64,
+    /// HTTP address for /metrics and the admin endpoints (port 0 picks a free port; `off`
+    /// disables HTTP).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http)]
+    http: HttpAddr,
+    /// A file holding the bearer token the admin endpoints require (else `IVR_ADMIN_TOKEN`;
+    /// with neither, admin endpoints answer only loopback clients).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// Where HTTP listens, if anywhere.
+#[derive(Clone, Copy, Debug)]
+struct HttpAddr(Option<SocketAddr>);
+
+fn parse_http(s: &str) -> Result<HttpAddr, String> {
+    if s == "off" {
+        return Ok(HttpAddr(None));
+    }
+    s.parse()
+        .map(|a| HttpAddr(Some(a)))
+        .map_err(|_| format!("'{s}' is not ADDRESS:PORT or off"))
+}
+
+/// The admin token from `--admin-token-file` or `IVR_ADMIN_TOKEN`, if any.
+fn admin_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Arc<str>>> {
+    let token = match file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading the admin token from {}", f.display()))?,
+        ),
+        None => std::env::var("IVR_ADMIN_TOKEN").ok(),
+    };
+    match token.map(|t| t.trim().to_string()) {
+        Some(t) if t.len() < 16 => {
+            anyhow::bail!("the admin token is too short: use 16 characters or more")
+        }
+        Some(t) => Ok(Some(t.into())),
+        None => Ok(None),
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -343,6 +382,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let admin_token = admin_token(args.admin_token_file.as_deref())?;
+    let source = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or("<embedded demo>".into());
+    let status = Arc::new(ivr_server::status::Status::new(
+        source.clone(),
+        std::time::SystemTime::now(),
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -360,14 +409,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
             tts_cache: args.data_dir.join("tts-cache"),
+            status: status.clone(),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
         let local = server.local_addr();
-        // Tests and scripts read this line to learn the address.
-        println!("ivr listening sip udp={local} tcp={local}");
+        let mut http_note = String::new();
+        if let HttpAddr(Some(addr)) = args.http {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("binding HTTP on {addr} (use --http ADDR:PORT or --http off)")
+            })?;
+            let bound = listener.local_addr()?;
+            http_note = format!(" http={bound}");
+            let state = ivr_server::http::AppState {
+                status: status.clone(),
+                server: server.handle(),
+                admin_token,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = ivr_server::http::serve(listener, state).await {
+                    tracing::error!(error = %e, "the HTTP server stopped");
+                }
+            });
+        }
+        // Tests and scripts read this line to learn the addresses.
+        println!("ivr listening sip udp={local} tcp={local}{http_note}");
         std::io::stdout().flush()?;
-        tracing::info!(%local, config = %args.config.as_ref().map(|p| p.display().to_string()).unwrap_or("<embedded demo>".into()), "serving");
+        tracing::info!(%local, http = %http_note.trim(), config = %source, "serving");
         server.run(Arc::new(menus), shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;

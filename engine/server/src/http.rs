@@ -1,0 +1,157 @@
+//! The server's HTTP side (axum), on `ivr serve --http ADDR`:
+//!
+//! - `GET /metrics`: Prometheus text exposition.
+//! - `GET /admin/status`: version, uptime, calls in progress, the running config and the
+//!   last reload (JSON).
+//! - `POST /admin/reload`: validate the config file again and swap it in if valid; answers
+//!   200 with the result, 422 with every error (the running config stays), 409 when the
+//!   embedded demo runs and there is no file.
+//!
+//! Admin endpoints need `Authorization: Bearer TOKEN` when a token is configured
+//! (`--admin-token-file` or `IVR_ADMIN_TOKEN`); without one they answer only requests from
+//! the loopback interface.
+
+use crate::driver::ServerHandle;
+use crate::status::{ReloadOutcome, Status};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Counters and config state.
+    pub status: Arc<Status>,
+    /// Talks to the engine loop.
+    pub server: ServerHandle,
+    /// The bearer token admin endpoints require, if any.
+    pub admin_token: Option<Arc<str>>,
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .merge(admin)
+        .with_state(state)
+}
+
+/// Serve on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.status.prometheus(),
+    )
+        .into_response()
+}
+
+/// Equal in time whatever the first difference (tokens are secrets).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Admin endpoints: the token if one is configured, else loopback clients only.
+async fn require_admin(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match admin_refusal(&s, peer, request.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
+/// `None` if the request may use admin endpoints, else the refusal.
+fn admin_refusal(s: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+    let error = |code: StatusCode, why: &str| {
+        Some((code, Json(serde_json::json!({ "error": why }))).into_response())
+    };
+    match &s.admin_token {
+        Some(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match given {
+                Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => None,
+                _ => {
+                    let mut r =
+                        error(StatusCode::UNAUTHORIZED, "a valid bearer token is required")?;
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static("Bearer realm=\"ivr admin\""),
+                    );
+                    Some(r)
+                }
+            }
+        }
+        None if peer.ip().is_loopback() => None,
+        None => error(
+            StatusCode::FORBIDDEN,
+            "admin endpoints answer only the loopback interface unless an admin token is configured",
+        ),
+    }
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    let now = SystemTime::now();
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.status.uptime(now),
+        "calls_active": s.status.calls_active(),
+        "config": s.status.config(),
+    }))
+    .into_response()
+}
+
+async fn reload(State(s): State<AppState>) -> Response {
+    let Some(outcome) = s.server.reload().await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": "the server is shutting down" })),
+        )
+            .into_response();
+    };
+    let code = match outcome {
+        ReloadOutcome::Reloaded { .. } => StatusCode::OK,
+        ReloadOutcome::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadOutcome::NoFile => StatusCode::CONFLICT,
+    };
+    (code, Json(outcome)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+}
