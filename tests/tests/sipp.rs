@@ -334,3 +334,32 @@ fn multi_digit_extension_entry() {
         2
     );
 }
+
+/// Language selection: in the shop (English and Spanish), 9 switches the caller to Spanish
+/// and the menu is heard again in Spanish, whether the shop is open or closed right now.
+#[test]
+fn language_selection_switches_the_prompts() {
+    let shop =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop/config.yaml");
+    let ivr = Ivr::start(&["--config", shop.to_str().unwrap()]);
+    run_ok(&ivr, "press_nine.xml", &["-m", "1"], false);
+    let log = ivr.log();
+    let playing: Vec<&str> = log.lines().filter(|l| l.contains("\"playing\"")).collect();
+    let first = playing
+        .first()
+        .unwrap_or_else(|| panic!("no prompt played:\n{log}"));
+    assert!(first.contains("\"language\":\"en\""), "{first}");
+    assert!(log.contains("\"digit\":\"9\""), "{log}");
+    let spanish = playing
+        .iter()
+        .position(|l| l.contains("\"language\":\"es\""))
+        .unwrap_or_else(|| panic!("nothing played in Spanish:\n{log}"));
+    // The same menu prompt, now in Spanish.
+    let prompt_of = |l: &str| {
+        l.split("\"prompt\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(str::to_string)
+    };
+    assert_eq!(prompt_of(playing[spanish]), prompt_of(first), "{log}");
+}

@@ -205,6 +205,15 @@ pub enum Event {
         /// The menu name.
         menu: String,
     },
+    /// A prompt started playing (its config name, in the caller's language).
+    Playing {
+        /// The call.
+        call: CallHandle,
+        /// The prompt's name in the config.
+        prompt: String,
+        /// The caller's language, if the config has languages.
+        language: Option<String>,
+    },
     /// The menus handed the call to a mailbox, a queue or a transfer.
     LeftMenus {
         /// The call.
@@ -881,6 +890,15 @@ impl Engine {
                     let prompts = ids.iter().map(|id| call.menu.prompt(*id).clone()).collect();
                     if let Some(m) = call.media.as_mut() {
                         m.play(prompts);
+                    }
+                    let menus = call.menu.menus().clone();
+                    let language = menus.languages().get(call.menu.language()).cloned();
+                    for id in ids {
+                        self.event(Event::Playing {
+                            call: handle,
+                            prompt: menus.prompt_name(id).to_string(),
+                            language: language.clone(),
+                        });
                     }
                 }
                 MenuOutput::StopPlayback => {

@@ -528,6 +528,14 @@ impl Io {
             }
             Event::CallAnswered { call } => self.in_call(call, |_| info!("answered")),
             Event::MenuEntered { call, menu } => self.in_call(call, |_| info!(%menu, "menu")),
+            Event::Playing {
+                call,
+                prompt,
+                language,
+            } => self.in_call(call, |_| match language {
+                Some(language) => info!(%prompt, %language, "playing"),
+                None => info!(%prompt, "playing"),
+            }),
             Event::LeftMenus { call, to } => self.in_call(call, |_| {
                 warn!(%to, "the menus sent the call to a service this version does not run yet; ending it")
             }),
