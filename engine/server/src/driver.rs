@@ -187,9 +187,7 @@ impl Server {
             .config_path
             .as_ref()
             .and_then(|path| watch_config(path, tx.clone()));
-        let mut reloading = false;
-        // Admin requests waiting for the reload in progress.
-        let mut waiting: Vec<oneshot::Sender<ReloadOutcome>> = Vec::new();
+        let mut reloads = Reloads::default();
         let status = self.config.status.clone();
 
         let mut engine_config = EngineConfig::new(self.local);
@@ -250,21 +248,14 @@ impl Server {
                                 }
                                 continue;
                             }
-                            waiting.extend(reply);
-                            if !reloading && let Some(path) = self.config.config_path.clone() {
-                                reloading = true;
-                                info!(%why, path = %path.display(), "reloading config");
-                                let tx = io.tx.clone();
-                                let cache = self.config.tts_cache.clone();
-                                tokio::task::spawn_blocking(move || {
-                                    let result = config::load_file_cached(&path, &cache);
-                                    let _ = tx.blocking_send(NetIn::Reloaded(Box::new(result)));
-                                });
+                            if reloads.request(reply) {
+                                start_load(&self.config, why, &io.tx);
+                            } else {
+                                info!(%why, "reload requested during a reload: another follows it");
                             }
                             continue;
                         }
                         NetIn::Reloaded(result) => {
-                            reloading = false;
                             let outcome = match *result {
                                 Ok(menus) => {
                                     info!(menus = menus.len(), "config reloaded: new calls use it; calls in progress keep theirs");
@@ -281,8 +272,8 @@ impl Server {
                                 }
                             };
                             status.reloaded(&outcome, std::time::SystemTime::now());
-                            for w in waiting.drain(..) {
-                                let _ = w.send(outcome.clone());
+                            if reloads.finished(&outcome) {
+                                start_load(&self.config, "a change during the last reload", &io.tx);
                             }
                             continue;
                         }
@@ -318,6 +309,62 @@ impl Server {
             }
         }
         Ok(())
+    }
+}
+
+/// Load the config file off the loop; the result comes back as [`NetIn::Reloaded`].
+fn start_load(config: &ServerConfig, why: &str, tx: &mpsc::Sender<NetIn>) {
+    let Some(path) = config.config_path.clone() else {
+        return;
+    };
+    info!(%why, path = %path.display(), "reloading config");
+    let tx = tx.clone();
+    let cache = config.tts_cache.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = config::load_file_cached(&path, &cache);
+        let _ = tx.blocking_send(NetIn::Reloaded(Box::new(result)));
+    });
+}
+
+/// Reload bookkeeping. At most one load runs at a time. A request that arrives while one
+/// runs is served by another load started right after it: the running one may have read the
+/// file before the change that prompted the request.
+#[derive(Default)]
+struct Reloads {
+    running: bool,
+    /// Admin requests the running load answers.
+    current: Vec<oneshot::Sender<ReloadOutcome>>,
+    /// Admin requests the next load answers.
+    next: Vec<oneshot::Sender<ReloadOutcome>>,
+    /// Whether another load must follow the running one.
+    again: bool,
+}
+
+impl Reloads {
+    /// A reload is asked for; true if a load must start now.
+    fn request(&mut self, reply: Option<oneshot::Sender<ReloadOutcome>>) -> bool {
+        if self.running {
+            self.next.extend(reply);
+            self.again = true;
+            false
+        } else {
+            self.current.extend(reply);
+            self.running = true;
+            true
+        }
+    }
+
+    /// The running load ended with `outcome`: answer its requests. True if another load
+    /// must start now.
+    fn finished(&mut self, outcome: &ReloadOutcome) -> bool {
+        for w in self.current.drain(..) {
+            let _ = w.send(outcome.clone());
+        }
+        self.running = std::mem::take(&mut self.again);
+        if self.running {
+            self.current = std::mem::take(&mut self.next);
+        }
+        self.running
     }
 }
 
@@ -792,4 +839,32 @@ fn run_tcp(stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<NetIn>) -> mpsc
         }
     });
     out_tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_during_a_reload_gets_the_next_one() {
+        let mut r = Reloads::default();
+        let (a, mut a_rx) = oneshot::channel();
+        assert!(r.request(Some(a)), "the first request starts a load");
+        let (b, mut b_rx) = oneshot::channel();
+        assert!(!r.request(Some(b)), "a second waits");
+        assert!(!r.request(None), "a file change too");
+        let old = ReloadOutcome::Invalid {
+            errors: vec!["old".into()],
+        };
+        assert!(r.finished(&old), "another load follows");
+        assert_eq!(a_rx.try_recv().unwrap(), old);
+        assert!(
+            b_rx.try_recv().is_err(),
+            "b is not answered with a load older than it"
+        );
+        let new = ReloadOutcome::Reloaded { menus: 3 };
+        assert!(!r.finished(&new), "nothing else asked");
+        assert_eq!(b_rx.try_recv().unwrap(), new);
+        assert!(r.request(None), "idle again: a new request starts at once");
+    }
 }
