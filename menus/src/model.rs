@@ -517,6 +517,26 @@ pub enum ErrorKind {
     /// No key path leads to this menu.
     #[error("unreachable: no key, failure or entry leads to this menu")]
     Unreachable,
+    /// From this menu no key leads, however many menus later, to a hang-up or a handoff.
+    #[error(
+        "no key leads out (to a hang-up, a mailbox, a queue or a transfer), here or in the menus keys lead to: callers can only leave by running out of retries"
+    )]
+    NoWayOut,
+    /// A silent caller is hung up on without a word.
+    #[error(
+        "no no_input prompt and a silent on_failure: a caller who presses nothing hears the menu again, then is hung up on without a word"
+    )]
+    SilentFailure,
+    /// Prompts a language hears in a fallback language.
+    #[error(
+        "language '{language}' has no version of {prompts}: its callers hear a fallback language's"
+    )]
+    Borrowed {
+        /// The language.
+        language: String,
+        /// The prompts, comma-separated.
+        prompts: String,
+    },
     /// A menu or prompt defined twice (in one file or across included files).
     #[error("{kind} defined again (first at {}line {}, column {})", other_file.as_ref().map(|f| format!("{f}, ")).unwrap_or_default(), other_at.line, other_at.column)]
     Redefined {
@@ -721,6 +741,8 @@ pub fn compile_with_tts(
         Some(node) => compile_languages(&mut w, node),
         None => Languages::default(),
     };
+    // For each language: the prompts it hears in a fallback language, for a warning.
+    let mut borrowed: Vec<Vec<String>> = vec![Vec::new(); languages.names.len()];
     for section in &sections {
         w.file = section.file.clone();
         let Some(fields) = section
@@ -764,11 +786,11 @@ pub fn compile_with_tts(
                 }
                 // Every enabled language must find a version, directly or by its fallbacks.
                 for (i, lang) in languages.names.iter().enumerate() {
-                    if !languages
-                        .chain(i)
-                        .any(|l| these.iter().any(|(v, _)| *v == Some(l)))
-                    {
+                    let has = |l: usize| these.iter().any(|(v, _)| *v == Some(l));
+                    if !languages.chain(i).any(has) {
                         w.error(spec.at, &path, ErrorKind::MissingLanguage(lang.clone()));
+                    } else if !has(i) {
+                        borrowed[i].push(name.to_string());
                     }
                 }
             } else {
@@ -918,7 +940,25 @@ pub fn compile_with_tts(
             .chain(entries.iter().map(|(_, m)| *m))
             .chain(by_caller)
             .collect();
-        unreachable_menus(&menus, &queues, &starts)
+        let mut warnings = unreachable_menus(&menus, &queues, &starts);
+        warnings.extend(no_way_out(&menus));
+        warnings.extend(silent_failures(&menus));
+        let at = top.get("languages").map(|n| n.at);
+        for (i, prompts) in borrowed.iter().enumerate() {
+            if !prompts.is_empty() {
+                warnings.push(CompileError {
+                    file: None,
+                    at,
+                    path: "languages".into(),
+                    kind: ErrorKind::Borrowed {
+                        language: languages.names[i].clone(),
+                        prompts: prompts.join(", "),
+                    },
+                });
+            }
+        }
+        warnings.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
+        warnings
     } else {
         Vec::new()
     };
@@ -1197,6 +1237,80 @@ fn unreachable_menus(menus: &[Menu], queues: &[Queue], starts: &[MenuId]) -> Vec
             at: Some(m.at),
             path: format!("menus.{}", m.name),
             kind: ErrorKind::Unreachable,
+        })
+        .collect()
+}
+
+/// Menus from which no key path (options, extensions, entries, `back`) reaches a hang-up or
+/// a handoff: a caller who keeps pressing keys goes round in circles.
+fn no_way_out(menus: &[Menu]) -> Vec<CompileError> {
+    let exits = |a: &Action| matches!(a.verb(), Action::Hangup(_)) || a.handoff().is_some();
+    // Key edges (not on_failure) between menus; `back` may go to any menu leading here.
+    let keys = |m: &Menu| -> Vec<Action> {
+        m.options
+            .iter()
+            .flatten()
+            .chain(m.extensions.iter().map(|(_, a)| a))
+            .chain(m.collect.iter().map(|c| &c.then))
+            .cloned()
+            .collect()
+    };
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); menus.len()];
+    for (i, m) in menus.iter().enumerate() {
+        for a in m.actions() {
+            if let Action::Goto(MenuId(t)) = a.verb() {
+                preds[*t].push(i);
+            }
+        }
+    }
+    // Fixed point: a menu can get out if one of its keys exits or leads to one that can.
+    let mut out: Vec<bool> = menus
+        .iter()
+        .map(|m| m.router.is_some() || keys(m).iter().any(exits))
+        .collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, m) in menus.iter().enumerate() {
+            if out[i] {
+                continue;
+            }
+            let ok = keys(m).iter().any(|a| match a.verb() {
+                Action::Goto(MenuId(t)) => out[*t],
+                Action::Back => preds[i].iter().any(|p| out[*p]),
+                _ => false,
+            });
+            if ok {
+                out[i] = true;
+                changed = true;
+            }
+        }
+    }
+    menus
+        .iter()
+        .zip(out)
+        .filter(|(_, ok)| !ok)
+        .map(|(m, _)| CompileError {
+            file: m.file.clone(),
+            at: Some(m.at),
+            path: format!("menus.{}", m.name),
+            kind: ErrorKind::NoWayOut,
+        })
+        .collect()
+}
+
+/// Menus that hang up on a silent caller without a word: no `no_input` prompt and an
+/// `on_failure` that hangs up with nothing to say.
+fn silent_failures(menus: &[Menu]) -> Vec<CompileError> {
+    menus
+        .iter()
+        .filter(|m| m.router.is_none() && m.no_input.is_empty())
+        .filter(|m| matches!(m.on_failure.verb(), Action::Hangup(p) if p.is_empty()))
+        .map(|m| CompileError {
+            file: m.file.clone(),
+            at: Some(m.at),
+            path: format!("menus.{}", m.name),
+            kind: ErrorKind::SilentFailure,
         })
         .collect()
 }
@@ -2129,7 +2243,14 @@ menus:
             "{YAML}  orphan:\n    prompt: bye\n    options:\n      \"1\": {{ goto: main }}\n"
         );
         let m = compile(&extra, &mut loader).unwrap();
-        let w: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+        let unreachable = |m: &Menus| -> Vec<String> {
+            m.warnings()
+                .iter()
+                .filter(|w| w.kind == ErrorKind::Unreachable)
+                .map(ToString::to_string)
+                .collect()
+        };
+        let w = unreachable(&m);
         assert_eq!(w.len(), 1);
         assert!(
             w[0].ends_with(
@@ -2137,7 +2258,57 @@ menus:
             ),
             "{w:?}"
         );
-        assert!(compile(YAML, &mut loader).unwrap().warnings().is_empty());
+        assert!(unreachable(&compile(YAML, &mut loader).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn warnings_for_no_way_out_silent_failures_and_borrowed_prompts() {
+        let yaml = r#"
+entry: main
+languages: { enabled: [fr, fr-CA], fallback: { fr-CA: [fr] } }
+prompts:
+  hi: { fr: welcome.wav }
+  bye: bye.wav
+menus:
+  main:
+    prompt: hi
+    no_input: bye
+    options:
+      "1": { goto: loop_a }
+      "9": { hangup: bye }
+    on_failure: { hangup: bye }
+  loop_a:
+    prompt: hi
+    no_input: bye
+    options: { "1": { goto: loop_b } }
+    on_failure: { hangup: bye }
+  loop_b:
+    prompt: hi
+    options: { "1": { goto: loop_a } }
+"#;
+        let m = compile(yaml, &mut loader).unwrap();
+        let w: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            w,
+            [
+                "3:12: languages: language 'fr-CA' has no version of hi: its callers hear a fallback language's",
+                "16:5: menus.loop_a: no key leads out (to a hang-up, a mailbox, a queue or a transfer), here or in the menus keys lead to: callers can only leave by running out of retries",
+                "21:5: menus.loop_b: no key leads out (to a hang-up, a mailbox, a queue or a transfer), here or in the menus keys lead to: callers can only leave by running out of retries",
+                "21:5: menus.loop_b: no no_input prompt and a silent on_failure: a caller who presses nothing hears the menu again, then is hung up on without a word",
+            ]
+        );
+        // `back` is a way out when the menu it returns to has one.
+        let with_back = yaml.replace(
+            "options: { \"1\": { goto: loop_b } }",
+            "options: { \"1\": { goto: loop_b }, \"*\": { back: true } }",
+        );
+        assert_ne!(with_back, yaml);
+        let m = compile(&with_back, &mut loader).unwrap();
+        assert!(
+            m.warnings().iter().all(|w| w.kind != ErrorKind::NoWayOut),
+            "{:?}",
+            m.warnings()
+        );
     }
 
     /// Per-language prompts, the fallback chain, and the check that every enabled language
