@@ -548,7 +548,7 @@ pub enum ErrorKind {
         other_at: Loc,
     },
     /// A per-language prompt with no version for an enabled language, even by fallback.
-    #[error("no version for language '{0}' (add one, or a fallback in languages.fallback)")]
+    #[error("no version for language '{0}' (add a recording, a say: text to speak it by TTS, or a fallback in languages.fallback)")]
     MissingLanguage(String),
     /// Router menus that send the caller round in a circle.
     #[error("router menus send the caller round in a circle: {0}")]
@@ -2357,7 +2357,7 @@ menus:
         let e = compile(&missing, &mut loader).unwrap_err();
         assert_eq!(
             e[0].to_string(),
-            "6:10: prompts.hello: no version for language 'fr-CA' (add one, or a fallback in languages.fallback)"
+            "6:10: prompts.hello: no version for language 'fr-CA' (add a recording, a say: text to speak it by TTS, or a fallback in languages.fallback)"
         );
         let bad = yaml.replace("{ language: en }", "{ language: de }");
         let e = compile(&bad, &mut loader).unwrap_err();
