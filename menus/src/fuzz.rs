@@ -14,7 +14,9 @@ pub fn compile_text(data: &[u8]) {
                 let m = menus.menu(crate::MenuId::nth(i));
                 let fixed = m.prompt.iter().filter_map(|p| match p {
                     crate::model::PromptItem::Fixed(id) => Some(id),
-                    crate::model::PromptItem::Digits(_) => None,
+                    crate::model::PromptItem::Digits(_) | crate::model::PromptItem::Number(_) => {
+                        None
+                    }
                 });
                 for p in fixed.chain(&m.invalid).chain(&m.no_input) {
                     let _ = menus.prompt(*p);

@@ -9,6 +9,7 @@ pub mod fuzz;
 pub mod graph;
 pub mod handoff;
 pub mod model;
+pub mod numbers;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

@@ -87,6 +87,9 @@ pub enum PromptItem {
     Fixed(PromptId),
     /// A variable read out digit by digit with the `digit_0` ... `digit_9` prompts.
     Digits(String),
+    /// A variable read out as a number in the caller's language, with the `number_*`
+    /// prompts (see [`crate::numbers`]).
+    Number(String),
 }
 
 /// One compiled menu.
@@ -527,6 +530,14 @@ pub enum ErrorKind {
         "no no_input prompt and a silent on_failure: a caller who presses nothing hears the menu again, then is hung up on without a word"
     )]
     SilentFailure,
+    /// A number read-out whose words are not all recorded in a language.
+    #[error("a number read-out in '{language}' needs the prompts {missing}")]
+    NumberWords {
+        /// The language.
+        language: String,
+        /// The missing prompt names, comma-separated.
+        missing: String,
+    },
     /// Prompts a language hears in a fallback language.
     #[error(
         "language '{language}' has no version of {prompts}: its callers hear a fallback language's"
@@ -548,7 +559,9 @@ pub enum ErrorKind {
         other_at: Loc,
     },
     /// A per-language prompt with no version for an enabled language, even by fallback.
-    #[error("no version for language '{0}' (add a recording, a say: text to speak it by TTS, or a fallback in languages.fallback)")]
+    #[error(
+        "no version for language '{0}' (add a recording, a say: text to speak it by TTS, or a fallback in languages.fallback)"
+    )]
     MissingLanguage(String),
     /// Router menus that send the caller round in a circle.
     #[error("router menus send the caller round in a circle: {0}")]
@@ -785,8 +798,13 @@ pub fn compile_with_tts(
                     prompts.push(prompt.unwrap_or_else(|| Prompt::from_samples(name, &[])));
                 }
                 // Every enabled language must find a version, directly or by its fallbacks.
+                // (Number words are checked by the read-outs that use them, per language.)
+                let number_word = name.starts_with("number_");
                 for (i, lang) in languages.names.iter().enumerate() {
                     let has = |l: usize| these.iter().any(|(v, _)| *v == Some(l));
+                    if number_word {
+                        continue;
+                    }
                     if !languages.chain(i).any(has) {
                         w.error(spec.at, &path, ErrorKind::MissingLanguage(lang.clone()));
                     } else if !has(i) {
@@ -830,6 +848,8 @@ pub fn compile_with_tts(
     let names = Names {
         menus: &menu_names,
         prompts: &prompt_names,
+        versions: &variants,
+        langs: &languages,
         schedules: &schedule_names,
         languages: &languages.names,
         mailboxes: &mailbox_names,
@@ -1319,6 +1339,9 @@ fn silent_failures(menus: &[Menu]) -> Vec<CompileError> {
 struct Names<'a> {
     menus: &'a [String],
     prompts: &'a [String],
+    /// Each prompt's versions: (language or `None` for all, index).
+    versions: &'a [Vec<(Option<usize>, usize)>],
+    langs: &'a Languages,
     schedules: &'a [String],
     languages: &'a [String],
     mailboxes: &'a [String],
@@ -1386,9 +1409,16 @@ impl Names<'_> {
                 path.to_string()
             };
             if let crate::yaml::Value::Map(_) = item.value {
-                let Some(f) = w.map(item, &here, Some(&["digits"])) else {
+                let Some(f) = w.map(item, &here, Some(&["digits", "number"])) else {
                     continue;
                 };
+                if let Some(v) = f.get("number") {
+                    if let Some(var) = w.string(v, &join(&here, "number")) {
+                        self.check_number_words(w, item.at, &here);
+                        out.push(PromptItem::Number(var));
+                    }
+                    continue;
+                }
                 let Some(var) = f
                     .get("digits")
                     .and_then(|v| w.string(v, &join(&here, "digits")))
@@ -1419,6 +1449,55 @@ impl Names<'_> {
             }
         }
         out
+    }
+
+    /// A number read-out needs, for every enabled language (English when the config names
+    /// none), a rule for composing numbers and a version of each word that rule uses.
+    fn check_number_words(&self, w: &mut Walker, at: Loc, path: &str) {
+        let langs: Vec<(Option<usize>, &str)> = if self.languages.is_empty() {
+            vec![(None, "en")]
+        } else {
+            self.languages
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (Some(i), l.as_str()))
+                .collect()
+        };
+        for (lang, tag) in langs {
+            let Some(rule) = crate::numbers::Rule::for_language(tag) else {
+                w.error(
+                    at,
+                    path,
+                    ErrorKind::Choice {
+                        got: format!("a number read-out in '{tag}'"),
+                        allowed: "languages with number rules (en, fr, es); read other languages with { digits: ... }",
+                    },
+                );
+                continue;
+            };
+            let missing: Vec<String> = crate::numbers::words(rule)
+                .into_iter()
+                .filter(|word| {
+                    let Some(i) = self.prompts.iter().position(|p| p == word) else {
+                        return true;
+                    };
+                    let versions = &self.versions[i];
+                    let for_all = versions.iter().any(|(v, _)| v.is_none());
+                    let found = |l: usize| versions.iter().any(|(v, _)| *v == Some(l));
+                    !(for_all || lang.is_some_and(|l| self.langs.chain(l).any(found)))
+                })
+                .collect();
+            if !missing.is_empty() {
+                w.error(
+                    at,
+                    path,
+                    ErrorKind::NumberWords {
+                        language: tag.to_string(),
+                        missing: missing.join(", "),
+                    },
+                );
+            }
+        }
     }
 
     fn prompts(&self, w: &mut Walker, node: Option<&Node>, path: &str) -> Vec<PromptId> {

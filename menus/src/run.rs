@@ -297,7 +297,7 @@ impl MenuRun {
     }
 
     fn play_menu_prompt(&mut self, now: Instant) {
-        // Read-outs become one digit prompt per character of the variable's value.
+        // Read-outs become one prompt per digit, or per number word in the caller's language.
         let mut prompts = Vec::new();
         for item in &self.menus.menu(self.menu).prompt {
             match item {
@@ -308,6 +308,20 @@ impl MenuRun {
                         value
                             .chars()
                             .filter_map(|c| self.menus.find_prompt(&format!("digit_{c}"))),
+                    );
+                }
+                PromptItem::Number(var) => {
+                    let value = self.variable(var).unwrap_or_default();
+                    let rule = self
+                        .menus
+                        .languages()
+                        .get(self.language)
+                        .and_then(|l| crate::numbers::Rule::for_language(l))
+                        .unwrap_or(crate::numbers::Rule::English);
+                    prompts.extend(
+                        crate::numbers::tokens(rule, value)
+                            .iter()
+                            .filter_map(|t| self.menus.find_prompt(t)),
                     );
                 }
             }
@@ -889,5 +903,87 @@ menus:
         r.handle_timeout(t0 + Duration::from_secs(60));
         assert!(drain(&mut r).is_empty());
         assert_eq!(r.poll_timeout(), None);
+    }
+
+    #[test]
+    fn numbers_are_read_in_the_callers_language() {
+        use crate::numbers::{Rule, words};
+        // Every French word has a French recording, every English word an English one.
+        let mut prompts = String::new();
+        let fr = words(Rule::French);
+        let en = words(Rule::English);
+        let mut all: Vec<&String> = fr.iter().chain(&en).collect();
+        all.sort();
+        all.dedup();
+        for w in all {
+            let mut versions = Vec::new();
+            if fr.contains(w) {
+                versions.push(format!("fr: fr_{w}.wav"));
+            }
+            if en.contains(w) {
+                versions.push(format!("en: en_{w}.wav"));
+            }
+            prompts.push_str(&format!("  {w}: {{ {} }}\n", versions.join(", ")));
+        }
+        let yaml = format!(
+            r#"
+entry: main
+languages: {{ enabled: [fr, en] }}
+prompts:
+{prompts}  hi: welcome.wav
+menus:
+  main:
+    prompt: hi
+    options:
+      "1": {{ set: {{ n: 71 }}, goto: say }}
+      "2": {{ language: en, set: {{ n: 71 }}, goto: say }}
+  say:
+    prompt: [{{ number: n }}]
+    options: {{ "*": {{ back: true }} }}
+"#
+        );
+        let menus = Arc::new(compile(&yaml, &mut loader).unwrap());
+        let t0 = crate::test_epoch();
+        let heard = |key: Digit| {
+            let mut r = MenuRun::new(menus.clone());
+            r.start(t0);
+            r.handle_digit(t0, key);
+            let _ = drain(&mut r);
+            let lang = r.language();
+            r.playing
+                .iter()
+                .map(|p| r.menus().prompt_in(*p, lang).name().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            heard(Digit::D1),
+            ["fr_number_60.wav", "fr_number_and.wav", "fr_number_11.wav"]
+        );
+        assert_eq!(heard(Digit::D2), ["en_number_70.wav", "en_number_1.wav"]);
+    }
+
+    #[test]
+    fn a_number_read_out_names_the_words_it_lacks() {
+        let yaml = r#"
+entry: main
+languages: { enabled: [fr, de] }
+prompts: { hi: welcome.wav, number_0: zero.wav }
+menus:
+  main:
+    prompt: [hi, { number: n }]
+    options: { "1": { hangup: hi } }
+"#;
+        let e: Vec<String> = compile(yaml, &mut loader)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("7:18: menus.main.prompt.1: a number read-out in 'fr' needs the prompts number_1, number_2"), "{}", e[0]);
+        assert!(
+            e[1].contains("'a number read-out in 'de'' is not one of languages with number rules"),
+            "{}",
+            e[1]
+        );
     }
 }

@@ -114,12 +114,13 @@ pub fn json() -> String {
       "required": ["prompt"],
       "properties": {{
         "prompt": {{
-          "description": "Played on entry and on every replay: names, and {{ digits: variable }} read-outs (which need the prompts digit_0 ... digit_9).",
+          "description": "Played on entry and on every replay: names, {{ digits: variable }} read-outs (which need the prompts digit_0 ... digit_9) and {{ number: variable }} read-outs in the caller's language (which need the number_* words of en, fr or es).",
           "oneOf": [
             {{ "type": "string" }},
             {{ "type": "array", "items": {{ "oneOf": [
               {{ "type": "string" }},
-              {{ "type": "object", "additionalProperties": false, "required": ["digits"], "properties": {{ "digits": {{ "type": "string" }} }} }}
+              {{ "type": "object", "additionalProperties": false, "required": ["digits"], "properties": {{ "digits": {{ "type": "string" }} }} }},
+              {{ "type": "object", "additionalProperties": false, "required": ["number"], "properties": {{ "number": {{ "type": "string" }} }} }}
             ] }} }}
           ]
         }},

@@ -129,6 +129,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
 pub fn load_str(text: &str) -> Result<Node, Box<CompileError>> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    // YAML 1.2 booleans only: `no` is Norwegian and `n` a variable name, not false.
+    options.strict_booleans = true;
+    // A phone number's leading zero is part of it: 0612345678 stays text.
+    options.leading_zero_numbers_as_strings = true;
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
         let at = e.location().map(|l| Loc {
             line: l.line(),
@@ -370,6 +374,26 @@ mod tests {
                 "1:1: m.timout: unknown field 'timout' (did you mean 'timeout'?; expected one of timeout, retries, prompt)",
                 "2:10: m.retries: expected a whole number from 0, found a string",
                 "3:13: m.prompt.1: expected a string, found an integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn yaml_1_2_scalars_keep_norwegian_and_leading_zeros() {
+        let n = load_str("a: no\nb: n\nc: yes\nd: true\ne: 0612345678\nf: 42\n").unwrap();
+        let Value::Map(pairs) = &n.value else {
+            panic!()
+        };
+        let values: Vec<&Value> = pairs.iter().map(|(_, v)| &v.value).collect();
+        assert_eq!(
+            values,
+            [
+                &Value::Str("no".into()),
+                &Value::Str("n".into()),
+                &Value::Str("yes".into()),
+                &Value::Bool(true),
+                &Value::Str("0612345678".into()),
+                &Value::Int(42),
             ]
         );
     }
