@@ -8,6 +8,7 @@ pub mod digit;
 pub mod dtmf;
 pub mod g711;
 pub mod prompt;
+pub mod reorder;
 pub mod resample;
 pub mod rfc4733;
 pub mod tone;
