@@ -85,37 +85,37 @@ impl Reorder {
         };
         let behind = next.wrapping_sub(ts);
         let ahead = ts.wrapping_sub(next);
-        let result = if behind != 0 && behind < u32::MAX / 2 && !self.started && behind <= self.delay
-        {
-            // Earlier than the first packet, and nothing released yet: the start moves back.
-            self.next = Some(ts);
-            self.place(ts, samples);
-            Pushed::Placed
-        } else if behind != 0 && behind < u32::MAX / 2 {
-            // Starts before the next sample to release.
-            if behind as usize >= samples.len() {
-                return Pushed::Late;
-            }
-            // The part not yet released still counts.
-            self.place(next, &samples[behind as usize..]);
-            Pushed::Placed
-        } else if ahead > MAX_GAP {
-            self.release(true, out);
-            self.next = Some(ts);
-            self.end = ts;
-            self.started = false;
-            self.place(ts, samples);
-            Pushed::Restarted
-        } else {
-            // Make room: audio more than a ring behind this packet's end is released now
-            // (as silence where nothing came).
-            let end = ts.wrapping_add(samples.len() as u32);
-            while end.wrapping_sub(self.next.unwrap_or(ts)) as usize > RING {
-                self.emit_frame(FRAME_SAMPLES, out);
-            }
-            self.place(ts, samples);
-            Pushed::Placed
-        };
+        let result =
+            if behind != 0 && behind < u32::MAX / 2 && !self.started && behind <= self.delay {
+                // Earlier than the first packet, and nothing released yet: the start moves back.
+                self.next = Some(ts);
+                self.place(ts, samples);
+                Pushed::Placed
+            } else if behind != 0 && behind < u32::MAX / 2 {
+                // Starts before the next sample to release.
+                if behind as usize >= samples.len() {
+                    return Pushed::Late;
+                }
+                // The part not yet released still counts.
+                self.place(next, &samples[behind as usize..]);
+                Pushed::Placed
+            } else if ahead > MAX_GAP {
+                self.release(true, out);
+                self.next = Some(ts);
+                self.end = ts;
+                self.started = false;
+                self.place(ts, samples);
+                Pushed::Restarted
+            } else {
+                // Make room: audio more than a ring behind this packet's end is released now
+                // (as silence where nothing came).
+                let end = ts.wrapping_add(samples.len() as u32);
+                while end.wrapping_sub(self.next.unwrap_or(ts)) as usize > RING {
+                    self.emit_frame(FRAME_SAMPLES, out);
+                }
+                self.place(ts, samples);
+                Pushed::Placed
+            };
         self.release(false, out);
         result
     }
@@ -185,7 +185,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn ramp(start: u32, len: usize) -> Vec<i16> {
-        (0..len).map(|i| ((start as usize + i) % 30_000) as i16 + 1).collect()
+        (0..len)
+            .map(|i| ((start as usize + i) % 30_000) as i16 + 1)
+            .collect()
     }
 
     fn collect(r: &mut Reorder, packets: &[(u32, Vec<i16>)]) -> (Vec<i16>, usize) {
@@ -204,8 +206,9 @@ mod tests {
 
     #[test]
     fn in_order_audio_comes_out_whole() {
-        let packets: Vec<(u32, Vec<i16>)> =
-            (0..50).map(|i| (1000 + i * 160, ramp(i * 160, 160))).collect();
+        let packets: Vec<(u32, Vec<i16>)> = (0..50)
+            .map(|i| (1000 + i * 160, ramp(i * 160, 160)))
+            .collect();
         let (pcm, missing) = collect(&mut Reorder::new(480), &packets);
         assert_eq!(pcm, ramp(0, 8000));
         assert_eq!(missing, 0);

@@ -1,0 +1,16 @@
+//! Voicemail callback requests: a caller leaves a message and a number to be called back.
+//!
+//! [`Deposit`] is the caller's side as a sans-IO state machine (the number, the greeting,
+//! the recording, review, saving); the engine runs it when the menus hand a call to a
+//! mailbox, and the server does the writing and storing it asks for.
+
+pub mod deposit;
+
+pub use deposit::{Action, Deposit, Say, Submission, SystemPrompt};
+
+/// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}
