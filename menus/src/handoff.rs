@@ -164,6 +164,37 @@ pub(crate) const QUEUE_FIELDS: &[&str] = &[
 /// Fields of a `destinations:` entry.
 pub(crate) const DESTINATION_FIELDS: &[&str] = &["uri", "mode", "ring_timeout"];
 
+/// The prompts a mailbox's deposit plays besides its own greeting and `saved` prompt: the
+/// number dialogue (with digit read-back) unless it asks for no number, the review prompts
+/// if it reviews, and the apology for a failed save. A config may record its own under
+/// these names; otherwise built-in versions are used.
+pub fn prompts_needed(mailbox: &Mailbox) -> Vec<&'static str> {
+    let mut out = vec!["vm_sorry"];
+    if matches!(
+        mailbox.callback,
+        CallbackNumber::Offer | CallbackNumber::Ask
+    ) {
+        out.extend([
+            "vm_offer_caller_id",
+            "vm_enter_number",
+            "vm_you_entered",
+            "vm_confirm_number",
+            "vm_invalid_number",
+        ]);
+        out.extend(DIGITS);
+    }
+    if mailbox.review {
+        out.extend(["vm_review", "vm_cancelled"]);
+    }
+    out
+}
+
+/// The digit prompts a number is read back with.
+pub const DIGITS: [&str; 10] = [
+    "digit_0", "digit_1", "digit_2", "digit_3", "digit_4", "digit_5", "digit_6", "digit_7",
+    "digit_8", "digit_9",
+];
+
 /// The callback-number pattern when none is given: an optional `+` and 3 to 15 digits
 /// (E.164 numbers and short internal ones).
 pub const DEFAULT_NUMBER_PATTERN: &str = r"\+?[0-9]{3,15}";
@@ -453,8 +484,7 @@ fn check_uri(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::compile;
-    use crate::model::tests::loader;
+    use crate::model::tests::compile_test;
 
     const CONFIG: &str = r#"
 entry: main
@@ -506,7 +536,7 @@ menus:
 
     #[test]
     fn mailboxes_queues_and_destinations_compile_with_their_defaults() {
-        let m = compile(CONFIG, &mut loader).unwrap();
+        let m = compile_test(CONFIG).unwrap();
         let sales = m.mailbox(MailboxId(0));
         assert_eq!(
             (sales.callback, sales.max_length, sales.finish_key),
@@ -555,7 +585,7 @@ menus:
     }
 
     fn errors(yaml: &str) -> Vec<String> {
-        compile(yaml, &mut loader)
+        compile_test(yaml)
             .unwrap_err()
             .iter()
             .map(ToString::to_string)
@@ -595,6 +625,48 @@ menus:
                 "{got}\n  does not start with\n{want}"
             );
         }
+    }
+
+    #[test]
+    fn mailbox_prompts_come_built_in_per_language_or_must_be_recorded() {
+        let yaml = r#"
+entry: m
+languages: { enabled: [fr-CA, de] }
+prompts:
+  hi: { fr-CA: welcome.wav, de: welcome.wav }
+  vm_sorry: { fr-CA: welcome.wav, de: welcome.wav }
+mailboxes:
+  box: { greeting: hi, callback_number: caller_id }
+menus:
+  m: { prompt: hi, no_input: hi, options: { "1": { voicemail: box } }, on_failure: { hangup: hi } }
+"#;
+        // Recorded in the config: nothing built in is needed (caller_id asks nothing).
+        let m = compile_test(yaml).unwrap();
+        assert!(m.find_prompt("vm_enter_number").is_none());
+        // Asking for a number needs the dialogue: built in for fr (fr-CA falls back to fr),
+        // not for de.
+        let ask = yaml.replace("callback_number: caller_id", "callback_number: ask");
+        let mut asked: Vec<(String, String)> = Vec::new();
+        let e = crate::model::compile_full(
+            &ask,
+            &mut crate::model::tests::loader,
+            &mut |_, _| Err("no TTS".into()),
+            &mut |name, lang| {
+                asked.push((name.to_string(), lang.to_string()));
+                (lang == "fr").then(|| ivr_audio::wav::encode_pcm16(8000, &[1; 800]))
+            },
+        )
+        .unwrap_err();
+        assert!(asked.contains(&("vm_enter_number".into(), "fr-CA".into())));
+        assert!(asked.contains(&("vm_enter_number".into(), "fr".into())));
+        let e: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("8:8: mailboxes.box: needs the prompts vm_offer_caller_id, vm_enter_number, vm_you_entered, vm_confirm_number, vm_invalid_number, digit_0,"),
+            "{}",
+            e[0]
+        );
+        assert!(e[0].contains(" in 'de'"), "{}", e[0]);
     }
 
     #[test]

@@ -530,6 +530,16 @@ pub enum ErrorKind {
         "no no_input prompt and a silent on_failure: a caller who presses nothing hears the menu again, then is hung up on without a word"
     )]
     SilentFailure,
+    /// A prompt a mailbox needs, not in the config and not built in for a language.
+    #[error(
+        "needs the prompts {prompts} in '{language}', which have no built-in versions there (the server builds in en, fr and es): record them under prompts:"
+    )]
+    NoBuiltin {
+        /// The prompts' names, comma-separated.
+        prompts: String,
+        /// The language.
+        language: String,
+    },
     /// A number read-out whose words are not all recorded in a language.
     #[error("a number read-out in '{language}' needs the prompts {missing}")]
     NumberWords {
@@ -627,6 +637,9 @@ pub(crate) const PROMPT_FIELDS: &[&str] = &[
 /// Renders text in a voice to WAV bytes, or says why it cannot.
 pub type Speaker<'a> = dyn FnMut(&str, &str) -> Result<Vec<u8>, String> + 'a;
 
+/// A built-in recording of a prompt (name, language tag), as WAV bytes, if there is one.
+pub type Builtin<'a> = dyn FnMut(&str, &str) -> Option<Vec<u8>> + 'a;
+
 /// Where a prompt's audio comes from.
 enum Source {
     /// A WAV file, as written.
@@ -688,6 +701,18 @@ pub fn compile_with_tts(
     yaml: &str,
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
     say: &mut Speaker<'_>,
+) -> Result<Menus, Vec<CompileError>> {
+    compile_full(yaml, load, say, &mut |_, _| None)
+}
+
+/// [`compile_with_tts`], with `builtin` supplying built-in recordings (WAV bytes) of the
+/// prompts mailboxes need (`vm_*`, `digit_*`) by name and language tag, for those the
+/// config does not record itself.
+pub fn compile_full(
+    yaml: &str,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    say: &mut Speaker<'_>,
+    builtin: &mut Builtin<'_>,
 ) -> Result<Menus, Vec<CompileError>> {
     let root = load_str(yaml).map_err(|e| vec![*e])?;
     let mut w = Walker::default();
@@ -945,6 +970,73 @@ pub fn compile_with_tts(
         menus.push(menu);
     }
     w.file = None;
+    // Prompts the mailboxes need that the config does not record: built-in versions.
+    let mut needed: Vec<(&'static str, &str, Loc)> = Vec::new();
+    for m in &mailboxes {
+        for name in crate::handoff::prompts_needed(m) {
+            if !prompt_names.iter().any(|p| p == name) && !needed.iter().any(|(n, ..)| *n == name) {
+                needed.push((name, m.name.as_str(), m.at));
+            }
+        }
+    }
+    // Missing built-ins, by (mailbox, language), reported once each.
+    let mut missing: Vec<(&str, Loc, String, Vec<&'static str>)> = Vec::new();
+    for (name, mailbox, at) in needed {
+        // One version per enabled language, or one for all when the config names none.
+        let tags: Vec<(Option<usize>, &str)> = if languages.names.is_empty() {
+            vec![(None, "en")]
+        } else {
+            languages
+                .names
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (Some(i), l.as_str()))
+                .collect()
+        };
+        let mut these = Vec::new();
+        for (lang, tag) in tags {
+            // The language's own built-in, else its primary language's (fr-CA -> fr).
+            let primary = tag.split(['-', '_']).next().unwrap_or(tag);
+            let wav = builtin(name, tag).or_else(|| builtin(name, primary));
+            let Some(wav) = wav else {
+                match missing
+                    .iter_mut()
+                    .find(|(m, _, l, _)| *m == mailbox && l == tag)
+                {
+                    Some((.., names)) => names.push(name),
+                    None => missing.push((mailbox, at, tag.to_string(), vec![name])),
+                }
+                continue;
+            };
+            match Prompt::from_wav(name, &wav) {
+                Ok(p) => {
+                    these.push((lang, prompts.len()));
+                    prompts.push(p);
+                }
+                Err(e) => w.error(
+                    at,
+                    &join("mailboxes", mailbox),
+                    ErrorKind::Prompt {
+                        file: format!("built-in {name} ({tag})"),
+                        reason: e.to_string(),
+                    },
+                ),
+            }
+        }
+        prompt_options.push(PromptOptions::default());
+        prompt_names.push(name.to_string());
+        variants.push(these);
+    }
+    for (mailbox, at, language, names) in missing {
+        w.error(
+            at,
+            &join("mailboxes", mailbox),
+            ErrorKind::NoBuiltin {
+                prompts: names.join(", "),
+                language,
+            },
+        );
+    }
     let mut errors = w.errors;
     if errors.is_empty() {
         errors.extend(endless_failure_loops(&menus, &queues));
@@ -2195,6 +2287,21 @@ menus:
       "*": { goto: main }
       "0": { repeat: true }
 "#;
+
+    /// Built-in prompts for tests: a short recording for any name and language.
+    pub(crate) fn builtin(_name: &str, _language: &str) -> Option<Vec<u8>> {
+        Some(ivr_audio::wav::encode_pcm16(8000, &[500; 800]))
+    }
+
+    /// [`compile`] with [`loader`], no TTS, and [`builtin`] prompts.
+    pub(crate) fn compile_test(yaml: &str) -> Result<Menus, Vec<CompileError>> {
+        compile_full(
+            yaml,
+            &mut loader,
+            &mut |_, _| Err("no TTS in tests".into()),
+            &mut builtin,
+        )
+    }
 
     pub(crate) fn loader(file: &str) -> Result<Vec<u8>, String> {
         let len = match file {

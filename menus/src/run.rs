@@ -871,7 +871,8 @@ menus:
       "3": { set: { dept: sales, priority: 2 }, voicemail: sales }
 "#;
         let t0 = crate::test_epoch();
-        let mut r = MenuRun::new(Arc::new(compile(yaml, &mut loader).unwrap()));
+        let menus = crate::model::tests::compile_test(yaml).unwrap();
+        let mut r = MenuRun::new(Arc::new(menus));
         r.start(t0);
         r.handle_digit(t0, Digit::D2); // back with nowhere to go: replay
         assert_eq!(

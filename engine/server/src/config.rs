@@ -111,13 +111,18 @@ fn error_file(main: &str, e: &CompileError) -> String {
 
 /// Compile the embedded demo.
 pub fn load_demo() -> Result<Menus, ConfigError> {
-    ivr_menus::compile(DEMO_CONFIG, &mut |file| {
-        DEMO_PROMPTS
-            .iter()
-            .find(|(name, _)| *name == file)
-            .map(|(_, bytes)| bytes.to_vec())
-            .ok_or_else(|| "not embedded in the binary".to_string())
-    })
+    ivr_menus::compile_full(
+        DEMO_CONFIG,
+        &mut |file| {
+            DEMO_PROMPTS
+                .iter()
+                .find(|(name, _)| *name == file)
+                .map(|(_, bytes)| bytes.to_vec())
+                .ok_or_else(|| "not embedded in the binary".to_string())
+        },
+        &mut |_, _| Err("the embedded demo uses no text-to-speech".to_string()),
+        &mut crate::builtin::prompt,
+    )
     .map_err(|errors| ConfigError::Invalid {
         path: "<embedded demo>".into(),
         errors,
@@ -142,10 +147,11 @@ pub fn load_file_cached(path: &Path, tts_cache: &Path) -> Result<Menus, ConfigEr
         source,
     })?;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    ivr_menus::compile_with_tts(
+    ivr_menus::compile_full(
         &text,
         &mut |file| std::fs::read(base.join(file)).map_err(|e| e.to_string()),
         &mut |text, voice| speak(tts_cache, text, voice),
+        &mut crate::builtin::prompt,
     )
     .map_err(|errors| ConfigError::Invalid {
         path: path.display().to_string(),

@@ -4,6 +4,7 @@
 //! call, feeds everything to one [`ivr_engine::Engine`] loop, sends what it asks, and sleeps
 //! until its next deadline. Configs are loaded here and compiled by `ivr-menus`.
 
+pub mod builtin;
 pub mod config;
 pub mod driver;
 pub mod http;
