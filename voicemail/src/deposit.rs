@@ -598,9 +598,13 @@ mod tests {
         let yaml = format!(
             "entry: m\nprompts: {{ p: p.wav }}\nmailboxes:\n  box: {{ greeting: p{yaml_fields} }}\nmenus:\n  m: {{ prompt: p, no_input: p, options: {{ \"1\": {{ voicemail: box }} }}, on_failure: {{ hangup: p }} }}\n"
         );
-        let menus = ivr_menus::compile(&yaml, &mut |_| {
-            Ok(ivr_audio::wav::encode_pcm16(8000, &[0; 800]))
-        })
+        let wav = || ivr_audio::wav::encode_pcm16(8000, &[0; 800]);
+        let menus = ivr_menus::compile_full(
+            &yaml,
+            &mut |_| Ok(wav()),
+            &mut |_, _| Err("no TTS".into()),
+            &mut |_, _| Some(wav()),
+        )
         .unwrap_or_else(|e| panic!("{e:?}"));
         menus.mailboxes()[0].clone()
     }
