@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -19,6 +20,11 @@ command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prom
 # The schema test validates the examples with Python's jsonschema, as editors would.
 python3 -c "import jsonschema, yaml" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
 python3 -c "import jsonschema, yaml" || { echo "python3 with jsonschema and pyyaml is required" >&2; exit 1; }
+
+# The store is tested on SQLite and on PostgreSQL: a throwaway server for this run.
+pg_dir=$(scripts/postgres.sh)
+trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
+export IVR_TEST_POSTGRES="postgres://postgres@127.0.0.1:${PGPORT:-55432}/ivr_test"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

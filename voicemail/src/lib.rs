@@ -5,8 +5,12 @@
 //! mailbox, and the server does the writing and storing it asks for.
 
 pub mod deposit;
+pub mod request;
+#[cfg(feature = "store")]
+pub mod store;
 
 pub use deposit::{Action, Deposit, Say, Submission, SystemPrompt};
+pub use request::{CallbackRequest, RecordingId};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
 #[cfg(test)]

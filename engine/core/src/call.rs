@@ -83,7 +83,14 @@ pub struct Call {
     pub reinvite: Option<ServerKey>,
     /// Why we are ending the call, once we decided to.
     pub end_reason: Option<crate::EndReason>,
+    /// The menus entered so far, in order (at most [`PATH_LIMIT`]).
+    pub path: Vec<String>,
+    /// The callback request being left, once the menus handed the call to a mailbox.
+    pub deposit: Option<Box<crate::voicemail::DepositCall>>,
 }
+
+/// The most menus a call's path records.
+pub const PATH_LIMIT: usize = 64;
 
 impl Call {
     /// Remember why the call is ending (the first reason wins).

@@ -112,6 +112,8 @@ pub enum Input<'a> {
     /// What the wall clock says now (schedules need it). Send it at start and now and then;
     /// the engine counts forward from the last one with the monotonic clock.
     WallClock(std::time::SystemTime),
+    /// The outcome of voicemail work asked for by [`Output::Voicemail`].
+    Voicemail(crate::voicemail::VoicemailReport),
 }
 
 /// What the driver must do.
@@ -137,6 +139,8 @@ pub enum Output {
         /// When it was due; the driver measures its pacing lateness against this.
         due: Instant,
     },
+    /// Voicemail work: write, finish or delete a recording, or store a callback request.
+    Voicemail(crate::voicemail::VoicemailCmd),
     /// Open an RTP (and RTCP) socket for the call; answer with [`Input::MediaOpened`] or [`Input::MediaFailed`].
     OpenMedia {
         /// The call.
@@ -214,6 +218,26 @@ pub enum Event {
         /// The caller's language, if the config has languages.
         language: Option<String>,
     },
+    /// A message started (`true`) or stopped being recorded.
+    Recording {
+        /// The call.
+        call: CallHandle,
+        /// Started or stopped.
+        started: bool,
+    },
+    /// A callback request was handed to the store.
+    CallbackRequest {
+        /// The call.
+        call: CallHandle,
+        /// The request's id.
+        id: String,
+        /// The mailbox.
+        mailbox: String,
+        /// The number to call back, if any.
+        number: Option<String>,
+        /// The message's length.
+        duration_ms: u64,
+    },
     /// The menus handed the call to a mailbox, a queue or a transfer.
     LeftMenus {
         /// The call.
@@ -273,8 +297,8 @@ pub struct Engine {
     config: EngineConfig,
     menus: Arc<Menus>,
     layer: TransactionLayer,
-    rng: Rng,
-    calls: HashMap<CallHandle, Call>,
+    pub(crate) rng: Rng,
+    pub(crate) calls: HashMap<CallHandle, Call>,
     by_invite: HashMap<ServerKey, CallHandle>,
     by_dialog: HashMap<(String, String), CallHandle>,
     /// Each call's earliest deadline, lazily deleted: an entry counts only while it equals
@@ -283,12 +307,18 @@ pub struct Engine {
     deadlines: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     /// Reused list of calls due in one wake-up (kept to avoid allocating per tick).
     due_scratch: Vec<CallHandle>,
-    outputs: VecDeque<Output>,
+    pub(crate) outputs: VecDeque<Output>,
     next_handle: u64,
     shutting_down: bool,
     drained: bool,
     /// The last [`Input::WallClock`]: (when it came, what it said).
-    wall_anchor: Option<(Instant, std::time::SystemTime)>,
+    pub(crate) wall_anchor: Option<(Instant, std::time::SystemTime)>,
+    /// The record beep, made once.
+    pub(crate) beep: ivr_audio::Prompt,
+    /// The next recording's number.
+    pub(crate) next_recording: u64,
+    /// The time of the input being handled (for work done where no time is passed down).
+    last_now: Option<Instant>,
 }
 
 impl Engine {
@@ -309,6 +339,9 @@ impl Engine {
             shutting_down: false,
             drained: false,
             wall_anchor: None,
+            beep: ivr_audio::Prompt::from_samples("beep", &ivr_audio::tone::beep()),
+            next_recording: 1,
+            last_now: None,
         }
     }
 
@@ -324,6 +357,7 @@ impl Engine {
 
     /// Feed one input.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        self.last_now = Some(now);
         match input {
             Input::Sip {
                 transport,
@@ -341,6 +375,7 @@ impl Engine {
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.shutdown(now),
             Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
+            Input::Voicemail(report) => self.voicemail_report(now, report),
         }
         self.drain_layer(now);
         self.check_drained();
@@ -562,6 +597,8 @@ impl Engine {
             indexed: None,
             reinvite: None,
             end_reason: None,
+            path: Vec::new(),
+            deposit: None,
         };
         self.calls.insert(handle, call);
         self.by_invite.insert(key, handle);
@@ -856,6 +893,12 @@ impl Engine {
         };
         match media.handle_rtp(now, from, data) {
             Ok(Received::Digit(d)) => self.on_digit(now, handle, d),
+            Ok(Received::Audio) => {
+                if self.in_deposit(handle) {
+                    self.deposit_audio(now, handle, data);
+                    self.reindex(handle);
+                }
+            }
             Ok(_) => {}
             Err(e) => self.event(Event::BadRtp {
                 call: handle,
@@ -865,15 +908,16 @@ impl Engine {
     }
 
     fn on_digit(&mut self, now: Instant, handle: CallHandle, digit: Digit) {
-        let Some(call) = self.calls.get_mut(&handle) else {
-            return;
-        };
-        call.menu.handle_digit(now, digit);
         self.event(Event::Digit {
             call: handle,
             digit,
         });
-        self.apply_menu(now, handle);
+        if self.in_deposit(handle) {
+            self.deposit_digit(now, handle, digit);
+        } else if let Some(call) = self.calls.get_mut(&handle) {
+            call.menu.handle_digit(now, digit);
+            self.apply_menu(now, handle);
+        }
         self.reindex(handle);
     }
 
@@ -908,15 +952,21 @@ impl Engine {
                 }
                 MenuOutput::Entered(id) => {
                     let menu = call.menu.menus().menu(id).name.clone();
+                    if call.path.len() < crate::call::PATH_LIMIT {
+                        call.path.push(menu.clone());
+                    }
                     self.event(Event::MenuEntered { call: handle, menu });
                 }
                 MenuOutput::Hangup => self.end_call(now, handle, EndReason::MenuHangup),
                 MenuOutput::Handoff(h) => {
                     let to = call.menu.menus().handoff_name(h);
                     self.event(Event::LeftMenus { call: handle, to });
-                    // Mailboxes, queues and transfers get their runtime in later stages;
-                    // until then the call ends here, and the event says where it was going.
-                    self.end_call(now, handle, EndReason::Unavailable);
+                    match h {
+                        ivr_menus::Handoff::Voicemail(m) => self.start_deposit(now, handle, m),
+                        // Queues and transfers get their runtime with the queue issue; until
+                        // then the call ends here, and the event says where it was going.
+                        _ => self.end_call(now, handle, EndReason::Unavailable),
+                    }
                 }
             }
         }
@@ -980,11 +1030,18 @@ impl Engine {
                 });
             }
         }
-        if finished {
-            call.menu.handle_playback_finished(now);
+        if call.deposit.is_some() {
+            if finished {
+                self.deposit_playback_finished(now, handle);
+            }
+            self.deposit_timeout(now, handle);
+        } else {
+            if finished {
+                call.menu.handle_playback_finished(now);
+            }
+            call.menu.handle_timeout(now);
+            self.apply_menu(now, handle);
         }
-        call.menu.handle_timeout(now);
-        self.apply_menu(now, handle);
         if let Some(reason) = dead {
             self.end_call(now, handle, reason);
         }
@@ -992,11 +1049,14 @@ impl Engine {
     }
 
     /// Index the call's earliest deadline.
-    fn reindex(&mut self, handle: CallHandle) {
+    pub(crate) fn reindex(&mut self, handle: CallHandle) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
-        let mut next = call.menu.poll_timeout();
+        let mut next = match &call.deposit {
+            Some(d) => d.deposit.poll_timeout(),
+            None => call.menu.poll_timeout(),
+        };
         if let Phase::Ringing { until, .. } = call.phase {
             next = Some(until);
         } else if matches!(call.phase, Phase::Active) {
@@ -1022,7 +1082,9 @@ impl Engine {
     // ---- ending calls ----
 
     /// End a call from our side: BYE if answered, a final error if not.
-    fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
+    pub(crate) fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
+        // A caller leaving a message keeps it, whoever ends the call.
+        self.deposit_hangup(now, handle);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -1081,6 +1143,9 @@ impl Engine {
 
     /// Forget a call.
     fn finish_call(&mut self, handle: CallHandle, reason: EndReason) {
+        if let Some(now) = self.last_now {
+            self.deposit_hangup(now, handle);
+        }
         let Some(call) = self.calls.remove(&handle) else {
             return;
         };
@@ -1128,7 +1193,7 @@ impl Engine {
             .copied()
     }
 
-    fn event(&mut self, e: Event) {
+    pub(crate) fn event(&mut self, e: Event) {
         self.outputs.push_back(Output::Event(e));
     }
 
@@ -1227,7 +1292,7 @@ fn bye_destination(invite_peer: Peer, bye: &Request) -> Peer {
 
 /// The caller's number: the P-Asserted-Identity user (RFC 3325 §9.1) if present, else the
 /// From user; `None` when withheld (no user part, or `anonymous`).
-fn caller_id(req: &Request) -> Option<String> {
+pub(crate) fn caller_id(req: &Request) -> Option<String> {
     let pai = req
         .headers
         .get(&HeaderName::Other("P-Asserted-Identity".into()))

@@ -12,9 +12,11 @@ pub mod fuzz;
 pub mod media;
 pub mod rng;
 pub mod sdp;
+pub mod voicemail;
 
 pub use call::CallHandle;
 pub use engine::{EndReason, Engine, EngineConfig, Event, Input, Output};
+pub use voicemail::{VoicemailCmd, VoicemailReport};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
 #[cfg(test)]

@@ -155,6 +155,11 @@ impl MediaSession {
         self.playback_finished = self.playout.is_empty();
     }
 
+    /// The negotiated audio codec.
+    pub fn codec(&self) -> ivr_audio::Codec {
+        self.neg.codec
+    }
+
     /// Stop playing; silence follows.
     pub fn stop(&mut self) {
         self.playout.clear();

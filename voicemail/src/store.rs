@@ -1,0 +1,542 @@
+//! Where callback requests are kept: SQLite by default (a file in the data folder), or
+//! PostgreSQL when a `postgres://` URL is configured. One code path for both (sqlx's `Any`
+//! driver, runtime queries); each backend has its own embedded migrations.
+//!
+//! Times are inputs (seconds since the Unix epoch), like everywhere in this crate.
+
+use crate::request::CallbackRequest;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A URL the store does not handle.
+    #[error("unsupported database URL '{0}' (use sqlite://FILE or postgres://...)")]
+    Url(String),
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// No such request.
+    #[error("no callback request '{0}'")]
+    NotFound(String),
+    /// A status change that is not allowed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a request is in its handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Nobody has taken it yet.
+    New,
+    /// A staff member took it.
+    Claimed,
+    /// The caller was called back.
+    CalledBack,
+    /// Done.
+    Resolved,
+    /// Called back, no answer.
+    NoAnswer,
+    /// The number was wrong.
+    WrongNumber,
+}
+
+impl Status {
+    /// Every status, in workflow order.
+    pub const ALL: [Status; 6] = [
+        Status::New,
+        Status::Claimed,
+        Status::CalledBack,
+        Status::Resolved,
+        Status::NoAnswer,
+        Status::WrongNumber,
+    ];
+
+    /// Its name in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Claimed => "claimed",
+            Status::CalledBack => "called_back",
+            Status::Resolved => "resolved",
+            Status::NoAnswer => "no_answer",
+            Status::WrongNumber => "wrong_number",
+        }
+    }
+
+    /// The status of a name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A stored request with its handling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The request as the caller left it.
+    pub request: CallbackRequest,
+    /// Whether it was recovered after a crash (its end may be missing).
+    pub recovered: bool,
+    /// Where it is in its handling.
+    pub status: Status,
+    /// Who took it.
+    pub assignee: Option<String>,
+    /// When it last changed (seconds since the Unix epoch).
+    pub updated_at: u64,
+}
+
+/// One change to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// When (seconds since the Unix epoch).
+    pub at: u64,
+    /// Who (a staff user, `caller`, or `system`).
+    pub actor: String,
+    /// What: `created`, `recovered`, `status`, `note`, `assigned`.
+    pub action: String,
+    /// The details (the new status, the note's text).
+    pub detail: Option<String>,
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these mailboxes (`None`: all).
+    pub mailboxes: Option<Vec<String>>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only those assigned to this user.
+    pub assignee: Option<String>,
+    /// At most this many, newest first (0: no limit).
+    pub limit: u32,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+const COLUMNS: &str = "id, mailbox, caller_id, called, call_id, received_at, callback_number, \
+     duration_ms, language, menu_path, variables, hung_up, has_message, recovered, status, \
+     assignee, updated_at";
+
+impl Store {
+    /// Open (and create or migrate) the store at `url`: `sqlite://FILE` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let url = if let Some(file) = url.strip_prefix("sqlite://") {
+            // Create the file if missing; WAL lets the HTTP side read while calls write.
+            format!("sqlite://{file}?mode=rwc")
+        } else if postgres {
+            url.to_string()
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 8 } else { 4 })
+            .connect(&url)
+            .await?;
+        if postgres {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        } else {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        }
+        Ok(Store { pool, postgres })
+    }
+
+    /// The SQL with `?` placeholders numbered for PostgreSQL (`$1`, `$2`...).
+    fn sql(&self, q: &str) -> String {
+        if !self.postgres {
+            return q.to_string();
+        }
+        let mut out = String::with_capacity(q.len() + 8);
+        let mut n = 0;
+        for c in q.chars() {
+            if c == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Store a new request; `false` if one with its id is already stored (a second
+    /// recovery of the same files stores nothing twice).
+    pub async fn insert(
+        &self,
+        r: &CallbackRequest,
+        recovered: bool,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let q = self.sql(&format!(
+            "INSERT INTO callback_requests ({COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+        ));
+        let done = sqlx::query(&q)
+            .bind(&r.id)
+            .bind(&r.mailbox)
+            .bind(&r.caller_id)
+            .bind(&r.called)
+            .bind(&r.call_id)
+            .bind(r.received_at as i64)
+            .bind(&r.callback_number)
+            .bind(r.duration_ms as i64)
+            .bind(&r.language)
+            .bind(serde_json::to_string(&r.menu_path).unwrap_or_default())
+            .bind(serde_json::to_string(&r.variables).unwrap_or_default())
+            .bind(i32::from(r.hung_up))
+            .bind(i32::from(r.has_message))
+            .bind(i32::from(recovered))
+            .bind(Status::New.as_str())
+            .bind(None::<String>)
+            .bind(now as i64)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let (actor, action) = if recovered {
+            ("system", "recovered")
+        } else {
+            ("caller", "created")
+        };
+        self.record(&mut tx, &r.id, now, actor, action, None).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+        at: u64,
+        actor: &str,
+        action: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let q = self.sql(
+            "INSERT INTO callback_history (request_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+        );
+        sqlx::query(&q)
+            .bind(id)
+            .bind(at as i64)
+            .bind(actor)
+            .bind(action)
+            .bind(detail)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// One request.
+    pub async fn get(&self, id: &str) -> Result<Stored, StoreError> {
+        let q = self.sql(&format!(
+            "SELECT {COLUMNS} FROM callback_requests WHERE id = ?"
+        ));
+        let row = sqlx::query(&q)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| stored(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// Requests matching `f`, newest first.
+    pub async fn list(&self, f: &Filter) -> Result<Vec<Stored>, StoreError> {
+        let mut q = format!("SELECT {COLUMNS} FROM callback_requests WHERE 1 = 1");
+        if let Some(m) = &f.mailboxes {
+            if m.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.push_str(&format!(
+                " AND mailbox IN ({})",
+                vec!["?"; m.len()].join(", ")
+            ));
+        }
+        if f.status.is_some() {
+            q.push_str(" AND status = ?");
+        }
+        if f.assignee.is_some() {
+            q.push_str(" AND assignee = ?");
+        }
+        q.push_str(" ORDER BY received_at DESC, id DESC");
+        if f.limit > 0 {
+            q.push_str(&format!(" LIMIT {}", f.limit));
+        }
+        let q = self.sql(&q);
+        let mut query = sqlx::query(&q);
+        for m in f.mailboxes.iter().flatten() {
+            query = query.bind(m);
+        }
+        if let Some(s) = f.status {
+            query = query.bind(s.as_str());
+        }
+        if let Some(a) = &f.assignee {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(stored).collect()
+    }
+
+    /// Every change to a request, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<Change>, StoreError> {
+        let q = self.sql(
+            "SELECT at, actor, action, detail FROM callback_history WHERE request_id = ? ORDER BY seq",
+        );
+        let rows = sqlx::query(&q).bind(id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Change {
+                    at: r.try_get::<i64, _>("at")? as u64,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Change a request's status (`assignee` takes it when claiming), with an optional
+    /// note, recording who and when.
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        actor: &str,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<Stored, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let assignee = matches!(status, Status::Claimed).then_some(actor);
+        let q = if assignee.is_some() {
+            self.sql("UPDATE callback_requests SET status = ?, assignee = ?, updated_at = ? WHERE id = ?")
+        } else {
+            self.sql("UPDATE callback_requests SET status = ?, updated_at = ? WHERE id = ?")
+        };
+        let mut query = sqlx::query(&q).bind(status.as_str());
+        if let Some(a) = assignee {
+            query = query.bind(a);
+        }
+        let done = query.bind(now as i64).bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        self.record(&mut tx, id, now, actor, "status", Some(status.as_str()))
+            .await?;
+        if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
+            self.record(&mut tx, id, now, actor, "note", Some(n)).await?;
+        }
+        tx.commit().await?;
+        self.get(id).await
+    }
+
+    /// Add a note.
+    pub async fn add_note(&self, id: &str, actor: &str, note: &str, now: u64) -> Result<(), StoreError> {
+        self.get(id).await?;
+        let mut tx = self.pool.begin().await?;
+        self.record(&mut tx, id, now, actor, "note", Some(note)).await?;
+        let q = self.sql("UPDATE callback_requests SET updated_at = ? WHERE id = ?");
+        sqlx::query(&q)
+            .bind(now as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete requests received before `before` (retention); returns their ids, so the
+    /// caller can delete their audio files.
+    pub async fn delete_older_than(&self, before: u64) -> Result<Vec<String>, StoreError> {
+        let q = self.sql("SELECT id FROM callback_requests WHERE received_at < ?");
+        let ids: Vec<String> = sqlx::query(&q)
+            .bind(before as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.pool.begin().await?;
+        for id in &ids {
+            for table in ["callback_history WHERE request_id", "callback_requests WHERE id"] {
+                let q = self.sql(&format!("DELETE FROM {table} = ?"));
+                sqlx::query(&q).bind(id).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+}
+
+fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
+    let status: String = r.try_get("status")?;
+    let menu_path: String = r.try_get("menu_path")?;
+    let variables: String = r.try_get("variables")?;
+    Ok(Stored {
+        request: CallbackRequest {
+            id: r.try_get("id")?,
+            mailbox: r.try_get("mailbox")?,
+            caller_id: r.try_get("caller_id")?,
+            called: r.try_get("called")?,
+            call_id: r.try_get("call_id")?,
+            received_at: r.try_get::<i64, _>("received_at")? as u64,
+            callback_number: r.try_get("callback_number")?,
+            duration_ms: r.try_get::<i64, _>("duration_ms")? as u64,
+            language: r.try_get("language")?,
+            menu_path: serde_json::from_str(&menu_path).unwrap_or_default(),
+            variables: serde_json::from_str(&variables).unwrap_or_default(),
+            hung_up: r.try_get::<i32, _>("hung_up")? != 0,
+            has_message: r.try_get::<i32, _>("has_message")? != 0,
+        },
+        recovered: r.try_get::<i32, _>("recovered")? != 0,
+        status: Status::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown status '{status}' in the database")))?,
+        assignee: r.try_get("assignee")?,
+        updated_at: r.try_get::<i64, _>("updated_at")? as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn request(id: &str, mailbox: &str, at: u64) -> CallbackRequest {
+        CallbackRequest {
+            id: id.into(),
+            mailbox: mailbox.into(),
+            caller_id: Some("+33612345678".into()),
+            called: Some("service".into()),
+            call_id: format!("call-{id}"),
+            received_at: at,
+            callback_number: Some("0491234567".into()),
+            duration_ms: 4200,
+            language: Some("fr".into()),
+            menu_path: vec!["language".into(), "main_fr".into()],
+            variables: vec![("reason".into(), "refill".into())],
+            hung_up: true,
+            has_message: true,
+        }
+    }
+
+    /// The same checks on any store; the PostgreSQL suite runs them too.
+    pub(crate) async fn exercise(store: &Store) {
+        let a = request("1000-aaaa", "sales", 1000);
+        let b = request("2000-bbbb", "doctor", 2000);
+        assert!(store.insert(&a, false, 1001).await.unwrap());
+        assert!(store.insert(&b, true, 2001).await.unwrap());
+        assert!(!store.insert(&a, false, 3000).await.unwrap(), "stored once");
+        let got = store.get("1000-aaaa").await.unwrap();
+        assert_eq!(got.request, a);
+        assert_eq!((got.status, got.recovered), (Status::New, false));
+        let all = store.list(&Filter::default()).await.unwrap();
+        assert_eq!(
+            all.iter().map(|s| s.request.id.as_str()).collect::<Vec<_>>(),
+            ["2000-bbbb", "1000-aaaa"],
+            "newest first"
+        );
+        let sales = Filter {
+            mailboxes: Some(vec!["sales".into()]),
+            ..Filter::default()
+        };
+        assert_eq!(store.list(&sales).await.unwrap().len(), 1);
+        let none = Filter {
+            mailboxes: Some(vec![]),
+            ..Filter::default()
+        };
+        assert!(store.list(&none).await.unwrap().is_empty());
+        let claimed = store
+            .set_status("1000-aaaa", Status::Claimed, "alice", None, 1100)
+            .await
+            .unwrap();
+        assert_eq!(claimed.assignee.as_deref(), Some("alice"));
+        store
+            .set_status("1000-aaaa", Status::Resolved, "alice", Some("called, booked"), 1200)
+            .await
+            .unwrap();
+        let mine = Filter {
+            assignee: Some("alice".into()),
+            status: Some(Status::Resolved),
+            ..Filter::default()
+        };
+        assert_eq!(store.list(&mine).await.unwrap().len(), 1);
+        let h = store.history("1000-aaaa").await.unwrap();
+        let actions: Vec<(&str, &str, Option<&str>)> = h
+            .iter()
+            .map(|c| (c.actor.as_str(), c.action.as_str(), c.detail.as_deref()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("caller", "created", None),
+                ("alice", "status", Some("claimed")),
+                ("alice", "status", Some("resolved")),
+                ("alice", "note", Some("called, booked")),
+            ]
+        );
+        assert_eq!(store.history("2000-bbbb").await.unwrap()[0].action, "recovered");
+        assert!(matches!(
+            store.set_status("nope", Status::Resolved, "x", None, 1).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(store.delete_older_than(1500).await.unwrap(), ["1000-aaaa"]);
+        assert!(store.get("1000-aaaa").await.is_err());
+        assert!(store.history("1000-aaaa").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_requests_and_their_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("callbacks.db").display());
+        let store = Store::open(&url).await.unwrap();
+        exercise(&store).await;
+        // Reopening runs no migration twice and keeps the data.
+        drop(store);
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.list(&Filter::default()).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn postgres_when_a_url_is_given() {
+        // scripts/test.sh starts a PostgreSQL server and sets IVR_TEST_POSTGRES. Without it
+        // the test fails, unless IVR_SKIP_POSTGRES=1 says on purpose that it may not run.
+        let url = match std::env::var("IVR_TEST_POSTGRES") {
+            Ok(url) => url,
+            Err(_) if std::env::var("IVR_SKIP_POSTGRES").as_deref() == Ok("1") => return,
+            Err(_) => panic!(
+                "IVR_TEST_POSTGRES is not set: run scripts/test.sh (it starts PostgreSQL), or set IVR_SKIP_POSTGRES=1"
+            ),
+        };
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query("DELETE FROM callback_history").execute(&store.pool).await.unwrap();
+        sqlx::query("DELETE FROM callback_requests").execute(&store.pool).await.unwrap();
+        exercise(&store).await;
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("x.db").display());
+        let mut store = rt.block_on(Store::open(&url)).unwrap();
+        assert_eq!(store.sql("a = ? AND b = ?"), "a = ? AND b = ?");
+        store.postgres = true;
+        assert_eq!(store.sql("a = ? AND b = ?"), "a = $1 AND b = $2");
+    }
+}
