@@ -72,6 +72,14 @@ impl Reorder {
         }
     }
 
+    /// Forget everything held and start a new timeline (reusing the ring).
+    pub fn reset(&mut self) {
+        self.have.fill(false);
+        self.next = None;
+        self.end = 0;
+        self.started = false;
+    }
+
     /// Place a packet's samples, which start at RTP timestamp `ts`. Frames that are ready
     /// go to `out` (before a restart, everything held is released first).
     pub fn push(&mut self, ts: u32, samples: &[i16], out: &mut impl FnMut(&Frame)) -> Pushed {

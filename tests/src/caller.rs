@@ -47,6 +47,8 @@ pub struct Net {
     next_port: u16,
     /// When false, OpenMedia is answered with MediaFailed.
     pub ports_available: bool,
+    /// Voicemail commands the engine gave, in order (the test plays the recorder).
+    pub voicemail: Vec<ivr_engine::VoicemailCmd>,
 }
 
 impl Net {
@@ -70,6 +72,7 @@ impl Net {
             media: HashMap::new(),
             next_port: 30_000,
             ports_available: true,
+            voicemail: Vec::new(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Net {
                     self.media.remove(&call);
                 }
                 Output::Event(e) => self.events.push(e),
+                Output::Voicemail(cmd) => self.voicemail.push(cmd),
             }
         }
     }
@@ -160,6 +164,31 @@ impl Net {
                 parse_message(&s.data, Framing::Datagram).expect("engine sent a valid message")
             })
             .collect()
+    }
+
+    /// Dial as `caller`, get 100 and 200, ACK. Returns the call's handle.
+    pub fn connect(&mut self, caller: &mut Caller) -> CallHandle {
+        let invite = caller.invite(true);
+        self.send_sip(caller.transport, caller.addr, &invite);
+        let msgs = self.take_sip(caller.addr);
+        assert!(response(&msgs, 100).is_some(), "100 Trying first: {msgs:?}");
+        let ok = response(&msgs, 200).expect("200 OK").clone();
+        assert_eq!(
+            ok.headers.get(&ivr_sip::HeaderName::ContentType),
+            Some("application/sdp")
+        );
+        caller.on_response(&ok);
+        let ack = caller.ack(None);
+        self.send_sip(caller.transport, caller.addr, &ack);
+        self.last_call().expect("a call")
+    }
+
+    /// `caller` presses a key (RFC 4733, 20 ms between packets).
+    pub fn press(&mut self, caller: &mut Caller, call: CallHandle, digit: Digit) {
+        for p in caller.key_packets(digit, 101) {
+            self.send_rtp(call, caller.media, &p);
+            self.advance(Duration::from_millis(20));
+        }
     }
 
     /// The handle of the most recent call.

@@ -26,7 +26,9 @@ fn demo_config(
         .unwrap()
         .replace("prompts/", &format!("{}/prompts/", demo.display()));
     let path = dir.path().join(name);
-    std::fs::write(&path, edit(config)).unwrap();
+    let edited = edit(config.clone());
+    assert_ne!(edited, config, "the edit of the demo config applied");
+    std::fs::write(&path, edited).unwrap();
     (dir, path)
 }
 
@@ -312,8 +314,8 @@ fn closed_hours_route() {
 fn multi_digit_extension_entry() {
     let (_dir, path) = demo_config("ext.yaml", |c| {
         c.replace(
-            "      \"2\": { goto: main_en }\n",
-            "      \"2\": { goto: main_en }\n    extensions:\n      \"456\": { goto: main_fr }\n",
+            "      \"2\": { language: en, goto: main_en }\n",
+            "      \"2\": { language: en, goto: main_en }\n    extensions:\n      \"456\": { goto: main_fr }\n",
         )
     });
     let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);

@@ -23,28 +23,12 @@ fn demo_variant(yaml: &str) -> Arc<ivr_menus::Menus> {
     )
 }
 
-/// Dial, get 100 and 200, ACK. Returns the call's handle.
 fn connect(net: &mut Net, caller: &mut Caller) -> ivr_engine::CallHandle {
-    let invite = caller.invite(true);
-    net.send_sip(caller.transport, caller.addr, &invite);
-    let msgs = net.take_sip(caller.addr);
-    assert!(response(&msgs, 100).is_some(), "100 Trying first: {msgs:?}");
-    let ok = response(&msgs, 200).expect("200 OK").clone();
-    assert_eq!(
-        ok.headers.get(&ivr_sip::HeaderName::ContentType),
-        Some("application/sdp")
-    );
-    caller.on_response(&ok);
-    let ack = caller.ack(None);
-    net.send_sip(caller.transport, caller.addr, &ack);
-    net.last_call().expect("a call")
+    net.connect(caller)
 }
 
 fn press(net: &mut Net, caller: &mut Caller, call: ivr_engine::CallHandle, digit: Digit) {
-    for p in caller.key_packets(digit, 101) {
-        net.send_rtp(call, caller.media, &p);
-        net.advance(Duration::from_millis(20));
-    }
+    net.press(caller, call, digit)
 }
 
 #[test]

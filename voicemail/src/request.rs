@@ -6,6 +6,7 @@ pub struct RecordingId(pub u64);
 
 /// A callback request as the engine hands it over for storing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
 pub struct CallbackRequest {
     /// Its id: `<unix seconds>-<8 hex digits>`, also the name of its WAV file.
     pub id: String,

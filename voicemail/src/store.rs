@@ -213,7 +213,8 @@ impl Store {
         } else {
             ("caller", "created")
         };
-        self.record(&mut tx, &r.id, now, actor, action, None).await?;
+        self.record(&mut tx, &r.id, now, actor, action, None)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -246,10 +247,7 @@ impl Store {
         let q = self.sql(&format!(
             "SELECT {COLUMNS} FROM callback_requests WHERE id = ?"
         ));
-        let row = sqlx::query(&q)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| stored(&r))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))
@@ -338,17 +336,25 @@ impl Store {
         self.record(&mut tx, id, now, actor, "status", Some(status.as_str()))
             .await?;
         if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
-            self.record(&mut tx, id, now, actor, "note", Some(n)).await?;
+            self.record(&mut tx, id, now, actor, "note", Some(n))
+                .await?;
         }
         tx.commit().await?;
         self.get(id).await
     }
 
     /// Add a note.
-    pub async fn add_note(&self, id: &str, actor: &str, note: &str, now: u64) -> Result<(), StoreError> {
+    pub async fn add_note(
+        &self,
+        id: &str,
+        actor: &str,
+        note: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
         self.get(id).await?;
         let mut tx = self.pool.begin().await?;
-        self.record(&mut tx, id, now, actor, "note", Some(note)).await?;
+        self.record(&mut tx, id, now, actor, "note", Some(note))
+            .await?;
         let q = self.sql("UPDATE callback_requests SET updated_at = ? WHERE id = ?");
         sqlx::query(&q)
             .bind(now as i64)
@@ -372,7 +378,10 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let mut tx = self.pool.begin().await?;
         for id in &ids {
-            for table in ["callback_history WHERE request_id", "callback_requests WHERE id"] {
+            for table in [
+                "callback_history WHERE request_id",
+                "callback_requests WHERE id",
+            ] {
                 let q = self.sql(&format!("DELETE FROM {table} = ?"));
                 sqlx::query(&q).bind(id).execute(&mut *tx).await?;
             }
@@ -403,8 +412,9 @@ fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
             has_message: r.try_get::<i32, _>("has_message")? != 0,
         },
         recovered: r.try_get::<i32, _>("recovered")? != 0,
-        status: Status::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown status '{status}' in the database")))?,
+        status: Status::parse(&status).ok_or_else(|| {
+            StoreError::Invalid(format!("unknown status '{status}' in the database"))
+        })?,
         assignee: r.try_get("assignee")?,
         updated_at: r.try_get::<i64, _>("updated_at")? as u64,
     })
@@ -444,7 +454,9 @@ mod tests {
         assert_eq!((got.status, got.recovered), (Status::New, false));
         let all = store.list(&Filter::default()).await.unwrap();
         assert_eq!(
-            all.iter().map(|s| s.request.id.as_str()).collect::<Vec<_>>(),
+            all.iter()
+                .map(|s| s.request.id.as_str())
+                .collect::<Vec<_>>(),
             ["2000-bbbb", "1000-aaaa"],
             "newest first"
         );
@@ -464,7 +476,13 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.assignee.as_deref(), Some("alice"));
         store
-            .set_status("1000-aaaa", Status::Resolved, "alice", Some("called, booked"), 1200)
+            .set_status(
+                "1000-aaaa",
+                Status::Resolved,
+                "alice",
+                Some("called, booked"),
+                1200,
+            )
             .await
             .unwrap();
         let mine = Filter {
@@ -487,9 +505,14 @@ mod tests {
                 ("alice", "note", Some("called, booked")),
             ]
         );
-        assert_eq!(store.history("2000-bbbb").await.unwrap()[0].action, "recovered");
+        assert_eq!(
+            store.history("2000-bbbb").await.unwrap()[0].action,
+            "recovered"
+        );
         assert!(matches!(
-            store.set_status("nope", Status::Resolved, "x", None, 1).await,
+            store
+                .set_status("nope", Status::Resolved, "x", None, 1)
+                .await,
             Err(StoreError::NotFound(_))
         ));
         assert_eq!(store.delete_older_than(1500).await.unwrap(), ["1000-aaaa"]);
@@ -521,8 +544,14 @@ mod tests {
             ),
         };
         let store = Store::open(&url).await.unwrap();
-        sqlx::query("DELETE FROM callback_history").execute(&store.pool).await.unwrap();
-        sqlx::query("DELETE FROM callback_requests").execute(&store.pool).await.unwrap();
+        sqlx::query("DELETE FROM callback_history")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM callback_requests")
+            .execute(&store.pool)
+            .await
+            .unwrap();
         exercise(&store).await;
     }
 

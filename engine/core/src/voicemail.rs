@@ -21,6 +21,8 @@ const VOICE_LEVEL: u32 = 260;
 
 /// A command for the driver's recorder and store.
 #[derive(Debug)]
+// Frames travel inline on purpose: recording must not allocate per packet.
+#[allow(clippy::large_enum_variant)]
 pub enum VoicemailCmd {
     /// Start writing a recording; `request` is what is known so far (keep it next to the
     /// audio, so a crash loses neither).
@@ -159,9 +161,7 @@ impl Engine {
 
     /// Whether the call is leaving a callback request.
     pub(crate) fn in_deposit(&self, handle: CallHandle) -> bool {
-        self.calls
-            .get(&handle)
-            .is_some_and(|c| c.deposit.is_some())
+        self.calls.get(&handle).is_some_and(|c| c.deposit.is_some())
     }
 
     fn deposit_of(&mut self, handle: CallHandle) -> Option<&mut DepositCall> {
@@ -194,9 +194,10 @@ impl Engine {
         let deposit = &mut d.deposit;
         let samples = &mut d.samples;
         let review = &mut d.review;
-        d.reorder.push(packet.timestamp(), &pcm[..n], &mut |frame: &Frame| {
-            record_frame(outputs, deposit, samples, review, recording, now, frame);
-        });
+        d.reorder
+            .push(packet.timestamp(), &pcm[..n], &mut |frame: &Frame| {
+                record_frame(outputs, deposit, samples, review, recording, now, frame);
+            });
         self.apply_deposit(now, handle);
     }
 
@@ -270,26 +271,38 @@ impl Engine {
                     let menus = call.menu.menus().clone();
                     let lang = call.menu.language();
                     let mb = menus.mailbox(d.mailbox);
-                    let mut prompts: Vec<Prompt> = Vec::new();
+                    // (name for the log, recording)
+                    let mut prompts: Vec<(String, Prompt)> = Vec::new();
+                    let mut named = |id: ivr_menus::PromptId| {
+                        (
+                            menus.prompt_name(id).to_string(),
+                            menus.prompt_in(id, lang).clone(),
+                        )
+                    };
                     for say in says {
                         match say {
-                            Say::Greeting => prompts
-                                .extend(mb.greeting.iter().map(|p| menus.prompt_in(*p, lang).clone())),
-                            Say::Saved => prompts
-                                .extend(mb.saved.iter().map(|p| menus.prompt_in(*p, lang).clone())),
-                            Say::Beep => prompts.push(self.beep.clone()),
+                            Say::Greeting => prompts.extend(mb.greeting.iter().map(|p| named(*p))),
+                            Say::Saved => prompts.extend(mb.saved.iter().map(|p| named(*p))),
+                            Say::Beep => prompts.push(("beep".into(), self.beep.clone())),
                             Say::Digit(digit) => prompts.extend(
                                 menus
                                     .find_prompt(&format!("digit_{}", digit.as_char()))
-                                    .map(|p| menus.prompt_in(p, lang).clone()),
+                                    .map(&mut named),
                             ),
-                            Say::System(s) => prompts.extend(
-                                menus
-                                    .find_prompt(s.name())
-                                    .map(|p| menus.prompt_in(p, lang).clone()),
-                            ),
+                            Say::System(s) => {
+                                prompts.extend(menus.find_prompt(s.name()).map(&mut named))
+                            }
                         }
                     }
+                    let language = menus.languages().get(lang).cloned();
+                    for (name, _) in &prompts {
+                        self.event(Event::Playing {
+                            call: handle,
+                            prompt: name.clone(),
+                            language: language.clone(),
+                        });
+                    }
+                    let prompts = prompts.into_iter().map(|(_, p)| p).collect();
                     self.play_for_deposit(now, handle, prompts);
                 }
                 Action::StopPlayback => {
@@ -307,16 +320,17 @@ impl Engine {
                     d.recording = Some(recording);
                     d.recording_live = true;
                     d.samples = 0;
-                    d.reorder = Box::new(Reorder::new(REORDER_DELAY));
+                    d.reorder.reset();
                     if let Some(r) = d.review.as_mut() {
                         r.clear();
                     }
                     d.request.callback_number = d.deposit.number().map(str::to_string);
                     let request = Box::new(d.request.clone());
-                    self.outputs.push_back(Output::Voicemail(VoicemailCmd::Start {
-                        recording,
-                        request,
-                    }));
+                    self.outputs
+                        .push_back(Output::Voicemail(VoicemailCmd::Start {
+                            recording,
+                            request,
+                        }));
                     self.event(Event::Recording {
                         call: handle,
                         started: true,
@@ -368,11 +382,12 @@ impl Engine {
                         number: request.callback_number.clone(),
                         duration_ms: request.duration_ms,
                     });
-                    self.outputs.push_back(Output::Voicemail(VoicemailCmd::Submit {
-                        call: handle,
-                        recording,
-                        request: Box::new(request),
-                    }));
+                    self.outputs
+                        .push_back(Output::Voicemail(VoicemailCmd::Submit {
+                            call: handle,
+                            recording,
+                            request: Box::new(request),
+                        }));
                 }
                 Action::Hangup => {
                     if matches!(call.phase, Phase::Active | Phase::Answered { .. }) {

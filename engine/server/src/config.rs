@@ -9,6 +9,22 @@ pub const DEMO_CONFIG: &str = include_str!("../../../examples/demo/config.yaml")
 /// The demo's prompt files, by the path the config gives them.
 const DEMO_PROMPTS: &[(&str, &[u8])] = &[
     (
+        "prompts/vm_greeting_fr.wav",
+        include_bytes!("../../../examples/demo/prompts/vm_greeting_fr.wav"),
+    ),
+    (
+        "prompts/vm_greeting_en.wav",
+        include_bytes!("../../../examples/demo/prompts/vm_greeting_en.wav"),
+    ),
+    (
+        "prompts/vm_saved_fr.wav",
+        include_bytes!("../../../examples/demo/prompts/vm_saved_fr.wav"),
+    ),
+    (
+        "prompts/vm_saved_en.wav",
+        include_bytes!("../../../examples/demo/prompts/vm_saved_en.wav"),
+    ),
+    (
         "prompts/lang_fr.wav",
         include_bytes!("../../../examples/demo/prompts/lang_fr.wav"),
     ),

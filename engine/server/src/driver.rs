@@ -7,6 +7,7 @@
 
 use crate::config::{self, ConfigError};
 use crate::ports::PortPool;
+use crate::recorder::{Recorder, WriterOut};
 use crate::status::{ReloadOutcome, Status};
 use bytes::{Bytes, BytesMut};
 use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, Output};
@@ -46,6 +47,10 @@ pub struct ServerConfig {
     pub tts_cache: std::path::PathBuf,
     /// Counters and config state, shared with the HTTP side.
     pub status: Arc<Status>,
+    /// Where voicemail recordings are written.
+    pub voicemail_dir: std::path::PathBuf,
+    /// Where callback requests are stored.
+    pub store: ivr_voicemail::store::Store,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -80,6 +85,8 @@ enum NetIn {
     },
     /// The result of loading the config off the loop.
     Reloaded(Box<Result<Menus, ConfigError>>),
+    /// From the voicemail writer, or a store result.
+    Voicemail(WriterOut),
 }
 
 struct MediaSockets {
@@ -189,6 +196,12 @@ impl Server {
             .and_then(|path| watch_config(path, tx.clone()));
         let mut reloads = Reloads::default();
         let status = self.config.status.clone();
+        let recorder = {
+            let tx = tx.clone();
+            Recorder::spawn(self.config.voicemail_dir.clone(), move |out| {
+                let _ = tx.blocking_send(NetIn::Voicemail(out));
+            })?
+        };
 
         let mut engine_config = EngineConfig::new(self.local);
         engine_config.max_calls = self.config.max_calls;
@@ -207,6 +220,9 @@ impl Server {
             drained: false,
             pacing: Pacing::new(),
             status: status.clone(),
+            recorder,
+            store: self.config.store.clone(),
+            voicemail_dir: self.config.voicemail_dir.clone(),
         };
 
         engine.handle_input(
@@ -308,7 +324,43 @@ impl Server {
                 }
             }
         }
+        // Let the writer finish every recording, then store what it hands over.
+        let Io {
+            recorder,
+            store,
+            voicemail_dir,
+            ..
+        } = io;
+        recorder.finish();
+        while let Ok(msg) = rx.try_recv() {
+            if let NetIn::Voicemail(WriterOut::Store { request, .. }) = msg {
+                store_request(&store, &voicemail_dir, &request).await;
+            }
+        }
         Ok(())
+    }
+}
+
+/// Store a request whose files are durable; on success its json is no longer needed.
+async fn store_request(
+    store: &ivr_voicemail::store::Store,
+    dir: &std::path::Path,
+    request: &ivr_voicemail::CallbackRequest,
+) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match store.insert(request, false, now).await {
+        Ok(_) => {
+            let _ = std::fs::remove_file(dir.join(format!("{}.json", request.id)));
+            info!(id = %request.id, mailbox = %request.mailbox, number = request.callback_number.as_deref().unwrap_or(""), duration_ms = request.duration_ms, "callback request stored");
+            true
+        }
+        Err(e) => {
+            tracing::error!(id = %request.id, error = %e, "cannot store the callback request; its files stay for recovery at the next start");
+            false
+        }
     }
 }
 
@@ -378,6 +430,9 @@ struct Io {
     drained: bool,
     pacing: Pacing,
     status: Arc<Status>,
+    recorder: Recorder,
+    store: ivr_voicemail::store::Store,
+    voicemail_dir: std::path::PathBuf,
 }
 
 /// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
@@ -448,6 +503,26 @@ impl Io {
             NetIn::TcpClosed { peer } => {
                 self.tcp.remove(&peer);
             }
+            NetIn::Voicemail(WriterOut::Report(report)) => {
+                if matches!(report, ivr_engine::VoicemailReport::RecordingFailed { .. }) {
+                    self.status.recording_failed();
+                }
+                engine.handle_input(now, Input::Voicemail(report));
+            }
+            NetIn::Voicemail(WriterOut::Store { call, request }) => {
+                let (store, dir, tx) = (
+                    self.store.clone(),
+                    self.voicemail_dir.clone(),
+                    self.tx.clone(),
+                );
+                let status = self.status.clone();
+                tokio::spawn(async move {
+                    let ok = store_request(&store, &dir, &request).await;
+                    status.callback_stored(ok);
+                    let report = ivr_engine::VoicemailReport::Stored { call, ok };
+                    let _ = tx.send(NetIn::Voicemail(WriterOut::Report(report))).await;
+                });
+            }
             NetIn::ReloadRequested { .. } | NetIn::Reloaded(_) => {}
         }
     }
@@ -495,6 +570,21 @@ impl Io {
                     }
                 }
                 Output::Event(e) => self.log(e),
+                Output::Voicemail(cmd) => {
+                    let failed = match &cmd {
+                        ivr_engine::VoicemailCmd::Start { recording, .. }
+                        | ivr_engine::VoicemailCmd::Frame { recording, .. } => Some(*recording),
+                        _ => None,
+                    };
+                    if !self.recorder.send(cmd) {
+                        warn!("the voicemail writer is behind or gone");
+                        self.status.recording_failed();
+                        if let Some(recording) = failed {
+                            let report = ivr_engine::VoicemailReport::RecordingFailed { recording };
+                            engine.handle_input(Instant::now(), Input::Voicemail(report));
+                        }
+                    }
+                }
             }
         }
     }
@@ -585,6 +675,22 @@ impl Io {
             }),
             Event::LeftMenus { call, to } => self.in_call(call, |_| {
                 warn!(%to, "the menus sent the call to a service this version does not run yet; ending it")
+            }),
+            Event::Recording { call, started } => self.in_call(call, |_| {
+                if started {
+                    info!("recording the caller's message")
+                } else {
+                    info!("recording stopped")
+                }
+            }),
+            Event::CallbackRequest {
+                call,
+                id,
+                mailbox,
+                number,
+                duration_ms,
+            } => self.in_call(call, |_| {
+                info!(%id, %mailbox, number = number.as_deref().unwrap_or(""), duration_ms, "callback request left")
             }),
             Event::Digit { call, digit } => self.in_call(call, |_| info!(%digit, "key")),
             Event::BadRtp { call, error } => self.in_call(call, |_| debug!(%error, "RTP dropped")),

@@ -9,4 +9,5 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod ports;
+pub mod recorder;
 pub mod status;

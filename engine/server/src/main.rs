@@ -75,9 +75,14 @@ struct ServeArgs {
     /// RTP port range, LOW-HIGH (even ports for RTP, the next odd one for RTCP).
     #[arg(long, default_value = "10000-20000", value_parser = parse_range)]
     rtp_ports: std::ops::RangeInclusive<u16>,
-    /// Folder for data the engine keeps (created if missing).
+    /// Folder for data the engine keeps (created if missing): voicemail recordings, the
+    /// SQLite database, the text-to-speech cache.
     #[arg(long, default_value = "ivr-data")]
     data_dir: PathBuf,
+    /// Where callback requests are stored: sqlite://FILE or postgres://USER@HOST/DB
+    /// (default: sqlite://DATA_DIR/callbacks.db).
+    #[arg(long, env = "IVR_DATABASE_URL")]
+    database: Option<String>,
     /// New calls beyond this many get 503 Service Unavailable.
     #[arg(long, default_value_t = 10_000)]
     max_calls: usize,
@@ -101,6 +106,18 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Where HTTP listens, if anywhere.
@@ -399,6 +416,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Signal handlers exist before the address is announced: a SIGTERM sent right after
         // the listen line still shuts down cleanly.
         let shutdown = shutdown_signal()?;
+        let database = args.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", args.data_dir.join("callbacks.db").display())
+        });
+        let store = ivr_voicemail::store::Store::open(&database)
+            .await
+            .with_context(|| format!("opening the callback store {}", redact(&database)))?;
+        let voicemail_dir = args.data_dir.join("voicemail");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let found = ivr_server::recorder::recover(&voicemail_dir, &store, now)
+            .await
+            .context("recovering callback requests left by the last run")?;
+        if found != ivr_server::recorder::Recovered::default() {
+            tracing::warn!(
+                repaired = found.repaired,
+                stored = found.stored,
+                "recovered callback requests left by the last run (marked recovered)"
+            );
+        }
         let server = Server::bind(ServerConfig {
             listen: args.listen,
             rtp_ports: args.rtp_ports,
@@ -410,6 +448,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config_path: args.config.clone(),
             tts_cache: args.data_dir.join("tts-cache"),
             status: status.clone(),
+            voicemail_dir,
+            store,
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;

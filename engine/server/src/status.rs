@@ -91,6 +91,9 @@ pub struct Status {
     ended: [AtomicU64; END_REASONS.len()],
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    callbacks_stored: AtomicU64,
+    callbacks_failed: AtomicU64,
+    recordings_failed: AtomicU64,
     config: Mutex<ConfigState>,
 }
 
@@ -110,6 +113,9 @@ impl Status {
             ended: Default::default(),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            callbacks_stored: AtomicU64::new(0),
+            callbacks_failed: AtomicU64::new(0),
+            recordings_failed: AtomicU64::new(0),
             config: Mutex::new(ConfigState {
                 source,
                 generation: 1,
@@ -134,6 +140,21 @@ impl Status {
                 Some(n.saturating_sub(1))
             });
         self.ended[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A callback request was stored (or storing it failed).
+    pub fn callback_stored(&self, ok: bool) {
+        let c = if ok {
+            &self.callbacks_stored
+        } else {
+            &self.callbacks_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A recording could not be written.
+    pub fn recording_failed(&self) {
+        self.recordings_failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Calls in progress.
@@ -209,6 +230,21 @@ impl Status {
             "counter",
             "Calls ended, by reason.",
             &ended,
+        );
+        metric(
+            "ivr_callback_requests_total",
+            "counter",
+            "Callback requests handed to the store, by result.",
+            &[
+                ("{result=\"stored\"}".into(), load(&self.callbacks_stored)),
+                ("{result=\"failed\"}".into(), load(&self.callbacks_failed)),
+            ],
+        );
+        metric(
+            "ivr_recording_failures_total",
+            "counter",
+            "Recordings that could not be written (disk full, unwritable folder).",
+            &[(String::new(), load(&self.recordings_failed))],
         );
         metric(
             "ivr_config_reloads_total",

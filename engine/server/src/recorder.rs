@@ -1,0 +1,390 @@
+//! Writing voicemail recordings so that nothing is lost, on a thread of its own (the engine
+//! loop never waits on a disk).
+//!
+//! For a request `ID`, in the voicemail folder:
+//!
+//! - `ID.json`: the request as known (written when recording starts and again when the
+//!   request is submitted, each time to a temporary file, fsynced, then renamed);
+//! - `ID.wav.part`: the message while it is recorded, 8 kHz 16-bit mono, its header brought
+//!   up to date and flushed to the kernel every second, so a killed process leaves a
+//!   readable file missing at most the last second;
+//! - `ID.wav`: the finished message (fsynced, then renamed from `.part`).
+//!
+//! Once the store has the request, `ID.json` is deleted. At start-up, [`recover`] repairs
+//! every `.part` left by a crash and stores every request whose `ID.json` is still there,
+//! marked `recovered`. So the order is always: audio durable, then metadata committed.
+
+use ivr_engine::{VoicemailCmd, VoicemailReport};
+use ivr_voicemail::store::{Store, StoreError};
+use ivr_voicemail::{CallbackRequest, RecordingId};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use tracing::{error, info, warn};
+
+/// Frames between two header updates and flushes (one second).
+const FLUSH_EVERY: u32 = 50;
+/// Commands queued for the writer before the engine's sends fail (about 40 s of audio for
+/// 100 simultaneous recordings).
+const QUEUE: usize = 200_000;
+
+/// What the writer thread asks of the async side.
+#[derive(Debug)]
+pub enum WriterOut {
+    /// Store this request (its files are durable) and report to the engine.
+    Store {
+        /// The call, for the engine's answer.
+        call: ivr_engine::CallHandle,
+        /// The request.
+        request: Box<CallbackRequest>,
+    },
+    /// Tell the engine.
+    Report(VoicemailReport),
+}
+
+/// The writer thread's handle.
+pub struct Recorder {
+    tx: Option<mpsc::SyncSender<VoicemailCmd>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    /// Start the writer for `dir` (created if missing); it reports through `out`.
+    pub fn spawn(
+        dir: PathBuf,
+        out: impl Fn(WriterOut) + Send + 'static,
+    ) -> std::io::Result<Recorder> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = mpsc::sync_channel::<VoicemailCmd>(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("voicemail-writer".into())
+            .spawn(move || Writer::new(dir, out).run(rx))?;
+        Ok(Recorder {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue a command; `false` if the writer cannot take it (full, or gone).
+    pub fn send(&self, cmd: VoicemailCmd) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.try_send(cmd).is_ok())
+    }
+
+    /// Let the writer finish what is queued, and wait for it.
+    pub fn finish(mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Open {
+    id: String,
+    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    since_flush: u32,
+}
+
+struct Writer<F> {
+    dir: PathBuf,
+    out: F,
+    open: HashMap<RecordingId, Open>,
+    /// Stopped recordings: their request id, until submitted or discarded.
+    stopped: HashMap<RecordingId, String>,
+}
+
+impl<F: Fn(WriterOut)> Writer<F> {
+    fn new(dir: PathBuf, out: F) -> Self {
+        Writer {
+            dir,
+            out,
+            open: HashMap::new(),
+            stopped: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<VoicemailCmd>) {
+        while let Ok(cmd) = rx.recv() {
+            self.handle(cmd);
+        }
+        // The engine is gone: finish what is open, so nothing waits for a repair.
+        let ids: Vec<RecordingId> = self.open.keys().copied().collect();
+        for r in ids {
+            self.stop(r);
+        }
+    }
+
+    fn handle(&mut self, cmd: VoicemailCmd) {
+        match cmd {
+            VoicemailCmd::Start { recording, request } => {
+                let result = write_json(&self.dir, &request).and_then(|()| {
+                    let spec = hound::WavSpec {
+                        channels: 1,
+                        sample_rate: 8000,
+                        bits_per_sample: 16,
+                        sample_format: hound::SampleFormat::Int,
+                    };
+                    let file = File::create(self.dir.join(format!("{}.wav.part", request.id)))?;
+                    hound::WavWriter::new(BufWriter::new(file), spec)
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                });
+                match result {
+                    Ok(writer) => {
+                        self.open.insert(
+                            recording,
+                            Open {
+                                id: request.id.clone(),
+                                writer: Some(writer),
+                                since_flush: 0,
+                            },
+                        );
+                    }
+                    Err(e) => self.failed(recording, &request.id, &e),
+                }
+            }
+            VoicemailCmd::Frame { recording, frame } => {
+                let Some(open) = self.open.get_mut(&recording) else {
+                    return;
+                };
+                let Some(w) = open.writer.as_mut() else {
+                    return;
+                };
+                let mut result = frame.pcm().iter().try_for_each(|s| w.write_sample(*s));
+                open.since_flush += 1;
+                if result.is_ok() && open.since_flush >= FLUSH_EVERY {
+                    open.since_flush = 0;
+                    result = w.flush();
+                }
+                if let Err(e) = result {
+                    let id = open.id.clone();
+                    open.writer = None;
+                    self.failed(recording, &id, &std::io::Error::other(e.to_string()));
+                }
+            }
+            VoicemailCmd::Stop { recording } => self.stop(recording),
+            VoicemailCmd::Discard { recording } => {
+                let id = match self.open.remove(&recording) {
+                    Some(open) => Some(open.id),
+                    None => self.stopped.remove(&recording),
+                };
+                if let Some(id) = id {
+                    for name in [format!("{id}.wav.part"), format!("{id}.wav")] {
+                        let _ = std::fs::remove_file(self.dir.join(name));
+                    }
+                    // The request goes on (a new recording, or cancelled): its json stays
+                    // only if it is submitted.
+                    let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
+                }
+            }
+            VoicemailCmd::Submit {
+                call,
+                recording,
+                request,
+            } => {
+                if let Some(r) = recording {
+                    if self.open.contains_key(&r) {
+                        self.stop(r);
+                    }
+                    self.stopped.remove(&r);
+                }
+                // The final metadata is durable before the store is asked.
+                match write_json(&self.dir, &request) {
+                    Ok(()) => (self.out)(WriterOut::Store { call, request }),
+                    Err(e) => {
+                        error!(id = %request.id, error = %e, "cannot write the callback request; it is lost unless the audio is recovered");
+                        (self.out)(WriterOut::Report(VoicemailReport::Stored {
+                            call,
+                            ok: false,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finish a recording: header, fsync, rename, fsync the folder.
+    fn stop(&mut self, recording: RecordingId) {
+        let Some(open) = self.open.remove(&recording) else {
+            return;
+        };
+        let part = self.dir.join(format!("{}.wav.part", open.id));
+        let done = self.dir.join(format!("{}.wav", open.id));
+        let result = (|| -> std::io::Result<()> {
+            if let Some(w) = open.writer {
+                w.finalize()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            File::open(&part)?.sync_all()?;
+            std::fs::rename(&part, &done)?;
+            sync_dir(&self.dir)
+        })();
+        match result {
+            Ok(()) => {
+                self.stopped.insert(recording, open.id);
+            }
+            // The .part stays for recovery at the next start.
+            Err(e) => self.failed(recording, &open.id, &e),
+        }
+    }
+
+    fn failed(&mut self, recording: RecordingId, id: &str, e: &std::io::Error) {
+        error!(%id, error = %e, "voicemail recording failed; the caller hears an apology");
+        (self.out)(WriterOut::Report(VoicemailReport::RecordingFailed {
+            recording,
+        }));
+    }
+}
+
+/// Write `ID.json` durably: a temporary file, fsynced, renamed.
+fn write_json(dir: &Path, r: &CallbackRequest) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{}.json.tmp", r.id));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(format!("{}.json", r.id)))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Bring a WAV file's sizes in line with its length (a crash leaves the header behind the
+/// data written after the last flush). Returns the audio's length in samples.
+pub fn repair_wav(path: &Path) -> std::io::Result<u64> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = [0u8; 12];
+    f.read_exact(&mut head)?;
+    if &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return Err(std::io::Error::other("not a WAV file"));
+    }
+    // Walk the chunks to the data chunk.
+    let mut pos = 12u64;
+    loop {
+        if pos + 8 > len {
+            return Err(std::io::Error::other("no data chunk"));
+        }
+        f.seek(SeekFrom::Start(pos))?;
+        let mut chunk = [0u8; 8];
+        f.read_exact(&mut chunk)?;
+        if &chunk[0..4] == b"data" {
+            let data = (len - pos - 8) & !1;
+            let data32 = u32::try_from(data).unwrap_or(!1);
+            f.seek(SeekFrom::Start(pos + 4))?;
+            f.write_all(&data32.to_le_bytes())?;
+            let riff = u32::try_from(pos + data).unwrap_or(u32::MAX);
+            f.seek(SeekFrom::Start(4))?;
+            f.write_all(&riff.to_le_bytes())?;
+            f.set_len(pos + 8 + data)?;
+            f.sync_all()?;
+            return Ok(data / 2);
+        }
+        let size = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as u64;
+        pos += 8 + size + (size & 1);
+    }
+}
+
+/// What [`recover`] found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Partial recordings repaired.
+    pub repaired: usize,
+    /// Requests stored that were not yet.
+    pub stored: usize,
+}
+
+/// After a crash: repair partial recordings and store every request still waiting in the
+/// folder, marked `recovered`. Safe to run on a clean folder and twice in a row.
+pub async fn recover(dir: &Path, store: &Store, now: u64) -> Result<Recovered, StoreError> {
+    let mut found = Recovered::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(found);
+    };
+    let mut jsons = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(id) = name.strip_suffix(".wav.part") {
+            match repair_wav(&path).and_then(|_| {
+                std::fs::rename(&path, dir.join(format!("{id}.wav")))?;
+                sync_dir(dir)
+            }) {
+                Ok(()) => found.repaired += 1,
+                Err(e) => {
+                    warn!(file = %path.display(), error = %e, "cannot repair a partial recording")
+                }
+            }
+        } else if name.ends_with(".json") {
+            jsons.push(path);
+        } else if name.ends_with(".json.tmp") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    jsons.sort();
+    for path in jsons {
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        let mut request: CallbackRequest = match serde_json::from_slice(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(file = %path.display(), error = %e, "unreadable callback request file left as is");
+                continue;
+            }
+        };
+        let wav = dir.join(format!("{}.wav", request.id));
+        if let Ok(samples) = repair_wav(&wav) {
+            request.has_message = samples > 0;
+            request.duration_ms = samples / 8;
+        }
+        if store.insert(&request, true, now).await? {
+            found.stored += 1;
+            info!(id = %request.id, mailbox = %request.mailbox, "recovered a callback request");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_off_wav_is_repaired_to_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..8000 {
+            w.write_sample((i % 100) as i16).unwrap();
+        }
+        w.flush().unwrap();
+        // More samples reach the file but the header is not updated (as after kill -9).
+        for _ in 0..4000 {
+            w.write_sample(7i16).unwrap();
+        }
+        std::mem::forget(w);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&[1]).unwrap(); // an odd byte: half a sample
+        drop(f);
+        let samples = repair_wav(&path).unwrap();
+        let r = hound::WavReader::open(&path).unwrap();
+        assert_eq!(r.len() as u64, samples);
+        assert!(samples >= 8000, "{samples}");
+    }
+}

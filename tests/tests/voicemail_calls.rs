@@ -1,0 +1,230 @@
+//! Callback requests through the engine in virtual time: the deposit dialogue, the audio
+//! handed to the recorder in order, and what is submitted when the caller hangs up.
+
+use ivr_audio::Digit;
+use ivr_engine::{Input, VoicemailCmd, VoicemailReport};
+use ivr_tests::caller::{Caller, Net, request};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+fn demo() -> Arc<ivr_menus::Menus> {
+    Arc::new(ivr_server::config::load_demo().expect("demo compiles"))
+}
+
+/// Wait (in virtual time) until the engine starts recording.
+fn until_recording(net: &mut Net) {
+    for _ in 0..200 {
+        if net
+            .voicemail
+            .iter()
+            .any(|c| matches!(c, VoicemailCmd::Start { .. }))
+        {
+            return;
+        }
+        net.advance(Duration::from_millis(100));
+    }
+    panic!("the recording never started: {:?}", net.events);
+}
+
+fn tone(len: usize) -> Vec<i16> {
+    ivr_audio::tone::sine(8000, 440.0, len, 8000.0)
+}
+
+#[test]
+fn a_message_left_in_english_with_the_caller_id_as_the_number() {
+    let mut net = Net::new(demo());
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    net.engine.handle_input(net.now, Input::WallClock(wall));
+    let mut caller = Caller::new("127.0.0.1:7200", "vm-en");
+    let call = net.connect(&mut caller);
+    net.press(&mut caller, call, Digit::D2); // English
+    net.press(&mut caller, call, Digit::D4); // leave a message
+    net.advance(Duration::from_secs(1));
+    assert!(
+        net.events.iter().any(
+            |e| matches!(e, ivr_engine::Event::Playing { prompt, language, .. }
+            if prompt == "vm_offer_caller_id" && language.as_deref() == Some("en"))
+        ),
+        "the caller ID is offered, in English: {:?}",
+        net.events
+    );
+    net.press(&mut caller, call, Digit::D1); // call me back on this number
+    until_recording(&mut net);
+
+    // Two seconds of a tone: packet 20 lost, 40 and 41 swapped.
+    let pcm = tone(16_000);
+    let mut packets = caller.audio_packets(&pcm);
+    packets.swap(40, 41);
+    packets.remove(20);
+    for p in &packets {
+        net.send_rtp(call, caller.media, p);
+        net.advance(Duration::from_millis(20));
+    }
+    // Hang up mid-message.
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(caller.transport, caller.addr, &bye);
+
+    let mut frames: Vec<i16> = Vec::new();
+    let mut started = None;
+    let mut submitted = None;
+    let mut stopped = false;
+    for cmd in &net.voicemail {
+        match cmd {
+            VoicemailCmd::Start { recording, request } => {
+                started = Some((*recording, request.clone()));
+            }
+            VoicemailCmd::Frame { frame, .. } => frames.extend_from_slice(frame.pcm()),
+            VoicemailCmd::Stop { .. } => stopped = true,
+            VoicemailCmd::Submit {
+                recording, request, ..
+            } => submitted = Some((*recording, request.clone())),
+            VoicemailCmd::Discard { .. } => panic!("nothing is discarded"),
+        }
+    }
+    let (recording, start) = started.expect("started");
+    assert_eq!(start.mailbox, "messages");
+    assert_eq!(start.callback_number.as_deref(), Some("+15551234"));
+    assert_eq!(
+        start.received_at, 1_800_000_000,
+        "stamped with the driver's wall clock"
+    );
+    assert!(stopped, "the recording is finished on hang-up");
+    let (sub_recording, request) = submitted.expect("submitted");
+    assert_eq!(sub_recording, Some(recording));
+    assert_eq!(request.id, start.id);
+    assert_eq!(request.caller_id.as_deref(), Some("+15551234"));
+    assert_eq!(request.callback_number.as_deref(), Some("+15551234"));
+    assert_eq!(request.language.as_deref(), Some("en"));
+    assert_eq!(request.menu_path, ["language", "main_en"]);
+    assert!(request.hung_up && request.has_message);
+    // Every sample in its place: the lost packet is silence, the swap undone.
+    assert_eq!(frames.len(), 16_000, "the duration is kept");
+    assert_eq!(request.duration_ms, 2_000);
+    let decoded = |s: &[i16]| -> Vec<i16> {
+        s.iter()
+            .map(|x| ivr_audio::Codec::Pcmu.decode(ivr_audio::Codec::Pcmu.encode(*x)))
+            .collect()
+    };
+    assert_eq!(frames[..3200], decoded(&pcm[..3200])[..]);
+    assert!(frames[3200..3360].iter().all(|s| *s == 0), "lost packet");
+    assert_eq!(frames[3360..], decoded(&pcm[3360..])[..]);
+
+    // The store answers; the call is over, so nothing more happens.
+    let handle = call;
+    net.engine.handle_input(
+        net.now,
+        Input::Voicemail(VoicemailReport::Stored {
+            call: handle,
+            ok: true,
+        }),
+    );
+    net.pump();
+}
+
+#[test]
+fn a_number_entered_is_read_back_and_the_saved_prompt_ends_the_call() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7201", "vm-fr");
+    let call = net.connect(&mut caller);
+    net.press(&mut caller, call, Digit::D1); // French
+    net.press(&mut caller, call, Digit::D4);
+    net.advance(Duration::from_secs(1));
+    for d in "0491234567#".chars() {
+        net.press(&mut caller, call, Digit::from_char(d).unwrap());
+    }
+    net.advance(Duration::from_millis(200));
+    let heard: Vec<String> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ivr_engine::Event::Playing { prompt, .. } => Some(prompt.clone()),
+            _ => None,
+        })
+        .collect();
+    let readback: Vec<String> = ["vm_you_entered"]
+        .into_iter()
+        .map(str::to_string)
+        .chain("0491234567".chars().map(|c| format!("digit_{c}")))
+        .chain(["vm_confirm_number".to_string()])
+        .collect();
+    assert!(
+        heard.ends_with(&readback),
+        "the number is read back: {heard:?}"
+    );
+    net.advance(Duration::from_secs(12)); // the digits, the confirm prompt
+    net.press(&mut caller, call, Digit::D1); // that's right
+    until_recording(&mut net);
+    let pcm = tone(8_000);
+    for p in caller.audio_packets(&pcm) {
+        net.send_rtp(call, caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    net.press(&mut caller, call, Digit::Pound); // done
+    let submitted = net.voicemail.iter().find_map(|c| match c {
+        VoicemailCmd::Submit { call, request, .. } => Some((*call, request.clone())),
+        _ => None,
+    });
+    let (c, req) = submitted.expect("submitted when the caller presses #");
+    assert_eq!(req.callback_number.as_deref(), Some("0491234567"));
+    assert_eq!(req.language.as_deref(), Some("fr"));
+    assert!(!req.hung_up);
+    assert!(
+        (1_000..=1_200).contains(&req.duration_ms),
+        "{}",
+        req.duration_ms
+    );
+    // Stored: the caller hears the saved prompt, then the engine hangs up.
+    net.engine.handle_input(
+        net.now,
+        Input::Voicemail(VoicemailReport::Stored { call: c, ok: true }),
+    );
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    assert!(
+        net.events.iter().any(
+            |e| matches!(e, ivr_engine::Event::Playing { prompt, .. } if prompt == "vm_saved")
+        )
+    );
+    net.advance(Duration::from_secs(8));
+    let msgs = net.take_sip(caller.addr);
+    assert!(request(&msgs, "BYE").is_some(), "the engine hangs up");
+}
+
+#[test]
+fn a_recording_that_cannot_be_written_gets_an_apology() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7202", "vm-full");
+    let call = net.connect(&mut caller);
+    net.press(&mut caller, call, Digit::D2);
+    net.press(&mut caller, call, Digit::D4);
+    net.press(&mut caller, call, Digit::D1);
+    until_recording(&mut net);
+    let recording = net
+        .voicemail
+        .iter()
+        .find_map(|c| match c {
+            VoicemailCmd::Start { recording, .. } => Some(*recording),
+            _ => None,
+        })
+        .unwrap();
+    // The disk is full.
+    net.engine.handle_input(
+        net.now,
+        Input::Voicemail(VoicemailReport::RecordingFailed { recording }),
+    );
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    assert!(
+        net.events.iter().any(
+            |e| matches!(e, ivr_engine::Event::Playing { prompt, .. } if prompt == "vm_sorry")
+        ),
+        "{:?}",
+        net.events
+    );
+    assert!(
+        !net.voicemail
+            .iter()
+            .any(|c| matches!(c, VoicemailCmd::Submit { .. })),
+        "nothing is submitted for a failed recording"
+    );
+}
