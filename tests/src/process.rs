@@ -109,6 +109,11 @@ impl Ivr {
         }
     }
 
+    /// The engine's `--data-dir` (recordings, the SQLite store).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     /// Everything the engine logged so far (JSON lines).
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
