@@ -42,13 +42,21 @@ pub struct Ivr {
     /// The HTTP address (metrics, admin), unless started with `--http off`.
     pub http: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
-    _data: tempfile::TempDir,
+    data: std::path::PathBuf,
+    _owned: Option<tempfile::TempDir>,
 }
 
 impl Ivr {
     /// Start `ivr serve` on 127.0.0.1:0 with extra arguments; waits for its listen line.
     pub fn start(extra: &[&str]) -> Ivr {
         let data = tempfile::tempdir().expect("temp dir");
+        let mut ivr = Ivr::start_in(data.path(), extra);
+        ivr._owned = Some(data);
+        ivr
+    }
+
+    /// [`Ivr::start`] with a data folder the caller keeps (to restart on the same data).
+    pub fn start_in(data: &std::path::Path, extra: &[&str]) -> Ivr {
         let mut child = Command::new(ivr_binary())
             .args([
                 "serve",
@@ -60,7 +68,7 @@ impl Ivr {
                 &rtp_range(),
                 "--data-dir",
             ])
-            .arg(data.path())
+            .arg(data)
             .args(if extra.contains(&"--http") {
                 &[][..]
             } else {
@@ -105,13 +113,20 @@ impl Ivr {
             sip,
             http,
             log,
-            _data: data,
+            data: data.to_path_buf(),
+            _owned: None,
         }
     }
 
     /// The engine's `--data-dir` (recordings, the SQLite store).
     pub fn data_dir(&self) -> &std::path::Path {
-        self._data.path()
+        &self.data
+    }
+
+    /// Kill the engine with SIGKILL (a crash) and wait for it to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Everything the engine logged so far (JSON lines).
