@@ -1,15 +1,27 @@
-//! Talk-off: the in-band DTMF detector must not hear keys in speech. Every demo prompt
-//! (French and English speech) goes through G.711 and the detector; no key may come out.
+//! Talk-off: the in-band DTMF detector must not hear keys in speech. Every demo prompt and
+//! every built-in voicemail prompt (French, English and Spanish speech) goes through G.711
+//! and the detector; no key may come out.
 
 use ivr_audio::dtmf::DtmfDetector;
 use ivr_audio::{Codec, Prompt};
 
 #[test]
 fn speech_prompts_contain_no_keys() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/prompts");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dirs = [
+        root.join("examples/demo/prompts"),
+        root.join("engine/server/builtin/en"),
+        root.join("engine/server/builtin/fr"),
+        root.join("engine/server/builtin/es"),
+    ];
+    let wavs = dirs.iter().flat_map(|d| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+    });
     let mut seconds = 0.0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    for path in wavs {
         let prompt =
             Prompt::from_wav(&path.display().to_string(), &std::fs::read(&path).unwrap()).unwrap();
         for codec in [Codec::Pcmu, Codec::Pcma] {
