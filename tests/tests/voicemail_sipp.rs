@@ -121,6 +121,82 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
     eprintln!("recorded {ms} ms; correlation {best:.4} at lag {lag}");
     // And well above chance: the same audio shifted by half a second does not match.
     assert!(correlation(&got, &heard, lag + 4000) < 0.5);
+    // Staff work through it from the terminal.
+    let cli = |args: &[&str]| -> String {
+        let out = std::process::Command::new(ivr_tests::process::ivr_binary())
+            .arg("callbacks")
+            .args(args)
+            .arg("--data-dir")
+            .arg(ivr.data_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ivr callbacks {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let id = r.request.id.as_str();
+    let list = cli(&["list", "--status", "new"]);
+    assert!(
+        list.contains(id) && list.contains("+33612345678") && list.contains("1 request(s)"),
+        "{list}"
+    );
+    let shown = cli(&["show", id]);
+    assert!(
+        shown.contains("menus:           language > main_en"),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains(" caller ") && l.contains(" created")),
+        "{shown}"
+    );
+    cli(&["claim", id, "--as", "alice"]);
+    let resolved = cli(&[
+        "resolve",
+        id,
+        "--as",
+        "alice",
+        "--note",
+        "called back, all good",
+    ]);
+    assert!(
+        resolved.contains("status:          resolved (alice)"),
+        "{resolved}"
+    );
+    let history = cli(&["show", id]);
+    assert!(
+        history.contains("alice      note       called back, all good"),
+        "{history}"
+    );
+    let csv = cli(&["export", "--csv"]);
+    assert!(csv.starts_with("id,received_at,mailbox,"), "{csv}");
+    assert!(
+        csv.contains(&format!("{id},")) && csv.contains(",resolved,alice,"),
+        "{csv}"
+    );
+    let exported = work.path().join("out.wav");
+    cli(&["export-audio", id, "-o", exported.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&exported).unwrap(),
+        bytes,
+        "the exported WAV is the recording"
+    );
+    let none = std::process::Command::new(ivr_tests::process::ivr_binary())
+        .args([
+            "callbacks",
+            "export-audio",
+            "../../etc/passwd",
+            "--data-dir",
+        ])
+        .arg(ivr.data_dir())
+        .output()
+        .unwrap();
+    assert!(!none.status.success(), "ids never become paths");
+
     // No file is left waiting for recovery.
     let leftovers: Vec<String> = std::fs::read_dir(ivr.data_dir().join("voicemail"))
         .unwrap()

@@ -1,5 +1,7 @@
 //! `ivr`: the IVR engine's command line.
 
+mod callbacks_cmd;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ivr_server::config;
@@ -45,6 +47,14 @@ enum Command {
     },
     /// Print the JSON Schema of the config, for editors.
     Schema,
+    /// Work through callback requests: list, show, export-audio, claim, status, resolve,
+    /// note, export --csv.
+    Callbacks {
+        #[command(flatten)]
+        place: callbacks_cmd::Where,
+        #[command(subcommand)]
+        cmd: callbacks_cmd::Callbacks,
+    },
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
     Graph {
         /// The config file.
@@ -178,6 +188,13 @@ fn main() -> std::process::ExitCode {
             print!("{}", ivr_menus::schema::json());
             std::process::ExitCode::SUCCESS
         }
+        Command::Callbacks { place, cmd } => match callbacks_cmd::run(place, cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr callbacks: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Graph { file, format } => match config::load_file(&file) {
             Ok(m) => {
                 print!(

@@ -1,0 +1,380 @@
+//! `ivr callbacks ...`: staff work through callback requests from a terminal.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use ivr_voicemail::store::{Filter, Status, Store, Stored};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Where the requests are.
+#[derive(Args)]
+pub struct Where {
+    /// The engine's data folder (recordings, and the SQLite store by default).
+    #[arg(long, default_value = "ivr-data", global = true)]
+    data_dir: PathBuf,
+    /// The store: sqlite://FILE or postgres://... (default: sqlite://DATA_DIR/callbacks.db).
+    #[arg(long, env = "IVR_DATABASE_URL", global = true)]
+    database: Option<String>,
+}
+
+/// What to do.
+#[derive(Subcommand)]
+pub enum Callbacks {
+    /// List requests, newest first.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// One request in full, with its history.
+    Show {
+        /// The request's id.
+        id: String,
+    },
+    /// Copy a request's recording (WAV) to a file, or to standard output with `-`.
+    ExportAudio {
+        /// The request's id.
+        id: String,
+        /// Where to write it (default: ID.wav in the current folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Take a request: it is yours now.
+    Claim {
+        /// The request's id.
+        id: String,
+        /// Who you are.
+        #[arg(long = "as")]
+        user: String,
+    },
+    /// Set a request's status (called_back, resolved, no_answer, wrong_number...).
+    Status {
+        /// The request's id.
+        id: String,
+        /// The new status.
+        status: String,
+        /// Who you are.
+        #[arg(long = "as")]
+        user: String,
+        /// A note to keep with the change.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Mark a request resolved.
+    Resolve {
+        /// The request's id.
+        id: String,
+        /// Who you are.
+        #[arg(long = "as")]
+        user: String,
+        /// A note to keep with the change.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Add a note.
+    Note {
+        /// The request's id.
+        id: String,
+        /// The note.
+        text: String,
+        /// Who you are.
+        #[arg(long = "as")]
+        user: String,
+    },
+    /// Export requests as CSV (to standard output).
+    Export {
+        /// CSV (the only format for now; required so scripts say what they expect).
+        #[arg(long, required = true)]
+        csv: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+/// Which requests.
+#[derive(Args)]
+pub struct FilterArgs {
+    /// Only these mailboxes (repeat for several).
+    #[arg(long)]
+    mailbox: Vec<String>,
+    /// Only this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only those claimed by this user.
+    #[arg(long)]
+    assignee: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 0)]
+    limit: u32,
+}
+
+fn status(name: &str) -> anyhow::Result<Status> {
+    Status::parse(name).with_context(|| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        format!("'{name}' is not a status (use {})", all.join(", "))
+    })
+}
+
+impl FilterArgs {
+    fn filter(&self) -> anyhow::Result<Filter> {
+        Ok(Filter {
+            mailboxes: (!self.mailbox.is_empty()).then(|| self.mailbox.clone()),
+            status: self.status.as_deref().map(status).transpose()?,
+            assignee: self.assignee.clone(),
+            limit: self.limit,
+        })
+    }
+}
+
+/// A request id names files: only the characters ids are made of.
+fn checked_id(id: &str) -> anyhow::Result<&str> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        bail!("'{id}' is not a request id");
+    }
+    Ok(id)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch as `2026-11-27 14:05:09Z`.
+fn time(secs: u64) -> String {
+    jiff::Timestamp::from_second(secs as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| secs.to_string())
+}
+
+/// Run a `callbacks` command.
+pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let url = place.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", place.data_dir.join("callbacks.db").display())
+        });
+        if place.database.is_none() && !place.data_dir.join("callbacks.db").exists() {
+            bail!(
+                "no callback store in {} (use --data-dir, or --database)",
+                place.data_dir.display()
+            );
+        }
+        let store = Store::open(&url).await.context("opening the callback store")?;
+        let out = &mut std::io::stdout().lock();
+        match cmd {
+            Callbacks::List { filter } => {
+                let rows = store.list(&filter.filter()?).await?;
+                writeln!(
+                    out,
+                    "{:<20} {:<20} {:<12} {:<16} {:>6}  {:<12} {}",
+                    "ID", "RECEIVED", "MAILBOX", "CALL BACK", "SECS", "STATUS", "ASSIGNEE"
+                )?;
+                for s in &rows {
+                    let r = &s.request;
+                    writeln!(
+                        out,
+                        "{:<20} {:<20} {:<12} {:<16} {:>6.1}  {:<12} {}{}",
+                        r.id,
+                        time(r.received_at),
+                        r.mailbox,
+                        r.callback_number.as_deref().unwrap_or("-"),
+                        r.duration_ms as f64 / 1000.0,
+                        s.status.as_str(),
+                        s.assignee.as_deref().unwrap_or("-"),
+                        if s.recovered { "  (recovered)" } else { "" }
+                    )?;
+                }
+                writeln!(out, "{} request(s)", rows.len())?;
+            }
+            Callbacks::Show { id } => {
+                let s = store.get(checked_id(&id)?).await?;
+                show(out, &s)?;
+                writeln!(out, "history:")?;
+                for c in store.history(&id).await? {
+                    writeln!(
+                        out,
+                        "  {}  {:<10} {:<10} {}",
+                        time(c.at),
+                        c.actor,
+                        c.action,
+                        c.detail.unwrap_or_default()
+                    )?;
+                }
+            }
+            Callbacks::ExportAudio { id, output } => {
+                let id = checked_id(&id)?;
+                let s = store.get(id).await?;
+                if !s.request.has_message {
+                    bail!("request {id} has no message (only a number to call back)");
+                }
+                let wav = place.data_dir.join("voicemail").join(format!("{id}.wav"));
+                let bytes = std::fs::read(&wav)
+                    .with_context(|| format!("reading {}", wav.display()))?;
+                match output.as_deref() {
+                    Some(p) if p.as_os_str() == "-" => out.write_all(&bytes)?,
+                    p => {
+                        let to = p
+                            .map(PathBuf::from)
+                            .unwrap_or_else(|| PathBuf::from(format!("{id}.wav")));
+                        std::fs::write(&to, &bytes)
+                            .with_context(|| format!("writing {}", to.display()))?;
+                        eprintln!("wrote {} ({} bytes)", to.display(), bytes.len());
+                    }
+                }
+            }
+            Callbacks::Claim { id, user } => {
+                let s = store
+                    .set_status(checked_id(&id)?, Status::Claimed, &user, None, now())
+                    .await?;
+                show(out, &s)?;
+            }
+            Callbacks::Status {
+                id,
+                status: name,
+                user,
+                note,
+            } => {
+                let s = store
+                    .set_status(checked_id(&id)?, status(&name)?, &user, note.as_deref(), now())
+                    .await?;
+                show(out, &s)?;
+            }
+            Callbacks::Resolve { id, user, note } => {
+                let s = store
+                    .set_status(checked_id(&id)?, Status::Resolved, &user, note.as_deref(), now())
+                    .await?;
+                show(out, &s)?;
+            }
+            Callbacks::Note { id, text, user } => {
+                store.add_note(checked_id(&id)?, &user, &text, now()).await?;
+                writeln!(out, "note added to {id}")?;
+            }
+            Callbacks::Export { filter, .. } => {
+                let rows = store.list(&filter.filter()?).await?;
+                writeln!(
+                    out,
+                    "id,received_at,mailbox,caller_id,callback_number,duration_ms,language,status,assignee,recovered,menu_path"
+                )?;
+                for s in &rows {
+                    let r = &s.request;
+                    let fields = [
+                        r.id.clone(),
+                        time(r.received_at),
+                        r.mailbox.clone(),
+                        r.caller_id.clone().unwrap_or_default(),
+                        r.callback_number.clone().unwrap_or_default(),
+                        r.duration_ms.to_string(),
+                        r.language.clone().unwrap_or_default(),
+                        s.status.as_str().to_string(),
+                        s.assignee.clone().unwrap_or_default(),
+                        s.recovered.to_string(),
+                        r.menu_path.join(" > "),
+                    ];
+                    let line: Vec<String> = fields.iter().map(|f| csv(f)).collect();
+                    writeln!(out, "{}", line.join(","))?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn show(out: &mut impl Write, s: &Stored) -> std::io::Result<()> {
+    let r = &s.request;
+    writeln!(out, "id:              {}", r.id)?;
+    writeln!(out, "mailbox:         {}", r.mailbox)?;
+    writeln!(out, "received:        {}", time(r.received_at))?;
+    writeln!(
+        out,
+        "call back:       {}",
+        r.callback_number.as_deref().unwrap_or("(no number)")
+    )?;
+    writeln!(
+        out,
+        "caller ID:       {}",
+        r.caller_id.as_deref().unwrap_or("(none)")
+    )?;
+    writeln!(
+        out,
+        "message:         {}",
+        if r.has_message {
+            format!("{:.1} s", r.duration_ms as f64 / 1000.0)
+        } else {
+            "(none)".into()
+        }
+    )?;
+    writeln!(
+        out,
+        "language:        {}",
+        r.language.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "menus:           {}", r.menu_path.join(" > "))?;
+    if !r.variables.is_empty() {
+        let vars: Vec<String> = r
+            .variables
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(out, "variables:       {}", vars.join(", "))?;
+    }
+    writeln!(
+        out,
+        "status:          {}{}",
+        s.status.as_str(),
+        s.assignee
+            .as_deref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default()
+    )?;
+    if s.recovered {
+        writeln!(
+            out,
+            "recovered:       yes (after a crash; its end may be missing)"
+        )?;
+    }
+    if r.hung_up {
+        writeln!(out, "note:            the caller hung up before the end")?;
+    }
+    Ok(())
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. A leading
+/// `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do not run it as a formula.
+fn csv(field: &str) -> String {
+    let field = if field.starts_with(['=', '+', '-', '@']) && !looks_like_number(field) {
+        format!("'{field}")
+    } else {
+        field.to_string()
+    };
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field
+    }
+}
+
+/// A phone number such as `+15551234` is data, not a formula.
+fn looks_like_number(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv("plain"), "plain");
+        assert_eq!(csv("a,b"), "\"a,b\"");
+        assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv("+15551234"), "+15551234");
+        assert_eq!(csv("-1"), "-1");
+        assert!(checked_id("1800000000-0a1b2c3d").is_ok());
+        assert!(checked_id("../etc/passwd").is_err());
+    }
+}
