@@ -169,8 +169,8 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                 let rows = store.list(&filter.filter()?).await?;
                 writeln!(
                     out,
-                    "{:<20} {:<20} {:<12} {:<16} {:>6}  {:<12} {}",
-                    "ID", "RECEIVED", "MAILBOX", "CALL BACK", "SECS", "STATUS", "ASSIGNEE"
+                    "{:<20} {:<20} {:<12} {:<16} {:>6}  {:<12} ASSIGNEE",
+                    "ID", "RECEIVED", "MAILBOX", "CALL BACK", "SECS", "STATUS"
                 )?;
                 for s in &rows {
                     let r = &s.request;
@@ -358,7 +358,7 @@ fn csv(field: &str) -> String {
 
 /// A phone number such as `+15551234` is data, not a formula.
 fn looks_like_number(s: &str) -> bool {
-    let digits = s.strip_prefix('+').unwrap_or(s);
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
 }
 
