@@ -127,3 +127,108 @@ mod tests {
         assert_eq!((r.status, r.text().as_str()), (422, "abcde"));
     }
 }
+
+/// A request received by a [`Sink`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The request line (`POST /hook HTTP/1.1`).
+    pub line: String,
+    /// Header lines as (lower-cased name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP server for webhooks in tests: answers every request with `status` and keeps it.
+pub struct Sink {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Sink {
+    /// Listen on 127.0.0.1 (port 0, or `port`), answering `status`.
+    pub fn start(port: u16, status: u16) -> Sink {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind sink");
+        let addr = listener.local_addr().expect("sink address");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head, then the body by Content-Length.
+                let req = loop {
+                    let Ok(n) = s.read(&mut buf) else { break None };
+                    if n == 0 {
+                        break None;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+                    let mut lines = head.split("\r\n");
+                    let line = lines.next().unwrap_or("").to_string();
+                    let headers: Vec<(String, String)> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect();
+                    let len: usize = headers
+                        .iter()
+                        .find(|(n, _)| n == "content-length")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    if raw.len() < end + 4 + len {
+                        continue;
+                    }
+                    break Some(Received {
+                        line,
+                        headers,
+                        body: raw[end + 4..end + 4 + len].to_vec(),
+                    });
+                };
+                if let Some(r) = req {
+                    keep.lock().expect("sink lock").push(r);
+                }
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Sink { addr, received }
+    }
+
+    /// What was received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("sink lock").clone()
+    }
+
+    /// Wait until `n` requests came, up to `timeout`.
+    pub fn wait(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.received();
+            if got.len() >= n || std::time::Instant::now() >= end {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -61,7 +61,17 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
         .map(|c| ivr_audio::Codec::Pcmu.decode(*c))
         .collect();
 
-    let ivr = Ivr::start(&[]);
+    // The webhook receiver, and the shared secret.
+    let sink = ivr_tests::http::Sink::start(0, 200);
+    let secret_file = work.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let hook = format!("http://{}/hook", sink.addr);
+    let ivr = Ivr::start(&[
+        "--webhook-url",
+        &hook,
+        "--webhook-secret-file",
+        secret_file.to_str().unwrap(),
+    ]);
     let scenario = scenario(work.path(), &audio, "+33612345678");
     // Hang up 3 s into the ~6 s message.
     let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "3000"]);
@@ -92,6 +102,11 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
     assert_eq!(r.request.language.as_deref(), Some("en"));
     assert_eq!(r.request.menu_path, ["language", "main_en"]);
     assert!(r.request.has_message && r.request.hung_up && !r.recovered);
+
+    // The webhook came, signed, with the request.
+    let hooks = sink.wait(1, WAIT);
+    assert_eq!(hooks.len(), 1, "{}", ivr.log());
+    check_hook(&hooks[0], &r.request.id);
 
     // The WAV: 8 kHz 16-bit mono, as long as the row says, and what was said.
     let wav_path = ivr
@@ -204,6 +219,26 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
         .filter(|n| !n.ends_with(".wav"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+const SECRET: &str = "webhook-secret-for-tests-0123456789";
+
+/// A webhook request is a signed POST announcing request `id`.
+fn check_hook(h: &ivr_tests::http::Received, id: &str) {
+    assert_eq!(h.line, "POST /hook HTTP/1.1");
+    assert_eq!(h.header("content-type"), Some("application/json"));
+    assert_eq!(h.header("x-ivr-event"), Some("callback_request.created"));
+    let stamp: u64 = h.header("x-ivr-timestamp").unwrap().parse().unwrap();
+    let body = String::from_utf8(h.body.clone()).unwrap();
+    assert_eq!(
+        h.header("x-ivr-signature").unwrap(),
+        ivr_server::webhook::signature(SECRET, stamp, &body),
+        "the signature verifies with the shared secret"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["request"]["id"], id);
+    assert_eq!(json["request"]["mailbox"], "messages");
+    assert_eq!(json["request"]["callback_number"], "+33612345678");
 }
 
 /// Every stored request of the engine in `data`.
@@ -347,4 +382,45 @@ fn after_kill_9_during_twenty_recordings_every_one_is_recovered() {
         missing[missing.len() - 1]
     );
     let _ = sipp.join();
+}
+
+#[test]
+fn a_webhook_that_cannot_be_delivered_waits_in_the_outbox_across_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (audio, _) = sent_audio(work.path());
+    let secret_file = work.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    // A port nobody listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let args = [
+        "--webhook-url",
+        hook.as_str(),
+        "--webhook-secret-file",
+        secret_file.to_str().unwrap(),
+    ];
+    let mut ivr = Ivr::start_in(data.path(), &args);
+    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "1000"]);
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert_eq!(
+        ivr.wait_for(&["webhook not delivered"], 2, WAIT).len(),
+        2,
+        "{}",
+        ivr.log()
+    );
+    assert!(ivr.terminate().success());
+    // The receiver comes up; the restarted engine delivers from its outbox.
+    let sink = ivr_tests::http::Sink::start(port, 200);
+    let ivr = Ivr::start_in(data.path(), &args);
+    let hooks = sink.wait(1, WAIT);
+    assert_eq!(hooks.len(), 1, "{}", ivr.log());
+    let id = stored(data.path())[0].request.id.clone();
+    check_hook(&hooks[0], &id);
+    assert_eq!(ivr.wait_for(&["webhook delivered"], 1, WAIT).len(), 1);
 }

@@ -102,6 +102,21 @@ pub struct Change {
     pub detail: Option<String>,
 }
 
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Its place in the outbox.
+    pub seq: i64,
+    /// The request it is about.
+    pub request_id: String,
+    /// `callback_request.created`.
+    pub event: String,
+    /// The JSON body to send.
+    pub payload: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
 /// Which requests to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -173,12 +188,14 @@ impl Store {
     }
 
     /// Store a new request; `false` if one with its id is already stored (a second
-    /// recovery of the same files stores nothing twice).
+    /// recovery of the same files stores nothing twice). With `notify`, a
+    /// `callback_request.created` notification joins the outbox in the same transaction.
     pub async fn insert(
         &self,
         r: &CallbackRequest,
         recovered: bool,
         now: u64,
+        notify: bool,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let q = self.sql(&format!(
@@ -215,8 +232,102 @@ impl Store {
         };
         self.record(&mut tx, &r.id, now, actor, action, None)
             .await?;
+        if notify {
+            let event = "callback_request.created";
+            let payload = serde_json::json!({
+                "event": event,
+                "request": {
+                    "id": r.id,
+                    "mailbox": r.mailbox,
+                    "caller_id": r.caller_id,
+                    "called": r.called,
+                    "callback_number": r.callback_number,
+                    "received_at": r.received_at,
+                    "duration_ms": r.duration_ms,
+                    "has_message": r.has_message,
+                    "language": r.language,
+                    "menu_path": r.menu_path,
+                    "hung_up": r.hung_up,
+                    "recovered": recovered,
+                    "audio": r.has_message.then(|| format!("/api/callbacks/{}/audio", r.id)),
+                }
+            })
+            .to_string();
+            let q = self.sql(
+                "INSERT INTO outbox (request_id, event, payload, created_at, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)",
+            );
+            sqlx::query(&q)
+                .bind(&r.id)
+                .bind(event)
+                .bind(payload)
+                .bind(now as i64)
+                .bind(now as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Notifications due at `now` and not delivered, oldest first.
+    pub async fn due_notifications(
+        &self,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let q = self.sql(&format!(
+            "SELECT seq, request_id, event, payload, attempts FROM outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT {limit}"
+        ));
+        let rows = sqlx::query(&q)
+            .bind(now as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Notification {
+                    seq: r.try_get("seq")?,
+                    request_id: r.try_get("request_id")?,
+                    event: r.try_get("event")?,
+                    payload: r.try_get("payload")?,
+                    attempts: r.try_get::<i32, _>("attempts")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// A notification was delivered.
+    pub async fn delivered(&self, seq: i64, now: u64) -> Result<(), StoreError> {
+        let q =
+            self.sql("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq = ?");
+        sqlx::query(&q)
+            .bind(now as i64)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A delivery failed: try again at `next`.
+    pub async fn retry_later(&self, seq: i64, next: u64, error: &str) -> Result<(), StoreError> {
+        let q = self.sql(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?",
+        );
+        sqlx::query(&q)
+            .bind(next as i64)
+            .bind(error)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Notifications not yet delivered.
+    pub async fn pending_notifications(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? as u64)
     }
 
     async fn record(
@@ -446,9 +557,32 @@ mod tests {
     pub(crate) async fn exercise(store: &Store) {
         let a = request("1000-aaaa", "sales", 1000);
         let b = request("2000-bbbb", "doctor", 2000);
-        assert!(store.insert(&a, false, 1001).await.unwrap());
-        assert!(store.insert(&b, true, 2001).await.unwrap());
-        assert!(!store.insert(&a, false, 3000).await.unwrap(), "stored once");
+        assert!(store.insert(&a, false, 1001, true).await.unwrap());
+        assert!(store.insert(&b, true, 2001, false).await.unwrap());
+        assert!(
+            !store.insert(&a, false, 3000, true).await.unwrap(),
+            "stored once"
+        );
+        // One notification, for the request stored with notify.
+        assert!(
+            store.due_notifications(1000, 10).await.unwrap().is_empty(),
+            "not due yet"
+        );
+        let due = store.due_notifications(1001, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].request_id, "1000-aaaa");
+        let body: serde_json::Value = serde_json::from_str(&due[0].payload).unwrap();
+        assert_eq!(body["request"]["callback_number"], "0491234567");
+        store
+            .retry_later(due[0].seq, 1010, "connection refused")
+            .await
+            .unwrap();
+        assert!(store.due_notifications(1005, 10).await.unwrap().is_empty());
+        let again = store.due_notifications(1010, 10).await.unwrap();
+        assert_eq!(again[0].attempts, 1);
+        store.delivered(again[0].seq, 1011).await.unwrap();
+        assert!(store.due_notifications(9999, 10).await.unwrap().is_empty());
+        assert_eq!(store.pending_notifications().await.unwrap(), 0);
         let got = store.get("1000-aaaa").await.unwrap();
         assert_eq!(got.request, a);
         assert_eq!((got.status, got.recovered), (Status::New, false));
@@ -544,14 +678,12 @@ mod tests {
             ),
         };
         let store = Store::open(&url).await.unwrap();
-        sqlx::query("DELETE FROM callback_history")
-            .execute(&store.pool)
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM callback_requests")
-            .execute(&store.pool)
-            .await
-            .unwrap();
+        for table in ["callback_history", "callback_requests", "outbox"] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
         exercise(&store).await;
     }
 

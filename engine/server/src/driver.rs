@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub voicemail_dir: std::path::PathBuf,
     /// Where callback requests are stored.
     pub store: ivr_voicemail::store::Store,
+    /// Whether new requests are announced (a webhook is configured): each gets an outbox
+    /// row in the transaction that stores it.
+    pub notify: bool,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -223,6 +226,7 @@ impl Server {
             recorder,
             store: self.config.store.clone(),
             voicemail_dir: self.config.voicemail_dir.clone(),
+            notify: self.config.notify,
         };
 
         engine.handle_input(
@@ -329,12 +333,13 @@ impl Server {
             recorder,
             store,
             voicemail_dir,
+            notify,
             ..
         } = io;
         recorder.finish();
         while let Ok(msg) = rx.try_recv() {
             if let NetIn::Voicemail(WriterOut::Store { request, .. }) = msg {
-                store_request(&store, &voicemail_dir, &request).await;
+                store_request(&store, &voicemail_dir, &request, notify).await;
             }
         }
         Ok(())
@@ -346,12 +351,13 @@ async fn store_request(
     store: &ivr_voicemail::store::Store,
     dir: &std::path::Path,
     request: &ivr_voicemail::CallbackRequest,
+    notify: bool,
 ) -> bool {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    match store.insert(request, false, now).await {
+    match store.insert(request, false, now, notify).await {
         Ok(_) => {
             let _ = std::fs::remove_file(dir.join(format!("{}.json", request.id)));
             info!(id = %request.id, mailbox = %request.mailbox, number = request.callback_number.as_deref().unwrap_or(""), duration_ms = request.duration_ms, "callback request stored");
@@ -433,6 +439,7 @@ struct Io {
     recorder: Recorder,
     store: ivr_voicemail::store::Store,
     voicemail_dir: std::path::PathBuf,
+    notify: bool,
 }
 
 /// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
@@ -515,9 +522,9 @@ impl Io {
                     self.voicemail_dir.clone(),
                     self.tx.clone(),
                 );
-                let status = self.status.clone();
+                let (status, notify) = (self.status.clone(), self.notify);
                 tokio::spawn(async move {
-                    let ok = store_request(&store, &dir, &request).await;
+                    let ok = store_request(&store, &dir, &request, notify).await;
                     status.callback_stored(ok);
                     let report = ivr_engine::VoicemailReport::Stored { call, ok };
                     let _ = tx.send(NetIn::Voicemail(WriterOut::Report(report))).await;

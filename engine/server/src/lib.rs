@@ -11,3 +11,4 @@ pub mod http;
 pub mod ports;
 pub mod recorder;
 pub mod status;
+pub mod webhook;

@@ -110,6 +110,13 @@ struct ServeArgs {
     /// with neither, admin endpoints answer only loopback clients).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// POST each new callback request here as JSON (signed: see docs/voicemail.md).
+    #[arg(long, env = "IVR_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// A file holding the webhook's shared secret (else `IVR_WEBHOOK_SECRET`); required with
+    /// --webhook-url.
+    #[arg(long)]
+    webhook_secret_file: Option<PathBuf>,
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
@@ -128,6 +135,30 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// The webhook, if `--webhook-url` is given (with its secret).
+fn webhook(args: &ServeArgs) -> anyhow::Result<Option<ivr_server::webhook::Webhook>> {
+    let Some(url) = &args.webhook_url else {
+        return Ok(None);
+    };
+    let secret = match &args.webhook_secret_file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the webhook secret from {}", f.display()))?,
+        None => std::env::var("IVR_WEBHOOK_SECRET").map_err(|_| {
+            anyhow::anyhow!(
+                "--webhook-url needs a secret: --webhook-secret-file or IVR_WEBHOOK_SECRET"
+            )
+        })?,
+    };
+    let secret = secret.trim().to_string();
+    if secret.len() < 16 {
+        anyhow::bail!("the webhook secret is too short: use 16 characters or more");
+    }
+    Ok(Some(ivr_server::webhook::Webhook {
+        url: url.clone(),
+        secret: secret.into(),
+    }))
 }
 
 /// Where HTTP listens, if anywhere.
@@ -417,6 +448,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let admin_token = admin_token(args.admin_token_file.as_deref())?;
+    let webhook = webhook(&args)?;
     let source = args
         .config
         .as_ref()
@@ -444,7 +476,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let found = ivr_server::recorder::recover(&voicemail_dir, &store, now)
+        let found = ivr_server::recorder::recover(&voicemail_dir, &store, now, webhook.is_some())
             .await
             .context("recovering callback requests left by the last run")?;
         if found != ivr_server::recorder::Recovered::default() {
@@ -466,7 +498,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tts_cache: args.data_dir.join("tts-cache"),
             status: status.clone(),
             voicemail_dir,
-            store,
+            store: store.clone(),
+            notify: webhook.is_some(),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -488,6 +521,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     tracing::error!(error = %e, "the HTTP server stopped");
                 }
             });
+        }
+        if let Some(hook) = webhook {
+            tokio::spawn(ivr_server::webhook::deliver(store, hook, status.clone()));
         }
         // Tests and scripts read this line to learn the addresses.
         println!("ivr listening sip udp={local} tcp={local}{http_note}");

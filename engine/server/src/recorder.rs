@@ -301,7 +301,12 @@ pub struct Recovered {
 
 /// After a crash: repair partial recordings and store every request still waiting in the
 /// folder, marked `recovered`. Safe to run on a clean folder and twice in a row.
-pub async fn recover(dir: &Path, store: &Store, now: u64) -> Result<Recovered, StoreError> {
+pub async fn recover(
+    dir: &Path,
+    store: &Store,
+    now: u64,
+    notify: bool,
+) -> Result<Recovered, StoreError> {
     let mut found = Recovered::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(found);
@@ -343,7 +348,7 @@ pub async fn recover(dir: &Path, store: &Store, now: u64) -> Result<Recovered, S
             request.has_message = samples > 0;
             request.duration_ms = samples / 8;
         }
-        if store.insert(&request, true, now).await? {
+        if store.insert(&request, true, now, notify).await? {
             found.stored += 1;
             info!(id = %request.id, mailbox = %request.mailbox, "recovered a callback request");
         }

@@ -94,6 +94,8 @@ pub struct Status {
     callbacks_stored: AtomicU64,
     callbacks_failed: AtomicU64,
     recordings_failed: AtomicU64,
+    webhooks_ok: AtomicU64,
+    webhooks_failed: AtomicU64,
     config: Mutex<ConfigState>,
 }
 
@@ -116,6 +118,8 @@ impl Status {
             callbacks_stored: AtomicU64::new(0),
             callbacks_failed: AtomicU64::new(0),
             recordings_failed: AtomicU64::new(0),
+            webhooks_ok: AtomicU64::new(0),
+            webhooks_failed: AtomicU64::new(0),
             config: Mutex::new(ConfigState {
                 source,
                 generation: 1,
@@ -148,6 +152,16 @@ impl Status {
             &self.callbacks_stored
         } else {
             &self.callbacks_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A webhook delivery attempt succeeded or failed.
+    pub fn webhook(&self, ok: bool) {
+        let c = if ok {
+            &self.webhooks_ok
+        } else {
+            &self.webhooks_failed
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -238,6 +252,15 @@ impl Status {
             &[
                 ("{result=\"stored\"}".into(), load(&self.callbacks_stored)),
                 ("{result=\"failed\"}".into(), load(&self.callbacks_failed)),
+            ],
+        );
+        metric(
+            "ivr_webhook_deliveries_total",
+            "counter",
+            "Webhook delivery attempts, by result (failed ones are retried from the outbox).",
+            &[
+                ("{result=\"delivered\"}".into(), load(&self.webhooks_ok)),
+                ("{result=\"failed\"}".into(), load(&self.webhooks_failed)),
             ],
         );
         metric(
