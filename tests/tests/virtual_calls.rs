@@ -16,9 +16,12 @@ fn demo() -> Arc<ivr_menus::Menus> {
 fn demo_variant(yaml: &str) -> Arc<ivr_menus::Menus> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
     Arc::new(
-        ivr_menus::compile(yaml, &mut |f| {
-            std::fs::read(dir.join(f)).map_err(|e| e.to_string())
-        })
+        ivr_menus::compile_full(
+            yaml,
+            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+            &mut |_, _| Err("no text-to-speech here".into()),
+            &mut ivr_server::builtin::prompt,
+        )
         .unwrap(),
     )
 }
@@ -566,20 +569,18 @@ fn router_menus_use_the_wall_clock_the_driver_gives() {
 
 #[test]
 fn a_call_sent_to_a_service_not_run_yet_is_logged_and_ended() {
+    // Queues have no runtime yet (the queue issue gives them one).
     let yaml = include_str!("../../examples/demo/config.yaml").replace(
-        "      \"1\": { goto: main_fr }",
-        "      \"1\": { goto: main_fr }\n      \"5\": { voicemail: sales }",
-    ) + "\nmailboxes:\n  sales: { greeting: lang_en }\n";
-    assert!(
-        yaml.contains("\"5\": { voicemail: sales }"),
-        "the edit applied"
-    );
+        "      \"1\": { language: fr, goto: main_fr }",
+        "      \"1\": { language: fr, goto: main_fr }\n      \"5\": { queue: sales }",
+    ) + "\nqueues:\n  sales: { music: lang_en }\n";
+    assert!(yaml.contains("\"5\": { queue: sales }"), "the edit applied");
     let mut net = Net::new(demo_variant(&yaml));
     let mut caller = Caller::new("127.0.0.1:7060", "away");
     let call = connect(&mut net, &mut caller);
     press(&mut net, &mut caller, call, Digit::D5);
     assert!(net.events.iter().any(|e| matches!(e,
-        ivr_engine::Event::LeftMenus { call: c, to } if *c == call && to == "voicemail sales")));
+        ivr_engine::Event::LeftMenus { call: c, to } if *c == call && to == "queue sales")));
     let msgs = net.take_sip(caller.addr);
     let bye = request(&msgs, "BYE").expect("the engine hangs up");
     let ok = caller.ok_to(bye);
