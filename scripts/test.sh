@@ -8,6 +8,7 @@ need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -16,10 +17,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
 
 # The schema test validates the examples with Python's jsonschema, as editors would.
-python3 -c "import jsonschema, yaml" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml
-python3 -c "import jsonschema, yaml" || { echo "python3 with jsonschema and pyyaml is required" >&2; exit 1; }
+# The staff page test drives the system's chromium with Playwright (no browser download).
+python3 -c "import jsonschema, yaml, playwright" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml playwright
+python3 -c "import jsonschema, yaml, playwright" || { echo "python3 with jsonschema, pyyaml and playwright is required" >&2; exit 1; }
 
 # The store is tested on SQLite and on PostgreSQL: a throwaway server for this run.
 pg_dir=$(scripts/postgres.sh)

@@ -32,6 +32,8 @@ pub struct AppState {
     pub server: ServerHandle,
     /// The bearer token admin endpoints require, if any.
     pub admin_token: Option<Arc<str>>,
+    /// The staff API and page.
+    pub staff: crate::api::Staff,
 }
 
 /// The routes.
@@ -40,10 +42,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let staff = state.staff.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .merge(admin)
         .with_state(state)
+        .merge(crate::api::router(staff.clone()))
+        .merge(crate::page::router(staff))
 }
 
 /// Serve on `listener` until the process ends.

@@ -4,11 +4,14 @@
 //! call, feeds everything to one [`ivr_engine::Engine`] loop, sends what it asks, and sleeps
 //! until its next deadline. Configs are loaded here and compiled by `ivr-menus`.
 
+pub mod api;
 pub mod builtin;
 pub mod config;
 pub mod driver;
 pub mod http;
+pub mod page;
 pub mod ports;
 pub mod recorder;
+pub mod staff;
 pub mod status;
 pub mod webhook;

@@ -47,6 +47,14 @@ enum Command {
     },
     /// Print the JSON Schema of the config, for editors.
     Schema,
+    /// Manage staff users: add-user (password from standard input), add-token.
+    Staff {
+        /// The users file.
+        #[arg(long, default_value = "ivr-data/staff.yaml", global = true)]
+        users: PathBuf,
+        #[command(subcommand)]
+        cmd: StaffCmd,
+    },
     /// Work through callback requests: list, show, export-audio, claim, status, resolve,
     /// note, export --csv.
     Callbacks {
@@ -110,6 +118,10 @@ struct ServeArgs {
     /// with neither, admin endpoints answer only loopback clients).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// Staff users (who may use /staff and /api/): default DATA_DIR/staff.yaml, written by
+    /// `ivr staff add-user`.
+    #[arg(long)]
+    staff_users: Option<PathBuf>,
     /// POST each new callback request here as JSON (signed: see docs/voicemail.md).
     #[arg(long, env = "IVR_WEBHOOK_URL")]
     webhook_url: Option<String>,
@@ -192,6 +204,53 @@ fn admin_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Arc<str>
     }
 }
 
+#[derive(Subcommand)]
+enum StaffCmd {
+    /// Add (or update) a user; the password is read from standard input.
+    AddUser {
+        /// The user name.
+        name: String,
+        /// A mailbox the user sees (repeat; `*` for all).
+        #[arg(long = "mailbox", required = true)]
+        mailboxes: Vec<String>,
+    },
+    /// Give a user an API token (printed once; only its hash is kept).
+    AddToken {
+        /// The user name.
+        name: String,
+    },
+}
+
+fn staff(users: &std::path::Path, cmd: StaffCmd) -> anyhow::Result<()> {
+    let mut all = ivr_server::staff::Users::load(users)?;
+    match cmd {
+        StaffCmd::AddUser { name, mailboxes } => {
+            let mut password = String::new();
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("password for {name}: ");
+            }
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            all.add_user(&name, password, mailboxes)?;
+            if let Some(dir) = users.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            all.save(users)?;
+            eprintln!("user {name} saved in {}", users.display());
+        }
+        StaffCmd::AddToken { name } => {
+            let token = all.add_token(&name)?;
+            all.save(users)?;
+            println!("{token}");
+            eprintln!(
+                "(shown once: keep it; only its hash is in {})",
+                users.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum GraphFormat {
     Mermaid,
@@ -219,6 +278,13 @@ fn main() -> std::process::ExitCode {
             print!("{}", ivr_menus::schema::json());
             std::process::ExitCode::SUCCESS
         }
+        Command::Staff { users, cmd } => match staff(&users, cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr staff: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Callbacks { place, cmd } => match callbacks_cmd::run(place, cmd) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
@@ -511,10 +577,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             })?;
             let bound = listener.local_addr()?;
             http_note = format!(" http={bound}");
+            let users = args
+                .staff_users
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("staff.yaml"));
             let state = ivr_server::http::AppState {
                 status: status.clone(),
                 server: server.handle(),
                 admin_token,
+                staff: ivr_server::api::Staff {
+                    store: store.clone(),
+                    voicemail_dir: args.data_dir.join("voicemail"),
+                    users: Arc::new(ivr_server::api::UsersFile::new(users)),
+                    sessions: Arc::default(),
+                },
             };
             tokio::spawn(async move {
                 if let Err(e) = ivr_server::http::serve(listener, state).await {

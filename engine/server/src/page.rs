@@ -1,0 +1,210 @@
+//! The staff web page at `/staff`: sign in, see the callback requests of your mailboxes
+//! (new, mine, all), listen, call back, and mark progress with a note. One HTML page with
+//! a little JavaScript over the JSON API; the list refreshes itself every five seconds.
+
+use crate::api::{COOKIE, Staff, session_cookie};
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+/// The routes.
+pub fn router(staff: Staff) -> Router {
+    Router::new()
+        .route("/staff", get(page))
+        .route("/staff/login", post(login))
+        .route("/staff/logout", post(logout))
+        .with_state(staff)
+}
+
+/// The login form's fields.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+const STYLE: &str = r#"
+:root { --fg:#1d2433; --muted:#5b6475; --line:#dde1e8; --accent:#1f6feb; --bg:#f6f7f9; }
+* { box-sizing: border-box; }
+body { margin:0; font:16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
+header { display:flex; align-items:center; justify-content:space-between; gap:1rem; padding:.75rem 1rem; background:#fff; border-bottom:1px solid var(--line); }
+header h1 { font-size:1.1rem; margin:0; }
+main { max-width:56rem; margin:0 auto; padding:1rem; }
+.tabs { display:flex; gap:.5rem; margin-bottom:1rem; flex-wrap:wrap; }
+.tabs button, .actions button, form button { font:inherit; border:1px solid var(--line); background:#fff; border-radius:.5rem; padding:.45rem .8rem; cursor:pointer; }
+.tabs button[aria-pressed=true] { background:var(--accent); color:#fff; border-color:var(--accent); }
+.card { background:#fff; border:1px solid var(--line); border-radius:.75rem; padding:1rem; margin-bottom:.75rem; }
+.card h2 { font-size:1.05rem; margin:0 0 .25rem; display:flex; justify-content:space-between; gap:.5rem; flex-wrap:wrap; }
+.number a { font-size:1.25rem; font-weight:600; color:var(--accent); text-decoration:none; }
+.meta { color:var(--muted); font-size:.9rem; }
+.status { font-size:.8rem; padding:.1rem .5rem; border-radius:1rem; background:#eef2ff; }
+.status.new { background:#fff3cd; } .status.resolved { background:#d1f7d6; }
+audio { width:100%; margin:.5rem 0; }
+.actions { display:flex; gap:.5rem; flex-wrap:wrap; align-items:center; }
+.actions input { flex:1 1 12rem; font:inherit; padding:.45rem; border:1px solid var(--line); border-radius:.5rem; }
+.empty { color:var(--muted); text-align:center; padding:2rem; }
+form.login { max-width:22rem; margin:4rem auto; background:#fff; padding:1.5rem; border-radius:.75rem; border:1px solid var(--line); }
+form.login label { display:block; margin:.75rem 0 .25rem; }
+form.login input { width:100%; font:inherit; padding:.5rem; border:1px solid var(--line); border-radius:.5rem; }
+form.login button { margin-top:1rem; width:100%; background:var(--accent); color:#fff; border-color:var(--accent); }
+.error { color:#b42318; }
+"#;
+
+fn login_page(error: Option<&str>) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · callbacks</title><style>{STYLE}</style></head><body>
+<form class="login" method="post" action="/staff/login">
+<h1>Callback requests</h1>
+{error}
+<label for="user">User</label><input id="user" name="user" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form></body></html>"#,
+        error = error
+            .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+            .unwrap_or_default()
+    )
+}
+
+const APP: &str = r#"
+<main>
+<div class="tabs" role="group" aria-label="Show">
+  <button data-view="new" aria-pressed="true">New</button>
+  <button data-view="mine" aria-pressed="false">Mine</button>
+  <button data-view="all" aria-pressed="false">All</button>
+</div>
+<div id="list" aria-live="polite"></div>
+</main>
+<script>
+const STATUS = {new:"New", claimed:"Claimed", called_back:"Called back", resolved:"Resolved", no_answer:"No answer", wrong_number:"Wrong number"};
+let view = "new";
+const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
+const when = t => new Date(t * 1000).toLocaleString();
+async function api(path, opts = {}) {
+  const r = await fetch(path, {credentials: "same-origin", ...opts,
+    headers: {"content-type": "application/json", ...(opts.headers || {})}});
+  if (r.status === 401) { location.href = "/staff"; return null; }
+  if (!r.ok && r.status !== 204) throw new Error((await r.json()).error || r.statusText);
+  return r.status === 204 ? null : r.json();
+}
+function card(c) {
+  const number = c.callback_number
+    ? `<a href="tel:${esc(c.callback_number)}">${esc(c.callback_number)}</a>`
+    : `<span class="meta">no number given</span>`;
+  const audio = c.audio ? `<audio controls preload="none" src="${esc(c.audio)}"></audio>` : `<p class="meta">No message, only a number.</p>`;
+  return `<article class="card" data-id="${esc(c.id)}">
+    <h2><span class="number">${number}</span><span class="status ${esc(c.status)}">${esc(STATUS[c.status] || c.status)}${c.assignee ? " · " + esc(c.assignee) : ""}</span></h2>
+    <div class="meta">${esc(c.mailbox)} · ${when(c.received_at)} · ${(c.duration_ms / 1000).toFixed(1)} s
+      ${c.caller_id && c.caller_id !== c.callback_number ? " · caller ID " + esc(c.caller_id) : ""}
+      ${c.recovered ? " · recovered after a restart" : ""}${c.hung_up ? " · hung up before the end" : ""}</div>
+    ${audio}
+    <div class="actions">
+      <input type="text" placeholder="Note (optional)" aria-label="Note" maxlength="2000">
+      ${c.status === "new" ? `<button data-status="claimed">Claim</button>` : ""}
+      <button data-status="called_back">Called back</button>
+      <button data-status="no_answer">No answer</button>
+      <button data-status="resolved">Resolve</button>
+    </div></article>`;
+}
+async function refresh() {
+  const q = view === "new" ? "?status=new" : view === "mine" ? "?mine=true" : "";
+  const list = document.getElementById("list");
+  // Keep what is being listened to or typed: re-render only when nothing is in use.
+  if (document.activeElement && list.contains(document.activeElement)) return;
+  if ([...list.querySelectorAll("audio")].some(a => !a.paused)) return;
+  const rows = await api("/api/callbacks" + q);
+  if (!rows) return;
+  list.innerHTML = rows.length ? rows.map(card).join("") : `<p class="empty">Nothing here.</p>`;
+}
+document.querySelector(".tabs").addEventListener("click", e => {
+  const b = e.target.closest("button"); if (!b) return;
+  view = b.dataset.view;
+  document.querySelectorAll(".tabs button").forEach(x => x.setAttribute("aria-pressed", x === b));
+  refresh();
+});
+document.getElementById("list").addEventListener("click", async e => {
+  const b = e.target.closest("button[data-status]"); if (!b) return;
+  const card = b.closest(".card");
+  const note = card.querySelector("input").value.trim();
+  b.disabled = true;
+  try {
+    await api(`/api/callbacks/${encodeURIComponent(card.dataset.id)}/status`,
+      {method: "POST", body: JSON.stringify({status: b.dataset.status, note: note || null})});
+    document.activeElement.blur();
+    await refresh();
+  } catch (err) { alert(err.message); b.disabled = false; }
+});
+refresh();
+setInterval(refresh, 5000);
+</script>
+"#;
+
+fn app_page(user: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Callbacks</title><style>{STYLE}</style></head><body>
+<header><h1>Callback requests</h1><form method="post" action="/staff/logout"><span class="meta">{user}</span> <button type="submit">Sign out</button></form></header>
+{APP}</body></html>"#,
+        user = escape(user)
+    )
+}
+
+async fn page(State(staff): State<Staff>, headers: HeaderMap) -> Response {
+    match crate::api::member(&staff, &headers) {
+        Ok(m) => Html(app_page(&m.name)).into_response(),
+        Err(_) => Html(login_page(None)).into_response(),
+    }
+}
+
+async fn login(State(staff): State<Staff>, Form(form): Form<LoginForm>) -> Response {
+    let users = staff.users.get();
+    // argon2 is deliberately slow: verify off the event loop.
+    let (user, password) = (form.user.clone(), form.password);
+    let ok = tokio::task::spawn_blocking(move || users.sign_in(&user, &password).is_some())
+        .await
+        .unwrap_or(false);
+    if !ok {
+        tracing::warn!(user = %form.user, "staff sign-in refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(login_page(Some("Wrong user or password."))),
+        )
+            .into_response();
+    }
+    let id = staff.sessions.open(&form.user);
+    tracing::info!(user = %form.user, "staff signed in");
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800"),
+        )],
+        Redirect::to("/staff"),
+    )
+        .into_response()
+}
+
+async fn logout(State(staff): State<Staff>, headers: HeaderMap) -> Response {
+    if let Some(id) = session_cookie(&headers) {
+        staff.sessions.close(&id);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/staff"),
+    )
+        .into_response()
+}
