@@ -21,8 +21,10 @@ command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff p
 
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).
-python3 -c "import jsonschema, yaml, playwright" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml playwright
-python3 -c "import jsonschema, yaml, playwright" || { echo "python3 with jsonschema, pyyaml and playwright is required" >&2; exit 1; }
+# schemathesis tests the staff API against its OpenAPI document.
+python3 -c "import jsonschema, yaml, playwright, schemathesis" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml playwright schemathesis
+python3 -c "import jsonschema, yaml, playwright, schemathesis" || { echo "python3 with jsonschema, pyyaml, playwright and schemathesis is required" >&2; exit 1; }
+command -v schemathesis >/dev/null 2>&1 || { echo "the schemathesis command is not on PATH" >&2; exit 1; }
 
 # The store is tested on SQLite and on PostgreSQL: a throwaway server for this run.
 pg_dir=$(scripts/postgres.sh)

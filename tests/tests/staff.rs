@@ -313,3 +313,34 @@ fn the_staff_page_signs_in_plays_and_resolves_in_chromium() {
             && c.detail.as_deref() == Some("Called back, appointment booked"))
     );
 }
+
+#[test]
+fn schemathesis_finds_nothing_wrong_with_the_api() {
+    let data = tempfile::tempdir().unwrap();
+    let token = seed(data.path());
+    let ivr = Ivr::start_in(data.path(), &[]);
+    let url = format!("http://{}/api/openapi.json", ivr.http.unwrap());
+    // A fixed seed keeps CI repeatable; run it without --seed to explore further.
+    let out = Command::new("schemathesis")
+        .args(["run", &url, "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .args(["--max-examples", "50", "--seed", "42"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("schemathesis runs (scripts/test.sh installs it with pip)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}\n--- engine ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        ivr.log()
+    );
+    assert!(text.contains("passed"), "{text}");
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("generated"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

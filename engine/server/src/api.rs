@@ -325,7 +325,8 @@ pub struct ListQuery {
 pub struct StatusChange {
     /// The new status (`claimed` assigns the request to you).
     pub status: StatusName,
-    /// A note kept with the change.
+    /// A note kept with the change (at most 2000 characters).
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -333,7 +334,8 @@ pub struct StatusChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteIn {
-    /// Its text (1 to 2000 characters).
+    /// Its text (1 to 2000 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub text: String,
 }
 
