@@ -47,6 +47,42 @@ fn scenario(dir: &std::path::Path, audio: &std::path::Path, caller: &str) -> Str
 
 #[test]
 fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
+    leave_a_message_and_work_through_it(None);
+}
+
+/// The same black-box run with the store in PostgreSQL (a fresh database on the server
+/// scripts/test.sh starts).
+#[test]
+fn the_same_in_postgresql() {
+    let base = match std::env::var("IVR_TEST_POSTGRES") {
+        Ok(url) => url,
+        Err(_) if std::env::var("IVR_SKIP_POSTGRES").as_deref() == Ok("1") => return,
+        Err(_) => panic!(
+            "IVR_TEST_POSTGRES is not set: run scripts/test.sh (it starts PostgreSQL), or set IVR_SKIP_POSTGRES=1"
+        ),
+    };
+    let name = format!("ivr_bb_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::Executor::execute(&mut c, format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await
+            .unwrap();
+        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+    });
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    leave_a_message_and_work_through_it(Some(format!("{prefix}/{name}")));
+}
+
+/// A SIPp caller leaves a message; the files, the store (SQLite in the data folder, or
+/// `database`), the webhook and the CLI are checked.
+fn leave_a_message_and_work_through_it(database: Option<String>) {
     let work = tempfile::tempdir().unwrap();
     // What the caller says, as raw µ-law for SIPp's rtp_stream (payload type 0).
     let said = source();
@@ -66,12 +102,16 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
     let secret_file = work.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
     let hook = format!("http://{}/hook", sink.addr);
-    let ivr = Ivr::start(&[
+    let mut args = vec![
         "--webhook-url",
-        &hook,
+        hook.as_str(),
         "--webhook-secret-file",
         secret_file.to_str().unwrap(),
-    ]);
+    ];
+    if let Some(db) = &database {
+        args.extend(["--database", db.as_str()]);
+    }
+    let ivr = Ivr::start(&args);
     let scenario = scenario(work.path(), &audio, "+33612345678");
     // Hang up 3 s into the ~6 s message.
     let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "3000"]);
@@ -89,7 +129,9 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
         .enable_all()
         .build()
         .unwrap();
-    let db = format!("sqlite://{}", ivr.data_dir().join("callbacks.db").display());
+    let db = database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", ivr.data_dir().join("callbacks.db").display()));
     let requests = rt.block_on(async {
         let store = Store::open(&db).await.unwrap();
         store.list(&Filter::default()).await.unwrap()
@@ -143,6 +185,7 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
             .args(args)
             .arg("--data-dir")
             .arg(ivr.data_dir())
+            .args(["--database", &db])
             .output()
             .unwrap();
         assert!(
