@@ -344,3 +344,52 @@ fn schemathesis_finds_nothing_wrong_with_the_api() {
             .join("\n")
     );
 }
+
+#[test]
+fn retention_deletes_old_requests_and_their_recordings() {
+    let data = tempfile::tempdir().unwrap();
+    seed(data.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut old = request("1700000000-0dd00003", "messages");
+    old.received_at = now - 40 * 86_400;
+    let recent_at = now - 86_400;
+    let mut recent = request("1700000000-0dd00004", "messages");
+    recent.received_at = recent_at;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = format!("sqlite://{}", data.path().join("callbacks.db").display());
+    rt.block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        store.insert(&old, false, now, false).await.unwrap();
+        store.insert(&recent, false, now, false).await.unwrap();
+    });
+    let old_wav = data.path().join("voicemail/1700000000-0dd00003.wav");
+    std::fs::write(&old_wav, ivr_audio::wav::encode_pcm16(8000, &[0; 800])).unwrap();
+
+    let ivr = Ivr::start_in(data.path(), &["--retention-days", "30"]);
+    let swept = ivr.wait_for(
+        &["retention: old callback requests deleted"],
+        1,
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(swept.len(), 1, "{}", ivr.log());
+    assert!(swept[0].contains("\"deleted\":1"), "{}", swept[0]);
+    assert!(!old_wav.exists(), "the old recording is deleted");
+    let left: Vec<String> = rt.block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        store
+            .list(&ivr_voicemail::store::Filter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.request.id)
+            .collect()
+    });
+    assert!(!left.contains(&"1700000000-0dd00003".to_string()));
+    assert_eq!(left.len(), 3, "the recent ones stay: {left:?}");
+}

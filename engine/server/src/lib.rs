@@ -12,6 +12,7 @@ pub mod http;
 pub mod page;
 pub mod ports;
 pub mod recorder;
+pub mod retention;
 pub mod staff;
 pub mod status;
 pub mod webhook;

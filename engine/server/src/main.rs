@@ -118,6 +118,9 @@ struct ServeArgs {
     /// with neither, admin endpoints answer only loopback clients).
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// Delete callback requests (and their recordings) this many days old; 0 keeps them.
+    #[arg(long, default_value_t = 365)]
+    retention_days: u32,
     /// Staff users (who may use /staff and /api/): default DATA_DIR/staff.yaml, written by
     /// `ivr staff add-user`.
     #[arg(long)]
@@ -598,6 +601,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
             });
         }
+        tokio::spawn(ivr_server::retention::run(
+            store.clone(),
+            args.data_dir.join("voicemail"),
+            args.retention_days,
+        ));
         if let Some(hook) = webhook {
             tokio::spawn(ivr_server::webhook::deliver(store, hook, status.clone()));
         }
