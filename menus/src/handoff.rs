@@ -70,6 +70,8 @@ pub struct Mailbox {
     pub review: bool,
     /// Played once the request is saved, before hanging up.
     pub saved: Vec<PromptId>,
+    /// Addresses that get each new request by e-mail, with its recording attached.
+    pub email: Vec<String>,
     /// Where it is defined.
     pub at: Loc,
 }
@@ -150,6 +152,7 @@ pub(crate) const MAILBOX_FIELDS: &[&str] = &[
     "beep",
     "review",
     "saved",
+    "email",
 ];
 /// Fields of a `queues:` entry.
 pub(crate) const QUEUE_FIELDS: &[&str] = &[
@@ -275,6 +278,7 @@ pub(crate) fn compile_mailbox(
         beep: true,
         review: false,
         saved: Vec::new(),
+        email: Vec::new(),
         at: node.at,
     };
     let Some(f) = w.map(node, &path, Some(MAILBOX_FIELDS)) else {
@@ -285,6 +289,26 @@ pub(crate) fn compile_mailbox(
         None => w.error(node.at, &path, ErrorKind::Missing("greeting")),
     }
     mailbox.saved = prompts(w, f.get("saved"), &join(&path, "saved"));
+    if let Some(e) = f.get("email") {
+        let here = join(&path, "email");
+        for (address, at) in w.names(e, &here) {
+            // A plain check: one @, something on both sides, no spaces or angle brackets.
+            let ok = matches!(address.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !d.contains('@'))
+                && !address.contains([' ', '<', '>', ',', '\n', '\r']);
+            if ok {
+                mailbox.email.push(address);
+            } else {
+                w.error(
+                    at,
+                    &here,
+                    ErrorKind::Choice {
+                        got: address,
+                        allowed: "an e-mail address (name@example.com)",
+                    },
+                );
+            }
+        }
+    }
     mailbox.callback = choice(
         w,
         &f,

@@ -187,7 +187,8 @@ pub fn json() -> String {
         "silence": {{ "type": "number", "minimum": 0, "maximum": 60, "default": 5, "description": "Seconds of silence that end the message (0: never)." }},
         "beep": {{ "type": "boolean", "default": true, "description": "A beep marks the start of recording." }},
         "review": {{ "type": "boolean", "default": false, "description": "Let the caller listen, then keep, re-record or cancel." }},
-        "saved": {{ "$ref": "#/$defs/names", "description": "Played once the request is saved, before hanging up." }}
+        "saved": {{ "$ref": "#/$defs/names", "description": "Played once the request is saved, before hanging up." }},
+        "email": {{ "$ref": "#/$defs/names", "description": "Addresses that get each new request by e-mail with the recording attached (needs ivr serve --smtp-url)." }}
       }}
     }},
     "queue": {{

@@ -7,3 +7,4 @@ pub mod caller;
 pub mod http;
 pub mod process;
 pub mod sipp;
+pub mod smtp;

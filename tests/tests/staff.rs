@@ -25,6 +25,7 @@ fn request(id: &str, mailbox: &str) -> CallbackRequest {
         variables: vec![],
         hung_up: true,
         has_message: true,
+        email_to: vec![],
     }
 }
 
@@ -43,7 +44,12 @@ fn seed(data: &std::path::Path) -> String {
             ("1795000000-bbbb0002", "doctor"),
         ] {
             store
-                .insert(&request(id, mailbox), false, 1_795_000_001, false)
+                .insert(
+                    &request(id, mailbox),
+                    false,
+                    1_795_000_001,
+                    Default::default(),
+                )
                 .await
                 .unwrap();
         }
@@ -365,8 +371,14 @@ fn retention_deletes_old_requests_and_their_recordings() {
     let db = format!("sqlite://{}", data.path().join("callbacks.db").display());
     rt.block_on(async {
         let store = Store::open(&db).await.unwrap();
-        store.insert(&old, false, now, false).await.unwrap();
-        store.insert(&recent, false, now, false).await.unwrap();
+        store
+            .insert(&old, false, now, Default::default())
+            .await
+            .unwrap();
+        store
+            .insert(&recent, false, now, Default::default())
+            .await
+            .unwrap();
     });
     let old_wav = data.path().join("voicemail/1700000000-0dd00003.wav");
     std::fs::write(&old_wav, ivr_audio::wav::encode_pcm16(8000, &[0; 800])).unwrap();

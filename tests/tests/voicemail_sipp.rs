@@ -467,3 +467,71 @@ fn a_webhook_that_cannot_be_delivered_waits_in_the_outbox_across_a_restart() {
     check_hook(&hooks[0], &id);
     assert_eq!(ivr.wait_for(&["webhook delivered"], 1, WAIT).len(), 1);
 }
+
+#[test]
+fn a_mailbox_with_addresses_gets_the_request_by_email_with_the_recording() {
+    let work = tempfile::tempdir().unwrap();
+    let (audio, _) = sent_audio(work.path());
+    // The demo, with an address on its mailbox.
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let config = std::fs::read_to_string(demo.join("config.yaml"))
+        .unwrap()
+        .replace("prompts/", &format!("{}/prompts/", demo.display()));
+    let edited = config.replace(
+        "    max_length: 120\n",
+        "    max_length: 120\n    email: [desk@example.com]\n",
+    );
+    assert_ne!(edited, config, "the edit applied");
+    let config_path = work.path().join("config.yaml");
+    std::fs::write(&config_path, edited).unwrap();
+
+    let smtp = ivr_tests::smtp::SmtpSink::start();
+    let url = format!("smtp://{}", smtp.addr);
+    let ivr = Ivr::start(&[
+        "--config",
+        config_path.to_str().unwrap(),
+        "--smtp-url",
+        &url,
+        "--mail-from",
+        "IVR <ivr@example.com>",
+    ]);
+    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "2000"]);
+    assert_eq!(run.code, 0, "{}", run.output);
+    let mails = smtp.wait(1, WAIT);
+    assert_eq!(mails.len(), 1, "{}", ivr.log());
+    let m = &mails[0];
+    assert_eq!(m.to, ["<desk@example.com>"]);
+    assert!(
+        m.data
+            .contains("Subject: Callback request: +33612345678 (messages)"),
+        "{}",
+        m.data
+    );
+    assert!(m.data.contains("Call back: +33612345678"), "{}", m.data);
+    // The attachment is the stored recording, byte for byte.
+    let id = stored(ivr.data_dir())[0].request.id.clone();
+    let wav = std::fs::read(ivr.data_dir().join("voicemail").join(format!("{id}.wav"))).unwrap();
+    let marker = format!("filename=\"{id}.wav\"");
+    let after = m
+        .data
+        .split(&marker)
+        .nth(1)
+        .expect("an attachment named by the request");
+    let b64: String = after
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .split("\r\n--")
+        .next()
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    use base64::Engine;
+    let attached = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(attached, wav);
+    assert_eq!(ivr.wait_for(&["callback e-mail sent"], 1, WAIT).len(), 1);
+}

@@ -34,4 +34,7 @@ pub struct CallbackRequest {
     pub hung_up: bool,
     /// Whether a message was recorded.
     pub has_message: bool,
+    /// Who gets it by e-mail (the mailbox's addresses when the call came).
+    #[cfg_attr(feature = "store", serde(default))]
+    pub email_to: Vec<String>,
 }

@@ -117,6 +117,16 @@ pub struct Notification {
     pub attempts: u32,
 }
 
+/// Which notifications a new request gets (each an outbox row, in the transaction that
+/// stores it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notify {
+    /// A webhook (`callback_request.created`).
+    pub webhook: bool,
+    /// An e-mail to the request's `email_to`, if it has any (`email`).
+    pub email: bool,
+}
+
 /// Which requests to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -188,14 +198,14 @@ impl Store {
     }
 
     /// Store a new request; `false` if one with its id is already stored (a second
-    /// recovery of the same files stores nothing twice). With `notify`, a
-    /// `callback_request.created` notification joins the outbox in the same transaction.
+    /// recovery of the same files stores nothing twice). The notifications `notify` asks
+    /// for join the outbox in the same transaction.
     pub async fn insert(
         &self,
         r: &CallbackRequest,
         recovered: bool,
         now: u64,
-        notify: bool,
+        notify: Notify,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let q = self.sql(&format!(
@@ -232,27 +242,37 @@ impl Store {
         };
         self.record(&mut tx, &r.id, now, actor, action, None)
             .await?;
-        if notify {
+        let mut events: Vec<(&str, serde_json::Value)> = Vec::new();
+        let body = serde_json::json!({
+            "id": r.id,
+            "mailbox": r.mailbox,
+            "caller_id": r.caller_id,
+            "called": r.called,
+            "callback_number": r.callback_number,
+            "received_at": r.received_at,
+            "duration_ms": r.duration_ms,
+            "has_message": r.has_message,
+            "language": r.language,
+            "menu_path": r.menu_path,
+            "hung_up": r.hung_up,
+            "recovered": recovered,
+            "audio": r.has_message.then(|| format!("/api/callbacks/{}/audio", r.id)),
+        });
+        if notify.webhook {
             let event = "callback_request.created";
-            let payload = serde_json::json!({
-                "event": event,
-                "request": {
-                    "id": r.id,
-                    "mailbox": r.mailbox,
-                    "caller_id": r.caller_id,
-                    "called": r.called,
-                    "callback_number": r.callback_number,
-                    "received_at": r.received_at,
-                    "duration_ms": r.duration_ms,
-                    "has_message": r.has_message,
-                    "language": r.language,
-                    "menu_path": r.menu_path,
-                    "hung_up": r.hung_up,
-                    "recovered": recovered,
-                    "audio": r.has_message.then(|| format!("/api/callbacks/{}/audio", r.id)),
-                }
-            })
-            .to_string();
+            events.push((
+                event,
+                serde_json::json!({ "event": event, "request": body.clone() }),
+            ));
+        }
+        if notify.email && !r.email_to.is_empty() {
+            events.push((
+                "email",
+                serde_json::json!({ "to": r.email_to, "request": body }),
+            ));
+        }
+        for (event, payload) in events {
+            let payload = payload.to_string();
             let q = self.sql(
                 "INSERT INTO outbox (request_id, event, payload, created_at, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)",
             );
@@ -269,17 +289,19 @@ impl Store {
         Ok(true)
     }
 
-    /// Notifications due at `now` and not delivered, oldest first.
+    /// Notifications of kind `event` due at `now` and not delivered, oldest first.
     pub async fn due_notifications(
         &self,
+        event: &str,
         now: u64,
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError> {
         let q = self.sql(&format!(
             "SELECT seq, request_id, event, payload, attempts FROM outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT {limit}"
+             WHERE delivered_at IS NULL AND event = ? AND next_attempt_at <= ? ORDER BY seq LIMIT {limit}"
         ));
         let rows = sqlx::query(&q)
+            .bind(event)
             .bind(now as i64)
             .fetch_all(&self.pool)
             .await?;
@@ -521,6 +543,7 @@ fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
             variables: serde_json::from_str(&variables).unwrap_or_default(),
             hung_up: r.try_get::<i32, _>("hung_up")? != 0,
             has_message: r.try_get::<i32, _>("has_message")? != 0,
+            email_to: Vec::new(),
         },
         recovered: r.try_get::<i32, _>("recovered")? != 0,
         status: Status::parse(&status).ok_or_else(|| {
@@ -550,25 +573,47 @@ mod tests {
             variables: vec![("reason".into(), "refill".into())],
             hung_up: true,
             has_message: true,
+            email_to: vec!["desk@example.com".into()],
         }
     }
+
+    const EVENT: &str = "callback_request.created";
 
     /// The same checks on any store; the PostgreSQL suite runs them too.
     pub(crate) async fn exercise(store: &Store) {
         let a = request("1000-aaaa", "sales", 1000);
         let b = request("2000-bbbb", "doctor", 2000);
-        assert!(store.insert(&a, false, 1001, true).await.unwrap());
-        assert!(store.insert(&b, true, 2001, false).await.unwrap());
+        let hooks = Notify {
+            webhook: true,
+            email: true,
+        };
+        assert!(store.insert(&a, false, 1001, hooks).await.unwrap());
         assert!(
-            !store.insert(&a, false, 3000, true).await.unwrap(),
+            store
+                .insert(&b, true, 2001, Notify::default())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store.insert(&a, false, 3000, hooks).await.unwrap(),
             "stored once"
         );
+        // An e-mail too, as the request has an address.
+        let mail = store.due_notifications("email", 1001, 10).await.unwrap();
+        assert_eq!(mail.len(), 1);
+        let m: serde_json::Value = serde_json::from_str(&mail[0].payload).unwrap();
+        assert_eq!(m["to"][0], "desk@example.com");
+        store.delivered(mail[0].seq, 1002).await.unwrap();
         // One notification, for the request stored with notify.
         assert!(
-            store.due_notifications(1000, 10).await.unwrap().is_empty(),
+            store
+                .due_notifications(EVENT, 1000, 10)
+                .await
+                .unwrap()
+                .is_empty(),
             "not due yet"
         );
-        let due = store.due_notifications(1001, 10).await.unwrap();
+        let due = store.due_notifications(EVENT, 1001, 10).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].request_id, "1000-aaaa");
         let body: serde_json::Value = serde_json::from_str(&due[0].payload).unwrap();
@@ -577,14 +622,29 @@ mod tests {
             .retry_later(due[0].seq, 1010, "connection refused")
             .await
             .unwrap();
-        assert!(store.due_notifications(1005, 10).await.unwrap().is_empty());
-        let again = store.due_notifications(1010, 10).await.unwrap();
+        assert!(
+            store
+                .due_notifications(EVENT, 1005, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = store.due_notifications(EVENT, 1010, 10).await.unwrap();
         assert_eq!(again[0].attempts, 1);
         store.delivered(again[0].seq, 1011).await.unwrap();
-        assert!(store.due_notifications(9999, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .due_notifications(EVENT, 9999, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(store.pending_notifications().await.unwrap(), 0);
         let got = store.get("1000-aaaa").await.unwrap();
-        assert_eq!(got.request, a);
+        // Everything comes back but the e-mail addresses, which only fed the outbox.
+        let mut want = a.clone();
+        want.email_to.clear();
+        assert_eq!(got.request, want);
         assert_eq!((got.status, got.recovered), (Status::New, false));
         let all = store.list(&Filter::default()).await.unwrap();
         assert_eq!(

@@ -124,6 +124,7 @@ impl Engine {
             variables: call.menu.variables().to_vec(),
             hung_up: false,
             has_message: false,
+            email_to: mb.email.clone(),
         };
         let mut deposit = Deposit::new(mb, caller_id.as_deref());
         deposit.start(now);

@@ -51,9 +51,9 @@ pub struct ServerConfig {
     pub voicemail_dir: std::path::PathBuf,
     /// Where callback requests are stored.
     pub store: ivr_voicemail::store::Store,
-    /// Whether new requests are announced (a webhook is configured): each gets an outbox
-    /// row in the transaction that stores it.
-    pub notify: bool,
+    /// How new requests are announced (webhook, e-mail): each gets outbox rows in the
+    /// transaction that stores it.
+    pub notify: ivr_voicemail::store::Notify,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -351,7 +351,7 @@ async fn store_request(
     store: &ivr_voicemail::store::Store,
     dir: &std::path::Path,
     request: &ivr_voicemail::CallbackRequest,
-    notify: bool,
+    notify: ivr_voicemail::store::Notify,
 ) -> bool {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -439,7 +439,7 @@ struct Io {
     recorder: Recorder,
     store: ivr_voicemail::store::Store,
     voicemail_dir: std::path::PathBuf,
-    notify: bool,
+    notify: ivr_voicemail::store::Notify,
 }
 
 /// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms

@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod config;
 pub mod driver;
 pub mod http;
+pub mod mail;
 pub mod page;
 pub mod ports;
 pub mod recorder;

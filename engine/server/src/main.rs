@@ -132,6 +132,14 @@ struct ServeArgs {
     /// --webhook-url.
     #[arg(long)]
     webhook_secret_file: Option<PathBuf>,
+    /// Send callback requests by e-mail to the addresses of their mailbox (`email:` in the
+    /// config) through this SMTP server: smtp://HOST:PORT, smtps://HOST, or
+    /// smtp://USER:PASSWORD@HOST:587?tls=required.
+    #[arg(long, env = "IVR_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of those e-mails.
+    #[arg(long, default_value = "IVR <ivr@localhost>")]
+    mail_from: String,
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
@@ -518,6 +526,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let admin_token = admin_token(args.admin_token_file.as_deref())?;
     let webhook = webhook(&args)?;
+    let mail = args.smtp_url.clone().map(|url| ivr_server::mail::Mail {
+        url,
+        from: args.mail_from.clone(),
+    });
+    let notify = ivr_voicemail::store::Notify {
+        webhook: webhook.is_some(),
+        email: mail.is_some(),
+    };
     let source = args
         .config
         .as_ref()
@@ -545,7 +561,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let found = ivr_server::recorder::recover(&voicemail_dir, &store, now, webhook.is_some())
+        let found = ivr_server::recorder::recover(&voicemail_dir, &store, now, notify)
             .await
             .context("recovering callback requests left by the last run")?;
         if found != ivr_server::recorder::Recovered::default() {
@@ -568,7 +584,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             status: status.clone(),
             voicemail_dir,
             store: store.clone(),
-            notify: webhook.is_some(),
+            notify,
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -606,6 +622,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.data_dir.join("voicemail"),
             args.retention_days,
         ));
+        if let Some(mail) = mail {
+            tokio::spawn(ivr_server::mail::deliver(
+                store.clone(),
+                mail,
+                args.data_dir.join("voicemail"),
+                status.clone(),
+            ));
+        }
         if let Some(hook) = webhook {
             tokio::spawn(ivr_server::webhook::deliver(store, hook, status.clone()));
         }

@@ -305,7 +305,7 @@ pub async fn recover(
     dir: &Path,
     store: &Store,
     now: u64,
-    notify: bool,
+    notify: ivr_voicemail::store::Notify,
 ) -> Result<Recovered, StoreError> {
     let mut found = Recovered::default();
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -96,6 +96,8 @@ pub struct Status {
     recordings_failed: AtomicU64,
     webhooks_ok: AtomicU64,
     webhooks_failed: AtomicU64,
+    mails_ok: AtomicU64,
+    mails_failed: AtomicU64,
     config: Mutex<ConfigState>,
 }
 
@@ -120,6 +122,8 @@ impl Status {
             recordings_failed: AtomicU64::new(0),
             webhooks_ok: AtomicU64::new(0),
             webhooks_failed: AtomicU64::new(0),
+            mails_ok: AtomicU64::new(0),
+            mails_failed: AtomicU64::new(0),
             config: Mutex::new(ConfigState {
                 source,
                 generation: 1,
@@ -162,6 +166,16 @@ impl Status {
             &self.webhooks_ok
         } else {
             &self.webhooks_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An e-mail was sent, or an attempt failed.
+    pub fn mail(&self, ok: bool) {
+        let c = if ok {
+            &self.mails_ok
+        } else {
+            &self.mails_failed
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -261,6 +275,15 @@ impl Status {
             &[
                 ("{result=\"delivered\"}".into(), load(&self.webhooks_ok)),
                 ("{result=\"failed\"}".into(), load(&self.webhooks_failed)),
+            ],
+        );
+        metric(
+            "ivr_mail_deliveries_total",
+            "counter",
+            "Callback e-mail attempts, by result (failed ones are retried from the outbox).",
+            &[
+                ("{result=\"sent\"}".into(), load(&self.mails_ok)),
+                ("{result=\"failed\"}".into(), load(&self.mails_failed)),
             ],
         );
         metric(

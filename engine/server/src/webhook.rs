@@ -66,7 +66,10 @@ pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let due = match store.due_notifications(now(), 50).await {
+        let due = match store
+            .due_notifications("callback_request.created", now(), 50)
+            .await
+        {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "cannot read the outbox");

@@ -1,0 +1,141 @@
+//! E-mail notifications: each new callback request in a mailbox with `email:` addresses is
+//! sent to them through SMTP, with the recording attached, from the same durable outbox as
+//! webhooks (retried after 1, 2, 4 ... seconds, at most an hour apart, across restarts).
+
+use crate::status::Status;
+use ivr_voicemail::store::Store;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How mail is sent.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// `smtp://HOST:PORT`, `smtps://...` or `smtp://...?tls=required`, with credentials as
+    /// `smtp://USER:PASSWORD@HOST` (lettre's URL form).
+    pub url: String,
+    /// The sender.
+    pub from: String,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The message for one outbox payload (`{"to": [...], "request": {...}}`).
+pub fn message(
+    from: &str,
+    payload: &str,
+    voicemail_dir: &std::path::Path,
+) -> Result<Message, String> {
+    let v: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let r = &v["request"];
+    let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
+    let number = r["callback_number"].as_str().unwrap_or("no number given");
+    let mut b = Message::builder()
+        .from(from.parse::<Mailbox>().map_err(|e| format!("from: {e}"))?)
+        .subject(format!("Callback request: {number} ({})", text("mailbox")));
+    for to in v["to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+    {
+        b = b.to(to.parse::<Mailbox>().map_err(|e| format!("to {to}: {e}"))?);
+    }
+    let seconds = r["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
+    let body = format!(
+        "A caller left a callback request.\n\nCall back: {number}\nCaller ID: {}\nMailbox: {}\nMessage: {}\nMenus: {}\nRequest: {}\n{}",
+        r["caller_id"].as_str().unwrap_or("none"),
+        text("mailbox"),
+        if r["has_message"].as_bool() == Some(true) {
+            format!("{seconds:.1} s, attached")
+        } else {
+            "none (only a number)".to_string()
+        },
+        r["menu_path"]
+            .as_array()
+            .map(|p| p
+                .iter()
+                .filter_map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" > "))
+            .unwrap_or_default(),
+        text("id"),
+        if r["recovered"].as_bool() == Some(true) {
+            "\nThis request was recovered after a restart; its end may be missing.\n"
+        } else {
+            ""
+        }
+    );
+    let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body));
+    if r["has_message"].as_bool() == Some(true) {
+        let id = text("id");
+        // The id was made by the engine; the file is named by it.
+        if id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let wav = std::fs::read(voicemail_dir.join(format!("{id}.wav")))
+                .map_err(|e| format!("the recording: {e}"))?;
+            parts = parts.singlepart(Attachment::new(format!("{id}.wav")).body(
+                wav,
+                ContentType::parse("audio/wav").map_err(|e| e.to_string())?,
+            ));
+        }
+    }
+    b.multipart(parts).map_err(|e| e.to_string())
+}
+
+/// Deliver e-mail from the outbox for as long as the process runs.
+pub async fn deliver(store: Store, mail: Mail, voicemail_dir: PathBuf, status: Arc<Status>) {
+    let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(&mail.url) {
+        Ok(t) => t.timeout(Some(Duration::from_secs(20))).build(),
+        Err(e) => {
+            warn!(error = %e, "bad --smtp-url; e-mails stay in the outbox");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let due = match store.due_notifications("email", now(), 20).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "cannot read the outbox");
+                continue;
+            }
+        };
+        for n in due {
+            let result = match message(&mail.from, &n.payload, &voicemail_dir) {
+                Ok(m) => transport
+                    .send(m)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    status.mail(true);
+                    info!(request = %n.request_id, "callback e-mail sent");
+                    if let Err(e) = store.delivered(n.seq, now()).await {
+                        warn!(error = %e, "cannot mark an e-mail sent; it may be sent again");
+                    }
+                }
+                Err(why) => {
+                    status.mail(false);
+                    let wait = crate::webhook::backoff(n.attempts);
+                    warn!(request = %n.request_id, attempt = n.attempts + 1, error = %why, retry_in_s = wait, "callback e-mail not sent; will retry");
+                    if let Err(e) = store.retry_later(n.seq, now() + wait, &why).await {
+                        warn!(error = %e, "cannot reschedule an e-mail");
+                    }
+                }
+            }
+        }
+    }
+}
