@@ -140,7 +140,7 @@ fn leave_a_message_and_work_through_it(database: Option<String>) {
     let r = &requests[0];
     assert_eq!(r.request.mailbox, "messages");
     assert_eq!(r.request.caller_id.as_deref(), Some("+33612345678"));
-    assert_eq!(r.request.callback_number.as_deref(), Some("+33612345678"));
+    assert_eq!(r.request.callback_number.as_deref(), Some("0491234567"));
     assert_eq!(r.request.language.as_deref(), Some("en"));
     assert_eq!(r.request.menu_path, ["language", "main_en"]);
     assert!(r.request.has_message && r.request.hung_up && !r.recovered);
@@ -198,7 +198,7 @@ fn leave_a_message_and_work_through_it(database: Option<String>) {
     let id = r.request.id.as_str();
     let list = cli(&["list", "--status", "new"]);
     assert!(
-        list.contains(id) && list.contains("+33612345678") && list.contains("1 request(s)"),
+        list.contains(id) && list.contains("0491234567") && list.contains("1 request(s)"),
         "{list}"
     );
     let shown = cli(&["show", id]);
@@ -281,7 +281,7 @@ fn check_hook(h: &ivr_tests::http::Received, id: &str) {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["request"]["id"], id);
     assert_eq!(json["request"]["mailbox"], "messages");
-    assert_eq!(json["request"]["callback_number"], "+33612345678");
+    assert_eq!(json["request"]["callback_number"], "0491234567");
 }
 
 /// Every stored request of the engine in `data`.
@@ -388,9 +388,9 @@ fn after_kill_9_during_twenty_recordings_every_one_is_recovered() {
     let mut missing = Vec::new();
     for r in &requests {
         assert!(r.recovered, "{} is marked recovered", r.request.id);
-        assert_eq!(r.request.callback_number.as_deref(), Some("+33612345678"));
-        // SIPp starts streaming 12 s after its INVITE (the scenario's pauses): the call's
-        // start, from the engine's log, plus 12 s.
+        assert_eq!(r.request.callback_number.as_deref(), Some("0491234567"));
+        // SIPp starts streaming 15.8 s after its INVITE (the scenario's pauses): the call's
+        // start, from the engine's log, plus 15.8 s.
         let log = ivr_log.clone();
         let line = log
             .lines()
@@ -406,7 +406,7 @@ fn after_kill_9_during_twenty_recordings_every_one_is_recovered() {
             .unwrap();
         let call_start: jiff::Timestamp = stamp.parse().unwrap();
         let killed: jiff::Timestamp = killed_at.try_into().unwrap();
-        let spoken_ms = killed.duration_since(call_start).as_millis() as i64 - 12_000;
+        let spoken_ms = killed.duration_since(call_start).as_millis() as i64 - 15_800;
         let got = recording(data.path(), &r.request.id);
         let ms = got.len() as i64 / 8;
         assert_eq!(r.request.duration_ms as i64, ms);
@@ -504,11 +504,11 @@ fn a_mailbox_with_addresses_gets_the_request_by_email_with_the_recording() {
     assert_eq!(m.to, ["<desk@example.com>"]);
     assert!(
         m.data
-            .contains("Subject: Callback request: +33612345678 (messages)"),
+            .contains("Subject: Callback request: 0491234567 (messages)"),
         "{}",
         m.data
     );
-    assert!(m.data.contains("Call back: +33612345678"), "{}", m.data);
+    assert!(m.data.contains("Call back: 0491234567"), "{}", m.data);
     // The attachment is the stored recording, byte for byte.
     let id = stored(ivr.data_dir())[0].request.id.clone();
     let wav = std::fs::read(ivr.data_dir().join("voicemail").join(format!("{id}.wav"))).unwrap();
