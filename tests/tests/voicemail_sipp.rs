@@ -2,6 +2,7 @@
 //! voicemail option with RFC 2833 digits, streams a known recording as RTP and hangs up
 //! mid-message; then what is on disk and in the store is checked against what was sent.
 
+use ivr_tests::http;
 use ivr_tests::process::Ivr;
 use ivr_voicemail::store::{Filter, Store};
 use std::time::Duration;
@@ -534,4 +535,39 @@ fn a_mailbox_with_addresses_gets_the_request_by_email_with_the_recording() {
         .unwrap();
     assert_eq!(attached, wav);
     assert_eq!(ivr.wait_for(&["callback e-mail sent"], 1, WAIT).len(), 1);
+}
+
+#[test]
+fn an_unwritable_voicemail_folder_gets_the_caller_an_apology_and_keeps_the_engine_up() {
+    let work = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // The recordings' folder cannot be made: a file is in the way.
+    std::fs::write(data.path().join("voicemail"), b"not a folder").unwrap();
+    let (audio, _) = sent_audio(work.path());
+    let ivr = Ivr::start_in(data.path(), &[]);
+    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "500"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.output, ivr.log());
+    assert_eq!(
+        ivr.wait_for(&["voicemail recording failed"], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    assert_eq!(
+        ivr.wait_for(&["\"playing\"", "\"prompt\":\"vm_sorry\""], 1, WAIT)
+            .len(),
+        1,
+        "the caller hears the apology:\n{}",
+        ivr.log()
+    );
+    let metrics = http::get(ivr.http.unwrap(), "/metrics").text();
+    assert!(
+        metrics.contains("ivr_recording_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(stored(data.path()).is_empty(), "nothing half-stored");
+    // The engine still answers calls.
+    let again = ivr_tests::sipp::run(ivr.sip, &["-sn", "uac", "-m", "3"]);
+    assert_eq!(again.code, 0, "{}", again.output);
 }

@@ -56,7 +56,11 @@ impl Recorder {
         dir: PathBuf,
         out: impl Fn(WriterOut) + Send + 'static,
     ) -> std::io::Result<Recorder> {
-        std::fs::create_dir_all(&dir)?;
+        // A folder that cannot be made is not fatal: calls go on, and each recording fails
+        // with an apology to the caller (and an error in the log) until it is fixed.
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            error!(dir = %dir.display(), error = %e, "the voicemail folder cannot be created; messages cannot be recorded");
+        }
         let (tx, rx) = mpsc::sync_channel::<VoicemailCmd>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("voicemail-writer".into())
@@ -119,17 +123,19 @@ impl<F: Fn(WriterOut)> Writer<F> {
     fn handle(&mut self, cmd: VoicemailCmd) {
         match cmd {
             VoicemailCmd::Start { recording, request } => {
-                let result = write_json(&self.dir, &request).and_then(|()| {
-                    let spec = hound::WavSpec {
-                        channels: 1,
-                        sample_rate: 8000,
-                        bits_per_sample: 16,
-                        sample_format: hound::SampleFormat::Int,
-                    };
-                    let file = File::create(self.dir.join(format!("{}.wav.part", request.id)))?;
-                    hound::WavWriter::new(BufWriter::new(file), spec)
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                });
+                let result = std::fs::create_dir_all(&self.dir)
+                    .and_then(|()| write_json(&self.dir, &request))
+                    .and_then(|()| {
+                        let spec = hound::WavSpec {
+                            channels: 1,
+                            sample_rate: 8000,
+                            bits_per_sample: 16,
+                            sample_format: hound::SampleFormat::Int,
+                        };
+                        let file = File::create(self.dir.join(format!("{}.wav.part", request.id)))?;
+                        hound::WavWriter::new(BufWriter::new(file), spec)
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                    });
                 match result {
                     Ok(writer) => {
                         self.open.insert(
