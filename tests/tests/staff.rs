@@ -32,12 +32,19 @@ fn request(id: &str, mailbox: &str) -> CallbackRequest {
 /// A data folder with two requests (mailboxes `messages` and `doctor`), their WAVs, and a
 /// user `alice` who sees `messages` only. Returns alice's API token.
 fn seed(data: &std::path::Path) -> String {
+    seed_in(data, None)
+}
+
+/// [`seed`] with the store at `database` (default: SQLite in the data folder).
+fn seed_in(data: &std::path::Path, database: Option<&str>) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let db = format!("sqlite://{}", data.join("callbacks.db").display());
+        let db = database
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}", data.join("callbacks.db").display()));
         let store = Store::open(&db).await.unwrap();
         for (id, mailbox) in [
             ("1795000000-aaaa0001", "messages"),
@@ -87,9 +94,24 @@ fn seed(data: &std::path::Path) -> String {
 
 #[test]
 fn the_api_serves_only_what_a_user_may_see() {
+    api_suite(None);
+}
+
+#[test]
+fn the_api_on_postgresql() {
+    if let Some(url) = ivr_tests::pg::fresh_database("ivr_bb_api") {
+        api_suite(Some(url));
+    }
+}
+
+fn api_suite(database: Option<String>) {
     let data = tempfile::tempdir().unwrap();
-    let token = seed(data.path());
-    let ivr = Ivr::start_in(data.path(), &[]);
+    let token = seed_in(data.path(), database.as_deref());
+    let mut args = vec![];
+    if let Some(db) = &database {
+        args.extend(["--database", db.as_str()]);
+    }
+    let ivr = Ivr::start_in(data.path(), &args);
     let addr = ivr.http.unwrap();
     let auth = format!("Bearer {token}");
     let with = |method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]| {

@@ -55,30 +55,9 @@ fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
 /// scripts/test.sh starts).
 #[test]
 fn the_same_in_postgresql() {
-    let base = match std::env::var("IVR_TEST_POSTGRES") {
-        Ok(url) => url,
-        Err(_) if std::env::var("IVR_SKIP_POSTGRES").as_deref() == Ok("1") => return,
-        Err(_) => panic!(
-            "IVR_TEST_POSTGRES is not set: run scripts/test.sh (it starts PostgreSQL), or set IVR_SKIP_POSTGRES=1"
-        ),
-    };
-    let name = format!("ivr_bb_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
-        sqlx::Executor::execute(&mut c, format!("DROP DATABASE IF EXISTS {name}").as_str())
-            .await
-            .unwrap();
-        sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-    });
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    leave_a_message_and_work_through_it(Some(format!("{prefix}/{name}")));
+    if let Some(url) = ivr_tests::pg::fresh_database("ivr_bb_voicemail") {
+        leave_a_message_and_work_through_it(Some(url));
+    }
 }
 
 /// A SIPp caller leaves a message; the files, the store (SQLite in the data folder, or
