@@ -110,10 +110,11 @@ struct ServeArgs {
     /// Seconds a caller may hold the call (sendonly/inactive SDP) before the engine hangs up.
     #[arg(long, default_value_t = 1800)]
     hold_timeout: u64,
-    /// HTTP address for /metrics and the admin endpoints (port 0 picks a free port; `off`
-    /// disables HTTP).
-    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http)]
-    http: HttpAddr,
+    /// HTTP address for /staff, /api/, /metrics and the admin endpoints (port 0 picks a free
+    /// port; `off` disables HTTP). Default 127.0.0.1:8080; if that port is taken the engine
+    /// still answers calls and says so, while an address given here must be free.
+    #[arg(long, value_parser = parse_http)]
+    http: Option<HttpAddr>,
     /// A file holding the bearer token the admin endpoints require (else `IVR_ADMIN_TOKEN`;
     /// with neither, admin endpoints answer only loopback clients).
     #[arg(long)]
@@ -590,10 +591,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
         let local = server.local_addr();
         let mut http_note = String::new();
-        if let HttpAddr(Some(addr)) = args.http {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-                format!("binding HTTP on {addr} (use --http ADDR:PORT or --http off)")
-            })?;
+        let http = match args.http {
+            Some(HttpAddr(Some(addr))) => {
+                Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!("binding HTTP on {addr} (use --http ADDR:PORT or --http off)")
+                })?)
+            }
+            Some(HttpAddr(None)) => None,
+            None => match tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "127.0.0.1:8080 is taken: no staff page, API or metrics (choose one with --http ADDR:PORT)");
+                    None
+                }
+            },
+        };
+        if let Some(listener) = http {
             let bound = listener.local_addr()?;
             http_note = format!(" http={bound}");
             let users = args
