@@ -26,9 +26,10 @@ use tracing::{error, info, warn};
 
 /// Frames between two header updates and flushes (one second).
 const FLUSH_EVERY: u32 = 50;
-/// Commands queued for the writer before the engine's sends fail (about 40 s of audio for
-/// 100 simultaneous recordings).
-const QUEUE: usize = 200_000;
+/// Commands queued for the writer before the engine's sends fail (about 20 s of audio for
+/// 100 simultaneous recordings, some 36 MB at most). The queue's memory is taken only as
+/// it fills: a preallocated bounded channel of this size would hold 70 MB for nothing.
+const QUEUE: usize = 100_000;
 
 /// What the writer thread asks of the async side.
 #[derive(Debug)]
@@ -46,7 +47,9 @@ pub enum WriterOut {
 
 /// The writer thread's handle.
 pub struct Recorder {
-    tx: Option<mpsc::SyncSender<VoicemailCmd>>,
+    tx: Option<mpsc::Sender<VoicemailCmd>>,
+    /// Commands sent and not yet taken by the writer.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -61,19 +64,37 @@ impl Recorder {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             error!(dir = %dir.display(), error = %e, "the voicemail folder cannot be created; messages cannot be recorded");
         }
-        let (tx, rx) = mpsc::sync_channel::<VoicemailCmd>(QUEUE);
+        let (tx, rx) = mpsc::channel::<VoicemailCmd>();
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let taken = queued.clone();
         let thread = std::thread::Builder::new()
             .name("voicemail-writer".into())
-            .spawn(move || Writer::new(dir, out).run(rx))?;
+            .spawn(move || Writer::new(dir, out).run(rx, &taken))?;
         Ok(Recorder {
             tx: Some(tx),
+            queued,
             thread: Some(thread),
         })
     }
 
     /// Queue a command; `false` if the writer cannot take it (full, or gone).
     pub fn send(&self, cmd: VoicemailCmd) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.try_send(cmd).is_ok())
+        use std::sync::atomic::Ordering;
+        // Frames are refused when the writer is this far behind; the rest always go (they
+        // are few, and losing a Stop or a Submit would lose a message).
+        let is_frame = matches!(cmd, VoicemailCmd::Frame { .. });
+        if is_frame && self.queued.load(Ordering::Relaxed) >= QUEUE {
+            return false;
+        }
+        let Some(tx) = self.tx.as_ref() else {
+            return false;
+        };
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if tx.send(cmd).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Let the writer finish what is queued, and wait for it.
@@ -109,8 +130,9 @@ impl<F: Fn(WriterOut)> Writer<F> {
         }
     }
 
-    fn run(mut self, rx: mpsc::Receiver<VoicemailCmd>) {
+    fn run(mut self, rx: mpsc::Receiver<VoicemailCmd>, queued: &std::sync::atomic::AtomicUsize) {
         while let Ok(cmd) = rx.recv() {
+            queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             self.handle(cmd);
         }
         // The engine is gone: finish what is open, so nothing waits for a repair.
