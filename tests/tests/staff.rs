@@ -427,3 +427,23 @@ fn retention_deletes_old_requests_and_their_recordings() {
     assert!(!left.contains(&"1700000000-0dd00003".to_string()));
     assert_eq!(left.len(), 3, "the recent ones stay: {left:?}");
 }
+
+#[test]
+fn password_guessing_is_slowed_down() {
+    let data = tempfile::tempdir().unwrap();
+    seed(data.path());
+    let ivr = Ivr::start_in(data.path(), &[]);
+    let addr = ivr.http.unwrap();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = |password: &str| {
+        let body = format!("user=alice&password={}", password.replace(' ', "+"));
+        http::request(addr, "POST", "/staff/login", &form, body.as_bytes()).unwrap()
+    };
+    for _ in 0..5 {
+        assert_eq!(login("wrong guess").status, 401);
+    }
+    let locked = login(PASSWORD);
+    assert_eq!(locked.status, 429, "even the right password waits now");
+    assert_eq!(locked.header("retry-after"), Some("900"));
+    assert!(locked.text().contains("Too many failed attempts"));
+}

@@ -4,7 +4,7 @@
 
 use crate::api::{COOKIE, Staff, session_cookie};
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -168,13 +168,29 @@ async fn page(State(staff): State<Staff>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn login(State(staff): State<Staff>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(staff): State<Staff>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if staff.sessions.locked(&form.user, peer.ip()) {
+        tracing::warn!(user = %form.user, client = %peer.ip(), "staff sign-in refused: too many failures");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "900")],
+            Html(login_page(Some(
+                "Too many failed attempts. Try again in 15 minutes.",
+            ))),
+        )
+            .into_response();
+    }
     let users = staff.users.get();
     // argon2 is deliberately slow: verify off the event loop.
     let (user, password) = (form.user.clone(), form.password);
     let ok = tokio::task::spawn_blocking(move || users.sign_in(&user, &password).is_some())
         .await
         .unwrap_or(false);
+    staff.sessions.attempt(&form.user, peer.ip(), ok);
     if !ok {
         tracing::warn!(user = %form.user, "staff sign-in refused");
         return (
