@@ -889,79 +889,17 @@ mod tests {
         assert_eq!(drain(&mut d), [Action::Hangup]);
     }
 
-    #[derive(Debug, Clone)]
-    enum Input {
-        Key(u8),
-        Audio(bool),
-        Played,
-        Wait(u16),
-        Stored,
-        Failed,
-    }
-
-    fn input() -> impl proptest::strategy::Strategy<Value = Input> {
-        use proptest::prelude::*;
-        prop_oneof![
-            (0u8..16).prop_map(Input::Key),
-            any::<bool>().prop_map(Input::Audio),
-            Just(Input::Played),
-            (0u16..12_000).prop_map(Input::Wait),
-            Just(Input::Stored),
-            Just(Input::Failed),
-        ]
-    }
-
     proptest::proptest! {
         /// Whatever the caller and the owner do, recordings start and stop in pairs, at
-        /// most one request is submitted, and a hang-up ends the deposit.
+        /// most one request is submitted, and a hang-up ends the deposit (the fuzz target's
+        /// body, on generated inputs).
         #[test]
         fn any_sequence_keeps_the_invariants(
-            mode in 0usize..4,
-            review in proptest::bool::ANY,
-            inputs in proptest::collection::vec(input(), 0..80),
+            which in 0usize..3,
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
         ) {
-            let modes = ["offer_caller_id", "ask", "caller_id", "none"];
-            let mb = mailbox(&format!(", callback_number: {}, review: {review}", modes[mode]));
-            let mut d = Deposit::new(&mb, Some("+33612345678"));
-            let mut now = t0();
-            d.start(now);
-            let mut actions = Vec::new();
-            for i in inputs {
-                match i {
-                    Input::Key(k) => d.handle_digit(now, Digit::from_event_code(k).unwrap()),
-                    Input::Audio(v) => d.handle_audio(now, v),
-                    Input::Played => d.handle_playback_finished(now),
-                    Input::Wait(ms) => {
-                        now += Duration::from_millis(ms as u64);
-                        d.handle_timeout(now);
-                    }
-                    Input::Stored => d.handle_stored(now),
-                    Input::Failed => d.handle_store_failed(now),
-                }
-                actions.extend(drain(&mut d));
-            }
-            d.handle_hangup(now);
-            actions.extend(drain(&mut d));
-            proptest::prop_assert!(d.is_done());
-            let mut recording = false;
-            let mut submits = 0;
-            for a in &actions {
-                match a {
-                    Action::StartRecording => {
-                        proptest::prop_assert!(!recording, "{actions:?}");
-                        recording = true;
-                    }
-                    Action::StopRecording => {
-                        proptest::prop_assert!(recording, "{actions:?}");
-                        recording = false;
-                    }
-                    Action::DiscardRecording => recording = false,
-                    Action::Submit(_) => submits += 1,
-                    _ => {}
-                }
-            }
-            proptest::prop_assert!(!recording, "a recording left running: {actions:?}");
-            proptest::prop_assert!(submits <= 1, "{actions:?}");
+            let boxes = crate::fuzz::mailboxes();
+            crate::fuzz::deposit(&boxes[which], &data, t0());
         }
     }
 }

@@ -5,6 +5,7 @@
 //! mailbox, and the server does the writing and storing it asks for.
 
 pub mod deposit;
+pub mod fuzz;
 pub mod request;
 #[cfg(feature = "store")]
 pub mod store;
