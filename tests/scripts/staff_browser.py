@@ -42,5 +42,11 @@ with sync_playwright() as p:
     expect(page.locator(".card")).to_have_count(0, timeout=10_000)
     page.click("button[data-view=all]")
     expect(page.locator(".card .status").first).to_contain_text("Resolved")
+    # Its history shows who did what, with the note.
+    page.locator(".card details.history summary").first.click()
+    history = page.locator(".card details.history li")
+    expect(history.last).to_contain_text("Called back, appointment booked")
+    expect(history.first).to_contain_text("caller: created")
+    page.screenshot(path=shot.replace(".png", "-history.png"), full_page=True)
     browser.close()
 print("staff page: signed in, played 3 s, resolved")

@@ -54,6 +54,8 @@ audio { width:100%; margin:.5rem 0; }
 .actions { display:flex; gap:.5rem; flex-wrap:wrap; align-items:center; }
 .actions input { flex:1 1 12rem; font:inherit; padding:.45rem; border:1px solid var(--line); border-radius:.5rem; }
 .empty { color:var(--muted); text-align:center; padding:2rem; }
+details.history { margin-top:.5rem; } details.history summary { cursor:pointer; color:var(--muted); }
+details.history ul { margin:.25rem 0 0; padding-left:1.1rem; font-size:.9rem; }
 form.login { max-width:22rem; margin:4rem auto; background:#fff; padding:1.5rem; border-radius:.75rem; border:1px solid var(--line); }
 form.login label { display:block; margin:.75rem 0 .25rem; }
 form.login input { width:100%; font:inherit; padding:.5rem; border:1px solid var(--line); border-radius:.5rem; }
@@ -116,7 +118,8 @@ function card(c) {
       <button data-status="called_back">Called back</button>
       <button data-status="no_answer">No answer</button>
       <button data-status="resolved">Resolve</button>
-    </div></article>`;
+    </div>
+    <details class="history"><summary>History</summary><ul></ul></details></article>`;
 }
 async function refresh() {
   const q = view === "new" ? "?status=new" : view === "mine" ? "?mine=true" : "";
@@ -124,6 +127,7 @@ async function refresh() {
   // Keep what is being listened to or typed: re-render only when nothing is in use.
   if (document.activeElement && list.contains(document.activeElement)) return;
   if ([...list.querySelectorAll("audio")].some(a => !a.paused)) return;
+  if (list.querySelector("details.history[open]")) return;
   const rows = await api("/api/callbacks" + q);
   if (!rows) return;
   list.innerHTML = rows.length ? rows.map(card).join("") : `<p class="empty">Nothing here.</p>`;
@@ -134,6 +138,17 @@ document.querySelector(".tabs").addEventListener("click", e => {
   document.querySelectorAll(".tabs button").forEach(x => x.setAttribute("aria-pressed", x === b));
   refresh();
 });
+// The history of a request, loaded when its panel opens.
+document.getElementById("list").addEventListener("toggle", async e => {
+  const d = e.target;
+  if (!d.matches("details.history") || !d.open) return;
+  const id = d.closest(".card").dataset.id;
+  const r = await api(`/api/callbacks/${encodeURIComponent(id)}`);
+  if (!r) return;
+  d.querySelector("ul").innerHTML = r.history.map(h =>
+    `<li><span class="meta">${when(h.at)}</span> ${esc(h.actor)}: ${esc(h.action === "status" ? (STATUS[h.detail] || h.detail) : h.action === "note" ? "“" + h.detail + "”" : h.action)}</li>`
+  ).join("");
+}, true);
 document.getElementById("list").addEventListener("click", async e => {
   const b = e.target.closest("button[data-status]"); if (!b) return;
   const card = b.closest(".card");
