@@ -5,6 +5,7 @@
 //! mailboxes granted to them: a request in another mailbox does not exist for them (404).
 //! Audio files are found by the request's id, never by a path from the request.
 
+use crate::clock::unix_now;
 use crate::staff::{User, Users};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -413,13 +414,6 @@ async fn openapi() -> Response {
     Json(Doc::openapi()).into_response()
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn store_error(e: ivr_voicemail::store::StoreError) -> Response {
     match e {
         ivr_voicemail::store::StoreError::NotFound(_) => {
@@ -588,7 +582,7 @@ async fn set_status(
             change.status.into(),
             &m.name,
             change.note.as_deref(),
-            now(),
+            unix_now(),
         )
         .await
     {
@@ -623,7 +617,7 @@ async fn add_note(
     }
     match staff
         .store
-        .add_note(&id, &m.name, note.text.trim(), now())
+        .add_note(&id, &m.name, note.text.trim(), unix_now())
         .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

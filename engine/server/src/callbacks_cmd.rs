@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use ivr_server::clock::unix_now;
 use ivr_voicemail::store::{Filter, Status, Store, Stored};
 use std::io::Write;
 use std::path::PathBuf;
@@ -133,13 +134,6 @@ fn checked_id(id: &str) -> anyhow::Result<&str> {
     Ok(id)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Seconds since the epoch as `2026-11-27 14:05:09Z`.
 fn time(secs: u64) -> String {
     jiff::Timestamp::from_second(secs as i64)
@@ -227,7 +221,7 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
             }
             Callbacks::Claim { id, user } => {
                 let s = store
-                    .set_status(checked_id(&id)?, Status::Claimed, &user, None, now())
+                    .set_status(checked_id(&id)?, Status::Claimed, &user, None, unix_now())
                     .await?;
                 show(out, &s)?;
             }
@@ -238,18 +232,18 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                 note,
             } => {
                 let s = store
-                    .set_status(checked_id(&id)?, status(&name)?, &user, note.as_deref(), now())
+                    .set_status(checked_id(&id)?, status(&name)?, &user, note.as_deref(), unix_now())
                     .await?;
                 show(out, &s)?;
             }
             Callbacks::Resolve { id, user, note } => {
                 let s = store
-                    .set_status(checked_id(&id)?, Status::Resolved, &user, note.as_deref(), now())
+                    .set_status(checked_id(&id)?, Status::Resolved, &user, note.as_deref(), unix_now())
                     .await?;
                 show(out, &s)?;
             }
             Callbacks::Note { id, text, user } => {
-                store.add_note(checked_id(&id)?, &user, &text, now()).await?;
+                store.add_note(checked_id(&id)?, &user, &text, unix_now()).await?;
                 writeln!(out, "note added to {id}")?;
             }
             Callbacks::Export { filter, .. } => {

@@ -353,10 +353,7 @@ async fn store_request(
     request: &ivr_voicemail::CallbackRequest,
     notify: ivr_voicemail::store::Notify,
 ) -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::clock::unix_now();
     match store.insert(request, false, now, notify).await {
         Ok(_) => {
             let _ = std::fs::remove_file(dir.join(format!("{}.json", request.id)));

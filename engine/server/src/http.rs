@@ -12,6 +12,7 @@
 //! the loopback interface.
 
 use crate::driver::ServerHandle;
+use crate::staff::same_secret;
 use crate::status::{ReloadOutcome, Status};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -71,11 +72,6 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Equal in time whatever the first difference (tokens are secrets).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Admin endpoints: the token if one is configured, else loopback clients only.
 async fn require_admin(
     State(s): State<AppState>,
@@ -101,7 +97,7 @@ fn admin_refusal(s: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
             match given {
-                Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => None,
+                Some(g) if same_secret(g.trim().as_bytes(), token.as_bytes()) => None,
                 _ => {
                     let mut r =
                         error(StatusCode::UNAUTHORIZED, "a valid bearer token is required")?;
@@ -146,17 +142,4 @@ async fn reload(State(s): State<AppState>) -> Response {
         ReloadOutcome::NoFile => StatusCode::CONFLICT,
     };
     (code, Json(outcome)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
-        assert!(!same(b"", b"x"));
-    }
 }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod builtin;
+pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod http;

@@ -2,6 +2,7 @@
 //! sent to them through SMTP, with the recording attached, from the same durable outbox as
 //! webhooks (retried after 1, 2, 4 ... seconds, at most an hour apart, across restarts).
 
+use crate::clock::unix_now;
 use crate::status::Status;
 use ivr_voicemail::store::Store;
 use lettre::message::header::ContentType;
@@ -20,13 +21,6 @@ pub struct Mail {
     pub url: String,
     /// The sender.
     pub from: String,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The message for one outbox payload (`{"to": [...], "request": {...}}`).
@@ -103,7 +97,7 @@ pub async fn deliver(store: Store, mail: Mail, voicemail_dir: PathBuf, status: A
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let due = match store.due_notifications("email", now(), 20).await {
+        let due = match store.due_notifications("email", unix_now(), 20).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "cannot read the outbox");
@@ -123,7 +117,7 @@ pub async fn deliver(store: Store, mail: Mail, voicemail_dir: PathBuf, status: A
                 Ok(()) => {
                     status.mail(true);
                     info!(request = %n.request_id, "callback e-mail sent");
-                    if let Err(e) = store.delivered(n.seq, now()).await {
+                    if let Err(e) = store.delivered(n.seq, unix_now()).await {
                         warn!(error = %e, "cannot mark an e-mail sent; it may be sent again");
                     }
                 }
@@ -131,7 +125,7 @@ pub async fn deliver(store: Store, mail: Mail, voicemail_dir: PathBuf, status: A
                     status.mail(false);
                     let wait = crate::webhook::backoff(n.attempts);
                     warn!(request = %n.request_id, attempt = n.attempts + 1, error = %why, retry_in_s = wait, "callback e-mail not sent; will retry");
-                    if let Err(e) = store.retry_later(n.seq, now() + wait, &why).await {
+                    if let Err(e) = store.retry_later(n.seq, unix_now() + wait, &why).await {
                         warn!(error = %e, "cannot reschedule an e-mail");
                     }
                 }

@@ -166,23 +166,41 @@ fn webhook(args: &ServeArgs) -> anyhow::Result<Option<ivr_server::webhook::Webho
     let Some(url) = &args.webhook_url else {
         return Ok(None);
     };
-    let secret = match &args.webhook_secret_file {
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading the webhook secret from {}", f.display()))?,
-        None => std::env::var("IVR_WEBHOOK_SECRET").map_err(|_| {
-            anyhow::anyhow!(
-                "--webhook-url needs a secret: --webhook-secret-file or IVR_WEBHOOK_SECRET"
-            )
-        })?,
-    };
-    let secret = secret.trim().to_string();
-    if secret.len() < 16 {
-        anyhow::bail!("the webhook secret is too short: use 16 characters or more");
-    }
+    let secret = secret(
+        args.webhook_secret_file.as_deref(),
+        "IVR_WEBHOOK_SECRET",
+        "the webhook secret",
+    )?
+    .ok_or_else(|| {
+        anyhow::anyhow!("--webhook-url needs a secret: --webhook-secret-file or IVR_WEBHOOK_SECRET")
+    })?;
     Ok(Some(ivr_server::webhook::Webhook {
         url: url.clone(),
-        secret: secret.into(),
+        secret,
     }))
+}
+
+/// A shared secret from `file`, else from the environment variable `env`, trimmed; one of
+/// 16 characters or more (`what` names it in errors).
+fn secret(
+    file: Option<&std::path::Path>,
+    env: &str,
+    what: &str,
+) -> anyhow::Result<Option<Arc<str>>> {
+    let text = match file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading {what} from {}", f.display()))?,
+        ),
+        None => std::env::var(env).ok(),
+    };
+    match text.map(|t| t.trim().to_string()) {
+        Some(t) if t.len() < 16 => {
+            anyhow::bail!("{what} is too short: use 16 characters or more")
+        }
+        Some(t) => Ok(Some(t.into())),
+        None => Ok(None),
+    }
 }
 
 /// Where HTTP listens, if anywhere.
@@ -196,24 +214,6 @@ fn parse_http(s: &str) -> Result<HttpAddr, String> {
     s.parse()
         .map(|a| HttpAddr(Some(a)))
         .map_err(|_| format!("'{s}' is not ADDRESS:PORT or off"))
-}
-
-/// The admin token from `--admin-token-file` or `IVR_ADMIN_TOKEN`, if any.
-fn admin_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Arc<str>>> {
-    let token = match file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("reading the admin token from {}", f.display()))?,
-        ),
-        None => std::env::var("IVR_ADMIN_TOKEN").ok(),
-    };
-    match token.map(|t| t.trim().to_string()) {
-        Some(t) if t.len() < 16 => {
-            anyhow::bail!("the admin token is too short: use 16 characters or more")
-        }
-        Some(t) => Ok(Some(t.into())),
-        None => Ok(None),
-    }
 }
 
 #[derive(Subcommand)]
@@ -525,7 +525,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let admin_token = admin_token(args.admin_token_file.as_deref())?;
+    let admin_token = secret(
+        args.admin_token_file.as_deref(),
+        "IVR_ADMIN_TOKEN",
+        "the admin token",
+    )?;
     let webhook = webhook(&args)?;
     let mail = args.smtp_url.clone().map(|url| ivr_server::mail::Mail {
         url,
@@ -558,10 +562,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("opening the callback store {}", redact(&database)))?;
         let voicemail_dir = args.data_dir.join("voicemail");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = ivr_server::clock::unix_now();
         let found = ivr_server::recorder::recover(&voicemail_dir, &store, now, notify)
             .await
             .context("recovering callback requests left by the last run")?;

@@ -41,10 +41,7 @@ pub async fn run(store: Store, voicemail_dir: PathBuf, days: u32) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::clock::unix_now();
         sweep(&store, &voicemail_dir, days, now).await;
     }
 }

@@ -86,8 +86,8 @@ fn token_hash(token: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
 
-/// Compare without an early exit (hashes of secrets).
-fn same(a: &[u8], b: &[u8]) -> bool {
+/// Equal in time whatever the first difference (for secrets and their hashes).
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -221,7 +221,11 @@ impl Users {
         let h = token_hash(token);
         self.users
             .iter()
-            .find(|(_, u)| u.tokens.iter().any(|t| same(t.as_bytes(), h.as_bytes())))
+            .find(|(_, u)| {
+                u.tokens
+                    .iter()
+                    .any(|t| same_secret(t.as_bytes(), h.as_bytes()))
+            })
             .map(|(n, u)| (n.as_str(), u))
     }
 }
@@ -269,6 +273,14 @@ mod tests {
                 .add_user("x", "short", vec!["*".into()])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"secret", b"secret"));
+        assert!(!same_secret(b"secret", b"secreT"));
+        assert!(!same_secret(b"secret", b"secret2"));
+        assert!(!same_secret(b"", b"x"));
     }
 
     #[test]

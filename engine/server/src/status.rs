@@ -4,6 +4,7 @@
 //! The engine loop writes, HTTP handlers read. Counters are atomics; the config state sits
 //! behind a mutex that is only ever held to copy or replace it, never across an await.
 
+use crate::clock::unix_seconds;
 use ivr_engine::EndReason;
 use serde::Serialize;
 use std::fmt::Write;
@@ -101,12 +102,6 @@ pub struct Status {
     config: Mutex<ConfigState>,
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Status {
     /// A fresh status for a server that has just loaded its config from `source`.
     pub fn new(source: String, now: SystemTime) -> Status {
@@ -127,7 +122,7 @@ impl Status {
             config: Mutex::new(ConfigState {
                 source,
                 generation: 1,
-                loaded_at: unix(now),
+                loaded_at: unix_seconds(now),
                 last_reload: None,
             }),
         }
@@ -197,7 +192,7 @@ impl Status {
             ReloadOutcome::Reloaded { .. } => {
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 c.generation += 1;
-                c.loaded_at = unix(now);
+                c.loaded_at = unix_seconds(now);
             }
             ReloadOutcome::Invalid { .. } => {
                 self.reloads_failed.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +200,7 @@ impl Status {
             ReloadOutcome::NoFile => return,
         }
         c.last_reload = Some(LastReload {
-            at: unix(now),
+            at: unix_seconds(now),
             outcome: outcome.clone(),
         });
     }

@@ -11,6 +11,7 @@
 //! (Unix seconds) and `X-IVR-Signature: sha256=HEX`, the HMAC-SHA256 with the shared secret
 //! of `TIMESTAMP.BODY`.
 
+use crate::clock::unix_now;
 use crate::status::Status;
 use hmac::{Hmac, Mac};
 use ivr_voicemail::store::Store;
@@ -43,13 +44,6 @@ pub fn backoff(attempts: u32) -> u64 {
     2u64.saturating_pow(attempts.min(12)).min(3600)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Deliver the outbox for as long as the process runs.
 pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
     let client = match reqwest::Client::builder()
@@ -67,7 +61,7 @@ pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
     loop {
         tick.tick().await;
         let due = match store
-            .due_notifications("callback_request.created", now(), 50)
+            .due_notifications("callback_request.created", unix_now(), 50)
             .await
         {
             Ok(d) => d,
@@ -77,7 +71,7 @@ pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
             }
         };
         for n in due {
-            let stamp = now();
+            let stamp = unix_now();
             let sent = client
                 .post(&hook.url)
                 .header("content-type", "application/json")
@@ -100,7 +94,7 @@ pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
                 Ok(()) => {
                     status.webhook(true);
                     info!(request = %n.request_id, delivery = n.seq, "webhook delivered");
-                    if let Err(e) = store.delivered(n.seq, now()).await {
+                    if let Err(e) = store.delivered(n.seq, unix_now()).await {
                         warn!(error = %e, "cannot mark a webhook delivered; it may be sent again");
                     }
                 }
@@ -108,7 +102,7 @@ pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
                     status.webhook(false);
                     let wait = backoff(n.attempts);
                     warn!(request = %n.request_id, delivery = n.seq, attempt = n.attempts + 1, error = %why, retry_in_s = wait, "webhook not delivered; will retry");
-                    if let Err(e) = store.retry_later(n.seq, now() + wait, &why).await {
+                    if let Err(e) = store.retry_later(n.seq, unix_now() + wait, &why).await {
                         warn!(error = %e, "cannot reschedule a webhook");
                     }
                 }
