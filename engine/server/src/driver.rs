@@ -522,7 +522,7 @@ impl Io {
                 let (status, notify) = (self.status.clone(), self.notify);
                 tokio::spawn(async move {
                     let ok = store_request(&store, &dir, &request, notify).await;
-                    status.callback_stored(ok);
+                    status.callbacks.record(ok);
                     let report = ivr_engine::VoicemailReport::Stored { call, ok };
                     let _ = tx.send(NetIn::Voicemail(WriterOut::Report(report))).await;
                 });

@@ -11,6 +11,7 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod mail;
+pub mod outbox;
 pub mod page;
 pub mod ports;
 pub mod recorder;

@@ -2,7 +2,7 @@
 //! sent to them through SMTP, with the recording attached, from the same durable outbox as
 //! webhooks (retried after 1, 2, 4 ... seconds, at most an hour apart, across restarts).
 
-use crate::clock::unix_now;
+use crate::outbox::{self, Channel};
 use crate::status::Status;
 use ivr_voicemail::store::Store;
 use lettre::message::header::ContentType;
@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// How mail is sent.
 #[derive(Debug, Clone)]
@@ -94,42 +94,22 @@ pub async fn deliver(store: Store, mail: Mail, voicemail_dir: PathBuf, status: A
             return;
         }
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let due = match store.due_notifications("email", unix_now(), 20).await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cannot read the outbox");
-                continue;
-            }
-        };
-        for n in due {
-            let result = match message(&mail.from, &n.payload, &voicemail_dir) {
-                Ok(m) => transport
-                    .send(m)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(()) => {
-                    status.mail(true);
-                    info!(request = %n.request_id, "callback e-mail sent");
-                    if let Err(e) = store.delivered(n.seq, unix_now()).await {
-                        warn!(error = %e, "cannot mark an e-mail sent; it may be sent again");
-                    }
-                }
-                Err(why) => {
-                    status.mail(false);
-                    let wait = crate::webhook::backoff(n.attempts);
-                    warn!(request = %n.request_id, attempt = n.attempts + 1, error = %why, retry_in_s = wait, "callback e-mail not sent; will retry");
-                    if let Err(e) = store.retry_later(n.seq, unix_now() + wait, &why).await {
-                        warn!(error = %e, "cannot reschedule an e-mail");
-                    }
-                }
-            }
+    let channel = Channel {
+        event: "email",
+        delivered: "callback e-mail sent",
+        failed: "callback e-mail not sent; will retry",
+        batch: 20,
+    };
+    outbox::run(store, channel, &status.mails, |n| {
+        let message = message(&mail.from, &n.payload, &voicemail_dir);
+        let transport = &transport;
+        async move {
+            transport
+                .send(message?)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
-    }
+    })
+    .await
 }

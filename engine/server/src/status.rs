@@ -90,16 +90,44 @@ pub struct Status {
     calls_active: AtomicU64,
     calls_total: AtomicU64,
     ended: [AtomicU64; END_REASONS.len()],
-    reloads_ok: AtomicU64,
-    reloads_failed: AtomicU64,
-    callbacks_stored: AtomicU64,
-    callbacks_failed: AtomicU64,
+    reloads: Outcomes,
+    /// Callback requests handed to the store.
+    pub callbacks: Outcomes,
     recordings_failed: AtomicU64,
-    webhooks_ok: AtomicU64,
-    webhooks_failed: AtomicU64,
-    mails_ok: AtomicU64,
-    mails_failed: AtomicU64,
+    /// Webhook delivery attempts.
+    pub webhooks: Outcomes,
+    /// E-mail delivery attempts.
+    pub mails: Outcomes,
     config: Mutex<ConfigState>,
+}
+
+/// Successes and failures of one kind of work: a pair of `{result="..."}` samples.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Outcomes {
+    /// One more success (`true`) or failure.
+    pub fn record(&self, ok: bool) {
+        let c = if ok { &self.ok } else { &self.failed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The two samples, labelled `result="<ok>"` and `result="<failed>"`.
+    fn samples(&self, ok: &str, failed: &str) -> [(String, u64); 2] {
+        [
+            (
+                format!("{{result=\"{ok}\"}}"),
+                self.ok.load(Ordering::Relaxed),
+            ),
+            (
+                format!("{{result=\"{failed}\"}}"),
+                self.failed.load(Ordering::Relaxed),
+            ),
+        ]
+    }
 }
 
 impl Status {
@@ -110,15 +138,11 @@ impl Status {
             calls_active: AtomicU64::new(0),
             calls_total: AtomicU64::new(0),
             ended: Default::default(),
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
-            callbacks_stored: AtomicU64::new(0),
-            callbacks_failed: AtomicU64::new(0),
+            reloads: Outcomes::default(),
+            callbacks: Outcomes::default(),
             recordings_failed: AtomicU64::new(0),
-            webhooks_ok: AtomicU64::new(0),
-            webhooks_failed: AtomicU64::new(0),
-            mails_ok: AtomicU64::new(0),
-            mails_failed: AtomicU64::new(0),
+            webhooks: Outcomes::default(),
+            mails: Outcomes::default(),
             config: Mutex::new(ConfigState {
                 source,
                 generation: 1,
@@ -145,36 +169,6 @@ impl Status {
         self.ended[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A callback request was stored (or storing it failed).
-    pub fn callback_stored(&self, ok: bool) {
-        let c = if ok {
-            &self.callbacks_stored
-        } else {
-            &self.callbacks_failed
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A webhook delivery attempt succeeded or failed.
-    pub fn webhook(&self, ok: bool) {
-        let c = if ok {
-            &self.webhooks_ok
-        } else {
-            &self.webhooks_failed
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// An e-mail was sent, or an attempt failed.
-    pub fn mail(&self, ok: bool) {
-        let c = if ok {
-            &self.mails_ok
-        } else {
-            &self.mails_failed
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// A recording could not be written.
     pub fn recording_failed(&self) {
         self.recordings_failed.fetch_add(1, Ordering::Relaxed);
@@ -190,12 +184,12 @@ impl Status {
         let mut c = self.config.lock().unwrap_or_else(|e| e.into_inner());
         match outcome {
             ReloadOutcome::Reloaded { .. } => {
-                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                self.reloads.record(true);
                 c.generation += 1;
                 c.loaded_at = unix_seconds(now);
             }
             ReloadOutcome::Invalid { .. } => {
-                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                self.reloads.record(false);
             }
             ReloadOutcome::NoFile => return,
         }
@@ -258,28 +252,19 @@ impl Status {
             "ivr_callback_requests_total",
             "counter",
             "Callback requests handed to the store, by result.",
-            &[
-                ("{result=\"stored\"}".into(), load(&self.callbacks_stored)),
-                ("{result=\"failed\"}".into(), load(&self.callbacks_failed)),
-            ],
+            &self.callbacks.samples("stored", "failed"),
         );
         metric(
             "ivr_webhook_deliveries_total",
             "counter",
             "Webhook delivery attempts, by result (failed ones are retried from the outbox).",
-            &[
-                ("{result=\"delivered\"}".into(), load(&self.webhooks_ok)),
-                ("{result=\"failed\"}".into(), load(&self.webhooks_failed)),
-            ],
+            &self.webhooks.samples("delivered", "failed"),
         );
         metric(
             "ivr_mail_deliveries_total",
             "counter",
             "Callback e-mail attempts, by result (failed ones are retried from the outbox).",
-            &[
-                ("{result=\"sent\"}".into(), load(&self.mails_ok)),
-                ("{result=\"failed\"}".into(), load(&self.mails_failed)),
-            ],
+            &self.mails.samples("sent", "failed"),
         );
         metric(
             "ivr_recording_failures_total",
@@ -291,10 +276,7 @@ impl Status {
             "ivr_config_reloads_total",
             "counter",
             "Config reload attempts, by result.",
-            &[
-                ("{result=\"ok\"}".into(), load(&self.reloads_ok)),
-                ("{result=\"invalid\"}".into(), load(&self.reloads_failed)),
-            ],
+            &self.reloads.samples("ok", "invalid"),
         );
         let last_ok = match &c.last_reload {
             Some(LastReload {

@@ -12,13 +12,14 @@
 //! of `TIMESTAMP.BODY`.
 
 use crate::clock::unix_now;
+use crate::outbox::{self, Channel};
 use crate::status::Status;
 use hmac::{Hmac, Mac};
 use ivr_voicemail::store::Store;
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// Where notifications go.
 #[derive(Debug, Clone)]
@@ -39,12 +40,7 @@ pub fn signature(secret: &str, timestamp: u64, body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The wait before attempt number `attempts + 1`.
-pub fn backoff(attempts: u32) -> u64 {
-    2u64.saturating_pow(attempts.min(12)).min(3600)
-}
-
-/// Deliver the outbox for as long as the process runs.
+/// Deliver the outbox's webhooks for as long as the process runs.
 pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -57,58 +53,34 @@ pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
             return;
         }
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let due = match store
-            .due_notifications("callback_request.created", unix_now(), 50)
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cannot read the outbox");
-                continue;
-            }
-        };
-        for n in due {
-            let stamp = unix_now();
-            let sent = client
-                .post(&hook.url)
-                .header("content-type", "application/json")
-                .header("x-ivr-event", &n.event)
-                .header("x-ivr-delivery", n.seq.to_string())
-                .header("x-ivr-timestamp", stamp.to_string())
-                .header(
-                    "x-ivr-signature",
-                    signature(&hook.secret, stamp, &n.payload),
-                )
-                .body(n.payload.clone())
-                .send()
-                .await;
-            let result = match sent {
+    let channel = Channel {
+        event: "callback_request.created",
+        delivered: "webhook delivered",
+        failed: "webhook not delivered; will retry",
+        batch: 50,
+    };
+    outbox::run(store, channel, &status.webhooks, |n| {
+        let stamp = unix_now();
+        let request = client
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("x-ivr-event", &n.event)
+            .header("x-ivr-delivery", n.seq.to_string())
+            .header("x-ivr-timestamp", stamp.to_string())
+            .header(
+                "x-ivr-signature",
+                signature(&hook.secret, stamp, &n.payload),
+            )
+            .body(n.payload);
+        async move {
+            match request.send().await {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(format!("answered {}", r.status())),
                 Err(e) => Err(e.to_string()),
-            };
-            match result {
-                Ok(()) => {
-                    status.webhook(true);
-                    info!(request = %n.request_id, delivery = n.seq, "webhook delivered");
-                    if let Err(e) = store.delivered(n.seq, unix_now()).await {
-                        warn!(error = %e, "cannot mark a webhook delivered; it may be sent again");
-                    }
-                }
-                Err(why) => {
-                    status.webhook(false);
-                    let wait = backoff(n.attempts);
-                    warn!(request = %n.request_id, delivery = n.seq, attempt = n.attempts + 1, error = %why, retry_in_s = wait, "webhook not delivered; will retry");
-                    if let Err(e) = store.retry_later(n.seq, unix_now() + wait, &why).await {
-                        warn!(error = %e, "cannot reschedule a webhook");
-                    }
-                }
             }
         }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -116,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_and_backoff() {
+    fn signatures() {
         // RFC 4231 test case 2 shape: a known key and message give a known HMAC.
         let s = signature("Jefe", 0, "what do ya want for nothing?");
         assert!(s.starts_with("sha256=") && s.len() == 7 + 64);
@@ -126,10 +98,6 @@ mod tests {
         assert_eq!(
             hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert_eq!(
-            (backoff(0), backoff(1), backoff(5), backoff(40)),
-            (1, 2, 32, 3600)
         );
     }
 }
