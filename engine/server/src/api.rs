@@ -439,32 +439,43 @@ async fn visible(staff: &Staff, m: &Member, id: &str) -> Result<Stored, Response
     }
 }
 
+/// The signed-in member, for handlers: a request without one is answered 401.
+impl axum::extract::FromRequestParts<Staff> for Member {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        staff: &Staff,
+    ) -> Result<Member, Response> {
+        member(staff, &parts.headers)
+    }
+}
+
+/// What handlers return: the answer, or the error response to send instead.
+type Answer = Result<Response, Response>;
+
 /// List callback requests, newest first.
 #[utoipa::path(get, path = "/api/callbacks", params(ListQuery),
     responses((status = 200, body = [Callback]), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
 async fn list(
     State(staff): State<Staff>,
-    headers: HeaderMap,
+    m: Member,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let m = match member(&staff, &headers) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+) -> Answer {
     let Ok(Query(q)) = q else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "bad query: mailbox, status, mine, limit",
-        );
+        ));
     };
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return error(StatusCode::BAD_REQUEST, "limit is 1 to 1000");
+        return Err(error(StatusCode::BAD_REQUEST, "limit is 1 to 1000"));
     }
     let mut mailboxes = m.user.mailbox_filter();
     if let Some(mb) = q.mailbox {
         if !m.user.may_see(&mb) {
-            return Json(Vec::<Callback>::new()).into_response();
+            return Ok(Json(Vec::<Callback>::new()).into_response());
         }
         mailboxes = Some(vec![mb]);
     }
@@ -474,73 +485,56 @@ async fn list(
         assignee: q.mine.unwrap_or(false).then(|| m.name.clone()),
         limit,
     };
-    match staff.store.list(&filter).await {
-        Ok(rows) => Json(rows.iter().map(Callback::from).collect::<Vec<_>>()).into_response(),
-        Err(e) => store_error(e),
-    }
+    let rows = staff.store.list(&filter).await.map_err(store_error)?;
+    Ok(Json(rows.iter().map(Callback::from).collect::<Vec<_>>()).into_response())
 }
 
 /// One callback request with its history.
 #[utoipa::path(get, path = "/api/callbacks/{id}", params(("id" = String, Path, description = "The request's id")),
     responses((status = 200, body = CallbackDetail), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
-async fn get_one(
-    State(staff): State<Staff>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let m = match member(&staff, &headers) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let s = match visible(&staff, &m, &id).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match staff.store.history(&id).await {
-        Ok(h) => Json(CallbackDetail {
-            callback: Callback::from(&s),
-            history: h
-                .into_iter()
-                .map(|c| Change {
-                    at: c.at,
-                    actor: c.actor,
-                    action: c.action,
-                    detail: c.detail,
-                })
-                .collect(),
-        })
-        .into_response(),
-        Err(e) => store_error(e),
-    }
+async fn get_one(State(staff): State<Staff>, m: Member, Path(id): Path<String>) -> Answer {
+    let s = visible(&staff, &m, &id).await?;
+    let history = staff.store.history(&id).await.map_err(store_error)?;
+    Ok(Json(CallbackDetail {
+        callback: Callback::from(&s),
+        history: history
+            .into_iter()
+            .map(|c| Change {
+                at: c.at,
+                actor: c.actor,
+                action: c.action,
+                detail: c.detail,
+            })
+            .collect(),
+    })
+    .into_response())
 }
 
 /// The message, as WAV (8 kHz, 16-bit, mono); HTTP Range requests are served.
 #[utoipa::path(get, path = "/api/callbacks/{id}/audio", params(("id" = String, Path, description = "The request's id")),
     responses((status = 200, content_type = "audio/wav", body = Vec<u8>), (status = 206, content_type = "audio/wav", body = Vec<u8>),
         (status = 401, body = ApiError), (status = 404, body = ApiError), (status = 416, description = "A range outside the file")))]
-async fn audio(State(staff): State<Staff>, Path(id): Path<String>, req: Request) -> Response {
-    let m = match member(&staff, req.headers()) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    let s = match visible(&staff, &m, &id).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn audio(
+    State(staff): State<Staff>,
+    m: Member,
+    Path(id): Path<String>,
+    req: Request,
+) -> Answer {
+    let s = visible(&staff, &m, &id).await?;
     if !s.request.has_message {
-        return error(StatusCode::NOT_FOUND, "this request has no message");
+        return Err(error(StatusCode::NOT_FOUND, "this request has no message"));
     }
     // The file is named by the stored id, never by what the request said.
     let path = staff.voicemail_dir.join(format!("{}.wav", s.request.id));
     use tower::ServiceExt;
-    match tower_http::services::ServeFile::new_with_mime(
+    let served = tower_http::services::ServeFile::new_with_mime(
         &path,
         &"audio/wav".parse().expect("a MIME type"),
     )
     .oneshot(req)
-    .await
-    {
-        Ok(r) => r.map(axum::body::Body::new).into_response(),
+    .await;
+    match served {
+        Ok(r) => Ok(r.map(axum::body::Body::new).into_response()),
         Err(e) => match e {},
     }
 }
@@ -551,31 +545,28 @@ async fn audio(State(staff): State<Staff>, Path(id): Path<String>, req: Request)
     responses((status = 200, body = Callback), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
 async fn set_status(
     State(staff): State<Staff>,
-    headers: HeaderMap,
+    m: Member,
     Path(id): Path<String>,
     body: Result<Json<StatusChange>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let m = match member(&staff, &headers) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+) -> Answer {
     let Ok(Json(change)) = body else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "send JSON: {\"status\": \"resolved\", \"note\": \"...\"}",
-        );
+        ));
     };
     if change
         .note
         .as_ref()
         .is_some_and(|n| n.chars().count() > 2000)
     {
-        return error(StatusCode::BAD_REQUEST, "a note is at most 2000 characters");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "a note is at most 2000 characters",
+        ));
     }
-    if let Err(r) = visible(&staff, &m, &id).await {
-        return r;
-    }
-    match staff
+    visible(&staff, &m, &id).await?;
+    let s = staff
         .store
         .set_status(
             &id,
@@ -585,10 +576,8 @@ async fn set_status(
             unix_now(),
         )
         .await
-    {
-        Ok(s) => Json(Callback::from(&s)).into_response(),
-        Err(e) => store_error(e),
-    }
+        .map_err(store_error)?;
+    Ok(Json(Callback::from(&s)).into_response())
 }
 
 /// Add a note to a request.
@@ -597,30 +586,28 @@ async fn set_status(
     responses((status = 204, description = "Added"), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
 async fn add_note(
     State(staff): State<Staff>,
-    headers: HeaderMap,
+    m: Member,
     Path(id): Path<String>,
     body: Result<Json<NoteIn>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let m = match member(&staff, &headers) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+) -> Answer {
     let Ok(Json(note)) = body else {
-        return error(StatusCode::BAD_REQUEST, "send JSON: {\"text\": \"...\"}");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "send JSON: {\"text\": \"...\"}",
+        ));
     };
     let n = note.text.trim().chars().count();
     if n == 0 || n > 2000 {
-        return error(StatusCode::BAD_REQUEST, "a note is 1 to 2000 characters");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "a note is 1 to 2000 characters",
+        ));
     }
-    if let Err(r) = visible(&staff, &m, &id).await {
-        return r;
-    }
-    match staff
+    visible(&staff, &m, &id).await?;
+    staff
         .store
         .add_note(&id, &m.name, note.text.trim(), unix_now())
         .await
-    {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => store_error(e),
-    }
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
