@@ -11,19 +11,41 @@ pub struct Reply {
     /// The status code.
     pub status: u16,
     /// Header lines as (lower-cased name, value).
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body (chunked transfer decoded).
     pub body: Vec<u8>,
+}
+
+/// Header lines as (lower-cased name, value).
+type Headers = Vec<(String, String)>;
+
+/// A header's value among (lower-cased name, value) lines.
+fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A message's head, once its blank line has come: the first line, the header lines as
+/// (lower-cased name, value), and where the body starts.
+fn head(raw: &[u8]) -> Option<(String, Headers, usize)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or("").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some((first, headers, end + 4))
 }
 
 impl Reply {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        find(&self.headers, name)
     }
 
     /// The body as text.
@@ -74,15 +96,9 @@ pub fn get(addr: SocketAddr, path: &str) -> Reply {
 }
 
 fn parse(raw: &[u8]) -> Option<Reply> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
+    let (first, headers, start) = head(raw)?;
+    let status = first.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = raw[start..].to_vec();
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
@@ -134,7 +150,7 @@ pub struct Received {
     /// The request line (`POST /hook HTTP/1.1`).
     pub line: String,
     /// Header lines as (lower-cased name, value).
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -142,11 +158,7 @@ pub struct Received {
 impl Received {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        find(&self.headers, name)
     }
 }
 
@@ -177,28 +189,19 @@ impl Sink {
                         break None;
                     }
                     raw.extend_from_slice(&buf[..n]);
-                    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let Some((line, headers, start)) = head(&raw) else {
                         continue;
                     };
-                    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-                    let mut lines = head.split("\r\n");
-                    let line = lines.next().unwrap_or("").to_string();
-                    let headers: Vec<(String, String)> = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-                        .collect();
-                    let len: usize = headers
-                        .iter()
-                        .find(|(n, _)| n == "content-length")
-                        .and_then(|(_, v)| v.parse().ok())
+                    let len: usize = find(&headers, "content-length")
+                        .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                    if raw.len() < end + 4 + len {
+                    if raw.len() < start + len {
                         continue;
                     }
                     break Some(Received {
                         line,
                         headers,
-                        body: raw[end + 4..end + 4 + len].to_vec(),
+                        body: raw[start..start + len].to_vec(),
                     });
                 };
                 if let Some(r) = req {
