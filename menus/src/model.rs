@@ -1468,22 +1468,7 @@ impl Names<'_> {
     }
 
     fn menu(&self, w: &mut Walker, name: &str, at: Loc, path: &str) -> MenuId {
-        match self.menus.iter().position(|m| m == name) {
-            Some(i) => MenuId(i),
-            None => {
-                let hint = closest(name, self.menus.iter().map(String::as_str));
-                w.error(
-                    at,
-                    path,
-                    ErrorKind::Unknown {
-                        kind: "menu",
-                        name: name.to_string(),
-                        hint,
-                    },
-                );
-                MenuId(0)
-            }
-        }
+        MenuId(Names::lookup(w, self.menus, "menu", name, at, path).unwrap_or(0))
     }
 
     /// A menu's `prompt:`: names, and `{ digits: variable }` read-outs (which need the
@@ -1596,21 +1581,7 @@ impl Names<'_> {
         let Some(node) = node else { return Vec::new() };
         let mut out = Vec::new();
         for (name, at) in w.names(node, path) {
-            match self.prompts.iter().position(|p| *p == name) {
-                Some(i) => out.push(PromptId(i)),
-                None => {
-                    let hint = closest(&name, self.prompts.iter().map(String::as_str));
-                    w.error(
-                        at,
-                        path,
-                        ErrorKind::Unknown {
-                            kind: "prompt",
-                            name,
-                            hint,
-                        },
-                    );
-                }
-            }
+            out.extend(Names::lookup(w, self.prompts, "prompt", &name, at, path).map(PromptId));
         }
         out
     }
@@ -1960,30 +1931,12 @@ fn compile_languages(w: &mut Walker, node: &Node) -> Languages {
     {
         for (lang, chain) in chains.iter() {
             let path = join("languages.fallback", lang);
-            let Some(i) = out.names.iter().position(|n| n == lang) else {
-                w.error(
-                    chain.at,
-                    &path,
-                    ErrorKind::Unknown {
-                        kind: "language",
-                        name: lang.to_string(),
-                        hint: closest(lang, out.names.iter().map(String::as_str)),
-                    },
-                );
+            let Some(i) = Names::lookup(w, &out.names, "language", lang, chain.at, &path) else {
                 continue;
             };
             for (to, at) in w.names(chain, &path) {
-                match out.names.iter().position(|n| *n == to) {
-                    Some(j) => out.fallback[i].push(j),
-                    None => w.error(
-                        at,
-                        &path,
-                        ErrorKind::Unknown {
-                            kind: "language",
-                            hint: closest(&to, out.names.iter().map(String::as_str)),
-                            name: to,
-                        },
-                    ),
+                if let Some(j) = Names::lookup(w, &out.names, "language", &to, at, &path) {
+                    out.fallback[i].push(j);
                 }
             }
         }
@@ -2078,19 +2031,7 @@ fn compile_router(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) ->
     let snode = f.get("schedule")?;
     let spath = join(&base, "schedule");
     let sname = w.string(snode, &spath)?;
-    let Some(schedule) = names.schedules.iter().position(|s| *s == sname) else {
-        let hint = closest(&sname, names.schedules.iter().map(String::as_str));
-        w.error(
-            snode.at,
-            &spath,
-            ErrorKind::Unknown {
-                kind: "schedule",
-                name: sname,
-                hint,
-            },
-        );
-        return None;
-    };
+    let schedule = Names::lookup(w, names.schedules, "schedule", &sname, snode.at, &spath)?;
     let (open, closed) = (open?, closed?);
     Some(Menu {
         router: Some(Router {
@@ -2114,22 +2055,14 @@ fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<
         Some(n) => {
             let here = join(path, "language");
             let lang = w.string(n, &here)?;
-            match names.languages.iter().position(|l| *l == lang) {
-                Some(i) => Some(i),
-                None => {
-                    let hint = closest(&lang, names.languages.iter().map(String::as_str));
-                    w.error(
-                        n.at,
-                        &here,
-                        ErrorKind::Unknown {
-                            kind: "language",
-                            name: lang,
-                            hint,
-                        },
-                    );
-                    return None;
-                }
-            }
+            Some(Names::lookup(
+                w,
+                names.languages,
+                "language",
+                &lang,
+                n.at,
+                &here,
+            )?)
         }
         None => None,
     };
