@@ -893,9 +893,14 @@ impl Engine {
         };
         match media.handle_rtp(now, from, data) {
             Ok(Received::Digit(d)) => self.on_digit(now, handle, d),
-            Ok(Received::Audio) => {
+            Ok(Received::Audio {
+                timestamp,
+                start,
+                len,
+            }) => {
                 if self.in_deposit(handle) {
-                    self.deposit_audio(now, handle, data);
+                    let payload = &data[usize::from(start)..usize::from(start) + usize::from(len)];
+                    self.deposit_audio(now, handle, timestamp, payload);
                     self.reindex(handle);
                 }
             }

@@ -58,8 +58,16 @@ pub enum RtpError {
 /// What a received packet was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
-    /// Audio in the negotiated codec.
-    Audio,
+    /// Audio in the negotiated codec: its RTP timestamp, and where its payload is in the
+    /// datagram (`data[start..start + len]`), so the owner can use it without parsing again.
+    Audio {
+        /// The RTP timestamp (RFC 3550 §5.1).
+        timestamp: u32,
+        /// The payload's first byte in the datagram.
+        start: u16,
+        /// The payload's length (padding excluded).
+        len: u16,
+    },
     /// The first packet of a new RFC 4733 key event.
     Digit(Digit),
     /// Another packet of an event already reported, or RTCP multiplexed on the RTP port.
@@ -259,9 +267,18 @@ impl MediaSession {
         let packet = rtp_types::RtpPacket::parse(data).map_err(|_| RtpError::Malformed)?;
         let pt = packet.payload_type();
         let kind = if pt == self.neg.pt {
-            match self.inband.as_mut() {
-                Some(detector) => inband_key(detector, self.neg.codec, packet.payload()),
-                None => Received::Audio,
+            let key = self
+                .inband
+                .as_mut()
+                .and_then(|detector| inband_key(detector, self.neg.codec, packet.payload()));
+            match key {
+                Some(d) => Received::Digit(d),
+                // A datagram is at most 64 KiB, so its offsets fit in 16 bits.
+                None => Received::Audio {
+                    timestamp: packet.timestamp(),
+                    start: packet.payload_offset() as u16,
+                    len: packet.payload_len() as u16,
+                },
             }
         } else if Some(pt) == self.neg.dtmf_pt {
             match self.dtmf.on_packet(packet.timestamp(), packet.payload()) {
@@ -315,17 +332,18 @@ impl MediaSession {
 }
 
 /// Decode one audio payload and look for in-band keys; a stack buffer keeps it allocation free.
-fn inband_key(detector: &mut DtmfDetector, codec: ivr_audio::Codec, payload: &[u8]) -> Received {
+fn inband_key(
+    detector: &mut DtmfDetector,
+    codec: ivr_audio::Codec,
+    payload: &[u8],
+) -> Option<Digit> {
     let mut found = None;
     let mut pcm = [0i16; FRAME_SAMPLES];
     for chunk in payload.chunks(FRAME_SAMPLES) {
         ivr_audio::g711::decode_into(codec, chunk, &mut pcm);
         detector.feed(&pcm[..chunk.len()], |d| found = Some(d));
     }
-    match found {
-        Some(d) => Received::Digit(d),
-        None => Received::Audio,
-    }
+    found
 }
 
 #[cfg(test)]

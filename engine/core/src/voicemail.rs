@@ -171,8 +171,15 @@ impl Engine {
             .and_then(|c| c.deposit.as_deref_mut())
     }
 
-    /// A packet of the caller's audio arrived: decode and record it, in timestamp order.
-    pub(crate) fn deposit_audio(&mut self, now: Instant, handle: CallHandle, data: &[u8]) {
+    /// A packet of the caller's audio arrived (its RTP timestamp and G.711 payload): decode
+    /// and record it, in timestamp order.
+    pub(crate) fn deposit_audio(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        timestamp: u32,
+        payload: &[u8],
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -182,11 +189,7 @@ impl Engine {
         let (Some(recording), true) = (d.recording, d.recording_live) else {
             return;
         };
-        let Ok(packet) = rtp_types::RtpPacket::parse(data) else {
-            return;
-        };
         let codec = media.codec();
-        let payload = packet.payload();
         // Up to 60 ms per packet; longer packets are cut (no heap: a stack buffer).
         let mut pcm = [0i16; 480];
         let n = payload.len().min(pcm.len());
@@ -195,10 +198,9 @@ impl Engine {
         let deposit = &mut d.deposit;
         let samples = &mut d.samples;
         let review = &mut d.review;
-        d.reorder
-            .push(packet.timestamp(), &pcm[..n], &mut |frame: &Frame| {
-                record_frame(outputs, deposit, samples, review, recording, now, frame);
-            });
+        d.reorder.push(timestamp, &pcm[..n], &mut |frame: &Frame| {
+            record_frame(outputs, deposit, samples, review, recording, now, frame);
+        });
         self.apply_deposit(now, handle);
     }
 
