@@ -501,23 +501,25 @@ impl Store {
     /// Delete requests received before `before` (retention); returns their ids, so the
     /// caller can delete their audio files.
     pub async fn delete_older_than(&self, before: u64) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let q = self.sql("SELECT id FROM callback_requests WHERE received_at < ?");
         let ids: Vec<String> = sqlx::query(&q)
             .bind(before as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
-        let mut tx = self.pool.begin().await?;
-        for id in &ids {
-            for table in [
-                "callback_history WHERE request_id",
-                "callback_requests WHERE id",
-            ] {
-                let q = self.sql(&format!("DELETE FROM {table} = ?"));
-                sqlx::query(&q).bind(id).execute(&mut *tx).await?;
-            }
+        // One statement per table, whatever the number of requests.
+        for q in [
+            "DELETE FROM callback_history WHERE request_id IN \
+             (SELECT id FROM callback_requests WHERE received_at < ?)",
+            "DELETE FROM callback_requests WHERE received_at < ?",
+        ] {
+            sqlx::query(&self.sql(q))
+                .bind(before as i64)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(ids)
