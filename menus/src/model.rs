@@ -378,6 +378,11 @@ impl Menus {
         self.prompt_options[id.0]
     }
 
+    /// The prompt that says one digit (`digit_0` ... `digit_9`), for read-outs.
+    pub fn digit_prompt(&self, digit: char) -> Option<PromptId> {
+        self.find_prompt(&format!("digit_{digit}"))
+    }
+
     /// A prompt by its name in the config.
     pub fn find_prompt(&self, name: &str) -> Option<PromptId> {
         self.prompt_names
@@ -1587,6 +1592,28 @@ impl Names<'_> {
     }
 }
 
+/// A menu's timeout field in seconds (1 to 60), or `default` when absent or refused.
+fn timeout_field(
+    w: &mut Walker,
+    f: &crate::yaml::Fields<'_>,
+    key: &str,
+    base: &str,
+    default: f64,
+) -> f64 {
+    let Some(t) = f.get(key) else {
+        return default;
+    };
+    let path = join(base, key);
+    match w.number(t, &path) {
+        Some(v) if (1.0..=60.0).contains(&v) => v,
+        Some(v) => {
+            w.error(t.at, &path, ErrorKind::Timeout(v));
+            default
+        }
+        None => default,
+    }
+}
+
 fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> Option<Menu> {
     let base = join("menus", name);
     let is_router = matches!(&node.value, crate::yaml::Value::Map(pairs) if pairs.iter().any(|(k, _)| k.value == crate::yaml::Value::Str("schedule".into())));
@@ -1601,17 +1628,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
             Vec::new()
         }
     };
-    let mut timeout = DEFAULT_TIMEOUT;
-    if let Some(t) = f.get("timeout") {
-        let path = join(&base, "timeout");
-        if let Some(v) = w.number(t, &path) {
-            if (1.0..=60.0).contains(&v) {
-                timeout = v;
-            } else {
-                w.error(t.at, &path, ErrorKind::Timeout(v));
-            }
-        }
-    }
+    let timeout = timeout_field(w, &f, "timeout", &base, DEFAULT_TIMEOUT);
     let retries = f
         .get("retries")
         .map(|r| retries(w, r, &join(&base, "retries")))
@@ -1697,17 +1714,7 @@ fn compile_menu(w: &mut Walker, names: &Names<'_>, name: &str, node: &Node) -> O
             }
         }
     }
-    let mut inter_digit = DEFAULT_INTER_DIGIT;
-    if let Some(t) = f.get("inter_digit_timeout") {
-        let path = join(&base, "inter_digit_timeout");
-        if let Some(v) = w.number(t, &path) {
-            if (1.0..=60.0).contains(&v) {
-                inter_digit = v;
-            } else {
-                w.error(t.at, &path, ErrorKind::Timeout(v));
-            }
-        }
-    }
+    let inter_digit = timeout_field(w, &f, "inter_digit_timeout", &base, DEFAULT_INTER_DIGIT);
     let on_failure = f
         .get("on_failure")
         .and_then(|a| action(w, names, a, &join(&base, "on_failure")))

@@ -304,11 +304,7 @@ impl MenuRun {
                 PromptItem::Fixed(id) => prompts.push(*id),
                 PromptItem::Digits(var) => {
                     let value = self.variable(var).unwrap_or_default();
-                    prompts.extend(
-                        value
-                            .chars()
-                            .filter_map(|c| self.menus.find_prompt(&format!("digit_{c}"))),
-                    );
+                    prompts.extend(value.chars().filter_map(|c| self.menus.digit_prompt(c)));
                 }
                 PromptItem::Number(var) => {
                     let value = self.variable(var).unwrap_or_default();

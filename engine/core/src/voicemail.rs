@@ -287,11 +287,9 @@ impl Engine {
                             Say::Greeting => prompts.extend(mb.greeting.iter().map(|p| named(*p))),
                             Say::Saved => prompts.extend(mb.saved.iter().map(|p| named(*p))),
                             Say::Beep => prompts.push(("beep".into(), self.beep.clone())),
-                            Say::Digit(digit) => prompts.extend(
-                                menus
-                                    .find_prompt(&format!("digit_{}", digit.as_char()))
-                                    .map(&mut named),
-                            ),
+                            Say::Digit(digit) => {
+                                prompts.extend(menus.digit_prompt(digit.as_char()).map(&mut named))
+                            }
                             Say::System(s) => {
                                 prompts.extend(menus.find_prompt(s.name()).map(&mut named))
                             }
