@@ -936,19 +936,17 @@ impl Engine {
             };
             match out {
                 MenuOutput::Play(ids) => {
-                    let prompts = ids.iter().map(|id| call.menu.prompt(*id).clone()).collect();
-                    if let Some(m) = call.media.as_mut() {
-                        m.play(prompts);
-                    }
-                    let menus = call.menu.menus().clone();
-                    let language = menus.languages().get(call.menu.language()).cloned();
-                    for id in ids {
-                        self.event(Event::Playing {
-                            call: handle,
-                            prompt: menus.prompt_name(id).to_string(),
-                            language: language.clone(),
-                        });
-                    }
+                    let menus = call.menu.menus();
+                    let prompts = ids
+                        .iter()
+                        .map(|id| {
+                            (
+                                menus.prompt_name(*id).to_string(),
+                                call.menu.prompt(*id).clone(),
+                            )
+                        })
+                        .collect();
+                    self.play(handle, prompts);
                 }
                 MenuOutput::StopPlayback => {
                     if let Some(m) = call.media.as_mut() {
@@ -1196,6 +1194,32 @@ impl Engine {
         self.by_dialog
             .get(&(req.call_id().ok()?.to_string(), tag))
             .copied()
+    }
+
+    /// Play prompts (named for the log) on a call, in the caller's language, replacing what
+    /// plays; each start is an [`Event::Playing`].
+    pub(crate) fn play(&mut self, handle: CallHandle, prompts: Vec<(String, ivr_audio::Prompt)>) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let language = call
+            .menu
+            .menus()
+            .languages()
+            .get(call.menu.language())
+            .cloned();
+        let mut recordings = Vec::with_capacity(prompts.len());
+        for (name, prompt) in prompts {
+            recordings.push(prompt);
+            self.outputs.push_back(Output::Event(Event::Playing {
+                call: handle,
+                prompt: name,
+                language: language.clone(),
+            }));
+        }
+        if let Some(m) = call.media.as_mut() {
+            m.play(recordings);
+        }
     }
 
     pub(crate) fn event(&mut self, e: Event) {

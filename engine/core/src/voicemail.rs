@@ -295,16 +295,7 @@ impl Engine {
                             }
                         }
                     }
-                    let language = menus.languages().get(lang).cloned();
-                    for (name, _) in &prompts {
-                        self.event(Event::Playing {
-                            call: handle,
-                            prompt: name.clone(),
-                            language: language.clone(),
-                        });
-                    }
-                    let prompts = prompts.into_iter().map(|(_, p)| p).collect();
-                    self.play_for_deposit(now, handle, prompts);
+                    self.play(handle, prompts);
                 }
                 Action::StopPlayback => {
                     if let Some(m) = call.media.as_mut() {
@@ -367,7 +358,9 @@ impl Engine {
                 Action::PlayRecording => {
                     let pcm = d.review.as_deref().unwrap_or_default();
                     let prompt = Prompt::from_samples("your message", pcm);
-                    self.play_for_deposit(now, handle, vec![prompt]);
+                    if let Some(m) = call.media.as_mut() {
+                        m.play(vec![prompt]);
+                    }
                 }
                 Action::Submit(s) => {
                     let mut request = d.request.clone();
@@ -396,14 +389,6 @@ impl Engine {
                     }
                 }
             }
-        }
-    }
-
-    /// Play prompts for the deposit (with nothing to play, the media stream reports the
-    /// end of playback at its next tick).
-    fn play_for_deposit(&mut self, _now: Instant, handle: CallHandle, prompts: Vec<Prompt>) {
-        if let Some(m) = self.calls.get_mut(&handle).and_then(|c| c.media.as_mut()) {
-            m.play(prompts);
         }
     }
 }
