@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need when missing,
-# then formatting, lints, the binary, and every test (unit, property, virtual-time, SIPp).
+# then formatting, lints, the binary, and every test (unit, property, virtual-time, SIPp,
+# PostgreSQL, headless Chromium, schemathesis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -22,7 +24,14 @@ command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff p
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).
 # schemathesis tests the staff API against its OpenAPI document.
-python3 -c "import jsonschema, yaml, playwright, schemathesis" 2>/dev/null || python3 -m pip install -q jsonschema pyyaml playwright schemathesis
+py_pkgs=(jsonschema pyyaml playwright schemathesis)
+if ! python3 -c "import jsonschema, yaml, playwright, schemathesis" 2>/dev/null; then
+  # Debian's own python3 refuses pip installs outside a virtualenv (PEP 668) unless asked.
+  python3 -m pip install -q "${py_pkgs[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
+fi
+# pip may put the schemathesis command in the user's script folder.
+PATH="$PATH:$(python3 -m site --user-base)/bin"
 python3 -c "import jsonschema, yaml, playwright, schemathesis" || { echo "python3 with jsonschema, pyyaml, playwright and schemathesis is required" >&2; exit 1; }
 command -v schemathesis >/dev/null 2>&1 || { echo "the schemathesis command is not on PATH" >&2; exit 1; }
 
