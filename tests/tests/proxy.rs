@@ -187,7 +187,7 @@ fn sigterm_drains_one_engine_while_the_other_takes_new_calls() {
     );
     let k = Kamailio::start(&[a.sip, b.sip], 1500);
     assert_eq!(probe(a.sip), Some(200), "serving: OPTIONS 200");
-    // Four long calls, two on each engine.
+    // Four long calls, spread over both engines.
     let target = k.addr;
     let long = std::thread::spawn(move || {
         through(
@@ -196,18 +196,15 @@ fn sigterm_drains_one_engine_while_the_other_takes_new_calls() {
             &["-m", "4", "-l", "4", "-r", "20", "-d", "8000"],
         )
     });
-    assert_eq!(
-        a.wait_for(&["\"answered\""], 2, WAIT).len(),
-        2,
-        "{}",
-        a.log()
-    );
-    assert_eq!(
-        b.wait_for(&["\"answered\""], 2, WAIT).len(),
-        2,
-        "{}",
-        b.log()
-    );
+    // Round robin gives each engine some of them; wait until all four are answered.
+    let end = std::time::Instant::now() + WAIT;
+    let answered = |e: &Ivr| e.count(&["\"answered\""]);
+    while answered(&a) + answered(&b) < 4 {
+        assert!(std::time::Instant::now() < end, "{}\n{}", a.log(), b.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let on_a = answered(&a);
+    assert!(on_a > 0 && on_a < 4, "both engines have calls: {on_a} on a");
     a.signal("TERM");
     assert_eq!(a.wait_for(&["draining"], 1, WAIT).len(), 1, "{}", a.log());
     assert_eq!(probe(a.sip), Some(503), "draining: OPTIONS 503");
@@ -230,6 +227,11 @@ fn sigterm_drains_one_engine_while_the_other_takes_new_calls() {
     assert_eq!(sipp::stat(&run.output, "Successful call"), Some(4));
     let status = a.wait_exit(WAIT).expect("the drained engine exits");
     assert!(status.success(), "{status:?}\n{}", a.log());
-    assert_eq!(a.count(&["call ended", "CallerHungUp"]), 2, "{}", a.log());
+    assert_eq!(
+        a.count(&["call ended", "CallerHungUp"]),
+        on_a,
+        "{}",
+        a.log()
+    );
     assert_eq!(a.count(&["call ended", "Shutdown"]), 0);
 }
