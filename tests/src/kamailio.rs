@@ -28,18 +28,6 @@ fn program() -> PathBuf {
     PathBuf::from("kamailio")
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
-        let port = udp.local_addr().expect("address").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
-}
-
 /// A running Kamailio; stopped (SIGTERM, which ends its worker processes) when dropped.
 pub struct Kamailio {
     child: Child,
@@ -60,7 +48,7 @@ impl Kamailio {
         std::fs::write(&list, lines).expect("write dispatcher.list");
         let run = dir.path().join("run");
         std::fs::create_dir_all(&run).expect("run dir");
-        let port = free_port();
+        let port = crate::sipp::free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut child = Command::new(program())
             .args(["-f"])

@@ -18,11 +18,25 @@ pub fn scenario(name: &str) -> &'static str {
 static NEXT_MEDIA: AtomicU16 = AtomicU16::new(0);
 
 /// A distinct SIPp SIP port (`-p`) and media port (`-mp`) per run, so parallel runs do not
-/// collide (SIPp would otherwise try 5060 and 6000 every time).
+/// collide (SIPp would otherwise try 5060 and 6000 every time). The SIP port is one the
+/// system says is free for UDP and TCP, so test processes running at once (whose process
+/// ids may share a slot) do not take each other's.
 fn ports() -> (String, String) {
     let n = NEXT_MEDIA.fetch_add(1, Ordering::SeqCst);
     let slot = (std::process::id() as u16 % 50) * 200 + n * 4;
-    ((50_000 + slot).to_string(), (40_000 + slot).to_string())
+    (free_port().to_string(), (40_000 + slot).to_string())
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let port = udp.local_addr().expect("address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
 /// The result of one SIPp run.

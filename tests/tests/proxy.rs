@@ -43,7 +43,9 @@ fn transport(tcp: bool) -> &'static str {
 /// the caller's BYE, and the calls are spread over both engines.
 #[test]
 fn calls_follow_the_route_set_and_spread_over_both_engines() {
-    let (a, b) = (Ivr::start(&[]), Ivr::start(&[]));
+    // The proxy (127.0.0.1) is trusted: its P-Asserted-Identity names the caller.
+    let trusted = ["--sip-trusted-proxy", "127.0.0.1"];
+    let (a, b) = (Ivr::start(&trusted), Ivr::start(&trusted));
     let k = Kamailio::start(&[a.sip, b.sip], 1500);
     for tcp in [false, true] {
         let run = through(
@@ -73,6 +75,38 @@ fn calls_follow_the_route_set_and_spread_over_both_engines() {
     let hung_up =
         a.count(&["call ended", "CallerHungUp"]) + b.count(&["call ended", "CallerHungUp"]);
     assert_eq!(hung_up, 40, "every call ended with the caller's BYE");
+    assert_eq!(
+        a.count(&["call started", r#""caller":"sipp""#])
+            + b.count(&["call started", r#""caller":"sipp""#]),
+        40,
+        "without P-Asserted-Identity the caller is the From user"
+    );
+    // One call with a P-Asserted-Identity, passed on by the trusted proxy.
+    let work = tempfile::tempdir().unwrap();
+    let file = with_asserted_identity(work.path(), "proxy_call.xml", "+33123456789");
+    let run = sipp::run(k.addr, &["-sf", &file, "-m", "1", "-d", "200"]);
+    assert_ok(&run, &k, &[&a, &b]);
+    let needle = [r#""message":"call started""#, r#""caller":"+33123456789""#];
+    assert_eq!(a.count(&needle) + b.count(&needle), 1);
+}
+
+/// A copy of scenario `file` whose INVITE carries `P-Asserted-Identity: <sip:NUMBER@…>`;
+/// returns its path.
+fn with_asserted_identity(dir: &std::path::Path, file: &str, number: &str) -> String {
+    let text = std::fs::read_to_string(scenario(file)).unwrap().replacen(
+        "      Max-Forwards: 70\n",
+        &format!(
+            "      Max-Forwards: 70\n      P-Asserted-Identity: <sip:{number}@carrier.example>\n"
+        ),
+        1,
+    );
+    assert!(
+        text.contains(number),
+        "{file} has a Max-Forwards line to follow"
+    );
+    let path = dir.join(format!("pai_{file}"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
 }
 
 /// The engine hangs up (demo: 2, then 9): its BYE carries the route set, goes to the proxy,
@@ -94,7 +128,8 @@ fn the_engines_bye_goes_through_the_proxy() {
 }
 
 /// A message left through the proxy is stored with the caller's number (From), not the
-/// proxy's address; the log of the call names the caller too.
+/// proxy's address nor a P-Asserted-Identity from an untrusted proxy; the log of the call
+/// names the caller too.
 #[test]
 fn a_voicemail_left_through_the_proxy_keeps_the_callers_number() {
     let work = tempfile::tempdir().unwrap();
@@ -106,14 +141,22 @@ fn a_voicemail_left_through_the_proxy_keeps_the_callers_number() {
         .collect();
     let audio = work.path().join("message.ulaw");
     std::fs::write(&audio, ulaw).unwrap();
-    let template = std::fs::read_to_string(scenario("voicemail.xml")).unwrap();
+    // A P-Asserted-Identity the engines must not believe: the proxy is not in their
+    // --sip-trusted-proxy list.
+    let template = std::fs::read_to_string(with_asserted_identity(
+        work.path(),
+        "voicemail.xml",
+        "+19005550000",
+    ))
+    .unwrap();
     let text = sipp::follow_route_set(&template)
         .replace("@AUDIO@", &audio.display().to_string())
         .replace("@CALLER@", "+33612345678");
     let file = work.path().join("voicemail_proxy.xml");
     std::fs::write(&file, text).unwrap();
 
-    let (a, b) = (Ivr::start(&[]), Ivr::start(&[]));
+    let untrusted = ["--sip-trusted-proxy", "127.0.0.2"];
+    let (a, b) = (Ivr::start(&untrusted), Ivr::start(&untrusted));
     let k = Kamailio::start(&[a.sip, b.sip], 1500);
     let run = sipp::run(
         k.addr,
