@@ -41,9 +41,11 @@ run() { # label sipp-args...
   echo "== $label: a=$(calls a) b=$(calls b) (cumulative calls per engine)"
   grep -E "Successful call|Failed call" "$work/$label.sipp" | tail -2 | sed 's/  */ /g'
 }
+ended() { grep -c '"call ended"' "$work/$1.log" || true; }
 run both-up -m "$n" -r 20 -l 60 -d 2000
-before_b=$(calls b)
+before_b=$(calls b); before_a=$(calls a); ended_a=$(ended a)
 ( sleep $(( n / 4 / 20 + 1 )); kill -9 "$(cat "$work/a.pid")"; echo "== engine a killed (kill -9)" ) &
 run kill-a -m "$n" -r 20 -l 60 -d 2000
 echo "== calls on b during the kill run: $(( $(calls b) - before_b ))"
+echo "== calls in progress on a when it was killed (lost with it): $(( $(calls a) - before_a - ($(ended a) - ended_a) ))"
 grep -c "failed for" "$work/kamailio.log" | sed 's/^/== kamailio failovers logged: /'
