@@ -12,7 +12,9 @@
 //! `DTEND` or `DURATION` (several-day events); `RRULE` with `FREQ=YEARLY|MONTHLY|WEEKLY|DAILY`,
 //! `COUNT`, `UNTIL`, `INTERVAL`, `BYMONTH`, `BYDAY` (with ordinals: `4TH`, `-1MO`),
 //! `BYMONTHDAY`, `BYYEARDAY`, `BYWEEKNO`, `BYSETPOS`, `WKST`; `RDATE` and `EXDATE` (lists, with
-//! `TZID` or `VALUE=DATE`). Refused with the line: sub-daily frequencies, `EXRULE`,
+//! `TZID` or `VALUE=DATE`); a changed instance (`RECURRENCE-ID` with the master's `UID`)
+//! replaces the one the rule gives; `STATUS:CANCELLED` events are left out. Refused with
+//! the line: sub-daily frequencies, `EXRULE`,
 //! `RDATE;VALUE=PERIOD`, a `TZID` that is not an IANA name (a calendar's own `VTIMEZONE`
 //! is not read), a rule that never occurs.
 
@@ -93,6 +95,8 @@ pub struct Event {
     kind: Kind,
     /// Occurrence starts as civil times written as UTC (see the module notes).
     set: RRuleSet,
+    /// Days excluded by an `EXDATE` date on a timed event: every start on them.
+    skip: Vec<Date>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +161,7 @@ impl Event {
             .into_iter()
             .map_while(|d| from_rrule(&d))
             .take_while(move |c| *c <= last)
+            .filter(|c| !self.skip.contains(&c.date()))
     }
 }
 
@@ -169,7 +174,7 @@ pub fn parse(text: &str, zone: &TimeZone) -> Result<Vec<Event>, IcsError> {
     {
         return Err(IcsError::NotCalendar);
     }
-    let mut out = Vec::new();
+    let mut raws = Vec::new();
     // Components open around the current line; properties count only directly in a VEVENT.
     let mut stack: Vec<String> = Vec::new();
     let mut event: Option<Raw> = None;
@@ -192,7 +197,7 @@ pub fn parse(text: &str, zone: &TimeZone) -> Result<Vec<Event>, IcsError> {
                     && what == "VEVENT"
                     && let Some(raw) = event.take()
                 {
-                    out.push(raw.compile(zone)?);
+                    raws.push(raw);
                 }
             }
             _ if stack.last().is_some_and(|c| c == "VEVENT") => {
@@ -203,7 +208,25 @@ pub fn parse(text: &str, zone: &TimeZone) -> Result<Vec<Event>, IcsError> {
             _ => {}
         }
     }
-    Ok(out)
+    // A changed instance of a recurring event (same UID, with RECURRENCE-ID) replaces the
+    // instance the rule would give (RFC 5545 §3.8.4.4): the original date is excluded.
+    let moved: Vec<(String, When, usize)> = raws
+        .iter()
+        .filter_map(|r| Some((r.uid.clone()?, r.recurrence_id.clone()?)))
+        .map(|(uid, (when, n))| (uid, when, n))
+        .collect();
+    for (uid, when, n) in moved {
+        if let Some(master) = raws
+            .iter_mut()
+            .find(|r| r.recurrence_id.is_none() && r.uid.as_deref() == Some(uid.as_str()))
+        {
+            master.exdates.push((when, n));
+        }
+    }
+    raws.into_iter()
+        .filter(|r| !r.cancelled)
+        .map(|r| r.compile(zone))
+        .collect()
 }
 
 /// Unfold (RFC 5545 §3.1): a line starting with a space or tab continues the previous one.
@@ -367,6 +390,10 @@ struct Raw {
     rules: Vec<(String, usize)>,
     rdates: Vec<(When, usize)>,
     exdates: Vec<(When, usize)>,
+    uid: Option<String>,
+    recurrence_id: Option<(When, usize)>,
+    /// `STATUS:CANCELLED`: the event does not take place.
+    cancelled: bool,
 }
 
 impl Raw {
@@ -389,6 +416,9 @@ impl Raw {
                 self.duration = Some((span, line.n));
             }
             "RRULE" => self.rules.push((line.value.clone(), line.n)),
+            "UID" => self.uid = Some(line.value.clone()),
+            "RECURRENCE-ID" => self.recurrence_id = Some((one(&line)?, line.n)),
+            "STATUS" => self.cancelled = line.value.eq_ignore_ascii_case("CANCELLED"),
             "RDATE" => self
                 .rdates
                 .extend(line.when()?.into_iter().map(|w| (w, line.n))),
@@ -496,8 +526,12 @@ impl Raw {
         for (w, n) in &self.rdates {
             set = set.rdate(to_rrule(civil(w, *n)?, *n)?);
         }
+        let mut skip = Vec::new();
         for (w, n) in &self.exdates {
-            set = set.exdate(to_rrule(civil(w, *n)?, *n)?);
+            match w {
+                When::Date(d) if !all_day => skip.push(*d),
+                _ => set = set.exdate(to_rrule(civil(w, *n)?, *n)?),
+            }
         }
         if let Some((_, n)) = self.rules.first()
             && self.rdates.is_empty()
@@ -505,7 +539,7 @@ impl Raw {
         {
             return Err(IcsError::NeverOccurs { line: *n });
         }
-        Ok(Event { kind, set })
+        Ok(Event { kind, set, skip })
     }
 }
 
@@ -721,6 +755,24 @@ mod tests {
         assert!(closed("2027-11-30T09:30:00-05:00"));
         assert!(!closed("2028-01-04T09:30:00-05:00"), "past UNTIL");
         assert!(!closed("2026-01-14T09:30:00-05:00"), "a Wednesday");
+    }
+
+    #[test]
+    fn moved_instances_cancelled_events_and_excluded_days_of_timed_events() {
+        let master =
+            ev("UID:a\r\nDTSTART;VALUE=DATE:20260105\r\nRRULE:FREQ=MONTHLY;BYDAY=1MO;COUNT=3\r\n");
+        let moved =
+            ev("UID:a\r\nRECURRENCE-ID;VALUE=DATE:20260202\r\nDTSTART;VALUE=DATE:20260203\r\n");
+        let cancelled = ev("UID:b\r\nSTATUS:CANCELLED\r\nDTSTART;VALUE=DATE:20260401\r\n");
+        assert_eq!(
+            days(&format!("{master}{moved}{cancelled}"), 2026),
+            ["2026-01-05", "2026-02-03", "2026-03-02"]
+        );
+        // A date EXDATE on a timed event skips that day's occurrence.
+        let timed = ev(
+            "DTSTART;TZID=America/New_York:20260105T120000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nEXDATE;VALUE=DATE:20260112\r\n",
+        );
+        assert_eq!(days(&timed, 2026), ["2026-01-05", "2026-01-19"]);
     }
 
     #[test]
