@@ -364,7 +364,7 @@ impl When {
             Some(r) => (r, true),
             None => (rest, false),
         };
-        if rest.len() != 6 {
+        if rest.len() != 6 || !rest.is_ascii() {
             return None;
         }
         let time = Time::new(
