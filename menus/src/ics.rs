@@ -573,6 +573,14 @@ fn rule(
     event_zone: &TimeZone,
     zone: &TimeZone,
 ) -> Result<RRule<Unvalidated>, IcsError> {
+    // The RRULE grammar is ASCII (RFC 5545 §3.3.10), and rrule 0.14 slices a BYDAY value
+    // by bytes, which panics inside a multi-byte character (found by the `ics` fuzz target).
+    if !text.is_ascii() {
+        return Err(IcsError::BadRule {
+            line: n,
+            reason: "not ASCII text".into(),
+        });
+    }
     let mut until = None;
     let mut parts = Vec::new();
     for part in text.split(';') {
@@ -801,6 +809,10 @@ mod tests {
             "5: FREQ=HOURLY (holidays recur at most daily) is not supported"
         );
         assert!(err(&format!("{start}EXRULE:FREQ=YEARLY\r\n")).starts_with("5: EXRULE"));
+        assert_eq!(
+            err(&format!("{start}RRULE:FREQ=MONTHLY;BYDAY=1\u{e9}\r\n")),
+            "5: RRULE: not ASCII text"
+        );
         assert_eq!(
             err(&format!(
                 "{start}RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\r\n"
