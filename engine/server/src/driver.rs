@@ -704,7 +704,10 @@ impl Io {
                 self.spans.insert(call, span);
             }
             Event::CallAnswered { call } => self.in_call(call, |_| info!("answered")),
-            Event::MenuEntered { call, menu } => self.in_call(call, |_| info!(%menu, "menu")),
+            Event::MenuEntered { call, menu } => {
+                self.status.menu_entered(&menu);
+                self.in_call(call, |_| info!(%menu, "menu"))
+            }
             Event::Playing {
                 call,
                 prompt,
