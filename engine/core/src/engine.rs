@@ -953,14 +953,9 @@ impl Engine {
         };
         match media.handle_rtp(now, from, data) {
             Ok(Received::Digit(d)) => self.on_digit(now, handle, d),
-            Ok(Received::Audio {
-                timestamp,
-                start,
-                len,
-            }) => {
+            Ok(Received::Audio { timestamp, .. }) => {
                 if self.in_deposit(handle) {
-                    let payload = &data[usize::from(start)..usize::from(start) + usize::from(len)];
-                    self.deposit_audio(now, handle, timestamp, payload);
+                    self.deposit_audio(now, handle, timestamp);
                     self.reindex(handle);
                 }
             }

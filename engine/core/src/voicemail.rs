@@ -171,15 +171,9 @@ impl Engine {
             .and_then(|c| c.deposit.as_deref_mut())
     }
 
-    /// A packet of the caller's audio arrived (its RTP timestamp and G.711 payload): decode
-    /// and record it, in timestamp order.
-    pub(crate) fn deposit_audio(
-        &mut self,
-        now: Instant,
-        handle: CallHandle,
-        timestamp: u32,
-        payload: &[u8],
-    ) {
+    /// A packet of the caller's audio arrived (its RTP timestamp; the media session holds it
+    /// decoded): record it, in timestamp order.
+    pub(crate) fn deposit_audio(&mut self, now: Instant, handle: CallHandle, timestamp: u32) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -189,16 +183,12 @@ impl Engine {
         let (Some(recording), true) = (d.recording, d.recording_live) else {
             return;
         };
-        let codec = media.codec();
-        // Up to 60 ms per packet; longer packets are cut (no heap: a stack buffer).
-        let mut pcm = [0i16; 480];
-        let n = payload.len().min(pcm.len());
-        ivr_audio::g711::decode_into(codec, &payload[..n], &mut pcm[..n]);
+        let pcm = media.decoded();
         let outputs = &mut self.outputs;
         let deposit = &mut d.deposit;
         let samples = &mut d.samples;
         let review = &mut d.review;
-        d.reorder.push(timestamp, &pcm[..n], &mut |frame: &Frame| {
+        d.reorder.push(timestamp, pcm, &mut |frame: &Frame| {
             record_frame(outputs, deposit, samples, review, recording, now, frame);
         });
         self.apply_deposit(now, handle);
