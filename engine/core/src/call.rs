@@ -6,6 +6,7 @@ use ivr_menus::MenuRun;
 use ivr_sip::dialog::Dialog;
 use ivr_sip::message::Request;
 use ivr_sip::transaction::{ClientKey, Peer, ServerKey};
+use ivr_sip::{CallId, Tag};
 use std::fmt;
 use std::time::Instant;
 
@@ -53,8 +54,8 @@ pub enum Phase {
 pub struct Call {
     /// The handle.
     pub handle: CallHandle,
-    /// The Call-ID (for logs).
-    pub call_id: String,
+    /// The Call-ID.
+    pub call_id: CallId,
     /// The peer the INVITE came from.
     pub peer: Peer,
     /// The INVITE's server transaction.
@@ -65,7 +66,7 @@ pub struct Call {
     /// proxy, else From); `None` when withheld. Never the address of a proxy.
     pub caller: Option<String>,
     /// Our To tag.
-    pub local_tag: String,
+    pub local_tag: Tag,
     /// The dialog, once answered.
     pub dialog: Option<Dialog>,
     /// Our SDP session (once the media socket is open).

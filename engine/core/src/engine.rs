@@ -1,18 +1,19 @@
 //! The engine: every call, the SIP transaction layer, and the glue between them.
 
 use crate::call::{Call, CallHandle, Phase};
+use crate::error::{RequestError, Unavailable};
 use crate::media::{MediaSession, Received, RtpBuf};
 use crate::proxy;
 use crate::rng::Rng;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
 use ivr_audio::Digit;
 use ivr_menus::{MenuOutput, MenuRun, Menus, Route};
-use ivr_sip::Transport;
 use ivr_sip::dialog::{Dialog, DialogError};
 use ivr_sip::header::{HeaderName, NameAddr};
 use ivr_sip::message::{CoreHeaders, Message, Method, Request, Response, StatusCode};
 use ivr_sip::parse::{Framing, error_response, parse_message};
 use ivr_sip::transaction::{ClientKey, Peer, ServerKey, TimerConfig, TransactionLayer, TxEvent};
+use ivr_sip::{CallId, Tag, Transport};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -328,7 +329,7 @@ pub struct Engine {
     pub(crate) rng: Rng,
     pub(crate) calls: HashMap<CallHandle, Call>,
     by_invite: HashMap<ServerKey, CallHandle>,
-    by_dialog: HashMap<(String, String), CallHandle>,
+    by_dialog: HashMap<(CallId, Tag), CallHandle>,
     /// Each call's earliest deadline, lazily deleted: an entry counts only while it equals
     /// the call's `indexed` value. Push and pop reuse the heap's storage, so pacing RTP never
     /// allocates (a `BTreeSet` frees and reallocates nodes as entries come and go).
@@ -441,7 +442,7 @@ impl Engine {
             Err(e) => {
                 if let Some(mut resp) = error_response(&e) {
                     // RFC 3261 §8.2.6.2: a final response carries a To tag.
-                    let tag = self.rng.token();
+                    let tag = Tag::from(self.rng.token());
                     set_to_tag(&mut resp, &tag);
                     resp.headers
                         .push(HeaderName::Server, self.config.user_agent.clone());
@@ -491,16 +492,14 @@ impl Engine {
             return;
         }
         if !matches!(req.uri.scheme(), "sip" | "sips") {
-            return self.reject(now, &key, &req, StatusCode::UNSUPPORTED_URI_SCHEME, None);
+            return self.reject(now, &key, &req, RequestError::UnsupportedScheme);
         }
         // RFC 3261 §8.2.2.3: every request but CANCEL and ACK is refused if it requires an
         // extension we lack (we support none).
         if req.method != Method::Cancel
             && let Some(tags) = unsupported_required(&req)
         {
-            let mut r = self.reply(&req, StatusCode::BAD_EXTENSION, None);
-            r.headers.push(HeaderName::Unsupported, tags);
-            return self.respond_error(now, &key, &req, r);
+            return self.reject(now, &key, &req, RequestError::BadExtension(tags));
         }
         let Ok(to) = req.party_to() else { return };
         if to.tag().is_some() {
@@ -513,8 +512,7 @@ impl Engine {
                 now,
                 &key,
                 &req,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some("Shutting Down"),
+                RequestError::Unavailable(Unavailable::ShuttingDown),
             ),
             Method::Options => {
                 let mut r = self.reply(&req, StatusCode::OK, None);
@@ -523,22 +521,20 @@ impl Engine {
                 self.layer.respond(now, &key, r);
             }
             Method::Invite => self.on_invite(now, key, req, peer),
-            Method::Bye | Method::Info => {
-                self.reject(now, &key, &req, StatusCode::CALL_DOES_NOT_EXIST, None)
-            }
-            Method::Other(_) => self.reject(now, &key, &req, StatusCode::NOT_IMPLEMENTED, None),
-            _ => self.reject(now, &key, &req, StatusCode::METHOD_NOT_ALLOWED, None),
+            Method::Bye | Method::Info => self.reject(now, &key, &req, RequestError::NoSuchCall),
+            Method::Other(_) => self.reject(now, &key, &req, RequestError::NotImplemented),
+            _ => self.reject(now, &key, &req, RequestError::NotAllowed),
         }
     }
 
     fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, peer: Peer) {
         if self.shutting_down || self.calls.len() >= self.config.max_calls {
             let why = if self.shutting_down {
-                "Shutting Down"
+                Unavailable::ShuttingDown
             } else {
-                "At Capacity"
+                Unavailable::AtCapacity
             };
-            return self.reject(now, &key, &req, StatusCode::SERVICE_UNAVAILABLE, Some(why));
+            return self.reject(now, &key, &req, RequestError::Unavailable(why));
         }
         // Max-Forwards 0 on a request we would otherwise serve (RFC 3261 §16.3 spirit; see docs).
         if req
@@ -546,25 +542,17 @@ impl Engine {
             .get(&HeaderName::MaxForwards)
             .is_some_and(|v| v.trim_start_matches('0').is_empty())
         {
-            return self.reject(now, &key, &req, StatusCode::TOO_MANY_HOPS, None);
+            return self.reject(now, &key, &req, RequestError::TooManyHops);
         }
         // Our answer (or offer) is SDP: a caller that accepts no SDP cannot take it
         // (RFC 3261 §21.4.7; RFC 4475 §3.3.15 `sdp01`).
         if !proxy::accepts_sdp(&req) {
-            let mut r = self.reply(&req, StatusCode::NOT_ACCEPTABLE, None);
-            r.reason = "Not Acceptable (Accept excludes application/sdp)".into();
-            r.headers.push(HeaderName::Accept, "application/sdp");
-            r.headers.push(
-                HeaderName::Other("Warning".into()),
-                "399 ivr \"the answer would be application/sdp, which Accept excludes\"",
-            );
-            return self.respond_error(now, &key, &req, r);
+            return self.reject(now, &key, &req, RequestError::SdpNotAccepted);
         }
         // RFC 3261 §12.1.1: the route set comes from Record-Route; one we cannot read would
         // leave in-dialog requests with nowhere to go.
         if let Err(e) = ivr_sip::route::RouteSet::uas(&req.headers) {
-            let why = format!("Bad Request ({e})");
-            return self.reject(now, &key, &req, StatusCode::BAD_REQUEST, Some(&why));
+            return self.reject(now, &key, &req, RequestError::RouteSet(e));
         }
         let offer = if req.body.is_empty() {
             None
@@ -575,36 +563,15 @@ impl Engine {
                 .unwrap_or("")
                 .to_ascii_lowercase();
             if !ctype.starts_with("application/sdp") {
-                let mut r = self.reply(&req, StatusCode::UNSUPPORTED_MEDIA_TYPE, None);
-                r.headers.push(HeaderName::Accept, "application/sdp");
-                return self.respond_error(now, &key, &req, r);
+                return self.reject(now, &key, &req, RequestError::NotSdp);
             }
             match sdp::parse_remote(&req.body).and_then(|o| sdp::negotiate(&o).map(|_| o)) {
                 Ok(o) => Some(o),
-                Err(e @ SdpError::Syntax(_)) => {
-                    let why = format!("Bad Request ({e})");
-                    return self.reject(now, &key, &req, StatusCode::BAD_REQUEST, Some(&why));
-                }
-                Err(e) => {
-                    let why = format!("Not Acceptable Here ({e})");
-                    return self.reject(
-                        now,
-                        &key,
-                        &req,
-                        StatusCode::NOT_ACCEPTABLE_HERE,
-                        Some(&why),
-                    );
-                }
+                Err(e) => return self.reject(now, &key, &req, RequestError::Sdp(e)),
             }
         };
         if !matches!(req.contact(), Ok(Some(_))) {
-            return self.reject(
-                now,
-                &key,
-                &req,
-                StatusCode::BAD_REQUEST,
-                Some("Bad Request (missing Contact)"),
-            );
+            return self.reject(now, &key, &req, RequestError::MissingContact);
         }
         // Caller routing, then the called number (the Request-URI user part), pick the start.
         let caller = proxy::caller_id(&req, peer.addr.ip(), &self.config.trusted_proxies);
@@ -614,15 +581,15 @@ impl Engine {
         {
             Route::Menu(m) => m,
             Route::Reject => {
-                return self.reject(now, &key, &req, StatusCode::DECLINE, None);
+                return self.reject(now, &key, &req, RequestError::Declined);
             }
         };
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
-        let call_id = req.call_id().unwrap_or_default().to_string();
+        let call_id = CallId::from(req.call_id().unwrap_or_default());
         self.event(Event::CallStarted {
             call: handle,
-            call_id: call_id.clone(),
+            call_id: call_id.to_string(),
             from: req
                 .party_from()
                 .map(|f| f.uri.to_string())
@@ -637,7 +604,7 @@ impl Engine {
             invite_key: key.clone(),
             invite: req,
             caller,
-            local_tag: self.rng.token(),
+            local_tag: Tag::from(self.rng.token()),
             dialog: None,
             local_sdp: None,
             media: None,
@@ -749,13 +716,8 @@ impl Engine {
             return;
         };
         let (key, invite) = (call.invite_key.clone(), call.invite.clone());
-        self.reject(
-            now,
-            &key,
-            &invite,
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("No Media Port"),
-        );
+        let why = RequestError::Unavailable(Unavailable::NoMediaPort);
+        self.reject(now, &key, &invite, why);
         self.finish_call(handle, EndReason::MediaUnavailable);
     }
 
@@ -763,7 +725,7 @@ impl Engine {
         let invite_key = key.invite_for_cancel();
         // RFC 3261 §9.2: no matching INVITE transaction means 481.
         let Some(handle) = self.by_invite.get(&invite_key).copied() else {
-            return self.reject(now, key, req, StatusCode::CALL_DOES_NOT_EXIST, None);
+            return self.reject(now, key, req, RequestError::NoSuchCall);
         };
         let ok = self.reply(req, StatusCode::OK, None);
         self.layer.respond(now, key, ok);
@@ -832,23 +794,17 @@ impl Engine {
     }
 
     fn in_dialog(&mut self, now: Instant, key: ServerKey, req: Request, to: NameAddr) {
-        let tag = to.tag().unwrap_or_default().to_string();
-        let call_id = req.call_id().unwrap_or_default().to_string();
+        let tag = Tag::from(to.tag().unwrap_or_default());
+        let call_id = CallId::from(req.call_id().unwrap_or_default());
         let Some(handle) = self.by_dialog.get(&(call_id, tag)).copied() else {
-            return self.reject(now, &key, &req, StatusCode::CALL_DOES_NOT_EXIST, None);
+            return self.reject(now, &key, &req, RequestError::NoSuchCall);
         };
         let seq_ok = match self.calls.get_mut(&handle).and_then(|c| c.dialog.as_mut()) {
             Some(d) => d.accept_remote_seq(&req),
             None => return,
         };
         if let Err(DialogError::OldCSeq { .. }) = seq_ok {
-            return self.reject(
-                now,
-                &key,
-                &req,
-                StatusCode::SERVER_INTERNAL_ERROR,
-                Some("CSeq Out Of Order"),
-            );
+            return self.reject(now, &key, &req, RequestError::OldCSeq);
         }
         match req.method {
             Method::Bye => {
@@ -870,8 +826,8 @@ impl Engine {
                 r.headers.push(HeaderName::Allow, ALLOW);
                 self.layer.respond(now, &key, r);
             }
-            Method::Other(_) => self.reject(now, &key, &req, StatusCode::NOT_IMPLEMENTED, None),
-            _ => self.reject(now, &key, &req, StatusCode::METHOD_NOT_ALLOWED, None),
+            Method::Other(_) => self.reject(now, &key, &req, RequestError::NotImplemented),
+            _ => self.reject(now, &key, &req, RequestError::NotAllowed),
         }
     }
 
@@ -885,7 +841,7 @@ impl Engine {
             .as_ref()
             .is_some_and(|k| self.layer.is_pending_invite(k));
         if busy || !matches!(call.phase, Phase::Active) || call.media.is_none() {
-            return self.reject(now, &key, &req, StatusCode::REQUEST_PENDING, None);
+            return self.reject(now, &key, &req, RequestError::Pending);
         }
         let Some(mut local) = call.local_sdp else {
             return;
@@ -916,14 +872,7 @@ impl Engine {
                     }
                     sdp::build_answer(&local, &o, &n)
                 }
-                Err(e) => {
-                    let status = if matches!(e, SdpError::Syntax(_)) {
-                        StatusCode::BAD_REQUEST
-                    } else {
-                        StatusCode::NOT_ACCEPTABLE_HERE
-                    };
-                    return self.reject(now, &key, &req, status, None);
-                }
+                Err(e) => return self.reject(now, &key, &req, RequestError::Sdp(e)),
             }
         };
         call.local_sdp = Some(local);
@@ -1150,7 +1099,12 @@ impl Engine {
             Phase::Ending { .. } => {}
             Phase::OpeningMedia { .. } | Phase::Ringing { .. } => {
                 let (key, invite) = (call.invite_key.clone(), call.invite.clone());
-                self.reject(now, &key, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
+                self.reject(
+                    now,
+                    &key,
+                    &invite,
+                    RequestError::Unavailable(Unavailable::Ending),
+                );
                 self.finish_call(handle, reason);
             }
             Phase::Answered { .. } | Phase::Active => {
@@ -1238,7 +1192,7 @@ impl Engine {
         }
         self.event(Event::CallEnded {
             call: handle,
-            call_id: call.call_id,
+            call_id: call.call_id.to_string(),
             reason,
             packets,
         });
@@ -1262,9 +1216,9 @@ impl Engine {
     // ---- helpers ----
 
     fn dialog_of(&self, req: &Request) -> Option<CallHandle> {
-        let tag = req.party_to().ok()?.tag()?.to_string();
+        let tag = Tag::from(req.party_to().ok()?.tag()?);
         self.by_dialog
-            .get(&(req.call_id().ok()?.to_string(), tag))
+            .get(&(CallId::from(req.call_id().ok()?), tag))
             .copied()
     }
 
@@ -1299,10 +1253,10 @@ impl Engine {
     }
 
     /// A response with our To tag (a fresh one if the request had none) and Server header.
-    fn reply(&mut self, req: &Request, status: StatusCode, tag: Option<&str>) -> Response {
+    fn reply(&mut self, req: &Request, status: StatusCode, tag: Option<&Tag>) -> Response {
         let mut r = Response::to_request(req, status);
         if req.party_to().is_ok_and(|t| t.tag().is_none()) && status != StatusCode::TRYING {
-            let tag = tag.map(str::to_string).unwrap_or_else(|| self.rng.token());
+            let tag = tag.cloned().unwrap_or_else(|| Tag::from(self.rng.token()));
             set_to_tag(&mut r, &tag);
         }
         r.headers
@@ -1310,28 +1264,37 @@ impl Engine {
         r
     }
 
-    fn reject(
-        &mut self,
-        now: Instant,
-        key: &ServerKey,
-        req: &Request,
-        status: StatusCode,
-        reason: Option<&str>,
-    ) {
+    /// Refuse a request: the status and reason come from [`RequestError`]'s one mapping, and
+    /// the headers that explain it (Allow, Retry-After, Unsupported, Accept) are added here.
+    fn reject(&mut self, now: Instant, key: &ServerKey, req: &Request, error: RequestError) {
         let tag = self
             .by_invite
             .get(key)
             .and_then(|h| self.calls.get(h))
             .map(|c| c.local_tag.clone());
-        let mut r = self.reply(req, status, tag.as_deref());
-        if let Some(reason) = reason {
-            r.reason = reason.to_string();
+        let status = StatusCode::from(&error);
+        let mut r = self.reply(req, status, tag.as_ref());
+        if let Some(reason) = error.reason() {
+            r.reason = reason;
         }
-        match status.code() {
-            405 | 501 => r.headers.push(HeaderName::Allow, ALLOW),
-            503 => r
+        match &error {
+            RequestError::NotAllowed | RequestError::NotImplemented => {
+                r.headers.push(HeaderName::Allow, ALLOW)
+            }
+            RequestError::Unavailable(_) => r
                 .headers
                 .push(HeaderName::RetryAfter, self.config.retry_after.to_string()),
+            RequestError::BadExtension(tags) => {
+                r.headers.push(HeaderName::Unsupported, tags.clone())
+            }
+            RequestError::NotSdp => r.headers.push(HeaderName::Accept, "application/sdp"),
+            RequestError::SdpNotAccepted => {
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                r.headers.push(
+                    HeaderName::Other("Warning".into()),
+                    "399 ivr \"the answer would be application/sdp, which Accept excludes\"",
+                );
+            }
             _ => {}
         }
         self.respond_error(now, key, req, r);
@@ -1354,7 +1317,7 @@ fn unsupported_required(req: &Request) -> Option<String> {
     (!tags.is_empty()).then(|| tags.join(", "))
 }
 
-fn set_to_tag(r: &mut Response, tag: &str) {
+fn set_to_tag(r: &mut Response, tag: &Tag) {
     if let Ok(mut to) = r.party_to()
         && to.tag().is_none()
     {

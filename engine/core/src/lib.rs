@@ -8,6 +8,7 @@
 
 pub mod call;
 pub mod engine;
+pub mod error;
 pub mod fuzz;
 pub mod media;
 mod proxy;
@@ -17,6 +18,7 @@ pub mod voicemail;
 
 pub use call::CallHandle;
 pub use engine::{EndReason, Engine, EngineConfig, Event, Input, Output};
+pub use error::{RequestError, Unavailable};
 pub use voicemail::{VoicemailCmd, VoicemailReport};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).

@@ -115,7 +115,7 @@ impl Engine {
             mailbox: mb.name.clone(),
             caller_id: caller_id.clone(),
             called: call.invite.uri.user(),
-            call_id: call.call_id.clone(),
+            call_id: call.call_id.to_string(),
             received_at: wall,
             callback_number: None,
             duration_ms: 0,
