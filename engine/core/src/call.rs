@@ -20,6 +20,29 @@ impl fmt::Display for CallHandle {
     }
 }
 
+impl CallHandle {
+    /// The call's leg number `index` (0: the leg that called in).
+    pub const fn leg(self, index: u8) -> LegHandle {
+        LegHandle { call: self, index }
+    }
+}
+
+/// Identifies one leg of a call (one SIP dialog and its media socket): what every media
+/// input and output names, so a call with two legs has two sockets in the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegHandle {
+    /// The call the leg belongs to.
+    pub call: CallHandle,
+    /// Its place in the call (0: the leg that called in).
+    pub index: u8,
+}
+
+impl fmt::Display for LegHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/leg-{}", self.call, self.index)
+    }
+}
+
 /// Where a call is in its life. Each phase carries what is valid in it.
 #[derive(Debug)]
 pub enum Phase {

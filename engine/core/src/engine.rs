@@ -1,6 +1,6 @@
 //! The engine: every call, the SIP transaction layer, and the glue between them.
 
-use crate::call::{Call, CallHandle, Phase};
+use crate::call::{Call, CallHandle, LegHandle, Phase};
 use crate::error::{RequestError, Unavailable};
 use crate::media::{MediaSession, Received, RtpBuf};
 use crate::proxy;
@@ -83,33 +83,33 @@ pub enum Input<'a> {
         /// The bytes.
         data: &'a [u8],
     },
-    /// A datagram on a call's RTP port.
+    /// A datagram on a leg's RTP port.
     Rtp {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
         /// Its source.
         from: SocketAddr,
         /// The bytes.
         data: &'a [u8],
     },
-    /// A datagram on a call's RTCP port (RTP port + 1).
+    /// A datagram on a leg's RTCP port (RTP port + 1).
     Rtcp {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
         /// The bytes.
         data: &'a [u8],
     },
     /// The RTP socket asked for by [`Output::OpenMedia`] is open at `local`.
     MediaOpened {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
         /// The socket's address.
         local: SocketAddr,
     },
     /// No RTP socket could be opened.
     MediaFailed {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
     },
     /// The deadline given by [`Output::Timeout`] (or any time) has come.
     Timeout,
@@ -138,10 +138,10 @@ pub enum Output {
         /// The bytes.
         data: Vec<u8>,
     },
-    /// Send an RTP packet from the call's socket.
+    /// Send an RTP packet from the leg's socket.
     Rtp {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
         /// To where.
         to: SocketAddr,
         /// The packet.
@@ -151,15 +151,15 @@ pub enum Output {
     },
     /// Voicemail work: write, finish or delete a recording, or store a callback request.
     Voicemail(crate::voicemail::VoicemailCmd),
-    /// Open an RTP (and RTCP) socket for the call; answer with [`Input::MediaOpened`] or [`Input::MediaFailed`].
+    /// Open an RTP (and RTCP) socket for the leg; answer with [`Input::MediaOpened`] or [`Input::MediaFailed`].
     OpenMedia {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
     },
-    /// Close the call's media sockets.
+    /// Close the leg's media sockets.
     CloseMedia {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
     },
     /// Something to log or count.
     Event(Event),
@@ -295,8 +295,8 @@ pub enum Event {
     },
     /// A datagram on an RTP port was dropped.
     BadRtp {
-        /// The call.
-        call: CallHandle,
+        /// The leg.
+        leg: LegHandle,
         /// What was wrong.
         error: String,
     },
@@ -393,14 +393,14 @@ impl Engine {
                 from,
                 data,
             } => self.handle_sip(now, transport, from, data),
-            Input::Rtp { call, from, data } => self.handle_rtp(now, call, from, data),
-            Input::Rtcp { call, data } => {
-                if let Some(m) = self.calls.get_mut(&call).and_then(|c| c.media.as_mut()) {
+            Input::Rtp { leg, from, data } => self.handle_rtp(now, leg.call, from, data),
+            Input::Rtcp { leg, data } => {
+                if let Some(m) = self.calls.get_mut(&leg.call).and_then(|c| c.media.as_mut()) {
                     m.handle_rtcp(now, data);
                 }
             }
-            Input::MediaOpened { call, local } => self.media_opened(now, call, local),
-            Input::MediaFailed { call } => self.media_failed(now, call),
+            Input::MediaOpened { leg, local } => self.media_opened(now, leg.call, local),
+            Input::MediaFailed { leg } => self.media_failed(now, leg.call),
             Input::Timeout => self.handle_timeout(now),
             Input::Drain => self.shutting_down = true,
             Input::Shutdown => self.shutdown(now),
@@ -626,13 +626,15 @@ impl Engine {
         };
         self.calls.insert(handle, call);
         self.by_invite.insert(key, handle);
-        self.outputs.push_back(Output::OpenMedia { call: handle });
+        self.outputs
+            .push_back(Output::OpenMedia { leg: handle.leg(0) });
     }
 
     fn media_opened(&mut self, now: Instant, handle: CallHandle, local: SocketAddr) {
         let Some(call) = self.calls.get_mut(&handle) else {
             // The call ended (CANCEL) while the socket was being opened.
-            self.outputs.push_back(Output::CloseMedia { call: handle });
+            self.outputs
+                .push_back(Output::CloseMedia { leg: handle.leg(0) });
             return;
         };
         let Phase::OpeningMedia { offer } = &mut call.phase else {
@@ -910,7 +912,7 @@ impl Engine {
             }
             Ok(_) => {}
             Err(e) => self.event(Event::BadRtp {
-                call: handle,
+                leg: handle.leg(0),
                 error: e.to_string(),
             }),
         }
@@ -1022,7 +1024,7 @@ impl Engine {
                     break;
                 };
                 self.outputs.push_back(Output::Rtp {
-                    call: handle,
+                    leg: handle.leg(0),
                     to: m.remote(),
                     packet,
                     due,
@@ -1145,7 +1147,8 @@ impl Engine {
                     Some(key) => {
                         call.phase = Phase::Ending { bye: key };
                         call.pending_reason(reason);
-                        self.outputs.push_back(Output::CloseMedia { call: handle });
+                        self.outputs
+                            .push_back(Output::CloseMedia { leg: handle.leg(0) });
                         self.reindex(handle);
                     }
                     None => self.finish_call(handle, reason),
@@ -1188,7 +1191,8 @@ impl Engine {
             .map(|m| m.counters())
             .unwrap_or_default();
         if !matches!(call.phase, Phase::Ending { .. }) {
-            self.outputs.push_back(Output::CloseMedia { call: handle });
+            self.outputs
+                .push_back(Output::CloseMedia { leg: handle.leg(0) });
         }
         self.event(Event::CallEnded {
             call: handle,

@@ -16,7 +16,7 @@ pub mod rng;
 pub mod sdp;
 pub mod voicemail;
 
-pub use call::CallHandle;
+pub use call::{CallHandle, LegHandle};
 pub use engine::{EndReason, Engine, EngineConfig, Event, Input, Output};
 pub use error::{RequestError, Unavailable};
 pub use voicemail::{VoicemailCmd, VoicemailReport};
