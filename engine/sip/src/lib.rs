@@ -4,6 +4,7 @@
 //! - [`parse`]: the strict parser for datagrams and [`framing`] for TCP streams;
 //! - [`uri`], [`header`]: SIP URIs and the typed header values the engine relies on;
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines (with RFC 6026), on a virtual clock;
+//! - [`ids`]: Call-ID and tag newtypes;
 //! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops.
 //!
 //! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
@@ -13,6 +14,7 @@ pub mod dialog;
 pub mod framing;
 pub mod fuzz;
 pub mod header;
+pub mod ids;
 pub mod message;
 pub mod parse;
 pub mod route;
@@ -20,6 +22,7 @@ pub mod transaction;
 pub mod uri;
 
 pub use header::{CSeq, HeaderName, NameAddr, Via};
+pub use ids::{CallId, Tag};
 pub use message::{Headers, Message, Method, Request, Response, StatusCode};
 pub use parse::{ParseError, parse_message};
 pub use uri::Uri;
