@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Answer calls.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable).
     Check {
         /// The config files.
@@ -147,6 +147,10 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    web: ivr_server::web::WebArgs,
+    #[command(flatten)]
+    conns: ivr_server::conns::ConnArgs,
 }
 
 /// A database URL without its password, for messages.
@@ -324,7 +328,7 @@ fn main() -> std::process::ExitCode {
                 })
             }
         },
-        Command::Serve(args) => match serve(args) {
+        Command::Serve(args) => match serve(*args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr: {e:#}");
@@ -519,6 +523,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    // Connection caps leave room for every call's RTP sockets (see conns.rs).
+    let budget = ivr_server::conns::Budget::new(
+        ivr_server::conns::raise_nofile(),
+        (args.rtp_ports.len() as u64 / 2).min(args.max_calls as u64),
+        &args.conns,
+    );
+    tracing::info!(?budget, "file descriptors");
     let menus = match &args.config {
         Some(path) => config::load_file_cached(path, &args.data_dir.join("tts-cache"))?,
         None => config::load_demo()?,
@@ -587,6 +598,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             voicemail_dir,
             store: store.clone(),
             notify,
+            sip_tcp: budget.sip_tcp(&args.conns),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -624,9 +636,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     users: Arc::new(ivr_server::api::UsersFile::new(users)),
                     sessions: Arc::default(),
                 },
+                web: Arc::new(ivr_server::web::Guard::new(&args.web, bound)),
             };
+            let limits = budget.http(&args.conns);
             tokio::spawn(async move {
-                if let Err(e) = ivr_server::http::serve(listener, state).await {
+                if let Err(e) = ivr_server::http::serve(listener, state, limits).await {
                     tracing::error!(error = %e, "the HTTP server stopped");
                 }
             });
