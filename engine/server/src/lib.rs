@@ -20,5 +20,6 @@ pub mod retention;
 pub mod signin;
 pub mod staff;
 pub mod status;
+pub mod terminal;
 pub mod web;
 pub mod webhook;
