@@ -140,7 +140,7 @@ impl Server {
         for _ in 0..20 {
             let udp = UdpSocket::bind(config.listen).await?;
             let local = udp.local_addr()?;
-            match TcpListener::bind(local).await {
+            match listen_tcp(local) {
                 Ok(tcp) => {
                     set_buffers(&udp);
                     // Registered now, before the address is announced, so an early SIGHUP
@@ -815,6 +815,19 @@ fn watch_config(
     Some(debouncer)
 }
 
+/// A TCP listener with a deep accept queue: a burst of connections (a flood, or many
+/// phones at once) waits in the kernel instead of having its SYNs dropped and retried a
+/// second later. The kernel caps the depth at `net.core.somaxconn`.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(4096)?;
+    TcpListener::from_std(sock.into())
+}
+
 fn set_buffers(udp: &UdpSocket) {
     let sock = socket2::SockRef::from(udp);
     let _ = sock.set_recv_buffer_size(4 << 20);
@@ -946,7 +959,13 @@ fn run_tcp(
         ),
     };
     tokio::spawn(async move {
-        if tx2.send(NetIn::TcpOpen { peer, tx: reg }).await.is_err() {
+        // The engine hears of the connection with its first message (or at once for one
+        // we opened): silent connections, however many, never reach the engine loop.
+        let mut reg = Some(reg);
+        if admitted.is_none()
+            && let Some(r) = reg.take()
+            && tx2.send(NetIn::TcpOpen { peer, tx: r }).await.is_err()
+        {
             return;
         }
         let mut framer = StreamFramer::new();
@@ -995,6 +1014,11 @@ fn run_tcp(
                         if let Some(a) = &admitted {
                             a.spoke();
                         }
+                        if let Some(r) = reg.take()
+                            && tx2.send(NetIn::TcpOpen { peer, tx: r }).await.is_err()
+                        {
+                            break 'conn;
+                        }
                         let data = Bytes::from(m);
                         if tx2
                             .send(NetIn::Sip {
@@ -1021,7 +1045,9 @@ fn run_tcp(
                 message_due = now.checked_add(message_timeout);
             }
         }
-        let _ = tx2.send(NetIn::TcpClosed { peer }).await;
+        if reg.is_none() {
+            let _ = tx2.send(NetIn::TcpClosed { peer }).await;
+        }
     });
     tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
