@@ -278,9 +278,12 @@ fn twenty_thousand_idle_connections_leave_calls_and_metrics_working() {
         n >= 1_000,
         "the open-file limit ({limit}) is too low for this test"
     );
+    // 1,000 of them to the HTTP port, the rest to SIP.
+    let http_addr = ivr.http.unwrap();
     let mut idle = Vec::with_capacity(n);
-    for _ in 0..n {
-        match TcpStream::connect_timeout(&ivr.sip, Duration::from_secs(3)) {
+    for i in 0..n {
+        let to = if i < 1_000 { http_addr } else { ivr.sip };
+        match TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
             Ok(s) => idle.push(s),
             // The engine stopped accepting (before: out of descriptors); check the calls.
             Err(e) => {
@@ -289,7 +292,10 @@ fn twenty_thousand_idle_connections_leave_calls_and_metrics_working() {
             }
         }
     }
-    eprintln!("{} idle SIP-TCP connections open", idle.len());
+    eprintln!(
+        "{} idle connections open (1,000 HTTP, the rest SIP-TCP)",
+        idle.len()
+    );
     // Before: the engine accepted every one, ran out of descriptors, and answered calls 503
     // "RTP port range exhausted"; TCP calls and /metrics timed out.
     // SIPp's own ports below the ephemeral range, which the idle connections fill.
@@ -357,6 +363,37 @@ fn a_silent_sip_tcp_connection_is_closed_after_the_message_timeout() {
         .expect("closed by the engine, not by our read timeout");
     assert_eq!(n, 0);
     assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
+fn silent_and_idle_http_connections_are_closed_after_the_header_timeout() {
+    let ivr = Ivr::start(&["--http-header-timeout", "1"]);
+    use std::io::{Read, Write};
+    let closed = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all)
+            .expect("closed by the engine, not by our read timeout");
+        all
+    };
+    // Nothing sent: closed.
+    let mut silent = TcpStream::connect(ivr.http.unwrap()).unwrap();
+    assert!(closed(&mut silent).is_empty());
+    // Half a request head: closed with 408 or nothing, never held.
+    let mut slow = TcpStream::connect(ivr.http.unwrap()).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&closed(&mut slow)).to_string();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // A keep-alive connection after its answer: closed when idle.
+    let mut kept = TcpStream::connect(ivr.http.unwrap()).unwrap();
+    kept.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&closed(&mut kept)).to_string();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[test]
