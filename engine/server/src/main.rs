@@ -141,6 +141,19 @@ struct ServeArgs {
     /// The sender of those e-mails.
     #[arg(long, default_value = "IVR <ivr@localhost>")]
     mail_from: String,
+    /// A proxy whose P-Asserted-Identity (RFC 3325) is believed (repeat for several, or a
+    /// comma-separated list in IVR_SIP_TRUSTED_PROXIES). From anywhere else the caller's
+    /// identity is the From header.
+    #[arg(
+        long = "sip-trusted-proxy",
+        env = "IVR_SIP_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    sip_trusted_proxies: Vec<std::net::IpAddr>,
+    /// On SIGTERM or SIGINT, keep the calls in progress this many seconds (new calls and
+    /// OPTIONS probes get 503, so a proxy sends calls elsewhere) before hanging up the rest.
+    #[arg(long, env = "IVR_DRAIN_SECS", default_value_t = 0)]
+    drain_secs: u64,
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
@@ -591,6 +604,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             media_timeout: Duration::from_secs(args.media_timeout.max(1)),
             hold_timeout: Duration::from_secs(args.hold_timeout.max(1)),
             shutdown_grace: Duration::from_secs(3),
+            drain: Duration::from_secs(args.drain_secs),
+            trusted_proxies: args.sip_trusted_proxies.clone(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
             tts_cache: args.data_dir.join("tts-cache"),
