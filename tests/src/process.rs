@@ -57,7 +57,20 @@ impl Ivr {
 
     /// [`Ivr::start`] with a data folder the caller keeps (to restart on the same data).
     pub fn start_in(data: &std::path::Path, extra: &[&str]) -> Ivr {
-        let mut child = Command::new(ivr_binary())
+        Ivr::start_from(None, data, extra)
+    }
+
+    /// [`Ivr::start_in`], run from the folder `cwd` (relative paths are taken from there).
+    pub fn start_from(
+        cwd: Option<&std::path::Path>,
+        data: &std::path::Path,
+        extra: &[&str],
+    ) -> Ivr {
+        let mut command = Command::new(ivr_binary());
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args([
                 "serve",
                 "--listen",

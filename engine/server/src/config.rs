@@ -158,21 +158,78 @@ pub fn default_tts_cache() -> PathBuf {
 
 /// Compile a config file, rendering `say:` prompts into (or reading them from) `tts_cache`.
 pub fn load_file_cached(path: &Path, tts_cache: &Path) -> Result<Menus, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    load_file_tracked(path, tts_cache).0
+}
+
+/// [`load_file_cached`], also saying which files the load read (or tried to read), so a
+/// watcher reloads when one of them changes and for nothing else.
+pub fn load_file_tracked(path: &Path, tts_cache: &Path) -> (Result<Menus, ConfigError>, Sources) {
+    let mut sources = Sources::default();
+    let bytes = std::fs::read(path);
+    sources.add(path, bytes.as_deref().ok());
+    let text = match bytes.and_then(|b| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }) {
+        Ok(t) => t,
+        Err(source) => {
+            let e = ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            };
+            return (Err(e), sources);
+        }
+    };
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    ivr_menus::compile_full(
+    let result = ivr_menus::compile_full(
         &text,
-        &mut |file| std::fs::read(base.join(file)).map_err(|e| e.to_string()),
+        &mut |file| {
+            let full = base.join(file);
+            let bytes = std::fs::read(&full);
+            sources.add(&full, bytes.as_deref().ok());
+            bytes.map_err(|e| e.to_string())
+        },
         &mut |text, voice| speak(tts_cache, text, voice),
         &mut crate::builtin::prompt,
     )
     .map_err(|errors| ConfigError::Invalid {
         path: path.display().to_string(),
         errors,
-    })
+    });
+    (result, sources)
+}
+
+/// The files a config load read: the config, its includes, prompts and calendars, each with
+/// a digest of what it held then (`None`: it could not be read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    files: Vec<(PathBuf, Option<u64>)>,
+}
+
+impl Sources {
+    fn add(&mut self, path: &Path, bytes: Option<&[u8]>) {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.files.iter().all(|(p, _)| *p != path) {
+            self.files.push((path, bytes.map(|b| fnv1a(b.iter()))));
+        }
+    }
+
+    /// The files (absolute paths).
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(p, _)| p.as_path())
+    }
+
+    /// Whether `path` is one of the files.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.files.iter().any(|(p, _)| p == path)
+    }
+
+    /// Whether any file now holds something else than when it was loaded (or appeared, or
+    /// disappeared). Reads every file.
+    pub fn changed(&self) -> bool {
+        self.files
+            .iter()
+            .any(|(path, digest)| std::fs::read(path).ok().map(|b| fnv1a(b.iter())) != *digest)
+    }
 }
 
 /// Render `text` in `voice` with espeak-ng, once: the WAV is kept in `cache` under a name

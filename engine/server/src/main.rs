@@ -519,9 +519,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let menus = match &args.config {
-        Some(path) => config::load_file_cached(path, &args.data_dir.join("tts-cache"))?,
-        None => config::load_demo()?,
+    let (menus, config_sources) = match &args.config {
+        Some(path) => {
+            let (menus, sources) =
+                config::load_file_tracked(path, &args.data_dir.join("tts-cache"));
+            (menus?, sources)
+        }
+        None => (config::load_demo()?, config::Sources::default()),
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
@@ -582,6 +586,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(3),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
+            config_sources,
             tts_cache: args.data_dir.join("tts-cache"),
             status: status.clone(),
             voicemail_dir,
