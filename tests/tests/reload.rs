@@ -287,6 +287,15 @@ fn the_engines_own_writes_and_unchanged_files_never_reload() {
         dir.path().join("ivr-data/callbacks.db").exists(),
         "the data folder is inside the config's folder"
     );
+    // Voicemail is a hand-off the engine runs: said at INFO, and no warning (issue 13).
+    let log = ivr.log();
+    assert!(
+        log.lines().any(|l| l.contains("left the menus")
+            && l.contains("\"to\":\"voicemail messages\"")
+            && l.contains("\"level\":\"INFO\"")),
+        "{log}"
+    );
+    assert!(!log.contains("\"level\":\"WARN\""), "{log}");
 
     // One real edit: one reload, and it is the first.
     let original = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();

@@ -227,6 +227,7 @@ impl Server {
             ports: PortPool::new(self.config.rtp_ports.clone()),
             tx,
             spans: HashMap::new(),
+            handoffs: HashMap::new(),
             drained: false,
             pacing: Pacing::new(),
             status: status.clone(),
@@ -423,6 +424,8 @@ struct Io {
     ports: PortPool,
     tx: mpsc::Sender<NetIn>,
     spans: HashMap<CallHandle, Span>,
+    /// Where the menus handed each call, until it ends.
+    handoffs: HashMap<CallHandle, String>,
     drained: bool,
     pacing: Pacing,
     status: Arc<Status>,
@@ -670,9 +673,12 @@ impl Io {
                 Some(language) => info!(%prompt, %language, "playing"),
                 None => info!(%prompt, "playing"),
             }),
-            Event::LeftMenus { call, to } => self.in_call(call, |_| {
-                warn!(%to, "the menus sent the call to a service this version does not run yet; ending it")
-            }),
+            Event::LeftMenus { call, to } => {
+                // A hand-off is normal (voicemail is one); only a call the engine must end
+                // for want of the service (`EndReason::Unavailable`) is worth a warning.
+                self.in_call(call, |_| info!(%to, "left the menus"));
+                self.handoffs.insert(call, to);
+            }
             Event::Recording { call, started } => self.in_call(call, |_| {
                 if started {
                     info!("recording the caller's message")
@@ -706,11 +712,15 @@ impl Io {
                         "call ended"
                     )
                 });
+                let to = self.handoffs.remove(&call);
                 if matches!(
                     reason,
                     EndReason::MediaTimeout | EndReason::HoldTimeout | EndReason::AckTimeout
                 ) {
                     warn!(%call_id, ?reason, "call ended abnormally");
+                } else if reason == EndReason::Unavailable {
+                    let to = to.unwrap_or_default();
+                    warn!(%call_id, %to, "the menus sent the call to a service this version does not run yet; it was ended");
                 }
                 self.spans.remove(&call);
             }
