@@ -1,8 +1,11 @@
 //! What a new user meets first, black box: the real `ivr` binary, its messages and exit
 //! codes, one test per rough edge found by trying it as a newcomer would (issue 13).
 
-use ivr_tests::process::Ivr;
+use ivr_tests::process::{Ivr, ivr_binary};
 use ivr_tests::sipp;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -29,4 +32,77 @@ fn a_hand_off_to_a_service_not_run_yet_warns() {
     assert_eq!(warned.len(), 1, "{}", ivr.log());
     assert!(warned[0].contains("\"to\":\"queue q\""), "{}", warned[0]);
     assert!(ivr.log().contains("left the menus"), "{}", ivr.log());
+}
+
+/// Run `ivr ARGS` to the end, with `stdin` as its input; (exit code, stdout, stderr).
+fn ivr_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(ivr_binary())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ivr");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait for ivr");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `ivr ARGS` from `dir` to the end; (exit code, stdout, stderr).
+fn ivr(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    ivr_in(dir, args, "")
+}
+
+/// `ivr check` validates `say:` prompts without espeak-ng (and warns that serving needs
+/// it); where espeak-ng is installed, an unknown voice is still an error.
+#[test]
+fn check_needs_no_speech_synthesizer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "entry: m\nprompts:\n  hi: { say: \"Hello\", voice: en-us }\nmenus:\n  m:\n    prompt: hi\n    options:\n      \"1\": { repeat: true }\n",
+    )
+    .unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, err) = output(
+        Command::new(ivr_binary())
+            .args(["check", "c.yaml"])
+            .current_dir(dir.path())
+            .env("PATH", empty.path()),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("espeak-ng, which this machine lacks"), "{out}");
+    assert!(out.contains("c.yaml: ok (1 menus"), "{out}");
+
+    let text = std::fs::read_to_string(dir.path().join("c.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        text.replace("en-us", "no-such-voice"),
+    )
+    .unwrap();
+    let (code, out, err) = ivr(dir.path(), &["check", "c.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("espeak-ng has no voice 'no-such-voice'"),
+        "{err}"
+    );
+}
+
+fn output(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("run ivr");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -93,13 +93,14 @@ const DEMO_PROMPTS: &[(&str, &[u8])] = &[
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read. (The I/O error is part of the message and not a
+    /// `source`, so a chain printed with `{:#}` does not say it twice.)
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The config has errors; each is listed as `file:line:column: path: message`.
     #[error("{}\n{path}: {} error(s)", errors.iter().map(|e| format!("{}:{e}", error_file(path, e))).collect::<Vec<_>>().join("\n"), errors.len())]
@@ -161,9 +162,56 @@ pub fn load_file_cached(path: &Path, tts_cache: &Path) -> Result<Menus, ConfigEr
     load_file_tracked(path, tts_cache).0
 }
 
+/// What [`load_file_unrendered`] found besides the menus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechCheck {
+    /// The config has `say:` prompts.
+    pub uses_say: bool,
+    /// espeak-ng is not installed here, so their voices could not be checked either.
+    pub espeak_missing: bool,
+}
+
+/// Compile a config file to validate it (`ivr check`, `ivr graph`, `ivr staff`): `say:`
+/// prompts are not rendered (each stands for a second of silence), but their voices are
+/// checked when espeak-ng is installed. A machine that only validates configs needs no
+/// speech synthesizer.
+pub fn load_file_unrendered(path: &Path) -> Result<(Menus, SpeechCheck), ConfigError> {
+    let mut check = SpeechCheck {
+        uses_say: false,
+        espeak_missing: false,
+    };
+    let mut voices: Option<Result<String, String>> = None;
+    let result = load_with(path, &mut |_, voice| {
+        check.uses_say = true;
+        let list = voices.get_or_insert_with(|| {
+            espeak(|c| c.arg("--voices")).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        });
+        match list {
+            Ok(list) if !voice_listed(list, voice) => Err(format!(
+                "espeak-ng has no voice '{voice}' (see `espeak-ng --voices`)"
+            )),
+            Ok(_) => Ok(ivr_audio::wav::encode_pcm16(8000, &[0; 8000])),
+            Err(_) => {
+                check.espeak_missing = true;
+                Ok(ivr_audio::wav::encode_pcm16(8000, &[0; 8000]))
+            }
+        }
+    })
+    .0?;
+    Ok((result, check))
+}
+
 /// [`load_file_cached`], also saying which files the load read (or tried to read), so a
 /// watcher reloads when one of them changes and for nothing else.
 pub fn load_file_tracked(path: &Path, tts_cache: &Path) -> (Result<Menus, ConfigError>, Sources) {
+    load_with(path, &mut |text, voice| speak(tts_cache, text, voice))
+}
+
+/// Compile a config file with `say` for its `say:` prompts.
+fn load_with(
+    path: &Path,
+    say: &mut ivr_menus::model::Speaker<'_>,
+) -> (Result<Menus, ConfigError>, Sources) {
     let mut sources = Sources::default();
     let bytes = std::fs::read(path);
     sources.add(path, bytes.as_deref().ok());
@@ -171,10 +219,10 @@ pub fn load_file_tracked(path: &Path, tts_cache: &Path) -> (Result<Menus, Config
         String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }) {
         Ok(t) => t,
-        Err(source) => {
+        Err(error) => {
             let e = ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             };
             return (Err(e), sources);
         }
@@ -188,7 +236,7 @@ pub fn load_file_tracked(path: &Path, tts_cache: &Path) -> (Result<Menus, Config
             sources.add(&full, bytes.as_deref().ok());
             bytes.map_err(|e| e.to_string())
         },
-        &mut |text, voice| speak(tts_cache, text, voice),
+        say,
         &mut crate::builtin::prompt,
     )
     .map_err(|errors| ConfigError::Invalid {
@@ -279,8 +327,12 @@ fn espeak(
 /// Whether `espeak-ng --voices` lists `voice` as a language (`fr`, `en-us`) or a voice file.
 fn espeak_has_voice(voice: &str) -> Result<bool, String> {
     let out = espeak(|c| c.arg("--voices"))?;
-    let list = String::from_utf8_lossy(&out.stdout);
-    Ok(list.lines().skip(1).any(|line| {
+    Ok(voice_listed(&String::from_utf8_lossy(&out.stdout), voice))
+}
+
+/// Whether the output of `espeak-ng --voices` lists `voice`.
+fn voice_listed(list: &str, voice: &str) -> bool {
+    list.lines().skip(1).any(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
         let language = cols.get(1).is_some_and(|l| l.eq_ignore_ascii_case(voice));
         let file = cols.iter().any(|c| {
@@ -290,7 +342,7 @@ fn espeak_has_voice(voice: &str) -> Result<bool, String> {
                 && c.contains('/')
         });
         language || file
-    }))
+    })
 }
 
 /// FNV-1a, 64 bits: a stable name for cache files (not a security measure).

@@ -304,8 +304,8 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Graph { file, format } => match config::load_file(&file) {
-            Ok(m) => {
+        Command::Graph { file, format } => match config::load_file_unrendered(&file) {
+            Ok((m, _)) => {
                 print!(
                     "{}",
                     match format {
@@ -337,10 +337,16 @@ fn main() -> std::process::ExitCode {
 fn check(files: &[PathBuf]) -> std::process::ExitCode {
     let mut worst = 0u8;
     for f in files {
-        match config::load_file(f) {
-            Ok(m) => {
+        match config::load_file_unrendered(f) {
+            Ok((m, speech)) => {
                 for w in m.warnings() {
                     println!("{}:{w} (warning)", f.display());
+                }
+                if speech.espeak_missing {
+                    println!(
+                        "{}: say: prompts are checked but not rendered here; `ivr serve` renders them with espeak-ng, which this machine lacks (Debian: apt-get install espeak-ng) (warning)",
+                        f.display()
+                    );
                 }
                 println!(
                     "{}: ok ({} menus, {} warning(s))",
