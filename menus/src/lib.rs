@@ -19,7 +19,7 @@ pub mod yaml;
 pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
 pub use model::{
     Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions,
-    Route, Router, compile, compile_full, compile_with_tts,
+    Route, Router, closest, compile, compile_full, compile_with_tts,
 };
 pub use run::{MenuOutput, MenuRun};
 

@@ -63,6 +63,86 @@ fn ivr(dir: &Path, args: &[&str]) -> (i32, String, String) {
     ivr_in(dir, args, "")
 }
 
+const PASSWORD: &str = "correct horse battery";
+
+/// A user's mailboxes must exist in the config the server runs: a typo is refused with a
+/// suggestion, and nothing is written.
+#[test]
+fn a_staff_user_with_a_mailbox_the_config_lacks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = ivr_in(
+        dir.path(),
+        &["staff", "add-user", "bob", "--mailbox", "mesages"],
+        PASSWORD,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("unknown mailbox 'mesages' (did you mean 'messages'?)"),
+        "{err}"
+    );
+    assert!(!dir.path().join("ivr-data/staff.yaml").exists());
+    // With --config, its mailboxes count; `*` always does.
+    let config = dir.path().join("clinic.yaml");
+    std::fs::write(
+        &config,
+        "entry: m\nprompts:\n  hi: { silence: 1 }\nmailboxes:\n  doctor: { greeting: hi }\nmenus:\n  m:\n    prompt: hi\n    options:\n      \"1\": { voicemail: doctor }\n",
+    )
+    .unwrap();
+    let (code, _, err) = ivr_in(
+        dir.path(),
+        &[
+            "staff",
+            "--config",
+            "clinic.yaml",
+            "add-user",
+            "bob",
+            "--mailbox",
+            "doctor",
+            "--mailbox",
+            "*",
+        ],
+        PASSWORD,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ivr_in(
+        dir.path(),
+        &[
+            "staff",
+            "--config",
+            "clinic.yaml",
+            "add-user",
+            "eve",
+            "--mailbox",
+            "messages",
+        ],
+        PASSWORD,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the mailboxes of clinic.yaml are doctor"),
+        "{err}"
+    );
+}
+
+/// `ivr staff` takes the folder and file flags `ivr serve` takes, by the same names.
+#[test]
+fn staff_takes_the_data_dir_and_staff_users_flags_of_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |args: &[&str]| {
+        let mut all = vec!["staff"];
+        all.extend(args);
+        all.extend(["add-user", "alice", "--mailbox", "messages"]);
+        let (code, _, err) = ivr_in(dir.path(), &all, PASSWORD);
+        assert_eq!(code, 0, "{all:?}: {err}");
+    };
+    add(&["--data-dir", "data"]);
+    assert!(dir.path().join("data/staff.yaml").exists());
+    add(&["--staff-users", "people.yaml"]);
+    assert!(dir.path().join("people.yaml").exists());
+    add(&["--users", "old-name.yaml"]);
+    assert!(dir.path().join("old-name.yaml").exists());
+}
+
 /// `ivr check` validates `say:` prompts without espeak-ng (and warns that serving needs
 /// it); where espeak-ng is installed, an unknown voice is still an error.
 #[test]

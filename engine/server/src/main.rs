@@ -49,9 +49,8 @@ enum Command {
     Schema,
     /// Manage staff users: add-user (password from standard input), add-token.
     Staff {
-        /// The users file.
-        #[arg(long, default_value = "ivr-data/staff.yaml", global = true)]
-        users: PathBuf,
+        #[command(flatten)]
+        place: StaffPlace,
         #[command(subcommand)]
         cmd: StaffCmd,
     },
@@ -216,6 +215,60 @@ fn parse_http(s: &str) -> Result<HttpAddr, String> {
         .map_err(|_| format!("'{s}' is not ADDRESS:PORT or off"))
 }
 
+/// Where the staff users are, named as `ivr serve` names them.
+#[derive(clap::Args)]
+struct StaffPlace {
+    /// The engine's data folder: the users file is DATA_DIR/staff.yaml unless
+    /// --staff-users says otherwise.
+    #[arg(long, default_value = "ivr-data", global = true)]
+    data_dir: PathBuf,
+    /// The users file (default DATA_DIR/staff.yaml).
+    #[arg(long, visible_alias = "users", global = true)]
+    staff_users: Option<PathBuf>,
+    /// The menu config `ivr serve` runs (default: the embedded demo): a user's mailboxes must
+    /// be among its `mailboxes:`.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+impl StaffPlace {
+    fn users(&self) -> PathBuf {
+        self.staff_users
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("staff.yaml"))
+    }
+
+    /// Refuse mailboxes the config does not define (`*` stands for all), with a suggestion.
+    fn check_mailboxes(&self, mailboxes: &[String]) -> anyhow::Result<()> {
+        let (menus, source) = match &self.config {
+            Some(path) => (
+                config::load_file_unrendered(path)?.0,
+                path.display().to_string(),
+            ),
+            None => (config::load_demo()?, "the embedded demo".to_string()),
+        };
+        let known: Vec<&str> = menus.mailboxes().iter().map(|m| m.name.as_str()).collect();
+        for m in mailboxes {
+            if m == "*" || known.contains(&m.as_str()) {
+                continue;
+            }
+            let hint = ivr_menus::closest(m, known.iter().copied())
+                .map(|h| format!(" (did you mean '{h}'?)"))
+                .unwrap_or_default();
+            let list = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            anyhow::bail!(
+                "unknown mailbox '{m}'{hint}: the mailboxes of {source} are {list} (or * for all; \
+                 --config names the config the server runs)"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum StaffCmd {
     /// Add (or update) a user; the password is read from standard input.
@@ -233,10 +286,12 @@ enum StaffCmd {
     },
 }
 
-fn staff(users: &std::path::Path, cmd: StaffCmd) -> anyhow::Result<()> {
+fn staff(place: &StaffPlace, cmd: StaffCmd) -> anyhow::Result<()> {
+    let users = &place.users();
     let mut all = ivr_server::staff::Users::load(users)?;
     match cmd {
         StaffCmd::AddUser { name, mailboxes } => {
+            place.check_mailboxes(&mailboxes)?;
             let mut password = String::new();
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 eprint!("password for {name}: ");
@@ -290,7 +345,7 @@ fn main() -> std::process::ExitCode {
             print!("{}", ivr_menus::schema::json());
             std::process::ExitCode::SUCCESS
         }
-        Command::Staff { users, cmd } => match staff(&users, cmd) {
+        Command::Staff { place, cmd } => match staff(&place, cmd) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr staff: {e:#}");
