@@ -143,6 +143,54 @@ fn staff_takes_the_data_dir_and_staff_users_flags_of_serve() {
     assert!(dir.path().join("old-name.yaml").exists());
 }
 
+/// The documented way to sign in from a script (docs/voicemail.md) works as written.
+#[test]
+fn the_documented_curl_sign_in_works() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/voicemail.md"))
+            .unwrap();
+    let block = doc
+        .split("<!-- sign-in example: tested -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the sign-in example in docs/voicemail.md");
+    let data = tempfile::tempdir().unwrap();
+    let (code, _, err) = ivr_in(
+        data.path(),
+        &[
+            "staff",
+            "--data-dir",
+            ".",
+            "add-user",
+            "alice",
+            "--mailbox",
+            "messages",
+        ],
+        PASSWORD,
+    );
+    assert_eq!(code, 0, "{err}");
+    let ivr = Ivr::start_in(data.path(), &[]);
+    let http = ivr.http.expect("http");
+    let script = block.replace("127.0.0.1:8080", &http.to_string());
+    let run = |password: &str| {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("PASSWORD", password)
+            .current_dir(data.path())
+            .output()
+            .expect("bash")
+    };
+    let out = run(PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed, serde_json::json!([]), "no request yet");
+    assert!(!run("wrong password").status.success());
+}
+
 /// `ivr check` validates `say:` prompts without espeak-ng (and warns that serving needs
 /// it); where espeak-ng is installed, an unknown voice is still an error.
 #[test]
