@@ -63,6 +63,10 @@ fn ivr(dir: &Path, args: &[&str]) -> (i32, String, String) {
     ivr_in(dir, args, "")
 }
 
+fn demo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo")
+}
+
 const PASSWORD: &str = "correct horse battery";
 
 /// A user's mailboxes must exist in the config the server runs: a typo is refused with a
@@ -189,6 +193,32 @@ fn the_documented_curl_sign_in_works() {
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed, serde_json::json!([]), "no request yet");
     assert!(!run("wrong password").status.success());
+}
+
+/// An empty glob in a CI job (`ivr check configs/*.yaml` with nothing there, under
+/// nullglob) must fail, not check nothing.
+#[test]
+fn check_and_test_without_a_file_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["check", "test"] {
+        let (code, out, err) = ivr(dir.path(), &[cmd]);
+        assert_eq!(code, 2, "{cmd}: {out}{err}");
+        assert!(err.contains("<FILES>"), "{cmd}: {err}");
+    }
+}
+
+/// Given the config instead of a scenario file, `ivr test` says what it wants.
+#[test]
+fn test_given_a_config_says_it_wants_scenarios_and_config() {
+    let config = demo().join("config.yaml");
+    let (code, out, err) = ivr(&demo(), &["test", config.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("this is a menu config, not a scenario file"),
+        "{err}"
+    );
+    assert!(err.contains("ivr test SCENARIOS.yaml --config"), "{err}");
+    assert!(!err.contains("unknown field"), "{err}");
 }
 
 /// `ivr check` validates `say:` prompts without espeak-ng (and warns that serving needs

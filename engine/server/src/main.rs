@@ -25,9 +25,11 @@ struct Cli {
 enum Command {
     /// Answer calls.
     Serve(ServeArgs),
-    /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable).
+    /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable
+    /// or no file given). `say:` prompts are checked, not rendered: no espeak-ng needed.
     Check {
         /// The config files.
+        #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Be a caller in the terminal: type keys (`2`, `*`, `12#`), `wait 6s`, or `quit`; it
@@ -73,7 +75,8 @@ enum Command {
     /// Run scripted scenarios against a config on a virtual clock (exit 0 all pass, 1 a
     /// scenario failed, 2 a file could not be read or has errors).
     Test {
-        /// Scenario files.
+        /// Scenario files (not the config: that is `--config`, or `config:` in the file).
+        #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The config to test (default: the `config:` named in each scenario file).
         #[arg(long)]
@@ -436,6 +439,14 @@ fn test(files: &[PathBuf], config_override: Option<&std::path::Path>) -> std::pr
         };
         let parsed = match ivr_menus::scenario::parse(&text) {
             Ok(p) => p,
+            Err(_) if looks_like_a_config(&text) => {
+                eprintln!(
+                    "{f}: this is a menu config, not a scenario file: write scenarios (see docs/menus.md, \"Testing a config: scenarios\") and run `ivr test SCENARIOS.yaml --config {f}`",
+                    f = file.display()
+                );
+                broken = true;
+                continue;
+            }
             Err(errors) => {
                 for e in errors {
                     eprintln!("{}:{e}", file.display());
@@ -495,6 +506,13 @@ fn test(files: &[PathBuf], config_override: Option<&std::path::Path>) -> std::pr
     } else {
         0
     })
+}
+
+/// Whether `text` has the top-level fields of a menu config (and so was given to `ivr test`
+/// by mistake for a scenario file).
+fn looks_like_a_config(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with("menus:") || l.starts_with("entry:"))
 }
 
 fn simulate(
