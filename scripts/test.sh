@@ -11,6 +11,7 @@ command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -20,6 +21,7 @@ fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
+command -v curl >/dev/null 2>&1 || { echo "curl is required (the documented sign-in is run as written) and could not be installed" >&2; exit 1; }
 
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).

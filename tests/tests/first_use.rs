@@ -221,6 +221,36 @@ fn test_given_a_config_says_it_wants_scenarios_and_config() {
     assert!(!err.contains("unknown field"), "{err}");
 }
 
+/// A missing config is said once; a busy SIP port says how to choose another.
+#[test]
+fn serve_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = ivr(
+        dir.path(),
+        &["serve", "--config", "nope.yaml", "--http", "off"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let (code, _, err) = ivr(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--http",
+            "off",
+            "--data-dir",
+            "d",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("binding SIP on {addr}")), "{err}");
+    assert!(err.contains("--listen ADDR:PORT"), "{err}");
+}
+
 /// `ivr check` validates `say:` prompts without espeak-ng (and warns that serving needs
 /// it); where espeak-ng is installed, an unknown voice is still an error.
 #[test]
@@ -263,4 +293,18 @@ fn output(command: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The top-level help says what the program is for, not how it is built.
+#[test]
+fn help_describes_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = ivr(dir.path(), &["--help"]);
+    assert_eq!(code, 0);
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("IVR") && first.contains("SIP calls"),
+        "{out}"
+    );
+    assert!(!out.contains("driver"), "{out}");
 }

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An IVR telephony engine: SIP/RTP calls, menus in YAML.
+/// An IVR telephony engine: answers SIP calls, plays menus written in YAML, takes voicemail
+/// callback requests for staff to work through.
 #[derive(Parser)]
-#[command(name = "ivr", version, about)]
+#[command(name = "ivr", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -673,9 +674,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             notify,
         })
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .with_context(|| {
+            format!(
+                "binding SIP on {} (UDP and TCP): is another ivr or a PBX using it? Choose another with --listen ADDR:PORT",
+                args.listen
+            )
+        })?;
         let local = server.local_addr();
         let mut http_note = String::new();
+        let mut http_addr = "off".to_string();
         let http = match args.http {
             Some(HttpAddr(Some(addr))) => {
                 Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -694,6 +701,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(listener) = http {
             let bound = listener.local_addr()?;
             http_note = format!(" http={bound}");
+            http_addr = bound.to_string();
             let users = args
                 .staff_users
                 .clone()
@@ -734,7 +742,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to learn the addresses.
         println!("ivr listening sip udp={local} tcp={local}{http_note}");
         std::io::stdout().flush()?;
-        tracing::info!(%local, http = %http_note.trim(), config = %source, "serving");
+        tracing::info!(%local, http = %http_addr, config = %source, "serving");
         server.run(Arc::new(menus), shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;
