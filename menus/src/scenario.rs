@@ -228,20 +228,7 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 6s, 1m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("'{s}': use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse(s)
 }
 
 /// Why a scenario failed.

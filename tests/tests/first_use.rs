@@ -295,6 +295,33 @@ fn output(command: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Durations take units everywhere (`5s`, `1m30s`), and words meaning another field get a
+/// suggestion (`retry:` for `repeat:`).
+#[test]
+fn durations_take_units_and_synonyms_get_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "entry: m\nprompts:\n  hi: { silence: 500ms }\nmailboxes:\n  box: { greeting: hi, max_length: 1m30s, silence: 5s }\nmenus:\n  m:\n    prompt: hi\n    timeout: 5s\n    inter_digit_timeout: 2\n    options:\n      \"1\": { voicemail: box }\n      \"2\": { repeat: true }\n";
+    std::fs::write(dir.path().join("c.yaml"), good).unwrap();
+    let (code, out, err) = ivr(dir.path(), &["check", "c.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        good.replace("{ repeat: true }", "{ retry: true }")
+            .replace("timeout: 5s", "timeout: 5 s"),
+    )
+    .unwrap();
+    let (code, out, err) = ivr(dir.path(), &["check", "c.yaml"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("unknown field 'retry' (did you mean 'repeat'?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("menus.m.timeout: expected a number of seconds or a duration"),
+        "{err}"
+    );
+}
+
 /// The top-level help says what the program is for, not how it is built.
 #[test]
 fn help_describes_the_program() {
@@ -307,4 +334,33 @@ fn help_describes_the_program() {
         "{out}"
     );
     assert!(!out.contains("driver"), "{out}");
+}
+
+/// The start line logs the HTTP address (or `off`) once, and a shutdown without calls
+/// logs no `NaN` pacing figures.
+#[test]
+fn the_start_and_stop_logs_read_right() {
+    let mut ivr = Ivr::start(&[]);
+    let http = ivr.http.expect("http").to_string();
+    let serving = ivr.wait_for(&["\"serving\""], 1, WAIT);
+    assert_eq!(serving.len(), 1, "{}", ivr.log());
+    assert!(
+        serving[0].contains(&format!("\"http\":\"{http}\"")),
+        "{}",
+        serving[0]
+    );
+    assert!(ivr.terminate().success());
+    let log = ivr.log();
+    assert!(log.contains("no packet sent"), "{log}");
+    assert!(!log.contains("NaN"), "{log}");
+
+    let off = Ivr::start(&["--http", "off"]);
+    let serving = off.wait_for(&["\"serving\""], 1, WAIT);
+    assert!(
+        serving
+            .first()
+            .is_some_and(|l| l.contains("\"http\":\"off\"")),
+        "{}",
+        off.log()
+    );
 }

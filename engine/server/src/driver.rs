@@ -346,7 +346,11 @@ impl Server {
                 }
                 _ = &mut shutdown, if exit_at.is_none() => {
                     let p = &io.pacing;
-                    info!(target: "ivr::stats", packets = p.count, p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
+                    if p.count > 0 {
+                        info!(target: "ivr::stats", packets = p.count, p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
+                    } else {
+                        info!(target: "ivr::stats", packets = 0, "rtp pacing lateness: no packet sent");
+                    }
                     info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
                     engine.handle_input(Instant::now(), Input::Shutdown);
                     exit_at = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
