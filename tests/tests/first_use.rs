@@ -364,3 +364,118 @@ fn the_start_and_stop_logs_read_right() {
         off.log()
     );
 }
+
+/// The server's settings file: `ivr serve` flags by name. The command line beats the
+/// environment, which beats the file; `--print-config` shows each value and its origin, as
+/// a file that reads back the same; `ivr staff` and `ivr callbacks` take the keys they share.
+#[test]
+fn a_settings_file_configures_serve_staff_and_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ivr.yaml"),
+        "# the service's settings\nlisten: 127.0.0.1:0\nhttp: 127.0.0.1:0\ndata_dir: data\nmax-calls: 7\nretention-days: 30\nlog-format: json\nrtp-ports: 30000-30099\n",
+    )
+    .unwrap();
+    let printed = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["serve", "--settings", "ivr.yaml", "--print-config"];
+        args.extend(extra);
+        let mut c = Command::new(ivr_binary());
+        c.args(&args).current_dir(dir.path());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let (code, out, err) = output(&mut c);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = printed(&["--max-calls", "9"], &[("IVR_RETENTION_DAYS", "12")]);
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} in {out}"))
+            .to_string()
+    };
+    assert!(
+        line("data-dir").contains("\"data\"") && line("data-dir").contains("# settings file"),
+        "{out}"
+    );
+    assert!(
+        line("max-calls").contains("\"9\"") && line("max-calls").contains("# command line"),
+        "{out}"
+    );
+    assert!(
+        line("retention-days").contains("\"12\"")
+            && line("retention-days").contains("# environment IVR_RETENTION_DAYS"),
+        "{out}"
+    );
+    assert!(line("hold-timeout").contains("# default"), "{out}");
+
+    // What it prints is a settings file that gives the same values back.
+    std::fs::write(dir.path().join("printed.yaml"), &out).unwrap();
+    let (code, again, err) = ivr(
+        dir.path(),
+        &["serve", "--settings", "printed.yaml", "--print-config"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let values = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(" #").next().unwrap_or_default().trim().to_string())
+            .collect()
+    };
+    assert_eq!(values(&again), values(&out));
+
+    // A mistake names the file, the line and the key, with a suggestion.
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "listen: 127.0.0.1:0\nmax-cals: 3\n",
+    )
+    .unwrap();
+    let (code, _, err) = ivr(dir.path(), &["serve", "--settings", "bad.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad.yaml:2:1: max-cals: not a setting (did you mean 'max-calls'?)"),
+        "{err}"
+    );
+
+    // The server runs with it: the data folder is the file's.
+    let mut child = Command::new(ivr_binary())
+        .args(["serve", "--settings", "ivr.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("ivr listening sip udp=127.0.0.1:"),
+        "{first}"
+    );
+    assert!(dir.path().join("data/callbacks.db").exists());
+
+    // ivr staff and ivr callbacks find the same data folder through the file.
+    let (code, _, err) = ivr_in(
+        dir.path(),
+        &[
+            "staff",
+            "--settings",
+            "ivr.yaml",
+            "add-user",
+            "alice",
+            "--mailbox",
+            "messages",
+        ],
+        PASSWORD,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.path().join("data/staff.yaml").exists());
+    let (code, out, err) = ivr(dir.path(), &["callbacks", "--settings", "ivr.yaml", "list"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

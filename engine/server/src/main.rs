@@ -1,9 +1,10 @@
 //! `ivr`: the IVR engine's command line.
 
 mod callbacks_cmd;
+mod settings;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ivr_server::config;
 use ivr_server::driver::{Server, ServerConfig};
 use ivr_server::ports::parse_range;
@@ -18,6 +19,11 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "ivr", version)]
 struct Cli {
+    /// The server's settings file: `ivr serve` flags by name (`listen: 0.0.0.0:5060`), read
+    /// by serve, staff, callbacks and doctor (default: /etc/ivr/ivr.yaml for an installed
+    /// ivr; none otherwise).
+    #[arg(long, global = true, env = "IVR_SETTINGS", value_name = "FILE")]
+    settings: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,8 +91,14 @@ enum Command {
     },
 }
 
+/// Every flag is also a key of the settings file (`--settings`) and an environment variable
+/// (`IVR_` and the name in capitals: `IVR_LISTEN`); see settings.rs.
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Print the settings this would run with (from flags, environment, settings file and
+    /// defaults, each marked with where it came from), as a settings file, and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Menu config (YAML). Without it, the embedded bilingual demo runs.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -335,7 +347,15 @@ enum LogFormat {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let command = settings::with_env(Cli::command());
+    let (matches, applied) = match settings::parse(&command, std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("ivr: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Test { files, config } => test(&files, config.as_deref()),
@@ -383,6 +403,16 @@ fn main() -> std::process::ExitCode {
                 })
             }
         },
+        Command::Serve(args) if args.print_config => {
+            let serve = command
+                .find_subcommand("serve")
+                .expect("invariant: the CLI defines serve");
+            let matches = matches
+                .subcommand_matches("serve")
+                .expect("invariant: serve was matched");
+            print!("{}", settings::print(serve, matches, &applied));
+            std::process::ExitCode::SUCCESS
+        }
         Command::Serve(args) => match serve(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
