@@ -479,3 +479,77 @@ fn a_settings_file_configures_serve_staff_and_callbacks() {
     let (code, out, err) = ivr(dir.path(), &["callbacks", "--settings", "ivr.yaml", "list"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// `ivr doctor` checks what serve would need, with serve's flags, and says how to fix it.
+#[test]
+fn doctor_finds_what_a_deployment_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = ivr(
+        dir.path(),
+        &[
+            "doctor",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--data-dir",
+            "data",
+            "--max-calls",
+            "10",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok    data folder data is writable"), "{out}");
+    assert!(
+        out.contains("ok    callback store sqlite://data/callbacks.db: reachable"),
+        "{out}"
+    );
+
+    // Everything wrong at once: each is a FAIL with a fix.
+    std::fs::write(dir.path().join("not-a-folder"), "x").unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "entry: m\nprompts:\n  hi: { say: \"Hello\", voice: en }\nmenus:\n  m:\n    prompt: hi\n    options:\n      \"1\": { repeat: true }\n",
+    )
+    .unwrap();
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip = busy.local_addr().unwrap().to_string();
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, err) = output(
+        Command::new(ivr_binary())
+            .args([
+                "doctor",
+                "--config",
+                "c.yaml",
+                "--listen",
+                &sip,
+                "--http",
+                "off",
+                "--data-dir",
+                "not-a-folder",
+                "--database",
+                "mysql://nobody:secret@127.0.0.1/none",
+            ])
+            .current_dir(dir.path())
+            .env("PATH", empty.path()),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    for failed in [
+        "FAIL  say: prompts need espeak-ng",
+        &format!("FAIL  SIP {sip}:"),
+        "FAIL  data folder not-a-folder:",
+        "FAIL  callback store mysql://nobody:***@127.0.0.1/none:",
+    ] {
+        let at = out
+            .find(failed)
+            .unwrap_or_else(|| panic!("{failed} in {out}"));
+        assert!(
+            out[at..]
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.trim_start().starts_with("fix: ")),
+            "{out}"
+        );
+    }
+    assert!(out.ends_with("not ready: fix the FAIL lines\n"), "{out}");
+}

@@ -1,6 +1,7 @@
 //! `ivr`: the IVR engine's command line.
 
 mod callbacks_cmd;
+mod doctor;
 mod settings;
 
 use anyhow::Context;
@@ -32,6 +33,10 @@ struct Cli {
 enum Command {
     /// Answer calls.
     Serve(ServeArgs),
+    /// Check what `ivr serve` with these flags (or settings file) needs: the config, ports
+    /// free, data folder writable, database reachable and migrated, espeak-ng if `say:` is
+    /// used, open files limit, clock; say how to fix each (exit 1 if something fails).
+    Doctor(ServeArgs),
     /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable
     /// or no file given). `say:` prompts are checked, not rendered: no espeak-ng needed.
     Check {
@@ -403,6 +408,7 @@ fn main() -> std::process::ExitCode {
                 })
             }
         },
+        Command::Doctor(args) => doctor::run(&args, applied.file.as_deref()),
         Command::Serve(args) if args.print_config => {
             let serve = command
                 .find_subcommand("serve")

@@ -36,22 +36,28 @@ pub const SETTINGS_ID: &str = "settings";
 /// Flags that are not settings (they ask for an action, not a value to run with).
 const NOT_SETTINGS: &[&str] = &["help", "version", "print-config", SETTINGS_ID];
 
-/// `command` with an environment variable for every `ivr serve` flag that has none:
+/// `command` with an environment variable for every `ivr serve` (and `ivr doctor`) flag
+/// that has none:
 /// `IVR_` and the flag's name in capitals, `-` as `_`.
 pub fn with_env(command: Command) -> Command {
-    command.mut_subcommand("serve", |serve| {
-        serve.mut_args(|arg| {
-            let Some(long) = arg.get_long().filter(|l| !NOT_SETTINGS.contains(l)) else {
-                return arg;
-            };
-            if arg.get_env().is_some() {
-                return arg;
-            }
-            let name = format!("IVR_{}", long.replace('-', "_").to_uppercase());
-            // clap wants a 'static name (without its `string` feature): a few bytes per flag,
-            // once per process.
-            arg.env(&*Box::leak(name.into_boxed_str()))
-        })
+    // `ivr doctor` takes serve's flags, and so their variables.
+    ["serve", "doctor"]
+        .into_iter()
+        .fold(command, |c, name| c.mut_subcommand(name, env_for_each_flag))
+}
+
+fn env_for_each_flag(serve: Command) -> Command {
+    serve.mut_args(|arg| {
+        let Some(long) = arg.get_long().filter(|l| !NOT_SETTINGS.contains(l)) else {
+            return arg;
+        };
+        if arg.get_env().is_some() {
+            return arg;
+        }
+        let name = format!("IVR_{}", long.replace('-', "_").to_uppercase());
+        // clap wants a 'static name (without its `string` feature): a few bytes per flag,
+        // once per process.
+        arg.env(&*Box::leak(name.into_boxed_str()))
     })
 }
 
