@@ -12,6 +12,7 @@ ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -47,3 +48,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The black-box suites run the real binary: build it first.
 cargo build --workspace --bins
 cargo test --workspace
+# The Debian package, built from the binary above, installed, run as its unit runs it, called,
+# reloaded, stopped and purged.
+scripts/test-package.sh target/debug/ivr

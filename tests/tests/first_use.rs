@@ -553,3 +553,42 @@ fn doctor_finds_what_a_deployment_lacks() {
     }
     assert!(out.ends_with("not ready: fix the FAIL lines\n"), "{out}");
 }
+
+/// Shell completions and man pages come from the clap definitions, for every command.
+#[test]
+fn completions_and_man_pages_generate() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = ivr(dir.path(), &["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("print-config") && out.contains("doctor"),
+            "{shell}: {out}"
+        );
+    }
+    let (_, bash, _) = ivr(dir.path(), &["completions", "bash"]);
+    std::fs::write(dir.path().join("ivr.bash"), bash).unwrap();
+    let syntax = Command::new("bash")
+        .args(["-n", "ivr.bash"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(syntax.success());
+    let (code, _, err) = ivr(dir.path(), &["man", "man"]);
+    assert_eq!(code, 0, "{err}");
+    for page in [
+        "ivr.1",
+        "ivr-serve.1",
+        "ivr-doctor.1",
+        "ivr-staff.1",
+        "ivr-callbacks.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join("man").join(page)).unwrap();
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+    let serve = std::fs::read_to_string(dir.path().join("man/ivr-serve.1")).unwrap();
+    assert!(serve.contains("IVR_LISTEN"), "the page names the variables");
+}

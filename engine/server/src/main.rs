@@ -20,7 +20,7 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "ivr", version)]
 struct Cli {
-    /// The server's settings file: `ivr serve` flags by name (`listen: 0.0.0.0:5060`), read
+    /// The server's settings file: `ivr serve` flags by name (`listen: 192.0.2.10:5060`), read
     /// by serve, staff, callbacks and doctor (default: /etc/ivr/ivr.yaml for an installed
     /// ivr; none otherwise).
     #[arg(long, global = true, env = "IVR_SETTINGS", value_name = "FILE")]
@@ -37,6 +37,16 @@ enum Command {
     /// free, data folder writable, database reachable and migrated, espeak-ng if `say:` is
     /// used, open files limit, clock; say how to fix each (exit 1 if something fails).
     Doctor(ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (ivr.1, and ivr-serve.1... for each command) into a folder.
+    Man {
+        /// The folder (created if missing).
+        dir: PathBuf,
+    },
     /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable
     /// or no file given). `say:` prompts are checked, not rendered: no espeak-ng needed.
     Check {
@@ -409,6 +419,21 @@ fn main() -> std::process::ExitCode {
             }
         },
         Command::Doctor(args) => doctor::run(&args, applied.file.as_deref()),
+        Command::Completions { shell } => {
+            let mut command = command;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "ivr", &mut script);
+            // A closed pipe (`| head`) is not worth a panic.
+            let _ = std::io::stdout().write_all(&script);
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Man { dir } => match man_pages(command, &dir) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr man: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) if args.print_config => {
             let serve = command
                 .find_subcommand("serve")
@@ -427,6 +452,23 @@ fn main() -> std::process::ExitCode {
             }
         },
     }
+}
+
+/// Write `ivr.1` and a page per command (`ivr-serve.1`...) into `dir`.
+fn man_pages(command: clap::Command, dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, page: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+    };
+    for sub in command.get_subcommands() {
+        // clap wants a 'static name (without its `string` feature): once per page.
+        let name: &'static str = Box::leak(format!("ivr-{}", sub.get_name()).into_boxed_str());
+        write(name, sub.clone().name(name))?;
+    }
+    write("ivr", command)
 }
 
 fn check(files: &[PathBuf]) -> std::process::ExitCode {

@@ -2,7 +2,7 @@
 //! flags, all with the names of `ivr serve`'s flags.
 //!
 //! Nothing here lists the flags: every key is looked up in clap's definition of `ivr serve`
-//! (`listen: 0.0.0.0:5060` is `--listen=0.0.0.0:5060`, `log-format` or `log_format` is
+//! (`listen: 192.0.2.10:5060` is `--listen=192.0.2.10:5060`, `log-format` or `log_format` is
 //! `--log-format`), so a flag added to `ServeArgs` is a settings key and an environment
 //! variable (`IVR_LISTEN`, `IVR_LOG_FORMAT`) with no further work. A list is a repeated flag,
 //! `true` a switch. The precedence is the usual one: command line, then environment, then
