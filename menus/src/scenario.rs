@@ -350,6 +350,8 @@ struct Sim {
     hung_up: bool,
     /// Where the call left the menus (`voicemail sales`), if it did.
     away: Option<String>,
+    /// The same, as the menus name it.
+    handoff: Option<crate::Handoff>,
     /// What a listener would notice, for `ivr simulate`.
     log: Vec<String>,
 }
@@ -370,6 +372,7 @@ impl Sim {
             cursor: 0,
             hung_up: false,
             away: None,
+            handoff: None,
             log: Vec::new(),
         };
         if let Some(wall) = wall {
@@ -420,6 +423,7 @@ impl Sim {
                     self.playing_until = None;
                     self.note(format!("leaves the menus: {place}"));
                     self.away = Some(place);
+                    self.handoff = Some(h);
                 }
             }
         }
@@ -511,6 +515,22 @@ impl Simulator {
     /// The lines noted since the last call (time since the call began, what happened).
     pub fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.0.log)
+    }
+
+    /// Where the menus handed the call, if they did (a mailbox's dialogue is simulated by
+    /// `ivr_voicemail::simulate`).
+    pub fn handoff(&self) -> Option<crate::Handoff> {
+        self.0.handoff
+    }
+
+    /// The virtual time now (the call began at the `start` given to [`Simulator::call`]).
+    pub fn now(&self) -> Instant {
+        self.0.now
+    }
+
+    /// The caller's language (an index into [`Menus::languages`]).
+    pub fn language(&self) -> usize {
+        self.0.run.language()
     }
 }
 

@@ -592,3 +592,34 @@ fn completions_and_man_pages_generate() {
     let serve = std::fs::read_to_string(dir.path().join("man/ivr-serve.1")).unwrap();
     assert!(serve.contains("IVR_LISTEN"), "the page names the variables");
 }
+
+/// `ivr simulate` follows a call into a mailbox: the number, the greeting and beep, the
+/// message, the request stored, the goodbye.
+#[test]
+fn simulate_plays_the_voicemail_dialogue() {
+    let config = demo().join("config.yaml");
+    let (code, out, err) = ivr_in(
+        &demo(),
+        &[
+            "simulate",
+            config.to_str().unwrap(),
+            "--caller",
+            "+33612345678",
+        ],
+        "2\n4\n1\nwait 6s\ntalk 3s\n#\nwait 10s\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    for step in [
+        "leaves the menus: voicemail messages",
+        "plays vm_offer_caller_id",
+        "plays vm_greeting, beep",
+        "records the message",
+        "caller presses #",
+        "stores the request in mailbox messages: number +33612345678, a 4.1 s message",
+        "plays vm_saved",
+        "hangs up",
+        "call over",
+    ] {
+        assert!(out.contains(step), "{step} in {out}");
+    }
+}

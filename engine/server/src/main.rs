@@ -597,7 +597,7 @@ fn looks_like_a_config(text: &str) -> bool {
 fn simulate(
     file: &std::path::Path,
     called: Option<&str>,
-    caller: Option<&str>,
+    caller_id: Option<&str>,
     at: Option<&str>,
 ) -> std::process::ExitCode {
     let wall = match at.map(ivr_menus::scenario::wall_time).transpose() {
@@ -622,47 +622,108 @@ fn simulate(
         }
     };
     let start = std::time::Instant::now();
-    let Ok(mut sim) =
-        ivr_menus::scenario::Simulator::call(menus, called, caller, Some(wall), start)
+    let Ok(sim) =
+        ivr_menus::scenario::Simulator::call(menus.clone(), called, caller_id, Some(wall), start)
     else {
         println!("the call is rejected (603 Decline) by a callers: rule");
         return std::process::ExitCode::SUCCESS;
     };
-    println!("type keys (0-9 * # A-D), `wait 5s`, or `quit`; time is virtual");
-    let print = |sim: &mut ivr_menus::scenario::Simulator| {
-        for line in sim.take_log() {
-            println!("{line}");
-        }
-    };
-    print(&mut sim);
+    println!("type keys (0-9 * # A-D), `wait 5s`, `talk 5s` (speak), or `quit`; time is virtual");
+    let mut caller = Caller::Menus(sim);
+    caller.print();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines().map_while(Result::ok) {
-        let line = line.trim();
         let words: Vec<&str> = line.split_whitespace().collect();
+        let wait = |d: &str| ivr_menus::scenario::duration(d);
         match words.as_slice() {
             [] => continue,
             ["quit"] | ["exit"] => break,
-            ["wait", d] => match ivr_menus::scenario::duration(d) {
-                Ok(d) => sim.wait(d),
+            ["hangup"] => caller.hang_up(),
+            ["wait", d] | ["talk", d] => match wait(d) {
+                Ok(d) => caller.wait(d, words[0] == "talk"),
                 Err(e) => println!("? {e}"),
             },
             [keys] => {
                 let digits: Option<Vec<ivr_audio::Digit>> =
                     keys.chars().map(ivr_audio::Digit::from_char).collect();
                 match digits {
-                    Some(ds) => ds.into_iter().for_each(|d| sim.press(d)),
-                    None => println!("? '{keys}': type keys 0-9 * # A-D, `wait 5s` or `quit`"),
+                    Some(ds) => ds.into_iter().for_each(|d| caller.press(d)),
+                    None => println!(
+                        "? '{keys}': type keys 0-9 * # A-D, `wait 5s`, `talk 5s` or `quit`"
+                    ),
                 }
             }
-            _ => println!("? type keys 0-9 * # A-D, `wait 5s` or `quit`"),
+            _ => println!("? type keys 0-9 * # A-D, `wait 5s`, `talk 5s` or `quit`"),
         }
-        print(&mut sim);
-        if sim.is_over() {
+        caller.print();
+        // A call handed to a mailbox goes on into its dialogue.
+        if let Caller::Menus(sim) = &caller
+            && let Some(ivr_menus::Handoff::Voicemail(mailbox)) = sim.handoff()
+        {
+            let deposit = ivr_voicemail::simulate::DepositSim::start(
+                menus.clone(),
+                mailbox,
+                sim.language(),
+                caller_id,
+                start,
+                sim.now(),
+            );
+            caller = Caller::Deposit(deposit);
+            caller.print();
+        }
+        if caller.is_over() {
             println!("call over");
             break;
         }
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// The caller of `ivr simulate`: in the menus, then perhaps in a mailbox's dialogue.
+enum Caller {
+    Menus(ivr_menus::scenario::Simulator),
+    Deposit(ivr_voicemail::simulate::DepositSim),
+}
+
+impl Caller {
+    fn press(&mut self, d: ivr_audio::Digit) {
+        match self {
+            Caller::Menus(s) => s.press(d),
+            Caller::Deposit(s) => s.press(d),
+        }
+    }
+
+    /// Let time pass; `talking` matters only while a message is recorded.
+    fn wait(&mut self, d: Duration, talking: bool) {
+        match self {
+            Caller::Menus(s) => s.wait(d),
+            Caller::Deposit(s) => s.wait(d, talking),
+        }
+    }
+
+    fn hang_up(&mut self) {
+        match self {
+            Caller::Menus(_) => println!("   (the caller hangs up)"),
+            Caller::Deposit(s) => s.hang_up(),
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        match self {
+            Caller::Menus(s) => s.is_over() && s.handoff().is_none(),
+            Caller::Deposit(s) => s.is_over(),
+        }
+    }
+
+    fn print(&mut self) {
+        let lines = match self {
+            Caller::Menus(s) => s.take_log(),
+            Caller::Deposit(s) => s.take_log(),
+        };
+        for line in lines {
+            println!("{line}");
+        }
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
