@@ -20,9 +20,11 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "ivr", version)]
 struct Cli {
-    /// The server's settings file: `ivr serve` flags by name (`listen: 192.0.2.10:5060`), read
-    /// by serve, staff, callbacks and doctor (default: /etc/ivr/ivr.yaml for an installed
-    /// ivr; none otherwise).
+    /// The server's settings file: `ivr serve` flags by name (default: /etc/ivr/ivr.yaml
+    /// for an installed ivr).
+    ///
+    /// Keys are the long names (`listen: 192.0.2.10:5060`); read by serve, staff, callbacks
+    /// and doctor. A flag or an IVR_* variable wins over it.
     #[arg(long, global = true, env = "IVR_SETTINGS", value_name = "FILE")]
     settings: Option<PathBuf>,
     #[command(subcommand)]
@@ -33,9 +35,11 @@ struct Cli {
 enum Command {
     /// Answer calls.
     Serve(ServeArgs),
-    /// Check what `ivr serve` with these flags (or settings file) needs: the config, ports
-    /// free, data folder writable, database reachable and migrated, espeak-ng if `say:` is
-    /// used, open files limit, clock; say how to fix each (exit 1 if something fails).
+    /// Check what `ivr serve` would need, and say how to fix each problem.
+    ///
+    /// Takes serve's flags (and settings file): the config, ports free, data folder
+    /// writable, database reachable and migrated, espeak-ng if `say:` is used, open files
+    /// limit, clock. Exit 1 if something fails.
     Doctor(ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -47,8 +51,10 @@ enum Command {
         /// The folder (created if missing).
         dir: PathBuf,
     },
-    /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable
-    /// or no file given). `say:` prompts are checked, not rendered: no espeak-ng needed.
+    /// Validate config files and report every error.
+    ///
+    /// Exit 0 clean, 1 errors, 2 unreadable or no file given. `say:` prompts are checked,
+    /// not rendered: no espeak-ng needed.
     Check {
         /// The config files.
         #[arg(required = true)]

@@ -40,10 +40,12 @@ const NOT_SETTINGS: &[&str] = &["help", "version", "print-config", SETTINGS_ID];
 /// that has none:
 /// `IVR_` and the flag's name in capitals, `-` as `_`.
 pub fn with_env(command: Command) -> Command {
-    // `ivr doctor` takes serve's flags, and so their variables.
-    ["serve", "doctor"]
-        .into_iter()
-        .fold(command, |c, name| c.mut_subcommand(name, env_for_each_flag))
+    // `ivr doctor` takes serve's flags, and so their variables. (mut_subcommands keeps
+    // the commands' order in --help.)
+    command.mut_subcommands(|sub| match sub.get_name() {
+        "serve" | "doctor" => env_for_each_flag(sub),
+        _ => sub,
+    })
 }
 
 fn env_for_each_flag(serve: Command) -> Command {
