@@ -320,6 +320,23 @@ fn durations_take_units_and_synonyms_get_a_suggestion() {
         err.contains("menus.m.timeout: expected a number of seconds or a duration"),
         "{err}"
     );
+    // The server's duration flags read the same way.
+    let (code, out, err) = ivr(
+        dir.path(),
+        &[
+            "serve",
+            "--media-timeout",
+            "1m30s",
+            "--hold-timeout",
+            "30m",
+            "--print-config",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("media-timeout: \"1m30s\""), "{out}");
+    let (code, _, err) = ivr(dir.path(), &["serve", "--media-timeout", "soon"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("'soon' is not a duration"), "{err}");
 }
 
 /// The top-level help says what the program is for, not how it is built.

@@ -140,12 +140,14 @@ struct ServeArgs {
     /// New calls beyond this many get 503 Service Unavailable.
     #[arg(long, default_value_t = 10_000)]
     max_calls: usize,
-    /// Seconds without RTP or RTCP from the caller before the engine hangs up.
-    #[arg(long, default_value_t = 30)]
-    media_timeout: u64,
-    /// Seconds a caller may hold the call (sendonly/inactive SDP) before the engine hangs up.
-    #[arg(long, default_value_t = 1800)]
-    hold_timeout: u64,
+    /// How long without RTP or RTCP from the caller before the engine hangs up (seconds, or
+    /// a duration: 30s, 1m30s).
+    #[arg(long, default_value = "30", value_parser = duration)]
+    media_timeout: Duration,
+    /// How long a caller may hold the call (sendonly/inactive SDP) before the engine hangs
+    /// up (seconds, or a duration: 30m).
+    #[arg(long, default_value = "1800", value_parser = duration)]
+    hold_timeout: Duration,
     /// HTTP address for /staff, /api/, /metrics and the admin endpoints (port 0 picks a free
     /// port; `off` disables HTTP). Default 127.0.0.1:8080; if that port is taken the engine
     /// still answers calls and says so, while an address given here must be free.
@@ -183,6 +185,11 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// A duration flag: seconds (`30`) or with units (`30s`, `1m30s`), as configs write them.
+fn duration(s: &str) -> Result<Duration, String> {
+    ivr_menus::duration::parse(s)
 }
 
 /// A database URL without its password, for messages.
@@ -806,8 +813,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             rtp_ports: args.rtp_ports,
             max_calls: args.max_calls,
-            media_timeout: Duration::from_secs(args.media_timeout.max(1)),
-            hold_timeout: Duration::from_secs(args.hold_timeout.max(1)),
+            media_timeout: args.media_timeout.max(Duration::from_secs(1)),
+            hold_timeout: args.hold_timeout.max(Duration::from_secs(1)),
             shutdown_grace: Duration::from_secs(3),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
