@@ -45,7 +45,7 @@ install -d "$pkg/usr/share/bash-completion/completions" \
 "$pkg/usr/bin/ivr" completions fish > "$pkg/usr/share/fish/vendor_completions.d/ivr.fish"
 
 install -D -m 0644 packaging/debian/copyright "$pkg/usr/share/doc/ivr/copyright"
-for doc in README.md docs/first-hour.md docs/menus.md docs/voicemail.md; do
+for doc in README.md docs/first-hour.md docs/menus.md docs/voicemail.md docs/proxy.md; do
   install -m 0644 "$doc" "$pkg/usr/share/doc/ivr/"
 done
 

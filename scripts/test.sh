@@ -10,6 +10,9 @@ command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Kamailio (the proxy the behind-a-proxy tests put in front of two engines) lives in sbin.
+kamailio_bin() { command -v kamailio || ls /usr/sbin/kamailio 2>/dev/null; }
+kamailio_bin >/dev/null 2>&1 || need_apt+=(kamailio)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
@@ -21,6 +24,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
+kamailio_bin >/dev/null 2>&1 || { echo "kamailio is required (tests/tests/proxy.rs) and could not be installed" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
 command -v curl >/dev/null 2>&1 || { echo "curl is required (the documented sign-in is run as written) and could not be installed" >&2; exit 1; }
 

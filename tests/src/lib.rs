@@ -5,6 +5,7 @@
 
 pub mod caller;
 pub mod http;
+pub mod kamailio;
 pub mod pg;
 pub mod process;
 pub mod sipp;

@@ -94,16 +94,7 @@ impl Ivr {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ivr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().expect("log lock");
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let log = capture(child.stderr.take().expect("stderr"));
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         out.read_line(&mut line).expect("read listen line");
@@ -173,6 +164,29 @@ impl Ivr {
         assert!(ok.is_ok_and(|s| s.success()), "kill -{name} failed");
     }
 
+    /// Wait up to `timeout` for the engine to exit on its own (after a signal sent with
+    /// [`Ivr::signal`]); `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// How many log lines contain every one of `needles` right now.
+    pub fn count(&self, needles: &[&str]) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| needles.iter().all(|x| l.contains(x)))
+            .count()
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         let _ = Command::new("kill")
@@ -198,6 +212,20 @@ impl Drop for Ivr {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Collect what a child process writes to `stream`, line by line, as it comes.
+pub fn capture(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut l = sink.lock().expect("log lock");
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    log
 }
 
 /// A numeric field of a JSON log line, e.g. `"sent":123`.

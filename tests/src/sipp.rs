@@ -18,11 +18,25 @@ pub fn scenario(name: &str) -> &'static str {
 static NEXT_MEDIA: AtomicU16 = AtomicU16::new(0);
 
 /// A distinct SIPp SIP port (`-p`) and media port (`-mp`) per run, so parallel runs do not
-/// collide (SIPp would otherwise try 5060 and 6000 every time).
+/// collide (SIPp would otherwise try 5060 and 6000 every time). The SIP port is one the
+/// system says is free for UDP and TCP, so test processes running at once (whose process
+/// ids may share a slot) do not take each other's.
 fn ports() -> (String, String) {
     let n = NEXT_MEDIA.fetch_add(1, Ordering::SeqCst);
     let slot = (std::process::id() as u16 % 50) * 200 + n * 4;
-    ((50_000 + slot).to_string(), (40_000 + slot).to_string())
+    (free_port().to_string(), (40_000 + slot).to_string())
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let port = udp.local_addr().expect("address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
 /// `voicemail.xml` with the caller's audio (raw µ-law, see [`ulaw_message`]) and caller ID
@@ -101,4 +115,59 @@ pub fn stat(output: &str, name: &str) -> Option<u64> {
         .find(|l| l.contains(name))
         .and_then(|l| l.split('|').nth(2))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Rewrite a scenario written for calling the engine directly into one that follows the
+/// route set through a record-routing proxy (RFC 3261 §12.2.1.1): the 200 to the INVITE
+/// keeps its Record-Route (`rrs="true"`), and ACK and BYE go to the engine's Contact
+/// (`[next_url]`) with the route set in Route headers (`[routes]`).
+pub fn follow_route_set(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len() + 256);
+    let mut lines = xml.lines().peekable();
+    let mut first_200 = true;
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if first_200 && trimmed.starts_with("<recv response=\"200\"") {
+            first_200 = false;
+            out.push_str(&line.replacen(
+                "<recv response=\"200\"",
+                "<recv response=\"200\" rrs=\"true\"",
+                1,
+            ));
+            out.push('\n');
+            continue;
+        }
+        let method = ["ACK ", "BYE "]
+            .into_iter()
+            .find(|m| trimmed.starts_with(m));
+        if let Some(m) = method
+            && trimmed.ends_with(" SIP/2.0")
+        {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(&format!("{indent}{m}[next_url] SIP/2.0\n"));
+            // The Via line, then the Route headers.
+            if let Some(via) = lines.next() {
+                out.push_str(via);
+                out.push('\n');
+            }
+            out.push_str(&format!("{indent}[routes]\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn follow_route_set_rewrites_ack_and_bye() {
+        let xml = std::fs::read_to_string(super::scenario("hold_then_bye.xml")).unwrap();
+        let out = super::follow_route_set(&xml);
+        assert_eq!(out.matches("[next_url] SIP/2.0").count(), 2, "{out}");
+        assert_eq!(out.matches("[routes]").count(), 2, "{out}");
+        assert_eq!(out.matches("rrs=\"true\"").count(), 1, "{out}");
+        assert!(out.contains("INVITE sip:service@[remote_ip]:[remote_port] SIP/2.0"));
+    }
 }

@@ -390,7 +390,7 @@ fn a_settings_file_configures_serve_staff_and_callbacks() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("ivr.yaml"),
-        "# the service's settings\nlisten: 127.0.0.1:0\nhttp: 127.0.0.1:0\ndata_dir: data\nmax-calls: 7\nretention-days: 30\nlog-format: json\nrtp-ports: 30000-30099\n",
+        "# the service's settings\nlisten: 127.0.0.1:0\nhttp: 127.0.0.1:0\ndata_dir: data\nmax-calls: 7\nretention-days: 30\nlog-format: json\nrtp-ports: 30000-30099\nsip-trusted-proxy: [127.0.0.2, 127.0.0.3]\n",
     )
     .unwrap();
     let printed = |extra: &[&str], env: &[(&str, &str)]| {
@@ -426,6 +426,11 @@ fn a_settings_file_configures_serve_staff_and_callbacks() {
         "{out}"
     );
     assert!(line("hold-timeout").contains("# default"), "{out}");
+    // A repeatable flag is a list (issue 7's --sip-trusted-proxy, with no code for it here).
+    assert!(
+        line("sip-trusted-proxy").contains("[\"127.0.0.2\", \"127.0.0.3\"]"),
+        "{out}"
+    );
 
     // What it prints is a settings file that gives the same values back.
     std::fs::write(dir.path().join("printed.yaml"), &out).unwrap();

@@ -513,7 +513,10 @@ fn callers_are_routed_by_caller_id_and_blocked_ones_declined() {
         "entry: language\n",
         "entry: language\ncallers:\n  - match: [\"+1555*\"]\n    goto: main_en\n  - match: [\"+1900*\", anonymous]\n    reject: true\n",
     );
-    let mut net = Net::new(demo_variant(&yaml));
+    // P-Asserted-Identity is believed from 127.0.0.1 (a trusted proxy) only.
+    let mut net = Net::with_config(demo_variant(&yaml), |c| {
+        c.trusted_proxies = vec![[127, 0, 0, 1].into()];
+    });
     // The scripted caller's From is sip:+15551234@...: a VIP, straight to English.
     let mut vip = Caller::new("127.0.0.1:7020", "vip");
     connect(&mut net, &mut vip);
@@ -530,6 +533,18 @@ fn callers_are_routed_by_caller_id_and_blocked_ones_declined() {
     let r = response(&msgs, 603).unwrap_or_else(|| panic!("603 Decline: {msgs:?}"));
     assert_eq!(r.reason, "Decline");
     assert!(response(&msgs, 200).is_none());
+    // The same P-Asserted-Identity from an address that is not a trusted proxy is not
+    // believed (RFC 3325 §2): the From (a VIP) counts.
+    let mut forged = Caller::new("127.0.0.2:7021", "forged");
+    let invite = String::from_utf8(forged.invite(true)).unwrap().replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nP-Asserted-Identity: <sip:+19005550000@carrier.example>\r\n",
+        1,
+    );
+    net.send_sip(Transport::Udp, forged.addr, invite.as_bytes());
+    let msgs = net.take_sip(forged.addr);
+    assert!(response(&msgs, 200).is_some(), "{msgs:?}");
+    assert!(response(&msgs, 603).is_none());
     // A withheld number counts as anonymous.
     let mut anon = Caller::new("127.0.0.1:7022", "anon");
     let invite = String::from_utf8(anon.invite(true)).unwrap().replacen(

@@ -12,7 +12,7 @@ pub struct CallbackRequest {
     pub id: String,
     /// The mailbox it was left in.
     pub mailbox: String,
-    /// The caller ID (P-Asserted-Identity, else From), if any.
+    /// The caller ID (P-Asserted-Identity from a trusted proxy, else From), if any.
     pub caller_id: Option<String>,
     /// The number the caller dialled (Request-URI user part), if any.
     pub called: Option<String>,

@@ -61,6 +61,9 @@ pub struct Call {
     pub invite_key: ServerKey,
     /// The INVITE.
     pub invite: Request,
+    /// The caller's number, decided once at INVITE time (P-Asserted-Identity from a trusted
+    /// proxy, else From); `None` when withheld. Never the address of a proxy.
+    pub caller: Option<String>,
     /// Our To tag.
     pub local_tag: String,
     /// The dialog, once answered.

@@ -2,6 +2,7 @@
 
 use crate::call::{Call, CallHandle, Phase};
 use crate::media::{MediaSession, Received, RtpBuf};
+use crate::proxy;
 use crate::rng::Rng;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
 use ivr_audio::Digit;
@@ -45,6 +46,9 @@ pub struct EngineConfig {
     pub seed: u64,
     /// Ring this long (180 Ringing) before answering; zero answers at once.
     pub answer_delay: Duration,
+    /// Proxies whose P-Asserted-Identity is believed (RFC 3325 §2): INVITEs from these
+    /// addresses give the caller's identity from it; from anywhere else, From is used.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl EngineConfig {
@@ -61,6 +65,7 @@ impl EngineConfig {
             retry_after: 5,
             seed: 0x5eed,
             answer_delay: Duration::ZERO,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -107,6 +112,10 @@ pub enum Input<'a> {
     },
     /// The deadline given by [`Output::Timeout`] (or any time) has come.
     Timeout,
+    /// Stop taking calls (INVITE and OPTIONS get 503, so a proxy's health probe sends new
+    /// calls elsewhere) and let the calls in progress go on; [`Event::Drained`] comes when
+    /// the last one ends. [`Input::Shutdown`] later hangs up the rest.
+    Drain,
     /// Stop taking calls and hang up every call.
     Shutdown,
     /// What the wall clock says now (schedules need it). Send it at start and now and then;
@@ -194,6 +203,8 @@ pub enum Event {
         call_id: String,
         /// The From URI.
         from: String,
+        /// The caller's number (P-Asserted-Identity from a trusted proxy, else From), if given.
+        caller: Option<String>,
         /// The Request-URI.
         to: String,
     },
@@ -288,8 +299,25 @@ pub enum Event {
         /// What was wrong.
         error: String,
     },
-    /// After [`Input::Shutdown`]: every call has ended.
+    /// After [`Input::Shutdown`] or [`Input::Drain`]: every call has ended.
     Drained,
+    /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
+    /// next hop is a host name (the engine does not resolve names), so it went where the
+    /// INVITE came from.
+    RouteUnresolved {
+        /// The call.
+        call: CallHandle,
+        /// The next hop's URI.
+        next_hop: String,
+    },
+    /// An in-dialog request was sent to a strict router (no `;lr`) with the RFC 3261
+    /// §12.2.1.1 rewrite (Request-URI = the router, remote target as the last Route).
+    StrictRoute {
+        /// The call.
+        call: CallHandle,
+        /// The router's URI.
+        next_hop: String,
+    },
 }
 
 /// The call-control engine.
@@ -373,6 +401,7 @@ impl Engine {
             Input::MediaOpened { call, local } => self.media_opened(now, call, local),
             Input::MediaFailed { call } => self.media_failed(now, call),
             Input::Timeout => self.handle_timeout(now),
+            Input::Drain => self.shutting_down = true,
             Input::Shutdown => self.shutdown(now),
             Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
             Input::Voicemail(report) => self.voicemail_report(now, report),
@@ -479,6 +508,14 @@ impl Engine {
         }
         match req.method {
             Method::Cancel => self.on_cancel(now, &key, &req),
+            // A proxy's health probe: 503 while draining, so it sends new calls elsewhere.
+            Method::Options if self.shutting_down => self.reject(
+                now,
+                &key,
+                &req,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Shutting Down"),
+            ),
             Method::Options => {
                 let mut r = self.reply(&req, StatusCode::OK, None);
                 r.headers.push(HeaderName::Allow, ALLOW);
@@ -510,6 +547,24 @@ impl Engine {
             .is_some_and(|v| v.trim_start_matches('0').is_empty())
         {
             return self.reject(now, &key, &req, StatusCode::TOO_MANY_HOPS, None);
+        }
+        // Our answer (or offer) is SDP: a caller that accepts no SDP cannot take it
+        // (RFC 3261 §21.4.7; RFC 4475 §3.3.15 `sdp01`).
+        if !proxy::accepts_sdp(&req) {
+            let mut r = self.reply(&req, StatusCode::NOT_ACCEPTABLE, None);
+            r.reason = "Not Acceptable (Accept excludes application/sdp)".into();
+            r.headers.push(HeaderName::Accept, "application/sdp");
+            r.headers.push(
+                HeaderName::Other("Warning".into()),
+                "399 ivr \"the answer would be application/sdp, which Accept excludes\"",
+            );
+            return self.respond_error(now, &key, &req, r);
+        }
+        // RFC 3261 §12.1.1: the route set comes from Record-Route; one we cannot read would
+        // leave in-dialog requests with nowhere to go.
+        if let Err(e) = ivr_sip::route::RouteSet::uas(&req.headers) {
+            let why = format!("Bad Request ({e})");
+            return self.reject(now, &key, &req, StatusCode::BAD_REQUEST, Some(&why));
         }
         let offer = if req.body.is_empty() {
             None
@@ -552,7 +607,7 @@ impl Engine {
             );
         }
         // Caller routing, then the called number (the Request-URI user part), pick the start.
-        let caller = caller_id(&req);
+        let caller = proxy::caller_id(&req, peer.addr.ip(), &self.config.trusted_proxies);
         let entry = match self
             .menus
             .route(req.uri.user().as_deref(), caller.as_deref())
@@ -572,6 +627,7 @@ impl Engine {
                 .party_from()
                 .map(|f| f.uri.to_string())
                 .unwrap_or_default(),
+            caller: caller.clone(),
             to: req.uri.to_string(),
         });
         let call = Call {
@@ -580,6 +636,7 @@ impl Engine {
             peer,
             invite_key: key.clone(),
             invite: req,
+            caller,
             local_tag: self.rng.token(),
             dialog: None,
             local_sdp: None,
@@ -630,6 +687,7 @@ impl Engine {
             };
             let mut r = Response::to_request(&call.invite, StatusCode::RINGING);
             set_to_tag(&mut r, &call.local_tag);
+            proxy::copy_record_route(&mut r, &call.invite);
             r.headers.push(
                 HeaderName::Contact,
                 contact_value(self.config.sip_addr, call.peer.transport),
@@ -668,6 +726,7 @@ impl Engine {
         };
         let mut r = Response::to_request(&call.invite, StatusCode::OK);
         set_to_tag(&mut r, &call.local_tag);
+        proxy::copy_record_route(&mut r, &call.invite);
         let contact = contact_value(self.config.sip_addr, call.peer.transport);
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -873,6 +932,7 @@ impl Engine {
         }
         call.reinvite = Some(key.clone());
         let mut r = Response::to_request(&req, StatusCode::OK);
+        proxy::copy_record_route(&mut r, &req);
         r.headers.push(
             HeaderName::Contact,
             contact_value(self.config.sip_addr, call.peer.transport),
@@ -1099,19 +1159,36 @@ impl Engine {
                 self.finish_call(handle, reason);
             }
             Phase::Answered { .. } | Phase::Active => {
-                let branch = format!("z9hG4bK{}", self.rng.token());
-                let via = format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    call.peer.transport.via_token(),
-                    self.config.sip_addr
-                );
                 let Some(dialog) = call.dialog.as_mut() else {
                     return;
                 };
+                // RFC 3261 §12.2.1.1: the route set decides the Request-URI, the Route
+                // headers and the next hop; the Via names the transport used to get there.
+                let target = dialog.target();
+                let hop = proxy::next_hop(call.peer, &target);
+                let peer = hop.peer;
+                let branch = format!("z9hG4bK{}", self.rng.token());
+                let via = format!(
+                    "SIP/2.0/{} {};branch={branch};rport",
+                    peer.transport.via_token(),
+                    self.config.sip_addr
+                );
                 let mut bye = dialog.request(Method::Bye, via);
                 bye.headers
                     .push(HeaderName::UserAgent, self.config.user_agent.clone());
-                let peer = bye_destination(call.peer, &bye);
+                let next_hop = target.next_hop.to_string();
+                if hop.unresolved {
+                    self.outputs
+                        .push_back(Output::Event(Event::RouteUnresolved {
+                            call: handle,
+                            next_hop,
+                        }));
+                } else if target.strict {
+                    self.outputs.push_back(Output::Event(Event::StrictRoute {
+                        call: handle,
+                        next_hop,
+                    }));
+                }
                 if let Some(m) = call.media.as_mut() {
                     m.stop();
                 }
@@ -1296,47 +1373,6 @@ fn contact_value(addr: SocketAddr, transport: Transport) -> String {
         Transport::Udp => format!("<sip:ivr@{addr}>"),
         Transport::Tcp => format!("<sip:ivr@{addr};transport=tcp>"),
     }
-}
-
-/// Where our in-dialog requests go: over TCP, the same connection; over UDP, the remote
-/// target when it is an IP address, else where the INVITE came from.
-fn bye_destination(invite_peer: Peer, bye: &Request) -> Peer {
-    if invite_peer.transport.is_reliable() {
-        return invite_peer;
-    }
-    let target = bye.uri.as_sip().and_then(|u| {
-        let ip: IpAddr = u
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()?;
-        Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
-    });
-    Peer {
-        addr: target.unwrap_or(invite_peer.addr),
-        ..invite_peer
-    }
-}
-
-/// The caller's number: the P-Asserted-Identity user (RFC 3325 §9.1) if present, else the
-/// From user; `None` when withheld (no user part, or `anonymous`).
-pub(crate) fn caller_id(req: &Request) -> Option<String> {
-    let pai = req
-        .headers
-        .get(&HeaderName::Other("P-Asserted-Identity".into()))
-        .and_then(|v| NameAddr::parse(v, HeaderName::Other("P-Asserted-Identity".into())).ok());
-    let uri = match pai {
-        Some(p) => p.uri,
-        None => req.party_from().ok()?.uri,
-    };
-    let user = match &uri {
-        ivr_sip::Uri::Other { raw, .. } => raw
-            .split_once(':')
-            .map(|(_, r)| r.split(';').next().unwrap_or(r).to_string()),
-        ivr_sip::Uri::Sip(_) => uri.user(),
-    }?;
-    (!user.eq_ignore_ascii_case("anonymous")).then_some(user)
 }
 
 /// A key from a SIP INFO body: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).

@@ -10,6 +10,7 @@ pub mod call;
 pub mod engine;
 pub mod fuzz;
 pub mod media;
+mod proxy;
 pub mod rng;
 pub mod sdp;
 pub mod voicemail;

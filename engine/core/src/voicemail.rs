@@ -109,7 +109,7 @@ impl Engine {
         };
         let menus = call.menu.menus().clone();
         let mb = menus.mailbox(mailbox);
-        let caller_id = crate::engine::caller_id(&call.invite);
+        let caller_id = call.caller.clone();
         let request = CallbackRequest {
             id,
             mailbox: mb.name.clone(),

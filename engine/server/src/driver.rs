@@ -38,8 +38,13 @@ pub struct ServerConfig {
     pub media_timeout: Duration,
     /// A hold with no media for this long ends the call.
     pub hold_timeout: Duration,
-    /// After a shutdown request, exit at the latest after this long.
+    /// After a shutdown request, exit at the latest after this long (after the drain).
     pub shutdown_grace: Duration,
+    /// After a shutdown request, keep the calls in progress this long (refusing new calls and
+    /// answering OPTIONS with 503) before hanging up the rest; zero hangs up at once.
+    pub drain: Duration,
+    /// Proxies whose P-Asserted-Identity is believed (RFC 3325).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Ring this long before answering.
     pub answer_delay: Duration,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
@@ -219,6 +224,7 @@ impl Server {
         engine_config.hold_timeout = self.config.hold_timeout;
         engine_config.seed = seed();
         engine_config.answer_delay = self.config.answer_delay;
+        engine_config.trusted_proxies = self.config.trusted_proxies.clone();
         let mut engine = Engine::new(engine_config, menus);
         let mut io = Io {
             udp: self.udp,
@@ -244,6 +250,8 @@ impl Server {
         let mut wall_tick = tokio::time::interval(Duration::from_secs(60));
         tokio::pin!(shutdown);
         let mut exit_at: Option<tokio::time::Instant> = None;
+        // While draining: when the calls still in progress are hung up.
+        let mut hang_up_at: Option<tokio::time::Instant> = None;
         let mut timers_first = false;
         loop {
             let deadline = io.drain(&mut engine);
@@ -259,11 +267,14 @@ impl Server {
                 continue;
             }
             timers_first = false;
-            let sleep_until = match (deadline, exit_at) {
-                (Some(d), Some(e)) => Some(tokio::time::Instant::from_std(d).min(e)),
-                (Some(d), None) => Some(tokio::time::Instant::from_std(d)),
-                (None, e) => e,
-            };
+            let sleep_until = [
+                deadline.map(tokio::time::Instant::from_std),
+                exit_at,
+                hang_up_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 biased;
                 msg = rx.recv() => {
@@ -324,11 +335,11 @@ impl Server {
                         }
                         other => other,
                     };
-                    io.feed(&mut engine, msg);
+                    io.feed_now(&mut engine, msg);
                     // Take what else is already queued before sleeping again (bounded, for fairness).
                     for _ in 0..256 {
                         match rx.try_recv() {
-                            Ok(m) => io.feed(&mut engine, m),
+                            Ok(m) => io.feed_now(&mut engine, m),
                             Err(_) => break,
                         }
                     }
@@ -337,6 +348,11 @@ impl Server {
                     if exit_at.is_some_and(|e| tokio::time::Instant::now() >= e) {
                         warn!("shutdown grace period over; exiting with calls still ending");
                         break;
+                    }
+                    if hang_up_at.is_some_and(|h| tokio::time::Instant::now() >= h) {
+                        hang_up_at = None;
+                        info!(calls = engine.call_count(), "drain time over: hanging up the calls still in progress");
+                        engine.handle_input(Instant::now(), Input::Shutdown);
                     }
                     engine.handle_input(Instant::now(), Input::Timeout);
                 }
@@ -351,9 +367,16 @@ impl Server {
                     } else {
                         info!(target: "ivr::stats", packets = 0, "rtp pacing lateness: no packet sent");
                     }
-                    info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
-                    engine.handle_input(Instant::now(), Input::Shutdown);
-                    exit_at = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
+                    let now = tokio::time::Instant::now();
+                    if self.config.drain.is_zero() {
+                        info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
+                        engine.handle_input(Instant::now(), Input::Shutdown);
+                    } else {
+                        info!(calls = engine.call_count(), drain_secs = self.config.drain.as_secs(), "draining: refusing new calls (OPTIONS and INVITE get 503), letting active calls finish");
+                        engine.handle_input(Instant::now(), Input::Drain);
+                        hang_up_at = Some(now + self.config.drain);
+                    }
+                    exit_at = Some(now + self.config.drain + self.config.shutdown_grace);
                 }
             }
         }
@@ -475,6 +498,17 @@ impl Pacing {
 }
 
 impl Io {
+    /// [`Io::feed`], and a SIP message's answers go out at once: the `100 Trying` to an
+    /// INVITE leaves before the next queued input is looked at (a proxy fails over after
+    /// about 1.5 s without a provisional answer).
+    fn feed_now(&mut self, engine: &mut Engine, msg: NetIn) {
+        let sip = matches!(msg, NetIn::Sip { .. });
+        self.feed(engine, msg);
+        if sip {
+            let _ = self.drain(engine);
+        }
+    }
+
     fn feed(&mut self, engine: &mut Engine, msg: NetIn) {
         let now = Instant::now();
         match msg {
@@ -660,11 +694,13 @@ impl Io {
                 call,
                 call_id,
                 from,
+                caller,
                 to,
             } => {
                 self.status.call_started();
                 let span = info_span!("call", %call, call_id = %call_id);
-                span.in_scope(|| info!(%from, %to, "call started"));
+                let caller = caller.as_deref().unwrap_or("withheld");
+                span.in_scope(|| info!(%caller, %from, %to, "call started"));
                 self.spans.insert(call, span);
             }
             Event::CallAnswered { call } => self.in_call(call, |_| info!("answered")),
@@ -735,6 +771,12 @@ impl Io {
                 reason,
             } => info!(%method, %call_id, status, %reason, "request refused"),
             Event::BadMessage { from, error } => warn!(%from, %error, "malformed SIP message"),
+            Event::RouteUnresolved { call, next_hop } => self.in_call(call, |_| {
+                warn!(%next_hop, "the route set's next hop is a host name, which this engine does not resolve: sent where the INVITE came from")
+            }),
+            Event::StrictRoute { call, next_hop } => self.in_call(call, |_| {
+                info!(%next_hop, "strict router (no ;lr): Request-URI rewritten as RFC 3261 §12.2.1.1 says")
+            }),
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;

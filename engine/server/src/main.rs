@@ -34,13 +34,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Answer calls.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check what `ivr serve` would need, and say how to fix each problem.
     ///
     /// Takes serve's flags (and settings file): the config, ports free, data folder
     /// writable, database reachable and migrated, espeak-ng if `say:` is used, open files
     /// limit, clock. Exit 1 if something fails.
-    Doctor(ServeArgs),
+    Doctor(Box<ServeArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -179,6 +179,19 @@ struct ServeArgs {
     /// The sender of those e-mails.
     #[arg(long, default_value = "IVR <ivr@localhost>")]
     mail_from: String,
+    /// A proxy whose P-Asserted-Identity (RFC 3325) is believed (repeat for several, or a
+    /// comma-separated list in IVR_SIP_TRUSTED_PROXIES). From anywhere else the caller's
+    /// identity is the From header.
+    #[arg(
+        long = "sip-trusted-proxy",
+        env = "IVR_SIP_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    sip_trusted_proxies: Vec<std::net::IpAddr>,
+    /// On SIGTERM or SIGINT, keep the calls in progress this many seconds (new calls and
+    /// OPTIONS probes get 503, so a proxy sends calls elsewhere) before hanging up the rest.
+    #[arg(long, env = "IVR_DRAIN_SECS", default_value_t = 0)]
+    drain_secs: u64,
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
@@ -457,7 +470,7 @@ fn main() -> std::process::ExitCode {
             print!("{}", settings::print(serve, matches, &applied));
             std::process::ExitCode::SUCCESS
         }
-        Command::Serve(args) => match serve(args) {
+        Command::Serve(args) => match serve(*args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr: {e:#}");
@@ -816,6 +829,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             media_timeout: args.media_timeout.max(Duration::from_secs(1)),
             hold_timeout: args.hold_timeout.max(Duration::from_secs(1)),
             shutdown_grace: Duration::from_secs(3),
+            drain: Duration::from_secs(args.drain_secs),
+            trusted_proxies: args.sip_trusted_proxies.clone(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
             config_sources,

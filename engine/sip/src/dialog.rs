@@ -1,7 +1,9 @@
-//! Dialog state (RFC 3261 §12) for the engine's side of a call (the UAS).
+//! Dialog state (RFC 3261 §12), from either side: the UAS that answered an INVITE
+//! ([`Dialog::from_invite`]) or the UAC that sent one ([`Dialog::from_response`]).
 
 use crate::header::{HeaderName, NameAddr};
-use crate::message::{CoreHeaders, HeaderError, Method, Request};
+use crate::message::{CoreHeaders, HeaderError, Method, Request, Response};
+use crate::route::{RouteSet, Target};
 use crate::uri::Uri;
 
 /// Identifies a dialog from our side: Call-ID, our tag, the peer's tag (RFC 3261 §12).
@@ -31,7 +33,8 @@ impl DialogId {
     }
 }
 
-/// A dialog created by answering an INVITE (RFC 3261 §12.1.1).
+/// A dialog: created by answering an INVITE (RFC 3261 §12.1.1) or by a 2xx/101-199 with a
+/// To tag to one we sent (§12.1.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dialog {
     /// The identifiers.
@@ -40,13 +43,14 @@ pub struct Dialog {
     pub local: NameAddr,
     /// The peer's address of record, with its tag (the From of the INVITE).
     pub remote: NameAddr,
-    /// Where in-dialog requests go: the Contact of the INVITE (§12.1.1).
+    /// Where in-dialog requests go: the peer's Contact (§12.1.1, §12.1.2).
     pub remote_target: Uri,
-    /// The Record-Route values of the INVITE, in order (§12.1.1).
-    pub route_set: Vec<String>,
+    /// The proxies every in-dialog request traverses (§12.1.1: the INVITE's Record-Route
+    /// in order; §12.1.2: the response's, reversed).
+    pub route_set: RouteSet,
     /// Our CSeq for requests we send.
     pub local_seq: u32,
-    /// The highest CSeq seen from the peer.
+    /// The highest CSeq seen from the peer (0: none yet, §12.1.2's "empty").
     pub remote_seq: u32,
 }
 
@@ -56,9 +60,13 @@ pub enum DialogError {
     /// A header the dialog needs is missing or malformed.
     #[error(transparent)]
     Header(#[from] HeaderError),
-    /// The INVITE has no Contact (RFC 3261 §8.1.1.8 requires one).
-    #[error("INVITE without Contact")]
+    /// The INVITE (or the response creating the dialog) has no Contact (RFC 3261 §8.1.1.8,
+    /// §12.1.1 require one).
+    #[error("no Contact")]
     NoContact,
+    /// The response has no To tag, so it creates no dialog (§12.1.2).
+    #[error("response without To tag")]
+    NoTag,
     /// A request's CSeq is lower than one already seen (§12.2.2): answer 500.
     #[error("CSeq {got} is lower than {seen}")]
     OldCSeq {
@@ -80,11 +88,7 @@ impl Dialog {
         let mut local = invite.party_to()?;
         local.params.set("tag", Some(local_tag.to_string()));
         let remote_target = invite.contact()?.ok_or(DialogError::NoContact)?.uri;
-        let route_set = invite
-            .headers
-            .values(&HeaderName::RecordRoute)
-            .map(str::to_string)
-            .collect();
+        let route_set = RouteSet::uas(&invite.headers)?;
         Ok(Dialog {
             id: DialogId {
                 call_id: invite.call_id()?.to_string(),
@@ -97,6 +101,28 @@ impl Dialog {
             route_set,
             local_seq,
             remote_seq: invite.cseq()?.seq,
+        })
+    }
+
+    /// The dialog a response with a To tag to our `request` creates (RFC 3261 §12.1.2): the
+    /// route set is the response's Record-Route reversed, the remote target its Contact.
+    pub fn from_response(request: &Request, response: &Response) -> Result<Dialog, DialogError> {
+        let local = request.party_from()?;
+        let remote = response.party_to()?;
+        let remote_tag = remote.tag().ok_or(DialogError::NoTag)?.to_string();
+        let remote_target = response.contact()?.ok_or(DialogError::NoContact)?.uri;
+        Ok(Dialog {
+            id: DialogId {
+                call_id: request.call_id()?.to_string(),
+                local_tag: local.tag().unwrap_or_default().to_string(),
+                remote_tag,
+            },
+            local,
+            remote,
+            remote_target,
+            route_set: RouteSet::uac(&response.headers)?,
+            local_seq: request.cseq()?.seq,
+            remote_seq: 0,
         })
     }
 
@@ -124,11 +150,18 @@ impl Dialog {
         }
     }
 
-    /// A new in-dialog request (RFC 3261 §12.2.1.1); `via` is our Via value with a fresh branch.
-    /// The route set is treated as loose routes (`;lr`), the common case; strict routing is a non-goal.
+    /// Where the dialog's next request goes and the Request-URI and `Route` values it carries
+    /// (RFC 3261 §12.2.1.1, loose and strict routers).
+    pub fn target(&self) -> Target {
+        self.route_set.target(&self.remote_target)
+    }
+
+    /// A new in-dialog request (RFC 3261 §12.2.1.1); `via` is our Via value with a fresh
+    /// branch. Send it to [`Dialog::target`]'s `next_hop`.
     pub fn request(&mut self, method: Method, via: String) -> Request {
         self.local_seq += 1;
-        let mut r = Request::new(method.clone(), self.remote_target.clone());
+        let target = self.target();
+        let mut r = Request::new(method.clone(), target.request_uri);
         r.headers.push(HeaderName::Via, via);
         r.headers.push(HeaderName::MaxForwards, "70");
         r.headers.push(HeaderName::From, self.local.to_string());
@@ -136,8 +169,8 @@ impl Dialog {
         r.headers.push(HeaderName::CallId, self.id.call_id.clone());
         r.headers
             .push(HeaderName::CSeq, format!("{} {}", self.local_seq, method));
-        for route in &self.route_set {
-            r.headers.push(HeaderName::Route, route.clone());
+        for route in target.routes {
+            r.headers.push(HeaderName::Route, route);
         }
         r
     }
@@ -175,6 +208,63 @@ mod tests {
         assert_eq!(
             routes,
             vec!["<sip:p1@127.0.0.1;lr>", "<sip:p2@127.0.0.1;lr>"]
+        );
+    }
+
+    #[test]
+    fn strict_first_route_rewrites_the_request_uri() {
+        let mut i = invite();
+        i.headers.set(
+            HeaderName::RecordRoute,
+            "<sip:127.0.0.1:5090>, <sip:p2@127.0.0.1;lr>",
+        );
+        let mut d = Dialog::from_invite(&i, "t", 1).unwrap();
+        assert!(d.target().strict);
+        let bye = d.request(
+            Method::Bye,
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKy".into(),
+        );
+        assert_eq!(bye.uri.to_string(), "sip:127.0.0.1:5090");
+        let routes: Vec<_> = bye.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(
+            routes,
+            vec!["<sip:p2@127.0.0.1;lr>", "<sip:caller@127.0.0.1:5070>"]
+        );
+    }
+
+    #[test]
+    fn uac_dialog_reverses_the_responses_record_route() {
+        let req = invite();
+        let s = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             Record-Route: <sip:p1@127.0.0.1;lr>\r\nRecord-Route: <sip:p2@127.0.0.1;lr>\r\n\
+             From: \"Caller\" <sip:caller@127.0.0.1>;tag=abc\r\nTo: <sip:ivr@127.0.0.1>;tag=callee\r\n\
+             Call-ID: call-1\r\nCSeq: 7 INVITE\r\nContact: <sip:callee@127.0.0.1:6000>\r\nContent-Length: 0\r\n\r\n";
+        let resp = match parse_message(s.as_bytes(), Framing::Datagram).unwrap() {
+            Message::Response(r) => r,
+            Message::Request(_) => unreachable!(),
+        };
+        let mut d = Dialog::from_response(&req, &resp).unwrap();
+        assert_eq!(
+            (d.id.local_tag.as_str(), d.id.remote_tag.as_str()),
+            ("abc", "callee")
+        );
+        let bye = d.request(
+            Method::Bye,
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKz".into(),
+        );
+        assert_eq!(bye.uri.to_string(), "sip:callee@127.0.0.1:6000");
+        assert_eq!(bye.cseq().unwrap().seq, 8);
+        let routes: Vec<_> = bye.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(
+            routes,
+            vec!["<sip:p2@127.0.0.1;lr>", "<sip:p1@127.0.0.1;lr>"]
+        );
+        assert_eq!(d.target().next_hop.to_string(), "sip:p2@127.0.0.1;lr");
+        let mut untagged = resp.clone();
+        untagged.headers.set(HeaderName::To, "<sip:ivr@127.0.0.1>");
+        assert_eq!(
+            Dialog::from_response(&req, &untagged),
+            Err(DialogError::NoTag)
         );
     }
 

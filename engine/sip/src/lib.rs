@@ -4,7 +4,7 @@
 //! - [`parse`]: the strict parser for datagrams and [`framing`] for TCP streams;
 //! - [`uri`], [`header`]: SIP URIs and the typed header values the engine relies on;
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines (with RFC 6026), on a virtual clock;
-//! - [`dialog`]: dialog state (RFC 3261 §12).
+//! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops.
 //!
 //! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
 //! events and deadlines out.
@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod header;
 pub mod message;
 pub mod parse;
+pub mod route;
 pub mod transaction;
 pub mod uri;
 

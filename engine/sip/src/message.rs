@@ -106,6 +106,8 @@ impl StatusCode {
     pub const NOT_FOUND: StatusCode = StatusCode(404);
     /// 405 Method Not Allowed.
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    /// 406 Not Acceptable.
+    pub const NOT_ACCEPTABLE: StatusCode = StatusCode(406);
     /// 415 Unsupported Media Type.
     pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     /// 416 Unsupported URI Scheme.
@@ -169,6 +171,7 @@ impl StatusCode {
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            406 => "Not Acceptable",
             408 => "Request Timeout",
             415 => "Unsupported Media Type",
             416 => "Unsupported URI Scheme",

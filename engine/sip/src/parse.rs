@@ -111,6 +111,9 @@ pub enum ParseErrorKind {
     /// Max-Forwards is not a number from 0 to 255.
     #[error("Max-Forwards is not a number from 0 to 255")]
     MaxForwards,
+    /// Headers every request needs (RFC 3261 §8.1.1) are absent, named in wire form.
+    #[error("missing {}", .0.join(", "))]
+    MissingHeaders(Vec<&'static str>),
 }
 
 impl ParseError {
@@ -360,10 +363,30 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseErrorKind> {
     Ok(StartLine::Request(Method::from_token(method), uri))
 }
 
+/// The headers every request must carry (RFC 3261 §8.1.1; Max-Forwards and Contact are
+/// left to the engine, which copes without the first and answers the lack of the second).
+const MANDATORY: [(HeaderName, &str); 5] = [
+    (HeaderName::Via, "Via"),
+    (HeaderName::CallId, "Call-ID"),
+    (HeaderName::From, "From"),
+    (HeaderName::To, "To"),
+    (HeaderName::CSeq, "CSeq"),
+];
+
 /// The checks every message must pass before the transaction layer sees it (RFC 3261 §8.1.1).
 fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
     match msg {
         Message::Request(r) => {
+            // RFC 3261 §8.1.1: name every mandatory header that is absent at once (RFC 4475
+            // §3.3.1 `insuf`), so the 400 says all that is wrong.
+            let missing: Vec<&'static str> = MANDATORY
+                .iter()
+                .filter(|(name, _)| r.headers.get(name).is_none())
+                .map(|(_, wire)| *wire)
+                .collect();
+            if !missing.is_empty() {
+                return Err(ParseErrorKind::MissingHeaders(missing));
+            }
             r.top_via()?;
             r.party_from()?;
             r.party_to()?;
@@ -400,15 +423,21 @@ fn validate(msg: &Message) -> Result<(), ParseErrorKind> {
     }
 }
 
-/// Build the response owed to a refused request, if enough headers were read to address it
-/// (Via, From, To, Call-ID and CSeq present). The reason phrase says what was wrong.
+/// Build the response owed to a refused request, if enough headers were read to address it.
+/// Via and CSeq are needed to route it back and match it to the request; missing From, To or
+/// Call-ID are named in the reason phrase (RFC 4475 §3.3.1) and left out of the response, which
+/// copies what there is (RFC 3261 §8.2.6.2). The reason phrase says what was wrong.
 pub fn error_response(err: &ParseError) -> Option<Response> {
     if !err.is_request {
         return None;
     }
     let h = &err.headers;
-    for name in &crate::message::COPIED_INTO_RESPONSES {
-        h.get(name)?;
+    h.get(&HeaderName::Via)?;
+    h.get(&HeaderName::CSeq)?;
+    if !matches!(err.kind, ParseErrorKind::MissingHeaders(_)) {
+        for name in &crate::message::COPIED_INTO_RESPONSES {
+            h.get(name)?;
+        }
     }
     let mut r = Response::with_headers_of(h, err.status());
     let reason: String = err
@@ -477,6 +506,30 @@ mod tests {
             r.headers.get(&HeaderName::Other("Subject".into())),
             Some("hello world")
         );
+    }
+
+    #[test]
+    fn missing_headers_are_all_named_in_the_400() {
+        // RFC 4475 §3.3.1 `insuf`: no Call-ID, From or To.
+        let s = "INVITE sip:user@example.com SIP/2.0\r\nCSeq: 193942 INVITE\r\n\
+                 Via: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf\r\nContent-Length: 0\r\n\r\n";
+        let e = parse_message(s.as_bytes(), Framing::Datagram).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::MissingHeaders(vec!["Call-ID", "From", "To"])
+        );
+        let r = error_response(&e).expect("a 400 can be addressed by Via");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.reason, "Bad Request (missing Call-ID, From, To)");
+        assert!(r.headers.get(&HeaderName::Via).is_some());
+        assert!(r.headers.get(&HeaderName::CSeq).is_some());
+        // Without a Via there is nowhere to send it.
+        let e = parse_message(
+            b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n",
+            Framing::Datagram,
+        )
+        .unwrap_err();
+        assert!(error_response(&e).is_none());
     }
 
     #[test]

@@ -52,7 +52,7 @@ const EXPECTED: &[(&str, Verdict)] = &[
     ("mismatch02.dat", Answer(400)),
     ("bigcode.dat", Drop),
     ("badbranch.dat", Parse),
-    ("insuf.dat", Drop),
+    ("insuf.dat", Answer(400)),
     ("unkscm.dat", Parse),
     ("novelsc.dat", Parse),
     ("unksm2.dat", Parse),
