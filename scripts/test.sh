@@ -14,6 +14,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 kamailio_bin() { command -v kamailio || ls /usr/sbin/kamailio 2>/dev/null; }
 kamailio_bin >/dev/null 2>&1 || need_apt+=(kamailio)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -24,6 +26,7 @@ command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be ins
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
 kamailio_bin >/dev/null 2>&1 || { echo "kamailio is required (tests/tests/proxy.rs) and could not be installed" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
+command -v curl >/dev/null 2>&1 || { echo "curl is required (the documented sign-in is run as written) and could not be installed" >&2; exit 1; }
 
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).
@@ -50,3 +53,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The black-box suites run the real binary: build it first.
 cargo build --workspace --bins
 cargo test --workspace
+# The Debian package, built from the binary above, installed, run as its unit runs it, called,
+# reloaded, stopped and purged.
+scripts/test-package.sh target/debug/ivr

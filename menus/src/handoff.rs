@@ -215,7 +215,7 @@ fn seconds(
         return default;
     };
     let here = join(path, key);
-    match w.number(node, &here) {
+    match w.seconds(node, &here) {
         Some(v) if range.contains(&v) => v,
         Some(v) => {
             w.error(

@@ -5,6 +5,7 @@
 //! a sans-IO state machine: it is told about digits, finished playback and time, and
 //! answers with what to play, when to stop, and when to hang up.
 
+pub mod duration;
 pub mod fuzz;
 pub mod graph;
 pub mod handoff;
@@ -20,7 +21,7 @@ pub mod yaml;
 pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
 pub use model::{
     Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions,
-    Route, Router, compile, compile_full, compile_with_tts,
+    Route, Router, closest, compile, compile_full, compile_with_tts,
 };
 pub use run::{MenuOutput, MenuRun};
 

@@ -1612,7 +1612,7 @@ fn timeout_field(
         return default;
     };
     let path = join(base, key);
-    match w.number(t, &path) {
+    match w.seconds(t, &path) {
         Some(v) if (1.0..=60.0).contains(&v) => v,
         Some(v) => {
             w.error(t.at, &path, ErrorKind::Timeout(v));
@@ -1837,7 +1837,7 @@ fn variant(
                     })
                 } else if let Some(n) = f.get("silence") {
                     let here = join(path, "silence");
-                    match w.number(n, &here) {
+                    match w.seconds(n, &here) {
                         Some(secs) if (0.02..=60.0).contains(&secs) => {
                             Some((Source::Silence(secs), n.at))
                         }
@@ -2182,7 +2182,7 @@ pub(crate) fn is_variable_name(name: &str) -> bool {
 }
 
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.
-pub(crate) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     candidates
         .map(|c| (edit_distance(name, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
@@ -2337,7 +2337,7 @@ menus:
             [
                 "1:8: entry: unknown menu 'mian' (did you mean 'main'?)",
                 "4:9: prompts.gone: missing.wav: no such file",
-                "8:14: menus.main.timeout: expected a number, found a string",
+                "8:14: menus.main.timeout: expected a number of seconds or a duration (5s, 1m30s), found a string",
                 "10:5: menus.main.retries: duplicate key (first at line 9, column 5)",
                 "11:5: menus.main.optoins: unknown field 'optoins' (did you mean 'options'?; expected one of prompt, timeout, retries, invalid, no_input, options, extensions, inter_digit_timeout, collect, then, on_failure)",
                 "13:20: menus.main.options.1.goto: unknown menu 'sales'",

@@ -228,20 +228,7 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 6s, 1m)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("'{s}': use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse(s)
 }
 
 /// Why a scenario failed.
@@ -363,6 +350,8 @@ struct Sim {
     hung_up: bool,
     /// Where the call left the menus (`voicemail sales`), if it did.
     away: Option<String>,
+    /// The same, as the menus name it.
+    handoff: Option<crate::Handoff>,
     /// What a listener would notice, for `ivr simulate`.
     log: Vec<String>,
 }
@@ -383,6 +372,7 @@ impl Sim {
             cursor: 0,
             hung_up: false,
             away: None,
+            handoff: None,
             log: Vec::new(),
         };
         if let Some(wall) = wall {
@@ -433,6 +423,7 @@ impl Sim {
                     self.playing_until = None;
                     self.note(format!("leaves the menus: {place}"));
                     self.away = Some(place);
+                    self.handoff = Some(h);
                 }
             }
         }
@@ -524,6 +515,22 @@ impl Simulator {
     /// The lines noted since the last call (time since the call began, what happened).
     pub fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.0.log)
+    }
+
+    /// Where the menus handed the call, if they did (a mailbox's dialogue is simulated by
+    /// `ivr_voicemail::simulate`).
+    pub fn handoff(&self) -> Option<crate::Handoff> {
+        self.0.handoff
+    }
+
+    /// The virtual time now (the call began at the `start` given to [`Simulator::call`]).
+    pub fn now(&self) -> Instant {
+        self.0.now
+    }
+
+    /// The caller's language (an index into [`Menus::languages`]).
+    pub fn language(&self) -> usize {
+        self.0.run.language()
     }
 }
 

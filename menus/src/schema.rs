@@ -11,6 +11,8 @@ use crate::model::{ACTION_FIELDS, MENU_FIELDS, PROMPT_FIELDS, TOP_FIELDS};
 pub fn json() -> String {
     let names = r#"{ "oneOf": [ { "type": "string" }, { "type": "array", "items": { "type": "string" } } ] }"#;
     let key = r#""^([0-9*#A-Da-d])$""#;
+    // Seconds, or a string with units as crate::duration reads it (5s, 1m30s, 500ms).
+    let duration = r#""^(([0-9]+([.][0-9]+)?(ms|s|min|m|h))+|[0-9]+([.][0-9]+)?)$""#;
     format!(
         r##"{{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -102,7 +104,7 @@ pub fn json() -> String {
            "file": {{ "type": "string" }},
            "say": {{ "type": "string", "description": "Text spoken by espeak-ng, rendered once at load and cached." }},
            "voice": {{ "type": "string", "default": "en", "description": "espeak-ng voice or language for say: (en, en-us, fr, fr-be...)." }},
-           "silence": {{ "type": "number", "minimum": 0.02, "maximum": 60, "description": "Seconds of silence." }},
+           "silence": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 0.02, "maximum": 60, "description": "Seconds of silence." }},
            "tone": {{ "enum": ["beep"], "description": "A generated tone: beep is 1 kHz for 250 ms." }},
            "interruptible": {{ "type": "boolean", "default": true, "description": "A key stops the prompt and acts at once." }},
            "type_ahead": {{ "enum": ["keep", "discard"], "default": "keep", "description": "Not interruptible: keys pressed meanwhile act when it ends (keep) or are dropped." }}
@@ -124,7 +126,7 @@ pub fn json() -> String {
             ] }} }}
           ]
         }},
-        "timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }},
+        "timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }},
         "retries": {{
           "description": "Replays after a timeout or an invalid key: one number for both, or each apart.",
           "default": 2,
@@ -148,7 +150,7 @@ pub fn json() -> String {
           "propertyNames": {{ "pattern": "^[0-9*A-Da-d]{{2,}}$" }},
           "additionalProperties": {{ "$ref": "#/$defs/action" }}
         }},
-        "inter_digit_timeout": {{ "type": "number", "minimum": 1, "maximum": 60, "default": 3, "description": "Longest pause between the digits of an extension or an entry." }},
+        "inter_digit_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 1, "maximum": 60, "default": 3, "description": "Longest pause between the digits of an extension or an entry." }},
         "collect": {{
           "type": "object", "additionalProperties": false, "required": ["into"],
           "description": "Collect digits into a variable instead of offering options; `then` runs after a valid entry.",
@@ -182,9 +184,9 @@ pub fn json() -> String {
         "callback_number": {{ "enum": ["offer_caller_id", "ask", "caller_id", "none"], "default": "offer_caller_id",
           "description": "How the number to call back is obtained: offer the caller ID or another number, always ask, take the caller ID, or none." }},
         "number_pattern": {{ "type": "string", "default": "\\+?[0-9]{{3,15}}", "description": "A regular expression the whole callback number must match." }},
-        "max_length": {{ "type": "number", "minimum": 5, "maximum": 3600, "default": 120, "description": "Longest message, in seconds." }},
+        "max_length": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 3600, "default": 120, "description": "Longest message, in seconds." }},
         "finish_key": {{ "type": "string", "default": "#", "description": "The key that ends the message." }},
-        "silence": {{ "type": "number", "minimum": 0, "maximum": 60, "default": 5, "description": "Seconds of silence that end the message (0: never)." }},
+        "silence": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 0, "maximum": 60, "default": 5, "description": "Seconds of silence that end the message (0: never)." }},
         "beep": {{ "type": "boolean", "default": true, "description": "A beep marks the start of recording." }},
         "review": {{ "type": "boolean", "default": false, "description": "Let the caller listen, then keep, re-record or cancel." }},
         "saved": {{ "$ref": "#/$defs/names", "description": "Played once the request is saved, before hanging up." }},
@@ -197,9 +199,9 @@ pub fn json() -> String {
         "strategy": {{ "enum": ["ring_all", "round_robin", "longest_idle", "fewest_calls", "random"], "default": "longest_idle" }},
         "music": {{ "$ref": "#/$defs/names", "description": "Played in a loop while waiting (default: ringing tone)." }},
         "announcement": {{ "$ref": "#/$defs/names", "description": "Played every announce_every seconds." }},
-        "announce_every": {{ "type": "number", "minimum": 5, "maximum": 600, "default": 30 }},
-        "max_wait": {{ "type": "number", "minimum": 10, "maximum": 7200, "default": 600, "description": "Seconds before on_timeout." }},
-        "agent_timeout": {{ "type": "number", "minimum": 5, "maximum": 120, "default": 15, "description": "Seconds one agent rings before the next is tried." }},
+        "announce_every": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 600, "default": 30 }},
+        "max_wait": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 10, "maximum": 7200, "default": 600, "description": "Seconds before on_timeout." }},
+        "agent_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 120, "default": 15, "description": "Seconds one agent rings before the next is tried." }},
         "on_timeout": {{ "$ref": "#/$defs/action", "description": "After max_wait: goto, hangup, voicemail, transfer or queue (default: hang up)." }}
       }}
     }},
@@ -208,7 +210,7 @@ pub fn json() -> String {
       "properties": {{
         "uri": {{ "type": "string", "pattern": "^(sips?|tel):", "description": "sip:, sips: or tel: URI." }},
         "mode": {{ "enum": ["refer", "bridge"], "default": "refer", "description": "REFER (blind transfer by the caller's phone) or a call bridged by the engine." }},
-        "ring_timeout": {{ "type": "number", "minimum": 5, "maximum": 300, "default": 30, "description": "Bridged: how long the destination may ring." }}
+        "ring_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 300, "default": 30, "description": "Bridged: how long the destination may ring." }}
       }}
     }},
     "action": {{

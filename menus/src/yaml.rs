@@ -242,7 +242,7 @@ impl Walker {
             if let Some(allowed) = allowed
                 && !allowed.contains(&key)
             {
-                let hint = closest(key, allowed.iter().copied());
+                let hint = synonym(key, allowed).or_else(|| closest(key, allowed.iter().copied()));
                 self.error(
                     k.at,
                     &here,
@@ -277,6 +277,26 @@ impl Walker {
             Value::Float(f) => Some(f),
             _ => {
                 self.wrong_type(node, path, "a number");
+                None
+            }
+        }
+    }
+
+    /// A length of time in seconds: a number, or a string with units (`5s`, `1m30s`,
+    /// `500ms`; see [`crate::duration`]).
+    pub fn seconds(&mut self, node: &Node, path: &str) -> Option<f64> {
+        match &node.value {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Str(s) => match crate::duration::parse(s) {
+                Ok(d) => Some(d.as_secs_f64()),
+                Err(_) => {
+                    self.wrong_type(node, path, "a number of seconds or a duration (5s, 1m30s)");
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(node, path, "a number of seconds or a duration (5s, 1m30s)");
                 None
             }
         }
@@ -329,6 +349,29 @@ pub fn join(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// Words people write for a field by another name (`retry:` for `repeat:`), when that
+/// field is allowed here: spelling distance alone does not find them.
+fn synonym(key: &str, allowed: &[&str]) -> Option<String> {
+    const SYNONYMS: &[(&str, &str)] = &[
+        ("retry", "repeat"),
+        ("replay", "repeat"),
+        ("again", "repeat"),
+        ("menu", "goto"),
+        ("jump", "goto"),
+        ("go", "goto"),
+        ("hang_up", "hangup"),
+        ("end", "hangup"),
+        ("say", "play"),
+        ("mailbox", "voicemail"),
+        ("forward", "transfer"),
+        ("wait", "timeout"),
+    ];
+    SYNONYMS
+        .iter()
+        .find(|(word, field)| *word == key && allowed.contains(field))
+        .map(|(_, field)| field.to_string())
 }
 
 #[cfg(test)]

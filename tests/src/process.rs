@@ -57,12 +57,31 @@ impl Ivr {
 
     /// [`Ivr::start`] with a data folder the caller keeps (to restart on the same data).
     pub fn start_in(data: &std::path::Path, extra: &[&str]) -> Ivr {
-        Ivr::start_wrapped(data, extra, &[])
+        Ivr::launch(None, data, extra, &[])
     }
 
     /// [`Ivr::start_in`] with the binary run by a wrapper command (e.g. `prlimit
     /// --nofile=4096:4096 --`, to start it with fewer file descriptors).
     pub fn start_wrapped(data: &std::path::Path, extra: &[&str], wrapper: &[&str]) -> Ivr {
+        Ivr::launch(None, data, extra, wrapper)
+    }
+
+    /// [`Ivr::start_in`], run from the folder `cwd` (relative paths are taken from there).
+    pub fn start_from(
+        cwd: Option<&std::path::Path>,
+        data: &std::path::Path,
+        extra: &[&str],
+    ) -> Ivr {
+        Ivr::launch(cwd, data, extra, &[])
+    }
+
+    /// Start the binary from `cwd` (or here), behind `wrapper` (or directly).
+    fn launch(
+        cwd: Option<&std::path::Path>,
+        data: &std::path::Path,
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Ivr {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -71,6 +90,9 @@ impl Ivr {
             }
             None => Command::new(ivr_binary()),
         };
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
         let mut child = command
             .args([
                 "serve",

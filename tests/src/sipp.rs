@@ -39,6 +39,29 @@ pub fn free_port() -> u16 {
     panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
+/// `voicemail.xml` with the caller's audio (raw µ-law, see [`ulaw_message`]) and caller ID
+/// in place, written into `dir`; returns its path. The caller picks the demo's voicemail
+/// option with RFC 2833 digits and speaks until the `-d` pause ends.
+pub fn voicemail_scenario(dir: &std::path::Path, audio: &std::path::Path, caller: &str) -> String {
+    let template = std::fs::read_to_string(scenario("voicemail.xml")).expect("voicemail.xml");
+    let text = template
+        .replace("@AUDIO@", &audio.display().to_string())
+        .replace("@CALLER@", caller);
+    let path = dir.join("voicemail.xml");
+    std::fs::write(&path, text).expect("write the scenario");
+    path.display().to_string()
+}
+
+/// Write `samples` as raw µ-law (what SIPp's `rtp_stream` sends as payload type 0) to
+/// `path`.
+pub fn ulaw_message(path: &std::path::Path, samples: &[i16]) {
+    let ulaw: Vec<u8> = samples
+        .iter()
+        .map(|s| ivr_audio::Codec::Pcmu.encode(*s))
+        .collect();
+    std::fs::write(path, ulaw).expect("write the message");
+}
+
 /// The result of one SIPp run.
 pub struct Run {
     /// Exit status code (0: every call succeeded).

@@ -237,3 +237,79 @@ fn admin_endpoints_want_the_token_when_one_is_set() {
     // Metrics need no token.
     assert_eq!(http::get(addr, "/metrics").status, 200);
 }
+
+/// Run from the config's own folder (`cd /etc/ivr && ivr serve --config config.yaml`), the
+/// default data folder `./ivr-data` lies inside the folder the config comes from. A call
+/// that leaves a message writes there for seconds (the recording, the database), other files
+/// appear beside the config, the config is touched and a prompt rewritten with the same
+/// bytes: none of it is a reload. Then one real edit is exactly one.
+#[test]
+fn the_engines_own_writes_and_unchanged_files_never_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let ivr = Ivr::start_from(
+        Some(dir.path()),
+        Path::new("ivr-data"),
+        &["--config", "config.yaml"],
+    );
+    let message = dir.path().join("message.ulaw");
+    let prompt =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/prompts/support_en.wav");
+    let speech = ivr_audio::wav::decode(&std::fs::read(prompt).unwrap()).unwrap();
+    sipp::ulaw_message(&message, &speech.samples);
+    let scenario = sipp::voicemail_scenario(dir.path(), &message, "+33612345678");
+    let target = ivr.sip;
+    let call =
+        std::thread::spawn(move || sipp::run(target, &["-sf", &scenario, "-m", "1", "-d", "3000"]));
+    assert_eq!(
+        ivr.wait_for(&["recording the caller's message"], 1, WAIT)
+            .len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    let status = std::process::Command::new("touch")
+        .arg(dir.path().join("config.yaml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wav = dir.path().join("prompts/lang_fr.wav");
+    std::fs::write(&wav, std::fs::read(&wav).unwrap()).unwrap();
+    let run = call.join().unwrap();
+    assert_eq!(run.code, 0, "{}\n{}", run.output, ivr.log());
+    assert_eq!(
+        ivr.wait_for(&["callback request stored"], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    assert!(
+        dir.path().join("ivr-data/callbacks.db").exists(),
+        "the data folder is inside the config's folder"
+    );
+    // Voicemail is a hand-off the engine runs: said at INFO, and no warning (issue 13).
+    let log = ivr.log();
+    assert!(
+        log.lines().any(|l| l.contains("left the menus")
+            && l.contains("\"to\":\"voicemail messages\"")
+            && l.contains("\"level\":\"INFO\"")),
+        "{log}"
+    );
+    assert!(!log.contains("\"level\":\"WARN\""), "{log}");
+
+    // One real edit: one reload, and it is the first.
+    let original = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+    replace_config(
+        dir.path(),
+        &original.replace("entry: language", "entry: main_en"),
+    );
+    assert_eq!(
+        ivr.wait_for(&["config reloaded"], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    let reloads = ivr.wait_for(&["reloading config"], 1, WAIT);
+    assert_eq!(reloads.len(), 1, "{}", ivr.log());
+    assert_eq!(metric(&ivr, "ivr_config_generation"), Some(2));
+}

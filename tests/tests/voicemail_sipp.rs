@@ -35,17 +35,6 @@ fn correlation(a: &[i16], b: &[i16], lag: usize) -> f64 {
     }
 }
 
-/// Write the scenario with the audio file and caller ID in place; returns its path.
-fn scenario(dir: &std::path::Path, audio: &std::path::Path, caller: &str) -> String {
-    let template = std::fs::read_to_string(ivr_tests::sipp::scenario("voicemail.xml")).unwrap();
-    let text = template
-        .replace("@AUDIO@", &audio.display().to_string())
-        .replace("@CALLER@", caller);
-    let path = dir.join("voicemail.xml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 #[test]
 fn a_message_streamed_and_cut_by_a_hang_up_is_stored_whole() {
     leave_a_message_and_work_through_it(None);
@@ -92,7 +81,7 @@ fn leave_a_message_and_work_through_it(database: Option<String>) {
         args.extend(["--database", db.as_str()]);
     }
     let ivr = Ivr::start(&args);
-    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let scenario = ivr_tests::sipp::voicemail_scenario(work.path(), &audio, "+33612345678");
     // Hang up 3 s into the ~6 s message.
     let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "3000"]);
     assert_eq!(
@@ -301,7 +290,7 @@ fn fifty_concurrent_messages_are_all_stored_with_no_frame_lost() {
     let work = tempfile::tempdir().unwrap();
     let (audio, heard) = sent_audio(work.path());
     let ivr = Ivr::start(&[]);
-    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let scenario = ivr_tests::sipp::voicemail_scenario(work.path(), &audio, "+33612345678");
     let run = ivr_tests::sipp::run(
         ivr.sip,
         &[
@@ -336,7 +325,7 @@ fn after_kill_9_during_twenty_recordings_every_one_is_recovered() {
     let data = tempfile::tempdir().unwrap();
     let (audio, heard) = sent_audio(work.path());
     let mut ivr = Ivr::start_in(data.path(), &[]);
-    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let scenario = ivr_tests::sipp::voicemail_scenario(work.path(), &audio, "+33612345678");
     let target = ivr.sip;
     // Twenty callers who would keep talking for a long time.
     let sipp = std::thread::spawn(move || {
@@ -428,7 +417,7 @@ fn a_webhook_that_cannot_be_delivered_waits_in_the_outbox_across_a_restart() {
         secret_file.to_str().unwrap(),
     ];
     let mut ivr = Ivr::start_in(data.path(), &args);
-    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let scenario = ivr_tests::sipp::voicemail_scenario(work.path(), &audio, "+33612345678");
     let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "1000"]);
     assert_eq!(run.code, 0, "{}", run.output);
     assert_eq!(
@@ -475,7 +464,7 @@ fn a_mailbox_with_addresses_gets_the_request_by_email_with_the_recording() {
         "--mail-from",
         "IVR <ivr@example.com>",
     ]);
-    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let scenario = ivr_tests::sipp::voicemail_scenario(work.path(), &audio, "+33612345678");
     let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "2000"]);
     assert_eq!(run.code, 0, "{}", run.output);
     let mails = smtp.wait(1, WAIT);
@@ -524,7 +513,7 @@ fn an_unwritable_voicemail_folder_gets_the_caller_an_apology_and_keeps_the_engin
     std::fs::write(data.path().join("voicemail"), b"not a folder").unwrap();
     let (audio, _) = sent_audio(work.path());
     let ivr = Ivr::start_in(data.path(), &[]);
-    let scenario = scenario(work.path(), &audio, "+33612345678");
+    let scenario = ivr_tests::sipp::voicemail_scenario(work.path(), &audio, "+33612345678");
     let run = ivr_tests::sipp::run(ivr.sip, &["-sf", &scenario, "-m", "1", "-d", "500"]);
     assert_eq!(run.code, 0, "{}\n{}", run.output, ivr.log());
     assert_eq!(

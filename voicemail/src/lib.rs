@@ -7,6 +7,7 @@
 pub mod deposit;
 pub mod fuzz;
 pub mod request;
+pub mod simulate;
 #[cfg(feature = "store")]
 pub mod store;
 

@@ -93,13 +93,14 @@ const DEMO_PROMPTS: &[(&str, &[u8])] = &[
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read. (The I/O error is part of the message and not a
+    /// `source`, so a chain printed with `{:#}` does not say it twice.)
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The config has errors; each is listed as `file:line:column: path: message`.
     #[error("{}\n{path}: {} error(s)", errors.iter().map(|e| format!("{}:{e}", error_file(path, e))).collect::<Vec<_>>().join("\n"), errors.len())]
@@ -158,21 +159,125 @@ pub fn default_tts_cache() -> PathBuf {
 
 /// Compile a config file, rendering `say:` prompts into (or reading them from) `tts_cache`.
 pub fn load_file_cached(path: &Path, tts_cache: &Path) -> Result<Menus, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    load_file_tracked(path, tts_cache).0
+}
+
+/// What [`load_file_unrendered`] found besides the menus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechCheck {
+    /// The config has `say:` prompts.
+    pub uses_say: bool,
+    /// espeak-ng is not installed here, so their voices could not be checked either.
+    pub espeak_missing: bool,
+}
+
+/// Compile a config file to validate it (`ivr check`, `ivr graph`, `ivr staff`): `say:`
+/// prompts are not rendered (each stands for a second of silence), but their voices are
+/// checked when espeak-ng is installed. A machine that only validates configs needs no
+/// speech synthesizer.
+pub fn load_file_unrendered(path: &Path) -> Result<(Menus, SpeechCheck), ConfigError> {
+    let mut check = SpeechCheck {
+        uses_say: false,
+        espeak_missing: false,
+    };
+    let mut voices: Option<Result<String, String>> = None;
+    let result = load_with(path, &mut |_, voice| {
+        check.uses_say = true;
+        let list = voices.get_or_insert_with(|| {
+            espeak(|c| c.arg("--voices")).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        });
+        match list {
+            Ok(list) if !voice_listed(list, voice) => Err(format!(
+                "espeak-ng has no voice '{voice}' (see `espeak-ng --voices`)"
+            )),
+            Ok(_) => Ok(ivr_audio::wav::encode_pcm16(8000, &[0; 8000])),
+            Err(_) => {
+                check.espeak_missing = true;
+                Ok(ivr_audio::wav::encode_pcm16(8000, &[0; 8000]))
+            }
+        }
+    })
+    .0?;
+    Ok((result, check))
+}
+
+/// [`load_file_cached`], also saying which files the load read (or tried to read), so a
+/// watcher reloads when one of them changes and for nothing else.
+pub fn load_file_tracked(path: &Path, tts_cache: &Path) -> (Result<Menus, ConfigError>, Sources) {
+    load_with(path, &mut |text, voice| speak(tts_cache, text, voice))
+}
+
+/// Compile a config file with `say` for its `say:` prompts.
+fn load_with(
+    path: &Path,
+    say: &mut ivr_menus::model::Speaker<'_>,
+) -> (Result<Menus, ConfigError>, Sources) {
+    let mut sources = Sources::default();
+    let bytes = std::fs::read(path);
+    sources.add(path, bytes.as_deref().ok());
+    let text = match bytes.and_then(|b| {
+        String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }) {
+        Ok(t) => t,
+        Err(error) => {
+            let e = ConfigError::Read {
+                path: path.to_path_buf(),
+                error,
+            };
+            return (Err(e), sources);
+        }
+    };
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    ivr_menus::compile_full(
+    let result = ivr_menus::compile_full(
         &text,
-        &mut |file| std::fs::read(base.join(file)).map_err(|e| e.to_string()),
-        &mut |text, voice| speak(tts_cache, text, voice),
+        &mut |file| {
+            let full = base.join(file);
+            let bytes = std::fs::read(&full);
+            sources.add(&full, bytes.as_deref().ok());
+            bytes.map_err(|e| e.to_string())
+        },
+        say,
         &mut crate::builtin::prompt,
     )
     .map_err(|errors| ConfigError::Invalid {
         path: path.display().to_string(),
         errors,
-    })
+    });
+    (result, sources)
+}
+
+/// The files a config load read: the config, its includes, prompts and calendars, each with
+/// a digest of what it held then (`None`: it could not be read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    files: Vec<(PathBuf, Option<u64>)>,
+}
+
+impl Sources {
+    fn add(&mut self, path: &Path, bytes: Option<&[u8]>) {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.files.iter().all(|(p, _)| *p != path) {
+            self.files.push((path, bytes.map(|b| fnv1a(b.iter()))));
+        }
+    }
+
+    /// The files (absolute paths).
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(p, _)| p.as_path())
+    }
+
+    /// Whether `path` is one of the files.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.files.iter().any(|(p, _)| p == path)
+    }
+
+    /// Whether any file now holds something else than when it was loaded (or appeared, or
+    /// disappeared). Reads every file.
+    pub fn changed(&self) -> bool {
+        self.files
+            .iter()
+            .any(|(path, digest)| std::fs::read(path).ok().map(|b| fnv1a(b.iter())) != *digest)
+    }
 }
 
 /// Render `text` in `voice` with espeak-ng, once: the WAV is kept in `cache` under a name
@@ -222,8 +327,12 @@ fn espeak(
 /// Whether `espeak-ng --voices` lists `voice` as a language (`fr`, `en-us`) or a voice file.
 fn espeak_has_voice(voice: &str) -> Result<bool, String> {
     let out = espeak(|c| c.arg("--voices"))?;
-    let list = String::from_utf8_lossy(&out.stdout);
-    Ok(list.lines().skip(1).any(|line| {
+    Ok(voice_listed(&String::from_utf8_lossy(&out.stdout), voice))
+}
+
+/// Whether the output of `espeak-ng --voices` lists `voice`.
+fn voice_listed(list: &str, voice: &str) -> bool {
+    list.lines().skip(1).any(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
         let language = cols.get(1).is_some_and(|l| l.eq_ignore_ascii_case(voice));
         let file = cols.iter().any(|c| {
@@ -233,7 +342,7 @@ fn espeak_has_voice(voice: &str) -> Result<bool, String> {
                 && c.contains('/')
         });
         language || file
-    }))
+    })
 }
 
 /// FNV-1a, 64 bits: a stable name for cache files (not a security measure).

@@ -5,9 +5,10 @@
 //! engine's next deadline. No lock is held anywhere and nothing awaits while holding engine
 //! state: sends use `try_send_to` (a full socket buffer drops the packet, like the network would).
 
-use crate::config::{self, ConfigError};
+use crate::config::Sources;
 use crate::ports::PortPool;
 use crate::recorder::{Recorder, WriterOut};
+use crate::reload::{Loaded, Reloads, Watcher};
 use crate::status::{ReloadOutcome, Status};
 use bytes::{Bytes, BytesMut};
 use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, LegHandle, Output};
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub answer_delay: Duration,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
+    /// The files the running config was loaded from (watched for changes).
+    pub config_sources: Sources,
     /// Where `say:` prompts rendered by text-to-speech are kept.
     pub tts_cache: std::path::PathBuf,
     /// Counters and config state, shared with the HTTP side.
@@ -87,14 +90,16 @@ enum NetIn {
     TcpClosed {
         peer: SocketAddr,
     },
-    /// SIGHUP, a change in the config's folder or an admin request: validate the config
-    /// again; `reply` (an admin request) hears the outcome.
+    /// SIGHUP or an admin request: validate the config again; `reply` (an admin request)
+    /// hears the outcome.
     ReloadRequested {
         why: &'static str,
         reply: Option<oneshot::Sender<ReloadOutcome>>,
     },
+    /// The watcher saw these files written, created, renamed or removed.
+    FilesChanged(Vec<std::path::PathBuf>),
     /// The result of loading the config off the loop.
-    Reloaded(Box<Result<Menus, ConfigError>>),
+    Reloaded(Box<Loaded>),
     /// From the voicemail writer, or a store result.
     Voicemail(WriterOut),
 }
@@ -199,11 +204,13 @@ impl Server {
         if let Some(hup) = self.hangup {
             spawn_sighup(hup, tx.clone());
         }
-        let _watcher = self
-            .config
-            .config_path
-            .as_ref()
-            .and_then(|path| watch_config(path, tx.clone()));
+        let mut sources = self.config.config_sources.clone();
+        let mut watcher = self.config.config_path.as_ref().and_then(|_| {
+            let tx = tx.clone();
+            Watcher::start(&sources, move |paths| {
+                let _ = tx.blocking_send(NetIn::FilesChanged(paths));
+            })
+        });
         let mut reloads = Reloads::default();
         let status = self.config.status.clone();
         let recorder = {
@@ -228,6 +235,7 @@ impl Server {
             ports: PortPool::new(self.config.rtp_ports.clone()),
             tx,
             spans: HashMap::new(),
+            handoffs: HashMap::new(),
             drained: false,
             pacing: Pacing::new(),
             status: status.clone(),
@@ -281,15 +289,32 @@ impl Server {
                                 }
                                 continue;
                             }
-                            if reloads.request(reply) {
-                                start_load(&self.config, why, &io.tx);
-                            } else {
-                                info!(%why, "reload requested during a reload: another follows it");
+                            match reloads.request(reply, true) {
+                                Some(forced) => start_load(&self.config, why, forced, &sources, &io.tx),
+                                None => info!(%why, "reload requested during a reload: another follows it"),
                             }
                             continue;
                         }
-                        NetIn::Reloaded(result) => {
-                            let outcome = match *result {
+                        NetIn::FilesChanged(paths) => {
+                            if paths.iter().any(|p| sources.contains(p))
+                                && let Some(forced) = reloads.request(None, false)
+                            {
+                                start_load(&self.config, "file change", forced, &sources, &io.tx);
+                            }
+                            continue;
+                        }
+                        NetIn::Reloaded(loaded) => {
+                            let Some((result, read)) = *loaded else {
+                                if let Some(forced) = reloads.finished(None) {
+                                    start_load(&self.config, "a request during the last check", forced, &sources, &io.tx);
+                                }
+                                continue;
+                            };
+                            sources = read;
+                            if let Some(w) = watcher.as_mut() {
+                                w.follow(&sources);
+                            }
+                            let outcome = match result {
                                 Ok(menus) => {
                                     info!(menus = menus.len(), "config reloaded: new calls use it; calls in progress keep theirs");
                                     let n = menus.len();
@@ -305,8 +330,8 @@ impl Server {
                                 }
                             };
                             status.reloaded(&outcome, std::time::SystemTime::now());
-                            if reloads.finished(&outcome) {
-                                start_load(&self.config, "a change during the last reload", &io.tx);
+                            if let Some(forced) = reloads.finished(Some(&outcome)) {
+                                start_load(&self.config, "a change during the last reload", forced, &sources, &io.tx);
                             }
                             continue;
                         }
@@ -339,7 +364,11 @@ impl Server {
                 }
                 _ = &mut shutdown, if exit_at.is_none() => {
                     let p = &io.pacing;
-                    info!(target: "ivr::stats", packets = p.count, p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
+                    if p.count > 0 {
+                        info!(target: "ivr::stats", packets = p.count, p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
+                    } else {
+                        info!(target: "ivr::stats", packets = 0, "rtp pacing lateness: no packet sent");
+                    }
                     let now = tokio::time::Instant::now();
                     if self.config.drain.is_zero() {
                         info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
@@ -392,60 +421,29 @@ async fn store_request(
     }
 }
 
-/// Load the config file off the loop; the result comes back as [`NetIn::Reloaded`].
-fn start_load(config: &ServerConfig, why: &str, tx: &mpsc::Sender<NetIn>) {
+/// Load the config file off the loop (unless `forced`, only if one of `sources` changed);
+/// the result comes back as [`NetIn::Reloaded`].
+fn start_load(
+    config: &ServerConfig,
+    why: &'static str,
+    forced: bool,
+    sources: &Sources,
+    tx: &mpsc::Sender<NetIn>,
+) {
     let Some(path) = config.config_path.clone() else {
         return;
     };
-    info!(%why, path = %path.display(), "reloading config");
     let tx = tx.clone();
-    let cache = config.tts_cache.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = config::load_file_cached(&path, &cache);
-        let _ = tx.blocking_send(NetIn::Reloaded(Box::new(result)));
-    });
-}
-
-/// Reload bookkeeping. At most one load runs at a time. A request that arrives while one
-/// runs is served by another load started right after it: the running one may have read the
-/// file before the change that prompted the request.
-#[derive(Default)]
-struct Reloads {
-    running: bool,
-    /// Admin requests the running load answers.
-    current: Vec<oneshot::Sender<ReloadOutcome>>,
-    /// Admin requests the next load answers.
-    next: Vec<oneshot::Sender<ReloadOutcome>>,
-    /// Whether another load must follow the running one.
-    again: bool,
-}
-
-impl Reloads {
-    /// A reload is asked for; true if a load must start now.
-    fn request(&mut self, reply: Option<oneshot::Sender<ReloadOutcome>>) -> bool {
-        if self.running {
-            self.next.extend(reply);
-            self.again = true;
-            false
-        } else {
-            self.current.extend(reply);
-            self.running = true;
-            true
-        }
-    }
-
-    /// The running load ended with `outcome`: answer its requests. True if another load
-    /// must start now.
-    fn finished(&mut self, outcome: &ReloadOutcome) -> bool {
-        for w in self.current.drain(..) {
-            let _ = w.send(outcome.clone());
-        }
-        self.running = std::mem::take(&mut self.again);
-        if self.running {
-            self.current = std::mem::take(&mut self.next);
-        }
-        self.running
-    }
+    crate::reload::start_load(
+        path,
+        config.tts_cache.clone(),
+        why,
+        forced,
+        sources.clone(),
+        move |loaded| {
+            let _ = tx.blocking_send(NetIn::Reloaded(Box::new(loaded)));
+        },
+    );
 }
 
 struct Io {
@@ -455,6 +453,8 @@ struct Io {
     ports: PortPool,
     tx: mpsc::Sender<NetIn>,
     spans: HashMap<CallHandle, Span>,
+    /// Where the menus handed each call, until it ends.
+    handoffs: HashMap<CallHandle, String>,
     drained: bool,
     pacing: Pacing,
     status: Arc<Status>,
@@ -561,7 +561,7 @@ impl Io {
                     let _ = tx.send(NetIn::Voicemail(WriterOut::Report(report))).await;
                 });
             }
-            NetIn::ReloadRequested { .. } | NetIn::Reloaded(_) => {}
+            NetIn::ReloadRequested { .. } | NetIn::FilesChanged(_) | NetIn::Reloaded(_) => {}
         }
     }
 
@@ -723,9 +723,12 @@ impl Io {
                 Some(language) => info!(%prompt, %language, "playing"),
                 None => info!(%prompt, "playing"),
             }),
-            Event::LeftMenus { call, to } => self.in_call(call, |_| {
-                warn!(%to, "the menus sent the call to a service this version does not run yet; ending it")
-            }),
+            Event::LeftMenus { call, to } => {
+                // A hand-off is normal (voicemail is one); only a call the engine must end
+                // for want of the service (`EndReason::Unavailable`) is worth a warning.
+                self.in_call(call, |_| info!(%to, "left the menus"));
+                self.handoffs.insert(call, to);
+            }
             Event::Recording { call, started } => self.in_call(call, |_| {
                 if started {
                     info!("recording the caller's message")
@@ -761,11 +764,15 @@ impl Io {
                         "call ended"
                     )
                 });
+                let to = self.handoffs.remove(&call);
                 if matches!(
                     reason,
                     EndReason::MediaTimeout | EndReason::HoldTimeout | EndReason::AckTimeout
                 ) {
                     warn!(%call_id, ?reason, "call ended abnormally");
+                } else if reason == EndReason::Unavailable {
+                    let to = to.unwrap_or_default();
+                    warn!(%call_id, %to, "the menus sent the call to a service this version does not run yet; it was ended");
                 }
                 self.spans.remove(&call);
             }
@@ -813,51 +820,6 @@ fn spawn_sighup(mut hup: tokio::signal::unix::Signal, tx: mpsc::Sender<NetIn>) {
             }
         }
     });
-}
-
-/// Watch the config's folder (the file, includes and prompts live there; editors often
-/// replace files by renaming). Changes are debounced for half a second.
-fn watch_config(
-    path: &std::path::Path,
-    tx: mpsc::Sender<NetIn>,
-) -> Option<
-    notify_debouncer_full::Debouncer<
-        notify_debouncer_full::notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
-> {
-    use notify_debouncer_full::notify::{EventKind, RecursiveMode};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."))
-        .to_path_buf();
-    let mut debouncer = notify_debouncer_full::new_debouncer(
-        Duration::from_millis(500),
-        None,
-        move |result: notify_debouncer_full::DebounceEventResult| {
-            let Ok(events) = result else { return };
-            let changed = events.iter().any(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-                )
-            });
-            if changed {
-                let _ = tx.blocking_send(NetIn::ReloadRequested {
-                    why: "file change",
-                    reply: None,
-                });
-            }
-        },
-    )
-    .map_err(|e| warn!(error = %e, "cannot watch the config; reload with SIGHUP"))
-    .ok()?;
-    if let Err(e) = debouncer.watch(&dir, RecursiveMode::Recursive) {
-        warn!(error = %e, dir = %dir.display(), "cannot watch the config folder; reload with SIGHUP");
-        return None;
-    }
-    Some(debouncer)
 }
 
 /// A TCP listener with a deep accept queue: a burst of connections (a flood, or many
@@ -1102,32 +1064,4 @@ fn run_tcp(
         }
     });
     out_tx
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_during_a_reload_gets_the_next_one() {
-        let mut r = Reloads::default();
-        let (a, mut a_rx) = oneshot::channel();
-        assert!(r.request(Some(a)), "the first request starts a load");
-        let (b, mut b_rx) = oneshot::channel();
-        assert!(!r.request(Some(b)), "a second waits");
-        assert!(!r.request(None), "a file change too");
-        let old = ReloadOutcome::Invalid {
-            errors: vec!["old".into()],
-        };
-        assert!(r.finished(&old), "another load follows");
-        assert_eq!(a_rx.try_recv().unwrap(), old);
-        assert!(
-            b_rx.try_recv().is_err(),
-            "b is not answered with a load older than it"
-        );
-        let new = ReloadOutcome::Reloaded { menus: 3 };
-        assert!(!r.finished(&new), "nothing else asked");
-        assert_eq!(b_rx.try_recv().unwrap(), new);
-        assert!(r.request(None), "idle again: a new request starts at once");
-    }
 }

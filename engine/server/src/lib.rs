@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod page;
 pub mod ports;
 pub mod recorder;
+pub mod reload;
 pub mod retention;
 pub mod signin;
 pub mod staff;

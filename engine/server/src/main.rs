@@ -1,9 +1,11 @@
 //! `ivr`: the IVR engine's command line.
 
 mod callbacks_cmd;
+mod doctor;
+mod settings;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ivr_server::config;
 use ivr_server::driver::{Server, ServerConfig};
 use ivr_server::ports::parse_range;
@@ -13,10 +15,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An IVR telephony engine: SIP/RTP calls, menus in YAML.
+/// An IVR telephony engine: answers SIP calls, plays menus written in YAML, takes voicemail
+/// callback requests for staff to work through.
 #[derive(Parser)]
-#[command(name = "ivr", version, about)]
+#[command(name = "ivr", version)]
 struct Cli {
+    /// The server's settings file: `ivr serve` flags by name (default: /etc/ivr/ivr.yaml
+    /// for an installed ivr).
+    ///
+    /// Keys are the long names (`listen: 192.0.2.10:5060`); read by serve, staff, callbacks
+    /// and doctor. A flag or an IVR_* variable wins over it.
+    #[arg(long, global = true, env = "IVR_SETTINGS", value_name = "FILE")]
+    settings: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,9 +35,29 @@ struct Cli {
 enum Command {
     /// Answer calls.
     Serve(Box<ServeArgs>),
-    /// Validate a config file and report every error (exit 0 clean, 1 errors, 2 unreadable).
+    /// Check what `ivr serve` would need, and say how to fix each problem.
+    ///
+    /// Takes serve's flags (and settings file): the config, ports free, data folder
+    /// writable, database reachable and migrated, espeak-ng if `say:` is used, open files
+    /// limit, clock. Exit 1 if something fails.
+    Doctor(Box<ServeArgs>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (ivr.1, and ivr-serve.1... for each command) into a folder.
+    Man {
+        /// The folder (created if missing).
+        dir: PathBuf,
+    },
+    /// Validate config files and report every error.
+    ///
+    /// Exit 0 clean, 1 errors, 2 unreadable or no file given. `say:` prompts are checked,
+    /// not rendered: no espeak-ng needed.
     Check {
         /// The config files.
+        #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Be a caller in the terminal: type keys (`2`, `*`, `12#`), `wait 6s`, or `quit`; it
@@ -49,9 +79,8 @@ enum Command {
     Schema,
     /// Manage staff users: add-user (password from standard input), add-token.
     Staff {
-        /// The users file.
-        #[arg(long, default_value = "ivr-data/staff.yaml", global = true)]
-        users: PathBuf,
+        #[command(flatten)]
+        place: StaffPlace,
         #[command(subcommand)]
         cmd: StaffCmd,
     },
@@ -74,7 +103,8 @@ enum Command {
     /// Run scripted scenarios against a config on a virtual clock (exit 0 all pass, 1 a
     /// scenario failed, 2 a file could not be read or has errors).
     Test {
-        /// Scenario files.
+        /// Scenario files (not the config: that is `--config`, or `config:` in the file).
+        #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The config to test (default: the `config:` named in each scenario file).
         #[arg(long)]
@@ -82,8 +112,14 @@ enum Command {
     },
 }
 
+/// Every flag is also a key of the settings file (`--settings`) and an environment variable
+/// (`IVR_` and the name in capitals: `IVR_LISTEN`); see settings.rs.
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Print the settings this would run with (from flags, environment, settings file and
+    /// defaults, each marked with where it came from), as a settings file, and exit.
+    #[arg(long)]
+    print_config: bool,
     /// Menu config (YAML). Without it, the embedded bilingual demo runs.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -104,12 +140,14 @@ struct ServeArgs {
     /// New calls beyond this many get 503 Service Unavailable.
     #[arg(long, default_value_t = 10_000)]
     max_calls: usize,
-    /// Seconds without RTP or RTCP from the caller before the engine hangs up.
-    #[arg(long, default_value_t = 30)]
-    media_timeout: u64,
-    /// Seconds a caller may hold the call (sendonly/inactive SDP) before the engine hangs up.
-    #[arg(long, default_value_t = 1800)]
-    hold_timeout: u64,
+    /// How long without RTP or RTCP from the caller before the engine hangs up (seconds, or
+    /// a duration: 30s, 1m30s).
+    #[arg(long, default_value = "30", value_parser = duration)]
+    media_timeout: Duration,
+    /// How long a caller may hold the call (sendonly/inactive SDP) before the engine hangs
+    /// up (seconds, or a duration: 30m).
+    #[arg(long, default_value = "1800", value_parser = duration)]
+    hold_timeout: Duration,
     /// HTTP address for /staff, /api/, /metrics and the admin endpoints (port 0 picks a free
     /// port; `off` disables HTTP). Default 127.0.0.1:8080; if that port is taken the engine
     /// still answers calls and says so, while an address given here must be free.
@@ -164,6 +202,11 @@ struct ServeArgs {
     web: ivr_server::web::WebArgs,
     #[command(flatten)]
     conns: ivr_server::conns::ConnArgs,
+}
+
+/// A duration flag: seconds (`30`) or with units (`30s`, `1m30s`), as configs write them.
+fn duration(s: &str) -> Result<Duration, String> {
+    ivr_menus::duration::parse(s)
 }
 
 /// A database URL without its password, for messages.
@@ -233,6 +276,60 @@ fn parse_http(s: &str) -> Result<HttpAddr, String> {
         .map_err(|_| format!("'{s}' is not ADDRESS:PORT or off"))
 }
 
+/// Where the staff users are, named as `ivr serve` names them.
+#[derive(clap::Args)]
+struct StaffPlace {
+    /// The engine's data folder: the users file is DATA_DIR/staff.yaml unless
+    /// --staff-users says otherwise.
+    #[arg(long, default_value = "ivr-data", global = true)]
+    data_dir: PathBuf,
+    /// The users file (default DATA_DIR/staff.yaml).
+    #[arg(long, visible_alias = "users", global = true)]
+    staff_users: Option<PathBuf>,
+    /// The menu config `ivr serve` runs (default: the embedded demo): a user's mailboxes must
+    /// be among its `mailboxes:`.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+impl StaffPlace {
+    fn users(&self) -> PathBuf {
+        self.staff_users
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("staff.yaml"))
+    }
+
+    /// Refuse mailboxes the config does not define (`*` stands for all), with a suggestion.
+    fn check_mailboxes(&self, mailboxes: &[String]) -> anyhow::Result<()> {
+        let (menus, source) = match &self.config {
+            Some(path) => (
+                config::load_file_unrendered(path)?.0,
+                path.display().to_string(),
+            ),
+            None => (config::load_demo()?, "the embedded demo".to_string()),
+        };
+        let known: Vec<&str> = menus.mailboxes().iter().map(|m| m.name.as_str()).collect();
+        for m in mailboxes {
+            if m == "*" || known.contains(&m.as_str()) {
+                continue;
+            }
+            let hint = ivr_menus::closest(m, known.iter().copied())
+                .map(|h| format!(" (did you mean '{h}'?)"))
+                .unwrap_or_default();
+            let list = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
+            anyhow::bail!(
+                "unknown mailbox '{m}'{hint}: the mailboxes of {source} are {list} (or * for all; \
+                 --config names the config the server runs)"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum StaffCmd {
     /// Add (or update) a user; the password is read from standard input.
@@ -250,10 +347,12 @@ enum StaffCmd {
     },
 }
 
-fn staff(users: &std::path::Path, cmd: StaffCmd) -> anyhow::Result<()> {
+fn staff(place: &StaffPlace, cmd: StaffCmd) -> anyhow::Result<()> {
+    let users = &place.users();
     let mut all = ivr_server::staff::Users::load(users)?;
     match cmd {
         StaffCmd::AddUser { name, mailboxes } => {
+            place.check_mailboxes(&mailboxes)?;
             let mut password = String::new();
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 eprint!("password for {name}: ");
@@ -293,7 +392,15 @@ enum LogFormat {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let command = settings::with_env(Cli::command());
+    let (matches, applied) = match settings::parse(&command, std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("ivr: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Test { files, config } => test(&files, config.as_deref()),
@@ -307,7 +414,7 @@ fn main() -> std::process::ExitCode {
             print!("{}", ivr_menus::schema::json());
             std::process::ExitCode::SUCCESS
         }
-        Command::Staff { users, cmd } => match staff(&users, cmd) {
+        Command::Staff { place, cmd } => match staff(&place, cmd) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr staff: {e:#}");
@@ -321,8 +428,8 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Graph { file, format } => match config::load_file(&file) {
-            Ok(m) => {
+        Command::Graph { file, format } => match config::load_file_unrendered(&file) {
+            Ok((m, _)) => {
                 print!(
                     "{}",
                     match format {
@@ -341,6 +448,32 @@ fn main() -> std::process::ExitCode {
                 })
             }
         },
+        Command::Doctor(args) => doctor::run(&args, applied.file.as_deref()),
+        Command::Completions { shell } => {
+            let mut command = command;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "ivr", &mut script);
+            // A closed pipe (`| head`) is not worth a panic.
+            let _ = std::io::stdout().write_all(&script);
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Man { dir } => match man_pages(command, &dir) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr man: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Serve(args) if args.print_config => {
+            let serve = command
+                .find_subcommand("serve")
+                .expect("invariant: the CLI defines serve");
+            let matches = matches
+                .subcommand_matches("serve")
+                .expect("invariant: serve was matched");
+            print!("{}", settings::print(serve, matches, &applied));
+            std::process::ExitCode::SUCCESS
+        }
         Command::Serve(args) => match serve(*args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
@@ -351,13 +484,36 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Write `ivr.1` and a page per command (`ivr-serve.1`...) into `dir`.
+fn man_pages(command: clap::Command, dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, page: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+    };
+    for sub in command.get_subcommands() {
+        // clap wants a 'static name (without its `string` feature): once per page.
+        let name: &'static str = Box::leak(format!("ivr-{}", sub.get_name()).into_boxed_str());
+        write(name, sub.clone().name(name))?;
+    }
+    write("ivr", command)
+}
+
 fn check(files: &[PathBuf]) -> std::process::ExitCode {
     let mut worst = 0u8;
     for f in files {
-        match config::load_file(f) {
-            Ok(m) => {
+        match config::load_file_unrendered(f) {
+            Ok((m, speech)) => {
                 for w in m.warnings() {
                     println!("{}:{w} (warning)", f.display());
+                }
+                if speech.espeak_missing {
+                    println!(
+                        "{}: say: prompts are checked but not rendered here; `ivr serve` renders them with espeak-ng, which this machine lacks (Debian: apt-get install espeak-ng) (warning)",
+                        f.display()
+                    );
                 }
                 println!(
                     "{}: ok ({} menus, {} warning(s))",
@@ -392,6 +548,14 @@ fn test(files: &[PathBuf], config_override: Option<&std::path::Path>) -> std::pr
         };
         let parsed = match ivr_menus::scenario::parse(&text) {
             Ok(p) => p,
+            Err(_) if looks_like_a_config(&text) => {
+                eprintln!(
+                    "{f}: this is a menu config, not a scenario file: write scenarios (see docs/menus.md, \"Testing a config: scenarios\") and run `ivr test SCENARIOS.yaml --config {f}`",
+                    f = file.display()
+                );
+                broken = true;
+                continue;
+            }
             Err(errors) => {
                 for e in errors {
                     eprintln!("{}:{e}", file.display());
@@ -453,10 +617,17 @@ fn test(files: &[PathBuf], config_override: Option<&std::path::Path>) -> std::pr
     })
 }
 
+/// Whether `text` has the top-level fields of a menu config (and so was given to `ivr test`
+/// by mistake for a scenario file).
+fn looks_like_a_config(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with("menus:") || l.starts_with("entry:"))
+}
+
 fn simulate(
     file: &std::path::Path,
     called: Option<&str>,
-    caller: Option<&str>,
+    caller_id: Option<&str>,
     at: Option<&str>,
 ) -> std::process::ExitCode {
     let wall = match at.map(ivr_menus::scenario::wall_time).transpose() {
@@ -481,47 +652,108 @@ fn simulate(
         }
     };
     let start = std::time::Instant::now();
-    let Ok(mut sim) =
-        ivr_menus::scenario::Simulator::call(menus, called, caller, Some(wall), start)
+    let Ok(sim) =
+        ivr_menus::scenario::Simulator::call(menus.clone(), called, caller_id, Some(wall), start)
     else {
         println!("the call is rejected (603 Decline) by a callers: rule");
         return std::process::ExitCode::SUCCESS;
     };
-    println!("type keys (0-9 * # A-D), `wait 5s`, or `quit`; time is virtual");
-    let print = |sim: &mut ivr_menus::scenario::Simulator| {
-        for line in sim.take_log() {
-            println!("{line}");
-        }
-    };
-    print(&mut sim);
+    println!("type keys (0-9 * # A-D), `wait 5s`, `talk 5s` (speak), or `quit`; time is virtual");
+    let mut caller = Caller::Menus(sim);
+    caller.print();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines().map_while(Result::ok) {
-        let line = line.trim();
         let words: Vec<&str> = line.split_whitespace().collect();
+        let wait = |d: &str| ivr_menus::scenario::duration(d);
         match words.as_slice() {
             [] => continue,
             ["quit"] | ["exit"] => break,
-            ["wait", d] => match ivr_menus::scenario::duration(d) {
-                Ok(d) => sim.wait(d),
+            ["hangup"] => caller.hang_up(),
+            ["wait", d] | ["talk", d] => match wait(d) {
+                Ok(d) => caller.wait(d, words[0] == "talk"),
                 Err(e) => println!("? {e}"),
             },
             [keys] => {
                 let digits: Option<Vec<ivr_audio::Digit>> =
                     keys.chars().map(ivr_audio::Digit::from_char).collect();
                 match digits {
-                    Some(ds) => ds.into_iter().for_each(|d| sim.press(d)),
-                    None => println!("? '{keys}': type keys 0-9 * # A-D, `wait 5s` or `quit`"),
+                    Some(ds) => ds.into_iter().for_each(|d| caller.press(d)),
+                    None => println!(
+                        "? '{keys}': type keys 0-9 * # A-D, `wait 5s`, `talk 5s` or `quit`"
+                    ),
                 }
             }
-            _ => println!("? type keys 0-9 * # A-D, `wait 5s` or `quit`"),
+            _ => println!("? type keys 0-9 * # A-D, `wait 5s`, `talk 5s` or `quit`"),
         }
-        print(&mut sim);
-        if sim.is_over() {
+        caller.print();
+        // A call handed to a mailbox goes on into its dialogue.
+        if let Caller::Menus(sim) = &caller
+            && let Some(ivr_menus::Handoff::Voicemail(mailbox)) = sim.handoff()
+        {
+            let deposit = ivr_voicemail::simulate::DepositSim::start(
+                menus.clone(),
+                mailbox,
+                sim.language(),
+                caller_id,
+                start,
+                sim.now(),
+            );
+            caller = Caller::Deposit(deposit);
+            caller.print();
+        }
+        if caller.is_over() {
             println!("call over");
             break;
         }
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// The caller of `ivr simulate`: in the menus, then perhaps in a mailbox's dialogue.
+enum Caller {
+    Menus(ivr_menus::scenario::Simulator),
+    Deposit(ivr_voicemail::simulate::DepositSim),
+}
+
+impl Caller {
+    fn press(&mut self, d: ivr_audio::Digit) {
+        match self {
+            Caller::Menus(s) => s.press(d),
+            Caller::Deposit(s) => s.press(d),
+        }
+    }
+
+    /// Let time pass; `talking` matters only while a message is recorded.
+    fn wait(&mut self, d: Duration, talking: bool) {
+        match self {
+            Caller::Menus(s) => s.wait(d),
+            Caller::Deposit(s) => s.wait(d, talking),
+        }
+    }
+
+    fn hang_up(&mut self) {
+        match self {
+            Caller::Menus(_) => println!("   (the caller hangs up)"),
+            Caller::Deposit(s) => s.hang_up(),
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        match self {
+            Caller::Menus(s) => s.is_over() && s.handoff().is_none(),
+            Caller::Deposit(s) => s.is_over(),
+        }
+    }
+
+    fn print(&mut self) {
+        let lines = match self {
+            Caller::Menus(s) => s.take_log(),
+            Caller::Deposit(s) => s.take_log(),
+        };
+        for line in lines {
+            println!("{line}");
+        }
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -543,9 +775,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.conns,
     );
     tracing::info!(?budget, "file descriptors");
-    let menus = match &args.config {
-        Some(path) => config::load_file_cached(path, &args.data_dir.join("tts-cache"))?,
-        None => config::load_demo()?,
+    let (menus, config_sources) = match &args.config {
+        Some(path) => {
+            let (menus, sources) =
+                config::load_file_tracked(path, &args.data_dir.join("tts-cache"));
+            (menus?, sources)
+        }
+        None => (config::load_demo()?, config::Sources::default()),
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
@@ -601,13 +837,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             rtp_ports: args.rtp_ports,
             max_calls: args.max_calls,
-            media_timeout: Duration::from_secs(args.media_timeout.max(1)),
-            hold_timeout: Duration::from_secs(args.hold_timeout.max(1)),
+            media_timeout: args.media_timeout.max(Duration::from_secs(1)),
+            hold_timeout: args.hold_timeout.max(Duration::from_secs(1)),
             shutdown_grace: Duration::from_secs(3),
             drain: Duration::from_secs(args.drain_secs),
             trusted_proxies: args.sip_trusted_proxies.clone(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
+            config_sources,
             tts_cache: args.data_dir.join("tts-cache"),
             status: status.clone(),
             voicemail_dir,
@@ -616,9 +853,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             sip_tcp: budget.sip_tcp(&args.conns),
         })
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .with_context(|| {
+            format!(
+                "binding SIP on {} (UDP and TCP): is another ivr or a PBX using it? Choose another with --listen ADDR:PORT",
+                args.listen
+            )
+        })?;
         let local = server.local_addr();
         let mut http_note = String::new();
+        let mut http_addr = "off".to_string();
         let http = match args.http {
             Some(HttpAddr(Some(addr))) => {
                 Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -637,6 +880,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(listener) = http {
             let bound = listener.local_addr()?;
             http_note = format!(" http={bound}");
+            http_addr = bound.to_string();
             let users = args
                 .staff_users
                 .clone()
@@ -679,7 +923,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to learn the addresses.
         println!("ivr listening sip udp={local} tcp={local}{http_note}");
         std::io::stdout().flush()?;
-        tracing::info!(%local, http = %http_note.trim(), config = %source, "serving");
+        tracing::info!(%local, http = %http_addr, config = %source, "serving");
         server.run(Arc::new(menus), shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;
