@@ -251,17 +251,48 @@ fn check_hook(h: &ivr_tests::http::Received, id: &str) {
     assert_eq!(h.line, "POST /hook HTTP/1.1");
     assert_eq!(h.header("content-type"), Some("application/json"));
     assert_eq!(h.header("x-ivr-event"), Some("callback_request.created"));
-    let stamp: u64 = h.header("x-ivr-timestamp").unwrap().parse().unwrap();
-    let body = String::from_utf8(h.body.clone()).unwrap();
+    let stamp = h.header("x-ivr-timestamp").unwrap();
+    assert!(stamp.parse::<u64>().is_ok(), "{stamp}");
+    let signature = h.header("x-ivr-signature").unwrap();
     assert_eq!(
-        h.header("x-ivr-signature").unwrap(),
-        ivr_server::webhook::signature(SECRET, stamp, &body),
+        signature,
+        receiver_signature(SECRET, stamp, &h.body),
         "the signature verifies with the shared secret"
     );
+    // The check can fail: one byte of the body changed, and it no longer verifies.
+    let mut tampered = h.body.clone();
+    tampered[0] ^= 1;
+    assert_ne!(signature, receiver_signature(SECRET, stamp, &tampered));
+    let body = String::from_utf8(h.body.clone()).unwrap();
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["request"]["id"], id);
     assert_eq!(json["request"]["mailbox"], "messages");
     assert_eq!(json["request"]["callback_number"], "0491234567");
+}
+
+/// The signature a receiver computes, as the docs tell it to: HMAC-SHA256 with the shared
+/// secret over `"{timestamp}.{body}"`, hex, prefixed `sha256=`. Computed by Python's
+/// standard library, not by the engine's code under test (scripts/test.sh makes sure
+/// python3 is there).
+fn receiver_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    use std::io::Write;
+    let mut py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, hmac, sys\n\
+             msg = sys.argv[2].encode() + b'.' + sys.stdin.buffer.read()\n\
+             print('sha256=' + hmac.new(sys.argv[1].encode(), msg, hashlib.sha256).hexdigest())",
+            secret,
+            timestamp,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/test.sh installs it)");
+    py.stdin.take().unwrap().write_all(body).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 failed to compute the HMAC");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Every stored request of the engine in `data`.
