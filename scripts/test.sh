@@ -39,6 +39,8 @@ command -v schemathesis >/dev/null 2>&1 || { echo "the schemathesis command is n
 pg_dir=$(scripts/postgres.sh)
 trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
 export IVR_TEST_POSTGRES="postgres://postgres@127.0.0.1:${PGPORT:-55432}/ivr_test"
+# CI tests PostgreSQL: never let a stray IVR_SKIP_POSTGRES turn those tests into skips.
+unset IVR_SKIP_POSTGRES
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
