@@ -503,14 +503,6 @@ impl Engine {
             };
             return self.reject(now, &key, &req, StatusCode::SERVICE_UNAVAILABLE, Some(why));
         }
-        // Max-Forwards 0 on a request we would otherwise serve (RFC 3261 §16.3 spirit; see docs).
-        if req
-            .headers
-            .get(&HeaderName::MaxForwards)
-            .is_some_and(|v| v.trim_start_matches('0').is_empty())
-        {
-            return self.reject(now, &key, &req, StatusCode::TOO_MANY_HOPS, None);
-        }
         let offer = if req.body.is_empty() {
             None
         } else {
