@@ -47,12 +47,29 @@ command -v schemathesis >/dev/null 2>&1 || { echo "the schemathesis command is n
 pg_dir=$(scripts/postgres.sh)
 trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
 export IVR_TEST_POSTGRES="postgres://postgres@127.0.0.1:${PGPORT:-55432}/ivr_test"
+# CI tests PostgreSQL: never let a stray IVR_SKIP_POSTGRES turn those tests into skips.
+unset IVR_SKIP_POSTGRES
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The black-box suites run the real binary: build it first.
 cargo build --workspace --bins
-cargo test --workspace
+# Unit, property and virtual-time tests run in parallel. The black-box suites (every
+# tests/tests file that starts the engine or SIPp) run one binary after the other, each
+# one test at a time: on a 2-core machine two engines, two SIPp and Chromium at once
+# starve each other of CPU and make timing a matter of luck.
+black_box=()
+other_tests=()
+for f in tests/tests/*.rs; do
+  name=$(basename "$f" .rs)
+  if grep -qE 'Ivr::start|sipp::run' "$f"; then black_box+=("$name"); else other_tests+=(--test "$name"); fi
+done
+cargo test --workspace --exclude ivr-tests
+cargo test -p ivr-tests --lib --bins "${other_tests[@]}"
+cargo test -p ivr-tests --doc
+for name in "${black_box[@]}"; do
+  cargo test -p ivr-tests --test "$name" -- --test-threads=1
+done
 # The Debian package, built from the binary above, installed, run as its unit runs it, called,
 # reloaded, stopped and purged.
 scripts/test-package.sh target/debug/ivr

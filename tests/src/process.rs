@@ -256,6 +256,58 @@ pub fn capture(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>
     log
 }
 
+/// When the engine wrote a JSON log line, by its own clock (the `timestamp` field).
+pub fn log_time(line: &str) -> jiff::Timestamp {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    v["timestamp"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no timestamp in {line}"))
+}
+
+/// The engine's handle of the call a JSON log line is about (`call-1`...), from its span.
+pub fn log_call(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v["span"]["call"].as_str().map(str::to_string)
+}
+
+impl Ivr {
+    /// The first log line about call `call` (its handle, `call-1`...) with message `message`.
+    pub fn call_event(&self, call: &str, message: &str) -> Option<String> {
+        let (c, m) = (
+            format!("\"call\":\"{call}\""),
+            format!("\"message\":\"{message}\""),
+        );
+        self.log()
+            .lines()
+            .find(|l| l.contains(&c) && l.contains(&m))
+            .map(str::to_string)
+    }
+
+    /// Check that the engine paced a call's prompts in real time, by its own log: the RTP
+    /// packets sent (from the `call ended` line `ended`) against the time from the call's
+    /// `answered` line to `ended`, one packet per 20 ms. Never more than that (no burst);
+    /// at most a tenth fewer, for frames the engine skips when a loaded machine wakes it
+    /// more than three frames late (see `media.rs`). Returns the call's length in ms.
+    pub fn assert_paced(&self, ended: &str) -> u64 {
+        let call = log_call(ended).unwrap_or_else(|| panic!("no call in {ended}"));
+        let answered = self
+            .call_event(&call, "answered")
+            .unwrap_or_else(|| panic!("{call} was never answered:\n{}", self.log()));
+        let ms = log_time(ended)
+            .duration_since(log_time(&answered))
+            .as_millis() as u64;
+        let due = ms / 20;
+        let sent = json_number(ended, "sent").unwrap_or(0);
+        assert!(
+            sent <= due + 1 && sent * 10 >= due * 9,
+            "{call}: sent {sent} RTP packets in {ms} ms between answer and end ({due} due)"
+        );
+        ms
+    }
+}
+
 /// A numeric field of a JSON log line, e.g. `"sent":123`.
 pub fn json_number(line: &str, field: &str) -> Option<u64> {
     let key = format!("\"{field}\":");

@@ -117,6 +117,57 @@ pub fn stat(output: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A moment a scenario noted with `<log message="WHAT [call_id] [timestamp]"/>` when SIPp
+/// ran with `-trace_logs -log_file FILE`: SIPp's own record of when it did something (for
+/// `voicemail.xml`: `stream` when the RTP stream starts, `bye` when it hangs up).
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// The first word of the message (`stream`, `bye`).
+    pub what: String,
+    /// The SIP Call-ID of the call.
+    pub call_id: String,
+    /// When, by the wall clock (microseconds).
+    pub at: jiff::Timestamp,
+}
+
+/// The marks in a SIPp log file, in the order written. A line reads
+/// `WHAT CALL-ID DATE\tTIME\tEPOCH.MICROS`.
+pub fn marks(log: &std::path::Path) -> Vec<Mark> {
+    let text =
+        std::fs::read_to_string(log).unwrap_or_else(|e| panic!("SIPp log {}: {e}", log.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let [what, call_id, .., epoch] = words[..] else {
+                panic!("not a mark: {l:?}")
+            };
+            let (secs, micros) = epoch
+                .split_once('.')
+                .unwrap_or_else(|| panic!("no epoch time in {l:?}"));
+            let at = jiff::Timestamp::new(
+                secs.parse().expect("seconds"),
+                micros.parse::<i32>().expect("microseconds") * 1000,
+            )
+            .expect("a time");
+            Mark {
+                what: what.to_string(),
+                call_id: call_id.to_string(),
+                at,
+            }
+        })
+        .collect()
+}
+
+/// The mark `what` of call `call_id`.
+pub fn mark(marks: &[Mark], what: &str, call_id: &str) -> jiff::Timestamp {
+    marks
+        .iter()
+        .find(|m| m.what == what && m.call_id == call_id)
+        .unwrap_or_else(|| panic!("no {what} mark for {call_id} in {marks:?}"))
+        .at
+}
+
 /// Rewrite a scenario written for calling the engine directly into one that follows the
 /// route set through a record-routing proxy (RFC 3261 §12.2.1.1): the 200 to the INVITE
 /// keeps its Record-Route (`rrs="true"`), and ACK and BYE go to the engine's Contact

@@ -3,8 +3,10 @@
 
 use ivr_audio::Digit;
 use ivr_sip::Transport;
-use ivr_tests::caller::{Caller, Net, response};
+use ivr_sip::message::CoreHeaders;
+use ivr_tests::caller::{Caller, Net};
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,33 @@ enum Step {
     Options,
     Garbage(Vec<u8>),
     Wait(u16),
+}
+
+/// A transaction as a UAS tells them apart (RFC 3261 §17.2.3): the top Via's branch and the
+/// CSeq method (a CANCEL shares its INVITE's branch).
+type TxKey = (String, String);
+
+/// The transaction of a request the caller sent, unless it is an ACK (answered by nothing)
+/// or bytes that are no request.
+fn request_key(bytes: &[u8]) -> Option<TxKey> {
+    match ivr_sip::parse_message(bytes, ivr_sip::parse::Framing::Datagram).ok()? {
+        ivr_sip::Message::Request(r) if r.method != ivr_sip::Method::Ack => Some((
+            r.top_via().ok()?.branch()?.to_string(),
+            r.method.to_string(),
+        )),
+        _ => None,
+    }
+}
+
+/// The transaction a final response ends.
+fn final_key(r: &ivr_sip::Response) -> Option<TxKey> {
+    if r.status.is_provisional() {
+        return None;
+    }
+    Some((
+        r.top_via().ok()?.branch()?.to_string(),
+        r.cseq().ok()?.method.to_string(),
+    ))
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -52,6 +81,9 @@ proptest! {
             c.hold_timeout = Duration::from_secs(60);
         });
         let mut caller = Caller::new("127.0.0.1:7100", "seq");
+        // Every request sent, and every transaction that got its final answer.
+        let mut asked: BTreeSet<TxKey> = BTreeSet::new();
+        let mut answered: BTreeSet<TxKey> = BTreeSet::new();
         for s in steps {
             let msg: Option<Vec<u8>> = match s {
                 Step::Invite { offer } => Some(caller.invite(offer)),
@@ -79,10 +111,12 @@ proptest! {
                 }
             };
             if let Some(m) = msg {
+                asked.extend(request_key(&m));
                 net.send_sip(Transport::Udp, caller.addr, &m);
             }
             for r in net.take_sip(caller.addr) {
                 if let ivr_sip::Message::Response(r) = r {
+                    answered.extend(final_key(&r));
                     caller.on_response(&r);
                 } else if let ivr_sip::Message::Request(req) = r {
                     // Answer the engine's requests (its BYE) as a phone would.
@@ -92,15 +126,21 @@ proptest! {
         }
         // Hang up whatever is left, and let every timer run out.
         let bye = caller.in_dialog("BYE", "", "");
+        asked.extend(request_key(&bye));
         net.send_sip(Transport::Udp, caller.addr, &bye);
         for _ in 0..10 {
             net.advance(Duration::from_secs(10));
             for r in net.take_sip(caller.addr) {
-                if let ivr_sip::Message::Request(req) = r {
-                    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&req));
+                match r {
+                    ivr_sip::Message::Request(req) => {
+                        net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&req));
+                    }
+                    ivr_sip::Message::Response(r) => answered.extend(final_key(&r)),
                 }
             }
         }
+        let unanswered: Vec<&TxKey> = asked.difference(&answered).collect();
+        prop_assert!(unanswered.is_empty(), "requests with no final answer: {:?}", unanswered);
         prop_assert_eq!(net.engine.call_count(), 0, "every call ended: {:?}", net.events);
         prop_assert!(net.media.is_empty(), "every media socket closed");
     }
@@ -111,18 +151,21 @@ fn every_request_gets_a_final_answer() {
     let menus = Arc::new(ivr_server::config::load_demo().expect("demo"));
     let mut net = Net::new(menus);
     let mut caller = Caller::new("127.0.0.1:7101", "answers");
-    for method in [
-        "OPTIONS",
-        "REGISTER",
-        "SUBSCRIBE",
-        "MESSAGE",
-        "INFO",
-        "BYE",
-        "UPDATE",
-        "PRACK",
-        "NOTIFY",
-        "REFER",
-        "XYZ",
+    // Outside a dialog: OPTIONS is served; methods of no dialog get 481 (RFC 3261 §15.1.2,
+    // RFC 6086 §4.2.2); known methods this endpoint does not serve 405 (§8.2.1); unknown
+    // ones 501 (§8.2.1).
+    for (method, status) in [
+        ("OPTIONS", 200),
+        ("REGISTER", 405),
+        ("SUBSCRIBE", 405),
+        ("MESSAGE", 405),
+        ("INFO", 481),
+        ("BYE", 481),
+        ("UPDATE", 405),
+        ("PRACK", 405),
+        ("NOTIFY", 405),
+        ("REFER", 405),
+        ("XYZ", 501),
     ] {
         let m = caller.raw(method, "", "");
         net.send_sip(Transport::Udp, caller.addr, &m);
@@ -136,9 +179,8 @@ fn every_request_gets_a_final_answer() {
                 _ => None,
             })
             .collect();
-        assert_eq!(finals.len(), 1, "{method}: {msgs:?}");
+        assert_eq!(finals, [status], "{method}: {msgs:?}");
     }
-    assert!(response(&[], 200).is_none());
 }
 
 /// Found by the property test in CI: two INVITEs with one Call-ID and From tag and no To tag

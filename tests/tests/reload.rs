@@ -2,7 +2,7 @@
 //! the new menus, and a broken file changes nothing (the errors are logged).
 
 use ivr_tests::http;
-use ivr_tests::process::Ivr;
+use ivr_tests::process::{Ivr, log_time};
 use ivr_tests::sipp::{self, scenario};
 use std::path::Path;
 use std::time::Duration;
@@ -41,17 +41,17 @@ fn reload_during_calls_keeps_them_and_serves_new_calls_with_the_new_menu() {
     let ivr = Ivr::start(&["--config", config.to_str().unwrap()]);
     let target = ivr.sip;
 
-    // Call 1 stays in the menu for 4 s, across the reload.
+    // Call 1 waits in the language menu for 6 s, across the reload, then presses 2.
     let first = std::thread::spawn(move || {
         sipp::run(
             target,
             &[
                 "-sf",
-                scenario("hold_then_bye.xml"),
+                scenario("wait_press_two_bye.xml"),
                 "-m",
                 "1",
                 "-d",
-                "4000",
+                "6000",
             ],
         )
     });
@@ -62,17 +62,21 @@ fn reload_during_calls_keeps_them_and_serves_new_calls_with_the_new_menu() {
         ivr.log()
     );
 
+    // The new config starts calls in English, and its language menu's 2 leads to French.
     let original = std::fs::read_to_string(&config).unwrap();
-    replace_config(
-        dir.path(),
-        &original.replace("entry: language", "entry: main_en"),
-    );
+    let reloaded = original
+        .replace("entry: language", "entry: main_en")
+        .replace(
+            "\"2\": { language: en, goto: main_en }",
+            "\"2\": { language: en, goto: main_fr }",
+        );
     assert_eq!(
-        ivr.wait_for(&["config reloaded"], 1, WAIT).len(),
-        1,
-        "{}",
-        ivr.log()
+        reloaded.matches("main_fr }").count(),
+        original.matches("main_fr }").count() + 1
     );
+    replace_config(dir.path(), &reloaded);
+    let done = ivr.wait_for(&["config reloaded"], 1, WAIT);
+    assert_eq!(done.len(), 1, "{}", ivr.log());
 
     // Call 2 starts after the reload: straight into the English menu.
     let run = sipp::run(
@@ -82,9 +86,31 @@ fn reload_during_calls_keeps_them_and_serves_new_calls_with_the_new_menu() {
     assert_eq!(run.code, 0, "{}", run.output);
     assert!(menu_of_call(&ivr, "call-2", "main_en"), "{}", ivr.log());
 
-    // Call 1 finishes normally, in the menu it started with.
+    // Call 1 presses 2 after the reload and goes where its own menus say (main_en), not
+    // where the new ones would (main_fr); then it finishes normally.
     let run = first.join().unwrap();
     assert_eq!(run.code, 0, "{}", run.output);
+    let key = ivr
+        .call_event("call-1", "key")
+        .unwrap_or_else(|| panic!("call 1 pressed no key:\n{}", ivr.log()));
+    assert!(
+        log_time(&key) > log_time(&done[0]),
+        "call 1 pressed 2 before the reload, so it proves nothing: SIPp's 6 s pause was too short on this machine\n{}",
+        ivr.log()
+    );
+    assert!(menu_of_call(&ivr, "call-1", "main_en"), "{}", ivr.log());
+    assert!(
+        ivr.call_event("call-1", "menu")
+            .is_some_and(|l| l.contains("\"menu\":\"language\"")),
+        "call 1 started in the menus it had"
+    );
+    assert!(
+        !ivr.log()
+            .lines()
+            .any(|l| l.contains("\"call\":\"call-1\"") && l.contains("\"menu\":\"main_fr\"")),
+        "call 1 followed the new menus:\n{}",
+        ivr.log()
+    );
     assert_eq!(
         ivr.wait_for(
             &["call ended", "CallerHungUp", "\"call\":\"call-1\""],

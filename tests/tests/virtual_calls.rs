@@ -161,7 +161,12 @@ fn lost_ack_gets_200_retransmitted_then_bye_after_timer_h() {
         "BYE after Timer H: {resent:?}"
     );
     assert!(resent.iter().filter(|t| **t < 99_999).all(|t| *t <= 32_000));
-    assert!(net.ended(call).is_none() || net.ended(call) == Some(EndReason::AckTimeout));
+    // Timer H ended the call, for that reason, and it is gone once the BYE's own
+    // transaction gives up on the silent caller (Timer F, 64*T1).
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.ended(call), Some(EndReason::AckTimeout));
+    assert_eq!(net.engine.call_count(), 0, "{:?}", net.events);
+    assert!(net.media.is_empty(), "the media sockets are closed");
 }
 
 #[test]
@@ -377,11 +382,16 @@ fn refusals_carry_the_right_status_and_headers() {
         }
         // each refused INVITE is ACKed by the caller; the engine's transaction absorbs it
     }
+    // Max-Forwards: 0 on an INVITE addressed to this endpoint: it is processed, not refused
+    // (483 is a proxy's answer, RFC 3261 §16.3; RFC 4475 §3.3.11; docs/architecture.md).
     let zero_mf = String::from_utf8(c.invite(true))
         .unwrap()
         .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert!(zero_mf.contains("Max-Forwards: 0\r\n"));
     net.send_sip(Transport::Udp, c.addr, zero_mf.as_bytes());
-    assert!(response(&net.take_sip(c.addr), 483).is_some());
+    let msgs = net.take_sip(c.addr);
+    assert!(response(&msgs, 200).is_some(), "answered: {msgs:?}");
+    assert!(response(&msgs, 483).is_none(), "{msgs:?}");
     let tel = String::from_utf8(c.raw("OPTIONS", "", ""))
         .unwrap()
         .replacen("sip:service@127.0.0.1:5060", "tel:+15551234", 1);

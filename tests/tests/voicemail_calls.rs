@@ -109,16 +109,26 @@ fn a_message_left_in_english_with_the_caller_id_as_the_number() {
     assert!(frames[3200..3360].iter().all(|s| *s == 0), "lost packet");
     assert_eq!(frames[3360..], decoded(&pcm[3360..])[..]);
 
-    // The store answers; the call is over, so nothing more happens.
-    let handle = call;
+    // The store answers; the call is over, so nothing more happens: no message to the
+    // caller, no voicemail work, no event, and the call stays ended.
+    assert_eq!(net.ended(call), Some(ivr_engine::EndReason::CallerHungUp));
+    let _ = net.take_sip(caller.addr);
+    let (commands, events) = (net.voicemail.len(), net.events.len());
     net.engine.handle_input(
         net.now,
-        Input::Voicemail(VoicemailReport::Stored {
-            call: handle,
-            ok: true,
-        }),
+        Input::Voicemail(VoicemailReport::Stored { call, ok: true }),
     );
     net.pump();
+    net.advance(Duration::from_secs(5));
+    assert!(net.take_sip(caller.addr).is_empty());
+    assert_eq!(
+        net.voicemail.len(),
+        commands,
+        "{:?}",
+        &net.voicemail[commands..]
+    );
+    assert_eq!(net.events.len(), events, "{:?}", &net.events[events..]);
+    assert_eq!(net.engine.call_count(), 0);
 }
 
 #[test]

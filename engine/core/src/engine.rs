@@ -287,14 +287,6 @@ impl Engine {
         if self.calls.len() >= self.ctx.config.max_calls {
             return Err(RequestError::Unavailable(Unavailable::AtCapacity));
         }
-        // Max-Forwards 0 on a request we would otherwise serve (RFC 3261 §16.3 spirit; see docs).
-        if req
-            .headers
-            .get(&HeaderName::MaxForwards)
-            .is_some_and(|v| v.trim_start_matches('0').is_empty())
-        {
-            return Err(RequestError::TooManyHops);
-        }
         // Our answer (or offer) is SDP: a caller that accepts no SDP cannot take it
         // (RFC 3261 §21.4.7; RFC 4475 §3.3.15 `sdp01`).
         if !proxy::accepts_sdp(req) {

@@ -27,9 +27,6 @@ pub enum RequestError {
     /// We cannot take the call now.
     #[error("unavailable: {0}")]
     Unavailable(Unavailable),
-    /// Max-Forwards reached 0 (RFC 3261 §16.3, see docs/architecture.md).
-    #[error("too many hops")]
-    TooManyHops,
     /// Accept excludes `application/sdp`, which our answer would be (RFC 3261 §21.4.7).
     #[error("Accept excludes application/sdp")]
     SdpNotAccepted,
@@ -89,7 +86,6 @@ impl From<&RequestError> for StatusCode {
             RequestError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             RequestError::NotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            RequestError::TooManyHops => StatusCode::TOO_MANY_HOPS,
             RequestError::SdpNotAccepted => StatusCode::NOT_ACCEPTABLE,
             RequestError::NotSdp => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestError::RouteSet(_) | RequestError::MissingContact => StatusCode::BAD_REQUEST,

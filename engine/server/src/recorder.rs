@@ -389,6 +389,9 @@ pub async fn recover(
 mod tests {
     use super::*;
 
+    /// A `.part` file as a kill -9 leaves it: the header (brought up to date at the last
+    /// flush) counts 8000 samples, and 4000 more samples plus half of one reached the file
+    /// after it. Repair makes the header count exactly what is there, to the whole sample.
     #[test]
     fn a_cut_off_wav_is_repaired_to_its_length() {
         let dir = tempfile::tempdir().unwrap();
@@ -399,25 +402,49 @@ mod tests {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
+        // As the writer does: hound writes, and a flush updates the header.
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
         for i in 0..8000 {
             w.write_sample((i % 100) as i16).unwrap();
         }
         w.flush().unwrap();
-        // More samples reach the file but the header is not updated (as after kill -9).
-        for _ in 0..4000 {
-            w.write_sample(7i16).unwrap();
-        }
+        // The process dies here: hound never finalizes the header (its buffer is empty
+        // after the flush, so forgetting it loses nothing).
         std::mem::forget(w);
+        // What reached the file after the last flush, as raw bytes: 4000 samples of 7 and
+        // an odd byte (half a sample).
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        f.write_all(&[1]).unwrap(); // an odd byte: half a sample
+        let late: Vec<u8> = std::iter::repeat_n(7i16.to_le_bytes(), 4000)
+            .flatten()
+            .chain([1])
+            .collect();
+        f.write_all(&late).unwrap();
         drop(f);
+        assert_eq!(
+            hound::WavReader::open(&path).unwrap().len(),
+            8000,
+            "before repair the header counts only what was flushed"
+        );
+
         let samples = repair_wav(&path).unwrap();
+        assert_eq!(samples, 12_000);
         let r = hound::WavReader::open(&path).unwrap();
-        assert_eq!(r.len() as u64, samples);
-        assert!(samples >= 8000, "{samples}");
+        assert_eq!(r.len(), 12_000);
+        let got: Vec<i16> = r.into_samples().map(Result::unwrap).collect();
+        let want: Vec<i16> = (0..8000)
+            .map(|i| (i % 100) as i16)
+            .chain(std::iter::repeat_n(7, 4000))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            44 + 24_000,
+            "the half sample is cut"
+        );
+        // Repairing a whole file changes nothing.
+        assert_eq!(repair_wav(&path).unwrap(), 12_000);
     }
 }
