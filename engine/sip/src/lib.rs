@@ -10,6 +10,7 @@
 //! events and deadlines out.
 
 pub mod dialog;
+pub mod digest;
 pub mod framing;
 pub mod fuzz;
 pub mod header;
