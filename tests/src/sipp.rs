@@ -84,6 +84,70 @@ pub fn run(target: SocketAddr, args: &[&str]) -> Run {
     }
 }
 
+/// A SIPp running in the background as a UAS (it waits for calls), killed on drop.
+pub struct Uas {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+    /// The address it listens on (UDP).
+    pub addr: SocketAddr,
+}
+
+/// Start SIPp as a UAS with `args` (typically `-sf SCENARIO -m 1`) on a free port of
+/// 127.0.0.1; fails loudly if SIPp is not installed. It answers as soon as its socket is
+/// bound; callers that send over UDP with retransmissions need not wait for it.
+pub fn spawn_uas(args: &[&str]) -> Uas {
+    let (sip_port, media_port) = ports();
+    let log = tempfile::NamedTempFile::new().expect("temp file");
+    let child = Command::new("sipp")
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sip_port,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &media_port,
+        ])
+        .args(["-nostdin", "-timeout_error", "-timeout", "60s"])
+        .args(args)
+        .stdout(log.reopen().expect("log"))
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect(
+            "SIPp is not installed: `apt-get install -y sip-tester` (the test command does this)",
+        );
+    Uas {
+        child,
+        log,
+        addr: SocketAddr::from(([127, 0, 0, 1], sip_port.parse::<u16>().expect("port"))),
+    }
+}
+
+impl Uas {
+    /// Whether SIPp has exited, with its run if so.
+    pub fn try_finish(&mut self) -> Option<Run> {
+        let status = self.child.try_wait().expect("wait for sipp")?;
+        Some(Run {
+            code: status.code().unwrap_or(-1),
+            output: std::fs::read_to_string(self.log.path()).unwrap_or_default(),
+        })
+    }
+
+    /// What SIPp printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The value SIPp's final statistics give for a counter, e.g. `Successful call`.
 pub fn stat(output: &str, name: &str) -> Option<u64> {
     output
