@@ -27,6 +27,25 @@ fn ports() -> (String, String) {
     (free_port().to_string(), (40_000 + slot).to_string())
 }
 
+/// The arguments every run shares: loopback only, its own SIP and media ports, no stdin,
+/// a timeout that counts as failure.
+fn loopback_args<'a>(sip_port: &'a str, media_port: &'a str) -> [&'a str; 12] {
+    [
+        "-i",
+        "127.0.0.1",
+        "-p",
+        sip_port,
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        media_port,
+        "-nostdin",
+        "-timeout_error",
+        "-timeout",
+        "60s",
+    ]
+}
+
 /// A port free for both UDP and TCP on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     for _ in 0..50 {
@@ -59,17 +78,7 @@ pub fn run(target: SocketAddr, args: &[&str]) -> Run {
         .arg("120")
         .arg("sipp")
         .arg(target.to_string())
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &sip_port,
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &media_port,
-        ])
-        .args(["-nostdin", "-timeout_error", "-timeout", "60s"])
+        .args(loopback_args(&sip_port, &media_port))
         .args(args)
         .output()
         .expect("run sipp");
@@ -99,17 +108,7 @@ pub fn spawn_uas(args: &[&str]) -> Uas {
     let (sip_port, media_port) = ports();
     let log = tempfile::NamedTempFile::new().expect("temp file");
     let child = Command::new("sipp")
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &sip_port,
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &media_port,
-        ])
-        .args(["-nostdin", "-timeout_error", "-timeout", "60s"])
+        .args(loopback_args(&sip_port, &media_port))
         .args(args)
         .stdout(log.reopen().expect("log"))
         .stderr(log.reopen().expect("log"))
