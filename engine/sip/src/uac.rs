@@ -563,6 +563,19 @@ impl OutgoingCall {
         }
         self.transmits.extend(pending);
         self.txs.retain(|t| !t.is_terminated());
+        // The INVITE transaction ended without a final answer we acted on (Timer M after a
+        // 2xx without To tag, which creates no dialog, §12.1.2): the attempt is over.
+        let invite_alive = self
+            .txs
+            .iter()
+            .any(|t| t.branch == self.invite_branch && t.method() == Method::Invite);
+        if self.phase == Phase::Inviting && !invite_alive {
+            let cause = match self.cancel {
+                Cancel::NotAsked => FailureCause::Timeout,
+                Cancel::Pending(r) | Cancel::Sent(r, _) => FailureCause::Cancelled(r),
+            };
+            self.fail(cause);
+        }
     }
 
     fn drain_tx(&mut self, now: Instant, i: usize) {
