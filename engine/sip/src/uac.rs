@@ -291,6 +291,7 @@ pub struct OutgoingCall {
     acked: Vec<Acked>,
     early: Vec<Dialog>,
     dialog: Option<Dialog>,
+    bye_sent: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<UacEvent>,
 }
@@ -359,6 +360,7 @@ impl OutgoingCall {
             acked: Vec::new(),
             early: Vec::new(),
             dialog: None,
+            bye_sent: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             config,
@@ -485,11 +487,13 @@ impl OutgoingCall {
     }
 
     /// End an answered call with BYE on the kept dialog (§15.1.1). Returns false if there is
-    /// no answered call to end. The owner may instead build the BYE from [`Self::dialog`] itself.
+    /// no answered call to end, or its BYE was already sent. The owner may instead build the
+    /// BYE from [`Self::dialog`] itself.
     pub fn bye(&mut self, now: Instant) -> bool {
-        if self.phase != Phase::Answered {
+        if self.phase != Phase::Answered || self.bye_sent {
             return false;
         }
+        self.bye_sent = true;
         let Some(mut d) = self.dialog.take() else {
             return false;
         };

@@ -551,6 +551,7 @@ fn invite_trying_early_media_ringing_ok_ack_through_an_outbound_proxy() {
     // The owner hangs up: BYE on the dialog, CSeq 2.
     let now = sim.now;
     assert!(sim.uac.bye(now));
+    assert!(!sim.uac.bye(now), "one BYE");
     sim.run(Duration::from_secs(41), never());
     let byes = sim.requests_at_callee(Method::Bye);
     assert_eq!(byes.len(), 1);
