@@ -31,6 +31,34 @@
 //! Routing: the owner hands every response whose Call-ID is [`OutgoingCall::call_id`] to
 //! [`OutgoingCall::handle_response`] (it ignores those that match none of its transactions).
 //! Requests from the callee (its BYE, re-INVITE) belong to the dialog and are the owner's.
+//!
+//! An owner's loop, in short:
+//!
+//! ```
+//! use ivr_sip::uac::{CancelReason, OutgoingCall, UacEvent};
+//! use std::time::Instant;
+//!
+//! fn drive(call: &mut OutgoingCall, now: Instant, ring_deadline: Instant) {
+//!     if now >= ring_deadline {
+//!         call.cancel(now, CancelReason::RingTimeout); // a no-op once answered or failed
+//!     }
+//!     call.handle_timeout(now);
+//!     while let Some(t) = call.poll_transmit() {
+//!         // Resolve t.next_hop (ivr_sip::route::socket_of for IP literals) and send
+//!         // t.message.to_bytes() over t.transport.
+//!         let _ = (t.next_hop, t.message);
+//!     }
+//!     while let Some(event) = call.poll_event() {
+//!         match event {
+//!             UacEvent::Progress { sdp: Some(_early_media), .. } => { /* play it to the caller */ }
+//!             UacEvent::Answered { dialog, sdp } => { /* bridge; keep `dialog` */ let _ = (dialog, sdp); }
+//!             UacEvent::Failed(f) => { /* the menu's on_failure, by f.kind */ let _ = f; }
+//!             _ => {}
+//!         }
+//!     }
+//!     // Sleep until call.poll_timeout() or the next datagram (handle_response).
+//! }
+//! ```
 
 use crate::Transport;
 use crate::dialog::Dialog;
