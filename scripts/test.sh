@@ -28,15 +28,16 @@ command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff p
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).
 # schemathesis tests the staff API against its OpenAPI document.
-py_pkgs=(jsonschema pyyaml playwright schemathesis)
-if ! python3 -c "import jsonschema, yaml, playwright, schemathesis" 2>/dev/null; then
+# prometheus_client's parsers read /metrics back as Prometheus would.
+py_pkgs=(jsonschema pyyaml playwright schemathesis prometheus-client)
+if ! python3 -c "import jsonschema, yaml, playwright, schemathesis, prometheus_client" 2>/dev/null; then
   # Debian's own python3 refuses pip installs outside a virtualenv (PEP 668) unless asked.
   python3 -m pip install -q "${py_pkgs[@]}" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
 fi
 # pip may put the schemathesis command in the user's script folder.
 PATH="$PATH:$(python3 -m site --user-base)/bin"
-python3 -c "import jsonschema, yaml, playwright, schemathesis" || { echo "python3 with jsonschema, pyyaml, playwright and schemathesis is required" >&2; exit 1; }
+python3 -c "import jsonschema, yaml, playwright, schemathesis, prometheus_client" || { echo "python3 with jsonschema, pyyaml, playwright, schemathesis and prometheus_client is required" >&2; exit 1; }
 command -v schemathesis >/dev/null 2>&1 || { echo "the schemathesis command is not on PATH" >&2; exit 1; }
 
 # The store is tested on SQLite and on PostgreSQL: a throwaway server for this run.

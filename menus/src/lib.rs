@@ -8,6 +8,7 @@
 pub mod fuzz;
 pub mod graph;
 pub mod handoff;
+pub mod ics;
 pub mod model;
 pub mod numbers;
 pub mod run;

@@ -475,6 +475,14 @@ pub enum ErrorKind {
     /// A destination URI that cannot be called.
     #[error("{0}")]
     Uri(String),
+    /// A calendar file (`holidays_ics`) with a line that cannot be used.
+    #[error("{file}:{error}")]
+    Calendar {
+        /// The file as written.
+        file: String,
+        /// What is wrong, and on which line.
+        error: crate::ics::IcsError,
+    },
     /// A prompt file that cannot be read or used.
     #[error("{file}: {reason}")]
     Prompt {

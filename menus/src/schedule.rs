@@ -45,7 +45,7 @@ pub struct Schedule {
     holidays: Vec<Holiday>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Holiday {
     /// From `from` (midnight for a whole day) to the end of that day.
     Day { date: Date, from: Time },
@@ -53,6 +53,8 @@ enum Holiday {
     Range { first: Date, last: Date },
     /// The same month and day every year.
     Yearly { month: i8, day: i8 },
+    /// An event of an iCalendar file, which may recur.
+    Calendar(Box<crate::ics::Event>),
 }
 
 impl Schedule {
@@ -64,6 +66,7 @@ impl Schedule {
             Holiday::Day { date: d, from } => *d == date && time >= *from,
             Holiday::Range { first, last } => (*first..=*last).contains(&date),
             Holiday::Yearly { month, day } => date.month() == *month && date.day() == *day,
+            Holiday::Calendar(event) => event.covers(t, &local),
         });
         if holiday {
             return State::Holiday;
@@ -168,8 +171,11 @@ pub fn compile_schedules(
             for (file, at) in w.names(n, &ipath) {
                 let text = load(&file)
                     .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()));
-                match text.and_then(|t| ics_holidays(&t)) {
-                    Ok(days) => holidays.extend(days),
+                match text.map(|t| crate::ics::parse(&t, &zone)) {
+                    Ok(Ok(events)) => {
+                        holidays.extend(events.into_iter().map(|e| Holiday::Calendar(Box::new(e))))
+                    }
+                    Ok(Err(error)) => w.error(at, &ipath, ErrorKind::Calendar { file, error }),
                     Err(reason) => w.error(at, &ipath, ErrorKind::Prompt { file, reason }),
                 }
             }
@@ -237,83 +243,6 @@ fn holiday(text: &str) -> Option<Holiday> {
         date: text.parse().ok()?,
         from: Time::midnight(),
     })
-}
-
-/// Holidays from an iCalendar file (RFC 5545): each VEVENT's DTSTART day, up to its DTEND
-/// (exclusive, as calendars write all-day events), and `RRULE:FREQ=YEARLY` as every year.
-/// Times of day are ignored: an event makes its whole day a holiday.
-fn ics_holidays(text: &str) -> Result<Vec<Holiday>, String> {
-    // Unfold (RFC 5545 §3.1): a line starting with a space or tab continues the previous one.
-    let mut lines: Vec<String> = Vec::new();
-    for raw in text.lines() {
-        match raw.strip_prefix([' ', '\t']) {
-            Some(more) if !lines.is_empty() => {
-                if let Some(last) = lines.last_mut() {
-                    last.push_str(more);
-                }
-            }
-            _ => lines.push(raw.trim_end().to_string()),
-        }
-    }
-    let date = |value: &str| -> Result<Date, String> {
-        let v = value
-            .get(..8)
-            .ok_or_else(|| format!("bad date '{value}'"))?;
-        let (y, m, d) = (
-            v[..4].parse().ok(),
-            v[4..6].parse().ok(),
-            v[6..8].parse().ok(),
-        );
-        match (y, m, d) {
-            (Some(y), Some(m), Some(d)) => {
-                Date::new(y, m, d).map_err(|_| format!("bad date '{value}'"))
-            }
-            _ => Err(format!("bad date '{value}'")),
-        }
-    };
-    let mut out = Vec::new();
-    let (mut in_event, mut start, mut end, mut yearly) = (false, None, None, false);
-    for line in &lines {
-        let (name, value) = match line.split_once(':') {
-            Some((n, v)) => (n.split(';').next().unwrap_or(n).to_ascii_uppercase(), v),
-            None => continue,
-        };
-        match (name.as_str(), value) {
-            ("BEGIN", "VEVENT") => (in_event, start, end, yearly) = (true, None, None, false),
-            ("DTSTART", v) if in_event => start = Some(date(v)?),
-            ("DTEND", v) if in_event => end = Some(date(v)?),
-            ("RRULE", v) if in_event => yearly = v.to_ascii_uppercase().contains("FREQ=YEARLY"),
-            ("END", "VEVENT") if in_event => {
-                in_event = false;
-                let first = start.ok_or("a VEVENT without DTSTART")?;
-                let last = match end {
-                    Some(e) if e > first => e.yesterday().map_err(|e| e.to_string())?,
-                    _ => first,
-                };
-                out.push(if yearly {
-                    Holiday::Yearly {
-                        month: first.month(),
-                        day: first.day(),
-                    }
-                } else if last == first {
-                    Holiday::Day {
-                        date: first,
-                        from: Time::midnight(),
-                    }
-                } else {
-                    Holiday::Range { first, last }
-                });
-            }
-            _ => {}
-        }
-    }
-    if lines
-        .first()
-        .is_none_or(|l| !l.eq_ignore_ascii_case("BEGIN:VCALENDAR"))
-    {
-        return Err("not an iCalendar file (no BEGIN:VCALENDAR)".into());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -409,25 +338,29 @@ schedules:
     }
 
     #[test]
-    fn ics_calendars_give_holidays() {
-        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Christmas\r\nDTSTART;VALUE=DATE:20261225\r\nDTEND;VALUE=DATE:20261226\r\nRRULE:FREQ=YEARLY\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nSUMMARY:Summer closing, folded\r\n  over two lines\r\nDTSTART;VALUE=DATE:20260803\r\nDTEND;VALUE=DATE:20260815\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nDTSTART:20261111T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-        let h = ics_holidays(ics).unwrap();
-        assert_eq!(
-            h,
-            vec![
-                Holiday::Yearly { month: 12, day: 25 },
-                Holiday::Range {
-                    first: "2026-08-03".parse().unwrap(),
-                    last: "2026-08-14".parse().unwrap()
-                },
-                Holiday::Day {
-                    date: "2026-11-11".parse().unwrap(),
-                    from: Time::midnight()
-                },
-            ]
+    fn calendar_files_add_holidays_and_report_lines() {
+        let ics = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261126\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=4TH\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let broken = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20261126\nRRULE:FREQ=YEARLY;BYDAY=4XX\nEND:VEVENT\nEND:VCALENDAR\n";
+        let yaml = "schedules:\n  s:\n    timezone: America/New_York\n    holidays_ics: [good.ics, broken.ics]\n";
+        let root = load_str(yaml).unwrap();
+        let mut w = Walker::default();
+        let f = w.map(&root, "", None).unwrap();
+        let s = compile_schedules(&mut w, f.get("schedules").unwrap(), &mut |file| {
+            Ok(if file == "good.ics" { ics } else { broken }.into())
+        });
+        let text: Vec<String> = w.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(
+            text[0].starts_with("4:"),
+            "the YAML place of the file comes first: {text:?}"
         );
-        assert!(ics_holidays("hello").is_err());
-        assert!(ics_holidays("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:2026\nEND:VEVENT\n").is_err());
+        assert!(
+            text[0].contains("schedules.s.holidays_ics: broken.ics:4: RRULE: "),
+            "{text:?}"
+        );
+        // Thanksgiving 2027 is on the 25th (the old reading said the 26th, every year).
+        assert_eq!(s[0].state_at(at("2027-11-25T15:00:00Z")), State::Holiday);
+        assert_eq!(s[0].state_at(at("2027-11-26T15:00:00Z")), State::Closed);
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn json() -> String {
             "additionalProperties": {{ "$ref": "#/$defs/names" }} }},
           "holidays": {{ "type": "array", "items": {{ "type": "string" }},
             "description": "YYYY-MM-DD, YYYY-MM-DD from HH:MM, YYYY-MM-DD..YYYY-MM-DD, or every MM-DD." }},
-          "holidays_ics": {{ "$ref": "#/$defs/names", "description": "iCalendar files whose events are holidays (whole days; RRULE:FREQ=YEARLY repeats)." }}
+          "holidays_ics": {{ "$ref": "#/$defs/names", "description": "iCalendar files (RFC 5545) whose events are holidays, with their recurrences (RRULE, RDATE, EXDATE; see docs/menus.md)." }}
         }} }}
     }},
     "menus": {{

@@ -6,7 +6,7 @@
 use ivr_audio::Digit;
 use ivr_audio::rfc4733::EventPayload;
 use ivr_engine::media::RtpBuf;
-use ivr_engine::{CallHandle, Engine, EngineConfig, Event, Input, Output};
+use ivr_engine::{CallHandle, Engine, EngineConfig, Event, Input, LegHandle, Output};
 use ivr_menus::Menus;
 use ivr_sip::Transport;
 use ivr_sip::message::{CoreHeaders, Message, Request, Response};
@@ -38,12 +38,12 @@ pub struct Net {
     pub now: Instant,
     /// SIP messages the engine sent, not yet taken.
     pub sip: Vec<Sent>,
-    /// RTP packets the engine sent, by call.
-    pub rtp: HashMap<CallHandle, Vec<Sent>>,
+    /// RTP packets the engine sent, by leg.
+    pub rtp: HashMap<LegHandle, Vec<Sent>>,
     /// Every event, in order.
     pub events: Vec<Event>,
-    /// Open media sockets: call -> local address.
-    pub media: HashMap<CallHandle, SocketAddr>,
+    /// Open media sockets: leg -> local address.
+    pub media: HashMap<LegHandle, SocketAddr>,
     next_port: u16,
     /// When false, OpenMedia is answered with MediaFailed.
     pub ports_available: bool,
@@ -89,11 +89,16 @@ impl Net {
         self.pump();
     }
 
-    /// Deliver an RTP datagram to a call's socket.
-    pub fn send_rtp(&mut self, call: CallHandle, from: SocketAddr, data: &[u8]) {
+    /// Deliver an RTP datagram to a leg's socket.
+    pub fn send_rtp(&mut self, leg: LegHandle, from: SocketAddr, data: &[u8]) {
         self.engine
-            .handle_input(self.now, Input::Rtp { call, from, data });
+            .handle_input(self.now, Input::Rtp { leg, from, data });
         self.pump();
+    }
+
+    /// The RTP packets the engine sent on the leg that called in to `call`.
+    pub fn rtp_of(&self, call: CallHandle) -> &[Sent] {
+        self.rtp.get(&call.leg(0)).map_or(&[], Vec::as_slice)
     }
 
     /// Perform the engine's outputs; returns its next deadline.
@@ -107,21 +112,21 @@ impl Net {
                     data,
                 }),
                 Output::Rtp {
-                    call, to, packet, ..
-                } => self.record_rtp(call, to, &packet),
-                Output::OpenMedia { call } => {
+                    leg, to, packet, ..
+                } => self.record_rtp(leg, to, &packet),
+                Output::OpenMedia { leg } => {
                     let input = if self.ports_available {
                         let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], self.next_port));
                         self.next_port += 2;
-                        self.media.insert(call, local);
-                        Input::MediaOpened { call, local }
+                        self.media.insert(leg, local);
+                        Input::MediaOpened { leg, local }
                     } else {
-                        Input::MediaFailed { call }
+                        Input::MediaFailed { leg }
                     };
                     self.engine.handle_input(self.now, input);
                 }
-                Output::CloseMedia { call } => {
-                    self.media.remove(&call);
+                Output::CloseMedia { leg } => {
+                    self.media.remove(&leg);
                 }
                 Output::Event(e) => self.events.push(e),
                 Output::Voicemail(cmd) => self.voicemail.push(cmd),
@@ -129,8 +134,8 @@ impl Net {
         }
     }
 
-    fn record_rtp(&mut self, call: CallHandle, to: SocketAddr, packet: &RtpBuf) {
-        self.rtp.entry(call).or_default().push(Sent {
+    fn record_rtp(&mut self, leg: LegHandle, to: SocketAddr, packet: &RtpBuf) {
+        self.rtp.entry(leg).or_default().push(Sent {
             at: self.now,
             to,
             data: packet.as_slice().to_vec(),
@@ -186,7 +191,7 @@ impl Net {
     /// `caller` presses a key (RFC 4733, 20 ms between packets).
     pub fn press(&mut self, caller: &mut Caller, call: CallHandle, digit: Digit) {
         for p in caller.key_packets(digit, 101) {
-            self.send_rtp(call, caller.media, &p);
+            self.send_rtp(call.leg(0), caller.media, &p);
             self.advance(Duration::from_millis(20));
         }
     }

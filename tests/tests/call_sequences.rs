@@ -65,7 +65,7 @@ proptest! {
                 Step::Key(k) => {
                     if let Some(call) = net.last_call() {
                         for p in caller.key_packets(Digit::from_event_code(k).unwrap(), 101) {
-                            net.send_rtp(call, caller.media, &p);
+                            net.send_rtp(call.leg(0), caller.media, &p);
                         }
                     }
                     None

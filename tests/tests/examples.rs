@@ -130,3 +130,47 @@ fn simulate_reads_keys_and_waits_from_stdin_and_tells_what_is_heard() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// `ivr check` names a calendar file's broken or unsupported recurrence with its line.
+#[test]
+fn check_reports_a_broken_calendar_rule_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("menus.yaml"),
+        "entry: main\nschedules:\n  office:\n    timezone: America/New_York\n    hours: { mon-fri: [\"09:00-17:00\"] }\n    holidays_ics: [good.ics, bad.ics, hourly.ics]\nmenus:\n  main: { schedule: office, open: main2, closed: main2 }\n  main2: { options: { \"1\": { hangup: true } } }\n",
+    )
+    .unwrap();
+    let event = |rule: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\nDTSTART;VALUE=DATE:20261126\r\n{rule}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("good.ics"),
+        event("RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=4TH"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.ics"),
+        event("RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=4THU"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("hourly.ics"), event("RRULE:FREQ=HOURLY")).unwrap();
+    let out = Command::new(ivr_binary())
+        .arg("check")
+        .arg(dir.path().join("menus.yaml"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("schedules.office.holidays_ics: bad.ics:6: RRULE: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("hourly.ics:6: FREQ=HOURLY (holidays recur at most daily) is not supported"),
+        "{text}"
+    );
+    assert!(!text.contains("good.ics"), "{text}");
+}

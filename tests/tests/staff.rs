@@ -10,6 +10,18 @@ use std::process::{Command, Stdio};
 
 const PASSWORD: &str = "a long staff password";
 
+/// The wall clock in seconds since the epoch, as the engine reads it. The engine sweeps
+/// requests older than `--retention-days` with the real clock, so seeded requests are
+/// stamped relative to it: a fixed date would be swept once the calendar passes it.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A request received an hour ago. Ids are opaque to the store and the API (the time in
+/// the fixed ids below is never read), so they can stay fixed.
 fn request(id: &str, mailbox: &str) -> CallbackRequest {
     CallbackRequest {
         id: id.into(),
@@ -17,7 +29,7 @@ fn request(id: &str, mailbox: &str) -> CallbackRequest {
         caller_id: Some("+33612345678".into()),
         called: Some("service".into()),
         call_id: format!("call-{id}"),
-        received_at: 1_795_000_000,
+        received_at: now() - 3600,
         callback_number: Some("+33612345678".into()),
         duration_ms: 3000,
         language: Some("en".into()),
@@ -51,12 +63,7 @@ fn seed_in(data: &std::path::Path, database: Option<&str>) -> String {
             ("1795000000-bbbb0002", "doctor"),
         ] {
             store
-                .insert(
-                    &request(id, mailbox),
-                    false,
-                    1_795_000_001,
-                    Default::default(),
-                )
+                .insert(&request(id, mailbox), false, now(), Default::default())
                 .await
                 .unwrap();
         }
@@ -377,10 +384,7 @@ fn schemathesis_finds_nothing_wrong_with_the_api() {
 fn retention_deletes_old_requests_and_their_recordings() {
     let data = tempfile::tempdir().unwrap();
     seed(data.path());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now();
     let mut old = request("1700000000-0dd00003", "messages");
     old.received_at = now - 40 * 86_400;
     let recent_at = now - 86_400;

@@ -41,7 +41,7 @@ fn caller_chooses_english_then_goodbye_and_the_engine_hangs_up() {
     let call = connect(&mut net, &mut caller);
     net.advance(Duration::from_secs(2));
     // The greeting flows: 50 packets per second, PCMU (first codec offered), to the caller's media address.
-    let rtp = &net.rtp[&call];
+    let rtp = &net.rtp_of(call);
     assert!(
         (99..=101).contains(&rtp.len()),
         "{} packets in 2 s",
@@ -98,7 +98,7 @@ fn silence_replays_the_menu_then_says_goodbye() {
     // Keep sending audio so the media timeout stays away; press nothing.
     for _ in 0..(60 * 50) {
         let p = caller.audio_packet();
-        net.send_rtp(call, caller.media, &p);
+        net.send_rtp(call.leg(0), caller.media, &p);
         net.advance(Duration::from_millis(20));
         if net.ended(call).is_some() || !net.sip.is_empty() {
             break;
@@ -122,9 +122,9 @@ fn caller_bye_mid_prompt_is_answered_and_media_stops() {
     net.send_sip(Transport::Udp, caller.addr, &bye);
     assert!(response(&net.take_sip(caller.addr), 200).is_some());
     assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
-    let sent = net.rtp[&call].len();
+    let sent = net.rtp_of(call).len();
     net.advance(Duration::from_secs(1));
-    assert_eq!(net.rtp[&call].len(), sent, "no RTP after BYE");
+    assert_eq!(net.rtp_of(call).len(), sent, "no RTP after BYE");
     // A retransmitted BYE gets the same answer (the transaction absorbs it), not a 481.
     net.send_sip(Transport::Udp, caller.addr, &bye);
     let again = net.take_sip(caller.addr);
@@ -185,7 +185,7 @@ fn late_offer_gets_our_offer_and_the_answer_comes_in_the_ack() {
     net.send_sip(Transport::Udp, caller.addr, &ack);
     let call = net.last_call().unwrap();
     net.advance(Duration::from_millis(200));
-    let rtp = &net.rtp[&call];
+    let rtp = &net.rtp_of(call);
     assert!(rtp.len() >= 10);
     assert!(
         rtp.iter().all(|p| p.data[1] & 0x7F == 8),
@@ -212,9 +212,9 @@ fn reinvite_hold_stops_media_and_resume_restarts_it() {
     );
     let ack = caller.ack(None);
     net.send_sip(Transport::Udp, caller.addr, &ack);
-    let before = net.rtp[&call].len();
+    let before = net.rtp_of(call).len();
     net.advance(Duration::from_secs(1));
-    assert_eq!(net.rtp[&call].len(), before, "no RTP while held");
+    assert_eq!(net.rtp_of(call).len(), before, "no RTP while held");
     let resume = caller.in_dialog(
         "INVITE",
         "Content-Type: application/sdp\r\n",
@@ -228,7 +228,7 @@ fn reinvite_hold_stops_media_and_resume_restarts_it() {
     let ack = caller.ack(None);
     net.send_sip(Transport::Udp, caller.addr, &ack);
     net.advance(Duration::from_millis(400));
-    assert!(net.rtp[&call].len() >= before + 19, "RTP resumes");
+    assert!(net.rtp_of(call).len() >= before + 19, "RTP resumes");
 }
 
 #[test]
@@ -448,7 +448,7 @@ fn answer_delay_rings_then_answers() {
     let ack = caller.ack(None);
     net.send_sip(Transport::Udp, caller.addr, &ack);
     net.advance(Duration::from_millis(100));
-    assert!(net.rtp[&net.last_call().unwrap()].len() >= 5);
+    assert!(net.rtp_of(net.last_call().unwrap()).len() >= 5);
 }
 
 #[test]
@@ -501,7 +501,7 @@ fn in_band_tones_work_when_the_phone_has_no_rfc4733() {
     let mut pcm: Vec<i16> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
     pcm.extend(vec![0i16; 1600]);
     for p in caller.audio_packets(&pcm) {
-        net.send_rtp(call, caller.media, &p);
+        net.send_rtp(call.leg(0), caller.media, &p);
         net.advance(Duration::from_millis(20));
     }
     assert_eq!(net.menus_entered(), ["language", "main_en"]);

@@ -57,7 +57,7 @@ fn a_message_left_in_english_with_the_caller_id_as_the_number() {
     packets.swap(40, 41);
     packets.remove(20);
     for p in &packets {
-        net.send_rtp(call, caller.media, p);
+        net.send_rtp(call.leg(0), caller.media, p);
         net.advance(Duration::from_millis(20));
     }
     // Hang up mid-message.
@@ -156,7 +156,7 @@ fn a_number_entered_is_read_back_and_the_saved_prompt_ends_the_call() {
     until_recording(&mut net);
     let pcm = tone(8_000);
     for p in caller.audio_packets(&pcm) {
-        net.send_rtp(call, caller.media, &p);
+        net.send_rtp(call.leg(0), caller.media, &p);
         net.advance(Duration::from_millis(20));
     }
     net.press(&mut caller, call, Digit::Pound); // done

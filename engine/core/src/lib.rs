@@ -7,17 +7,26 @@
 //! Nothing here reads a clock or touches a socket.
 
 pub mod call;
+mod config;
+mod ctx;
 pub mod engine;
+pub mod error;
 pub mod fuzz;
+pub mod handle;
+pub mod io;
+pub mod leg;
 pub mod media;
 mod proxy;
 pub mod rng;
 pub mod sdp;
 pub mod voicemail;
 
-pub use call::CallHandle;
-pub use engine::{EndReason, Engine, EngineConfig, Event, Input, Output};
-pub use voicemail::{VoicemailCmd, VoicemailReport};
+pub use config::{ALLOW, EngineConfig};
+pub use engine::Engine;
+pub use error::{RequestError, Unavailable};
+pub use handle::{CallHandle, LegHandle, TimerOwner};
+pub use io::{EndReason, Event, Input, Output};
+pub use io::{VoicemailCmd, VoicemailReport};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
 #[cfg(test)]

@@ -55,18 +55,19 @@ pub enum RtpError {
     PayloadType(u8),
 }
 
+/// The most samples one received packet is decoded to (60 ms); longer packets are cut.
+pub const MAX_DECODED: usize = 480;
+
 /// What a received packet was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
-    /// Audio in the negotiated codec: its RTP timestamp, and where its payload is in the
-    /// datagram (`data[start..start + len]`), so the owner can use it without parsing again.
+    /// Audio in the negotiated codec, decoded once: its RTP timestamp and how many samples
+    /// [`MediaSession::decoded`] now holds (key detection and recording share them).
     Audio {
         /// The RTP timestamp (RFC 3550 §5.1).
         timestamp: u32,
-        /// The payload's first byte in the datagram.
-        start: u16,
-        /// The payload's length (padding excluded).
-        len: u16,
+        /// The number of decoded samples.
+        samples: u16,
     },
     /// The first packet of a new RFC 4733 key event.
     Digit(Digit),
@@ -91,6 +92,9 @@ pub struct MediaSession {
     dtmf: EventTracker,
     /// In-band key detection, used when the peer did not negotiate RFC 4733 events.
     inband: Option<Box<DtmfDetector>>,
+    /// The last audio packet, decoded (8 kHz PCM); `decoded_len` samples are valid.
+    decoded: [i16; MAX_DECODED],
+    decoded_len: usize,
     last_rx: Instant,
     sent: u64,
     received: u64,
@@ -120,6 +124,8 @@ impl MediaSession {
             marker: true,
             dtmf: EventTracker::new(),
             inband: neg.dtmf_pt.is_none().then(|| Box::new(DtmfDetector::new())),
+            decoded: [0; MAX_DECODED],
+            decoded_len: 0,
             last_rx: now,
             sent: 0,
             received: 0,
@@ -267,17 +273,21 @@ impl MediaSession {
         let packet = rtp_types::RtpPacket::parse(data).map_err(|_| RtpError::Malformed)?;
         let pt = packet.payload_type();
         let kind = if pt == self.neg.pt {
+            // Decoded once, here; the in-band detector and the recorder share the samples.
+            let payload = packet.payload();
+            let n = payload.len().min(MAX_DECODED);
+            ivr_audio::g711::decode_into(self.neg.codec, &payload[..n], &mut self.decoded[..n]);
+            self.decoded_len = n;
             let key = self
                 .inband
                 .as_mut()
-                .and_then(|detector| inband_key(detector, self.neg.codec, packet.payload()));
+                .and_then(|detector| inband_key(detector, &self.decoded[..n]));
             match key {
                 Some(d) => Received::Digit(d),
-                // A datagram is at most 64 KiB, so its offsets fit in 16 bits.
                 None => Received::Audio {
                     timestamp: packet.timestamp(),
-                    start: packet.payload_offset() as u16,
-                    len: packet.payload_len() as u16,
+                    // At most MAX_DECODED, so it fits in 16 bits.
+                    samples: n as u16,
                 },
             }
         } else if Some(pt) == self.neg.dtmf_pt {
@@ -299,6 +309,12 @@ impl MediaSession {
         self.last_rx = now;
         self.received += 1;
         Ok(kind)
+    }
+
+    /// The last audio packet [`MediaSession::handle_rtp`] reported as [`Received::Audio`],
+    /// decoded to 8 kHz PCM.
+    pub fn decoded(&self) -> &[i16] {
+        &self.decoded[..self.decoded_len]
     }
 
     /// An RTCP packet arrived on the next port (RFC 3550 §11): it proves the peer is alive.
@@ -331,18 +347,10 @@ impl MediaSession {
     }
 }
 
-/// Decode one audio payload and look for in-band keys; a stack buffer keeps it allocation free.
-fn inband_key(
-    detector: &mut DtmfDetector,
-    codec: ivr_audio::Codec,
-    payload: &[u8],
-) -> Option<Digit> {
+/// Look for in-band keys in one packet's decoded audio.
+fn inband_key(detector: &mut DtmfDetector, pcm: &[i16]) -> Option<Digit> {
     let mut found = None;
-    let mut pcm = [0i16; FRAME_SAMPLES];
-    for chunk in payload.chunks(FRAME_SAMPLES) {
-        ivr_audio::g711::decode_into(codec, chunk, &mut pcm);
-        detector.feed(&pcm[..chunk.len()], |d| found = Some(d));
-    }
+    detector.feed(pcm, |d| found = Some(d));
     found
 }
 

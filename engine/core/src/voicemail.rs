@@ -6,12 +6,15 @@
 //! Recording frames leave the engine inline (no heap), 20 ms at a time, in RTP timestamp
 //! order with lost packets as silence ([`ivr_audio::reorder`]).
 
-use crate::call::{CallHandle, Phase};
-use crate::engine::{Engine, Event, Output};
+use crate::handle::CallHandle;
+use crate::io::{Event, Output};
+pub use crate::io::{VoicemailCmd, VoicemailReport};
+use ivr_audio::Prompt;
 use ivr_audio::reorder::{Frame, Reorder};
-use ivr_audio::{Digit, Prompt};
-use ivr_menus::MailboxId;
+use ivr_menus::{MailboxId, Menus};
 use ivr_voicemail::{Action, CallbackRequest, Deposit, RecordingId, Say};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How long audio is held for reordering before it is recorded (60 ms).
@@ -19,68 +22,13 @@ const REORDER_DELAY: u32 = 480;
 /// A frame whose mean absolute amplitude is above this counts as voice (about -42 dBFS).
 const VOICE_LEVEL: u32 = 260;
 
-/// A command for the driver's recorder and store.
-#[derive(Debug)]
-// Frames travel inline on purpose: recording must not allocate per packet.
-#[allow(clippy::large_enum_variant)]
-pub enum VoicemailCmd {
-    /// Start writing a recording; `request` is what is known so far (keep it next to the
-    /// audio, so a crash loses neither).
-    Start {
-        /// The recording.
-        recording: RecordingId,
-        /// The request as known at the start of the message.
-        request: Box<CallbackRequest>,
-    },
-    /// 20 ms of the caller's audio (8 kHz, 16-bit).
-    Frame {
-        /// The recording.
-        recording: RecordingId,
-        /// The samples.
-        frame: Frame,
-    },
-    /// The message is over: finish the file and make it durable.
-    Stop {
-        /// The recording.
-        recording: RecordingId,
-    },
-    /// Delete the recording (re-recorded or cancelled).
-    Discard {
-        /// The recording.
-        recording: RecordingId,
-    },
-    /// Store the request (with the stopped recording, if it has one) and answer with
-    /// [`VoicemailReport::Stored`].
-    Submit {
-        /// The call, for the answer.
-        call: CallHandle,
-        /// The recording, if the request has a message.
-        recording: Option<RecordingId>,
-        /// The request.
-        request: Box<CallbackRequest>,
-    },
-}
-
-/// What the driver reports about voicemail work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VoicemailReport {
-    /// A recording could not be written (disk full, unwritable folder).
-    RecordingFailed {
-        /// The recording.
-        recording: RecordingId,
-    },
-    /// A submitted request was stored, or not.
-    Stored {
-        /// The call.
-        call: CallHandle,
-        /// Whether it was.
-        ok: bool,
-    },
-}
-
 /// A call leaving a callback request.
 #[derive(Debug)]
 pub struct DepositCall {
+    /// The menus the call runs (prompts and the mailbox live there).
+    pub menus: Arc<Menus>,
+    /// The caller's language (an index into the menus' languages).
+    pub language: usize,
     /// The mailbox.
     pub mailbox: MailboxId,
     /// The caller's side.
@@ -99,36 +47,47 @@ pub struct DepositCall {
     pub review: Option<Vec<i16>>,
 }
 
-impl Engine {
-    /// The menus handed `handle` to `mailbox`: start a deposit.
-    pub(crate) fn start_deposit(&mut self, now: Instant, handle: CallHandle, mailbox: MailboxId) {
-        let wall = self.wall_seconds(now);
-        let id = format!("{wall}-{:08x}", self.rng.next_u32());
-        let Some(call) = self.calls.get_mut(&handle) else {
-            return;
-        };
-        let menus = call.menu.menus().clone();
+/// What a deposit asks of its call (everything else it does itself, through [`VmIo`]).
+#[derive(Debug)]
+pub enum DepositOut {
+    /// Play these prompts (named for the log), replacing what plays.
+    Play(Vec<(String, Prompt)>),
+    /// Play the caller's own message back (not named in the log).
+    PlayMessage(Prompt),
+    /// Stop playing.
+    StopPlayback,
+    /// End the call.
+    Hangup,
+}
+
+/// What a deposit needs from the engine to write and store: the output queue, the
+/// recording counter and the record beep.
+pub struct VmIo<'a> {
+    /// The engine's output queue.
+    pub outputs: &'a mut VecDeque<Output>,
+    /// The next recording's number.
+    pub next_recording: &'a mut u64,
+    /// The record beep.
+    pub beep: &'a Prompt,
+}
+
+impl DepositCall {
+    /// A deposit into `mailbox` for a call the menus hand over, started at `now`; `request`
+    /// is the callback request as known so far.
+    pub fn new(
+        now: Instant,
+        menus: Arc<Menus>,
+        language: usize,
+        mailbox: MailboxId,
+        request: CallbackRequest,
+    ) -> DepositCall {
         let mb = menus.mailbox(mailbox);
-        let caller_id = call.caller.clone();
-        let request = CallbackRequest {
-            id,
-            mailbox: mb.name.clone(),
-            caller_id: caller_id.clone(),
-            called: call.invite.uri.user(),
-            call_id: call.call_id.clone(),
-            received_at: wall,
-            callback_number: None,
-            duration_ms: 0,
-            language: menus.languages().get(call.menu.language()).cloned(),
-            menu_path: call.path.clone(),
-            variables: call.menu.variables().to_vec(),
-            hung_up: false,
-            has_message: false,
-            email_to: mb.email.clone(),
-        };
-        let mut deposit = Deposit::new(mb, caller_id.as_deref());
+        let mut deposit = Deposit::new(mb, request.caller_id.as_deref());
         deposit.start(now);
-        call.deposit = Some(Box::new(DepositCall {
+        let review = mb.review.then(Vec::new);
+        DepositCall {
+            menus,
+            language,
             mailbox,
             deposit,
             request,
@@ -136,147 +95,65 @@ impl Engine {
             recording_live: false,
             reorder: Box::new(Reorder::new(REORDER_DELAY)),
             samples: 0,
-            review: mb.review.then(Vec::new),
-        }));
-        self.apply_deposit(now, handle);
-    }
-
-    /// Seconds since the Unix epoch at `now`, from the driver's wall clock (0 if none).
-    fn wall_seconds(&self, now: Instant) -> u64 {
-        let Some((at, wall)) = self.wall_anchor else {
-            return 0;
-        };
-        let wall = wall + now.saturating_duration_since(at);
-        wall.duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-
-    /// A key, while depositing.
-    pub(crate) fn deposit_digit(&mut self, now: Instant, handle: CallHandle, digit: Digit) {
-        if let Some(d) = self.deposit_of(handle) {
-            d.deposit.handle_digit(now, digit);
-            self.apply_deposit(now, handle);
+            review,
         }
     }
 
-    /// Whether the call is leaving a callback request.
-    pub(crate) fn in_deposit(&self, handle: CallHandle) -> bool {
-        self.calls.get(&handle).is_some_and(|c| c.deposit.is_some())
-    }
-
-    fn deposit_of(&mut self, handle: CallHandle) -> Option<&mut DepositCall> {
-        self.calls
-            .get_mut(&handle)
-            .and_then(|c| c.deposit.as_deref_mut())
-    }
-
-    /// A packet of the caller's audio arrived (its RTP timestamp and G.711 payload): decode
-    /// and record it, in timestamp order.
-    pub(crate) fn deposit_audio(
+    /// The caller's audio (one packet, decoded, with its RTP timestamp): recorded in
+    /// timestamp order while a recording is live.
+    pub fn handle_audio(
         &mut self,
         now: Instant,
-        handle: CallHandle,
         timestamp: u32,
-        payload: &[u8],
+        pcm: &[i16],
+        outputs: &mut VecDeque<Output>,
     ) {
-        let Some(call) = self.calls.get_mut(&handle) else {
+        let (Some(recording), true) = (self.recording, self.recording_live) else {
             return;
         };
-        let (Some(d), Some(media)) = (call.deposit.as_deref_mut(), call.media.as_ref()) else {
-            return;
-        };
-        let (Some(recording), true) = (d.recording, d.recording_live) else {
-            return;
-        };
-        let codec = media.codec();
-        // Up to 60 ms per packet; longer packets are cut (no heap: a stack buffer).
-        let mut pcm = [0i16; 480];
-        let n = payload.len().min(pcm.len());
-        ivr_audio::g711::decode_into(codec, &payload[..n], &mut pcm[..n]);
-        let outputs = &mut self.outputs;
-        let deposit = &mut d.deposit;
-        let samples = &mut d.samples;
-        let review = &mut d.review;
-        d.reorder.push(timestamp, &pcm[..n], &mut |frame: &Frame| {
+        let deposit = &mut self.deposit;
+        let samples = &mut self.samples;
+        let review = &mut self.review;
+        self.reorder.push(timestamp, pcm, &mut |frame: &Frame| {
             record_frame(outputs, deposit, samples, review, recording, now, frame);
         });
-        self.apply_deposit(now, handle);
-    }
-
-    /// Playback of what the deposit asked ended.
-    pub(crate) fn deposit_playback_finished(&mut self, now: Instant, handle: CallHandle) {
-        if let Some(d) = self.deposit_of(handle) {
-            d.deposit.handle_playback_finished(now);
-            self.apply_deposit(now, handle);
-        }
-    }
-
-    /// Time passed.
-    pub(crate) fn deposit_timeout(&mut self, now: Instant, handle: CallHandle) {
-        if let Some(d) = self.deposit_of(handle) {
-            d.deposit.handle_timeout(now);
-            self.apply_deposit(now, handle);
-        }
     }
 
     /// The call is ending (either side): keep what the caller left.
-    pub(crate) fn deposit_hangup(&mut self, now: Instant, handle: CallHandle) {
-        if let Some(d) = self.deposit_of(handle) {
-            if d.deposit.is_done() {
-                return;
-            }
-            d.deposit.handle_hangup(now);
-            self.apply_deposit(now, handle);
+    pub fn handle_hangup(&mut self, now: Instant) {
+        if !self.deposit.is_done() {
+            self.deposit.handle_hangup(now);
         }
     }
 
-    /// A report from the driver.
-    pub(crate) fn voicemail_report(&mut self, now: Instant, report: VoicemailReport) {
-        let handle = match &report {
-            VoicemailReport::Stored { call, .. } => Some(*call),
-            VoicemailReport::RecordingFailed { recording } => self
-                .calls
-                .values()
-                .find(|c| c.deposit.as_ref().and_then(|d| d.recording) == Some(*recording))
-                .map(|c| c.handle),
-        };
-        let Some(handle) = handle else { return };
-        let Some(d) = self.deposit_of(handle) else {
-            return;
-        };
+    /// A report from the driver about this deposit's work.
+    pub fn handle_report(&mut self, now: Instant, report: &VoicemailReport) {
         match report {
-            VoicemailReport::Stored { ok: true, .. } => d.deposit.handle_stored(now),
-            VoicemailReport::Stored { ok: false, .. } => d.deposit.handle_store_failed(now),
+            VoicemailReport::Stored { ok: true, .. } => self.deposit.handle_stored(now),
+            VoicemailReport::Stored { ok: false, .. } => self.deposit.handle_store_failed(now),
             VoicemailReport::RecordingFailed { .. } => {
-                d.recording_live = false;
-                d.deposit.handle_store_failed(now);
+                self.recording_live = false;
+                self.deposit.handle_store_failed(now);
             }
         }
-        self.apply_deposit(now, handle);
-        self.reindex(handle);
     }
 
-    /// Carry out what the deposit asks.
-    pub(crate) fn apply_deposit(&mut self, now: Instant, handle: CallHandle) {
+    /// Carry out what the deposit asks, up to the first thing only the call can do.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        io: &mut VmIo<'_>,
+    ) -> Option<DepositOut> {
         loop {
-            let Some(call) = self.calls.get_mut(&handle) else {
-                return;
-            };
-            let Some(d) = call.deposit.as_deref_mut() else {
-                return;
-            };
-            let Some(action) = d.deposit.poll_action() else {
-                return;
-            };
-            match action {
+            match self.deposit.poll_action()? {
                 Action::Play(says) => {
-                    let menus = call.menu.menus().clone();
-                    let lang = call.menu.language();
-                    let mb = menus.mailbox(d.mailbox);
+                    let menus = &self.menus;
+                    let lang = self.language;
+                    let mb = menus.mailbox(self.mailbox);
                     // (name for the log, recording)
                     let mut prompts: Vec<(String, Prompt)> = Vec::new();
-                    let mut named = |id: ivr_menus::PromptId| {
+                    let named = |id: ivr_menus::PromptId| {
                         (
                             menus.prompt_name(id).to_string(),
                             menus.prompt_in(id, lang).clone(),
@@ -286,108 +163,99 @@ impl Engine {
                         match say {
                             Say::Greeting => prompts.extend(mb.greeting.iter().map(|p| named(*p))),
                             Say::Saved => prompts.extend(mb.saved.iter().map(|p| named(*p))),
-                            Say::Beep => prompts.push(("beep".into(), self.beep.clone())),
+                            Say::Beep => prompts.push(("beep".into(), io.beep.clone())),
                             Say::Digit(digit) => {
-                                prompts.extend(menus.digit_prompt(digit.as_char()).map(&mut named))
+                                prompts.extend(menus.digit_prompt(digit.as_char()).map(named))
                             }
                             Say::System(s) => {
-                                prompts.extend(menus.find_prompt(s.name()).map(&mut named))
+                                prompts.extend(menus.find_prompt(s.name()).map(named))
                             }
                         }
                     }
-                    self.play(handle, prompts);
+                    return Some(DepositOut::Play(prompts));
                 }
-                Action::StopPlayback => {
-                    if let Some(m) = call.media.as_mut() {
-                        m.stop();
-                    }
-                }
+                Action::StopPlayback => return Some(DepositOut::StopPlayback),
                 Action::StartRecording => {
-                    if let Some(old) = d.recording.take() {
-                        self.outputs
+                    if let Some(old) = self.recording.take() {
+                        io.outputs
                             .push_back(Output::Voicemail(VoicemailCmd::Discard { recording: old }));
                     }
-                    let recording = RecordingId(self.next_recording);
-                    self.next_recording += 1;
-                    d.recording = Some(recording);
-                    d.recording_live = true;
-                    d.samples = 0;
-                    d.reorder.reset();
-                    if let Some(r) = d.review.as_mut() {
+                    let recording = RecordingId(*io.next_recording);
+                    *io.next_recording += 1;
+                    self.recording = Some(recording);
+                    self.recording_live = true;
+                    self.samples = 0;
+                    self.reorder.reset();
+                    if let Some(r) = self.review.as_mut() {
                         r.clear();
                     }
-                    d.request.callback_number = d.deposit.number().map(str::to_string);
-                    let request = Box::new(d.request.clone());
-                    self.outputs
-                        .push_back(Output::Voicemail(VoicemailCmd::Start {
-                            recording,
-                            request,
-                        }));
-                    self.event(Event::Recording {
-                        call: handle,
+                    self.request.callback_number = self.deposit.number().map(str::to_string);
+                    let request = Box::new(self.request.clone());
+                    io.outputs.push_back(Output::Voicemail(VoicemailCmd::Start {
+                        recording,
+                        request,
+                    }));
+                    io.outputs.push_back(Output::Event(Event::Recording {
+                        call,
                         started: true,
-                    });
+                    }));
                 }
                 Action::StopRecording => {
-                    if let (Some(recording), true) = (d.recording, d.recording_live) {
-                        d.recording_live = false;
+                    if let (Some(recording), true) = (self.recording, self.recording_live) {
+                        self.recording_live = false;
                         // What the reorder buffer still holds is part of the message.
-                        let outputs = &mut self.outputs;
-                        let deposit = &mut d.deposit;
-                        let samples = &mut d.samples;
-                        let review = &mut d.review;
-                        d.reorder.flush(&mut |frame: &Frame| {
+                        let outputs = &mut *io.outputs;
+                        let deposit = &mut self.deposit;
+                        let samples = &mut self.samples;
+                        let review = &mut self.review;
+                        self.reorder.flush(&mut |frame: &Frame| {
                             record_frame(outputs, deposit, samples, review, recording, now, frame);
                         });
-                        self.outputs
+                        io.outputs
                             .push_back(Output::Voicemail(VoicemailCmd::Stop { recording }));
-                        self.event(Event::Recording {
-                            call: handle,
+                        io.outputs.push_back(Output::Event(Event::Recording {
+                            call,
                             started: false,
-                        });
+                        }));
                     }
                 }
                 Action::DiscardRecording => {
-                    if let Some(recording) = d.recording.take() {
-                        d.recording_live = false;
-                        d.samples = 0;
-                        self.outputs
+                    if let Some(recording) = self.recording.take() {
+                        self.recording_live = false;
+                        self.samples = 0;
+                        io.outputs
                             .push_back(Output::Voicemail(VoicemailCmd::Discard { recording }));
                     }
                 }
                 Action::PlayRecording => {
-                    let pcm = d.review.as_deref().unwrap_or_default();
-                    let prompt = Prompt::from_samples("your message", pcm);
-                    if let Some(m) = call.media.as_mut() {
-                        m.play(vec![prompt]);
-                    }
+                    let pcm = self.review.as_deref().unwrap_or_default();
+                    return Some(DepositOut::PlayMessage(Prompt::from_samples(
+                        "your message",
+                        pcm,
+                    )));
                 }
                 Action::Submit(s) => {
-                    let mut request = d.request.clone();
+                    let mut request = self.request.clone();
                     request.callback_number = s.callback_number;
                     request.has_message = s.has_message;
                     request.hung_up = s.hung_up;
-                    request.duration_ms = if s.has_message { d.samples / 8 } else { 0 };
-                    let recording = if s.has_message { d.recording } else { None };
-                    self.event(Event::CallbackRequest {
-                        call: handle,
+                    request.duration_ms = if s.has_message { self.samples / 8 } else { 0 };
+                    let recording = if s.has_message { self.recording } else { None };
+                    io.outputs.push_back(Output::Event(Event::CallbackRequest {
+                        call,
                         id: request.id.clone(),
                         mailbox: request.mailbox.clone(),
                         number: request.callback_number.clone(),
                         duration_ms: request.duration_ms,
-                    });
-                    self.outputs
+                    }));
+                    io.outputs
                         .push_back(Output::Voicemail(VoicemailCmd::Submit {
-                            call: handle,
+                            call,
                             recording,
                             request: Box::new(request),
                         }));
                 }
-                Action::Hangup => {
-                    if matches!(call.phase, Phase::Active | Phase::Answered { .. }) {
-                        self.end_call(now, handle, crate::EndReason::MenuHangup);
-                    }
-                }
+                Action::Hangup => return Some(DepositOut::Hangup),
             }
         }
     }

@@ -156,7 +156,9 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                 place.data_dir.display()
             );
         }
-        let store = Store::open(&url).await.context("opening the callback store")?;
+        let store = Store::open(&url)
+            .await
+            .context("opening the callback store")?;
         let out = &mut std::io::stdout().lock();
         match cmd {
             Callbacks::List { filter } => {
@@ -205,8 +207,8 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                     bail!("request {id} has no message (only a number to call back)");
                 }
                 let wav = place.data_dir.join("voicemail").join(format!("{id}.wav"));
-                let bytes = std::fs::read(&wav)
-                    .with_context(|| format!("reading {}", wav.display()))?;
+                let bytes =
+                    std::fs::read(&wav).with_context(|| format!("reading {}", wav.display()))?;
                 match output.as_deref() {
                     Some(p) if p.as_os_str() == "-" => out.write_all(&bytes)?,
                     p => {
@@ -232,44 +234,37 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                 note,
             } => {
                 let s = store
-                    .set_status(checked_id(&id)?, status(&name)?, &user, note.as_deref(), unix_now())
+                    .set_status(
+                        checked_id(&id)?,
+                        status(&name)?,
+                        &user,
+                        note.as_deref(),
+                        unix_now(),
+                    )
                     .await?;
                 show(out, &s)?;
             }
             Callbacks::Resolve { id, user, note } => {
                 let s = store
-                    .set_status(checked_id(&id)?, Status::Resolved, &user, note.as_deref(), unix_now())
+                    .set_status(
+                        checked_id(&id)?,
+                        Status::Resolved,
+                        &user,
+                        note.as_deref(),
+                        unix_now(),
+                    )
                     .await?;
                 show(out, &s)?;
             }
             Callbacks::Note { id, text, user } => {
-                store.add_note(checked_id(&id)?, &user, &text, unix_now()).await?;
+                store
+                    .add_note(checked_id(&id)?, &user, &text, unix_now())
+                    .await?;
                 writeln!(out, "note added to {id}")?;
             }
             Callbacks::Export { filter, .. } => {
                 let rows = store.list(&filter.filter()?).await?;
-                writeln!(
-                    out,
-                    "id,received_at,mailbox,caller_id,callback_number,duration_ms,language,status,assignee,recovered,menu_path"
-                )?;
-                for s in &rows {
-                    let r = &s.request;
-                    let fields = [
-                        r.id.clone(),
-                        time(r.received_at),
-                        r.mailbox.clone(),
-                        r.caller_id.clone().unwrap_or_default(),
-                        r.callback_number.clone().unwrap_or_default(),
-                        r.duration_ms.to_string(),
-                        r.language.clone().unwrap_or_default(),
-                        s.status.as_str().to_string(),
-                        s.assignee.clone().unwrap_or_default(),
-                        s.recovered.to_string(),
-                        r.menu_path.join(" > "),
-                    ];
-                    let line: Vec<String> = fields.iter().map(|f| csv(f)).collect();
-                    writeln!(out, "{}", line.join(","))?;
-                }
+                export_csv(out, &rows)?;
             }
         }
         Ok(())
@@ -335,18 +330,55 @@ fn show(out: &mut impl Write, s: &Stored) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. A leading
-/// `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do not run it as a formula.
-fn csv(field: &str) -> String {
-    let field = if field.starts_with(['=', '+', '-', '@']) && !looks_like_number(field) {
-        format!("'{field}")
+/// The export's columns, in order.
+const CSV_COLUMNS: [&str; 11] = [
+    "id",
+    "received_at",
+    "mailbox",
+    "caller_id",
+    "callback_number",
+    "duration_ms",
+    "language",
+    "status",
+    "assignee",
+    "recovered",
+    "menu_path",
+];
+
+/// Write `rows` as CSV (RFC 4180, quoted by the `csv` crate where needed), every field
+/// passed through [`defuse`].
+pub fn export_csv(out: impl Write, rows: &[Stored]) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_COLUMNS)?;
+    for s in rows {
+        let r = &s.request;
+        let fields: [String; CSV_COLUMNS.len()] = [
+            r.id.clone(),
+            time(r.received_at),
+            r.mailbox.clone(),
+            r.caller_id.clone().unwrap_or_default(),
+            r.callback_number.clone().unwrap_or_default(),
+            r.duration_ms.to_string(),
+            r.language.clone().unwrap_or_default(),
+            s.status.as_str().to_string(),
+            s.assignee.clone().unwrap_or_default(),
+            s.recovered.to_string(),
+            r.menu_path.join(" > "),
+        ];
+        w.write_record(fields.iter().map(|f| defuse(f).into_owned()))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// A field that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return; OWASP's "CSV injection") gets a leading `'`, which shows as
+/// text. Phone numbers such as `+15551234` and plain numbers stay as they are.
+fn defuse(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) && !looks_like_number(field) {
+        format!("'{field}").into()
     } else {
-        field.to_string()
-    };
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field
+        field.into()
     }
 }
 
@@ -361,13 +393,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(csv("plain"), "plain");
-        assert_eq!(csv("a,b"), "\"a,b\"");
-        assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv("+15551234"), "+15551234");
-        assert_eq!(csv("-1"), "-1");
+    fn formulas_are_defused_and_numbers_kept() {
+        assert_eq!(defuse("plain"), "plain");
+        assert_eq!(defuse("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse("\t=1"), "'\t=1");
+        assert_eq!(defuse("\r=1"), "'\r=1");
+        assert_eq!(defuse("-2+3"), "'-2+3");
+        assert_eq!(defuse("+15551234"), "+15551234");
+        assert_eq!(defuse("-1"), "-1");
+    }
+
+    #[test]
+    fn ids_are_checked() {
         assert!(checked_id("1800000000-0a1b2c3d").is_ok());
         assert!(checked_id("../etc/passwd").is_err());
     }

@@ -10,7 +10,7 @@ use crate::ports::PortPool;
 use crate::recorder::{Recorder, WriterOut};
 use crate::status::{ReloadOutcome, Status};
 use bytes::{Bytes, BytesMut};
-use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, Output};
+use ivr_engine::{CallHandle, EndReason, Engine, EngineConfig, Event, Input, LegHandle, Output};
 use ivr_menus::Menus;
 use ivr_sip::Transport;
 use ivr_sip::framing::{Frame, StreamFramer};
@@ -70,12 +70,12 @@ enum NetIn {
         data: Bytes,
     },
     Rtp {
-        call: CallHandle,
+        leg: LegHandle,
         from: SocketAddr,
         data: Bytes,
     },
     Rtcp {
-        call: CallHandle,
+        leg: LegHandle,
         data: Bytes,
     },
     TcpOpen {
@@ -449,7 +449,7 @@ impl Reloads {
 struct Io {
     udp: Arc<UdpSocket>,
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    media: HashMap<CallHandle, MediaSockets>,
+    media: HashMap<LegHandle, MediaSockets>,
     ports: PortPool,
     tx: mpsc::Sender<NetIn>,
     spans: HashMap<CallHandle, Span>,
@@ -524,17 +524,15 @@ impl Io {
                     data: &data,
                 },
             ),
-            NetIn::Rtp { call, from, data } => engine.handle_input(
+            NetIn::Rtp { leg, from, data } => engine.handle_input(
                 now,
                 Input::Rtp {
-                    call,
+                    leg,
                     from,
                     data: &data,
                 },
             ),
-            NetIn::Rtcp { call, data } => {
-                engine.handle_input(now, Input::Rtcp { call, data: &data })
-            }
+            NetIn::Rtcp { leg, data } => engine.handle_input(now, Input::Rtcp { leg, data: &data }),
             NetIn::TcpOpen { peer, tx } => {
                 self.tcp.insert(peer, tx);
             }
@@ -576,31 +574,31 @@ impl Io {
                     data,
                 } => self.send_sip(transport, to, data),
                 Output::Rtp {
-                    call,
+                    leg,
                     to,
                     packet,
                     due,
                 } => {
                     self.pacing
                         .record(Instant::now().saturating_duration_since(due));
-                    if let Some(m) = self.media.get(&call)
+                    if let Some(m) = self.media.get(&leg)
                         && let Err(e) = m.rtp.try_send_to(packet.as_slice(), to)
                     {
-                        debug!(%call, %to, error = %e, "RTP send dropped");
+                        debug!(%leg, %to, error = %e, "RTP send dropped");
                     }
                 }
-                Output::OpenMedia { call } => {
-                    let input = match self.open_media(call) {
-                        Ok(local) => Input::MediaOpened { call, local },
+                Output::OpenMedia { leg } => {
+                    let input = match self.open_media(leg) {
+                        Ok(local) => Input::MediaOpened { leg, local },
                         Err(e) => {
-                            warn!(%call, error = %e, "no RTP port");
-                            Input::MediaFailed { call }
+                            warn!(%leg, error = %e, "no RTP port");
+                            Input::MediaFailed { leg }
                         }
                     };
                     engine.handle_input(Instant::now(), input);
                 }
-                Output::CloseMedia { call } => {
-                    if let Some(m) = self.media.remove(&call) {
+                Output::CloseMedia { leg } => {
+                    if let Some(m) = self.media.remove(&leg) {
                         for r in &m.readers {
                             r.abort();
                         }
@@ -657,7 +655,7 @@ impl Io {
         }
     }
 
-    fn open_media(&mut self, call: CallHandle) -> std::io::Result<SocketAddr> {
+    fn open_media(&mut self, leg: LegHandle) -> std::io::Result<SocketAddr> {
         let ip = self.udp.local_addr()?.ip();
         for _ in 0..self.ports.available().min(64) {
             let Some(port) = self.ports.take() else { break };
@@ -676,10 +674,10 @@ impl Io {
             let rtcp = Arc::new(UdpSocket::from_std(rtcp)?);
             let local = rtp.local_addr()?;
             let readers = [
-                spawn_rtp_reader(call, rtp.clone(), self.tx.clone(), false),
-                spawn_rtp_reader(call, rtcp, self.tx.clone(), true),
+                spawn_rtp_reader(leg, rtp.clone(), self.tx.clone(), false),
+                spawn_rtp_reader(leg, rtcp, self.tx.clone(), true),
             ];
-            self.media.insert(call, MediaSockets { rtp, port, readers });
+            self.media.insert(leg, MediaSockets { rtp, port, readers });
             return Ok(local);
         }
         Err(std::io::Error::new(
@@ -704,7 +702,10 @@ impl Io {
                 self.spans.insert(call, span);
             }
             Event::CallAnswered { call } => self.in_call(call, |_| info!("answered")),
-            Event::MenuEntered { call, menu } => self.in_call(call, |_| info!(%menu, "menu")),
+            Event::MenuEntered { call, menu } => {
+                self.status.menu_entered(&menu);
+                self.in_call(call, |_| info!(%menu, "menu"))
+            }
             Event::Playing {
                 call,
                 prompt,
@@ -733,7 +734,9 @@ impl Io {
                 info!(%id, %mailbox, number = number.as_deref().unwrap_or(""), duration_ms, "callback request left")
             }),
             Event::Digit { call, digit } => self.in_call(call, |_| info!(%digit, "key")),
-            Event::BadRtp { call, error } => self.in_call(call, |_| debug!(%error, "RTP dropped")),
+            Event::BadRtp { leg, error } => {
+                self.in_call(leg.call, |_| debug!(%leg, %error, "RTP dropped"))
+            }
             Event::CallEnded {
                 call,
                 call_id,
@@ -891,7 +894,7 @@ fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
 /// Read one media socket. The buffer's space is reclaimed once the engine has dropped the
 /// previous datagram, so steady-state receiving does not allocate.
 fn spawn_rtp_reader(
-    call: CallHandle,
+    leg: LegHandle,
     sock: Arc<UdpSocket>,
     tx: mpsc::Sender<NetIn>,
     rtcp: bool,
@@ -905,9 +908,9 @@ fn spawn_rtp_reader(
             };
             let data = buf.split().freeze();
             let msg = if rtcp {
-                NetIn::Rtcp { call, data }
+                NetIn::Rtcp { leg, data }
             } else {
-                NetIn::Rtp { call, from, data }
+                NetIn::Rtp { leg, from, data }
             };
             if tx.send(msg).await.is_err() {
                 return;

@@ -1,6 +1,6 @@
 //! The server's HTTP side (axum), on `ivr serve --http ADDR`:
 //!
-//! - `GET /metrics`: Prometheus text exposition.
+//! - `GET /metrics`: the OpenMetrics text exposition (Prometheus reads it).
 //! - `GET /admin/status`: version, uptime, calls in progress, the running config and the
 //!   last reload (JSON).
 //! - `POST /admin/reload`: validate the config file again and swap it in if valid; answers
@@ -65,7 +65,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         s.status.prometheus(),
     )

@@ -45,3 +45,67 @@ pub async fn run(store: Store, voicemail_dir: PathBuf, days: u32) {
         sweep(&store, &voicemail_dir, days, now).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ivr_voicemail::CallbackRequest;
+
+    fn request(id: &str, at: u64) -> CallbackRequest {
+        CallbackRequest {
+            id: id.into(),
+            mailbox: "messages".into(),
+            caller_id: None,
+            called: None,
+            call_id: format!("call-{id}"),
+            received_at: at,
+            callback_number: None,
+            duration_ms: 1000,
+            language: None,
+            menu_path: vec![],
+            variables: vec![],
+            hung_up: true,
+            has_message: true,
+            email_to: vec![],
+        }
+    }
+
+    /// The sweep takes the clock as an input: with a fixed `now` this test means the same
+    /// on any date. A request exactly `days` old stays; one a second older goes, with its
+    /// recording and sidecar; other files stay.
+    #[tokio::test]
+    async fn sweep_deletes_what_is_older_than_the_given_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        std::fs::create_dir_all(&vm).unwrap();
+        let db = format!("sqlite://{}", dir.path().join("callbacks.db").display());
+        let store = Store::open(&db).await.unwrap();
+        let now = 2_000_000_000;
+        let limit = now - 30 * 86_400;
+        for (id, at) in [("1-0dd", limit - 1), ("2-ed9e", limit), ("3-ab", now)] {
+            store
+                .insert(&request(id, at), false, at, Default::default())
+                .await
+                .unwrap();
+            for ext in ["wav", "json"] {
+                std::fs::write(vm.join(format!("{id}.{ext}")), b"x").unwrap();
+            }
+        }
+        assert_eq!(sweep(&store, &vm, 30, now).await, 1);
+        for ext in ["wav", "json"] {
+            assert!(!vm.join(format!("1-0dd.{ext}")).exists());
+            assert!(vm.join(format!("2-ed9e.{ext}")).exists());
+        }
+        let left: Vec<String> = store
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.request.id)
+            .collect();
+        assert_eq!(left, ["3-ab", "2-ed9e"]);
+        // A second sweep at the same time finds nothing more; a day later the edge goes.
+        assert_eq!(sweep(&store, &vm, 30, now).await, 0);
+        assert_eq!(sweep(&store, &vm, 30, now + 86_400).await, 1);
+    }
+}

@@ -6,8 +6,13 @@
 
 use crate::clock::unix_seconds;
 use ivr_engine::EndReason;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -87,62 +92,180 @@ pub struct ConfigState {
 #[derive(Debug)]
 pub struct Status {
     started: SystemTime,
-    calls_active: AtomicU64,
-    calls_total: AtomicU64,
-    ended: [AtomicU64; END_REASONS.len()],
+    /// Every metric below, for the exposition.
+    registry: Registry,
+    calls_active: Gauge<u64, AtomicU64>,
+    calls_total: Counter,
+    ended: Family<ReasonLabel, Counter>,
+    menu_entries: Family<MenuLabel, Counter>,
     reloads: Outcomes,
     /// Callback requests handed to the store.
     pub callbacks: Outcomes,
-    recordings_failed: AtomicU64,
+    recordings_failed: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
     pub mails: Outcomes,
+    last_reload_ok: Gauge,
+    generation: Gauge,
+    loaded_at: Gauge,
     config: Mutex<ConfigState>,
 }
 
-/// Successes and failures of one kind of work: a pair of `{result="..."}` samples.
-#[derive(Debug, Default)]
+/// `{reason="..."}` on `ivr_calls_ended_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// `{result="..."}` on the outcome counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// `{menu="..."}`: an operator's menu name, so any text; the library escapes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MenuLabel {
+    menu: String,
+}
+
+/// Successes and failures of one kind of work: a counter with a pair of `{result="..."}`
+/// samples, both shown from the start.
+#[derive(Debug)]
 pub struct Outcomes {
-    ok: AtomicU64,
-    failed: AtomicU64,
+    counts: Family<ResultLabel, Counter>,
+    ok: &'static str,
+    failed: &'static str,
 }
 
 impl Outcomes {
-    /// One more success (`true`) or failure.
-    pub fn record(&self, ok: bool) {
-        let c = if ok { &self.ok } else { &self.failed };
-        c.fetch_add(1, Ordering::Relaxed);
+    /// Results named `ok` and `failed`, registered as `name` (without `_total`).
+    fn register(
+        registry: &mut Registry,
+        name: &str,
+        help: &str,
+        ok: &'static str,
+        failed: &'static str,
+    ) -> Outcomes {
+        let counts = Family::<ResultLabel, Counter>::default();
+        for result in [ok, failed] {
+            let _ = counts.get_or_create(&ResultLabel { result });
+        }
+        registry.register(name, help, counts.clone());
+        Outcomes { counts, ok, failed }
     }
 
-    /// The two samples, labelled `result="<ok>"` and `result="<failed>"`.
-    fn samples(&self, ok: &str, failed: &str) -> [(String, u64); 2] {
-        [
-            (
-                format!("{{result=\"{ok}\"}}"),
-                self.ok.load(Ordering::Relaxed),
-            ),
-            (
-                format!("{{result=\"{failed}\"}}"),
-                self.failed.load(Ordering::Relaxed),
-            ),
-        ]
+    /// One more success (`true`) or failure.
+    pub fn record(&self, ok: bool) {
+        let result = if ok { self.ok } else { self.failed };
+        self.counts.get_or_create(&ResultLabel { result }).inc();
     }
 }
 
 impl Status {
     /// A fresh status for a server that has just loaded its config from `source`.
+    ///
+    /// Metric names are today's: the library adds `_total` to counters, so they are
+    /// registered without it; it also ends each help text with a period.
     pub fn new(source: String, now: SystemTime) -> Status {
+        let mut registry = Registry::default();
+        let calls_active = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "ivr_calls_active",
+            "Calls in progress",
+            calls_active.clone(),
+        );
+        let calls_total = Counter::default();
+        registry.register(
+            "ivr_calls",
+            "Calls started since the server started",
+            calls_total.clone(),
+        );
+        let ended = Family::<ReasonLabel, Counter>::default();
+        for reason in END_REASONS {
+            let _ = ended.get_or_create(&ReasonLabel { reason });
+        }
+        registry.register("ivr_calls_ended", "Calls ended, by reason", ended.clone());
+        let menu_entries = Family::<MenuLabel, Counter>::default();
+        registry.register(
+            "ivr_menu_entries",
+            "Times a caller entered a menu, by menu name (from the running config and any earlier one)",
+            menu_entries.clone(),
+        );
+        let callbacks = Outcomes::register(
+            &mut registry,
+            "ivr_callback_requests",
+            "Callback requests handed to the store, by result",
+            "stored",
+            "failed",
+        );
+        let webhooks = Outcomes::register(
+            &mut registry,
+            "ivr_webhook_deliveries",
+            "Webhook delivery attempts, by result (failed ones are retried from the outbox)",
+            "delivered",
+            "failed",
+        );
+        let mails = Outcomes::register(
+            &mut registry,
+            "ivr_mail_deliveries",
+            "Callback e-mail attempts, by result (failed ones are retried from the outbox)",
+            "sent",
+            "failed",
+        );
+        let recordings_failed = Counter::default();
+        registry.register(
+            "ivr_recording_failures",
+            "Recordings that could not be written (disk full, unwritable folder)",
+            recordings_failed.clone(),
+        );
+        let reloads = Outcomes::register(
+            &mut registry,
+            "ivr_config_reloads",
+            "Config reload attempts, by result",
+            "ok",
+            "invalid",
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str, value: i64| {
+            let g = Gauge::default();
+            g.set(value);
+            registry.register(name, help, g.clone());
+            g
+        };
+        let last_reload_ok = gauge(
+            &mut registry,
+            "ivr_config_last_reload_successful",
+            "0 when the last reload was refused (the previous config still runs), else 1",
+            1,
+        );
+        let generation = gauge(
+            &mut registry,
+            "ivr_config_generation",
+            "How many times a config was loaded (1 at start)",
+            1,
+        );
+        let loaded_at = gauge(
+            &mut registry,
+            "ivr_config_loaded_timestamp_seconds",
+            "When the running config was loaded",
+            unix_seconds(now) as i64,
+        );
         Status {
             started: now,
-            calls_active: AtomicU64::new(0),
-            calls_total: AtomicU64::new(0),
-            ended: Default::default(),
-            reloads: Outcomes::default(),
-            callbacks: Outcomes::default(),
-            recordings_failed: AtomicU64::new(0),
-            webhooks: Outcomes::default(),
-            mails: Outcomes::default(),
+            registry,
+            calls_active,
+            calls_total,
+            ended,
+            menu_entries,
+            reloads,
+            callbacks,
+            recordings_failed,
+            webhooks,
+            mails,
+            last_reload_ok,
+            generation,
+            loaded_at,
             config: Mutex::new(ConfigState {
                 source,
                 generation: 1,
@@ -154,8 +277,8 @@ impl Status {
 
     /// A call started.
     pub fn call_started(&self) {
-        self.calls_total.fetch_add(1, Ordering::Relaxed);
-        self.calls_active.fetch_add(1, Ordering::Relaxed);
+        self.calls_total.inc();
+        self.calls_active.inc();
     }
 
     /// A call ended.
@@ -163,20 +286,31 @@ impl Status {
         // Saturating: a call that ended twice must not wrap the gauge.
         let _ = self
             .calls_active
+            .inner()
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(1))
             });
-        self.ended[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+        let reason = END_REASONS[reason_index(reason)];
+        self.ended.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A caller entered the menu named `menu`.
+    pub fn menu_entered(&self, menu: &str) {
+        self.menu_entries
+            .get_or_create(&MenuLabel {
+                menu: menu.to_string(),
+            })
+            .inc();
     }
 
     /// A recording could not be written.
     pub fn recording_failed(&self) {
-        self.recordings_failed.fetch_add(1, Ordering::Relaxed);
+        self.recordings_failed.inc();
     }
 
     /// Calls in progress.
     pub fn calls_active(&self) -> u64 {
-        self.calls_active.load(Ordering::Relaxed)
+        self.calls_active.get()
     }
 
     /// A reload finished at `now`.
@@ -187,9 +321,13 @@ impl Status {
                 self.reloads.record(true);
                 c.generation += 1;
                 c.loaded_at = unix_seconds(now);
+                self.last_reload_ok.set(1);
+                self.generation.set(c.generation as i64);
+                self.loaded_at.set(c.loaded_at as i64);
             }
             ReloadOutcome::Invalid { .. } => {
                 self.reloads.record(false);
+                self.last_reload_ok.set(0);
             }
             ReloadOutcome::NoFile => return,
         }
@@ -214,95 +352,14 @@ impl Status {
             .unwrap_or(0)
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of every metric.
+    /// The OpenMetrics text exposition of every metric (which Prometheus reads), written
+    /// and escaped by `prometheus-client`.
     pub fn prometheus(&self) -> String {
         let mut s = String::new();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let c = self.config();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, u64)]| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in lines {
-                let _ = writeln!(s, "{name}{labels} {v}");
-            }
-        };
-        metric(
-            "ivr_calls_active",
-            "gauge",
-            "Calls in progress.",
-            &[(String::new(), load(&self.calls_active))],
-        );
-        metric(
-            "ivr_calls_total",
-            "counter",
-            "Calls started since the server started.",
-            &[(String::new(), load(&self.calls_total))],
-        );
-        let ended: Vec<(String, u64)> = END_REASONS
-            .iter()
-            .zip(&self.ended)
-            .map(|(name, n)| (format!("{{reason=\"{name}\"}}"), load(n)))
-            .collect();
-        metric(
-            "ivr_calls_ended_total",
-            "counter",
-            "Calls ended, by reason.",
-            &ended,
-        );
-        metric(
-            "ivr_callback_requests_total",
-            "counter",
-            "Callback requests handed to the store, by result.",
-            &self.callbacks.samples("stored", "failed"),
-        );
-        metric(
-            "ivr_webhook_deliveries_total",
-            "counter",
-            "Webhook delivery attempts, by result (failed ones are retried from the outbox).",
-            &self.webhooks.samples("delivered", "failed"),
-        );
-        metric(
-            "ivr_mail_deliveries_total",
-            "counter",
-            "Callback e-mail attempts, by result (failed ones are retried from the outbox).",
-            &self.mails.samples("sent", "failed"),
-        );
-        metric(
-            "ivr_recording_failures_total",
-            "counter",
-            "Recordings that could not be written (disk full, unwritable folder).",
-            &[(String::new(), load(&self.recordings_failed))],
-        );
-        metric(
-            "ivr_config_reloads_total",
-            "counter",
-            "Config reload attempts, by result.",
-            &self.reloads.samples("ok", "invalid"),
-        );
-        let last_ok = match &c.last_reload {
-            Some(LastReload {
-                outcome: ReloadOutcome::Invalid { .. },
-                ..
-            }) => 0,
-            _ => 1,
-        };
-        metric(
-            "ivr_config_last_reload_successful",
-            "gauge",
-            "0 when the last reload was refused (the previous config still runs), else 1.",
-            &[(String::new(), last_ok)],
-        );
-        metric(
-            "ivr_config_generation",
-            "gauge",
-            "How many times a config was loaded (1 at start).",
-            &[(String::new(), c.generation)],
-        );
-        metric(
-            "ivr_config_loaded_timestamp_seconds",
-            "gauge",
-            "When the running config was loaded.",
-            &[(String::new(), c.loaded_at)],
-        );
+        // Writing to a String cannot fail, and the registry's metrics encode themselves.
+        if let Err(e) = encode(&mut s, &self.registry) {
+            tracing::error!(%e, "encoding the metrics failed");
+        }
         s
     }
 }
@@ -324,14 +381,25 @@ mod tests {
             },
             t0,
         );
+        s.menu_entered("café \"main\" \\ 1\nnext line");
+        s.callbacks.record(true);
         let text = s.prometheus();
         for line in [
             "ivr_calls_active 1",
             "ivr_calls_total 2",
             "ivr_calls_ended_total{reason=\"caller_hung_up\"} 1",
+            "ivr_calls_ended_total{reason=\"service_unavailable\"} 0",
             "ivr_config_reloads_total{result=\"invalid\"} 1",
+            "ivr_callback_requests_total{result=\"stored\"} 1",
+            "ivr_callback_requests_total{result=\"failed\"} 0",
             "ivr_config_last_reload_successful 0",
             "ivr_config_generation 1",
+            "ivr_config_loaded_timestamp_seconds 1800000000",
+            // Quote, backslash and line break escaped (OpenMetrics §ABNF `escaped-string`).
+            "ivr_menu_entries_total{menu=\"café \\\"main\\\" \\\\ 1\\nnext line\"} 1",
+            "# HELP ivr_calls Calls started since the server started.",
+            "# TYPE ivr_calls counter",
+            "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
@@ -344,5 +412,12 @@ mod tests {
             let (_, v) = l.rsplit_once(' ').unwrap();
             assert!(v.parse::<u64>().is_ok(), "{l}");
         }
+        s.call_ended(EndReason::Cancelled);
+        s.call_ended(EndReason::Cancelled);
+        assert_eq!(
+            s.calls_active(),
+            0,
+            "a call ended twice does not wrap the gauge"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! ([`Dialog::from_invite`]) or the UAC that sent one ([`Dialog::from_response`]).
 
 use crate::header::{HeaderName, NameAddr};
+use crate::ids::{CallId, Tag};
 use crate::message::{CoreHeaders, HeaderError, Method, Request, Response};
 use crate::route::{RouteSet, Target};
 use crate::uri::Uri;
@@ -10,25 +11,20 @@ use crate::uri::Uri;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DialogId {
     /// Call-ID.
-    pub call_id: String,
+    pub call_id: CallId,
     /// Our tag (the To tag of requests the peer sends).
-    pub local_tag: String,
+    pub local_tag: Tag,
     /// The peer's tag (the From tag of requests the peer sends).
-    pub remote_tag: String,
+    pub remote_tag: Tag,
 }
 
 impl DialogId {
     /// The dialog a request received from the peer belongs to, if it carries both tags.
     pub fn of_incoming(request: &Request) -> Option<DialogId> {
         Some(DialogId {
-            call_id: request.call_id().ok()?.to_string(),
-            local_tag: request.party_to().ok()?.tag()?.to_string(),
-            remote_tag: request
-                .party_from()
-                .ok()?
-                .tag()
-                .unwrap_or_default()
-                .to_string(),
+            call_id: request.call_id().ok()?.into(),
+            local_tag: request.party_to().ok()?.tag()?.into(),
+            remote_tag: request.party_from().ok()?.tag().unwrap_or_default().into(),
         })
     }
 }
@@ -81,7 +77,7 @@ impl Dialog {
     /// The dialog that answering `invite` with our tag `local_tag` creates (RFC 3261 §12.1.1).
     pub fn from_invite(
         invite: &Request,
-        local_tag: &str,
+        local_tag: &Tag,
         local_seq: u32,
     ) -> Result<Dialog, DialogError> {
         let remote = invite.party_from()?;
@@ -91,9 +87,9 @@ impl Dialog {
         let route_set = RouteSet::uas(&invite.headers)?;
         Ok(Dialog {
             id: DialogId {
-                call_id: invite.call_id()?.to_string(),
-                local_tag: local_tag.to_string(),
-                remote_tag: remote.tag().unwrap_or_default().to_string(),
+                call_id: invite.call_id()?.into(),
+                local_tag: local_tag.clone(),
+                remote_tag: remote.tag().unwrap_or_default().into(),
             },
             local,
             remote,
@@ -113,9 +109,9 @@ impl Dialog {
         let remote_target = response.contact()?.ok_or(DialogError::NoContact)?.uri;
         Ok(Dialog {
             id: DialogId {
-                call_id: request.call_id()?.to_string(),
-                local_tag: local.tag().unwrap_or_default().to_string(),
-                remote_tag,
+                call_id: request.call_id()?.into(),
+                local_tag: local.tag().unwrap_or_default().into(),
+                remote_tag: remote_tag.into(),
             },
             local,
             remote,
@@ -166,7 +162,7 @@ impl Dialog {
         r.headers.push(HeaderName::MaxForwards, "70");
         r.headers.push(HeaderName::From, self.local.to_string());
         r.headers.push(HeaderName::To, self.remote.to_string());
-        r.headers.push(HeaderName::CallId, self.id.call_id.clone());
+        r.headers.push(HeaderName::CallId, self.id.call_id.as_str());
         r.headers
             .push(HeaderName::CSeq, format!("{} {}", self.local_seq, method));
         for route in target.routes {
@@ -195,7 +191,7 @@ mod tests {
 
     #[test]
     fn bye_is_built_from_dialog_state() {
-        let mut d = Dialog::from_invite(&invite(), "ivrtag", 100).unwrap();
+        let mut d = Dialog::from_invite(&invite(), &"ivrtag".into(), 100).unwrap();
         let bye = d.request(
             Method::Bye,
             "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx".into(),
@@ -218,7 +214,7 @@ mod tests {
             HeaderName::RecordRoute,
             "<sip:127.0.0.1:5090>, <sip:p2@127.0.0.1;lr>",
         );
-        let mut d = Dialog::from_invite(&i, "t", 1).unwrap();
+        let mut d = Dialog::from_invite(&i, &"t".into(), 1).unwrap();
         assert!(d.target().strict);
         let bye = d.request(
             Method::Bye,
@@ -270,7 +266,7 @@ mod tests {
 
     #[test]
     fn old_cseq_is_refused() {
-        let mut d = Dialog::from_invite(&invite(), "t", 1).unwrap();
+        let mut d = Dialog::from_invite(&invite(), &"t".into(), 1).unwrap();
         let mut bye = invite();
         bye.method = Method::Bye;
         bye.headers.set(HeaderName::CSeq, "6 BYE");
@@ -286,6 +282,9 @@ mod tests {
     fn no_contact_is_an_error() {
         let mut i = invite();
         i.headers.remove(&HeaderName::Contact);
-        assert_eq!(Dialog::from_invite(&i, "t", 1), Err(DialogError::NoContact));
+        assert_eq!(
+            Dialog::from_invite(&i, &"t".into(), 1),
+            Err(DialogError::NoContact)
+        );
     }
 }

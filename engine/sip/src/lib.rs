@@ -4,6 +4,7 @@
 //! - [`parse`]: the strict parser for datagrams and [`framing`] for TCP streams;
 //! - [`uri`], [`header`]: SIP URIs and the typed header values the engine relies on;
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines (with RFC 6026), on a virtual clock;
+//! - [`ids`]: Call-ID and tag newtypes;
 //! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops;
 //! - [`uac`]: placing a call (an INVITE to an answered dialog or a failure, §13.2, §9.1);
 //! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760).
@@ -16,6 +17,7 @@ pub mod digest;
 pub mod framing;
 pub mod fuzz;
 pub mod header;
+pub mod ids;
 pub mod message;
 pub mod parse;
 pub mod route;
@@ -24,6 +26,7 @@ pub mod uac;
 pub mod uri;
 
 pub use header::{CSeq, HeaderName, NameAddr, Via};
+pub use ids::{CallId, Tag};
 pub use message::{Headers, Message, Method, Request, Response, StatusCode};
 pub use parse::{ParseError, parse_message};
 pub use uri::Uri;

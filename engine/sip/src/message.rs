@@ -5,7 +5,7 @@ use crate::uri::Uri;
 use std::fmt;
 
 /// A SIP method (RFC 3261 §7.1 and extensions the engine knows).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     /// INVITE.
     Invite,

@@ -64,6 +64,7 @@ use crate::Transport;
 use crate::dialog::Dialog;
 use crate::digest::{Challenge, ClientAuth, Credentials, RandomSource};
 use crate::header::{HeaderName, NameAddr};
+use crate::ids::{CallId, Tag};
 use crate::message::{CoreHeaders, Message, Method, Request, Response, StatusCode};
 use crate::route::RouteSet;
 use crate::transaction::layer::MAGIC_COOKIE;
@@ -83,9 +84,9 @@ pub struct OutgoingConfig {
     /// The From header; its tag is replaced by `local_tag`.
     pub from: NameAddr,
     /// Our From tag (random, RFC 3261 §19.3).
-    pub local_tag: String,
+    pub local_tag: Tag,
     /// The Call-ID (random, §8.1.1.4).
-    pub call_id: String,
+    pub call_id: CallId,
     /// The first CSeq number (§8.1.1.5: any value below 2**31).
     pub cseq: u32,
     /// Our Contact URI (where the callee sends in-dialog requests).
@@ -205,7 +206,7 @@ pub enum UacEvent {
         /// 100..=199.
         status: StatusCode,
         /// The early dialog's remote tag, if the response had one.
-        remote_tag: Option<String>,
+        remote_tag: Option<Tag>,
         /// The SDP answer carried, if any.
         sdp: Option<Vec<u8>>,
     },
@@ -227,7 +228,7 @@ pub enum UacEvent {
     /// with BYE.
     Released {
         /// The remote tag of the released dialog.
-        remote_tag: String,
+        remote_tag: Tag,
     },
     /// The attempt ended without an answer we keep. Reported once.
     Failed(Failure),
@@ -294,7 +295,7 @@ struct Answered {
 /// An answer (2xx) we acknowledged, with its ACK kept for the 2xx's retransmissions.
 #[derive(Debug)]
 struct Acked {
-    remote_tag: String,
+    remote_tag: Tag,
     ack: Request,
     next_hop: Uri,
 }
@@ -353,7 +354,7 @@ impl OutgoingCall {
             invite.headers.push(HeaderName::Route, r.as_str());
         }
         let mut from = config.from.clone();
-        from.params.set("tag", Some(config.local_tag.clone()));
+        from.params.set("tag", Some(config.local_tag.to_string()));
         invite.headers.push(HeaderName::From, from.to_string());
         invite.headers.push(HeaderName::To, config.to.to_string());
         invite
@@ -415,12 +416,12 @@ impl OutgoingCall {
     }
 
     /// The Call-ID: responses carrying it belong here.
-    pub fn call_id(&self) -> &str {
+    pub fn call_id(&self) -> &CallId {
         &self.config.call_id
     }
 
     /// Our From tag.
-    pub fn local_tag(&self) -> &str {
+    pub fn local_tag(&self) -> &Tag {
         &self.config.local_tag
     }
 
@@ -679,7 +680,7 @@ impl OutgoingCall {
         if matches!(self.cancel, Cancel::Pending(_)) {
             self.send_cancel(now);
         }
-        let remote_tag = r.party_to().ok().and_then(|t| t.tag().map(str::to_string));
+        let remote_tag = r.party_to().ok().and_then(|t| t.tag().map(Tag::from));
         // §12.1.2: a 101-199 with a To tag creates an early dialog (100 never does, §8.2.6.2).
         if let Some(tag) = &remote_tag
             && r.status.code() > 100
@@ -700,7 +701,7 @@ impl OutgoingCall {
     }
 
     fn on_2xx(&mut self, now: Instant, r: Response) {
-        let Some(tag) = r.party_to().ok().and_then(|t| t.tag().map(str::to_string)) else {
+        let Some(tag) = r.party_to().ok().and_then(|t| t.tag().map(Tag::from)) else {
             return; // A 2xx without To tag creates no dialog (§12.1.2) and cannot be ACKed.
         };
         if let Some(a) = self.acked.iter().find(|a| a.remote_tag == tag) {

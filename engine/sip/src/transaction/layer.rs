@@ -30,7 +30,7 @@ pub struct Peer {
 pub struct ServerKey {
     branch: String,
     sent_by: String,
-    method: String,
+    method: Method,
 }
 
 impl ServerKey {
@@ -63,14 +63,14 @@ impl ServerKey {
         Some(ServerKey {
             branch,
             sent_by,
-            method: method.as_str().to_string(),
+            method,
         })
     }
 
     /// The key of the INVITE transaction a CANCEL with this key targets (RFC 3261 §9.2).
     pub fn invite_for_cancel(&self) -> ServerKey {
         ServerKey {
-            method: Method::Invite.as_str().to_string(),
+            method: Method::Invite,
             ..self.clone()
         }
     }
@@ -85,7 +85,7 @@ impl ServerKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientKey {
     branch: String,
-    method: String,
+    method: Method,
 }
 
 impl ClientKey {
@@ -98,7 +98,7 @@ impl ClientKey {
         };
         Some(ClientKey {
             branch: via.branch()?.to_string(),
-            method: method.as_str().to_string(),
+            method,
         })
     }
 }

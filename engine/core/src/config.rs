@@ -1,0 +1,56 @@
+//! The engine's settings.
+
+use ivr_sip::transaction::TimerConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// The methods the engine answers (RFC 3261 §20.5 Allow).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+
+/// Settings the engine needs from its owner.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The SIP address we listen on (UDP and TCP), used in Via and Contact.
+    pub sip_addr: SocketAddr,
+    /// The address put in SDP `c=` lines.
+    pub media_ip: IpAddr,
+    /// New INVITEs beyond this many calls get 503.
+    pub max_calls: usize,
+    /// A call whose peer sends no RTP or RTCP for this long is ended with BYE.
+    pub media_timeout: Duration,
+    /// A call the peer holds (`sendonly`/`inactive`) with no RTP or RTCP for this long is
+    /// ended with BYE: a phone that holds and never resumes does not keep a call forever.
+    pub hold_timeout: Duration,
+    /// RFC 3261 timer values.
+    pub timers: TimerConfig,
+    /// Server and User-Agent header value.
+    pub user_agent: String,
+    /// Seconds in Retry-After on 503.
+    pub retry_after: u32,
+    /// Seed for tags, branches and SSRCs.
+    pub seed: u64,
+    /// Ring this long (180 Ringing) before answering; zero answers at once.
+    pub answer_delay: Duration,
+    /// Proxies whose P-Asserted-Identity is believed (RFC 3325 §2): INVITEs from these
+    /// addresses give the caller's identity from it; from anywhere else, From is used.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl EngineConfig {
+    /// Defaults around a listen address.
+    pub fn new(sip_addr: SocketAddr) -> Self {
+        EngineConfig {
+            sip_addr,
+            media_ip: sip_addr.ip(),
+            max_calls: 10_000,
+            media_timeout: Duration::from_secs(30),
+            hold_timeout: Duration::from_secs(30 * 60),
+            timers: TimerConfig::default(),
+            user_agent: concat!("ivr/", env!("CARGO_PKG_VERSION")).to_string(),
+            retry_after: 5,
+            seed: 0x5eed,
+            answer_delay: Duration::ZERO,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}

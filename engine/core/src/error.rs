@@ -1,0 +1,148 @@
+//! Why the engine refuses a request, and the one place each reason becomes a SIP status
+//! (in the style of rustls' `impl From<&Error> for AlertDescription`): the peer's mistakes
+//! map to 4xx, our own limits to 503, so every refusal is answered the same way.
+
+use crate::sdp::SdpError;
+use ivr_sip::message::{HeaderError, StatusCode};
+use std::fmt;
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The Request-URI is not `sip:` or `sips:` (RFC 3261 §8.2.2.1).
+    #[error("unsupported URI scheme")]
+    UnsupportedScheme,
+    /// Require names extensions we lack (RFC 3261 §8.2.2.3); we support none.
+    #[error("unsupported extensions required: {0}")]
+    BadExtension(String),
+    /// No dialog or transaction matches (RFC 3261 §12.2.2, §9.2).
+    #[error("no such call or transaction")]
+    NoSuchCall,
+    /// A method we do not know (RFC 3261 §8.2.1).
+    #[error("method not implemented")]
+    NotImplemented,
+    /// A method we know but do not take here (RFC 3261 §8.2.1).
+    #[error("method not allowed")]
+    NotAllowed,
+    /// We cannot take the call now.
+    #[error("unavailable: {0}")]
+    Unavailable(Unavailable),
+    /// Max-Forwards reached 0 (RFC 3261 §16.3, see docs/architecture.md).
+    #[error("too many hops")]
+    TooManyHops,
+    /// Accept excludes `application/sdp`, which our answer would be (RFC 3261 §21.4.7).
+    #[error("Accept excludes application/sdp")]
+    SdpNotAccepted,
+    /// The body is not SDP (RFC 3261 §21.4.13).
+    #[error("the body is not application/sdp")]
+    NotSdp,
+    /// A Record-Route we cannot read (RFC 3261 §12.1.1).
+    #[error("{0}")]
+    RouteSet(HeaderError),
+    /// The SDP offer is unusable: malformed (400) or with nothing we can take (488).
+    #[error("{0}")]
+    Sdp(SdpError),
+    /// The INVITE has no Contact (RFC 3261 §8.1.1.8).
+    #[error("missing Contact")]
+    MissingContact,
+    /// Caller routing rejects the call.
+    #[error("declined")]
+    Declined,
+    /// A CSeq lower than the dialog's last (RFC 3261 §12.2.2).
+    #[error("CSeq out of order")]
+    OldCSeq,
+    /// A re-INVITE while another is pending (RFC 3261 §14.2).
+    #[error("a re-INVITE is pending")]
+    Pending,
+}
+
+/// Why the engine is unavailable (each a 503 with Retry-After).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Draining or shutting down.
+    ShuttingDown,
+    /// `max_calls` reached.
+    AtCapacity,
+    /// No RTP port could be opened.
+    NoMediaPort,
+    /// The call was ended by us before it was answered.
+    Ending,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unavailable::ShuttingDown => "shutting down",
+            Unavailable::AtCapacity => "at capacity",
+            Unavailable::NoMediaPort => "no media port",
+            Unavailable::Ending => "ending",
+        })
+    }
+}
+
+impl From<&RequestError> for StatusCode {
+    fn from(e: &RequestError) -> StatusCode {
+        match e {
+            RequestError::UnsupportedScheme => StatusCode::UNSUPPORTED_URI_SCHEME,
+            RequestError::BadExtension(_) => StatusCode::BAD_EXTENSION,
+            RequestError::NoSuchCall => StatusCode::CALL_DOES_NOT_EXIST,
+            RequestError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            RequestError::NotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::TooManyHops => StatusCode::TOO_MANY_HOPS,
+            RequestError::SdpNotAccepted => StatusCode::NOT_ACCEPTABLE,
+            RequestError::NotSdp => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::RouteSet(_) | RequestError::MissingContact => StatusCode::BAD_REQUEST,
+            RequestError::Sdp(SdpError::Syntax(_)) => StatusCode::BAD_REQUEST,
+            RequestError::Sdp(_) => StatusCode::NOT_ACCEPTABLE_HERE,
+            RequestError::Declined => StatusCode::DECLINE,
+            RequestError::OldCSeq => StatusCode::SERVER_INTERNAL_ERROR,
+            RequestError::Pending => StatusCode::REQUEST_PENDING,
+        }
+    }
+}
+
+impl RequestError {
+    /// The reason phrase to send, when it says more than the status' default.
+    pub fn reason(&self) -> Option<String> {
+        Some(match self {
+            RequestError::Unavailable(Unavailable::ShuttingDown) => "Shutting Down".into(),
+            RequestError::Unavailable(Unavailable::AtCapacity) => "At Capacity".into(),
+            RequestError::Unavailable(Unavailable::NoMediaPort) => "No Media Port".into(),
+            RequestError::SdpNotAccepted => {
+                "Not Acceptable (Accept excludes application/sdp)".into()
+            }
+            RequestError::RouteSet(e) => format!("Bad Request ({e})"),
+            RequestError::MissingContact => "Bad Request (missing Contact)".into(),
+            RequestError::Sdp(e @ SdpError::Syntax(_)) => format!("Bad Request ({e})"),
+            RequestError::Sdp(e) => format!("Not Acceptable Here ({e})"),
+            RequestError::OldCSeq => "CSeq Out Of Order".into(),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_mistakes_are_4xx_and_our_limits_503() {
+        let sdp = RequestError::Sdp(SdpError::Syntax("x".into()));
+        assert_eq!(StatusCode::from(&sdp).code(), 400);
+        assert_eq!(
+            sdp.reason().as_deref(),
+            Some("Bad Request (malformed SDP: x)")
+        );
+        let codec = RequestError::Sdp(SdpError::NoCommonCodec);
+        assert_eq!(StatusCode::from(&codec).code(), 488);
+        let busy = RequestError::Unavailable(Unavailable::AtCapacity);
+        assert_eq!(StatusCode::from(&busy).code(), 503);
+        assert_eq!(busy.reason().as_deref(), Some("At Capacity"));
+        assert_eq!(StatusCode::from(&RequestError::NoSuchCall).code(), 481);
+        assert_eq!(
+            RequestError::Unavailable(Unavailable::Ending).reason(),
+            None
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! The engine's vocabulary with its driver: [`Input`]s in, [`Output`]s out, [`Event`]s for
+//! logs and tests, and the voicemail work the driver does for it.
+
+use crate::handle::{CallHandle, LegHandle};
+use crate::media::RtpBuf;
+use ivr_audio::Digit;
+use ivr_audio::reorder::Frame;
+use ivr_sip::Transport;
+use ivr_voicemail::{CallbackRequest, RecordingId};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Something that happened to the engine, handed in by the driver.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A UDP datagram, or one message cut from a TCP stream by [`ivr_sip::framing`].
+    Sip {
+        /// How it came.
+        transport: Transport,
+        /// From where (for TCP: the connection's remote address).
+        from: SocketAddr,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// A datagram on a leg's RTP port.
+    Rtp {
+        /// The leg.
+        leg: LegHandle,
+        /// Its source.
+        from: SocketAddr,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// A datagram on a leg's RTCP port (RTP port + 1).
+    Rtcp {
+        /// The leg.
+        leg: LegHandle,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The RTP socket asked for by [`Output::OpenMedia`] is open at `local`.
+    MediaOpened {
+        /// The leg.
+        leg: LegHandle,
+        /// The socket's address.
+        local: SocketAddr,
+    },
+    /// No RTP socket could be opened.
+    MediaFailed {
+        /// The leg.
+        leg: LegHandle,
+    },
+    /// The deadline given by [`Output::Timeout`] (or any time) has come.
+    Timeout,
+    /// Stop taking calls (INVITE and OPTIONS get 503, so a proxy's health probe sends new
+    /// calls elsewhere) and let the calls in progress go on; [`Event::Drained`] comes when
+    /// the last one ends. [`Input::Shutdown`] later hangs up the rest.
+    Drain,
+    /// Stop taking calls and hang up every call.
+    Shutdown,
+    /// What the wall clock says now (schedules need it). Send it at start and now and then;
+    /// the engine counts forward from the last one with the monotonic clock.
+    WallClock(std::time::SystemTime),
+    /// The outcome of voicemail work asked for by [`Output::Voicemail`].
+    Voicemail(VoicemailReport),
+}
+
+/// What the driver must do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a SIP message.
+    Sip {
+        /// Over what.
+        transport: Transport,
+        /// To where (for TCP: the connection).
+        to: SocketAddr,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Send an RTP packet from the leg's socket.
+    Rtp {
+        /// The leg.
+        leg: LegHandle,
+        /// To where.
+        to: SocketAddr,
+        /// The packet.
+        packet: RtpBuf,
+        /// When it was due; the driver measures its pacing lateness against this.
+        due: Instant,
+    },
+    /// Voicemail work: write, finish or delete a recording, or store a callback request.
+    Voicemail(VoicemailCmd),
+    /// Open an RTP (and RTCP) socket for the leg; answer with [`Input::MediaOpened`] or [`Input::MediaFailed`].
+    OpenMedia {
+        /// The leg.
+        leg: LegHandle,
+    },
+    /// Close the leg's media sockets.
+    CloseMedia {
+        /// The leg.
+        leg: LegHandle,
+    },
+    /// Something to log or count.
+    Event(Event),
+    /// Nothing more now; call again with [`Input::Timeout`] at this time (or on any input).
+    Timeout(Option<Instant>),
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    CallerHungUp,
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// The menu hung up.
+    MenuHangup,
+    /// No RTP or RTCP for the media timeout.
+    MediaTimeout,
+    /// The caller held the call for longer than the hold timeout.
+    HoldTimeout,
+    /// The 2xx was never acknowledged.
+    AckTimeout,
+    /// The engine is shutting down.
+    Shutdown,
+    /// No RTP port could be opened.
+    MediaUnavailable,
+    /// The SDP in the ACK was unusable.
+    BadAnswer,
+    /// The menus sent the call to a service this engine does not run yet (see
+    /// [`Event::LeftMenus`]).
+    Unavailable,
+}
+
+/// Events for logs, metrics and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An INVITE was accepted for processing.
+    CallStarted {
+        /// The call.
+        call: CallHandle,
+        /// Its Call-ID.
+        call_id: String,
+        /// The From URI.
+        from: String,
+        /// The caller's number (P-Asserted-Identity from a trusted proxy, else From), if given.
+        caller: Option<String>,
+        /// The Request-URI.
+        to: String,
+    },
+    /// The 200 OK was sent.
+    CallAnswered {
+        /// The call.
+        call: CallHandle,
+    },
+    /// The caller entered a menu.
+    MenuEntered {
+        /// The call.
+        call: CallHandle,
+        /// The menu name.
+        menu: String,
+    },
+    /// A prompt started playing (its config name, in the caller's language).
+    Playing {
+        /// The call.
+        call: CallHandle,
+        /// The prompt's name in the config.
+        prompt: String,
+        /// The caller's language, if the config has languages.
+        language: Option<String>,
+    },
+    /// A message started (`true`) or stopped being recorded.
+    Recording {
+        /// The call.
+        call: CallHandle,
+        /// Started or stopped.
+        started: bool,
+    },
+    /// A callback request was handed to the store.
+    CallbackRequest {
+        /// The call.
+        call: CallHandle,
+        /// The request's id.
+        id: String,
+        /// The mailbox.
+        mailbox: String,
+        /// The number to call back, if any.
+        number: Option<String>,
+        /// The message's length.
+        duration_ms: u64,
+    },
+    /// The menus handed the call to a mailbox, a queue or a transfer.
+    LeftMenus {
+        /// The call.
+        call: CallHandle,
+        /// Where to: `voicemail sales`, `queue support`, `transfer callcenter`.
+        to: String,
+    },
+    /// A key was received (RFC 4733 or SIP INFO).
+    Digit {
+        /// The call.
+        call: CallHandle,
+        /// The key.
+        digit: Digit,
+    },
+    /// The call is over.
+    CallEnded {
+        /// The call.
+        call: CallHandle,
+        /// Its Call-ID.
+        call_id: String,
+        /// Why.
+        reason: EndReason,
+        /// (RTP packets sent, received).
+        packets: (u64, u64),
+    },
+    /// A request was refused with an error status.
+    Rejected {
+        /// Its method.
+        method: String,
+        /// The Call-ID, if readable.
+        call_id: String,
+        /// The status sent.
+        status: u16,
+        /// The reason phrase sent.
+        reason: String,
+    },
+    /// A message could not be parsed (a request got a 400/505 if it could be addressed).
+    BadMessage {
+        /// Its source.
+        from: SocketAddr,
+        /// What was wrong.
+        error: String,
+    },
+    /// A datagram on an RTP port was dropped.
+    BadRtp {
+        /// The leg.
+        leg: LegHandle,
+        /// What was wrong.
+        error: String,
+    },
+    /// After [`Input::Shutdown`] or [`Input::Drain`]: every call has ended.
+    Drained,
+    /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
+    /// next hop is a host name (the engine does not resolve names), so it went where the
+    /// INVITE came from.
+    RouteUnresolved {
+        /// The call.
+        call: CallHandle,
+        /// The next hop's URI.
+        next_hop: String,
+    },
+    /// An in-dialog request was sent to a strict router (no `;lr`) with the RFC 3261
+    /// §12.2.1.1 rewrite (Request-URI = the router, remote target as the last Route).
+    StrictRoute {
+        /// The call.
+        call: CallHandle,
+        /// The router's URI.
+        next_hop: String,
+    },
+}
+
+/// A command for the driver's recorder and store.
+#[derive(Debug)]
+// Frames travel inline on purpose: recording must not allocate per packet.
+#[allow(clippy::large_enum_variant)]
+pub enum VoicemailCmd {
+    /// Start writing a recording; `request` is what is known so far (keep it next to the
+    /// audio, so a crash loses neither).
+    Start {
+        /// The recording.
+        recording: RecordingId,
+        /// The request as known at the start of the message.
+        request: Box<CallbackRequest>,
+    },
+    /// 20 ms of the caller's audio (8 kHz, 16-bit).
+    Frame {
+        /// The recording.
+        recording: RecordingId,
+        /// The samples.
+        frame: Frame,
+    },
+    /// The message is over: finish the file and make it durable.
+    Stop {
+        /// The recording.
+        recording: RecordingId,
+    },
+    /// Delete the recording (re-recorded or cancelled).
+    Discard {
+        /// The recording.
+        recording: RecordingId,
+    },
+    /// Store the request (with the stopped recording, if it has one) and answer with
+    /// [`VoicemailReport::Stored`].
+    Submit {
+        /// The call, for the answer.
+        call: CallHandle,
+        /// The recording, if the request has a message.
+        recording: Option<RecordingId>,
+        /// The request.
+        request: Box<CallbackRequest>,
+    },
+}
+
+/// What the driver reports about voicemail work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoicemailReport {
+    /// A recording could not be written (disk full, unwritable folder).
+    RecordingFailed {
+        /// The recording.
+        recording: RecordingId,
+    },
+    /// A submitted request was stored, or not.
+    Stored {
+        /// The call.
+        call: CallHandle,
+        /// Whether it was.
+        ok: bool,
+    },
+}
