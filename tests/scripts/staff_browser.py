@@ -29,7 +29,8 @@ with sync_playwright() as p:
     # Play the message: the browser fetches it (with Range requests) and time advances.
     page.evaluate("document.querySelector('.card audio').play()")
     page.wait_for_function(
-        "document.querySelector('.card audio').currentTime > 0.5", timeout=10_000
+        # A function, not a string: the page's CSP forbids eval.
+        "() => document.querySelector('.card audio').currentTime > 0.5", timeout=10_000
     )
     duration = page.evaluate("document.querySelector('.card audio').duration")
     if not 2.5 < duration < 3.5:

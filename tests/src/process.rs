@@ -57,7 +57,21 @@ impl Ivr {
 
     /// [`Ivr::start`] with a data folder the caller keeps (to restart on the same data).
     pub fn start_in(data: &std::path::Path, extra: &[&str]) -> Ivr {
-        let mut child = Command::new(ivr_binary())
+        Ivr::start_wrapped(data, extra, &[])
+    }
+
+    /// [`Ivr::start_in`] with the binary run by a wrapper command (e.g. `prlimit
+    /// --nofile=4096:4096 --`, to start it with fewer file descriptors).
+    pub fn start_wrapped(data: &std::path::Path, extra: &[&str], wrapper: &[&str]) -> Ivr {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(ivr_binary());
+                c
+            }
+            None => Command::new(ivr_binary()),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
@@ -107,6 +121,11 @@ impl Ivr {
             data: data.to_path_buf(),
             _owned: None,
         }
+    }
+
+    /// The engine's process id (to read `/proc/PID/status` and the like).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The engine's `--data-dir` (recordings, the SQLite store).

@@ -23,7 +23,8 @@ pub struct EngineConfig {
     pub hold_timeout: Duration,
     /// RFC 3261 timer values.
     pub timers: TimerConfig,
-    /// Server and User-Agent header value.
+    /// Server and User-Agent header value: by default the product name without its version,
+    /// which would only tell scanners which flaws to try.
     pub user_agent: String,
     /// Seconds in Retry-After on 503.
     pub retry_after: u32,
@@ -46,7 +47,7 @@ impl EngineConfig {
             media_timeout: Duration::from_secs(30),
             hold_timeout: Duration::from_secs(30 * 60),
             timers: TimerConfig::default(),
-            user_agent: concat!("ivr/", env!("CARGO_PKG_VERSION")).to_string(),
+            user_agent: "ivr".to_string(),
             retry_after: 5,
             seed: 0x5eed,
             answer_delay: Duration::ZERO,

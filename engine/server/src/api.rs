@@ -65,19 +65,14 @@ impl UsersFile {
     }
 }
 
-/// Browser sessions: random ids (256 bits) to user names, for eight hours; and failed
-/// sign-ins, to slow down password guessing.
+/// Browser sessions: random ids (256 bits) to user names, for eight hours; and the
+/// sign-in defences (guess counting, bounded password checks).
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, (String, Instant)>>,
-    /// (user, client address) -> failures in the current window, and when it started.
-    failures: Mutex<HashMap<(String, std::net::IpAddr), (u32, Instant)>>,
+    /// Failed sign-ins and the password checkers.
+    pub signin: crate::signin::SignIn,
 }
-
-/// Failed sign-ins allowed per user and client address in [`GUESS_WINDOW`].
-pub const MAX_GUESSES: u32 = 5;
-/// The window of [`MAX_GUESSES`].
-pub const GUESS_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 const SESSION_LIFE: Duration = Duration::from_secs(8 * 3600);
 /// The session cookie's name.
@@ -103,26 +98,6 @@ impl Sessions {
         m.get(id)
             .filter(|(_, exp)| *exp > Instant::now())
             .map(|(u, _)| u.clone())
-    }
-
-    /// Whether `user` from `ip` has used up its guesses for now.
-    pub fn locked(&self, user: &str, ip: std::net::IpAddr) -> bool {
-        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.get(&(user.to_string(), ip))
-            .is_some_and(|(n, since)| *n >= MAX_GUESSES && since.elapsed() < GUESS_WINDOW)
-    }
-
-    /// A sign-in failed (`false`) or succeeded (`true`, which clears the count).
-    pub fn attempt(&self, user: &str, ip: std::net::IpAddr, ok: bool) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (user.to_string(), ip);
-        if ok {
-            f.remove(&key);
-            return;
-        }
-        f.retain(|_, (_, since)| since.elapsed() < GUESS_WINDOW);
-        let e = f.entry(key).or_insert((0, Instant::now()));
-        e.0 += 1;
     }
 
     /// Close a session.

@@ -176,10 +176,10 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                         r.id,
                         time(r.received_at),
                         r.mailbox,
-                        r.callback_number.as_deref().unwrap_or("-"),
+                        t(r.callback_number.as_deref().unwrap_or("-")),
                         r.duration_ms as f64 / 1000.0,
                         s.status.as_str(),
-                        s.assignee.as_deref().unwrap_or("-"),
+                        t(s.assignee.as_deref().unwrap_or("-")),
                         if s.recovered { "  (recovered)" } else { "" }
                     )?;
                 }
@@ -194,9 +194,9 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
                         out,
                         "  {}  {:<10} {:<10} {}",
                         time(c.at),
-                        c.actor,
+                        t(&c.actor),
                         c.action,
-                        c.detail.unwrap_or_default()
+                        t(&c.detail.unwrap_or_default())
                     )?;
                 }
             }
@@ -271,6 +271,9 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
     })
 }
 
+/// Caller-supplied text for the terminal: control characters escaped.
+use ivr_server::terminal::escaped as t;
+
 fn show(out: &mut impl Write, s: &Stored) -> std::io::Result<()> {
     let r = &s.request;
     writeln!(out, "id:              {}", r.id)?;
@@ -279,12 +282,12 @@ fn show(out: &mut impl Write, s: &Stored) -> std::io::Result<()> {
     writeln!(
         out,
         "call back:       {}",
-        r.callback_number.as_deref().unwrap_or("(no number)")
+        t(r.callback_number.as_deref().unwrap_or("(no number)"))
     )?;
     writeln!(
         out,
         "caller ID:       {}",
-        r.caller_id.as_deref().unwrap_or("(none)")
+        t(r.caller_id.as_deref().unwrap_or("(none)"))
     )?;
     writeln!(
         out,
@@ -298,14 +301,14 @@ fn show(out: &mut impl Write, s: &Stored) -> std::io::Result<()> {
     writeln!(
         out,
         "language:        {}",
-        r.language.as_deref().unwrap_or("-")
+        t(r.language.as_deref().unwrap_or("-"))
     )?;
     writeln!(out, "menus:           {}", r.menu_path.join(" > "))?;
     if !r.variables.is_empty() {
         let vars: Vec<String> = r
             .variables
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{}={}", t(k), t(v)))
             .collect();
         writeln!(out, "variables:       {}", vars.join(", "))?;
     }
@@ -315,7 +318,7 @@ fn show(out: &mut impl Write, s: &Stored) -> std::io::Result<()> {
         s.status.as_str(),
         s.assignee
             .as_deref()
-            .map(|a| format!(" ({a})"))
+            .map(|a| format!(" ({})", t(a)))
             .unwrap_or_default()
     )?;
     if s.recovered {

@@ -59,6 +59,8 @@ pub struct ServerConfig {
     /// How new requests are announced (webhook, e-mail): each gets outbox rows in the
     /// transaction that stores it.
     pub notify: ivr_voicemail::store::Notify,
+    /// Caps and timeouts for SIP over TCP.
+    pub sip_tcp: crate::conns::SipTcpLimits,
 }
 
 /// Inputs gathered by the reader tasks.
@@ -143,7 +145,7 @@ impl Server {
         for _ in 0..20 {
             let udp = UdpSocket::bind(config.listen).await?;
             let local = udp.local_addr()?;
-            match TcpListener::bind(local).await {
+            match listen_tcp(local) {
                 Ok(tcp) => {
                     set_buffers(&udp);
                     // Registered now, before the address is announced, so an early SIGHUP
@@ -192,7 +194,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let (tx, mut rx) = (self.tx, self.rx);
         spawn_udp_reader(self.udp.clone(), tx.clone());
-        spawn_tcp_acceptor(self.tcp, tx.clone());
+        spawn_tcp_acceptor(self.tcp, tx.clone(), self.config.sip_tcp.clone());
         // Keep the watcher alive as long as the loop runs.
         if let Some(hup) = self.hangup {
             spawn_sighup(hup, tx.clone());
@@ -644,7 +646,7 @@ impl Io {
                     tokio::spawn(async move {
                         match TcpStream::connect(to).await {
                             Ok(stream) => {
-                                let conn = run_tcp(stream, to, tx);
+                                let conn = run_tcp(stream, to, tx, None);
                                 let _ = conn.send(data).await;
                             }
                             Err(e) => warn!(%to, error = %e, "could not reconnect over TCP"),
@@ -663,6 +665,13 @@ impl Io {
                 .and_then(|rtp| std::net::UdpSocket::bind((ip, port + 1)).map(|rtcp| (rtp, rtcp)));
             let (rtp, rtcp) = match bound {
                 Ok(pair) => pair,
+                Err(e) if crate::conns::out_of_descriptors(&e) => {
+                    self.ports.give(port);
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("no file descriptor left for RTP sockets ({e})"),
+                    ));
+                }
                 Err(_) => {
                     self.ports.give(port);
                     continue;
@@ -851,6 +860,19 @@ fn watch_config(
     Some(debouncer)
 }
 
+/// A TCP listener with a deep accept queue: a burst of connections (a flood, or many
+/// phones at once) waits in the kernel instead of having its SYNs dropped and retried a
+/// second later. The kernel caps the depth at `net.core.somaxconn`.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(4096)?;
+    TcpListener::from_std(sock.into())
+}
+
 fn set_buffers(udp: &UdpSocket) {
     let sock = socket2::SockRef::from(udp);
     let _ = sock.set_recv_buffer_size(4 << 20);
@@ -919,15 +941,34 @@ fn spawn_rtp_reader(
     })
 }
 
-fn spawn_tcp_acceptor(listener: TcpListener, tx: mpsc::Sender<NetIn>) {
+fn spawn_tcp_acceptor(
+    listener: TcpListener,
+    tx: mpsc::Sender<NetIn>,
+    limits: crate::conns::SipTcpLimits,
+) {
     tokio::spawn(async move {
+        let mut warned = false;
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) => {
-                    let _ = run_tcp(stream, peer, tx.clone());
-                }
+                Ok((stream, peer)) => match limits.table.admit(peer.ip()) {
+                    Some(admitted) => {
+                        warned = false;
+                        let _ = run_tcp(stream, peer, tx.clone(), Some((admitted, &limits)));
+                    }
+                    None => {
+                        // Dropped: closed at once. Logged once per run of refusals.
+                        if !warned {
+                            warn!(%peer, open = limits.table.open(), "SIP TCP connection refused: at the connection cap");
+                            warned = true;
+                        }
+                    }
+                },
                 Err(e) => {
-                    warn!(error = %e, "TCP accept failed");
+                    if crate::conns::out_of_descriptors(&e) {
+                        warn!(error = %e, "TCP accept failed: out of file descriptors");
+                    } else {
+                        warn!(error = %e, "TCP accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -936,34 +977,93 @@ fn spawn_tcp_acceptor(listener: TcpListener, tx: mpsc::Sender<NetIn>) {
 }
 
 /// Serve one TCP connection: frame what arrives (RFC 3261 §18.3), write what the engine sends.
-/// Returns the sender for outgoing messages.
-fn run_tcp(stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<NetIn>) -> mpsc::Sender<Vec<u8>> {
+/// Returns the sender for outgoing messages. An accepted connection comes with its place
+/// in the connection table and the timeouts: a message must be whole within the message
+/// timeout of the read that started it (the first one within that time of connecting), and
+/// the connection closes after the idle timeout without a byte, or when the table closes it
+/// to make room.
+fn run_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<NetIn>,
+    accepted: Option<(crate::conns::Admitted, &crate::conns::SipTcpLimits)>,
+) -> mpsc::Sender<Vec<u8>> {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let reg = out_tx.clone();
     let pong = out_tx.clone();
     let tx2 = tx.clone();
+    let (admitted, message_timeout, idle_timeout) = match accepted {
+        Some((a, l)) => (Some(a), l.message_timeout, l.idle_timeout),
+        // A connection we opened (RFC 3261 §18.2.2) is not capped; it still goes idle.
+        None => (
+            None,
+            Duration::MAX,
+            Duration::from_secs(crate::conns::ConnArgs::default().sip_tcp_idle_timeout),
+        ),
+    };
     tokio::spawn(async move {
-        if tx2.send(NetIn::TcpOpen { peer, tx: reg }).await.is_err() {
+        // The engine hears of the connection with its first message (or at once for one
+        // we opened): silent connections, however many, never reach the engine loop.
+        let mut reg = Some(reg);
+        if admitted.is_none()
+            && let Some(r) = reg.take()
+            && tx2.send(NetIn::TcpOpen { peer, tx: r }).await.is_err()
+        {
             return;
         }
         let mut framer = StreamFramer::new();
         let mut buf = vec![0u8; 16_384];
+        let start = tokio::time::Instant::now();
+        // When the message being read must be whole; None between messages.
+        let mut message_due = start.checked_add(message_timeout);
+        let mut idle_due = start + idle_timeout;
+        let evicted = async {
+            match &admitted {
+                Some(a) => a.evict.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(evicted);
         'conn: loop {
-            let n = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let due = message_due.map_or(idle_due, |m| m.min(idle_due));
+            let n = tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = tokio::time::sleep_until(due) => {
+                    debug!(%peer, "closing TCP connection: {}", if message_due.is_some_and(|m| m <= due) { "message not complete in time" } else { "idle" });
+                    break;
+                }
+                _ = &mut evicted => {
+                    debug!(%peer, "closing a silent TCP connection to make room for another");
+                    break;
+                }
             };
+            let now = tokio::time::Instant::now();
+            idle_due = now + idle_timeout;
             framer.push(&buf[..n]);
+            let mut framed = false;
             loop {
                 match framer.next_frame() {
                     Ok(None) => break,
                     Ok(Some(Frame::Ping)) => {
+                        framed = true;
                         // RFC 5626 §4.4.1: answer a double-CRLF ping with a single CRLF.
                         let _ = pong.send(b"\r\n".to_vec()).await;
                     }
                     Ok(Some(Frame::Message(m))) => {
+                        framed = true;
+                        if let Some(a) = &admitted {
+                            a.spoke();
+                        }
+                        if let Some(r) = reg.take()
+                            && tx2.send(NetIn::TcpOpen { peer, tx: r }).await.is_err()
+                        {
+                            break 'conn;
+                        }
                         let data = Bytes::from(m);
                         if tx2
                             .send(NetIn::Sip {
@@ -983,8 +1083,16 @@ fn run_tcp(stream: TcpStream, peer: SocketAddr, tx: mpsc::Sender<NetIn>) -> mpsc
                     }
                 }
             }
+            // A read that completed nothing starts (or continues) the message clock.
+            if framed {
+                message_due = None;
+            } else if message_due.is_none() {
+                message_due = now.checked_add(message_timeout);
+            }
         }
-        let _ = tx2.send(NetIn::TcpClosed { peer }).await;
+        if reg.is_none() {
+            let _ = tx2.send(NetIn::TcpClosed { peer }).await;
+        }
     });
     tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {

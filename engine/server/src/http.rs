@@ -35,6 +35,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
     /// The staff API and page.
     pub staff: crate::api::Staff,
+    /// Security headers, cross-origin and host-name checks, cookie policy.
+    pub web: Arc<crate::web::Guard>,
 }
 
 /// The routes.
@@ -44,21 +46,76 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let staff = state.staff.clone();
+    let web = state.web.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .merge(admin)
         .with_state(state)
         .merge(crate::api::router(staff.clone()))
         .merge(crate::page::router(staff))
+        .layer(middleware::from_fn_with_state(web, crate::web::guard))
 }
 
-/// Serve on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+/// Serve on `listener` until the process ends, within `limits`: connections over a cap are
+/// closed at once (or make room by closing a silent one), and a request head must arrive
+/// within the header timeout.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: crate::conns::HttpLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let app = router(state);
+    let mut warned = false;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                if crate::conns::out_of_descriptors(&e) {
+                    tracing::warn!(error = %e, "HTTP accept failed: out of file descriptors");
+                } else {
+                    tracing::debug!(error = %e, "HTTP accept failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Some(admitted) = limits.table.admit(peer.ip()) else {
+            if !warned {
+                tracing::warn!(client = %peer.ip(), "HTTP connection refused: at the connection cap");
+                warned = true;
+            }
+            continue;
+        };
+        warned = false;
+        let admitted = Arc::new(admitted);
+        let seen = admitted.clone();
+        let service =
+            app.clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    seen.spoke();
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = admitted.evict.notified() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(timeout, conn).await;
+                }
+            }
+        });
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

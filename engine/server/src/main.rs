@@ -160,6 +160,10 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    web: ivr_server::web::WebArgs,
+    #[command(flatten)]
+    conns: ivr_server::conns::ConnArgs,
 }
 
 /// A database URL without its password, for messages.
@@ -532,6 +536,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    // Connection caps leave room for every call's RTP sockets (see conns.rs).
+    let budget = ivr_server::conns::Budget::new(
+        ivr_server::conns::raise_nofile(),
+        (args.rtp_ports.len() as u64 / 2).min(args.max_calls as u64),
+        &args.conns,
+    );
+    tracing::info!(?budget, "file descriptors");
     let menus = match &args.config {
         Some(path) => config::load_file_cached(path, &args.data_dir.join("tts-cache"))?,
         None => config::load_demo()?,
@@ -602,6 +613,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             voicemail_dir,
             store: store.clone(),
             notify,
+            sip_tcp: budget.sip_tcp(&args.conns),
         })
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -639,9 +651,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     users: Arc::new(ivr_server::api::UsersFile::new(users)),
                     sessions: Arc::default(),
                 },
+                web: Arc::new(ivr_server::web::Guard::new(&args.web, bound)),
             };
+            let limits = budget.http(&args.conns);
             tokio::spawn(async move {
-                if let Err(e) = ivr_server::http::serve(listener, state).await {
+                if let Err(e) = ivr_server::http::serve(listener, state, limits).await {
                     tracing::error!(error = %e, "the HTTP server stopped");
                 }
             });

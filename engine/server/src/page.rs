@@ -16,6 +16,8 @@ pub fn router(staff: Staff) -> Router {
         .route("/staff", get(page))
         .route("/staff/login", post(login))
         .route("/staff/logout", post(logout))
+        .route("/staff/app.css", get(style))
+        .route("/staff/app.js", get(script))
         .with_state(staff)
 }
 
@@ -37,14 +39,14 @@ fn escape(s: &str) -> String {
 const STYLE: &str = r#"
 :root { --fg:#1d2433; --muted:#5b6475; --line:#dde1e8; --accent:#1f6feb; --bg:#f6f7f9; }
 * { box-sizing: border-box; }
-body { margin:0; font:16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
+body { margin:0; overflow-wrap:anywhere; font:16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
 header { display:flex; align-items:center; justify-content:space-between; gap:1rem; padding:.75rem 1rem; background:#fff; border-bottom:1px solid var(--line); }
 header h1 { font-size:1.1rem; margin:0; }
 main { max-width:56rem; margin:0 auto; padding:1rem; }
 .tabs { display:flex; gap:.5rem; margin-bottom:1rem; flex-wrap:wrap; }
 .tabs button, .actions button, form button { font:inherit; border:1px solid var(--line); background:#fff; border-radius:.5rem; padding:.45rem .8rem; cursor:pointer; }
 .tabs button[aria-pressed=true] { background:var(--accent); color:#fff; border-color:var(--accent); }
-.card { background:#fff; border:1px solid var(--line); border-radius:.75rem; padding:1rem; margin-bottom:.75rem; }
+.card { min-width:0; max-width:100%; background:#fff; border:1px solid var(--line); border-radius:.75rem; padding:1rem; margin-bottom:.75rem; }
 .card h2 { font-size:1.05rem; margin:0 0 .25rem; display:flex; justify-content:space-between; gap:.5rem; flex-wrap:wrap; }
 .number a { font-size:1.25rem; font-weight:600; color:var(--accent); text-decoration:none; }
 .meta { color:var(--muted); font-size:.9rem; }
@@ -66,7 +68,7 @@ form.login button { margin-top:1rem; width:100%; background:var(--accent); color
 fn login_page(error: Option<&str>) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · callbacks</title><style>{STYLE}</style></head><body>
+<title>Sign in · callbacks</title><link rel="stylesheet" href="/staff/app.css"></head><body>
 <form class="login" method="post" action="/staff/login">
 <h1>Callback requests</h1>
 {error}
@@ -89,7 +91,11 @@ const APP: &str = r#"
 </div>
 <div id="list" aria-live="polite"></div>
 </main>
-<script>
+<script src="/staff/app.js"></script>
+"#;
+
+/// The page's script, served from `/staff/app.js` (no inline script: see the CSP in `web.rs`).
+const SCRIPT: &str = r#"
 const STATUS = {new:"New", claimed:"Claimed", called_back:"Called back", resolved:"Resolved", no_answer:"No answer", wrong_number:"Wrong number"};
 let view = "new";
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
@@ -163,13 +169,24 @@ document.getElementById("list").addEventListener("click", async e => {
 });
 refresh();
 setInterval(refresh, 5000);
-</script>
 "#;
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
 
 fn app_page(user: &str) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Callbacks</title><style>{STYLE}</style></head><body>
+<title>Callbacks</title><link rel="stylesheet" href="/staff/app.css"></head><body>
 <header><h1>Callback requests</h1><form method="post" action="/staff/logout"><span class="meta">{user}</span> <button type="submit">Sign out</button></form></header>
 {APP}</body></html>"#,
         user = escape(user)
@@ -188,8 +205,10 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if staff.sessions.locked(&form.user, peer.ip()) {
-        tracing::warn!(user = %form.user, client = %peer.ip(), "staff sign-in refused: too many failures");
+    let signin = &staff.sessions.signin;
+    // Counted before the check: concurrent guesses cannot slip past the limit.
+    if let Err(why) = signin.begin(&form.user, peer.ip(), std::time::Instant::now()) {
+        tracing::warn!(user = %form.user, client = %peer.ip(), ?why, "staff sign-in refused: too many failures");
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "900")],
@@ -199,13 +218,26 @@ async fn login(
         )
             .into_response();
     }
-    let users = staff.users.get();
-    // argon2 is deliberately slow: verify off the event loop.
-    let (user, password) = (form.user.clone(), form.password);
-    let ok = tokio::task::spawn_blocking(move || users.sign_in(&user, &password).is_some())
-        .await
-        .unwrap_or(false);
-    staff.sessions.attempt(&form.user, peer.ip(), ok);
+    let hash = staff
+        .users
+        .get()
+        .users
+        .get(&form.user)
+        .map(|u| u.password.clone());
+    // argon2 is deliberately slow: checked on the sign-in threads, an unknown user too.
+    let ok = match signin.check(hash, form.password).await {
+        Ok(ok) => ok,
+        Err(crate::signin::Busy) => {
+            signin.give_back(&form.user, peer.ip(), false);
+            tracing::warn!(client = %peer.ip(), "staff sign-in refused: too many checks waiting");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                Html(login_page(Some("Busy: try again in a moment."))),
+            )
+                .into_response();
+        }
+    };
     if !ok {
         tracing::warn!(user = %form.user, "staff sign-in refused");
         return (
@@ -214,6 +246,7 @@ async fn login(
         )
             .into_response();
     }
+    signin.give_back(&form.user, peer.ip(), true);
     let id = staff.sessions.open(&form.user);
     tracing::info!(user = %form.user, "staff signed in");
     (

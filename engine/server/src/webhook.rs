@@ -44,7 +44,7 @@ pub fn signature(secret: &str, timestamp: u64, body: &str) -> String {
 pub async fn deliver(store: Store, hook: Webhook, status: Arc<Status>) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
-        .user_agent(concat!("ivr/", env!("CARGO_PKG_VERSION")))
+        .user_agent("ivr")
         .build()
     {
         Ok(c) => c,
