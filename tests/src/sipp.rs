@@ -27,6 +27,25 @@ fn ports() -> (String, String) {
     (free_port().to_string(), (40_000 + slot).to_string())
 }
 
+/// The arguments every run shares: loopback only, its own SIP and media ports, no stdin,
+/// a timeout that counts as failure.
+fn loopback_args<'a>(sip_port: &'a str, media_port: &'a str) -> [&'a str; 12] {
+    [
+        "-i",
+        "127.0.0.1",
+        "-p",
+        sip_port,
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        media_port,
+        "-nostdin",
+        "-timeout_error",
+        "-timeout",
+        "60s",
+    ]
+}
+
 /// A port free for both UDP and TCP on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     for _ in 0..50 {
@@ -82,17 +101,7 @@ pub fn run(target: SocketAddr, args: &[&str]) -> Run {
         .arg("120")
         .arg("sipp")
         .arg(target.to_string())
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &sip_port,
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &media_port,
-        ])
-        .args(["-nostdin", "-timeout_error", "-timeout", "60s"])
+        .args(loopback_args(&sip_port, &media_port))
         .args(args)
         .output()
         .expect("run sipp");
@@ -104,6 +113,60 @@ pub fn run(target: SocketAddr, args: &[&str]) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         output,
+    }
+}
+
+/// A SIPp running in the background as a UAS (it waits for calls), killed on drop.
+pub struct Uas {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+    /// The address it listens on (UDP).
+    pub addr: SocketAddr,
+}
+
+/// Start SIPp as a UAS with `args` (typically `-sf SCENARIO -m 1`) on a free port of
+/// 127.0.0.1; fails loudly if SIPp is not installed. It answers as soon as its socket is
+/// bound; callers that send over UDP with retransmissions need not wait for it.
+pub fn spawn_uas(args: &[&str]) -> Uas {
+    let (sip_port, media_port) = ports();
+    let log = tempfile::NamedTempFile::new().expect("temp file");
+    let child = Command::new("sipp")
+        .args(loopback_args(&sip_port, &media_port))
+        .args(args)
+        .stdout(log.reopen().expect("log"))
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect(
+            "SIPp is not installed: `apt-get install -y sip-tester` (the test command does this)",
+        );
+    Uas {
+        child,
+        log,
+        addr: SocketAddr::from(([127, 0, 0, 1], sip_port.parse::<u16>().expect("port"))),
+    }
+}
+
+impl Uas {
+    /// Whether SIPp has exited, with its run if so.
+    pub fn try_finish(&mut self) -> Option<Run> {
+        let status = self.child.try_wait().expect("wait for sipp")?;
+        Some(Run {
+            code: status.code().unwrap_or(-1),
+            output: std::fs::read_to_string(self.log.path()).unwrap_or_default(),
+        })
+    }
+
+    /// What SIPp printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -85,3 +85,266 @@ pub fn stream(data: &[u8]) {
         }
     }
 }
+
+/// Parse a digest challenge and an answer (outside input: a trunk's 401/407, a REGISTER's
+/// Authorization); whatever parses must print and parse back to the same value.
+pub fn digest_header(data: &[u8]) {
+    use crate::digest::{Authorization, Challenge};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = Challenge::parse(text) {
+        assert_eq!(Challenge::parse(&c.to_string()).as_ref(), Ok(&c));
+    }
+    if let Ok(a) = Authorization::parse(text) {
+        assert_eq!(Authorization::parse(&a.to_string()).as_ref(), Ok(&a));
+        let _ = a.expected_response("INVITE", "00");
+    }
+}
+
+/// Drive an outgoing call with responses, timeouts and commands chosen by the input, and
+/// check what must always hold: at most one answer or one failure, never both; every new
+/// 2xx acknowledged; and once the owner cancels and time passes, nothing left alive.
+pub fn uac_sequence(data: &[u8]) {
+    use crate::StatusCode;
+    use crate::header::{HeaderName, NameAddr};
+    use crate::uac::{CancelReason, OutgoingCall, OutgoingConfig, Phase, UacEvent};
+    use crate::{Method, Request, Response, Uri};
+    use std::time::Duration;
+
+    struct Bytes(u64);
+    impl crate::digest::RandomSource for Bytes {
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
+            self.0
+        }
+    }
+    let (Ok(uri), Ok(to), Ok(from)) = (
+        Uri::parse("sip:agent@127.0.0.1:5070"),
+        NameAddr::parse("<sip:agent@127.0.0.1:5070>", HeaderName::To),
+        NameAddr::parse("<sip:ivr@127.0.0.1>", HeaderName::From),
+    ) else {
+        return;
+    };
+    let config = OutgoingConfig {
+        request_uri: uri.clone(),
+        to,
+        from,
+        local_tag: "l".into(),
+        call_id: "c".into(),
+        cseq: 1,
+        contact: uri,
+        transport: Transport::Udp,
+        sent_by: "127.0.0.1:5060".into(),
+        route: Vec::new(),
+        sdp_offer: None,
+        credentials: Some(crate::digest::Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        }),
+        extra_headers: Vec::new(),
+        timers: Default::default(),
+    };
+    let mut now = crate::fuzz_epoch();
+    let mut call = OutgoingCall::new(now, config, Box::new(Bytes(1)));
+    #[derive(Default)]
+    struct Seen {
+        sent: Vec<Request>,
+        answered: usize,
+        failed: usize,
+    }
+    impl Seen {
+        fn drain(&mut self, call: &mut OutgoingCall) {
+            while let Some(t) = call.poll_transmit() {
+                if let Message::Request(r) = t.message {
+                    self.sent.push(r);
+                }
+            }
+            while let Some(e) = call.poll_event() {
+                match e {
+                    UacEvent::Answered { .. } => self.answered += 1,
+                    UacEvent::Failed(_) => self.failed += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut seen = Seen::default();
+    let mut tags_2xx: Vec<String> = Vec::new();
+    seen.drain(&mut call);
+    for op in data.chunks(3) {
+        let [kind, a, b] = [op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0)];
+        match kind % 5 {
+            0 | 1 => {
+                let Some(req) = seen
+                    .sent
+                    .iter()
+                    .filter(|r| r.method != Method::Ack)
+                    .nth(usize::from(a) % 8)
+                    .cloned()
+                else {
+                    continue;
+                };
+                let codes = [100, 180, 183, 200, 200, 401, 407, 486, 487, 500];
+                let code = codes[usize::from(b) % codes.len()];
+                let Some(status) = StatusCode::new(code) else {
+                    continue;
+                };
+                let mut r = Response::to_request(&req, status);
+                let tag = ["", "x", "y"][usize::from(b / 16) % 3];
+                if !tag.is_empty()
+                    && let Ok(mut t) = r.party_to()
+                {
+                    t.params.set("tag", Some(tag.to_string()));
+                    r.headers.set(HeaderName::To, t.to_string());
+                }
+                r.headers
+                    .push(HeaderName::Contact, "<sip:peer@127.0.0.1:5070>");
+                if code == 401 || code == 407 {
+                    let h = if code == 401 {
+                        "WWW-Authenticate"
+                    } else {
+                        "Proxy-Authenticate"
+                    };
+                    let stale = if b % 2 == 0 { "" } else { ", stale=true" };
+                    r.headers.push(
+                        HeaderName::from_wire(h),
+                        format!("Digest realm=\"r\", nonce=\"n{}\", qop=auth{stale}", a % 3),
+                    );
+                }
+                // A 2xx the machine must ACK: to the INVITE in force, while that is pending
+                // or answered (a 2xx after a final error on the same transaction is dropped).
+                let branch = |r: &Request| {
+                    r.top_via()
+                        .ok()
+                        .and_then(|v| v.branch().map(str::to_string))
+                };
+                let must_ack = code == 200
+                    && !tag.is_empty()
+                    && branch(&req) == branch(call.invite())
+                    && req.method == Method::Invite
+                    && call.matches(&r)
+                    && matches!(call.phase(), Phase::Inviting | Phase::Answered);
+                if must_ack && !tags_2xx.iter().any(|t| t == tag) {
+                    tags_2xx.push(tag.to_string());
+                }
+                call.handle_response(now, r);
+            }
+            2 => {
+                now += Duration::from_millis(u64::from(a) * 100 + u64::from(b));
+                call.handle_timeout(now);
+            }
+            3 => call.cancel(
+                now,
+                if a % 2 == 0 {
+                    CancelReason::Abandoned
+                } else {
+                    CancelReason::RingTimeout
+                },
+            ),
+            _ => {
+                let _ = call.bye(now);
+            }
+        }
+        seen.drain(&mut call);
+        assert!(
+            seen.answered + seen.failed <= 1,
+            "answered {}, failed {}",
+            seen.answered,
+            seen.failed
+        );
+    }
+    // Each such 2xx got its own ACK (§13.2.2.4): a new transaction, so a branch no INVITE has.
+    let branch = |r: &Request| {
+        r.top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string))
+    };
+    let invites: Vec<_> = seen
+        .sent
+        .iter()
+        .filter(|r| r.method == Method::Invite)
+        .map(branch)
+        .collect();
+    for tag in &tags_2xx {
+        assert!(
+            seen.sent.iter().any(|r| r.method == Method::Ack
+                && !invites.contains(&branch(r))
+                && r.party_to()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string))
+                    .as_deref()
+                    == Some(tag.as_str())),
+            "no ACK for the 2xx tagged {tag}"
+        );
+    }
+    call.cancel(now, CancelReason::Abandoned);
+    for _ in 0..200 {
+        match call.poll_timeout() {
+            Some(at) => {
+                now = now.max(at);
+                call.handle_timeout(now);
+                seen.drain(&mut call);
+            }
+            None => break,
+        }
+    }
+    assert!(
+        call.poll_timeout().is_none(),
+        "deadlines left after the owner gave up: {call:?}"
+    );
+    assert_ne!(
+        call.phase(),
+        Phase::Inviting,
+        "no outcome reported: {call:?}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// Found by the property below: a 2xx without To tag (no dialog, §12.1.2) put the INVITE
+    /// transaction in Accepted, Timer M ended it, and the call stayed "inviting" forever.
+    #[test]
+    fn tagless_2xx_then_timer_m_still_ends_the_attempt() {
+        super::uac_sequence(&[
+            88, 0, 0, 0, 0, 193, 2, 250, 0, 2, 250, 0, 2, 250, 0, 2, 250, 0, 2, 250, 0,
+        ]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// The UAC operation-sequence target on random inputs, in the normal suite.
+        #[test]
+        fn uac_sequences_hold_their_invariants(data in proptest::collection::vec(any::<u8>(), 0..120)) {
+            super::uac_sequence(&data);
+        }
+
+        /// Digest headers built from pieces that matter (quotes, escapes, commas, names).
+        #[test]
+        fn digest_headers_round_trip(parts in proptest::collection::vec(
+            prop_oneof![
+                Just("Digest ".to_string()),
+                Just("realm=".to_string()),
+                Just("nonce=".to_string()),
+                Just("qop=".to_string()),
+                Just("username=".to_string()),
+                Just("uri=".to_string()),
+                Just("response=".to_string()),
+                Just("nc=".to_string()),
+                Just("cnonce=".to_string()),
+                Just("algorithm=SHA-256".to_string()),
+                Just("\"".to_string()),
+                Just("\\".to_string()),
+                Just(", ".to_string()),
+                Just("auth".to_string()),
+                "[a-z0-9 /=]{0,6}",
+            ],
+            0..24,
+        )) {
+            super::digest_header(parts.concat().as_bytes());
+        }
+    }
+}

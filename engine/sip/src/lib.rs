@@ -5,12 +5,15 @@
 //! - [`uri`], [`header`]: SIP URIs and the typed header values the engine relies on;
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines (with RFC 6026), on a virtual clock;
 //! - [`ids`]: Call-ID and tag newtypes;
-//! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops.
+//! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops;
+//! - [`uac`]: placing a call (an INVITE to an answered dialog or a failure, §13.2, §9.1);
+//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760).
 //!
 //! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
 //! events and deadlines out.
 
 pub mod dialog;
+pub mod digest;
 pub mod framing;
 pub mod fuzz;
 pub mod header;
@@ -19,6 +22,7 @@ pub mod message;
 pub mod parse;
 pub mod route;
 pub mod transaction;
+pub mod uac;
 pub mod uri;
 
 pub use header::{CSeq, HeaderName, NameAddr, Via};

@@ -35,6 +35,14 @@ pub struct Target {
     pub strict: bool,
 }
 
+/// A pre-loaded route set (RFC 3261 §8.1.2): an outbound proxy, or a trunk's proxies, first
+/// hop first.
+impl From<Vec<NameAddr>> for RouteSet {
+    fn from(routes: Vec<NameAddr>) -> RouteSet {
+        RouteSet(routes)
+    }
+}
+
 impl RouteSet {
     /// The UAS route set: the request's Record-Route values in order, one header line or
     /// several, keeping every URI parameter (RFC 3261 §12.1.1).

@@ -80,7 +80,11 @@ impl ClientInvite {
             State::Calling | State::Proceeding => {
                 self.timers.cancel(Timer::A);
                 if status.is_provisional() {
+                    // Timer B only runs in Calling (RFC 3261 §17.1.1.2): once the peer
+                    // answers provisionally, how long it may ring is the TU's decision (it
+                    // CANCELs, §9.1), or a ringing call would end after 64·T1.
                     self.state = State::Proceeding;
+                    self.timers.cancel(Timer::B);
                     self.events.push_back(ClientEvent::Response(response));
                 } else if is_2xx(status) {
                     // RFC 6026 §8.4: the TU sends the ACK for a 2xx; we only pass them up.
@@ -146,7 +150,7 @@ impl ClientInvite {
                     self.interval *= 2;
                     self.timers.set(Timer::A, deadline + self.interval);
                 }
-                (State::Calling | State::Proceeding, Timer::B) => {
+                (State::Calling, Timer::B) => {
                     self.events.push_back(ClientEvent::Timeout);
                     self.state = State::Terminated;
                     self.timers.clear();
@@ -246,5 +250,21 @@ mod tests {
         assert!(tx.poll_transmit().is_none(), "the TU acks a 2xx");
         tx.handle_timeout(t0 + cfg.timeout());
         assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn a_provisional_stops_timer_b() {
+        let t0 = crate::test_epoch();
+        let cfg = TimerConfig::default();
+        let mut tx = ClientInvite::new(t0, invite(), false, cfg);
+        let _ = tx.poll_transmit();
+        tx.handle_response(t0, response(StatusCode::RINGING));
+        assert_eq!(
+            tx.poll_timeout(),
+            None,
+            "ringing lasts as long as the TU lets it"
+        );
+        tx.handle_timeout(t0 + cfg.timeout() * 2);
+        assert_eq!(tx.state(), State::Proceeding);
     }
 }
