@@ -42,12 +42,12 @@ fn rtp_pacing_allocates_nothing_per_packet() {
         let ack = caller.ack(None);
         net.send_sip(caller.transport, caller.addr, &ack);
         let call = net.last_call().expect("a call");
-        incoming.push((call, caller.media, caller.audio_packets(&speech)));
+        incoming.push((call.leg(0), caller.media, caller.audio_packets(&speech)));
     }
     // Warm up: queues reach their working size, with the callers talking.
     for n in 0..50 {
-        for (call, from, packets) in &incoming {
-            net.send_rtp(*call, *from, &packets[n]);
+        for (leg, from, packets) in &incoming {
+            net.send_rtp(*leg, *from, &packets[n]);
         }
         net.advance(Duration::from_millis(20));
     }
@@ -64,11 +64,11 @@ fn rtp_pacing_allocates_nothing_per_packet() {
         // Every caller's packets due by now (one per 20 ms), as the driver would hand them.
         let due = 50 + ((net.now - start).as_millis() / 20) as usize;
         while fed < due.min(550) {
-            for (call, from, packets) in &incoming {
+            for (leg, from, packets) in &incoming {
                 net.engine.handle_input(
                     net.now,
                     Input::Rtp {
-                        call: *call,
+                        leg: *leg,
                         from: *from,
                         data: &packets[fed],
                     },
