@@ -93,6 +93,23 @@ pub fn amplitude(dbm0: f64) -> f64 {
 /// Build one case: the tones one after the other over `background`, through `codec`.
 /// `expected` is filled with the tones' keys; reject rows clear it.
 pub fn case(label: &str, tones: &[Tone], background: Background, seed: u64, codec: Codec) -> Case {
+    build(label, tones, background, &[], seed, codec)
+}
+
+/// [`case`] with `under` (e.g. an echoed prompt, already at its level) added to the signal
+/// from the first sample on, before the G.711 round trip, as a line mixes them.
+pub fn case_over(label: &str, tones: &[Tone], under: &[i16], seed: u64, codec: Codec) -> Case {
+    build(label, tones, Background::Silence, under, seed, codec)
+}
+
+fn build(
+    label: &str,
+    tones: &[Tone],
+    background: Background,
+    under: &[i16],
+    seed: u64,
+    codec: Codec,
+) -> Case {
     let rate = SAMPLE_RATE as usize / 1000;
     let total: usize = LEAD_MS + TAIL_MS + tones.iter().map(|t| t.ms + t.gap_ms).sum::<usize>();
     let mut signal = vec![0f64; total * rate];
@@ -119,6 +136,9 @@ pub fn case(label: &str, tones: &[Tone], background: Background, seed: u64, code
         for s in &mut signal {
             *s += sigma * rng.gaussian();
         }
+    }
+    for (s, u) in signal.iter_mut().zip(under) {
+        *s += f64::from(*u);
     }
     let samples = signal
         .iter()
