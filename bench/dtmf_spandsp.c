@@ -15,14 +15,6 @@ int main(int argc, char **argv)
         return 2;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s/step", argv[1]);
-    FILE *sf = fopen(path, "r");
-    int step = 1;
-    if (sf) {
-        if (fscanf(sf, "%d", &step) != 1 || step < 1)
-            step = 1;
-        fclose(sf);
-    }
     snprintf(path, sizeof path, "%s/manifest.tsv", argv[1]);
     FILE *m = fopen(path, "r");
     if (!m) {
@@ -33,7 +25,10 @@ int main(int argc, char **argv)
     int rows = 0;
     int row;
     char expected[256], file[4096];
-    while (fscanf(m, "%d\t%255s\t%4095s\n", &row, expected, file) == 3) {
+    int step;
+    while (fscanf(m, "%d\t%255s\t%4095s\t%d\n", &row, expected, file, &step) == 4) {
+        if (step < 1)
+            step = 1;
         if (row < 0 || row >= MAX_ROWS) {
             fprintf(stderr, "row %d out of range\n", row);
             return 1;

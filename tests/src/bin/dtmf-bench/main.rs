@@ -8,9 +8,10 @@
 //! - `dtmf-bench report DIR` prints the scores side by side with `DIR/spandsp.tsv`.
 //!
 //! Every case is fed in 20 ms frames from each starting offset 0, STEP, 2·STEP… < 160
-//! (skipping that many samples of its lead-in), to a fresh receiver; it passes at that
-//! offset when the receiver reports exactly the expected keys. A score file has one line
-//! per row: `row passed total`.
+//! (skipping that many samples of its lead-in; the long espeak-ng speech row uses a step of
+//! 16 at least), to a fresh receiver; it passes at that offset when the receiver reports
+//! exactly the expected keys. A score file has one line per row: `row passed total`; a
+//! manifest line is `row expected file step`.
 
 mod old;
 
@@ -33,20 +34,118 @@ fn main() {
     }
 }
 
-fn all_rows() -> Vec<Row> {
-    let mut rows = dtmf_set::rows();
-    rows.extend(ivr_tests::speech::rows());
+/// Every row with the offset step it is scored at: `step`, or at least 16 for the long
+/// synthetic-speech row.
+fn all_rows(step: usize) -> Vec<(Row, usize)> {
+    let mut rows: Vec<(Row, usize)> = dtmf_set::rows().into_iter().map(|r| (r, step)).collect();
+    rows.extend(ivr_tests::speech::rows().into_iter().map(|r| (r, step)));
+    rows.push((espeak_row(), step.max(16)));
     rows
+}
+
+/// A text and the voices, pitches and speeds that say it.
+type SpeechSet = (
+    &'static str,
+    &'static [&'static str],
+    &'static [u32],
+    &'static [u32],
+);
+
+/// Texts, voices, pitches and speeds for the synthetic-speech talk-off row.
+const ESPEAK_SETS: [SpeechSet; 3] = [
+    (
+        "Good morning, thank you for calling. Please listen carefully, as our menu options have changed. For sales, press one. For support, press two. Our opening hours are Monday to Friday, nine in the morning to six in the evening. We are sorry, all our agents are busy. The quick brown fox jumps over the lazy dog. Eeeeee, ooooh, aaaah, mmmmm. One two three four five six seven eight nine zero. Hello? Is anybody there? Please call me back at zero four nine one, two three four, five six seven.",
+        &[
+            "en", "en-us", "en+f3", "en+m3", "fr", "es", "de", "it", "pt", "nl",
+        ],
+        &[10, 50, 90],
+        &[160],
+    ),
+    (
+        "Welcome to the medical office. If this is an emergency, hang up and dial the emergency number. To book an appointment, stay on the line. Press star to hear these options again. Music, singing, la la la la, do re mi fa sol la si do. Whistle, wheee, oooo, eeee, iiii. Mmm hmm, uh huh, yeah yeah, okay, alright, bye bye now, have a nice day.",
+        &[
+            "en-gb-x-rp",
+            "ru",
+            "pl",
+            "sv",
+            "fi",
+            "cs",
+            "el",
+            "hu",
+            "ro",
+            "en+f2",
+            "en+f4",
+            "fr+f2",
+            "es+f3",
+        ],
+        &[30, 70, 99],
+        &[120, 220],
+    ),
+    (
+        "Hi, it's me again. I tried to reach you yesterday about the invoice number four four seven two. Could you call me back before noon? My number is oh seven nine, three three one, eight eight two zero. Oh, and please tell Sarah that the meeting moved to Thursday at half past three. Bye!",
+        &[
+            "de", "it", "pt", "nl", "en-us+f1", "en-sc", "tr", "vi", "hi", "ja", "en+f5", "de+f2",
+        ],
+        &[40, 60, 85],
+        &[150],
+    ),
+];
+
+/// Synthetic speech from espeak-ng (as the engine's `say:` prompts are made), many voices
+/// and pitches, alternately through µ-law and A-law: no key may be heard.
+fn espeak_row() -> Row {
+    let mut cases = Vec::new();
+    for (text, voices, pitches, speeds) in ESPEAK_SETS {
+        for voice in voices {
+            for pitch in pitches {
+                for speed in speeds {
+                    let out = std::process::Command::new("espeak-ng")
+                        .args([
+                            "-v",
+                            voice,
+                            "-p",
+                            &pitch.to_string(),
+                            "-s",
+                            &speed.to_string(),
+                        ])
+                        .arg("--stdout")
+                        .arg(text)
+                        .output()
+                        .expect("espeak-ng runs (bench/dtmf.sh installs it)");
+                    let label = format!("espeak-ng -v {voice} -p {pitch} -s {speed}");
+                    let Ok(prompt) = ivr_audio::Prompt::from_wav(&label, &out.stdout) else {
+                        eprintln!("skipped {label}: no audio");
+                        continue;
+                    };
+                    let codec = if cases.len() % 2 == 0 {
+                        ivr_audio::Codec::Pcmu
+                    } else {
+                        ivr_audio::Codec::Pcma
+                    };
+                    cases.push(dtmf_set::Case {
+                        label,
+                        samples: ivr_tests::speech::heard(&prompt, codec),
+                        expected: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+    Row {
+        name: "reject: espeak-ng speech (35 voices, 3 texts, several pitches and speeds)",
+        accept: false,
+        cases,
+    }
 }
 
 fn write(dir: &Path, step: usize) {
     let cases_dir = dir.join("cases");
     std::fs::create_dir_all(&cases_dir).expect("create the output folder");
-    let rows = all_rows();
+    let rows = all_rows(step);
     let mut manifest = String::new();
     let mut names = String::new();
     let mut n = 0;
-    for (i, row) in rows.iter().enumerate() {
+    for (i, (row, row_step)) in rows.iter().enumerate() {
         writeln!(names, "{i}\t{}", row.name).expect("write to a string");
         for case in &row.cases {
             let file: PathBuf = cases_dir.join(format!("{n}.raw"));
@@ -59,13 +158,14 @@ fn write(dir: &Path, step: usize) {
             } else {
                 expected
             };
-            writeln!(manifest, "{i}\t{expected}\t{}", file.display()).expect("write to a string");
+            writeln!(manifest, "{i}\t{expected}\t{}\t{row_step}", file.display())
+                .expect("write to a string");
         }
     }
     std::fs::write(dir.join("manifest.tsv"), manifest).expect("write the manifest");
     std::fs::write(dir.join("rows.tsv"), names).expect("write the row names");
     std::fs::write(dir.join("step"), step.to_string()).expect("write the step");
-    let ours = score(&rows, step, |s| {
+    let ours = score(&rows, |s| {
         let mut d = DtmfDetector::new();
         let mut keys = Vec::new();
         for frame in s.chunks(160) {
@@ -74,7 +174,7 @@ fn write(dir: &Path, step: usize) {
         keys
     });
     std::fs::write(dir.join("ours.tsv"), ours).expect("write our scores");
-    let before = score(&rows, step, |s| {
+    let before = score(&rows, |s| {
         let mut d = old::DtmfDetector::new();
         let mut keys = Vec::new();
         for frame in s.chunks(160) {
@@ -86,12 +186,12 @@ fn write(dir: &Path, step: usize) {
     eprintln!("{n} cases written to {}", dir.display());
 }
 
-fn score(rows: &[Row], step: usize, detect: impl Fn(&[i16]) -> Vec<Digit>) -> String {
+fn score(rows: &[(Row, usize)], detect: impl Fn(&[i16]) -> Vec<Digit>) -> String {
     let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
+    for (i, (row, step)) in rows.iter().enumerate() {
         let (mut passed, mut total) = (0, 0);
         for case in &row.cases {
-            for offset in (0..160).step_by(step) {
+            for offset in (0..160).step_by(*step) {
                 total += 1;
                 if detect(&case.samples[offset..]) == case.expected {
                     passed += 1;
@@ -129,7 +229,7 @@ fn report(dir: &Path) {
     ];
     let step = std::fs::read_to_string(dir.join("step")).unwrap_or_else(|_| "1".into());
     println!(
-        "Cases passed x starting offsets (0..160 step {}), exact keys expected:\n",
+        "Cases passed x starting offsets (0..160 step {}; espeak-ng row step 16 at least), exact keys expected:\n",
         step.trim()
     );
     print!("| row |");
