@@ -12,9 +12,7 @@
 //! - together they carry most of the window's energy (energy ratio), and
 //! - the column tone's second harmonic is weak (speech has harmonics, a keypad does not;
 //!   the row harmonics fall between column frequencies, where the column tone itself leaks,
-//!   so they are not judged), and
-//! - little lies below the row group (250-520 Hz, through a Hann window): voiced speech
-//!   has its pitch harmonics there, a keypad nothing.
+//!   so they are not judged).
 //!
 //! A key is reported once [`RUN`] windows in a row hold it (a tone of about 30 ms: 40 ms
 //! always makes it, 20 ms never does, at any alignment), the phase advance between those
@@ -75,12 +73,6 @@ const MIN_SHARE: f32 = 0.7;
 /// 90 % in quiet and 87 % at S/N 15 dB; vowels of a high synthetic voice whose harmonics
 /// sit near a row and a column reach 80 to 83 %.
 const MIN_RUN_SHARE: f32 = 0.85;
-/// Frequencies below the row group where voiced speech has harmonics of its pitch and a
-/// keypad has nothing but the row tone's sidelobes, measured through a Hann window (whose
-/// sidelobes fall fast) so those stay over 30 dB down.
-const LOW_BAND: [f32; 4] = [250.0, 340.0, 430.0, 520.0];
-/// Their summed power must stay this far below the row tone's (16 dB).
-const LOW_BAND_RATIO: f32 = 40.0;
 /// A column tone's second harmonic must be this far below it (12 dB).
 const HARMONIC_RATIO: f32 = 16.0;
 /// Largest accepted frequency error of either tone, relative to its nominal frequency: 1.5 %
@@ -143,10 +135,8 @@ struct Run {
 /// Streaming DTMF detector for 8 kHz audio.
 #[derive(Debug, Clone)]
 pub struct DtmfDetector {
-    /// `2 cos ω` and `sin ω` for the eight tones, the four column harmonics, the low band.
-    coeffs: [(f32, f32); 16],
-    /// The Hann window for the low band, scaled to keep a tone's power.
-    hann: [f32; WINDOW],
+    /// `2 cos ω` and `sin ω` for the eight tones, then the four column harmonics.
+    coeffs: [(f32, f32); 12],
     /// The last [`WINDOW`] samples, scaled to ±1; `pos` is the oldest.
     ring: [f32; WINDOW],
     pos: usize,
@@ -170,23 +160,17 @@ impl Default for DtmfDetector {
 impl DtmfDetector {
     /// A detector for 8 kHz audio.
     pub fn new() -> DtmfDetector {
-        let mut coeffs = [(0.0, 0.0); 16];
+        let mut coeffs = [(0.0, 0.0); 12];
         let harmonics = COLS.map(|f| 2.0 * f);
-        let mut hann = [0.0; WINDOW];
-        for (i, h) in hann.iter_mut().enumerate() {
-            // 1 - cos: the window's mean is 1, so a tone's Goertzel power is kept.
-            *h = 1.0 - (std::f32::consts::TAU * (i as f32 + 0.5) / WINDOW as f32).cos();
-        }
         for (c, f) in coeffs
             .iter_mut()
-            .zip(ROWS.iter().chain(&COLS).chain(&harmonics).chain(&LOW_BAND))
+            .zip(ROWS.iter().chain(&COLS).chain(&harmonics))
         {
             let w = omega(*f);
             *c = (2.0 * w.cos(), w.sin());
         }
         DtmfDetector {
             coeffs,
-            hann,
             ring: [0.0; WINDOW],
             pos: 0,
             seen: 0,
@@ -301,42 +285,12 @@ impl DtmfDetector {
         if self.goertzel(self.coeffs[8 + col]).norm() * HARMONIC_RATIO > col_p {
             return None;
         }
-        if self.low_band() * LOW_BAND_RATIO > row_p {
-            return None;
-        }
         Some(Hit {
             row,
             col,
             tones: [out[row], out[4 + col]],
             energy,
         })
-    }
-
-    /// The summed power of the [`LOW_BAND`] frequencies over the Hann-windowed window.
-    fn low_band(&self) -> f32 {
-        let mut windowed = [0f32; WINDOW];
-        let (old, new) = self.ring.split_at(self.pos);
-        for ((w, x), h) in windowed
-            .iter_mut()
-            .zip(new.iter().chain(old))
-            .zip(&self.hann)
-        {
-            *w = x * h;
-        }
-        self.coeffs[12..]
-            .iter()
-            .map(|&(two_cos, sin)| {
-                let (mut s1, mut s2) = (0f32, 0f32);
-                for &x in &windowed {
-                    let s0 = x + two_cos * s1 - s2;
-                    s2 = s1;
-                    s1 = s0;
-                }
-                let re = s1 - two_cos / 2.0 * s2;
-                let im = sin * s2;
-                re * re + im * im
-            })
-            .sum()
     }
 
     /// The Goertzel output for one frequency over the window, oldest sample first. Its phase
