@@ -6,6 +6,7 @@
 
 pub mod digit;
 pub mod dtmf;
+pub mod dtmf_set;
 pub mod fuzz;
 pub mod g711;
 pub mod prompt;

@@ -10,3 +10,5 @@ pub mod pg;
 pub mod process;
 pub mod sipp;
 pub mod smtp;
+pub mod speech;
+pub mod udp_call;

@@ -3,7 +3,7 @@
 
 use ivr_audio::{Codec, Prompt};
 use ivr_tests::process::Ivr;
-use std::net::UdpSocket;
+use ivr_tests::udp_call::UdpCall;
 use std::time::{Duration, Instant};
 
 fn greeting() -> Vec<i16> {
@@ -25,41 +25,14 @@ fn greeting() -> Vec<i16> {
 #[test]
 fn the_caller_hears_the_greeting() {
     let ivr = Ivr::start(&[]);
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let (me, media) = (sip.local_addr().unwrap(), rtp.local_addr().unwrap());
-    let sdp = format!(
-        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8 101\r\n\
-         a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
-        media.port()
+    let mut call = UdpCall::dial(
+        ivr.sip,
+        "audio-check",
+        "8 101",
+        "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
     );
-    let head = |method: &str, cseq: u32, branch: &str, to_tag: &str| {
-        format!(
-            "{method} sip:service@{e} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
-             From: <sip:listener@{me}>;tag=l1\r\nTo: <sip:service@{e}>{to_tag}\r\nCall-ID: audio-check\r\n\
-             CSeq: {cseq} {method}\r\nContact: <sip:listener@{me}>\r\n",
-            e = ivr.sip
-        )
-    };
-    let invite = format!(
-        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        head("INVITE", 1, "a1", ""),
-        sdp.len()
-    );
-    sip.send_to(invite.as_bytes(), ivr.sip).unwrap();
+    let rtp = &call.rtp;
     let mut buf = [0u8; 4096];
-    let to_tag = loop {
-        let (n, _) = sip.recv_from(&mut buf).expect("answer");
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if text.starts_with("SIP/2.0 200") {
-            let to = text.lines().find(|l| l.starts_with("To:")).unwrap();
-            break format!(";tag={}", to.split("tag=").nth(1).unwrap().trim());
-        }
-    };
-    let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, "a2", &to_tag));
-    sip.send_to(ack.as_bytes(), ivr.sip).unwrap();
 
     // Collect 3 s of RTP, placed by timestamp, each packet compared with the greeting.
     let expected = greeting();
@@ -112,14 +85,5 @@ fn the_caller_hears_the_greeting() {
         "packets that are not the greeting, sample for sample: {wrong_packets:?}"
     );
 
-    let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, "a3", &to_tag));
-    sip.send_to(bye.as_bytes(), ivr.sip).unwrap();
-    loop {
-        let (n, _) = sip.recv_from(&mut buf).expect("200 to BYE");
-        if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP")
-            && String::from_utf8_lossy(&buf[..n]).contains("2 BYE")
-        {
-            break;
-        }
-    }
+    call.bye();
 }

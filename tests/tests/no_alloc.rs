@@ -1,21 +1,27 @@
 //! The RTP path must not touch the heap: with 100 calls in the menu, ten seconds of RTP
 //! pacing (50,000 packets out) and of the callers' audio (50,000 packets in) through
-//! `Engine::handle_input` / `poll_output` allocate nothing. An instrumented global
-//! allocator is read around the engine calls only. (Keys and recording frames are not
-//! measured here: a key makes the menu act, which allocates by design.)
+//! `Engine::handle_input` / `poll_output` allocate nothing; nor does receiving audio that
+//! the in-band DTMF detector examines. An instrumented global allocator is read around the
+//! engine calls only; the tests take turns, since it counts every thread. (Keys and
+//! recording frames are not measured here: a key makes the menu act, which allocates by
+//! design.)
 
 use ivr_engine::{Input, Output};
 use ivr_tests::caller::{Caller, Net};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use std::alloc::System;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Held by each test while it measures.
+static TURN: Mutex<()> = Mutex::new(());
+
 #[test]
 fn rtp_pacing_allocates_nothing_per_packet() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     // A menu whose greeting lasts a minute, so every call plays prompt audio throughout.
     let yaml = "entry: m\nprompts:\n  long: long.wav\nmenus:\n  m:\n    prompt: long\n    options:\n      \"1\": { repeat: true }\n";
     let menus = ivr_menus::compile(yaml, &mut |_| {
@@ -112,5 +118,68 @@ fn rtp_pacing_allocates_nothing_per_packet() {
     assert_eq!(
         allocations, 0,
         "heap allocations while sending {packets} packets and receiving {received}"
+    );
+}
+
+#[test]
+fn in_band_detection_allocates_nothing_per_packet() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let menus = ivr_server::config::load_demo().expect("demo compiles");
+    let mut net = Net::with_config(Arc::new(menus), |c| {
+        c.media_timeout = Duration::from_secs(600)
+    });
+    // 20 callers with no telephone-event, each sending 10 s of speech (the English menu
+    // prompt, echoed at -10 dB, as a line returns it): the detector examines all of it.
+    let speech: Vec<i16> = ivr_tests::speech::prompts()
+        .iter()
+        .filter(|(name, _)| name.contains("main_en"))
+        .flat_map(|(_, p)| ivr_tests::speech::heard(p, ivr_audio::Codec::Pcmu))
+        .cycle()
+        .take(8000 * 10)
+        .collect();
+    let speech = ivr_tests::speech::attenuated(&speech, 10.0);
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        let mut caller = Caller::new(&format!("127.0.0.1:{}", 11_000 + i * 2), &format!("d{i}"));
+        let offer = caller
+            .offer()
+            .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8")
+            .replace("a=rtpmap:101 telephone-event/8000\r\n", "");
+        let invite = caller.invite_with_sdp(&offer);
+        net.send_sip(caller.transport, caller.addr, &invite);
+        let ok = ivr_tests::caller::response(&net.take_sip(caller.addr), 200)
+            .expect("answered")
+            .clone();
+        caller.on_response(&ok);
+        let ack = caller.ack(None);
+        net.send_sip(caller.transport, caller.addr, &ack);
+        let call = net.last_call().expect("a call");
+        streams.push((call.leg(0), caller.media, caller.audio_packets(&speech)));
+    }
+    net.advance(Duration::from_secs(1));
+    net.rtp.clear();
+    let mut allocations = 0usize;
+    let mut received = 0usize;
+    for n in 0..speech.len() / 160 {
+        for (leg, from, packets) in &streams {
+            let region = Region::new(GLOBAL);
+            net.engine.handle_input(
+                net.now,
+                Input::Rtp {
+                    leg: *leg,
+                    from: *from,
+                    data: &packets[n],
+                },
+            );
+            while let Output::Rtp { .. } | Output::Event(_) = net.engine.poll_output() {}
+            let change = region.change();
+            allocations += change.allocations + change.reallocations;
+            received += 1;
+        }
+    }
+    assert_eq!(received, 20 * 500);
+    assert_eq!(
+        allocations, 0,
+        "heap allocations while receiving {received} packets"
     );
 }

@@ -1,47 +1,51 @@
-//! Talk-off: the in-band DTMF detector must not hear keys in speech. Every demo prompt and
-//! every built-in voicemail prompt (French, English and Spanish speech) goes through G.711
-//! and the detector; no key may come out.
+//! Talk-off: the in-band DTMF detector must not hear keys in speech, and must still hear keys
+//! under it. Every demo prompt and every built-in voicemail prompt (French, English and
+//! Spanish speech) goes through G.711 and the detector, alone and echoed back at −10 dB as a
+//! caller's line would return the engine's own prompt; then keys are sent over that echo.
 
-use ivr_audio::dtmf::DtmfDetector;
-use ivr_audio::{Codec, Prompt};
+use ivr_tests::speech;
+
+/// Starting offsets within a 20 ms frame: the detector analyses every 34 samples, so these
+/// cover every alignment of the audio with its windows.
+const OFFSETS: std::ops::Range<usize> = 0..160;
 
 #[test]
-fn speech_prompts_contain_no_keys() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dirs = [
-        root.join("examples/demo/prompts"),
-        root.join("engine/server/builtin/en"),
-        root.join("engine/server/builtin/fr"),
-        root.join("engine/server/builtin/es"),
-    ];
-    let wavs = dirs.iter().flat_map(|d| {
-        std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
-    });
+fn speech_prompts_and_their_echo_contain_no_keys() {
+    let rows = speech::rows();
     let mut seconds = 0.0;
-    for path in wavs {
-        let prompt =
-            Prompt::from_wav(&path.display().to_string(), &std::fs::read(&path).unwrap()).unwrap();
-        for codec in [Codec::Pcmu, Codec::Pcma] {
-            let mut detector = DtmfDetector::new();
-            let pcm: Vec<i16> = prompt
-                .encoded(codec)
-                .iter()
-                .map(|c| codec.decode(*c))
-                .collect();
-            let mut keys = Vec::new();
-            for frame in pcm.chunks(160) {
-                detector.feed(frame, |k| keys.push(k));
+    for row in rows.iter().filter(|r| !r.accept) {
+        for case in &row.cases {
+            for offset in OFFSETS.step_by(7) {
+                let keys = speech::detect(&case.samples[offset..]);
+                assert!(
+                    keys.is_empty(),
+                    "{}: {} at offset {offset} 'contains' keys {keys:?}",
+                    row.name,
+                    case.label
+                );
             }
-            assert!(
-                keys.is_empty(),
-                "{} ({codec:?}) 'contains' keys {keys:?}",
-                path.display()
+            seconds += case.samples.len() as f64 / 8000.0;
+        }
+    }
+    assert!(seconds > 150.0, "only {seconds} s of speech checked");
+}
+
+#[test]
+fn keys_are_heard_over_an_echoed_prompt_at_every_offset() {
+    let rows = speech::rows();
+    let row = rows
+        .iter()
+        .find(|r| r.accept)
+        .expect("the keys-over-echo row");
+    assert_eq!(row.cases.len(), 16);
+    for case in &row.cases {
+        for offset in OFFSETS {
+            assert_eq!(
+                speech::detect(&case.samples[offset..]),
+                case.expected,
+                "{} at offset {offset}",
+                case.label
             );
         }
-        seconds += prompt.frame_count() as f64 * 0.02;
     }
-    assert!(seconds > 60.0, "only {seconds} s of speech checked");
 }
