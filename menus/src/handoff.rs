@@ -5,7 +5,8 @@
 //! The menus compile and validate them; what happens to the call once it has left the
 //! menus (recording, waiting for an agent, REFER) belongs to the engine.
 
-use crate::model::{Action, ErrorKind, Loc, PromptId};
+use crate::error::{ErrorKind, Loc};
+use crate::model::{Action, PromptId};
 use crate::yaml::{Fields, Node, Walker, join};
 use ivr_audio::Digit;
 use std::time::Duration;

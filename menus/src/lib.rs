@@ -6,6 +6,7 @@
 //! answers with what to play, when to stop, and when to hang up.
 
 pub mod duration;
+pub mod error;
 pub mod fuzz;
 pub mod graph;
 pub mod handoff;
@@ -19,9 +20,10 @@ pub mod schema;
 pub mod yaml;
 
 pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
+pub use error::{CompileError, ErrorKind, Loc, closest};
 pub use model::{
-    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions,
-    Route, Router, closest, compile, compile_full, compile_with_tts,
+    Action, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions, Route, Router, compile,
+    compile_full, compile_with_tts,
 };
 pub use run::{MenuOutput, MenuRun};
 

@@ -23,7 +23,8 @@
 //! `expect transfer DESTINATION` (the call left the menus for it). Prompts take their real duration, timeouts fire on time, and
 //! no SIP or audio is involved, so a scenario runs in microseconds.
 
-use crate::model::{CompileError, ErrorKind, Loc, Menus};
+use crate::error::{CompileError, ErrorKind, Loc};
+use crate::model::Menus;
 use crate::run::{MenuOutput, MenuRun};
 use crate::yaml::{Node, Walker, join, load_str};
 use ivr_audio::{Digit, FRAME_SAMPLES, SAMPLE_RATE};
