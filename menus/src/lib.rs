@@ -11,6 +11,7 @@ pub mod fuzz;
 pub mod graph;
 pub mod handoff;
 pub mod ics;
+mod lint;
 pub mod model;
 pub mod numbers;
 pub mod run;
@@ -19,8 +20,8 @@ pub mod schedule;
 pub mod schema;
 pub mod yaml;
 
-pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
 pub use error::{CompileError, ErrorKind, Loc, closest};
+pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
 pub use model::{
     Action, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions, Route, Router, compile,
     compile_full, compile_with_tts,
