@@ -509,7 +509,7 @@ fn check_uri(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::compile_test;
+    use crate::compile::tests::compile_test;
 
     const CONFIG: &str = r#"
 entry: main
@@ -672,9 +672,9 @@ menus:
         // not for de.
         let ask = yaml.replace("callback_number: caller_id", "callback_number: ask");
         let mut asked: Vec<(String, String)> = Vec::new();
-        let e = crate::model::compile_full(
+        let e = crate::compile::compile_full(
             &ask,
-            &mut crate::model::tests::loader,
+            &mut crate::compile::tests::loader,
             &mut |_, _| Err("no TTS".into()),
             &mut |name, lang| {
                 asked.push((name.to_string(), lang.to_string()));

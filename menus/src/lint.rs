@@ -266,9 +266,9 @@ pub(crate) fn borrowed_prompts(
 #[cfg(test)]
 mod tests {
     use crate::ErrorKind;
+    use crate::compile::compile;
+    use crate::compile::tests::{YAML, loader};
     use crate::model::Menus;
-    use crate::model::compile;
-    use crate::model::tests::{YAML, loader};
 
     #[test]
     fn a_silent_caller_must_not_loop_forever() {

@@ -543,8 +543,8 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::compile;
-    use crate::model::tests::{YAML, loader};
+    use crate::compile::compile;
+    use crate::compile::tests::{YAML, loader};
 
     fn menus() -> Arc<Menus> {
         Arc::new(compile(YAML, &mut loader).unwrap())
