@@ -2,14 +2,13 @@
 //! resolved, every prompt loaded, and every problem reported with its place.
 
 use crate::error::{CompileError, ErrorKind, Loc, closest};
-use crate::handoff::{DestinationId, MailboxId, QueueId};
 use crate::lint::{
     borrowed_prompts, endless_failure_loops, no_way_out, router_cycles, silent_failures,
     unreachable_menus,
 };
 use crate::model::{
-    Action, Builtin, CallerRule, Collect, Languages, Menu, MenuId, Menus, PromptId, PromptItem,
-    PromptOptions, Retries, Route, Router, Speaker,
+    Action, Builtin, CallerRule, Collect, DestinationId, Languages, MailboxId, Menu, MenuId, Menus,
+    PromptId, PromptItem, PromptOptions, QueueId, Retries, Route, Router, Speaker,
 };
 use crate::yaml::{Node, Walker, join, load_str};
 use ivr_audio::{Digit, Prompt};

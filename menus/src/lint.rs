@@ -2,8 +2,7 @@
 //! and the warnings (unreachable menus, no way out, silent hang-ups, borrowed prompts).
 
 use crate::error::{CompileError, ErrorKind, Loc};
-use crate::handoff::{Queue, QueueId};
-use crate::model::{Action, Languages, Menu, MenuId};
+use crate::model::{Action, Languages, Menu, MenuId, Queue, QueueId};
 /// The menus an action sends the caller to: a goto's target, and the menus a queue's
 /// `on_timeout` leads to (following queue to queue).
 fn action_targets(action: &Action, queues: &[Queue], out: &mut Vec<usize>) {

@@ -5,8 +5,7 @@
 //! next deadline from [`MenuRun::poll_timeout`]. A key pressed while a menu prompt plays stops
 //! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
 
-use crate::handoff::Handoff;
-use crate::model::{Action, MenuId, Menus, PromptId, PromptItem};
+use crate::model::{Action, Handoff, MenuId, Menus, PromptId, PromptItem};
 use crate::schedule::State;
 use ivr_audio::Digit;
 use jiff::Timestamp;
