@@ -278,8 +278,8 @@ pub fn dot(menus: &Menus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::compile;
-    use crate::model::tests::{YAML, loader};
+    use crate::compile::compile;
+    use crate::compile::tests::{YAML, loader};
 
     #[test]
     fn edges_cover_keys_retries_and_failure() {

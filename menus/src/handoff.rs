@@ -4,139 +4,20 @@
 //!
 //! The menus compile and validate them; what happens to the call once it has left the
 //! menus (recording, waiting for an agent, REFER) belongs to the engine.
+//!
+//! The compiled types live in [`crate::model`] with the actions that name them (a queue's
+//! `on_timeout` is an action, an action may name a mailbox); they are re-exported here.
 
-use crate::model::{Action, ErrorKind, Loc, PromptId};
+use crate::error::ErrorKind;
+use crate::model::{Action, PromptId};
 use crate::yaml::{Fields, Node, Walker, join};
 use ivr_audio::Digit;
 use std::time::Duration;
 
-/// A mailbox, by index into [`crate::Menus::mailbox`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MailboxId(pub usize);
-
-/// A queue, by index into [`crate::Menus::queue`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct QueueId(pub usize);
-
-/// A transfer destination, by index into [`crate::Menus::destination`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DestinationId(pub usize);
-
-/// Where a call went when it left the menus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Handoff {
-    /// To leave a message and a number to call back.
-    Voicemail(MailboxId),
-    /// To wait for an agent.
-    Queue(QueueId),
-    /// To another party, by REFER or bridged.
-    Transfer(DestinationId),
-}
-
-/// How a mailbox gets the number to call back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackNumber {
-    /// Offer the caller ID ("press 1 to be called back on this number, or enter another
-    /// followed by #"), read back for confirmation. The default.
-    Offer,
-    /// Always ask the caller to enter a number.
-    Ask,
-    /// Take the caller ID without asking.
-    CallerId,
-    /// Ask for no number: a message only.
-    None,
-}
-
-/// A voicemail mailbox: where callback requests are left.
-#[derive(Debug, Clone)]
-pub struct Mailbox {
-    /// Its name (staff are granted mailboxes by name).
-    pub name: String,
-    /// Played first ("leave your message after the tone").
-    pub greeting: Vec<PromptId>,
-    /// How the number to call back is obtained.
-    pub callback: CallbackNumber,
-    /// Which entered numbers are accepted (the whole number must match).
-    pub number_pattern: regex::Regex,
-    /// The longest message; recording stops there.
-    pub max_length: Duration,
-    /// The key that ends the message.
-    pub finish_key: Digit,
-    /// This much silence ends the message (`None`: silence never does).
-    pub silence: Option<Duration>,
-    /// Whether a beep marks the start of recording.
-    pub beep: bool,
-    /// Whether the caller may listen to the message and keep, re-record or cancel it.
-    pub review: bool,
-    /// Played once the request is saved, before hanging up.
-    pub saved: Vec<PromptId>,
-    /// Addresses that get each new request by e-mail, with its recording attached.
-    pub email: Vec<String>,
-    /// Where it is defined.
-    pub at: Loc,
-}
-
-/// How a queue picks the agent to ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// Ring every free agent; the first to answer takes the call.
-    RingAll,
-    /// Take turns, starting after the agent who had the last call.
-    RoundRobin,
-    /// The agent idle for the longest time (the default).
-    LongestIdle,
-    /// The agent who has taken the fewest calls.
-    FewestCalls,
-    /// Any free agent, at random.
-    Random,
-}
-
-/// A call queue: callers wait with music for an agent.
-#[derive(Debug, Clone)]
-pub struct Queue {
-    /// Its name (agents join queues by name).
-    pub name: String,
-    /// How agents are picked.
-    pub strategy: Strategy,
-    /// Played in a loop while the caller waits (none: ringing tone).
-    pub music: Vec<PromptId>,
-    /// Played every `announce_every` while waiting ("all our agents are busy").
-    pub announcement: Vec<PromptId>,
-    /// How often the announcement interrupts the music.
-    pub announce_every: Duration,
-    /// The longest a caller waits before `on_timeout`.
-    pub max_wait: Duration,
-    /// How long one agent rings before the next is tried.
-    pub agent_timeout: Duration,
-    /// What happens after `max_wait` (default: hang up).
-    pub on_timeout: Action,
-    /// Where it is defined.
-    pub at: Loc,
-}
-
-/// How a call is handed to a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferMode {
-    /// Blind transfer: the caller's phone is told to call the destination (RFC 3515 REFER).
-    Refer,
-    /// The engine calls the destination and bridges the two calls.
-    Bridge,
-}
-
-/// A party calls can be transferred to (an external call center, a mobile phone).
-#[derive(Debug, Clone)]
-pub struct Destination {
-    /// Its name.
-    pub name: String,
-    /// Its SIP, SIPS or tel URI.
-    pub uri: String,
-    /// REFER (default) or bridged.
-    pub mode: TransferMode,
-    /// For a bridged transfer, how long it may ring.
-    pub ring_timeout: Duration,
-    /// Where it is defined.
-    pub at: Loc,
-}
+pub use crate::model::{
+    CallbackNumber, Destination, DestinationId, Handoff, Mailbox, MailboxId, Queue, QueueId,
+    Strategy, TransferMode,
+};
 
 /// Resolves prompt names (a name or a list, at a YAML path), reporting unknown ones.
 pub(crate) type PromptNames<'a> = dyn FnMut(&mut Walker, Option<&Node>, &str) -> Vec<PromptId> + 'a;
@@ -508,7 +389,7 @@ fn check_uri(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::compile_test;
+    use crate::compile::tests::compile_test;
 
     const CONFIG: &str = r#"
 entry: main
@@ -671,9 +552,9 @@ menus:
         // not for de.
         let ask = yaml.replace("callback_number: caller_id", "callback_number: ask");
         let mut asked: Vec<(String, String)> = Vec::new();
-        let e = crate::model::compile_full(
+        let e = crate::compile::compile_full(
             &ask,
-            &mut crate::model::tests::loader,
+            &mut crate::compile::tests::loader,
             &mut |_, _| Err("no TTS".into()),
             &mut |name, lang| {
                 asked.push((name.to_string(), lang.to_string()));

@@ -5,11 +5,14 @@
 //! a sans-IO state machine: it is told about digits, finished playback and time, and
 //! answers with what to play, when to stop, and when to hang up.
 
+pub mod compile;
 pub mod duration;
+pub mod error;
 pub mod fuzz;
 pub mod graph;
 pub mod handoff;
 pub mod ics;
+mod lint;
 pub mod model;
 pub mod numbers;
 pub mod run;
@@ -18,11 +21,10 @@ pub mod schedule;
 pub mod schema;
 pub mod yaml;
 
+pub use compile::{compile, compile_full, compile_with_tts};
+pub use error::{CompileError, ErrorKind, Loc, closest};
 pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
-pub use model::{
-    Action, CompileError, ErrorKind, Loc, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions,
-    Route, Router, closest, compile, compile_full, compile_with_tts,
-};
+pub use model::{Action, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions, Route, Router};
 pub use run::{MenuOutput, MenuRun};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).

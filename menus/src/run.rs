@@ -5,8 +5,7 @@
 //! next deadline from [`MenuRun::poll_timeout`]. A key pressed while a menu prompt plays stops
 //! it (barge-in) and counts at once; keys pressed during a goodbye are ignored.
 
-use crate::handoff::Handoff;
-use crate::model::{Action, MenuId, Menus, PromptId, PromptItem};
+use crate::model::{Action, Handoff, MenuId, Menus, PromptId, PromptItem};
 use crate::schedule::State;
 use ivr_audio::Digit;
 use jiff::Timestamp;
@@ -500,8 +499,8 @@ impl MenuRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::compile;
-    use crate::model::tests::{YAML, loader};
+    use crate::compile::compile;
+    use crate::compile::tests::{YAML, loader};
     use std::time::Duration;
 
     fn run() -> MenuRun {
@@ -867,7 +866,7 @@ menus:
       "3": { set: { dept: sales, priority: 2 }, voicemail: sales }
 "#;
         let t0 = crate::test_epoch();
-        let menus = crate::model::tests::compile_test(yaml).unwrap();
+        let menus = crate::compile::tests::compile_test(yaml).unwrap();
         let mut r = MenuRun::new(Arc::new(menus));
         r.start(t0);
         r.handle_digit(t0, Digit::D2); // back with nowhere to go: replay

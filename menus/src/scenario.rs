@@ -23,7 +23,8 @@
 //! `expect transfer DESTINATION` (the call left the menus for it). Prompts take their real duration, timeouts fire on time, and
 //! no SIP or audio is involved, so a scenario runs in microseconds.
 
-use crate::model::{CompileError, ErrorKind, Loc, Menus};
+use crate::error::{CompileError, ErrorKind, Loc};
+use crate::model::Menus;
 use crate::run::{MenuOutput, MenuRun};
 use crate::yaml::{Node, Walker, join, load_str};
 use ivr_audio::{Digit, FRAME_SAMPLES, SAMPLE_RATE};
@@ -542,8 +543,8 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::compile;
-    use crate::model::tests::{YAML, loader};
+    use crate::compile::compile;
+    use crate::compile::tests::{YAML, loader};
 
     fn menus() -> Arc<Menus> {
         Arc::new(compile(YAML, &mut loader).unwrap())

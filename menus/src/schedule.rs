@@ -17,7 +17,7 @@
 //! The state at an instant is computed in the schedule's zone, so daylight-saving changes
 //! move nothing: "09:00" is nine on the local clock in winter and in summer.
 
-use crate::model::ErrorKind;
+use crate::error::ErrorKind;
 use crate::yaml::{Node, Walker, join};
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};

@@ -4,8 +4,8 @@
 //! starts with `# yaml-language-server: $schema=ivr-menus.schema.json`. The field lists come
 //! from the same constants the compiler checks against, and a test keeps the two in step.
 
+use crate::compile::{ACTION_FIELDS, MENU_FIELDS, PROMPT_FIELDS, TOP_FIELDS};
 use crate::handoff::{DESTINATION_FIELDS, MAILBOX_FIELDS, QUEUE_FIELDS};
-use crate::model::{ACTION_FIELDS, MENU_FIELDS, PROMPT_FIELDS, TOP_FIELDS};
 
 /// The schema, as pretty-printed JSON.
 pub fn json() -> String {

@@ -6,7 +6,7 @@
 //! via `DuplicateKeyPolicy::PassThrough`) and the config model is built by [`Walker`], which
 //! records each problem with its place and YAML path and goes on.
 
-use crate::model::{CompileError, ErrorKind, Loc, closest};
+use crate::error::{CompileError, ErrorKind, Loc, closest};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
