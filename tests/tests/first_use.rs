@@ -426,7 +426,7 @@ fn a_settings_file_configures_serve_staff_and_callbacks() {
         "{out}"
     );
     assert!(line("hold-timeout").contains("# default"), "{out}");
-    // A repeatable flag is a list (issue 7's --sip-trusted-proxy, with no code for it here).
+    // A repeatable flag is a list (--sip-trusted-proxy).
     assert!(
         line("sip-trusted-proxy").contains("[\"127.0.0.2\", \"127.0.0.3\"]"),
         "{out}"

@@ -181,7 +181,8 @@ struct ServeArgs {
     mail_from: String,
     /// A proxy whose P-Asserted-Identity (RFC 3325) is believed (repeat for several, or a
     /// comma-separated list in IVR_SIP_TRUSTED_PROXIES). From anywhere else the caller's
-    /// identity is the From header.
+    /// identity is the From header. SIP only: the HTTP side's reverse proxies are
+    /// --trusted-proxy.
     #[arg(
         long = "sip-trusted-proxy",
         env = "IVR_SIP_TRUSTED_PROXIES",
