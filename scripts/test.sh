@@ -16,6 +16,8 @@ kamailio_bin >/dev/null 2>&1 || need_apt+=(kamailio)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# scripts/test-package.sh finds the packaged server's process with pgrep (minimal images lack it).
+command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -62,7 +64,7 @@ black_box=()
 other_tests=()
 for f in tests/tests/*.rs; do
   name=$(basename "$f" .rs)
-  if grep -qE 'Ivr::start|sipp::run' "$f"; then black_box+=("$name"); else other_tests+=(--test "$name"); fi
+  if grep -qE 'Ivr::start|sipp::run|sipp::spawn_uas' "$f"; then black_box+=("$name"); else other_tests+=(--test "$name"); fi
 done
 cargo test --workspace --exclude ivr-tests
 cargo test -p ivr-tests --lib --bins "${other_tests[@]}"
