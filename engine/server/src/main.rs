@@ -665,12 +665,11 @@ fn simulate(
     let stdin = std::io::stdin();
     for line in stdin.lock().lines().map_while(Result::ok) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let wait = |d: &str| ivr_menus::scenario::duration(d);
         match words.as_slice() {
             [] => continue,
             ["quit"] | ["exit"] => break,
             ["hangup"] => caller.hang_up(),
-            ["wait", d] | ["talk", d] => match wait(d) {
+            ["wait", d] | ["talk", d] => match duration(d) {
                 Ok(d) => caller.wait(d, words[0] == "talk"),
                 Err(e) => println!("? {e}"),
             },
