@@ -23,6 +23,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian's kamailio package enables and starts its own service, which takes port 5060 on
+  # every address, 127.0.0.1 included: `ivr serve` (README) would then find its port taken.
+  # The tests start their own Kamailio; the one installed here is only a program.
+  if [[ " ${need_apt[*]} " == *" kamailio "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+  fi
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
