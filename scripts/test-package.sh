@@ -16,9 +16,12 @@ for tool in dpkg-deb runuser pgrep sipp; do
 done
 work=$(mktemp -d)
 pid=""
+# Set once this run installs the package: only then may the cleanup purge it (an ivr package
+# that was there before is the machine's, with its data in /var/lib/ivr).
+ours=""
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  $SUDO dpkg --purge ivr >/dev/null 2>&1 || true
+  if [ -n "$ours" ]; then $SUDO dpkg --purge ivr >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,6 +32,7 @@ echo "package test: built $(basename "$deb") ($(du -h "$deb" | cut -f1)) in $(( 
 dpkg-deb --info "$deb" | grep "Package: ivr" >/dev/null || fail "no control file"
 if dpkg -s ivr >/dev/null 2>&1; then fail "an ivr package is installed already: this test would replace it"; fi
 
+ours=1
 $SUDO dpkg -i "$deb" >/dev/null || fail "dpkg -i failed"
 getent passwd ivr >/dev/null || fail "postinst made no ivr user"
 [ "$(stat -c %U:%a /var/lib/ivr)" = "ivr:750" ] || fail "/var/lib/ivr is $(stat -c %U:%a /var/lib/ivr)"

@@ -16,11 +16,19 @@ kamailio_bin >/dev/null 2>&1 || need_apt+=(kamailio)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# scripts/test-package.sh finds the packaged server's process with pgrep (minimal images lack it).
+command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian's kamailio package enables and starts its own service, which takes port 5060 on
+  # every address, 127.0.0.1 included: `ivr serve` (README) would then find its port taken.
+  # The tests start their own Kamailio; the one installed here is only a program.
+  if [[ " ${need_apt[*]} " == *" kamailio "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+  fi
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
@@ -62,7 +70,7 @@ black_box=()
 other_tests=()
 for f in tests/tests/*.rs; do
   name=$(basename "$f" .rs)
-  if grep -qE 'Ivr::start|sipp::run' "$f"; then black_box+=("$name"); else other_tests+=(--test "$name"); fi
+  if grep -qE 'Ivr::start|sipp::run|sipp::spawn_uas' "$f"; then black_box+=("$name"); else other_tests+=(--test "$name"); fi
 done
 cargo test --workspace --exclude ivr-tests
 cargo test -p ivr-tests --lib --bins "${other_tests[@]}"

@@ -25,6 +25,33 @@ pub fn ivr_binary() -> PathBuf {
     bin
 }
 
+/// Run `ivr ARGS` to the end from the folder `dir`, with `stdin` as its input (a password
+/// for `ivr staff add-user`, keys for `ivr simulate`); (exit code, or -1 if killed by a
+/// signal; stdout; stderr). For `ivr serve`, which does not end, see [`Ivr::start`].
+pub fn run(dir: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(ivr_binary())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ivr");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait for ivr");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
 
 /// A distinct RTP port range for each engine a test process starts.

@@ -3,7 +3,6 @@
 
 use ivr_tests::process::{Ivr, ivr_binary};
 use ivr_tests::sipp;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,26 +35,7 @@ fn a_hand_off_to_a_service_not_run_yet_warns() {
 
 /// Run `ivr ARGS` to the end, with `stdin` as its input; (exit code, stdout, stderr).
 fn ivr_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(ivr_binary())
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ivr");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait for ivr");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ivr_tests::process::run(dir, args, stdin)
 }
 
 /// Run `ivr ARGS` from `dir` to the end; (exit code, stdout, stderr).
@@ -426,7 +406,7 @@ fn a_settings_file_configures_serve_staff_and_callbacks() {
         "{out}"
     );
     assert!(line("hold-timeout").contains("# default"), "{out}");
-    // A repeatable flag is a list (issue 7's --sip-trusted-proxy, with no code for it here).
+    // A repeatable flag is a list (--sip-trusted-proxy).
     assert!(
         line("sip-trusted-proxy").contains("[\"127.0.0.2\", \"127.0.0.3\"]"),
         "{out}"

@@ -7,7 +7,7 @@ use ivr_tests::http;
 use ivr_tests::process::{Ivr, ivr_binary};
 use ivr_tests::sipp;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,17 +15,20 @@ const PASSWORD: &str = "a long staff password";
 
 /// Add staff user `name` (all mailboxes) to `data`/staff.yaml.
 fn add_user(data: &std::path::Path, name: &str) {
-    let mut add = Command::new(ivr_binary())
-        .args(["staff", "--users"])
-        .arg(data.join("staff.yaml"))
-        .args(["add-user", name, "--mailbox", "*"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(add.wait().unwrap().success());
+    let (code, _, err) = ivr_tests::process::run(
+        data,
+        &[
+            "staff",
+            "--users",
+            "staff.yaml",
+            "add-user",
+            name,
+            "--mailbox",
+            "*",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
 }
 
 fn form(user: &str, password: &str) -> Vec<u8> {

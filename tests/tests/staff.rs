@@ -3,10 +3,10 @@
 //! and the `/staff` page in headless Chromium.
 
 use ivr_tests::http;
-use ivr_tests::process::{Ivr, ivr_binary};
+use ivr_tests::process::Ivr;
 use ivr_voicemail::CallbackRequest;
 use ivr_voicemail::store::{Status, Store};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const PASSWORD: &str = "a long staff password";
 
@@ -78,25 +78,14 @@ fn seed_in(data: &std::path::Path, database: Option<&str>) -> String {
         )
         .unwrap();
     }
-    let users = data.join("staff.yaml");
-    let mut add = Command::new(ivr_binary())
-        .args(["staff", "--users"])
-        .arg(&users)
-        .args(["add-user", "alice", "--mailbox", "messages"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(add.wait().unwrap().success());
-    let out = Command::new(ivr_binary())
-        .args(["staff", "--users"])
-        .arg(&users)
-        .args(["add-token", "alice"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let users = ["staff", "--users", "staff.yaml"];
+    let add = [&users[..], &["add-user", "alice", "--mailbox", "messages"]].concat();
+    let (code, _, err) = ivr_tests::process::run(data, &add, &format!("{PASSWORD}\n"));
+    assert_eq!(code, 0, "{err}");
+    let token = [&users[..], &["add-token", "alice"]].concat();
+    let (code, out, err) = ivr_tests::process::run(data, &token, "");
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
 }
 
 #[test]

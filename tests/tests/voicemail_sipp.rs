@@ -523,11 +523,7 @@ fn a_webhook_that_cannot_be_delivered_waits_in_the_outbox_across_a_restart() {
     let secret_file = work.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
     // A port nobody listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ivr_tests::sipp::free_port();
     let hook = format!("http://127.0.0.1:{port}/hook");
     let args = [
         "--webhook-url",

@@ -181,7 +181,8 @@ struct ServeArgs {
     mail_from: String,
     /// A proxy whose P-Asserted-Identity (RFC 3325) is believed (repeat for several, or a
     /// comma-separated list in IVR_SIP_TRUSTED_PROXIES). From anywhere else the caller's
-    /// identity is the From header.
+    /// identity is the From header. SIP only: the HTTP side's reverse proxies are
+    /// --trusted-proxy.
     #[arg(
         long = "sip-trusted-proxy",
         env = "IVR_SIP_TRUSTED_PROXIES",
@@ -664,12 +665,11 @@ fn simulate(
     let stdin = std::io::stdin();
     for line in stdin.lock().lines().map_while(Result::ok) {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let wait = |d: &str| ivr_menus::scenario::duration(d);
         match words.as_slice() {
             [] => continue,
             ["quit"] | ["exit"] => break,
             ["hangup"] => caller.hang_up(),
-            ["wait", d] | ["talk", d] => match wait(d) {
+            ["wait", d] | ["talk", d] => match duration(d) {
                 Ok(d) => caller.wait(d, words[0] == "talk"),
                 Err(e) => println!("? {e}"),
             },

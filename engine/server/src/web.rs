@@ -45,8 +45,9 @@ pub struct WebArgs {
     /// `never`.
     #[arg(long, value_enum, default_value_t = SecureCookies::Auto)]
     pub secure_cookies: SecureCookies,
-    /// The address of a reverse proxy whose X-Forwarded-Proto is believed (repeat, or a
-    /// comma-separated list in IVR_TRUSTED_PROXIES).
+    /// The address of an HTTP reverse proxy whose X-Forwarded-Proto is believed (repeat, or
+    /// a comma-separated list in IVR_TRUSTED_PROXIES). HTTP only: SIP proxies whose
+    /// P-Asserted-Identity is believed are --sip-trusted-proxy.
     #[arg(
         long = "trusted-proxy",
         env = "IVR_TRUSTED_PROXIES",
