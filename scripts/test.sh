@@ -18,6 +18,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # scripts/test-package.sh finds the packaged server's process with pgrep (minimal images lack it).
 command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
+# The clean-stop test holds the SQLite write lock from another process (tests/tests/voicemail_sipp.rs).
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -35,6 +37,7 @@ command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prom
 kamailio_bin >/dev/null 2>&1 || { echo "kamailio is required (tests/tests/proxy.rs) and could not be installed" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
 command -v curl >/dev/null 2>&1 || { echo "curl is required (the documented sign-in is run as written) and could not be installed" >&2; exit 1; }
+command -v sqlite3 >/dev/null 2>&1 || { echo "sqlite3 is required (the clean-stop test) and could not be installed" >&2; exit 1; }
 
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).

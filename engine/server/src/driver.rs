@@ -240,6 +240,7 @@ impl Server {
             pacing: Pacing::new(),
             status: status.clone(),
             recorder,
+            stores: tokio::task::JoinSet::new(),
             store: self.config.store.clone(),
             voicemail_dir: self.config.voicemail_dir.clone(),
             notify: self.config.notify,
@@ -382,21 +383,113 @@ impl Server {
                 }
             }
         }
-        // Let the writer finish every recording, then store what it hands over.
         let Io {
             recorder,
             store,
             voicemail_dir,
             notify,
+            stores,
+            status,
             ..
         } = io;
-        recorder.finish();
-        while let Ok(msg) = rx.try_recv() {
-            if let NetIn::Voicemail(WriterOut::Store { request, .. }) = msg {
-                store_request(&store, &voicemail_dir, &request, notify).await;
+        let stop = Stop {
+            store,
+            dir: voicemail_dir,
+            notify,
+            status,
+        };
+        stop.finish_writes(recorder, stores, &mut rx).await;
+        Ok(())
+    }
+}
+
+/// How long a stop waits for the voicemail writer and the store writes in flight.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// What the exit needs to store the requests still on their way.
+struct Stop {
+    store: ivr_voicemail::store::Store,
+    dir: std::path::PathBuf,
+    notify: ivr_voicemail::store::Notify,
+    status: Arc<Status>,
+}
+
+impl Stop {
+    /// Let the writer finish every recording, and wait for every store write: those in
+    /// flight and those the writer hands over now; at most [`STOP_WAIT`], logged if it gives
+    /// up (what is not stored then keeps its files, stored as recovered at the next start).
+    /// Without this wait, a request whose store task was still running was dropped at exit.
+    async fn finish_writes(
+        self,
+        recorder: Recorder,
+        mut stores: tokio::task::JoinSet<()>,
+        rx: &mut mpsc::Receiver<NetIn>,
+    ) {
+        info!(
+            stores_in_flight = stores.len(),
+            "stop: waiting for the voicemail writer and the store writes in flight"
+        );
+        let give_up = tokio::time::sleep(STOP_WAIT);
+        tokio::pin!(give_up);
+        // A thread of its own for the join: the writer may still be writing, and a detached
+        // thread never holds the exit up once we give up.
+        let (done_tx, mut writer) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("voicemail-finish".into())
+            .spawn(move || {
+                recorder.finish();
+                let _ = done_tx.send(());
+            })
+            .ok();
+        let mut writer_done = false;
+        let mut late = 0usize;
+        loop {
+            if writer_done && stores.is_empty() {
+                // The writer is gone: everything it handed over is already queued.
+                let mut more = false;
+                while let Ok(msg) = rx.try_recv() {
+                    more |= self.take(msg, &mut stores);
+                }
+                if !more {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = &mut writer, if !writer_done => writer_done = true,
+                Some(msg) = rx.recv() => {
+                    if self.take(msg, &mut stores) {
+                        late += 1;
+                    }
+                }
+                Some(_) = stores.join_next(), if !stores.is_empty() => {}
+                _ = &mut give_up => {
+                    warn!(writer_done, stores_in_flight = stores.len(), wait_secs = STOP_WAIT.as_secs(), "stop: gave up waiting for voicemail writes; their files stay for recovery at the next start");
+                    return;
+                }
             }
         }
-        Ok(())
+        info!(
+            handed_over_at_stop = late,
+            "stop: every recording finished and every store write done"
+        );
+    }
+
+    /// Store a request the writer hands over during the stop; `true` if `msg` was one.
+    fn take(&self, msg: NetIn, stores: &mut tokio::task::JoinSet<()>) -> bool {
+        let NetIn::Voicemail(WriterOut::Store { request, .. }) = msg else {
+            return false;
+        };
+        let (store, dir, notify, status) = (
+            self.store.clone(),
+            self.dir.clone(),
+            self.notify,
+            self.status.clone(),
+        );
+        stores.spawn(async move {
+            let ok = store_request(&store, &dir, &request, notify).await;
+            status.callbacks.record(ok);
+        });
+        true
     }
 }
 
@@ -459,6 +552,8 @@ struct Io {
     pacing: Pacing,
     status: Arc<Status>,
     recorder: Recorder,
+    /// Store writes in flight; finished ones are reaped as new ones start.
+    stores: tokio::task::JoinSet<()>,
     store: ivr_voicemail::store::Store,
     voicemail_dir: std::path::PathBuf,
     notify: ivr_voicemail::store::Notify,
@@ -554,7 +649,9 @@ impl Io {
                     self.tx.clone(),
                 );
                 let (status, notify) = (self.status.clone(), self.notify);
-                tokio::spawn(async move {
+                // Kept in a set, so that a stop waits for it rather than dropping it.
+                while self.stores.try_join_next().is_some() {}
+                self.stores.spawn(async move {
                     let ok = store_request(&store, &dir, &request, notify).await;
                     status.callbacks.record(ok);
                     let report = ivr_engine::VoicemailReport::Stored { call, ok };
