@@ -208,7 +208,7 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
             .map(|c| Digit::from_char(c).ok_or_else(|| format!("'{c}' is not a key")))
             .collect::<Result<Vec<_>, _>>()
             .map(Step::Press),
-        ["wait", d] => parse_duration(d).map(Step::Wait),
+        ["wait", d] => crate::duration::parse(d).map(Step::Wait),
         ["expect", "menu", name] => Ok(Step::ExpectMenu(name.to_string())),
         ["expect", "prompt", name] => Ok(Step::ExpectPrompt(name.to_string())),
         ["expect", "hangup"] => Ok(Step::ExpectHangup(true)),
@@ -226,10 +226,6 @@ pub fn parse_step(line: &str) -> Result<Step, String> {
             "'{line}' is not a step (press KEYS, wait 5s, expect menu NAME, expect prompt NAME, expect hangup, expect no hangup, expect rejected, expect language LANG, expect variable NAME VALUE, expect voicemail MAILBOX, expect queue QUEUE, expect transfer DESTINATION)"
         )),
     }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::duration::parse(s)
 }
 
 /// Why a scenario failed.
@@ -533,11 +529,6 @@ impl Simulator {
     pub fn language(&self) -> usize {
         self.0.run.language()
     }
-}
-
-/// Parse a duration as steps write it (`500ms`, `6s`, `1m`, or a bare number of seconds).
-pub fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
 }
 
 #[cfg(test)]
