@@ -279,6 +279,14 @@ impl Caller {
         )
     }
 
+    /// [`Caller::offer`] without `telephone-event`: a phone whose keys can only be heard
+    /// as tones in its audio.
+    pub fn offer_without_telephone_event(&self) -> String {
+        self.offer()
+            .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8")
+            .replace("a=rtpmap:101 telephone-event/8000\r\n", "")
+    }
+
     fn request(
         &mut self,
         method: &str,

@@ -28,10 +28,7 @@ struct Line {
 impl Line {
     fn dial(net: &mut Net, addr: &str, id: &str) -> Line {
         let mut caller = Caller::new(addr, id);
-        let offer = caller
-            .offer()
-            .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8")
-            .replace("a=rtpmap:101 telephone-event/8000\r\n", "");
+        let offer = caller.offer_without_telephone_event();
         let invite = caller.invite_with_sdp(&offer);
         net.send_sip(Transport::Udp, caller.addr, &invite);
         let ok = response(&net.take_sip(caller.addr), 200)

@@ -489,10 +489,7 @@ fn the_called_number_picks_the_entry_menu() {
 fn in_band_tones_work_when_the_phone_has_no_rfc4733() {
     let mut net = Net::new(demo());
     let mut caller = Caller::new("127.0.0.1:7019", "inband");
-    let offer = caller
-        .offer()
-        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8")
-        .replace("a=rtpmap:101 telephone-event/8000\r\n", "");
+    let offer = caller.offer_without_telephone_event();
     let invite = caller.invite_with_sdp(&offer);
     net.send_sip(Transport::Udp, caller.addr, &invite);
     let ok = response(&net.take_sip(caller.addr), 200).unwrap().clone();
