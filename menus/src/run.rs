@@ -137,6 +137,19 @@ impl MenuRun {
         }
     }
 
+    /// A bridged transfer failed (busy, no answer, refused): the caller is back in the menu
+    /// the transfer was chosen from, and that destination's `on_failure` acts there. A no-op
+    /// unless the run was handed to a transfer.
+    pub fn transfer_failed(&mut self, now: Instant) {
+        let Phase::Away(Handoff::Transfer(d)) = self.phase else {
+            return;
+        };
+        self.phase = Phase::Prompt;
+        self.failures = Failures::default();
+        let action = self.menus.destination(d).on_failure.clone();
+        self.act(now, action);
+    }
+
     /// Every variable, in the order first set.
     pub fn variables(&self) -> &[(String, String)] {
         &self.vars
