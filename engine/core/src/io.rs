@@ -130,6 +130,8 @@ pub enum EndReason {
     /// The menus sent the call to a service this engine does not run yet (see
     /// [`Event::LeftMenus`]).
     Unavailable,
+    /// The destination of a bridged transfer hung up.
+    DestinationHungUp,
 }
 
 /// Events for logs, metrics and tests.
@@ -238,6 +240,23 @@ pub enum Event {
         leg: LegHandle,
         /// What was wrong.
         error: String,
+    },
+    /// A bridged transfer's destination answered: the legs are bridged.
+    Bridged {
+        /// The call.
+        call: CallHandle,
+        /// The destination's name in the menus.
+        destination: String,
+    },
+    /// A bridged transfer reached no one (busy, no answer, refused, no route); the caller
+    /// is back in the menus, which act on the destination's `on_failure`.
+    TransferFailed {
+        /// The call.
+        call: CallHandle,
+        /// The destination's name in the menus.
+        destination: String,
+        /// What happened.
+        failure: ivr_sip::uac::Failure,
     },
     /// After [`Input::Shutdown`] or [`Input::Drain`]: every call has ended.
     Drained,

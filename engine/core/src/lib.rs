@@ -6,6 +6,7 @@
 //! send, media sockets to open or close, events to log, and when to wake it next.
 //! Nothing here reads a clock or touches a socket.
 
+pub mod bridge;
 pub mod call;
 mod config;
 mod ctx;
@@ -16,7 +17,9 @@ pub mod handle;
 pub mod io;
 pub mod leg;
 pub mod media;
+pub mod outgoing;
 mod proxy;
+pub mod relay;
 pub mod rng;
 pub mod sdp;
 pub mod voicemail;

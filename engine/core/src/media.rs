@@ -98,6 +98,10 @@ pub struct MediaSession {
     last_rx: Instant,
     sent: u64,
     received: u64,
+    /// Audio relayed from the other leg of a bridged call, sent when nothing plays.
+    feed: Option<Box<crate::relay::Feed>>,
+    /// RFC 4733 relay: (the source's event timestamp, ours for that event).
+    event_ts: Option<(u32, u32)>,
 }
 
 impl MediaSession {
@@ -129,6 +133,8 @@ impl MediaSession {
             last_rx: now,
             sent: 0,
             received: 0,
+            feed: None,
+            event_ts: None,
         }
     }
 
@@ -233,7 +239,15 @@ impl MediaSession {
             .and_then(|p| p.frame(self.neg.codec, self.frame))
         {
             Some(frame) => payload.copy_from_slice(frame),
-            None => payload.fill(self.neg.codec.silence()),
+            None => {
+                let mut pcm = [0i16; FRAME_SAMPLES];
+                if self.feed.as_mut().is_some_and(|f| f.pop_frame(&mut pcm)) {
+                    // Relayed audio, encoded in this leg's codec (the transcoding step).
+                    ivr_audio::g711::encode_into(self.neg.codec, &pcm, payload);
+                } else {
+                    payload.fill(self.neg.codec.silence());
+                }
+            }
         }
         self.advance_frame();
         self.marker = false;
@@ -309,6 +323,54 @@ impl MediaSession {
         self.last_rx = now;
         self.received += 1;
         Ok(kind)
+    }
+
+    /// Start (or stop) sending audio relayed from another leg when nothing plays. The queue
+    /// is allocated here, once per bridge, never per packet.
+    pub fn set_relay(&mut self, on: bool) {
+        self.feed = on.then(Box::default);
+    }
+
+    /// The relay queue, while relaying.
+    pub fn feed_mut(&mut self) -> Option<&mut crate::relay::Feed> {
+        self.feed.as_deref_mut()
+    }
+
+    /// An RFC 4733 packet from the other leg, re-sent in this stream (RFC 4733 §2.5.1.5 for
+    /// the re-timestamping): our SSRC, our next sequence number, our payload type, and a
+    /// timestamp taken from our clock when the event starts and kept for its duration.
+    /// `None` if this leg negotiated no telephone-event or the packet is not one.
+    pub fn relay_event(&mut self, data: &[u8]) -> Option<RtpBuf> {
+        let pt = self.neg.dtmf_pt?;
+        if !self.neg.direction.sends() {
+            return None;
+        }
+        let packet = rtp_types::RtpPacket::parse(data).ok()?;
+        let payload = packet.payload();
+        if payload.len() < 4 || payload.len() > MAX_PACKET - RTP_HEADER_LEN {
+            return None;
+        }
+        let src_ts = packet.timestamp();
+        let ts = match self.event_ts {
+            Some((src, ours)) if src == src_ts => ours,
+            _ => {
+                self.event_ts = Some((src_ts, self.ts));
+                self.ts
+            }
+        };
+        let mut buf = RtpBuf {
+            len: (RTP_HEADER_LEN + payload.len()) as u16,
+            bytes: [0; MAX_PACKET],
+        };
+        buf.bytes[0] = 0x80;
+        buf.bytes[1] = (u8::from(packet.marker_bit()) << 7) | (pt & 0x7F);
+        buf.bytes[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        buf.bytes[4..8].copy_from_slice(&ts.to_be_bytes());
+        buf.bytes[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        buf.bytes[RTP_HEADER_LEN..RTP_HEADER_LEN + payload.len()].copy_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.sent += 1;
+        Some(buf)
     }
 
     /// The last audio packet [`MediaSession::handle_rtp`] reported as [`Received::Audio`],

@@ -886,6 +886,16 @@ impl Io {
             Event::StrictRoute { call, next_hop } => self.in_call(call, |_| {
                 info!(%next_hop, "strict router (no ;lr): Request-URI rewritten as RFC 3261 §12.2.1.1 says")
             }),
+            Event::Bridged { call, destination } => self.in_call(call, |_| {
+                info!(%destination, "transfer answered: bridged")
+            }),
+            Event::TransferFailed {
+                call,
+                destination,
+                failure,
+            } => self.in_call(call, |_| {
+                info!(%destination, %failure, "transfer reached no one: back to the menu")
+            }),
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;

@@ -1,0 +1,124 @@
+//! The audio a bridged leg sends: decoded samples from the other leg, queued here until the
+//! leg's own send clock takes them 20 ms at a time (str0m's `chat.rs` model: the engine
+//! moves media between legs by handle; no leg holds a reference to another).
+//!
+//! The queue absorbs jitter without bursts: output starts once [`PRIME`] samples are queued,
+//! an underrun sends silence and primes again, and more than [`CAPACITY`] samples (a peer
+//! sending faster than our clock, or a burst after a gap) drop the oldest, bounding the
+//! delay. Samples are PCM, so each leg encodes in its own codec (PCMU↔PCMA transcoding is
+//! decode on receive, encode on send). Fixed storage: nothing is allocated per packet.
+
+use ivr_audio::FRAME_SAMPLES;
+
+/// Samples queued before output starts (40 ms): the jitter a relayed stream absorbs.
+pub const PRIME: usize = 2 * FRAME_SAMPLES;
+/// The most samples queued (200 ms); beyond it the oldest are dropped.
+pub const CAPACITY: usize = 10 * FRAME_SAMPLES;
+
+/// A bounded FIFO of 8 kHz samples from the other leg.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    buf: [i16; CAPACITY],
+    head: usize,
+    len: usize,
+    primed: bool,
+    dropped: u64,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed {
+            buf: [0; CAPACITY],
+            head: 0,
+            len: 0,
+            primed: false,
+            dropped: 0,
+        }
+    }
+}
+
+impl Feed {
+    /// Queue samples received on the other leg.
+    pub fn push(&mut self, pcm: &[i16]) {
+        for &s in pcm {
+            if self.len == CAPACITY {
+                // Full: drop the oldest sample so the delay stays bounded.
+                self.head = (self.head + 1) % CAPACITY;
+                self.len -= 1;
+                self.dropped += 1;
+            }
+            self.buf[(self.head + self.len) % CAPACITY] = s;
+            self.len += 1;
+        }
+        if self.len >= PRIME {
+            self.primed = true;
+        }
+    }
+
+    /// Take the next 20 ms, if output has started and enough is queued; `false` means send
+    /// silence (and wait for [`PRIME`] samples again).
+    pub fn pop_frame(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> bool {
+        if !self.primed || self.len < FRAME_SAMPLES {
+            self.primed = false;
+            return false;
+        }
+        for o in out.iter_mut() {
+            *o = self.buf[self.head];
+            self.head = (self.head + 1) % CAPACITY;
+        }
+        self.len -= FRAME_SAMPLES;
+        true
+    }
+
+    /// Forget what is queued (the other leg went on hold or stopped).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.primed = false;
+    }
+
+    /// Samples queued now.
+    pub fn queued(&self) -> usize {
+        self.len
+    }
+
+    /// Samples dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primes_then_plays_in_order_then_underruns_to_silence() {
+        let mut f = Feed::default();
+        let mut out = [0i16; FRAME_SAMPLES];
+        let a: Vec<i16> = (0..FRAME_SAMPLES as i16).collect();
+        f.push(&a);
+        assert!(!f.pop_frame(&mut out), "not primed with one frame");
+        // 30 ms packets (SIPp's A-law capture) are cut into 20 ms frames.
+        let b: Vec<i16> = (1000..1000 + 240).collect();
+        f.push(&b);
+        assert!(f.pop_frame(&mut out));
+        assert_eq!(out.to_vec(), a);
+        assert!(f.pop_frame(&mut out));
+        assert_eq!(&out[..], &b[..FRAME_SAMPLES]);
+        assert_eq!(f.queued(), 80);
+        assert!(!f.pop_frame(&mut out), "underrun");
+        f.push(&[7; 100]);
+        assert!(!f.pop_frame(&mut out), "primes again after an underrun");
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest() {
+        let mut f = Feed::default();
+        let all: Vec<i16> = (0..(CAPACITY + 160) as i16).collect();
+        f.push(&all);
+        assert_eq!((f.queued(), f.dropped()), (CAPACITY, 160));
+        let mut out = [0i16; FRAME_SAMPLES];
+        assert!(f.pop_frame(&mut out));
+        assert_eq!(out[0], 160);
+    }
+}
