@@ -182,14 +182,17 @@ fn a_sipp_callers_recording_reaches_the_destination_transcoded_to_pcma() {
 /// and waits until the call has left the menus.
 fn ask_for_someone(ivr: &Ivr, call: &UdpCall) {
     let mut seq = 1u16;
-    for (digit, ts, then) in [(2u8, 8000u32, "main_en"), (5, 16000, "left the menus")] {
+    for (digit, ts, then) in [
+        (2u8, 8000u32, r#""menu":"main_en""#),
+        (5, 16000, "left the menus"),
+    ] {
         for p in key(digit, &mut seq, ts) {
             call.rtp.send_to(&p, call.engine_media).unwrap();
             // Paced like a phone: 20 ms between packets.
             std::thread::sleep(Duration::from_millis(20));
         }
         let seen = ivr.wait_for(&[then], 1, Duration::from_secs(10));
-        assert_eq!(seen.len(), 1, "{then} after key {digit}:\n{}", ivr.log());
+        assert!(!seen.is_empty(), "{then} after key {digit}:\n{}", ivr.log());
     }
 }
 
@@ -282,8 +285,48 @@ fn the_destinations_audio_reaches_our_caller_transcoded_to_pcmu() {
 }
 
 /// baresip as the destination: a real softphone, auto-answering, playing a WAV.
+///
+/// baresip puts the address of a non-loopback interface in its SDP (it ignores 127.0.0.1),
+/// which on this machine would be a real one; so the test runs again inside its own network
+/// namespace (`unshare -n`: only `lo`, up, with 127.0.0.1 and a private 10.9.9.9 that
+/// exists nowhere else for baresip to name), and checks that run's result.
 #[test]
 fn baresip_answers_a_bridged_call_and_the_caller_hears_it() {
+    if std::env::var_os("IVR_TEST_IN_NETNS").is_some() {
+        return baresip_call();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && ip addr add 10.9.9.9/32 dev lo && exec \"$0\" \"$@\"",
+        ])
+        .arg(&exe)
+        .args([
+            "baresip_answers_a_bridged_call_and_the_caller_hears_it",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("IVR_TEST_IN_NETNS", "1")
+        .env("IVR_BIN", ivr_tests::process::ivr_binary())
+        .output()
+        .expect("unshare (util-linux) runs the test in its own network namespace");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the test in its network namespace failed:\n{text}"
+    );
+}
+
+fn baresip_call() {
     assert!(
         std::process::Command::new("baresip")
             .arg("-h")
@@ -300,7 +343,7 @@ fn baresip_answers_a_bridged_call_and_the_caller_hears_it() {
     std::fs::write(
         home.join("config"),
         format!(
-            "sip_listen\t\t127.0.0.1:{port}\nnet_interface\t\tlo\n\
+            "sip_listen\t\t127.0.0.1:{port}\n\
              audio_player\t\taufile,{out}\naudio_source\t\taufile,{wav}\naudio_alert\t\taufile,{out}\n\
              module_path\t\t/usr/lib/baresip/modules\nmodule\t\t\tg711.so\nmodule\t\t\taufile.so\n\
              module_app\t\taccount.so\nmodule_app\t\tmenu.so\n\
