@@ -9,6 +9,8 @@ need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)   # baresip's test: own network namespace
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Kamailio (the proxy the behind-a-proxy tests put in front of two engines) lives in sbin.
