@@ -17,6 +17,11 @@ const DESK: &str = "127.0.0.1:7100";
 
 /// Menus on the demo's prompts: 0 transfers to the desk (bridged), 9 hangs up.
 fn menus(extra: &str) -> Arc<ivr_menus::Menus> {
+    menus_at(&format!("sip:desk@{DESK}"), extra)
+}
+
+/// [`menus`] with the desk at `uri`.
+fn menus_at(uri: &str, extra: &str) -> Arc<ivr_menus::Menus> {
     let yaml = format!(
         r#"
 entry: main
@@ -28,7 +33,7 @@ prompts:
   sales_en: prompts/sales_en.wav
 destinations:
   desk:
-    uri: "sip:desk@{DESK}"
+    uri: "{uri}"
     mode: bridge
     ring_timeout: 10
     on_failure: {{ play: sales_en }}
@@ -663,6 +668,30 @@ fn a_silent_destination_leg_times_out_and_ends_both() {
     let bye = request(&msgs, "BYE").expect("the caller's leg too").clone();
     net.send_sip(ivr_sip::Transport::Udp, caller.addr, &caller.ok_to(&bye));
     assert_eq!(net.ended(call), Some(EndReason::MediaTimeout));
+}
+
+#[test]
+fn a_destination_named_by_host_is_reported_unresolved_and_fails_to_on_failure() {
+    // Name resolution (RFC 3263) is not the engine's: nothing is sent anywhere.
+    let mut net = Net::new(menus_at("sip:desk@pbx.example.com", ""));
+    let mut caller = Caller::new("127.0.0.1:7095", "bridge-11");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::RouteUnresolved { next_hop, .. } if next_hop == "sip:desk@pbx.example.com")));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TransferFailed { .. }))
+    );
+    assert!(net.events.iter().rev().any(|e| matches!(e,
+        Event::Playing { prompt, .. } if prompt == "sales_en")));
+    assert!(
+        net.sip.iter().all(|s| s.to == caller.addr),
+        "nothing sent elsewhere"
+    );
+    assert_eq!(net.ended(call), None);
 }
 
 /// What the proptest does next.

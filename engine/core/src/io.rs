@@ -262,7 +262,8 @@ pub enum Event {
     Drained,
     /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
     /// next hop is a host name (the engine does not resolve names), so it went where the
-    /// INVITE came from.
+    /// INVITE came from. For a bridged transfer: the destination, its proxy or a hop of its
+    /// answer is a host name; the message was not sent (the transfer fails to `on_failure`).
     RouteUnresolved {
         /// The call.
         call: CallHandle,

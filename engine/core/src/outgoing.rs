@@ -394,7 +394,7 @@ impl Engine {
         for uac in &mut self.detached {
             uac.handle_timeout(now);
             while let Some(t) = uac.poll_transmit() {
-                send_uac(&mut self.ctx, t);
+                send_uac(&mut self.ctx, None, t);
             }
             while uac.poll_event().is_some() {}
         }
@@ -419,7 +419,7 @@ impl Engine {
                 return;
             };
             while let Some(tx) = uac.poll_transmit() {
-                send_uac(&mut self.ctx, tx);
+                send_uac(&mut self.ctx, Some(handle), tx);
             }
             let Some(event) = uac.poll_event() else {
                 return;
@@ -498,7 +498,7 @@ impl Engine {
             {
                 uac.bye(now);
                 while let Some(tx) = uac.poll_transmit() {
-                    send_uac(&mut self.ctx, tx);
+                    send_uac(&mut self.ctx, Some(handle), tx);
                 }
             }
             let f = Failure::new(FailureCause::Status(
@@ -631,11 +631,18 @@ impl Engine {
 }
 
 /// Send one of an outgoing call's messages to its next hop. The hop is an IP literal (the
-/// destination's URI or proxy was checked when the transfer started, and the route set of
-/// a 2xx names the proxies that answered); anything else is dropped and the transaction's
-/// timers report the failure.
-fn send_uac(ctx: &mut crate::ctx::Ctx, t: ivr_sip::uac::Transmit) {
+/// destination's URI or proxy was checked when the transfer started); a host name (a
+/// Record-Route or Contact of the answer, say) is not resolved here: the message is dropped
+/// (reported for `call`, if it still exists) and the transaction's timers report the
+/// failure. RFC 3263 resolution belongs to the driver; this is where it would plug in.
+fn send_uac(ctx: &mut crate::ctx::Ctx, call: Option<CallHandle>, t: ivr_sip::uac::Transmit) {
     let Some((to, _)) = ivr_sip::route::socket_of(&t.next_hop) else {
+        if let Some(call) = call {
+            ctx.event(Event::RouteUnresolved {
+                call,
+                next_hop: t.next_hop.to_string(),
+            });
+        }
         return;
     };
     ctx.outputs.push_back(Output::Sip {
