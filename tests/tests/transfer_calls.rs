@@ -263,7 +263,8 @@ fn pcmu_caller_and_pcma_destination_hear_each_other_sample_by_sample_then_a_bye_
     assert!(
         net.events
             .iter()
-            .any(|e| matches!(e, Event::Bridged { destination, .. } if destination == "desk"))
+            .any(|e| matches!(e, Event::Bridged { destination, call_id, .. }
+                if destination == "desk" && call_id == invite.call_id().unwrap()))
     );
 
     // Caller -> destination: PCMU in, PCMA out, sample by sample (G.711 transcoding).

@@ -171,7 +171,14 @@ fn a_sipp_callers_recording_reaches_the_destination_transcoded_to_pcma() {
         ivr.log()
     );
     let log = ivr.log();
-    assert!(log.contains("transfer answered: bridged"), "{log}");
+    let bridged = log
+        .lines()
+        .find(|l| l.contains("transfer answered: bridged"))
+        .unwrap_or_else(|| panic!("bridged: {log}"));
+    assert!(
+        bridged.contains(r#""name":"leg""#) && bridged.contains(r#""name":"call""#),
+        "the destination's leg has its own span in the call's: {bridged}"
+    );
     assert!(
         log.contains("caller_hung_up") || log.contains("CallerHungUp"),
         "{log}"

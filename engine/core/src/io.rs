@@ -247,6 +247,8 @@ pub enum Event {
         call: CallHandle,
         /// The destination's name in the menus.
         destination: String,
+        /// The outgoing leg's own Call-ID (its dialog with the destination).
+        call_id: String,
     },
     /// A bridged transfer reached no one (busy, no answer, refused, no route); the caller
     /// is back in the menus, which act on the destination's `on_failure`.

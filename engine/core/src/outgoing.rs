@@ -543,10 +543,12 @@ impl Engine {
         {
             m.set_relay(true);
         }
+        let call_id = key.0.to_string();
         self.by_dialog.insert(key, leg);
         self.ctx.event(Event::Bridged {
             call: handle,
             destination,
+            call_id,
         });
         self.reindex(handle);
     }
