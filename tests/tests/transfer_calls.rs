@@ -17,11 +17,11 @@ const DESK: &str = "127.0.0.1:7100";
 
 /// Menus on the demo's prompts: 0 transfers to the desk (bridged), 9 hangs up.
 fn menus(extra: &str) -> Arc<ivr_menus::Menus> {
-    menus_at(&format!("sip:desk@{DESK}"), extra)
+    menus_at(&format!("sip:desk@{DESK}"), "{ play: sales_en }", extra)
 }
 
-/// [`menus`] with the desk at `uri`.
-fn menus_at(uri: &str, extra: &str) -> Arc<ivr_menus::Menus> {
+/// [`menus`] with the desk at `uri` and its `on_failure`.
+fn menus_at(uri: &str, on_failure: &str, extra: &str) -> Arc<ivr_menus::Menus> {
     let yaml = format!(
         r#"
 entry: main
@@ -36,8 +36,10 @@ destinations:
     uri: "{uri}"
     mode: bridge
     ring_timeout: 10
-    on_failure: {{ play: sales_en }}
+    on_failure: {on_failure}
 {extra}
+mailboxes:
+  box: {{ greeting: sales_en, callback_number: none }}
 menus:
   main:
     prompt: main_en
@@ -431,6 +433,36 @@ fn busy_destination_sends_the_caller_to_on_failure_and_the_menu_goes_on() {
 }
 
 #[test]
+fn a_message_left_after_a_busy_transfer_says_where_the_call_went() {
+    let desk = format!("sip:desk@{DESK}");
+    let mut net = Net::new(menus_at(&desk, "{ voicemail: box }", ""));
+    let mut caller = Caller::new("127.0.0.1:7097", "bridge-12");
+    let callee = Callee::new();
+    let (_call, invite) = dial_desk(&mut net, &mut caller, &callee);
+    net.send_sip(
+        ivr_sip::Transport::Udp,
+        callee.addr,
+        &callee.respond(&invite, 486, "desk1", None),
+    );
+    net.advance(Duration::from_secs(10));
+    let request = net
+        .voicemail
+        .iter()
+        .find_map(|c| match c {
+            ivr_engine::VoicemailCmd::Start { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("the caller is recording a message");
+    assert!(
+        request
+            .variables
+            .contains(&("transfer".to_string(), "desk: busy".to_string())),
+        "{:?}",
+        request.variables
+    );
+}
+
+#[test]
 fn no_answer_is_cancelled_at_the_ring_timeout_then_on_failure() {
     let mut net = Net::new(menus(""));
     let mut caller = Caller::new("127.0.0.1:7030", "bridge-4");
@@ -674,7 +706,11 @@ fn a_silent_destination_leg_times_out_and_ends_both() {
 #[test]
 fn a_destination_named_by_host_is_reported_unresolved_and_fails_to_on_failure() {
     // Name resolution (RFC 3263) is not the engine's: nothing is sent anywhere.
-    let mut net = Net::new(menus_at("sip:desk@pbx.example.com", ""));
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
     let mut caller = Caller::new("127.0.0.1:7095", "bridge-11");
     let call = net.connect(&mut caller);
     net.advance(Duration::from_millis(500));

@@ -36,7 +36,9 @@ use ivr_sip::digest::Credentials;
 use ivr_sip::header::{HeaderName, NameAddr, Params};
 use ivr_sip::message::{CoreHeaders, Method, Request};
 use ivr_sip::transaction::{Peer, ServerKey};
-use ivr_sip::uac::{CancelReason, Failure, FailureCause, OutgoingCall, OutgoingConfig, UacEvent};
+use ivr_sip::uac::{
+    CancelReason, Failure, FailureCause, FailureKind, OutgoingCall, OutgoingConfig, UacEvent,
+};
 use ivr_sip::uri::Uri;
 use ivr_sip::{CallId, Tag, Transport};
 use std::net::SocketAddr;
@@ -602,7 +604,13 @@ impl Engine {
             m.set_relay(false);
         }
         if let App::Menu(run) = &mut call.app {
-            run.transfer_failed(now);
+            let outcome = match failure.kind {
+                FailureKind::Busy => "busy",
+                FailureKind::NoAnswer => "no answer",
+                FailureKind::Rejected => "refused",
+                FailureKind::Failed => "failed",
+            };
+            run.transfer_failed(now, outcome);
         }
         self.apply_app(now, handle);
         self.reindex(handle);
