@@ -172,7 +172,10 @@ impl Engine {
         let hop = Uri::parse(hop_uri)
             .ok()
             .and_then(|u| ivr_sip::route::socket_of(&u));
-        let (Some((addr, transport)), Ok(index)) = (hop, u8::try_from(call.legs.len())) else {
+        let target = Uri::parse(&d.uri);
+        let (Some((addr, transport)), Ok(index), Ok(target)) =
+            (hop, u8::try_from(call.legs.len()), target)
+        else {
             self.ctx.event(Event::RouteUnresolved {
                 call: handle,
                 next_hop: hop_uri.to_string(),
@@ -195,10 +198,7 @@ impl Engine {
         // A placeholder INVITE until the real one is built (it needs our SDP): it names the
         // leg's Call-ID and a branch no server transaction has.
         let call_id = format!("{}@{}", self.ctx.rng.token(), host.ip());
-        let mut invite = Request::new(
-            Method::Invite,
-            Uri::parse(&d.uri).unwrap_or_else(|_| Uri::parse("sip:invalid").expect("literal")),
-        );
+        let mut invite = Request::new(Method::Invite, target);
         invite.headers.push(
             HeaderName::Via,
             format!(
@@ -254,14 +254,12 @@ impl Engine {
         l.local_sdp = Some(session);
         let sip = self.ctx.config.sip_addr;
         let transport = l.peer.transport;
-        let contact = match transport {
-            Transport::Udp => format!("sip:ivr@{sip}"),
-            Transport::Tcp => format!("sip:ivr@{sip};transport=tcp"),
-        };
+        let contact = self.ctx.contact(transport);
+        let contact = contact.trim_start_matches('<').trim_end_matches('>');
         let from = format!("<sip:{}@{sip}>", caller.as_deref().unwrap_or("ivr"));
         let parsed = (
             Uri::parse(&d.uri),
-            Uri::parse(&contact),
+            Uri::parse(contact),
             NameAddr::parse(&from, HeaderName::From),
             d.proxy
                 .as_deref()
