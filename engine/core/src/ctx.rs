@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub layer: TransactionLayer,
     /// Tags, branches, SSRCs.
     pub rng: Rng,
+    /// Our SRTP master keys (secret, unlike `rng`).
+    pub keys: crate::srtp::KeyGen,
     /// What the driver must do, in order.
     pub outputs: VecDeque<Output>,
 }
@@ -91,7 +93,7 @@ impl Ctx {
 
     /// Our Contact for a dialog reached over `transport`.
     pub fn contact(&self, transport: Transport) -> String {
-        contact_value(self.config.sip_addr, transport)
+        contact_value(self.config.sip_addr_for(transport), transport)
     }
 }
 
@@ -109,5 +111,6 @@ fn contact_value(addr: SocketAddr, transport: Transport) -> String {
     match transport {
         Transport::Udp => format!("<sip:ivr@{addr}>"),
         Transport::Tcp => format!("<sip:ivr@{addr};transport=tcp>"),
+        Transport::Tls => format!("<sip:ivr@{addr};transport=tls>"),
     }
 }

@@ -73,6 +73,7 @@ impl Engine {
             ctx: Ctx {
                 layer: TransactionLayer::new(config.timers),
                 rng: Rng::new(config.seed),
+                keys: crate::srtp::KeyGen::new(&config.srtp_seed),
                 config,
                 outputs: VecDeque::new(),
             },
@@ -327,6 +328,11 @@ impl Engine {
             Ok(accepted) => accepted,
             Err(e) => return self.reject(now, &key, &req, e),
         };
+        // RFC 4568 §8.3: SDES keys are only as safe as the signalling that carries them.
+        if offer.as_ref().is_some_and(|o| o.secure) && peer.transport != Transport::Tls {
+            let e = RequestError::Sdp(crate::sdp::SdpError::KeysInClear);
+            return self.reject(now, &key, &req, e);
+        }
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let call_id = CallId::from(req.call_id().unwrap_or_default());

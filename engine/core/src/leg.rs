@@ -14,6 +14,7 @@ use crate::io::{EndReason, Event, Output};
 use crate::media::{MediaSession, Received};
 use crate::proxy;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
+use crate::srtp::{MasterKey, SrtpSession};
 use ivr_audio::{Digit, Prompt};
 use ivr_sip::Tag;
 use ivr_sip::dialog::{Dialog, DialogError};
@@ -107,6 +108,8 @@ pub struct Leg {
     /// The deadline the engine indexes for this leg.
     pub(crate) indexed: Option<Instant>,
     events: VecDeque<LegEvent>,
+    /// Our SRTP master key, when the offer was RTP/SAVP (made when answering).
+    srtp_key: Option<MasterKey>,
 }
 
 impl Leg {
@@ -132,6 +135,7 @@ impl Leg {
             reinvite: None,
             indexed: None,
             events: VecDeque::new(),
+            srtp_key: None,
         }
     }
 
@@ -259,7 +263,13 @@ impl Leg {
         };
         let body = match &offer {
             Some(o) => match sdp::negotiate(o) {
-                Ok(n) => sdp::build_answer(&session, o, &n),
+                Ok(n) => match &o.crypto {
+                    Some(_) => {
+                        let ours = self.srtp_key.get_or_insert_with(|| ctx.keys.next_key());
+                        sdp::build_secure_answer(&session, o, &n, ours)
+                    }
+                    None => sdp::build_answer(&session, o, &n),
+                },
                 Err(_) => return, // checked at INVITE time
             },
             None => sdp::build_offer(&session, Direction::SendRecv),
@@ -315,7 +325,15 @@ impl Leg {
                         .and_then(|a| sdp::accept_answer(&a).map(|n| (n, a.addr))),
                 };
                 match negotiated {
-                    Ok((n, addr)) => self.start_media(ctx, now, n, addr),
+                    Ok((n, addr)) => {
+                        self.start_media(ctx, now, n, addr);
+                        let theirs = offer.as_ref().and_then(|o| o.crypto.as_ref());
+                        if let (Some(t), Some(ours), Some(m)) =
+                            (theirs, &self.srtp_key, self.media.as_mut())
+                        {
+                            m.set_srtp(Box::new(SrtpSession::new(ours, &t.key)));
+                        }
+                    }
                     Err(_) => self
                         .events
                         .push_back(LegEvent::Failed(EndReason::BadAnswer)),
@@ -417,11 +435,22 @@ impl Leg {
             let parsed: Result<(RemoteAudio, Negotiated), SdpError> =
                 sdp::parse_remote(&req.body).and_then(|o| sdp::negotiate(&o).map(|n| (o, n)));
             match parsed {
+                Ok((o, _)) if o.secure != self.srtp_key.is_some() => {
+                    let e = RequestError::Sdp(SdpError::ProfileChanged);
+                    return ctx.reject(now, &key, &req, e, None);
+                }
                 Ok((o, n)) => {
                     if let Some(m) = self.media.as_mut() {
                         m.update(now, n, o.addr);
+                        // RFC 4568 §7.1.4: a re-offer may bring a new key; ours stays.
+                        if let (Some(s), Some(c)) = (m.srtp_mut(), &o.crypto) {
+                            s.set_inbound(&c.key);
+                        }
                     }
-                    sdp::build_answer(&local, &o, &n)
+                    match &self.srtp_key {
+                        Some(ours) => sdp::build_secure_answer(&local, &o, &n, ours),
+                        None => sdp::build_answer(&local, &o, &n),
+                    }
                 }
                 Err(e) => return ctx.reject(now, &key, &req, RequestError::Sdp(e), None),
             }
@@ -494,7 +523,7 @@ impl Leg {
                 let via = format!(
                     "SIP/2.0/{} {};branch={branch};rport",
                     peer.transport.via_token(),
-                    ctx.config.sip_addr
+                    ctx.config.sip_addr_for(peer.transport)
                 );
                 let mut bye = dialog.request(Method::Bye, via);
                 bye.headers

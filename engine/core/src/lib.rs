@@ -19,6 +19,7 @@ pub mod media;
 mod proxy;
 pub mod rng;
 pub mod sdp;
+pub mod srtp;
 pub mod voicemail;
 
 pub use config::{ALLOW, EngineConfig};
