@@ -30,8 +30,7 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
         Pki {
@@ -88,7 +87,11 @@ fn client(trust: Option<&CertificateDer<'static>>) -> Arc<rustls::ClientConfig> 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// Connect and finish the handshake, or the error that ended it.
-fn connect(addr: SocketAddr, name: &str, config: Arc<rustls::ClientConfig>) -> std::io::Result<Tls> {
+fn connect(
+    addr: SocketAddr,
+    name: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<Tls> {
     let mut sock = TcpStream::connect(addr)?;
     sock.set_read_timeout(Some(Duration::from_secs(20)))?;
     let name = ServerName::try_from(name.to_string()).unwrap();
@@ -159,18 +162,19 @@ fn handshake_failures_close_only_their_connection() {
     let tls = ivr.tls.unwrap();
 
     // A client that does not trust our certificate, and one that asked for another name.
-    let e = connect(tls, "localhost", client(None)).err().expect("untrusted");
+    let e = connect(tls, "localhost", client(None)).expect_err("untrusted");
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
-    let e = connect(tls, "wrong.example", client(Some(&pki.ca_der)))
-        .err()
-        .expect("wrong name");
+    let e = connect(tls, "wrong.example", client(Some(&pki.ca_der))).expect_err("wrong name");
     assert!(e.to_string().contains("not valid for name"), "{e}");
 
     // Plain SIP to the TLS port: closed, nothing answered in clear.
     let mut plain = TcpStream::connect(tls).unwrap();
     plain.write_all(options(1, "TCP").as_bytes()).unwrap();
     let got = until_closed(&mut plain, Duration::from_secs(15));
-    assert!(!String::from_utf8_lossy(&got).contains("SIP/2.0"), "{got:?}");
+    assert!(
+        !String::from_utf8_lossy(&got).contains("SIP/2.0"),
+        "{got:?}"
+    );
 
     // A record header announcing more than TLS allows (2^14 + 2048, RFC 8446 §5.2).
     let mut big = TcpStream::connect(tls).unwrap();
@@ -181,11 +185,16 @@ fn handshake_failures_close_only_their_connection() {
     // A client that stops in the middle of its ClientHello: closed by the message timeout.
     let mut stalled = TcpStream::connect(tls).unwrap();
     stalled
-        .write_all(&[0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xFC, 0x03, 0x03])
+        .write_all(&[
+            0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xFC, 0x03, 0x03,
+        ])
         .unwrap();
     let t0 = Instant::now();
     until_closed(&mut stalled, Duration::from_secs(30));
-    assert!(t0.elapsed() >= Duration::from_secs(1), "closed by the timeout, not at once");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "closed by the timeout, not at once"
+    );
 
     // The engine kept serving: over TLS, and over UDP.
     let mut good = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("handshake");
@@ -211,8 +220,7 @@ fn a_replaced_certificate_serves_the_next_connection() {
     let mut new = connect(tls, "localhost", client(Some(&second.ca_der))).expect("second cert");
     assert_eq!(ask(&mut new, 2), "SIP/2.0 200 OK");
     let e = connect(tls, "localhost", client(Some(&first.ca_der)))
-        .err()
-        .expect("the first certificate is no longer served");
+        .expect_err("the first certificate is no longer served");
     assert!(e.to_string().contains("invalid peer certificate"), "{e}");
     // The connection made before the change goes on.
     assert_eq!(ask(&mut old, 3), "SIP/2.0 200 OK");
@@ -230,7 +238,15 @@ fn the_staff_site_over_https_sets_a_secure_cookie() {
     const PASSWORD: &str = "a long staff password";
     let dir = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let add = ["staff", "--users", "staff.yaml", "add-user", "alice", "--mailbox", "messages"];
+    let add = [
+        "staff",
+        "--users",
+        "staff.yaml",
+        "add-user",
+        "alice",
+        "--mailbox",
+        "messages",
+    ];
     let (code, _, err) = ivr_tests::process::run(data.path(), &add, &format!("{PASSWORD}\n"));
     assert_eq!(code, 0, "{err}");
     let pki = Pki::new();
@@ -294,7 +310,11 @@ fn greeting() -> Vec<i16> {
     for f in ["lang_fr.wav", "lang_en.wav"] {
         let bytes = std::fs::read(dir.join(f)).expect("demo prompt");
         let p = Prompt::from_wav(f, &bytes).expect("prompt loads");
-        samples.extend(p.encoded(Codec::Pcmu).iter().map(|&c| Codec::Pcmu.decode(c)));
+        samples.extend(
+            p.encoded(Codec::Pcmu)
+                .iter()
+                .map(|&c| Codec::Pcmu.decode(c)),
+        );
     }
     samples
 }
@@ -315,7 +335,11 @@ fn baresip_call(tls: SocketAddr, ca: &Path, mediaenc: Option<&str>, seconds: u32
     std::fs::create_dir_all(&rec).unwrap();
     // What baresip sends: silence (aufile wants 16-bit PCM).
     let source = dir.path().join("silence.wav");
-    std::fs::write(&source, ivr_audio::wav::encode_pcm16(8000, &vec![0; 8000 * 30])).unwrap();
+    std::fs::write(
+        &source,
+        ivr_audio::wav::encode_pcm16(8000, &vec![0; 8000 * 30]),
+    )
+    .unwrap();
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:0\nsip_cafile {}\nnet_interface 127.0.0.1\n\
          audio_player aubridge,nil\naudio_alert aubridge,nil\naudio_source aufile,{}\n\
@@ -327,7 +351,9 @@ fn baresip_call(tls: SocketAddr, ca: &Path, mediaenc: Option<&str>, seconds: u32
         rec.display()
     );
     std::fs::write(dir.path().join("config"), config).unwrap();
-    let enc = mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default();
+    let enc = mediaenc
+        .map(|m| format!(";mediaenc={m}"))
+        .unwrap_or_default();
     std::fs::write(
         dir.path().join("accounts"),
         format!("<sip:tester@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU{enc}\n"),
@@ -336,7 +362,12 @@ fn baresip_call(tls: SocketAddr, ca: &Path, mediaenc: Option<&str>, seconds: u32
     let out = Command::new("baresip")
         .arg("-f")
         .arg(dir.path())
-        .args(["-e", &format!("/dial sip:100@{tls}"), "-t", &seconds.to_string()])
+        .args([
+            "-e",
+            &format!("/dial sip:100@{tls}"),
+            "-t",
+            &seconds.to_string(),
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("baresip is installed (scripts/test.sh installs it)");
@@ -376,7 +407,11 @@ fn greeting_frames_heard(heard: &[i16]) -> (usize, usize) {
     let mut matched = 0;
     // The greeting starts as the call is answered; the first half second may be lost to
     // call set-up, the last to hang-up.
-    for f in expected.chunks_exact(160).take(span.saturating_sub(25)).skip(25) {
+    for f in expected
+        .chunks_exact(160)
+        .take(span.saturating_sub(25))
+        .skip(25)
+    {
         if speech(f) {
             total += 1;
             matched += usize::from(frames.contains(f));
@@ -390,16 +425,26 @@ fn baresip_over_tls_with_srtp_hears_the_greeting() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
     let ivr = start(dir.path(), &pki, &[]);
-    let call = baresip_call(ivr.tls.unwrap(), &dir.path().join("ca.pem"), Some("srtp-mand"), 7);
+    let call = baresip_call(
+        ivr.tls.unwrap(),
+        &dir.path().join("ca.pem"),
+        Some("srtp-mand"),
+        7,
+    );
     assert!(
-        call.log.contains("SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)"),
+        call.log
+            .contains("SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)"),
         "{}",
         call.log
     );
     assert!(call.log.contains("Call established"), "{}", call.log);
     let (matched, total) = greeting_frames_heard(&call.heard);
     // At least 2 s of the greeting's speech, 90% of it sample for sample.
-    assert!(matched >= 100 && matched * 100 >= total * 90, "{matched}/{total}; {}", call.log);
+    assert!(
+        matched >= 100 && matched * 100 >= total * 90,
+        "{matched}/{total}; {}",
+        call.log
+    );
     // The engine decrypted baresip's SRTP: its packets counted as received.
     let ended = ivr.wait_for(&["call ended"], 1, Duration::from_secs(20));
     let received = ivr_tests::process::json_number(&ended[0], "received").unwrap_or(0);
@@ -418,5 +463,9 @@ fn a_plain_rtp_offer_on_a_tls_call_gets_plain_rtp() {
     assert!(call.log.contains("Call established"), "{}", call.log);
     assert!(!call.log.contains("SRTP is Enabled"), "{}", call.log);
     let (matched, total) = greeting_frames_heard(&call.heard);
-    assert!(matched >= 75 && matched * 100 >= total * 90, "{matched}/{total}; {}", call.log);
+    assert!(
+        matched >= 75 && matched * 100 >= total * 90,
+        "{matched}/{total}; {}",
+        call.log
+    );
 }
