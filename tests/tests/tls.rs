@@ -259,6 +259,8 @@ fn the_staff_site_over_https_sets_a_secure_cookie() {
             "--tls-key",
             key.to_str().unwrap(),
             "--https",
+            "--http-header-timeout",
+            "2",
         ],
     );
     let http = ivr.http.unwrap();
@@ -293,6 +295,13 @@ fn the_staff_site_over_https_sets_a_secure_cookie() {
         .unwrap_or_else(|| panic!("no cookie: {login}"));
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
+
+    // A client that stops in the middle of its ClientHello: closed by the header timeout.
+    let mut stalled = TcpStream::connect(http).unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x01, 0x00, 0x01])
+        .unwrap();
+    until_closed(&mut stalled, Duration::from_secs(30));
 
     // Plain HTTP to the HTTPS port gets no page.
     let mut plain = TcpStream::connect(http).unwrap();

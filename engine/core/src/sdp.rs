@@ -123,7 +123,16 @@ pub enum SdpError {
 
 /// Read the audio stream from a remote description (offer or answer).
 pub fn parse_remote(body: &[u8]) -> Result<RemoteAudio, SdpError> {
-    let session = Session::parse(body).map_err(|e| SdpError::Syntax(e.to_string()))?;
+    let session = Session::parse(body).map_err(|e| {
+        // The parser quotes bad lines; one may hold an SDES key, which must not reach logs
+        // or a reason phrase.
+        let text = e.to_string();
+        SdpError::Syntax(if text.contains("inline:") {
+            "a line with key material (not shown)".to_string()
+        } else {
+            text
+        })
+    })?;
     let (index, media) = session
         .medias
         .iter()
@@ -475,6 +484,10 @@ mod tests {
         );
         let back = parse_remote(answer.as_bytes()).unwrap();
         assert_eq!(back.crypto.map(|c| c.key), Some(ours));
+        // A syntax error never quotes a key.
+        let broken = o.replace("a=crypto:2", "crypto:2");
+        let e = parse_remote(broken.as_bytes()).unwrap_err().to_string();
+        assert!(!e.contains(key), "{e}");
         // SAVP without our suite is refused; AVP's crypto lines are ignored.
         let no_suite = o.replace("_80 inline", "_32 inline");
         assert_eq!(
