@@ -35,23 +35,34 @@ pub fn sdp_offer(data: &[u8]) {
     }
 }
 
-/// Feed datagrams (length-prefixed in the input) to a media session as RTP and RTCP.
-pub fn rtp(data: &[u8], now: Instant) {
+/// A PCMU media session with RFC 4733 events, as the fuzz bodies drive it.
+fn session(now: Instant) -> MediaSession {
     let neg = Negotiated {
         codec: Codec::Pcmu,
         pt: 0,
         dtmf_pt: Some(101),
         direction: Direction::SendRecv,
     };
-    let mut m = MediaSession::new(now, neg, ([127, 0, 0, 1], 4000).into(), 1, 2, 3);
-    let mut rest = data;
-    while let Some((&len, tail)) = rest.split_first() {
-        let take = usize::from(len).min(tail.len());
-        let (pkt, next) = tail.split_at(take);
+    MediaSession::new(now, neg, ([127, 0, 0, 1], 4000).into(), 1, 2, 3)
+}
+
+/// The datagrams in a fuzz input: each one a length byte and up to that many bytes.
+fn datagrams(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (&len, tail) = rest.split_first()?;
+        let (pkt, next) = tail.split_at(usize::from(len).min(tail.len()));
+        rest = next;
+        Some(pkt)
+    })
+}
+
+/// Feed datagrams (length-prefixed in the input) to a media session as RTP and RTCP.
+pub fn rtp(data: &[u8], now: Instant) {
+    let mut m = session(now);
+    for pkt in datagrams(data) {
         let _ = m.handle_rtp(now, ([127, 0, 0, 1], 4000).into(), pkt);
         let _ = m.handle_rtcp(now, pkt);
         let _ = ivr_audio::rfc4733::EventPayload::parse(pkt);
-        rest = next;
     }
 }
 
@@ -60,20 +71,11 @@ pub fn rtp(data: &[u8], now: Instant) {
 pub fn srtp(data: &[u8], now: Instant) {
     use crate::srtp::{KeyGen, KeySeed, SrtpSession};
     let key = KeyGen::new(&KeySeed([1; 32])).next_key();
-    let neg = Negotiated {
-        codec: Codec::Pcmu,
-        pt: 0,
-        dtmf_pt: Some(101),
-        direction: Direction::SendRecv,
-    };
-    let mut m = MediaSession::new(now, neg, ([127, 0, 0, 1], 4000).into(), 1, 2, 3);
+    let mut m = session(now);
     m.set_srtp(Box::new(SrtpSession::new(&key, &key)));
     let mut ours = SrtpSession::new(&key, &key);
     let mut theirs = SrtpSession::new(&key, &key);
-    let mut rest = data;
-    while let Some((&len, tail)) = rest.split_first() {
-        let take = usize::from(len).min(tail.len());
-        let (pkt, next) = tail.split_at(take);
+    for pkt in datagrams(data) {
         let _ = m.handle_rtp(now, ([127, 0, 0, 1], 4000).into(), pkt);
         let mut buf = [0u8; 300];
         if pkt.len() + crate::srtp::TAG_LEN <= buf.len() {
@@ -85,6 +87,5 @@ pub fn srtp(data: &[u8], now: Instant) {
                 }
             }
         }
-        rest = next;
     }
 }
