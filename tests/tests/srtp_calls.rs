@@ -246,3 +246,27 @@ fn srtp_media_allocates_nothing_per_packet() {
     assert!(counted.iter().all(|n| *n >= 299), "{counted:?}");
     assert_eq!(allocations, 0, "heap allocations with SRTP both ways");
 }
+
+#[test]
+fn a_sips_request_gets_a_sips_contact() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new(menus());
+    for (transport, uri, contact) in [
+        (Transport::Tls, "sips:", "<sips:ivr@"),
+        (Transport::Tls, "sip:", ";transport=tls>"),
+        (Transport::Tcp, "sip:", ";transport=tcp>"),
+    ] {
+        let mut caller = Caller::new("127.0.0.1:10100", &format!("sips-{uri}-{transport:?}"));
+        caller.transport = transport;
+        let invite = String::from_utf8(caller.invite(true)).unwrap();
+        let invite = invite.replacen("INVITE sip:", &format!("INVITE {uri}"), 1);
+        net.send_sip(transport, caller.addr, invite.as_bytes());
+        let msgs = net.take_sip(caller.addr);
+        let ok = response(&msgs, 200).expect("answered");
+        let value = ok
+            .headers
+            .get(&ivr_sip::header::HeaderName::Contact)
+            .unwrap();
+        assert!(value.contains(contact), "{uri} over {transport:?}: {value}");
+    }
+}

@@ -478,3 +478,38 @@ fn a_plain_rtp_offer_on_a_tls_call_gets_plain_rtp() {
         call.log
     );
 }
+
+#[test]
+fn doctor_checks_the_certificate_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (Pki::new(), Pki::new());
+    let (cert, key) = first.install(dir.path());
+    let args = |key: &Path| {
+        vec![
+            "doctor".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--http".into(),
+            "off".into(),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]
+    };
+    let run = |key: &Path| {
+        let a = args(key);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ivr_tests::process::run(dir.path(), &a, "")
+    };
+    let (_, out, err) = run(&key);
+    assert!(out.contains("ok    TLS certificate"), "{out}{err}");
+    let wrong = dir.path().join("wrong.pem");
+    std::fs::write(&wrong, &second.key_pem).unwrap();
+    let (code, out, _) = run(&wrong);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not match the certificate"), "{out}");
+    assert!(!out.contains(second.key_pem.lines().nth(1).unwrap()));
+}

@@ -91,9 +91,14 @@ impl Ctx {
         self.layer.respond(now, key, r);
     }
 
-    /// Our Contact for a dialog reached over `transport`.
-    pub fn contact(&self, transport: Transport) -> String {
-        contact_value(self.config.sip_addr_for(transport), transport)
+    /// Our Contact for a dialog reached over `transport` (a `sips:` URI when `sips` and
+    /// the transport is TLS, RFC 5630 §4.1).
+    pub fn contact(&self, transport: Transport, sips: bool) -> String {
+        let addr = self.config.sip_addr_for(transport);
+        match transport {
+            Transport::Tls if sips => format!("<sips:ivr@{addr}>"),
+            _ => contact_value(addr, transport),
+        }
     }
 }
 

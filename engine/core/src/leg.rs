@@ -139,6 +139,13 @@ impl Leg {
         }
     }
 
+    /// Our Contact in this dialog: a SIPS URI when the INVITE asked for one over TLS
+    /// (RFC 5630 §4.1), else one naming the transport the INVITE came on.
+    fn contact(&self, ctx: &Ctx) -> String {
+        let sips = self.invite.uri.scheme() == "sips";
+        ctx.contact(self.peer.transport, sips)
+    }
+
     /// The next thing the call must hear about.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<LegEvent> {
@@ -244,8 +251,7 @@ impl Leg {
             let mut r = Response::to_request(&self.invite, StatusCode::RINGING);
             set_to_tag(&mut r, &self.local_tag);
             proxy::copy_record_route(&mut r, &self.invite);
-            r.headers
-                .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+            r.headers.push(HeaderName::Contact, self.contact(ctx));
             r.headers
                 .push(HeaderName::Server, ctx.config.user_agent.clone());
             ctx.layer.respond(now, &self.invite_key, r);
@@ -282,8 +288,7 @@ impl Leg {
         let mut r = Response::to_request(&self.invite, StatusCode::OK);
         set_to_tag(&mut r, &self.local_tag);
         proxy::copy_record_route(&mut r, &self.invite);
-        r.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        r.headers.push(HeaderName::Contact, self.contact(ctx));
         r.headers.push(HeaderName::Allow, crate::config::ALLOW);
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
@@ -462,8 +467,7 @@ impl Leg {
         self.reinvite = Some(key.clone());
         let mut r = Response::to_request(&req, StatusCode::OK);
         proxy::copy_record_route(&mut r, &req);
-        r.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        r.headers.push(HeaderName::Contact, self.contact(ctx));
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
         r.headers.push(HeaderName::ContentType, "application/sdp");
