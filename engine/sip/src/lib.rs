@@ -7,7 +7,8 @@
 //! - [`ids`]: Call-ID and tag newtypes;
 //! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops;
 //! - [`uac`]: placing a call (an INVITE to an answered dialog or a failure, §13.2, §9.1);
-//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760).
+//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760);
+//! - [`refer`]: transferring a call by REFER, as transferor (RFC 3515, RFC 3892, RFC 6665).
 //!
 //! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
 //! events and deadlines out.
@@ -20,6 +21,7 @@ pub mod header;
 pub mod ids;
 pub mod message;
 pub mod parse;
+pub mod refer;
 pub mod route;
 pub mod transaction;
 pub mod uac;
