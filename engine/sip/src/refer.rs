@@ -8,7 +8,7 @@
 //! - RFC 3515 §2.4.1, RFC 3261 §12.2.1.1: the REFER is built from the caller's [`Dialog`]:
 //!   its Request-URI, `Route` headers and next hop follow the route set, its CSeq is the
 //!   dialog's next. It carries `Refer-To` (the destination, RFC 3515 §2.1), `Referred-By`
-//!   (RFC 3892 §3) and a `Contact` (RFC 6665 §4.1.2.1: the request creates a subscription);
+//!   (RFC 3892 §3) and a `Contact` (RFC 3261 §8.1.1.8: a REFER can establish a dialog);
 //! - RFC 3261 §17.1.2: it travels on a non-INVITE client transaction
 //!   ([`ClientNonInvite`]): retransmitted on Timer E over UDP, given up on Timer F (which
 //!   counts as 408, §8.1.3.1);
@@ -132,7 +132,7 @@ pub struct ReferConfig {
     pub refer_to: Uri,
     /// Who refers (`Referred-By`, RFC 3892 §3): our address of record.
     pub referred_by: NameAddr,
-    /// Our Contact URI (RFC 6665 §4.1.2.1: a request that creates a subscription carries one).
+    /// Our Contact URI (RFC 3261 §8.1.1.8: a request that can establish a dialog carries one).
     pub contact: Uri,
     /// The transport the caller's dialog uses, for Via and retransmission timers.
     pub transport: Transport,
