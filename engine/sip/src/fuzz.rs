@@ -102,6 +102,16 @@ pub fn digest_header(data: &[u8]) {
     }
 }
 
+/// Deterministic "randomness" for the sequence targets' branches and cnonces.
+struct Lcg(u64);
+
+impl crate::digest::RandomSource for Lcg {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
+        self.0
+    }
+}
+
 /// Drive an outgoing call with responses, timeouts and commands chosen by the input, and
 /// check what must always hold: at most one answer or one failure, never both; every new
 /// 2xx acknowledged; and once the owner cancels and time passes, nothing left alive.
@@ -112,13 +122,6 @@ pub fn uac_sequence(data: &[u8]) {
     use crate::{Method, Request, Response, Uri};
     use std::time::Duration;
 
-    struct Bytes(u64);
-    impl crate::digest::RandomSource for Bytes {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
-            self.0
-        }
-    }
     let (Ok(uri), Ok(to), Ok(from)) = (
         Uri::parse("sip:agent@127.0.0.1:5070"),
         NameAddr::parse("<sip:agent@127.0.0.1:5070>", HeaderName::To),
@@ -146,7 +149,7 @@ pub fn uac_sequence(data: &[u8]) {
         timers: Default::default(),
     };
     let mut now = crate::fuzz_epoch();
-    let mut call = OutgoingCall::new(now, config, Box::new(Bytes(1)));
+    let mut call = OutgoingCall::new(now, config, Box::new(Lcg(1)));
     #[derive(Default)]
     struct Seen {
         sent: Vec<Request>,
@@ -311,13 +314,6 @@ pub fn refer_sequence(data: &[u8]) {
     use crate::{Method, Response, StatusCode, Uri};
     use std::time::Duration;
 
-    struct Lcg(u64);
-    impl crate::digest::RandomSource for Lcg {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
-            self.0
-        }
-    }
     let invite = "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
         From: <sip:caller@127.0.0.1>;tag=c\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: f\r\n\
         CSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
