@@ -7,7 +7,9 @@
 //! - [`ids`]: Call-ID and tag newtypes;
 //! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops;
 //! - [`uac`]: placing a call (an INVITE to an answered dialog or a failure, §13.2, §9.1);
-//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760).
+//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760);
+//! - [`refer`]: transferring a call by REFER, as transferor (RFC 3515, RFC 3892, RFC 6665);
+//! - [`locate`]: which addresses and transports a URI with a host name leads to (RFC 3263, RFC 2782).
 //!
 //! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
 //! events and deadlines out.
@@ -18,8 +20,10 @@ pub mod framing;
 pub mod fuzz;
 pub mod header;
 pub mod ids;
+pub mod locate;
 pub mod message;
 pub mod parse;
+pub mod refer;
 pub mod route;
 pub mod transaction;
 pub mod uac;
