@@ -864,7 +864,11 @@ impl Io {
                 let to = self.handoffs.remove(&call);
                 if matches!(
                     reason,
-                    EndReason::MediaTimeout | EndReason::HoldTimeout | EndReason::AckTimeout
+                    EndReason::MediaTimeout
+                        | EndReason::HoldTimeout
+                        | EndReason::AckTimeout
+                        | EndReason::SessionExpired
+                        | EndReason::NoPrack
                 ) {
                     warn!(%call_id, ?reason, "call ended abnormally");
                 } else if reason == EndReason::Unavailable {
