@@ -684,3 +684,83 @@ fn prack_without_a_reliable_provisional_is_481() {
     net.send_sip(UDP, caller.addr, &prack);
     assert!(response(&net.take_sip(caller.addr), 481).is_some());
 }
+
+#[test]
+fn lost_prack_is_retransmitted_and_its_copies_get_the_same_200() {
+    let mut net = net_with(Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7134", "rel-prack-lost");
+    let msgs = invite(&mut net, &mut caller, "Require: 100rel\r\n");
+    let ringing = response(&msgs, 180).expect("180").clone();
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let invite_cseq = ringing.cseq().unwrap().seq;
+    let prack = caller.in_dialog(
+        "PRACK",
+        &format!("RAck: {} {invite_cseq} INVITE\r\n", rseq(&ringing)),
+        "",
+    );
+    // The PRACK is lost; the caller's retransmission (same transaction, 500 ms later) gets
+    // through after the engine has sent the 180 again.
+    net.advance(Duration::from_millis(600));
+    let again = net.take_sip(caller.addr);
+    assert_eq!(
+        rseq(response(&again, 180).expect("180 again")),
+        rseq(&ringing)
+    );
+    net.send_sip(UDP, caller.addr, &prack);
+    let ok = response(&net.take_sip(caller.addr), 200)
+        .expect("200 to PRACK")
+        .clone();
+    // A further copy of the PRACK (the 200 was lost) is answered by the transaction: the
+    // same 200, not a 481.
+    net.send_sip(UDP, caller.addr, &prack);
+    let copy = net.take_sip(caller.addr);
+    assert_eq!(response(&copy, 200), Some(&ok), "{copy:?}");
+    net.advance(Duration::from_secs(5));
+    assert!(
+        response(&net.take_sip(caller.addr), 180).is_none(),
+        "acknowledged"
+    );
+}
+
+#[test]
+fn prack_arriving_after_the_2xx_is_still_answered_200() {
+    // The 180 carried no SDP, so the 2xx may go before its PRACK (RFC 3262 §3).
+    let mut net = net_with(Duration::from_millis(300));
+    let mut caller = Caller::new("127.0.0.1:7135", "rel-late-prack");
+    let msgs = invite(&mut net, &mut caller, "Require: 100rel\r\n");
+    let ringing = response(&msgs, 180).expect("180").clone();
+    net.advance(Duration::from_millis(300));
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("answered at 300 ms").clone();
+    caller.on_response(&ok);
+    let invite_cseq = ringing.cseq().unwrap().seq;
+    let prack = caller.in_dialog(
+        "PRACK",
+        &format!("RAck: {} {invite_cseq} INVITE\r\n", rseq(&ringing)),
+        "",
+    );
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 200).is_some());
+    let ack = caller.ack_for(invite_cseq, None);
+    net.send_sip(UDP, caller.addr, &ack);
+    net.advance(Duration::from_secs(1));
+    assert!(net.rtp_of(net.last_call().unwrap()).len() >= 45);
+}
+
+#[test]
+fn caller_without_timer_support_is_refreshed_by_the_engine_with_reinvite() {
+    // A proxy inserted Session-Expires; the caller answers our refresh with a plain 200.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7117", "st-proxy");
+    connect(&mut net, &mut caller, "Session-Expires: 90\r\n");
+    let call = net.last_call().unwrap();
+    for _ in 0..3 {
+        net.advance(Duration::from_secs(45));
+        let msgs = net.take_sip(caller.addr);
+        let reinvite = request(&msgs, "INVITE").expect("our re-INVITE").clone();
+        let answer = caller.offer();
+        net.send_sip(UDP, caller.addr, &ok_with(&reinvite, &[], Some(&answer)));
+        assert!(request(&net.take_sip(caller.addr), "ACK").is_some());
+    }
+    assert_eq!(net.ended(call), None, "refreshed without the caller's help");
+}

@@ -467,7 +467,8 @@ impl Engine {
     }
 
     /// An answer to a leg's session refresh: the leg reads it (a re-INVITE's 2xx is
-    /// ACKed each time it comes, so the entry stays until the call ends).
+    /// ACKed each time it comes, so the entry stays until the next refresh or the end of
+    /// the call: one per leg at most).
     fn refresh_response(
         &mut self,
         now: Instant,
@@ -760,6 +761,9 @@ impl Engine {
             return;
         };
         for leg in &mut call.legs {
+            if let Some(key) = leg.ext.take_stale_client() {
+                self.clients.remove(&key);
+            }
             if let Some(key) = leg.ext.take_new_client() {
                 self.clients.insert(key, (leg.handle, Purpose::Refresh));
             }
@@ -816,9 +820,10 @@ impl Engine {
         let Some(call) = self.calls.remove(&handle) else {
             return;
         };
-        self.clients
-            .retain(|_, (l, p)| !(l.call == handle && *p == Purpose::Refresh));
         for leg in &call.legs {
+            if let Some(key) = leg.ext.refresh_key() {
+                self.clients.remove(key);
+            }
             self.by_invite.remove(&leg.invite_key);
             self.by_dialog
                 .remove(&(call.call_id.clone(), leg.local_tag.clone()));

@@ -44,6 +44,8 @@ pub struct Extensions {
     refresh: Option<OutRefresh>,
     /// A client transaction the engine must route back to this leg (taken at reindex).
     new_client: Option<ClientKey>,
+    /// The refresh it replaced, for the engine to forget.
+    stale_client: Option<ClientKey>,
     /// The peer lists UPDATE in Allow: refresh with it, not with a re-INVITE (RFC 4028 §7.4).
     peer_allows_update: bool,
     /// Reliable provisionals, when the INVITE required them.
@@ -118,6 +120,16 @@ impl Extensions {
     /// A client transaction for the engine to route back to this leg.
     pub(crate) fn take_new_client(&mut self) -> Option<ClientKey> {
         self.new_client.take()
+    }
+
+    /// A refresh the engine no longer needs to route (a newer one replaced it).
+    pub(crate) fn take_stale_client(&mut self) -> Option<ClientKey> {
+        self.stale_client.take()
+    }
+
+    /// Our latest refresh's transaction, while the engine routes it to us.
+    pub(crate) fn refresh_key(&self) -> Option<&ClientKey> {
+        self.refresh.as_ref().map(|r| &r.key)
     }
 
     /// Whether `key` is our refresh.
@@ -337,6 +349,7 @@ impl Leg {
         }
         if let Some(key) = ctx.layer.send_request(now, req, peer) {
             self.ext.new_client = Some(key.clone());
+            self.ext.stale_client = self.ext.refresh.take().map(|r| r.key);
             self.ext.refresh = Some(OutRefresh {
                 key,
                 method,

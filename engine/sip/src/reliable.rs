@@ -81,6 +81,9 @@ pub struct ReliableProvisionals {
     t1: Duration,
     next_rseq: u32,
     pending: Option<Pending>,
+    /// (RSeq, CSeq) of a provisional whose retransmission stopped with the final response
+    /// before its PRACK came: that PRACK may still come, and is answered 200.
+    unacked_at_final: Option<(u32, u32)>,
     retransmits: Vec<Response>,
     gave_up: bool,
 }
@@ -93,6 +96,7 @@ impl ReliableProvisionals {
             t1,
             next_rseq: (first_rseq % 0x7FFF_FFFF).max(1),
             pending: None,
+            unacked_at_final: None,
             retransmits: Vec::new(),
             gave_up: false,
         }
@@ -133,6 +137,15 @@ impl ReliableProvisionals {
                 self.pending = None;
                 Prack::Acknowledged { had_sdp }
             }
+            // The final response went before this PRACK (allowed when the provisional had
+            // no SDP, §3): it still acknowledges that provisional, once.
+            (None, Some(r))
+                if self.unacked_at_final == Some((r.rseq, r.cseq))
+                    && r.method == Method::Invite =>
+            {
+                self.unacked_at_final = None;
+                Prack::Acknowledged { had_sdp: false }
+            }
             _ => Prack::NoMatch,
         }
     }
@@ -150,7 +163,9 @@ impl ReliableProvisionals {
 
     /// A final response went out: retransmissions stop (the transaction would drop them).
     pub fn finish(&mut self) {
-        self.pending = None;
+        if let Some(p) = self.pending.take() {
+            self.unacked_at_final = Some((p.rseq, p.cseq));
+        }
     }
 
     /// Whether a provisional went unacknowledged for 64·T1: reject the INVITE with a 5xx
@@ -283,6 +298,25 @@ mod tests {
             Prack::Acknowledged { had_sdp: true }
         );
         assert!(rel.may_send_2xx());
+    }
+
+    #[test]
+    fn prack_after_the_final_response_is_still_acknowledged_once() {
+        let t0 = crate::test_epoch();
+        let mut rel = ReliableProvisionals::new(Duration::from_millis(500), 40);
+        rel.send(t0, &mut ringing(""));
+        rel.finish();
+        assert_eq!(
+            rel.poll_timeout(),
+            None,
+            "no retransmission after the final response"
+        );
+        let rack = RAck::parse("40 5 INVITE").unwrap();
+        assert_eq!(
+            rel.handle_prack(Some(&rack)),
+            Prack::Acknowledged { had_sdp: false }
+        );
+        assert_eq!(rel.handle_prack(Some(&rack)), Prack::NoMatch);
     }
 
     #[test]
