@@ -764,3 +764,24 @@ fn caller_without_timer_support_is_refreshed_by_the_engine_with_reinvite() {
     }
     assert_eq!(net.ended(call), None, "refreshed without the caller's help");
 }
+
+#[test]
+fn bye_in_the_early_dialog_of_a_reliable_180_ends_the_invite_with_487() {
+    let mut net = net_with(Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7136", "rel-early-bye");
+    let msgs = invite(&mut net, &mut caller, "Require: 100rel\r\n");
+    let ringing = response(&msgs, 180).expect("180").clone();
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(UDP, caller.addr, &bye);
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 200).is_some(), "{msgs:?}");
+    let terminated = response(&msgs, 487).expect("487 for the INVITE");
+    assert_eq!(terminated.cseq().unwrap().method.as_str(), "INVITE");
+    assert_eq!(ended(&net), Some(EndReason::Cancelled));
+    net.advance(Duration::from_secs(5));
+    assert!(
+        response(&net.take_sip(caller.addr), 180).is_none(),
+        "no 180 after the call ended"
+    );
+}

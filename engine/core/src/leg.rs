@@ -396,6 +396,9 @@ impl Leg {
             Method::Bye => {
                 let ok = ctx.reply(&req, StatusCode::OK, None);
                 ctx.layer.respond(now, &key, ok);
+                // RFC 3261 §15.1.2: a BYE in the early dialog (a reliable 180 made one)
+                // ends the INVITE with 487, as a CANCEL would.
+                self.cancel(ctx, now);
                 self.events
                     .push_back(LegEvent::Closed(EndReason::CallerHungUp));
             }
