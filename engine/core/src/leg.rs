@@ -310,7 +310,7 @@ impl Leg {
         r.body = body;
         self.dialog = Some(dialog);
         self.phase = LegPhase::Answered { offer };
-        self.ext_answered(ctx, now, &mut r);
+        self.ext_answered(now, &mut r);
         ctx.layer.respond(now, &self.invite_key, r);
         ctx.event(Event::CallAnswered {
             call: self.handle.call,

@@ -193,7 +193,7 @@ impl Leg {
 
     /// The initial 2xx goes out: say what we support, put the agreed session timer in it
     /// (RFC 4028 §9) and start its clock; reliable provisionals are over.
-    pub(crate) fn ext_answered(&mut self, _ctx: &mut Ctx, now: Instant, r: &mut Response) {
+    pub(crate) fn ext_answered(&mut self, now: Instant, r: &mut Response) {
         r.headers
             .push(HeaderName::Supported, crate::config::SUPPORTED);
         if let Some(rel) = self.ext.reliable.as_mut() {
