@@ -3,9 +3,10 @@
 //!
 //! A leg owns what only it can decide (quinn-proto's `Connection` to the engine's
 //! `Endpoint`): answering its INVITE, its in-dialog requests (ACK, BYE, re-INVITE, INFO,
-//! OPTIONS), its BYE, and its timers (ringing, RTP pacing, media inactivity). It tells its
-//! call what happened through [`Leg::poll_event`]; the engine routes inputs to it and keeps
-//! the indexes.
+//! OPTIONS, and UPDATE and PRACK in [`crate::session`] and `prack.rs`), its BYE, and its
+//! timers (ringing, RTP pacing, media inactivity, the session timer, reliable 180s). It
+//! tells its call what happened through [`Leg::poll_event`]; the engine routes inputs to it
+//! and keeps the indexes.
 
 use crate::ctx::{Ctx, set_to_tag};
 use crate::error::RequestError;
