@@ -77,6 +77,11 @@ impl HeaderName {
                 b'c' => return ContentType,
                 b'k' => return Supported,
                 b'x' => return SessionExpires,
+                // Compact forms of the transfer headers: RFC 6665 §8.2.1 (`o`), RFC 3515
+                // §2.1 (`r`), RFC 3892 §3 (`b`). They stay `Other`, spelled out.
+                b'o' => return Other("Event".into()),
+                b'r' => return Other("Refer-To".into()),
+                b'b' => return Other("Referred-By".into()),
                 _ => {}
             }
         }
