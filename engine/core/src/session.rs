@@ -1,5 +1,5 @@
 //! A leg's SIP extensions: session timers (RFC 4028), UPDATE (RFC 3311) and reliable
-//! provisionals (RFC 3262, in [`crate::prack`]). The protocol machines live in `ivr-sip`
+//! provisionals (RFC 3262, in `prack.rs`). The protocol machines live in `ivr-sip`
 //! ([`ivr_sip::session_timer`], [`ivr_sip::reliable`]); this module wires them into the
 //! answering leg: what the INVITE asked for, the 2xx, refreshes received (re-INVITE,
 //! UPDATE) and sent (when we are the refresher), and the BYE when the session expires.
