@@ -133,6 +133,15 @@ fn savp_over_tls_is_answered_with_srtp_both_ways() {
     net.send_sip(Transport::Tls, caller.addr, &reinvite);
     assert!(response(&net.take_sip(caller.addr), 488).is_some());
 
+    // A re-INVITE without SDP: our offer in the 2xx keeps the call SRTP, with our key.
+    let reinvite = caller.in_dialog("INVITE", "", "");
+    net.send_sip(Transport::Tls, caller.addr, &reinvite);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("re-INVITE answered");
+    let offer = ivr_engine::sdp::parse_remote(&ok.body).unwrap();
+    assert!(offer.secure, "{}", String::from_utf8_lossy(&ok.body));
+    assert_eq!(offer.crypto.map(|c| c.key), Some(ours.clone()));
+
     let bye = caller.in_dialog("BYE", "", "");
     net.send_sip(Transport::Tls, caller.addr, &bye);
     assert_eq!(

@@ -5,7 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The methods the engine answers (RFC 3261 §20.5 Allow).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+
+/// The extensions the engine supports (RFC 3261 §20.37 Supported): session timers
+/// (RFC 4028) and reliable provisional responses (RFC 3262).
+pub const SUPPORTED: &str = "timer, 100rel";
 
 /// Settings the engine needs from its owner.
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub struct EngineConfig {
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325 §2): INVITEs from these
     /// addresses give the caller's identity from it; from anywhere else, From is used.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Session timers (RFC 4028): our Min-SE and the interval we ask for.
+    pub session_timer: ivr_sip::session_timer::Policy,
 }
 
 impl EngineConfig {
@@ -66,6 +72,7 @@ impl EngineConfig {
             srtp_seed: crate::srtp::KeySeed::default(),
             answer_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
+            session_timer: ivr_sip::session_timer::Policy::default(),
         }
     }
 }

@@ -16,9 +16,11 @@ pub mod handle;
 pub mod io;
 pub mod leg;
 pub mod media;
+mod prack;
 mod proxy;
 pub mod rng;
 pub mod sdp;
+pub mod session;
 pub mod srtp;
 pub mod voicemail;
 

@@ -350,8 +350,18 @@ fn answer_with(
     write(&s)
 }
 
+/// Our offer on an SRTP call (a refresh, a re-INVITE without SDP): as [`build_offer`],
+/// RTP/SAVP with our key (RFC 4568 §7.1.1, tag 1).
+pub fn build_secure_offer(local: &LocalSession, direction: Direction, ours: &MasterKey) -> Vec<u8> {
+    offer_with(local, direction, Some(ours))
+}
+
 /// Our offer, for an INVITE that came without one (RFC 3261 §13.2.1 late offer).
 pub fn build_offer(local: &LocalSession, direction: Direction) -> Vec<u8> {
+    offer_with(local, direction, None)
+}
+
+fn offer_with(local: &LocalSession, direction: Direction, ours: Option<&MasterKey>) -> Vec<u8> {
     let mut s = session(local);
     let mut m = audio_media(local.addr.port(), &[0, 8, 101]);
     m.attributes
@@ -363,6 +373,13 @@ pub fn build_offer(local: &LocalSession, direction: Direction) -> Vec<u8> {
     m.attributes.push(Attribute::with_value("fmtp", "101 0-16"));
     m.attributes.push(Attribute::with_value("ptime", "20"));
     m.attributes.push(Attribute::new(direction.attribute()));
+    if let Some(ours) = ours {
+        m.proto = "RTP/SAVP".into();
+        m.attributes.push(Attribute::with_value(
+            "crypto",
+            srtp::crypto_attribute(1, ours),
+        ));
+    }
     s.medias.push(m);
     write(&s)
 }

@@ -29,6 +29,33 @@ pub fn parse_datagram(data: &[u8]) {
 }
 
 fn touch_headers(msg: &Message) {
+    // The extension headers (RFC 4028, RFC 3262) are read from outside input too.
+    let headers = msg.headers();
+    let _ = (
+        crate::session_timer::negotiate_uas(headers, &Default::default()),
+        crate::session_timer::refresh_outcome(
+            200,
+            headers,
+            90,
+            &crate::session_timer::Agreement {
+                interval: 90,
+                refresher: crate::session_timer::Refresher::Uac,
+                peer_supports: true,
+            },
+        ),
+        crate::session_timer::refresh_outcome(
+            422,
+            headers,
+            90,
+            &crate::session_timer::Agreement {
+                interval: 90,
+                refresher: crate::session_timer::Refresher::Uas,
+                peer_supports: false,
+            },
+        ),
+        crate::reliable::RAck::of(headers),
+        crate::reliable::supported(headers),
+    );
     match msg {
         Message::Request(r) => {
             let _ = (

@@ -121,6 +121,8 @@ impl StatusCode {
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     /// 420 Bad Extension.
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
+    /// 422 Session Interval Too Small (RFC 4028 §6).
+    pub const SESSION_INTERVAL_TOO_SMALL: StatusCode = StatusCode(422);
     /// 481 Call/Transaction Does Not Exist.
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     /// 483 Too Many Hops.
@@ -185,6 +187,7 @@ impl StatusCode {
             415 => "Unsupported Media Type",
             416 => "Unsupported URI Scheme",
             420 => "Bad Extension",
+            422 => "Session Interval Too Small",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
             483 => "Too Many Hops",
