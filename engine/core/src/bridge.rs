@@ -16,25 +16,24 @@
 use crate::call::LegHandle;
 use crate::io::Output;
 use crate::leg::Leg;
-use crate::media::{MediaSession, Received};
+use crate::media::Received;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// `from` received `data` (which it reported as `received`): pass it on to `to`.
+/// `from` received a packet (which it reported as `received`): pass it on to `to`.
 pub(crate) fn relay(
     outputs: &mut VecDeque<Output>,
     now: Instant,
     legs: &mut [Leg],
     from: LegHandle,
     to: LegHandle,
-    data: &[u8],
     received: Option<Received>,
 ) {
     let Some(received) = received else { return };
     let Some((src, dst)) = pair(legs, usize::from(from.index), usize::from(to.index)) else {
         return;
     };
-    let (Some(src), Some(dst)) = (src.media.as_ref(), dst.media.as_mut()) else {
+    let (Some(src), Some(dst)) = (src.media.as_mut(), dst.media.as_mut()) else {
         return;
     };
     // The source's peer put the call on hold (it offered sendonly or inactive, so we only
@@ -49,8 +48,8 @@ pub(crate) fn relay(
             }
         }
         Received::Digit(_) | Received::Other => {
-            if is_event(src, data)
-                && let Some(packet) = dst.relay_event(data)
+            if let Some(ev) = src.take_event()
+                && let Some(packet) = dst.relay_event(&ev)
             {
                 outputs.push_back(Output::Rtp {
                     leg: to,
@@ -61,11 +60,6 @@ pub(crate) fn relay(
             }
         }
     }
-}
-
-/// Whether `data` is an RFC 4733 packet of the stream `media` receives.
-fn is_event(media: &MediaSession, data: &[u8]) -> bool {
-    data.len() > 1 && Some(data[1] & 0x7F) == media.negotiated().dtmf_pt
 }
 
 /// Two distinct legs, mutably.

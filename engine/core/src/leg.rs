@@ -3,9 +3,10 @@
 //!
 //! A leg owns what only it can decide (quinn-proto's `Connection` to the engine's
 //! `Endpoint`): answering its INVITE, its in-dialog requests (ACK, BYE, re-INVITE, INFO,
-//! OPTIONS), its BYE, and its timers (ringing, RTP pacing, media inactivity). It tells its
-//! call what happened through [`Leg::poll_event`]; the engine routes inputs to it and keeps
-//! the indexes.
+//! OPTIONS, and UPDATE and PRACK in [`crate::session`] and `prack.rs`), its BYE, and its
+//! timers (ringing, RTP pacing, media inactivity, the session timer, reliable 180s). It
+//! tells its call what happened through [`Leg::poll_event`]; the engine routes inputs to it
+//! and keeps the indexes.
 
 use crate::ctx::{Ctx, set_to_tag};
 use crate::error::RequestError;
@@ -14,6 +15,7 @@ use crate::io::{EndReason, Event, Output};
 use crate::media::{MediaSession, Received};
 use crate::proxy;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
+use crate::srtp::{MasterKey, SrtpSession};
 use ivr_audio::{Digit, Prompt};
 use ivr_sip::Tag;
 use ivr_sip::dialog::{Dialog, DialogError};
@@ -112,7 +114,11 @@ pub struct Leg {
     pub reinvite: Option<ServerKey>,
     /// The deadline the engine indexes for this leg.
     pub(crate) indexed: Option<Instant>,
-    events: VecDeque<LegEvent>,
+    /// Session timers, UPDATE and PRACK (RFC 4028, 3311, 3262): see [`crate::session`].
+    pub(crate) ext: crate::session::Extensions,
+    pub(crate) events: VecDeque<LegEvent>,
+    /// Our SRTP master key, when the offer was RTP/SAVP (made when answering).
+    srtp_key: Option<MasterKey>,
 }
 
 impl Leg {
@@ -137,7 +143,9 @@ impl Leg {
             phase: LegPhase::OpeningMedia { offer },
             reinvite: None,
             indexed: None,
+            ext: Default::default(),
             events: VecDeque::new(),
+            srtp_key: None,
         }
     }
 
@@ -154,6 +162,19 @@ impl Leg {
         let mut leg = Leg::new(handle, peer, invite_key, invite, local_tag, None);
         leg.phase = LegPhase::Calling;
         leg
+    }
+
+    /// Our Contact in this dialog: a SIPS URI when the INVITE asked for one over TLS
+    /// (RFC 5630 §4.1), else one naming the transport the INVITE came on.
+    pub(crate) fn contact(&self, ctx: &Ctx) -> String {
+        let sips = self.invite.uri.scheme() == "sips";
+        ctx.contact(self.peer.transport, sips)
+    }
+
+    /// The leg with what its INVITE asked of the extensions (RFC 4028, RFC 3262).
+    pub(crate) fn with_ext(mut self, ext: crate::session::Extensions) -> Leg {
+        self.ext = ext;
+        self
     }
 
     /// The next thing the call must hear about.
@@ -192,23 +213,28 @@ impl Leg {
     /// The leg's next deadline: the answer while ringing; the next RTP packet and the media
     /// inactivity limit while active; none otherwise.
     pub(crate) fn poll_timeout(&self, ctx: &Ctx) -> Option<Instant> {
-        match self.phase {
-            LegPhase::Ringing { until, .. } => Some(until),
-            LegPhase::Active => {
-                let m = self.media.as_ref()?;
+        let own = match self.phase {
+            // An answer held for a PRACK (RFC 3262 §3) waits for it, not for the clock.
+            LegPhase::Ringing { until, .. } => (!self.ext.answer_held()).then_some(until),
+            LegPhase::Active => self.media.as_ref().map(|m| {
                 let silence =
                     m.inactivity_deadline(ctx.config.media_timeout, ctx.config.hold_timeout);
-                Some(m.next_send().map_or(silence, |d| d.min(silence)))
-            }
+                m.next_send().map_or(silence, |d| d.min(silence))
+            }),
             _ => None,
+        };
+        match (own, self.ext_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// Time passed: answer when the ringing is over, send the RTP packets due, and give up on
     /// a peer that sends nothing.
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        self.ext_timeout(ctx, now);
         if let LegPhase::Ringing { until, .. } = self.phase {
-            if now >= until {
+            if now >= until && !self.ext.answer_held() {
                 self.answer(ctx, now);
             }
             return;
@@ -261,16 +287,20 @@ impl Leg {
             let mut r = Response::to_request(&self.invite, StatusCode::RINGING);
             set_to_tag(&mut r, &self.local_tag);
             proxy::copy_record_route(&mut r, &self.invite);
-            r.headers
-                .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+            r.headers.push(HeaderName::Contact, self.contact(ctx));
             r.headers
                 .push(HeaderName::Server, ctx.config.user_agent.clone());
+            self.make_reliable(ctx, now, &mut r);
             ctx.layer.respond(now, &self.invite_key, r);
         }
     }
 
-    /// Send the 200 OK with our answer, or our offer for a late-offer INVITE.
-    fn answer(&mut self, ctx: &mut Ctx, now: Instant) {
+    /// Send the 200 OK with our answer, or our offer for a late-offer INVITE (unless a
+    /// reliable 180 carried it: then the PRACK answered it and the 2xx has no body).
+    pub(crate) fn answer(&mut self, ctx: &mut Ctx, now: Instant) {
+        if !self.ext.may_answer() {
+            return self.ext.hold_answer();
+        }
         let LegPhase::Ringing { offer, .. } = &mut self.phase else {
             return;
         };
@@ -280,28 +310,44 @@ impl Leg {
         };
         let body = match &offer {
             Some(o) => match sdp::negotiate(o) {
-                Ok(n) => sdp::build_answer(&session, o, &n),
+                Ok(n) => match &o.crypto {
+                    Some(_) => {
+                        let ours = self.srtp_key.get_or_insert_with(|| ctx.keys.next_key());
+                        sdp::build_secure_answer(&session, o, &n, ours)
+                    }
+                    None => sdp::build_answer(&session, o, &n),
+                },
                 Err(_) => return, // checked at INVITE time
             },
+            None if self.ext.offered_early() => Vec::new(),
             None => sdp::build_offer(&session, Direction::SendRecv),
         };
-        let seq = ctx.rng.next_u32() & 0xFFFF;
-        let dialog = match Dialog::from_invite(&self.invite, &self.local_tag, seq) {
-            Ok(d) => d,
-            Err(_) => return, // Contact and tags were checked at INVITE time
+        let dialog = match self.dialog.take() {
+            // The early dialog of a reliable 180 (RFC 3261 §12.1.1) is confirmed.
+            Some(d) => d,
+            None => match Dialog::from_invite(
+                &self.invite,
+                &self.local_tag,
+                ctx.rng.next_u32() & 0xFFFF,
+            ) {
+                Ok(d) => d,
+                Err(_) => return, // Contact and tags were checked at INVITE time
+            },
         };
         let mut r = Response::to_request(&self.invite, StatusCode::OK);
         set_to_tag(&mut r, &self.local_tag);
         proxy::copy_record_route(&mut r, &self.invite);
-        r.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        r.headers.push(HeaderName::Contact, self.contact(ctx));
         r.headers.push(HeaderName::Allow, crate::config::ALLOW);
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
-        r.headers.push(HeaderName::ContentType, "application/sdp");
+        if !body.is_empty() {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+        }
         r.body = body;
         self.dialog = Some(dialog);
         self.phase = LegPhase::Answered { offer };
+        self.ext_answered(now, &mut r);
         ctx.layer.respond(now, &self.invite_key, r);
         ctx.event(Event::CallAnswered {
             call: self.handle.call,
@@ -329,26 +375,36 @@ impl Leg {
         }
         match std::mem::replace(&mut self.phase, LegPhase::Active) {
             LegPhase::Answered { offer } => {
-                let negotiated = match &offer {
-                    Some(o) => sdp::negotiate(o).map(|n| (n, o.addr)),
+                let negotiated = match (&offer, self.ext.take_early_answer()) {
+                    (Some(o), _) => sdp::negotiate(o).map(|n| (n, o.addr)),
+                    // Our offer was in a reliable 180, the answer in its PRACK (RFC 3262 §5).
+                    (None, Some(early)) => Ok(early),
                     // Late offer: the answer is in the ACK (RFC 3261 §13.2.1).
-                    None => sdp::parse_remote(&ack.body)
+                    (None, None) => sdp::parse_remote(&ack.body)
                         .and_then(|a| sdp::accept_answer(&a).map(|n| (n, a.addr))),
                 };
                 match negotiated {
-                    Ok((n, addr)) => self.start_media(ctx, now, n, addr),
+                    Ok((n, addr)) => {
+                        self.start_media(ctx, now, n, addr);
+                        let theirs = offer.as_ref().and_then(|o| o.crypto.as_ref());
+                        if let (Some(t), Some(ours), Some(m)) =
+                            (theirs, &self.srtp_key, self.media.as_mut())
+                        {
+                            m.set_srtp(Box::new(SrtpSession::new(ours, &t.key)));
+                        }
+                    }
                     Err(_) => self
                         .events
                         .push_back(LegEvent::Failed(EndReason::BadAnswer)),
                 }
             }
             LegPhase::Active => {
+                self.ext.offer_answered();
                 // An ACK for a re-INVITE 2xx that offered: it carries the answer.
                 if !ack.body.is_empty()
                     && let Ok(a) = sdp::parse_remote(&ack.body)
-                    && let (Ok(n), Some(m)) = (sdp::accept_answer(&a), self.media.as_mut())
                 {
-                    m.update(now, n, a.addr);
+                    self.apply_answer(now, &a);
                 }
             }
             other => self.phase = other,
@@ -384,10 +440,15 @@ impl Leg {
             Method::Bye => {
                 let ok = ctx.reply(&req, StatusCode::OK, None);
                 ctx.layer.respond(now, &key, ok);
+                // RFC 3261 §15.1.2: a BYE in the early dialog (a reliable 180 made one)
+                // ends the INVITE with 487, as a CANCEL would.
+                self.cancel(ctx, now);
                 self.events
                     .push_back(LegEvent::Closed(EndReason::CallerHungUp));
             }
             Method::Invite => self.handle_reinvite(ctx, now, key, req),
+            Method::Update => self.handle_update(ctx, now, key, req),
+            Method::Prack => self.handle_prack(ctx, now, key, req),
             Method::Info => {
                 let digit = dtmf_from_info(&req);
                 let ok = ctx.reply(&req, StatusCode::OK, None);
@@ -412,21 +473,28 @@ impl Leg {
             .reinvite
             .as_ref()
             .is_some_and(|k| ctx.layer.is_pending_invite(k));
+        // RFC 3261 §14.2: one INVITE at a time each way; ours (a session refresh) counts.
+        let busy = busy || self.ext.invite_in_flight();
         if busy || !matches!(self.phase, LegPhase::Active) || self.media.is_none() {
             return ctx.reject(now, &key, &req, RequestError::Pending, None);
         }
+        let agreement = match self.check_refresh(ctx, &req) {
+            Ok(a) => a,
+            Err(e) => return ctx.reject(now, &key, &req, e, None),
+        };
         let Some(mut local) = self.local_sdp else {
             return;
         };
         local.version += 1;
         let body = if req.body.is_empty() {
             // Offer in the 2xx, answer in the ACK.
+            self.ext.offer_in_2xx();
             let dir = self
                 .media
                 .as_ref()
                 .map(|m| m.negotiated().direction)
                 .unwrap_or(Direction::SendRecv);
-            sdp::build_offer(
+            self.local_offer(
                 &local,
                 if dir == Direction::Inactive {
                     Direction::SendRecv
@@ -435,15 +503,8 @@ impl Leg {
                 },
             )
         } else {
-            let parsed: Result<(RemoteAudio, Negotiated), SdpError> =
-                sdp::parse_remote(&req.body).and_then(|o| sdp::negotiate(&o).map(|n| (o, n)));
-            match parsed {
-                Ok((o, n)) => {
-                    if let Some(m) = self.media.as_mut() {
-                        m.update(now, n, o.addr);
-                    }
-                    sdp::build_answer(&local, &o, &n)
-                }
+            match self.answer_offer(now, &local, &req.body) {
+                Ok(answer) => answer,
                 Err(e) => return ctx.reject(now, &key, &req, RequestError::Sdp(e), None),
             }
         };
@@ -452,15 +513,71 @@ impl Leg {
             d.refresh_target(&req);
         }
         self.reinvite = Some(key.clone());
-        let mut r = Response::to_request(&req, StatusCode::OK);
-        proxy::copy_record_route(&mut r, &req);
-        r.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
-        r.headers
-            .push(HeaderName::Server, ctx.config.user_agent.clone());
+        let mut r = self.target_refresh_ok(ctx, &req);
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = body;
+        self.refreshed_by_peer(now, agreement, &mut r);
         ctx.layer.respond(now, &key, r);
+    }
+
+    /// The 200 to a target refresh request in our dialog (re-INVITE, UPDATE): the
+    /// Record-Route copied, our Contact, the Server header.
+    pub(crate) fn target_refresh_ok(&self, ctx: &Ctx, req: &Request) -> Response {
+        let mut r = Response::to_request(req, StatusCode::OK);
+        proxy::copy_record_route(&mut r, req);
+        r.headers.push(HeaderName::Contact, self.contact(ctx));
+        r.headers
+            .push(HeaderName::Server, ctx.config.user_agent.clone());
+        r
+    }
+
+    /// Answer an offer received in the dialog (re-INVITE, UPDATE): the media follows it and
+    /// our answer is built on `local` (RFC 3264 §8).
+    pub(crate) fn answer_offer(
+        &mut self,
+        now: Instant,
+        local: &LocalSession,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SdpError> {
+        let offer = sdp::parse_remote(body)?;
+        let n = sdp::negotiate(&offer)?;
+        if offer.secure != self.srtp_key.is_some() {
+            return Err(SdpError::ProfileChanged);
+        }
+        if let Some(m) = self.media.as_mut() {
+            m.update(now, n, offer.addr);
+            // RFC 4568 §7.1.4: a re-offer may bring a new key for the peer's direction.
+            if let (Some(s), Some(c)) = (m.srtp_mut(), &offer.crypto) {
+                s.set_inbound(&c.key);
+            }
+        }
+        Ok(match &self.srtp_key {
+            Some(ours) => sdp::build_secure_answer(local, &offer, &n, ours),
+            None => sdp::build_answer(local, &offer, &n),
+        })
+    }
+
+    /// Our offer in this dialog (a re-INVITE without SDP, a session refresh): RTP/SAVP
+    /// with our key when the call is SRTP, so an offer of ours never downgrades it.
+    pub(crate) fn local_offer(&self, local: &LocalSession, direction: Direction) -> Vec<u8> {
+        match &self.srtp_key {
+            Some(ours) => sdp::build_secure_offer(local, direction, ours),
+            None => sdp::build_offer(local, direction),
+        }
+    }
+
+    /// The peer answered an offer of ours in this dialog: take the new media parameters
+    /// (and the peer's key, if it sent a new one).
+    pub(crate) fn apply_answer(&mut self, now: Instant, answer: &RemoteAudio) {
+        let Ok(n) = sdp::accept_answer(answer) else {
+            return;
+        };
+        if let Some(m) = self.media.as_mut() {
+            m.update(now, n, answer.addr);
+            if let (Some(s), Some(c)) = (m.srtp_mut(), &answer.crypto) {
+                s.set_inbound(&c.key);
+            }
+        }
     }
 
     /// A datagram on our RTP port; what it was, for the call (digits are also queued as
@@ -503,30 +620,9 @@ impl Leg {
                 HangUp::Refused
             }
             LegPhase::Answered { .. } | LegPhase::Active => {
-                let Some(dialog) = self.dialog.as_mut() else {
+                let Some((bye, peer)) = self.new_request(ctx, Method::Bye) else {
                     return HangUp::Nothing;
                 };
-                // RFC 3261 §12.2.1.1: the route set decides the Request-URI, the Route
-                // headers and the next hop; the Via names the transport used to get there.
-                let target = dialog.target();
-                let hop = proxy::next_hop(self.peer, &target);
-                let peer = hop.peer;
-                let branch = format!("z9hG4bK{}", ctx.rng.token());
-                let via = format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    peer.transport.via_token(),
-                    ctx.config.sip_addr
-                );
-                let mut bye = dialog.request(Method::Bye, via);
-                bye.headers
-                    .push(HeaderName::UserAgent, ctx.config.user_agent.clone());
-                let next_hop = target.next_hop.to_string();
-                let call = self.handle.call;
-                if hop.unresolved {
-                    ctx.event(Event::RouteUnresolved { call, next_hop });
-                } else if target.strict {
-                    ctx.event(Event::StrictRoute { call, next_hop });
-                }
                 self.stop();
                 match ctx.layer.send_request(now, bye, peer) {
                     Some(key) => {
@@ -539,6 +635,35 @@ impl Leg {
                 }
             }
         }
+    }
+}
+
+impl Leg {
+    /// A new request in our dialog, and where it goes (RFC 3261 §12.2.1.1: the route set
+    /// decides the Request-URI, the Route headers and the next hop; the Via names the
+    /// transport used to get there). `None` before the dialog exists.
+    pub(crate) fn new_request(&mut self, ctx: &mut Ctx, method: Method) -> Option<(Request, Peer)> {
+        let dialog = self.dialog.as_mut()?;
+        let target = dialog.target();
+        let hop = proxy::next_hop(self.peer, &target);
+        let peer = hop.peer;
+        let branch = format!("z9hG4bK{}", ctx.rng.token());
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            peer.transport.via_token(),
+            ctx.config.sip_addr_for(peer.transport)
+        );
+        let mut req = dialog.request(method, via);
+        req.headers
+            .push(HeaderName::UserAgent, ctx.config.user_agent.clone());
+        let next_hop = target.next_hop.to_string();
+        let call = self.handle.call;
+        if hop.unresolved {
+            ctx.event(Event::RouteUnresolved { call, next_hop });
+        } else if target.strict {
+            ctx.event(Event::StrictRoute { call, next_hop });
+        }
+        Some((req, peer))
     }
 }
 

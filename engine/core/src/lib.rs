@@ -18,10 +18,13 @@ pub mod io;
 pub mod leg;
 pub mod media;
 pub mod outgoing;
+mod prack;
 mod proxy;
 pub mod relay;
 pub mod rng;
 pub mod sdp;
+pub mod session;
+pub mod srtp;
 pub mod voicemail;
 
 pub use config::{ALLOW, EngineConfig};

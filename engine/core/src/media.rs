@@ -8,6 +8,7 @@
 //! (timestamps included) instead of bursting. No heap allocation happens per packet.
 
 use crate::sdp::{Direction, Negotiated};
+use crate::srtp::{SrtpSession, TAG_LEN};
 use ivr_audio::dtmf::DtmfDetector;
 use ivr_audio::rfc4733::EventTracker;
 use ivr_audio::{Digit, FRAME_SAMPLES, Prompt};
@@ -28,7 +29,8 @@ pub const MAX_CATCH_UP: u32 = 3;
 #[derive(Clone, Copy)]
 pub struct RtpBuf {
     len: u16,
-    bytes: [u8; MAX_PACKET],
+    /// Room for the SRTP tag after the packet.
+    bytes: [u8; MAX_PACKET + TAG_LEN],
 }
 
 impl RtpBuf {
@@ -53,6 +55,9 @@ pub enum RtpError {
     /// A payload type that was not negotiated.
     #[error("unexpected payload type {0}")]
     PayloadType(u8),
+    /// An SRTP packet that failed authentication or replay checks (RFC 3711 §3.3).
+    #[error("SRTP packet refused")]
+    Srtp,
 }
 
 /// The most samples one received packet is decoded to (60 ms); longer packets are cut.
@@ -102,6 +107,10 @@ pub struct MediaSession {
     feed: Option<Box<crate::relay::Feed>>,
     /// RFC 4733 relay: (the source's event timestamp, ours for that event).
     event_ts: Option<(u32, u32)>,
+    /// The last RFC 4733 packet received, for a bridge to pass on.
+    last_event: Option<crate::relay::EventPacket>,
+    /// SRTP keys, when the stream is RTP/SAVP (`crate::srtp`).
+    srtp: Option<Box<SrtpSession>>,
 }
 
 impl MediaSession {
@@ -135,7 +144,19 @@ impl MediaSession {
             received: 0,
             feed: None,
             event_ts: None,
+            last_event: None,
+            srtp: None,
         }
+    }
+
+    /// Send and receive SRTP with these keys from now on.
+    pub fn set_srtp(&mut self, srtp: Box<SrtpSession>) {
+        self.srtp = Some(srtp);
+    }
+
+    /// The SRTP keys, if the stream is secure (a re-offer may bring a new inbound key).
+    pub fn srtp_mut(&mut self) -> Option<&mut SrtpSession> {
+        self.srtp.as_deref_mut()
     }
 
     /// A re-INVITE changed the stream (hold, resume, new address or codec).
@@ -224,7 +245,7 @@ impl MediaSession {
         }
         let mut buf = RtpBuf {
             len: MAX_PACKET as u16,
-            bytes: [0; MAX_PACKET],
+            bytes: [0; MAX_PACKET + TAG_LEN],
         };
         // RFC 3550 §5.1: V=2, no padding, no extension, no CSRC.
         buf.bytes[0] = 0x80;
@@ -232,7 +253,7 @@ impl MediaSession {
         buf.bytes[2..4].copy_from_slice(&self.seq.to_be_bytes());
         buf.bytes[4..8].copy_from_slice(&self.ts.to_be_bytes());
         buf.bytes[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let payload = &mut buf.bytes[RTP_HEADER_LEN..];
+        let payload = &mut buf.bytes[RTP_HEADER_LEN..MAX_PACKET];
         match self
             .playout
             .front()
@@ -255,6 +276,12 @@ impl MediaSession {
         self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
         self.next_send += PTIME;
         self.sent += 1;
+        if let Some(s) = self.srtp.as_mut() {
+            // The buffer has room for the tag and holds a well-formed header.
+            if let Ok(n) = s.protect(&mut buf.bytes, MAX_PACKET) {
+                buf.len = n as u16;
+            }
+        }
         Some(buf)
     }
 
@@ -279,6 +306,17 @@ impl MediaSession {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<Received, RtpError> {
+        // SRTP (RFC 3711): check and decrypt first, then handle the RTP packet. RTCP
+        // multiplexed here (SRTCP) only counts as liveness, as in plain RTP.
+        let rtcp = data.len() >= 2 && (192..=223).contains(&data[1]);
+        if !rtcp && let Some(mut s) = self.srtp.take() {
+            let r = match s.unprotect(data) {
+                Ok(plain) => self.handle_rtp(now, from, plain),
+                Err(_) => Err(RtpError::Srtp),
+            };
+            self.srtp = Some(s);
+            return r;
+        }
         // RFC 5761 §4: payload types 64-95 (octet 192-223) on the RTP port are RTCP.
         if data.len() >= 2 && (192..=223).contains(&data[1]) && data[0] >> 6 == 2 {
             self.last_rx = now;
@@ -305,6 +343,11 @@ impl MediaSession {
                 },
             }
         } else if Some(pt) == self.neg.dtmf_pt {
+            self.last_event = crate::relay::EventPacket::new(
+                packet.timestamp(),
+                packet.marker_bit(),
+                packet.payload(),
+            );
             match self.dtmf.on_packet(packet.timestamp(), packet.payload()) {
                 Some(d) => Received::Digit(d),
                 None => Received::Other,
@@ -336,40 +379,46 @@ impl MediaSession {
         self.feed.as_deref_mut()
     }
 
+    /// The RFC 4733 packet [`MediaSession::handle_rtp`] last received (decrypted, if SRTP),
+    /// for a bridge to pass on; taken once.
+    pub fn take_event(&mut self) -> Option<crate::relay::EventPacket> {
+        self.last_event.take()
+    }
+
     /// An RFC 4733 packet from the other leg, re-sent in this stream (RFC 4733 §2.5.1.5 for
     /// the re-timestamping): our SSRC, our next sequence number, our payload type, and a
-    /// timestamp taken from our clock when the event starts and kept for its duration.
-    /// `None` if this leg negotiated no telephone-event or the packet is not one.
-    pub fn relay_event(&mut self, data: &[u8]) -> Option<RtpBuf> {
+    /// timestamp taken from our clock when the event starts and kept for its duration;
+    /// protected if this leg is SRTP. `None` if this leg negotiated no telephone-event.
+    pub fn relay_event(&mut self, ev: &crate::relay::EventPacket) -> Option<RtpBuf> {
         let pt = self.neg.dtmf_pt?;
         if !self.neg.direction.sends() {
             return None;
         }
-        let packet = rtp_types::RtpPacket::parse(data).ok()?;
-        let payload = packet.payload();
-        if payload.len() < 4 || payload.len() > MAX_PACKET - RTP_HEADER_LEN {
-            return None;
-        }
-        let src_ts = packet.timestamp();
         let ts = match self.event_ts {
-            Some((src, ours)) if src == src_ts => ours,
+            Some((src, ours)) if src == ev.timestamp => ours,
             _ => {
-                self.event_ts = Some((src_ts, self.ts));
+                self.event_ts = Some((ev.timestamp, self.ts));
                 self.ts
             }
         };
+        let payload = ev.payload();
+        let len = RTP_HEADER_LEN + payload.len();
         let mut buf = RtpBuf {
-            len: (RTP_HEADER_LEN + payload.len()) as u16,
-            bytes: [0; MAX_PACKET],
+            len: len as u16,
+            bytes: [0; MAX_PACKET + TAG_LEN],
         };
         buf.bytes[0] = 0x80;
-        buf.bytes[1] = (u8::from(packet.marker_bit()) << 7) | (pt & 0x7F);
+        buf.bytes[1] = (u8::from(ev.marker) << 7) | (pt & 0x7F);
         buf.bytes[2..4].copy_from_slice(&self.seq.to_be_bytes());
         buf.bytes[4..8].copy_from_slice(&ts.to_be_bytes());
         buf.bytes[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        buf.bytes[RTP_HEADER_LEN..RTP_HEADER_LEN + payload.len()].copy_from_slice(payload);
+        buf.bytes[RTP_HEADER_LEN..len].copy_from_slice(payload);
         self.seq = self.seq.wrapping_add(1);
         self.sent += 1;
+        if let Some(s) = self.srtp.as_mut() {
+            // The buffer has room for the tag and holds a well-formed header.
+            buf.len = s.protect(&mut buf.bytes, len).ok()? as u16;
+        }
         Some(buf)
     }
 

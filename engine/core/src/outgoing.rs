@@ -254,7 +254,7 @@ impl Engine {
         l.local_sdp = Some(session);
         let sip = self.ctx.config.sip_addr;
         let transport = l.peer.transport;
-        let contact = self.ctx.contact(transport);
+        let contact = self.ctx.contact(transport, d.uri.starts_with("sips:"));
         let contact = contact.trim_start_matches('<').trim_end_matches('>');
         let from = format!("<sip:{}@{sip}>", caller.as_deref().unwrap_or("ivr"));
         let parsed = (

@@ -87,6 +87,42 @@ impl Feed {
     }
 }
 
+/// An RFC 4733 packet as received (after SRTP), for the other leg to re-send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPacket {
+    /// The event's RTP timestamp in the source stream.
+    pub timestamp: u32,
+    /// The marker bit (the event's first packet).
+    pub marker: bool,
+    len: u8,
+    bytes: [u8; EventPacket::MAX],
+}
+
+impl EventPacket {
+    /// The most payload kept: four events of 4 bytes (RFC 4733 §2.3 with redundancy).
+    pub const MAX: usize = 16;
+
+    /// A received event payload; `None` if shorter than one event or longer than [`Self::MAX`].
+    pub fn new(timestamp: u32, marker: bool, payload: &[u8]) -> Option<EventPacket> {
+        if payload.len() < 4 || payload.len() > Self::MAX {
+            return None;
+        }
+        let mut bytes = [0; Self::MAX];
+        bytes[..payload.len()].copy_from_slice(payload);
+        Some(EventPacket {
+            timestamp,
+            marker,
+            len: payload.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// Why calls ended, as `/metrics` labels them, in the order it lists them.
-const END_REASONS: [&str; 11] = [
+const END_REASONS: [&str; 13] = [
     "caller_hung_up",
     "cancelled",
     "menu_hangup",
@@ -29,6 +29,8 @@ const END_REASONS: [&str; 11] = [
     "media_unavailable",
     "bad_answer",
     "service_unavailable",
+    "session_expired",
+    "no_prack",
     "destination_hung_up",
 ];
 
@@ -45,7 +47,9 @@ fn reason_index(r: EndReason) -> usize {
         EndReason::MediaUnavailable => 7,
         EndReason::BadAnswer => 8,
         EndReason::Unavailable => 9,
-        EndReason::DestinationHungUp => 10,
+        EndReason::SessionExpired => 10,
+        EndReason::NoPrack => 11,
+        EndReason::DestinationHungUp => 12,
     }
 }
 
