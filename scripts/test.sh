@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
-command -v baresip >/dev/null 2>&1 || need_apt+=(baresip)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)   # baresip's test: own network namespace
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
