@@ -22,6 +22,11 @@ fn menus(extra: &str) -> Arc<ivr_menus::Menus> {
 
 /// [`menus`] with the desk at `uri` and its `on_failure`.
 fn menus_at(uri: &str, on_failure: &str, extra: &str) -> Arc<ivr_menus::Menus> {
+    menus_mode(uri, "bridge", on_failure, extra)
+}
+
+/// [`menus_at`] with the desk's transfer `mode`.
+fn menus_mode(uri: &str, mode: &str, on_failure: &str, extra: &str) -> Arc<ivr_menus::Menus> {
     let yaml = format!(
         r#"
 entry: main
@@ -34,7 +39,7 @@ prompts:
 destinations:
   desk:
     uri: "{uri}"
-    mode: bridge
+    mode: {mode}
     ring_timeout: 10
     on_failure: {on_failure}
 {extra}
@@ -727,6 +732,136 @@ fn a_destination_named_by_host_is_reported_unresolved_and_fails_to_on_failure() 
     assert!(
         net.sip.iter().all(|s| s.to == caller.addr),
         "nothing sent elsewhere"
+    );
+    assert_eq!(net.ended(call), None);
+}
+
+/// The caller's answer to the engine's REFER.
+fn answer_refer(net: &mut Net, caller: &Caller, status: u16) -> Request {
+    let msgs = net.take_sip(caller.addr);
+    let refer = request(&msgs, "REFER")
+        .expect("the engine sends REFER to the caller")
+        .clone();
+    let r = Response::to_request(&refer, StatusCode::new(status).unwrap());
+    net.send_sip(ivr_sip::Transport::Udp, caller.addr, &r.to_bytes());
+    refer
+}
+
+/// The caller's NOTIFY of the transfer's progress (RFC 3515 §2.4.5).
+/// Returns what the engine sent the caller (its answer, and a BYE if it hung up).
+fn notify(net: &mut Net, caller: &mut Caller, sipfrag: &str, state: &str) -> Vec<Message> {
+    let n = caller.in_dialog(
+        "NOTIFY",
+        &format!(
+            "Event: refer\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag\r\n"
+        ),
+        sipfrag,
+    );
+    net.send_sip(ivr_sip::Transport::Udp, caller.addr, &n);
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 200).is_some(), "NOTIFY answered: {msgs:?}");
+    msgs
+}
+
+#[test]
+fn a_caller_transferred_by_refer_is_notified_through_then_hung_up() {
+    let desk = format!("sip:desk@{DESK}");
+    let mut net = Net::new(menus_mode(&desk, "refer", "{ play: sales_en }", ""));
+    let mut caller = Caller::new("127.0.0.1:7098", "refer-1");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    let refer = answer_refer(&mut net, &caller, 202);
+    let refer_to = refer
+        .headers
+        .get(&HeaderName::Other("Refer-To".into()))
+        .expect("Refer-To");
+    assert_eq!(
+        refer_to,
+        format!("<{desk}>"),
+        "only the configured destination"
+    );
+    assert!(
+        refer
+            .headers
+            .get(&HeaderName::Other("Referred-By".into()))
+            .is_some()
+    );
+    let _ = notify(
+        &mut net,
+        &mut caller,
+        "SIP/2.0 100 Trying\r\n",
+        "active;expires=60",
+    );
+    assert_eq!(net.ended(call), None);
+    let msgs = notify(
+        &mut net,
+        &mut caller,
+        "SIP/2.0 200 OK\r\n",
+        "terminated;reason=noresource",
+    );
+    let bye = request(&msgs, "BYE")
+        .expect("the engine hangs up once transferred")
+        .clone();
+    net.send_sip(ivr_sip::Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Referred { destination, .. } if destination == "desk"))
+    );
+    assert_eq!(net.ended(call), Some(EndReason::Transferred));
+    assert!(
+        net.take_sip(DESK.parse().unwrap()).is_empty(),
+        "the engine never called the desk"
+    );
+}
+
+#[test]
+fn a_caller_refusing_refer_is_bridged_instead() {
+    let desk = format!("sip:desk@{DESK}");
+    let mut net = Net::new(menus_mode(&desk, "refer", "{ play: sales_en }", ""));
+    let mut caller = Caller::new("127.0.0.1:7099", "refer-2");
+    let callee = Callee::new();
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    answer_refer(&mut net, &caller, 405);
+    let msgs = net.take_sip(callee.addr);
+    let invite = request(&msgs, "INVITE")
+        .expect("refused: the engine calls the desk itself")
+        .clone();
+    answer(&mut net, &callee, &invite, Codec::Pcma);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { .. }))
+    );
+    assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn a_refer_whose_destination_is_busy_returns_the_caller_to_on_failure() {
+    let desk = format!("sip:desk@{DESK}");
+    let mut net = Net::new(menus_mode(&desk, "refer", "{ play: sales_en }", ""));
+    let mut caller = Caller::new("127.0.0.1:7101", "refer-3");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    answer_refer(&mut net, &caller, 202);
+    let _ = notify(
+        &mut net,
+        &mut caller,
+        "SIP/2.0 486 Busy Here\r\n",
+        "terminated;reason=noresource",
+    );
+    assert!(net.events.iter().any(
+        |e| matches!(e, Event::TransferFailed { failure, .. } if failure.kind == FailureKind::Busy)
+    ));
+    assert!(
+        net.events
+            .iter()
+            .rev()
+            .any(|e| matches!(e, Event::Playing { prompt, .. } if prompt == "sales_en"))
     );
     assert_eq!(net.ended(call), None);
 }

@@ -274,6 +274,10 @@ impl Engine {
             let Some(leg) = self.dialog_of(&req) else {
                 return self.reject(now, &key, &req, RequestError::NoSuchCall);
             };
+            // A NOTIFY of a REFER we sent on this dialog belongs to the transfer.
+            if req.method == Method::Notify && self.refer_notify(now, leg, &key, &req) {
+                return;
+            }
             if let Some(l) = leg_in(&mut self.calls, leg) {
                 l.handle_request(&mut self.ctx, now, key, req);
             }
@@ -624,12 +628,12 @@ impl Engine {
                 self.ctx.event(Event::LeftMenus { call: handle, to });
                 match h {
                     ivr_menus::Handoff::Voicemail(m) => self.start_deposit(now, handle, m),
-                    ivr_menus::Handoff::Transfer(d)
-                        if run.menus().destination(d).mode
-                            == ivr_menus::handoff::TransferMode::Bridge =>
-                    {
-                        self.start_transfer(now, handle, d)
-                    }
+                    ivr_menus::Handoff::Transfer(d) => match run.menus().destination(d).mode {
+                        ivr_menus::handoff::TransferMode::Bridge => {
+                            self.start_transfer(now, handle, d)
+                        }
+                        ivr_menus::handoff::TransferMode::Refer => self.start_refer(now, handle, d),
+                    },
                     // Queues and transfers get their runtime with the queue issue; until
                     // then the call ends here, and the event says where it was going.
                     _ => self.end_call(now, handle, EndReason::Unavailable),

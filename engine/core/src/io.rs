@@ -136,6 +136,8 @@ pub enum EndReason {
     NoPrack,
     /// The destination of a bridged transfer hung up.
     DestinationHungUp,
+    /// The caller was transferred by REFER (the destination answered it): we hung up.
+    Transferred,
 }
 
 /// Events for logs, metrics and tests.
@@ -253,6 +255,14 @@ pub enum Event {
         destination: String,
         /// The outgoing leg's own Call-ID (its dialog with the destination).
         call_id: String,
+    },
+    /// A REFER transfer succeeded: the caller's phone reached the destination (a NOTIFY
+    /// with a 2xx sipfrag); the engine hangs up its leg.
+    Referred {
+        /// The call.
+        call: CallHandle,
+        /// The destination's name in the menus.
+        destination: String,
     },
     /// A bridged transfer reached no one (busy, no answer, refused, no route); the caller
     /// is back in the menus, which act on the destination's `on_failure`.

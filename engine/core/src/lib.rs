@@ -20,6 +20,7 @@ pub mod media;
 pub mod outgoing;
 mod prack;
 mod proxy;
+mod referral;
 pub mod relay;
 pub mod rng;
 pub mod sdp;

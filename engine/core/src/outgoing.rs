@@ -69,6 +69,12 @@ pub enum Ring {
 /// The phases of a bridged transfer.
 #[derive(Debug)]
 pub enum Stage {
+    /// `mode: refer`: the caller's phone was asked to call the destination (REFER on its
+    /// dialog, [`crate::referral`]).
+    Referring {
+        /// The REFER and its subscription.
+        refer: Box<ivr_sip::refer::ReferTransfer>,
+    },
     /// The outgoing leg waits for its RTP socket.
     Dialing,
     /// The INVITE is pending.
@@ -91,6 +97,7 @@ impl Transfer {
     /// The next deadline: ringing's end and the INVITE's transaction timers.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.stage {
+            Stage::Referring { refer } => refer.poll_timeout(),
             Stage::Dialing => None,
             Stage::Ringing {
                 uac,
@@ -312,6 +319,9 @@ impl Engine {
         let Ok(id) = response.call_id() else { return };
         let id = CallId::from(id);
         if let Some(handle) = self.uac_calls.get(&id).copied() {
+            let Some(response) = self.refer_response(now, handle, response) else {
+                return;
+            };
             if let Some(call) = self.calls.get_mut(&handle)
                 && let App::Transfer(t) = &mut call.app
                 && let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = &mut t.stage
@@ -342,9 +352,11 @@ impl Engine {
                     uac.handle_timeout(now);
                 }
                 Stage::Bridged { uac } => uac.handle_timeout(now),
+                Stage::Referring { refer } => refer.handle_timeout(now),
                 Stage::Dialing => {}
             }
         }
+        self.drive_refer(now, handle);
         self.drive_transfer(now, handle);
     }
 
@@ -515,7 +527,7 @@ impl Engine {
         };
         let uac = match std::mem::replace(&mut t.stage, Stage::Dialing) {
             Stage::Ringing { uac, .. } | Stage::Bridged { uac } => uac,
-            Stage::Dialing => return,
+            Stage::Dialing | Stage::Referring { .. } => return,
         };
         t.stage = Stage::Bridged { uac };
         let destination = t.run.menus().destination(t.dest).name.clone();
@@ -643,7 +655,11 @@ impl Engine {
 /// Record-Route or Contact of the answer, say) is not resolved here: the message is dropped
 /// (reported for `call`, if it still exists) and the transaction's timers report the
 /// failure. RFC 3263 resolution belongs to the driver; this is where it would plug in.
-fn send_uac(ctx: &mut crate::ctx::Ctx, call: Option<CallHandle>, t: ivr_sip::uac::Transmit) {
+pub(crate) fn send_uac(
+    ctx: &mut crate::ctx::Ctx,
+    call: Option<CallHandle>,
+    t: ivr_sip::uac::Transmit,
+) {
     let Some((to, _)) = ivr_sip::route::socket_of(&t.next_hop) else {
         if let Some(call) = call {
             ctx.event(Event::RouteUnresolved {

@@ -952,6 +952,9 @@ impl Io {
                 let leg = info_span!("leg", index = 1, call_id = %call_id);
                 leg.in_scope(|| info!(%destination, "transfer answered: bridged"));
             }),
+            Event::Referred { call, destination } => self.in_call(call, |_| {
+                info!(%destination, "transferred by REFER: the caller reached the destination")
+            }),
             Event::TransferFailed {
                 call,
                 destination,
