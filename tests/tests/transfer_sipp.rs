@@ -440,3 +440,54 @@ fn baresip_call() {
 fn write_wav(path: &Path, samples: &[i16]) {
     std::fs::write(path, ivr_audio::wav::encode_pcm16(8000, samples)).unwrap();
 }
+
+/// A menu that transfers by REFER to `desk` as soon as the caller has been silent for a
+/// second (so SIPp callers that press nothing reach it); a failed transfer hangs up.
+fn refer_config(dir: &Path, desk: SocketAddr) -> String {
+    let path = dir.join("refer.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "entry: m\nprompts:\n  hi: {{ silence: 0.5 }}\n\
+             destinations:\n  desk: {{ uri: \"sip:desk@{desk}\", on_failure: {{ hangup: hi }} }}\n\
+             menus:\n  m:\n    prompt: hi\n    timeout: 1\n    retries: 0\n\
+             \x20   options:\n      \"1\": {{ repeat: true }}\n    on_failure: {{ transfer: desk }}\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_sipp_caller_that_accepts_refer_is_transferred_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody listens at the desk: the engine must not call it (the caller's phone does).
+    let desk = SocketAddr::from(([127, 0, 0, 1], sipp::free_port()));
+    let config = refer_config(dir.path(), desk);
+    let ivr = Ivr::start(&["--config", &config]);
+    let run = sipp::run(ivr.sip, &["-sf", scenario("refer_accept.xml"), "-m", "1"]);
+    assert_eq!(run.code, 0, "SIPp:\n{}\nivr:\n{}", run.output, ivr.log());
+    let done = ivr.wait_for(&["call ended", "Transferred"], 1, Duration::from_secs(10));
+    assert_eq!(done.len(), 1, "{}", ivr.log());
+    let log = ivr.log();
+    assert!(log.contains("transferred by REFER"), "{log}");
+    assert!(!log.contains("transfer answered: bridged"), "{log}");
+}
+
+#[test]
+fn a_sipp_caller_that_refuses_refer_is_bridged_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    // The fallback calls the desk itself; this one is busy, so on_failure hangs up, which
+    // is the BYE the refusing caller waits for.
+    let mut uas = sipp::spawn_uas(&["-sf", scenario("uas_busy.xml"), "-m", "1"]);
+    let config = refer_config(dir.path(), uas.addr);
+    let ivr = Ivr::start(&["--config", &config]);
+    let run = sipp::run(ivr.sip, &["-sf", scenario("refer_refuse.xml"), "-m", "1"]);
+    assert_eq!(run.code, 0, "SIPp:\n{}\nivr:\n{}", run.output, ivr.log());
+    destination_done(&mut uas);
+    let log = ivr.log();
+    assert!(
+        log.contains("transfer reached no one") && log.contains("Busy"),
+        "refused, then the bridged attempt found the desk busy: {log}"
+    );
+}
