@@ -378,7 +378,7 @@ fn baresip_call() {
     let log = ivr_tests::process::capture(baresip.stdout.take().unwrap());
     // Wait until it listens (it says so), rather than for a fixed time.
     let ready = Instant::now() + Duration::from_secs(20);
-    while !log.lock().unwrap().contains("127.0.0.1") && Instant::now() < ready {
+    while !log.lock().unwrap().contains("baresip is ready") && Instant::now() < ready {
         std::thread::sleep(Duration::from_millis(50));
     }
     let config = demo_pointing_at(dir.path(), SocketAddr::from(([127, 0, 0, 1], port)));
