@@ -381,6 +381,11 @@ fn baresip_call() {
     while !log.lock().unwrap().contains("baresip is ready") && Instant::now() < ready {
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(
+        log.lock().unwrap().contains("baresip is ready"),
+        "baresip did not start:\n{}",
+        log.lock().unwrap()
+    );
     let config = demo_pointing_at(dir.path(), SocketAddr::from(([127, 0, 0, 1], port)));
     let ivr = Ivr::start(&["--config", &config]);
     let mut call = UdpCall::dial(
