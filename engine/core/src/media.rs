@@ -169,7 +169,7 @@ impl MediaSession {
         self.neg = neg;
         if neg.dtmf_pt.is_some() {
             self.inband = None;
-        } else if self.inband.is_none() {
+        } else if self.inband.is_none() && self.feed.is_none() {
             self.inband = Some(Box::new(DtmfDetector::new()));
         }
         if !was_sending && neg.direction.sends() {
@@ -370,8 +370,12 @@ impl MediaSession {
 
     /// Start (or stop) sending audio relayed from another leg when nothing plays. The queue
     /// is allocated here, once per bridge, never per packet.
+    ///
+    /// While relaying, in-band key detection is off: keys are not acted on in a bridge (the
+    /// tones reach the other side as audio), and the detector is most of a packet's cost.
     pub fn set_relay(&mut self, on: bool) {
         self.feed = on.then(Box::default);
+        self.inband = (!on && self.neg.dtmf_pt.is_none()).then(|| Box::new(DtmfDetector::new()));
     }
 
     /// The relay queue, while relaying.

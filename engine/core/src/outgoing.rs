@@ -457,7 +457,9 @@ impl Engine {
         let Ok(n) = sdp::accept_answer(&remote) else {
             return;
         };
-        let media = self.new_media(now, n, remote.addr);
+        let mut media = self.new_media(now, n, remote.addr);
+        // Its audio is relayed, not listened to for keys.
+        media.set_relay(true);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };

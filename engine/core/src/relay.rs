@@ -38,18 +38,31 @@ impl Default for Feed {
 }
 
 impl Feed {
-    /// Queue samples received on the other leg.
+    /// Queue samples received on the other leg. Copies in at most two runs (the ring's
+    /// end, then its start): no per-sample arithmetic on the relay path.
     pub fn push(&mut self, pcm: &[i16]) {
-        for &s in pcm {
-            if self.len == CAPACITY {
-                // Full: drop the oldest sample so the delay stays bounded.
-                self.head = (self.head + 1) % CAPACITY;
-                self.len -= 1;
-                self.dropped += 1;
-            }
-            self.buf[(self.head + self.len) % CAPACITY] = s;
-            self.len += 1;
+        let mut pcm = pcm;
+        if pcm.len() > CAPACITY {
+            // More than the queue holds: only the newest CAPACITY samples can stay.
+            let skip = pcm.len() - CAPACITY;
+            self.dropped += (skip + self.len) as u64;
+            pcm = &pcm[skip..];
+            self.head = 0;
+            self.len = 0;
         }
+        let free = CAPACITY - self.len;
+        if pcm.len() > free {
+            // Full: drop the oldest samples so the delay stays bounded.
+            let drop = pcm.len() - free;
+            self.head = (self.head + drop) % CAPACITY;
+            self.len -= drop;
+            self.dropped += drop as u64;
+        }
+        let tail = (self.head + self.len) % CAPACITY;
+        let first = (CAPACITY - tail).min(pcm.len());
+        self.buf[tail..tail + first].copy_from_slice(&pcm[..first]);
+        self.buf[..pcm.len() - first].copy_from_slice(&pcm[first..]);
+        self.len += pcm.len();
         if self.len >= PRIME {
             self.primed = true;
         }
@@ -62,10 +75,10 @@ impl Feed {
             self.primed = false;
             return false;
         }
-        for o in out.iter_mut() {
-            *o = self.buf[self.head];
-            self.head = (self.head + 1) % CAPACITY;
-        }
+        let first = (CAPACITY - self.head).min(FRAME_SAMPLES);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..].copy_from_slice(&self.buf[..FRAME_SAMPLES - first]);
+        self.head = (self.head + FRAME_SAMPLES) % CAPACITY;
         self.len -= FRAME_SAMPLES;
         true
     }
@@ -145,6 +158,27 @@ mod tests {
         assert!(!f.pop_frame(&mut out), "underrun");
         f.push(&[7; 100]);
         assert!(!f.pop_frame(&mut out), "primes again after an underrun");
+    }
+
+    #[test]
+    fn wraps_around_the_ring_in_order() {
+        let mut f = Feed::default();
+        let mut out = [0i16; FRAME_SAMPLES];
+        let mut next = 0i16;
+        let mut expect = 0i16;
+        // 30 ms in, 20 ms out, many times round the ring.
+        for _ in 0..200 {
+            let chunk: Vec<i16> = (0..240).map(|i| next.wrapping_add(i)).collect();
+            next = next.wrapping_add(240);
+            f.push(&chunk);
+            while f.queued() >= 2 * FRAME_SAMPLES && f.pop_frame(&mut out) {
+                for s in out {
+                    assert_eq!(s, expect);
+                    expect = expect.wrapping_add(1);
+                }
+            }
+        }
+        assert_eq!(f.dropped(), 0);
     }
 
     #[test]

@@ -107,11 +107,12 @@ fn setup(net: &mut Net, n: u16, bridged: bool, seconds: usize) -> Vec<Stream> {
 
 /// Feed every stream at 20 ms for `seconds`, waking the engine at its deadlines; the time
 /// spent in the engine.
-fn run(net: &mut Net, streams: &[Stream], seconds: usize) -> (Duration, usize) {
+fn run(net: &mut Net, streams: &[Stream], seconds: usize) -> (Duration, usize, usize) {
     let start = net.now;
     let end = start + Duration::from_secs(seconds as u64);
     let (mut fed, mut sent) = (0usize, 0usize);
     let mut busy = Duration::ZERO;
+    let mut wakes = 0usize;
     loop {
         let t0 = Instant::now();
         let due = ((net.now - start).as_millis() / 20) as usize + 1;
@@ -139,12 +140,13 @@ fn run(net: &mut Net, streams: &[Stream], seconds: usize) -> (Duration, usize) {
         let Some(t) = next.filter(|t| *t <= end) else {
             break;
         };
-        net.now = t;
+        net.now = net.now.max(t);
+        wakes += 1;
         let t0 = Instant::now();
         net.engine.handle_input(net.now, Input::Timeout);
         busy += t0.elapsed();
     }
-    (busy, sent)
+    (busy, sent, wakes)
 }
 
 fn main() {
@@ -162,10 +164,10 @@ fn main() {
     for bridged in [false, true] {
         let mut net = Net::with_config(menus(), |c| c.media_timeout = Duration::from_secs(600));
         let streams = setup(&mut net, calls, bridged, seconds);
-        let (busy, sent) = run(&mut net, &streams, seconds);
+        let (busy, sent, wakes) = run(&mut net, &streams, seconds);
         let call_seconds = f64::from(calls) * seconds as f64;
         println!(
-            "{:>7} calls x {seconds} s, {} legs: engine {:.3} s, {:.1} µs per call-second, {:.2} µs per packet sent ({sent} sent, {} received)",
+            "{:>7} calls x {seconds} s, {} legs: engine {:.3} s, {:.1} µs per call-second, {:.2} µs per packet sent ({sent} sent, {} received, {wakes} wake-ups)",
             if bridged { "bridged" } else { "menu" },
             streams.len(),
             busy.as_secs_f64(),
