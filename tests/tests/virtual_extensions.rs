@@ -785,3 +785,142 @@ fn bye_in_the_early_dialog_of_a_reliable_180_ends_the_invite_with_487() {
         "no 180 after the call ended"
     );
 }
+
+// ---- A hostile caller (review of issue 16): every input gets the right answer, and
+// nothing it does makes the engine send without bound, spin, or keep a call slot ----
+
+/// No call left, no media socket left open.
+fn nothing_left(net: &Net) {
+    assert_eq!(net.engine.call_count(), 0, "a call slot leaked");
+    assert!(net.media.is_empty(), "media left open: {:?}", net.media);
+}
+
+/// Requests (not responses) the engine sent in `msgs`.
+fn requests(msgs: &[Message]) -> Vec<&Request> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r),
+            Message::Response(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_session_timer_values_get_400_and_leave_no_call() {
+    let mut net = net();
+    for (i, extra) in [
+        "Session-Expires: -5\r\n",
+        "Session-Expires: abc\r\n",
+        "Session-Expires: \r\n",
+        "Session-Expires: 1e3\r\n",
+        "Session-Expires: 0x5A\r\n",
+        "Session-Expires: \u{0669}0\r\n",
+        "Session-Expires: 90;refresher\r\n",
+        "Session-Expires: 90;refresher=both\r\n",
+        "Session-Expires: 90, 120\r\n",
+        "Supported: timer\r\nMin-SE: x\r\n",
+        "Supported: timer\r\nMin-SE: -1\r\nSession-Expires: 90\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut caller = Caller::new(&format!("127.0.0.1:{}", 7200 + i), &format!("bad-se-{i}"));
+        let msgs = invite(&mut net, &mut caller, extra);
+        assert!(response(&msgs, 400).is_some(), "{extra:?}: {msgs:?}");
+        assert!(response(&msgs, 200).is_none(), "{extra:?}");
+        nothing_left(&net);
+    }
+}
+
+#[test]
+fn overflowing_session_timer_values_are_bounded_or_kept_without_panic() {
+    let mut net = net();
+    // Larger than 2^64: read as 2^32 - 1 (RFC 3261 §25.1), then reduced to our interval.
+    let mut caller = Caller::new("127.0.0.1:7220", "huge-se");
+    let ok = connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nSession-Expires: 999999999999999999999999;refresher=uas\r\n",
+    );
+    assert_eq!(header(&ok, "Session-Expires"), Some("1800;refresher=uas"));
+    // Zero is below any Min-SE: 422 when the caller can retry, raised when it cannot.
+    let mut zero = Caller::new("127.0.0.1:7221", "zero-se");
+    let msgs = invite(
+        &mut net,
+        &mut zero,
+        "Supported: timer\r\nSession-Expires: 0\r\n",
+    );
+    assert!(response(&msgs, 422).is_some(), "{msgs:?}");
+    let mut zero = Caller::new("127.0.0.1:7222", "zero-se-plain");
+    let ok = connect(&mut net, &mut zero, "Session-Expires: 0\r\n");
+    assert_eq!(header(&ok, "Session-Expires"), Some("90;refresher=uas"));
+    // A Min-SE of 2^32 - 1 may not be reduced (RFC 4028 §9): the timer runs for 136 years,
+    // and the deadline arithmetic neither panics nor wakes the engine early.
+    let mut max = Caller::new("127.0.0.1:7223", "max-se");
+    let ok = connect(
+        &mut net,
+        &mut max,
+        "Supported: timer\r\nMin-SE: 4294967296\r\nSession-Expires: 4294967296;refresher=uas\r\n",
+    );
+    assert_eq!(
+        header(&ok, "Session-Expires"),
+        Some("4294967295;refresher=uas")
+    );
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(600));
+    assert!(requests(&net.take_sip(max.addr)).is_empty());
+    assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn refresh_answered_with_a_tiny_interval_does_not_make_the_engine_refresh_faster() {
+    // RFC 4028 §9: the UAS may not go under the request's Min-SE; a peer that does must
+    // not turn our refresh into a re-INVITE every half second (or end the call at once).
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7224", "tiny-answer");
+    connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nAllow: UPDATE\r\nSession-Expires: 90;refresher=uas\r\n",
+    );
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(45));
+    let mut update = request(&net.take_sip(caller.addr), "UPDATE")
+        .expect("UPDATE at 45 s")
+        .clone();
+    for tiny in ["1;refresher=uac", "0;refresher=uac"] {
+        net.send_sip(
+            UDP,
+            caller.addr,
+            &ok_with(&update, &[("Session-Expires", tiny)], None),
+        );
+        net.advance(Duration::from_millis(44_900));
+        let msgs = net.take_sip(caller.addr);
+        assert!(
+            requests(&msgs).is_empty(),
+            "after {tiny}: {} requests",
+            requests(&msgs).len()
+        );
+        assert_eq!(net.ended(call), None, "after {tiny}");
+        // Still on the 90 s schedule: the next refresh at 45 s.
+        net.advance(Duration::from_millis(100));
+        let msgs = net.take_sip(caller.addr);
+        update = request(&msgs, "UPDATE")
+            .unwrap_or_else(|| panic!("refresh after {tiny}: {} messages", msgs.len()))
+            .clone();
+    }
+    // The peer takes the refreshing over with an interval of 0: read as our Min-SE, so the
+    // session ends 60 s later, not at once.
+    net.send_sip(
+        UDP,
+        caller.addr,
+        &ok_with(&update, &[("Session-Expires", "0;refresher=uas")], None),
+    );
+    net.advance(Duration::from_millis(59_900));
+    assert!(requests(&net.take_sip(caller.addr)).is_empty());
+    assert_eq!(net.ended(call), None);
+    net.advance(Duration::from_millis(100));
+    let msgs = net.take_sip(caller.addr);
+    answer_bye(&mut net, &mut caller, &msgs, EndReason::SessionExpired);
+    nothing_left(&net);
+}

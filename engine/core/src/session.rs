@@ -390,7 +390,11 @@ impl Leg {
             peer_supports: false,
         });
         match session_timer::refresh_outcome(status.code(), &resp.headers, asked, &previous) {
-            RefreshOutcome::Refreshed(a) => {
+            RefreshOutcome::Refreshed(mut a) => {
+                // RFC 4028 §9: the UAS must not go under the Min-SE we sent (§5: it is
+                // there against peers that would make us refresh without pause). A 2xx
+                // that does anyway is held to it, not obeyed with a refresh every 0.5 s.
+                a.interval = a.interval.max(ctx.config.session_timer.min_se);
                 self.ext.agreement = Some(a);
                 if let Some(t) = self.ext.timer.as_mut() {
                     t.refreshed(now, a.duration(), a.who(true));
