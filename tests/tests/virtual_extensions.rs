@@ -924,3 +924,79 @@ fn refresh_answered_with_a_tiny_interval_does_not_make_the_engine_refresh_faster
     answer_bye(&mut net, &mut caller, &msgs, EndReason::SessionExpired);
     nothing_left(&net);
 }
+
+/// A failure response from the caller to the engine's request.
+fn refuse(req: &Request, code: u16) -> Vec<u8> {
+    let status = ivr_sip::StatusCode::new(code).expect("status");
+    Response::to_request(req, status).to_bytes()
+}
+
+/// The caller refuses every refresh of the engine with `code` (and, for 491, sends a
+/// re-INVITE of its own each time, which meets the engine's): the refreshes the engine
+/// sends before the session expires, and the end of the call.
+fn refreshes_until_expiry(code: u16, port: u16) -> usize {
+    let mut net = net();
+    let mut caller = Caller::new(&format!("127.0.0.1:{port}"), &format!("refuser-{code}"));
+    connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uas\r\n",
+    );
+    let call = net.last_call().unwrap();
+    let mut refreshes = 0;
+    let mut bye = None;
+    // 568 s: the expiry (600 - 32), well before the menu gives up; a second at a time.
+    for _ in 0..600 {
+        net.advance(Duration::from_secs(1));
+        let msgs = net.take_sip(caller.addr);
+        let mut seen = std::collections::HashSet::new();
+        for r in requests(&msgs) {
+            if !seen.insert(r.cseq().unwrap().seq) {
+                continue; // Timer A's copy of the same request
+            }
+            match r.method.as_str() {
+                "INVITE" => {
+                    refreshes += 1;
+                    if code == 491 {
+                        let offer = caller.offer();
+                        let glare =
+                            caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &offer);
+                        net.send_sip(UDP, caller.addr, &glare);
+                        let answers = net.take_sip(caller.addr);
+                        assert!(response(&answers, 491).is_some(), "{answers:?}");
+                        net.send_sip(UDP, caller.addr, &caller.ack(None));
+                    }
+                    net.send_sip(UDP, caller.addr, &refuse(r, code));
+                    assert!(
+                        request(&net.take_sip(caller.addr), "ACK").is_some(),
+                        "a failure to an INVITE is ACKed by the transaction"
+                    );
+                }
+                "BYE" => bye = Some(net.now),
+                m => panic!("unexpected {m}"),
+            }
+        }
+        if bye.is_some() {
+            break;
+        }
+    }
+    assert_eq!(net.ended(call), None, "the BYE is not answered yet");
+    let bye = bye.expect("a BYE when the session expires");
+    // The session ran to its expiry; retries did not end it sooner.
+    assert!(bye >= net.now - Duration::from_secs(1));
+    // The caller never answers the BYE: the call is gone after Timer F all the same.
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.ended(call), Some(EndReason::SessionExpired));
+    nothing_left(&net);
+    refreshes
+}
+
+#[test]
+fn a_caller_refusing_every_refresh_gets_a_few_retries_not_one_a_second() {
+    // The engine refreshes at 300 s; the session expires at 568 s. Retrying every
+    // 0-2 s in between would be ~270 re-INVITEs, each with SDP, per call.
+    for (code, port) in [(500, 7230), (488, 7231), (491, 7232)] {
+        let n = refreshes_until_expiry(code, port);
+        assert!((2..=16).contains(&n), "{code}: {n} refreshes");
+    }
+}

@@ -58,6 +58,8 @@ pub struct Extensions {
     pub(crate) early_answer: Option<(Negotiated, SocketAddr)>,
     /// We offered in a 2xx (late-offer re-INVITE) and wait for the ACK's answer.
     offer_in_2xx: bool,
+    /// Our refreshes refused in a row (491, 5xx...), for the back-off between retries.
+    refresh_failures: u32,
 }
 
 impl Extensions {
@@ -395,6 +397,7 @@ impl Leg {
                 // there against peers that would make us refresh without pause). A 2xx
                 // that does anyway is held to it, not obeyed with a refresh every 0.5 s.
                 a.interval = a.interval.max(ctx.config.session_timer.min_se);
+                self.ext.refresh_failures = 0;
                 self.ext.agreement = Some(a);
                 if let Some(t) = self.ext.timer.as_mut() {
                     t.refreshed(now, a.duration(), a.who(true));
@@ -407,8 +410,14 @@ impl Leg {
                 .push_back(LegEvent::Failed(EndReason::SessionExpired)),
             RefreshOutcome::Failed => {
                 // RFC 3261 §14.1: after a 491 the side that did not make the Call-ID waits
-                // 0 to 2 s; other failures are tried again the same way while time is left.
-                let wait = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
+                // 0 to 2 s; other failures are tried again the same way while time is left,
+                // but a peer that refuses every time gets them ever further apart (1, 2,
+                // 4... s more each time), not one re-INVITE a second until the expiry.
+                let failures = self.ext.refresh_failures;
+                self.ext.refresh_failures = failures.saturating_add(1);
+                let backoff = Duration::from_secs((1u64 << failures.min(20)) - 1);
+                let jitter = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
+                let wait = backoff + jitter;
                 if let Some(t) = self.ext.timer.as_mut() {
                     t.retry_at(now + wait);
                 }
