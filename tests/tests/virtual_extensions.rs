@@ -1000,3 +1000,147 @@ fn a_caller_refusing_every_refresh_gets_a_few_retries_not_one_a_second() {
         assert!((2..=16).contains(&n), "{code}: {n} refreshes");
     }
 }
+
+/// An INVITE that requires 100rel, sent so that `Caller::cancel` matches it.
+fn reliable_invite(caller: &mut Caller) -> Vec<u8> {
+    let inv = String::from_utf8(caller.invite(true)).unwrap();
+    inv.replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRequire: 100rel\r\n",
+        1,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn never_pracked_180_frees_the_call_and_its_media() {
+    let mut net = net_with(Duration::from_secs(60));
+    let mut caller = Caller::new("127.0.0.1:7240", "rel-never");
+    net.send_sip(UDP, caller.addr, &reliable_invite(&mut caller));
+    assert!(response(&net.take_sip(caller.addr), 180).is_some());
+    net.advance(Duration::from_secs(32));
+    assert!(response(&net.take_sip(caller.addr), 500).is_some());
+    nothing_left(&net);
+    // Nothing more goes out: no 180, no 2xx at the answer delay.
+    net.advance(Duration::from_secs(60));
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        msgs.iter()
+            .all(|m| matches!(m, Message::Response(r) if r.status.code() == 500)),
+        "{} messages",
+        msgs.len()
+    );
+}
+
+#[test]
+fn hostile_racks_get_481_and_the_real_prack_still_works() {
+    let mut net = net_with(Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7241", "rel-rack");
+    net.send_sip(UDP, caller.addr, &reliable_invite(&mut caller));
+    let msgs = net.take_sip(caller.addr);
+    let ringing = response(&msgs, 180).expect("180").clone();
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let (rs, cseq) = (rseq(&ringing), ringing.cseq().unwrap().seq);
+    for rack in [
+        format!("{} {cseq} INVITE", u64::from(u32::MAX) + 1 + u64::from(rs)),
+        format!("99999999999999999999999 {cseq} INVITE"),
+        format!("-{rs} {cseq} INVITE"),
+        format!("{rs} {} INVITE", u64::from(u32::MAX) + 1 + u64::from(cseq)),
+        format!("{rs} {cseq} UPDATE"),
+        format!("{rs} {cseq} invite"),
+        format!("{rs} {} INVITE", cseq + 1),
+        format!("{} {cseq} INVITE", rs.wrapping_add(1)),
+        format!("{} {cseq} INVITE", rs.wrapping_sub(1)),
+        format!("{rs} {cseq}"),
+        format!("{rs} {cseq} INVITE INVITE"),
+        String::new(),
+    ] {
+        let prack = caller.in_dialog("PRACK", &format!("RAck: {rack}\r\n"), "");
+        net.send_sip(UDP, caller.addr, &prack);
+        let msgs = net.take_sip(caller.addr);
+        assert!(
+            response(&msgs, 481).is_some() || response(&msgs, 400).is_some(),
+            "RAck {rack:?}: {msgs:?}"
+        );
+        assert!(response(&msgs, 200).is_none(), "RAck {rack:?}");
+    }
+    // Without any RAck line at all.
+    let prack = caller.in_dialog("PRACK", "", "");
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 200).is_none());
+    // The 180 is still retransmitted, and the real PRACK is taken once.
+    net.advance(Duration::from_millis(600));
+    assert!(response(&net.take_sip(caller.addr), 180).is_some());
+    let good = format!("RAck: {rs} {cseq} INVITE\r\n");
+    let prack = caller.in_dialog("PRACK", &good, "");
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 200).is_some());
+    // The same RAck in a new PRACK (not a retransmission) acknowledges nothing (§3).
+    let again = caller.in_dialog("PRACK", &good, "");
+    net.send_sip(UDP, caller.addr, &again);
+    assert!(response(&net.take_sip(caller.addr), 481).is_some());
+    net.advance(Duration::from_secs(10));
+    let ok = response(&net.take_sip(caller.addr), 200)
+        .expect("answered at 10 s")
+        .clone();
+    assert_eq!(ok.cseq().unwrap().seq, cseq);
+}
+
+#[test]
+fn cancel_racing_the_prack_ends_the_call_and_the_late_prack_gets_481() {
+    let mut net = net_with(Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7242", "rel-cancel");
+    net.send_sip(UDP, caller.addr, &reliable_invite(&mut caller));
+    let ringing = response(&net.take_sip(caller.addr), 180)
+        .expect("180")
+        .clone();
+    let (rs, cseq) = (rseq(&ringing), ringing.cseq().unwrap().seq);
+    net.send_sip(UDP, caller.addr, &caller.cancel());
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 487).is_some(), "{msgs:?}");
+    nothing_left(&net);
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let prack = caller.in_dialog("PRACK", &format!("RAck: {rs} {cseq} INVITE\r\n"), "");
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 481).is_some());
+    // And a BYE after it: 481 too, no call made again.
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(UDP, caller.addr, &bye);
+    assert!(response(&net.take_sip(caller.addr), 481).is_some());
+    net.advance(Duration::from_secs(40));
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        response(&msgs, 180).is_none() && response(&msgs, 200).is_none(),
+        "{msgs:?}"
+    );
+    nothing_left(&net);
+}
+
+#[test]
+fn an_update_flood_gets_one_answer_each_and_nothing_else() {
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7243", "update-flood");
+    connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+    );
+    let call = net.last_call().unwrap();
+    let offer = caller.offer();
+    for i in 0..400 {
+        let (extra, body) = if i % 2 == 0 {
+            ("Session-Expires: 90;refresher=uas\r\n", "")
+        } else {
+            ("Content-Type: application/sdp\r\n", offer.as_str())
+        };
+        let update = caller.in_dialog("UPDATE", extra, body);
+        net.send_sip(UDP, caller.addr, &update);
+        let msgs = net.take_sip(caller.addr);
+        assert_eq!(msgs.len(), 1, "UPDATE {i}: {msgs:?}");
+        assert!(response(&msgs, 200).is_some(), "UPDATE {i}: {msgs:?}");
+    }
+    // The last UPDATE named no interval: the engine refreshes at 45 s (refresher=uas).
+    net.advance(Duration::from_millis(44_900));
+    assert!(requests(&net.take_sip(caller.addr)).is_empty());
+    assert_eq!(net.ended(call), None);
+}
