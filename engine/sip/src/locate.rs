@@ -445,6 +445,29 @@ impl Locator {
             }
             (Phase::Done, _) => Phase::Done,
         };
+        self.take_literals();
+    }
+
+    /// SRV targets written as addresses need no query: take them when their turn comes,
+    /// so that they keep their place in the RFC 2782 order among the names looked up.
+    fn take_literals(&mut self) {
+        let Phase::Addresses { pending, next } = &mut self.phase else {
+            return;
+        };
+        let mut found = Vec::new();
+        while let Some(p) = pending.get(*next) {
+            let Ok(ip) = p.host.trim_end_matches('.').parse::<IpAddr>() else {
+                break;
+            };
+            found.push(Target {
+                addr: SocketAddr::new(ip, p.port),
+                transport: p.transport,
+            });
+            *next += 1;
+        }
+        for t in found {
+            self.push(t);
+        }
     }
 
     /// §4.1: the NAPTR records with flag `s` and a service we support (only `SIPS+D2T` for a
@@ -531,17 +554,12 @@ impl Locator {
         }
         let mut pending = Vec::new();
         for r in order_srv(records, rng) {
-            if is_root(&r.target) || !valid_name(&r.target) {
+            // Port 0 reaches no one.
+            if is_root(&r.target) || !valid_name(&r.target) || r.port == 0 {
                 continue;
             }
-            // Not allowed by RFC 2782, seen in the wild: an address as target.
-            if let Ok(ip) = r.target.trim_end_matches('.').parse::<IpAddr>() {
-                self.push(Target {
-                    addr: SocketAddr::new(ip, r.port),
-                    transport,
-                });
-                continue;
-            }
+            // Not allowed by RFC 2782, seen in the wild: an address as target (taken
+            // without a query, in its turn: `take_literals`).
             pending.push(Pending {
                 host: r.target,
                 port: r.port,
@@ -551,8 +569,16 @@ impl Locator {
         Phase::Addresses { pending, next: 0 }
     }
 
+    /// Keep a target from DNS unless no request could be sent there: port 0, the
+    /// unspecified address (which reaches this very host on Linux, so a request could come
+    /// back to us as a new call), broadcast or multicast.
     fn push(&mut self, t: Target) {
-        if self.targets.len() < MAX_TARGETS && !self.targets.contains(&t) {
+        let ip = t.addr.ip();
+        let unusable = t.addr.port() == 0
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        if !unusable && self.targets.len() < MAX_TARGETS && !self.targets.contains(&t) {
             self.targets.push(t);
         }
     }
@@ -1056,6 +1082,59 @@ mod tests {
             Locator::new(&Uri::parse(&long).unwrap(), &LocateOptions::default()).unwrap_err(),
             LocateError::BadHost
         );
+    }
+
+    #[test]
+    fn addresses_no_one_can_be_sent_to_are_skipped() {
+        // A hostile or broken zone: 0.0.0.0 and :: reach this very host on Linux (a request
+        // sent there could come back to the engine as a new call), broadcast and multicast
+        // reach many, port 0 no one.
+        let z = HashMap::from([
+            (
+                Query::Srv("_sip._udp.example.com".into()),
+                Answer::Srv(vec![
+                    srv(1, 0, 0, "zero-port.example.com."),
+                    srv(2, 0, 5060, "0.0.0.0"),
+                    srv(3, 0, 5060, "224.0.0.1."),
+                    srv(4, 0, 5060, "bad.example.com."),
+                    srv(5, 0, 5070, "192.0.2.4"),
+                ]),
+            ),
+            (
+                Query::Address("zero-port.example.com.".into()),
+                ips(&["192.0.2.1"]),
+            ),
+            (
+                Query::Address("bad.example.com.".into()),
+                ips(&[
+                    "0.0.0.0",
+                    "::",
+                    "255.255.255.255",
+                    "239.1.2.3",
+                    "ff02::1",
+                    "192.0.2.5",
+                ]),
+            ),
+        ]);
+        let (r, _) = run(
+            "sip:desk@example.com",
+            &LocateOptions::default(),
+            &z,
+            &mut Seq(vec![], 0),
+        );
+        assert_eq!(
+            r.unwrap(),
+            vec![t("192.0.2.5:5060", Udp), t("192.0.2.4:5070", Udp)]
+        );
+        // Nothing usable at all: not found, not a target of 0.0.0.0.
+        let z = HashMap::from([(Query::Address("example.com".into()), ips(&["0.0.0.0"]))]);
+        let (r, _) = run(
+            "sip:desk@example.com",
+            &LocateOptions::default(),
+            &z,
+            &mut Seq(vec![], 0),
+        );
+        assert_eq!(r.unwrap_err(), LocateError::NotFound);
     }
 
     #[test]
