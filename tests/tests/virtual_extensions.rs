@@ -1144,3 +1144,30 @@ fn an_update_flood_gets_one_answer_each_and_nothing_else() {
     assert!(requests(&net.take_sip(caller.addr)).is_empty());
     assert_eq!(net.ended(call), None);
 }
+
+#[test]
+fn an_update_that_asks_for_a_timer_in_a_call_without_one_gets_it() {
+    // RFC 4028 §9 applies to every session refresh request, an UPDATE as much as a
+    // re-INVITE: the 2xx names the interval, and the session expires without refreshes.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7244", "update-starts-timer");
+    let ok = connect(&mut net, &mut caller, "");
+    assert_eq!(header(&ok, "Session-Expires"), None);
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(5));
+    let update = caller.in_dialog(
+        "UPDATE",
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+        "",
+    );
+    net.send_sip(UDP, caller.addr, &update);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("200 to UPDATE");
+    assert_eq!(header(ok, "Session-Expires"), Some("90;refresher=uac"));
+    assert_eq!(header(ok, "Require"), Some("timer"));
+    net.advance(Duration::from_millis(59_900));
+    assert_eq!(net.ended(call), None);
+    net.advance(Duration::from_millis(100));
+    let msgs = net.take_sip(caller.addr);
+    answer_bye(&mut net, &mut caller, &msgs, EndReason::SessionExpired);
+}

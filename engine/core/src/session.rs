@@ -291,7 +291,10 @@ impl Leg {
             r.body = body;
         }
         // Before the 2xx of the INVITE the session has not started: nothing to refresh.
-        if self.ext.timer.is_some() || agreement.is_none() {
+        // After it, this is a session refresh request (RFC 4028 §9) even in a call that
+        // had no timer: one starts.
+        let started = matches!(self.phase, LegPhase::Answered { .. } | LegPhase::Active);
+        if started || agreement.is_none() {
             self.refreshed_by_peer(now, agreement, &mut r);
         } else {
             r.headers
