@@ -1171,3 +1171,28 @@ fn an_update_that_asks_for_a_timer_in_a_call_without_one_gets_it() {
     let msgs = net.take_sip(caller.addr);
     answer_bye(&mut net, &mut caller, &msgs, EndReason::SessionExpired);
 }
+
+#[test]
+fn a_late_offer_reinvite_never_acked_ends_the_session() {
+    // The caller asks for our offer (re-INVITE without SDP) and never ACKs the 2xx that
+    // carries it. RFC 3261 §13.3.1.4 (which §14.2 applies to re-INVITEs): after 64·T1 the
+    // session ends with BYE, rather than the leg refusing every later offer with 491.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7245", "reinvite-no-ack");
+    connect(&mut net, &mut caller, "");
+    let call = net.last_call().unwrap();
+    let reinvite = caller.in_dialog("INVITE", "", "");
+    net.send_sip(UDP, caller.addr, &reinvite);
+    let ok = response(&net.take_sip(caller.addr), 200)
+        .expect("200 with our offer")
+        .clone();
+    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+    net.advance(Duration::from_millis(31_900));
+    let msgs = net.take_sip(caller.addr);
+    assert!(request(&msgs, "BYE").is_none());
+    assert!(response(&msgs, 200).is_some(), "the 2xx is retransmitted");
+    net.advance(Duration::from_millis(100));
+    let msgs = net.take_sip(caller.addr);
+    answer_bye(&mut net, &mut caller, &msgs, EndReason::AckTimeout);
+    nothing_left(&net);
+}
