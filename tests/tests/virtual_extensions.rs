@@ -1194,5 +1194,6 @@ fn a_late_offer_reinvite_never_acked_ends_the_session() {
     net.advance(Duration::from_millis(100));
     let msgs = net.take_sip(caller.addr);
     answer_bye(&mut net, &mut caller, &msgs, EndReason::AckTimeout);
+    assert_eq!(net.ended(call), Some(EndReason::AckTimeout));
     nothing_left(&net);
 }
