@@ -354,7 +354,7 @@ impl Engine {
             Ok(accepted) => accepted,
             Err(e) => return self.reject(now, &key, &req, e),
         };
-        let ext = match crate::session::Extensions::for_invite(&mut self.ctx, &req) {
+        let ext = match crate::extensions::Extensions::for_invite(&mut self.ctx, &req) {
             Ok(ext) => ext,
             Err(e) => return self.reject(now, &key, &req, e),
         };
