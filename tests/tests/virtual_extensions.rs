@@ -872,12 +872,11 @@ fn overflowing_session_timer_values_are_bounded_or_kept_without_panic() {
     assert_eq!(net.ended(call), None);
 }
 
-#[test]
-fn refresh_answered_with_a_tiny_interval_does_not_make_the_engine_refresh_faster() {
-    // RFC 4028 §9: the UAS may not go under the request's Min-SE; a peer that does must
-    // not turn our refresh into a re-INVITE every half second (or end the call at once).
+/// A call where the engine refreshes with UPDATE every 45 s (90 s, refresher=uas): the
+/// network, the caller, the call and the engine's first UPDATE.
+fn engine_refreshing(addr: &str, id: &str) -> (Net, Caller, ivr_engine::CallHandle, Request) {
     let mut net = net();
-    let mut caller = Caller::new("127.0.0.1:7224", "tiny-answer");
+    let mut caller = Caller::new(addr, id);
     connect(
         &mut net,
         &mut caller,
@@ -885,9 +884,18 @@ fn refresh_answered_with_a_tiny_interval_does_not_make_the_engine_refresh_faster
     );
     let call = net.last_call().unwrap();
     net.advance(Duration::from_secs(45));
-    let mut update = request(&net.take_sip(caller.addr), "UPDATE")
+    let update = request(&net.take_sip(caller.addr), "UPDATE")
         .expect("UPDATE at 45 s")
         .clone();
+    (net, caller, call, update)
+}
+
+#[test]
+fn refresh_answered_with_a_tiny_interval_does_not_make_the_engine_refresh_faster() {
+    // RFC 4028 §9: the UAS may not go under the request's Min-SE; a peer that does must
+    // not turn our refresh into a re-INVITE every half second (or end the call at once).
+    let (mut net, mut caller, call, mut update) =
+        engine_refreshing("127.0.0.1:7224", "tiny-answer");
     for tiny in ["1;refresher=uac", "0;refresher=uac"] {
         net.send_sip(
             UDP,
@@ -1196,4 +1204,38 @@ fn a_late_offer_reinvite_never_acked_ends_the_session() {
     answer_bye(&mut net, &mut caller, &msgs, EndReason::AckTimeout);
     assert_eq!(net.ended(call), Some(EndReason::AckTimeout));
     nothing_left(&net);
+}
+
+#[test]
+fn a_peer_raising_min_se_by_one_each_time_gets_few_immediate_retries() {
+    // RFC 4028 §7.3: after a 422 the refresh is retried with the larger interval. A peer
+    // answering every retry with a 422 one second larger would keep a ping-pong going for
+    // 2^32 rounds at network speed.
+    let (mut net, caller, call, mut update) = engine_refreshing("127.0.0.1:7246", "min-se-climb");
+    let mut immediate = 0;
+    for _ in 0..100 {
+        let asked: u32 = req_header(&update, "Session-Expires")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut r = Response::to_request(&update, ivr_sip::StatusCode::SESSION_INTERVAL_TOO_SMALL);
+        r.headers.push(HeaderName::MinSe, (asked + 1).to_string());
+        net.send_sip(UDP, caller.addr, &r.to_bytes());
+        match request(&net.take_sip(caller.addr), "UPDATE") {
+            Some(u) => {
+                immediate += 1;
+                update = u.clone();
+            }
+            None => break,
+        }
+    }
+    assert!(immediate <= 3, "{immediate} retries at once");
+    // The session still ends at its expiry, 60 s after the last success.
+    net.advance(Duration::from_secs(15));
+    let msgs = net.take_sip(caller.addr);
+    assert!(request(&msgs, "BYE").is_some(), "{} messages", msgs.len());
+    assert_eq!(net.ended(call), None);
 }

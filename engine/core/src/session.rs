@@ -266,24 +266,33 @@ impl Leg {
                 }
             }
             RefreshOutcome::TimerOff => self.ext.timer = None,
-            RefreshOutcome::Retry { interval } => self.send_refresh(ctx, now, Some(interval)),
+            // §7.3: retried at once with the larger interval, a few times in a row (one
+            // per proxy that raises it); a peer that raises it every time gets the back-off.
+            RefreshOutcome::Retry { interval } if self.ext.refresh_failures < 3 => {
+                self.ext.refresh_failures += 1;
+                self.send_refresh(ctx, now, Some(interval));
+            }
+            RefreshOutcome::Retry { .. } => self.refresh_failed(ctx, now),
             RefreshOutcome::Gone => self
                 .events
                 .push_back(LegEvent::Failed(EndReason::SessionExpired)),
-            RefreshOutcome::Failed => {
-                // RFC 3261 §14.1: after a 491 the side that did not make the Call-ID waits
-                // 0 to 2 s; other failures are tried again the same way while time is left,
-                // but a peer that refuses every time gets them ever further apart (1, 2,
-                // 4... s more each time), not one re-INVITE a second until the expiry.
-                let failures = self.ext.refresh_failures;
-                self.ext.refresh_failures = failures.saturating_add(1);
-                let backoff = Duration::from_secs((1u64 << failures.min(20)) - 1);
-                let jitter = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
-                let wait = backoff + jitter;
-                if let Some(t) = self.ext.timer.as_mut() {
-                    t.retry_at(now + wait);
-                }
-            }
+            RefreshOutcome::Failed => self.refresh_failed(ctx, now),
+        }
+    }
+
+    /// Our refresh was refused: try again later, while the session lasts.
+    fn refresh_failed(&mut self, ctx: &mut Ctx, now: Instant) {
+        // RFC 3261 §14.1: after a 491 the side that did not make the Call-ID waits
+        // 0 to 2 s; other failures are tried again the same way while time is left,
+        // but a peer that refuses every time gets them ever further apart (1, 2,
+        // 4... s more each time), not one re-INVITE a second until the expiry.
+        let failures = self.ext.refresh_failures;
+        self.ext.refresh_failures = failures.saturating_add(1);
+        let backoff = Duration::from_secs((1u64 << failures.min(20)) - 1);
+        let jitter = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
+        let wait = backoff + jitter;
+        if let Some(t) = self.ext.timer.as_mut() {
+            t.retry_at(now + wait);
         }
     }
 
