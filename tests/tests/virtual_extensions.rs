@@ -1239,3 +1239,38 @@ fn a_peer_raising_min_se_by_one_each_time_gets_few_immediate_retries() {
     assert!(request(&msgs, "BYE").is_some(), "{} messages", msgs.len());
     assert_eq!(net.ended(call), None);
 }
+
+#[test]
+fn our_refreshes_carry_the_largest_min_se_of_the_dialog() {
+    // RFC 4028 §7.4: a refresh carries the largest Min-SE seen in the dialog (the peer's
+    // requests, 422s), so that no UAS lowers the interval under what a proxy on the path
+    // asked for.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7247", "min-se-kept");
+    let ok = connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nAllow: UPDATE\r\nMin-SE: 600\r\nSession-Expires: 600;refresher=uas\r\n",
+    );
+    assert_eq!(header(&ok, "Session-Expires"), Some("600;refresher=uas"));
+    net.advance(Duration::from_secs(300));
+    let msgs = net.take_sip(caller.addr);
+    let update = request(&msgs, "UPDATE").expect("UPDATE at 300 s").clone();
+    assert_eq!(req_header(&update, "Min-SE"), Some("600"));
+    assert_eq!(
+        req_header(&update, "Session-Expires"),
+        Some("600;refresher=uac")
+    );
+    // A 2xx under it is held to it: the next refresh 300 s later, not 45.
+    net.send_sip(
+        UDP,
+        caller.addr,
+        &ok_with(&update, &[("Session-Expires", "90;refresher=uac")], None),
+    );
+    net.advance(Duration::from_secs(299));
+    assert!(requests(&net.take_sip(caller.addr)).is_empty());
+    net.advance(Duration::from_secs(1));
+    let msgs = net.take_sip(caller.addr);
+    let next = request(&msgs, "UPDATE").expect("the next refresh");
+    assert_eq!(req_header(next, "Min-SE"), Some("600"));
+}

@@ -52,6 +52,9 @@ pub struct Extensions {
     pub(crate) offer_in_2xx: bool,
     /// Our refreshes refused in a row (491, 5xx...), for the back-off between retries.
     pub(crate) refresh_failures: u32,
+    /// The largest Min-SE the peer's requests and 422s named in this dialog (RFC 4028
+    /// §7.4: our refreshes carry it).
+    pub(crate) peer_min_se: u32,
 }
 
 impl Extensions {
@@ -63,10 +66,17 @@ impl Extensions {
             .then(|| ReliableProvisionals::new(ctx.config.timers.t1, ctx.rng.next_u32()));
         Ok(Extensions {
             agreement,
+            peer_min_se: peer_min_se(req),
             peer_allows_update: allows_update(req),
             reliable,
             ..Extensions::default()
         })
+    }
+
+    /// The Min-SE our refreshes carry, and under which no answer may take the interval
+    /// (RFC 4028 §7.4, §9): ours, or a larger one the peer or a proxy named.
+    pub(crate) fn min_se(&self, ctx: &Ctx) -> u32 {
+        ctx.config.session_timer.min_se.max(self.peer_min_se)
     }
 
     /// Whether the 2xx may go now (RFC 3262 §3).
@@ -144,6 +154,14 @@ pub(crate) fn negotiate(ctx: &Ctx, req: &Request) -> Result<Option<Agreement>, R
         Refusal::TooSmall { min_se } => RequestError::IntervalTooSmall(min_se),
         Refusal::Malformed(h) => RequestError::BadHeader(h),
     })
+}
+
+/// A request's Min-SE (0 if none, or unreadable: such a request is refused anyway).
+pub(crate) fn peer_min_se(req: &Request) -> u32 {
+    session_timer::min_se(&req.headers)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
 
 /// Whether a request's Allow lists UPDATE.

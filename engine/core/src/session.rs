@@ -10,7 +10,7 @@
 
 use crate::ctx::Ctx;
 use crate::error::RequestError;
-use crate::extensions::{OutRefresh, allows_update, negotiate};
+use crate::extensions::{OutRefresh, allows_update, negotiate, peer_min_se};
 use crate::io::EndReason;
 use crate::leg::{Leg, LegEvent, LegPhase};
 use crate::sdp::{self, Direction};
@@ -67,13 +67,16 @@ impl Leg {
         }
     }
 
-    /// RFC 4028 §9 for a re-INVITE or UPDATE from the peer.
+    /// RFC 4028 §9 for a re-INVITE or UPDATE from the peer (its Min-SE is remembered for
+    /// our own refreshes, §7.4).
     pub(crate) fn check_refresh(
-        &self,
+        &mut self,
         ctx: &Ctx,
         req: &Request,
     ) -> Result<Option<Agreement>, RequestError> {
-        negotiate(ctx, req)
+        let agreement = negotiate(ctx, req)?;
+        self.ext.peer_min_se = self.ext.peer_min_se.max(peer_min_se(req));
+        Ok(agreement)
     }
 
     /// We answer a refresh from the peer with 2xx: the session is refreshed. A request
@@ -195,11 +198,9 @@ impl Leg {
         req.headers
             .push(HeaderName::Contact, ctx.contact(self.peer.transport));
         req.headers.push(HeaderName::Allow, crate::config::ALLOW);
-        session_timer::decorate_request(
-            &mut req.headers,
-            interval,
-            ctx.config.session_timer.min_se,
-        );
+        let min_se = self.ext.min_se(ctx);
+        let interval = interval.max(min_se);
+        session_timer::decorate_request(&mut req.headers, interval, min_se);
         if method == Method::Invite
             && let Some(local) = self.local_sdp
         {
@@ -258,7 +259,7 @@ impl Leg {
                 // RFC 4028 §9: the UAS must not go under the Min-SE we sent (§5: it is
                 // there against peers that would make us refresh without pause). A 2xx
                 // that does anyway is held to it, not obeyed with a refresh every 0.5 s.
-                a.interval = a.interval.max(ctx.config.session_timer.min_se);
+                a.interval = a.interval.max(self.ext.min_se(ctx));
                 self.ext.refresh_failures = 0;
                 self.ext.agreement = Some(a);
                 if let Some(t) = self.ext.timer.as_mut() {
@@ -270,9 +271,13 @@ impl Leg {
             // per proxy that raises it); a peer that raises it every time gets the back-off.
             RefreshOutcome::Retry { interval } if self.ext.refresh_failures < 3 => {
                 self.ext.refresh_failures += 1;
+                self.ext.peer_min_se = self.ext.peer_min_se.max(interval);
                 self.send_refresh(ctx, now, Some(interval));
             }
-            RefreshOutcome::Retry { .. } => self.refresh_failed(ctx, now),
+            RefreshOutcome::Retry { interval } => {
+                self.ext.peer_min_se = self.ext.peer_min_se.max(interval);
+                self.refresh_failed(ctx, now);
+            }
             RefreshOutcome::Gone => self
                 .events
                 .push_back(LegEvent::Failed(EndReason::SessionExpired)),
