@@ -1163,4 +1163,79 @@ mod tests {
         assert_eq!(list.fail_over(Failover::TransportError), None);
         assert_eq!(list.fail_over(Failover::Timeout), None, "stays exhausted");
     }
+
+    /// A random source from a list of draws (any values, cycled).
+    struct Draws(Vec<u64>, usize);
+    impl RandomSource for Draws {
+        fn next_u64(&mut self) -> u64 {
+            let v = self
+                .0
+                .get(self.1 % self.0.len().max(1))
+                .copied()
+                .unwrap_or(0);
+            self.1 += 1;
+            v
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the records (zero and maximal weights, equal priorities, duplicates)
+        /// and the random draws, RFC 2782 ordering keeps every record once and never puts
+        /// a higher priority number first.
+        #[test]
+        fn srv_order_is_a_priority_sorted_permutation(
+            recs in proptest::collection::vec((0u16..4, proptest::prelude::any::<u16>(), 0u16..3), 0..40),
+            draws in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..8),
+        ) {
+            let records: Vec<SrvRecord> = recs
+                .iter()
+                .map(|&(p, w, n)| srv(p, w, 5060, &format!("h{n}.example.com.")))
+                .collect();
+            let out = order_srv(records.clone(), &mut Draws(draws, 0));
+            proptest::prop_assert!(out.windows(2).all(|w| w[0].priority <= w[1].priority));
+            let key = |r: &SrvRecord| (r.priority, r.weight, r.target.clone());
+            let mut a: Vec<_> = records.iter().map(key).collect();
+            let mut b: Vec<_> = out.iter().map(key).collect();
+            a.sort();
+            b.sort();
+            proptest::prop_assert_eq!(a, b);
+        }
+
+        /// A whole location against any answers stays within its bounds and never keeps a
+        /// target no request could reach.
+        #[test]
+        fn any_answers_give_bounded_usable_targets(
+            srvs in proptest::collection::vec((0u16..3, proptest::prelude::any::<u16>(), proptest::prelude::any::<u16>(), 0u8..6), 0..30),
+            addrs in proptest::collection::vec(proptest::prelude::any::<[u8; 4]>(), 0..30),
+            draws in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..8),
+        ) {
+            let names = ["a.example.com.", "b.example.com.", ".", "", "192.0.2.1", "0.0.0.0"];
+            let records: Vec<SrvRecord> = srvs
+                .iter()
+                .map(|&(p, w, port, n)| srv(p, w, port, names[usize::from(n)]))
+                .collect();
+            let ips: Vec<IpAddr> = addrs.iter().map(|a| IpAddr::from(*a)).collect();
+            let mut loc = Locator::new(&Uri::parse("sip:x@example.com").unwrap(), &LocateOptions::default()).unwrap();
+            let mut asked = 0;
+            let mut rng = Draws(draws, 0);
+            while let Some(q) = loc.poll_query() {
+                asked += 1;
+                proptest::prop_assert!(asked <= MAX_QUERIES);
+                let a = match q {
+                    Query::Naptr(_) => Answer::Naptr(vec![]),
+                    Query::Srv(_) => Answer::Srv(records.clone()),
+                    Query::Address(_) => Answer::Address(ips.clone()),
+                };
+                loc.answer(a, &mut rng);
+            }
+            if let Ok(list) = loc.finish() {
+                proptest::prop_assert!(list.len() <= MAX_TARGETS);
+                for t in list.as_slice() {
+                    proptest::prop_assert!(t.addr.port() != 0);
+                    proptest::prop_assert!(!t.addr.ip().is_unspecified());
+                    proptest::prop_assert!(!t.addr.ip().is_multicast());
+                }
+            }
+        }
+    }
 }
