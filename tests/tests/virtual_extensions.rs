@@ -1274,3 +1274,26 @@ fn our_refreshes_carry_the_largest_min_se_of_the_dialog() {
     let next = request(&msgs, "UPDATE").expect("the next refresh");
     assert_eq!(req_header(next, "Min-SE"), Some("600"));
 }
+
+#[test]
+fn an_update_offer_while_our_offer_in_the_reliable_180_is_unanswered_is_491() {
+    // RFC 3311 §5.2: an offer while ours (here in the reliable 180 of a late-offer
+    // INVITE, RFC 3262 §5) waits for its answer is glare: 491, not 500.
+    let mut net = net_with(Duration::from_secs(5));
+    let mut caller = Caller::new("127.0.0.1:7248", "early-update-glare");
+    let inv = caller.raw("INVITE", "Require: 100rel\r\n", "");
+    net.send_sip(UDP, caller.addr, &inv);
+    let ringing = response(&net.take_sip(caller.addr), 180)
+        .expect("180")
+        .clone();
+    assert_eq!(header(&ringing, "Content-Type"), Some("application/sdp"));
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let update = caller.in_dialog(
+        "UPDATE",
+        "Content-Type: application/sdp\r\n",
+        &caller.offer(),
+    );
+    net.send_sip(UDP, caller.addr, &update);
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 491).is_some(), "{msgs:?}");
+}

@@ -114,7 +114,12 @@ impl Leg {
     ) {
         let offer = !req.body.is_empty();
         if offer {
+            // Ours waits in a 2xx, our re-INVITE, our late-offer 2xx, or a reliable 180
+            // not PRACKed yet (RFC 3262 §5).
+            let in_180 = self.ext.offered_early
+                && self.ext.reliable.as_ref().is_some_and(|r| r.is_pending());
             let ours_pending = self.ext.offer_pending()
+                || in_180
                 || matches!(self.phase, LegPhase::Answered { offer: None });
             if ours_pending {
                 return ctx.reject(now, &key, &req, RequestError::Pending, None);
