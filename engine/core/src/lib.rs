@@ -11,6 +11,7 @@ mod config;
 mod ctx;
 pub mod engine;
 pub mod error;
+mod extensions;
 pub mod fuzz;
 pub mod handle;
 pub mod io;
