@@ -35,6 +35,9 @@ pub struct EngineConfig {
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325 §2): INVITEs from these
     /// addresses give the caller's identity from it; from anywhere else, From is used.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Per-source limits and the cap on calls waiting for their ACK (trusted proxies are
+    /// exempt from the per-source ones).
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 impl EngineConfig {
@@ -52,6 +55,7 @@ impl EngineConfig {
             seed: 0x5eed,
             answer_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
+            admission: crate::admission::AdmissionConfig::default(),
         }
     }
 }

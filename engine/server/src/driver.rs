@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Per-source limits and the cap on calls waiting for their ACK.
+    pub admission: ivr_engine::admission::AdmissionConfig,
     /// Ring this long before answering.
     pub answer_delay: Duration,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
@@ -227,6 +229,7 @@ impl Server {
         engine_config.seed = seed();
         engine_config.answer_delay = self.config.answer_delay;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
+        engine_config.admission = self.config.admission;
         let mut engine = Engine::new(engine_config, menus);
         let mut io = Io {
             udp: self.udp,
@@ -886,10 +889,30 @@ impl Io {
             Event::StrictRoute { call, next_hop } => self.in_call(call, |_| {
                 info!(%next_hop, "strict router (no ;lr): Request-URI rewritten as RFC 3261 §12.2.1.1 says")
             }),
+            Event::Admission(e) => self.admission_event(e),
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;
             }
+        }
+    }
+
+    /// Log and count what admission did (see `ivr_engine::admission`).
+    fn admission_event(&self, e: ivr_engine::admission::AdmissionEvent) {
+        use ivr_engine::admission::AdmissionEvent;
+        self.status.admission(&e);
+        match e {
+            AdmissionEvent::Banned { source, duration } => warn!(
+                %source,
+                seconds = duration.as_secs(),
+                "SIP source over its request rate: ignored for a while"
+            ),
+            AdmissionEvent::SourceCallLimit { source } => {
+                debug!(%source, "INVITE refused: too many calls from this address")
+            }
+            AdmissionEvent::PendingEvicted { call } => self.in_call(call, |_| {
+                info!("dropped while waiting for its ACK, to make room (too many calls waiting)")
+            }),
         }
     }
 

@@ -203,6 +203,8 @@ struct ServeArgs {
     web: ivr_server::web::WebArgs,
     #[command(flatten)]
     conns: ivr_server::conns::ConnArgs,
+    #[command(flatten)]
+    admission: ivr_server::limits::AdmissionArgs,
 }
 
 /// A duration flag: seconds (`30`) or with units (`30s`, `1m30s`), as configs write them.
@@ -842,6 +844,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(3),
             drain: Duration::from_secs(args.drain_secs),
             trusted_proxies: args.sip_trusted_proxies.clone(),
+            admission: args.admission.config(args.max_calls),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
             config_sources,

@@ -102,6 +102,9 @@ pub struct Status {
     /// Callback requests handed to the store.
     pub callbacks: Outcomes,
     recordings_failed: Counter,
+    sip_bans: Counter,
+    sip_source_limit: Counter,
+    sip_pending_evicted: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
@@ -220,6 +223,26 @@ impl Status {
             "Recordings that could not be written (disk full, unwritable folder)",
             recordings_failed.clone(),
         );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let sip_bans = counter(
+            &mut registry,
+            "ivr_sip_source_bans",
+            "SIP sources that went over their request rate and were ignored for a while",
+        );
+        let sip_source_limit = counter(
+            &mut registry,
+            "ivr_sip_source_call_limit_refusals",
+            "INVITEs refused because their source had as many calls as one source may have",
+        );
+        let sip_pending_evicted = counter(
+            &mut registry,
+            "ivr_sip_pending_calls_dropped",
+            "Calls dropped while waiting for their ACK, to make room for new INVITEs",
+        );
         let reloads = Outcomes::register(
             &mut registry,
             "ivr_config_reloads",
@@ -261,6 +284,9 @@ impl Status {
             reloads,
             callbacks,
             recordings_failed,
+            sip_bans,
+            sip_source_limit,
+            sip_pending_evicted,
             webhooks,
             mails,
             last_reload_ok,
@@ -301,6 +327,16 @@ impl Status {
                 menu: menu.to_string(),
             })
             .inc();
+    }
+
+    /// Admission banned a source, refused a call or dropped one waiting for its ACK.
+    pub fn admission(&self, e: &ivr_engine::admission::AdmissionEvent) {
+        use ivr_engine::admission::AdmissionEvent;
+        match e {
+            AdmissionEvent::Banned { .. } => self.sip_bans.inc(),
+            AdmissionEvent::SourceCallLimit { .. } => self.sip_source_limit.inc(),
+            AdmissionEvent::PendingEvicted { .. } => self.sip_pending_evicted.inc(),
+        };
     }
 
     /// A recording could not be written.
