@@ -198,6 +198,35 @@ impl Phone {
         }
     }
 
+    /// Wait for the engine's BYE and answer it 200 OK (RFC 3261 §15.1.2).
+    fn answer_bye(&self) {
+        let mut buf = [0u8; 4096];
+        let end = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < end, "no BYE from the engine");
+            let Ok((n, from)) = self.sip.recv_from(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("BYE ") {
+                continue;
+            }
+            let mut ok = String::from("SIP/2.0 200 OK\r\n");
+            for l in text.lines() {
+                if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|h| l.starts_with(h))
+                {
+                    ok.push_str(l);
+                    ok.push_str("\r\n");
+                }
+            }
+            ok.push_str("Content-Length: 0\r\n\r\n");
+            self.sip.send_to(ok.as_bytes(), from).unwrap();
+            return;
+        }
+    }
+
     fn head(&self, method: &str, cseq: u32, branch: &str) -> String {
         let me = self.sip.local_addr().unwrap();
         format!(
@@ -245,6 +274,16 @@ fn speak_silence(
     stop: Arc<AtomicBool>,
     quiet: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
+    speak(stream, stop, quiet, SILENCE)
+}
+
+/// [`speak_silence`] saying `frame` over and over.
+fn speak(
+    stream: Arc<Mutex<Stream>>,
+    stop: Arc<AtomicBool>,
+    quiet: Arc<AtomicBool>,
+    frame: [u8; 160],
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut next = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -252,7 +291,7 @@ fn speak_silence(
             if quiet.load(Ordering::Relaxed) {
                 s.ts = s.ts.wrapping_add(160);
             } else {
-                s.frame(&SILENCE);
+                s.frame(&frame);
             }
             drop(s);
             next += Duration::from_millis(20);
@@ -652,4 +691,118 @@ fn two_hundred_unacked_invites_do_not_refuse_a_legitimate_call() {
     let m = String::from_utf8_lossy(&http::get(ivr.http.unwrap(), "/metrics").body).to_string();
     eprintln!("OPTIONS answered before the ban: {answered} of 1000");
     assert_eq!(metric(&m, "ivr_sip_source_bans_total"), Some(1), "{m}");
+}
+
+/// A tmpfs of `size` mounted at `path`, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "mounting a {size} tmpfs at {} failed: this test fills a real file system and \
+             needs root (CAP_SYS_ADMIN), as CI has",
+            path.display()
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The files in the voicemail folder whose names end with one of `suffixes`.
+fn files_ending(dir: &std::path::Path, suffixes: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| suffixes.iter().any(|s| n.ends_with(s)))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every callback request in the SQLite store of `data`.
+fn stored(data: &std::path::Path) -> Vec<ivr_voicemail::store::Stored> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = format!("sqlite://{}", data.join("callbacks.db").display());
+    rt.block_on(async {
+        let store = ivr_voicemail::store::Store::open(&db).await.unwrap();
+        store
+            .list(&ivr_voicemail::store::Filter::default())
+            .await
+            .unwrap()
+    })
+}
+
+/// Item 10. Before: a recording that failed for lack of space stayed as `.json` +
+/// `.wav.part` until a restart, was renamed to `.wav` with stale sizes at SIGTERM, and was
+/// then stored as "recovered", although the caller had heard that the message could not be
+/// saved. Now it is removed at once (the documented rule, see recorder.rs): nothing is left
+/// for a restart to find.
+#[test]
+fn a_recording_that_fills_the_disk_is_removed_at_once_and_never_recovered() {
+    let data = tempfile::tempdir().unwrap();
+    let vm = data.path().join("voicemail");
+    // 48 KB for recordings: the json and about 2.5 s of 8 kHz 16-bit audio.
+    let _disk = Tmpfs::mount(&vm, "48k");
+    let mut ivr = Ivr::start_in(data.path(), &[]);
+    let phone = Phone::dial(ivr.sip, "disk-full", "+33612345678").expect("answered");
+    let stream = Arc::new(Mutex::new(Stream::new(
+        phone.rtp.try_clone().unwrap(),
+        phone.engine_media,
+        0x4444,
+    )));
+    let stop = Arc::new(AtomicBool::new(false));
+    let speaker = speak(stream.clone(), stop.clone(), Arc::default(), tone());
+    wait_log(&ivr, &["\"prompt\":\"lang_fr\""]);
+    stream.lock().unwrap().key('2');
+    wait_log(&ivr, &["\"menu\":\"main_en\""]);
+    stream.lock().unwrap().key('4');
+    wait_log(&ivr, &["\"prompt\":\"vm_offer_caller_id\""]);
+    stream.lock().unwrap().key('1');
+    wait_log(&ivr, &["recording the caller's message"]);
+    wait_log(&ivr, &["voicemail recording failed"]);
+    wait_log(&ivr, &["\"prompt\":\"vm_sorry\""]);
+    phone.answer_bye();
+    wait_log(&ivr, &["call ended"]);
+    stop.store(true, Ordering::Relaxed);
+    speaker.join().unwrap();
+    let left = files_ending(&vm, &[".json", ".part", ".tmp", ".wav"]);
+    eprintln!("after the failed recording, in the voicemail folder: {left:?}");
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    // A clean stop leaves nothing either, and the next start recovers nothing.
+    assert!(ivr.terminate().success(), "{}", ivr.log());
+    let left = files_ending(&vm, &[".json", ".part", ".tmp", ".wav"]);
+    eprintln!("after SIGTERM: {left:?}");
+    assert!(left.is_empty(), "files left behind after SIGTERM: {left:?}");
+    let again = Ivr::start_in(data.path(), &[]);
+    let recovered = again.count(&["recovered"]);
+    let requests = stored(data.path());
+    eprintln!(
+        "after a restart: {recovered} recovery lines, {} requests stored ({} with a message)",
+        requests.len(),
+        requests.iter().filter(|r| r.request.has_message).count()
+    );
+    assert_eq!(recovered, 0, "{}", again.log());
+    assert!(
+        requests.iter().all(|r| !r.request.has_message),
+        "a message the caller was told was lost is stored"
+    );
+    drop(phone);
 }
