@@ -806,3 +806,60 @@ fn a_recording_that_fills_the_disk_is_removed_at_once_and_never_recovered() {
     );
     drop(phone);
 }
+
+/// Item 4's counters beyond SIP: connections refused at a cap and sign-ins refused by a
+/// lockout show in `/metrics` (before: neither was counted anywhere).
+#[test]
+fn refused_connections_and_sign_in_lockouts_are_counted() {
+    use std::io::{Read, Write};
+    let ivr = Ivr::start(&["--http-max-per-address", "2"]);
+    let addr = ivr.http.unwrap();
+    // Two keep-alive connections that have spoken fill this address's cap; a third
+    // cannot make room (no silent one to close) and is refused.
+    let speak = |s: &mut std::net::TcpStream| {
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    };
+    let mut a = std::net::TcpStream::connect(addr).unwrap();
+    let mut b = std::net::TcpStream::connect(addr).unwrap();
+    speak(&mut a);
+    speak(&mut b);
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes());
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(c.read(&mut buf), Ok(0) | Err(_)),
+        "the third connection was served"
+    );
+    drop((a, b));
+    // The server notices the two closes a moment later; until then a request may be
+    // refused too (and counted).
+    let end = Instant::now() + WAIT;
+    loop {
+        if http::request(addr, "GET", "/metrics", &[], b"").is_ok() {
+            break;
+        }
+        assert!(Instant::now() < end, "/metrics never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Six wrong guesses for one user: the sixth is refused by the lockout (5 guesses).
+    for _ in 0..6 {
+        let body = b"user=nobody&password=wrong".to_vec();
+        let h = [("Content-Type", "application/x-www-form-urlencoded")];
+        let r = http::request(addr, "POST", "/staff/login", &h, &body).map(|r| r.status);
+        eprintln!("sign-in: {r:?}");
+    }
+    let m = String::from_utf8_lossy(&http::get(addr, "/metrics").body).to_string();
+    eprintln!(
+        "refused HTTP connections: {:?}, sign-in lockouts: {:?}",
+        metric(&m, "ivr_connections_refused_total{kind=\"http\"}"),
+        metric(&m, "ivr_signin_lockouts_total")
+    );
+    let refused = metric(&m, "ivr_connections_refused_total{kind=\"http\"}").unwrap_or(0);
+    assert!(refused >= 1, "{m}");
+    assert_eq!(metric(&m, "ivr_signin_lockouts_total"), Some(1), "{m}");
+}

@@ -853,7 +853,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             voicemail_dir,
             store: store.clone(),
             notify,
-            sip_tcp: budget.sip_tcp(&args.conns),
+            sip_tcp: {
+                let limits = budget.sip_tcp(&args.conns);
+                limits
+                    .table
+                    .count_refusals(status.connections_refused("sip_tcp"));
+                limits
+            },
         })
         .await
         .with_context(|| {
@@ -896,11 +902,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     store: store.clone(),
                     voicemail_dir: args.data_dir.join("voicemail"),
                     users: Arc::new(ivr_server::api::UsersFile::new(users)),
-                    sessions: Arc::default(),
+                    sessions: {
+                        let sessions = Arc::<ivr_server::api::Sessions>::default();
+                        sessions.signin.count_lockouts(status.signin_lockouts());
+                        sessions
+                    },
                 },
                 web: Arc::new(ivr_server::web::Guard::new(&args.web, bound)),
             };
             let limits = budget.http(&args.conns);
+            limits
+                .table
+                .count_refusals(status.connections_refused("http"));
             tokio::spawn(async move {
                 if let Err(e) = ivr_server::http::serve(listener, state, limits).await {
                     tracing::error!(error = %e, "the HTTP server stopped");

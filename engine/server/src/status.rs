@@ -105,6 +105,8 @@ pub struct Status {
     sip_bans: Counter,
     sip_source_limit: Counter,
     sip_pending_evicted: Counter,
+    connections_refused: Family<KindLabel, Counter>,
+    signin_lockouts: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
@@ -119,6 +121,12 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+/// `{kind="..."}` on `ivr_connections_refused_total`: `sip_tcp` or `http`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 /// `{result="..."}` on the outcome counters.
@@ -243,6 +251,20 @@ impl Status {
             "ivr_sip_pending_calls_dropped",
             "Calls dropped while waiting for their ACK, to make room for new INVITEs",
         );
+        let connections_refused = Family::<KindLabel, Counter>::default();
+        for kind in ["sip_tcp", "http"] {
+            let _ = connections_refused.get_or_create(&KindLabel { kind });
+        }
+        registry.register(
+            "ivr_connections_refused",
+            "Connections refused at a connection cap (no silent one to close), by kind",
+            connections_refused.clone(),
+        );
+        let signin_lockouts = counter(
+            &mut registry,
+            "ivr_signin_lockouts",
+            "Staff sign-in attempts refused because the user or address used up its guesses",
+        );
         let reloads = Outcomes::register(
             &mut registry,
             "ivr_config_reloads",
@@ -287,6 +309,8 @@ impl Status {
             sip_bans,
             sip_source_limit,
             sip_pending_evicted,
+            connections_refused,
+            signin_lockouts,
             webhooks,
             mails,
             last_reload_ok,
@@ -337,6 +361,18 @@ impl Status {
             AdmissionEvent::SourceCallLimit { .. } => self.sip_source_limit.inc(),
             AdmissionEvent::PendingEvicted { .. } => self.sip_pending_evicted.inc(),
         };
+    }
+
+    /// The counter of connections refused at a cap, for `kind` (`sip_tcp` or `http`).
+    pub fn connections_refused(&self, kind: &'static str) -> Counter {
+        self.connections_refused
+            .get_or_create(&KindLabel { kind })
+            .clone()
+    }
+
+    /// The counter of sign-in attempts refused by a lockout.
+    pub fn signin_lockouts(&self) -> Counter {
+        self.signin_lockouts.clone()
     }
 
     /// A recording could not be written.
