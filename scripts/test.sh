@@ -20,6 +20,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 # The clean-stop test holds the SQLite write lock from another process (tests/tests/voicemail_sipp.rs).
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+# The disk-full test mounts a small tmpfs (tests/tests/hardening_media.rs; root, as CI).
+command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

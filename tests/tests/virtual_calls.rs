@@ -161,8 +161,10 @@ fn lost_ack_gets_200_retransmitted_then_bye_after_timer_h() {
         "BYE after Timer H: {resent:?}"
     );
     assert!(resent.iter().filter(|t| **t < 99_999).all(|t| *t <= 32_000));
-    // Timer H ended the call, for that reason, and it is gone once the BYE's own
-    // transaction gives up on the silent caller (Timer F, 64*T1).
+    // Timer H ended the call, for that reason, and freed its slot when the BYE went out
+    // (issue 8: not 32 s later, when the BYE's own transaction gives up, Timer F).
+    assert_eq!(net.ended(call), Some(EndReason::AckTimeout));
+    assert_eq!(net.engine.call_count(), 0, "{:?}", net.events);
     net.advance(Duration::from_secs(40));
     assert_eq!(net.ended(call), Some(EndReason::AckTimeout));
     assert_eq!(net.engine.call_count(), 0, "{:?}", net.events);

@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// Per-source limits and the cap on calls waiting for their ACK (trusted proxies are
     /// exempt from the per-source ones).
     pub admission: crate::admission::AdmissionConfig,
+    /// How long to send RTP toward a peer that has sent nothing (`None`: until the media
+    /// timeout); see [`crate::media::SEND_WITHOUT_PEER`].
+    pub send_without_peer: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -56,6 +59,7 @@ impl EngineConfig {
             answer_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
             admission: crate::admission::AdmissionConfig::default(),
+            send_without_peer: Some(crate::media::SEND_WITHOUT_PEER),
         }
     }
 }

@@ -342,6 +342,7 @@ impl Leg {
         );
         let mut media = MediaSession::new(now, n, addr, ssrc, seq, ts);
         media.allow_latch_from(self.peer.addr.ip());
+        media.limit_send_without_peer(ctx.config.send_without_peer);
         self.media = Some(media);
         self.events.push_back(LegEvent::Connected);
     }

@@ -42,7 +42,8 @@ pub const RTP_HEADER_LEN: usize = 12;
 pub const MAX_PACKET: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
 /// Frames sent at once to catch up after a late wake-up; beyond this the stream skips.
 pub const MAX_CATCH_UP: u32 = 3;
-/// How long the engine sends toward a peer that has not sent a packet yet.
+/// How long the engine sends toward a peer that has not sent a packet yet (by default:
+/// see [`MediaSession::limit_send_without_peer`]).
 pub const SEND_WITHOUT_PEER: Duration = Duration::from_secs(5);
 /// How long the latched source must be silent before another source (from the SDP host or
 /// the signalling host) may take its place.
@@ -119,6 +120,8 @@ pub struct MediaSession {
     event_ssrc: Option<u32>,
     /// Packets dropped because they came from elsewhere than the peer.
     strangers: u64,
+    /// How long to send toward a peer that has sent nothing (`None`: until the timeout).
+    send_without_peer: Option<Duration>,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -158,6 +161,7 @@ impl MediaSession {
             audio_ssrc: None,
             event_ssrc: None,
             strangers: 0,
+            send_without_peer: Some(SEND_WITHOUT_PEER),
             ssrc,
             seq,
             ts,
@@ -203,6 +207,12 @@ impl MediaSession {
     /// caller behind NAT sends its media from there, whatever its SDP says).
     pub fn allow_latch_from(&mut self, host: std::net::IpAddr) {
         self.latch_hosts[1] = Some(host);
+    }
+
+    /// Send toward a peer that has sent nothing for at most `limit` (`None`: until the
+    /// media timeout ends the call). The default is [`SEND_WITHOUT_PEER`].
+    pub fn limit_send_without_peer(&mut self, limit: Option<Duration>) {
+        self.send_without_peer = limit;
     }
 
     /// How many packets came from elsewhere than the peer and were dropped.
@@ -257,7 +267,10 @@ impl MediaSession {
     /// When the next packet is due, if we send at all (not toward a peer that has sent
     /// nothing for [`SEND_WITHOUT_PEER`]).
     pub fn next_send(&self) -> Option<Instant> {
-        let unheard_limit = !self.heard && self.next_send >= self.quiet_since + SEND_WITHOUT_PEER;
+        let unheard_limit = !self.heard
+            && self
+                .send_without_peer
+                .is_some_and(|limit| self.next_send >= self.quiet_since + limit);
         (self.neg.direction.sends() && !unheard_limit).then_some(self.next_send)
     }
 

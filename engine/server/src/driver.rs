@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Per-source limits and the cap on calls waiting for their ACK.
     pub admission: ivr_engine::admission::AdmissionConfig,
+    /// How long to send RTP toward a peer that has sent nothing (`None`: no limit).
+    pub send_without_peer: Option<Duration>,
     /// Ring this long before answering.
     pub answer_delay: Duration,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
@@ -230,6 +232,7 @@ impl Server {
         engine_config.answer_delay = self.config.answer_delay;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
         engine_config.admission = self.config.admission;
+        engine_config.send_without_peer = self.config.send_without_peer;
         let mut engine = Engine::new(engine_config, menus);
         let mut io = Io {
             udp: self.udp,

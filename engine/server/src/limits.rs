@@ -1,5 +1,6 @@
 //! `ivr serve` flags for SIP admission under attack: per-source request rates with
-//! temporary bans, calls per source, and the cap on calls waiting for their ACK. The rules
+//! temporary bans, calls per source, and the cap on calls waiting for their ACK; and how
+//! long RTP goes toward a peer that never sends (`ivr_engine::media`). The rules
 //! themselves are the engine's (`ivr_engine::admission`); sources given as
 //! `--sip-trusted-proxy` are exempt from the per-source limits (every caller behind a proxy
 //! shares its address).
@@ -26,9 +27,18 @@ pub struct AdmissionArgs {
     /// 256. 0: no limit.
     #[arg(long)]
     pub max_pending_calls: Option<usize>,
+    /// Seconds the engine sends audio toward a caller that has sent no RTP or RTCP yet
+    /// (an INVITE may name someone else's address). 0: until the media timeout.
+    #[arg(long, default_value_t = 5)]
+    pub rtp_send_without_peer: u64,
 }
 
 impl AdmissionArgs {
+    /// How long to send toward a peer that has sent nothing (`None`: no limit).
+    pub fn send_without_peer(&self) -> Option<Duration> {
+        (self.rtp_send_without_peer > 0).then(|| Duration::from_secs(self.rtp_send_without_peer))
+    }
+
     /// The engine's admission settings for an engine taking `max_calls` calls.
     pub fn config(&self, max_calls: usize) -> AdmissionConfig {
         AdmissionConfig {
@@ -50,6 +60,7 @@ impl Default for AdmissionArgs {
             sip_ban_seconds: c.ban.as_secs(),
             max_calls_per_source: c.per_source_calls,
             max_pending_calls: None,
+            rtp_send_without_peer: ivr_engine::media::SEND_WITHOUT_PEER.as_secs(),
         }
     }
 }
@@ -66,5 +77,9 @@ mod tests {
         );
         assert_eq!(AdmissionArgs::default().config(100).max_pending, 25);
         assert_eq!(AdmissionArgs::default().config(1).max_pending, 1);
+        let mut args = AdmissionArgs::default();
+        assert_eq!(args.send_without_peer(), Some(Duration::from_secs(5)));
+        args.rtp_send_without_peer = 0;
+        assert_eq!(args.send_without_peer(), None);
     }
 }

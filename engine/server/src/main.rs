@@ -845,6 +845,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             drain: Duration::from_secs(args.drain_secs),
             trusted_proxies: args.sip_trusted_proxies.clone(),
             admission: args.admission.config(args.max_calls),
+            send_without_peer: args.admission.send_without_peer(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             config_path: args.config.clone(),
             config_sources,
