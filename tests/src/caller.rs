@@ -364,8 +364,14 @@ impl Caller {
 
     /// The ACK for a 2xx (a new transaction, RFC 3261 §13.2.2.4), with an optional answer body.
     pub fn ack(&mut self, answer: Option<&str>) -> Vec<u8> {
-        let branch = self.next_branch();
         let cseq = self.cseq;
+        self.ack_for(cseq, answer)
+    }
+
+    /// The ACK for the 2xx to the INVITE numbered `cseq` (other requests, a PRACK, may have
+    /// come between).
+    pub fn ack_for(&mut self, cseq: u32, answer: Option<&str>) -> Vec<u8> {
+        let branch = self.next_branch();
         let (extra, body) = match answer {
             Some(b) => ("Content-Type: application/sdp\r\n", b.to_string()),
             None => ("", String::new()),

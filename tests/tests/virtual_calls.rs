@@ -329,12 +329,12 @@ fn refusals_carry_the_right_status_and_headers() {
         (
             b.raw("REGISTER", "", ""),
             405,
-            Some(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")),
+            Some(("Allow", ivr_engine::ALLOW)),
         ),
         (
             b.raw("FROBNICATE", "", ""),
             501,
-            Some(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")),
+            Some(("Allow", ivr_engine::ALLOW)),
         ),
         (
             b.raw("OPTIONS", "", ""),
@@ -369,7 +369,7 @@ fn refusals_carry_the_right_status_and_headers() {
             488,
         ),
         (c.invite_with_sdp("this is not sdp"), 400),
-        (c.raw("INVITE", "Require: 100rel\r\n", ""), 420),
+        (c.raw("INVITE", "Require: 100rel, foo\r\n", ""), 420),
         (
             c.raw("INVITE", "Content-Type: text/plain\r\n", "hello"),
             415,
@@ -382,7 +382,8 @@ fn refusals_carry_the_right_status_and_headers() {
         if status == 420 {
             assert_eq!(
                 r.headers.get(&ivr_sip::HeaderName::Unsupported),
-                Some("100rel")
+                Some("foo"),
+                "100rel is supported (RFC 3262), foo is not"
             );
         }
         // each refused INVITE is ACKed by the caller; the engine's transaction absorbs it

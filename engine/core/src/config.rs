@@ -5,7 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The methods the engine answers (RFC 3261 §20.5 Allow).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+
+/// The extensions the engine supports (RFC 3261 §20.37 Supported): session timers
+/// (RFC 4028) and reliable provisional responses (RFC 3262).
+pub const SUPPORTED: &str = "timer, 100rel";
 
 /// Settings the engine needs from its owner.
 #[derive(Debug, Clone)]
@@ -41,6 +45,8 @@ pub struct EngineConfig {
     /// How long to send RTP toward a peer that has sent nothing (`None`: until the media
     /// timeout); see [`crate::media::SEND_WITHOUT_PEER`].
     pub send_without_peer: Option<Duration>,
+    /// Session timers (RFC 4028): our Min-SE and the interval we ask for.
+    pub session_timer: ivr_sip::session_timer::Policy,
 }
 
 impl EngineConfig {
@@ -60,6 +66,7 @@ impl EngineConfig {
             trusted_proxies: Vec::new(),
             admission: crate::admission::AdmissionConfig::default(),
             send_without_peer: Some(crate::media::SEND_WITHOUT_PEER),
+            session_timer: ivr_sip::session_timer::Policy::default(),
         }
     }
 }

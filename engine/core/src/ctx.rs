@@ -79,13 +79,17 @@ impl Ctx {
             RequestError::NotAllowed | RequestError::NotImplemented => {
                 r.headers.push(HeaderName::Allow, ALLOW)
             }
-            RequestError::Unavailable(_) => r
+            RequestError::Unavailable(_) | RequestError::OfferUnanswered => r
                 .headers
                 .push(HeaderName::RetryAfter, self.config.retry_after.to_string()),
             RequestError::BadExtension(tags) => {
                 r.headers.push(HeaderName::Unsupported, tags.clone())
             }
             RequestError::NotSdp => r.headers.push(HeaderName::Accept, "application/sdp"),
+            // RFC 4028 §9: the 422 says what we accept.
+            RequestError::IntervalTooSmall(min) => {
+                r.headers.push(HeaderName::MinSe, min.to_string())
+            }
             RequestError::SdpNotAccepted => {
                 r.headers.push(HeaderName::Accept, "application/sdp");
                 r.headers.push(

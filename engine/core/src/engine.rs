@@ -34,6 +34,8 @@ use std::time::Instant;
 pub(crate) enum Purpose {
     /// A leg's BYE: its answer (or timeout) ends the call.
     Bye,
+    /// A leg's session refresh (RFC 4028): its answers go to the leg.
+    Refresh,
 }
 
 /// The call-control engine: routes inputs to calls and legs, and keeps the indexes
@@ -206,11 +208,23 @@ impl Engine {
             match ev {
                 TxEvent::Request { key, request, peer } => self.on_request(now, key, request, peer),
                 TxEvent::Response { key, response } => {
-                    if !response.status.is_provisional() {
+                    if let Some(&(leg, Purpose::Refresh)) = self.clients.get(&key) {
+                        self.refresh_response(now, leg, &key, &response);
+                    } else if !response.status.is_provisional() {
                         self.client_done(&key);
                     }
                 }
-                TxEvent::ClientTimeout(key) => self.client_done(&key),
+                TxEvent::ClientTimeout(key) => {
+                    if let Some(&(leg, Purpose::Refresh)) = self.clients.get(&key) {
+                        if let Some(l) = self.leg_mut(leg)
+                            && l.ext.is_refresh(&key)
+                        {
+                            l.refresh_timed_out();
+                        }
+                        self.leg_events(now, leg);
+                    }
+                    self.client_done(&key)
+                }
                 TxEvent::AckTimeout(key) => {
                     if let Some(leg) = self.by_invite.get(&key).copied() {
                         self.end_call(now, leg.call, EndReason::AckTimeout);
@@ -246,7 +260,7 @@ impl Engine {
             return self.reject(now, &key, &req, RequestError::UnsupportedScheme);
         }
         // RFC 3261 §8.2.2.3: every request but CANCEL and ACK is refused if it requires an
-        // extension we lack (we support none).
+        // extension we lack (we support `timer` and `100rel`).
         if req.method != Method::Cancel
             && let Some(tags) = unsupported_required(&req)
         {
@@ -278,6 +292,8 @@ impl Engine {
                 let mut r = self.ctx.reply(&req, StatusCode::OK, None);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 r.headers.push(HeaderName::Accept, "application/sdp");
+                r.headers
+                    .push(HeaderName::Supported, crate::config::SUPPORTED);
                 self.ctx.layer.respond(now, &key, r);
             }
             Method::Invite => self.on_invite(now, key, req, peer),
@@ -352,6 +368,10 @@ impl Engine {
             }
             Err(e) => return self.reject(now, &key, &req, e),
         };
+        let ext = match crate::session::Extensions::for_invite(&mut self.ctx, &req) {
+            Ok(ext) => ext,
+            Err(e) => return self.reject(now, &key, &req, e),
+        };
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let call_id = CallId::from(req.call_id().unwrap_or_default());
@@ -378,7 +398,7 @@ impl Engine {
             handle,
             call_id,
             caller,
-            legs: vec![Leg::new(leg, peer, key, req, local_tag, offer)],
+            legs: vec![Leg::new(leg, peer, key, req, local_tag, offer).with_ext(ext)],
             app: App::Menu(Box::new(run)),
             created: now,
             connected: None,
@@ -481,6 +501,7 @@ impl Engine {
             return;
         };
         match purpose {
+            Purpose::Refresh => {}
             Purpose::Bye => {
                 let reason = self
                     .calls
@@ -490,6 +511,25 @@ impl Engine {
                 self.finish_call(leg.call, reason);
             }
         }
+    }
+
+    /// An answer to a leg's session refresh: the leg reads it (a re-INVITE's 2xx is
+    /// ACKed each time it comes, so the entry stays until the next refresh or the end of
+    /// the call: one per leg at most).
+    fn refresh_response(
+        &mut self,
+        now: Instant,
+        leg: LegHandle,
+        key: &ClientKey,
+        response: &ivr_sip::Response,
+    ) {
+        if let Some(l) = leg_in(&mut self.calls, leg)
+            && l.ext.is_refresh(key)
+        {
+            l.handle_refresh_response(&mut self.ctx, now, response);
+        }
+        self.leg_events(now, leg);
+        self.reindex(leg.call);
     }
 
     // ---- media and the call's application ----
@@ -768,6 +808,12 @@ impl Engine {
             return;
         };
         for leg in &mut call.legs {
+            if let Some(key) = leg.ext.take_stale_client() {
+                self.clients.remove(&key);
+            }
+            if let Some(key) = leg.ext.take_new_client() {
+                self.clients.insert(key, (leg.handle, Purpose::Refresh));
+            }
             let next = leg.poll_timeout(&self.ctx);
             if leg.indexed != next {
                 leg.indexed = next;
@@ -829,6 +875,9 @@ impl Engine {
             self.admission.call_ended(handle, first.peer.addr.ip());
         }
         for leg in &call.legs {
+            if let Some(key) = leg.ext.refresh_key() {
+                self.clients.remove(key);
+            }
             self.by_invite.remove(&leg.invite_key);
             self.by_dialog
                 .remove(&(call.call_id.clone(), leg.local_tag.clone()));
@@ -888,8 +937,15 @@ fn leg_in(calls: &mut HashMap<CallHandle, Call>, leg: LegHandle) -> Option<&mut 
     calls.get_mut(&leg.call)?.leg_mut(leg)
 }
 
-/// Tags in Require we do not support (we support none), for a 420 (RFC 3261 §8.2.2.3).
+/// Tags in Require we do not support, for a 420 (RFC 3261 §8.2.2.3). We support session
+/// timers (RFC 4028) and reliable provisionals (RFC 3262).
 fn unsupported_required(req: &Request) -> Option<String> {
-    let tags: Vec<&str> = req.headers.values(&HeaderName::Require).collect();
+    let ours = [ivr_sip::session_timer::TAG, ivr_sip::reliable::TAG];
+    let tags: Vec<&str> = req
+        .headers
+        .values(&HeaderName::Require)
+        .map(str::trim)
+        .filter(|t| !ours.iter().any(|o| o.eq_ignore_ascii_case(t)))
+        .collect();
     (!tags.is_empty()).then(|| tags.join(", "))
 }

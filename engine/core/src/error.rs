@@ -48,9 +48,26 @@ pub enum RequestError {
     /// A CSeq lower than the dialog's last (RFC 3261 §12.2.2).
     #[error("CSeq out of order")]
     OldCSeq,
-    /// A re-INVITE while another is pending (RFC 3261 §14.2).
+    /// A re-INVITE while another is pending (RFC 3261 §14.2), or an offer in an UPDATE
+    /// while ours is unanswered (RFC 3311 §5.2).
     #[error("a re-INVITE is pending")]
     Pending,
+    /// Session-Expires below our Min-SE (RFC 4028 §9): 422 with this Min-SE.
+    #[error("session interval too small (Min-SE {0})")]
+    IntervalTooSmall(u32),
+    /// A header we must read is malformed (Session-Expires, Min-SE).
+    #[error("malformed {0}")]
+    BadHeader(ivr_sip::HeaderName),
+    /// An offer in an UPDATE before the INVITE's offer is answered (RFC 3311 §5.2: 500
+    /// with Retry-After).
+    #[error("an earlier offer is not answered yet")]
+    OfferUnanswered,
+    /// A PRACK that matches no unacknowledged reliable provisional (RFC 3262 §3).
+    #[error("no such provisional response")]
+    NoSuchProvisional,
+    /// A reliable provisional was never PRACKed (RFC 3262 §3: reject with a 5xx).
+    #[error("no PRACK")]
+    NoPrack,
 }
 
 /// Why the engine is unavailable (each a 503 with Retry-After).
@@ -97,6 +114,12 @@ impl From<&RequestError> for StatusCode {
             RequestError::Declined => StatusCode::DECLINE,
             RequestError::OldCSeq => StatusCode::SERVER_INTERNAL_ERROR,
             RequestError::Pending => StatusCode::REQUEST_PENDING,
+            RequestError::IntervalTooSmall(_) => StatusCode::SESSION_INTERVAL_TOO_SMALL,
+            RequestError::BadHeader(_) => StatusCode::BAD_REQUEST,
+            RequestError::NoSuchProvisional => StatusCode::CALL_DOES_NOT_EXIST,
+            RequestError::NoPrack | RequestError::OfferUnanswered => {
+                StatusCode::SERVER_INTERNAL_ERROR
+            }
         }
     }
 }
@@ -119,6 +142,8 @@ impl RequestError {
             RequestError::Sdp(e @ SdpError::Syntax(_)) => format!("Bad Request ({e})"),
             RequestError::Sdp(e) => format!("Not Acceptable Here ({e})"),
             RequestError::OldCSeq => "CSeq Out Of Order".into(),
+            RequestError::BadHeader(h) => format!("Bad Request (malformed {h})"),
+            RequestError::NoPrack => "Server Internal Error (no PRACK)".into(),
             _ => return None,
         })
     }

@@ -130,6 +130,10 @@ pub enum EndReason {
     /// The menus sent the call to a service this engine does not run yet (see
     /// [`Event::LeftMenus`]).
     Unavailable,
+    /// The session timer ran out with no refresh, or our refresh failed (RFC 4028 §10).
+    SessionExpired,
+    /// A reliable provisional response was never PRACKed (RFC 3262 §3).
+    NoPrack,
 }
 
 /// Events for logs, metrics and tests.

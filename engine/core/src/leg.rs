@@ -3,9 +3,10 @@
 //!
 //! A leg owns what only it can decide (quinn-proto's `Connection` to the engine's
 //! `Endpoint`): answering its INVITE, its in-dialog requests (ACK, BYE, re-INVITE, INFO,
-//! OPTIONS), its BYE, and its timers (ringing, RTP pacing, media inactivity). It tells its
-//! call what happened through [`Leg::poll_event`]; the engine routes inputs to it and keeps
-//! the indexes.
+//! OPTIONS, and UPDATE and PRACK in [`crate::session`] and `prack.rs`), its BYE, and its
+//! timers (ringing, RTP pacing, media inactivity, the session timer, reliable 180s). It
+//! tells its call what happened through [`Leg::poll_event`]; the engine routes inputs to it
+//! and keeps the indexes.
 
 use crate::ctx::{Ctx, set_to_tag};
 use crate::error::RequestError;
@@ -106,7 +107,9 @@ pub struct Leg {
     pub reinvite: Option<ServerKey>,
     /// The deadline the engine indexes for this leg.
     pub(crate) indexed: Option<Instant>,
-    events: VecDeque<LegEvent>,
+    /// Session timers, UPDATE and PRACK (RFC 4028, 3311, 3262): see [`crate::session`].
+    pub(crate) ext: crate::session::Extensions,
+    pub(crate) events: VecDeque<LegEvent>,
 }
 
 impl Leg {
@@ -131,8 +134,15 @@ impl Leg {
             phase: LegPhase::OpeningMedia { offer },
             reinvite: None,
             indexed: None,
+            ext: Default::default(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The leg with what its INVITE asked of the extensions (RFC 4028, RFC 3262).
+    pub(crate) fn with_ext(mut self, ext: crate::session::Extensions) -> Leg {
+        self.ext = ext;
+        self
     }
 
     /// The next thing the call must hear about.
@@ -171,23 +181,28 @@ impl Leg {
     /// The leg's next deadline: the answer while ringing; the next RTP packet and the media
     /// inactivity limit while active; none otherwise.
     pub(crate) fn poll_timeout(&self, ctx: &Ctx) -> Option<Instant> {
-        match self.phase {
-            LegPhase::Ringing { until, .. } => Some(until),
-            LegPhase::Active => {
-                let m = self.media.as_ref()?;
+        let own = match self.phase {
+            // An answer held for a PRACK (RFC 3262 §3) waits for it, not for the clock.
+            LegPhase::Ringing { until, .. } => (!self.ext.answer_held()).then_some(until),
+            LegPhase::Active => self.media.as_ref().map(|m| {
                 let silence =
                     m.inactivity_deadline(ctx.config.media_timeout, ctx.config.hold_timeout);
-                Some(m.next_send().map_or(silence, |d| d.min(silence)))
-            }
+                m.next_send().map_or(silence, |d| d.min(silence))
+            }),
             _ => None,
+        };
+        match (own, self.ext_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// Time passed: answer when the ringing is over, send the RTP packets due, and give up on
     /// a peer that sends nothing.
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        self.ext_timeout(ctx, now);
         if let LegPhase::Ringing { until, .. } = self.phase {
-            if now >= until {
+            if now >= until && !self.ext.answer_held() {
                 self.answer(ctx, now);
             }
             return;
@@ -244,12 +259,17 @@ impl Leg {
                 .push(HeaderName::Contact, ctx.contact(self.peer.transport));
             r.headers
                 .push(HeaderName::Server, ctx.config.user_agent.clone());
+            self.make_reliable(ctx, now, &mut r);
             ctx.layer.respond(now, &self.invite_key, r);
         }
     }
 
-    /// Send the 200 OK with our answer, or our offer for a late-offer INVITE.
-    fn answer(&mut self, ctx: &mut Ctx, now: Instant) {
+    /// Send the 200 OK with our answer, or our offer for a late-offer INVITE (unless a
+    /// reliable 180 carried it: then the PRACK answered it and the 2xx has no body).
+    pub(crate) fn answer(&mut self, ctx: &mut Ctx, now: Instant) {
+        if !self.ext.may_answer() {
+            return self.ext.hold_answer();
+        }
         let LegPhase::Ringing { offer, .. } = &mut self.phase else {
             return;
         };
@@ -262,12 +282,20 @@ impl Leg {
                 Ok(n) => sdp::build_answer(&session, o, &n),
                 Err(_) => return, // checked at INVITE time
             },
+            None if self.ext.offered_early() => Vec::new(),
             None => sdp::build_offer(&session, Direction::SendRecv),
         };
-        let seq = ctx.rng.next_u32() & 0xFFFF;
-        let dialog = match Dialog::from_invite(&self.invite, &self.local_tag, seq) {
-            Ok(d) => d,
-            Err(_) => return, // Contact and tags were checked at INVITE time
+        let dialog = match self.dialog.take() {
+            // The early dialog of a reliable 180 (RFC 3261 §12.1.1) is confirmed.
+            Some(d) => d,
+            None => match Dialog::from_invite(
+                &self.invite,
+                &self.local_tag,
+                ctx.rng.next_u32() & 0xFFFF,
+            ) {
+                Ok(d) => d,
+                Err(_) => return, // Contact and tags were checked at INVITE time
+            },
         };
         let mut r = Response::to_request(&self.invite, StatusCode::OK);
         set_to_tag(&mut r, &self.local_tag);
@@ -277,10 +305,13 @@ impl Leg {
         r.headers.push(HeaderName::Allow, crate::config::ALLOW);
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
-        r.headers.push(HeaderName::ContentType, "application/sdp");
+        if !body.is_empty() {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+        }
         r.body = body;
         self.dialog = Some(dialog);
         self.phase = LegPhase::Answered { offer };
+        self.ext_answered(now, &mut r);
         ctx.layer.respond(now, &self.invite_key, r);
         ctx.event(Event::CallAnswered {
             call: self.handle.call,
@@ -308,10 +339,12 @@ impl Leg {
         }
         match std::mem::replace(&mut self.phase, LegPhase::Active) {
             LegPhase::Answered { offer } => {
-                let negotiated = match &offer {
-                    Some(o) => sdp::negotiate(o).map(|n| (n, o.addr)),
+                let negotiated = match (&offer, self.ext.take_early_answer()) {
+                    (Some(o), _) => sdp::negotiate(o).map(|n| (n, o.addr)),
+                    // Our offer was in a reliable 180, the answer in its PRACK (RFC 3262 §5).
+                    (None, Some(early)) => Ok(early),
                     // Late offer: the answer is in the ACK (RFC 3261 §13.2.1).
-                    None => sdp::parse_remote(&ack.body)
+                    (None, None) => sdp::parse_remote(&ack.body)
                         .and_then(|a| sdp::accept_answer(&a).map(|n| (n, a.addr))),
                 };
                 match negotiated {
@@ -322,6 +355,7 @@ impl Leg {
                 }
             }
             LegPhase::Active => {
+                self.ext.offer_answered();
                 // An ACK for a re-INVITE 2xx that offered: it carries the answer.
                 if !ack.body.is_empty()
                     && let Ok(a) = sdp::parse_remote(&ack.body)
@@ -366,10 +400,15 @@ impl Leg {
             Method::Bye => {
                 let ok = ctx.reply(&req, StatusCode::OK, None);
                 ctx.layer.respond(now, &key, ok);
+                // RFC 3261 §15.1.2: a BYE in the early dialog (a reliable 180 made one)
+                // ends the INVITE with 487, as a CANCEL would.
+                self.cancel(ctx, now);
                 self.events
                     .push_back(LegEvent::Closed(EndReason::CallerHungUp));
             }
             Method::Invite => self.handle_reinvite(ctx, now, key, req),
+            Method::Update => self.handle_update(ctx, now, key, req),
+            Method::Prack => self.handle_prack(ctx, now, key, req),
             Method::Info => {
                 let digit = dtmf_from_info(&req);
                 let ok = ctx.reply(&req, StatusCode::OK, None);
@@ -394,15 +433,22 @@ impl Leg {
             .reinvite
             .as_ref()
             .is_some_and(|k| ctx.layer.is_pending_invite(k));
+        // RFC 3261 §14.2: one INVITE at a time each way; ours (a session refresh) counts.
+        let busy = busy || self.ext.invite_in_flight();
         if busy || !matches!(self.phase, LegPhase::Active) || self.media.is_none() {
             return ctx.reject(now, &key, &req, RequestError::Pending, None);
         }
+        let agreement = match self.check_refresh(ctx, &req) {
+            Ok(a) => a,
+            Err(e) => return ctx.reject(now, &key, &req, e, None),
+        };
         let Some(mut local) = self.local_sdp else {
             return;
         };
         local.version += 1;
         let body = if req.body.is_empty() {
             // Offer in the 2xx, answer in the ACK.
+            self.ext.offer_in_2xx();
             let dir = self
                 .media
                 .as_ref()
@@ -417,15 +463,8 @@ impl Leg {
                 },
             )
         } else {
-            let parsed: Result<(RemoteAudio, Negotiated), SdpError> =
-                sdp::parse_remote(&req.body).and_then(|o| sdp::negotiate(&o).map(|n| (o, n)));
-            match parsed {
-                Ok((o, n)) => {
-                    if let Some(m) = self.media.as_mut() {
-                        m.update(now, n, o.addr);
-                    }
-                    sdp::build_answer(&local, &o, &n)
-                }
+            match self.answer_offer(now, &local, &req.body) {
+                Ok(answer) => answer,
                 Err(e) => return ctx.reject(now, &key, &req, RequestError::Sdp(e), None),
             }
         };
@@ -434,15 +473,39 @@ impl Leg {
             d.refresh_target(&req);
         }
         self.reinvite = Some(key.clone());
-        let mut r = Response::to_request(&req, StatusCode::OK);
-        proxy::copy_record_route(&mut r, &req);
+        let mut r = self.target_refresh_ok(ctx, &req);
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = body;
+        self.refreshed_by_peer(now, agreement, &mut r);
+        ctx.layer.respond(now, &key, r);
+    }
+
+    /// The 200 to a target refresh request in our dialog (re-INVITE, UPDATE): the
+    /// Record-Route copied, our Contact, the Server header.
+    pub(crate) fn target_refresh_ok(&self, ctx: &Ctx, req: &Request) -> Response {
+        let mut r = Response::to_request(req, StatusCode::OK);
+        proxy::copy_record_route(&mut r, req);
         r.headers
             .push(HeaderName::Contact, ctx.contact(self.peer.transport));
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
-        r.headers.push(HeaderName::ContentType, "application/sdp");
-        r.body = body;
-        ctx.layer.respond(now, &key, r);
+        r
+    }
+
+    /// Answer an offer received in the dialog (re-INVITE, UPDATE): the media follows it and
+    /// our answer is built on `local` (RFC 3264 §8).
+    pub(crate) fn answer_offer(
+        &mut self,
+        now: Instant,
+        local: &LocalSession,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SdpError> {
+        let offer = sdp::parse_remote(body)?;
+        let n = sdp::negotiate(&offer)?;
+        if let Some(m) = self.media.as_mut() {
+            m.update(now, n, offer.addr);
+        }
+        Ok(sdp::build_answer(local, &offer, &n))
     }
 
     /// A datagram on our RTP port; what it was, for the call (digits are also queued as
@@ -487,30 +550,9 @@ impl Leg {
                 HangUp::Refused
             }
             LegPhase::Answered { .. } | LegPhase::Active => {
-                let Some(dialog) = self.dialog.as_mut() else {
+                let Some((bye, peer)) = self.new_request(ctx, Method::Bye) else {
                     return HangUp::Nothing;
                 };
-                // RFC 3261 §12.2.1.1: the route set decides the Request-URI, the Route
-                // headers and the next hop; the Via names the transport used to get there.
-                let target = dialog.target();
-                let hop = proxy::next_hop(self.peer, &target);
-                let peer = hop.peer;
-                let branch = format!("z9hG4bK{}", ctx.rng.token());
-                let via = format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    peer.transport.via_token(),
-                    ctx.config.sip_addr
-                );
-                let mut bye = dialog.request(Method::Bye, via);
-                bye.headers
-                    .push(HeaderName::UserAgent, ctx.config.user_agent.clone());
-                let next_hop = target.next_hop.to_string();
-                let call = self.handle.call;
-                if hop.unresolved {
-                    ctx.event(Event::RouteUnresolved { call, next_hop });
-                } else if target.strict {
-                    ctx.event(Event::StrictRoute { call, next_hop });
-                }
                 self.stop();
                 match ctx.layer.send_request(now, bye, peer) {
                     Some(key) => {
@@ -523,6 +565,35 @@ impl Leg {
                 }
             }
         }
+    }
+}
+
+impl Leg {
+    /// A new request in our dialog, and where it goes (RFC 3261 §12.2.1.1: the route set
+    /// decides the Request-URI, the Route headers and the next hop; the Via names the
+    /// transport used to get there). `None` before the dialog exists.
+    pub(crate) fn new_request(&mut self, ctx: &mut Ctx, method: Method) -> Option<(Request, Peer)> {
+        let dialog = self.dialog.as_mut()?;
+        let target = dialog.target();
+        let hop = proxy::next_hop(self.peer, &target);
+        let peer = hop.peer;
+        let branch = format!("z9hG4bK{}", ctx.rng.token());
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            peer.transport.via_token(),
+            ctx.config.sip_addr
+        );
+        let mut req = dialog.request(method, via);
+        req.headers
+            .push(HeaderName::UserAgent, ctx.config.user_agent.clone());
+        let next_hop = target.next_hop.to_string();
+        let call = self.handle.call;
+        if hop.unresolved {
+            ctx.event(Event::RouteUnresolved { call, next_hop });
+        } else if target.strict {
+            ctx.event(Event::StrictRoute { call, next_hop });
+        }
+        Some((req, peer))
     }
 }
 

@@ -17,9 +17,11 @@ pub mod handle;
 pub mod io;
 pub mod leg;
 pub mod media;
+mod prack;
 mod proxy;
 pub mod rng;
 pub mod sdp;
+pub mod session;
 pub mod voicemail;
 
 pub use config::{ALLOW, EngineConfig};

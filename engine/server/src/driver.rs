@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub send_without_peer: Option<Duration>,
     /// Ring this long before answering.
     pub answer_delay: Duration,
+    /// Session timers (RFC 4028): our Min-SE and preferred interval.
+    pub session_timer: ivr_sip::session_timer::Policy,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
     /// The files the running config was loaded from (watched for changes).
@@ -230,6 +232,7 @@ impl Server {
         engine_config.hold_timeout = self.config.hold_timeout;
         engine_config.seed = seed();
         engine_config.answer_delay = self.config.answer_delay;
+        engine_config.session_timer = self.config.session_timer;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
         engine_config.admission = self.config.admission;
         engine_config.send_without_peer = self.config.send_without_peer;
@@ -870,7 +873,11 @@ impl Io {
                 let to = self.handoffs.remove(&call);
                 if matches!(
                     reason,
-                    EndReason::MediaTimeout | EndReason::HoldTimeout | EndReason::AckTimeout
+                    EndReason::MediaTimeout
+                        | EndReason::HoldTimeout
+                        | EndReason::AckTimeout
+                        | EndReason::SessionExpired
+                        | EndReason::NoPrack
                 ) {
                     warn!(%call_id, ?reason, "call ended abnormally");
                 } else if reason == EndReason::Unavailable {

@@ -18,6 +18,7 @@ pub mod page;
 pub mod ports;
 pub mod recorder;
 pub mod reload;
+pub mod resolve;
 pub mod retention;
 pub mod signin;
 pub mod staff;

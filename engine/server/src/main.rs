@@ -196,6 +196,14 @@ struct ServeArgs {
     /// Milliseconds to ring (180 Ringing) before answering.
     #[arg(long, default_value_t = 0)]
     answer_delay_ms: u64,
+    /// Session timers (RFC 4028): the interval, in seconds, asked of callers that support
+    /// them without naming one, and the largest kept when they ask for more.
+    #[arg(long, default_value_t = ivr_sip::session_timer::RECOMMENDED_INTERVAL)]
+    session_expires: u32,
+    /// The smallest Session-Expires accepted, in seconds (smaller gets 422 with this Min-SE).
+    /// RFC 4028 §5 makes 90 the floor; lower values break it and are meant for tests.
+    #[arg(long, default_value_t = ivr_sip::session_timer::MIN_SE_FLOOR, value_parser = clap::value_parser!(u32).range(1..))]
+    min_se: u32,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -847,6 +855,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             admission: args.admission.config(args.max_calls),
             send_without_peer: args.admission.send_without_peer(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
+            session_timer: ivr_sip::session_timer::Policy {
+                min_se: args.min_se,
+                interval: args.session_expires.max(args.min_se),
+            },
             config_path: args.config.clone(),
             config_sources,
             tts_cache: args.data_dir.join("tts-cache"),

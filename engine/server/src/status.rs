@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// Why calls ended, as `/metrics` labels them, in the order it lists them.
-const END_REASONS: [&str; 10] = [
+const END_REASONS: [&str; 12] = [
     "caller_hung_up",
     "cancelled",
     "menu_hangup",
@@ -29,6 +29,8 @@ const END_REASONS: [&str; 10] = [
     "media_unavailable",
     "bad_answer",
     "service_unavailable",
+    "session_expired",
+    "no_prack",
 ];
 
 /// The index of a reason in [`END_REASONS`] (exhaustive: a new reason must be named).
@@ -44,6 +46,8 @@ fn reason_index(r: EndReason) -> usize {
         EndReason::MediaUnavailable => 7,
         EndReason::BadAnswer => 8,
         EndReason::Unavailable => 9,
+        EndReason::SessionExpired => 10,
+        EndReason::NoPrack => 11,
     }
 }
 

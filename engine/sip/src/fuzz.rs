@@ -29,6 +29,33 @@ pub fn parse_datagram(data: &[u8]) {
 }
 
 fn touch_headers(msg: &Message) {
+    // The extension headers (RFC 4028, RFC 3262) are read from outside input too.
+    let headers = msg.headers();
+    let _ = (
+        crate::session_timer::negotiate_uas(headers, &Default::default()),
+        crate::session_timer::refresh_outcome(
+            200,
+            headers,
+            90,
+            &crate::session_timer::Agreement {
+                interval: 90,
+                refresher: crate::session_timer::Refresher::Uac,
+                peer_supports: true,
+            },
+        ),
+        crate::session_timer::refresh_outcome(
+            422,
+            headers,
+            90,
+            &crate::session_timer::Agreement {
+                interval: 90,
+                refresher: crate::session_timer::Refresher::Uas,
+                peer_supports: false,
+            },
+        ),
+        crate::reliable::RAck::of(headers),
+        crate::reliable::supported(headers),
+    );
     match msg {
         Message::Request(r) => {
             let _ = (
@@ -102,6 +129,16 @@ pub fn digest_header(data: &[u8]) {
     }
 }
 
+/// Deterministic "randomness" for the sequence targets' branches and cnonces.
+struct Lcg(u64);
+
+impl crate::digest::RandomSource for Lcg {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
+        self.0
+    }
+}
+
 /// Drive an outgoing call with responses, timeouts and commands chosen by the input, and
 /// check what must always hold: at most one answer or one failure, never both; every new
 /// 2xx acknowledged; and once the owner cancels and time passes, nothing left alive.
@@ -112,13 +149,6 @@ pub fn uac_sequence(data: &[u8]) {
     use crate::{Method, Request, Response, Uri};
     use std::time::Duration;
 
-    struct Bytes(u64);
-    impl crate::digest::RandomSource for Bytes {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
-            self.0
-        }
-    }
     let (Ok(uri), Ok(to), Ok(from)) = (
         Uri::parse("sip:agent@127.0.0.1:5070"),
         NameAddr::parse("<sip:agent@127.0.0.1:5070>", HeaderName::To),
@@ -146,7 +176,7 @@ pub fn uac_sequence(data: &[u8]) {
         timers: Default::default(),
     };
     let mut now = crate::fuzz_epoch();
-    let mut call = OutgoingCall::new(now, config, Box::new(Bytes(1)));
+    let mut call = OutgoingCall::new(now, config, Box::new(Lcg(1)));
     #[derive(Default)]
     struct Seen {
         sent: Vec<Request>,
@@ -300,6 +330,169 @@ pub fn uac_sequence(data: &[u8]) {
     );
 }
 
+/// Drive a transfer by REFER with responses, NOTIFYs (well formed or hostile) and time chosen
+/// by the input, and check what must always hold: every NOTIFY gets an answer on its own
+/// transaction; `Accepted` at most once and before any progress; exactly one outcome once
+/// time has run out, and nothing reported after it but complaints about NOTIFYs.
+pub fn refer_sequence(data: &[u8]) {
+    use crate::dialog::Dialog;
+    use crate::header::{HeaderName, NameAddr};
+    use crate::refer::{ReferConfig, ReferEvent, ReferTransfer};
+    use crate::{Method, Response, StatusCode, Uri};
+    use std::time::Duration;
+
+    let invite = "INVITE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+        From: <sip:caller@127.0.0.1>;tag=c\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: f\r\n\
+        CSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
+    let (Ok(Message::Request(invite)), Ok(dest), Ok(by), Ok(contact)) = (
+        parse_message(invite.as_bytes(), Framing::Datagram),
+        Uri::parse("sip:desk@127.0.0.1:5080"),
+        NameAddr::parse("<sip:ivr@127.0.0.1>", HeaderName::From),
+        Uri::parse("sip:ivr@127.0.0.1:5060"),
+    ) else {
+        return;
+    };
+    let Ok(mut dialog) = Dialog::from_invite(&invite, &"i".into(), 10) else {
+        return;
+    };
+    let mut now = crate::fuzz_epoch();
+    let config = ReferConfig::new(dest, by, contact, Transport::Udp, "127.0.0.1:5060".into());
+    let mut t = ReferTransfer::new(now, &mut dialog, config, &mut Lcg(1));
+    let refer = t.request().clone();
+    let mut events = Vec::new();
+    let mut notify_seq = 1u32;
+    let drain = |t: &mut ReferTransfer, events: &mut Vec<ReferEvent>| {
+        while t.poll_transmit().is_some() {}
+        while let Some(e) = t.poll_event() {
+            events.push(e);
+        }
+    };
+    for op in data.chunks(4) {
+        let [kind, a, b, c] = [0, 1, 2, 3].map(|i| op.get(i).copied().unwrap_or(0));
+        match kind % 4 {
+            0 => {
+                let codes = [100, 202, 200, 403, 405, 501, 603, 481];
+                if let Some(status) = StatusCode::new(codes[usize::from(a) % codes.len()]) {
+                    t.handle_response(now, Response::to_request(&refer, status));
+                }
+            }
+            1 => {
+                notify_seq += u32::from(c % 2);
+                let mut n = crate::Request::new(Method::Notify, invite.uri.clone());
+                n.headers.push(
+                    HeaderName::Via,
+                    format!("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKn{notify_seq}"),
+                );
+                n.headers
+                    .push(HeaderName::From, "<sip:caller@127.0.0.1>;tag=c");
+                n.headers.push(HeaderName::To, "<sip:ivr@127.0.0.1>;tag=i");
+                n.headers.push(HeaderName::CallId, "f");
+                n.headers
+                    .push(HeaderName::CSeq, format!("{notify_seq} NOTIFY"));
+                let events_h = ["refer", "refer;id=11", "refer;id=9", "presence", "refer;;"];
+                if a % 7 != 6 {
+                    n.headers.push(
+                        HeaderName::from_wire("Event"),
+                        events_h[usize::from(a) % events_h.len()],
+                    );
+                }
+                let states = [
+                    "active",
+                    "pending",
+                    "terminated",
+                    "terminated;reason=x",
+                    "",
+                    "a b",
+                ];
+                if b % 7 != 6 {
+                    n.headers.push(
+                        HeaderName::from_wire("Subscription-State"),
+                        states[usize::from(b) % states.len()],
+                    );
+                }
+                let types = [
+                    "message/sipfrag",
+                    "message/sipfrag;version=2.0",
+                    "text/plain",
+                ];
+                n.headers.push(
+                    HeaderName::ContentType,
+                    types[usize::from(a / 8) % types.len()],
+                );
+                let bodies: [&[u8]; 8] = [
+                    b"SIP/2.0 100 Trying\r\n",
+                    b"SIP/2.0 180 Ringing",
+                    b"SIP/2.0 200 OK\r\n",
+                    b"SIP/2.0 486 Busy Here\r\n",
+                    b"",
+                    b"SIP/2.0 99 x",
+                    b"\xff\xfe\x00",
+                    b"INVITE sip:a@b SIP/2.0\r\n",
+                ];
+                n.body = bodies[usize::from(b / 8) % bodies.len()].to_vec();
+                if c > 200 {
+                    n.body = vec![c; usize::from(b) * 4];
+                }
+                let answer = t.handle_notify(now, &n);
+                assert_eq!(
+                    answer.cseq().ok().map(|c| c.seq),
+                    Some(notify_seq),
+                    "the answer belongs to the NOTIFY"
+                );
+                let code = answer.status.code();
+                assert!(code == 200 || (400..500).contains(&code), "{code}");
+            }
+            2 => {
+                now += Duration::from_millis(u64::from(a) * 1000 + u64::from(b));
+                t.handle_timeout(now);
+            }
+            _ => {
+                if let Some(at) = t.poll_timeout() {
+                    now = now.max(at);
+                    t.handle_timeout(now);
+                }
+            }
+        }
+        drain(&mut t, &mut events);
+    }
+    // Let time run out: every deadline fires, an outcome must be there.
+    for _ in 0..1000 {
+        let Some(at) = t.poll_timeout() else { break };
+        now = now.max(at);
+        t.handle_timeout(now);
+        drain(&mut t, &mut events);
+    }
+    assert!(t.poll_timeout().is_none(), "deadlines left: {t:?}");
+    let is_final = |e: &ReferEvent| {
+        matches!(
+            e,
+            ReferEvent::Succeeded
+                | ReferEvent::Failed(_)
+                | ReferEvent::Refused(_)
+                | ReferEvent::TimedOut
+        )
+    };
+    let finals: Vec<usize> = (0..events.len())
+        .filter(|&i| is_final(&events[i]))
+        .collect();
+    assert_eq!(finals.len(), 1, "one outcome: {events:?}");
+    let accepted: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i] == ReferEvent::Accepted)
+        .collect();
+    assert!(accepted.len() <= 1, "{events:?}");
+    for (i, e) in events.iter().enumerate() {
+        if matches!(
+            e,
+            ReferEvent::Progress(_) | ReferEvent::Succeeded | ReferEvent::Failed(_)
+        ) {
+            assert!(accepted.first().is_some_and(|&a| a < i), "{events:?}");
+        }
+        if i > finals[0] {
+            assert!(matches!(e, ReferEvent::BadNotify(_)), "{events:?}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -313,8 +506,20 @@ mod tests {
         ]);
     }
 
+    /// The seed in `tests/fuzz/seeds/refer`: 202, NOTIFY 100 active, NOTIFY 200 terminated.
+    #[test]
+    fn refer_seed_runs() {
+        super::refer_sequence(&[0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 21, 1]);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// The REFER operation-sequence target on random inputs, in the normal suite.
+        #[test]
+        fn refer_sequences_hold_their_invariants(data in proptest::collection::vec(any::<u8>(), 0..120)) {
+            super::refer_sequence(&data);
+        }
 
         /// The UAC operation-sequence target on random inputs, in the normal suite.
         #[test]

@@ -50,6 +50,14 @@ pub enum HeaderName {
     Server,
     /// Expires.
     Expires,
+    /// Session-Expires (compact `x`, RFC 4028 §4).
+    SessionExpires,
+    /// Min-SE (RFC 4028 §5).
+    MinSe,
+    /// RSeq (RFC 3262 §7.1).
+    RSeq,
+    /// RAck (RFC 3262 §7.2).
+    RAck,
     /// Any other header, as written (compared case-insensitively).
     Other(String),
 }
@@ -68,6 +76,12 @@ impl HeaderName {
                 b'l' => return ContentLength,
                 b'c' => return ContentType,
                 b'k' => return Supported,
+                b'x' => return SessionExpires,
+                // Compact forms of the transfer headers: RFC 6665 §8.2.1 (`o`), RFC 3515
+                // §2.1 (`r`), RFC 3892 §3 (`b`). They stay `Other`, spelled out.
+                b'o' => return Other("Event".into()),
+                b'r' => return Other("Refer-To".into()),
+                b'b' => return Other("Referred-By".into()),
                 _ => {}
             }
         }
@@ -93,6 +107,10 @@ impl HeaderName {
             UserAgent,
             Server,
             Expires,
+            SessionExpires,
+            MinSe,
+            RSeq,
+            RAck,
         ];
         known
             .into_iter()
@@ -125,6 +143,10 @@ impl HeaderName {
             UserAgent => "User-Agent",
             Server => "Server",
             Expires => "Expires",
+            SessionExpires => "Session-Expires",
+            MinSe => "Min-SE",
+            RSeq => "RSeq",
+            RAck => "RAck",
             Other(s) => s,
         }
     }

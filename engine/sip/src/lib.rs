@@ -6,8 +6,12 @@
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines (with RFC 6026), on a virtual clock;
 //! - [`ids`]: Call-ID and tag newtypes;
 //! - [`dialog`]: dialog state (RFC 3261 §12), with [`route`] sets and next hops;
+//! - [`session_timer`]: session timers (RFC 4028): negotiation and the refresh/expiry clock;
+//! - [`reliable`]: reliable provisional responses (RFC 3262), UAS side;
 //! - [`uac`]: placing a call (an INVITE to an answered dialog or a failure, §13.2, §9.1);
-//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760).
+//! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760);
+//! - [`refer`]: transferring a call by REFER, as transferor (RFC 3515, RFC 3892, RFC 6665);
+//! - [`locate`]: which addresses and transports a URI with a host name leads to (RFC 3263, RFC 2782).
 //!
 //! Nothing here does I/O or reads a clock: callers pass `now` and bytes in, and take bytes,
 //! events and deadlines out.
@@ -18,9 +22,13 @@ pub mod framing;
 pub mod fuzz;
 pub mod header;
 pub mod ids;
+pub mod locate;
 pub mod message;
 pub mod parse;
+pub mod refer;
+pub mod reliable;
 pub mod route;
+pub mod session_timer;
 pub mod transaction;
 pub mod uac;
 pub mod uri;

@@ -100,20 +100,29 @@ impl StatusCode {
     pub const RINGING: StatusCode = StatusCode(180);
     /// 200 OK.
     pub const OK: StatusCode = StatusCode(200);
+    /// 202 Accepted (RFC 3515 §2.4.2: a REFER was accepted).
+    pub const ACCEPTED: StatusCode = StatusCode(202);
     /// 400 Bad Request.
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    /// 403 Forbidden.
+    pub const FORBIDDEN: StatusCode = StatusCode(403);
     /// 404 Not Found.
     pub const NOT_FOUND: StatusCode = StatusCode(404);
     /// 405 Method Not Allowed.
     pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
     /// 406 Not Acceptable.
     pub const NOT_ACCEPTABLE: StatusCode = StatusCode(406);
+    /// 408 Request Timeout (also what a client transaction timeout counts as, RFC 3261
+    /// §8.1.3.1).
+    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     /// 415 Unsupported Media Type.
     pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     /// 416 Unsupported URI Scheme.
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     /// 420 Bad Extension.
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
+    /// 422 Session Interval Too Small (RFC 4028 §6).
+    pub const SESSION_INTERVAL_TOO_SMALL: StatusCode = StatusCode(422);
     /// 481 Call/Transaction Does Not Exist.
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     /// 483 Too Many Hops.
@@ -122,6 +131,8 @@ impl StatusCode {
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     /// 488 Not Acceptable Here.
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
+    /// 489 Bad Event (RFC 6665 §8.3.2).
+    pub const BAD_EVENT: StatusCode = StatusCode(489);
     /// 491 Request Pending.
     pub const REQUEST_PENDING: StatusCode = StatusCode(491);
     /// 603 Decline.
@@ -176,12 +187,14 @@ impl StatusCode {
             415 => "Unsupported Media Type",
             416 => "Unsupported URI Scheme",
             420 => "Bad Extension",
+            422 => "Session Interval Too Small",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
             483 => "Too Many Hops",
             486 => "Busy Here",
             487 => "Request Terminated",
             488 => "Not Acceptable Here",
+            489 => "Bad Event",
             491 => "Request Pending",
             500 => "Server Internal Error",
             501 => "Not Implemented",

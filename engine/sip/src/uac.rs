@@ -891,7 +891,8 @@ impl OutgoingCall {
     }
 }
 
-fn new_branch(rng: &mut dyn RandomSource) -> String {
+/// A fresh RFC 3261 branch (§8.1.1.7: the magic cookie, then enough randomness to be unique).
+pub(crate) fn new_branch(rng: &mut dyn RandomSource) -> String {
     format!(
         "{MAGIC_COOKIE}{:016x}{:08x}",
         rng.next_u64(),
@@ -900,11 +901,15 @@ fn new_branch(rng: &mut dyn RandomSource) -> String {
 }
 
 fn via(config: &OutgoingConfig, branch: &str) -> String {
+    via_value(config.transport, &config.sent_by, branch)
+}
+
+/// Our Via value (RFC 3261 §8.1.1.7, §18.1.1) for `transport` and `sent_by` (`host:port`).
+pub(crate) fn via_value(transport: Transport, sent_by: &str, branch: &str) -> String {
     // RFC 3581: ask for rport so responses find us behind NAT.
     format!(
-        "SIP/2.0/{} {};branch={branch};rport",
-        config.transport.via_token(),
-        config.sent_by
+        "SIP/2.0/{} {sent_by};branch={branch};rport",
+        transport.via_token()
     )
 }
 

@@ -5,9 +5,7 @@
 //! transaction retransmits its 2xx (RFC 3261 §13.3.1.4) and its digest checks use the server
 //! half of `ivr_sip::digest`, so both halves are exercised against each other.
 
-use ivr_sip::digest::{
-    Algorithm, Authorization, Credentials, NonceIssuer, RandomSource, VerifyError, ha1,
-};
+use ivr_sip::digest::{Algorithm, Authorization, Credentials, NonceIssuer, VerifyError, ha1};
 use ivr_sip::ids::Tag;
 use ivr_sip::message::CoreHeaders;
 use ivr_sip::parse::{Framing, parse_message};
@@ -20,21 +18,8 @@ use ivr_sip::{
 };
 use std::time::{Duration, Instant};
 
-#[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
-    Instant::now()
-}
-
-struct Counter(u64);
-impl RandomSource for Counter {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0
-    }
-}
+mod common;
+use common::{Counter, epoch};
 
 const LATENCY: Duration = Duration::from_millis(10);
 const REALM: &str = "trunk.test";

@@ -1,0 +1,448 @@
+//! A leg's SIP extensions: session timers (RFC 4028), UPDATE (RFC 3311) and reliable
+//! provisionals (RFC 3262, in `prack.rs`). The protocol machines live in `ivr-sip`
+//! ([`ivr_sip::session_timer`], [`ivr_sip::reliable`]); this module wires them into the
+//! answering leg: what the INVITE asked for, the 2xx, refreshes received (re-INVITE,
+//! UPDATE) and sent (when we are the refresher), and the BYE when the session expires.
+//!
+//! Outgoing (UAC) legs do not run session timers yet: when they come, [`Extensions`] takes
+//! `we_are_uac = true` for the initial INVITE and reads its 2xx with
+//! [`ivr_sip::session_timer::refresh_outcome`].
+
+use crate::ctx::Ctx;
+use crate::error::RequestError;
+use crate::io::EndReason;
+use crate::leg::{Leg, LegEvent, LegPhase};
+use crate::sdp::{self, Direction, Negotiated};
+use ivr_sip::header::HeaderName;
+use ivr_sip::message::{CoreHeaders, Method, Request, Response};
+use ivr_sip::reliable::ReliableProvisionals;
+use ivr_sip::session_timer::{self, Agreement, RefreshOutcome, Refusal, SessionTimer, TimerEvent};
+use ivr_sip::transaction::{ClientKey, Peer, ServerKey};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Our session refresh in flight (RFC 4028 §7.4).
+#[derive(Debug)]
+struct OutRefresh {
+    key: ClientKey,
+    method: Method,
+    /// The interval asked for.
+    interval: u32,
+    /// Its final answer came (a re-INVITE's 2xx may still be retransmitted).
+    done: bool,
+    /// The ACK of a re-INVITE's 2xx, sent again for each retransmitted 2xx.
+    ack: Option<(Request, Peer)>,
+}
+
+/// What a leg keeps for the extensions.
+#[derive(Debug, Default)]
+pub struct Extensions {
+    /// The session timer agreement in force (from the INVITE, then each refresh).
+    agreement: Option<Agreement>,
+    /// The clock, from the 2xx on.
+    timer: Option<SessionTimer>,
+    refresh: Option<OutRefresh>,
+    /// A client transaction the engine must route back to this leg (taken at reindex).
+    new_client: Option<ClientKey>,
+    /// The refresh it replaced, for the engine to forget.
+    stale_client: Option<ClientKey>,
+    /// The peer lists UPDATE in Allow: refresh with it, not with a re-INVITE (RFC 4028 §7.4).
+    peer_allows_update: bool,
+    /// Reliable provisionals, when the INVITE required them.
+    pub(crate) reliable: Option<ReliableProvisionals>,
+    /// The answer is due but waits for a PRACK (RFC 3262 §3).
+    pub(crate) answer_held: bool,
+    /// Our offer went in a reliable 180 (late-offer INVITE, RFC 3262 §5).
+    pub(crate) offered_early: bool,
+    /// The answer to that offer, from the PRACK.
+    pub(crate) early_answer: Option<(Negotiated, SocketAddr)>,
+    /// We offered in a 2xx (late-offer re-INVITE) and wait for the ACK's answer.
+    offer_in_2xx: bool,
+}
+
+impl Extensions {
+    /// What an initial INVITE asks for: the session timer agreement (RFC 4028 §9: a 422
+    /// when its interval is under our Min-SE) and reliable provisionals (RFC 3262 §3).
+    pub(crate) fn for_invite(ctx: &mut Ctx, req: &Request) -> Result<Extensions, RequestError> {
+        let agreement = negotiate(ctx, req)?;
+        let reliable = ivr_sip::reliable::required(&req.headers)
+            .then(|| ReliableProvisionals::new(ctx.config.timers.t1, ctx.rng.next_u32()));
+        Ok(Extensions {
+            agreement,
+            peer_allows_update: allows_update(req),
+            reliable,
+            ..Extensions::default()
+        })
+    }
+
+    /// Whether the 2xx may go now (RFC 3262 §3).
+    pub(crate) fn may_answer(&self) -> bool {
+        self.reliable.as_ref().is_none_or(|r| r.may_send_2xx())
+    }
+
+    /// The answer is due but waits for the PRACK.
+    pub(crate) fn hold_answer(&mut self) {
+        self.answer_held = true;
+    }
+
+    /// Whether the answer waits for a PRACK.
+    pub(crate) fn answer_held(&self) -> bool {
+        self.answer_held
+    }
+
+    /// Whether our offer went in a reliable 180.
+    pub(crate) fn offered_early(&self) -> bool {
+        self.offered_early
+    }
+
+    /// The PRACK's answer to our early offer, once.
+    pub(crate) fn take_early_answer(&mut self) -> Option<(Negotiated, SocketAddr)> {
+        self.early_answer.take()
+    }
+
+    /// We put an offer in a 2xx.
+    pub(crate) fn offer_in_2xx(&mut self) {
+        self.offer_in_2xx = true;
+    }
+
+    /// The ACK came (with the answer to an offer in our 2xx, if we made one).
+    pub(crate) fn offer_answered(&mut self) {
+        self.offer_in_2xx = false;
+    }
+
+    /// Whether our own re-INVITE is unanswered (RFC 3261 §14.2 glare).
+    pub(crate) fn invite_in_flight(&self) -> bool {
+        self.refresh
+            .as_ref()
+            .is_some_and(|r| r.method == Method::Invite && !r.done)
+    }
+
+    /// A client transaction for the engine to route back to this leg.
+    pub(crate) fn take_new_client(&mut self) -> Option<ClientKey> {
+        self.new_client.take()
+    }
+
+    /// A refresh the engine no longer needs to route (a newer one replaced it).
+    pub(crate) fn take_stale_client(&mut self) -> Option<ClientKey> {
+        self.stale_client.take()
+    }
+
+    /// Our latest refresh's transaction, while the engine routes it to us.
+    pub(crate) fn refresh_key(&self) -> Option<&ClientKey> {
+        self.refresh.as_ref().map(|r| &r.key)
+    }
+
+    /// Whether `key` is our refresh.
+    pub(crate) fn is_refresh(&self, key: &ClientKey) -> bool {
+        self.refresh.as_ref().is_some_and(|r| &r.key == key)
+    }
+
+    /// Whether an offer of ours waits for its answer (RFC 3311 §5.2 glare): in a 2xx, or in
+    /// our re-INVITE.
+    fn offer_pending(&self) -> bool {
+        self.offer_in_2xx || self.invite_in_flight()
+    }
+}
+
+/// RFC 4028 §9 on a request we received, in the engine's terms.
+fn negotiate(ctx: &Ctx, req: &Request) -> Result<Option<Agreement>, RequestError> {
+    session_timer::negotiate_uas(&req.headers, &ctx.config.session_timer).map_err(|e| match e {
+        Refusal::TooSmall { min_se } => RequestError::IntervalTooSmall(min_se),
+        Refusal::Malformed(h) => RequestError::BadHeader(h),
+    })
+}
+
+/// Whether a request's Allow lists UPDATE.
+fn allows_update(req: &Request) -> bool {
+    req.headers
+        .values(&HeaderName::Allow)
+        .any(|m| m.trim() == Method::Update.as_str())
+}
+
+impl Leg {
+    /// The extensions' next deadline: the session timer once answered, the reliable 180's
+    /// retransmission while ringing.
+    pub(crate) fn ext_poll_timeout(&self) -> Option<Instant> {
+        let timer = self.ext.timer.as_ref().and_then(SessionTimer::poll_timeout);
+        let reliable = self.ext.reliable.as_ref().and_then(|r| r.poll_timeout());
+        match (timer, reliable) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passed: retransmit the reliable 180, refresh, or end an expired session.
+    pub(crate) fn ext_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        self.prack_timeout(ctx, now);
+        let Some(timer) = self.ext.timer.as_mut() else {
+            return;
+        };
+        timer.handle_timeout(now);
+        while let Some(ev) = self.ext.timer.as_mut().and_then(SessionTimer::poll_event) {
+            match ev {
+                TimerEvent::Refresh => self.send_refresh(ctx, now, None),
+                TimerEvent::Expired => {
+                    // RFC 4028 §10: BYE before the session expires.
+                    self.ext.timer = None;
+                    self.events
+                        .push_back(LegEvent::Failed(EndReason::SessionExpired));
+                }
+            }
+        }
+    }
+
+    /// The initial 2xx goes out: say what we support, put the agreed session timer in it
+    /// (RFC 4028 §9) and start its clock; reliable provisionals are over.
+    pub(crate) fn ext_answered(&mut self, now: Instant, r: &mut Response) {
+        r.headers
+            .push(HeaderName::Supported, crate::config::SUPPORTED);
+        if let Some(rel) = self.ext.reliable.as_mut() {
+            rel.finish();
+        }
+        self.ext.answer_held = false;
+        if let Some(a) = self.ext.agreement {
+            a.decorate_response(&mut r.headers);
+            self.ext.timer = Some(SessionTimer::new(now, a.duration(), a.who(false)));
+        }
+    }
+
+    /// RFC 4028 §9 for a re-INVITE or UPDATE from the peer.
+    pub(crate) fn check_refresh(
+        &self,
+        ctx: &Ctx,
+        req: &Request,
+    ) -> Result<Option<Agreement>, RequestError> {
+        negotiate(ctx, req)
+    }
+
+    /// We answer a refresh from the peer with 2xx: the session is refreshed. A request
+    /// that names no timer keeps the one in force (a re-INVITE for hold still shows the
+    /// peer is there).
+    pub(crate) fn refreshed_by_peer(
+        &mut self,
+        now: Instant,
+        agreement: Option<Agreement>,
+        r: &mut Response,
+    ) {
+        r.headers
+            .push(HeaderName::Supported, crate::config::SUPPORTED);
+        if let Some(a) = agreement {
+            a.decorate_response(&mut r.headers);
+            self.ext.agreement = Some(a);
+            let who = a.who(false);
+            match self.ext.timer.as_mut() {
+                Some(t) => t.refreshed(now, a.duration(), who),
+                None => self.ext.timer = Some(SessionTimer::new(now, a.duration(), who)),
+            }
+        } else if let Some(t) = self.ext.timer.as_mut() {
+            t.refreshed(now, t.interval(), t.who());
+        }
+    }
+
+    /// An UPDATE (RFC 3311): a session refresh, with or without an offer. An offer while
+    /// ours is unanswered is glare: 491 (§5.2).
+    pub(crate) fn handle_update(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        key: ServerKey,
+        req: Request,
+    ) {
+        let offer = !req.body.is_empty();
+        if offer {
+            let ours_pending = self.ext.offer_pending()
+                || matches!(self.phase, LegPhase::Answered { offer: None });
+            if ours_pending {
+                return ctx.reject(now, &key, &req, RequestError::Pending, None);
+            }
+            if self.media.is_none() {
+                // Early: the INVITE's offer is not answered yet (§5.2: 500, retry later).
+                return ctx.reject(now, &key, &req, RequestError::OfferUnanswered, None);
+            }
+        }
+        let agreement = match self.check_refresh(ctx, &req) {
+            Ok(a) => a,
+            Err(e) => return ctx.reject(now, &key, &req, e, None),
+        };
+        let mut body = Vec::new();
+        if offer {
+            let Some(mut local) = self.local_sdp else {
+                return;
+            };
+            local.version += 1;
+            body = match self.answer_offer(now, &local, &req.body) {
+                Ok(b) => b,
+                Err(e) => return ctx.reject(now, &key, &req, RequestError::Sdp(e), None),
+            };
+            self.local_sdp = Some(local);
+        }
+        if let Some(d) = self.dialog.as_mut() {
+            // UPDATE is a target refresh request (RFC 3311 §5.2).
+            d.refresh_target(&req);
+        }
+        if allows_update(&req) {
+            self.ext.peer_allows_update = true;
+        }
+        let mut r = self.target_refresh_ok(ctx, &req);
+        if !body.is_empty() {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = body;
+        }
+        // Before the 2xx of the INVITE the session has not started: nothing to refresh.
+        if self.ext.timer.is_some() || agreement.is_none() {
+            self.refreshed_by_peer(now, agreement, &mut r);
+        } else {
+            r.headers
+                .push(HeaderName::Supported, crate::config::SUPPORTED);
+        }
+        ctx.layer.respond(now, &key, r);
+    }
+
+    /// We are the refresher and half the interval passed: send UPDATE if the peer takes it,
+    /// else a re-INVITE offering the session unchanged (RFC 4028 §7.4, RFC 3264 §8: same
+    /// version). `interval` overrides the one in force (after a 422).
+    pub(crate) fn send_refresh(&mut self, ctx: &mut Ctx, now: Instant, interval: Option<u32>) {
+        if self.ext.refresh.as_ref().is_some_and(|r| !r.done) {
+            return;
+        }
+        if !matches!(self.phase, LegPhase::Active) || self.ext.offer_in_2xx {
+            // Not confirmed yet, or a negotiation of theirs is half done: soon again.
+            if let Some(t) = self.ext.timer.as_mut() {
+                t.retry_at(now + Duration::from_secs(1));
+            }
+            return;
+        }
+        let Some(interval) = interval.or_else(|| {
+            self.ext
+                .timer
+                .as_ref()
+                .map(|t| t.interval().as_secs() as u32)
+        }) else {
+            return;
+        };
+        let method = if self.ext.peer_allows_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
+        let Some((mut req, peer)) = self.new_request(ctx, method.clone()) else {
+            return;
+        };
+        req.headers
+            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        req.headers.push(HeaderName::Allow, crate::config::ALLOW);
+        session_timer::decorate_request(
+            &mut req.headers,
+            interval,
+            ctx.config.session_timer.min_se,
+        );
+        if method == Method::Invite
+            && let Some(local) = self.local_sdp
+        {
+            let dir = self
+                .media
+                .as_ref()
+                .map(|m| m.negotiated().direction)
+                .unwrap_or(Direction::SendRecv);
+            req.headers.push(HeaderName::ContentType, "application/sdp");
+            req.body = sdp::build_offer(&local, dir);
+        }
+        if let Some(key) = ctx.layer.send_request(now, req, peer) {
+            self.ext.new_client = Some(key.clone());
+            self.ext.stale_client = self.ext.refresh.take().map(|r| r.key);
+            self.ext.refresh = Some(OutRefresh {
+                key,
+                method,
+                interval,
+                done: false,
+                ack: None,
+            });
+        }
+    }
+
+    /// The answer to our refresh (RFC 4028 §7.2, §7.3, §10). A re-INVITE's 2xx is ACKed,
+    /// each time it comes.
+    pub(crate) fn handle_refresh_response(&mut self, ctx: &mut Ctx, now: Instant, resp: &Response) {
+        let status = resp.status;
+        if status.is_provisional() {
+            return;
+        }
+        let Some(out) = self.ext.refresh.as_mut() else {
+            return;
+        };
+        if out.done {
+            if status.is_success()
+                && let Some((ack, peer)) = out.ack.clone()
+            {
+                ctx.layer
+                    .send_stateless(peer, ivr_sip::Message::Request(ack));
+            }
+            return;
+        }
+        out.done = true;
+        let (method, asked) = (out.method.clone(), out.interval);
+        if method == Method::Invite && status.is_success() {
+            self.ack_refresh(ctx, now, resp);
+        }
+        let previous = self.ext.agreement.unwrap_or(Agreement {
+            interval: asked,
+            refresher: session_timer::Refresher::Uac,
+            peer_supports: false,
+        });
+        match session_timer::refresh_outcome(status.code(), &resp.headers, asked, &previous) {
+            RefreshOutcome::Refreshed(a) => {
+                self.ext.agreement = Some(a);
+                if let Some(t) = self.ext.timer.as_mut() {
+                    t.refreshed(now, a.duration(), a.who(true));
+                }
+            }
+            RefreshOutcome::TimerOff => self.ext.timer = None,
+            RefreshOutcome::Retry { interval } => self.send_refresh(ctx, now, Some(interval)),
+            RefreshOutcome::Gone => self
+                .events
+                .push_back(LegEvent::Failed(EndReason::SessionExpired)),
+            RefreshOutcome::Failed => {
+                // RFC 3261 §14.1: after a 491 the side that did not make the Call-ID waits
+                // 0 to 2 s; other failures are tried again the same way while time is left.
+                let wait = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
+                if let Some(t) = self.ext.timer.as_mut() {
+                    t.retry_at(now + wait);
+                }
+            }
+        }
+    }
+
+    /// Our refresh got no answer in time (RFC 4028 §10: end the session).
+    pub(crate) fn refresh_timed_out(&mut self) {
+        if self.ext.refresh.as_ref().is_some_and(|r| !r.done) {
+            self.events
+                .push_back(LegEvent::Failed(EndReason::SessionExpired));
+        }
+    }
+
+    /// ACK a 2xx to our re-INVITE (RFC 3261 §13.2.2.4), taking its answer.
+    fn ack_refresh(&mut self, ctx: &mut Ctx, now: Instant, resp: &Response) {
+        if !resp.body.is_empty()
+            && let Ok(a) = sdp::parse_remote(&resp.body)
+            && let (Ok(n), Some(m)) = (sdp::accept_answer(&a), self.media.as_mut())
+        {
+            m.update(now, n, a.addr);
+        }
+        let Some(cseq) = resp.cseq().ok().map(|c| c.seq) else {
+            return;
+        };
+        let Some((mut ack, peer)) = self.new_request(ctx, Method::Ack) else {
+            return;
+        };
+        // The ACK has the INVITE's CSeq number and does not use one of its own.
+        if let Some(d) = self.dialog.as_mut() {
+            d.local_seq = d.local_seq.saturating_sub(1);
+        }
+        ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
+        ctx.layer
+            .send_stateless(peer, ivr_sip::Message::Request(ack.clone()));
+        if let Some(out) = self.ext.refresh.as_mut() {
+            out.ack = Some((ack, peer));
+        }
+    }
+}
