@@ -22,6 +22,9 @@ command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 # The disk-full test mounts a small tmpfs (tests/tests/hardening_media.rs; root, as CI).
 command -v mount >/dev/null 2>&1 || need_apt+=(mount)
+# The TLS test calls the engine with baresip over SIP-over-TLS with SRTP (tests/tests/tls.rs);
+# its srtp, sndfile and aufile modules come with baresip-core.
+{ command -v baresip >/dev/null 2>&1 && [ -e /usr/lib/baresip/modules/srtp.so ]; } || need_apt+=(baresip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -40,6 +43,9 @@ kamailio_bin >/dev/null 2>&1 || { echo "kamailio is required (tests/tests/proxy.
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
 command -v curl >/dev/null 2>&1 || { echo "curl is required (the documented sign-in is run as written) and could not be installed" >&2; exit 1; }
 command -v sqlite3 >/dev/null 2>&1 || { echo "sqlite3 is required (the clean-stop test) and could not be installed" >&2; exit 1; }
+for m in srtp sndfile aufile aubridge account menu g711; do
+  [ -e "/usr/lib/baresip/modules/$m.so" ] || { echo "baresip with its $m module is required (tests/tests/tls.rs) and could not be installed" >&2; exit 1; }
+done
 
 # The schema test validates the examples with Python's jsonschema, as editors would.
 # The staff page test drives the system's chromium with Playwright (no browser download).

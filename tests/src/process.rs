@@ -68,6 +68,8 @@ pub struct Ivr {
     pub sip: SocketAddr,
     /// The HTTP address (metrics, admin), unless started with `--http off`.
     pub http: Option<SocketAddr>,
+    /// The SIP-over-TLS address, when started with `--tls-cert` and `--tls-key`.
+    pub tls: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     data: std::path::PathBuf,
     _owned: Option<tempfile::TempDir>,
@@ -162,10 +164,15 @@ impl Ivr {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http="))
             .and_then(|a| a.parse().ok());
+        let tls = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("tls="))
+            .and_then(|a| a.parse().ok());
         Ivr {
             child,
             sip,
             http,
+            tls,
             log,
             data: data.to_path_buf(),
             _owned: None,

@@ -16,6 +16,8 @@ pub const SUPPORTED: &str = "timer, 100rel";
 pub struct EngineConfig {
     /// The SIP address we listen on (UDP and TCP), used in Via and Contact.
     pub sip_addr: SocketAddr,
+    /// The SIP-over-TLS address, when TLS listens (Via and Contact of TLS dialogs).
+    pub sip_tls_addr: Option<SocketAddr>,
     /// The address put in SDP `c=` lines.
     pub media_ip: IpAddr,
     /// New INVITEs beyond this many calls get 503.
@@ -34,6 +36,8 @@ pub struct EngineConfig {
     pub retry_after: u32,
     /// Seed for tags, branches and SSRCs.
     pub seed: u64,
+    /// Secret seed for SRTP master keys: from the OS's randomness (the driver's job).
+    pub srtp_seed: crate::srtp::KeySeed,
     /// Ring this long (180 Ringing) before answering; zero answers at once.
     pub answer_delay: Duration,
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325 §2): INVITEs from these
@@ -50,10 +54,19 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// Our SIP address on `transport` (Via sent-by and Contact).
+    pub fn sip_addr_for(&self, transport: ivr_sip::Transport) -> SocketAddr {
+        match (transport, self.sip_tls_addr) {
+            (ivr_sip::Transport::Tls, Some(a)) => a,
+            _ => self.sip_addr,
+        }
+    }
+
     /// Defaults around a listen address.
     pub fn new(sip_addr: SocketAddr) -> Self {
         EngineConfig {
             sip_addr,
+            sip_tls_addr: None,
             media_ip: sip_addr.ip(),
             max_calls: 10_000,
             media_timeout: Duration::from_secs(30),
@@ -62,6 +75,7 @@ impl EngineConfig {
             user_agent: "ivr".to_string(),
             retry_after: 5,
             seed: 0x5eed,
+            srtp_seed: crate::srtp::KeySeed::default(),
             answer_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
             admission: crate::admission::AdmissionConfig::default(),

@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub layer: TransactionLayer,
     /// Tags, branches, SSRCs.
     pub rng: Rng,
+    /// Our SRTP master keys (secret, unlike `rng`).
+    pub keys: crate::srtp::KeyGen,
     /// What the driver must do, in order.
     pub outputs: VecDeque<Output>,
 }
@@ -108,9 +110,14 @@ impl Ctx {
         r
     }
 
-    /// Our Contact for a dialog reached over `transport`.
-    pub fn contact(&self, transport: Transport) -> String {
-        contact_value(self.config.sip_addr, transport)
+    /// Our Contact for a dialog reached over `transport` (a `sips:` URI when `sips` and
+    /// the transport is TLS, RFC 5630 §4.1).
+    pub fn contact(&self, transport: Transport, sips: bool) -> String {
+        let addr = self.config.sip_addr_for(transport);
+        match transport {
+            Transport::Tls if sips => format!("<sips:ivr@{addr}>"),
+            _ => contact_value(addr, transport),
+        }
     }
 }
 
@@ -128,5 +135,6 @@ fn contact_value(addr: SocketAddr, transport: Transport) -> String {
     match transport {
         Transport::Udp => format!("<sip:ivr@{addr}>"),
         Transport::Tcp => format!("<sip:ivr@{addr};transport=tcp>"),
+        Transport::Tls => format!("<sip:ivr@{addr};transport=tls>"),
     }
 }

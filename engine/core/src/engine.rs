@@ -80,6 +80,7 @@ impl Engine {
             ctx: Ctx {
                 layer: TransactionLayer::new(config.timers),
                 rng: Rng::new(config.seed),
+                keys: crate::srtp::KeyGen::new(&config.srtp_seed),
                 config,
                 outputs: VecDeque::new(),
             },
@@ -368,6 +369,11 @@ impl Engine {
             }
             Err(e) => return self.reject(now, &key, &req, e),
         };
+        // RFC 4568 §8.3: SDES keys are only as safe as the signalling that carries them.
+        if offer.as_ref().is_some_and(|o| o.secure) && peer.transport != Transport::Tls {
+            let e = RequestError::Sdp(crate::sdp::SdpError::KeysInClear);
+            return self.reject(now, &key, &req, e);
+        }
         let ext = match crate::session::Extensions::for_invite(&mut self.ctx, &req) {
             Ok(ext) => ext,
             Err(e) => return self.reject(now, &key, &req, e),

@@ -15,6 +15,7 @@ use crate::io::{EndReason, Event, Output};
 use crate::media::{MediaSession, Received};
 use crate::proxy;
 use crate::sdp::{self, Direction, LocalSession, Negotiated, RemoteAudio, SdpError};
+use crate::srtp::{MasterKey, SrtpSession};
 use ivr_audio::{Digit, Prompt};
 use ivr_sip::Tag;
 use ivr_sip::dialog::{Dialog, DialogError};
@@ -110,6 +111,8 @@ pub struct Leg {
     /// Session timers, UPDATE and PRACK (RFC 4028, 3311, 3262): see [`crate::session`].
     pub(crate) ext: crate::session::Extensions,
     pub(crate) events: VecDeque<LegEvent>,
+    /// Our SRTP master key, when the offer was RTP/SAVP (made when answering).
+    srtp_key: Option<MasterKey>,
 }
 
 impl Leg {
@@ -136,7 +139,15 @@ impl Leg {
             indexed: None,
             ext: Default::default(),
             events: VecDeque::new(),
+            srtp_key: None,
         }
+    }
+
+    /// Our Contact in this dialog: a SIPS URI when the INVITE asked for one over TLS
+    /// (RFC 5630 §4.1), else one naming the transport the INVITE came on.
+    pub(crate) fn contact(&self, ctx: &Ctx) -> String {
+        let sips = self.invite.uri.scheme() == "sips";
+        ctx.contact(self.peer.transport, sips)
     }
 
     /// The leg with what its INVITE asked of the extensions (RFC 4028, RFC 3262).
@@ -255,8 +266,7 @@ impl Leg {
             let mut r = Response::to_request(&self.invite, StatusCode::RINGING);
             set_to_tag(&mut r, &self.local_tag);
             proxy::copy_record_route(&mut r, &self.invite);
-            r.headers
-                .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+            r.headers.push(HeaderName::Contact, self.contact(ctx));
             r.headers
                 .push(HeaderName::Server, ctx.config.user_agent.clone());
             self.make_reliable(ctx, now, &mut r);
@@ -279,7 +289,13 @@ impl Leg {
         };
         let body = match &offer {
             Some(o) => match sdp::negotiate(o) {
-                Ok(n) => sdp::build_answer(&session, o, &n),
+                Ok(n) => match &o.crypto {
+                    Some(_) => {
+                        let ours = self.srtp_key.get_or_insert_with(|| ctx.keys.next_key());
+                        sdp::build_secure_answer(&session, o, &n, ours)
+                    }
+                    None => sdp::build_answer(&session, o, &n),
+                },
                 Err(_) => return, // checked at INVITE time
             },
             None if self.ext.offered_early() => Vec::new(),
@@ -300,8 +316,7 @@ impl Leg {
         let mut r = Response::to_request(&self.invite, StatusCode::OK);
         set_to_tag(&mut r, &self.local_tag);
         proxy::copy_record_route(&mut r, &self.invite);
-        r.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        r.headers.push(HeaderName::Contact, self.contact(ctx));
         r.headers.push(HeaderName::Allow, crate::config::ALLOW);
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
@@ -348,7 +363,15 @@ impl Leg {
                         .and_then(|a| sdp::accept_answer(&a).map(|n| (n, a.addr))),
                 };
                 match negotiated {
-                    Ok((n, addr)) => self.start_media(ctx, now, n, addr),
+                    Ok((n, addr)) => {
+                        self.start_media(ctx, now, n, addr);
+                        let theirs = offer.as_ref().and_then(|o| o.crypto.as_ref());
+                        if let (Some(t), Some(ours), Some(m)) =
+                            (theirs, &self.srtp_key, self.media.as_mut())
+                        {
+                            m.set_srtp(Box::new(SrtpSession::new(ours, &t.key)));
+                        }
+                    }
                     Err(_) => self
                         .events
                         .push_back(LegEvent::Failed(EndReason::BadAnswer)),
@@ -359,9 +382,8 @@ impl Leg {
                 // An ACK for a re-INVITE 2xx that offered: it carries the answer.
                 if !ack.body.is_empty()
                     && let Ok(a) = sdp::parse_remote(&ack.body)
-                    && let (Ok(n), Some(m)) = (sdp::accept_answer(&a), self.media.as_mut())
                 {
-                    m.update(now, n, a.addr);
+                    self.apply_answer(now, &a);
                 }
             }
             other => self.phase = other,
@@ -454,7 +476,7 @@ impl Leg {
                 .as_ref()
                 .map(|m| m.negotiated().direction)
                 .unwrap_or(Direction::SendRecv);
-            sdp::build_offer(
+            self.local_offer(
                 &local,
                 if dir == Direction::Inactive {
                     Direction::SendRecv
@@ -485,8 +507,7 @@ impl Leg {
     pub(crate) fn target_refresh_ok(&self, ctx: &Ctx, req: &Request) -> Response {
         let mut r = Response::to_request(req, StatusCode::OK);
         proxy::copy_record_route(&mut r, req);
-        r.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        r.headers.push(HeaderName::Contact, self.contact(ctx));
         r.headers
             .push(HeaderName::Server, ctx.config.user_agent.clone());
         r
@@ -502,10 +523,43 @@ impl Leg {
     ) -> Result<Vec<u8>, SdpError> {
         let offer = sdp::parse_remote(body)?;
         let n = sdp::negotiate(&offer)?;
+        if offer.secure != self.srtp_key.is_some() {
+            return Err(SdpError::ProfileChanged);
+        }
         if let Some(m) = self.media.as_mut() {
             m.update(now, n, offer.addr);
+            // RFC 4568 §7.1.4: a re-offer may bring a new key for the peer's direction.
+            if let (Some(s), Some(c)) = (m.srtp_mut(), &offer.crypto) {
+                s.set_inbound(&c.key);
+            }
         }
-        Ok(sdp::build_answer(local, &offer, &n))
+        Ok(match &self.srtp_key {
+            Some(ours) => sdp::build_secure_answer(local, &offer, &n, ours),
+            None => sdp::build_answer(local, &offer, &n),
+        })
+    }
+
+    /// Our offer in this dialog (a re-INVITE without SDP, a session refresh): RTP/SAVP
+    /// with our key when the call is SRTP, so an offer of ours never downgrades it.
+    pub(crate) fn local_offer(&self, local: &LocalSession, direction: Direction) -> Vec<u8> {
+        match &self.srtp_key {
+            Some(ours) => sdp::build_secure_offer(local, direction, ours),
+            None => sdp::build_offer(local, direction),
+        }
+    }
+
+    /// The peer answered an offer of ours in this dialog: take the new media parameters
+    /// (and the peer's key, if it sent a new one).
+    pub(crate) fn apply_answer(&mut self, now: Instant, answer: &RemoteAudio) {
+        let Ok(n) = sdp::accept_answer(answer) else {
+            return;
+        };
+        if let Some(m) = self.media.as_mut() {
+            m.update(now, n, answer.addr);
+            if let (Some(s), Some(c)) = (m.srtp_mut(), &answer.crypto) {
+                s.set_inbound(&c.key);
+            }
+        }
     }
 
     /// A datagram on our RTP port; what it was, for the call (digits are also queued as
@@ -581,7 +635,7 @@ impl Leg {
         let via = format!(
             "SIP/2.0/{} {};branch={branch};rport",
             peer.transport.via_token(),
-            ctx.config.sip_addr
+            ctx.config.sip_addr_for(peer.transport)
         );
         let mut req = dialog.request(method, via);
         req.headers

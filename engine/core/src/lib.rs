@@ -22,6 +22,7 @@ mod proxy;
 pub mod rng;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 pub mod voicemail;
 
 pub use config::{ALLOW, EngineConfig};

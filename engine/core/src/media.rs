@@ -27,6 +27,7 @@
 //! (timestamps included) instead of bursting. No heap allocation happens per packet.
 
 use crate::sdp::{Direction, Negotiated};
+use crate::srtp::{SrtpSession, TAG_LEN};
 use ivr_audio::dtmf::DtmfDetector;
 use ivr_audio::rfc4733::EventTracker;
 use ivr_audio::{Digit, FRAME_SAMPLES, Prompt};
@@ -53,7 +54,8 @@ pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
 #[derive(Clone, Copy)]
 pub struct RtpBuf {
     len: u16,
-    bytes: [u8; MAX_PACKET],
+    /// Room for the SRTP tag after the packet.
+    bytes: [u8; MAX_PACKET + TAG_LEN],
 }
 
 impl RtpBuf {
@@ -81,6 +83,9 @@ pub enum RtpError {
     /// From an address that is not the call's peer (see the latching rule); dropped unread.
     #[error("RTP from an address that is not the call's peer (this and later ones ignored)")]
     NotFromPeer,
+    /// An SRTP packet that failed authentication or replay checks (RFC 3711 §3.3).
+    #[error("SRTP packet refused")]
+    Srtp,
 }
 
 /// The most samples one received packet is decoded to (60 ms); longer packets are cut.
@@ -139,6 +144,8 @@ pub struct MediaSession {
     last_rx: Instant,
     sent: u64,
     received: u64,
+    /// SRTP keys, when the stream is RTP/SAVP (`crate::srtp`).
+    srtp: Option<Box<SrtpSession>>,
 }
 
 impl MediaSession {
@@ -177,7 +184,18 @@ impl MediaSession {
             last_rx: now,
             sent: 0,
             received: 0,
+            srtp: None,
         }
+    }
+
+    /// Send and receive SRTP with these keys from now on.
+    pub fn set_srtp(&mut self, srtp: Box<SrtpSession>) {
+        self.srtp = Some(srtp);
+    }
+
+    /// The SRTP keys, if the stream is secure (a re-offer may bring a new inbound key).
+    pub fn srtp_mut(&mut self) -> Option<&mut SrtpSession> {
+        self.srtp.as_deref_mut()
     }
 
     /// A re-INVITE changed the stream (hold, resume, new address or codec).
@@ -296,7 +314,7 @@ impl MediaSession {
         }
         let mut buf = RtpBuf {
             len: MAX_PACKET as u16,
-            bytes: [0; MAX_PACKET],
+            bytes: [0; MAX_PACKET + TAG_LEN],
         };
         // RFC 3550 §5.1: V=2, no padding, no extension, no CSRC.
         buf.bytes[0] = 0x80;
@@ -304,7 +322,7 @@ impl MediaSession {
         buf.bytes[2..4].copy_from_slice(&self.seq.to_be_bytes());
         buf.bytes[4..8].copy_from_slice(&self.ts.to_be_bytes());
         buf.bytes[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let payload = &mut buf.bytes[RTP_HEADER_LEN..];
+        let payload = &mut buf.bytes[RTP_HEADER_LEN..MAX_PACKET];
         match self
             .playout
             .front()
@@ -319,6 +337,12 @@ impl MediaSession {
         self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
         self.next_send += PTIME;
         self.sent += 1;
+        if let Some(s) = self.srtp.as_mut() {
+            // The buffer has room for the tag and holds a well-formed header.
+            if let Ok(n) = s.protect(&mut buf.bytes, MAX_PACKET) {
+                buf.len = n as u16;
+            }
+        }
         Some(buf)
     }
 
@@ -378,8 +402,20 @@ impl MediaSession {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<Received, RtpError> {
+        // Strangers first: their packets are not even decrypted.
         if !self.admit(now, from) {
             return Err(RtpError::NotFromPeer);
+        }
+        // SRTP (RFC 3711): check and decrypt first, then handle the RTP packet. RTCP
+        // multiplexed here (SRTCP) only counts as liveness, as in plain RTP.
+        let rtcp = data.len() >= 2 && (192..=223).contains(&data[1]);
+        if !rtcp && let Some(mut s) = self.srtp.take() {
+            let r = match s.unprotect(data) {
+                Ok(plain) => self.handle_rtp(now, from, plain),
+                Err(_) => Err(RtpError::Srtp),
+            };
+            self.srtp = Some(s);
+            return r;
         }
         // RFC 5761 §4: payload types 64-95 (octet 192-223) on the RTP port are RTCP.
         if data.len() >= 2 && (192..=223).contains(&data[1]) && data[0] >> 6 == 2 {

@@ -1,10 +1,17 @@
 //! SDP offer/answer for G.711 audio (RFC 3264, RFC 4566), with `sdp-types` for the syntax.
 //!
-//! Tested subset: one audio stream (the first `m=audio` with RTP/AVP); other streams are
+//! Tested subset: one audio stream (the first `m=audio` with RTP/AVP or RTP/SAVP); other streams are
 //! refused in the answer with port 0 (RFC 3264 §6). Codecs: PCMU and PCMA in the offerer's
 //! order of preference, static or dynamic payload numbers; `telephone-event/8000` (RFC 4733)
 //! answered with the offerer's payload number; ptime 20.
+//!
+//! SRTP (RFC 3711) with SDES keys (RFC 4568): an `RTP/SAVP` audio stream carries its
+//! `a=crypto` lines in [`RemoteAudio::crypto`]; the answer keeps the profile and gives our
+//! key for the suite chosen. An `RTP/AVP` stream's `a=crypto` lines (the "best effort"
+//! SRTP some phones offer) are ignored: the profile decides, and the answer is plain RTP.
+//! Whether the signalling was secure enough to carry keys is the engine's decision.
 
+use crate::srtp::{self, MasterKey, SdesOffer};
 use ivr_audio::Codec;
 use sdp_types::{Attribute, Connection, Media, Origin, Session};
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +75,10 @@ pub struct RemoteAudio {
     pub index: usize,
     /// Every m-line's media, protocol and formats, so an answer can refuse the others in place.
     pub lines: Vec<(String, String, String)>,
+    /// The stream is `RTP/SAVP` (RFC 3711 §7.1): media must be SRTP.
+    pub secure: bool,
+    /// For `RTP/SAVP`: the first `a=crypto` line we can use (RFC 4568), if any.
+    pub crypto: Option<SdesOffer>,
 }
 
 /// The negotiated stream.
@@ -98,17 +109,55 @@ pub enum SdpError {
     /// No PCMU or PCMA in the audio stream (answer 488).
     #[error("no common codec (PCMU or PCMA needed)")]
     NoCommonCodec,
+    /// RTP/SAVP without an `a=crypto` line for AES_CM_128_HMAC_SHA1_80 (answer 488).
+    #[error("no usable SRTP crypto suite (AES_CM_128_HMAC_SHA1_80 with an inline key needed)")]
+    NoCryptoSuite,
+    /// RTP/SAVP offered over signalling that is not TLS: the keys went in clear
+    /// (RFC 4568 §8.3; answer 488).
+    #[error("SRTP keys offered without TLS")]
+    KeysInClear,
+    /// A re-offer switched between RTP/AVP and RTP/SAVP (answer 488).
+    #[error("the media profile cannot change in a call")]
+    ProfileChanged,
 }
 
 /// Read the audio stream from a remote description (offer or answer).
 pub fn parse_remote(body: &[u8]) -> Result<RemoteAudio, SdpError> {
-    let session = Session::parse(body).map_err(|e| SdpError::Syntax(e.to_string()))?;
+    let session = Session::parse(body).map_err(|e| {
+        // The parser quotes bad lines; one may hold an SDES key, which must not reach logs
+        // or a reason phrase.
+        let text = e.to_string();
+        SdpError::Syntax(if text.contains("inline:") {
+            "a line with key material (not shown)".to_string()
+        } else {
+            text
+        })
+    })?;
     let (index, media) = session
         .medias
         .iter()
         .enumerate()
-        .find(|(_, m)| m.media == "audio" && m.proto.eq_ignore_ascii_case("RTP/AVP"))
+        .find(|(_, m)| {
+            m.media == "audio"
+                && (m.proto.eq_ignore_ascii_case("RTP/AVP")
+                    || m.proto.eq_ignore_ascii_case("RTP/SAVP"))
+        })
         .ok_or(SdpError::NoAudio)?;
+    let secure = media.proto.eq_ignore_ascii_case("RTP/SAVP");
+    let crypto = if secure {
+        Some(
+            srtp::choose_crypto(
+                media
+                    .attributes
+                    .iter()
+                    .filter(|a| a.attribute == "crypto")
+                    .filter_map(|a| a.value.as_deref()),
+            )
+            .ok_or(SdpError::NoCryptoSuite)?,
+        )
+    } else {
+        None
+    };
     let conn = media
         .connections
         .first()
@@ -172,6 +221,8 @@ pub fn parse_remote(body: &[u8]) -> Result<RemoteAudio, SdpError> {
             .iter()
             .map(|m| (m.media.clone(), m.proto.clone(), m.fmt.clone()))
             .collect(),
+        secure,
+        crypto,
     })
 }
 
@@ -241,6 +292,26 @@ fn audio_media(port: u16, fmts: &[u8]) -> Media {
 
 /// The answer for a negotiated offer: same number of m-lines, others refused with port 0.
 pub fn build_answer(local: &LocalSession, offer: &RemoteAudio, n: &Negotiated) -> Vec<u8> {
+    answer_with(local, offer, n, None)
+}
+
+/// The answer to an RTP/SAVP offer: as [`build_answer`], the profile kept and our key in
+/// an `a=crypto` line with the offer's tag (RFC 4568 §7.1.2).
+pub fn build_secure_answer(
+    local: &LocalSession,
+    offer: &RemoteAudio,
+    n: &Negotiated,
+    ours: &MasterKey,
+) -> Vec<u8> {
+    answer_with(local, offer, n, Some(ours))
+}
+
+fn answer_with(
+    local: &LocalSession,
+    offer: &RemoteAudio,
+    n: &Negotiated,
+    ours: Option<&MasterKey>,
+) -> Vec<u8> {
     let mut s = session(local);
     for (i, (media, proto, fmt)) in offer.lines.iter().enumerate() {
         if i != offer.index {
@@ -267,13 +338,30 @@ pub fn build_answer(local: &LocalSession, offer: &RemoteAudio, n: &Negotiated) -
         }
         m.attributes.push(Attribute::with_value("ptime", "20"));
         m.attributes.push(Attribute::new(n.direction.attribute()));
+        if let (Some(ours), Some(theirs)) = (ours, &offer.crypto) {
+            m.proto = "RTP/SAVP".into();
+            m.attributes.push(Attribute::with_value(
+                "crypto",
+                srtp::crypto_attribute(theirs.tag, ours),
+            ));
+        }
         s.medias.push(m);
     }
     write(&s)
 }
 
+/// Our offer on an SRTP call (a refresh, a re-INVITE without SDP): as [`build_offer`],
+/// RTP/SAVP with our key (RFC 4568 §7.1.1, tag 1).
+pub fn build_secure_offer(local: &LocalSession, direction: Direction, ours: &MasterKey) -> Vec<u8> {
+    offer_with(local, direction, Some(ours))
+}
+
 /// Our offer, for an INVITE that came without one (RFC 3261 §13.2.1 late offer).
 pub fn build_offer(local: &LocalSession, direction: Direction) -> Vec<u8> {
+    offer_with(local, direction, None)
+}
+
+fn offer_with(local: &LocalSession, direction: Direction, ours: Option<&MasterKey>) -> Vec<u8> {
     let mut s = session(local);
     let mut m = audio_media(local.addr.port(), &[0, 8, 101]);
     m.attributes
@@ -285,6 +373,13 @@ pub fn build_offer(local: &LocalSession, direction: Direction) -> Vec<u8> {
     m.attributes.push(Attribute::with_value("fmtp", "101 0-16"));
     m.attributes.push(Attribute::with_value("ptime", "20"));
     m.attributes.push(Attribute::new(direction.attribute()));
+    if let Some(ours) = ours {
+        m.proto = "RTP/SAVP".into();
+        m.attributes.push(Attribute::with_value(
+            "crypto",
+            srtp::crypto_attribute(1, ours),
+        ));
+    }
     s.medias.push(m);
     write(&s)
 }
@@ -378,6 +473,52 @@ mod tests {
         assert!(matches!(parse_remote(b"garbage"), Err(SdpError::Syntax(_))));
         let o = OFFER.replace("m=audio", "m=text");
         assert_eq!(parse_remote(o.as_bytes()), Err(SdpError::NoAudio));
+    }
+
+    #[test]
+    fn savp_offers_carry_keys_and_the_answer_keeps_the_profile() {
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let o = OFFER.replace("RTP/AVP 18", "RTP/SAVP 18").replace(
+            "a=rtpmap:101 telephone-event/8000\r\n",
+            &format!(
+                "a=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{key}\r\n\
+                 a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20\r\n"
+            ),
+        );
+        let r = parse_remote(o.as_bytes()).unwrap();
+        assert!(r.secure);
+        assert_eq!(r.crypto.as_ref().map(|c| c.tag), Some(2));
+        let ours = srtp::KeyGen::new(&srtp::KeySeed([3; 32])).next_key();
+        let n = negotiate(&r).unwrap();
+        let answer = String::from_utf8(build_secure_answer(&local(), &r, &n, &ours)).unwrap();
+        assert!(answer.contains("m=audio 20000 RTP/SAVP 8 101"), "{answer}");
+        assert!(
+            answer.contains(&format!(
+                "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{}",
+                ours.to_base64()
+            )),
+            "{answer}"
+        );
+        let back = parse_remote(answer.as_bytes()).unwrap();
+        assert_eq!(back.crypto.map(|c| c.key), Some(ours));
+        // A syntax error never quotes a key.
+        let broken = o.replace("a=crypto:2", "crypto:2");
+        let e = parse_remote(broken.as_bytes()).unwrap_err().to_string();
+        assert!(!e.contains(key), "{e}");
+        // SAVP without our suite is refused; AVP's crypto lines are ignored.
+        let no_suite = o.replace("_80 inline", "_32 inline");
+        assert_eq!(
+            parse_remote(no_suite.as_bytes()),
+            Err(SdpError::NoCryptoSuite)
+        );
+        let avp = o.replace("RTP/SAVP", "RTP/AVP");
+        let r = parse_remote(avp.as_bytes()).unwrap();
+        assert!(!r.secure && r.crypto.is_none());
+        let answer = String::from_utf8(build_answer(&local(), &r, &n)).unwrap();
+        assert!(
+            !answer.contains("crypto") && answer.contains("RTP/AVP 8 101"),
+            "{answer}"
+        );
     }
 
     #[test]

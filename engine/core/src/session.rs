@@ -328,8 +328,7 @@ impl Leg {
         let Some((mut req, peer)) = self.new_request(ctx, method.clone()) else {
             return;
         };
-        req.headers
-            .push(HeaderName::Contact, ctx.contact(self.peer.transport));
+        req.headers.push(HeaderName::Contact, self.contact(ctx));
         req.headers.push(HeaderName::Allow, crate::config::ALLOW);
         session_timer::decorate_request(
             &mut req.headers,
@@ -345,7 +344,7 @@ impl Leg {
                 .map(|m| m.negotiated().direction)
                 .unwrap_or(Direction::SendRecv);
             req.headers.push(HeaderName::ContentType, "application/sdp");
-            req.body = sdp::build_offer(&local, dir);
+            req.body = self.local_offer(&local, dir);
         }
         if let Some(key) = ctx.layer.send_request(now, req, peer) {
             self.ext.new_client = Some(key.clone());
@@ -424,9 +423,8 @@ impl Leg {
     fn ack_refresh(&mut self, ctx: &mut Ctx, now: Instant, resp: &Response) {
         if !resp.body.is_empty()
             && let Ok(a) = sdp::parse_remote(&resp.body)
-            && let (Ok(n), Some(m)) = (sdp::accept_answer(&a), self.media.as_mut())
         {
-            m.update(now, n, a.addr);
+            self.apply_answer(now, &a);
         }
         let Some(cseq) = resp.cseq().ok().map(|c| c.seq) else {
             return;

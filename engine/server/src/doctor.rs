@@ -47,6 +47,7 @@ pub fn run(args: &ServeArgs, settings: Option<&Path>) -> std::process::ExitCode 
     }
     config(&mut r, args);
     ports(&mut r, args);
+    tls(&mut r, args);
     data_dir(&mut r, &args.data_dir);
     database(&mut r, args);
     file_limit(&mut r, args.max_calls);
@@ -98,6 +99,37 @@ fn config(r: &mut Report, args: &ServeArgs) {
             &format!("menus: {e}"),
             Some(&format!("ivr check {} lists every error", path.display())),
         ),
+    }
+}
+
+/// The certificate and key load and match, and the SIP-over-TLS port is free.
+fn tls(r: &mut Report, args: &ServeArgs) {
+    let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
+        r.say(Verdict::Ok, "TLS off: no --tls-cert and --tls-key", None);
+        return;
+    };
+    match ivr_server::tls::CertStore::load(cert, key) {
+        Ok(_) => r.say(
+            Verdict::Ok,
+            &format!("TLS certificate {} and its key are usable", cert.display()),
+            None,
+        ),
+        Err(e) => r.say(
+            Verdict::Fail,
+            &format!("TLS: {e}"),
+            Some("give a PEM certificate chain and the PEM private key that belongs to it"),
+        ),
+    }
+    let addr = args.tls.sip_address(args.listen);
+    if addr.port() != 0 {
+        match std::net::TcpListener::bind(addr) {
+            Ok(_) => r.say(Verdict::Ok, &format!("SIP over TLS {addr} is free"), None),
+            Err(e) => r.say(
+                Verdict::Fail,
+                &format!("SIP over TLS {addr}: {e} (if that is this ivr, running, all is well)"),
+                Some("choose another with --sip-tls-listen ADDR:PORT"),
+            ),
+        }
     }
 }
 

@@ -68,13 +68,24 @@ pub struct ServerConfig {
     /// How new requests are announced (webhook, e-mail): each gets outbox rows in the
     /// transaction that stores it.
     pub notify: ivr_voicemail::store::Notify,
-    /// Caps and timeouts for SIP over TCP.
+    /// Caps and timeouts for SIP over TCP (and over TLS: one budget for both).
     pub sip_tcp: crate::conns::SipTcpLimits,
+    /// SIP over TLS, if configured.
+    pub sip_tls: Option<SipTls>,
+}
+
+/// SIP over TLS: where it listens and with which certificate.
+#[derive(Debug, Clone)]
+pub struct SipTls {
+    /// The address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The certificate and key, reloaded when their files change.
+    pub certs: Arc<crate::tls::CertStore>,
 }
 
 /// Inputs gathered by the reader tasks.
 #[derive(Debug)]
-enum NetIn {
+pub(crate) enum NetIn {
     Sip {
         transport: Transport,
         from: SocketAddr,
@@ -121,6 +132,7 @@ pub struct Server {
     hangup: Option<tokio::signal::unix::Signal>,
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
+    tls: Option<(TcpListener, SocketAddr)>,
     config: ServerConfig,
     local: SocketAddr,
     tx: mpsc::Sender<NetIn>,
@@ -167,11 +179,20 @@ impl Server {
                         )?),
                         None => None,
                     };
+                    let tls = match &config.sip_tls {
+                        Some(t) => {
+                            let l = listen_tcp(t.listen)?;
+                            let a = l.local_addr()?;
+                            Some((l, a))
+                        }
+                        None => None,
+                    };
                     let (tx, rx) = mpsc::channel::<NetIn>(16_384);
                     return Ok(Server {
                         hangup,
                         udp: Arc::new(udp),
                         tcp,
+                        tls,
                         config,
                         local,
                         tx,
@@ -190,6 +211,11 @@ impl Server {
         self.local
     }
 
+    /// The SIP-over-TLS address bound, if TLS listens.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(_, a)| *a)
+    }
+
     /// A handle for asking the loop things once it runs.
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
@@ -206,6 +232,15 @@ impl Server {
         let (tx, mut rx) = (self.tx, self.rx);
         spawn_udp_reader(self.udp.clone(), tx.clone());
         spawn_tcp_acceptor(self.tcp, tx.clone(), self.config.sip_tcp.clone());
+        let tls_addr = self.tls.as_ref().map(|(_, a)| *a);
+        if let (Some((listener, _)), Some(t)) = (self.tls, &self.config.sip_tls) {
+            crate::tls_sip::spawn_acceptor(
+                listener,
+                t.certs.acceptor(&[]),
+                tx.clone(),
+                self.config.sip_tcp.clone(),
+            );
+        }
         // Keep the watcher alive as long as the loop runs.
         if let Some(hup) = self.hangup {
             spawn_sighup(hup, tx.clone());
@@ -231,6 +266,8 @@ impl Server {
         engine_config.media_timeout = self.config.media_timeout;
         engine_config.hold_timeout = self.config.hold_timeout;
         engine_config.seed = seed();
+        engine_config.sip_tls_addr = tls_addr;
+        engine_config.srtp_seed = srtp_seed();
         engine_config.answer_delay = self.config.answer_delay;
         engine_config.session_timer = self.config.session_timer;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
@@ -740,6 +777,17 @@ impl Io {
                     warn!(%to, error = %e, "SIP send failed");
                 }
             }
+            // RFC 3261 §18.2.2 would reconnect to a TLS peer too, by its name and
+            // certificate; a phone behind NAT cannot be reached that way: the message is
+            // dropped (the transaction layer reports the failure).
+            Transport::Tls => match self.tcp.get(&to) {
+                Some(conn) => {
+                    if conn.try_send(data).is_err() {
+                        warn!(%to, "TLS connection gone or full; message dropped");
+                    }
+                }
+                None => warn!(%to, "no TLS connection to the peer; message dropped"),
+            },
             Transport::Tcp => match self.tcp.get(&to) {
                 Some(conn) => {
                     if conn.try_send(data).is_err() {
@@ -752,7 +800,8 @@ impl Io {
                     tokio::spawn(async move {
                         match TcpStream::connect(to).await {
                             Ok(stream) => {
-                                let conn = run_tcp(stream, to, tx, None);
+                                let _ = stream.set_nodelay(true);
+                                let conn = run_tcp(stream, to, tx, None, Transport::Tcp);
                                 let _ = conn.send(data).await;
                             }
                             Err(e) => warn!(%to, error = %e, "could not reconnect over TCP"),
@@ -971,6 +1020,14 @@ fn set_buffers(udp: &UdpSocket) {
     let _ = sock.set_send_buffer_size(4 << 20);
 }
 
+/// The secret seed of the engine's SRTP keys, from the operating system.
+fn srtp_seed() -> ivr_engine::srtp::KeySeed {
+    use rand_core::RngCore;
+    let mut seed = ivr_engine::srtp::KeySeed::default();
+    rand_core::OsRng.fill_bytes(&mut seed.0);
+    seed
+}
+
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1045,7 +1102,14 @@ fn spawn_tcp_acceptor(
                 Ok((stream, peer)) => match limits.table.admit(peer.ip()) {
                     Some(admitted) => {
                         warned = false;
-                        let _ = run_tcp(stream, peer, tx.clone(), Some((admitted, &limits)));
+                        let _ = stream.set_nodelay(true);
+                        let _ = run_tcp(
+                            stream,
+                            peer,
+                            tx.clone(),
+                            Some((admitted, &limits)),
+                            Transport::Tcp,
+                        );
                     }
                     None => {
                         // Dropped: closed at once. Logged once per run of refusals.
@@ -1074,14 +1138,17 @@ fn spawn_tcp_acceptor(
 /// timeout of the read that started it (the first one within that time of connecting), and
 /// the connection closes after the idle timeout without a byte, or when the table closes it
 /// to make room.
-fn run_tcp(
-    stream: TcpStream,
+pub(crate) fn run_tcp<S>(
+    stream: S,
     peer: SocketAddr,
     tx: mpsc::Sender<NetIn>,
     accepted: Option<(crate::conns::Admitted, &crate::conns::SipTcpLimits)>,
-) -> mpsc::Sender<Vec<u8>> {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    transport: Transport,
+) -> mpsc::Sender<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let reg = out_tx.clone();
     let pong = out_tx.clone();
@@ -1159,7 +1226,7 @@ fn run_tcp(
                         let data = Bytes::from(m);
                         if tx2
                             .send(NetIn::Sip {
-                                transport: Transport::Tcp,
+                                transport,
                                 from: peer,
                                 data,
                             })

@@ -58,13 +58,15 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve on `listener` until the process ends, within `limits`: connections over a cap are
 /// closed at once (or make room by closing a silent one), and a request head must arrive
-/// within the header timeout.
+/// within the header timeout. With `tls`, every connection is HTTPS: the handshake must
+/// also finish within the header timeout, and requests carry [`crate::web::OverTls`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     limits: crate::conns::HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     use tower::ServiceExt;
     let app = router(state);
     let mut warned = false;
@@ -91,30 +93,68 @@ pub async fn serve(
         warned = false;
         let admitted = Arc::new(admitted);
         let seen = admitted.clone();
+        let over_tls = tls.is_some();
         let service =
             app.clone()
                 .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     seen.spoke();
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if over_tls {
+                        req.extensions_mut().insert(crate::web::OverTls);
+                    }
                     req
                 });
         let service = hyper_util::service::TowerToHyperService::new(service);
         let timeout = limits.header_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = admitted.evict.notified() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(timeout, conn).await;
+            let Some(acceptor) = tls else {
+                return serve_one(TokioIo::new(stream), service, timeout, &admitted).await;
+            };
+            let handshake = tokio::select! {
+                r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+                _ = admitted.evict.notified() => return,
+            };
+            match handshake {
+                Ok(Ok(s)) => serve_one(TokioIo::new(s), service, timeout, &admitted).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %peer.ip(), error = %e, "HTTPS handshake failed")
+                }
+                Err(_) => {
+                    tracing::debug!(client = %peer.ip(), "HTTPS handshake not complete in time")
                 }
             }
         });
+    }
+}
+
+/// Serve one connection until it ends, or gracefully when the table needs its place.
+async fn serve_one<I, S>(
+    io: I,
+    service: S,
+    timeout: std::time::Duration,
+    admitted: &crate::conns::Admitted,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::TokioTimer;
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = admitted.evict.notified() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(timeout, conn).await;
+        }
     }
 }
 

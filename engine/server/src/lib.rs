@@ -24,5 +24,7 @@ pub mod signin;
 pub mod staff;
 pub mod status;
 pub mod terminal;
+pub mod tls;
+mod tls_sip;
 pub mod web;
 pub mod webhook;

@@ -213,6 +213,8 @@ struct ServeArgs {
     conns: ivr_server::conns::ConnArgs,
     #[command(flatten)]
     admission: ivr_server::limits::AdmissionArgs,
+    #[command(flatten)]
+    tls: ivr_server::tls::TlsArgs,
 }
 
 /// A duration flag: seconds (`30`) or with units (`30s`, `1m30s`), as configs write them.
@@ -818,6 +820,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         source.clone(),
         std::time::SystemTime::now(),
     ));
+    // Checked before anything listens: a TLS setup that cannot work stops the start.
+    let certs = match (&args.tls.tls_cert, &args.tls.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            ivr_server::tls::CertStore::load(cert, key)
+                .context("loading the TLS certificate and key")?,
+        ),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -873,6 +883,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .count_refusals(status.connections_refused("sip_tcp"));
                 limits
             },
+            sip_tls: certs.as_ref().map(|c| ivr_server::driver::SipTls {
+                listen: args.tls.sip_address(args.listen),
+                certs: c.clone(),
+            }),
         })
         .await
         .with_context(|| {
@@ -882,6 +896,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
         let local = server.local_addr();
+        let tls_note = server
+            .tls_addr()
+            .map(|a| format!(" tls={a}"))
+            .unwrap_or_default();
         let mut http_note = String::new();
         let mut http_addr = "off".to_string();
         let http = match args.http {
@@ -927,8 +945,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             limits
                 .table
                 .count_refusals(status.connections_refused("http"));
+            let https = match (&certs, args.tls.https) {
+                (Some(c), true) => {
+                    http_note.push_str(" https");
+                    Some(c.acceptor(&[b"http/1.1"]))
+                }
+                _ => None,
+            };
             tokio::spawn(async move {
-                if let Err(e) = ivr_server::http::serve(listener, state, limits).await {
+                if let Err(e) = ivr_server::http::serve(listener, state, limits, https).await {
                     tracing::error!(error = %e, "the HTTP server stopped");
                 }
             });
@@ -950,7 +975,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(ivr_server::webhook::deliver(store, hook, status.clone()));
         }
         // Tests and scripts read this line to learn the addresses.
-        println!("ivr listening sip udp={local} tcp={local}{http_note}");
+        println!("ivr listening sip udp={local} tcp={local}{tls_note}{http_note}");
         std::io::stdout().flush()?;
         tracing::info!(%local, http = %http_addr, config = %source, "serving");
         server.run(Arc::new(menus), shutdown).await?;

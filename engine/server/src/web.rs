@@ -19,10 +19,10 @@
 //!   address, and every name given with `--http-host` (or `IVR_HTTP_HOSTS`). When the
 //!   server listens on every interface (`0.0.0.0` or `::`), any IP-literal host is also
 //!   accepted: rebinding needs a name. Others get 421. `/metrics` answers any host.
-//! - **`Secure` cookies.** The server speaks plain HTTP (TLS is for a proxy in front of it,
-//!   for now). The session cookie gets `Secure` when `--secure-cookies always`, or (default
-//!   `auto`) when the request came from a `--trusted-proxy` address with
-//!   `X-Forwarded-Proto: https`. `X-Forwarded-Proto` from any other client is ignored.
+//! - **`Secure` cookies.** The session cookie gets `Secure` when `--secure-cookies always`,
+//!   or (default `auto`) when the request came over HTTPS: the server's own (`--https`), or
+//!   a `--trusted-proxy` address with `X-Forwarded-Proto: https`. `X-Forwarded-Proto` from
+//!   any other client is ignored.
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -55,6 +55,10 @@ pub struct WebArgs {
     )]
     pub trusted_proxies: Vec<IpAddr>,
 }
+
+/// A request extension: the request came over the server's own TLS (`--https`).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
 
 /// When the session cookie is marked `Secure`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -111,12 +115,12 @@ impl Guard {
         self.hosts.contains(&name) || (self.any_ip_literal && name.parse::<IpAddr>().is_ok())
     }
 
-    fn over_https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+    fn over_https(&self, peer: IpAddr, headers: &HeaderMap, tls: bool) -> bool {
         match self.secure {
             SecureCookies::Always => true,
             SecureCookies::Never => false,
             SecureCookies::Auto => {
-                self.proxies.contains(&peer)
+                tls || self.proxies.contains(&peer)
                     && headers
                         .get("x-forwarded-proto")
                         .and_then(|v| v.to_str().ok())
@@ -201,7 +205,8 @@ pub async fn guard(
         tracing::warn!(client = %peer.ip(), path, "{why}");
         refuse(StatusCode::FORBIDDEN, why)
     } else {
-        let https = g.over_https(peer.ip(), request.headers());
+        let tls = request.extensions().get::<OverTls>().is_some();
+        let https = g.over_https(peer.ip(), request.headers(), tls);
         let mut r = next.run(request).await;
         if https {
             secure_cookies(r.headers_mut());

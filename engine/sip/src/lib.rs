@@ -46,12 +46,14 @@ pub enum Transport {
     Udp,
     /// TCP: reliable, no retransmissions; Content-Length frames each message.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2, RFC 5630): framed and timed as TCP.
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport delivers reliably (RFC 3261 §17.1.1.2).
     pub const fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     /// The token used in Via (RFC 3261 §20.42).
@@ -59,6 +61,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }

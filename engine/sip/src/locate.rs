@@ -111,7 +111,8 @@ impl DnsTransport {
         }
     }
 
-    /// The crate's [`Transport`] for it; `None` for TLS.
+    /// The crate's [`Transport`] for it; `None` for TLS (the engine accepts TLS but opens
+    /// no TLS connections of its own).
     pub const fn transport(self) -> Option<Transport> {
         match self {
             DnsTransport::Udp => Some(Transport::Udp),
@@ -138,6 +139,7 @@ impl From<Transport> for DnsTransport {
         match t {
             Transport::Udp => DnsTransport::Udp,
             Transport::Tcp => DnsTransport::Tcp,
+            Transport::Tls => DnsTransport::Tls,
         }
     }
 }
