@@ -787,3 +787,515 @@ fn bye_in_the_early_dialog_of_a_reliable_180_ends_the_invite_with_487() {
         "no 180 after the call ended"
     );
 }
+
+// ---- A hostile caller (review of issue 16): every input gets the right answer, and
+// nothing it does makes the engine send without bound, spin, or keep a call slot ----
+
+/// No call left, no media socket left open.
+fn nothing_left(net: &Net) {
+    assert_eq!(net.engine.call_count(), 0, "a call slot leaked");
+    assert!(net.media.is_empty(), "media left open: {:?}", net.media);
+}
+
+/// Requests (not responses) the engine sent in `msgs`.
+fn requests(msgs: &[Message]) -> Vec<&Request> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r),
+            Message::Response(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_session_timer_values_get_400_and_leave_no_call() {
+    let mut net = net();
+    for (i, extra) in [
+        "Session-Expires: -5\r\n",
+        "Session-Expires: abc\r\n",
+        "Session-Expires: \r\n",
+        "Session-Expires: 1e3\r\n",
+        "Session-Expires: 0x5A\r\n",
+        "Session-Expires: \u{0669}0\r\n",
+        "Session-Expires: 90;refresher\r\n",
+        "Session-Expires: 90;refresher=both\r\n",
+        "Session-Expires: 90, 120\r\n",
+        "Supported: timer\r\nMin-SE: x\r\n",
+        "Supported: timer\r\nMin-SE: -1\r\nSession-Expires: 90\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut caller = Caller::new(&format!("127.0.0.1:{}", 7200 + i), &format!("bad-se-{i}"));
+        let msgs = invite(&mut net, &mut caller, extra);
+        assert!(response(&msgs, 400).is_some(), "{extra:?}: {msgs:?}");
+        assert!(response(&msgs, 200).is_none(), "{extra:?}");
+        nothing_left(&net);
+    }
+}
+
+#[test]
+fn overflowing_session_timer_values_are_bounded_or_kept_without_panic() {
+    let mut net = net();
+    // Larger than 2^64: read as 2^32 - 1 (RFC 3261 §25.1), then reduced to our interval.
+    let mut caller = Caller::new("127.0.0.1:7220", "huge-se");
+    let ok = connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nSession-Expires: 999999999999999999999999;refresher=uas\r\n",
+    );
+    assert_eq!(header(&ok, "Session-Expires"), Some("1800;refresher=uas"));
+    // Zero is below any Min-SE: 422 when the caller can retry, raised when it cannot.
+    let mut zero = Caller::new("127.0.0.1:7221", "zero-se");
+    let msgs = invite(
+        &mut net,
+        &mut zero,
+        "Supported: timer\r\nSession-Expires: 0\r\n",
+    );
+    assert!(response(&msgs, 422).is_some(), "{msgs:?}");
+    let mut zero = Caller::new("127.0.0.1:7222", "zero-se-plain");
+    let ok = connect(&mut net, &mut zero, "Session-Expires: 0\r\n");
+    assert_eq!(header(&ok, "Session-Expires"), Some("90;refresher=uas"));
+    // A Min-SE of 2^32 - 1 may not be reduced (RFC 4028 §9): the timer runs for 136 years,
+    // and the deadline arithmetic neither panics nor wakes the engine early.
+    let mut max = Caller::new("127.0.0.1:7223", "max-se");
+    let ok = connect(
+        &mut net,
+        &mut max,
+        "Supported: timer\r\nMin-SE: 4294967296\r\nSession-Expires: 4294967296;refresher=uas\r\n",
+    );
+    assert_eq!(
+        header(&ok, "Session-Expires"),
+        Some("4294967295;refresher=uas")
+    );
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(600));
+    assert!(requests(&net.take_sip(max.addr)).is_empty());
+    assert_eq!(net.ended(call), None);
+}
+
+/// A call where the engine refreshes with UPDATE every 45 s (90 s, refresher=uas): the
+/// network, the caller, the call and the engine's first UPDATE.
+fn engine_refreshing(addr: &str, id: &str) -> (Net, Caller, ivr_engine::CallHandle, Request) {
+    let mut net = net();
+    let mut caller = Caller::new(addr, id);
+    connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nAllow: UPDATE\r\nSession-Expires: 90;refresher=uas\r\n",
+    );
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(45));
+    let update = request(&net.take_sip(caller.addr), "UPDATE")
+        .expect("UPDATE at 45 s")
+        .clone();
+    (net, caller, call, update)
+}
+
+#[test]
+fn refresh_answered_with_a_tiny_interval_does_not_make_the_engine_refresh_faster() {
+    // RFC 4028 §9: the UAS may not go under the request's Min-SE; a peer that does must
+    // not turn our refresh into a re-INVITE every half second (or end the call at once).
+    let (mut net, mut caller, call, mut update) =
+        engine_refreshing("127.0.0.1:7224", "tiny-answer");
+    for tiny in ["1;refresher=uac", "0;refresher=uac"] {
+        net.send_sip(
+            UDP,
+            caller.addr,
+            &ok_with(&update, &[("Session-Expires", tiny)], None),
+        );
+        net.advance(Duration::from_millis(44_900));
+        let msgs = net.take_sip(caller.addr);
+        assert!(
+            requests(&msgs).is_empty(),
+            "after {tiny}: {} requests",
+            requests(&msgs).len()
+        );
+        assert_eq!(net.ended(call), None, "after {tiny}");
+        // Still on the 90 s schedule: the next refresh at 45 s.
+        net.advance(Duration::from_millis(100));
+        let msgs = net.take_sip(caller.addr);
+        update = request(&msgs, "UPDATE")
+            .unwrap_or_else(|| panic!("refresh after {tiny}: {} messages", msgs.len()))
+            .clone();
+    }
+    // The peer takes the refreshing over with an interval of 0: read as our Min-SE, so the
+    // session ends 60 s later, not at once.
+    net.send_sip(
+        UDP,
+        caller.addr,
+        &ok_with(&update, &[("Session-Expires", "0;refresher=uas")], None),
+    );
+    net.advance(Duration::from_millis(59_900));
+    assert!(requests(&net.take_sip(caller.addr)).is_empty());
+    assert_eq!(net.ended(call), None);
+    net.advance(Duration::from_millis(100));
+    let msgs = net.take_sip(caller.addr);
+    answer_bye(&mut net, &mut caller, &msgs, EndReason::SessionExpired);
+    nothing_left(&net);
+}
+
+/// A failure response from the caller to the engine's request.
+fn refuse(req: &Request, code: u16) -> Vec<u8> {
+    let status = ivr_sip::StatusCode::new(code).expect("status");
+    Response::to_request(req, status).to_bytes()
+}
+
+/// The caller refuses every refresh of the engine with `code` (and, for 491, sends a
+/// re-INVITE of its own each time, which meets the engine's): the refreshes the engine
+/// sends before the session expires, and the end of the call.
+fn refreshes_until_expiry(code: u16, port: u16) -> usize {
+    let mut net = net();
+    let mut caller = Caller::new(&format!("127.0.0.1:{port}"), &format!("refuser-{code}"));
+    connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nSession-Expires: 600;refresher=uas\r\n",
+    );
+    let call = net.last_call().unwrap();
+    let mut refreshes = 0;
+    let mut bye = None;
+    // 568 s: the expiry (600 - 32), well before the menu gives up; a second at a time.
+    for _ in 0..600 {
+        net.advance(Duration::from_secs(1));
+        let msgs = net.take_sip(caller.addr);
+        let mut seen = std::collections::HashSet::new();
+        for r in requests(&msgs) {
+            if !seen.insert(r.cseq().unwrap().seq) {
+                continue; // Timer A's copy of the same request
+            }
+            match r.method.as_str() {
+                "INVITE" => {
+                    refreshes += 1;
+                    if code == 491 {
+                        let offer = caller.offer();
+                        let glare =
+                            caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &offer);
+                        net.send_sip(UDP, caller.addr, &glare);
+                        let answers = net.take_sip(caller.addr);
+                        assert!(response(&answers, 491).is_some(), "{answers:?}");
+                        net.send_sip(UDP, caller.addr, &caller.ack(None));
+                    }
+                    net.send_sip(UDP, caller.addr, &refuse(r, code));
+                    assert!(
+                        request(&net.take_sip(caller.addr), "ACK").is_some(),
+                        "a failure to an INVITE is ACKed by the transaction"
+                    );
+                }
+                "BYE" => bye = Some(net.now),
+                m => panic!("unexpected {m}"),
+            }
+        }
+        if bye.is_some() {
+            break;
+        }
+    }
+    assert_eq!(net.ended(call), None, "the BYE is not answered yet");
+    let bye = bye.expect("a BYE when the session expires");
+    // The session ran to its expiry; retries did not end it sooner.
+    assert!(bye >= net.now - Duration::from_secs(1));
+    // The caller never answers the BYE: the call is gone after Timer F all the same.
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.ended(call), Some(EndReason::SessionExpired));
+    nothing_left(&net);
+    refreshes
+}
+
+#[test]
+fn a_caller_refusing_every_refresh_gets_a_few_retries_not_one_a_second() {
+    // The engine refreshes at 300 s; the session expires at 568 s. Retrying every
+    // 0-2 s in between would be ~270 re-INVITEs, each with SDP, per call.
+    for (code, port) in [(500, 7230), (488, 7231), (491, 7232)] {
+        let n = refreshes_until_expiry(code, port);
+        assert!((2..=16).contains(&n), "{code}: {n} refreshes");
+    }
+}
+
+/// An INVITE that requires 100rel, sent so that `Caller::cancel` matches it.
+fn reliable_invite(caller: &mut Caller) -> Vec<u8> {
+    let inv = String::from_utf8(caller.invite(true)).unwrap();
+    inv.replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRequire: 100rel\r\n",
+        1,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn never_pracked_180_frees_the_call_and_its_media() {
+    let mut net = net_with(Duration::from_secs(60));
+    let mut caller = Caller::new("127.0.0.1:7240", "rel-never");
+    net.send_sip(UDP, caller.addr, &reliable_invite(&mut caller));
+    assert!(response(&net.take_sip(caller.addr), 180).is_some());
+    net.advance(Duration::from_secs(32));
+    assert!(response(&net.take_sip(caller.addr), 500).is_some());
+    nothing_left(&net);
+    // Nothing more goes out: no 180, no 2xx at the answer delay.
+    net.advance(Duration::from_secs(60));
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        msgs.iter()
+            .all(|m| matches!(m, Message::Response(r) if r.status.code() == 500)),
+        "{} messages",
+        msgs.len()
+    );
+}
+
+#[test]
+fn hostile_racks_get_481_and_the_real_prack_still_works() {
+    let mut net = net_with(Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7241", "rel-rack");
+    net.send_sip(UDP, caller.addr, &reliable_invite(&mut caller));
+    let msgs = net.take_sip(caller.addr);
+    let ringing = response(&msgs, 180).expect("180").clone();
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let (rs, cseq) = (rseq(&ringing), ringing.cseq().unwrap().seq);
+    for rack in [
+        format!("{} {cseq} INVITE", u64::from(u32::MAX) + 1 + u64::from(rs)),
+        format!("99999999999999999999999 {cseq} INVITE"),
+        format!("-{rs} {cseq} INVITE"),
+        format!("{rs} {} INVITE", u64::from(u32::MAX) + 1 + u64::from(cseq)),
+        format!("{rs} {cseq} UPDATE"),
+        format!("{rs} {cseq} invite"),
+        format!("{rs} {} INVITE", cseq + 1),
+        format!("{} {cseq} INVITE", rs.wrapping_add(1)),
+        format!("{} {cseq} INVITE", rs.wrapping_sub(1)),
+        format!("{rs} {cseq}"),
+        format!("{rs} {cseq} INVITE INVITE"),
+        String::new(),
+    ] {
+        let prack = caller.in_dialog("PRACK", &format!("RAck: {rack}\r\n"), "");
+        net.send_sip(UDP, caller.addr, &prack);
+        let msgs = net.take_sip(caller.addr);
+        assert!(
+            response(&msgs, 481).is_some() || response(&msgs, 400).is_some(),
+            "RAck {rack:?}: {msgs:?}"
+        );
+        assert!(response(&msgs, 200).is_none(), "RAck {rack:?}");
+    }
+    // Without any RAck line at all.
+    let prack = caller.in_dialog("PRACK", "", "");
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 200).is_none());
+    // The 180 is still retransmitted, and the real PRACK is taken once.
+    net.advance(Duration::from_millis(600));
+    assert!(response(&net.take_sip(caller.addr), 180).is_some());
+    let good = format!("RAck: {rs} {cseq} INVITE\r\n");
+    let prack = caller.in_dialog("PRACK", &good, "");
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 200).is_some());
+    // The same RAck in a new PRACK (not a retransmission) acknowledges nothing (§3).
+    let again = caller.in_dialog("PRACK", &good, "");
+    net.send_sip(UDP, caller.addr, &again);
+    assert!(response(&net.take_sip(caller.addr), 481).is_some());
+    net.advance(Duration::from_secs(10));
+    let ok = response(&net.take_sip(caller.addr), 200)
+        .expect("answered at 10 s")
+        .clone();
+    assert_eq!(ok.cseq().unwrap().seq, cseq);
+}
+
+#[test]
+fn cancel_racing_the_prack_ends_the_call_and_the_late_prack_gets_481() {
+    let mut net = net_with(Duration::from_secs(10));
+    let mut caller = Caller::new("127.0.0.1:7242", "rel-cancel");
+    net.send_sip(UDP, caller.addr, &reliable_invite(&mut caller));
+    let ringing = response(&net.take_sip(caller.addr), 180)
+        .expect("180")
+        .clone();
+    let (rs, cseq) = (rseq(&ringing), ringing.cseq().unwrap().seq);
+    net.send_sip(UDP, caller.addr, &caller.cancel());
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 487).is_some(), "{msgs:?}");
+    nothing_left(&net);
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let prack = caller.in_dialog("PRACK", &format!("RAck: {rs} {cseq} INVITE\r\n"), "");
+    net.send_sip(UDP, caller.addr, &prack);
+    assert!(response(&net.take_sip(caller.addr), 481).is_some());
+    // And a BYE after it: 481 too, no call made again.
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(UDP, caller.addr, &bye);
+    assert!(response(&net.take_sip(caller.addr), 481).is_some());
+    net.advance(Duration::from_secs(40));
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        response(&msgs, 180).is_none() && response(&msgs, 200).is_none(),
+        "{msgs:?}"
+    );
+    nothing_left(&net);
+}
+
+#[test]
+fn an_update_flood_gets_one_answer_each_and_nothing_else() {
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7243", "update-flood");
+    connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+    );
+    let call = net.last_call().unwrap();
+    let offer = caller.offer();
+    for i in 0..400 {
+        let (extra, body) = if i % 2 == 0 {
+            ("Session-Expires: 90;refresher=uas\r\n", "")
+        } else {
+            ("Content-Type: application/sdp\r\n", offer.as_str())
+        };
+        let update = caller.in_dialog("UPDATE", extra, body);
+        net.send_sip(UDP, caller.addr, &update);
+        let msgs = net.take_sip(caller.addr);
+        assert_eq!(msgs.len(), 1, "UPDATE {i}: {msgs:?}");
+        assert!(response(&msgs, 200).is_some(), "UPDATE {i}: {msgs:?}");
+    }
+    // The last UPDATE named no interval: the engine refreshes at 45 s (refresher=uas).
+    net.advance(Duration::from_millis(44_900));
+    assert!(requests(&net.take_sip(caller.addr)).is_empty());
+    assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn an_update_that_asks_for_a_timer_in_a_call_without_one_gets_it() {
+    // RFC 4028 §9 applies to every session refresh request, an UPDATE as much as a
+    // re-INVITE: the 2xx names the interval, and the session expires without refreshes.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7244", "update-starts-timer");
+    let ok = connect(&mut net, &mut caller, "");
+    assert_eq!(header(&ok, "Session-Expires"), None);
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(5));
+    let update = caller.in_dialog(
+        "UPDATE",
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+        "",
+    );
+    net.send_sip(UDP, caller.addr, &update);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("200 to UPDATE");
+    assert_eq!(header(ok, "Session-Expires"), Some("90;refresher=uac"));
+    assert_eq!(header(ok, "Require"), Some("timer"));
+    net.advance(Duration::from_millis(59_900));
+    assert_eq!(net.ended(call), None);
+    net.advance(Duration::from_millis(100));
+    let msgs = net.take_sip(caller.addr);
+    answer_bye(&mut net, &mut caller, &msgs, EndReason::SessionExpired);
+}
+
+#[test]
+fn a_late_offer_reinvite_never_acked_ends_the_session() {
+    // The caller asks for our offer (re-INVITE without SDP) and never ACKs the 2xx that
+    // carries it. RFC 3261 §13.3.1.4 (which §14.2 applies to re-INVITEs): after 64·T1 the
+    // session ends with BYE, rather than the leg refusing every later offer with 491.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7245", "reinvite-no-ack");
+    connect(&mut net, &mut caller, "");
+    let call = net.last_call().unwrap();
+    let reinvite = caller.in_dialog("INVITE", "", "");
+    net.send_sip(UDP, caller.addr, &reinvite);
+    let ok = response(&net.take_sip(caller.addr), 200)
+        .expect("200 with our offer")
+        .clone();
+    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+    net.advance(Duration::from_millis(31_900));
+    let msgs = net.take_sip(caller.addr);
+    assert!(request(&msgs, "BYE").is_none());
+    assert!(response(&msgs, 200).is_some(), "the 2xx is retransmitted");
+    net.advance(Duration::from_millis(100));
+    let msgs = net.take_sip(caller.addr);
+    answer_bye(&mut net, &mut caller, &msgs, EndReason::AckTimeout);
+    assert_eq!(net.ended(call), Some(EndReason::AckTimeout));
+    nothing_left(&net);
+}
+
+#[test]
+fn a_peer_raising_min_se_by_one_each_time_gets_few_immediate_retries() {
+    // RFC 4028 §7.3: after a 422 the refresh is retried with the larger interval. A peer
+    // answering every retry with a 422 one second larger would keep a ping-pong going for
+    // 2^32 rounds at network speed.
+    let (mut net, caller, call, mut update) = engine_refreshing("127.0.0.1:7246", "min-se-climb");
+    let mut immediate = 0;
+    for _ in 0..100 {
+        let asked: u32 = req_header(&update, "Session-Expires")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut r = Response::to_request(&update, ivr_sip::StatusCode::SESSION_INTERVAL_TOO_SMALL);
+        r.headers.push(HeaderName::MinSe, (asked + 1).to_string());
+        net.send_sip(UDP, caller.addr, &r.to_bytes());
+        match request(&net.take_sip(caller.addr), "UPDATE") {
+            Some(u) => {
+                immediate += 1;
+                update = u.clone();
+            }
+            None => break,
+        }
+    }
+    assert!(immediate <= 3, "{immediate} retries at once");
+    // The session still ends at its expiry, 60 s after the last success.
+    net.advance(Duration::from_secs(15));
+    let msgs = net.take_sip(caller.addr);
+    assert!(request(&msgs, "BYE").is_some(), "{} messages", msgs.len());
+    assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn our_refreshes_carry_the_largest_min_se_of_the_dialog() {
+    // RFC 4028 §7.4: a refresh carries the largest Min-SE seen in the dialog (the peer's
+    // requests, 422s), so that no UAS lowers the interval under what a proxy on the path
+    // asked for.
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7247", "min-se-kept");
+    let ok = connect(
+        &mut net,
+        &mut caller,
+        "Supported: timer\r\nAllow: UPDATE\r\nMin-SE: 600\r\nSession-Expires: 600;refresher=uas\r\n",
+    );
+    assert_eq!(header(&ok, "Session-Expires"), Some("600;refresher=uas"));
+    net.advance(Duration::from_secs(300));
+    let msgs = net.take_sip(caller.addr);
+    let update = request(&msgs, "UPDATE").expect("UPDATE at 300 s").clone();
+    assert_eq!(req_header(&update, "Min-SE"), Some("600"));
+    assert_eq!(
+        req_header(&update, "Session-Expires"),
+        Some("600;refresher=uac")
+    );
+    // A 2xx under it is held to it: the next refresh 300 s later, not 45.
+    net.send_sip(
+        UDP,
+        caller.addr,
+        &ok_with(&update, &[("Session-Expires", "90;refresher=uac")], None),
+    );
+    net.advance(Duration::from_secs(299));
+    assert!(requests(&net.take_sip(caller.addr)).is_empty());
+    net.advance(Duration::from_secs(1));
+    let msgs = net.take_sip(caller.addr);
+    let next = request(&msgs, "UPDATE").expect("the next refresh");
+    assert_eq!(req_header(next, "Min-SE"), Some("600"));
+}
+
+#[test]
+fn an_update_offer_while_our_offer_in_the_reliable_180_is_unanswered_is_491() {
+    // RFC 3311 §5.2: an offer while ours (here in the reliable 180 of a late-offer
+    // INVITE, RFC 3262 §5) waits for its answer is glare: 491, not 500.
+    let mut net = net_with(Duration::from_secs(5));
+    let mut caller = Caller::new("127.0.0.1:7248", "early-update-glare");
+    let inv = caller.raw("INVITE", "Require: 100rel\r\n", "");
+    net.send_sip(UDP, caller.addr, &inv);
+    let ringing = response(&net.take_sip(caller.addr), 180)
+        .expect("180")
+        .clone();
+    assert_eq!(header(&ringing, "Content-Type"), Some("application/sdp"));
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let update = caller.in_dialog(
+        "UPDATE",
+        "Content-Type: application/sdp\r\n",
+        &caller.offer(),
+    );
+    net.send_sip(UDP, caller.addr, &update);
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 491).is_some(), "{msgs:?}");
+}

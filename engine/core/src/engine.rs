@@ -227,7 +227,18 @@ impl Engine {
                     self.client_done(&key)
                 }
                 TxEvent::AckTimeout(key) => {
-                    if let Some(leg) = self.by_invite.get(&key).copied() {
+                    // RFC 3261 §13.3.1.4, for re-INVITEs too (§14.2): no ACK for our 2xx
+                    // in 64·T1, the session ends with BYE. (A re-INVITE left without its
+                    // ACK would keep our offer in its 2xx pending, and refuse every offer
+                    // after it with 491.)
+                    let leg = self.by_invite.get(&key).copied().or_else(|| {
+                        self.calls
+                            .values()
+                            .flat_map(|c| &c.legs)
+                            .find(|l| l.reinvite.as_ref() == Some(&key))
+                            .map(|l| l.handle)
+                    });
+                    if let Some(leg) = leg {
                         self.end_call(now, leg.call, EndReason::AckTimeout);
                     }
                 }
@@ -374,7 +385,7 @@ impl Engine {
             let e = RequestError::Sdp(crate::sdp::SdpError::KeysInClear);
             return self.reject(now, &key, &req, e);
         }
-        let ext = match crate::session::Extensions::for_invite(&mut self.ctx, &req) {
+        let ext = match crate::extensions::Extensions::for_invite(&mut self.ctx, &req) {
             Ok(ext) => ext,
             Err(e) => return self.reject(now, &key, &req, e),
         };

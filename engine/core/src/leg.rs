@@ -109,7 +109,7 @@ pub struct Leg {
     /// The deadline the engine indexes for this leg.
     pub(crate) indexed: Option<Instant>,
     /// Session timers, UPDATE and PRACK (RFC 4028, 3311, 3262): see [`crate::session`].
-    pub(crate) ext: crate::session::Extensions,
+    pub(crate) ext: crate::extensions::Extensions,
     pub(crate) events: VecDeque<LegEvent>,
     /// Our SRTP master key, when the offer was RTP/SAVP (made when answering).
     srtp_key: Option<MasterKey>,
@@ -151,7 +151,7 @@ impl Leg {
     }
 
     /// The leg with what its INVITE asked of the extensions (RFC 4028, RFC 3262).
-    pub(crate) fn with_ext(mut self, ext: crate::session::Extensions) -> Leg {
+    pub(crate) fn with_ext(mut self, ext: crate::extensions::Extensions) -> Leg {
         self.ext = ext;
         self
     }

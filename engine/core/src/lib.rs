@@ -12,6 +12,7 @@ mod config;
 mod ctx;
 pub mod engine;
 pub mod error;
+mod extensions;
 pub mod fuzz;
 pub mod handle;
 pub mod io;

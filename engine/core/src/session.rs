@@ -4,160 +4,21 @@
 //! answering leg: what the INVITE asked for, the 2xx, refreshes received (re-INVITE,
 //! UPDATE) and sent (when we are the refresher), and the BYE when the session expires.
 //!
-//! Outgoing (UAC) legs do not run session timers yet: when they come, [`Extensions`] takes
+//! Outgoing (UAC) legs do not run session timers yet: when they come, `Extensions` takes
 //! `we_are_uac = true` for the initial INVITE and reads its 2xx with
 //! [`ivr_sip::session_timer::refresh_outcome`].
 
 use crate::ctx::Ctx;
 use crate::error::RequestError;
+use crate::extensions::{OutRefresh, allows_update, negotiate, peer_min_se};
 use crate::io::EndReason;
 use crate::leg::{Leg, LegEvent, LegPhase};
-use crate::sdp::{self, Direction, Negotiated};
+use crate::sdp::{self, Direction};
 use ivr_sip::header::HeaderName;
 use ivr_sip::message::{CoreHeaders, Method, Request, Response};
-use ivr_sip::reliable::ReliableProvisionals;
-use ivr_sip::session_timer::{self, Agreement, RefreshOutcome, Refusal, SessionTimer, TimerEvent};
-use ivr_sip::transaction::{ClientKey, Peer, ServerKey};
-use std::net::SocketAddr;
+use ivr_sip::session_timer::{self, Agreement, RefreshOutcome, SessionTimer, TimerEvent};
+use ivr_sip::transaction::ServerKey;
 use std::time::{Duration, Instant};
-
-/// Our session refresh in flight (RFC 4028 §7.4).
-#[derive(Debug)]
-struct OutRefresh {
-    key: ClientKey,
-    method: Method,
-    /// The interval asked for.
-    interval: u32,
-    /// Its final answer came (a re-INVITE's 2xx may still be retransmitted).
-    done: bool,
-    /// The ACK of a re-INVITE's 2xx, sent again for each retransmitted 2xx.
-    ack: Option<(Request, Peer)>,
-}
-
-/// What a leg keeps for the extensions.
-#[derive(Debug, Default)]
-pub struct Extensions {
-    /// The session timer agreement in force (from the INVITE, then each refresh).
-    agreement: Option<Agreement>,
-    /// The clock, from the 2xx on.
-    timer: Option<SessionTimer>,
-    refresh: Option<OutRefresh>,
-    /// A client transaction the engine must route back to this leg (taken at reindex).
-    new_client: Option<ClientKey>,
-    /// The refresh it replaced, for the engine to forget.
-    stale_client: Option<ClientKey>,
-    /// The peer lists UPDATE in Allow: refresh with it, not with a re-INVITE (RFC 4028 §7.4).
-    peer_allows_update: bool,
-    /// Reliable provisionals, when the INVITE required them.
-    pub(crate) reliable: Option<ReliableProvisionals>,
-    /// The answer is due but waits for a PRACK (RFC 3262 §3).
-    pub(crate) answer_held: bool,
-    /// Our offer went in a reliable 180 (late-offer INVITE, RFC 3262 §5).
-    pub(crate) offered_early: bool,
-    /// The answer to that offer, from the PRACK.
-    pub(crate) early_answer: Option<(Negotiated, SocketAddr)>,
-    /// We offered in a 2xx (late-offer re-INVITE) and wait for the ACK's answer.
-    offer_in_2xx: bool,
-}
-
-impl Extensions {
-    /// What an initial INVITE asks for: the session timer agreement (RFC 4028 §9: a 422
-    /// when its interval is under our Min-SE) and reliable provisionals (RFC 3262 §3).
-    pub(crate) fn for_invite(ctx: &mut Ctx, req: &Request) -> Result<Extensions, RequestError> {
-        let agreement = negotiate(ctx, req)?;
-        let reliable = ivr_sip::reliable::required(&req.headers)
-            .then(|| ReliableProvisionals::new(ctx.config.timers.t1, ctx.rng.next_u32()));
-        Ok(Extensions {
-            agreement,
-            peer_allows_update: allows_update(req),
-            reliable,
-            ..Extensions::default()
-        })
-    }
-
-    /// Whether the 2xx may go now (RFC 3262 §3).
-    pub(crate) fn may_answer(&self) -> bool {
-        self.reliable.as_ref().is_none_or(|r| r.may_send_2xx())
-    }
-
-    /// The answer is due but waits for the PRACK.
-    pub(crate) fn hold_answer(&mut self) {
-        self.answer_held = true;
-    }
-
-    /// Whether the answer waits for a PRACK.
-    pub(crate) fn answer_held(&self) -> bool {
-        self.answer_held
-    }
-
-    /// Whether our offer went in a reliable 180.
-    pub(crate) fn offered_early(&self) -> bool {
-        self.offered_early
-    }
-
-    /// The PRACK's answer to our early offer, once.
-    pub(crate) fn take_early_answer(&mut self) -> Option<(Negotiated, SocketAddr)> {
-        self.early_answer.take()
-    }
-
-    /// We put an offer in a 2xx.
-    pub(crate) fn offer_in_2xx(&mut self) {
-        self.offer_in_2xx = true;
-    }
-
-    /// The ACK came (with the answer to an offer in our 2xx, if we made one).
-    pub(crate) fn offer_answered(&mut self) {
-        self.offer_in_2xx = false;
-    }
-
-    /// Whether our own re-INVITE is unanswered (RFC 3261 §14.2 glare).
-    pub(crate) fn invite_in_flight(&self) -> bool {
-        self.refresh
-            .as_ref()
-            .is_some_and(|r| r.method == Method::Invite && !r.done)
-    }
-
-    /// A client transaction for the engine to route back to this leg.
-    pub(crate) fn take_new_client(&mut self) -> Option<ClientKey> {
-        self.new_client.take()
-    }
-
-    /// A refresh the engine no longer needs to route (a newer one replaced it).
-    pub(crate) fn take_stale_client(&mut self) -> Option<ClientKey> {
-        self.stale_client.take()
-    }
-
-    /// Our latest refresh's transaction, while the engine routes it to us.
-    pub(crate) fn refresh_key(&self) -> Option<&ClientKey> {
-        self.refresh.as_ref().map(|r| &r.key)
-    }
-
-    /// Whether `key` is our refresh.
-    pub(crate) fn is_refresh(&self, key: &ClientKey) -> bool {
-        self.refresh.as_ref().is_some_and(|r| &r.key == key)
-    }
-
-    /// Whether an offer of ours waits for its answer (RFC 3311 §5.2 glare): in a 2xx, or in
-    /// our re-INVITE.
-    fn offer_pending(&self) -> bool {
-        self.offer_in_2xx || self.invite_in_flight()
-    }
-}
-
-/// RFC 4028 §9 on a request we received, in the engine's terms.
-fn negotiate(ctx: &Ctx, req: &Request) -> Result<Option<Agreement>, RequestError> {
-    session_timer::negotiate_uas(&req.headers, &ctx.config.session_timer).map_err(|e| match e {
-        Refusal::TooSmall { min_se } => RequestError::IntervalTooSmall(min_se),
-        Refusal::Malformed(h) => RequestError::BadHeader(h),
-    })
-}
-
-/// Whether a request's Allow lists UPDATE.
-fn allows_update(req: &Request) -> bool {
-    req.headers
-        .values(&HeaderName::Allow)
-        .any(|m| m.trim() == Method::Update.as_str())
-}
 
 impl Leg {
     /// The extensions' next deadline: the session timer once answered, the reliable 180's
@@ -206,13 +67,16 @@ impl Leg {
         }
     }
 
-    /// RFC 4028 §9 for a re-INVITE or UPDATE from the peer.
+    /// RFC 4028 §9 for a re-INVITE or UPDATE from the peer (its Min-SE is remembered for
+    /// our own refreshes, §7.4).
     pub(crate) fn check_refresh(
-        &self,
+        &mut self,
         ctx: &Ctx,
         req: &Request,
     ) -> Result<Option<Agreement>, RequestError> {
-        negotiate(ctx, req)
+        let agreement = negotiate(ctx, req)?;
+        self.ext.peer_min_se = self.ext.peer_min_se.max(peer_min_se(req));
+        Ok(agreement)
     }
 
     /// We answer a refresh from the peer with 2xx: the session is refreshed. A request
@@ -250,7 +114,12 @@ impl Leg {
     ) {
         let offer = !req.body.is_empty();
         if offer {
+            // Ours waits in a 2xx, our re-INVITE, our late-offer 2xx, or a reliable 180
+            // not PRACKed yet (RFC 3262 §5).
+            let in_180 = self.ext.offered_early
+                && self.ext.reliable.as_ref().is_some_and(|r| r.is_pending());
             let ours_pending = self.ext.offer_pending()
+                || in_180
                 || matches!(self.phase, LegPhase::Answered { offer: None });
             if ours_pending {
                 return ctx.reject(now, &key, &req, RequestError::Pending, None);
@@ -289,7 +158,10 @@ impl Leg {
             r.body = body;
         }
         // Before the 2xx of the INVITE the session has not started: nothing to refresh.
-        if self.ext.timer.is_some() || agreement.is_none() {
+        // After it, this is a session refresh request (RFC 4028 §9) even in a call that
+        // had no timer: one starts.
+        let started = matches!(self.phase, LegPhase::Answered { .. } | LegPhase::Active);
+        if started || agreement.is_none() {
             self.refreshed_by_peer(now, agreement, &mut r);
         } else {
             r.headers
@@ -330,11 +202,9 @@ impl Leg {
         };
         req.headers.push(HeaderName::Contact, self.contact(ctx));
         req.headers.push(HeaderName::Allow, crate::config::ALLOW);
-        session_timer::decorate_request(
-            &mut req.headers,
-            interval,
-            ctx.config.session_timer.min_se,
-        );
+        let min_se = self.ext.min_se(ctx);
+        let interval = interval.max(min_se);
+        session_timer::decorate_request(&mut req.headers, interval, min_se);
         if method == Method::Invite
             && let Some(local) = self.local_sdp
         {
@@ -389,25 +259,49 @@ impl Leg {
             peer_supports: false,
         });
         match session_timer::refresh_outcome(status.code(), &resp.headers, asked, &previous) {
-            RefreshOutcome::Refreshed(a) => {
+            RefreshOutcome::Refreshed(mut a) => {
+                // RFC 4028 §9: the UAS must not go under the Min-SE we sent (§5: it is
+                // there against peers that would make us refresh without pause). A 2xx
+                // that does anyway is held to it, not obeyed with a refresh every 0.5 s.
+                a.interval = a.interval.max(self.ext.min_se(ctx));
+                self.ext.refresh_failures = 0;
                 self.ext.agreement = Some(a);
                 if let Some(t) = self.ext.timer.as_mut() {
                     t.refreshed(now, a.duration(), a.who(true));
                 }
             }
             RefreshOutcome::TimerOff => self.ext.timer = None,
-            RefreshOutcome::Retry { interval } => self.send_refresh(ctx, now, Some(interval)),
+            // §7.3: retried at once with the larger interval, a few times in a row (one
+            // per proxy that raises it); a peer that raises it every time gets the back-off.
+            RefreshOutcome::Retry { interval } if self.ext.refresh_failures < 3 => {
+                self.ext.refresh_failures += 1;
+                self.ext.peer_min_se = self.ext.peer_min_se.max(interval);
+                self.send_refresh(ctx, now, Some(interval));
+            }
+            RefreshOutcome::Retry { interval } => {
+                self.ext.peer_min_se = self.ext.peer_min_se.max(interval);
+                self.refresh_failed(ctx, now);
+            }
             RefreshOutcome::Gone => self
                 .events
                 .push_back(LegEvent::Failed(EndReason::SessionExpired)),
-            RefreshOutcome::Failed => {
-                // RFC 3261 §14.1: after a 491 the side that did not make the Call-ID waits
-                // 0 to 2 s; other failures are tried again the same way while time is left.
-                let wait = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
-                if let Some(t) = self.ext.timer.as_mut() {
-                    t.retry_at(now + wait);
-                }
-            }
+            RefreshOutcome::Failed => self.refresh_failed(ctx, now),
+        }
+    }
+
+    /// Our refresh was refused: try again later, while the session lasts.
+    fn refresh_failed(&mut self, ctx: &mut Ctx, now: Instant) {
+        // RFC 3261 §14.1: after a 491 the side that did not make the Call-ID waits
+        // 0 to 2 s; other failures are tried again the same way while time is left,
+        // but a peer that refuses every time gets them ever further apart (1, 2,
+        // 4... s more each time), not one re-INVITE a second until the expiry.
+        let failures = self.ext.refresh_failures;
+        self.ext.refresh_failures = failures.saturating_add(1);
+        let backoff = Duration::from_secs((1u64 << failures.min(20)) - 1);
+        let jitter = Duration::from_millis(u64::from(ctx.rng.next_u32() % 2000));
+        let wait = backoff + jitter;
+        if let Some(t) = self.ext.timer.as_mut() {
+            t.retry_at(now + wait);
         }
     }
 

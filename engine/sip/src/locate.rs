@@ -447,6 +447,29 @@ impl Locator {
             }
             (Phase::Done, _) => Phase::Done,
         };
+        self.take_literals();
+    }
+
+    /// SRV targets written as addresses need no query: take them when their turn comes,
+    /// so that they keep their place in the RFC 2782 order among the names looked up.
+    fn take_literals(&mut self) {
+        let Phase::Addresses { pending, next } = &mut self.phase else {
+            return;
+        };
+        let mut found = Vec::new();
+        while let Some(p) = pending.get(*next) {
+            let Ok(ip) = p.host.trim_end_matches('.').parse::<IpAddr>() else {
+                break;
+            };
+            found.push(Target {
+                addr: SocketAddr::new(ip, p.port),
+                transport: p.transport,
+            });
+            *next += 1;
+        }
+        for t in found {
+            self.push(t);
+        }
     }
 
     /// §4.1: the NAPTR records with flag `s` and a service we support (only `SIPS+D2T` for a
@@ -533,17 +556,12 @@ impl Locator {
         }
         let mut pending = Vec::new();
         for r in order_srv(records, rng) {
-            if is_root(&r.target) || !valid_name(&r.target) {
+            // Port 0 reaches no one.
+            if is_root(&r.target) || !valid_name(&r.target) || r.port == 0 {
                 continue;
             }
-            // Not allowed by RFC 2782, seen in the wild: an address as target.
-            if let Ok(ip) = r.target.trim_end_matches('.').parse::<IpAddr>() {
-                self.push(Target {
-                    addr: SocketAddr::new(ip, r.port),
-                    transport,
-                });
-                continue;
-            }
+            // Not allowed by RFC 2782, seen in the wild: an address as target (taken
+            // without a query, in its turn: `take_literals`).
             pending.push(Pending {
                 host: r.target,
                 port: r.port,
@@ -553,8 +571,16 @@ impl Locator {
         Phase::Addresses { pending, next: 0 }
     }
 
+    /// Keep a target from DNS unless no request could be sent there: port 0, the
+    /// unspecified address (which reaches this very host on Linux, so a request could come
+    /// back to us as a new call), broadcast or multicast.
     fn push(&mut self, t: Target) {
-        if self.targets.len() < MAX_TARGETS && !self.targets.contains(&t) {
+        let ip = t.addr.ip();
+        let unusable = t.addr.port() == 0
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        if !unusable && self.targets.len() < MAX_TARGETS && !self.targets.contains(&t) {
             self.targets.push(t);
         }
     }
@@ -1061,6 +1087,59 @@ mod tests {
     }
 
     #[test]
+    fn addresses_no_one_can_be_sent_to_are_skipped() {
+        // A hostile or broken zone: 0.0.0.0 and :: reach this very host on Linux (a request
+        // sent there could come back to the engine as a new call), broadcast and multicast
+        // reach many, port 0 no one.
+        let z = HashMap::from([
+            (
+                Query::Srv("_sip._udp.example.com".into()),
+                Answer::Srv(vec![
+                    srv(1, 0, 0, "zero-port.example.com."),
+                    srv(2, 0, 5060, "0.0.0.0"),
+                    srv(3, 0, 5060, "224.0.0.1."),
+                    srv(4, 0, 5060, "bad.example.com."),
+                    srv(5, 0, 5070, "192.0.2.4"),
+                ]),
+            ),
+            (
+                Query::Address("zero-port.example.com.".into()),
+                ips(&["192.0.2.1"]),
+            ),
+            (
+                Query::Address("bad.example.com.".into()),
+                ips(&[
+                    "0.0.0.0",
+                    "::",
+                    "255.255.255.255",
+                    "239.1.2.3",
+                    "ff02::1",
+                    "192.0.2.5",
+                ]),
+            ),
+        ]);
+        let (r, _) = run(
+            "sip:desk@example.com",
+            &LocateOptions::default(),
+            &z,
+            &mut Seq(vec![], 0),
+        );
+        assert_eq!(
+            r.unwrap(),
+            vec![t("192.0.2.5:5060", Udp), t("192.0.2.4:5070", Udp)]
+        );
+        // Nothing usable at all: not found, not a target of 0.0.0.0.
+        let z = HashMap::from([(Query::Address("example.com".into()), ips(&["0.0.0.0"]))]);
+        let (r, _) = run(
+            "sip:desk@example.com",
+            &LocateOptions::default(),
+            &z,
+            &mut Seq(vec![], 0),
+        );
+        assert_eq!(r.unwrap_err(), LocateError::NotFound);
+    }
+
+    #[test]
     fn failover_walks_the_list() {
         let (r, _) = run(
             "sip:desk@example.com",
@@ -1085,5 +1164,80 @@ mod tests {
         );
         assert_eq!(list.fail_over(Failover::TransportError), None);
         assert_eq!(list.fail_over(Failover::Timeout), None, "stays exhausted");
+    }
+
+    /// A random source from a list of draws (any values, cycled).
+    struct Draws(Vec<u64>, usize);
+    impl RandomSource for Draws {
+        fn next_u64(&mut self) -> u64 {
+            let v = self
+                .0
+                .get(self.1 % self.0.len().max(1))
+                .copied()
+                .unwrap_or(0);
+            self.1 += 1;
+            v
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the records (zero and maximal weights, equal priorities, duplicates)
+        /// and the random draws, RFC 2782 ordering keeps every record once and never puts
+        /// a higher priority number first.
+        #[test]
+        fn srv_order_is_a_priority_sorted_permutation(
+            recs in proptest::collection::vec((0u16..4, proptest::prelude::any::<u16>(), 0u16..3), 0..40),
+            draws in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..8),
+        ) {
+            let records: Vec<SrvRecord> = recs
+                .iter()
+                .map(|&(p, w, n)| srv(p, w, 5060, &format!("h{n}.example.com.")))
+                .collect();
+            let out = order_srv(records.clone(), &mut Draws(draws, 0));
+            proptest::prop_assert!(out.windows(2).all(|w| w[0].priority <= w[1].priority));
+            let key = |r: &SrvRecord| (r.priority, r.weight, r.target.clone());
+            let mut a: Vec<_> = records.iter().map(key).collect();
+            let mut b: Vec<_> = out.iter().map(key).collect();
+            a.sort();
+            b.sort();
+            proptest::prop_assert_eq!(a, b);
+        }
+
+        /// A whole location against any answers stays within its bounds and never keeps a
+        /// target no request could reach.
+        #[test]
+        fn any_answers_give_bounded_usable_targets(
+            srvs in proptest::collection::vec((0u16..3, proptest::prelude::any::<u16>(), proptest::prelude::any::<u16>(), 0u8..6), 0..30),
+            addrs in proptest::collection::vec(proptest::prelude::any::<[u8; 4]>(), 0..30),
+            draws in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..8),
+        ) {
+            let names = ["a.example.com.", "b.example.com.", ".", "", "192.0.2.1", "0.0.0.0"];
+            let records: Vec<SrvRecord> = srvs
+                .iter()
+                .map(|&(p, w, port, n)| srv(p, w, port, names[usize::from(n)]))
+                .collect();
+            let ips: Vec<IpAddr> = addrs.iter().map(|a| IpAddr::from(*a)).collect();
+            let mut loc = Locator::new(&Uri::parse("sip:x@example.com").unwrap(), &LocateOptions::default()).unwrap();
+            let mut asked = 0;
+            let mut rng = Draws(draws, 0);
+            while let Some(q) = loc.poll_query() {
+                asked += 1;
+                proptest::prop_assert!(asked <= MAX_QUERIES);
+                let a = match q {
+                    Query::Naptr(_) => Answer::Naptr(vec![]),
+                    Query::Srv(_) => Answer::Srv(records.clone()),
+                    Query::Address(_) => Answer::Address(ips.clone()),
+                };
+                loc.answer(a, &mut rng);
+            }
+            if let Ok(list) = loc.finish() {
+                proptest::prop_assert!(list.len() <= MAX_TARGETS);
+                for t in list.as_slice() {
+                    proptest::prop_assert!(t.addr.port() != 0);
+                    proptest::prop_assert!(!t.addr.ip().is_unspecified());
+                    proptest::prop_assert!(!t.addr.ip().is_multicast());
+                }
+            }
+        }
     }
 }

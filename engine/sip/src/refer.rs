@@ -651,7 +651,8 @@ impl ReferTransfer {
 
     fn final_deadline(&self) -> Option<Instant> {
         match (self.phase, self.accepted_at) {
-            (ReferPhase::Accepted, Some(at)) => Some(at + self.config.final_notify_timeout),
+            // A timeout past what Instant can hold is no deadline at all.
+            (ReferPhase::Accepted, Some(at)) => at.checked_add(self.config.final_notify_timeout),
             _ => None,
         }
     }

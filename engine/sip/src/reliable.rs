@@ -93,7 +93,9 @@ impl ReliableProvisionals {
     /// values out of range are folded into it), retransmitting from `t1`.
     pub fn new(t1: Duration, first_rseq: u32) -> ReliableProvisionals {
         ReliableProvisionals {
-            t1,
+            // RFC 3261 §17.1.1.1: T1 is an RTT estimate; a day is far beyond any, and keeps
+            // 64·T1 and the doubling within the Instant arithmetic.
+            t1: t1.min(Duration::from_secs(86_400)),
             next_rseq: (first_rseq % 0x7FFF_FFFF).max(1),
             pending: None,
             unacked_at_final: None,
@@ -121,7 +123,7 @@ impl ReliableProvisionals {
             response: response.clone(),
             interval: self.t1,
             next: now + self.t1,
-            give_up: now + self.t1 * 64,
+            give_up: now + self.t1.saturating_mul(64),
         });
         true
     }
@@ -186,7 +188,7 @@ impl ReliableProvisionals {
         }
         while now >= p.next {
             self.retransmits.push(p.response.clone());
-            p.interval *= 2;
+            p.interval = p.interval.saturating_mul(2);
             p.next += p.interval;
         }
     }
@@ -317,6 +319,21 @@ mod tests {
             Prack::Acknowledged { had_sdp: false }
         );
         assert_eq!(rel.handle_prack(Some(&rack)), Prack::NoMatch);
+    }
+
+    #[test]
+    fn rseq_stays_in_range_and_huge_t1_does_not_overflow() {
+        let t0 = crate::test_epoch();
+        for first in [0, 1, 0x7FFF_FFFE, 0x7FFF_FFFF, 0x8000_0000, u32::MAX] {
+            let mut rel = ReliableProvisionals::new(Duration::MAX, first);
+            let mut r = ringing("");
+            assert!(rel.send(t0, &mut r));
+            let rseq: u32 = r.headers.get(&HeaderName::RSeq).unwrap().parse().unwrap();
+            assert!((1..=0x7FFF_FFFE).contains(&rseq), "{first}: {rseq}");
+            rel.handle_timeout(t0 + Duration::from_secs(86_400 * 3));
+            assert!(rel.poll_retransmit().is_some());
+            assert!(!rel.gave_up());
+        }
     }
 
     #[test]

@@ -361,6 +361,9 @@ impl SessionTimer {
     /// A refresh succeeded at `now` (we sent or received its 2xx): start over with the
     /// interval and refresher it agreed.
     pub fn refreshed(&mut self, now: Instant, interval: Duration, who: Who) {
+        // No Session-Expires says more than 2^32 - 1 s (136 years, `delta_and_params`); a
+        // longer Duration would only overflow the Instant arithmetic below.
+        let interval = interval.min(Duration::from_secs(u32::MAX.into()));
         self.interval = interval;
         self.who = who;
         let guard = Duration::from_secs(32).min(interval / 3);
@@ -640,6 +643,19 @@ mod tests {
         assert_eq!(t.poll_event(), Some(TimerEvent::Expired));
         t.handle_timeout(t0 + Duration::from_secs(900 + 1769));
         assert_eq!(t.poll_event(), None, "expiry is told once");
+    }
+
+    #[test]
+    fn the_longest_intervals_do_not_overflow() {
+        let t0 = crate::test_epoch();
+        let mut t = SessionTimer::new(t0, Duration::MAX, Who::Local);
+        let max = Duration::from_secs(u32::MAX.into());
+        assert_eq!(t.interval(), max);
+        assert_eq!(t.poll_timeout(), Some(t0 + max / 2));
+        t.refreshed(t0, Duration::MAX, Who::Remote);
+        assert_eq!(t.expires_at(), t0 + max - Duration::from_secs(32));
+        t.handle_timeout(t0 + Duration::from_secs(3600));
+        assert_eq!(t.poll_event(), None);
     }
 
     #[test]

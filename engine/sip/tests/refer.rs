@@ -697,6 +697,33 @@ fn no_final_notify_times_out() {
 }
 
 #[test]
+fn a_final_notify_timeout_too_long_for_instant_means_no_deadline() {
+    // ReferConfig is public: a timeout past what Instant can add (an operator's "never")
+    // must not panic in poll_timeout; the transfer just waits for its final NOTIFY.
+    let mut c = config();
+    c.final_notify_timeout = Duration::MAX;
+    let mut sim = Sim::with_config(
+        c,
+        vec![
+            (5, Step::Answer(202)),
+            (
+                20,
+                Step::Notify("active;expires=600", b"SIP/2.0 100 Trying\r\n"),
+            ),
+        ],
+    );
+    sim.run(Duration::from_secs(120));
+    assert_eq!(
+        sim.events(),
+        [
+            ReferEvent::Accepted,
+            ReferEvent::Progress(StatusCode::TRYING)
+        ]
+    );
+    assert!(!sim.refer.is_finished());
+}
+
+#[test]
 fn a_notify_after_the_end_gets_481() {
     let mut sim = Sim::new(vec![
         (5, Step::Answer(202)),
