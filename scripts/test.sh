@@ -22,6 +22,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v pgrep >/dev/null 2>&1 || need_apt+=(procps)
 # The clean-stop test holds the SQLite write lock from another process (tests/tests/voicemail_sipp.rs).
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+# The disk-full test mounts a small tmpfs (tests/tests/hardening_media.rs; root, as CI).
+command -v mount >/dev/null 2>&1 || need_apt+=(mount)
 # The TLS test calls the engine with baresip over SIP-over-TLS with SRTP (tests/tests/tls.rs);
 # its srtp, sndfile and aufile modules come with baresip-core.
 { command -v baresip >/dev/null 2>&1 && [ -e /usr/lib/baresip/modules/srtp.so ]; } || need_apt+=(baresip)

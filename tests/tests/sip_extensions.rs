@@ -13,10 +13,17 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// An engine that accepts 10 s session intervals and does not end silent calls for lack of
-/// RTP (SIPp sends none here).
+/// An engine that accepts 10 s session intervals, does not end silent calls for lack of
+/// RTP and keeps sending prompts to them (SIPp sends none here).
 fn engine(extra: &[&str]) -> Ivr {
-    let mut args = vec!["--min-se", "10", "--media-timeout", "120"];
+    let mut args = vec![
+        "--min-se",
+        "10",
+        "--media-timeout",
+        "120",
+        "--rtp-send-without-peer",
+        "0",
+    ];
     args.extend_from_slice(extra);
     Ivr::start(&args)
 }

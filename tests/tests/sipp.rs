@@ -269,7 +269,13 @@ fn silence_follows_the_timeout_path_to_the_retry_limit() {
     let path = dir.path().join("silence.yaml");
     std::fs::write(&path, config).unwrap();
     let ivr = Ivr::start(&["--config", path.to_str().unwrap()]);
-    let run = sipp::run(ivr.sip, &["-sf", scenario("wait_for_bye.xml"), "-m", "1"]);
+    // The caller sends media as a phone does (SIPp echoes the engine's own): the engine
+    // stops sending after 5 s to a peer that never sends (issue 8), which would pause the
+    // prompts of this 16 s call.
+    let run = sipp::run(
+        ivr.sip,
+        &["-sf", scenario("wait_for_bye.xml"), "-m", "1", "-rtp_echo"],
+    );
     assert_ok(&run, &ivr);
     let ended = ivr.wait_for(&["call ended", "MenuHangup"], 1, WAIT);
     assert_eq!(ended.len(), 1, "{}", ivr.log());

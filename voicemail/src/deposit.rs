@@ -415,8 +415,8 @@ impl Deposit {
         match self.phase {
             Phase::Done => {}
             Phase::Recording { .. } => {
-                // The recording could not be written: stop, and leave what was written
-                // for the owner to recover; the caller hears an apology.
+                // The recording could not be written (the writer removed it): stop, and
+                // the caller hears an apology.
                 self.actions.push_back(Action::StopRecording);
                 self.goodbye(SystemPrompt::Sorry);
             }

@@ -43,6 +43,12 @@ pub struct EngineConfig {
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325 §2): INVITEs from these
     /// addresses give the caller's identity from it; from anywhere else, From is used.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Per-source limits and the cap on calls waiting for their ACK (trusted proxies are
+    /// exempt from the per-source ones).
+    pub admission: crate::admission::AdmissionConfig,
+    /// How long to send RTP toward a peer that has sent nothing (`None`: until the media
+    /// timeout); see [`crate::media::SEND_WITHOUT_PEER`].
+    pub send_without_peer: Option<Duration>,
     /// Session timers (RFC 4028): our Min-SE and the interval we ask for.
     pub session_timer: ivr_sip::session_timer::Policy,
 }
@@ -72,6 +78,8 @@ impl EngineConfig {
             srtp_seed: crate::srtp::KeySeed::default(),
             answer_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
+            admission: crate::admission::AdmissionConfig::default(),
+            send_without_peer: Some(crate::media::SEND_WITHOUT_PEER),
             session_timer: ivr_sip::session_timer::Policy::default(),
         }
     }

@@ -57,6 +57,21 @@ impl Ctx {
         error: RequestError,
         tag: Option<&Tag>,
     ) {
+        let r = self.refusal(req, error, tag);
+        self.layer.respond(now, key, r);
+    }
+
+    /// Refuse a request statelessly (RFC 3261 §8.2.7): the response goes out once and the
+    /// server transaction is forgotten, so a refusal at capacity holds no memory and is
+    /// never retransmitted (a retransmitted INVITE is refused again, once).
+    pub fn reject_stateless(&mut self, key: &ServerKey, req: &Request, error: RequestError) {
+        let r = self.refusal(req, error, None);
+        self.layer.respond_stateless(key, r);
+    }
+
+    /// The response refusing `req` for `error`, with the headers that explain it, and its
+    /// [`Event::Rejected`].
+    fn refusal(&mut self, req: &Request, error: RequestError, tag: Option<&Tag>) -> Response {
         let status = StatusCode::from(&error);
         let mut r = self.reply(req, status, tag);
         if let Some(reason) = error.reason() {
@@ -92,7 +107,7 @@ impl Ctx {
             status: r.status.code(),
             reason: r.reason.clone(),
         });
-        self.layer.respond(now, key, r);
+        r
     }
 
     /// Our Contact for a dialog reached over `transport` (a `sips:` URI when `sips` and

@@ -1,6 +1,7 @@
 //! The engine: it routes inputs to calls and their legs and keeps the indexes (quinn-proto's
 //! `Endpoint`); legs ([`crate::leg`]) and calls ([`crate::call`]) own their state.
 
+use crate::admission::Admission;
 use crate::call::{App, Call, CallHandle, LegHandle};
 pub use crate::config::{ALLOW, EngineConfig};
 use crate::ctx::{Ctx, set_to_tag};
@@ -72,12 +73,16 @@ pub struct Engine {
     next_recording: u64,
     /// The time of the input being handled (for work done where no time is passed down).
     last_now: Option<Instant>,
+    /// Per-source limits and the calls waiting for their ACK.
+    admission: Admission,
 }
 
 impl Engine {
     /// An engine serving `menus`.
     pub fn new(config: EngineConfig, menus: Arc<Menus>) -> Engine {
+        let admission = Admission::new(config.admission, config.trusted_proxies.clone());
         Engine {
+            admission,
             ctx: Ctx {
                 layer: TransactionLayer::new(config.timers),
                 rng: Rng::new(config.seed),
@@ -140,6 +145,9 @@ impl Engine {
         }
         self.drain_layer(now);
         self.check_drained();
+        while let Some(e) = self.admission.poll_event() {
+            self.ctx.event(Event::Admission(e));
+        }
     }
 
     /// The next output; [`Output::Timeout`] means "nothing more for now".
@@ -172,6 +180,10 @@ impl Engine {
         } else {
             Framing::Datagram
         };
+        // A source over its request rate is not read at all (see admission.rs).
+        if !self.admission.request(now, from.ip()) {
+            return;
+        }
         let peer = Peer {
             transport,
             addr: from,
@@ -367,9 +379,22 @@ impl Engine {
     }
 
     fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, peer: Peer) {
+        if !self.admission.may_call(now, peer.addr.ip()) {
+            let why = RequestError::Unavailable(Unavailable::SourceLimit);
+            return self.ctx.reject_stateless(&key, &req, why);
+        }
+        if let Some(oldest) = self.admission.pending_to_evict() {
+            self.evict(now, oldest);
+        }
         let caller = proxy::caller_id(&req, peer.addr.ip(), &self.ctx.config.trusted_proxies);
         let (offer, entry) = match self.accept_invite(&req, caller.as_deref()) {
             Ok(accepted) => accepted,
+            // Refusals for lack of room cost nothing to ask for: no transaction is kept.
+            Err(
+                e @ RequestError::Unavailable(Unavailable::AtCapacity | Unavailable::ShuttingDown),
+            ) => {
+                return self.ctx.reject_stateless(&key, &req, e);
+            }
             Err(e) => return self.reject(now, &key, &req, e),
         };
         // RFC 4568 §8.3: SDES keys are only as safe as the signalling that carries them.
@@ -416,7 +441,28 @@ impl Engine {
             indexed: None,
         };
         self.calls.insert(handle, call);
+        self.admission.call_started(now, handle, peer.addr.ip());
         self.ctx.outputs.push_back(Output::OpenMedia { leg });
+    }
+
+    /// Drop a call still waiting for its ACK to make room (see admission.rs): a 2xx stops
+    /// being retransmitted and the call is forgotten without a BYE (its peer, perhaps a
+    /// spoofed address, is sent nothing more); one not yet answered is refused with 503.
+    fn evict(&mut self, now: Instant, handle: CallHandle) {
+        self.admission.evicted(handle);
+        let answered = self.calls.get(&handle).and_then(|c| {
+            let leg = c.legs.first()?;
+            matches!(leg.phase, LegPhase::Answered { .. }).then(|| leg.invite_key.clone())
+        });
+        match answered {
+            Some(key) => {
+                self.ctx.layer.ack_received(now, &key);
+                self.finish_call(handle, EndReason::AckTimeout);
+            }
+            None => self.end_call(now, handle, EndReason::AckTimeout),
+        }
+        // end_call may leave a call whose legs could not be ended; it must not stay pending.
+        self.admission.call_confirmed(handle);
     }
 
     fn media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
@@ -461,6 +507,7 @@ impl Engine {
         while let Some(event) = self.leg_mut(leg).and_then(Leg::poll_event) {
             match event {
                 LegEvent::Connected => {
+                    self.admission.call_confirmed(leg.call);
                     if let Some(call) = self.calls.get_mut(&leg.call) {
                         call.connected = Some(now);
                         if let App::Menu(run) = &mut call.app {
@@ -844,7 +891,10 @@ impl Engine {
 
     // ---- ending calls ----
 
-    /// End a call from our side: BYE on answered legs, a final error on the others.
+    /// End a call from our side: BYE on answered legs, a final error on the others. The
+    /// call ends when its BYE is sent: its slot, `ivr_calls_active` and its end log do not
+    /// wait for a peer that may have vanished (Timer F, 32 s); the BYE's transaction runs on
+    /// its own, and a stop waits for it (see `check_drained`).
     pub(crate) fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
         // A caller leaving a message keeps it, whoever ends the call.
         self.deposit_hangup(now, handle);
@@ -861,6 +911,7 @@ impl Engine {
                 HangUp::Bye(key) => {
                     self.clients.insert(key, (leg.handle, Purpose::Bye));
                     call.end_reason.get_or_insert(reason);
+                    finished = true;
                 }
             }
         }
@@ -884,6 +935,9 @@ impl Engine {
         let Some(call) = self.calls.remove(&handle) else {
             return;
         };
+        if let Some(first) = call.legs.first() {
+            self.admission.call_ended(handle, first.peer.addr.ip());
+        }
         for leg in &call.legs {
             if let Some(key) = leg.ext.refresh_key() {
                 self.clients.remove(key);
@@ -918,7 +972,12 @@ impl Engine {
     }
 
     fn check_drained(&mut self) {
-        if self.shutting_down && !self.drained && self.calls.is_empty() {
+        // The BYEs still in flight count: a stop sends them to the end.
+        if self.shutting_down
+            && !self.drained
+            && self.calls.is_empty()
+            && !self.clients.values().any(|(_, p)| *p == Purpose::Bye)
+        {
             self.drained = true;
             self.ctx.event(Event::Drained);
         }

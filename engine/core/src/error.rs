@@ -81,6 +81,8 @@ pub enum Unavailable {
     NoMediaPort,
     /// The call was ended by us before it was answered.
     Ending,
+    /// The request's source has as many calls as one source may have.
+    SourceLimit,
 }
 
 impl fmt::Display for Unavailable {
@@ -90,6 +92,7 @@ impl fmt::Display for Unavailable {
             Unavailable::AtCapacity => "at capacity",
             Unavailable::NoMediaPort => "no media port",
             Unavailable::Ending => "ending",
+            Unavailable::SourceLimit => "too many calls from this address",
         })
     }
 }
@@ -128,6 +131,9 @@ impl RequestError {
             RequestError::Unavailable(Unavailable::ShuttingDown) => "Shutting Down".into(),
             RequestError::Unavailable(Unavailable::AtCapacity) => "At Capacity".into(),
             RequestError::Unavailable(Unavailable::NoMediaPort) => "No Media Port".into(),
+            RequestError::Unavailable(Unavailable::SourceLimit) => {
+                "Too Many Calls From This Address".into()
+            }
             RequestError::SdpNotAccepted => {
                 "Not Acceptable (Accept excludes application/sdp)".into()
             }

@@ -276,6 +276,8 @@ pub enum Event {
     },
     /// After [`Input::Shutdown`] or [`Input::Drain`]: every call has ended.
     Drained,
+    /// Admission refused, banned or dropped something (see [`crate::admission`]).
+    Admission(crate::admission::AdmissionEvent),
     /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
     /// next hop is a host name (the engine does not resolve names), so it went where the
     /// INVITE came from. For a bridged transfer: the destination, its proxy or a hop of its

@@ -417,7 +417,10 @@ impl Leg {
             ctx.rng.next_u32() as u16,
             ctx.rng.next_u32(),
         );
-        self.media = Some(MediaSession::new(now, n, addr, ssrc, seq, ts));
+        let mut media = MediaSession::new(now, n, addr, ssrc, seq, ts);
+        media.allow_latch_from(self.peer.addr.ip());
+        media.limit_send_without_peer(ctx.config.send_without_peer);
+        self.media = Some(media);
         self.events.push_back(LegEvent::Connected);
     }
 
@@ -592,6 +595,8 @@ impl Leg {
         let media = self.media.as_mut()?;
         match media.handle_rtp(now, from, data) {
             Ok(r) => Some(r),
+            // Reported once per call: a spray must not flood the log.
+            Err(crate::media::RtpError::NotFromPeer) if media.strangers() > 1 => None,
             Err(e) => {
                 ctx.event(Event::BadRtp {
                     leg: self.handle,

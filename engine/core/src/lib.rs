@@ -6,6 +6,7 @@
 //! send, media sockets to open or close, events to log, and when to wake it next.
 //! Nothing here reads a clock or touches a socket.
 
+pub mod admission;
 pub mod bridge;
 pub mod call;
 mod config;

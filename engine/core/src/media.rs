@@ -1,6 +1,25 @@
 //! One call's RTP stream (RFC 3550): paced G.711 sending, symmetric latching, and RFC 4733
 //! key detection on receive.
 //!
+//! Whose packets count (the latching rule): before the stream is latched, a packet is taken
+//! only from the host named in the peer's SDP `c=` line or from the host its signalling came
+//! from (a caller behind NAT sends both from its public address); the first such packet
+//! latches its address and port, and from then on only packets from that exact address and
+//! port are taken. Anything else is dropped before it is parsed: a host that never
+//! signalled cannot press keys, speak into a recording or keep the call alive. If the
+//! latched source falls silent for [`RELATCH_AFTER`] (a NAT binding that changed), the next
+//! packet from one of those two hosts latches again; a re-INVITE with a new address starts
+//! over. Within the latched source, a new SSRC is a new stream from the same peer (RFC 3550
+//! §8.2: sources are told apart by transport address; the peer may change its SSRC): it is
+//! taken, and key detection starts afresh so no key is pieced together from two streams.
+//! RTCP on the RTP+1 port (no source given) counts as a sign of life only once latched.
+//!
+//! Sending toward a peer that has never sent anything (RTP or RTCP from the latched source)
+//! stops after [`SEND_WITHOUT_PEER`]: an INVITE naming someone else's address in `c=` buys
+//! at most 5 s of audio toward it, not 30 s until the media timeout. Sending resumes (with
+//! timestamps advanced by the pause) when the peer's first packet arrives; the media
+//! timeout ends the call as before.
+//!
 //! Sending is continuous while our direction allows it: prompt frames when something plays,
 //! silence otherwise, so timestamps stay continuous and NAT bindings stay open. Deadlines
 //! advance from the previous deadline (`previous + 20 ms`), so a long prompt does not drift;
@@ -24,6 +43,12 @@ pub const RTP_HEADER_LEN: usize = 12;
 pub const MAX_PACKET: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
 /// Frames sent at once to catch up after a late wake-up; beyond this the stream skips.
 pub const MAX_CATCH_UP: u32 = 3;
+/// How long the engine sends toward a peer that has not sent a packet yet (by default:
+/// see [`MediaSession::limit_send_without_peer`]).
+pub const SEND_WITHOUT_PEER: Duration = Duration::from_secs(5);
+/// How long the latched source must be silent before another source (from the SDP host or
+/// the signalling host) may take its place.
+pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
 
 /// An RTP packet held inline, so sending never touches the heap.
 #[derive(Clone, Copy)]
@@ -55,6 +80,9 @@ pub enum RtpError {
     /// A payload type that was not negotiated.
     #[error("unexpected payload type {0}")]
     PayloadType(u8),
+    /// From an address that is not the call's peer (see the latching rule); dropped unread.
+    #[error("RTP from an address that is not the call's peer (this and later ones ignored)")]
+    NotFromPeer,
     /// An SRTP packet that failed authentication or replay checks (RFC 3711 §3.3).
     #[error("SRTP packet refused")]
     Srtp,
@@ -86,6 +114,19 @@ pub struct MediaSession {
     neg: Negotiated,
     remote: SocketAddr,
     latched: bool,
+    /// The hosts a first packet may come from: the SDP `c=` host and the signalling host.
+    latch_hosts: [Option<std::net::IpAddr>; 2],
+    /// Whether the peer has sent anything from the latched source since `quiet_since`.
+    heard: bool,
+    /// When sending toward an unheard peer began (the start, or a new remote address).
+    quiet_since: Instant,
+    /// The peer's audio SSRC and RFC 4733 event SSRC, once seen.
+    audio_ssrc: Option<u32>,
+    event_ssrc: Option<u32>,
+    /// Packets dropped because they came from elsewhere than the peer.
+    strangers: u64,
+    /// How long to send toward a peer that has sent nothing (`None`: until the timeout).
+    send_without_peer: Option<Duration>,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -127,6 +168,13 @@ impl MediaSession {
             neg,
             remote,
             latched: false,
+            latch_hosts: [Some(remote.ip()), None],
+            heard: false,
+            quiet_since: now,
+            audio_ssrc: None,
+            event_ssrc: None,
+            strangers: 0,
+            send_without_peer: Some(SEND_WITHOUT_PEER),
             ssrc,
             seq,
             ts,
@@ -165,6 +213,9 @@ impl MediaSession {
         if remote != self.remote {
             self.remote = remote;
             self.latched = false;
+            self.latch_hosts[0] = Some(remote.ip());
+            self.heard = false;
+            self.quiet_since = now;
         }
         self.neg = neg;
         if neg.dtmf_pt.is_some() {
@@ -177,6 +228,28 @@ impl MediaSession {
             self.marker = true;
         }
         self.last_rx = now;
+    }
+
+    /// Also take a first packet from `host`, the host the call's signalling came from (a
+    /// caller behind NAT sends its media from there, whatever its SDP says).
+    pub fn allow_latch_from(&mut self, host: std::net::IpAddr) {
+        self.latch_hosts[1] = Some(host);
+    }
+
+    /// Send toward a peer that has sent nothing for at most `limit` (`None`: until the
+    /// media timeout ends the call). The default is [`SEND_WITHOUT_PEER`].
+    pub fn limit_send_without_peer(&mut self, limit: Option<Duration>) {
+        self.send_without_peer = limit;
+    }
+
+    /// How many packets came from elsewhere than the peer and were dropped.
+    pub fn strangers(&self) -> u64 {
+        self.strangers
+    }
+
+    /// Whether the peer has sent anything since the stream (or its address) began.
+    pub fn heard(&self) -> bool {
+        self.heard
     }
 
     /// The negotiated parameters.
@@ -218,9 +291,14 @@ impl MediaSession {
         std::mem::take(&mut self.playback_finished)
     }
 
-    /// When the next packet is due, if we send at all.
+    /// When the next packet is due, if we send at all (not toward a peer that has sent
+    /// nothing for [`SEND_WITHOUT_PEER`]).
     pub fn next_send(&self) -> Option<Instant> {
-        self.neg.direction.sends().then_some(self.next_send)
+        let unheard_limit = !self.heard
+            && self
+                .send_without_peer
+                .is_some_and(|limit| self.next_send >= self.quiet_since + limit);
+        (self.neg.direction.sends() && !unheard_limit).then_some(self.next_send)
     }
 
     /// (packets sent, packets received).
@@ -230,7 +308,7 @@ impl MediaSession {
 
     /// The next packet if one is due at `now`. Call until it returns `None`.
     pub fn poll_packet(&mut self, now: Instant) -> Option<RtpBuf> {
-        if !self.neg.direction.sends() || now < self.next_send {
+        if self.next_send().is_none_or(|due| now < due) {
             return None;
         }
         let behind = ((now - self.next_send).as_micros() / PTIME.as_micros()) as u32;
@@ -299,6 +377,41 @@ impl MediaSession {
         }
     }
 
+    /// Whether a packet from `from` is the peer's (see the latching rule in the module
+    /// documentation); latches it if it is the first.
+    fn admit(&mut self, now: Instant, from: SocketAddr) -> bool {
+        if self.latched && from == self.remote {
+            return true;
+        }
+        let host_ok = self.latch_hosts.contains(&Some(from.ip()));
+        if !host_ok || (self.latched && now < self.last_rx + RELATCH_AFTER) {
+            self.strangers += 1;
+            return false;
+        }
+        // Symmetric RTP (RFC 4961): send to where the peer's packets come from.
+        self.remote = from;
+        self.latched = true;
+        self.audio_ssrc = None;
+        self.event_ssrc = None;
+        true
+    }
+
+    /// The peer sent something: it is there, so sending goes on (after a pause toward an
+    /// unheard peer, from now, with the timestamps advanced by the pause).
+    fn heard_from_peer(&mut self, now: Instant) {
+        self.last_rx = now;
+        if self.heard {
+            return;
+        }
+        self.heard = true;
+        if self.neg.direction.sends() && self.next_send + PTIME < now {
+            let skipped = ((now - self.next_send).as_micros() / PTIME.as_micros()) as u32;
+            self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32 * skipped);
+            self.next_send = now;
+            self.marker = true;
+        }
+    }
+
     /// A datagram arrived on our RTP port from `from`.
     pub fn handle_rtp(
         &mut self,
@@ -306,6 +419,10 @@ impl MediaSession {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<Received, RtpError> {
+        // Strangers first: their packets are not even decrypted.
+        if !self.admit(now, from) {
+            return Err(RtpError::NotFromPeer);
+        }
         // SRTP (RFC 3711): check and decrypt first, then handle the RTP packet. RTCP
         // multiplexed here (SRTCP) only counts as liveness, as in plain RTP.
         let rtcp = data.len() >= 2 && (192..=223).contains(&data[1]);
@@ -319,12 +436,20 @@ impl MediaSession {
         }
         // RFC 5761 §4: payload types 64-95 (octet 192-223) on the RTP port are RTCP.
         if data.len() >= 2 && (192..=223).contains(&data[1]) && data[0] >> 6 == 2 {
-            self.last_rx = now;
+            self.heard_from_peer(now);
             return Ok(Received::Other);
         }
         let packet = rtp_types::RtpPacket::parse(data).map_err(|_| RtpError::Malformed)?;
         let pt = packet.payload_type();
+        let ssrc = packet.ssrc();
         let kind = if pt == self.neg.pt {
+            // RFC 3550 §8.2: a new SSRC from the peer's address is a new stream of the
+            // same peer; keys heard in the old one are not carried over.
+            if self.audio_ssrc.replace(ssrc).is_some_and(|old| old != ssrc)
+                && let Some(detector) = self.inband.as_mut()
+            {
+                **detector = DtmfDetector::new();
+            }
             // Decoded once, here; the in-band detector and the recorder share the samples.
             let payload = packet.payload();
             let n = payload.len().min(MAX_DECODED);
@@ -343,6 +468,10 @@ impl MediaSession {
                 },
             }
         } else if Some(pt) == self.neg.dtmf_pt {
+            // RFC 4733 §2.5.1: an event belongs to one stream; a new SSRC starts afresh.
+            if self.event_ssrc.replace(ssrc).is_some_and(|old| old != ssrc) {
+                self.dtmf = EventTracker::new();
+            }
             self.last_event = crate::relay::EventPacket::new(
                 packet.timestamp(),
                 packet.marker_bit(),
@@ -358,12 +487,7 @@ impl MediaSession {
         } else {
             return Err(RtpError::PayloadType(pt));
         };
-        // Symmetric RTP (RFC 4961): send to where the peer's packets come from.
-        if !self.latched {
-            self.remote = from;
-            self.latched = true;
-        }
-        self.last_rx = now;
+        self.heard_from_peer(now);
         self.received += 1;
         Ok(kind)
     }
@@ -433,10 +557,12 @@ impl MediaSession {
     }
 
     /// An RTCP packet arrived on the next port (RFC 3550 §11): it proves the peer is alive.
+    /// Only once the stream is latched: the RTCP port's datagrams come with no source here,
+    /// so they cannot be told from a stranger's before the peer has sent RTP.
     pub fn handle_rtcp(&mut self, now: Instant, data: &[u8]) -> bool {
         let ok = data.len() >= 8 && data[0] >> 6 == 2 && (200..=207).contains(&data[1]);
-        if ok {
-            self.last_rx = now;
+        if ok && self.latched {
+            self.heard_from_peer(now);
         }
         ok
     }
@@ -541,6 +667,8 @@ mod tests {
     fn long_prompt_does_not_drift() {
         let t0 = crate::test_epoch();
         let mut m = session(t0);
+        // The caller is there (it has sent), so sending goes on for the whole minute.
+        let _ = m.handle_rtp(t0, "127.0.0.1:6000".parse().unwrap(), &[0x80, 200, 0, 1]);
         m.play(vec![Prompt::from_samples(
             "long",
             &vec![100i16; 160 * 3000],
@@ -614,6 +742,131 @@ mod tests {
         assert_eq!(m.handle_rtp(t0, from, &rtcp), Ok(Received::Other));
         assert!(m.handle_rtcp(t0, &rtcp));
         assert!(!m.handle_rtcp(t0, &pkt));
+    }
+
+    fn audio(seq: u16, ssrc: u32) -> [u8; 172] {
+        let mut p = [0xFFu8; 172];
+        p[0] = 0x80;
+        p[1] = 0;
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p
+    }
+
+    fn key(ts: u32, ssrc: u32, event: u8) -> [u8; 16] {
+        let mut p = [0u8; 16];
+        p[0] = 0x80;
+        p[1] = 101;
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p[12..].copy_from_slice(
+            &EventPayload {
+                event,
+                end: false,
+                volume: 10,
+                duration: 160,
+            }
+            .encode(),
+        );
+        p
+    }
+
+    #[test]
+    fn only_the_sdp_or_signalling_host_latches_and_then_only_that_source_counts() {
+        let t0 = crate::test_epoch();
+        let mut m = session(t0);
+        m.allow_latch_from("127.0.0.2".parse().unwrap());
+        let stranger: SocketAddr = "127.0.0.66:4000".parse().unwrap();
+        let peer: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        // A stranger first: dropped unread, nothing latched, no key.
+        assert_eq!(
+            m.handle_rtp(t0, stranger, &key(1, 9, 9)),
+            Err(RtpError::NotFromPeer)
+        );
+        assert_eq!(m.remote(), "127.0.0.1:6000".parse().unwrap());
+        // The SDP host latches (another port than the SDP's: NAT).
+        assert!(matches!(
+            m.handle_rtp(t0, peer, &audio(1, 7)),
+            Ok(Received::Audio { .. })
+        ));
+        assert_eq!(m.remote(), peer);
+        // Now even the same host on another port is a stranger, and so is the signalling
+        // host while the latched source is alive.
+        let other_port: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+        let sig: SocketAddr = "127.0.0.2:7000".parse().unwrap();
+        assert_eq!(
+            m.handle_rtp(t0, other_port, &key(2, 7, 9)),
+            Err(RtpError::NotFromPeer)
+        );
+        assert_eq!(
+            m.handle_rtp(t0, sig, &audio(2, 7)),
+            Err(RtpError::NotFromPeer)
+        );
+        assert_eq!(m.strangers(), 3);
+        // After the latched source falls silent, the signalling host may take over (NAT
+        // rebinding); a stranger still may not.
+        let later = t0 + RELATCH_AFTER;
+        assert_eq!(
+            m.handle_rtp(later, stranger, &audio(3, 7)),
+            Err(RtpError::NotFromPeer)
+        );
+        assert!(m.handle_rtp(later, sig, &audio(3, 8)).is_ok());
+        assert_eq!(m.remote(), sig);
+        assert_eq!(
+            m.handle_rtp(later, sig, &key(5, 8, 4)),
+            Ok(Received::Digit(Digit::D4))
+        );
+    }
+
+    #[test]
+    fn a_new_ssrc_from_the_peer_is_a_new_stream_whose_keys_start_afresh() {
+        let t0 = crate::test_epoch();
+        let mut m = session(t0);
+        let peer: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(
+            m.handle_rtp(t0, peer, &key(100, 1, 5)),
+            Ok(Received::Digit(Digit::D5))
+        );
+        assert_eq!(m.handle_rtp(t0, peer, &key(100, 1, 5)), Ok(Received::Other));
+        // RFC 3550 §8.2: same address, new SSRC: the peer restarted its stream; an event
+        // with the same timestamp in the new stream is a new key.
+        assert_eq!(
+            m.handle_rtp(t0, peer, &key(100, 2, 5)),
+            Ok(Received::Digit(Digit::D5))
+        );
+    }
+
+    #[test]
+    fn sending_toward_a_peer_that_never_sends_stops_after_five_seconds_and_resumes() {
+        let t0 = crate::test_epoch();
+        let mut m = session(t0);
+        let mut sent = 0;
+        let mut now = t0;
+        while let Some(due) = m.next_send() {
+            now = due;
+            while m.poll_packet(now).is_some() {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 250, "5 s of 20 ms packets");
+        assert!(m.poll_packet(now + Duration::from_secs(10)).is_none());
+        // RTCP on the other port, before any RTP, proves nothing.
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1];
+        m.handle_rtcp(now, &rtcp);
+        assert_eq!(m.next_send(), None);
+        // The peer's first packet, 3 s later: sending resumes now, timestamps advanced.
+        let later = t0 + Duration::from_secs(8);
+        let peer: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert!(m.handle_rtp(later, peer, &audio(1, 7)).is_ok());
+        assert_eq!(m.next_send(), Some(later));
+        let p = m.poll_packet(later).unwrap();
+        let (marker, _, ts, _) = header(&p);
+        assert!(marker);
+        assert_eq!(ts.wrapping_sub(u32::MAX - 159), 8 * 8000);
+        // A peer that was heard keeps getting audio until the media timeout.
+        assert!(m.next_send().is_some_and(|d| d > later));
+        assert!(m.poll_packet(later + Duration::from_secs(20)).is_some());
     }
 
     #[test]

@@ -187,6 +187,8 @@ pub struct ConnTable {
     max_total: usize,
     max_per_address: usize,
     inner: Mutex<Inner>,
+    /// Counts refused connections, for `/metrics`, once given.
+    refused: std::sync::OnceLock<prometheus_client::metrics::counter::Counter>,
 }
 
 #[derive(Debug, Default)]
@@ -247,7 +249,20 @@ impl ConnTable {
             max_total: max_total.max(1),
             max_per_address: max_per_address.max(1),
             inner: Mutex::new(Inner::default()),
+            refused: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Count the connections refused for want of room in `counter` (from then on).
+    pub fn count_refusals(&self, counter: prometheus_client::metrics::counter::Counter) {
+        let _ = self.refused.set(counter);
+    }
+
+    fn refuse(&self) -> Option<Admitted> {
+        if let Some(c) = self.refused.get() {
+            c.inc();
+        }
+        None
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -266,10 +281,10 @@ impl ConnTable {
         if inner.per_address.get(&ip).copied().unwrap_or(0) >= self.max_per_address
             && !evict_oldest_silent(&mut inner, Some(ip))
         {
-            return None;
+            return self.refuse();
         }
         if inner.open.len() >= self.max_total && !evict_oldest_silent(&mut inner, None) {
-            return None;
+            return self.refuse();
         }
         let id = inner.next;
         inner.next += 1;

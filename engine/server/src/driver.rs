@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Per-source limits and the cap on calls waiting for their ACK.
+    pub admission: ivr_engine::admission::AdmissionConfig,
+    /// How long to send RTP toward a peer that has sent nothing (`None`: no limit).
+    pub send_without_peer: Option<Duration>,
     /// Ring this long before answering.
     pub answer_delay: Duration,
     /// Session timers (RFC 4028): our Min-SE and preferred interval.
@@ -267,6 +271,8 @@ impl Server {
         engine_config.answer_delay = self.config.answer_delay;
         engine_config.session_timer = self.config.session_timer;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
+        engine_config.admission = self.config.admission;
+        engine_config.send_without_peer = self.config.send_without_peer;
         let mut engine = Engine::new(engine_config, menus);
         let mut io = Io {
             udp: self.udp,
@@ -962,10 +968,30 @@ impl Io {
             } => self.in_call(call, |_| {
                 info!(%destination, %failure, "transfer reached no one: back to the menu")
             }),
+            Event::Admission(e) => self.admission_event(e),
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;
             }
+        }
+    }
+
+    /// Log and count what admission did (see `ivr_engine::admission`).
+    fn admission_event(&self, e: ivr_engine::admission::AdmissionEvent) {
+        use ivr_engine::admission::AdmissionEvent;
+        self.status.admission(&e);
+        match e {
+            AdmissionEvent::Banned { source, duration } => warn!(
+                %source,
+                seconds = duration.as_secs(),
+                "SIP source over its request rate: ignored for a while"
+            ),
+            AdmissionEvent::SourceCallLimit { source } => {
+                debug!(%source, "INVITE refused: too many calls from this address")
+            }
+            AdmissionEvent::PendingEvicted { call } => self.in_call(call, |_| {
+                info!("dropped while waiting for its ACK, to make room (too many calls waiting)")
+            }),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conns;
 pub mod driver;
 pub mod http;
+pub mod limits;
 pub mod mail;
 pub mod outbox;
 pub mod page;

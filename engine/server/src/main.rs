@@ -212,6 +212,8 @@ struct ServeArgs {
     #[command(flatten)]
     conns: ivr_server::conns::ConnArgs,
     #[command(flatten)]
+    admission: ivr_server::limits::AdmissionArgs,
+    #[command(flatten)]
     tls: ivr_server::tls::TlsArgs,
 }
 
@@ -860,6 +862,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(3),
             drain: Duration::from_secs(args.drain_secs),
             trusted_proxies: args.sip_trusted_proxies.clone(),
+            admission: args.admission.config(args.max_calls),
+            send_without_peer: args.admission.send_without_peer(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
             session_timer: ivr_sip::session_timer::Policy {
                 min_se: args.min_se,
@@ -872,7 +876,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             voicemail_dir,
             store: store.clone(),
             notify,
-            sip_tcp: budget.sip_tcp(&args.conns),
+            sip_tcp: {
+                let limits = budget.sip_tcp(&args.conns);
+                limits
+                    .table
+                    .count_refusals(status.connections_refused("sip_tcp"));
+                limits
+            },
             sip_tls: certs.as_ref().map(|c| ivr_server::driver::SipTls {
                 listen: args.tls.sip_address(args.listen),
                 certs: c.clone(),
@@ -923,11 +933,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     store: store.clone(),
                     voicemail_dir: args.data_dir.join("voicemail"),
                     users: Arc::new(ivr_server::api::UsersFile::new(users)),
-                    sessions: Arc::default(),
+                    sessions: {
+                        let sessions = Arc::<ivr_server::api::Sessions>::default();
+                        sessions.signin.count_lockouts(status.signin_lockouts());
+                        sessions
+                    },
                 },
                 web: Arc::new(ivr_server::web::Guard::new(&args.web, bound)),
             };
             let limits = budget.http(&args.conns);
+            limits
+                .table
+                .count_refusals(status.connections_refused("http"));
             let https = match (&certs, args.tls.https) {
                 (Some(c), true) => {
                     http_note.push_str(" https");

@@ -13,6 +13,14 @@
 //! Once the store has the request, `ID.json` is deleted. At start-up, [`recover`] repairs
 //! every `.part` left by a crash and stores every request whose `ID.json` is still there,
 //! marked `recovered`. So the order is always: audio durable, then metadata committed.
+//!
+//! A recording that cannot be written (the disk is full, the folder unwritable) is
+//! **removed at once**: its `.wav.part`, `.wav`, `.json` and `.json.tmp` are deleted and the
+//! engine is told, so the caller hears that the message could not be saved; nothing is
+//! left for a restart to find and store as "recovered" (which would contradict what the
+//! caller heard). If the request is submitted anyway (the caller hung up before hearing
+//! the apology), it is stored without a message (`has_message: false`): the callback
+//! request is kept, no audio is claimed.
 
 use ivr_engine::{VoicemailCmd, VoicemailReport};
 use ivr_voicemail::store::{Store, StoreError};
@@ -118,6 +126,8 @@ struct Writer<F> {
     open: HashMap<RecordingId, Open>,
     /// Stopped recordings: their request id, until submitted or discarded.
     stopped: HashMap<RecordingId, String>,
+    /// Recordings that failed and were removed, until submitted.
+    failed: std::collections::HashSet<RecordingId>,
 }
 
 impl<F: Fn(WriterOut)> Writer<F> {
@@ -127,6 +137,7 @@ impl<F: Fn(WriterOut)> Writer<F> {
             out,
             open: HashMap::new(),
             stopped: HashMap::new(),
+            failed: std::collections::HashSet::new(),
         }
     }
 
@@ -187,7 +198,7 @@ impl<F: Fn(WriterOut)> Writer<F> {
                 }
                 if let Err(e) = result {
                     let id = open.id.clone();
-                    open.writer = None;
+                    self.open.remove(&recording);
                     self.failed(recording, &id, &std::io::Error::other(e.to_string()));
                 }
             }
@@ -209,13 +220,18 @@ impl<F: Fn(WriterOut)> Writer<F> {
             VoicemailCmd::Submit {
                 call,
                 recording,
-                request,
+                mut request,
             } => {
                 if let Some(r) = recording {
                     if self.open.contains_key(&r) {
                         self.stop(r);
                     }
                     self.stopped.remove(&r);
+                    if self.failed.remove(&r) {
+                        // Its audio was removed: the request is kept without a message.
+                        request.has_message = false;
+                        request.duration_ms = 0;
+                    }
                 }
                 // The final metadata is durable before the store is asked.
                 match write_json(&self.dir, &request) {
@@ -252,13 +268,29 @@ impl<F: Fn(WriterOut)> Writer<F> {
             Ok(()) => {
                 self.stopped.insert(recording, open.id);
             }
-            // The .part stays for recovery at the next start.
             Err(e) => self.failed(recording, &open.id, &e),
         }
     }
 
+    /// A recording could not be written: remove its files (see the module documentation)
+    /// and tell the engine, which apologises to the caller.
     fn failed(&mut self, recording: RecordingId, id: &str, e: &std::io::Error) {
-        error!(%id, error = %e, "voicemail recording failed; the caller hears an apology");
+        error!(%id, error = %e, "voicemail recording failed and was removed; the caller hears an apology");
+        for name in [
+            format!("{id}.wav.part"),
+            format!("{id}.wav"),
+            format!("{id}.json"),
+            format!("{id}.json.tmp"),
+        ] {
+            let path = self.dir.join(name);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(file = %path.display(), error = %e, "cannot remove a failed recording's file");
+            }
+        }
+        let _ = sync_dir(&self.dir);
+        self.failed.insert(recording);
         (self.out)(WriterOut::Report(VoicemailReport::RecordingFailed {
             recording,
         }));

@@ -80,11 +80,28 @@ struct Job {
 pub struct SignIn {
     counts: Mutex<Counts>,
     checkers: OnceLock<SyncSender<Job>>,
+    /// Counts attempts refused by a lockout, for `/metrics`, once given.
+    lockouts: OnceLock<prometheus_client::metrics::counter::Counter>,
 }
 
 impl SignIn {
+    /// Count the attempts a lockout refuses in `counter` (from then on).
+    pub fn count_lockouts(&self, counter: prometheus_client::metrics::counter::Counter) {
+        let _ = self.lockouts.set(counter);
+    }
+
     /// Count an attempt by `user` from `ip` before checking it; refused if a limit is used up.
     pub fn begin(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Locked> {
+        let result = self.count_attempt(user, ip, now);
+        if result.is_err()
+            && let Some(c) = self.lockouts.get()
+        {
+            c.inc();
+        }
+        result
+    }
+
+    fn count_attempt(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Locked> {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         c.by_user.retain(|_, v| v.live(now));
         c.by_address.retain(|_, v| v.live(now));

@@ -110,6 +110,11 @@ pub struct Status {
     /// Callback requests handed to the store.
     pub callbacks: Outcomes,
     recordings_failed: Counter,
+    sip_bans: Counter,
+    sip_source_limit: Counter,
+    sip_pending_evicted: Counter,
+    connections_refused: Family<KindLabel, Counter>,
+    signin_lockouts: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
@@ -124,6 +129,12 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+/// `{kind="..."}` on `ivr_connections_refused_total`: `sip_tcp` or `http`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 /// `{result="..."}` on the outcome counters.
@@ -228,6 +239,40 @@ impl Status {
             "Recordings that could not be written (disk full, unwritable folder)",
             recordings_failed.clone(),
         );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let sip_bans = counter(
+            &mut registry,
+            "ivr_sip_source_bans",
+            "SIP sources that went over their request rate and were ignored for a while",
+        );
+        let sip_source_limit = counter(
+            &mut registry,
+            "ivr_sip_source_call_limit_refusals",
+            "INVITEs refused because their source had as many calls as one source may have",
+        );
+        let sip_pending_evicted = counter(
+            &mut registry,
+            "ivr_sip_pending_calls_dropped",
+            "Calls dropped while waiting for their ACK, to make room for new INVITEs",
+        );
+        let connections_refused = Family::<KindLabel, Counter>::default();
+        for kind in ["sip_tcp", "http"] {
+            let _ = connections_refused.get_or_create(&KindLabel { kind });
+        }
+        registry.register(
+            "ivr_connections_refused",
+            "Connections refused at a connection cap (no silent one to close), by kind",
+            connections_refused.clone(),
+        );
+        let signin_lockouts = counter(
+            &mut registry,
+            "ivr_signin_lockouts",
+            "Staff sign-in attempts refused because the user or address used up its guesses",
+        );
         let reloads = Outcomes::register(
             &mut registry,
             "ivr_config_reloads",
@@ -269,6 +314,11 @@ impl Status {
             reloads,
             callbacks,
             recordings_failed,
+            sip_bans,
+            sip_source_limit,
+            sip_pending_evicted,
+            connections_refused,
+            signin_lockouts,
             webhooks,
             mails,
             last_reload_ok,
@@ -309,6 +359,28 @@ impl Status {
                 menu: menu.to_string(),
             })
             .inc();
+    }
+
+    /// Admission banned a source, refused a call or dropped one waiting for its ACK.
+    pub fn admission(&self, e: &ivr_engine::admission::AdmissionEvent) {
+        use ivr_engine::admission::AdmissionEvent;
+        match e {
+            AdmissionEvent::Banned { .. } => self.sip_bans.inc(),
+            AdmissionEvent::SourceCallLimit { .. } => self.sip_source_limit.inc(),
+            AdmissionEvent::PendingEvicted { .. } => self.sip_pending_evicted.inc(),
+        };
+    }
+
+    /// The counter of connections refused at a cap, for `kind` (`sip_tcp` or `http`).
+    pub fn connections_refused(&self, kind: &'static str) -> Counter {
+        self.connections_refused
+            .get_or_create(&KindLabel { kind })
+            .clone()
+    }
+
+    /// The counter of sign-in attempts refused by a lockout.
+    pub fn signin_lockouts(&self) -> Counter {
+        self.signin_lockouts.clone()
     }
 
     /// A recording could not be written.

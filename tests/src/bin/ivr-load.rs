@@ -130,6 +130,16 @@ async fn main() {
             "20000",
             "--media-timeout",
             "600",
+            // One host places every call and only listens: no per-source limits, and
+            // audio flows to callers that send none.
+            "--sip-rate-per-source",
+            "0",
+            "--max-calls-per-source",
+            "0",
+            "--max-pending-calls",
+            "0",
+            "--rtp-send-without-peer",
+            "0",
         ])
         .args(["--data-dir", "/tmp/ivr-load-data", "--log-format", "json"])
         .env("RUST_LOG", "warn,ivr::stats=info")

@@ -264,6 +264,22 @@ impl TransactionLayer {
         true
     }
 
+    /// Answer a request and forget its server transaction at once: the response is sent
+    /// once and never retransmitted, and a retransmitted request is a new request (RFC 3261
+    /// §8.2.7, a stateless UAS; §17.2). For refusals that must cost nothing to ask for, such
+    /// as a 503 at capacity. Returns false if the transaction no longer exists.
+    pub fn respond_stateless(&mut self, key: &ServerKey, response: Response) -> bool {
+        let Some(e) = self.servers.remove(key) else {
+            return false;
+        };
+        if let Some(d) = e.deadline {
+            self.deadlines.remove(&(d, TxRef::Server(key.clone())));
+        }
+        let msg = Message::Response(response);
+        self.transmits.push_back((response_peer(e.peer, &msg), msg));
+        true
+    }
+
     /// The dialog received the ACK for the 2xx sent on this INVITE transaction: stop retransmitting.
     pub fn ack_received(&mut self, now: Instant, key: &ServerKey) {
         if let Some(Entry {

@@ -1,0 +1,286 @@
+//! Admission under attack: who may ask the engine for work, and how many calls may wait.
+//!
+//! - **Request rate per source.** Each source address has a token bucket of SIP requests
+//!   (`rate` a second, bursts of twice that). A source that empties it is banned for `ban`:
+//!   its datagrams and messages are dropped unread, with no answer, so a flood costs the
+//!   engine a hash lookup per packet and teaches the sender nothing.
+//! - **Concurrent calls per source.** A source with `per_source_calls` calls in progress gets
+//!   503 for more (statelessly: RFC 3261 §8.2.7).
+//! - **Calls waiting for their ACK.** At most `max_pending` calls may be set up but not yet
+//!   confirmed (media opening, ringing, or 200 OK sent and not ACKed). At that cap a new
+//!   INVITE makes room by dropping the oldest one: its 2xx stops being retransmitted and its
+//!   slot is freed (it ends as `ack_timeout`). A flood of INVITEs that are never ACKed
+//!   (spoofed or not) then holds at most `max_pending` slots, each for as long as that many
+//!   newer INVITEs take to arrive, instead of every slot for 64 s; a caller who ACKs within
+//!   that time gets through. Unflooded, a call waits for its ACK until Timer H (RFC 3261
+//!   §17.2.1, 64·T1) and is then ended, its slot freed at once.
+//!
+//! Sources are IP addresses (ports are the sender's choice). Addresses given as trusted
+//! proxies (`--sip-trusted-proxy`) are exempt from the per-source rate, ban and call limits:
+//! every caller behind a proxy shares its address, so counting them as one source would
+//! ban them all for one caller's flood. Limit callers at the proxy instead (for Kamailio:
+//! `pike` and `ratelimit`). The cap on calls waiting for their ACK applies to everyone.
+
+use crate::handle::CallHandle;
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// The limits; zero turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// SIP requests a second from one source (bursts of twice this); 0: no limit.
+    pub per_source_rate: u32,
+    /// How long a source that exceeds its rate is ignored.
+    pub ban: Duration,
+    /// Calls in progress from one source at most; 0: no limit.
+    pub per_source_calls: usize,
+    /// Calls set up but not yet confirmed by an ACK at most; 0: no limit.
+    pub max_pending: usize,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            per_source_rate: 200,
+            ban: Duration::from_secs(60),
+            per_source_calls: 1000,
+            max_pending: 256,
+        }
+    }
+}
+
+/// What admission did, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionEvent {
+    /// A source went over its request rate and is ignored until the ban ends.
+    Banned {
+        /// The source.
+        source: IpAddr,
+        /// For how long.
+        duration: Duration,
+    },
+    /// A new INVITE was refused because its source has too many calls.
+    SourceCallLimit {
+        /// The source.
+        source: IpAddr,
+    },
+    /// A call still waiting for its ACK was dropped to make room for a new INVITE.
+    PendingEvicted {
+        /// The call dropped.
+        call: CallHandle,
+    },
+}
+
+/// Sources are forgotten once idle this long (and not banned, with no calls).
+const FORGET_AFTER: Duration = Duration::from_secs(10);
+/// Past this many sources, idle ones are swept before adding another.
+const SWEEP_AT: usize = 16_384;
+
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    /// Tokens in thousandths of a request.
+    milli_tokens: u64,
+    last: Instant,
+    banned_until: Option<Instant>,
+    calls: usize,
+}
+
+/// Per-source counters and the calls waiting for their ACK.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    config: AdmissionConfig,
+    exempt: Vec<IpAddr>,
+    sources: HashMap<IpAddr, Source>,
+    /// Calls not yet confirmed, oldest (smallest handle) first.
+    pending: BTreeSet<CallHandle>,
+    events: Vec<AdmissionEvent>,
+}
+
+impl Admission {
+    /// Admission with `config`; `exempt` are the trusted proxies.
+    pub(crate) fn new(config: AdmissionConfig, exempt: Vec<IpAddr>) -> Admission {
+        Admission {
+            config,
+            exempt,
+            sources: HashMap::new(),
+            pending: BTreeSet::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn burst(&self) -> u64 {
+        u64::from(self.config.per_source_rate) * 2 * 1000
+    }
+
+    /// A SIP message arrived from `ip`: whether to read it (false: the source is banned,
+    /// or just went over its rate and is now).
+    pub(crate) fn request(&mut self, now: Instant, ip: IpAddr) -> bool {
+        if self.config.per_source_rate == 0 || self.exempt.contains(&ip) {
+            return true;
+        }
+        let burst = self.burst();
+        let (rate, ban) = (u64::from(self.config.per_source_rate), self.config.ban);
+        let source = self.source(now, ip);
+        if let Some(until) = source.banned_until {
+            if now < until {
+                return false;
+            }
+            source.banned_until = None;
+            source.milli_tokens = burst;
+        }
+        let elapsed = now.saturating_duration_since(source.last).as_millis() as u64;
+        source.milli_tokens = source
+            .milli_tokens
+            .saturating_add(elapsed.saturating_mul(rate))
+            .min(burst);
+        source.last = now;
+        if source.milli_tokens >= 1000 {
+            source.milli_tokens -= 1000;
+            return true;
+        }
+        source.banned_until = Some(now + ban);
+        self.events.push(AdmissionEvent::Banned {
+            source: ip,
+            duration: ban,
+        });
+        false
+    }
+
+    fn source(&mut self, now: Instant, ip: IpAddr) -> &mut Source {
+        if self.sources.len() >= SWEEP_AT && !self.sources.contains_key(&ip) {
+            self.sweep(now);
+        }
+        let burst = self.burst();
+        self.sources.entry(ip).or_insert(Source {
+            milli_tokens: burst,
+            last: now,
+            banned_until: None,
+            calls: 0,
+        })
+    }
+
+    /// Forget sources with nothing to remember.
+    fn sweep(&mut self, now: Instant) {
+        self.sources.retain(|_, s| {
+            s.calls > 0
+                || s.banned_until.is_some_and(|u| u > now)
+                || now.saturating_duration_since(s.last) < FORGET_AFTER
+        });
+    }
+
+    /// Whether `ip` may start another call.
+    pub(crate) fn may_call(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let limit = self.config.per_source_calls;
+        if limit == 0 || self.exempt.contains(&ip) {
+            return true;
+        }
+        if self.sources.get(&ip).is_some_and(|s| s.calls >= limit) {
+            self.events
+                .push(AdmissionEvent::SourceCallLimit { source: ip });
+            return false;
+        }
+        let _ = self.source(now, ip);
+        true
+    }
+
+    /// The oldest call waiting for its ACK, if the cap is reached and one must make room.
+    pub(crate) fn pending_to_evict(&self) -> Option<CallHandle> {
+        let cap = self.config.max_pending;
+        (cap > 0 && self.pending.len() >= cap)
+            .then(|| self.pending.first().copied())
+            .flatten()
+    }
+
+    /// Note that `call` was dropped to make room.
+    pub(crate) fn evicted(&mut self, call: CallHandle) {
+        self.events.push(AdmissionEvent::PendingEvicted { call });
+    }
+
+    /// A call from `ip` started; it waits for its ACK.
+    pub(crate) fn call_started(&mut self, now: Instant, call: CallHandle, ip: IpAddr) {
+        self.pending.insert(call);
+        if self.config.per_source_calls > 0 && !self.exempt.contains(&ip) {
+            self.source(now, ip).calls += 1;
+        }
+    }
+
+    /// The call is confirmed (its ACK came): it no longer counts as waiting.
+    pub(crate) fn call_confirmed(&mut self, call: CallHandle) {
+        self.pending.remove(&call);
+    }
+
+    /// A call from `ip` ended.
+    pub(crate) fn call_ended(&mut self, call: CallHandle, ip: IpAddr) {
+        self.pending.remove(&call);
+        if let Some(s) = self.sources.get_mut(&ip) {
+            s.calls = s.calls.saturating_sub(1);
+        }
+    }
+
+    /// The next thing to log or count.
+    pub(crate) fn poll_event(&mut self) -> Option<AdmissionEvent> {
+        self.events.pop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    #[test]
+    fn a_source_over_its_rate_is_banned_then_forgiven() {
+        let t0 = crate::test_epoch();
+        let config = AdmissionConfig {
+            per_source_rate: 10,
+            ..AdmissionConfig::default()
+        };
+        let mut a = Admission::new(config, vec![ip(9)]);
+        // A burst of twice the rate passes, the next is refused and bans.
+        assert_eq!((0..20).filter(|_| a.request(t0, ip(1))).count(), 20);
+        assert!(!a.request(t0, ip(1)));
+        assert!(matches!(
+            a.poll_event(),
+            Some(AdmissionEvent::Banned { source, .. }) if source == ip(1)
+        ));
+        // Banned: even after the bucket would have refilled.
+        assert!(!a.request(t0 + Duration::from_secs(30), ip(1)));
+        assert!(a.request(t0 + Duration::from_secs(61), ip(1)));
+        // Others and trusted proxies are not affected.
+        assert!(a.request(t0, ip(2)));
+        assert!((0..1000).all(|_| a.request(t0, ip(9))));
+        // A steady rate at the limit passes.
+        let mut ok = 0;
+        for i in 0..100 {
+            ok += usize::from(a.request(t0 + Duration::from_millis(100 * i), ip(3)));
+        }
+        assert_eq!(ok, 100);
+    }
+
+    #[test]
+    fn calls_per_source_and_the_pending_cap() {
+        let t0 = crate::test_epoch();
+        let config = AdmissionConfig {
+            per_source_calls: 2,
+            max_pending: 3,
+            ..AdmissionConfig::default()
+        };
+        let mut a = Admission::new(config, vec![ip(9)]);
+        assert!(a.may_call(t0, ip(1)));
+        a.call_started(t0, CallHandle(1), ip(1));
+        a.call_started(t0, CallHandle(2), ip(1));
+        assert!(!a.may_call(t0, ip(1)));
+        assert!(a.may_call(t0, ip(9)), "a trusted proxy is not one source");
+        assert_eq!(a.pending_to_evict(), None);
+        a.call_started(t0, CallHandle(3), ip(9));
+        assert_eq!(a.pending_to_evict(), Some(CallHandle(1)), "the oldest goes");
+        a.call_confirmed(CallHandle(1));
+        assert_eq!(a.pending_to_evict(), None);
+        a.call_ended(CallHandle(2), ip(1));
+        assert!(a.may_call(t0, ip(1)));
+    }
+}
