@@ -346,7 +346,9 @@ fn baresip_call() {
     std::fs::create_dir_all(&home).unwrap();
     let port = sipp::free_port();
     let wav = dir.path().join("operator.wav");
-    write_wav(&wav, &recording(3));
+    // baresip hangs up when its source file ends: longer than the 3 s the caller listens,
+    // so the caller is the one who hangs up.
+    write_wav(&wav, &recording(8));
     std::fs::write(
         home.join("config"),
         format!(
@@ -406,7 +408,7 @@ fn baresip_call() {
     // What baresip plays reaches the caller: decode and compare with the WAV, frame by frame
     // (baresip sends PCMA, the caller hears PCMU).
     let heard = receive(&call.rtp, Duration::from_secs(3), |_| false);
-    let expected: Vec<u8> = recording(3)
+    let expected: Vec<u8> = recording(8)
         .iter()
         .map(|s| Codec::Pcmu.encode(Codec::Pcma.decode(Codec::Pcma.encode(*s))))
         .collect();

@@ -475,6 +475,9 @@ impl Engine {
         *early_media = true;
         let index = usize::from(t.leg.index);
         if let Some(l) = call.legs.get_mut(index) {
+            // Like the caller's leg: the first packet may also come from the host our
+            // INVITE went to (a destination behind NAT sends from there).
+            media.allow_latch_from(l.peer.addr.ip());
             l.media = Some(media);
         }
         let caller = call.caller_leg();
@@ -491,7 +494,9 @@ impl Engine {
             self.ctx.rng.next_u32() as u16,
             self.ctx.rng.next_u32(),
         );
-        MediaSession::new(now, n, addr, ssrc, seq, ts)
+        let mut media = MediaSession::new(now, n, addr, ssrc, seq, ts);
+        media.limit_send_without_peer(self.ctx.config.send_without_peer);
+        media
     }
 
     /// The destination answered: bridge.
@@ -539,7 +544,11 @@ impl Engine {
         };
         match l.media.as_mut() {
             Some(m) => m.update(now, n, addr),
-            None => l.media = Some(fresh),
+            None => {
+                let mut fresh = fresh;
+                fresh.allow_latch_from(l.peer.addr.ip());
+                l.media = Some(fresh);
+            }
         }
         if let Some(m) = l.media.as_mut() {
             m.set_relay(true);
