@@ -233,6 +233,58 @@ fn a_replaced_certificate_serves_the_next_connection() {
     ivr.wait_for(&["TLS certificate not reloaded"], 1, Duration::from_secs(5));
 }
 
+/// A CA, an intermediate it signed and a server certificate the intermediate signed: the
+/// server must send leaf + intermediate for a client trusting only the CA.
+fn chained_pki() -> (CertificateDer<'static>, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_pair = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_string());
+        (p, KeyPair::generate().unwrap())
+    };
+    let (root_params, root_key) = ca_pair("review root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let (mid_params, mid_key) = ca_pair("review intermediate");
+    let mid = mid_params.signed_by(&mid_key, &root, &root_key).unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = params.signed_by(&key, &mid, &mid_key).unwrap();
+    (
+        root.der().clone(),
+        leaf.pem(),
+        mid.pem(),
+        key.serialize_pem(),
+    )
+}
+
+/// A renewal that ends with a truncated chain file (disk full, a writer killed mid-write):
+/// the leaf parses, the intermediate is cut off. The broken file must not replace the good
+/// pair — a chain without its intermediate fails every client — and the log says why.
+#[test]
+fn a_truncated_chain_file_does_not_replace_the_good_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let ivr = start(dir.path(), &pki, &[]);
+    let tls = ivr.tls.unwrap();
+    let mut first = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("first cert");
+    assert_eq!(ask(&mut first, 1), "SIP/2.0 200 OK");
+
+    let (root, leaf, mid, key) = chained_pki();
+    let cut = &mid[..mid.len() / 2];
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), format!("{leaf}{cut}")).unwrap();
+    let mut kept = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("old pair kept");
+    assert_eq!(ask(&mut kept, 2), "SIP/2.0 200 OK");
+    ivr.wait_for(&["TLS certificate not reloaded"], 1, Duration::from_secs(5));
+
+    // Once the file is whole, the new chain is served and verifies from the root.
+    std::fs::write(dir.path().join("cert.pem"), format!("{leaf}{mid}")).unwrap();
+    let mut new = connect(tls, "localhost", client(Some(&root))).expect("whole chain");
+    assert_eq!(ask(&mut new, 3), "SIP/2.0 200 OK");
+}
+
 #[test]
 fn the_staff_site_over_https_sets_a_secure_cookie() {
     const PASSWORD: &str = "a long staff password";

@@ -64,6 +64,9 @@ pub enum TlsError {
     /// No PEM certificate in the file.
     #[error("{0}: no PEM certificate found")]
     NoCertificate(PathBuf),
+    /// A PEM section in the certificate file is cut off or corrupt.
+    #[error("{0}: a PEM section is cut off or corrupt")]
+    BadPem(PathBuf),
     /// No usable PEM private key in the file.
     #[error("{0}: no usable PEM private key found")]
     NoKey(PathBuf),
@@ -180,9 +183,12 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError
     };
     let cert_pem = read(cert_path)?;
     let key_pem = read(key_path)?;
+    // Every section must parse: a chain file cut off in its intermediate (disk full, a
+    // writer stopped mid-write) still holds a leaf that matches the key, but served alone
+    // it fails every client that needs the intermediate.
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .filter_map(Result::ok)
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::BadPem(cert_path.to_path_buf()))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(cert_path.to_path_buf()));
     }
