@@ -422,12 +422,24 @@ pub fn choose_crypto<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Sd
         let inline = params.strip_prefix("inline:")?;
         let mut fields = inline.split('|');
         let key = MasterKey::from_base64(fields.next()?).ok()?;
-        // `|lifetime` may follow; `|MKI:length` (a field with ':') is not supported.
-        if fields.any(|f| f.contains(':')) {
-            return None;
+        // RFC 4568 §6.1: `|lifetime` may follow, as `2^n` or decimal digits; `|MKI:length`
+        // (a field with ':') is not supported, and anything else makes the line invalid.
+        match (fields.next(), fields.next()) {
+            (None, _) => {}
+            (Some(lifetime), None) if is_lifetime(lifetime) => {}
+            _ => return None,
         }
         Some(SdesOffer { tag, key })
     })
+}
+
+/// RFC 4568 §6.1: `lifetime = ["2^"] 1*(DIGIT)`, at most 2^48 packets (RFC 3711 §9.2).
+fn is_lifetime(s: &str) -> bool {
+    let digits = |d: &str| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit());
+    match s.strip_prefix("2^") {
+        Some(n) => digits(n) && n.parse::<u32>().is_ok_and(|n| n <= 48),
+        None => digits(s) && s.parse::<u64>().is_ok_and(|n| n <= 1 << 48),
+    }
 }
 
 /// Our answer's `a=crypto` value for the offer's `tag`.
@@ -580,6 +592,19 @@ mod tests {
         assert!(choose_crypto([with_lifetime.as_str()]).is_some());
         let with_mki = format!("{ours}|2^31|1:4");
         assert!(choose_crypto([with_mki.as_str()]).is_none());
+        // A lifetime that is not one (RFC 4568 §6.1) makes the line invalid; the next
+        // usable line is taken (§7.1.1), whatever the tags.
+        for bad in ["|", "|2^", "|2^49", "|x", "|2^20|2^20", "|-1", "|1e9", "||"] {
+            let line = format!("{ours}{bad}");
+            assert!(choose_crypto([line.as_str()]).is_none(), "{bad}");
+            let good = ours.replacen('3', "7", 1);
+            let pick = choose_crypto([line.as_str(), good.as_str()]).unwrap();
+            assert_eq!(pick.tag, 7, "{bad}");
+        }
+        for ok in ["|2^48", "|1048576", "|2^0"] {
+            let line = format!("{ours}{ok}");
+            assert!(choose_crypto([line.as_str()]).is_some(), "{ok}");
+        }
         let with_param = format!("{ours} UNENCRYPTED_SRTP");
         assert!(choose_crypto([with_param.as_str()]).is_none());
         assert!(choose_crypto(["1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ="]).is_none());
