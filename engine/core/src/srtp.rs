@@ -56,7 +56,8 @@ pub enum SrtpError {
     /// 2^48 packets were protected with this key (RFC 3711 §3.3.1): a new one is needed.
     #[error("SRTP key used up")]
     KeyExhausted,
-    /// A stream (SSRC) beyond the [`RX_STREAMS`] this key already carries.
+    /// A stream (SSRC) beyond the [`RX_STREAMS`] this key already carries, or a second
+    /// SSRC to protect (a session sends one stream).
     #[error("too many SRTP streams under one key")]
     TooManyStreams,
 }
@@ -222,6 +223,8 @@ pub struct SrtpSession {
     tx: Context,
     tx_roc: u32,
     tx_last_seq: Option<u16>,
+    /// The one SSRC we send (its ROC is `tx_roc`; RFC 3711 §3.2.3).
+    tx_ssrc: Option<u32>,
     rx: Context,
     rx_key: MasterKey,
     /// One entry per SSRC seen (and authenticated), in arrival order.
@@ -262,6 +265,7 @@ impl SrtpSession {
             tx: Context::derive(ours),
             tx_roc: 0,
             tx_last_seq: None,
+            tx_ssrc: None,
             rx: Context::derive(theirs),
             rx_key: theirs.clone(),
             rx_state: [None; RX_STREAMS],
@@ -285,6 +289,11 @@ impl SrtpSession {
             return Err(SrtpError::NoRoom);
         }
         let (start, seq, ssrc) = header(&buf[..len])?;
+        // One outbound stream per session: another SSRC would need its own ROC (§3.2.3),
+        // and counting its sequence numbers into ours would send it under a wrong one.
+        if *self.tx_ssrc.get_or_insert(ssrc) != ssrc {
+            return Err(SrtpError::TooManyStreams);
+        }
         // §3.3.1: the sender's ROC counts wraps of the sequence number; §3.3.1 also says no
         // more than 2^48 packets under one key: past ROC 2^32 - 1 the index (and so the
         // keystream) would repeat.

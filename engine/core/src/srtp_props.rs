@@ -65,6 +65,7 @@ fn keys(seed: u8) -> (MasterKey, MasterKey) {
 fn protect_at(alice: &mut SrtpSession, roc: u32, plain: &[u8]) -> Vec<u8> {
     alice.tx_roc = roc;
     alice.tx_last_seq = None;
+    alice.tx_ssrc = None;
     let mut buf = plain.to_vec();
     buf.resize(plain.len() + TAG_LEN, 0);
     let n = alice.protect(&mut buf, plain.len()).unwrap();
@@ -301,4 +302,27 @@ fn short_and_inconsistent_packets() {
     let mut alice = SrtpSession::new(&a, &b);
     let mut small = [0x80u8; 12 + TAG_LEN - 1];
     assert_eq!(alice.protect(&mut small, 12), Err(SrtpError::NoRoom));
+}
+
+/// A session sends one stream: a second SSRC is refused instead of being counted into the
+/// first one's ROC (RFC 3711 §3.2.3; a new stream must start at ROC 0).
+#[test]
+fn one_outbound_stream_per_session() {
+    let (a, b) = keys(10);
+    let mut alice = SrtpSession::new(&a, &b);
+    let s = Shape {
+        ssrc: 1,
+        csrcs: 0,
+        ext: None,
+        payload: vec![0; 20],
+        pad: 0,
+    };
+    let mut p = build(&s, 40_000);
+    let len = p.len();
+    p.resize(len + TAG_LEN, 0);
+    assert!(alice.protect(&mut p, len).is_ok());
+    let mut q = build(&Shape { ssrc: 2, ..s }, 100);
+    q.resize(len + TAG_LEN, 0);
+    assert_eq!(alice.protect(&mut q, len), Err(SrtpError::TooManyStreams));
+    assert_eq!(alice.tx_roc, 0, "the first stream's ROC untouched");
 }
