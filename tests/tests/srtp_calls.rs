@@ -359,3 +359,50 @@ fn a_new_ssrc_and_a_new_key_are_heard_and_the_old_key_is_not() {
         "both streams under the first key, then only the new key"
     );
 }
+
+/// RFC 4568 §8.3: in an SRTP call set up over TLS, a re-INVITE or UPDATE that arrives over
+/// UDP is refused (488): its answer, or our offer in its 2xx, would carry our key in clear.
+#[test]
+fn an_srtp_call_answers_no_offer_over_udp() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new(menus());
+    let theirs = KeyGen::new(&KeySeed([31; 32])).next_key();
+    let (mut caller, ok) = dial(&mut net, Transport::Tls, 50, &theirs);
+    assert_eq!(ok.status.code(), 200);
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Tls, caller.addr, &ack);
+    let offer = savp_offer(&caller, &theirs);
+    for (method, extra, body) in [
+        ("INVITE", "", ""),
+        (
+            "INVITE",
+            "Content-Type: application/sdp\r\n",
+            offer.as_str(),
+        ),
+        (
+            "UPDATE",
+            "Content-Type: application/sdp\r\n",
+            offer.as_str(),
+        ),
+    ] {
+        let req = caller.in_dialog(method, extra, body);
+        net.send_sip(Transport::Udp, caller.addr, &req);
+        let msgs = net.take_sip(caller.addr);
+        for m in &msgs {
+            if let ivr_sip::message::Message::Response(r) = m {
+                assert!(
+                    !String::from_utf8_lossy(&r.body).contains("inline:"),
+                    "{method}: our key over UDP"
+                );
+            }
+        }
+        assert!(response(&msgs, 488).is_some(), "{method} over UDP: 488");
+    }
+    // Over TLS the same re-INVITE is answered, with our key.
+    let req = caller.in_dialog("INVITE", "", "");
+    net.send_sip(Transport::Tls, caller.addr, &req);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("re-INVITE over TLS");
+    assert!(String::from_utf8_lossy(&ok.body).contains("inline:"));
+}
