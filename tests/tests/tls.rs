@@ -285,6 +285,52 @@ fn a_truncated_chain_file_does_not_replace_the_good_certificate() {
     assert_eq!(ask(&mut new, 3), "SIP/2.0 200 OK");
 }
 
+/// A handshake flood from one address (each handshake costs the server a key exchange and
+/// a signature on its one thread, which also paces every call's RTP): past the per-address
+/// budget (`ivr_server::tls::HANDSHAKES_PER_ADDRESS` a second) connections are closed before
+/// any handshake work; the budget comes back with time, and UDP is answered throughout.
+#[test]
+fn a_handshake_flood_is_cut_to_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let ivr = start(dir.path(), &pki, &[]);
+    let tls = ivr.tls.unwrap();
+    // One ClientHello, sent by 150 connections at once: each would make the server do the
+    // expensive half of a handshake, for almost nothing on our side.
+    let mut hello = Vec::new();
+    let name = ServerName::try_from("localhost".to_string()).unwrap();
+    let mut conn = rustls::ClientConnection::new(client(Some(&pki.ca_der)), name).unwrap();
+    conn.write_tls(&mut hello).unwrap();
+    let t0 = Instant::now();
+    let mut socks: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let mut s = TcpStream::connect(tls).unwrap();
+            s.write_all(&hello).unwrap();
+            s
+        })
+        .collect();
+    let mut answered = 0;
+    for s in &mut socks {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut first = [0u8; 1];
+        // A ServerHello record, or closed (EOF or reset) without one.
+        if matches!(s.read(&mut first), Ok(1) if first[0] == 0x16) {
+            answered += 1;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let budget = 20.0 * (1.0 + elapsed);
+    assert!(
+        answered >= 1 && (answered as f64) <= budget + 1.0,
+        "{answered} of 150 handshakes served in {elapsed:.2} s (budget {budget:.0})"
+    );
+    assert!(udp_options_answered(ivr.sip));
+    // The budget refills: a real client gets through once it has.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut good = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("handshake");
+    assert_eq!(ask(&mut good, 1), "SIP/2.0 200 OK");
+}
+
 #[test]
 fn the_staff_site_over_https_sets_a_secure_cookie() {
     const PASSWORD: &str = "a long staff password";
