@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)   # baresip's test: own network namespace
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Kamailio (the proxy the behind-a-proxy tests put in front of two engines) lives in sbin.
@@ -37,6 +39,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is required and could not be installed" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is required (say: prompts) and could not be installed" >&2; exit 1; }
+command -v baresip >/dev/null 2>&1 || { echo "baresip is required (the bridged-transfer test's destination) and could not be installed" >&2; exit 1; }
 kamailio_bin >/dev/null 2>&1 || { echo "kamailio is required (tests/tests/proxy.rs) and could not be installed" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "chromium is required (the staff page test) and could not be installed" >&2; exit 1; }
 command -v curl >/dev/null 2>&1 || { echo "curl is required (the documented sign-in is run as written) and could not be installed" >&2; exit 1; }

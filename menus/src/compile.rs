@@ -344,7 +344,12 @@ pub fn compile_full(
     let mut destinations = Vec::new();
     for &(name, section, node) in &destination_defs {
         w.file = sections[section].file.clone();
-        destinations.push(crate::handoff::compile_destination(&mut w, name, node));
+        destinations.push(crate::handoff::compile_destination(
+            &mut w,
+            name,
+            node,
+            &mut |w, n, p| action(w, &names, n, p),
+        ));
     }
     w.file = None;
 

@@ -46,7 +46,15 @@ pub(crate) const QUEUE_FIELDS: &[&str] = &[
     "on_timeout",
 ];
 /// Fields of a `destinations:` entry.
-pub(crate) const DESTINATION_FIELDS: &[&str] = &["uri", "mode", "ring_timeout"];
+pub(crate) const DESTINATION_FIELDS: &[&str] = &[
+    "uri",
+    "mode",
+    "ring_timeout",
+    "on_failure",
+    "username",
+    "password",
+    "proxy",
+];
 
 /// The prompts a mailbox's deposit plays besides its own greeting and `saved` prompt: the
 /// number dialogue (with digit read-back) unless it asks for no number, the review prompts
@@ -316,14 +324,22 @@ pub(crate) fn compile_queue(
     queue
 }
 
-/// A `destinations:` entry.
-pub(crate) fn compile_destination(w: &mut Walker, name: &str, node: &Node) -> Destination {
+/// A `destinations:` entry; `action` compiles its `on_failure`.
+pub(crate) fn compile_destination(
+    w: &mut Walker,
+    name: &str,
+    node: &Node,
+    action: &mut dyn FnMut(&mut Walker, &Node, &str) -> Option<Action>,
+) -> Destination {
     let path = join("destinations", name);
     let mut dest = Destination {
         name: name.to_string(),
         uri: String::new(),
         mode: TransferMode::Refer,
         ring_timeout: Duration::from_secs(30),
+        on_failure: Action::Repeat,
+        credentials: None,
+        proxy: None,
         at: node.at,
     };
     // The short form is the URI alone.
@@ -369,6 +385,32 @@ pub(crate) fn compile_destination(w: &mut Walker, name: &str, node: &Node) -> De
         );
         dest.ring_timeout =
             Duration::from_secs_f64(seconds(w, f, "ring_timeout", &path, 5.0..=300.0, 30.0));
+        if let Some(a) = f.get("on_failure") {
+            let here = join(&path, "on_failure");
+            if let Some(act) = action(w, a, &here) {
+                dest.on_failure = act;
+            }
+        }
+        let text = |w: &mut Walker, key: &str| {
+            f.get(key)
+                .and_then(|n| w.string(n, &join(&path, key)).map(|s| (n, s)))
+        };
+        match (text(w, "username"), text(w, "password")) {
+            (Some((_, u)), Some((_, p))) => dest.credentials = Some((u, p)),
+            (Some((n, _)), None) => w.error(n.at, &path, ErrorKind::Missing("password")),
+            (None, Some((n, _))) => w.error(n.at, &path, ErrorKind::Missing("username")),
+            (None, None) => {}
+        }
+        if let Some((n, p)) = text(w, "proxy") {
+            match ivr_sip::uri::Uri::parse(&p) {
+                Ok(ivr_sip::uri::Uri::Sip(_)) => dest.proxy = Some(p),
+                _ => w.error(
+                    n.at,
+                    &join(&path, "proxy"),
+                    ErrorKind::Uri(format!("'{p}': a proxy is a sip: URI with a host")),
+                ),
+            }
+        }
     }
     dest
 }
@@ -421,7 +463,7 @@ queues:
     on_timeout: { voicemail: sales }
 destinations:
   callcenter: sip:support@cc.example.com
-  mobile: { uri: "tel:+33612345678", mode: bridge, ring_timeout: 20 }
+  mobile: { uri: "tel:+33612345678", mode: bridge, ring_timeout: 20, on_failure: { voicemail: sales }, username: ivr, password: s3cret, proxy: "sip:127.0.0.1:5080;lr" }
 menus:
   main:
     prompt: welcome
@@ -478,6 +520,13 @@ menus:
             (mobile.mode, mobile.ring_timeout),
             (TransferMode::Bridge, Duration::from_secs(20))
         );
+        assert_eq!(mobile.on_failure, Action::Voicemail(MailboxId(0)));
+        assert_eq!(
+            mobile.credentials,
+            Some(("ivr".to_string(), "s3cret".to_string()))
+        );
+        assert_eq!(mobile.proxy.as_deref(), Some("sip:127.0.0.1:5080;lr"));
+        assert_eq!(cc.on_failure, Action::Repeat, "by default the menu replays");
         let main = m.menu(m.entry());
         assert_eq!(
             main.options[4].as_ref().and_then(Action::handoff),

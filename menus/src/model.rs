@@ -320,6 +320,14 @@ pub struct Destination {
     pub mode: TransferMode,
     /// For a bridged transfer, how long it may ring.
     pub ring_timeout: Duration,
+    /// What the caller's menu does when a bridged transfer fails (busy, no answer, refused),
+    /// acted on in the menu the transfer was chosen from. Default: replay that menu.
+    pub on_failure: Action,
+    /// Credentials for a destination (or its proxy) that challenges the INVITE
+    /// (RFC 3261 §22.2): (user name, password).
+    pub credentials: Option<(String, String)>,
+    /// An outbound proxy the INVITE goes through (a pre-loaded route, RFC 3261 §8.1.2).
+    pub proxy: Option<String>,
     /// Where it is defined.
     pub at: Loc,
 }

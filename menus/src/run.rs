@@ -137,6 +137,23 @@ impl MenuRun {
         }
     }
 
+    /// A bridged transfer failed (busy, no answer, refused): the caller is back in the menu
+    /// the transfer was chosen from, and that destination's `on_failure` acts there. The
+    /// variable `transfer` records what happened (`operator: busy`), so a callback request
+    /// left afterwards says where the call went. A no-op unless the run was handed to a
+    /// transfer.
+    pub fn transfer_failed(&mut self, now: Instant, outcome: &str) {
+        let Phase::Away(Handoff::Transfer(d)) = self.phase else {
+            return;
+        };
+        self.phase = Phase::Prompt;
+        self.failures = Failures::default();
+        let dest = self.menus.destination(d);
+        let (name, action) = (dest.name.clone(), dest.on_failure.clone());
+        self.set_variable("transfer".to_string(), format!("{name}: {outcome}"));
+        self.act(now, action);
+    }
+
     /// Every variable, in the order first set.
     pub fn variables(&self) -> &[(String, String)] {
         &self.vars

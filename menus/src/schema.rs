@@ -210,7 +210,11 @@ pub fn json() -> String {
       "properties": {{
         "uri": {{ "type": "string", "pattern": "^(sips?|tel):", "description": "sip:, sips: or tel: URI." }},
         "mode": {{ "enum": ["refer", "bridge"], "default": "refer", "description": "REFER (blind transfer by the caller's phone) or a call bridged by the engine." }},
-        "ring_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 300, "default": 30, "description": "Bridged: how long the destination may ring." }}
+        "ring_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 300, "default": 30, "description": "Bridged: how long the destination may ring." }},
+        "on_failure": {{ "$ref": "#/$defs/action", "description": "Bridged: what the menu the transfer was chosen from does when the destination is busy, does not answer or refuses (default: replay that menu)." }},
+        "username": {{ "type": "string", "description": "Digest user name for a destination or proxy that challenges (with password)." }},
+        "password": {{ "type": "string", "description": "Digest password (keep the file unreadable to others)." }},
+        "proxy": {{ "type": "string", "pattern": "^sips?:", "description": "Outbound proxy the INVITE goes through (sip:host:port;lr)." }}
       }}
     }},
     "action": {{

@@ -4,7 +4,8 @@
 //! the in-band DTMF detector examines. An instrumented global allocator is read around the
 //! engine calls only; the tests take turns, since it counts every thread. (Keys and
 //! recording frames are not measured here: a key makes the menu act, which allocates by
-//! design.)
+//! design.) The same holds for 100 bridged calls relaying audio both ways with PCMU↔PCMA
+//! transcoding.
 
 use ivr_engine::{Input, Output};
 use ivr_tests::caller::{Caller, Net};
@@ -178,5 +179,143 @@ fn in_band_detection_allocates_nothing_per_packet() {
     assert_eq!(
         allocations, 0,
         "heap allocations while receiving {received} packets"
+    );
+}
+
+/// The destination's answer to the engine's INVITE: 200 with a PCMA offer at `media`.
+fn answer_invite(invite: &ivr_sip::Request, media: std::net::SocketAddr, tag: &str) -> Vec<u8> {
+    use ivr_sip::{HeaderName, Response, StatusCode};
+    let mut r = Response::to_request(invite, StatusCode::OK);
+    let to = invite.headers.get(&HeaderName::To).expect("To").to_string();
+    r.headers.set(HeaderName::To, format!("{to};tag={tag}"));
+    r.headers
+        .push(HeaderName::Contact, "<sip:desk@127.0.0.1:7100>");
+    r.headers.push(HeaderName::ContentType, "application/sdp");
+    r.body = format!(
+        "v=0\r\no=desk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        media.port()
+    )
+    .into_bytes();
+    r.to_bytes()
+}
+
+#[test]
+fn bridged_relay_allocates_nothing_per_packet() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // 0 transfers to a bridged destination; the callers are bridged, PCMU to PCMA.
+    let yaml = "entry: m\nprompts:\n  hi: hi.wav\ndestinations:\n  desk: { uri: \"sip:desk@127.0.0.1:7100\", mode: bridge }\nmenus:\n  m:\n    prompt: hi\n    options:\n      \"0\": { transfer: desk }\n";
+    let menus = ivr_menus::compile(yaml, &mut |_| {
+        Ok(ivr_audio::wav::encode_pcm16(
+            8000,
+            &ivr_audio::tone::sine(8000, 440.0, 8000, 8000.0),
+        ))
+    })
+    .expect("menu compiles");
+    let mut net = Net::with_config(Arc::new(menus), |c| {
+        c.media_timeout = Duration::from_secs(600)
+    });
+    let desk: std::net::SocketAddr = "127.0.0.1:7100".parse().unwrap();
+    let speech = ivr_audio::tone::sine(8000, 300.0, 8000 * 11, 6000.0);
+    let reply: Vec<i16> = ivr_audio::tone::sine(8000, 500.0, 8000 * 11, 5000.0);
+    let mut streams = Vec::new();
+    for i in 0..100u16 {
+        let mut caller = Caller::new(&format!("127.0.0.1:{}", 12_000 + i * 2), &format!("b{i}"));
+        let call = net.connect(&mut caller);
+        net.press(&mut caller, call, ivr_audio::Digit::D0);
+        let invite = match ivr_tests::caller::request(&net.take_sip(desk), "INVITE") {
+            Some(r) => r.clone(),
+            None => panic!("call {i} rings the desk"),
+        };
+        let media = std::net::SocketAddr::from(([127, 0, 0, 1], 20_000 + i * 2));
+        net.send_sip(
+            caller.transport,
+            desk,
+            &answer_invite(&invite, media, &format!("d{i}")),
+        );
+        let back: Vec<Vec<u8>> = reply
+            .chunks(160)
+            .enumerate()
+            .map(|(n, chunk)| {
+                let mut p = vec![0x80, 8];
+                p.extend_from_slice(&(n as u16).to_be_bytes());
+                p.extend_from_slice(&((n * 160) as u32).to_be_bytes());
+                p.extend_from_slice(&(0xD000 + u32::from(i)).to_be_bytes());
+                p.extend(chunk.iter().map(|s| ivr_audio::Codec::Pcma.encode(*s)));
+                p
+            })
+            .collect();
+        streams.push((call.leg(0), caller.media, caller.audio_packets(&speech)));
+        streams.push((call.leg(1), media, back));
+    }
+    let bridged = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, ivr_engine::Event::Bridged { .. }))
+        .count();
+    assert_eq!(bridged, 100);
+    net.take_sip(desk);
+    // Warm up: relay queues primed, output queues at their working size.
+    for n in 0..50 {
+        for (leg, from, packets) in &streams {
+            net.send_rtp(*leg, *from, &packets[n]);
+        }
+        net.advance(Duration::from_millis(20));
+    }
+    net.rtp.clear();
+    let start = net.now;
+    let end = net.now + Duration::from_secs(10);
+    let (mut fed, mut sent, mut received, mut allocations) = (50usize, 0usize, 0usize, 0usize);
+    let mut audible = 0usize;
+    loop {
+        let region = Region::new(GLOBAL);
+        let due = 50 + ((net.now - start).as_millis() / 20) as usize;
+        while fed < due.min(550) {
+            for (leg, from, packets) in &streams {
+                net.engine.handle_input(
+                    net.now,
+                    Input::Rtp {
+                        leg: *leg,
+                        from: *from,
+                        data: &packets[fed],
+                    },
+                );
+                received += 1;
+            }
+            fed += 1;
+        }
+        let next = loop {
+            match net.engine.poll_output() {
+                Output::Timeout(t) => break t,
+                Output::Rtp { packet, .. } => {
+                    sent += 1;
+                    // Relayed audio, not the silence of an idle stream (µ-law 0xFF, A-law 0xD5).
+                    let payload = &packet.as_slice()[12..];
+                    if payload.iter().any(|b| *b != 0xFF && *b != 0xD5) {
+                        audible += 1;
+                    }
+                }
+                Output::Event(e) => panic!("unexpected event {e:?}"),
+                _ => panic!("unexpected output"),
+            }
+        };
+        let Some(t) = next.filter(|t| *t <= end) else {
+            break;
+        };
+        net.now = t;
+        net.engine.handle_input(net.now, Input::Timeout);
+        let change = region.change();
+        allocations += change.allocations + change.reallocations;
+    }
+    // 200 legs, each sending 50 packets a second of relayed audio.
+    assert!(sent >= 200 * 499, "{sent} packets relayed");
+    assert!(received >= 200 * 499, "{received} packets received");
+    assert!(
+        audible >= 200 * 490,
+        "{audible} of {sent} packets carry the other side's audio"
+    );
+    assert_eq!(
+        allocations, 0,
+        "heap allocations while relaying {received} packets into {sent} on 100 bridged calls"
     );
 }

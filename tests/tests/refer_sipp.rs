@@ -7,7 +7,7 @@
 //! (terminated) with `Event: refer;id=<the REFER's CSeq>`; `refer_refuse.xml` answers 405.
 //! Either way the answering side ends the call with BYE, which the scenario waits for. No
 //! engine involved: this proves the REFER side alone talks to a foreign implementation. The
-//! same scenarios serve the engine's transfer tests once `transfer: mode: refer` is wired.
+//! same scenarios drive the engine's own REFER transfers in `transfer_sipp.rs`.
 
 use ivr_sip::dialog::Dialog;
 use ivr_sip::digest::RandomSource;

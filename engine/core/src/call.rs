@@ -2,6 +2,7 @@
 
 pub use crate::handle::{CallHandle, LegHandle};
 use crate::leg::Leg;
+use crate::outgoing::Transfer;
 use crate::voicemail::DepositCall;
 use ivr_menus::{MenuRun, Menus};
 use ivr_sip::CallId;
@@ -16,6 +17,8 @@ pub enum App {
     Menu(Box<MenuRun>),
     /// Leaving a callback request (the menus handed the call to a mailbox).
     Deposit(Box<DepositCall>),
+    /// Handed to a bridged transfer: ringing the destination, then bridged to it.
+    Transfer(Box<Transfer>),
 }
 
 impl App {
@@ -24,6 +27,7 @@ impl App {
         match self {
             App::Menu(run) => run.menus(),
             App::Deposit(d) => &d.menus,
+            App::Transfer(t) => t.run.menus(),
         }
     }
 
@@ -32,6 +36,7 @@ impl App {
         match self {
             App::Menu(run) => run.language(),
             App::Deposit(d) => d.language,
+            App::Transfer(t) => t.run.language(),
         }
     }
 
@@ -40,6 +45,7 @@ impl App {
         match self {
             App::Menu(run) => run.poll_timeout(),
             App::Deposit(d) => d.deposit.poll_timeout(),
+            App::Transfer(t) => t.poll_timeout(),
         }
     }
 }

@@ -40,13 +40,19 @@ pub(crate) enum Purpose {
 /// The call-control engine: routes inputs to calls and legs, and keeps the indexes
 /// (transactions, dialogs, deadlines). The legs and calls own their state.
 pub struct Engine {
-    ctx: Ctx,
-    menus: Arc<Menus>,
+    pub(crate) ctx: Ctx,
+    pub(crate) menus: Arc<Menus>,
     pub(crate) calls: HashMap<CallHandle, Call>,
     /// INVITE server transaction -> the leg it created.
     by_invite: HashMap<ServerKey, LegHandle>,
     /// (Call-ID, our tag) -> leg; a leg counts as a dialog once it has answered.
-    by_dialog: HashMap<(CallId, Tag), LegHandle>,
+    pub(crate) by_dialog: HashMap<(CallId, Tag), LegHandle>,
+    /// Outgoing calls (bridged transfers) by their Call-ID -> the call they belong to.
+    pub(crate) uac_calls: HashMap<CallId, CallHandle>,
+    /// Outgoing calls whose call ended, finishing their transactions (CANCEL, BYE, ACKs).
+    pub(crate) detached: Vec<ivr_sip::uac::OutgoingCall>,
+    /// The ringing tone a caller hears while a destination rings, made once.
+    pub(crate) ringback: ivr_audio::Prompt,
     /// Our client transactions -> the leg that sent them, and why.
     clients: HashMap<ClientKey, (LegHandle, Purpose)>,
     /// Every owner's earliest deadline, lazily deleted: an entry counts only while it equals
@@ -83,6 +89,9 @@ impl Engine {
             calls: HashMap::new(),
             by_invite: HashMap::new(),
             by_dialog: HashMap::new(),
+            uac_calls: HashMap::new(),
+            detached: Vec::new(),
+            ringback: crate::outgoing::ringback(),
             clients: HashMap::new(),
             deadlines: BinaryHeap::new(),
             due_scratch: Vec::new(),
@@ -140,10 +149,14 @@ impl Engine {
             return o;
         }
         let owners = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        let next = match (owners, self.ctx.layer.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            owners,
+            self.ctx.layer.poll_timeout(),
+            self.detached_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Output::Timeout(next)
     }
 
@@ -230,7 +243,7 @@ impl Engine {
                         self.end_call(now, leg.call, EndReason::AckTimeout);
                     }
                 }
-                TxEvent::StrayResponse(_) => {}
+                TxEvent::StrayResponse(r) => self.outgoing_response(now, r),
             }
         }
     }
@@ -272,6 +285,10 @@ impl Engine {
             let Some(leg) = self.dialog_of(&req) else {
                 return self.reject(now, &key, &req, RequestError::NoSuchCall);
             };
+            // A NOTIFY of a REFER we sent on this dialog belongs to the transfer.
+            if req.method == Method::Notify && self.refer_notify(now, leg, &key, &req) {
+                return;
+            }
             if let Some(l) = leg_in(&mut self.calls, leg) {
                 // RFC 4568 §8.3: an SRTP call's offers and answers carry our SDES key; one
                 // that came over other than TLS would have it answered in clear.
@@ -413,6 +430,9 @@ impl Engine {
     }
 
     fn media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
+        if leg.index > 0 && self.leg_mut(leg).is_some() {
+            return self.outgoing_media_opened(now, leg, local);
+        }
         let Some(l) = leg_in(&mut self.calls, leg) else {
             // The call ended (CANCEL) while the socket was being opened.
             self.ctx.outputs.push_back(Output::CloseMedia { leg });
@@ -465,11 +485,12 @@ impl Engine {
                         match &mut call.app {
                             App::Menu(run) => run.handle_playback_finished(now),
                             App::Deposit(d) => d.deposit.handle_playback_finished(now),
+                            App::Transfer(_) => self.transfer_playback_finished(leg.call),
                         }
                         self.apply_app(now, leg.call);
                     }
                 }
-                LegEvent::Closed(reason) => self.finish_call(leg.call, reason),
+                LegEvent::Closed(reason) => self.leg_closed(now, leg, reason),
                 LegEvent::Failed(reason) => self.end_call(now, leg.call, reason),
             }
         }
@@ -521,7 +542,16 @@ impl Engine {
         let Some(l) = legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        match l.handle_rtp(&mut self.ctx, now, from, data) {
+        let received = l.handle_rtp(&mut self.ctx, now, from, data);
+        if let App::Transfer(t) = app {
+            // Bridged (or early media): the audio goes to the other leg, keys too.
+            if let Some(to) = t.relays(leg) {
+                let out = &mut self.ctx.outputs;
+                crate::bridge::relay(out, now, legs, leg, to, received);
+            }
+            return;
+        }
+        match received {
             Some(Received::Digit(d)) => self.on_digit(now, leg.call, d),
             Some(Received::Audio { timestamp, .. }) => {
                 if let (App::Deposit(d), Some(media)) = (app, &l.media) {
@@ -543,6 +573,7 @@ impl Engine {
             match &mut call.app {
                 App::Menu(run) => run.handle_digit(now, digit),
                 App::Deposit(d) => d.deposit.handle_digit(now, digit),
+                App::Transfer(_) => {}
             }
             self.apply_app(now, handle);
         }
@@ -550,12 +581,13 @@ impl Engine {
     }
 
     /// Carry out what the call's application asks.
-    fn apply_app(&mut self, now: Instant, handle: CallHandle) {
+    pub(crate) fn apply_app(&mut self, now: Instant, handle: CallHandle) {
         loop {
             let Some(call) = self.calls.get_mut(&handle) else {
                 return;
             };
             match &mut call.app {
+                App::Transfer(_) => return,
                 App::Menu(run) => {
                     let Some(out) = run.poll_output() else {
                         return;
@@ -617,6 +649,12 @@ impl Engine {
                 self.ctx.event(Event::LeftMenus { call: handle, to });
                 match h {
                     ivr_menus::Handoff::Voicemail(m) => self.start_deposit(now, handle, m),
+                    ivr_menus::Handoff::Transfer(d) => match run.menus().destination(d).mode {
+                        ivr_menus::handoff::TransferMode::Bridge => {
+                            self.start_transfer(now, handle, d)
+                        }
+                        ivr_menus::handoff::TransferMode::Refer => self.start_refer(now, handle, d),
+                    },
                     // Queues and transfers get their runtime with the queue issue; until
                     // then the call ends here, and the event says where it was going.
                     _ => self.end_call(now, handle, EndReason::Unavailable),
@@ -757,6 +795,7 @@ impl Engine {
                         match &mut call.app {
                             App::Menu(run) => run.handle_timeout(now),
                             App::Deposit(d) => d.deposit.handle_timeout(now),
+                            App::Transfer(_) => self.transfer_timeout(now, handle),
                         }
                         self.apply_app(now, handle);
                     }
@@ -765,6 +804,7 @@ impl Engine {
             }
         }
         self.due_scratch = due;
+        self.drive_detached(now);
     }
 
     /// Whether `owner` still has `at` indexed; if so it is cleared (the timer fires).
@@ -783,7 +823,7 @@ impl Engine {
     }
 
     /// Index the earliest deadline of each of the call's legs and of its application.
-    fn reindex(&mut self, handle: CallHandle) {
+    pub(crate) fn reindex(&mut self, handle: CallHandle) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -815,9 +855,11 @@ impl Engine {
     // ---- ending calls ----
 
     /// End a call from our side: BYE on answered legs, a final error on the others.
-    fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
+    pub(crate) fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
         // A caller leaving a message keeps it, whoever ends the call.
         self.deposit_hangup(now, handle);
+        // A destination still ringing is cancelled.
+        self.abandon_transfer(now, handle);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -832,7 +874,12 @@ impl Engine {
                 }
             }
         }
-        if finished {
+        // Over once no leg waits for the answer to its BYE.
+        let waiting = call
+            .legs
+            .iter()
+            .any(|l| matches!(l.phase, LegPhase::Ending { .. }));
+        if finished || !waiting {
             self.finish_call(handle, reason);
         } else {
             self.reindex(handle);
@@ -840,7 +887,7 @@ impl Engine {
     }
 
     /// Forget a call.
-    fn finish_call(&mut self, handle: CallHandle, reason: EndReason) {
+    pub(crate) fn finish_call(&mut self, handle: CallHandle, reason: EndReason) {
         if let Some(now) = self.last_now {
             self.deposit_hangup(now, handle);
         }
@@ -852,9 +899,9 @@ impl Engine {
                 self.clients.remove(key);
             }
             self.by_invite.remove(&leg.invite_key);
-            self.by_dialog
-                .remove(&(call.call_id.clone(), leg.local_tag.clone()));
-            if !matches!(leg.phase, LegPhase::Ending { .. }) {
+            let call_id = CallId::from(leg.invite.call_id().unwrap_or_default());
+            self.by_dialog.remove(&(call_id, leg.local_tag.clone()));
+            if !matches!(leg.phase, LegPhase::Ending { .. } | LegPhase::Closed) {
                 self.ctx
                     .outputs
                     .push_back(Output::CloseMedia { leg: leg.handle });
@@ -862,9 +909,11 @@ impl Engine {
         }
         let reason = call.end_reason.unwrap_or(reason);
         let packets = call.legs.first().map(Leg::counters).unwrap_or_default();
+        let call_id = call.call_id.to_string();
+        self.detach_transfer(call.app);
         self.ctx.event(Event::CallEnded {
             call: handle,
-            call_id: call.call_id.to_string(),
+            call_id,
             reason,
             packets,
         });

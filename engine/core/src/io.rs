@@ -134,6 +134,10 @@ pub enum EndReason {
     SessionExpired,
     /// A reliable provisional response was never PRACKed (RFC 3262 §3).
     NoPrack,
+    /// The destination of a bridged transfer hung up.
+    DestinationHungUp,
+    /// The caller was transferred by REFER (the destination answered it): we hung up.
+    Transferred,
 }
 
 /// Events for logs, metrics and tests.
@@ -243,11 +247,39 @@ pub enum Event {
         /// What was wrong.
         error: String,
     },
+    /// A bridged transfer's destination answered: the legs are bridged.
+    Bridged {
+        /// The call.
+        call: CallHandle,
+        /// The destination's name in the menus.
+        destination: String,
+        /// The outgoing leg's own Call-ID (its dialog with the destination).
+        call_id: String,
+    },
+    /// A REFER transfer succeeded: the caller's phone reached the destination (a NOTIFY
+    /// with a 2xx sipfrag); the engine hangs up its leg.
+    Referred {
+        /// The call.
+        call: CallHandle,
+        /// The destination's name in the menus.
+        destination: String,
+    },
+    /// A bridged transfer reached no one (busy, no answer, refused, no route); the caller
+    /// is back in the menus, which act on the destination's `on_failure`.
+    TransferFailed {
+        /// The call.
+        call: CallHandle,
+        /// The destination's name in the menus.
+        destination: String,
+        /// What happened.
+        failure: ivr_sip::uac::Failure,
+    },
     /// After [`Input::Shutdown`] or [`Input::Drain`]: every call has ended.
     Drained,
     /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
     /// next hop is a host name (the engine does not resolve names), so it went where the
-    /// INVITE came from.
+    /// INVITE came from. For a bridged transfer: the destination, its proxy or a hop of its
+    /// answer is a host name; the message was not sent (the transfer fails to `on_failure`).
     RouteUnresolved {
         /// The call.
         call: CallHandle,

@@ -53,6 +53,12 @@ pub enum LegPhase {
         /// The BYE's transaction.
         bye: ClientKey,
     },
+    /// An outgoing leg whose INVITE is pending: the call's transfer
+    /// ([`crate::outgoing`]) drives it until it is answered (then [`LegPhase::Active`]).
+    Calling,
+    /// The leg is over (its peer hung up, or its outgoing call failed); the call's other
+    /// legs may go on a little longer while they end.
+    Closed,
 }
 
 /// What a leg tells its call.
@@ -141,6 +147,21 @@ impl Leg {
             events: VecDeque::new(),
             srtp_key: None,
         }
+    }
+
+    /// An outgoing leg (UAC) whose INVITE waits for its media socket; the call's transfer
+    /// fills in `invite` (and `invite_key`, which matches no server transaction) when it
+    /// sends it. `peer` is the first hop.
+    pub fn outgoing(
+        handle: LegHandle,
+        peer: Peer,
+        invite_key: ServerKey,
+        invite: Request,
+        local_tag: Tag,
+    ) -> Leg {
+        let mut leg = Leg::new(handle, peer, invite_key, invite, local_tag, None);
+        leg.phase = LegPhase::Calling;
+        leg
     }
 
     /// Our Contact in this dialog: a SIPS URI when the INVITE asked for one over TLS
@@ -591,7 +612,7 @@ impl Leg {
     /// End the leg from our side: BYE if answered (along the route set), 503 if not.
     pub(crate) fn hang_up(&mut self, ctx: &mut Ctx, now: Instant) -> HangUp {
         match &self.phase {
-            LegPhase::Ending { .. } => HangUp::Nothing,
+            LegPhase::Ending { .. } | LegPhase::Calling | LegPhase::Closed => HangUp::Nothing,
             LegPhase::OpeningMedia { .. } | LegPhase::Ringing { .. } => {
                 let why = RequestError::Unavailable(crate::error::Unavailable::Ending);
                 let (key, invite) = (self.invite_key.clone(), self.invite.clone());

@@ -6,6 +6,7 @@
 //! send, media sockets to open or close, events to log, and when to wake it next.
 //! Nothing here reads a clock or touches a socket.
 
+pub mod bridge;
 pub mod call;
 mod config;
 mod ctx;
@@ -17,8 +18,11 @@ pub mod handle;
 pub mod io;
 pub mod leg;
 pub mod media;
+pub mod outgoing;
 mod prack;
 mod proxy;
+mod referral;
+pub mod relay;
 pub mod rng;
 pub mod sdp;
 pub mod session;

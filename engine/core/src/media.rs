@@ -103,6 +103,12 @@ pub struct MediaSession {
     last_rx: Instant,
     sent: u64,
     received: u64,
+    /// Audio relayed from the other leg of a bridged call, sent when nothing plays.
+    feed: Option<Box<crate::relay::Feed>>,
+    /// RFC 4733 relay: (the source's event timestamp, ours for that event).
+    event_ts: Option<(u32, u32)>,
+    /// The last RFC 4733 packet received, for a bridge to pass on.
+    last_event: Option<crate::relay::EventPacket>,
     /// SRTP keys, when the stream is RTP/SAVP (`crate::srtp`).
     srtp: Option<Box<SrtpSession>>,
 }
@@ -136,6 +142,9 @@ impl MediaSession {
             last_rx: now,
             sent: 0,
             received: 0,
+            feed: None,
+            event_ts: None,
+            last_event: None,
             srtp: None,
         }
     }
@@ -160,7 +169,7 @@ impl MediaSession {
         self.neg = neg;
         if neg.dtmf_pt.is_some() {
             self.inband = None;
-        } else if self.inband.is_none() {
+        } else if self.inband.is_none() && self.feed.is_none() {
             self.inband = Some(Box::new(DtmfDetector::new()));
         }
         if !was_sending && neg.direction.sends() {
@@ -251,7 +260,15 @@ impl MediaSession {
             .and_then(|p| p.frame(self.neg.codec, self.frame))
         {
             Some(frame) => payload.copy_from_slice(frame),
-            None => payload.fill(self.neg.codec.silence()),
+            None => {
+                let mut pcm = [0i16; FRAME_SAMPLES];
+                if self.feed.as_mut().is_some_and(|f| f.pop_frame(&mut pcm)) {
+                    // Relayed audio, encoded in this leg's codec (the transcoding step).
+                    ivr_audio::g711::encode_into(self.neg.codec, &pcm, payload);
+                } else {
+                    payload.fill(self.neg.codec.silence());
+                }
+            }
         }
         self.advance_frame();
         self.marker = false;
@@ -326,6 +343,11 @@ impl MediaSession {
                 },
             }
         } else if Some(pt) == self.neg.dtmf_pt {
+            self.last_event = crate::relay::EventPacket::new(
+                packet.timestamp(),
+                packet.marker_bit(),
+                packet.payload(),
+            );
             match self.dtmf.on_packet(packet.timestamp(), packet.payload()) {
                 Some(d) => Received::Digit(d),
                 None => Received::Other,
@@ -344,6 +366,64 @@ impl MediaSession {
         self.last_rx = now;
         self.received += 1;
         Ok(kind)
+    }
+
+    /// Start (or stop) sending audio relayed from another leg when nothing plays. The queue
+    /// is allocated here, once per bridge, never per packet.
+    ///
+    /// While relaying, in-band key detection is off: keys are not acted on in a bridge (the
+    /// tones reach the other side as audio), and the detector is most of a packet's cost.
+    pub fn set_relay(&mut self, on: bool) {
+        self.feed = on.then(Box::default);
+        self.inband = (!on && self.neg.dtmf_pt.is_none()).then(|| Box::new(DtmfDetector::new()));
+    }
+
+    /// The relay queue, while relaying.
+    pub fn feed_mut(&mut self) -> Option<&mut crate::relay::Feed> {
+        self.feed.as_deref_mut()
+    }
+
+    /// The RFC 4733 packet [`MediaSession::handle_rtp`] last received (decrypted, if SRTP),
+    /// for a bridge to pass on; taken once.
+    pub fn take_event(&mut self) -> Option<crate::relay::EventPacket> {
+        self.last_event.take()
+    }
+
+    /// An RFC 4733 packet from the other leg, re-sent in this stream (RFC 4733 §2.5.1.5 for
+    /// the re-timestamping): our SSRC, our next sequence number, our payload type, and a
+    /// timestamp taken from our clock when the event starts and kept for its duration;
+    /// protected if this leg is SRTP. `None` if this leg negotiated no telephone-event.
+    pub fn relay_event(&mut self, ev: &crate::relay::EventPacket) -> Option<RtpBuf> {
+        let pt = self.neg.dtmf_pt?;
+        if !self.neg.direction.sends() {
+            return None;
+        }
+        let ts = match self.event_ts {
+            Some((src, ours)) if src == ev.timestamp => ours,
+            _ => {
+                self.event_ts = Some((ev.timestamp, self.ts));
+                self.ts
+            }
+        };
+        let payload = ev.payload();
+        let len = RTP_HEADER_LEN + payload.len();
+        let mut buf = RtpBuf {
+            len: len as u16,
+            bytes: [0; MAX_PACKET + TAG_LEN],
+        };
+        buf.bytes[0] = 0x80;
+        buf.bytes[1] = (u8::from(ev.marker) << 7) | (pt & 0x7F);
+        buf.bytes[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        buf.bytes[4..8].copy_from_slice(&ts.to_be_bytes());
+        buf.bytes[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        buf.bytes[RTP_HEADER_LEN..len].copy_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.sent += 1;
+        if let Some(s) = self.srtp.as_mut() {
+            // The buffer has room for the tag and holds a well-formed header.
+            buf.len = s.protect(&mut buf.bytes, len).ok()? as u16;
+        }
+        Some(buf)
     }
 
     /// The last audio packet [`MediaSession::handle_rtp`] reported as [`Received::Audio`],

@@ -34,6 +34,14 @@ impl Rng {
     }
 }
 
+/// Outgoing calls ([`ivr_sip::uac::OutgoingCall`]) draw branches and digest cnonces from
+/// their own generator, seeded from the engine's.
+impl ivr_sip::digest::RandomSource for Rng {
+    fn next_u64(&mut self) -> u64 {
+        Rng::next_u64(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

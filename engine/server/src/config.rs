@@ -9,6 +9,14 @@ pub const DEMO_CONFIG: &str = include_str!("../../../examples/demo/config.yaml")
 /// The demo's prompt files, by the path the config gives them.
 const DEMO_PROMPTS: &[(&str, &[u8])] = &[
     (
+        "prompts/operator_en.wav",
+        include_bytes!("../../../examples/demo/prompts/operator_en.wav"),
+    ),
+    (
+        "prompts/operator_fr.wav",
+        include_bytes!("../../../examples/demo/prompts/operator_fr.wav"),
+    ),
+    (
         "prompts/vm_greeting_fr.wav",
         include_bytes!("../../../examples/demo/prompts/vm_greeting_fr.wav"),
     ),

@@ -942,6 +942,26 @@ impl Io {
             Event::StrictRoute { call, next_hop } => self.in_call(call, |_| {
                 info!(%next_hop, "strict router (no ;lr): Request-URI rewritten as RFC 3261 §12.2.1.1 says")
             }),
+            Event::Bridged {
+                call,
+                destination,
+                call_id,
+            } => self.in_call(call, |_| {
+                // The destination's leg has its own span, inside the call's, named by its
+                // own Call-ID, so both dialogs can be found in the logs.
+                let leg = info_span!("leg", index = 1, call_id = %call_id);
+                leg.in_scope(|| info!(%destination, "transfer answered: bridged"));
+            }),
+            Event::Referred { call, destination } => self.in_call(call, |_| {
+                info!(%destination, "transferred by REFER: the caller reached the destination")
+            }),
+            Event::TransferFailed {
+                call,
+                destination,
+                failure,
+            } => self.in_call(call, |_| {
+                info!(%destination, %failure, "transfer reached no one: back to the menu")
+            }),
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;

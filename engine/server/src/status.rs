@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// Why calls ended, as `/metrics` labels them, in the order it lists them.
-const END_REASONS: [&str; 12] = [
+const END_REASONS: [&str; 14] = [
     "caller_hung_up",
     "cancelled",
     "menu_hangup",
@@ -31,6 +31,8 @@ const END_REASONS: [&str; 12] = [
     "service_unavailable",
     "session_expired",
     "no_prack",
+    "destination_hung_up",
+    "transferred",
 ];
 
 /// The index of a reason in [`END_REASONS`] (exhaustive: a new reason must be named).
@@ -48,6 +50,8 @@ fn reason_index(r: EndReason) -> usize {
         EndReason::Unavailable => 9,
         EndReason::SessionExpired => 10,
         EndReason::NoPrack => 11,
+        EndReason::DestinationHungUp => 12,
+        EndReason::Transferred => 13,
     }
 }
 

@@ -1,0 +1,679 @@
+//! Bridged transfers: the engine calls a configured destination on a second leg (UAC) and,
+//! once it answers, relays audio between the two legs ([`crate::bridge`]).
+//!
+//! The call's application becomes [`App::Transfer`], whose [`Stage`] says where it is:
+//! - [`Stage::Dialing`]: the outgoing leg waits for its RTP socket (the SDP offer needs it);
+//!   the caller hears a locally generated ringing tone.
+//! - [`Stage::Ringing`]: the INVITE is out ([`OutgoingCall`] runs its transactions, digest
+//!   answers, CANCEL and fork handling, RFC 3261 §13.2, §9.1, §22). A 183 with SDP (early
+//!   media) is relayed to the caller instead of the local tone. The destination's
+//!   `ring_timeout` ends the ringing with CANCEL.
+//! - [`Stage::Bridged`]: answered; both legs are [`LegPhase::Active`] and RTP is relayed
+//!   both ways. Either side's BYE ends both legs.
+//!
+//! A failure (busy, no answer, refused, no route) closes the outgoing leg and hands the
+//! caller back to the menu the transfer was chosen from, which acts on the destination's
+//! `on_failure`. A caller who hangs up while the destination rings makes the engine CANCEL
+//! it; the [`OutgoingCall`] then lives on, detached from the ended call, until its
+//! transactions end.
+//!
+//! Only destinations defined in the menus can be called: nothing taken from a request
+//! chooses where the engine calls out (toll fraud).
+//!
+//! Next hops are IP literals (the destination's URI or its `proxy`); a host name is
+//! reported ([`Event::RouteUnresolved`]) and fails the transfer. That is the hook for RFC
+//! 3263 resolution, which belongs in the driver.
+
+use crate::call::{App, CallHandle, LegHandle};
+use crate::engine::Engine;
+use crate::io::{EndReason, Event, Output};
+use crate::leg::{Leg, LegPhase};
+use crate::media::MediaSession;
+use crate::rng::Rng;
+use crate::sdp::{self, Direction, LocalSession};
+use ivr_menus::{DestinationId, MenuRun};
+use ivr_sip::digest::Credentials;
+use ivr_sip::header::{HeaderName, NameAddr, Params};
+use ivr_sip::message::{CoreHeaders, Method, Request};
+use ivr_sip::transaction::{Peer, ServerKey};
+use ivr_sip::uac::{
+    CancelReason, Failure, FailureCause, FailureKind, OutgoingCall, OutgoingConfig, UacEvent,
+};
+use ivr_sip::uri::Uri;
+use ivr_sip::{CallId, Tag, Transport};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A call handed to a bridged transfer.
+#[derive(Debug)]
+pub struct Transfer {
+    /// The caller's menu run, resumed if the transfer fails.
+    pub run: Box<MenuRun>,
+    /// Where the call goes.
+    pub dest: DestinationId,
+    /// The outgoing leg.
+    pub leg: LegHandle,
+    /// Where the transfer is.
+    pub stage: Stage,
+}
+
+/// The ring timeout of a pending INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// It may ring until then.
+    Until(Instant),
+    /// Given up (CANCEL sent, or waiting for a provisional response to send it).
+    Cancelled,
+}
+
+/// The phases of a bridged transfer.
+#[derive(Debug)]
+pub enum Stage {
+    /// `mode: refer`: the caller's phone was asked to call the destination (REFER on its
+    /// dialog, [`crate::referral`]).
+    Referring {
+        /// The REFER and its subscription.
+        refer: Box<ivr_sip::refer::ReferTransfer>,
+    },
+    /// The outgoing leg waits for its RTP socket.
+    Dialing,
+    /// The INVITE is pending.
+    Ringing {
+        /// The INVITE attempt.
+        uac: Box<OutgoingCall>,
+        /// When ringing gives up (the destination's `ring_timeout`).
+        ring: Ring,
+        /// Whether the destination's early media (183 with SDP) is relayed to the caller.
+        early_media: bool,
+    },
+    /// Answered: audio flows between the legs.
+    Bridged {
+        /// The attempt, kept to acknowledge retransmitted 2xx and release forks (§13.2.2.4).
+        uac: Box<OutgoingCall>,
+    },
+}
+
+impl Transfer {
+    /// The next deadline: ringing's end and the INVITE's transaction timers.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.stage {
+            Stage::Referring { refer } => refer.poll_timeout(),
+            Stage::Dialing => None,
+            Stage::Ringing {
+                uac,
+                ring: Ring::Until(until),
+                ..
+            } => Some(uac.poll_timeout().map_or(*until, |t| t.min(*until))),
+            Stage::Ringing { uac, .. } => uac.poll_timeout(),
+            Stage::Bridged { uac } => uac.poll_timeout(),
+        }
+    }
+
+    /// Which legs' audio is relayed now, as (from, to): none while dialing or ringing with
+    /// the local tone, the destination to the caller during early media, both ways once
+    /// bridged.
+    pub fn relays(&self, from: LegHandle) -> Option<LegHandle> {
+        let caller = self.leg.call.leg(0);
+        match (&self.stage, from) {
+            (Stage::Bridged { .. }, f) if f == caller => Some(self.leg),
+            (Stage::Bridged { .. }, f) if f == self.leg => Some(caller),
+            (
+                Stage::Ringing {
+                    early_media: true, ..
+                },
+                f,
+            ) if f == self.leg => Some(caller),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller hears the locally generated ringing tone.
+    pub fn plays_ringback(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::Dialing
+                | Stage::Ringing {
+                    early_media: false,
+                    ..
+                }
+        )
+    }
+}
+
+/// A ringing tone, one cadence (ITU-T E.180 style: 440+480 Hz, 1 s on, 3 s off), played in a
+/// loop to the caller while the destination rings without early media.
+pub(crate) fn ringback() -> ivr_audio::Prompt {
+    let on = 8000;
+    let mut samples = vec![0i16; 4 * 8000];
+    let a = ivr_audio::tone::sine(8000, 440.0, on, 3000.0);
+    let b = ivr_audio::tone::sine(8000, 480.0, on, 3000.0);
+    for (i, s) in samples.iter_mut().take(on).enumerate() {
+        *s = a[i].saturating_add(b[i]);
+    }
+    ivr_audio::Prompt::from_samples("ringback", &samples)
+}
+
+/// Only URI user characters we know to be safe in a From header.
+fn uri_user(s: &str) -> Option<String> {
+    let u: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '-' | '_'))
+        .collect();
+    (!u.is_empty()).then_some(u)
+}
+
+impl Engine {
+    /// The menus handed `handle` to a bridged destination: open the outgoing leg's media
+    /// socket, ring the caller meanwhile.
+    pub(crate) fn start_transfer(&mut self, now: Instant, handle: CallHandle, dest: DestinationId) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Menu(run) = &mut call.app else {
+            return;
+        };
+        let menus = run.menus().clone();
+        let d = menus.destination(dest);
+        // The first hop: the proxy if one is configured, else the destination itself.
+        let hop_uri = d.proxy.as_deref().unwrap_or(&d.uri);
+        let hop = Uri::parse(hop_uri)
+            .ok()
+            .and_then(|u| ivr_sip::route::socket_of(&u));
+        let target = Uri::parse(&d.uri);
+        let (Some((addr, transport)), Ok(index), Ok(target)) =
+            (hop, u8::try_from(call.legs.len()), target)
+        else {
+            self.ctx.event(Event::RouteUnresolved {
+                call: handle,
+                next_hop: hop_uri.to_string(),
+            });
+            return self.transfer_failed(
+                now,
+                handle,
+                Failure::new(FailureCause::Status(
+                    ivr_sip::message::StatusCode::SERVICE_UNAVAILABLE,
+                )),
+            );
+        };
+        let transport = match transport.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let leg = handle.leg(index);
+        let local_tag = Tag::from(self.ctx.rng.token());
+        let host = self.ctx.config.sip_addr;
+        // A placeholder INVITE until the real one is built (it needs our SDP): it names the
+        // leg's Call-ID and a branch no server transaction has.
+        let call_id = format!("{}@{}", self.ctx.rng.token(), host.ip());
+        let mut invite = Request::new(Method::Invite, target);
+        invite.headers.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {host};branch=z9hG4bK{}",
+                transport.via_token(),
+                self.ctx.rng.token()
+            ),
+        );
+        invite.headers.push(HeaderName::CallId, call_id);
+        let Some(key) = ServerKey::of(&invite) else {
+            return;
+        };
+        let peer = Peer { transport, addr };
+        call.legs
+            .push(Leg::outgoing(leg, peer, key, invite, local_tag));
+        let run = std::mem::replace(run, Box::new(MenuRun::new(menus)));
+        call.app = App::Transfer(Box::new(Transfer {
+            run,
+            dest,
+            leg,
+            stage: Stage::Dialing,
+        }));
+        call.caller_leg().play(vec![self.ringback.clone()]);
+        self.ctx.outputs.push_back(Output::OpenMedia { leg });
+    }
+
+    /// The outgoing leg's RTP socket is open: send the INVITE with our offer.
+    pub(crate) fn outgoing_media_opened(
+        &mut self,
+        now: Instant,
+        leg: LegHandle,
+        local: SocketAddr,
+    ) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let App::Transfer(t) = &mut call.app else {
+            return;
+        };
+        if t.leg != leg || !matches!(t.stage, Stage::Dialing) {
+            return;
+        }
+        let d = t.run.menus().destination(t.dest).clone();
+        let caller = call.caller.as_deref().and_then(uri_user);
+        let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
+            return;
+        };
+        let session = LocalSession {
+            id: self.ctx.rng.next_u64() >> 2,
+            version: 1,
+            addr: SocketAddr::new(self.ctx.config.media_ip, local.port()),
+        };
+        l.local_sdp = Some(session);
+        let sip = self.ctx.config.sip_addr;
+        let transport = l.peer.transport;
+        let contact = self.ctx.contact(transport, d.uri.starts_with("sips:"));
+        let contact = contact.trim_start_matches('<').trim_end_matches('>');
+        let from = format!("<sip:{}@{sip}>", caller.as_deref().unwrap_or("ivr"));
+        let parsed = (
+            Uri::parse(&d.uri),
+            Uri::parse(contact),
+            NameAddr::parse(&from, HeaderName::From),
+            d.proxy
+                .as_deref()
+                .map(|p| NameAddr::parse(&format!("<{p}>"), HeaderName::Route))
+                .transpose(),
+        );
+        let (Ok(request_uri), Ok(contact), Ok(from), Ok(route)) = parsed else {
+            let f = Failure::new(FailureCause::Status(
+                ivr_sip::message::StatusCode::SERVICE_UNAVAILABLE,
+            ));
+            return self.transfer_failed(now, leg.call, f);
+        };
+        let config = OutgoingConfig {
+            to: NameAddr {
+                display: None,
+                uri: request_uri.clone(),
+                params: Params::default(),
+            },
+            request_uri,
+            from,
+            local_tag: l.local_tag.clone(),
+            call_id: CallId::from(l.invite.call_id().unwrap_or_default()),
+            cseq: self.ctx.rng.next_u32() & 0x7FFF,
+            contact,
+            transport,
+            sent_by: sip.to_string(),
+            route: route.into_iter().collect(),
+            sdp_offer: Some(sdp::build_offer(&session, Direction::SendRecv)),
+            credentials: d
+                .credentials
+                .map(|(username, password)| Credentials { username, password }),
+            extra_headers: vec![(HeaderName::UserAgent, self.ctx.config.user_agent.clone())],
+            timers: self.ctx.config.timers,
+        };
+        let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
+        let uac = OutgoingCall::new(now, config, rng);
+        l.invite = uac.invite().clone();
+        self.uac_calls.insert(uac.call_id().clone(), leg.call);
+        t.stage = Stage::Ringing {
+            uac: Box::new(uac),
+            ring: Ring::Until(now + d.ring_timeout),
+            early_media: false,
+        };
+        self.drive_transfer(now, leg.call);
+    }
+
+    /// A response no engine transaction matched: it may be for an outgoing call (attached
+    /// to a call, or detached and finishing its transactions).
+    pub(crate) fn outgoing_response(&mut self, now: Instant, response: ivr_sip::Response) {
+        let Ok(id) = response.call_id() else { return };
+        let id = CallId::from(id);
+        if let Some(handle) = self.uac_calls.get(&id).copied() {
+            let Some(response) = self.refer_response(now, handle, response) else {
+                return;
+            };
+            if let Some(call) = self.calls.get_mut(&handle)
+                && let App::Transfer(t) = &mut call.app
+                && let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = &mut t.stage
+            {
+                uac.handle_response(now, response);
+            }
+            self.drive_transfer(now, handle);
+            self.reindex(handle);
+        } else if let Some(uac) = self.detached.iter_mut().find(|u| *u.call_id() == id) {
+            uac.handle_response(now, response);
+            self.drive_detached(now);
+        }
+    }
+
+    /// The transfer's timer: ringing's end, or the INVITE's transaction timers.
+    pub(crate) fn transfer_timeout(&mut self, now: Instant, handle: CallHandle) {
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Transfer(t) = &mut call.app
+        {
+            match &mut t.stage {
+                Stage::Ringing { uac, ring, .. } => {
+                    if let Ring::Until(until) = *ring
+                        && now >= until
+                    {
+                        uac.cancel(now, CancelReason::RingTimeout);
+                        *ring = Ring::Cancelled;
+                    }
+                    uac.handle_timeout(now);
+                }
+                Stage::Bridged { uac } => uac.handle_timeout(now),
+                Stage::Referring { refer } => refer.handle_timeout(now),
+                Stage::Dialing => {}
+            }
+        }
+        self.drive_refer(now, handle);
+        self.drive_transfer(now, handle);
+    }
+
+    /// The ringing tone ended: play it again while the destination still rings.
+    pub(crate) fn transfer_playback_finished(&mut self, handle: CallHandle) {
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Transfer(t) = &call.app
+            && t.plays_ringback()
+        {
+            call.caller_leg().play(vec![self.ringback.clone()]);
+        }
+    }
+
+    /// The call is ending from our side: a destination still ringing gets CANCEL.
+    pub(crate) fn abandon_transfer(&mut self, now: Instant, handle: CallHandle) {
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Transfer(t) = &mut call.app
+            && let Stage::Ringing { uac, ring, .. } = &mut t.stage
+        {
+            uac.cancel(now, CancelReason::Abandoned);
+            *ring = Ring::Cancelled;
+            self.drive_transfer(now, handle);
+        }
+    }
+
+    /// The call is gone: its outgoing attempt, if any, finishes its transactions detached.
+    pub(crate) fn detach_transfer(&mut self, app: App) {
+        if let App::Transfer(t) = app
+            && let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = t.stage
+        {
+            self.detach_uac(*uac);
+        }
+    }
+
+    fn detach_uac(&mut self, uac: OutgoingCall) {
+        self.uac_calls.remove(uac.call_id());
+        if !uac.is_finished() {
+            self.detached.push(uac);
+        }
+    }
+
+    /// Run the detached attempts' timers and send what they queue; forget finished ones.
+    pub(crate) fn drive_detached(&mut self, now: Instant) {
+        if self.detached.is_empty() {
+            return;
+        }
+        for uac in &mut self.detached {
+            uac.handle_timeout(now);
+            while let Some(t) = uac.poll_transmit() {
+                send_uac(&mut self.ctx, None, t);
+            }
+            while uac.poll_event().is_some() {}
+        }
+        self.detached.retain(|u| !u.is_finished());
+    }
+
+    /// The detached attempts' next deadline.
+    pub(crate) fn detached_timeout(&self) -> Option<Instant> {
+        self.detached.iter().filter_map(|u| u.poll_timeout()).min()
+    }
+
+    /// Send what the call's attempt queued and act on what it reports.
+    fn drive_transfer(&mut self, now: Instant, handle: CallHandle) {
+        loop {
+            let Some(call) = self.calls.get_mut(&handle) else {
+                return;
+            };
+            let App::Transfer(t) = &mut call.app else {
+                return;
+            };
+            let (Stage::Ringing { uac, .. } | Stage::Bridged { uac }) = &mut t.stage else {
+                return;
+            };
+            while let Some(tx) = uac.poll_transmit() {
+                send_uac(&mut self.ctx, Some(handle), tx);
+            }
+            let Some(event) = uac.poll_event() else {
+                return;
+            };
+            match event {
+                UacEvent::Progress {
+                    sdp: Some(body), ..
+                } => self.early_media(now, handle, &body),
+                UacEvent::Progress { .. }
+                | UacEvent::Authenticating { .. }
+                | UacEvent::Released { .. } => {}
+                UacEvent::Answered { dialog, sdp } => self.answered(now, handle, *dialog, &sdp),
+                UacEvent::Failed(f) => self.transfer_failed(now, handle, f),
+            }
+        }
+    }
+
+    /// A 183 with SDP: relay the destination's early media to the caller.
+    fn early_media(&mut self, now: Instant, handle: CallHandle, body: &[u8]) {
+        let Ok(remote) = sdp::parse_remote(body) else {
+            return;
+        };
+        let Ok(n) = sdp::accept_answer(&remote) else {
+            return;
+        };
+        let mut media = self.new_media(now, n, remote.addr);
+        // Its audio is relayed, not listened to for keys.
+        media.set_relay(true);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Transfer(t) = &mut call.app else {
+            return;
+        };
+        let Stage::Ringing { early_media, .. } = &mut t.stage else {
+            return;
+        };
+        if *early_media {
+            return;
+        }
+        *early_media = true;
+        let index = usize::from(t.leg.index);
+        if let Some(l) = call.legs.get_mut(index) {
+            l.media = Some(media);
+        }
+        let caller = call.caller_leg();
+        caller.stop();
+        if let Some(m) = caller.media.as_mut() {
+            m.set_relay(true);
+        }
+    }
+
+    /// A fresh stream with random SSRC, sequence number and timestamp (RFC 3550 §5.1).
+    fn new_media(&mut self, now: Instant, n: sdp::Negotiated, addr: SocketAddr) -> MediaSession {
+        let (ssrc, seq, ts) = (
+            self.ctx.rng.next_u32(),
+            self.ctx.rng.next_u32() as u16,
+            self.ctx.rng.next_u32(),
+        );
+        MediaSession::new(now, n, addr, ssrc, seq, ts)
+    }
+
+    /// The destination answered: bridge.
+    fn answered(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        dialog: ivr_sip::dialog::Dialog,
+        body: &[u8],
+    ) {
+        let negotiated =
+            sdp::parse_remote(body).and_then(|r| sdp::accept_answer(&r).map(|n| (n, r.addr)));
+        let Ok((n, addr)) = negotiated else {
+            // An answer we cannot use: release it, and the transfer failed.
+            if let Some(call) = self.calls.get_mut(&handle)
+                && let App::Transfer(t) = &mut call.app
+                && let Stage::Ringing { uac, .. } = &mut t.stage
+            {
+                uac.bye(now);
+                while let Some(tx) = uac.poll_transmit() {
+                    send_uac(&mut self.ctx, Some(handle), tx);
+                }
+            }
+            let f = Failure::new(FailureCause::Status(
+                ivr_sip::message::StatusCode::NOT_ACCEPTABLE_HERE,
+            ));
+            return self.transfer_failed(now, handle, f);
+        };
+        let fresh = self.new_media(now, n, addr);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Transfer(t) = &mut call.app else {
+            return;
+        };
+        let uac = match std::mem::replace(&mut t.stage, Stage::Dialing) {
+            Stage::Ringing { uac, .. } | Stage::Bridged { uac } => uac,
+            Stage::Dialing | Stage::Referring { .. } => return,
+        };
+        t.stage = Stage::Bridged { uac };
+        let destination = t.run.menus().destination(t.dest).name.clone();
+        let leg = t.leg;
+        let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
+            return;
+        };
+        match l.media.as_mut() {
+            Some(m) => m.update(now, n, addr),
+            None => l.media = Some(fresh),
+        }
+        if let Some(m) = l.media.as_mut() {
+            m.set_relay(true);
+        }
+        let key = (
+            CallId::from(l.invite.call_id().unwrap_or_default()),
+            l.local_tag.clone(),
+        );
+        l.dialog = Some(dialog);
+        l.phase = LegPhase::Active;
+        let caller = call.caller_leg();
+        caller.stop();
+        if let Some(m) = caller.media.as_mut()
+            && m.feed_mut().is_none()
+        {
+            m.set_relay(true);
+        }
+        let call_id = key.0.to_string();
+        self.by_dialog.insert(key, leg);
+        self.ctx.event(Event::Bridged {
+            call: handle,
+            destination,
+            call_id,
+        });
+        self.reindex(handle);
+    }
+
+    /// The transfer did not reach anyone: close the outgoing leg and let the menu act on
+    /// the destination's `on_failure`.
+    pub(crate) fn transfer_failed(&mut self, now: Instant, handle: CallHandle, failure: Failure) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let (destination, leg) = match &call.app {
+            // Failed before the leg was made (no route): the run is still the app.
+            App::Menu(run) => match run.handed_off() {
+                Some(ivr_menus::Handoff::Transfer(d)) => {
+                    (run.menus().destination(d).name.clone(), None)
+                }
+                _ => return,
+            },
+            App::Transfer(t) => (
+                t.run.menus().destination(t.dest).name.clone(),
+                Some((t.leg, t.run.menus().clone())),
+            ),
+            App::Deposit(_) => return,
+        };
+        if let Some((leg, menus)) = leg {
+            if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
+                l.phase = LegPhase::Closed;
+                l.media = None;
+                self.ctx.outputs.push_back(Output::CloseMedia { leg });
+            }
+            let old = std::mem::replace(&mut call.app, App::Menu(Box::new(MenuRun::new(menus))));
+            if let App::Transfer(t) = old {
+                let t = *t;
+                call.app = App::Menu(t.run);
+                if let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = t.stage {
+                    self.detach_uac(*uac);
+                }
+            }
+        }
+        self.ctx.event(Event::TransferFailed {
+            call: handle,
+            destination,
+            failure,
+        });
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let caller = call.caller_leg();
+        caller.stop();
+        if let Some(m) = caller.media.as_mut() {
+            m.set_relay(false);
+        }
+        if let App::Menu(run) = &mut call.app {
+            let outcome = match failure.kind {
+                FailureKind::Busy => "busy",
+                FailureKind::NoAnswer => "no answer",
+                FailureKind::Rejected => "refused",
+                FailureKind::Failed => "failed",
+            };
+            run.transfer_failed(now, outcome);
+        }
+        self.apply_app(now, handle);
+        self.reindex(handle);
+    }
+
+    /// A leg's peer hung up (BYE) or cancelled. Alone, the call is over; bridged, the other
+    /// leg is hung up too (either side's BYE ends both).
+    pub(crate) fn leg_closed(&mut self, now: Instant, leg: LegHandle, reason: EndReason) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        if call.legs.len() == 1 {
+            return self.finish_call(leg.call, reason);
+        }
+        let reason = if leg.index == 0 {
+            reason
+        } else {
+            EndReason::DestinationHungUp
+        };
+        if let Some(l) = call.leg_mut(leg) {
+            l.phase = LegPhase::Closed;
+            l.media = None;
+            self.ctx.outputs.push_back(Output::CloseMedia { leg });
+        }
+        call.pending_reason(reason);
+        self.end_call(now, leg.call, reason);
+    }
+}
+
+/// Send one of an outgoing call's messages to its next hop. The hop is an IP literal (the
+/// destination's URI or proxy was checked when the transfer started); a host name (a
+/// Record-Route or Contact of the answer, say) is not resolved here: the message is dropped
+/// (reported for `call`, if it still exists) and the transaction's timers report the
+/// failure. RFC 3263 resolution belongs to the driver; this is where it would plug in.
+pub(crate) fn send_uac(
+    ctx: &mut crate::ctx::Ctx,
+    call: Option<CallHandle>,
+    t: ivr_sip::uac::Transmit,
+) {
+    let Some((to, _)) = ivr_sip::route::socket_of(&t.next_hop) else {
+        if let Some(call) = call {
+            ctx.event(Event::RouteUnresolved {
+                call,
+                next_hop: t.next_hop.to_string(),
+            });
+        }
+        return;
+    };
+    ctx.outputs.push_back(Output::Sip {
+        transport: t.transport,
+        to,
+        data: t.message.to_bytes(),
+    });
+}
