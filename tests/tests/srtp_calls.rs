@@ -279,3 +279,130 @@ fn a_sips_request_gets_a_sips_contact() {
         assert!(value.contains(contact), "{uri} over {transport:?}: {value}");
     }
 }
+
+/// A caller's RTP packet as SRTP under `srtp`, with its SSRC and sequence number set.
+fn srtp_packet(caller: &mut Caller, srtp: &mut SrtpSession, ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = caller.audio_packet();
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    let len = p.len();
+    p.resize(len + 10, 0);
+    let n = srtp.protect(&mut p, len).unwrap();
+    p.truncate(n);
+    p
+}
+
+/// A caller that changes SSRC mid-call (a new stream: its sequence numbers start anywhere,
+/// RFC 3550 §5.1) is still heard (RFC 3711 §3.2.3: a receive state per SSRC); a re-INVITE
+/// with a new key (RFC 4568 §7.1.4) is taken, and the old key's packets no longer count.
+#[test]
+fn a_new_ssrc_and_a_new_key_are_heard_and_the_old_key_is_not() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new(menus());
+    let theirs = KeyGen::new(&KeySeed([21; 32])).next_key();
+    let (mut caller, ok) = dial(&mut net, Transport::Tls, 40, &theirs);
+    assert_eq!(ok.status.code(), 200);
+    let ours = ivr_engine::sdp::parse_remote(&ok.body)
+        .unwrap()
+        .crypto
+        .unwrap()
+        .key;
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Tls, caller.addr, &ack);
+    let call = net.last_call().unwrap();
+    let leg = call.leg(0);
+    // The caller's side keeps a context per SSRC it sends (RFC 3711 §3.2.3).
+    let mut old = SrtpSession::new(&theirs, &ours);
+    let mut old2 = SrtpSession::new(&theirs, &ours);
+    // Five packets of a first stream near 40,000, then five of a second stream starting
+    // "behind" it at 100 (the old receive state would estimate them a ROC ahead).
+    for seq in 40_000..40_005 {
+        let p = srtp_packet(&mut caller, &mut old, 0x1111, seq);
+        net.send_rtp(leg, caller.media, &p);
+    }
+    net.advance(Duration::from_millis(100));
+    for seq in 100..105 {
+        let p = srtp_packet(&mut caller, &mut old2, 0x2222, seq);
+        net.send_rtp(leg, caller.media, &p);
+    }
+    net.advance(Duration::from_millis(100));
+
+    // Rekey: a re-INVITE with a new key for the caller's direction.
+    let new_key = KeyGen::new(&KeySeed([22; 32])).next_key();
+    let offer = savp_offer(&caller, &new_key);
+    let reinvite = caller.in_dialog("INVITE", "Content-Type: application/sdp\r\n", &offer);
+    net.send_sip(Transport::Tls, caller.addr, &reinvite);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("re-INVITE answered");
+    let answer = ivr_engine::sdp::parse_remote(&ok.body).unwrap();
+    assert_eq!(answer.crypto.map(|c| c.key), Some(ours.clone()));
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Tls, caller.addr, &ack);
+    // Old-key packets (new sequence numbers) no longer count; new-key ones do, from
+    // sequence numbers the old key had already used (a new crypto context).
+    for seq in 105..110 {
+        let p = srtp_packet(&mut caller, &mut old2, 0x2222, seq);
+        net.send_rtp(leg, caller.media, &p);
+    }
+    let mut new = SrtpSession::new(&new_key, &ours);
+    for seq in 100..104 {
+        let p = srtp_packet(&mut caller, &mut new, 0x2222, seq);
+        net.send_rtp(leg, caller.media, &p);
+    }
+    net.advance(Duration::from_millis(100));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Tls, caller.addr, &bye);
+    assert_eq!(
+        received(&net),
+        vec![5 + 5 + 4],
+        "both streams under the first key, then only the new key"
+    );
+}
+
+/// RFC 4568 §8.3: in an SRTP call set up over TLS, a re-INVITE or UPDATE that arrives over
+/// UDP is refused (488): its answer, or our offer in its 2xx, would carry our key in clear.
+#[test]
+fn an_srtp_call_answers_no_offer_over_udp() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new(menus());
+    let theirs = KeyGen::new(&KeySeed([31; 32])).next_key();
+    let (mut caller, ok) = dial(&mut net, Transport::Tls, 50, &theirs);
+    assert_eq!(ok.status.code(), 200);
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Tls, caller.addr, &ack);
+    let offer = savp_offer(&caller, &theirs);
+    for (method, extra, body) in [
+        ("INVITE", "", ""),
+        (
+            "INVITE",
+            "Content-Type: application/sdp\r\n",
+            offer.as_str(),
+        ),
+        (
+            "UPDATE",
+            "Content-Type: application/sdp\r\n",
+            offer.as_str(),
+        ),
+    ] {
+        let req = caller.in_dialog(method, extra, body);
+        net.send_sip(Transport::Udp, caller.addr, &req);
+        let msgs = net.take_sip(caller.addr);
+        for m in &msgs {
+            if let ivr_sip::message::Message::Response(r) = m {
+                assert!(
+                    !String::from_utf8_lossy(&r.body).contains("inline:"),
+                    "{method}: our key over UDP"
+                );
+            }
+        }
+        assert!(response(&msgs, 488).is_some(), "{method} over UDP: 488");
+    }
+    // Over TLS the same re-INVITE is answered, with our key.
+    let req = caller.in_dialog("INVITE", "", "");
+    net.send_sip(Transport::Tls, caller.addr, &req);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("re-INVITE over TLS");
+    assert!(String::from_utf8_lossy(&ok.body).contains("inline:"));
+}

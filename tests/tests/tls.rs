@@ -233,6 +233,104 @@ fn a_replaced_certificate_serves_the_next_connection() {
     ivr.wait_for(&["TLS certificate not reloaded"], 1, Duration::from_secs(5));
 }
 
+/// A CA, an intermediate it signed and a server certificate the intermediate signed: the
+/// server must send leaf + intermediate for a client trusting only the CA.
+fn chained_pki() -> (CertificateDer<'static>, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_pair = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_string());
+        (p, KeyPair::generate().unwrap())
+    };
+    let (root_params, root_key) = ca_pair("review root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let (mid_params, mid_key) = ca_pair("review intermediate");
+    let mid = mid_params.signed_by(&mid_key, &root, &root_key).unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = params.signed_by(&key, &mid, &mid_key).unwrap();
+    (
+        root.der().clone(),
+        leaf.pem(),
+        mid.pem(),
+        key.serialize_pem(),
+    )
+}
+
+/// A renewal that ends with a truncated chain file (disk full, a writer killed mid-write):
+/// the leaf parses, the intermediate is cut off. The broken file must not replace the good
+/// pair — a chain without its intermediate fails every client — and the log says why.
+#[test]
+fn a_truncated_chain_file_does_not_replace_the_good_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let ivr = start(dir.path(), &pki, &[]);
+    let tls = ivr.tls.unwrap();
+    let mut first = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("first cert");
+    assert_eq!(ask(&mut first, 1), "SIP/2.0 200 OK");
+
+    let (root, leaf, mid, key) = chained_pki();
+    let cut = &mid[..mid.len() / 2];
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), format!("{leaf}{cut}")).unwrap();
+    let mut kept = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("old pair kept");
+    assert_eq!(ask(&mut kept, 2), "SIP/2.0 200 OK");
+    ivr.wait_for(&["TLS certificate not reloaded"], 1, Duration::from_secs(5));
+
+    // Once the file is whole, the new chain is served and verifies from the root.
+    std::fs::write(dir.path().join("cert.pem"), format!("{leaf}{mid}")).unwrap();
+    let mut new = connect(tls, "localhost", client(Some(&root))).expect("whole chain");
+    assert_eq!(ask(&mut new, 3), "SIP/2.0 200 OK");
+}
+
+/// A handshake flood from one address (each handshake costs the server a key exchange and
+/// a signature on its one thread, which also paces every call's RTP): past the per-address
+/// budget (`ivr_server::tls::HANDSHAKES_PER_ADDRESS` a second) connections are closed before
+/// any handshake work; the budget comes back with time, and UDP is answered throughout.
+#[test]
+fn a_handshake_flood_is_cut_to_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let ivr = start(dir.path(), &pki, &[]);
+    let tls = ivr.tls.unwrap();
+    // One ClientHello, sent by 150 connections at once: each would make the server do the
+    // expensive half of a handshake, for almost nothing on our side.
+    let mut hello = Vec::new();
+    let name = ServerName::try_from("localhost".to_string()).unwrap();
+    let mut conn = rustls::ClientConnection::new(client(Some(&pki.ca_der)), name).unwrap();
+    conn.write_tls(&mut hello).unwrap();
+    let t0 = Instant::now();
+    let mut socks: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let mut s = TcpStream::connect(tls).unwrap();
+            s.write_all(&hello).unwrap();
+            s
+        })
+        .collect();
+    let mut answered = 0;
+    for s in &mut socks {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut first = [0u8; 1];
+        // A ServerHello record, or closed (EOF or reset) without one.
+        if matches!(s.read(&mut first), Ok(1) if first[0] == 0x16) {
+            answered += 1;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let budget = 20.0 * (1.0 + elapsed);
+    assert!(
+        answered >= 1 && (answered as f64) <= budget + 1.0,
+        "{answered} of 150 handshakes served in {elapsed:.2} s (budget {budget:.0})"
+    );
+    assert!(udp_options_answered(ivr.sip));
+    // The budget refills: a real client gets through once it has.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut good = connect(tls, "localhost", client(Some(&pki.ca_der))).expect("handshake");
+    assert_eq!(ask(&mut good, 1), "SIP/2.0 200 OK");
+}
+
 #[test]
 fn the_staff_site_over_https_sets_a_secure_cookie() {
     const PASSWORD: &str = "a long staff password";

@@ -302,6 +302,16 @@ impl Engine {
                 return;
             }
             if let Some(l) = leg_in(&mut self.calls, leg) {
+                // RFC 4568 §8.3: an SRTP call's offers and answers carry our SDES key; one
+                // that came over other than TLS would have it answered in clear.
+                let srtp = l.media.as_mut().is_some_and(|m| m.srtp_mut().is_some());
+                if srtp
+                    && peer.transport != Transport::Tls
+                    && matches!(req.method, Method::Invite | Method::Update)
+                {
+                    let e = RequestError::Sdp(crate::sdp::SdpError::KeysInClear);
+                    return self.reject(now, &key, &req, e);
+                }
                 l.handle_request(&mut self.ctx, now, key, req);
             }
             self.leg_events(now, leg);

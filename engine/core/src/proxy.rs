@@ -23,6 +23,11 @@ pub(crate) fn copy_record_route(response: &mut Response, request: &Request) {
 /// connection is reused. A next hop named by host name cannot be resolved here (no I/O):
 /// the request goes where the INVITE came from, which is that proxy or caller in practice,
 /// and `unresolved` is set so the owner can say so.
+///
+/// A dialog whose INVITE came over TLS never leaves it: a Contact or Record-Route naming
+/// `transport=udp`/`tcp` would send our session refreshes, which carry our SDES key, in
+/// clear (RFC 4568 §8.3: keys only over a secure channel); they go over the INVITE's
+/// TLS connection instead (RFC 5630 §3.1.3 in spirit).
 pub(crate) fn next_hop(invite_peer: Peer, target: &Target) -> NextHop {
     let Some((addr, transport)) = socket_of(&target.next_hop) else {
         return NextHop {
@@ -35,6 +40,12 @@ pub(crate) fn next_hop(invite_peer: Peer, target: &Target) -> NextHop {
         Some("udp") => Transport::Udp,
         _ => invite_peer.transport,
     };
+    if invite_peer.transport == Transport::Tls && transport != Transport::Tls {
+        return NextHop {
+            peer: invite_peer,
+            unresolved: false,
+        };
+    }
     let peer = if transport.is_reliable() && invite_peer.transport.is_reliable() {
         // The connection the INVITE came on: a caller's Contact port is rarely the port of
         // the connection it opened, and a proxy expects its own connection back.
@@ -203,5 +214,31 @@ mod tests {
         let hop = next_hop(via_proxy, &t);
         assert!(hop.unresolved);
         assert_eq!(hop.peer, via_proxy);
+    }
+
+    #[test]
+    fn a_tls_dialog_is_never_sent_in_clear() {
+        let tls = peer(Transport::Tls, "127.0.0.1:4000");
+        for contact in [
+            "sip:c@127.0.0.1:5070;transport=udp",
+            "sip:c@127.0.0.1:5070;transport=tcp",
+        ] {
+            let t = RouteSet::default().target(&Uri::parse(contact).unwrap());
+            assert_eq!(next_hop(tls, &t).peer, tls, "{contact}");
+        }
+        let rs = RouteSet::uas(&{
+            let mut h = ivr_sip::Headers::new();
+            h.push(
+                HeaderName::RecordRoute,
+                "<sip:127.0.0.1:5090;transport=udp;lr>",
+            );
+            h
+        })
+        .unwrap();
+        let t = rs.target(&Uri::parse("sip:c@127.0.0.1:5070").unwrap());
+        assert_eq!(next_hop(tls, &t).peer, tls, "a UDP route");
+        // Over TLS as asked: unchanged.
+        let t = RouteSet::default().target(&Uri::parse("sips:c@127.0.0.1:5070").unwrap());
+        assert_eq!(next_hop(tls, &t).peer.transport, Transport::Tls);
     }
 }

@@ -7,8 +7,10 @@
 //! against baresip (libsrtp) in the black-box tests.
 //!
 //! Tested subset and non-goals: one crypto suite; no MKI, no key lifetime enforcement
-//! (a call never comes near 2^31 packets), key derivation rate 0; SRTCP is not produced or
-//! checked (RTCP only proves liveness here, see `MediaSession::handle_rtcp`).
+//! (a call never comes near 2^31 packets; the 2^48 limit of RFC 3711 §3.3.1 is kept),
+//! key derivation rate 0; SRTCP is not produced or checked (RTCP only proves liveness
+//! here, see `MediaSession::handle_rtcp`). Each of the peer's SSRCs has its own receive
+//! state (RFC 3711 §3.2.3), up to a fixed number per key.
 //!
 //! Key material never appears in `Debug` output or logs.
 
@@ -51,6 +53,13 @@ pub enum SrtpError {
     /// An `inline:` key that is not base64 of 30 bytes.
     #[error("unusable SDES key")]
     BadKey,
+    /// 2^48 packets were protected with this key (RFC 3711 §3.3.1): a new one is needed.
+    #[error("SRTP key used up")]
+    KeyExhausted,
+    /// A stream (SSRC) beyond the [`RX_STREAMS`] this key already carries, or a second
+    /// SSRC to protect (a session sends one stream).
+    #[error("too many SRTP streams under one key")]
+    TooManyStreams,
 }
 
 /// A master key and salt (RFC 3711 §3.2.1), as carried in an SDES `inline:` parameter.
@@ -192,23 +201,34 @@ impl Context {
     }
 }
 
-/// Receive state: the highest index seen and the replay window (RFC 3711 §3.3.1, §3.3.2).
+/// Receive state of one of the peer's streams: its SSRC, the highest index seen and the
+/// replay window (RFC 3711 §3.3.1, §3.3.2).
 #[derive(Debug, Clone, Copy)]
 struct Receive {
+    ssrc: u32,
     roc: u32,
     s_l: u16,
     /// Bit `n` set: index `highest - n` was received.
     window: u64,
 }
 
+/// How many of the peer's SSRCs get their own receive state (RFC 3711 §3.2.3: a crypto
+/// context per SSRC; RFC 4568 §6.4: all of them under the one SDES key). A stream past
+/// this many is refused until a re-offer brings a new key: forgetting an old stream's
+/// window would let its recorded packets be replayed as a "new" stream.
+const RX_STREAMS: usize = 8;
+
 /// One call's SRTP: our outbound key and the peer's inbound key.
 pub struct SrtpSession {
     tx: Context,
     tx_roc: u32,
     tx_last_seq: Option<u16>,
+    /// The one SSRC we send (its ROC is `tx_roc`; RFC 3711 §3.2.3).
+    tx_ssrc: Option<u32>,
     rx: Context,
     rx_key: MasterKey,
-    rx_state: Option<Receive>,
+    /// One entry per SSRC seen (and authenticated), in arrival order.
+    rx_state: [Option<Receive>; RX_STREAMS],
     /// Where [`SrtpSession::unprotect`] decrypts.
     scratch: [u8; MAX_PACKET],
 }
@@ -245,9 +265,10 @@ impl SrtpSession {
             tx: Context::derive(ours),
             tx_roc: 0,
             tx_last_seq: None,
+            tx_ssrc: None,
             rx: Context::derive(theirs),
             rx_key: theirs.clone(),
-            rx_state: None,
+            rx_state: [None; RX_STREAMS],
             scratch: [0; MAX_PACKET],
         }
     }
@@ -257,7 +278,7 @@ impl SrtpSession {
         if *theirs != self.rx_key {
             self.rx = Context::derive(theirs);
             self.rx_key = theirs.clone();
-            self.rx_state = None;
+            self.rx_state = [None; RX_STREAMS];
         }
     }
 
@@ -268,12 +289,19 @@ impl SrtpSession {
             return Err(SrtpError::NoRoom);
         }
         let (start, seq, ssrc) = header(&buf[..len])?;
-        // §3.3.1: the sender's ROC counts wraps of the sequence number.
+        // One outbound stream per session: another SSRC would need its own ROC (§3.2.3),
+        // and counting its sequence numbers into ours would send it under a wrong one.
+        if *self.tx_ssrc.get_or_insert(ssrc) != ssrc {
+            return Err(SrtpError::TooManyStreams);
+        }
+        // §3.3.1: the sender's ROC counts wraps of the sequence number; §3.3.1 also says no
+        // more than 2^48 packets under one key: past ROC 2^32 - 1 the index (and so the
+        // keystream) would repeat.
         if let Some(last) = self.tx_last_seq
             && seq < last
             && last - seq > 0x8000
         {
-            self.tx_roc = self.tx_roc.wrapping_add(1);
+            self.tx_roc = self.tx_roc.checked_add(1).ok_or(SrtpError::KeyExhausted)?;
         }
         self.tx_last_seq = Some(seq);
         let index = (u64::from(self.tx_roc) << 16) | u64::from(seq);
@@ -291,24 +319,42 @@ impl SrtpSession {
         }
         let len = packet.len() - TAG_LEN;
         let (start, seq, ssrc) = header(&packet[..len])?;
+        // RFC 3711 §3.2.3: each SSRC has its own ROC, highest index and replay window; a
+        // new one starts at ROC 0 from its first packet (§3.3.1).
+        let slot = match self
+            .rx_state
+            .iter()
+            .position(|r| r.is_some_and(|r| r.ssrc == ssrc))
+        {
+            Some(i) => i,
+            None => self
+                .rx_state
+                .iter()
+                .position(Option::is_none)
+                .ok_or(SrtpError::TooManyStreams)?,
+        };
+        let state = self.rx_state[slot];
         // §3.3.1 / Appendix A: guess the ROC from the highest sequence number seen.
-        let (roc, s_l) = match self.rx_state {
+        let (roc, s_l) = match state {
             Some(r) => (r.roc, r.s_l),
             None => (0, seq),
         };
         let v = if s_l < 0x8000 {
             if seq > s_l && seq - s_l > 0x8000 {
-                roc.wrapping_sub(1)
+                // Before the stream's first wrap there is no earlier ROC: a packet from
+                // "before" ROC 0 was never sent (and an index never goes back past 0).
+                roc.checked_sub(1).ok_or(SrtpError::Replay)?
             } else {
                 roc
             }
         } else if s_l - 0x8000 > seq {
-            roc.wrapping_add(1)
+            // Past ROC 2^32 - 1 the sender may send nothing more (§3.3.1: 2^48 packets).
+            roc.checked_add(1).ok_or(SrtpError::Replay)?
         } else {
             roc
         };
         let index = (u64::from(v) << 16) | u64::from(seq);
-        if let Some(r) = self.rx_state {
+        if let Some(r) = state {
             let highest = (u64::from(r.roc) << 16) | u64::from(r.s_l);
             if index <= highest {
                 let behind = highest - index;
@@ -323,9 +369,10 @@ impl SrtpSession {
         mac.update(&v.to_be_bytes());
         mac.verify_truncated_left(&packet[len..])
             .map_err(|_| SrtpError::Authentication)?;
-        // Authenticated: update the receive state (§3.3.1 step 6).
-        self.rx_state = Some(match self.rx_state {
+        // Authenticated: only now update this stream's receive state (§3.3.1 step 6).
+        self.rx_state[slot] = Some(match state {
             None => Receive {
+                ssrc,
                 roc: v,
                 s_l: seq,
                 window: 1,
@@ -342,6 +389,7 @@ impl SrtpSession {
                         } else {
                             (r.window << ahead) | 1
                         },
+                        ..r
                     }
                 } else {
                     Receive {
@@ -383,18 +431,34 @@ pub fn choose_crypto<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Sd
         let inline = params.strip_prefix("inline:")?;
         let mut fields = inline.split('|');
         let key = MasterKey::from_base64(fields.next()?).ok()?;
-        // `|lifetime` may follow; `|MKI:length` (a field with ':') is not supported.
-        if fields.any(|f| f.contains(':')) {
-            return None;
+        // RFC 4568 §6.1: `|lifetime` may follow, as `2^n` or decimal digits; `|MKI:length`
+        // (a field with ':') is not supported, and anything else makes the line invalid.
+        match (fields.next(), fields.next()) {
+            (None, _) => {}
+            (Some(lifetime), None) if is_lifetime(lifetime) => {}
+            _ => return None,
         }
         Some(SdesOffer { tag, key })
     })
+}
+
+/// RFC 4568 §6.1: `lifetime = ["2^"] 1*(DIGIT)`, at most 2^48 packets (RFC 3711 §9.2).
+fn is_lifetime(s: &str) -> bool {
+    let digits = |d: &str| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit());
+    match s.strip_prefix("2^") {
+        Some(n) => digits(n) && n.parse::<u32>().is_ok_and(|n| n <= 48),
+        None => digits(s) && s.parse::<u64>().is_ok_and(|n| n <= 1 << 48),
+    }
 }
 
 /// Our answer's `a=crypto` value for the offer's `tag`.
 pub fn crypto_attribute(tag: u32, ours: &MasterKey) -> String {
     format!("{tag} {SUITE} inline:{}", ours.to_base64())
 }
+
+#[cfg(test)]
+#[path = "srtp_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -537,6 +601,19 @@ mod tests {
         assert!(choose_crypto([with_lifetime.as_str()]).is_some());
         let with_mki = format!("{ours}|2^31|1:4");
         assert!(choose_crypto([with_mki.as_str()]).is_none());
+        // A lifetime that is not one (RFC 4568 §6.1) makes the line invalid; the next
+        // usable line is taken (§7.1.1), whatever the tags.
+        for bad in ["|", "|2^", "|2^49", "|x", "|2^20|2^20", "|-1", "|1e9", "||"] {
+            let line = format!("{ours}{bad}");
+            assert!(choose_crypto([line.as_str()]).is_none(), "{bad}");
+            let good = ours.replacen('3', "7", 1);
+            let pick = choose_crypto([line.as_str(), good.as_str()]).unwrap();
+            assert_eq!(pick.tag, 7, "{bad}");
+        }
+        for ok in ["|2^48", "|1048576", "|2^0"] {
+            let line = format!("{ours}{ok}");
+            assert!(choose_crypto([line.as_str()]).is_some(), "{ok}");
+        }
         let with_param = format!("{ours} UNENCRYPTED_SRTP");
         assert!(choose_crypto([with_param.as_str()]).is_none());
         assert!(choose_crypto(["1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ="]).is_none());

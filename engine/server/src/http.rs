@@ -83,6 +83,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // HTTPS: the handshake budget first (crate::tls::HANDSHAKES), before any crypto.
+        if tls.is_some() && !crate::tls::HANDSHAKES.admit(peer.ip()) {
+            tracing::debug!(client = %peer.ip(), "HTTPS connection closed: over the handshake budget");
+            continue;
+        }
         let Some(admitted) = limits.table.admit(peer.ip()) else {
             if !warned {
                 tracing::warn!(client = %peer.ip(), "HTTP connection refused: at the connection cap");

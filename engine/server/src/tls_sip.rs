@@ -5,7 +5,8 @@
 //! The handshake must finish within the SIP message timeout (`--sip-tcp-message-timeout`):
 //! a client that stalls mid-handshake is closed like one that stalls mid-message. A failed
 //! handshake (plaintext, an untrusted certificate on the client's side, oversized records)
-//! closes that connection only and is logged at debug level.
+//! closes that connection only and is logged at debug level. Connections over the handshake
+//! budget ([`crate::tls::HANDSHAKES`]) are closed before their handshake.
 
 use crate::conns::SipTcpLimits;
 use crate::driver::{NetIn, run_tcp};
@@ -37,6 +38,11 @@ pub(crate) fn spawn_acceptor(
                     continue;
                 }
             };
+            // The handshake budget first: over it, closed before any crypto is spent.
+            if !crate::tls::HANDSHAKES.admit(peer.ip()) {
+                debug!(%peer, "SIP TLS connection closed: over the handshake budget");
+                continue;
+            }
             let Some(admitted) = limits.table.admit(peer.ip()) else {
                 if !warned {
                     warn!(%peer, open = limits.table.open(), "SIP TLS connection refused: at the connection cap");
