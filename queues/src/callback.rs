@@ -175,6 +175,7 @@ impl QueueCenter {
                 .set(Timer::CallbackRetry(id), now + config.retry_delay);
         }
         entry.offers.clear();
+        entry.tried.clear();
         q.insert(entry);
         self.waiting.insert(Waiter::Callback(id), d.queue);
     }

@@ -26,6 +26,8 @@ pub(crate) struct Entry {
     pub(crate) caller: Option<String>,
     /// Outstanding offers (several for ring-all).
     pub(crate) offers: Vec<OfferId>,
+    /// Agents whose offer for this waiter failed this round: the others are tried first.
+    pub(crate) tried: Vec<AgentId>,
     /// What the caller last heard.
     pub(crate) told_position: Option<usize>,
     pub(crate) told_wait: Option<Duration>,
@@ -489,6 +491,7 @@ impl QueueCenter {
             entered: now,
             caller,
             offers: Vec::new(),
+            tried: Vec::new(),
             told_position: None,
             told_wait: None,
             callback: None,
@@ -773,6 +776,9 @@ impl QueueCenter {
         self.timers.cancel(&Timer::Ring(offer));
         if let Some(e) = self.entry_mut(&o.waiter) {
             e.offers.retain(|x| *x != offer);
+            if !e.tried.contains(&o.agent) {
+                e.tried.push(o.agent.clone());
+            }
         }
         let (retry, max_no_answer) = self
             .queues
@@ -885,11 +891,30 @@ impl QueueCenter {
             let Some(q) = self.queues.get(&queue) else {
                 continue;
             };
-            let candidates = self.candidates(now, q);
+            let mut candidates = self.candidates(now, q);
             if candidates.is_empty() {
                 exhausted.push(queue);
                 continue;
             }
+            // Agents that already let this waiter's offer go are tried again only when every
+            // free agent has been tried (a new round).
+            let Some(entry) = q.entries.iter().find(|e| e.waiter == waiter) else {
+                continue;
+            };
+            if candidates.iter().all(|c| entry.tried.contains(&c.agent)) {
+                if let Some(e) = self
+                    .queues
+                    .get_mut(&queue)
+                    .and_then(|q| q.entry_mut(&waiter))
+                {
+                    e.tried.clear();
+                }
+            } else {
+                candidates.retain(|c| !entry.tried.contains(&c.agent));
+            }
+            let Some(q) = self.queues.get(&queue) else {
+                continue;
+            };
             let last = q
                 .last_offered
                 .as_ref()

@@ -59,7 +59,9 @@
 //! | `Linear` | always the first free agent in member order |
 //! | `Random` | a uniformly random free agent |
 //!
-//! Ties go to member order (the order of agents in the configuration).
+//! Ties go to member order (the order of agents in the configuration). An agent whose offer
+//! for a waiter failed is not rung again for that waiter until every other free agent has
+//! been tried (then a new round starts), whatever its level.
 //!
 //! **Ringing.** Every offer rings for the queue's `agent_timeout`; then the center cancels it
 //! and counts a no-answer. After `max_no_answer` unanswered (or rejected) offers in a row the
