@@ -135,8 +135,6 @@ pub struct QueueCenter {
     pub(crate) limits: Limits,
     pub(crate) queues: BTreeMap<QueueName, Queue>,
     pub(crate) agents: BTreeMap<AgentId, Agent>,
-    /// Member order of the current configuration.
-    pub(crate) agent_order: Vec<AgentId>,
     /// Who waits where (callers and callbacks).
     pub(crate) waiting: HashMap<Waiter, QueueName>,
     /// Numbers with a pending callback (waiting or being dialled).
@@ -173,7 +171,6 @@ impl QueueCenter {
             limits: Limits::default(),
             queues: BTreeMap::new(),
             agents: BTreeMap::new(),
-            agent_order: Vec::new(),
             waiting: HashMap::new(),
             callback_numbers: HashMap::new(),
             offers: HashMap::new(),

@@ -45,7 +45,6 @@ impl QueueCenter {
                 }
             }
         }
-        self.agent_order = config.agents.iter().map(|a| a.id.clone()).collect();
         for (name, q) in self.queues.iter_mut().filter(|(_, q)| !q.retired) {
             q.members = config
                 .agents
