@@ -156,7 +156,7 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
     let input = match kind {
         0 | 1 => {
             m.next_call += 1;
-            let caller = (y % 2 == 0).then(|| format!("{}", 1000 + u32::from(y)));
+            let caller = y.is_multiple_of(2).then(|| format!("{}", 1000 + u32::from(y)));
             Some(Input::Enter {
                 call: CallRef(m.next_call),
                 queue: queue(QUEUES[x as usize % 2]),
@@ -173,7 +173,7 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
             Input::Leave { call, reason }
         }),
         3 | 4 => match pick(&offers, x) {
-            Some(offer) if y % 7 != 0 => Some(Input::OfferAnswered(offer)),
+            Some(offer) if !y.is_multiple_of(7) => Some(Input::OfferAnswered(offer)),
             _ => Some(Input::OfferAnswered(OfferId(u64::from(x % 40)))), // stale or unknown
         },
         5 => pick(&offers, x).map(|offer| {
@@ -188,7 +188,7 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
         }),
         6 => pick(&connected, x).map(|call| {
             m.connected.remove(&call);
-            if y % 4 == 0 {
+            if y.is_multiple_of(4) {
                 Input::Leave {
                     call,
                     reason: LeaveReason::Hangup,
@@ -206,7 +206,7 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
         10 => Some(Input::AgentUnpause(agent_x)),
         11 => Some(Input::AgentReachable {
             agent: agent_x,
-            reachable: y % 3 != 0,
+            reachable: !y.is_multiple_of(3),
         }),
         12 => pick(&waiting_callers(h), x).map(|call| Input::RequestCallback {
             call,
@@ -227,7 +227,7 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
             let ids: Vec<CallbackId> = h.center.callbacks().into_iter().map(|c| c.0).collect();
             pick(&ids, x).map(Input::CancelCallback)
         }
-        16 => Some(Input::Reconfigure(if y % 2 == 0 {
+        16 => Some(Input::Reconfigure(if y.is_multiple_of(2) {
             config_a()
         } else {
             config_b()
