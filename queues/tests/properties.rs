@@ -156,7 +156,9 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
     let input = match kind {
         0 | 1 => {
             m.next_call += 1;
-            let caller = y.is_multiple_of(2).then(|| format!("{}", 1000 + u32::from(y)));
+            let caller = y
+                .is_multiple_of(2)
+                .then(|| format!("{}", 1000 + u32::from(y)));
             Some(Input::Enter {
                 call: CallRef(m.next_call),
                 queue: queue(QUEUES[x as usize % 2]),
