@@ -104,7 +104,10 @@ impl QueueCenter {
 
     pub(crate) fn callback_connected(&mut self, now: Instant, id: CallbackId, call: CallRef) {
         if self.connected.contains_key(&call) || self.waiting.contains_key(&Waiter::Caller(call)) {
-            return; // the engine reused a call handle it still has with us: ignore
+            // The engine named a call it already has with us (its bug): this attempt cannot be
+            // tracked, so count it as failed rather than leave the agent on a call forever.
+            self.callback_failed(now, id);
+            return;
         }
         let Some(d) = self.dialing.remove(&id) else {
             return;

@@ -179,6 +179,30 @@ fn a_connected_callback_is_an_ordinary_call() {
 }
 
 #[test]
+fn a_callback_connected_on_a_call_already_known_frees_the_agent() {
+    let mut h = harness();
+    h.enter(1, "q");
+    h.enter(2, "q");
+    let (cb, _) = accepted(&request(&mut h, 1, "5551"));
+    let (offer, _, _) = one_offer(&h.login(&["a"]));
+    h.send(Input::OfferAnswered(offer));
+    // The engine names call 2, which is still waiting with us: the attempt counts as failed.
+    h.send(Input::CallbackConnected {
+        callback: cb,
+        call: CallRef(2),
+    });
+    assert!(!matches!(h.state("a"), AgentState::OnCall { .. }));
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        QueueEvent::CallbackFailed {
+            attempt: 1,
+            retrying: true,
+            ..
+        }
+    )));
+}
+
+#[test]
 fn refusals() {
     let mut plain = quiet_queue("plain", Strategy::Linear);
     plain.callback = None;
