@@ -77,13 +77,18 @@ impl DigestCredentials {
             return Err(String::new());
         };
         let mut parts = rest.rsplitn(3, ':');
-        let (Some(sha), Some(md5), Some(realm)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(sha), Some(md5), Some(realm)) = (parts.next(), parts.next(), parts.next()) else {
             return Err("expected ha1:REALM:MD5:SHA-256 (as `ivr agents add` prints)".into());
         };
         let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-        if realm.is_empty() || !realm.chars().all(|c| c != '"' && c != '\\' && !c.is_control()) {
-            return Err("the realm is empty or holds a quote, backslash or control character".into());
+        if realm.is_empty()
+            || !realm
+                .chars()
+                .all(|c| c != '"' && c != '\\' && !c.is_control())
+        {
+            return Err(
+                "the realm is empty or holds a quote, backslash or control character".into(),
+            );
         }
         if !hex(md5, 32) {
             return Err("the MD5 hash is not 32 hex digits".into());
@@ -328,11 +333,23 @@ mod tests {
         let errors = compile_test(&yaml).unwrap_err();
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         let has = |needle: &str| text.iter().any(|t| t.contains(needle));
-        assert!(has("agents.alice.password: a password is not written"), "{text:?}");
+        assert!(
+            has("agents.alice.password: a password is not written"),
+            "{text:?}"
+        );
         assert!(has("ivr agents add"), "{text:?}");
-        assert!(has("agents.bob.queues.sale: unknown queue 'sale' (did you mean 'sales'?)"), "{text:?}");
-        assert!(has("agents.carol.user: agent user defined again"), "{text:?}");
-        assert!(has("agents.carol.password: made for realm 'other'"), "{text:?}");
+        assert!(
+            has("agents.bob.queues.sale: unknown queue 'sale' (did you mean 'sales'?)"),
+            "{text:?}"
+        );
+        assert!(
+            has("agents.carol.user: agent user defined again"),
+            "{text:?}"
+        );
+        assert!(
+            has("agents.carol.password: made for realm 'other'"),
+            "{text:?}"
+        );
         assert!(has("agents.dan.uri"), "{text:?}");
         assert!(has("agents.erin.password: the MD5 hash"), "{text:?}");
         assert!(has("agents.fay: missing field 'password'"), "{text:?}");

@@ -969,6 +969,35 @@ impl Io {
                 info!(%destination, %failure, "transfer reached no one: back to the menu")
             }),
             Event::Admission(e) => self.admission_event(e),
+            Event::Agent { change, registered } => {
+                use ivr_sip::registrar::RegistrarEvent;
+                self.status.agents_registered(registered);
+                match change {
+                    RegistrarEvent::Registered {
+                        owner,
+                        contact,
+                        source,
+                        expires,
+                    } => info!(
+                        agent = %owner,
+                        %contact,
+                        source = %source.addr,
+                        transport = source.transport.via_token(),
+                        expires,
+                        "agent registered"
+                    ),
+                    RegistrarEvent::Unregistered { owner, contact } => {
+                        info!(agent = %owner, %contact, "agent unregistered")
+                    }
+                    RegistrarEvent::Expired { owner, contact } => {
+                        info!(agent = %owner, %contact, "agent registration expired")
+                    }
+                }
+            }
+            Event::AuthFailed { from } => {
+                self.status.auth_failed();
+                warn!(%from, "REGISTER refused: wrong password or unknown user")
+            }
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;

@@ -1,5 +1,6 @@
 //! `ivr`: the IVR engine's command line.
 
+mod agents_cmd;
 mod callbacks_cmd;
 mod doctor;
 mod settings;
@@ -91,6 +92,12 @@ enum Command {
         place: callbacks_cmd::Where,
         #[command(subcommand)]
         cmd: callbacks_cmd::Callbacks,
+    },
+    /// Call-center agents: add (prints the agents: entry; password from standard input),
+    /// list.
+    Agents {
+        #[command(subcommand)]
+        cmd: agents_cmd::Agents,
     },
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
     Graph {
@@ -438,6 +445,13 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr callbacks: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Agents { cmd } => match agents_cmd::run(cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr agents: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },

@@ -191,7 +191,7 @@ pub struct Registrar {
     issuer: NonceIssuer,
     secret: [u8; 32],
     realm: String,
-    epoch: Instant,
+    epoch: Option<Instant>,
     accounts: HashMap<String, Account>,
     bindings: HashMap<String, Vec<Binding>>,
     nonces: HashMap<String, NonceLog>,
@@ -220,14 +220,14 @@ enum Refusal {
 
 impl Registrar {
     /// A registrar for `realm` with no accounts; `secret` (from the owner's randomness) keys
-    /// the nonces, `now` starts its clock.
-    pub fn new(config: RegistrarConfig, realm: &str, secret: [u8; 32], now: Instant) -> Registrar {
+    /// the nonces. Its clock starts at the first REGISTER.
+    pub fn new(config: RegistrarConfig, realm: &str, secret: [u8; 32]) -> Registrar {
         Registrar {
             config,
             issuer: NonceIssuer::new(realm, secret, config.nonce_lifetime.as_secs()),
             secret,
             realm: realm.to_string(),
-            epoch: now,
+            epoch: None,
             accounts: HashMap::new(),
             bindings: HashMap::new(),
             nonces: HashMap::new(),
@@ -329,7 +329,8 @@ impl Registrar {
     pub fn handle_register(&mut self, now: Instant, req: &Request, source: Peer) -> RegisterReply {
         // Expired bindings must not answer a query or block a CSeq check.
         self.handle_timeout(now);
-        let now_secs = now.saturating_duration_since(self.epoch).as_secs();
+        let epoch = *self.epoch.get_or_insert(now);
+        let now_secs = now.saturating_duration_since(epoch).as_secs();
         // Step 3: authentication.
         let user = match self.authenticate(req, now_secs) {
             Ok(user) => user,

@@ -26,8 +26,8 @@ fn account(user: &str, password: &str) -> Account {
     }
 }
 
-fn registrar(now: Instant) -> Registrar {
-    let mut r = Registrar::new(RegistrarConfig::default(), REALM, [7; 32], now);
+fn registrar(_now: Instant) -> Registrar {
+    let mut r = Registrar::new(RegistrarConfig::default(), REALM, [7; 32]);
     r.set_accounts(
         REALM,
         vec![account("alice", "secret"), account("bob", "hunter2")],
