@@ -154,7 +154,14 @@ pub(crate) fn compile_agents(w: &mut Walker, node: &Node, queues: &[String]) -> 
                 .and_then(|n| w.string(n, &join(&path, key)).map(|s| (s, n.at)))
         };
         let uri = text(w, "uri");
-        let user = text(w, "user");
+        // Extensions are often numbers: `user: 1001` is the user name "1001".
+        let user = match f.get("user") {
+            Some(n) => match n.value {
+                Value::Int(i) if i >= 0 => Some((i.to_string(), n.at)),
+                _ => text(w, "user"),
+            },
+            None => None,
+        };
         let password = text(w, "password");
         let reach = match (uri, password) {
             (Some((uri, at)), None) => {
@@ -310,12 +317,12 @@ mod tests {
     #[test]
     fn agents_compile_with_queues_and_penalties() {
         let yaml = config(&format!(
-            "  alice:\n    user: alice\n    password: \"ha1:ivr:{MD5}:{SHA}\"\n    queues: {{ sales: 0, support: 3 }}\n  desk:\n    uri: sip:desk@192.0.2.10\n    queues: {{ support: }}\n"
+            "  alice:\n    user: 1001\n    password: \"ha1:ivr:{MD5}:{SHA}\"\n    queues: {{ sales: 0, support: 3 }}\n  desk:\n    uri: sip:desk@192.0.2.10\n    queues: {{ support: }}\n"
         ));
         let menus = compile_test(&yaml).unwrap();
         let a = menus.agents();
         assert_eq!(a.len(), 2);
-        assert_eq!(a[0].user(), Some("alice"));
+        assert_eq!(a[0].user(), Some("1001"));
         assert_eq!(a[0].queues.len(), 2);
         assert_eq!(a[0].queues[1].1, 3);
         assert_eq!(a[1].user(), None);

@@ -105,7 +105,7 @@ pub fn json() -> String {
       "type": "object", "additionalProperties": false,
       "oneOf": [ {{ "required": ["password"] }}, {{ "required": ["uri"] }} ],
       "properties": {{
-        "user": {{ "type": "string", "pattern": "^[A-Za-z0-9_.!~*'()&=+$,;?/-]{{1,64}}$", "description": "The SIP user name its phone registers as (default: the agent's name)." }},
+        "user": {{ "type": ["string", "integer"], "pattern": "^[A-Za-z0-9_.!~*'()&=+$,;?/-]{{1,64}}$", "description": "The SIP user name its phone registers as (default: the agent's name)." }},
         "password": {{ "type": "string", "pattern": "^ha1:.+:[0-9a-fA-F]{{32}}:[0-9a-fA-F]{{64}}$", "description": "Digest hashes (MD5 and SHA-256) of the password, as `ivr agents add` prints them; never the password itself." }},
         "uri": {{ "type": "string", "description": "A static agent: reached at this sip:, sips: or tel: URI, without registering." }},
         "queues": {{ "type": "object", "description": "Queue name -> penalty (0, the default, is offered calls first; up to 1000).",

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub answer_delay: Duration,
     /// Session timers (RFC 4028): our Min-SE and preferred interval.
     pub session_timer: ivr_sip::session_timer::Policy,
+    /// Agents' registrations (expiry bounds, challenge order).
+    pub registrar: ivr_sip::registrar::RegistrarConfig,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
     /// The files the running config was loaded from (watched for changes).
@@ -270,6 +272,7 @@ impl Server {
         engine_config.srtp_seed = srtp_seed();
         engine_config.answer_delay = self.config.answer_delay;
         engine_config.session_timer = self.config.session_timer;
+        engine_config.registrar = self.config.registrar;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
         engine_config.admission = self.config.admission;
         engine_config.send_without_peer = self.config.send_without_peer;

@@ -10,7 +10,8 @@
 //! To URI's user is the account's user). The processing of RFC 3261 §10.3:
 //!
 //! - authentication first (step 3): no `Authorization` for our realm gets 401 with two
-//!   challenges, SHA-256 first then MD5 (RFC 8760 §2.4), `qop="auth"`, and a stateless nonce
+//!   challenges, SHA-256 first then MD5 (RFC 8760 §2.4; MD5 first with
+//!   [`RegistrarConfig::md5_first`], for clients that read only the first), `qop="auth"`, and a stateless nonce
 //!   ([`NonceIssuer`]: issue time and a MAC, so challenges cost no memory). A right answer
 //!   with an expired nonce gets 401 `stale=true`; a wrong answer **and an unknown user** get
 //!   the same 403 (the unknown user's answer is checked against a dummy hash, for the same
@@ -70,6 +71,9 @@ pub struct RegistrarConfig {
     pub max_contacts: usize,
     /// How long a nonce may be used (then `stale=true`).
     pub nonce_lifetime: Duration,
+    /// Send the MD5 challenge before the SHA-256 one: RFC 8760 §2.4 puts the preferred
+    /// first, but some clients read only the first and know only MD5.
+    pub md5_first: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -80,6 +84,7 @@ impl Default for RegistrarConfig {
             default_expires: 3600,
             max_contacts: 5,
             nonce_lifetime: Duration::from_secs(300),
+            md5_first: false,
         }
     }
 }
@@ -369,7 +374,12 @@ impl Registrar {
     fn challenge(&mut self, now_secs: u64, stale: bool) -> RegisterReply {
         let mut r = reply(StatusCode::UNAUTHORIZED, None);
         self.challenges = self.challenges.wrapping_add(1);
-        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        let order = if self.config.md5_first {
+            [Algorithm::Md5, Algorithm::Sha256]
+        } else {
+            [Algorithm::Sha256, Algorithm::Md5]
+        };
+        for alg in order {
             let c: Challenge = self
                 .issuer
                 .challenge_seq(now_secs, self.challenges, alg, stale);
