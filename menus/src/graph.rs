@@ -58,7 +58,7 @@ pub struct Edge {
 /// Every edge of the flow, in menu order then key order, then the queues' timeouts.
 pub fn edges(menus: &Menus) -> Vec<Edge> {
     let mut out = Vec::new();
-    let mut edge = |from: &Node, action: &Action, label: String, failure: bool| {
+    let edge = |out: &mut Vec<Edge>, from: &Node, action: &Action, label: String, failure: bool| {
         let mut label = label;
         let mut a = action;
         loop {
@@ -100,8 +100,9 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
     for i in 0..menus.len() {
         let m = menus.menu(MenuId::nth(i));
         let here = Node::Menu(m.name.clone());
-        let mut push =
-            |action: &Action, label: String, failure: bool| edge(&here, action, label, failure);
+        let mut push = |action: &Action, label: String, failure: bool| {
+            edge(&mut out, &here, action, label, failure)
+        };
         if let Some(r) = m.router {
             // A router only passes the caller on, by the schedule's state.
             let schedule = &menus.schedule(r.schedule).name;
@@ -144,7 +145,40 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
     for q in menus.queues() {
         let from = Node::Away(format!("queue {}", q.name));
         let label = format!("waited {} s", q.max_wait.as_secs());
-        edge(&from, &q.on_timeout, label, true);
+        edge(&mut out, &from, &q.on_timeout, label, true);
+    }
+    // A transfer that reaches no one runs its destination's `on_failure` in the menu it was
+    // chosen from: from the transfer on, or back to that menu (play, repeat).
+    let mut chosen: Vec<(Node, Node, &Action)> = Vec::new();
+    for e in &out {
+        if e.from.menu().is_none() {
+            continue;
+        }
+        for d in menus.destinations() {
+            let to = Node::Away(format!("transfer {}", d.name));
+            if e.to == to && !chosen.iter().any(|(m, t, _)| *m == e.from && *t == to) {
+                chosen.push((e.from.clone(), to, &d.on_failure));
+            }
+        }
+    }
+    for (menu, transfer, action) in chosen {
+        let before = out.len();
+        edge(&mut out, &transfer, action, "not reached".to_string(), true);
+        let mut added = out.split_off(before);
+        for e in &mut added {
+            if e.to == transfer {
+                e.to = menu.clone();
+            }
+        }
+        // Chosen from several menus, an `on_failure` that leads on is one edge.
+        for e in added {
+            if !out
+                .iter()
+                .any(|o| o.from == e.from && o.to == e.to && o.label == e.label)
+            {
+                out.push(e);
+            }
+        }
     }
     out
 }
@@ -302,6 +336,39 @@ mod tests {
                     true
                 ),
                 ("retries spent", None, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_transfers_on_failure_is_drawn_from_the_transfer_on_or_back_to_its_menu() {
+        let yaml = r#"
+entry: main
+prompts: { hi: hi.wav }
+destinations:
+  desk: { uri: "sip:desk@192.0.2.1", mode: bridge, on_failure: { goto: sorry } }
+  mobile: { uri: "sip:m@192.0.2.2", mode: bridge, on_failure: { play: hi } }
+menus:
+  main: { prompt: hi, options: { "1": { transfer: desk }, "2": { transfer: mobile } } }
+  sorry: { prompt: hi, options: { "1": { hangup: hi } } }
+"#;
+        let m = compile(yaml, &mut loader).unwrap();
+        let from_transfers: Vec<(String, String, bool)> = edges(&m)
+            .into_iter()
+            .filter(|e| matches!(&e.from, Node::Away(n) if n.starts_with("transfer")))
+            .map(|e| {
+                let to = match &e.to {
+                    Node::Menu(n) | Node::Away(n) => n.clone(),
+                    other => format!("{other:?}"),
+                };
+                (e.label, to, e.failure)
+            })
+            .collect();
+        assert_eq!(
+            from_transfers,
+            [
+                ("not reached".to_string(), "sorry".to_string(), true),
+                ("not reached: play hi".to_string(), "main".to_string(), true),
             ]
         );
     }

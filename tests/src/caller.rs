@@ -49,6 +49,10 @@ pub struct Net {
     pub ports_available: bool,
     /// Voicemail commands the engine gave, in order (the test plays the recorder).
     pub voicemail: Vec<ivr_engine::VoicemailCmd>,
+    /// The test's DNS: host name -> targets, answered at once to [`Output::Locate`].
+    pub dns: HashMap<String, Vec<ivr_sip::transaction::Peer>>,
+    /// The URIs the engine asked to locate, in order.
+    pub located: Vec<String>,
 }
 
 impl Net {
@@ -73,6 +77,8 @@ impl Net {
             next_port: 30_000,
             ports_available: true,
             voicemail: Vec::new(),
+            dns: HashMap::new(),
+            located: Vec::new(),
         }
     }
 
@@ -127,6 +133,15 @@ impl Net {
                 }
                 Output::CloseMedia { leg } => {
                     self.media.remove(&leg);
+                }
+                Output::Locate { leg, uri } => {
+                    self.located.push(uri.to_string());
+                    let host = uri.as_sip().map(|s| s.host.to_ascii_lowercase());
+                    let targets = host
+                        .and_then(|h| self.dns.get(&h).cloned())
+                        .unwrap_or_default();
+                    self.engine
+                        .handle_input(self.now, Input::Located { leg, targets });
                 }
                 Output::Event(e) => self.events.push(e),
                 Output::Voicemail(cmd) => self.voicemail.push(cmd),

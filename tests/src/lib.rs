@@ -4,6 +4,7 @@
 //! Every peer here sends to 127.0.0.1 only.
 
 pub mod caller;
+pub mod dns;
 pub mod http;
 pub mod kamailio;
 pub mod pg;

@@ -714,9 +714,20 @@ fn a_silent_destination_leg_times_out_and_ends_both() {
     assert_eq!(net.ended(call), Some(EndReason::MediaTimeout));
 }
 
+/// The scripted DNS: `pbx.example.com` at these UDP targets, best first.
+fn with_dns(net: &mut Net, targets: &[&str]) {
+    let peers = targets
+        .iter()
+        .map(|t| ivr_sip::transaction::Peer {
+            transport: ivr_sip::Transport::Udp,
+            addr: t.parse().unwrap(),
+        })
+        .collect();
+    net.dns.insert("pbx.example.com".into(), peers);
+}
+
 #[test]
-fn a_destination_named_by_host_is_reported_unresolved_and_fails_to_on_failure() {
-    // Name resolution (RFC 3263) is not the engine's: nothing is sent anywhere.
+fn a_destination_dns_finds_nothing_for_is_reported_and_fails_to_on_failure() {
     let mut net = Net::new(menus_at(
         "sip:desk@pbx.example.com",
         "{ play: sales_en }",
@@ -726,6 +737,7 @@ fn a_destination_named_by_host_is_reported_unresolved_and_fails_to_on_failure() 
     let call = net.connect(&mut caller);
     net.advance(Duration::from_millis(500));
     net.press(&mut caller, call, Digit::D0);
+    assert_eq!(net.located, ["sip:desk@pbx.example.com"], "DNS is asked");
     assert!(net.events.iter().any(|e| matches!(e,
         Event::RouteUnresolved { next_hop, .. } if next_hop == "sip:desk@pbx.example.com")));
     assert!(
@@ -739,7 +751,131 @@ fn a_destination_named_by_host_is_reported_unresolved_and_fails_to_on_failure() 
         net.sip.iter().all(|s| s.to == caller.addr),
         "nothing sent elsewhere"
     );
+    assert!(!net.media.contains_key(&leg1(call)), "no socket left open");
     assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn a_destination_named_by_host_is_located_then_called_at_its_target() {
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    with_dns(&mut net, &[DESK]);
+    let mut caller = Caller::new("127.0.0.1:7096", "bridge-dns-1");
+    let callee = Callee::new();
+    let (call, invite) = dial_desk(&mut net, &mut caller, &callee);
+    // RFC 3263: the Request-URI keeps the name; the datagram goes to what DNS gave.
+    assert_eq!(invite.uri.to_string(), "sip:desk@pbx.example.com");
+    answer(&mut net, &callee, &invite, Codec::Pcmu);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { call: c, .. } if *c == call))
+    );
+    // The caller hangs up: the destination's BYE goes to its Contact (an IP).
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(ivr_sip::Transport::Udp, caller.addr, &bye);
+    let msgs = net.take_sip(callee.addr);
+    assert!(request(&msgs, "BYE").is_some(), "the destination gets BYE");
+}
+
+#[test]
+fn a_silent_dns_target_is_given_up_for_the_next_after_four_seconds() {
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    let dead: SocketAddr = "127.0.0.1:7190".parse().unwrap();
+    with_dns(&mut net, &["127.0.0.1:7190", DESK]);
+    let mut caller = Caller::new("127.0.0.1:7097", "bridge-dns-2");
+    let callee = Callee::new();
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    let first = net.take_sip(dead);
+    let first = request(&first, "INVITE")
+        .expect("the first target is tried first")
+        .clone();
+    // The key's first packet chose the transfer; the press took 100 ms of packets since.
+    net.advance(Duration::from_millis(3800));
+    let early = net.take_sip(callee.addr);
+    assert!(
+        early.is_empty(),
+        "not before {:?}: {early:?} {:?}",
+        ivr_engine::outgoing::FAILOVER_AFTER,
+        net.events
+    );
+    net.advance(Duration::from_millis(150));
+    let msgs = net.take_sip(callee.addr);
+    let invite = request(&msgs, "INVITE")
+        .expect("then the next target")
+        .clone();
+    assert_ne!(
+        invite.call_id().unwrap(),
+        first.call_id().unwrap(),
+        "a fresh INVITE, not a retransmission"
+    );
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::FailedOver { from, to, .. } if *from == dead && *to == callee.addr)));
+    answer(&mut net, &callee, &invite, Codec::Pcmu);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { call: c, .. } if *c == call))
+    );
+    // The given-up target wakes up late and rings: it gets CANCEL, not a second bridge.
+    let late = Response::to_request(&first, StatusCode::new(180).unwrap());
+    let mut late = late;
+    let to = first.headers.get(&HeaderName::To).unwrap().to_string();
+    late.headers.set(HeaderName::To, format!("{to};tag=late"));
+    net.send_sip(ivr_sip::Transport::Udp, dead, &late.to_bytes());
+    let msgs = net.take_sip(dead);
+    assert!(
+        request(&msgs, "CANCEL").is_some(),
+        "the late target is cancelled: {msgs:?}"
+    );
+    assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn a_503_from_one_dns_target_moves_on_at_once_and_ringing_keeps_its_limit() {
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    let busy: SocketAddr = "127.0.0.1:7191".parse().unwrap();
+    with_dns(&mut net, &["127.0.0.1:7191", DESK]);
+    let mut caller = Caller::new("127.0.0.1:7098", "bridge-dns-3");
+    let callee = Callee::new();
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    let msgs = net.take_sip(busy);
+    let first = request(&msgs, "INVITE").unwrap().clone();
+    net.advance(Duration::from_secs(3));
+    let r = Response::to_request(&first, StatusCode::SERVICE_UNAVAILABLE);
+    net.send_sip(ivr_sip::Transport::Udp, busy, &r.to_bytes());
+    let msgs = net.take_sip(busy);
+    assert!(request(&msgs, "ACK").is_some(), "the 503 is acknowledged");
+    let msgs = net.take_sip(callee.addr);
+    let invite = request(&msgs, "INVITE")
+        .expect("the next target at once")
+        .clone();
+    // The desk rings without answering: ringing ends 10 s after the FIRST INVITE.
+    let ringing = callee.respond(&invite, 180, "desk1", None);
+    net.send_sip(ivr_sip::Transport::Udp, callee.addr, &ringing);
+    net.advance(Duration::from_millis(6800));
+    assert!(request(&net.take_sip(callee.addr), "CANCEL").is_none());
+    net.advance(Duration::from_millis(400));
+    let msgs = net.take_sip(callee.addr);
+    assert!(
+        request(&msgs, "CANCEL").is_some(),
+        "the ring timeout counts from the first INVITE: {msgs:?}"
+    );
 }
 
 /// The caller's answer to the engine's REFER.
@@ -1009,4 +1145,36 @@ proptest! {
         }
         prop_assert_eq!(net.engine.call_count(), 0);
     }
+}
+
+#[test]
+fn a_notify_for_no_subscription_of_ours_gets_481_and_allow_names_notify() {
+    // RFC 6665 §4.1.3: the engine takes NOTIFY only for a REFER it sent (RFC 3515).
+    let mut net = Net::new(menus(""));
+    let mut caller = Caller::new("127.0.0.1:7099", "notify-1");
+    let _call = net.connect(&mut caller);
+    let stray = caller.in_dialog(
+        "NOTIFY",
+        "Event: refer\r\nSubscription-State: active\r\nContent-Type: message/sipfrag\r\n",
+        "SIP/2.0 200 OK",
+    );
+    net.send_sip(ivr_sip::Transport::Udp, caller.addr, &stray);
+    let outside = caller.raw("NOTIFY", "Event: refer\r\n", "");
+    net.send_sip(ivr_sip::Transport::Udp, caller.addr, &outside);
+    let msgs = net.take_sip(caller.addr);
+    let refused: Vec<u16> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Response(r)
+                if r.headers
+                    .get(&HeaderName::CSeq)
+                    .is_some_and(|c| c.ends_with("NOTIFY")) =>
+            {
+                Some(r.status.code())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, [481, 481], "{msgs:?}");
+    assert!(ivr_engine::ALLOW.contains("NOTIFY"));
 }

@@ -26,6 +26,11 @@ fn recording(seconds: usize) -> Vec<i16> {
 
 /// The demo (copied into `dir`) with its operator at `sip:operator@ADDR`.
 fn demo_pointing_at(dir: &Path, addr: SocketAddr) -> String {
+    demo_with_operator(dir, &format!("sip:operator@{addr}"))
+}
+
+/// The demo (copied into `dir`) with its operator at `uri`.
+fn demo_with_operator(dir: &Path, uri: &str) -> String {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
     std::fs::create_dir_all(dir.join("prompts")).unwrap();
     for e in std::fs::read_dir(demo.join("prompts")).unwrap() {
@@ -33,10 +38,7 @@ fn demo_pointing_at(dir: &Path, addr: SocketAddr) -> String {
         std::fs::copy(e.path(), dir.join("prompts").join(e.file_name())).unwrap();
     }
     let config = std::fs::read_to_string(demo.join("config.yaml")).unwrap();
-    let edited = config.replace(
-        "sip:operator@127.0.0.1:5070",
-        &format!("sip:operator@{addr}"),
-    );
+    let edited = config.replace("sip:operator@127.0.0.1:5070", uri);
     assert_ne!(config, edited, "the demo has the operator destination");
     let path = dir.join("config.yaml");
     std::fs::write(&path, edited).unwrap();
@@ -497,4 +499,66 @@ fn a_sipp_caller_that_refuses_refer_is_bridged_instead() {
         log.contains("transfer reached no one") && log.contains("Busy"),
         "refused, then the bridged attempt found the desk busy: {log}"
     );
+}
+
+/// The operator is a name: SRV gives two targets, the first a socket that never answers.
+/// The engine asks our DNS server (`--dns-server`), tries the dead target, gives it up after
+/// 4 s of silence and reaches SIPp at the second (RFC 3263 §4.3).
+#[test]
+fn a_destination_named_in_dns_is_reached_past_a_dead_target() {
+    use ivr_tests::dns::{DnsServer, a, srv};
+    let dir = tempfile::tempdir().unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut uas = destination(dir.path(), &media);
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    let dns = DnsServer::start(vec![
+        srv("_sip._udp.desk.test.", 10, 0, dead_port, "dead.desk.test."),
+        srv(
+            "_sip._udp.desk.test.",
+            20,
+            0,
+            uas.addr.port(),
+            "live.desk.test.",
+        ),
+        a("dead.desk.test.", "127.0.0.1"),
+        a("live.desk.test.", "127.0.0.1"),
+    ]);
+    let config = demo_with_operator(dir.path(), "sip:operator@desk.test");
+    let ivr = Ivr::start(&["--config", &config, "--dns-server", &dns.addr.to_string()]);
+
+    let mut call = UdpCall::dial(
+        ivr.sip,
+        "bridge-dns",
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    ask_for_someone(&ivr, &call);
+    let bridged = receive(&media, Duration::from_secs(20), |n| n > 0);
+    assert!(
+        !bridged.is_empty(),
+        "the destination at the second target hears the bridged call; log:\n{}",
+        ivr.log()
+    );
+    dead.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = dead
+        .recv_from(&mut buf)
+        .expect("the first target got the INVITE");
+    assert!(buf[..n].starts_with(b"INVITE sip:operator@desk.test SIP/2.0"));
+    assert_eq!(
+        ivr.wait_for(&["trying the next"], 1, Duration::from_secs(1))
+            .len(),
+        1,
+        "the failover is logged:\n{}",
+        ivr.log()
+    );
+    let asked = dns.asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|q| q == "_sip._udp.desk.test SRV"),
+        "{asked:?}"
+    );
+    call.bye();
+    destination_done(&mut uas);
 }

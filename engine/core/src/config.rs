@@ -4,8 +4,10 @@ use ivr_sip::transaction::TimerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// The methods the engine answers (RFC 3261 §20.5 Allow).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+/// The methods the engine answers (RFC 3261 §20.5 Allow). NOTIFY is answered in the dialog
+/// of a REFER the engine sent (RFC 3515 §2.4.4, the transfer's progress); any other NOTIFY
+/// gets 481 (RFC 6665 §4.1.3: no such subscription).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, NOTIFY";
 
 /// The extensions the engine supports (RFC 3261 §20.37 Supported): session timers
 /// (RFC 4028) and reliable provisional responses (RFC 3262).

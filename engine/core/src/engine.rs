@@ -51,7 +51,7 @@ pub struct Engine {
     /// Outgoing calls (bridged transfers) by their Call-ID -> the call they belong to.
     pub(crate) uac_calls: HashMap<CallId, CallHandle>,
     /// Outgoing calls whose call ended, finishing their transactions (CANCEL, BYE, ACKs).
-    pub(crate) detached: Vec<ivr_sip::uac::OutgoingCall>,
+    pub(crate) detached: Vec<crate::outgoing::Detached>,
     /// The ringing tone a caller hears while a destination rings, made once.
     pub(crate) ringback: ivr_audio::Prompt,
     /// Our client transactions -> the leg that sent them, and why.
@@ -147,6 +147,7 @@ impl Engine {
             }
             Input::MediaOpened { leg, local } => self.media_opened(now, leg, local),
             Input::MediaFailed { leg } => self.media_failed(now, leg),
+            Input::Located { leg, targets } => self.located(now, leg, targets),
             Input::Timeout => self.handle_timeout(now),
             Input::Drain => self.shutting_down = true,
             Input::Shutdown => self.shutdown(now),
@@ -348,7 +349,10 @@ impl Engine {
             }
             Method::Invite => self.on_invite(now, key, req, peer),
             Method::Register => self.on_register(now, key, req, peer),
-            Method::Bye | Method::Info => self.reject(now, &key, &req, RequestError::NoSuchCall),
+            // RFC 6665 §4.1.3: NOTIFY outside a dialog matches no subscription of ours.
+            Method::Bye | Method::Info | Method::Notify => {
+                self.reject(now, &key, &req, RequestError::NoSuchCall)
+            }
             Method::Other(_) => self.reject(now, &key, &req, RequestError::NotImplemented),
             _ => self.reject(now, &key, &req, RequestError::NotAllowed),
         }
@@ -501,6 +505,13 @@ impl Engine {
     }
 
     fn media_failed(&mut self, now: Instant, leg: LegHandle) {
+        if leg.index > 0 && self.leg_mut(leg).is_some() {
+            // An outgoing leg with no port: the transfer fails; the caller stays.
+            let f = ivr_sip::uac::Failure::new(ivr_sip::uac::FailureCause::Status(
+                StatusCode::SERVICE_UNAVAILABLE,
+            ));
+            return self.transfer_failed(now, leg.call, f);
+        }
         let Some(l) = self.leg_mut(leg) else {
             return;
         };

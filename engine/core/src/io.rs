@@ -50,6 +50,14 @@ pub enum Input<'a> {
         /// The leg.
         leg: LegHandle,
     },
+    /// The answer to [`Output::Locate`]: where the leg's next hop is, in the order to try
+    /// (RFC 3263 §4); empty when DNS found nothing usable.
+    Located {
+        /// The leg.
+        leg: LegHandle,
+        /// The targets, best first.
+        targets: Vec<ivr_sip::transaction::Peer>,
+    },
     /// The deadline given by [`Output::Timeout`] (or any time) has come.
     Timeout,
     /// Stop taking calls (INVITE and OPTIONS get 503, so a proxy's health probe sends new
@@ -94,6 +102,14 @@ pub enum Output {
     OpenMedia {
         /// The leg.
         leg: LegHandle,
+    },
+    /// Find the leg's next hop, a host name, by DNS (RFC 3263 §4: NAPTR, SRV, A/AAAA);
+    /// answer with [`Input::Located`]. The engine itself never resolves.
+    Locate {
+        /// The leg.
+        leg: LegHandle,
+        /// The URI to locate (the destination's, or its outbound proxy's).
+        uri: ivr_sip::Uri,
     },
     /// Close the leg's media sockets.
     CloseMedia {
@@ -299,6 +315,18 @@ pub enum Event {
         call: CallHandle,
         /// The next hop's URI.
         next_hop: String,
+    },
+    /// A bridged transfer's destination did not answer at one of its DNS targets (no
+    /// response in time, or 503): the INVITE goes to the next one (RFC 3263 §4.3).
+    FailedOver {
+        /// The call.
+        call: CallHandle,
+        /// The target that failed.
+        from: SocketAddr,
+        /// The target tried now.
+        to: SocketAddr,
+        /// Why: `no response` or a status code.
+        why: String,
     },
     /// An in-dialog request was sent to a strict router (no `;lr`) with the RFC 3261
     /// §12.2.1.1 rewrite (Request-URI = the router, remote target as the last Route).

@@ -465,6 +465,9 @@ impl Leg {
                 r.headers.push(HeaderName::Allow, crate::config::ALLOW);
                 ctx.layer.respond(now, &key, r);
             }
+            // RFC 6665 §4.1.3: a NOTIFY for no subscription of ours (a REFER's is taken
+            // before the leg sees it).
+            Method::Notify => ctx.reject(now, &key, &req, RequestError::NoSuchCall, None),
             Method::Other(_) => ctx.reject(now, &key, &req, RequestError::NotImplemented, None),
             _ => ctx.reject(now, &key, &req, RequestError::NotAllowed, None),
         }

@@ -20,9 +20,13 @@
 //! Only destinations defined in the menus can be called: nothing taken from a request
 //! chooses where the engine calls out (toll fraud).
 //!
-//! Next hops are IP literals (the destination's URI or its `proxy`); a host name is
-//! reported ([`Event::RouteUnresolved`]) and fails the transfer. That is the hook for RFC
-//! 3263 resolution, which belongs in the driver.
+//! A next hop (the destination's URI or its `proxy`) that is a host name is located by DNS
+//! first ([`Stage::Locating`]): the engine asks the driver ([`Output::Locate`]) and gets the
+//! targets in RFC 3263 order ([`Input::Located`](crate::io::Input::Located)). The INVITE goes
+//! to the first; when one gives no response at all within [`FAILOVER_AFTER`] (or its
+//! transaction times out, or it answers 503), a fresh INVITE goes to the next (§4.3,
+//! [`Event::FailedOver`]). Ringing's limit counts from the first INVITE and is not renewed.
+//! DNS that finds nothing fails the transfer ([`Event::RouteUnresolved`]).
 
 use crate::call::{App, CallHandle, LegHandle};
 use crate::engine::Engine;
@@ -41,6 +45,7 @@ use ivr_sip::uac::{
 };
 use ivr_sip::uri::Uri;
 use ivr_sip::{CallId, Tag, Transport};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -55,6 +60,52 @@ pub struct Transfer {
     pub leg: LegHandle,
     /// Where the transfer is.
     pub stage: Stage,
+    /// Where the INVITE goes, when DNS located it.
+    pub route: Route,
+}
+
+/// How long one DNS target may stay silent (not even `100 Trying`) before the INVITE goes to
+/// the next (RFC 3263 §4.3 fails over on a timeout; Timer B's 32 s would outlast ringing).
+pub const FAILOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Most DNS targets one transfer tries.
+pub const MAX_TARGETS: usize = 8;
+
+/// The outcome of DNS for a transfer's next hop (RFC 3263 §4), and when ringing ends.
+#[derive(Debug, Default)]
+pub struct Route {
+    /// The host name that was located, and the target in use.
+    pub located: Option<Located>,
+    /// The targets not tried yet, best first.
+    pub spare: VecDeque<Peer>,
+    /// When ringing gives up: set by the first INVITE, kept across failovers.
+    pub ring_until: Option<Instant>,
+}
+
+/// A host name DNS resolved, and the target its messages go to now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The name, as in the URI.
+    pub host: String,
+    /// The target.
+    pub peer: Peer,
+}
+
+impl Located {
+    /// Where a message for `next_hop` goes: our target if `next_hop` names our host.
+    fn route(&self, next_hop: &Uri) -> Option<Peer> {
+        let s = next_hop.as_sip()?;
+        s.host.eq_ignore_ascii_case(&self.host).then_some(self.peer)
+    }
+}
+
+/// An outgoing attempt that finishes its transactions after its call let go of it.
+#[derive(Debug)]
+pub struct Detached {
+    /// The attempt.
+    pub uac: OutgoingCall,
+    /// Where its host-named next hop is.
+    pub located: Option<Located>,
 }
 
 /// The ring timeout of a pending INVITE.
@@ -75,6 +126,8 @@ pub enum Stage {
         /// The REFER and its subscription.
         refer: Box<ivr_sip::refer::ReferTransfer>,
     },
+    /// The next hop is a host name: DNS is asked (the caller hears ringing).
+    Locating,
     /// The outgoing leg waits for its RTP socket.
     Dialing,
     /// The INVITE is pending.
@@ -85,6 +138,10 @@ pub enum Stage {
         ring: Ring,
         /// Whether the destination's early media (183 with SDP) is relayed to the caller.
         early_media: bool,
+        /// Whether this target has answered anything (even `100 Trying`).
+        heard: bool,
+        /// When a silent target is given up for the next DNS target (none: no spare).
+        failover_at: Option<Instant>,
     },
     /// Answered: audio flows between the legs.
     Bridged {
@@ -98,13 +155,24 @@ impl Transfer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.stage {
             Stage::Referring { refer } => refer.poll_timeout(),
-            Stage::Dialing => None,
+            Stage::Locating | Stage::Dialing => None,
             Stage::Ringing {
                 uac,
-                ring: Ring::Until(until),
+                ring,
+                heard,
+                failover_at,
                 ..
-            } => Some(uac.poll_timeout().map_or(*until, |t| t.min(*until))),
-            Stage::Ringing { uac, .. } => uac.poll_timeout(),
+            } => {
+                let until = match ring {
+                    Ring::Until(until) => Some(*until),
+                    Ring::Cancelled => None,
+                };
+                let failover = failover_at.filter(|_| !*heard);
+                [uac.poll_timeout(), until, failover]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
             Stage::Bridged { uac } => uac.poll_timeout(),
         }
     }
@@ -131,7 +199,8 @@ impl Transfer {
     pub fn plays_ringback(&self) -> bool {
         matches!(
             self.stage,
-            Stage::Dialing
+            Stage::Locating
+                | Stage::Dialing
                 | Stage::Ringing {
                     early_media: false,
                     ..
@@ -176,11 +245,32 @@ impl Engine {
         let d = menus.destination(dest);
         // The first hop: the proxy if one is configured, else the destination itself.
         let hop_uri = d.proxy.as_deref().unwrap_or(&d.uri);
-        let hop = Uri::parse(hop_uri)
-            .ok()
-            .and_then(|u| ivr_sip::route::socket_of(&u));
+        let hop_parsed = Uri::parse(hop_uri).ok().filter(|u| u.as_sip().is_some());
+        // An IP literal is the peer; a host name is located by DNS first (RFC 3263).
+        let hop = match hop_parsed
+            .as_ref()
+            .map(|u| (ivr_sip::route::socket_of(u), u))
+        {
+            Some((Some((addr, transport)), _)) => {
+                let transport = match transport.as_deref() {
+                    Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
+                Some((Peer { transport, addr }, None))
+            }
+            Some((None, u)) => {
+                // Where the leg goes is not known yet: a placeholder until DNS answers.
+                let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: unknown,
+                };
+                Some((peer, Some(u.clone())))
+            }
+            None => None,
+        };
         let target = Uri::parse(&d.uri);
-        let (Some((addr, transport)), Ok(index), Ok(target)) =
+        let (Some((peer, locate)), Ok(index), Ok(target)) =
             (hop, u8::try_from(call.legs.len()), target)
         else {
             self.ctx.event(Event::RouteUnresolved {
@@ -195,10 +285,7 @@ impl Engine {
                 )),
             );
         };
-        let transport = match transport.as_deref() {
-            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
+        let transport = peer.transport;
         let leg = handle.leg(index);
         let local_tag = Tag::from(self.ctx.rng.token());
         let host = self.ctx.config.sip_addr;
@@ -218,7 +305,6 @@ impl Engine {
         let Some(key) = ServerKey::of(&invite) else {
             return;
         };
-        let peer = Peer { transport, addr };
         call.legs
             .push(Leg::outgoing(leg, peer, key, invite, local_tag));
         let run = std::mem::replace(run, Box::new(MenuRun::new(menus)));
@@ -226,9 +312,56 @@ impl Engine {
             run,
             dest,
             leg,
-            stage: Stage::Dialing,
+            stage: if locate.is_some() {
+                Stage::Locating
+            } else {
+                Stage::Dialing
+            },
+            route: Route::default(),
         }));
         call.caller_leg().play(vec![self.ringback.clone()]);
+        match locate {
+            Some(uri) => self.ctx.outputs.push_back(Output::Locate { leg, uri }),
+            None => self.ctx.outputs.push_back(Output::OpenMedia { leg }),
+        }
+    }
+
+    /// DNS answered for the outgoing leg's next hop: use the first target and keep the rest
+    /// for failover, then open the leg's media. Nothing found fails the transfer.
+    pub(crate) fn located(&mut self, now: Instant, leg: LegHandle, targets: Vec<Peer>) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let App::Transfer(t) = &mut call.app else {
+            return;
+        };
+        if t.leg != leg || !matches!(t.stage, Stage::Locating) {
+            return;
+        }
+        let d = t.run.menus().destination(t.dest);
+        let hop = d.proxy.as_deref().unwrap_or(&d.uri).to_string();
+        let host = Uri::parse(&hop)
+            .ok()
+            .and_then(|u| u.as_sip().map(|s| s.host.clone()));
+        let mut targets: VecDeque<Peer> = targets.into_iter().take(MAX_TARGETS).collect();
+        let (Some(first), Some(host), Some(l)) = (
+            targets.pop_front(),
+            host,
+            call.legs.get_mut(usize::from(leg.index)),
+        ) else {
+            self.ctx.event(Event::RouteUnresolved {
+                call: leg.call,
+                next_hop: hop,
+            });
+            let f = Failure::new(FailureCause::Status(
+                ivr_sip::message::StatusCode::SERVICE_UNAVAILABLE,
+            ));
+            return self.transfer_failed(now, leg.call, f);
+        };
+        l.peer = first;
+        t.route.located = Some(Located { host, peer: first });
+        t.route.spare = targets;
+        t.stage = Stage::Dialing;
         self.ctx.outputs.push_back(Output::OpenMedia { leg });
     }
 
@@ -248,17 +381,34 @@ impl Engine {
         if t.leg != leg || !matches!(t.stage, Stage::Dialing) {
             return;
         }
+        let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
+            return;
+        };
+        l.local_sdp = Some(LocalSession {
+            id: self.ctx.rng.next_u64() >> 2,
+            version: 1,
+            addr: SocketAddr::new(self.ctx.config.media_ip, local.port()),
+        });
+        self.send_invite(now, leg, false);
+    }
+
+    /// Send the outgoing leg's INVITE (with our offer) to its peer: the first, or after a
+    /// failover the next DNS target, each with a Call-ID of its own.
+    fn send_invite(&mut self, now: Instant, leg: LegHandle, fresh_call_id: bool) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let App::Transfer(t) = &mut call.app else {
+            return;
+        };
         let d = t.run.menus().destination(t.dest).clone();
         let caller = call.caller.as_deref().and_then(uri_user);
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        let session = LocalSession {
-            id: self.ctx.rng.next_u64() >> 2,
-            version: 1,
-            addr: SocketAddr::new(self.ctx.config.media_ip, local.port()),
+        let Some(session) = l.local_sdp else {
+            return;
         };
-        l.local_sdp = Some(session);
         let sip = self.ctx.config.sip_addr;
         let transport = l.peer.transport;
         let contact = self.ctx.contact(transport, d.uri.starts_with("sips:"));
@@ -288,7 +438,11 @@ impl Engine {
             request_uri,
             from,
             local_tag: l.local_tag.clone(),
-            call_id: CallId::from(l.invite.call_id().unwrap_or_default()),
+            call_id: if fresh_call_id {
+                CallId::from(format!("{}@{}", self.ctx.rng.token(), sip.ip()))
+            } else {
+                CallId::from(l.invite.call_id().unwrap_or_default())
+            },
             cseq: self.ctx.rng.next_u32() & 0x7FFF,
             contact,
             transport,
@@ -305,12 +459,63 @@ impl Engine {
         let uac = OutgoingCall::new(now, config, rng);
         l.invite = uac.invite().clone();
         self.uac_calls.insert(uac.call_id().clone(), leg.call);
+        let until = *t.route.ring_until.get_or_insert(now + d.ring_timeout);
         t.stage = Stage::Ringing {
             uac: Box::new(uac),
-            ring: Ring::Until(now + d.ring_timeout),
+            ring: Ring::Until(until),
             early_media: false,
+            heard: false,
+            failover_at: (!t.route.spare.is_empty()).then_some(now + FAILOVER_AFTER),
         };
         self.drive_transfer(now, leg.call);
+    }
+
+    /// The INVITE's current target failed (silent, timed out or 503): try the next one with
+    /// a fresh INVITE (RFC 3263 §4.3). False if there is none left, or ringing is over.
+    fn fail_over(&mut self, now: Instant, handle: CallHandle, why: &str) -> bool {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return false;
+        };
+        let App::Transfer(t) = &mut call.app else {
+            return false;
+        };
+        let ringing = matches!(
+            t.stage,
+            Stage::Ringing {
+                ring: Ring::Until(until),
+                ..
+            } if until > now
+        );
+        if !ringing {
+            return false;
+        }
+        let Some(next) = t.route.spare.pop_front() else {
+            return false;
+        };
+        let leg = t.leg;
+        let old = t.route.located.as_ref().map(|l| l.peer.addr);
+        let located = t.route.located.clone();
+        if let Some(l) = t.route.located.as_mut() {
+            l.peer = next;
+        }
+        let Stage::Ringing { uac, .. } = std::mem::replace(&mut t.stage, Stage::Dialing) else {
+            return false;
+        };
+        if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
+            l.peer = next;
+        }
+        let mut uac = *uac;
+        // The silent target may still wake up: a late provisional gets the CANCEL.
+        uac.cancel(now, CancelReason::Abandoned);
+        self.detach_uac(uac, located);
+        self.ctx.event(Event::FailedOver {
+            call: handle,
+            from: old.unwrap_or(next.addr),
+            to: next.addr,
+            why: why.to_string(),
+        });
+        self.send_invite(now, leg, true);
+        true
     }
 
     /// A response no engine transaction matched: it may be for an outgoing call (attached
@@ -324,14 +529,23 @@ impl Engine {
             };
             if let Some(call) = self.calls.get_mut(&handle)
                 && let App::Transfer(t) = &mut call.app
-                && let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = &mut t.stage
             {
-                uac.handle_response(now, response);
+                match &mut t.stage {
+                    Stage::Ringing { uac, heard, .. } => {
+                        // Any answer, even 100 Trying: this target is alive.
+                        *heard |= uac.matches(&response);
+                        uac.handle_response(now, response);
+                    }
+                    Stage::Bridged { uac } => {
+                        uac.handle_response(now, response);
+                    }
+                    _ => {}
+                }
             }
             self.drive_transfer(now, handle);
             self.reindex(handle);
-        } else if let Some(uac) = self.detached.iter_mut().find(|u| *u.call_id() == id) {
-            uac.handle_response(now, response);
+        } else if let Some(d) = self.detached.iter_mut().find(|d| *d.uac.call_id() == id) {
+            d.uac.handle_response(now, response);
             self.drive_detached(now);
         }
     }
@@ -342,7 +556,13 @@ impl Engine {
             && let App::Transfer(t) = &mut call.app
         {
             match &mut t.stage {
-                Stage::Ringing { uac, ring, .. } => {
+                Stage::Ringing {
+                    uac,
+                    ring,
+                    heard,
+                    failover_at,
+                    ..
+                } => {
                     if let Ring::Until(until) = *ring
                         && now >= until
                     {
@@ -350,10 +570,18 @@ impl Engine {
                         *ring = Ring::Cancelled;
                     }
                     uac.handle_timeout(now);
+                    // A target silent for FAILOVER_AFTER is given up for the next one.
+                    if !*heard
+                        && failover_at.is_some_and(|at| now >= at)
+                        && self.fail_over(now, handle, "no response")
+                    {
+                        self.drive_transfer(now, handle);
+                        return;
+                    }
                 }
                 Stage::Bridged { uac } => uac.handle_timeout(now),
                 Stage::Referring { refer } => refer.handle_timeout(now),
-                Stage::Dialing => {}
+                Stage::Locating | Stage::Dialing => {}
             }
         }
         self.drive_refer(now, handle);
@@ -387,14 +615,14 @@ impl Engine {
         if let App::Transfer(t) = app
             && let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = t.stage
         {
-            self.detach_uac(*uac);
+            self.detach_uac(*uac, t.route.located);
         }
     }
 
-    fn detach_uac(&mut self, uac: OutgoingCall) {
+    fn detach_uac(&mut self, uac: OutgoingCall, located: Option<Located>) {
         self.uac_calls.remove(uac.call_id());
         if !uac.is_finished() {
-            self.detached.push(uac);
+            self.detached.push(Detached { uac, located });
         }
     }
 
@@ -403,19 +631,22 @@ impl Engine {
         if self.detached.is_empty() {
             return;
         }
-        for uac in &mut self.detached {
-            uac.handle_timeout(now);
-            while let Some(t) = uac.poll_transmit() {
-                send_uac(&mut self.ctx, None, t);
+        for d in &mut self.detached {
+            d.uac.handle_timeout(now);
+            while let Some(t) = d.uac.poll_transmit() {
+                send_uac(&mut self.ctx, None, t, d.located.as_ref());
             }
-            while uac.poll_event().is_some() {}
+            while d.uac.poll_event().is_some() {}
         }
-        self.detached.retain(|u| !u.is_finished());
+        self.detached.retain(|d| !d.uac.is_finished());
     }
 
     /// The detached attempts' next deadline.
     pub(crate) fn detached_timeout(&self) -> Option<Instant> {
-        self.detached.iter().filter_map(|u| u.poll_timeout()).min()
+        self.detached
+            .iter()
+            .filter_map(|d| d.uac.poll_timeout())
+            .min()
     }
 
     /// Send what the call's attempt queued and act on what it reports.
@@ -431,7 +662,7 @@ impl Engine {
                 return;
             };
             while let Some(tx) = uac.poll_transmit() {
-                send_uac(&mut self.ctx, Some(handle), tx);
+                send_uac(&mut self.ctx, Some(handle), tx, t.route.located.as_ref());
             }
             let Some(event) = uac.poll_event() else {
                 return;
@@ -444,7 +675,17 @@ impl Engine {
                 | UacEvent::Authenticating { .. }
                 | UacEvent::Released { .. } => {}
                 UacEvent::Answered { dialog, sdp } => self.answered(now, handle, *dialog, &sdp),
-                UacEvent::Failed(f) => self.transfer_failed(now, handle, f),
+                UacEvent::Failed(f) => {
+                    // RFC 3263 §4.3: a timeout or a 503 moves on to the next DNS target.
+                    let why = match f.cause {
+                        FailureCause::Timeout => Some("no response".to_string()),
+                        FailureCause::Status(s) if s.code() == 503 => Some(s.code().to_string()),
+                        _ => None,
+                    };
+                    if !why.is_some_and(|why| self.fail_over(now, handle, &why)) {
+                        self.transfer_failed(now, handle, f);
+                    }
+                }
             }
         }
     }
@@ -517,7 +758,7 @@ impl Engine {
             {
                 uac.bye(now);
                 while let Some(tx) = uac.poll_transmit() {
-                    send_uac(&mut self.ctx, Some(handle), tx);
+                    send_uac(&mut self.ctx, Some(handle), tx, t.route.located.as_ref());
                 }
             }
             let f = Failure::new(FailureCause::Status(
@@ -534,7 +775,7 @@ impl Engine {
         };
         let uac = match std::mem::replace(&mut t.stage, Stage::Dialing) {
             Stage::Ringing { uac, .. } | Stage::Bridged { uac } => uac,
-            Stage::Dialing | Stage::Referring { .. } => return,
+            Stage::Locating | Stage::Dialing | Stage::Referring { .. } => return,
         };
         t.stage = Stage::Bridged { uac };
         let destination = t.run.menus().destination(t.dest).name.clone();
@@ -607,7 +848,7 @@ impl Engine {
                 let t = *t;
                 call.app = App::Menu(t.run);
                 if let Stage::Ringing { uac, .. } | Stage::Bridged { uac } = t.stage {
-                    self.detach_uac(*uac);
+                    self.detach_uac(*uac, t.route.located);
                 }
             }
         }
@@ -661,17 +902,20 @@ impl Engine {
     }
 }
 
-/// Send one of an outgoing call's messages to its next hop. The hop is an IP literal (the
-/// destination's URI or proxy was checked when the transfer started); a host name (a
-/// Record-Route or Contact of the answer, say) is not resolved here: the message is dropped
-/// (reported for `call`, if it still exists) and the transaction's timers report the
-/// failure. RFC 3263 resolution belongs to the driver; this is where it would plug in.
+/// Send one of an outgoing call's messages to its next hop: an IP literal, or the host name
+/// DNS located for the transfer (`located`). Another host name (a Record-Route or Contact of
+/// the answer, say) is not resolved: the message is dropped (reported for `call`, if it
+/// still exists) and the transaction's timers report the failure.
 pub(crate) fn send_uac(
     ctx: &mut crate::ctx::Ctx,
     call: Option<CallHandle>,
     t: ivr_sip::uac::Transmit,
+    located: Option<&Located>,
 ) {
-    let Some((to, _)) = ivr_sip::route::socket_of(&t.next_hop) else {
+    let to = ivr_sip::route::socket_of(&t.next_hop)
+        .map(|(addr, _)| addr)
+        .or_else(|| located.and_then(|l| l.route(&t.next_hop)).map(|p| p.addr));
+    let Some(to) = to else {
         if let Some(call) = call {
             ctx.event(Event::RouteUnresolved {
                 call,

@@ -67,6 +67,7 @@ impl Engine {
             stage: Stage::Referring {
                 refer: Box::new(refer),
             },
+            route: crate::outgoing::Route::default(),
         }));
         // The caller's phone calls the destination; our leg goes quiet meanwhile.
         call.caller_leg().stop();
@@ -146,7 +147,7 @@ impl Engine {
                 return;
             };
             while let Some(tx) = refer.poll_transmit() {
-                crate::outgoing::send_uac(&mut self.ctx, Some(handle), tx);
+                crate::outgoing::send_uac(&mut self.ctx, Some(handle), tx, None);
             }
             let Some(event) = refer.poll_event() else {
                 return;

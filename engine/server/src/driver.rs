@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub drain: Duration,
     /// Proxies whose P-Asserted-Identity is believed (RFC 3325).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// DNS servers for destinations given as host names; empty: the system's resolver.
+    pub dns_servers: Vec<SocketAddr>,
     /// Per-source limits and the cap on calls waiting for their ACK.
     pub admission: ivr_engine::admission::AdmissionConfig,
     /// How long to send RTP toward a peer that has sent nothing (`None`: no limit).
@@ -108,6 +110,11 @@ pub(crate) enum NetIn {
     },
     TcpClosed {
         peer: SocketAddr,
+    },
+    /// DNS answered for a leg's next hop (RFC 3263).
+    Located {
+        leg: LegHandle,
+        targets: Vec<ivr_sip::transaction::Peer>,
     },
     /// SIGHUP or an admin request: validate the config again; `reply` (an admin request)
     /// hears the outcome.
@@ -293,6 +300,8 @@ impl Server {
             store: self.config.store.clone(),
             voicemail_dir: self.config.voicemail_dir.clone(),
             notify: self.config.notify,
+            dns_servers: self.config.dns_servers.clone(),
+            resolver: None,
         };
 
         engine.handle_input(
@@ -606,6 +615,9 @@ struct Io {
     store: ivr_voicemail::store::Store,
     voicemail_dir: std::path::PathBuf,
     notify: ivr_voicemail::store::Notify,
+    /// Where host names are looked up; made at the first lookup.
+    dns_servers: Vec<SocketAddr>,
+    resolver: Option<crate::resolve::SipResolver>,
 }
 
 /// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
@@ -685,6 +697,9 @@ impl Io {
             NetIn::TcpClosed { peer } => {
                 self.tcp.remove(&peer);
             }
+            NetIn::Located { leg, targets } => {
+                engine.handle_input(now, Input::Located { leg, targets });
+            }
             NetIn::Voicemail(WriterOut::Report(report)) => {
                 if matches!(report, ivr_engine::VoicemailReport::RecordingFailed { .. }) {
                     self.status.recording_failed();
@@ -745,6 +760,7 @@ impl Io {
                     };
                     engine.handle_input(Instant::now(), input);
                 }
+                Output::Locate { leg, uri } => self.locate(leg, uri),
                 Output::CloseMedia { leg } => {
                     if let Some(m) = self.media.remove(&leg) {
                         for r in &m.readers {
@@ -771,6 +787,50 @@ impl Io {
                 }
             }
         }
+    }
+
+    /// Look `uri` up by DNS off the loop (RFC 3263, bounded by [`crate::resolve::ResolveLimits`]);
+    /// the targets come back as [`NetIn::Located`], TLS ones left out (the engine opens no
+    /// TLS connections).
+    fn locate(&mut self, leg: LegHandle, uri: ivr_sip::Uri) {
+        if self.resolver.is_none() {
+            let limits = crate::resolve::ResolveLimits::default();
+            let made = if self.dns_servers.is_empty() {
+                crate::resolve::SipResolver::from_system(limits)
+            } else {
+                crate::resolve::SipResolver::with_name_servers(&self.dns_servers, limits)
+            };
+            match made {
+                Ok(r) => self.resolver = Some(r),
+                Err(e) => {
+                    warn!(error = %e, "no DNS resolver: host-named destinations cannot be called")
+                }
+            }
+        }
+        let (resolver, tx) = (self.resolver.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let targets = match resolver {
+                Some(r) => match r.locate(&uri).await {
+                    Ok(list) => list
+                        .as_slice()
+                        .iter()
+                        .filter_map(|t| {
+                            let transport = t.transport.transport()?;
+                            Some(ivr_sip::transaction::Peer {
+                                transport,
+                                addr: t.addr,
+                            })
+                        })
+                        .collect(),
+                    Err(e) => {
+                        warn!(%uri, error = %e, "DNS found no target for a destination");
+                        Vec::new()
+                    }
+                },
+                None => Vec::new(),
+            };
+            let _ = tx.send(NetIn::Located { leg, targets }).await;
+        });
     }
 
     fn send_sip(&mut self, transport: Transport, to: SocketAddr, data: Vec<u8>) {
@@ -946,7 +1006,15 @@ impl Io {
             } => info!(%method, %call_id, status, %reason, "request refused"),
             Event::BadMessage { from, error } => warn!(%from, %error, "malformed SIP message"),
             Event::RouteUnresolved { call, next_hop } => self.in_call(call, |_| {
-                warn!(%next_hop, "the route set's next hop is a host name, which this engine does not resolve: sent where the INVITE came from")
+                warn!(%next_hop, "a next hop is a host name the engine could not use: an in-dialog request went where the INVITE came from, or a transfer destination was not found in DNS")
+            }),
+            Event::FailedOver {
+                call,
+                from,
+                to,
+                why,
+            } => self.in_call(call, |_| {
+                warn!(%from, %to, %why, "transfer destination failed at one DNS target: trying the next (RFC 3263 §4.3)")
             }),
             Event::StrictRoute { call, next_hop } => self.in_call(call, |_| {
                 info!(%next_hop, "strict router (no ;lr): Request-URI rewritten as RFC 3261 §12.2.1.1 says")

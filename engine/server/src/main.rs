@@ -196,6 +196,10 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     sip_trusted_proxies: Vec<std::net::IpAddr>,
+    /// DNS servers (ADDR:PORT, comma-separated) for transfer destinations and proxies given
+    /// as host names (RFC 3263 SRV and A/AAAA); default: the system's /etc/resolv.conf.
+    #[arg(long = "dns-server", env = "IVR_DNS_SERVERS", value_delimiter = ',')]
+    dns_servers: Vec<SocketAddr>,
     /// On SIGTERM or SIGINT, keep the calls in progress this many seconds (new calls and
     /// OPTIONS probes get 503, so a proxy sends calls elsewhere) before hanging up the rest.
     #[arg(long, env = "IVR_DRAIN_SECS", default_value_t = 0)]
@@ -886,6 +890,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(3),
             drain: Duration::from_secs(args.drain_secs),
             trusted_proxies: args.sip_trusted_proxies.clone(),
+            dns_servers: args.dns_servers.clone(),
             admission: args.admission.config(args.max_calls),
             send_without_peer: args.admission.send_without_peer(),
             answer_delay: Duration::from_millis(args.answer_delay_ms),
