@@ -15,8 +15,8 @@ use ivr_audio::Digit;
 use std::time::Duration;
 
 pub use crate::model::{
-    CallbackNumber, Destination, DestinationId, Handoff, Mailbox, MailboxId, Queue, QueueId,
-    Strategy, TransferMode,
+    CallbackNumber, Destination, DestinationId, EmptyRule, Handoff, Mailbox, MailboxId, Queue,
+    QueueId, Strategy, TransferMode,
 };
 
 /// Resolves prompt names (a name or a list, at a YAML path), reporting unknown ones.
@@ -44,6 +44,12 @@ pub(crate) const QUEUE_FIELDS: &[&str] = &[
     "max_wait",
     "agent_timeout",
     "on_timeout",
+    "wrap_up",
+    "join_when_empty",
+    "leave_when_empty",
+    "max_no_answer",
+    "announce_position",
+    "announce_wait",
 ];
 /// Fields of a `destinations:` entry.
 pub(crate) const DESTINATION_FIELDS: &[&str] = &[
@@ -272,6 +278,12 @@ pub(crate) fn compile_queue(
         max_wait: Duration::from_secs(600),
         agent_timeout: Duration::from_secs(15),
         on_timeout: Action::Hangup(Vec::new()),
+        wrap_up: Duration::ZERO,
+        join_when_empty: EmptyRule::Never,
+        leave_when_empty: EmptyRule::Never,
+        max_no_answer: 3,
+        announce_position: true,
+        announce_wait: true,
         at: node.at,
     };
     let Some(f) = w.map(node, &path, Some(QUEUE_FIELDS)) else {
@@ -288,8 +300,9 @@ pub(crate) fn compile_queue(
             ("longest_idle", Strategy::LongestIdle),
             ("fewest_calls", Strategy::FewestCalls),
             ("random", Strategy::Random),
+            ("linear", Strategy::Linear),
         ],
-        "ring_all, round_robin, longest_idle, fewest_calls, random",
+        "ring_all, round_robin, longest_idle, fewest_calls, random, linear",
         Strategy::LongestIdle,
     );
     queue.music = prompts(w, f.get("music"), &join(&path, "music"));
@@ -300,6 +313,41 @@ pub(crate) fn compile_queue(
         Duration::from_secs_f64(seconds(w, &f, "max_wait", &path, 10.0..=7200.0, 600.0));
     queue.agent_timeout =
         Duration::from_secs_f64(seconds(w, &f, "agent_timeout", &path, 5.0..=120.0, 15.0));
+    queue.wrap_up = Duration::from_secs_f64(seconds(w, &f, "wrap_up", &path, 0.0..=3600.0, 0.0));
+    let empty = [
+        ("never", EmptyRule::Never),
+        ("none_logged_in", EmptyRule::NoneLoggedIn),
+        ("none_active", EmptyRule::NoneActive),
+    ];
+    let allowed = "never, none_logged_in, none_active";
+    queue.join_when_empty = choice(w, &f, "join_when_empty", &path, &empty, allowed, EmptyRule::Never);
+    queue.leave_when_empty = choice(w, &f, "leave_when_empty", &path, &empty, allowed, EmptyRule::Never);
+    if let Some(n) = f.get("max_no_answer") {
+        let here = join(&path, "max_no_answer");
+        match w.number(n, &here) {
+            Some(v) if (0.0..=100.0).contains(&v) && v.fract() == 0.0 => {
+                queue.max_no_answer = v as u32
+            }
+            Some(v) => w.error(
+                n.at,
+                &here,
+                ErrorKind::Range {
+                    got: v,
+                    min: 0.0,
+                    max: 100.0,
+                },
+            ),
+            None => {}
+        }
+    }
+    for (key, slot) in [
+        ("announce_position", &mut queue.announce_position),
+        ("announce_wait", &mut queue.announce_wait),
+    ] {
+        if let Some(b) = f.get(key) {
+            *slot = w.boolean(b, &join(&path, key)).unwrap_or(true);
+        }
+    }
     if let Some(a) = f.get("on_timeout") {
         let here = join(&path, "on_timeout");
         if let Some(act) = action(w, a, &here) {

@@ -275,6 +275,20 @@ pub enum Strategy {
     FewestCalls,
     /// Any free agent, at random.
     Random,
+    /// Always the first free agent in the order agents are listed (top-down).
+    Linear,
+}
+
+/// When a queue counts as having nobody to answer (`join_when_empty`, `leave_when_empty`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyRule {
+    /// Never: callers join and stay whatever the agents do (the default).
+    #[default]
+    Never,
+    /// No member agent is logged in.
+    NoneLoggedIn,
+    /// No member agent is logged in, unpaused and reachable.
+    NoneActive,
 }
 
 /// A call queue: callers wait with music for an agent.
@@ -294,8 +308,21 @@ pub struct Queue {
     pub max_wait: Duration,
     /// How long one agent rings before the next is tried.
     pub agent_timeout: Duration,
-    /// What happens after `max_wait` (default: hang up).
+    /// What happens after `max_wait`, or when the queue refuses or sends out the caller
+    /// (default: hang up).
     pub on_timeout: Action,
+    /// The agent's after-call work time before its next offer (default 0).
+    pub wrap_up: Duration,
+    /// Callers are refused at entry (and go to `on_timeout`) when this holds.
+    pub join_when_empty: EmptyRule,
+    /// Waiting callers are sent to `on_timeout` when this holds.
+    pub leave_when_empty: EmptyRule,
+    /// After this many unanswered offers in a row an agent is paused (0: never; default 3).
+    pub max_no_answer: u32,
+    /// Whether announcements tell the caller's position (default true).
+    pub announce_position: bool,
+    /// Whether announcements tell the estimated wait (default true).
+    pub announce_wait: bool,
     /// Where it is defined.
     pub at: Loc,
 }

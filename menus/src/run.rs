@@ -154,6 +154,22 @@ impl MenuRun {
         self.act(now, action);
     }
 
+    /// The caller left a queue without reaching an agent (it waited `max_wait`, the queue
+    /// refused it or sent it out): the queue's `on_timeout` acts (a way out: goto, hangup,
+    /// voicemail, transfer or another queue). The variable `queue` records what happened
+    /// (`support: timeout`). A no-op unless the run was handed to a queue.
+    pub fn queue_left(&mut self, now: Instant, outcome: &str) {
+        let Phase::Away(Handoff::Queue(q)) = self.phase else {
+            return;
+        };
+        self.phase = Phase::Prompt;
+        self.failures = Failures::default();
+        let queue = self.menus.queue(q);
+        let (name, action) = (queue.name.clone(), queue.on_timeout.clone());
+        self.set_variable("queue".to_string(), format!("{name}: {outcome}"));
+        self.act(now, action);
+    }
+
     /// Every variable, in the order first set.
     pub fn variables(&self) -> &[(String, String)] {
         &self.vars

@@ -212,13 +212,19 @@ pub fn json() -> String {
     "queue": {{
       "type": "object", "additionalProperties": false,
       "properties": {{
-        "strategy": {{ "enum": ["ring_all", "round_robin", "longest_idle", "fewest_calls", "random"], "default": "longest_idle" }},
+        "strategy": {{ "enum": ["ring_all", "round_robin", "longest_idle", "fewest_calls", "random", "linear"], "default": "longest_idle" }},
         "music": {{ "$ref": "#/$defs/names", "description": "Played in a loop while waiting (default: ringing tone)." }},
         "announcement": {{ "$ref": "#/$defs/names", "description": "Played every announce_every seconds." }},
         "announce_every": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 600, "default": 30 }},
         "max_wait": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 10, "maximum": 7200, "default": 600, "description": "Seconds before on_timeout." }},
         "agent_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 120, "default": 15, "description": "Seconds one agent rings before the next is tried." }},
-        "on_timeout": {{ "$ref": "#/$defs/action", "description": "After max_wait: goto, hangup, voicemail, transfer or queue (default: hang up)." }}
+        "on_timeout": {{ "$ref": "#/$defs/action", "description": "After max_wait, or when the queue refuses or sends out the caller: goto, hangup, voicemail, transfer or queue (default: hang up)." }},
+        "wrap_up": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 0, "maximum": 3600, "default": 0, "description": "Seconds of after-call work before an agent's next offer." }},
+        "join_when_empty": {{ "enum": ["never", "none_logged_in", "none_active"], "default": "never", "description": "Refuse new callers (to on_timeout) when no member agent is logged in / logged in, unpaused and reachable." }},
+        "leave_when_empty": {{ "enum": ["never", "none_logged_in", "none_active"], "default": "never", "description": "Send waiting callers to on_timeout when no member agent is logged in / logged in, unpaused and reachable." }},
+        "max_no_answer": {{ "type": "integer", "minimum": 0, "maximum": 100, "default": 3, "description": "Unanswered offers in a row before an agent is paused (0: never)." }},
+        "announce_position": {{ "type": "boolean", "default": true, "description": "Announcements tell the caller's place in line." }},
+        "announce_wait": {{ "type": "boolean", "default": true, "description": "Announcements tell the estimated wait." }}
       }}
     }},
     "destination": {{

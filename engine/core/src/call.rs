@@ -3,6 +3,7 @@
 pub use crate::handle::{CallHandle, LegHandle};
 use crate::leg::Leg;
 use crate::outgoing::Transfer;
+use crate::queued::Queued;
 use crate::voicemail::DepositCall;
 use ivr_menus::{MenuRun, Menus};
 use ivr_sip::CallId;
@@ -19,6 +20,8 @@ pub enum App {
     Deposit(Box<DepositCall>),
     /// Handed to a bridged transfer: ringing the destination, then bridged to it.
     Transfer(Box<Transfer>),
+    /// Waiting in a call-center queue, then bridged to an agent ([`crate::queued`]).
+    Queued(Box<Queued>),
 }
 
 impl App {
@@ -28,6 +31,7 @@ impl App {
             App::Menu(run) => run.menus(),
             App::Deposit(d) => &d.menus,
             App::Transfer(t) => t.run.menus(),
+            App::Queued(q) => q.run.menus(),
         }
     }
 
@@ -37,6 +41,7 @@ impl App {
             App::Menu(run) => run.language(),
             App::Deposit(d) => d.language,
             App::Transfer(t) => t.run.language(),
+            App::Queued(q) => q.run.language(),
         }
     }
 
@@ -46,6 +51,7 @@ impl App {
             App::Menu(run) => run.poll_timeout(),
             App::Deposit(d) => d.deposit.poll_timeout(),
             App::Transfer(t) => t.poll_timeout(),
+            App::Queued(q) => q.poll_timeout(),
         }
     }
 }

@@ -72,11 +72,13 @@ pub struct Engine {
     /// The next recording's number.
     next_recording: u64,
     /// The time of the input being handled (for work done where no time is passed down).
-    last_now: Option<Instant>,
+    pub(crate) last_now: Option<Instant>,
     /// Per-source limits and the calls waiting for their ACK.
     pub(crate) admission: Admission,
     /// Agents' registrations (see [`crate::registration`]).
     pub(crate) registrar: ivr_sip::registrar::Registrar,
+    /// The queue center and its glue (see [`crate::queued`]).
+    pub(crate) queueing: crate::queued::Queueing,
 }
 
 impl Engine {
@@ -89,9 +91,11 @@ impl Engine {
         let (realm, accounts) = crate::registration::accounts(&menus);
         let mut registrar = ivr_sip::registrar::Registrar::new(config.registrar, &realm, secret);
         registrar.set_accounts(&realm, accounts);
+        let queueing = crate::queued::Queueing::new(&menus, config.seed ^ 0x5157_4555_4553);
         Engine {
             admission,
             registrar,
+            queueing,
             ctx: Ctx {
                 layer: TransactionLayer::new(config.timers),
                 rng: Rng::new(config.seed),
@@ -122,6 +126,7 @@ impl Engine {
     /// Serve new calls with `menus`; calls in progress keep the snapshot they started with.
     pub fn set_menus(&mut self, menus: Arc<Menus>) {
         self.registrar_reload(&menus);
+        self.queueing.reload(&menus);
         self.menus = menus;
     }
 
@@ -154,6 +159,10 @@ impl Engine {
             Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
             Input::Voicemail(report) => self.voicemail_report(now, report),
         }
+        self.queues_sync(now);
+        self.drain_layer(now);
+        // What the layer's requests changed (an agent registered) reaches the center now.
+        self.queues_sync(now);
         self.drain_layer(now);
         self.check_drained();
         while let Some(e) = self.admission.poll_event() {
@@ -173,6 +182,7 @@ impl Engine {
             self.ctx.layer.poll_timeout(),
             self.detached_timeout(),
             self.registrar.poll_timeout(),
+            self.queueing.center.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -493,6 +503,9 @@ impl Engine {
 
     fn media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
         if leg.index > 0 && self.leg_mut(leg).is_some() {
+            if self.is_queued(leg.call) {
+                return self.queued_media_opened(now, leg, local);
+            }
             return self.outgoing_media_opened(now, leg, local);
         }
         let Some(l) = leg_in(&mut self.calls, leg) else {
@@ -505,6 +518,9 @@ impl Engine {
     }
 
     fn media_failed(&mut self, now: Instant, leg: LegHandle) {
+        if leg.index > 0 && self.leg_mut(leg).is_some() && self.is_queued(leg.call) {
+            return self.queued_media_failed(now, leg);
+        }
         if leg.index > 0 && self.leg_mut(leg).is_some() {
             // An outgoing leg with no port: the transfer fails; the caller stays.
             let f = ivr_sip::uac::Failure::new(ivr_sip::uac::FailureCause::Status(
@@ -556,6 +572,7 @@ impl Engine {
                             App::Menu(run) => run.handle_playback_finished(now),
                             App::Deposit(d) => d.deposit.handle_playback_finished(now),
                             App::Transfer(_) => self.transfer_playback_finished(leg.call),
+                            App::Queued(_) => self.queued_playback_finished(leg.call),
                         }
                         self.apply_app(now, leg.call);
                     }
@@ -621,6 +638,16 @@ impl Engine {
             }
             return;
         }
+        if let App::Queued(q) = app {
+            // Bridged to an agent: relayed like a transfer. Waiting: keys are logged only.
+            if let Some(to) = q.relays(leg) {
+                let out = &mut self.ctx.outputs;
+                crate::bridge::relay(out, now, legs, leg, to, received);
+            } else if let Some(Received::Digit(d)) = received {
+                self.on_digit(now, leg.call, d);
+            }
+            return;
+        }
         match received {
             Some(Received::Digit(d)) => self.on_digit(now, leg.call, d),
             Some(Received::Audio { timestamp, .. }) => {
@@ -643,7 +670,7 @@ impl Engine {
             match &mut call.app {
                 App::Menu(run) => run.handle_digit(now, digit),
                 App::Deposit(d) => d.deposit.handle_digit(now, digit),
-                App::Transfer(_) => {}
+                App::Transfer(_) | App::Queued(_) => {}
             }
             self.apply_app(now, handle);
         }
@@ -657,7 +684,7 @@ impl Engine {
                 return;
             };
             match &mut call.app {
-                App::Transfer(_) => return,
+                App::Transfer(_) | App::Queued(_) => return,
                 App::Menu(run) => {
                     let Some(out) = run.poll_output() else {
                         return;
@@ -725,9 +752,7 @@ impl Engine {
                         }
                         ivr_menus::handoff::TransferMode::Refer => self.start_refer(now, handle, d),
                     },
-                    // Queues and transfers get their runtime with the queue issue; until
-                    // then the call ends here, and the event says where it was going.
-                    _ => self.end_call(now, handle, EndReason::Unavailable),
+                    ivr_menus::Handoff::Queue(q) => self.start_queue(now, handle, q),
                 }
             }
         }
@@ -813,7 +838,7 @@ impl Engine {
 
     /// Play prompts (named for the log) to the caller, in the caller's language, replacing
     /// what plays; each start is an [`Event::Playing`].
-    fn play(&mut self, handle: CallHandle, prompts: Vec<(String, ivr_audio::Prompt)>) {
+    pub(crate) fn play(&mut self, handle: CallHandle, prompts: Vec<(String, ivr_audio::Prompt)>) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -866,6 +891,7 @@ impl Engine {
                             App::Menu(run) => run.handle_timeout(now),
                             App::Deposit(d) => d.deposit.handle_timeout(now),
                             App::Transfer(_) => self.transfer_timeout(now, handle),
+                            App::Queued(_) => self.queued_timeout(now, handle),
                         }
                         self.apply_app(now, handle);
                     }
@@ -876,6 +902,7 @@ impl Engine {
         self.due_scratch = due;
         self.drive_detached(now);
         self.registrar_timeout(now);
+        self.queues_timeout(now);
     }
 
     /// Whether `owner` still has `at` indexed; if so it is cleared (the timer fires).
@@ -932,8 +959,9 @@ impl Engine {
     pub(crate) fn end_call(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
         // A caller leaving a message keeps it, whoever ends the call.
         self.deposit_hangup(now, handle);
-        // A destination still ringing is cancelled.
+        // A destination still ringing is cancelled, and so are agents ringing.
         self.abandon_transfer(now, handle);
+        self.abandon_queue(now, handle);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -988,7 +1016,16 @@ impl Engine {
         let reason = call.end_reason.unwrap_or(reason);
         let packets = call.legs.first().map(Leg::counters).unwrap_or_default();
         let call_id = call.call_id.to_string();
-        self.detach_transfer(call.app);
+        let app = match call.app {
+            App::Queued(q) => {
+                self.detach_queued(App::Queued(q), handle);
+                None
+            }
+            app => Some(app),
+        };
+        if let Some(app) = app {
+            self.detach_transfer(app);
+        }
         self.ctx.event(Event::CallEnded {
             call: handle,
             call_id,
@@ -1029,6 +1066,29 @@ impl Engine {
             .legs
             .get(usize::from(leg.index))?;
         l.dialog.is_some().then_some(leg)
+    }
+}
+
+impl Engine {
+    /// Whether the call waits in (or was bridged from) a queue.
+    fn is_queued(&self, handle: CallHandle) -> bool {
+        self.calls
+            .get(&handle)
+            .is_some_and(|c| matches!(c.app, App::Queued(_)))
+    }
+
+    /// Callers waiting in the queue named `queue` now.
+    pub fn queue_waiting(&self, queue: &str) -> usize {
+        self.queueing.waiting(queue)
+    }
+
+    /// Each agent with its state in the queue center.
+    pub fn agent_states(&self) -> Vec<(String, ivr_queues::AgentState)> {
+        self.queueing
+            .center
+            .agents()
+            .map(|(a, s)| (a.0.clone(), s.clone()))
+            .collect()
     }
 }
 

@@ -301,6 +301,14 @@ pub enum Event {
         /// Agents with a phone registered, after the change.
         registered: usize,
     },
+    /// A queue event ([`crate::queued`]): a caller joined, an agent was offered the call,
+    /// answered, the caller gave up... and agents' state changes (`call` is `None`).
+    Queue {
+        /// The call it concerns, if any.
+        call: Option<CallHandle>,
+        /// What happened.
+        event: ivr_queues::QueueEvent,
+    },
     /// A REGISTER's digest authentication failed (wrong password or unknown user).
     AuthFailed {
         /// Its source.

@@ -22,6 +22,7 @@ pub mod media;
 pub mod outgoing;
 mod prack;
 mod proxy;
+pub mod queued;
 mod referral;
 pub mod registration;
 pub mod relay;

@@ -93,7 +93,7 @@ pub struct Located {
 
 impl Located {
     /// Where a message for `next_hop` goes: our target if `next_hop` names our host.
-    fn route(&self, next_hop: &Uri) -> Option<Peer> {
+    pub(crate) fn route(&self, next_hop: &Uri) -> Option<Peer> {
         let s = next_hop.as_sip()?;
         s.host.eq_ignore_ascii_case(&self.host).then_some(self.peer)
     }
@@ -223,7 +223,7 @@ pub(crate) fn ringback() -> ivr_audio::Prompt {
 }
 
 /// Only URI user characters we know to be safe in a From header.
-fn uri_user(s: &str) -> Option<String> {
+pub(crate) fn uri_user(s: &str) -> Option<String> {
     let u: String = s
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '-' | '_'))
@@ -524,6 +524,13 @@ impl Engine {
         let Ok(id) = response.call_id() else { return };
         let id = CallId::from(id);
         if let Some(handle) = self.uac_calls.get(&id).copied() {
+            if self
+                .calls
+                .get(&handle)
+                .is_some_and(|c| matches!(c.app, App::Queued(_)))
+            {
+                return self.queued_response(now, handle, response);
+            }
             let Some(response) = self.refer_response(now, handle, response) else {
                 return;
             };
@@ -619,7 +626,7 @@ impl Engine {
         }
     }
 
-    fn detach_uac(&mut self, uac: OutgoingCall, located: Option<Located>) {
+    pub(crate) fn detach_uac(&mut self, uac: OutgoingCall, located: Option<Located>) {
         self.uac_calls.remove(uac.call_id());
         if !uac.is_finished() {
             self.detached.push(Detached { uac, located });
@@ -729,7 +736,7 @@ impl Engine {
     }
 
     /// A fresh stream with random SSRC, sequence number and timestamp (RFC 3550 §5.1).
-    fn new_media(&mut self, now: Instant, n: sdp::Negotiated, addr: SocketAddr) -> MediaSession {
+    pub(crate) fn new_media(&mut self, now: Instant, n: sdp::Negotiated, addr: SocketAddr) -> MediaSession {
         let (ssrc, seq, ts) = (
             self.ctx.rng.next_u32(),
             self.ctx.rng.next_u32() as u16,
@@ -835,7 +842,7 @@ impl Engine {
                 t.run.menus().destination(t.dest).name.clone(),
                 Some((t.leg, t.run.menus().clone())),
             ),
-            App::Deposit(_) => return,
+            App::Deposit(_) | App::Queued(_) => return,
         };
         if let Some((leg, menus)) = leg {
             if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
@@ -912,9 +919,12 @@ pub(crate) fn send_uac(
     t: ivr_sip::uac::Transmit,
     located: Option<&Located>,
 ) {
-    let to = ivr_sip::route::socket_of(&t.next_hop)
-        .map(|(addr, _)| addr)
-        .or_else(|| located.and_then(|l| l.route(&t.next_hop)).map(|p| p.addr));
+    // The located host first: DNS's target for a host name, or where an agent's REGISTER
+    // came from for its contact's host (NAT: the contact's own address may be private).
+    let to = located
+        .and_then(|l| l.route(&t.next_hop))
+        .map(|p| p.addr)
+        .or_else(|| ivr_sip::route::socket_of(&t.next_hop).map(|(addr, _)| addr));
     let Some(to) = to else {
         if let Some(call) = call {
             ctx.event(Event::RouteUnresolved {

@@ -69,6 +69,13 @@ impl Engine {
     /// Report what happened to bindings.
     pub(crate) fn registrar_events(&mut self) {
         while let Some(change) = self.registrar.poll_event() {
+            use ivr_sip::registrar::RegistrarEvent;
+            let (owner, expired) = match &change {
+                RegistrarEvent::Registered { owner, .. }
+                | RegistrarEvent::Unregistered { owner, .. } => (owner.clone(), false),
+                RegistrarEvent::Expired { owner, .. } => (owner.clone(), true),
+            };
+            self.agent_presence(&owner, expired);
             let registered = self.registrar.registered_count();
             self.ctx.event(Event::Agent { change, registered });
         }

@@ -1065,6 +1065,10 @@ impl Io {
                     }
                 }
             }
+            Event::Queue { call, event } => match call {
+                Some(call) => self.in_call(call, |_| crate::queue_log::log(&event)),
+                None => crate::queue_log::log(&event),
+            },
             Event::AuthFailed { from } => {
                 self.status.auth_failed();
                 warn!(%from, "REGISTER refused: wrong password or unknown user")

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod outbox;
 pub mod page;
 pub mod ports;
+pub mod queue_log;
 pub mod recorder;
 pub mod reload;
 pub mod resolve;

@@ -1,0 +1,968 @@
+//! Callers waiting in call-center queues, and the agents they are bridged to.
+//!
+//! The engine owns one [`QueueCenter`] (crate `ivr-queues`), the only holder of queue and
+//! agent state. This module is the glue: it turns what calls and registrations do into the
+//! center's [`Input`]s, and carries out its [`Output`]s on calls and legs.
+//!
+//! - `queue: NAME` in the menus makes the call's application [`App::Queued`]: the caller
+//!   hears the queue's `music` in a loop (the ringing tone if it has none) and its
+//!   `announcement` each time the center says one is due, and the center is told
+//!   [`Input::Enter`].
+//! - [`Output::Offer`]: a new outgoing leg on the caller's call rings the agent (an INVITE to
+//!   the contact it registered, sent to the address and transport the REGISTER came from,
+//!   since agents sit behind NAT; a static agent's `uri:`). It carries `X-IVR-Queue` and
+//!   `X-IVR-Path` (the menus the caller came through). How long it rings is the center's
+//!   decision ([`Output::CancelOffer`] → CANCEL). A 2xx is [`Input::OfferAnswered`]; the
+//!   center answers [`Output::Connect`] (bridge, as transfers do: [`crate::bridge`]) or
+//!   [`Output::Release`] (BYE: nobody wants that answer any more). Any other final answer
+//!   is [`Input::OfferFailed`].
+//! - [`Output::Exit`] and [`Output::Refused`]: the caller is back in the menus and the
+//!   queue's `on_timeout` acts ([`MenuRun::queue_left`]).
+//! - The caller hanging up is [`Input::Leave`]; once bridged, either side's BYE ends both
+//!   legs and is [`Input::CallEnded`] (the agent wraps up).
+//! - Agents: an agent with at least one live registration is logged in; a static agent
+//!   always is (see [`Engine::agent_presence`]).
+//!
+//! Every queue event is logged in the call's span ([`Event::Queue`]).
+
+use crate::call::{App, CallHandle, LegHandle};
+use crate::engine::Engine;
+use crate::io::{Event, Output};
+use crate::leg::{Leg, LegPhase};
+use crate::outgoing::{Located, send_uac, uri_user};
+use crate::rng::Rng;
+use crate::sdp::{self, Direction, LocalSession};
+use ivr_menus::agents::Reach;
+use ivr_menus::{MenuRun, Menus, QueueId};
+use ivr_queues::{
+    AgentConfig, AgentId, CallRef, CenterConfig, EmptyRule, Input, LeaveReason, Limits,
+    Membership, OfferFailure, OfferId, Output as QOut, QueueCenter, QueueConfig, QueueName,
+    Strategy, ValidConfig, Waiter,
+};
+use ivr_sip::header::{HeaderName, NameAddr, Params};
+use ivr_sip::message::{CoreHeaders, Method, Request};
+use ivr_sip::transaction::{Peer, ServerKey};
+use ivr_sip::uac::{CancelReason, FailureKind, OutgoingCall, OutgoingConfig, UacEvent};
+use ivr_sip::uri::Uri;
+use ivr_sip::{CallId, Tag, Transport};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The most legs a call may have: a caller who waits through more offers than this leaves
+/// the queue (to its `on_timeout`), since legs are never reused.
+const MAX_LEGS: usize = u8::MAX as usize;
+
+/// A caller in a queue: waiting (agents may be ringing for it), then bridged to an agent.
+#[derive(Debug)]
+pub struct Queued {
+    /// The caller's menu run, resumed with the queue's `on_timeout` if it leaves unserved.
+    pub run: Box<MenuRun>,
+    /// The queue, in the run's menus.
+    pub queue: QueueId,
+    /// Agents ringing for this caller (several with `ring_all`).
+    pub rings: Vec<AgentRing>,
+    /// The agent the caller is bridged to.
+    pub agent: Option<AgentRing>,
+}
+
+/// One offer: an outgoing leg ringing one agent's phone.
+#[derive(Debug)]
+pub struct AgentRing {
+    /// The center's offer.
+    pub offer: OfferId,
+    /// Whose phone.
+    pub agent: AgentId,
+    /// The outgoing leg.
+    pub leg: LegHandle,
+    /// The Request-URI (the registered contact, or the static URI).
+    pub target: Uri,
+    /// Where every message of the attempt goes for the target's host.
+    pub located: Located,
+    /// The INVITE attempt; `None` while the leg waits for its RTP socket.
+    pub uac: Option<Box<OutgoingCall>>,
+    /// The agent answered (waiting for the center's `Connect`, or connected).
+    pub answered: bool,
+}
+
+impl Queued {
+    /// The next deadline: the agents' INVITE transactions.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.rings
+            .iter()
+            .chain(self.agent.as_ref())
+            .filter_map(|r| r.uac.as_ref()?.poll_timeout())
+            .min()
+    }
+
+    /// Where audio from `from` is relayed: between the caller and the agent, once bridged.
+    pub fn relays(&self, from: LegHandle) -> Option<LegHandle> {
+        let agent = self.agent.as_ref()?.leg;
+        let caller = agent.call.leg(0);
+        if from == caller {
+            Some(agent)
+        } else if from == agent {
+            Some(caller)
+        } else {
+            None
+        }
+    }
+}
+
+/// The engine's queue state: the center and what the glue needs beside it.
+pub struct Queueing {
+    /// The one owner of queue and agent state.
+    pub center: QueueCenter,
+    /// Offers out, by the call they ring for.
+    offers: HashMap<OfferId, CallHandle>,
+    /// A configuration to hand the center at the next input (reload).
+    pending_config: Option<ValidConfig>,
+    /// Agent presence changes to tell the center at the next input.
+    pending: Vec<Input>,
+    /// Whether outputs are being carried out (the loop picks up what is added meanwhile).
+    draining: bool,
+}
+
+impl std::fmt::Debug for Queueing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queueing")
+            .field("offers", &self.offers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queueing {
+    /// The center for `menus` (static agents are logged in at the first input).
+    pub fn new(menus: &Menus, seed: u64) -> Queueing {
+        let (config, pending) = match center_config(menus).validate() {
+            Ok(c) => (c, Some(())),
+            // The menus' ranges rule these errors out; an empty center is the safe answer.
+            Err(_) => (empty_config(), None),
+        };
+        let center = QueueCenter::new(
+            config.clone(),
+            Box::new(ivr_queues::SplitMix64::new(seed)),
+        );
+        Queueing {
+            center,
+            offers: HashMap::new(),
+            pending_config: pending.map(|_| config),
+            pending: Vec::new(),
+            draining: false,
+        }
+    }
+
+    /// Follow a reload: the center gets `Reconfigure` at the next input (agents stay logged
+    /// in, waiting callers stay). A configuration the center refuses keeps the old one.
+    pub fn reload(&mut self, menus: &Menus) {
+        if let Ok(c) = center_config(menus).validate() {
+            self.pending_config = Some(c);
+        }
+    }
+
+    /// Callers waiting in `queue` now.
+    pub fn waiting(&self, queue: &str) -> usize {
+        self.center.waiting(&QueueName::new(queue)).len()
+    }
+}
+
+fn empty_config() -> ValidConfig {
+    CenterConfig::default()
+        .validate()
+        .unwrap_or_else(|_| unreachable!("an empty configuration is valid"))
+}
+
+/// The center's configuration for the menus' `queues:` and `agents:`.
+pub fn center_config(menus: &Menus) -> CenterConfig {
+    let queues = menus
+        .queues()
+        .iter()
+        .map(|q| {
+            let mut c = QueueConfig::new(q.name.clone());
+            c.strategy = match q.strategy {
+                ivr_menus::handoff::Strategy::RingAll => Strategy::RingAll,
+                ivr_menus::handoff::Strategy::RoundRobin => Strategy::RoundRobin,
+                ivr_menus::handoff::Strategy::LongestIdle => Strategy::LongestIdle,
+                ivr_menus::handoff::Strategy::FewestCalls => Strategy::FewestCalls,
+                ivr_menus::handoff::Strategy::Random => Strategy::Random,
+                ivr_menus::handoff::Strategy::Linear => Strategy::Linear,
+            };
+            c.agent_timeout = q.agent_timeout;
+            c.wrap_up = q.wrap_up;
+            c.max_wait = Some(q.max_wait);
+            c.announce_every = Some(q.announce_every);
+            c.announce_position = q.announce_position;
+            c.announce_wait = q.announce_wait;
+            c.join_when_empty = empty_rule(q.join_when_empty);
+            c.leave_when_empty = empty_rule(q.leave_when_empty);
+            c.max_no_answer = q.max_no_answer;
+            c
+        })
+        .collect();
+    let agents = menus
+        .agents()
+        .iter()
+        .map(|a| AgentConfig {
+            id: AgentId::new(a.name.clone()),
+            queues: a
+                .queues
+                .iter()
+                .map(|(q, penalty)| Membership {
+                    queue: QueueName::new(menus.queue(*q).name.clone()),
+                    penalty: *penalty,
+                })
+                .collect(),
+            wrap_up: None,
+        })
+        .collect();
+    CenterConfig {
+        queues,
+        agents,
+        limits: Limits::default(),
+    }
+}
+
+fn empty_rule(r: ivr_menus::handoff::EmptyRule) -> EmptyRule {
+    match r {
+        ivr_menus::handoff::EmptyRule::Never => EmptyRule::Never,
+        ivr_menus::handoff::EmptyRule::NoneLoggedIn => EmptyRule::NoneLoggedIn,
+        ivr_menus::handoff::EmptyRule::NoneActive => EmptyRule::NoneActive,
+    }
+}
+
+/// How a failed INVITE counts for the center.
+fn offer_failure(kind: FailureKind) -> OfferFailure {
+    match kind {
+        FailureKind::Busy => OfferFailure::Busy,
+        FailureKind::NoAnswer => OfferFailure::NoAnswer,
+        FailureKind::Rejected => OfferFailure::Rejected,
+        FailureKind::Failed => OfferFailure::Unreachable,
+    }
+}
+
+/// Text safe in a header value: printable ASCII, at most `max` characters.
+fn header_safe(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(max)
+        .collect()
+}
+
+impl Engine {
+    // ---- agents ----
+
+    /// What changed for a registering agent (after a REGISTER, an expiry or a reload): an
+    /// agent with a live registration is logged in and reachable; one whose last binding was
+    /// removed by its phone logs out; one whose last binding expired stays logged in but is
+    /// unreachable (not offered calls) until it registers again. A new registration also
+    /// lifts a pause for unanswered offers. (Feature codes and the staff page come next.)
+    pub(crate) fn agent_presence(&mut self, owner: &str, expired: bool) {
+        let Some(agent) = self.menus.agents().iter().find(|a| a.name == owner) else {
+            return;
+        };
+        let Reach::Registered(c) = &agent.reach else {
+            return;
+        };
+        let id = AgentId::new(owner);
+        let pending = &mut self.queueing.pending;
+        if self.registrar.bindings(&c.user).is_empty() {
+            if expired {
+                pending.push(Input::AgentReachable {
+                    agent: id,
+                    reachable: false,
+                });
+            } else {
+                pending.push(Input::AgentLogout(id));
+            }
+        } else {
+            pending.push(Input::AgentLogin(id.clone()));
+            pending.push(Input::AgentUnpause(id.clone()));
+            pending.push(Input::AgentReachable {
+                agent: id,
+                reachable: true,
+            });
+        }
+    }
+
+    /// Hand the center what came up since the last input: a new configuration (then static
+    /// agents log in), agents' presence. Then carry out what it asks.
+    pub(crate) fn queues_sync(&mut self, now: Instant) {
+        if let Some(config) = self.queueing.pending_config.take() {
+            self.queueing
+                .center
+                .handle(now, Input::Reconfigure(config));
+            for a in self.menus.agents() {
+                if matches!(a.reach, Reach::Static(_)) {
+                    let id = AgentId::new(a.name.clone());
+                    self.queueing.center.handle(now, Input::AgentLogin(id));
+                }
+            }
+        }
+        for input in std::mem::take(&mut self.queueing.pending) {
+            self.queueing.center.handle(now, input);
+        }
+        self.drain_queues(now);
+    }
+
+    /// The center's timers.
+    pub(crate) fn queues_timeout(&mut self, now: Instant) {
+        if self.queueing.center.poll_timeout().is_some_and(|t| t <= now) {
+            self.queueing.center.handle_timeout(now);
+        }
+        self.drain_queues(now);
+    }
+
+    /// Tell the center something and carry out what it asks.
+    fn queue_input(&mut self, now: Instant, input: Input) {
+        self.queueing.center.handle(now, input);
+        self.drain_queues(now);
+    }
+
+    /// Carry out the center's outputs (re-entrant calls leave the work to the outer loop).
+    pub(crate) fn drain_queues(&mut self, now: Instant) {
+        if self.queueing.draining {
+            return;
+        }
+        self.queueing.draining = true;
+        while let Some(out) = self.queueing.center.poll_output() {
+            self.queue_output(now, out);
+        }
+        self.queueing.draining = false;
+    }
+
+    fn queue_output(&mut self, now: Instant, out: QOut) {
+        match out {
+            QOut::Joined { .. } | QOut::CallbackAccepted { .. } | QOut::CallbackRefused { .. } => {
+            }
+            QOut::Refused { call, reason, .. } => {
+                let outcome = match reason {
+                    ivr_queues::RefuseReason::Full => "full",
+                    ivr_queues::RefuseReason::NoAgents => "no agents",
+                    ivr_queues::RefuseReason::UnknownQueue => "closed",
+                    ivr_queues::RefuseReason::AlreadyQueued => "refused",
+                };
+                self.queue_left(now, CallHandle(call.0), outcome);
+            }
+            QOut::Exit { call, reason, .. } => {
+                let outcome = match reason {
+                    ivr_queues::ExitReason::MaxWait => "timeout",
+                    ivr_queues::ExitReason::Empty => "no agents",
+                };
+                self.queue_left(now, CallHandle(call.0), outcome);
+            }
+            QOut::Offer {
+                offer,
+                agent,
+                waiter,
+                ..
+            } => {
+                let result = match waiter {
+                    Waiter::Caller(call) => self.ring_agent(now, CallHandle(call.0), offer, agent),
+                    // Callbacks are not requested by this version's calls.
+                    Waiter::Callback(_) => Err(OfferFailure::Unreachable),
+                };
+                if let Err(why) = result {
+                    self.queueing
+                        .center
+                        .handle(now, Input::OfferFailed { offer, why });
+                }
+            }
+            QOut::CancelOffer { offer, .. } => self.stop_ring(now, offer, false),
+            QOut::Release { offer } => self.stop_ring(now, offer, true),
+            QOut::Connect { call, agent, offer } => {
+                self.connect_agent(CallHandle(call.0), offer, agent)
+            }
+            QOut::Announce { call, periodic, .. } => {
+                if periodic {
+                    self.announce(CallHandle(call.0));
+                }
+            }
+            QOut::DialCallback { callback, .. } => self
+                .queueing
+                .center
+                .handle(now, Input::CallbackFailed(callback)),
+            QOut::Event(e) => {
+                let call = match &e.event {
+                    ivr_queues::QueueEvent::Enter { call, .. }
+                    | ivr_queues::QueueEvent::Abandon { call, .. }
+                    | ivr_queues::QueueEvent::ExitKey { call, .. }
+                    | ivr_queues::QueueEvent::Timeout { call, .. }
+                    | ivr_queues::QueueEvent::LeaveEmpty { call, .. }
+                    | ivr_queues::QueueEvent::Transfer { call, .. }
+                    | ivr_queues::QueueEvent::Complete { call, .. } => Some(*call),
+                    ivr_queues::QueueEvent::Offer { waiter, .. }
+                    | ivr_queues::QueueEvent::OfferFailed { waiter, .. }
+                    | ivr_queues::QueueEvent::Answer { waiter, .. } => match waiter {
+                        Waiter::Caller(c) => Some(*c),
+                        Waiter::Callback(_) => None,
+                    },
+                    _ => None,
+                };
+                self.ctx.event(Event::Queue {
+                    call: call.map(|c| CallHandle(c.0)),
+                    event: e.event,
+                });
+            }
+        }
+    }
+
+    // ---- the caller ----
+
+    /// The menus handed `handle` to `queue`: the caller waits with music, and joins.
+    pub(crate) fn start_queue(&mut self, now: Instant, handle: CallHandle, queue: QueueId) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Menu(run) = &mut call.app else {
+            return;
+        };
+        let menus = run.menus().clone();
+        let name = menus.queue(queue).name.clone();
+        let run = std::mem::replace(run, Box::new(MenuRun::new(menus)));
+        call.app = App::Queued(Box::new(Queued {
+            run,
+            queue,
+            rings: Vec::new(),
+            agent: None,
+        }));
+        let caller = call.caller.clone();
+        self.play_music(handle);
+        let input = Input::Enter {
+            call: CallRef(handle.0),
+            queue: QueueName::new(name),
+            priority: 0,
+            caller,
+        };
+        self.queue_input(now, input);
+        self.reindex(handle);
+    }
+
+    /// The queue's music (or the ringing tone), from the start.
+    fn play_music(&mut self, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &call.app else { return };
+        let music = &q.run.menus().queue(q.queue).music;
+        let prompts = if music.is_empty() {
+            vec![self.ringback.clone()]
+        } else {
+            music.iter().map(|id| q.run.prompt(*id).clone()).collect()
+        };
+        call.caller_leg().play(prompts);
+    }
+
+    /// The periodic announcement, then the music again.
+    fn announce(&mut self, handle: CallHandle) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &call.app else { return };
+        if q.agent.is_some() {
+            return;
+        }
+        let menus = q.run.menus();
+        let prompts: Vec<_> = menus
+            .queue(q.queue)
+            .announcement
+            .iter()
+            .map(|id| (menus.prompt_name(*id).to_string(), q.run.prompt(*id).clone()))
+            .collect();
+        if !prompts.is_empty() {
+            self.play(handle, prompts);
+        }
+    }
+
+    /// What played to a waiting caller ended: the music goes on.
+    pub(crate) fn queued_playback_finished(&mut self, handle: CallHandle) {
+        if let Some(call) = self.calls.get(&handle)
+            && let App::Queued(q) = &call.app
+            && q.agent.is_none()
+        {
+            self.play_music(handle);
+        }
+    }
+
+    /// The caller leaves the queue unserved: back to the menus, whose `on_timeout` acts.
+    fn queue_left(&mut self, now: Instant, handle: CallHandle, outcome: &str) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &call.app else { return };
+        if q.agent.is_some() {
+            return;
+        }
+        let menus = q.run.menus().clone();
+        let old = std::mem::replace(&mut call.app, App::Menu(Box::new(MenuRun::new(menus))));
+        let App::Queued(q) = old else { return };
+        let q = *q;
+        call.app = App::Menu(q.run);
+        call.caller_leg().stop();
+        for ring in q.rings {
+            let bye = ring.answered;
+            self.drop_ring(now, ring, bye);
+        }
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Menu(run) = &mut call.app
+        {
+            run.queue_left(now, outcome);
+        }
+        self.apply_app(now, handle);
+        self.reindex(handle);
+    }
+
+    /// The call is ending from our side: agents still ringing get CANCEL.
+    pub(crate) fn abandon_queue(&mut self, now: Instant, handle: CallHandle) {
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Queued(q) = &mut call.app
+        {
+            for r in &mut q.rings {
+                if let Some(uac) = r.uac.as_mut() {
+                    uac.cancel(now, CancelReason::Abandoned);
+                }
+            }
+            self.drive_rings(now, handle);
+        }
+    }
+
+    /// The call is gone: the center hears why (a waiting caller left; a bridged call ended),
+    /// and the agents' attempts finish their transactions detached.
+    pub(crate) fn detach_queued(&mut self, app: App, handle: CallHandle) {
+        let App::Queued(q) = app else { return };
+        let q = *q;
+        let now = self.last_now.unwrap_or_else(|| {
+            // Calls only end while an input is handled, which sets the time.
+            unreachable!("a call ended outside an input")
+        });
+        for ring in q.rings {
+            let bye = ring.answered;
+            self.drop_ring(now, ring, bye);
+        }
+        let call = CallRef(handle.0);
+        let input = match q.agent {
+            Some(ring) => {
+                // Its leg's own BYE (the call's end) hangs the agent up.
+                self.drop_ring(now, ring, false);
+                Input::CallEnded { call }
+            }
+            None => Input::Leave {
+                call,
+                reason: LeaveReason::Hangup,
+            },
+        };
+        self.queue_input(now, input);
+    }
+
+    // ---- the agents' legs ----
+
+    /// Ring `agent` for the caller on `handle`: a new leg, whose INVITE goes once its RTP
+    /// socket is open.
+    fn ring_agent(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        offer: OfferId,
+        agent: AgentId,
+    ) -> Result<(), OfferFailure> {
+        let Some((target, peer)) = self.agent_target(&agent) else {
+            return Err(OfferFailure::Unreachable);
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return Err(OfferFailure::Unreachable);
+        };
+        let App::Queued(q) = &mut call.app else {
+            return Err(OfferFailure::Unreachable);
+        };
+        if q.agent.is_some() {
+            return Err(OfferFailure::Unreachable);
+        }
+        let (index, host) = match (u8::try_from(call.legs.len()), target.as_sip()) {
+            (Ok(i), Some(s)) if call.legs.len() < MAX_LEGS => (i, s.host.clone()),
+            (_, Some(_)) => {
+                // Out of legs: the caller leaves for `on_timeout` rather than wait forever.
+                let input = Input::Leave {
+                    call: CallRef(handle.0),
+                    reason: LeaveReason::Transferred,
+                };
+                self.queueing.center.handle(now, input);
+                self.queue_left(now, handle, "too many offers");
+                return Err(OfferFailure::Unreachable);
+            }
+            _ => return Err(OfferFailure::Unreachable),
+        };
+        let leg = handle.leg(index);
+        let local_tag = Tag::from(self.ctx.rng.token());
+        let sip = self.ctx.config.sip_addr;
+        // A placeholder INVITE until the real one (it needs our SDP), as for transfers.
+        let mut invite = Request::new(Method::Invite, target.clone());
+        invite.headers.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {sip};branch=z9hG4bK{}",
+                peer.transport.via_token(),
+                self.ctx.rng.token()
+            ),
+        );
+        invite
+            .headers
+            .push(HeaderName::CallId, format!("{}@{}", self.ctx.rng.token(), sip.ip()));
+        let Some(key) = ServerKey::of(&invite) else {
+            return Err(OfferFailure::Unreachable);
+        };
+        call.legs.push(Leg::outgoing(leg, peer, key, invite, local_tag));
+        q.rings.push(AgentRing {
+            offer,
+            agent,
+            leg,
+            target,
+            located: Located { host, peer },
+            uac: None,
+            answered: false,
+        });
+        self.queueing.offers.insert(offer, handle);
+        self.ctx.outputs.push_back(Output::OpenMedia { leg });
+        Ok(())
+    }
+
+    /// Where `agent` is reached: its newest registration (its contact, at the address the
+    /// REGISTER came from), or its static URI when that names an IP address.
+    fn agent_target(&self, agent: &AgentId) -> Option<(Uri, Peer)> {
+        let a = self.menus.agents().iter().find(|a| a.name == agent.0)?;
+        match &a.reach {
+            Reach::Registered(c) => {
+                let b = self.registrar.bindings(&c.user).last()?;
+                Some((b.contact.uri.clone(), b.source))
+            }
+            Reach::Static(uri) => {
+                let uri = Uri::parse(uri).ok()?;
+                let (addr, transport) = ivr_sip::route::socket_of(&uri)?;
+                let transport = match transport.as_deref() {
+                    Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
+                Some((uri, Peer { transport, addr }))
+            }
+        }
+    }
+
+    /// An agent's leg has its RTP socket: send the INVITE with our offer.
+    pub(crate) fn queued_media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
+        let sip = self.ctx.config.sip_addr;
+        let contact = self.ctx.contact(Transport::Udp, false);
+        let user_agent = self.ctx.config.user_agent.clone();
+        let timers = self.ctx.config.timers;
+        let media_ip = self.ctx.config.media_ip;
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(ring) = q.rings.iter_mut().find(|r| r.leg == leg && r.uac.is_none()) else {
+            return;
+        };
+        let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
+            return;
+        };
+        let session = LocalSession {
+            id: self.ctx.rng.next_u64() >> 2,
+            version: 1,
+            addr: SocketAddr::new(media_ip, local.port()),
+        };
+        l.local_sdp = Some(session);
+        let transport = l.peer.transport;
+        let contact = if transport == Transport::Udp {
+            contact
+        } else {
+            self.ctx.contact(transport, false)
+        };
+        let contact = contact.trim_start_matches('<').trim_end_matches('>');
+        let caller = call.caller.as_deref().and_then(uri_user);
+        let from = format!("<sip:{}@{sip}>", caller.as_deref().unwrap_or("ivr"));
+        let (Ok(contact), Ok(from)) = (
+            Uri::parse(contact),
+            NameAddr::parse(&from, HeaderName::From),
+        ) else {
+            return;
+        };
+        let menus = q.run.menus();
+        let mut extra = vec![(HeaderName::UserAgent, user_agent)];
+        extra.push((
+            HeaderName::Other("X-IVR-Queue".into()),
+            header_safe(&menus.queue(q.queue).name, 64),
+        ));
+        if !call.path.is_empty() {
+            let path = call.path.join("/");
+            extra.push((HeaderName::Other("X-IVR-Path".into()), header_safe(&path, 512)));
+        }
+        let config = OutgoingConfig {
+            to: NameAddr {
+                display: None,
+                uri: ring.target.clone(),
+                params: Params::default(),
+            },
+            request_uri: ring.target.clone(),
+            from,
+            local_tag: l.local_tag.clone(),
+            call_id: CallId::from(l.invite.call_id().unwrap_or_default()),
+            cseq: self.ctx.rng.next_u32() & 0x7FFF,
+            contact,
+            transport,
+            sent_by: sip.to_string(),
+            route: Vec::new(),
+            sdp_offer: Some(sdp::build_offer(&session, Direction::SendRecv)),
+            credentials: None,
+            extra_headers: extra,
+            timers,
+        };
+        let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
+        let uac = OutgoingCall::new(now, config, rng);
+        l.invite = uac.invite().clone();
+        self.uac_calls.insert(uac.call_id().clone(), leg.call);
+        ring.uac = Some(Box::new(uac));
+        self.drive_rings(now, leg.call);
+        self.reindex(leg.call);
+    }
+
+    /// An agent's leg got no RTP socket: that offer failed.
+    pub(crate) fn queued_media_failed(&mut self, now: Instant, leg: LegHandle) {
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(i) = q.rings.iter().position(|r| r.leg == leg) else {
+            return;
+        };
+        let ring = q.rings.remove(i);
+        let offer = ring.offer;
+        self.drop_ring(now, ring, false);
+        let why = OfferFailure::Unreachable;
+        self.queue_input(now, Input::OfferFailed { offer, why });
+    }
+
+    /// A response for one of the call's agent legs.
+    pub(crate) fn queued_response(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        response: ivr_sip::Response,
+    ) {
+        let Ok(id) = response.call_id() else { return };
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Queued(q) = &mut call.app
+            && let Some(uac) = q
+                .rings
+                .iter_mut()
+                .chain(q.agent.as_mut())
+                .filter_map(|r| r.uac.as_mut())
+                .find(|u| u.call_id().as_str() == id)
+        {
+            uac.handle_response(now, response);
+        }
+        self.drive_rings(now, handle);
+        self.reindex(handle);
+    }
+
+    /// The agents' INVITE timers.
+    pub(crate) fn queued_timeout(&mut self, now: Instant, handle: CallHandle) {
+        if let Some(call) = self.calls.get_mut(&handle)
+            && let App::Queued(q) = &mut call.app
+        {
+            for uac in q
+                .rings
+                .iter_mut()
+                .chain(q.agent.as_mut())
+                .filter_map(|r| r.uac.as_mut())
+            {
+                uac.handle_timeout(now);
+            }
+        }
+        self.drive_rings(now, handle);
+    }
+
+    /// Send what the agents' attempts queued and act on what they report.
+    fn drive_rings(&mut self, now: Instant, handle: CallHandle) {
+        let mut events = Vec::new();
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        for r in q.rings.iter_mut().chain(q.agent.as_mut()) {
+            let Some(uac) = r.uac.as_mut() else { continue };
+            while let Some(tx) = uac.poll_transmit() {
+                send_uac(&mut self.ctx, Some(handle), tx, Some(&r.located));
+            }
+            while let Some(e) = uac.poll_event() {
+                events.push((r.offer, e));
+            }
+        }
+        for (offer, event) in events {
+            match event {
+                UacEvent::Answered { dialog, sdp } => {
+                    self.agent_answered(now, handle, offer, *dialog, &sdp)
+                }
+                UacEvent::Failed(f) => self.agent_failed(now, handle, offer, offer_failure(f.kind)),
+                UacEvent::Progress { .. }
+                | UacEvent::Authenticating { .. }
+                | UacEvent::Released { .. } => {}
+            }
+        }
+    }
+
+    /// An agent's attempt failed: forget the leg, tell the center.
+    fn agent_failed(&mut self, now: Instant, handle: CallHandle, offer: OfferId, why: OfferFailure) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(i) = q.rings.iter().position(|r| r.offer == offer) else {
+            return;
+        };
+        let ring = q.rings.remove(i);
+        self.drop_ring(now, ring, false);
+        self.queue_input(now, Input::OfferFailed { offer, why });
+    }
+
+    /// An agent answered: its leg gets its media from the answer, and the center decides
+    /// (bridge, or release).
+    fn agent_answered(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        offer: OfferId,
+        dialog: ivr_sip::dialog::Dialog,
+        body: &[u8],
+    ) {
+        let negotiated =
+            sdp::parse_remote(body).and_then(|r| sdp::accept_answer(&r).map(|n| (n, r.addr)));
+        let Ok((n, addr)) = negotiated else {
+            // An answer we cannot use: release it; the offer failed.
+            if let Some(call) = self.calls.get_mut(&handle)
+                && let App::Queued(q) = &mut call.app
+                && let Some(r) = q.rings.iter_mut().find(|r| r.offer == offer)
+                && let Some(uac) = r.uac.as_mut()
+            {
+                uac.bye(now);
+            }
+            self.drive_rings(now, handle);
+            return self.agent_failed(now, handle, offer, OfferFailure::Rejected);
+        };
+        let mut media = self.new_media(now, n, addr);
+        media.set_relay(true);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(ring) = q.rings.iter_mut().find(|r| r.offer == offer) else {
+            return;
+        };
+        ring.answered = true;
+        if let Some(l) = call.legs.get_mut(usize::from(ring.leg.index)) {
+            media.allow_latch_from(l.peer.addr.ip());
+            l.media = Some(media);
+            l.dialog = Some(dialog);
+        }
+        self.queue_input(now, Input::OfferAnswered(offer));
+    }
+
+    /// The center chose this answer: bridge the caller and the agent.
+    fn connect_agent(&mut self, handle: CallHandle, offer: OfferId, agent: AgentId) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(i) = q
+            .rings
+            .iter()
+            .position(|r| r.offer == offer && r.answered)
+        else {
+            return;
+        };
+        let ring = q.rings.remove(i);
+        self.queueing.offers.remove(&offer);
+        let leg = ring.leg;
+        q.agent = Some(ring);
+        let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
+            return;
+        };
+        l.phase = LegPhase::Active;
+        let call_id = CallId::from(l.invite.call_id().unwrap_or_default());
+        let key = (call_id.clone(), l.local_tag.clone());
+        let caller = call.caller_leg();
+        caller.stop();
+        if let Some(m) = caller.media.as_mut()
+            && m.feed_mut().is_none()
+        {
+            m.set_relay(true);
+        }
+        self.by_dialog.insert(key, leg);
+        self.ctx.event(Event::Bridged {
+            call: handle,
+            destination: format!("agent {agent}"),
+            call_id: call_id.to_string(),
+        });
+        self.reindex(handle);
+    }
+
+    /// Stop ringing for `offer` (the center cancelled it), or hang up its late answer
+    /// (`release`: the center does not want it).
+    fn stop_ring(&mut self, now: Instant, offer: OfferId, release: bool) {
+        let Some(handle) = self.queueing.offers.remove(&offer) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(i) = q.rings.iter().position(|r| r.offer == offer) else {
+            return;
+        };
+        let ring = q.rings.remove(i);
+        let bye = release || ring.answered;
+        self.drop_ring(now, ring, bye);
+        self.reindex(handle);
+    }
+
+    /// Let go of an agent's leg: CANCEL if it rings, BYE on the attempt's dialog if `bye`
+    /// (an answer nobody takes), close its socket unless it is a bridged leg (whose own BYE
+    /// ends it); the attempt finishes its transactions detached from the call.
+    fn drop_ring(&mut self, now: Instant, ring: AgentRing, bye: bool) {
+        self.queueing.offers.remove(&ring.offer);
+        if let Some(call) = self.calls.get_mut(&ring.leg.call)
+            && let Some(l) = call.legs.get_mut(usize::from(ring.leg.index))
+            && !matches!(
+                l.phase,
+                LegPhase::Closed | LegPhase::Ending { .. } | LegPhase::Active
+            )
+        {
+            l.phase = LegPhase::Closed;
+            l.media = None;
+            self.ctx
+                .outputs
+                .push_back(Output::CloseMedia { leg: ring.leg });
+        }
+        let Some(mut uac) = ring.uac else {
+            return;
+        };
+        uac.cancel(now, CancelReason::Abandoned);
+        if bye {
+            uac.bye(now);
+        }
+        while let Some(tx) = uac.poll_transmit() {
+            send_uac(&mut self.ctx, None, tx, Some(&ring.located));
+        }
+        self.detach_uac(*uac, Some(ring.located));
+    }
+}

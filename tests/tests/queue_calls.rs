@@ -1,0 +1,563 @@
+//! Call-center queues in virtual time: a scripted caller chooses `queue: sales`, the engine's
+//! queue center offers the call to scripted agents (registered with digest, or static), and
+//! the engine rings them, bridges the one who answers, cancels the others, and sends callers
+//! nobody served to the queue's `on_timeout`. No sockets, no sleeping.
+
+use ivr_audio::{Codec, Digit};
+use ivr_engine::{CallHandle, EndReason, Event, LegHandle};
+use ivr_queues::{AgentState, QueueEvent};
+use ivr_sip::Transport;
+use ivr_sip::digest::{Algorithm, Challenge, Credentials, answer, ha1};
+use ivr_sip::header::HeaderName;
+use ivr_sip::message::{CoreHeaders, Request, Response, StatusCode};
+use ivr_tests::caller::{Caller, Net, request, response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Menus: 1 joins `sales` (with its `strategy`), whose agents are `agents` (YAML lines).
+fn menus(strategy: &str, agents: &str) -> Arc<ivr_menus::Menus> {
+    let yaml = format!(
+        r#"
+entry: main
+prompts:
+  main_en: prompts/main_en.wav
+  goodbye_en: prompts/goodbye_en.wav
+  sales_en: prompts/sales_en.wav
+  invalid_en: prompts/invalid_en.wav
+queues:
+  sales:
+    strategy: {strategy}
+    music: sales_en
+    announcement: invalid_en
+    announce_every: 20
+    max_wait: 60
+    agent_timeout: 10
+    on_timeout: {{ hangup: goodbye_en }}
+agents:
+{agents}
+menus:
+  main:
+    prompt: main_en
+    timeout: 6
+    retries: 5
+    options:
+      "1": {{ queue: sales }}
+      "9": {{ hangup: goodbye_en }}
+"#
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    Arc::new(
+        ivr_menus::compile_full(
+            &yaml,
+            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+            &mut |_, _| Err("no text-to-speech here".into()),
+            &mut ivr_server::builtin::prompt,
+        )
+        .unwrap(),
+    )
+}
+
+/// A registering agent's YAML entry (password hashed for realm `ivr`).
+fn registered(name: &str, password: &str) -> String {
+    format!(
+        "  {name}:\n    user: {name}\n    password: \"ha1:ivr:{}:{}\"\n    queues: {{ sales: 0 }}\n",
+        ha1(Algorithm::Md5, name, "ivr", password),
+        ha1(Algorithm::Sha256, name, "ivr", password)
+    )
+}
+
+/// A static agent's YAML entry.
+fn fixed(name: &str, addr: &str) -> String {
+    format!("  {name}:\n    uri: sip:{name}@{addr}\n    queues: {{ sales: 0 }}\n")
+}
+
+/// A scripted agent phone.
+struct Agent {
+    name: &'static str,
+    addr: SocketAddr,
+    media: SocketAddr,
+    seq: u16,
+    ts: u32,
+}
+
+impl Agent {
+    fn new(name: &'static str, port: u16) -> Agent {
+        Agent {
+            name,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            media: SocketAddr::from(([127, 0, 0, 1], port + 2)),
+            seq: 10,
+            ts: 800,
+        }
+    }
+
+    /// REGISTER with digest (SHA-256), announcing `contact` (a private address: the
+    /// engine must reach the phone where the REGISTER came from).
+    fn register(&self, net: &mut Net, password: &str, contact: &str) {
+        self.register_as(net, password, &format!("<sip:{}@{contact}>", self.name), 300, 1);
+    }
+
+    /// REGISTER `contact` (`*` with 0 to remove all) for `expires` s, answering the challenge.
+    fn register_as(&self, net: &mut Net, password: &str, contact: &str, expires: u32, cseq: u32) {
+        let reg = |cseq: u32, extra: &str| {
+            format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {me};rport;branch=z9hG4bKreg{cseq}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{u}@127.0.0.1>;tag=r1\r\n\
+                 To: <sip:{u}@127.0.0.1>\r\nCall-ID: reg-{u}\r\nCSeq: {cseq} REGISTER\r\n\
+                 Contact: {contact}\r\nExpires: {expires}\r\n{extra}Content-Length: 0\r\n\r\n",
+                me = self.addr,
+                u = self.name
+            )
+            .into_bytes()
+        };
+        net.send_sip(Transport::Udp, self.addr, &reg(cseq, ""));
+        let msgs = net.take_sip(self.addr);
+        let challenge = response(&msgs, 401).expect("a challenge");
+        let name = HeaderName::from_wire("WWW-Authenticate");
+        let c = challenge
+            .headers
+            .get_all(&name)
+            .map(|v| Challenge::parse(v).unwrap())
+            .find(|c| c.algorithm == Algorithm::Sha256)
+            .expect("a SHA-256 challenge");
+        let creds = Credentials {
+            username: self.name.into(),
+            password: password.into(),
+        };
+        let a = answer(
+            &c,
+            &creds,
+            "REGISTER",
+            "sip:127.0.0.1",
+            Some(("c0ffee".into(), 1)),
+        );
+        net.send_sip(
+            Transport::Udp,
+            self.addr,
+            &reg(cseq + 1, &format!("Authorization: {a}\r\n")),
+        );
+        let msgs = net.take_sip(self.addr);
+        assert!(response(&msgs, 200).is_some(), "registered: {msgs:?}");
+    }
+
+    fn sdp(&self, codec: Codec) -> String {
+        let pt = codec.payload_type();
+        format!(
+            "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {name}/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+            port = self.media.port(),
+            name = codec.encoding_name()
+        )
+    }
+
+    /// A response to `req` with our tag (Contact and SDP on 2xx).
+    fn respond(&self, req: &Request, code: u16, sdp: Option<&str>) -> Vec<u8> {
+        let mut r = Response::to_request(req, StatusCode::new(code).unwrap());
+        let to = req.headers.get(&HeaderName::To).unwrap().to_string();
+        if !to.contains(";tag=") && code > 100 {
+            r.headers.set(HeaderName::To, format!("{to};tag={}", self.name));
+        }
+        if (200..300).contains(&code) {
+            r.headers.push(
+                HeaderName::Contact,
+                format!("<sip:{}@{}>", self.name, self.addr),
+            );
+        }
+        if let Some(s) = sdp {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = s.as_bytes().to_vec();
+        }
+        r.to_bytes()
+    }
+
+    fn send(&self, net: &mut Net, data: &[u8]) {
+        net.send_sip(Transport::Udp, self.addr, data);
+    }
+
+    /// The INVITE the engine sent this phone (taking what else it sent).
+    fn take_invite(&self, net: &mut Net) -> Request {
+        let msgs = net.take_sip(self.addr);
+        request(&msgs, "INVITE")
+            .unwrap_or_else(|| panic!("{} is rung: {msgs:?}", self.name))
+            .clone()
+    }
+
+    /// Ring, then answer in `codec`: the engine ACKs.
+    fn answer(&self, net: &mut Net, invite: &Request, codec: Codec) {
+        self.send(net, &self.respond(invite, 180, None));
+        self.send(net, &self.respond(invite, 200, Some(&self.sdp(codec))));
+        let msgs = net.take_sip(self.addr);
+        assert!(request(&msgs, "ACK").is_some(), "the 2xx is acknowledged");
+    }
+
+    /// BYE in the dialog the INVITE and our 2xx made.
+    fn bye(&self, invite: &Request) -> Vec<u8> {
+        let from = invite.headers.get(&HeaderName::From).unwrap();
+        let to = invite.headers.get(&HeaderName::To).unwrap();
+        let contact = invite.headers.get(&HeaderName::Contact).unwrap();
+        let target = contact.trim_start_matches('<').trim_end_matches('>');
+        format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{n}-bye\r\n\
+             Max-Forwards: 70\r\nFrom: {to};tag={n}\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+             CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            me = self.addr,
+            n = self.name,
+            cid = invite.call_id().unwrap(),
+        )
+        .into_bytes()
+    }
+
+    fn audio(&mut self, codec: Codec, pcm: &[i16]) -> Vec<u8> {
+        let mut p = vec![0x80, codec.payload_type()];
+        p.extend_from_slice(&self.seq.to_be_bytes());
+        p.extend_from_slice(&self.ts.to_be_bytes());
+        p.extend_from_slice(&0xA6E7u32.to_be_bytes());
+        p.extend(pcm.iter().map(|s| codec.encode(*s)));
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(pcm.len() as u32);
+        p
+    }
+}
+
+/// Connect `caller` and press 1 (join `sales`).
+fn join(net: &mut Net, caller: &mut Caller) -> CallHandle {
+    let call = net.connect(caller);
+    net.advance(Duration::from_millis(500));
+    net.press(caller, call, Digit::D1);
+    call
+}
+
+/// Let `secs` pass with the caller sending a packet each second (its media stays alive).
+fn wait(net: &mut Net, caller: &mut Caller, call: CallHandle, secs: u64) {
+    for _ in 0..secs {
+        let p = caller.audio_packet();
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_secs(1));
+    }
+}
+
+fn waveform(n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            (6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() + 1500.0) as i16
+        })
+        .collect()
+}
+
+/// Payload bytes sent on `leg` from packet `from` on in `codec`, minus all-silence frames.
+fn relayed(net: &Net, leg: LegHandle, from: usize, codec: Codec) -> Vec<u8> {
+    let silence = codec.silence();
+    net.rtp
+        .get(&leg)
+        .map(|v| &v[from.min(v.len())..])
+        .unwrap_or(&[])
+        .iter()
+        .filter(|p| p.data[1] & 0x7F == codec.payload_type())
+        .map(|p| &p.data[12..])
+        .filter(|pl| pl.iter().any(|b| *b != silence))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+fn sent_count(net: &Net, leg: LegHandle) -> usize {
+    net.rtp.get(&leg).map_or(0, Vec::len)
+}
+
+fn queue_events(net: &Net) -> Vec<QueueEvent> {
+    net.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Queue { event, .. } => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn state(net: &Net, agent: &str) -> AgentState {
+    net.engine
+        .agent_states()
+        .into_iter()
+        .find(|(a, _)| a == agent)
+        .map(|(_, s)| s)
+        .expect("a known agent")
+}
+
+/// Every key (as RFC 4733 code) and playback the caller's leg heard is beside the point;
+/// what matters is whether it hears non-silent audio in the last `n` packets.
+fn hears_sound(net: &Net, call: CallHandle, n: usize) -> bool {
+    net.rtp_of(call)
+        .iter()
+        .rev()
+        .take(n)
+        .any(|p| p.data[12..].iter().any(|b| *b != 0xFF))
+}
+
+#[test]
+fn a_registered_agent_is_rung_at_its_source_answers_and_talks_both_ways() {
+    let mut net = Net::new(menus("longest_idle", &registered("alice", "pw-alice")));
+    let mut alice = Agent::new("alice", 7200);
+    // Behind NAT: its contact names a private address; the REGISTER comes from 7200.
+    alice.register(&mut net, "pw-alice", "10.9.9.9:5060");
+    assert_eq!(state(&net, "alice"), AgentState::Available, "logged in");
+
+    let mut caller = Caller::new("127.0.0.1:7000", "queue-1");
+    let call = join(&mut net, &mut caller);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::LeftMenus { to, .. } if to == "queue sales"))
+    );
+    let invite = alice.take_invite(&mut net);
+    assert_eq!(invite.uri.to_string(), "sip:alice@10.9.9.9:5060");
+    let header = |n: &str| invite.headers.get(&HeaderName::from_wire(n)).map(str::to_string);
+    assert_eq!(header("X-IVR-Queue").as_deref(), Some("sales"));
+    assert_eq!(header("X-IVR-Path").as_deref(), Some("main"));
+    assert!(matches!(state(&net, "alice"), AgentState::Ringing { .. }));
+    // While it rings the caller hears the queue's music.
+    net.advance(Duration::from_secs(1));
+    assert!(hears_sound(&net, call, 10), "music plays");
+
+    alice.answer(&mut net, &invite, Codec::Pcma);
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { destination, call_id, .. }
+            if destination == "agent alice" && call_id == invite.call_id().unwrap())));
+    assert!(matches!(state(&net, "alice"), AgentState::OnCall { .. }));
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Answer { agent, .. } if agent.0 == "alice"))
+    );
+
+    // Caller -> agent: PCMU in, PCMA out, sample by sample.
+    let agent_leg = call.leg(1);
+    let start = sent_count(&net, agent_leg);
+    let pcm = waveform(160 * 25);
+    let mut expected = Vec::new();
+    for p in caller.audio_packets(&pcm) {
+        expected.extend(
+            p[12..]
+                .iter()
+                .map(|u| Codec::Pcma.encode(Codec::Pcmu.decode(*u))),
+        );
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(200));
+    let got = relayed(&net, agent_leg, start, Codec::Pcma);
+    assert!(got == expected, "the agent hears the caller");
+    assert!(
+        net.rtp[&agent_leg][start..]
+            .iter()
+            .all(|p| p.to == alice.media),
+        "to the agent's media address"
+    );
+
+    // Agent -> caller: PCMA in, PCMU out.
+    let start = sent_count(&net, call.leg(0));
+    let mut expected = Vec::new();
+    for chunk in waveform(160 * 25).chunks(160) {
+        let p = alice.audio(Codec::Pcma, chunk);
+        expected.extend(
+            p[12..]
+                .iter()
+                .map(|a| Codec::Pcmu.encode(Codec::Pcma.decode(*a))),
+        );
+        net.send_rtp(agent_leg, alice.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(200));
+    assert!(
+        relayed(&net, call.leg(0), start, Codec::Pcmu) == expected,
+        "the caller hears the agent"
+    );
+
+    // The agent hangs up: the caller's leg gets BYE, the agent wraps up (0 s: available).
+    alice.send(&mut net, &alice.bye(&invite));
+    assert!(response(&net.take_sip(alice.addr), 200).is_some());
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE").expect("the caller's leg ends").clone();
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert_eq!(net.ended(call), Some(EndReason::DestinationHungUp));
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Complete { agent, .. } if agent.0 == "alice"))
+    );
+    net.advance(Duration::from_millis(100));
+    assert_eq!(state(&net, "alice"), AgentState::Available);
+    assert!(net.media.is_empty(), "both media sockets closed");
+    assert_eq!(net.engine.queue_waiting("sales"), 0);
+}
+
+#[test]
+fn nobody_answers_within_max_wait_so_on_timeout_runs_with_announcements_meanwhile() {
+    // bob is configured but never registers: not logged in, never rung.
+    let mut net = Net::new(menus("longest_idle", &registered("bob", "pw-bob")));
+    let mut caller = Caller::new("127.0.0.1:7010", "queue-2");
+    let call = join(&mut net, &mut caller);
+    assert_eq!(net.engine.queue_waiting("sales"), 1);
+    wait(&mut net, &mut caller, call, 45);
+    let announced = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Playing { prompt, .. } if prompt == "invalid_en"))
+        .count();
+    assert_eq!(announced, 2, "the announcement at 20 s and 40 s");
+    assert!(net.ended(call).is_none(), "still waiting at 45 s");
+    wait(&mut net, &mut caller, call, 16);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Timeout { .. }))
+    );
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Playing { prompt, .. } if prompt == "goodbye_en")),
+        "on_timeout: hang up with goodbye"
+    );
+    wait(&mut net, &mut caller, call, 10);
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE").expect("the engine hangs up").clone();
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
+    assert_eq!(net.engine.queue_waiting("sales"), 0);
+}
+
+#[test]
+fn a_caller_hanging_up_while_the_agent_rings_cancels_it_and_frees_the_agent() {
+    let mut net = Net::new(menus("linear", &fixed("desk", "127.0.0.1:7300")));
+    let desk = Agent::new("desk", 7300);
+    let mut caller = Caller::new("127.0.0.1:7020", "queue-3");
+    let call = join(&mut net, &mut caller);
+    let invite = desk.take_invite(&mut net);
+    assert_eq!(invite.uri.to_string(), "sip:desk@127.0.0.1:7300");
+    desk.send(&mut net, &desk.respond(&invite, 180, None));
+    net.advance(Duration::from_secs(2));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
+    let msgs = net.take_sip(desk.addr);
+    let cancel = request(&msgs, "CANCEL").expect("the ringing phone is cancelled");
+    desk.send(&mut net, &desk.respond(cancel, 200, None));
+    desk.send(&mut net, &desk.respond(&invite, 487, None));
+    assert!(request(&net.take_sip(desk.addr), "ACK").is_some());
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Abandon { .. }))
+    );
+    assert_eq!(state(&net, "desk"), AgentState::Available, "not stuck");
+    assert_eq!(net.engine.queue_waiting("sales"), 0);
+    net.advance(Duration::from_secs(40));
+    assert!(net.media.is_empty());
+    assert!(net.take_sip(desk.addr).is_empty(), "nothing more for the desk");
+}
+
+#[test]
+fn ring_all_rings_both_the_first_answer_wins_and_the_other_is_cancelled() {
+    let agents = format!(
+        "{}{}",
+        fixed("ann", "127.0.0.1:7400"),
+        fixed("ben", "127.0.0.1:7500")
+    );
+    let mut net = Net::new(menus("ring_all", &agents));
+    let ann = Agent::new("ann", 7400);
+    let ben = Agent::new("ben", 7500);
+    let mut caller = Caller::new("127.0.0.1:7030", "queue-4");
+    let call = join(&mut net, &mut caller);
+    let to_ann = ann.take_invite(&mut net);
+    let to_ben = ben.take_invite(&mut net);
+    ann.send(&mut net, &ann.respond(&to_ann, 180, None));
+    ben.send(&mut net, &ben.respond(&to_ben, 180, None));
+    net.advance(Duration::from_secs(3));
+    ben.answer(&mut net, &to_ben, Codec::Pcmu);
+    let msgs = net.take_sip(ann.addr);
+    let cancel = request(&msgs, "CANCEL").expect("the other phone stops ringing");
+    ann.send(&mut net, &ann.respond(cancel, 200, None));
+    ann.send(&mut net, &ann.respond(&to_ann, 487, None));
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { destination, .. } if destination == "agent ben")));
+    assert!(matches!(state(&net, "ben"), AgentState::OnCall { .. }));
+    assert_eq!(state(&net, "ann"), AgentState::Available);
+
+    // The caller's audio reaches ben (leg 2: ann's was leg 1).
+    let ben_leg = call.leg(2);
+    let start = sent_count(&net, ben_leg);
+    for p in caller.audio_packets(&waveform(160 * 10)) {
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(200));
+    assert!(!relayed(&net, ben_leg, start, Codec::Pcmu).is_empty());
+
+    // The caller hangs up: ben's leg gets BYE, ben wraps up.
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    let msgs = net.take_sip(ben.addr);
+    let bye = request(&msgs, "BYE").expect("the agent's leg ends").clone();
+    ben.send(&mut net, &ben.respond(&bye, 200, None));
+    assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
+    assert_eq!(state(&net, "ben"), AgentState::Available);
+}
+
+#[test]
+fn an_agent_who_does_not_answer_is_cancelled_at_agent_timeout_and_the_next_is_rung() {
+    let agents = format!(
+        "{}{}",
+        fixed("ann", "127.0.0.1:7400"),
+        fixed("ben", "127.0.0.1:7500")
+    );
+    let mut net = Net::new(menus("linear", &agents));
+    let ann = Agent::new("ann", 7400);
+    let ben = Agent::new("ben", 7500);
+    let mut caller = Caller::new("127.0.0.1:7040", "queue-5");
+    let _call = join(&mut net, &mut caller);
+    let to_ann = ann.take_invite(&mut net);
+    assert!(net.take_sip(ben.addr).is_empty(), "linear: ann first");
+    ann.send(&mut net, &ann.respond(&to_ann, 180, None));
+    net.advance(Duration::from_secs(11));
+    let msgs = net.take_sip(ann.addr);
+    let cancel = request(&msgs, "CANCEL").expect("cancelled at agent_timeout");
+    ann.send(&mut net, &ann.respond(cancel, 200, None));
+    // ann answers as the CANCEL crosses: the engine acknowledges and hangs up that answer.
+    ann.send(&mut net, &ann.respond(&to_ann, 200, Some(&ann.sdp(Codec::Pcmu))));
+    let msgs = net.take_sip(ann.addr);
+    assert!(request(&msgs, "ACK").is_some() && request(&msgs, "BYE").is_some(), "{msgs:?}");
+    assert_eq!(state(&net, "ann"), AgentState::Available, "not on a call nobody is on");
+    let to_ben = ben.take_invite(&mut net);
+    ben.answer(&mut net, &to_ben, Codec::Pcmu);
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { destination, .. } if destination == "agent ben")));
+    assert!(queue_events(&net).iter().any(|e| matches!(e,
+        QueueEvent::OfferFailed { agent, .. } if agent.0 == "ann")));
+}
+
+#[test]
+fn an_agent_that_unregisters_logs_out_and_one_that_expires_is_not_rung() {
+    let mut net = Net::new(menus("linear", &registered("alice", "pw-alice")));
+    let alice = Agent::new("alice", 7200);
+    alice.register(&mut net, "pw-alice", "127.0.0.1:7200");
+    assert_eq!(state(&net, "alice"), AgentState::Available);
+    alice.register_as(&mut net, "pw-alice", "*", 0, 5);
+    assert_eq!(state(&net, "alice"), AgentState::LoggedOut, "no binding left");
+
+    // Registered again, then the binding expires: still logged in, but not rung.
+    alice.register_as(&mut net, "pw-alice", "<sip:alice@127.0.0.1:7200>", 60, 9);
+    assert_eq!(state(&net, "alice"), AgentState::Available);
+    net.advance(Duration::from_secs(61));
+    assert_eq!(net.engine.registered_agents(), 0);
+    let mut caller = Caller::new("127.0.0.1:7050", "queue-6");
+    let call = join(&mut net, &mut caller);
+    wait(&mut net, &mut caller, call, 5);
+    assert!(
+        request(&net.take_sip(alice.addr), "INVITE").is_none(),
+        "an unreachable agent is not rung"
+    );
+    assert_eq!(net.engine.queue_waiting("sales"), 1);
+}
