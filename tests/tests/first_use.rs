@@ -9,16 +9,16 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Only a hand-off the engine cannot run yet (a queue) warns, as the call is ended; a
-/// voicemail call logs no warning (checked on the call `reload.rs` places with its data
-/// folder inside the config's folder, which saves a second call here).
+/// A hand-off logs no warning: here a queue with nobody logged in sends the caller to its
+/// `on_timeout` (hang up); a voicemail call logs none either (checked on the call
+/// `reload.rs` places with its data folder inside the config's folder).
 #[test]
-fn a_hand_off_to_a_service_not_run_yet_warns() {
+fn a_hand_off_to_a_queue_with_nobody_to_answer_is_logged_without_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("queue.yaml");
     std::fs::write(
         &config,
-        "entry: main\nprompts:\n  hi: { silence: 1 }\nqueues:\n  q: {}\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"9\": { queue: q }\n",
+        "entry: main\nprompts:\n  hi: { silence: 1 }\nqueues:\n  q: { join_when_empty: none_logged_in }\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"9\": { queue: q }\n",
     )
     .unwrap();
     let ivr = Ivr::start(&["--config", config.to_str().unwrap()]);
@@ -27,10 +27,15 @@ fn a_hand_off_to_a_service_not_run_yet_warns() {
         ivr.sip,
         &["-sf", sipp::scenario("press_nine.xml"), "-m", "1"],
     );
-    let warned = ivr.wait_for(&["does not run yet", "\"level\":\"WARN\""], 1, WAIT);
-    assert_eq!(warned.len(), 1, "{}", ivr.log());
-    assert!(warned[0].contains("\"to\":\"queue q\""), "{}", warned[0]);
-    assert!(ivr.log().contains("left the menus"), "{}", ivr.log());
+    let ended = ivr.wait_for(&["call ended"], 1, WAIT);
+    assert_eq!(ended.len(), 1, "{}", ivr.log());
+    let log = ivr.log();
+    assert!(log.contains("left the menus") && log.contains("queue q"), "{log}");
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"level\":\"WARN\"") && l.contains("call"))
+        .collect();
+    assert!(warned.is_empty(), "{log}");
 }
 
 /// Run `ivr ARGS` to the end, with `stdin` as its input; (exit code, stdout, stderr).

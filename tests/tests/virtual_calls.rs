@@ -596,12 +596,12 @@ fn router_menus_use_the_wall_clock_the_driver_gives() {
 }
 
 #[test]
-fn a_call_sent_to_a_service_not_run_yet_is_logged_and_ended() {
-    // Queues have no runtime yet (the queue issue gives them one).
+fn a_queue_with_nobody_logged_in_sends_the_caller_to_its_on_timeout() {
+    // The queue refuses callers while no agent is logged in: on_timeout (hang up) acts.
     let yaml = include_str!("../../examples/demo/config.yaml").replace(
         "      \"1\": { language: fr, goto: main_fr }",
         "      \"1\": { language: fr, goto: main_fr }\n      \"5\": { queue: sales }",
-    ) + "\nqueues:\n  sales: { music: lang_en }\n";
+    ) + "\nqueues:\n  sales: { music: lang_en, join_when_empty: none_logged_in }\n";
     assert!(yaml.contains("\"5\": { queue: sales }"), "the edit applied");
     let mut net = Net::new(demo_variant(&yaml));
     let mut caller = Caller::new("127.0.0.1:7060", "away");
@@ -613,5 +613,5 @@ fn a_call_sent_to_a_service_not_run_yet_is_logged_and_ended() {
     let bye = request(&msgs, "BYE").expect("the engine hangs up");
     let ok = caller.ok_to(bye);
     net.send_sip(caller.transport, caller.addr, &ok);
-    assert_eq!(net.ended(call), Some(EndReason::Unavailable));
+    assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
 }

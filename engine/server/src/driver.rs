@@ -1026,8 +1026,11 @@ impl Io {
             } => self.in_call(call, |_| {
                 // The destination's leg has its own span, inside the call's, named by its
                 // own Call-ID, so both dialogs can be found in the logs.
-                let leg = info_span!("leg", index = 1, call_id = %call_id);
-                leg.in_scope(|| info!(%destination, "transfer answered: bridged"));
+                let leg = info_span!("leg", call_id = %call_id);
+                leg.in_scope(|| match destination.strip_prefix("agent ") {
+                    Some(agent) => info!(%agent, "agent answered: bridged"),
+                    None => info!(%destination, "transfer answered: bridged"),
+                });
             }),
             Event::Referred { call, destination } => self.in_call(call, |_| {
                 info!(%destination, "transferred by REFER: the caller reached the destination")
