@@ -530,6 +530,46 @@ menus:
 "#;
 
     #[test]
+    fn queue_center_settings_compile_and_are_checked() {
+        let m = compile_test(CONFIG).unwrap();
+        let q = m.queue(QueueId(0));
+        assert_eq!(
+            (q.wrap_up, q.join_when_empty, q.leave_when_empty, q.max_no_answer),
+            (Duration::ZERO, EmptyRule::Never, EmptyRule::Never, 3)
+        );
+        assert!(q.announce_position && q.announce_wait);
+        let set = CONFIG.replace(
+            "    announce_every: 20\n",
+            "    announce_every: 20\n    strategy_note: x\n",
+        );
+        assert!(compile_test(&set).is_err(), "unknown keys are refused");
+        let set = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    strategy: linear\n    wrap_up: 10s\n    join_when_empty: none_logged_in\n    leave_when_empty: none_active\n    max_no_answer: 0\n    announce_position: false\n",
+        );
+        let m = compile_test(&set).unwrap();
+        let q = m.queue(QueueId(0));
+        assert_eq!(q.strategy, Strategy::Linear);
+        assert_eq!(q.wrap_up, Duration::from_secs(10));
+        assert_eq!(
+            (q.join_when_empty, q.leave_when_empty, q.max_no_answer),
+            (EmptyRule::NoneLoggedIn, EmptyRule::NoneActive, 0)
+        );
+        assert!(!q.announce_position && q.announce_wait);
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    join_when_empty: sometimes\n    max_no_answer: 2.5\n",
+        );
+        let e: Vec<String> = compile_test(&bad)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(e.iter().any(|e| e.contains("'sometimes' is not one of never, none_logged_in, none_active")), "{e:?}");
+        assert!(e.iter().any(|e| e.contains("max_no_answer: 2.5 is outside 0 to 100")), "{e:?}");
+    }
+
+    #[test]
     fn mailboxes_queues_and_destinations_compile_with_their_defaults() {
         let m = compile_test(CONFIG).unwrap();
         let sales = m.mailbox(MailboxId(0));

@@ -202,9 +202,28 @@ fn answer_invite(invite: &ivr_sip::Request, media: std::net::SocketAddr, tag: &s
 
 #[test]
 fn bridged_relay_allocates_nothing_per_packet() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     // 0 transfers to a bridged destination; the callers are bridged, PCMU to PCMA.
     let yaml = "entry: m\nprompts:\n  hi: hi.wav\ndestinations:\n  desk: { uri: \"sip:desk@127.0.0.1:7100\", mode: bridge }\nmenus:\n  m:\n    prompt: hi\n    options:\n      \"0\": { transfer: desk }\n";
+    bridged_relay(yaml);
+}
+
+#[test]
+fn queued_calls_bridged_to_agents_relay_without_allocating() {
+    // 0 joins a queue served by 100 static agents (all at the desk's address): each caller
+    // is bridged to one, PCMU to PCMA, through the queue center.
+    let agents: String = (0..100)
+        .map(|i| format!("  a{i}: {{ uri: \"sip:a{i}@127.0.0.1:7100\", queues: {{ q: 0 }} }}\n"))
+        .collect();
+    let yaml = format!(
+        "entry: m\nprompts:\n  hi: hi.wav\nqueues:\n  q: {{ strategy: linear, announce_every: 600, max_wait: 7200 }}\nagents:\n{agents}menus:\n  m:\n    prompt: hi\n    options:\n      \"0\": {{ queue: q }}\n"
+    );
+    bridged_relay(&yaml);
+}
+
+/// 100 callers press 0 and are bridged to the desk's address; ten seconds of audio both
+/// ways are relayed without a heap allocation.
+fn bridged_relay(yaml: &str) {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let menus = ivr_menus::compile(yaml, &mut |_| {
         Ok(ivr_audio::wav::encode_pcm16(
             8000,
