@@ -8,6 +8,7 @@
 //! challenge and knows only MD5, so the engine runs with `--register-md5-first`.
 
 use ivr_audio::Codec;
+use ivr_tests::http;
 use ivr_tests::process::{Ivr, run};
 use ivr_tests::sipp::{self, scenario};
 use ivr_tests::udp_call::UdpCall;
@@ -94,6 +95,13 @@ fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
     }
     let bridged = ivr.wait_for(&["agent answered: bridged", "\"agent\":\"alice\""], 1, WAIT);
     assert_eq!(bridged.len(), 1, "{}\n{}", ivr.log(), agent.output());
+    let metrics = http::get(ivr.http.expect("http"), "/metrics").text();
+    assert!(
+        metrics.contains("ivr_agents{state=\"on_call\"} 1")
+            && metrics.contains("ivr_agents{state=\"available\"} 0")
+            && metrics.contains("ivr_queue_waiting{queue=\"sales\"} 0"),
+        "{metrics}"
+    );
 
     // The caller speaks one second: the agent hears it.
     let pcm: Vec<i16> = (0..8000)

@@ -1082,6 +1082,15 @@ impl Engine {
         self.queueing.waiting(queue)
     }
 
+    /// Each queue of the current config with the callers waiting in it.
+    pub fn queues_waiting(&self) -> Vec<(String, usize)> {
+        self.menus
+            .queues()
+            .iter()
+            .map(|q| (q.name.clone(), self.queueing.waiting(&q.name)))
+            .collect()
+    }
+
     /// Each agent with its state in the queue center.
     pub fn agent_states(&self) -> Vec<(String, ivr_queues::AgentState)> {
         self.queueing

@@ -769,7 +769,14 @@ impl Io {
                         self.ports.give(m.port);
                     }
                 }
-                Output::Event(e) => self.log(e),
+                Output::Event(e) => {
+                    let queue = matches!(e, Event::Queue { .. });
+                    self.log(e);
+                    if queue {
+                        self.status
+                            .queues(&engine.queues_waiting(), &engine.agent_states());
+                    }
+                }
                 Output::Voicemail(cmd) => {
                     let failed = match &cmd {
                         ivr_engine::VoicemailCmd::Start { recording, .. }

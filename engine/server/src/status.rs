@@ -116,6 +116,8 @@ pub struct Status {
     connections_refused: Family<KindLabel, Counter>,
     signin_lockouts: Counter,
     agents_registered: Gauge,
+    queue_waiting: Family<QueueLabel, Gauge>,
+    agents: Family<StateLabel, Gauge>,
     register_auth_failures: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
@@ -132,6 +134,28 @@ pub struct Status {
 struct ReasonLabel {
     reason: &'static str,
 }
+
+/// `{queue="..."}` on `ivr_queue_waiting`: a queue's name from the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabel {
+    queue: String,
+}
+
+/// `{state="..."}` on `ivr_agents`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// Agent states as `ivr_agents` labels them.
+const AGENT_STATES: [&str; 6] = [
+    "logged_out",
+    "available",
+    "ringing",
+    "on_call",
+    "wrap_up",
+    "paused",
+];
 
 /// `{kind="..."}` on `ivr_connections_refused_total`: `sip_tcp` or `http`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -317,8 +341,21 @@ impl Status {
             "Agents with at least one phone registered",
             0,
         );
+        let queue_waiting = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "ivr_queue_waiting",
+            "Callers waiting in each queue",
+            queue_waiting.clone(),
+        );
+        let agents = Family::<StateLabel, Gauge>::default();
+        for state in AGENT_STATES {
+            let _ = agents.get_or_create(&StateLabel { state });
+        }
+        registry.register("ivr_agents", "Agents in each state", agents.clone());
         Status {
             started: now,
+            queue_waiting,
+            agents,
             registry,
             calls_active,
             calls_total,
@@ -390,6 +427,26 @@ impl Status {
     pub fn agents_registered(&self, n: usize) {
         self.agents_registered
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The queues' waiting callers and the agents' states, after a queue event.
+    pub fn queues(&self, waiting: &[(String, usize)], agents: &[(String, ivr_queues::AgentState)]) {
+        for (queue, n) in waiting {
+            self.queue_waiting
+                .get_or_create(&QueueLabel {
+                    queue: queue.clone(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        for state in AGENT_STATES {
+            let n = agents
+                .iter()
+                .filter(|(_, s)| crate::queue_log::state_name(s) == state)
+                .count();
+            self.agents
+                .get_or_create(&StateLabel { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// A REGISTER failed its digest authentication.
