@@ -493,67 +493,6 @@ pub fn refer_sequence(data: &[u8]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    /// Found by the property below: a 2xx without To tag (no dialog, §12.1.2) put the INVITE
-    /// transaction in Accepted, Timer M ended it, and the call stayed "inviting" forever.
-    #[test]
-    fn tagless_2xx_then_timer_m_still_ends_the_attempt() {
-        super::uac_sequence(&[
-            88, 0, 0, 0, 0, 193, 2, 250, 0, 2, 250, 0, 2, 250, 0, 2, 250, 0, 2, 250, 0,
-        ]);
-    }
-
-    /// The seed in `tests/fuzz/seeds/refer`: 202, NOTIFY 100 active, NOTIFY 200 terminated.
-    #[test]
-    fn refer_seed_runs() {
-        super::refer_sequence(&[0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 21, 1]);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1_000))]
-
-        /// The REFER operation-sequence target on random inputs, in the normal suite.
-        #[test]
-        fn refer_sequences_hold_their_invariants(data in proptest::collection::vec(any::<u8>(), 0..120)) {
-            super::refer_sequence(&data);
-        }
-
-        /// The UAC operation-sequence target on random inputs, in the normal suite.
-        #[test]
-        fn uac_sequences_hold_their_invariants(data in proptest::collection::vec(any::<u8>(), 0..120)) {
-            super::uac_sequence(&data);
-        }
-
-        /// Digest headers built from pieces that matter (quotes, escapes, commas, names).
-        #[test]
-        fn digest_headers_round_trip(parts in proptest::collection::vec(
-            prop_oneof![
-                Just("Digest ".to_string()),
-                Just("realm=".to_string()),
-                Just("nonce=".to_string()),
-                Just("qop=".to_string()),
-                Just("username=".to_string()),
-                Just("uri=".to_string()),
-                Just("response=".to_string()),
-                Just("nc=".to_string()),
-                Just("cnonce=".to_string()),
-                Just("algorithm=SHA-256".to_string()),
-                Just("\"".to_string()),
-                Just("\\".to_string()),
-                Just(", ".to_string()),
-                Just("auth".to_string()),
-                "[a-z0-9 /=]{0,6}",
-            ],
-            0..24,
-        )) {
-            super::digest_header(parts.concat().as_bytes());
-        }
-    }
-}
-
 /// Feed a registrar requests built from the input, with time passing between them, some
 /// answered with the right password for the last challenge, and check what must always
 /// hold: no panic, no account above its contact cap, no binding left past its expiry once
@@ -628,5 +567,66 @@ pub fn register_sequence(data: &[u8]) {
         }
         assert!(r.bindings("alice").len() <= config.max_contacts);
         while r.poll_event().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// Found by the property below: a 2xx without To tag (no dialog, §12.1.2) put the INVITE
+    /// transaction in Accepted, Timer M ended it, and the call stayed "inviting" forever.
+    #[test]
+    fn tagless_2xx_then_timer_m_still_ends_the_attempt() {
+        super::uac_sequence(&[
+            88, 0, 0, 0, 0, 193, 2, 250, 0, 2, 250, 0, 2, 250, 0, 2, 250, 0, 2, 250, 0,
+        ]);
+    }
+
+    /// The seed in `tests/fuzz/seeds/refer`: 202, NOTIFY 100 active, NOTIFY 200 terminated.
+    #[test]
+    fn refer_seed_runs() {
+        super::refer_sequence(&[0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 21, 1]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// The REFER operation-sequence target on random inputs, in the normal suite.
+        #[test]
+        fn refer_sequences_hold_their_invariants(data in proptest::collection::vec(any::<u8>(), 0..120)) {
+            super::refer_sequence(&data);
+        }
+
+        /// The UAC operation-sequence target on random inputs, in the normal suite.
+        #[test]
+        fn uac_sequences_hold_their_invariants(data in proptest::collection::vec(any::<u8>(), 0..120)) {
+            super::uac_sequence(&data);
+        }
+
+        /// Digest headers built from pieces that matter (quotes, escapes, commas, names).
+        #[test]
+        fn digest_headers_round_trip(parts in proptest::collection::vec(
+            prop_oneof![
+                Just("Digest ".to_string()),
+                Just("realm=".to_string()),
+                Just("nonce=".to_string()),
+                Just("qop=".to_string()),
+                Just("username=".to_string()),
+                Just("uri=".to_string()),
+                Just("response=".to_string()),
+                Just("nc=".to_string()),
+                Just("cnonce=".to_string()),
+                Just("algorithm=SHA-256".to_string()),
+                Just("\"".to_string()),
+                Just("\\".to_string()),
+                Just(", ".to_string()),
+                Just("auth".to_string()),
+                "[a-z0-9 /=]{0,6}",
+            ],
+            0..24,
+        )) {
+            super::digest_header(parts.concat().as_bytes());
+        }
     }
 }
