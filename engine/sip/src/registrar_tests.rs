@@ -384,7 +384,7 @@ fn a_reload_keeps_bindings_of_accounts_that_remain() {
     assert_eq!(r.bindings("alice").len(), 1);
     assert_eq!(r.bindings("bob").len(), 0);
     assert!(
-        matches!(r.poll_event(), Some(RegistrarEvent::Unregistered { owner, .. }) if owner == "bob")
+        matches!(r.poll_event(), Some(RegistrarEvent::Unregistered { owner, .. }) if owner == "agent-bob")
     );
 }
 
