@@ -33,6 +33,10 @@
 //!   is refused with 403; a new binding beyond the cap replaces the one that expires first;
 //! - the 200 (step 8) lists every current binding with its remaining `expires`.
 //!
+//! Memory is bounded by the config, not by the network: challenges keep nothing; bindings
+//! and nonce logs exist only for accounts that authenticated, at most `max_contacts`
+//! bindings and [`NONCES_PER_USER`] nonces each; events waiting for the owner are capped.
+//!
 //! Each binding keeps where its REGISTER came from (transport and source address), because
 //! agents sit behind NAT: they are reached there, not at the Contact's private address.
 //!
@@ -255,22 +259,26 @@ impl Registrar {
             self.issuer =
                 NonceIssuer::new(realm, self.secret, self.config.nonce_lifetime.as_secs());
         }
-        self.accounts = accounts.into_iter().map(|a| (a.user.clone(), a)).collect();
+        let accounts: HashMap<String, Account> =
+            accounts.into_iter().map(|a| (a.user.clone(), a)).collect();
         let gone: Vec<String> = self
             .bindings
             .keys()
-            .filter(|u| !self.accounts.contains_key(*u))
+            .filter(|u| !accounts.contains_key(*u))
             .cloned()
             .collect();
         for user in gone {
+            // Reported under the owner the account had.
+            let owner = self.owner(&user);
             for b in self.bindings.remove(&user).unwrap_or_default() {
                 self.event(RegistrarEvent::Unregistered {
-                    owner: user.clone(),
+                    owner: owner.clone(),
                     contact: b.contact.uri.to_string(),
                 });
             }
         }
         // An account whose owner was renamed keeps its bindings under the new name.
+        self.accounts = accounts;
         self.nonces.retain(|u, _| self.accounts.contains_key(u));
         self.recompute_expiry();
     }
