@@ -320,8 +320,24 @@ pub(crate) fn compile_queue(
         ("none_active", EmptyRule::NoneActive),
     ];
     let allowed = "never, none_logged_in, none_active";
-    queue.join_when_empty = choice(w, &f, "join_when_empty", &path, &empty, allowed, EmptyRule::Never);
-    queue.leave_when_empty = choice(w, &f, "leave_when_empty", &path, &empty, allowed, EmptyRule::Never);
+    queue.join_when_empty = choice(
+        w,
+        &f,
+        "join_when_empty",
+        &path,
+        &empty,
+        allowed,
+        EmptyRule::Never,
+    );
+    queue.leave_when_empty = choice(
+        w,
+        &f,
+        "leave_when_empty",
+        &path,
+        &empty,
+        allowed,
+        EmptyRule::Never,
+    );
     if let Some(n) = f.get("max_no_answer") {
         let here = join(&path, "max_no_answer");
         match w.number(n, &here) {
@@ -534,7 +550,12 @@ menus:
         let m = compile_test(CONFIG).unwrap();
         let q = m.queue(QueueId(0));
         assert_eq!(
-            (q.wrap_up, q.join_when_empty, q.leave_when_empty, q.max_no_answer),
+            (
+                q.wrap_up,
+                q.join_when_empty,
+                q.leave_when_empty,
+                q.max_no_answer
+            ),
             (Duration::ZERO, EmptyRule::Never, EmptyRule::Never, 3)
         );
         assert!(q.announce_position && q.announce_wait);
@@ -566,7 +587,11 @@ menus:
             .map(ToString::to_string)
             .collect();
         assert!(e.iter().any(|e| e.contains("'sometimes' is not one of never, none_logged_in, none_active")), "{e:?}");
-        assert!(e.iter().any(|e| e.contains("max_no_answer: 2.5 is outside 0 to 100")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|e| e.contains("max_no_answer: 2.5 is outside 0 to 100")),
+            "{e:?}"
+        );
     }
 
     #[test]

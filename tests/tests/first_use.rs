@@ -30,7 +30,10 @@ fn a_hand_off_to_a_queue_with_nobody_to_answer_is_logged_without_a_warning() {
     let ended = ivr.wait_for(&["call ended"], 1, WAIT);
     assert_eq!(ended.len(), 1, "{}", ivr.log());
     let log = ivr.log();
-    assert!(log.contains("left the menus") && log.contains("queue q"), "{log}");
+    assert!(
+        log.contains("left the menus") && log.contains("queue q"),
+        "{log}"
+    );
     let warned: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("\"level\":\"WARN\"") && l.contains("call"))

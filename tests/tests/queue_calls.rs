@@ -42,7 +42,7 @@ menus:
     timeout: 6
     retries: 5
     options:
-      "1": {{ queue: sales }}
+      "1": {{ set: {{ account: "4711" }}, queue: sales }}
       "9": {{ hangup: goodbye_en }}
 "#
     );
@@ -95,7 +95,13 @@ impl Agent {
     /// REGISTER with digest (SHA-256), announcing `contact` (a private address: the
     /// engine must reach the phone where the REGISTER came from).
     fn register(&self, net: &mut Net, password: &str, contact: &str) {
-        self.register_as(net, password, &format!("<sip:{}@{contact}>", self.name), 300, 1);
+        self.register_as(
+            net,
+            password,
+            &format!("<sip:{}@{contact}>", self.name),
+            300,
+            1,
+        );
     }
 
     /// REGISTER `contact` (`*` with 0 to remove all) for `expires` s, answering the challenge.
@@ -158,7 +164,8 @@ impl Agent {
         let mut r = Response::to_request(req, StatusCode::new(code).unwrap());
         let to = req.headers.get(&HeaderName::To).unwrap().to_string();
         if !to.contains(";tag=") && code > 100 {
-            r.headers.set(HeaderName::To, format!("{to};tag={}", self.name));
+            r.headers
+                .set(HeaderName::To, format!("{to};tag={}", self.name));
         }
         if (200..300).contains(&code) {
             r.headers.push(
@@ -314,9 +321,15 @@ fn a_registered_agent_is_rung_at_its_source_answers_and_talks_both_ways() {
     );
     let invite = alice.take_invite(&mut net);
     assert_eq!(invite.uri.to_string(), "sip:alice@10.9.9.9:5060");
-    let header = |n: &str| invite.headers.get(&HeaderName::from_wire(n)).map(str::to_string);
+    let header = |n: &str| {
+        invite
+            .headers
+            .get(&HeaderName::from_wire(n))
+            .map(str::to_string)
+    };
     assert_eq!(header("X-IVR-Queue").as_deref(), Some("sales"));
     assert_eq!(header("X-IVR-Path").as_deref(), Some("main"));
+    assert_eq!(header("X-IVR-Variables").as_deref(), Some("account=4711"));
     assert!(matches!(state(&net, "alice"), AgentState::Ringing { .. }));
     // While it rings the caller hears the queue's music.
     net.advance(Duration::from_secs(1));
@@ -380,7 +393,9 @@ fn a_registered_agent_is_rung_at_its_source_answers_and_talks_both_ways() {
     alice.send(&mut net, &alice.bye(&invite));
     assert!(response(&net.take_sip(alice.addr), 200).is_some());
     let msgs = net.take_sip(caller.addr);
-    let bye = request(&msgs, "BYE").expect("the caller's leg ends").clone();
+    let bye = request(&msgs, "BYE")
+        .expect("the caller's leg ends")
+        .clone();
     net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
     assert_eq!(net.ended(call), Some(EndReason::DestinationHungUp));
     assert!(
@@ -456,7 +471,10 @@ fn a_caller_hanging_up_while_the_agent_rings_cancels_it_and_frees_the_agent() {
     assert_eq!(net.engine.queue_waiting("sales"), 0);
     net.advance(Duration::from_secs(40));
     assert!(net.media.is_empty());
-    assert!(net.take_sip(desk.addr).is_empty(), "nothing more for the desk");
+    assert!(
+        net.take_sip(desk.addr).is_empty(),
+        "nothing more for the desk"
+    );
 }
 
 #[test]
@@ -526,10 +544,20 @@ fn an_agent_who_does_not_answer_is_cancelled_at_agent_timeout_and_the_next_is_ru
     let cancel = request(&msgs, "CANCEL").expect("cancelled at agent_timeout");
     ann.send(&mut net, &ann.respond(cancel, 200, None));
     // ann answers as the CANCEL crosses: the engine acknowledges and hangs up that answer.
-    ann.send(&mut net, &ann.respond(&to_ann, 200, Some(&ann.sdp(Codec::Pcmu))));
+    ann.send(
+        &mut net,
+        &ann.respond(&to_ann, 200, Some(&ann.sdp(Codec::Pcmu))),
+    );
     let msgs = net.take_sip(ann.addr);
-    assert!(request(&msgs, "ACK").is_some() && request(&msgs, "BYE").is_some(), "{msgs:?}");
-    assert_eq!(state(&net, "ann"), AgentState::Available, "not on a call nobody is on");
+    assert!(
+        request(&msgs, "ACK").is_some() && request(&msgs, "BYE").is_some(),
+        "{msgs:?}"
+    );
+    assert_eq!(
+        state(&net, "ann"),
+        AgentState::Available,
+        "not on a call nobody is on"
+    );
     let to_ben = ben.take_invite(&mut net);
     ben.answer(&mut net, &to_ben, Codec::Pcmu);
     assert!(net.events.iter().any(|e| matches!(e,
@@ -545,7 +573,11 @@ fn an_agent_that_unregisters_logs_out_and_one_that_expires_is_not_rung() {
     alice.register(&mut net, "pw-alice", "127.0.0.1:7200");
     assert_eq!(state(&net, "alice"), AgentState::Available);
     alice.register_as(&mut net, "pw-alice", "*", 0, 5);
-    assert_eq!(state(&net, "alice"), AgentState::LoggedOut, "no binding left");
+    assert_eq!(
+        state(&net, "alice"),
+        AgentState::LoggedOut,
+        "no binding left"
+    );
 
     // Registered again, then the binding expires: still logged in, but not rung.
     alice.register_as(&mut net, "pw-alice", "<sip:alice@127.0.0.1:7200>", 60, 9);

@@ -20,20 +20,26 @@ const PASSWORD: &str = "agent's secret";
 
 /// RFC 4733 packets of one key press (start with marker, then the end three times).
 fn key(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
-    [(false, 160u16), (false, 320), (true, 480), (true, 480), (true, 480)]
-        .iter()
-        .enumerate()
-        .map(|(i, (end, duration))| {
-            let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
-            p.extend_from_slice(&seq.to_be_bytes());
-            p.extend_from_slice(&ts.to_be_bytes());
-            p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-            p.extend_from_slice(&[digit, if *end { 0x80 | 10 } else { 10 }]);
-            p.extend_from_slice(&duration.to_be_bytes());
-            *seq = seq.wrapping_add(1);
-            p
-        })
-        .collect()
+    [
+        (false, 160u16),
+        (false, 320),
+        (true, 480),
+        (true, 480),
+        (true, 480),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (end, duration))| {
+        let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(&[digit, if *end { 0x80 | 10 } else { 10 }]);
+        p.extend_from_slice(&duration.to_be_bytes());
+        *seq = seq.wrapping_add(1);
+        p
+    })
+    .collect()
 }
 
 #[test]
@@ -41,7 +47,9 @@ fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
     let dir = tempfile::tempdir().unwrap();
     let (code, entry, err) = run(
         dir.path(),
-        &["agents", "add", "alice", "--user", "1001", "--queue", "sales=0"],
+        &[
+            "agents", "add", "alice", "--user", "1001", "--queue", "sales=0",
+        ],
         &format!("{PASSWORD}\n"),
     );
     assert_eq!(code, 0, "{err}");
@@ -59,7 +67,10 @@ fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let answer = std::fs::read_to_string(scenario("agent_answer.xml"))
         .unwrap()
-        .replace("@MEDIA_PORT@", &media.local_addr().unwrap().port().to_string());
+        .replace(
+            "@MEDIA_PORT@",
+            &media.local_addr().unwrap().port().to_string(),
+        );
     let answer_path = dir.path().join("agent_answer.xml");
     std::fs::write(&answer_path, answer).unwrap();
     let target = ivr.sip.to_string();

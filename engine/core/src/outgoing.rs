@@ -736,7 +736,12 @@ impl Engine {
     }
 
     /// A fresh stream with random SSRC, sequence number and timestamp (RFC 3550 §5.1).
-    pub(crate) fn new_media(&mut self, now: Instant, n: sdp::Negotiated, addr: SocketAddr) -> MediaSession {
+    pub(crate) fn new_media(
+        &mut self,
+        now: Instant,
+        n: sdp::Negotiated,
+        addr: SocketAddr,
+    ) -> MediaSession {
         let (ssrc, seq, ts) = (
             self.ctx.rng.next_u32(),
             self.ctx.rng.next_u32() as u16,

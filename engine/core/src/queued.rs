@@ -10,8 +10,8 @@
 //!   [`Input::Enter`].
 //! - [`Output::Offer`]: a new outgoing leg on the caller's call rings the agent (an INVITE to
 //!   the contact it registered, sent to the address and transport the REGISTER came from,
-//!   since agents sit behind NAT; a static agent's `uri:`). It carries `X-IVR-Queue` and
-//!   `X-IVR-Path` (the menus the caller came through). How long it rings is the center's
+//!   since agents sit behind NAT; a static agent's `uri:`). It carries `X-IVR-Queue`,
+//!   `X-IVR-Path` (the menus the caller came through) and `X-IVR-Variables`. How long it rings is the center's
 //!   decision ([`Output::CancelOffer`] → CANCEL). A 2xx is [`Input::OfferAnswered`]; the
 //!   center answers [`Output::Connect`] (bridge, as transfers do: [`crate::bridge`]) or
 //!   [`Output::Release`] (BYE: nobody wants that answer any more). Any other final answer
@@ -35,9 +35,9 @@ use crate::sdp::{self, Direction, LocalSession};
 use ivr_menus::agents::Reach;
 use ivr_menus::{MenuRun, Menus, QueueId};
 use ivr_queues::{
-    AgentConfig, AgentId, CallRef, CenterConfig, EmptyRule, Input, LeaveReason, Limits,
-    Membership, OfferFailure, OfferId, Output as QOut, QueueCenter, QueueConfig, QueueName,
-    Strategy, ValidConfig, Waiter,
+    AgentConfig, AgentId, CallRef, CenterConfig, EmptyRule, Input, LeaveReason, Limits, Membership,
+    OfferFailure, OfferId, Output as QOut, QueueCenter, QueueConfig, QueueName, Strategy,
+    ValidConfig, Waiter,
 };
 use ivr_sip::header::{HeaderName, NameAddr, Params};
 use ivr_sip::message::{CoreHeaders, Method, Request};
@@ -139,10 +139,7 @@ impl Queueing {
             // The menus' ranges rule these errors out; an empty center is the safe answer.
             Err(_) => (empty_config(), None),
         };
-        let center = QueueCenter::new(
-            config.clone(),
-            Box::new(ivr_queues::SplitMix64::new(seed)),
-        );
+        let center = QueueCenter::new(config.clone(), Box::new(ivr_queues::SplitMix64::new(seed)));
         Queueing {
             center,
             offers: HashMap::new(),
@@ -288,9 +285,7 @@ impl Engine {
     /// agents log in), agents' presence. Then carry out what it asks.
     pub(crate) fn queues_sync(&mut self, now: Instant) {
         if let Some(config) = self.queueing.pending_config.take() {
-            self.queueing
-                .center
-                .handle(now, Input::Reconfigure(config));
+            self.queueing.center.handle(now, Input::Reconfigure(config));
             for a in self.menus.agents() {
                 if matches!(a.reach, Reach::Static(_)) {
                     let id = AgentId::new(a.name.clone());
@@ -306,7 +301,12 @@ impl Engine {
 
     /// The center's timers.
     pub(crate) fn queues_timeout(&mut self, now: Instant) {
-        if self.queueing.center.poll_timeout().is_some_and(|t| t <= now) {
+        if self
+            .queueing
+            .center
+            .poll_timeout()
+            .is_some_and(|t| t <= now)
+        {
             self.queueing.center.handle_timeout(now);
         }
         self.drain_queues(now);
@@ -332,8 +332,7 @@ impl Engine {
 
     fn queue_output(&mut self, now: Instant, out: QOut) {
         match out {
-            QOut::Joined { .. } | QOut::CallbackAccepted { .. } | QOut::CallbackRefused { .. } => {
-            }
+            QOut::Joined { .. } | QOut::CallbackAccepted { .. } | QOut::CallbackRefused { .. } => {}
             QOut::Refused { call, reason, .. } => {
                 let outcome = match reason {
                     ivr_queues::RefuseReason::Full => "full",
@@ -466,7 +465,12 @@ impl Engine {
             .queue(q.queue)
             .announcement
             .iter()
-            .map(|id| (menus.prompt_name(*id).to_string(), q.run.prompt(*id).clone()))
+            .map(|id| {
+                (
+                    menus.prompt_name(*id).to_string(),
+                    q.run.prompt(*id).clone(),
+                )
+            })
             .collect();
         if !prompts.is_empty() {
             self.play(handle, prompts);
@@ -530,10 +534,8 @@ impl Engine {
     pub(crate) fn detach_queued(&mut self, app: App, handle: CallHandle) {
         let App::Queued(q) = app else { return };
         let q = *q;
-        let now = self.last_now.unwrap_or_else(|| {
-            // Calls only end while an input is handled, which sets the time.
-            unreachable!("a call ended outside an input")
-        });
+        // Calls only end while an input is handled, which sets the time.
+        let Some(now) = self.last_now else { return };
         for ring in q.rings {
             let bye = ring.answered;
             self.drop_ring(now, ring, bye);
@@ -603,13 +605,15 @@ impl Engine {
                 self.ctx.rng.token()
             ),
         );
-        invite
-            .headers
-            .push(HeaderName::CallId, format!("{}@{}", self.ctx.rng.token(), sip.ip()));
+        invite.headers.push(
+            HeaderName::CallId,
+            format!("{}@{}", self.ctx.rng.token(), sip.ip()),
+        );
         let Some(key) = ServerKey::of(&invite) else {
             return Err(OfferFailure::Unreachable);
         };
-        call.legs.push(Leg::outgoing(leg, peer, key, invite, local_tag));
+        call.legs
+            .push(Leg::outgoing(leg, peer, key, invite, local_tag));
         q.rings.push(AgentRing {
             offer,
             agent,
@@ -659,6 +663,8 @@ impl Engine {
             return;
         };
         let Some(ring) = q.rings.iter_mut().find(|r| r.leg == leg && r.uac.is_none()) else {
+            // Its offer is gone already: the socket is not wanted.
+            self.ctx.outputs.push_back(Output::CloseMedia { leg });
             return;
         };
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
@@ -691,9 +697,26 @@ impl Engine {
             HeaderName::Other("X-IVR-Queue".into()),
             header_safe(&menus.queue(q.queue).name, 64),
         ));
+        let vars: Vec<String> = q
+            .run
+            .variables()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !vars.is_empty() {
+            // What the caller typed or the menus set (an account number...), for the agent's
+            // screen: printable ASCII, bounded.
+            extra.push((
+                HeaderName::Other("X-IVR-Variables".into()),
+                header_safe(&vars.join("; "), 512),
+            ));
+        }
         if !call.path.is_empty() {
             let path = call.path.join("/");
-            extra.push((HeaderName::Other("X-IVR-Path".into()), header_safe(&path, 512)));
+            extra.push((
+                HeaderName::Other("X-IVR-Path".into()),
+                header_safe(&path, 512),
+            ));
         }
         let config = OutgoingConfig {
             to: NameAddr {
@@ -814,7 +837,13 @@ impl Engine {
     }
 
     /// An agent's attempt failed: forget the leg, tell the center.
-    fn agent_failed(&mut self, now: Instant, handle: CallHandle, offer: OfferId, why: OfferFailure) {
+    fn agent_failed(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        offer: OfferId,
+        why: OfferFailure,
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -881,11 +910,7 @@ impl Engine {
         let App::Queued(q) = &mut call.app else {
             return;
         };
-        let Some(i) = q
-            .rings
-            .iter()
-            .position(|r| r.offer == offer && r.answered)
-        else {
+        let Some(i) = q.rings.iter().position(|r| r.offer == offer && r.answered) else {
             return;
         };
         let ring = q.rings.remove(i);

@@ -30,14 +30,18 @@ pub fn log(event: &QueueEvent) {
             position,
             wait,
             ..
-        } => info!(%queue, position, wait_ms = wait.as_millis() as u64, "queue: caller hung up while waiting"),
+        } => {
+            info!(%queue, position, wait_ms = wait.as_millis() as u64, "queue: caller hung up while waiting")
+        }
         QueueEvent::ExitKey {
             queue,
             key,
             position,
             wait,
             ..
-        } => info!(%queue, %key, position, wait_ms = wait.as_millis() as u64, "queue: caller left by key"),
+        } => {
+            info!(%queue, %key, position, wait_ms = wait.as_millis() as u64, "queue: caller left by key")
+        }
         QueueEvent::Timeout {
             queue,
             position,
@@ -49,7 +53,9 @@ pub fn log(event: &QueueEvent) {
             position,
             wait,
             ..
-        } => info!(%queue, position, wait_ms = wait.as_millis() as u64, "queue: no agents left, caller sent out"),
+        } => {
+            info!(%queue, position, wait_ms = wait.as_millis() as u64, "queue: no agents left, caller sent out")
+        }
         QueueEvent::Transfer { queue, agent, .. } => {
             info!(%queue, agent = agent.as_ref().map(|a| a.0.as_str()).unwrap_or(""), "queue: call transferred")
         }
