@@ -25,6 +25,11 @@ prompts:
   goodbye_en: prompts/goodbye_en.wav
   sales_en: prompts/sales_en.wav
   invalid_en: prompts/invalid_en.wav
+  queue_position: prompts/sales_en.wav
+  queue_wait: prompts/main_en.wav
+  queue_minutes: prompts/goodbye_en.wav
+  number_1: prompts/invalid_en.wav
+  number_3: prompts/noinput_en.wav
 queues:
   sales:
     strategy: {strategy}
@@ -590,6 +595,40 @@ fn an_agent_that_unregisters_logs_out_and_one_that_expires_is_not_rung() {
     assert!(
         request(&net.take_sip(alice.addr), "INVITE").is_none(),
         "an unreachable agent is not rung"
+    );
+    assert_eq!(net.engine.queue_waiting("sales"), 1);
+}
+
+#[test]
+fn a_caller_behind_another_hears_its_position_and_estimated_wait() {
+    let mut net = Net::new(menus("linear", &fixed("desk", "127.0.0.1:7300")));
+    let desk = Agent::new("desk", 7300);
+    let mut first = Caller::new("127.0.0.1:7060", "queue-7");
+    let _a = join(&mut net, &mut first);
+    let invite = desk.take_invite(&mut net);
+    desk.answer(&mut net, &invite, Codec::Pcmu);
+    let before = net.events.len();
+    let mut second = Caller::new("127.0.0.1:7062", "queue-8");
+    let b = join(&mut net, &mut second);
+    let heard: Vec<String> = net.events[before..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Playing { call, prompt, .. } if *call == b && prompt != "main_en" => {
+                Some(prompt.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    // First in line; one agent working (on a call), 3 minutes assumed per call: 3 minutes.
+    assert_eq!(
+        heard,
+        [
+            "queue_position",
+            "number_1",
+            "queue_wait",
+            "number_3",
+            "queue_minutes"
+        ]
     );
     assert_eq!(net.engine.queue_waiting("sales"), 1);
 }

@@ -371,11 +371,12 @@ impl Engine {
             QOut::Connect { call, agent, offer } => {
                 self.connect_agent(CallHandle(call.0), offer, agent)
             }
-            QOut::Announce { call, periodic, .. } => {
-                if periodic {
-                    self.announce(CallHandle(call.0));
-                }
-            }
+            QOut::Announce {
+                call,
+                periodic,
+                position,
+                estimated_wait,
+            } => self.announce(CallHandle(call.0), periodic, position, estimated_wait),
             QOut::DialCallback { callback, .. } => self
                 .queueing
                 .center
@@ -451,8 +452,19 @@ impl Engine {
         call.caller_leg().play(prompts);
     }
 
-    /// The periodic announcement, then the music again.
-    fn announce(&mut self, handle: CallHandle) {
+    /// The periodic announcement (if `periodic`), then the position and the estimated wait
+    /// the center says changed, then the music again. Position and wait are spoken when the
+    /// config records the prompts `queue_position` ("you are caller number") and `queue_wait`
+    /// ("your estimated wait is", then the number, then `queue_minutes`), with the number
+    /// words of the caller's language (`number_1`...; see `ivr_menus::numbers`); a missing
+    /// prompt leaves that part out.
+    fn announce(
+        &mut self,
+        handle: CallHandle,
+        periodic: bool,
+        position: Option<usize>,
+        wait: Option<std::time::Duration>,
+    ) {
         let Some(call) = self.calls.get(&handle) else {
             return;
         };
@@ -461,9 +473,34 @@ impl Engine {
             return;
         }
         let menus = q.run.menus();
-        let prompts: Vec<_> = menus
-            .queue(q.queue)
-            .announcement
+        let rule = menus
+            .languages()
+            .get(q.run.language())
+            .and_then(|l| ivr_menus::numbers::Rule::for_language(l))
+            .unwrap_or(ivr_menus::numbers::Rule::English);
+        let mut ids = Vec::new();
+        if periodic {
+            ids.extend(menus.queue(q.queue).announcement.iter().copied());
+        }
+        let mut say = |intro: &str, n: u64, outro: Option<&str>| {
+            if let Some(intro) = menus.find_prompt(intro) {
+                ids.push(intro);
+                let words = ivr_menus::numbers::tokens(rule, &n.to_string());
+                ids.extend(words.iter().filter_map(|w| menus.find_prompt(w)));
+                ids.extend(outro.and_then(|o| menus.find_prompt(o)));
+            }
+        };
+        if let Some(p) = position {
+            say("queue_position", p as u64, None);
+        }
+        if let Some(w) = wait {
+            say(
+                "queue_wait",
+                w.as_secs().div_ceil(60),
+                Some("queue_minutes"),
+            );
+        }
+        let prompts: Vec<_> = ids
             .iter()
             .map(|id| {
                 (
