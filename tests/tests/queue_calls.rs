@@ -632,3 +632,47 @@ fn a_caller_behind_another_hears_its_position_and_estimated_wait() {
     );
     assert_eq!(net.engine.queue_waiting("sales"), 1);
 }
+
+#[test]
+fn a_reload_keeps_the_agent_logged_in_and_the_waiting_caller_in_line() {
+    let mut net = Net::new(menus("linear", &fixed("desk", "127.0.0.1:7300")));
+    let desk = Agent::new("desk", 7300);
+    let mut first = Caller::new("127.0.0.1:7070", "queue-9");
+    let a = join(&mut net, &mut first);
+    let invite = desk.take_invite(&mut net);
+    desk.answer(&mut net, &invite, Codec::Pcmu);
+    let mut second = Caller::new("127.0.0.1:7072", "queue-10");
+    let b = join(&mut net, &mut second);
+    assert_eq!(net.engine.queue_waiting("sales"), 1);
+
+    // A new config (another strategy, the same agent).
+    net.engine
+        .set_menus(menus("ring_all", &fixed("desk", "127.0.0.1:7300")));
+    wait(&mut net, &mut second, b, 1);
+    assert_eq!(
+        net.engine.queue_waiting("sales"),
+        1,
+        "the waiting caller stays"
+    );
+    assert!(
+        matches!(state(&net, "desk"), AgentState::OnCall { .. }),
+        "desk stays on its call"
+    );
+
+    // The first call ends: the desk is offered the second caller.
+    desk.send(&mut net, &desk.bye(&invite));
+    let msgs = net.take_sip(first.addr);
+    let bye = request(&msgs, "BYE")
+        .expect("the first caller's leg ends")
+        .clone();
+    net.send_sip(Transport::Udp, first.addr, &first.ok_to(&bye));
+    assert_eq!(net.ended(a), Some(EndReason::DestinationHungUp));
+    wait(&mut net, &mut second, b, 1);
+    let msgs = net.take_sip(desk.addr);
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, ivr_sip::message::Message::Request(r)
+            if r.method.as_str() == "INVITE" && r.call_id().unwrap() != invite.call_id().unwrap())),
+        "the second caller rings the desk: {msgs:?}"
+    );
+}
