@@ -163,7 +163,7 @@ fn every_request_gets_a_final_answer() {
         ("BYE", 481),
         ("UPDATE", 405),
         ("PRACK", 405),
-        ("NOTIFY", 405),
+        ("NOTIFY", 481),
         ("REFER", 405),
         ("XYZ", 501),
     ] {
