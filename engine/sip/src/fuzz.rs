@@ -174,6 +174,7 @@ pub fn uac_sequence(data: &[u8]) {
         }),
         extra_headers: Vec::new(),
         timers: Default::default(),
+        session_timer: None,
     };
     let mut now = crate::fuzz_epoch();
     let mut call = OutgoingCall::new(now, config, Box::new(Lcg(1)));
