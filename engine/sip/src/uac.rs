@@ -345,6 +345,10 @@ const MAX_422_ROUNDS: usize = 3;
 /// tags are the far end's to choose.
 const MAX_EARLY: usize = 16;
 
+/// Most PRACK transactions alive at once: each in-order reliable provisional makes one
+/// (alive up to 64·T1), and the far end chooses how many it sends.
+const MAX_PRACKS: usize = 16;
+
 /// The reliable provisionals of one early dialog (RFC 3262 §4).
 #[derive(Debug)]
 struct Reliable {
@@ -829,6 +833,14 @@ impl OutgoingCall {
             if cseq != last_cseq || rseq != last.wrapping_add(1) {
                 return false; // Out of order (or of an older INVITE): not acknowledged.
             }
+        }
+        let live = self
+            .txs
+            .iter()
+            .filter(|t| t.method() == Method::Prack)
+            .count();
+        if live >= MAX_PRACKS {
+            return false; // A flood of provisionals: acted on when one ends.
         }
         let Some(dialog) = self.early.iter_mut().find(|e| e.id.remote_tag == *tag) else {
             return false; // No Contact, or too many forks: no dialog to PRACK in.
