@@ -394,7 +394,7 @@ fn a_422_is_answered_with_a_new_invite_at_the_larger_interval() {
         "the 422 is ACKed (RFC 3261 §17.1.1.3)"
     );
     let again = request(&msgs, "INVITE")
-        .expect("a new INVITE (RFC 4028 §7.4)")
+        .expect("a new INVITE (RFC 4028 §7.3)")
         .clone();
     assert_eq!(again.call_id().unwrap(), invite.call_id().unwrap());
     assert_eq!(

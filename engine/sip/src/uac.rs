@@ -34,7 +34,7 @@
 //! - RFC 4028 §7.1-§7.4 (with [`OutgoingConfig::session_timer`]): the INVITE carries
 //!   `Supported: timer`, `Session-Expires` (without `refresher`: the callee chooses) and
 //!   `Min-SE`; a 422 whose Min-SE is larger than the interval asked is answered with a new
-//!   INVITE asking for that much (§7.4; a few rounds, each larger); the kept 2xx's
+//!   INVITE asking for that much (§7.3; a few rounds, each larger); the kept 2xx's
 //!   `Session-Expires` is read into [`AnswerExtensions`] for the owner to run the timer.
 //!
 //! How long it may ring is the owner's decision: it calls [`OutgoingCall::cancel`] with
@@ -133,7 +133,7 @@ pub struct AnswerExtensions {
     /// [`Agreement::who`] with `we_are_uac = true`); `None`: the session does not expire
     /// (no timer offered, or the 2xx had no `Session-Expires`, §7.2).
     pub session: Option<Agreement>,
-    /// The Min-SE our INVITE carried last (raised by a 422, §7.4): the floor of later
+    /// The Min-SE our INVITE carried last (raised by a 422, §7.3): the floor of later
     /// refreshes.
     pub min_se: u32,
     /// The 2xx's Allow lists UPDATE: refresh with it (RFC 4028 §7.4, RFC 3311).
@@ -337,7 +337,7 @@ struct Acked {
 /// Most challenges answered per attempt: a `stale=true` loop ends here too.
 const MAX_AUTH_ROUNDS: usize = 4;
 
-/// Most 422s answered per attempt (RFC 4028 §7.4: one per proxy that raises Min-SE; each
+/// Most 422s answered per attempt (RFC 4028 §7.3: one per proxy that raises Min-SE; each
 /// must raise it, so a loop cannot form, but a chain of them is cut here).
 const MAX_422_ROUNDS: usize = 3;
 
@@ -784,8 +784,12 @@ impl OutgoingCall {
         {
             let room = self.early.len() < MAX_EARLY;
             match self.early.iter_mut().find(|e| e.id.remote_tag == *tag) {
-                // §12.2.1.2: the remote target follows the latest Contact.
-                Some(e) => e.remote_target = d.remote_target,
+                // §12.2.1.2: the remote target follows the latest Contact; a new INVITE
+                // (after a challenge or a 422) numbers on from its own CSeq.
+                Some(e) => {
+                    e.remote_target = d.remote_target;
+                    e.local_seq = e.local_seq.max(d.local_seq);
+                }
                 None if room => self.early.push(d),
                 None => {}
             }
@@ -830,8 +834,10 @@ impl OutgoingCall {
                 });
                 return false;
             }
-            if cseq != last_cseq || rseq != last.wrapping_add(1) {
-                return false; // Out of order (or of an older INVITE): not acknowledged.
+            // A new INVITE (after a challenge or a 422) starts its own RSeq space (§3: per
+            // transaction); only the INVITE in force reaches here.
+            if cseq == last_cseq && rseq != last.wrapping_add(1) {
+                return false; // Out of order: not acknowledged.
             }
         }
         let live = self
@@ -872,6 +878,9 @@ impl OutgoingCall {
         match known {
             Some(i) => {
                 let x = &mut self.reliable[i];
+                if x.last.1 != cseq {
+                    x.answer = None; // A new INVITE: a new offer, a new answer.
+                }
                 x.last = (rseq, cseq);
                 x.prack = (prack, next_hop);
                 // §5: only the first SDP is the answer; later ones in this dialog are not
@@ -979,7 +988,7 @@ impl OutgoingCall {
         }
     }
 
-    /// A 422 (RFC 4028 §7.4): a new INVITE asking for the response's Min-SE, if it is
+    /// A 422 (RFC 4028 §7.3): a new INVITE asking for the response's Min-SE, if it is
     /// larger than what we asked. Returns false when that does not apply (the 422 ends the
     /// attempt).
     fn retry_422(&mut self, now: Instant, r: &Response) -> bool {
@@ -1128,7 +1137,7 @@ impl OutgoingCall {
         Ok(())
     }
 
-    /// Send `invite` as a new INVITE of the same attempt (§22.2, RFC 4028 §7.4): same
+    /// Send `invite` as a new INVITE of the same attempt (§22.2, RFC 4028 §7.3): same
     /// Call-ID and From tag, CSeq + 1, a new branch, and an answer to every challenge
     /// answered so far.
     fn resend_invite(&mut self, now: Instant, mut invite: Request) {
@@ -1136,7 +1145,14 @@ impl OutgoingCall {
         invite
             .headers
             .set(HeaderName::Via, via(&self.config, &branch));
-        let seq = invite.cseq().map(|c| c.seq).unwrap_or(self.config.cseq) + 1;
+        // Above the PRACKs sent in the early dialogs of the INVITE it replaces, too.
+        let prack_seq = self.early.iter().map(|e| e.local_seq).max().unwrap_or(0);
+        let seq = invite
+            .cseq()
+            .map(|c| c.seq)
+            .unwrap_or(self.config.cseq)
+            .max(prack_seq)
+            + 1;
         invite
             .headers
             .set(HeaderName::CSeq, format!("{seq} INVITE"));

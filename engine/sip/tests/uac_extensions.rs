@@ -254,3 +254,31 @@ fn session_timer_offer_422_and_the_2xx_read() {
     uac.respond(200, "a", "", OFFER);
     assert_eq!(uac.call.answer_extensions().session, None);
 }
+
+#[test]
+fn a_new_invite_after_a_422_starts_a_new_rseq_space_above_the_pracks_cseq() {
+    let policy = Policy {
+        min_se: 90,
+        interval: 90,
+    };
+    let mut uac = Uac::new(Some(policy));
+    uac.requests();
+    uac.respond(180, "a", "Require: 100rel\r\nRSeq: 50\r\n", "");
+    let prack = uac.requests().remove(0);
+    assert_eq!(prack.cseq().unwrap().seq, 11);
+    uac.ok(&prack);
+    // A proxy behind the ringing phone's fork wants more: the new INVITE goes above the
+    // PRACK's CSeq.
+    uac.respond(422, "p", "Min-SE: 300\r\n", "");
+    let again = uac
+        .requests()
+        .into_iter()
+        .find(|r| r.method == Method::Invite)
+        .expect("a new INVITE");
+    assert_eq!(again.cseq().unwrap().seq, 12);
+    // The same fork rings again for the new INVITE, its RSeq counting afresh.
+    uac.respond(183, "a", "Require: 100rel\r\nRSeq: 7\r\n", OFFER);
+    let prack = uac.requests().remove(0);
+    assert_eq!(rack(&prack), "7 12 INVITE");
+    assert_eq!(prack.cseq().unwrap().seq, 13);
+}
