@@ -593,3 +593,47 @@ fn a_lost_prack_is_sent_again_by_its_transaction_and_for_the_retransmitted_180()
     net.advance(Duration::from_secs(40));
     assert!(requests(&net.take_sip(desk.addr), "PRACK").is_empty());
 }
+
+#[test]
+fn a_desk_refreshing_with_update_keeps_its_leg_and_a_481_to_our_refresh_ends_both() {
+    let mut net = net(90, 1800);
+    let mut caller = Caller::new("127.0.0.1:7318", "ext-out-9");
+    let desk = Desk::new();
+    let (call, invite) = dial(&mut net, &mut caller, &desk);
+    answer(
+        &mut net,
+        &desk,
+        &invite,
+        &[("Session-Expires", "90;refresher=uas")],
+    );
+    // The desk refreshes by UPDATE at 45 s and 90 s, naming us the refresher the second
+    // time (RFC 4028 §9: the refresher is the refresh request's choice).
+    for (at, cseq, refresher) in [(45, 20, "uac"), (45, 21, "uas")] {
+        net.advance(Duration::from_secs(at));
+        let update = desk.in_dialog(
+            &invite,
+            "UPDATE",
+            cseq,
+            &format!("Supported: timer\r\nSession-Expires: 90;refresher={refresher}\r\n"),
+            "",
+        );
+        net.send_sip(UDP, desk.addr, &update);
+        let msgs = net.take_sip(desk.addr);
+        let ok = response(&msgs, 200).expect("the UPDATE is accepted");
+        let expected = format!("90;refresher={refresher}");
+        assert_eq!(
+            header(&ok.headers, "Session-Expires"),
+            Some(expected.as_str())
+        );
+    }
+    assert_eq!(net.ended(call), None, "kept past the first expiry");
+    // Now we refresh, 45 s later; the desk says the dialog is gone (§10: BYE).
+    net.advance(Duration::from_secs(45));
+    let msgs = net.take_sip(desk.addr);
+    let refresh = request(&msgs, "INVITE").expect("our refresh").clone();
+    net.send_sip(UDP, desk.addr, &desk.respond(&refresh, 481, &[], None));
+    let msgs = net.take_sip(desk.addr);
+    assert!(request(&msgs, "BYE").is_some(), "{msgs:?}");
+    assert!(request(&net.take_sip(caller.addr), "BYE").is_some());
+    assert_eq!(net.ended(call), Some(EndReason::SessionExpired));
+}
