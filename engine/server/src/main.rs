@@ -1,6 +1,7 @@
 //! `ivr`: the IVR engine's command line.
 
 mod callbacks_cmd;
+mod queues_cmd;
 mod doctor;
 mod settings;
 
@@ -91,6 +92,14 @@ enum Command {
         place: callbacks_cmd::Where,
         #[command(subcommand)]
         cmd: callbacks_cmd::Callbacks,
+    },
+    /// Queue figures from the queue event log: report (service level, waits, abandons,
+    /// agents' calls, talk and wrap-up), as tables or JSON.
+    Queues {
+        #[command(flatten)]
+        place: callbacks_cmd::Where,
+        #[command(subcommand)]
+        cmd: queues_cmd::Queues,
     },
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
     Graph {
@@ -442,6 +451,13 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr callbacks: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Queues { place, cmd } => match queues_cmd::run(place, cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr queues: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },
