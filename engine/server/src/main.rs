@@ -1,5 +1,6 @@
 //! `ivr`: the IVR engine's command line.
 
+mod agents_cmd;
 mod callbacks_cmd;
 mod doctor;
 mod settings;
@@ -91,6 +92,12 @@ enum Command {
         place: callbacks_cmd::Where,
         #[command(subcommand)]
         cmd: callbacks_cmd::Callbacks,
+    },
+    /// Call-center agents: add (prints the agents: entry; password from standard input),
+    /// list.
+    Agents {
+        #[command(subcommand)]
+        cmd: agents_cmd::Agents,
     },
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
     Graph {
@@ -208,6 +215,16 @@ struct ServeArgs {
     /// RFC 4028 §5 makes 90 the floor; lower values break it and are meant for tests.
     #[arg(long, default_value_t = ivr_sip::session_timer::MIN_SE_FLOOR, value_parser = clap::value_parser!(u32).range(1..))]
     min_se: u32,
+    /// Agents' registrations: the shortest accepted, in seconds (shorter gets 423).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    register_min_expires: u32,
+    /// Agents' registrations: the longest granted, in seconds (longer ones are lowered).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..))]
+    register_max_expires: u32,
+    /// Challenge REGISTERs with MD5 before SHA-256. RFC 8760 puts the preferred (SHA-256)
+    /// first, but some phones (and SIPp 3.6) read only the first challenge and know only MD5.
+    #[arg(long)]
+    register_md5_first: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -442,6 +459,13 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr callbacks: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Agents { cmd } => match agents_cmd::run(cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr agents: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },
@@ -873,6 +897,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             session_timer: ivr_sip::session_timer::Policy {
                 min_se: args.min_se,
                 interval: args.session_expires.max(args.min_se),
+            },
+            registrar: ivr_sip::registrar::RegistrarConfig {
+                min_expires: args.register_min_expires,
+                max_expires: args.register_max_expires.max(args.register_min_expires),
+                default_expires: args.register_max_expires.max(args.register_min_expires),
+                md5_first: args.register_md5_first,
+                ..Default::default()
             },
             config_path: args.config.clone(),
             config_sources,
