@@ -26,6 +26,7 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "mailboxes",
     "queues",
     "destinations",
+    "agents",
 ];
 /// The sections an included file may hold.
 pub(crate) const INCLUDED_FIELDS: &[&str] =
@@ -352,6 +353,10 @@ pub fn compile_full(
         ));
     }
     w.file = None;
+    let agents = match top.get("agents") {
+        Some(node) => crate::agents::compile_agents(&mut w, node, &queue_names),
+        None => Vec::new(),
+    };
 
     let entry = match top.get("entry") {
         Some(node) => w
@@ -522,6 +527,7 @@ pub fn compile_full(
             mailboxes,
             queues,
             destinations,
+            agents,
         })
     } else {
         Err(errors)

@@ -196,6 +196,15 @@ pub enum ErrorKind {
     /// A scenario step that does not parse.
     #[error("{0}")]
     Step(String),
+    /// A plain password where an agent's digest hashes belong.
+    #[error(
+        "a password is not written in the config: run `ivr agents add NAME --user USER` and paste the password: ha1:... line it prints"
+    )]
+    PlainPassword,
+    /// An agent definition that cannot be used (both ways to reach it, a bad user name,
+    /// hashes for another realm...).
+    #[error("{0}")]
+    Agent(String),
 }
 
 /// The candidate closest to `name` by edit distance, if close enough to be a likely typo.

@@ -5,6 +5,7 @@
 //! a sans-IO state machine: it is told about digits, finished playback and time, and
 //! answers with what to play, when to stop, and when to hang up.
 
+pub mod agents;
 pub mod compile;
 pub mod duration;
 pub mod error;

@@ -349,6 +349,7 @@ pub struct Menus {
     pub(crate) mailboxes: Vec<Mailbox>,
     pub(crate) queues: Vec<Queue>,
     pub(crate) destinations: Vec<Destination>,
+    pub(crate) agents: Vec<crate::agents::Agent>,
 }
 
 /// Where a new call goes.
@@ -435,6 +436,19 @@ impl Menus {
     /// Every transfer destination, in the order defined.
     pub fn destinations(&self) -> &[Destination] {
         &self.destinations
+    }
+
+    /// Every agent, in the order defined.
+    pub fn agents(&self) -> &[crate::agents::Agent] {
+        &self.agents
+    }
+
+    /// The realm agents' passwords were hashed for (they share one), if any agent registers.
+    pub fn agents_realm(&self) -> Option<&str> {
+        self.agents.iter().find_map(|a| match &a.reach {
+            crate::agents::Reach::Registered(c) => Some(c.realm.as_str()),
+            crate::agents::Reach::Static(_) => None,
+        })
     }
 
     /// The name of where a handoff goes: `voicemail sales`, `queue support`...

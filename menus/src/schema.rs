@@ -92,10 +92,26 @@ pub fn json() -> String {
       "type": "object",
       "description": "Transfer destinations, reached by the action transfer: NAME. A URI alone, or its options.",
       "additionalProperties": {{ "oneOf": [ {{ "type": "string" }}, {{ "$ref": "#/$defs/destination" }} ] }}
+    }},
+    "agents": {{
+      "type": "object",
+      "description": "Call-center agents: each registers a phone (user and password, made by `ivr agents add`) or is reached at a fixed uri, and serves queues.",
+      "additionalProperties": {{ "$ref": "#/$defs/agent" }}
     }}
   }},
   "$defs": {{
     "names": {names},
+    "agent": {{
+      "type": "object", "additionalProperties": false,
+      "oneOf": [ {{ "required": ["password"] }}, {{ "required": ["uri"] }} ],
+      "properties": {{
+        "user": {{ "type": ["string", "integer"], "pattern": "^[A-Za-z0-9_.!~*'()&=+$,;?/-]{{1,64}}$", "description": "The SIP user name its phone registers as (default: the agent's name)." }},
+        "password": {{ "type": "string", "pattern": "^ha1:.+:[0-9a-fA-F]{{32}}:[0-9a-fA-F]{{64}}$", "description": "Digest hashes (MD5 and SHA-256) of the password, as `ivr agents add` prints them; never the password itself." }},
+        "uri": {{ "type": "string", "description": "A static agent: reached at this sip:, sips: or tel: URI, without registering." }},
+        "queues": {{ "type": "object", "description": "Queue name -> penalty (0, the default, is offered calls first; up to 1000).",
+          "additionalProperties": {{ "type": ["integer", "null"], "minimum": 0, "maximum": 1000 }} }}
+      }}
+    }},
     "recording": {{ "oneOf": [
       {{ "type": "string", "description": "A WAV file (16-bit PCM, u-law or A-law; 8-48 kHz)." }},
       {{ "type": "object", "additionalProperties": false,
@@ -274,6 +290,10 @@ mod tests {
             v
         };
         let [top, menu, action, prompt, mailbox, queue, destination] = fields();
+        assert_eq!(
+            keys(&v["$defs"]["agent"]["properties"]),
+            sorted(crate::agents::AGENT_FIELDS)
+        );
         assert_eq!(keys(&v["$defs"]["mailbox"]["properties"]), sorted(mailbox));
         assert_eq!(keys(&v["$defs"]["queue"]["properties"]), sorted(queue));
         assert_eq!(

@@ -230,7 +230,9 @@ impl Report {
                 Kind::LeaveEmpty => q.left_empty += 1,
                 Kind::CallbackRequested => q.callbacks_requested += 1,
                 Kind::CallbackConnected => q.callbacks_connected += 1,
-                Kind::CallbackFailed if r.detail.as_deref().is_some_and(|d| d.ends_with("final")) => {
+                Kind::CallbackFailed
+                    if r.detail.as_deref().is_some_and(|d| d.ends_with("final")) =>
+                {
                     q.callbacks_failed += 1
                 }
                 Kind::Transfer if r.agent.is_none() => q.transferred += 1,
@@ -306,7 +308,10 @@ mod tests {
             waited(row(5_500, Kind::Abandon, "sales", "c3", ""), 2_500),
             waited(row(64_000, Kind::Abandon, "sales", "c4", ""), 60_000),
             waited(row(125_000, Kind::Timeout, "sales", "c5", ""), 120_000),
-            waited(row(35_000, Kind::CallbackRequested, "sales", "callback#1", ""), 0),
+            waited(
+                row(35_000, Kind::CallbackRequested, "sales", "callback#1", ""),
+                0,
+            ),
             row(39_000, Kind::Offer, "sales", "c2", "bob"),
             failed,
             busy,
@@ -334,10 +339,7 @@ mod tests {
             (sales.abandoned, sales.short_abandons, sales.timed_out),
             (2, 1, 1)
         );
-        assert_eq!(
-            (sales.callbacks_requested, sales.callbacks_failed),
-            (1, 1)
-        );
+        assert_eq!((sales.callbacks_requested, sales.callbacks_failed), (1, 1));
         assert_eq!(sales.service_level(), Some(100.0 / 6.0));
         assert_eq!(sales.abandon_rate(), Some(200.0 / 6.0));
         assert_eq!(sales.average_wait(), Some(Duration::from_secs(30)));
@@ -345,7 +347,11 @@ mod tests {
         assert_eq!(sales.average_talk(), Some(Duration::from_secs(120)));
         let support = &r.queues[1];
         assert_eq!((support.entered, support.left_the_line), (1, 0));
-        assert_eq!(support.service_level(), None, "nobody left: no figure invented");
+        assert_eq!(
+            support.service_level(),
+            None,
+            "nobody left: no figure invented"
+        );
         let alice = &r.agents[0];
         assert_eq!(
             (alice.offers, alice.answered, alice.completed, alice.talk_ms),
@@ -353,7 +359,11 @@ mod tests {
         );
         assert_eq!(alice.wrap_up_ms, 30_000);
         let bob = &r.agents[1];
-        assert_eq!((bob.offers, bob.unanswered), (1, 1), "busy is not unanswered");
+        assert_eq!(
+            (bob.offers, bob.unanswered),
+            (1, 1),
+            "busy is not unanswered"
+        );
         assert_eq!(bob.paused_ms, 300_000, "still paused at the window's end");
     }
 

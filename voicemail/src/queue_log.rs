@@ -107,8 +107,15 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let got = store.queue_events(0, 10_000, 100).await.unwrap();
-        assert_eq!(got, [start.clone(), enter.clone(), answer.clone()], "oldest first");
-        assert_eq!(store.queue_events(1_000, 2_000, 100).await.unwrap(), [enter]);
+        assert_eq!(
+            got,
+            [start.clone(), enter.clone(), answer.clone()],
+            "oldest first"
+        );
+        assert_eq!(
+            store.queue_events(1_000, 2_000, 100).await.unwrap(),
+            [enter]
+        );
         assert_eq!(store.queue_events(0, 10_000, 1).await.unwrap(), [start]);
         assert_eq!(store.delete_queue_events_before(2_000).await.unwrap(), 2);
         assert_eq!(store.queue_events(0, 10_000, 100).await.unwrap(), [answer]);

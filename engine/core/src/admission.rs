@@ -37,6 +37,9 @@ pub struct AdmissionConfig {
     pub per_source_calls: usize,
     /// Calls set up but not yet confirmed by an ACK at most; 0: no limit.
     pub max_pending: usize,
+    /// Failed digest authentications (REGISTER with a wrong password or an unknown user)
+    /// from one source within [`AUTH_FAILURE_WINDOW`] before it is banned for `ban`; 0: no limit.
+    pub auth_failures: u32,
 }
 
 impl Default for AdmissionConfig {
@@ -46,6 +49,7 @@ impl Default for AdmissionConfig {
             ban: Duration::from_secs(60),
             per_source_calls: 1000,
             max_pending: 256,
+            auth_failures: 10,
         }
     }
 }
@@ -72,6 +76,9 @@ pub enum AdmissionEvent {
     },
 }
 
+/// Failed authentications are counted over this long (the count restarts after it).
+pub const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
 /// Sources are forgotten once idle this long (and not banned, with no calls).
 const FORGET_AFTER: Duration = Duration::from_secs(10);
 /// Past this many sources, idle ones are swept before adding another.
@@ -84,6 +91,8 @@ struct Source {
     last: Instant,
     banned_until: Option<Instant>,
     calls: usize,
+    /// Failed authentications since the instant given.
+    auth_failures: (u32, Instant),
 }
 
 /// Per-source counters and the calls waiting for their ACK.
@@ -157,6 +166,7 @@ impl Admission {
             last: now,
             banned_until: None,
             calls: 0,
+            auth_failures: (0, now),
         })
     }
 
@@ -165,8 +175,35 @@ impl Admission {
         self.sources.retain(|_, s| {
             s.calls > 0
                 || s.banned_until.is_some_and(|u| u > now)
+                || (s.auth_failures.0 > 0
+                    && now.saturating_duration_since(s.auth_failures.1) < AUTH_FAILURE_WINDOW)
                 || now.saturating_duration_since(s.last) < FORGET_AFTER
         });
+    }
+
+    /// A digest authentication from `ip` failed (wrong password, unknown user). Past
+    /// `auth_failures` within [`AUTH_FAILURE_WINDOW`], the source is banned like a flooder:
+    /// a password guesser gets a few tries a minute, then silence.
+    pub(crate) fn auth_failed(&mut self, now: Instant, ip: IpAddr) {
+        let limit = self.config.auth_failures;
+        if limit == 0 || self.exempt.contains(&ip) {
+            return;
+        }
+        let ban = self.config.ban;
+        let source = self.source(now, ip);
+        let (n, since) = &mut source.auth_failures;
+        if now.saturating_duration_since(*since) >= AUTH_FAILURE_WINDOW {
+            (*n, *since) = (0, now);
+        }
+        *n += 1;
+        if *n >= limit {
+            *n = 0;
+            source.banned_until = Some(now + ban);
+            self.events.push(AdmissionEvent::Banned {
+                source: ip,
+                duration: ban,
+            });
+        }
     }
 
     /// Whether `ip` may start another call.

@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub send_without_peer: Option<Duration>,
     /// Session timers (RFC 4028): our Min-SE and the interval we ask for.
     pub session_timer: ivr_sip::session_timer::Policy,
+    /// Agents' registrations: expiry bounds, contacts per agent, nonce lifetime.
+    pub registrar: ivr_sip::registrar::RegistrarConfig,
 }
 
 impl EngineConfig {
@@ -83,6 +85,7 @@ impl EngineConfig {
             admission: crate::admission::AdmissionConfig::default(),
             send_without_peer: Some(crate::media::SEND_WITHOUT_PEER),
             session_timer: ivr_sip::session_timer::Policy::default(),
+            registrar: ivr_sip::registrar::RegistrarConfig::default(),
         }
     }
 }

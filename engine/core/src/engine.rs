@@ -74,19 +74,28 @@ pub struct Engine {
     /// The time of the input being handled (for work done where no time is passed down).
     last_now: Option<Instant>,
     /// Per-source limits and the calls waiting for their ACK.
-    admission: Admission,
+    pub(crate) admission: Admission,
+    /// Agents' registrations (see [`crate::registration`]).
+    pub(crate) registrar: ivr_sip::registrar::Registrar,
 }
 
 impl Engine {
     /// An engine serving `menus`.
     pub fn new(config: EngineConfig, menus: Arc<Menus>) -> Engine {
         let admission = Admission::new(config.admission, config.trusted_proxies.clone());
+        let mut keys = crate::srtp::KeyGen::new(&config.srtp_seed);
+        let mut secret = [0u8; 32];
+        keys.fill(&mut secret);
+        let (realm, accounts) = crate::registration::accounts(&menus);
+        let mut registrar = ivr_sip::registrar::Registrar::new(config.registrar, &realm, secret);
+        registrar.set_accounts(&realm, accounts);
         Engine {
             admission,
+            registrar,
             ctx: Ctx {
                 layer: TransactionLayer::new(config.timers),
                 rng: Rng::new(config.seed),
-                keys: crate::srtp::KeyGen::new(&config.srtp_seed),
+                keys,
                 config,
                 outputs: VecDeque::new(),
             },
@@ -112,6 +121,7 @@ impl Engine {
 
     /// Serve new calls with `menus`; calls in progress keep the snapshot they started with.
     pub fn set_menus(&mut self, menus: Arc<Menus>) {
+        self.registrar_reload(&menus);
         self.menus = menus;
     }
 
@@ -162,6 +172,7 @@ impl Engine {
             owners,
             self.ctx.layer.poll_timeout(),
             self.detached_timeout(),
+            self.registrar.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -337,6 +348,7 @@ impl Engine {
                 self.ctx.layer.respond(now, &key, r);
             }
             Method::Invite => self.on_invite(now, key, req, peer),
+            Method::Register => self.on_register(now, key, req, peer),
             // RFC 6665 §4.1.3: NOTIFY outside a dialog matches no subscription of ours.
             Method::Bye | Method::Info | Method::Notify => {
                 self.reject(now, &key, &req, RequestError::NoSuchCall)
@@ -863,6 +875,7 @@ impl Engine {
         }
         self.due_scratch = due;
         self.drive_detached(now);
+        self.registrar_timeout(now);
     }
 
     /// Whether `owner` still has `at` indexed; if so it is cleared (the timer fires).

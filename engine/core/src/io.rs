@@ -294,6 +294,18 @@ pub enum Event {
     Drained,
     /// Admission refused, banned or dropped something (see [`crate::admission`]).
     Admission(crate::admission::AdmissionEvent),
+    /// An agent's phone registered, unregistered or expired (see [`crate::registration`]).
+    Agent {
+        /// What changed.
+        change: ivr_sip::registrar::RegistrarEvent,
+        /// Agents with a phone registered, after the change.
+        registered: usize,
+    },
+    /// A REGISTER's digest authentication failed (wrong password or unknown user).
+    AuthFailed {
+        /// Its source.
+        from: SocketAddr,
+    },
     /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
     /// next hop is a host name (the engine does not resolve names), so it went where the
     /// INVITE came from. For a bridged transfer: the destination, its proxy or a hop of its

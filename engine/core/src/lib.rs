@@ -23,6 +23,7 @@ pub mod outgoing;
 mod prack;
 mod proxy;
 mod referral;
+pub mod registration;
 pub mod relay;
 pub mod rng;
 pub mod sdp;

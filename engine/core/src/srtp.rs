@@ -127,6 +127,12 @@ impl KeyGen {
         KeyGen(Aes128Ctr::new(key.into(), iv.into()))
     }
 
+    /// Fill `out` with fresh secret bytes (the registrar's nonce key, say).
+    pub fn fill(&mut self, out: &mut [u8]) {
+        out.fill(0);
+        self.0.apply_keystream(out);
+    }
+
     /// A fresh master key and salt.
     pub fn next_key(&mut self) -> MasterKey {
         let mut k = MasterKey {

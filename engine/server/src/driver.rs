@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub answer_delay: Duration,
     /// Session timers (RFC 4028): our Min-SE and preferred interval.
     pub session_timer: ivr_sip::session_timer::Policy,
+    /// Agents' registrations (expiry bounds, challenge order).
+    pub registrar: ivr_sip::registrar::RegistrarConfig,
     /// The config file, if one was given: it is watched, and reloaded on change or SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
     /// The files the running config was loaded from (watched for changes).
@@ -277,6 +279,7 @@ impl Server {
         engine_config.srtp_seed = srtp_seed();
         engine_config.answer_delay = self.config.answer_delay;
         engine_config.session_timer = self.config.session_timer;
+        engine_config.registrar = self.config.registrar;
         engine_config.trusted_proxies = self.config.trusted_proxies.clone();
         engine_config.admission = self.config.admission;
         engine_config.send_without_peer = self.config.send_without_peer;
@@ -1037,6 +1040,35 @@ impl Io {
                 info!(%destination, %failure, "transfer reached no one: back to the menu")
             }),
             Event::Admission(e) => self.admission_event(e),
+            Event::Agent { change, registered } => {
+                use ivr_sip::registrar::RegistrarEvent;
+                self.status.agents_registered(registered);
+                match change {
+                    RegistrarEvent::Registered {
+                        owner,
+                        contact,
+                        source,
+                        expires,
+                    } => info!(
+                        agent = %owner,
+                        %contact,
+                        source = %source.addr,
+                        transport = source.transport.via_token(),
+                        expires,
+                        "agent registered"
+                    ),
+                    RegistrarEvent::Unregistered { owner, contact } => {
+                        info!(agent = %owner, %contact, "agent unregistered")
+                    }
+                    RegistrarEvent::Expired { owner, contact } => {
+                        info!(agent = %owner, %contact, "agent registration expired")
+                    }
+                }
+            }
+            Event::AuthFailed { from } => {
+                self.status.auth_failed();
+                warn!(%from, "REGISTER refused: wrong password or unknown user")
+            }
             Event::Drained => {
                 info!("all calls ended");
                 self.drained = true;

@@ -27,6 +27,11 @@ pub struct AdmissionArgs {
     /// 256. 0: no limit.
     #[arg(long)]
     pub max_pending_calls: Option<usize>,
+    /// Failed REGISTER authentications (wrong password or unknown user) from one source
+    /// address within a minute before it is ignored for --sip-ban-seconds. 0: no limit.
+    /// Trusted proxies are exempt.
+    #[arg(long, default_value_t = 10)]
+    pub sip_auth_failures: u32,
     /// Seconds the engine sends audio toward a caller that has sent no RTP or RTCP yet
     /// (an INVITE may name someone else's address). 0: until the media timeout.
     #[arg(long, default_value_t = 5)]
@@ -48,6 +53,7 @@ impl AdmissionArgs {
             max_pending: self
                 .max_pending_calls
                 .unwrap_or_else(|| (max_calls / 4).clamp(1, 256)),
+            auth_failures: self.sip_auth_failures,
         }
     }
 }
@@ -60,6 +66,7 @@ impl Default for AdmissionArgs {
             sip_ban_seconds: c.ban.as_secs(),
             max_calls_per_source: c.per_source_calls,
             max_pending_calls: None,
+            sip_auth_failures: c.auth_failures,
             rtp_send_without_peer: ivr_engine::media::SEND_WITHOUT_PEER.as_secs(),
         }
     }

@@ -1,8 +1,9 @@
 //! `ivr`: the IVR engine's command line.
 
+mod agents_cmd;
 mod callbacks_cmd;
-mod queues_cmd;
 mod doctor;
+mod queues_cmd;
 mod settings;
 
 use anyhow::Context;
@@ -100,6 +101,12 @@ enum Command {
         place: callbacks_cmd::Where,
         #[command(subcommand)]
         cmd: queues_cmd::Queues,
+    },
+    /// Call-center agents: add (prints the agents: entry; password from standard input),
+    /// list.
+    Agents {
+        #[command(subcommand)]
+        cmd: agents_cmd::Agents,
     },
     /// Print the call flow of a config as Mermaid or Graphviz DOT.
     Graph {
@@ -217,6 +224,16 @@ struct ServeArgs {
     /// RFC 4028 §5 makes 90 the floor; lower values break it and are meant for tests.
     #[arg(long, default_value_t = ivr_sip::session_timer::MIN_SE_FLOOR, value_parser = clap::value_parser!(u32).range(1..))]
     min_se: u32,
+    /// Agents' registrations: the shortest accepted, in seconds (shorter gets 423).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    register_min_expires: u32,
+    /// Agents' registrations: the longest granted, in seconds (longer ones are lowered).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..))]
+    register_max_expires: u32,
+    /// Challenge REGISTERs with MD5 before SHA-256. RFC 8760 puts the preferred (SHA-256)
+    /// first, but some phones (and SIPp 3.6) read only the first challenge and know only MD5.
+    #[arg(long)]
+    register_md5_first: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -458,6 +475,13 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr queues: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Agents { cmd } => match agents_cmd::run(cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr agents: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },
@@ -889,6 +913,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             session_timer: ivr_sip::session_timer::Policy {
                 min_se: args.min_se,
                 interval: args.session_expires.max(args.min_se),
+            },
+            registrar: ivr_sip::registrar::RegistrarConfig {
+                min_expires: args.register_min_expires,
+                max_expires: args.register_max_expires.max(args.register_min_expires),
+                default_expires: args.register_max_expires.max(args.register_min_expires),
+                md5_first: args.register_md5_first,
+                ..Default::default()
             },
             config_path: args.config.clone(),
             config_sources,

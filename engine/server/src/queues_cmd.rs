@@ -35,9 +35,9 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t.as_millisecond());
     }
-    let date: jiff::civil::Date = s
-        .parse()
-        .with_context(|| format!("'{s}' is neither a date (2026-12-01) nor a time (2026-12-01T08:00:00Z)"))?;
+    let date: jiff::civil::Date = s.parse().with_context(|| {
+        format!("'{s}' is neither a date (2026-12-01) nor a time (2026-12-01T08:00:00Z)")
+    })?;
     let t: jiff::Timestamp = format!("{date}T00:00:00Z")
         .parse()
         .context("a date out of range")?;
@@ -51,8 +51,14 @@ fn time(ms: i64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
+/// A duration as people read it: `45s`, `2m05s`, `1h02m`.
 fn secs(ms: u64) -> String {
-    format!("{:.0}s", ms as f64 / 1000.0)
+    let s = (ms + 500) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -88,7 +94,10 @@ pub fn run(place: Where, cmd: Queues) -> anyhow::Result<()> {
         anyhow::Ok(rows)
     })?;
     if rows.len() >= ivr_voicemail::queue_log::MAX_ROWS as usize {
-        bail!("more than {} events in this window: choose a shorter one", rows.len());
+        bail!(
+            "more than {} events in this window: choose a shorter one",
+            rows.len()
+        );
     }
     let threshold = Duration::from_secs(service_level);
     let report = Report::compute(&rows, from_ms, to_ms, threshold);
@@ -173,8 +182,22 @@ fn print(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
         "\n{:<16} {:>7} {:>5} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>5} {:>5} {:>8} {:>8} {:>8} {:>8}",
-        "QUEUE", "ENTERED", "LEFT", "ANSWERED", "IN TIME", "SERVICE", "ABANDON", "(<5 s)", "RATE",
-        "TIMEOUT", "KEY", "EMPTY", "CALLBACK", "AVG WAIT", "LONGEST", "AVG TALK"
+        "QUEUE",
+        "ENTERED",
+        "LEFT",
+        "ANSWERED",
+        "IN TIME",
+        "SERVICE",
+        "ABANDON",
+        "(<5 s)",
+        "RATE",
+        "TIMEOUT",
+        "KEY",
+        "EMPTY",
+        "CALLBACK",
+        "AVG WAIT",
+        "LONGEST",
+        "AVG TALK"
     )?;
     for q in &r.queues {
         writeln!(
@@ -193,9 +216,11 @@ fn print(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             q.exit_keys,
             q.left_empty,
             q.callbacks_requested,
-            q.average_wait().map_or("-".into(), |d| secs(d.as_millis() as u64)),
+            q.average_wait()
+                .map_or("-".into(), |d| secs(d.as_millis() as u64)),
             secs(q.longest_wait_ms),
-            q.average_talk().map_or("-".into(), |d| secs(d.as_millis() as u64)),
+            q.average_talk()
+                .map_or("-".into(), |d| secs(d.as_millis() as u64)),
         )?;
     }
     if !r.agents.is_empty() {
@@ -231,5 +256,12 @@ mod tests {
         assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000);
         assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1_000);
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn durations_read_like_a_clock() {
+        assert_eq!(secs(44_600), "45s");
+        assert_eq!(secs(125_000), "2m05s");
+        assert_eq!(secs(3_725_000), "1h02m");
     }
 }

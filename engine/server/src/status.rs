@@ -115,6 +115,8 @@ pub struct Status {
     sip_pending_evicted: Counter,
     connections_refused: Family<KindLabel, Counter>,
     signin_lockouts: Counter,
+    agents_registered: Gauge,
+    register_auth_failures: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
@@ -273,6 +275,11 @@ impl Status {
             "ivr_signin_lockouts",
             "Staff sign-in attempts refused because the user or address used up its guesses",
         );
+        let register_auth_failures = counter(
+            &mut registry,
+            "ivr_register_auth_failures",
+            "REGISTERs refused for a wrong password or an unknown user",
+        );
         let reloads = Outcomes::register(
             &mut registry,
             "ivr_config_reloads",
@@ -304,6 +311,12 @@ impl Status {
             "When the running config was loaded",
             unix_seconds(now) as i64,
         );
+        let agents_registered = gauge(
+            &mut registry,
+            "ivr_agents_registered",
+            "Agents with at least one phone registered",
+            0,
+        );
         Status {
             started: now,
             registry,
@@ -319,6 +332,8 @@ impl Status {
             sip_pending_evicted,
             connections_refused,
             signin_lockouts,
+            agents_registered,
+            register_auth_failures,
             webhooks,
             mails,
             last_reload_ok,
@@ -369,6 +384,17 @@ impl Status {
             AdmissionEvent::SourceCallLimit { .. } => self.sip_source_limit.inc(),
             AdmissionEvent::PendingEvicted { .. } => self.sip_pending_evicted.inc(),
         };
+    }
+
+    /// Agents with a phone registered now.
+    pub fn agents_registered(&self, n: usize) {
+        self.agents_registered
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A REGISTER failed its digest authentication.
+    pub fn auth_failed(&self) {
+        self.register_auth_failures.inc();
     }
 
     /// The counter of connections refused at a cap, for `kind` (`sip_tcp` or `http`).

@@ -528,24 +528,56 @@ impl NonceIssuer {
         }
     }
 
-    fn mac(&self, time: u64) -> String {
+    fn mac(&self, time: u64, seq: Option<u64>) -> String {
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(time.to_be_bytes());
+        if let Some(seq) = seq {
+            h.update(b"#");
+            h.update(seq.to_be_bytes());
+        }
         h.update(self.realm.as_bytes());
         hex(&h.finalize()[..16])
     }
 
     /// A fresh challenge issued at `now_secs` (any monotonic seconds count the caller keeps).
+    /// Challenges issued in the same second share the nonce; see [`NonceIssuer::challenge_seq`].
     pub fn challenge(&self, now_secs: u64, algorithm: Algorithm, stale: bool) -> Challenge {
+        self.challenge_with(
+            format!("{now_secs:x}-{}", self.mac(now_secs, None)),
+            algorithm,
+            stale,
+        )
+    }
+
+    /// A challenge whose nonce also carries `seq` (`TIME-SEQ-MAC`), so two challenges in one
+    /// second differ: a registrar that remembers which nonces were used (replays) needs each
+    /// client to get its own.
+    pub fn challenge_seq(
+        &self,
+        now_secs: u64,
+        seq: u64,
+        algorithm: Algorithm,
+        stale: bool,
+    ) -> Challenge {
+        let mac = self.mac(now_secs, Some(seq));
+        self.challenge_with(format!("{now_secs:x}-{seq:x}-{mac}"), algorithm, stale)
+    }
+
+    fn challenge_with(&self, nonce: String, algorithm: Algorithm, stale: bool) -> Challenge {
         Challenge {
             realm: self.realm.clone(),
-            nonce: format!("{now_secs:x}-{}", self.mac(now_secs)),
+            nonce,
             opaque: None,
             algorithm,
             qop_auth: true,
             stale,
         }
+    }
+
+    /// The issue time a nonce of ours carries (not checked: use [`NonceIssuer::verify`]).
+    pub fn issued(nonce: &str) -> Option<u64> {
+        u64::from_str_radix(nonce.split('-').next()?, 16).ok()
     }
 
     /// Check `auth` for a request with `method`, given the user's stored HA1 for this
@@ -561,12 +593,21 @@ impl NonceIssuer {
         if auth.realm != self.realm {
             return Err(VerifyError::WrongRealm);
         }
-        let (time, mac) = auth
-            .nonce
-            .split_once('-')
-            .ok_or(VerifyError::UnknownNonce)?;
-        let time = u64::from_str_radix(time, 16).map_err(|_| VerifyError::UnknownNonce)?;
-        if !constant_time_eq(mac.as_bytes(), self.mac(time).as_bytes()) {
+        let mut parts = auth.nonce.split('-');
+        let (time, seq, mac) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(t), Some(m), None, None) => (t, None, m),
+            (Some(t), Some(s), Some(m), None) => (t, Some(s), m),
+            _ => return Err(VerifyError::UnknownNonce),
+        };
+        let hex_u64 = |s: &str| {
+            (s.len() <= 16)
+                .then(|| u64::from_str_radix(s, 16).ok())
+                .flatten()
+                .ok_or(VerifyError::UnknownNonce)
+        };
+        let time = hex_u64(time)?;
+        let seq = seq.map(hex_u64).transpose()?;
+        if !constant_time_eq(mac.as_bytes(), self.mac(time, seq).as_bytes()) {
             return Err(VerifyError::UnknownNonce);
         }
         let expected = auth.expected_response(method, ha1);

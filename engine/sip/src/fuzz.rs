@@ -504,6 +504,83 @@ pub fn refer_sequence(data: &[u8]) {
     }
 }
 
+/// Feed a registrar requests built from the input, with time passing between them, some
+/// answered with the right password for the last challenge, and check what must always
+/// hold: no panic, no account above its contact cap, no binding left past its expiry once
+/// the clock has moved, and no success for a request the fuzzer did not answer rightly.
+pub fn register_sequence(data: &[u8]) {
+    use crate::digest::{Algorithm, Challenge, Credentials, answer, ha1};
+    use crate::header::HeaderName;
+    use crate::registrar::{Account, Registrar, RegistrarConfig};
+    use crate::transaction::Peer;
+    let config = RegistrarConfig::default();
+    let mut r = Registrar::new(config, "ivr", [9; 32]);
+    r.set_accounts(
+        "ivr",
+        vec![Account {
+            owner: "alice".into(),
+            user: "alice".into(),
+            ha1_md5: ha1(Algorithm::Md5, "alice", "ivr", "pw"),
+            ha1_sha256: ha1(Algorithm::Sha256, "alice", "ivr", "pw"),
+        }],
+    );
+    let credentials = Credentials {
+        username: "alice".into(),
+        password: "pw".into(),
+    };
+    let www = HeaderName::from_wire("WWW-Authenticate");
+    let mut last: Option<Challenge> = None;
+    let mut now = crate::fuzz_epoch();
+    // Chunks separated by a NUL byte. The first byte of each: its low 6 bits are 16-second
+    // steps to wait, its top bit asks for the right answer to the last challenge (nc from
+    // the second byte), bit 6 picks SHA-256 over MD5 for it.
+    for chunk in data.split(|b| *b == 0).take(64) {
+        let Some((&control, rest)) = chunk.split_first() else {
+            continue;
+        };
+        now += std::time::Duration::from_secs(u64::from(control & 0x3f) * 16);
+        r.handle_timeout(now);
+        assert!(r.bindings("alice").iter().all(|b| b.expires_at > now));
+        let Ok(Message::Request(mut req)) = parse_message(rest, Framing::Datagram) else {
+            continue;
+        };
+        let answered = control & 0x80 != 0;
+        if answered && let Some(c) = &last {
+            let mut c = c.clone();
+            c.algorithm = if control & 0x40 != 0 {
+                Algorithm::Sha256
+            } else {
+                Algorithm::Md5
+            };
+            let nc = u32::from(rest.first().copied().unwrap_or(1));
+            let uri = req.uri.to_string();
+            let a = answer(
+                &c,
+                &credentials,
+                req.method.as_str(),
+                &uri,
+                Some(("f".into(), nc)),
+            );
+            req.headers
+                .push(HeaderName::from_wire("Authorization"), a.to_string());
+        }
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: ([192, 0, 2, 1], 5060).into(),
+        };
+        let reply = r.handle_register(now, &req, peer);
+        assert!(
+            answered || !reply.status.is_success(),
+            "a REGISTER without the password succeeded"
+        );
+        if let Some((_, v)) = reply.headers.iter().find(|(n, _)| *n == www) {
+            last = Challenge::parse(v).ok();
+        }
+        assert!(r.bindings("alice").len() <= config.max_contacts);
+        while r.poll_event().is_some() {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

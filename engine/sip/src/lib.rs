@@ -10,6 +10,7 @@
 //! - [`reliable`]: reliable provisional responses (RFC 3262), UAS side;
 //! - [`uac`]: placing a call (an INVITE to an answered dialog or a failure, §13.2, §9.1);
 //! - [`digest`]: digest authentication, client and server (RFC 7616, RFC 8760);
+//! - [`registrar`]: a registrar for configured accounts (RFC 3261 §10.3) with digest (RFC 7616, RFC 8760);
 //! - [`refer`]: transferring a call by REFER, as transferor (RFC 3515, RFC 3892, RFC 6665);
 //! - [`locate`]: which addresses and transports a URI with a host name leads to (RFC 3263, RFC 2782).
 //!
@@ -26,6 +27,7 @@ pub mod locate;
 pub mod message;
 pub mod parse;
 pub mod refer;
+pub mod registrar;
 pub mod reliable;
 pub mod route;
 pub mod session_timer;

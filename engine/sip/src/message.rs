@@ -104,6 +104,8 @@ impl StatusCode {
     pub const ACCEPTED: StatusCode = StatusCode(202);
     /// 400 Bad Request.
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    /// 401 Unauthorized (RFC 3261 §22.2: a registrar's or UAS's challenge).
+    pub const UNAUTHORIZED: StatusCode = StatusCode(401);
     /// 403 Forbidden.
     pub const FORBIDDEN: StatusCode = StatusCode(403);
     /// 404 Not Found.
@@ -123,6 +125,8 @@ impl StatusCode {
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
     /// 422 Session Interval Too Small (RFC 4028 §6).
     pub const SESSION_INTERVAL_TOO_SMALL: StatusCode = StatusCode(422);
+    /// 423 Interval Too Brief (RFC 3261 §21.4.17).
+    pub const INTERVAL_TOO_BRIEF: StatusCode = StatusCode(423);
     /// 481 Call/Transaction Does Not Exist.
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     /// 483 Too Many Hops.
@@ -179,6 +183,7 @@ impl StatusCode {
             200 => "OK",
             202 => "Accepted",
             400 => "Bad Request",
+            401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
@@ -188,6 +193,7 @@ impl StatusCode {
             416 => "Unsupported URI Scheme",
             420 => "Bad Extension",
             422 => "Session Interval Too Small",
+            423 => "Interval Too Brief",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
             483 => "Too Many Hops",
