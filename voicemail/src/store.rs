@@ -749,7 +749,12 @@ mod tests {
             ),
         };
         let store = Store::open(&url).await.unwrap();
-        for table in ["callback_history", "callback_requests", "outbox"] {
+        for table in [
+            "callback_history",
+            "callback_requests",
+            "outbox",
+            "queue_events",
+        ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&store.pool)
                 .await
