@@ -47,11 +47,16 @@ fn demo_with_operator(dir: &Path, uri: &str) -> String {
 
 /// A SIPp UAS answering with our `media` socket's port.
 fn destination(dir: &Path, media: &UdpSocket) -> sipp::Uas {
+    destination_playing(dir, media, "uas_bridge.xml")
+}
+
+/// A SIPp UAS running the template `file`, answering with our `media` socket's port.
+fn destination_playing(dir: &Path, media: &UdpSocket, file: &str) -> sipp::Uas {
     let port = media.local_addr().unwrap().port();
-    let text = std::fs::read_to_string(scenario("uas_bridge.xml"))
+    let text = std::fs::read_to_string(scenario(file))
         .unwrap()
         .replace("@MEDIA_PORT@", &port.to_string());
-    let path = dir.join("uas_bridge.xml");
+    let path = dir.join(file);
     std::fs::write(&path, text).unwrap();
     sipp::spawn_uas(&["-sf", path.to_str().unwrap(), "-m", "1"])
 }
@@ -291,6 +296,39 @@ fn the_destinations_audio_reaches_our_caller_transcoded_to_pcmu() {
         "{found} of {total} frames of the destination's audio reached the caller; log:\n{}",
         ivr.log()
     );
+}
+
+#[test]
+fn a_sipp_destination_sending_a_reliable_183_and_asking_for_refreshes_gets_prack_and_reinvite() {
+    // The SIPp destination (uas_bridge_extensions.xml) checks the INVITE's Supported, sends
+    // a reliable 183 with its answer and waits for the PRACK (checking its RAck), answers
+    // 200 without SDP with Session-Expires: 10;refresher=uac, and waits for the engine's
+    // refresh at 5 s. The caller hangs up at about 7.5 s, between the first refresh and
+    // the second.
+    let dir = tempfile::tempdir().unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut uas = destination_playing(dir.path(), &media, "uas_bridge_extensions.xml");
+    let config = demo_pointing_at(dir.path(), uas.addr);
+    let ivr = Ivr::start(&["--config", &config, "--min-se", "10"]);
+    let mut call = UdpCall::dial(
+        ivr.sip,
+        "bridge-extensions",
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    ask_for_someone(&ivr, &call);
+    let bridged = ivr.wait_for(&["transfer answered: bridged"], 1, Duration::from_secs(10));
+    assert!(
+        !bridged.is_empty(),
+        "bridged after the PRACK:\n{}\n{}",
+        uas.output(),
+        ivr.log()
+    );
+    std::thread::sleep(Duration::from_millis(7500));
+    call.bye();
+    destination_done(&mut uas);
+    let log = ivr.log();
+    assert!(!log.contains("SessionExpired"), "{log}");
 }
 
 /// baresip as the destination: a real softphone, auto-answering, playing a WAV.

@@ -64,6 +64,7 @@ fn call(password: &str) -> Outcome {
         }),
         extra_headers: Vec::new(),
         timers: TimerConfig::default(),
+        session_timer: None,
     };
     let mut uac = OutgoingCall::new(
         Instant::now(),

@@ -1308,3 +1308,101 @@ fn an_update_offer_while_our_offer_in_the_reliable_180_is_unanswered_is_491() {
     let msgs = net.take_sip(caller.addr);
     assert!(response(&msgs, 491).is_some(), "{msgs:?}");
 }
+
+/// A late-offer INVITE requiring 100rel, its reliable 180 (our offer) PRACKed with the
+/// caller's answer: the early dialog's first offer/answer is done, the 2xx waits for the
+/// answer delay. Returns the INVITE's CSeq.
+fn early_dialog_after_prack(net: &mut Net, caller: &mut Caller) -> u32 {
+    let inv = caller.raw("INVITE", "Require: 100rel\r\n", "");
+    net.send_sip(UDP, caller.addr, &inv);
+    let ringing = response(&net.take_sip(caller.addr), 180)
+        .expect("180")
+        .clone();
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let invite_cseq = ringing.cseq().unwrap().seq;
+    let prack = caller.in_dialog(
+        "PRACK",
+        &format!(
+            "RAck: {} {invite_cseq} INVITE\r\nContent-Type: application/sdp\r\n",
+            rseq(&ringing)
+        ),
+        &caller.offer(),
+    );
+    net.send_sip(UDP, caller.addr, &prack);
+    let msgs = net.take_sip(caller.addr);
+    assert!(response(&msgs, 200).is_some(), "the PRACK is answered");
+    assert!(
+        !msgs.iter().any(|m| matches!(m, Message::Response(r)
+            if r.cseq().unwrap().method.as_str() == "INVITE" && r.status.code() == 200)),
+        "the 2xx waits for the answer delay"
+    );
+    invite_cseq
+}
+
+#[test]
+fn an_update_offer_in_the_early_dialog_is_answered_once_its_first_offer_is_answered() {
+    // RFC 3311 §5.1/§5.2: after the reliable 180's offer is answered in the PRACK, the
+    // caller may offer in an UPDATE before the 2xx; the media follows that offer.
+    let mut net = net_with(Duration::from_secs(5));
+    let mut caller = Caller::new("127.0.0.1:7249", "early-update-ok");
+    let invite_cseq = early_dialog_after_prack(&mut net, &mut caller);
+    let moved: std::net::SocketAddr = "127.0.0.1:9250".parse().unwrap();
+    let offer = caller.offer().replace(
+        &format!("m=audio {} ", caller.media.port()),
+        "m=audio 9250 ",
+    );
+    assert!(offer.contains("m=audio 9250 "), "{offer}");
+    let update = caller.in_dialog("UPDATE", "Content-Type: application/sdp\r\n", &offer);
+    net.send_sip(UDP, caller.addr, &update);
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).unwrap_or_else(|| panic!("200: {msgs:?}"));
+    assert_eq!(ok.cseq().unwrap().method.as_str(), "UPDATE");
+    assert_eq!(header(ok, "Content-Type"), Some("application/sdp"));
+    let answer = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(
+        answer.contains("m=audio") && answer.contains(" 2 IN IP4"),
+        "a new version: {answer}"
+    );
+    // The answer delay passes: the 2xx (no body: offer and answer are done) and the ACK.
+    net.advance(Duration::from_secs(5));
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("the 2xx").clone();
+    assert!(ok.body.is_empty());
+    caller.on_response(&ok);
+    let ack = caller.ack_for(invite_cseq, None);
+    net.send_sip(UDP, caller.addr, &ack);
+    let call = net.last_call().unwrap();
+    net.advance(Duration::from_secs(1));
+    let rtp = net.rtp_of(call);
+    assert!(rtp.len() >= 45, "{} packets", rtp.len());
+    assert!(rtp.iter().all(|p| p.to == moved), "to the UPDATE's address");
+}
+
+#[test]
+fn an_update_offer_before_the_early_answer_gets_500_with_retry_after() {
+    // RFC 3311 §5.2: an INVITE with an offer, a reliable 180 without our answer: the first
+    // offer/answer is not done, so an UPDATE offer is "500, try again later".
+    let mut net = net_with(Duration::from_secs(5));
+    let mut caller = Caller::new("127.0.0.1:7250", "early-update-500");
+    let msgs = invite(&mut net, &mut caller, "Require: 100rel\r\n");
+    let ringing = response(&msgs, 180).expect("180").clone();
+    assert!(ringing.body.is_empty());
+    caller.to_tag = ringing.party_to().unwrap().tag().map(str::to_string);
+    let cseq = ringing.cseq().unwrap().seq;
+    let prack = caller.in_dialog(
+        "PRACK",
+        &format!("RAck: {} {cseq} INVITE\r\n", rseq(&ringing)),
+        "",
+    );
+    net.send_sip(UDP, caller.addr, &prack);
+    net.take_sip(caller.addr);
+    let update = caller.in_dialog(
+        "UPDATE",
+        "Content-Type: application/sdp\r\n",
+        &caller.offer(),
+    );
+    net.send_sip(UDP, caller.addr, &update);
+    let msgs = net.take_sip(caller.addr);
+    let refused = response(&msgs, 500).unwrap_or_else(|| panic!("500: {msgs:?}"));
+    assert!(header(refused, "Retry-After").is_some());
+}

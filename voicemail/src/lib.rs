@@ -6,6 +6,8 @@
 
 pub mod deposit;
 pub mod fuzz;
+#[cfg(feature = "store")]
+pub mod queue_log;
 pub mod request;
 pub mod simulate;
 #[cfg(feature = "store")]

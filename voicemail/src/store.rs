@@ -143,7 +143,7 @@ pub struct Filter {
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     postgres: bool,
 }
 
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// The SQL with `?` placeholders numbered for PostgreSQL (`$1`, `$2`...).
-    fn sql(&self, q: &str) -> String {
+    pub(crate) fn sql(&self, q: &str) -> String {
         if !self.postgres {
             return q.to_string();
         }
@@ -722,6 +722,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("callbacks.db").display());
         let store = Store::open(&url).await.unwrap();
         exercise(&store).await;
+        crate::queue_log::tests::exercise(&store).await;
         // Reopening runs no migration twice and keeps the data.
         drop(store);
         let store = Store::open(&url).await.unwrap();
@@ -748,13 +749,19 @@ mod tests {
             ),
         };
         let store = Store::open(&url).await.unwrap();
-        for table in ["callback_history", "callback_requests", "outbox"] {
+        for table in [
+            "callback_history",
+            "callback_requests",
+            "outbox",
+            "queue_events",
+        ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&store.pool)
                 .await
                 .unwrap();
         }
         exercise(&store).await;
+        crate::queue_log::tests::exercise(&store).await;
     }
 
     #[test]

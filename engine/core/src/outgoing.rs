@@ -454,6 +454,7 @@ impl Engine {
                 .map(|(username, password)| Credentials { username, password }),
             extra_headers: vec![(HeaderName::UserAgent, self.ctx.config.user_agent.clone())],
             timers: self.ctx.config.timers,
+            session_timer: Some(self.ctx.config.session_timer),
         };
         let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
         let uac = OutgoingCall::new(now, config, rng);
@@ -789,6 +790,7 @@ impl Engine {
             Stage::Ringing { uac, .. } | Stage::Bridged { uac } => uac,
             Stage::Locating | Stage::Dialing | Stage::Referring { .. } => return,
         };
+        let extensions = uac.answer_extensions();
         t.stage = Stage::Bridged { uac };
         let destination = t.run.menus().destination(t.dest).name.clone();
         let leg = t.leg;
@@ -812,6 +814,8 @@ impl Engine {
         );
         l.dialog = Some(dialog);
         l.phase = LegPhase::Active;
+        // RFC 4028: this leg's own session timer, from its 2xx.
+        l.uac_answered(now, extensions);
         let caller = call.caller_leg();
         caller.stop();
         if let Some(m) = caller.media.as_mut()

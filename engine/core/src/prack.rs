@@ -3,8 +3,8 @@
 //! until the PRACK of a 180 that carried our offer. The bookkeeping is
 //! [`ivr_sip::reliable::ReliableProvisionals`].
 //!
-//! Outgoing legs do not PRACK the far end's reliable provisionals yet: `ivr_sip::uac`
-//! would add `RAck` handling when they need it.
+//! Outgoing legs PRACK the far end's reliable provisionals in `ivr_sip::uac`
+//! (`OutgoingCall`), per early dialog, before the leg is bridged.
 
 use crate::ctx::Ctx;
 use crate::error::RequestError;

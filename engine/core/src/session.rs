@@ -4,9 +4,10 @@
 //! answering leg: what the INVITE asked for, the 2xx, refreshes received (re-INVITE,
 //! UPDATE) and sent (when we are the refresher), and the BYE when the session expires.
 //!
-//! Outgoing (UAC) legs do not run session timers yet: when they come, `Extensions` takes
-//! `we_are_uac = true` for the initial INVITE and reads its 2xx with
-//! [`ivr_sip::session_timer::refresh_outcome`].
+//! Outgoing (UAC) legs of bridged transfers run the same machinery from their answer on:
+//! [`ivr_sip::uac::OutgoingCall`] offers the timer in the INVITE and reads the 2xx (RFC 4028
+//! §7.1-§7.4), and [`Leg::uac_answered`] starts the leg's own clock with `we_are_uac =
+//! true`. From there refreshes sent and received, and the BYE at expiry, are the ones below.
 
 use crate::ctx::Ctx;
 use crate::error::RequestError;
@@ -67,6 +68,18 @@ impl Leg {
         }
     }
 
+    /// An outgoing leg's INVITE was answered (RFC 4028 §7.2): the timer its 2xx agreed
+    /// runs on this leg alone, refreshed by us when the 2xx said `refresher=uac`; our
+    /// refreshes carry the Min-SE the INVITE ended with, by UPDATE if the 2xx allows it.
+    pub(crate) fn uac_answered(&mut self, now: Instant, answer: ivr_sip::uac::AnswerExtensions) {
+        self.ext.peer_allows_update = answer.allows_update;
+        self.ext.peer_min_se = self.ext.peer_min_se.max(answer.min_se);
+        if let Some(a) = answer.session {
+            self.ext.agreement = Some(a);
+            self.ext.timer = Some(SessionTimer::new(now, a.duration(), a.who(true)));
+        }
+    }
+
     /// RFC 4028 §9 for a re-INVITE or UPDATE from the peer (its Min-SE is remembered for
     /// our own refreshes, §7.4).
     pub(crate) fn check_refresh(
@@ -104,7 +117,10 @@ impl Leg {
     }
 
     /// An UPDATE (RFC 3311): a session refresh, with or without an offer. An offer while
-    /// ours is unanswered is glare: 491 (§5.2).
+    /// ours is unanswered is glare: 491 (§5.2). In the early dialog of a reliable 180 an
+    /// offer is taken once the dialog's first offer/answer is done (our offer in the 180,
+    /// the answer in its PRACK, RFC 3262 §5): its answer is what the media starts with at
+    /// the ACK. Before that, 500 with Retry-After (§5.2).
     pub(crate) fn handle_update(
         &mut self,
         ctx: &mut Ctx,
@@ -113,18 +129,19 @@ impl Leg {
         req: Request,
     ) {
         let offer = !req.body.is_empty();
+        // Early dialog, our offer in the reliable 180 answered by its PRACK.
+        let early_done = self.media.is_none() && self.ext.early_answer.is_some();
         if offer {
             // Ours waits in a 2xx, our re-INVITE, our late-offer 2xx, or a reliable 180
             // not PRACKed yet (RFC 3262 §5).
             let in_180 = self.ext.offered_early
                 && self.ext.reliable.as_ref().is_some_and(|r| r.is_pending());
-            let ours_pending = self.ext.offer_pending()
-                || in_180
-                || matches!(self.phase, LegPhase::Answered { offer: None });
-            if ours_pending {
+            let offer_in_2xx =
+                matches!(self.phase, LegPhase::Answered { offer: None }) && !early_done;
+            if self.ext.offer_pending() || in_180 || offer_in_2xx {
                 return ctx.reject(now, &key, &req, RequestError::Pending, None);
             }
-            if self.media.is_none() {
+            if self.media.is_none() && !early_done {
                 // Early: the INVITE's offer is not answered yet (§5.2: 500, retry later).
                 return ctx.reject(now, &key, &req, RequestError::OfferUnanswered, None);
             }
@@ -143,6 +160,12 @@ impl Leg {
                 Ok(b) => b,
                 Err(e) => return ctx.reject(now, &key, &req, RequestError::Sdp(e), None),
             };
+            if early_done {
+                // Checked by `answer_offer`: the media starts on this at the ACK.
+                self.ext.early_answer = sdp::parse_remote(&req.body)
+                    .and_then(|o| sdp::negotiate(&o).map(|n| (n, o.addr)))
+                    .ok();
+            }
             self.local_sdp = Some(local);
         }
         if let Some(d) = self.dialog.as_mut() {

@@ -18,6 +18,22 @@ pub struct Where {
     database: Option<String>,
 }
 
+impl Where {
+    /// Open the store it names (an existing one: nothing is created).
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let url = self.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("callbacks.db").display())
+        });
+        if self.database.is_none() && !self.data_dir.join("callbacks.db").exists() {
+            bail!(
+                "no store in {} (use --data-dir, or --database)",
+                self.data_dir.display()
+            );
+        }
+        Store::open(&url).await.context("opening the store")
+    }
+}
+
 /// What to do.
 #[derive(Subcommand)]
 pub enum Callbacks {
@@ -147,18 +163,7 @@ pub fn run(place: Where, cmd: Callbacks) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let url = place.database.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", place.data_dir.join("callbacks.db").display())
-        });
-        if place.database.is_none() && !place.data_dir.join("callbacks.db").exists() {
-            bail!(
-                "no callback store in {} (use --data-dir, or --database)",
-                place.data_dir.display()
-            );
-        }
-        let store = Store::open(&url)
-            .await
-            .context("opening the callback store")?;
+        let store = place.open().await?;
         let out = &mut std::io::stdout().lock();
         match cmd {
             Callbacks::List { filter } => {

@@ -3,6 +3,7 @@
 mod agents_cmd;
 mod callbacks_cmd;
 mod doctor;
+mod queues_cmd;
 mod settings;
 
 use anyhow::Context;
@@ -92,6 +93,14 @@ enum Command {
         place: callbacks_cmd::Where,
         #[command(subcommand)]
         cmd: callbacks_cmd::Callbacks,
+    },
+    /// Queue figures from the queue event log: report (service level, waits, abandons,
+    /// agents' calls, talk and wrap-up), as tables or JSON.
+    Queues {
+        #[command(flatten)]
+        place: callbacks_cmd::Where,
+        #[command(subcommand)]
+        cmd: queues_cmd::Queues,
     },
     /// Call-center agents: add (prints the agents: entry; password from standard input),
     /// list.
@@ -459,6 +468,13 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr callbacks: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Queues { place, cmd } => match queues_cmd::run(place, cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr queues: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },

@@ -6,10 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{info, warn};
 
-/// Delete requests received more than `days` days before `now`, and their recordings.
-/// Returns how many were deleted.
+/// Delete requests received more than `days` days before `now`, and their recordings, and
+/// the queue events as old. Returns how many requests were deleted.
 pub async fn sweep(store: &Store, voicemail_dir: &std::path::Path, days: u32, now: u64) -> usize {
     let before = now.saturating_sub(u64::from(days) * 86_400);
+    // The queue event log keeps as long as the requests do.
+    let before_ms = i64::try_from(before.saturating_mul(1000)).unwrap_or(i64::MAX);
+    match store.delete_queue_events_before(before_ms).await {
+        Ok(0) => {}
+        Ok(n) => info!(deleted = n, days, "retention: old queue events deleted"),
+        Err(e) => warn!(error = %e, "retention: cannot delete old queue events"),
+    }
     match store.delete_older_than(before).await {
         Ok(ids) => {
             for id in &ids {

@@ -174,6 +174,7 @@ pub fn uac_sequence(data: &[u8]) {
         }),
         extra_headers: Vec::new(),
         timers: Default::default(),
+        session_timer: Some(crate::session_timer::Policy::default()),
     };
     let mut now = crate::fuzz_epoch();
     let mut call = OutgoingCall::new(now, config, Box::new(Lcg(1)));
@@ -215,7 +216,7 @@ pub fn uac_sequence(data: &[u8]) {
                 else {
                     continue;
                 };
-                let codes = [100, 180, 183, 200, 200, 401, 407, 486, 487, 500];
+                let codes = [100, 180, 183, 200, 200, 401, 407, 486, 487, 500, 422];
                 let code = codes[usize::from(b) % codes.len()];
                 let Some(status) = StatusCode::new(code) else {
                     continue;
@@ -230,6 +231,16 @@ pub fn uac_sequence(data: &[u8]) {
                 }
                 r.headers
                     .push(HeaderName::Contact, "<sip:peer@127.0.0.1:5070>");
+                if code == 422 {
+                    // RFC 4028 §7.4: larger than asked (retried), or not (a failure).
+                    let min = 1700 + u32::from(a) * 10;
+                    r.headers.push(HeaderName::MinSe, min.to_string());
+                }
+                if (180..=183).contains(&code) && a % 2 == 0 {
+                    // RFC 3262: reliable, RSeq in order, repeated, or out of order.
+                    r.headers.push(HeaderName::Require, "100rel");
+                    r.headers.push(HeaderName::RSeq, (b % 4).to_string());
+                }
                 if code == 401 || code == 407 {
                     let h = if code == 401 {
                         "WWW-Authenticate"

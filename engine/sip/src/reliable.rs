@@ -4,8 +4,8 @@
 //! whether a 2xx may go yet (§3: not before the PRACK of a 1xx that carried SDP) and gives up
 //! after 64·T1.
 //!
-//! The UAC side (PRACKing the far end's reliable provisionals on outgoing legs) is not here
-//! yet: see `uac.rs`.
+//! The UAC side (PRACKing the far end's reliable provisionals on outgoing legs) is in
+//! [`crate::uac`], which keeps the RSeq state of each early dialog.
 
 use crate::header::HeaderName;
 use crate::message::{CoreHeaders, Headers, Method, Response};

@@ -24,6 +24,18 @@
 //!   realm challenging again without `stale=true` is a failure, not a loop.
 //! - Final failures map to a [`FailureKind`] (busy, no answer, rejected, failed) for a menu's
 //!   `on_failure`.
+//! - RFC 3262 (the UAC side of reliable provisionals, `Supported: 100rel` on every INVITE):
+//!   a 1xx with `Require: 100rel` and `RSeq` is PRACKed in its early dialog (`RAck`, §7.2),
+//!   with the RSeq state kept per early dialog (§4): the first one and each one higher by
+//!   one are acted on; a retransmission of the last one gets the same PRACK again (a
+//!   retransmission of it, same branch) and is not reported twice; any other RSeq is
+//!   dropped unacknowledged. An SDP in a reliable 1xx is the answer to our offer (§5): a
+//!   2xx of that dialog without a body is answered by it.
+//! - RFC 4028 §7.1-§7.4 (with [`OutgoingConfig::session_timer`]): the INVITE carries
+//!   `Supported: timer`, `Session-Expires` (without `refresher`: the callee chooses) and
+//!   `Min-SE`; a 422 whose Min-SE is larger than the interval asked is answered with a new
+//!   INVITE asking for that much (§7.3; a few rounds, each larger); the kept 2xx's
+//!   `Session-Expires` is read into [`AnswerExtensions`] for the owner to run the timer.
 //!
 //! How long it may ring is the owner's decision: it calls [`OutgoingCall::cancel`] with
 //! [`CancelReason::RingTimeout`]. Timer B only bounds the wait for a first response.
@@ -66,7 +78,9 @@ use crate::digest::{Challenge, ClientAuth, Credentials, RandomSource};
 use crate::header::{HeaderName, NameAddr};
 use crate::ids::{CallId, Tag};
 use crate::message::{CoreHeaders, Message, Method, Request, Response, StatusCode};
+use crate::reliable::RAck;
 use crate::route::RouteSet;
+use crate::session_timer::{self, Agreement, Policy, Refresher};
 use crate::transaction::layer::MAGIC_COOKIE;
 use crate::transaction::{ClientEvent, ClientInvite, ClientNonInvite, TimerConfig};
 use crate::uri::Uri;
@@ -106,6 +120,24 @@ pub struct OutgoingConfig {
     pub extra_headers: Vec<(HeaderName, String)>,
     /// The RFC 3261 timer values.
     pub timers: TimerConfig,
+    /// Session timers to offer (RFC 4028 §7.1): the interval asked for and our Min-SE.
+    /// `None`: no `Session-Expires`, and `timer` is not in Supported.
+    pub session_timer: Option<Policy>,
+}
+
+/// What the kept 2xx said about the extensions, for the owner's dialog (RFC 4028 §7.2,
+/// RFC 3311).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnswerExtensions {
+    /// The session timer agreed (`refresher` in the terms of the INVITE transaction: use
+    /// [`Agreement::who`] with `we_are_uac = true`); `None`: the session does not expire
+    /// (no timer offered, or the 2xx had no `Session-Expires`, §7.2).
+    pub session: Option<Agreement>,
+    /// The Min-SE our INVITE carried last (raised by a 422, §7.3): the floor of later
+    /// refreshes.
+    pub min_se: u32,
+    /// The 2xx's Allow lists UPDATE: refresh with it (RFC 4028 §7.4, RFC 3311).
+    pub allows_update: bool,
 }
 
 /// A message to send and the URI whose address it goes to (§8.1.2, §12.2.1.1: the first
@@ -259,6 +291,7 @@ enum TxKind {
     Invite(ClientInvite),
     Cancel(ClientNonInvite),
     Bye(ClientNonInvite),
+    Prack(ClientNonInvite),
 }
 
 #[derive(Debug)]
@@ -274,13 +307,14 @@ impl Tx {
             TxKind::Invite(_) => Method::Invite,
             TxKind::Cancel(_) => Method::Cancel,
             TxKind::Bye(_) => Method::Bye,
+            TxKind::Prack(_) => Method::Prack,
         }
     }
 
     fn is_terminated(&self) -> bool {
         match &self.kind {
             TxKind::Invite(t) => t.is_terminated(),
-            TxKind::Cancel(t) | TxKind::Bye(t) => t.is_terminated(),
+            TxKind::Cancel(t) | TxKind::Bye(t) | TxKind::Prack(t) => t.is_terminated(),
         }
     }
 }
@@ -303,6 +337,30 @@ struct Acked {
 /// Most challenges answered per attempt: a `stale=true` loop ends here too.
 const MAX_AUTH_ROUNDS: usize = 4;
 
+/// Most 422s answered per attempt (RFC 4028 §7.3: one per proxy that raises Min-SE; each
+/// must raise it, so a loop cannot form, but a chain of them is cut here).
+const MAX_422_ROUNDS: usize = 3;
+
+/// Most early dialogs (forks) kept per attempt: each remote tag in a 1xx makes one, and
+/// tags are the far end's to choose.
+const MAX_EARLY: usize = 16;
+
+/// Most PRACK transactions alive at once: each in-order reliable provisional makes one
+/// (alive up to 64·T1), and the far end chooses how many it sends.
+const MAX_PRACKS: usize = 16;
+
+/// The reliable provisionals of one early dialog (RFC 3262 §4).
+#[derive(Debug)]
+struct Reliable {
+    remote_tag: Tag,
+    /// The RSeq and CSeq of the last in-order reliable provisional.
+    last: (u32, u32),
+    /// Its PRACK and where it went, sent again for its retransmissions.
+    prack: (Request, Uri),
+    /// The SDP of a reliable provisional: the answer to our offer (§5).
+    answer: Option<Vec<u8>>,
+}
+
 /// One outgoing INVITE attempt (RFC 3261 §13.2). See the module documentation.
 pub struct OutgoingCall {
     config: OutgoingConfig,
@@ -319,6 +377,11 @@ pub struct OutgoingCall {
     txs: Vec<Tx>,
     acked: Vec<Acked>,
     early: Vec<Dialog>,
+    reliable: Vec<Reliable>,
+    /// The Session-Expires and Min-SE of the INVITE in force (RFC 4028 §7.1).
+    session_expires: Option<(u32, u32)>,
+    rounds_422: usize,
+    answer_ext: AnswerExtensions,
     dialog: Option<Dialog>,
     bye_sent: bool,
     transmits: VecDeque<Transmit>,
@@ -369,6 +432,25 @@ impl OutgoingCall {
         for (n, v) in &config.extra_headers {
             invite.headers.push(n.clone(), v.as_str());
         }
+        // RFC 3262 §4 and RFC 4028 §7.1: what we support, and the session interval asked.
+        let session_expires = config
+            .session_timer
+            .map(|p| (p.interval.max(p.min_se), p.min_se));
+        match session_expires {
+            Some((interval, min_se)) => {
+                invite.headers.push(
+                    HeaderName::Supported,
+                    format!("{}, {}", session_timer::TAG, crate::reliable::TAG),
+                );
+                invite
+                    .headers
+                    .push(HeaderName::SessionExpires, interval.to_string());
+                invite.headers.push(HeaderName::MinSe, min_se.to_string());
+            }
+            None => invite
+                .headers
+                .push(HeaderName::Supported, crate::reliable::TAG),
+        }
         if let Some(sdp) = &config.sdp_offer {
             invite
                 .headers
@@ -388,6 +470,10 @@ impl OutgoingCall {
             txs: Vec::new(),
             acked: Vec::new(),
             early: Vec::new(),
+            reliable: Vec::new(),
+            session_expires,
+            rounds_422: 0,
+            answer_ext: AnswerExtensions::default(),
             dialog: None,
             bye_sent: false,
             transmits: VecDeque::new(),
@@ -445,6 +531,11 @@ impl OutgoingCall {
         &self.early
     }
 
+    /// What the kept 2xx said about session timers and UPDATE (default before an answer).
+    pub fn answer_extensions(&self) -> AnswerExtensions {
+        self.answer_ext
+    }
+
     /// Whether every transaction has ended: the owner may drop the machine. After an answer
     /// this lasts 64·T1 (RFC 6026 Timer M), during which retransmitted 2xx are re-ACKed.
     pub fn is_finished(&self) -> bool {
@@ -473,7 +564,9 @@ impl OutgoingCall {
         };
         match &mut self.txs[i].kind {
             TxKind::Invite(t) => t.handle_response(now, response),
-            TxKind::Cancel(t) | TxKind::Bye(t) => t.handle_response(now, response),
+            TxKind::Cancel(t) | TxKind::Bye(t) | TxKind::Prack(t) => {
+                t.handle_response(now, response)
+            }
         }
         self.drain_tx(now, i);
         self.collect();
@@ -485,7 +578,7 @@ impl OutgoingCall {
         for i in 0..self.txs.len() {
             match &mut self.txs[i].kind {
                 TxKind::Invite(t) => t.handle_timeout(now),
-                TxKind::Cancel(t) | TxKind::Bye(t) => t.handle_timeout(now),
+                TxKind::Cancel(t) | TxKind::Bye(t) | TxKind::Prack(t) => t.handle_timeout(now),
             }
             self.drain_tx(now, i);
         }
@@ -541,7 +634,7 @@ impl OutgoingCall {
         self.txs.iter_mut().find_map(|t| {
             let m = match &mut t.kind {
                 TxKind::Invite(x) => x.poll_transmit(),
-                TxKind::Cancel(x) | TxKind::Bye(x) => x.poll_transmit(),
+                TxKind::Cancel(x) | TxKind::Bye(x) | TxKind::Prack(x) => x.poll_transmit(),
             }?;
             Some(Transmit {
                 next_hop: t.next_hop.clone(),
@@ -562,7 +655,7 @@ impl OutgoingCall {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let txs = self.txs.iter().filter_map(|t| match &t.kind {
             TxKind::Invite(x) => x.poll_timeout(),
-            TxKind::Cancel(x) | TxKind::Bye(x) => x.poll_timeout(),
+            TxKind::Cancel(x) | TxKind::Bye(x) | TxKind::Prack(x) => x.poll_timeout(),
         });
         let cancel = match self.cancel {
             Cancel::Sent(_, at) if self.phase == Phase::Inviting => {
@@ -584,7 +677,7 @@ impl OutgoingCall {
             loop {
                 let m = match &mut t.kind {
                     TxKind::Invite(x) => x.poll_transmit(),
-                    TxKind::Cancel(x) | TxKind::Bye(x) => x.poll_transmit(),
+                    TxKind::Cancel(x) | TxKind::Bye(x) | TxKind::Prack(x) => x.poll_transmit(),
                 };
                 let Some(message) = m else { break };
                 pending.push_back(Transmit {
@@ -615,7 +708,7 @@ impl OutgoingCall {
         loop {
             let ev = match &mut self.txs[i].kind {
                 TxKind::Invite(t) => t.poll_event(),
-                TxKind::Cancel(t) | TxKind::Bye(t) => t.poll_event(),
+                TxKind::Cancel(t) | TxKind::Bye(t) | TxKind::Prack(t) => t.poll_event(),
             };
             let Some(ev) = ev else { break };
             // Only the INVITE in force drives the call; older ones (answered challenges)
@@ -660,6 +753,9 @@ impl OutgoingCall {
                 }
                 return;
             }
+            if status.code() == 422 && self.cancel == Cancel::NotAsked && self.retry_422(now, &r) {
+                return;
+            }
             // Once the owner cancelled, whatever final answer comes (487 normally) is the
             // end it asked for.
             let cause = match self.cancel {
@@ -686,11 +782,29 @@ impl OutgoingCall {
             && r.status.code() > 100
             && let Ok(d) = Dialog::from_response(&self.invite, &r)
         {
+            let room = self.early.len() < MAX_EARLY;
             match self.early.iter_mut().find(|e| e.id.remote_tag == *tag) {
-                // §12.2.1.2: the remote target follows the latest Contact.
-                Some(e) => e.remote_target = d.remote_target,
-                None => self.early.push(d),
+                // §12.2.1.2: the remote target follows the latest Contact; a new INVITE
+                // (after a challenge or a 422) numbers on from its own CSeq.
+                Some(e) => {
+                    e.remote_target = d.remote_target;
+                    e.local_seq = e.local_seq.max(d.local_seq);
+                }
+                None if room => self.early.push(d),
+                None => {}
             }
+        }
+        // RFC 3262 §4: a reliable one is PRACKed, and acted on only when in order.
+        if let Some(tag) = &remote_tag
+            && r.status.code() > 100
+            && crate::reliable::required(&r.headers)
+            && let Some(rseq) = r
+                .headers
+                .get(&HeaderName::RSeq)
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            && !self.on_reliable(now, tag, rseq, &r)
+        {
+            return;
         }
         let sdp = (!r.body.is_empty()).then_some(r.body);
         self.events.push_back(UacEvent::Progress {
@@ -698,6 +812,89 @@ impl OutgoingCall {
             remote_tag,
             sdp,
         });
+    }
+
+    /// A reliable provisional with `rseq` from the early dialog `tag` (RFC 3262 §4): PRACK
+    /// it and return true if it is new and in order; send its PRACK again and return false
+    /// if it is a retransmission of the last one; return false (no PRACK) otherwise.
+    fn on_reliable(&mut self, now: Instant, tag: &Tag, rseq: u32, r: &Response) -> bool {
+        let Some(cseq) = r.cseq().ok().map(|c| c.seq) else {
+            return false;
+        };
+        let known = self.reliable.iter().position(|x| x.remote_tag == *tag);
+        if let Some(i) = known {
+            let (last, last_cseq) = self.reliable[i].last;
+            if (rseq, cseq) == (last, last_cseq) {
+                // A retransmission: our PRACK (or its 200) was lost, or crossed it.
+                let (prack, next_hop) = self.reliable[i].prack.clone();
+                self.transmits.push_back(Transmit {
+                    next_hop,
+                    transport: self.config.transport,
+                    message: Message::Request(prack),
+                });
+                return false;
+            }
+            // A new INVITE (after a challenge or a 422) starts its own RSeq space (§3: per
+            // transaction); only the INVITE in force reaches here.
+            if cseq == last_cseq && rseq != last.wrapping_add(1) {
+                return false; // Out of order: not acknowledged.
+            }
+        }
+        let live = self
+            .txs
+            .iter()
+            .filter(|t| t.method() == Method::Prack)
+            .count();
+        if live >= MAX_PRACKS {
+            return false; // A flood of provisionals: acted on when one ends.
+        }
+        let Some(dialog) = self.early.iter_mut().find(|e| e.id.remote_tag == *tag) else {
+            return false; // No Contact, or too many forks: no dialog to PRACK in.
+        };
+        let branch = new_branch(self.rng.as_mut());
+        let next_hop = dialog.target().next_hop;
+        let mut prack = dialog.request(Method::Prack, via(&self.config, &branch));
+        let rack = RAck {
+            rseq,
+            cseq,
+            method: Method::Invite,
+        };
+        prack.headers.push(
+            HeaderName::RAck,
+            format!("{} {} {}", rack.rseq, rack.cseq, rack.method),
+        );
+        let tx = ClientNonInvite::new(
+            now,
+            prack.clone(),
+            self.config.transport.is_reliable(),
+            self.config.timers,
+        );
+        self.txs.push(Tx {
+            branch,
+            next_hop: next_hop.clone(),
+            kind: TxKind::Prack(tx),
+        });
+        let answer = (!r.body.is_empty()).then(|| r.body.clone());
+        match known {
+            Some(i) => {
+                let x = &mut self.reliable[i];
+                if x.last.1 != cseq {
+                    x.answer = None; // A new INVITE: a new offer, a new answer.
+                }
+                x.last = (rseq, cseq);
+                x.prack = (prack, next_hop);
+                // §5: only the first SDP is the answer; later ones in this dialog are not
+                // offers we take (UPDATE would be).
+                x.answer = x.answer.take().or(answer);
+            }
+            None => self.reliable.push(Reliable {
+                remote_tag: tag.clone(),
+                last: (rseq, cseq),
+                prack: (prack, next_hop),
+                answer,
+            }),
+        }
+        true
     }
 
     fn on_2xx(&mut self, now: Instant, r: Response) {
@@ -716,6 +913,20 @@ impl OutgoingCall {
         let Ok(mut dialog) = Dialog::from_response(&self.invite, &r) else {
             return; // No Contact or a malformed route: nowhere to send the ACK.
         };
+        // The early dialog becomes this one (§12.1.2): its PRACKs used CSeq numbers.
+        if let Some(e) = self.early.iter().find(|e| e.id.remote_tag == tag) {
+            dialog.local_seq = dialog.local_seq.max(e.local_seq);
+        }
+        // RFC 3262 §5: the answer came in a reliable provisional; the 2xx need not repeat it.
+        let early_answer = self
+            .reliable
+            .iter_mut()
+            .find(|x| x.remote_tag == tag)
+            .and_then(|x| x.answer.take());
+        let body = match (r.body.is_empty(), early_answer) {
+            (true, Some(a)) => a,
+            _ => r.body.clone(),
+        };
         let target = dialog.target();
         let ack = self.ack_for(&dialog);
         self.transmits.push_back(Transmit {
@@ -732,10 +943,11 @@ impl OutgoingCall {
         let keep = self.phase == Phase::Inviting && self.cancel == Cancel::NotAsked;
         if keep {
             self.phase = Phase::Answered;
+            self.answer_ext = self.read_answer(&r);
             self.dialog = Some(dialog.clone());
             self.events.push_back(UacEvent::Answered {
                 dialog: Box::new(dialog),
-                sdp: r.body,
+                sdp: body,
             });
             return;
         }
@@ -746,6 +958,58 @@ impl OutgoingCall {
         if let Cancel::Pending(reason) | Cancel::Sent(reason, _) = self.cancel {
             self.fail(FailureCause::Cancelled(reason));
         }
+    }
+
+    /// RFC 4028 §7.2 on the kept 2xx: its `Session-Expires` is the session's timer (never
+    /// under the Min-SE we sent, §9 forbids it, and obeying would make us refresh without
+    /// pause); without one the session does not expire.
+    fn read_answer(&self, r: &Response) -> AnswerExtensions {
+        let min_se = self.session_expires.map_or(0, |(_, m)| m);
+        let session = match (
+            self.session_expires,
+            session_timer::session_expires(&r.headers),
+        ) {
+            (Some(_), Ok(Some(se))) => Some(Agreement {
+                interval: se.delta.max(min_se),
+                // §9: the UAS always names one; if not, we refresh (it does no harm).
+                refresher: se.refresher.unwrap_or(Refresher::Uac),
+                peer_supports: session_timer::supports_timer(&r.headers),
+            }),
+            _ => None,
+        };
+        let allows_update = r
+            .headers
+            .values(&HeaderName::Allow)
+            .any(|m| m.trim().eq_ignore_ascii_case(Method::Update.as_str()));
+        AnswerExtensions {
+            session,
+            min_se,
+            allows_update,
+        }
+    }
+
+    /// A 422 (RFC 4028 §7.3): a new INVITE asking for the response's Min-SE, if it is
+    /// larger than what we asked. Returns false when that does not apply (the 422 ends the
+    /// attempt).
+    fn retry_422(&mut self, now: Instant, r: &Response) -> bool {
+        let Some((asked, _)) = self.session_expires else {
+            return false;
+        };
+        let Ok(Some(min)) = session_timer::min_se(&r.headers) else {
+            return false;
+        };
+        if min <= asked || self.rounds_422 >= MAX_422_ROUNDS {
+            return false;
+        }
+        self.rounds_422 += 1;
+        self.session_expires = Some((min, min));
+        let mut invite = self.invite.clone();
+        invite
+            .headers
+            .set(HeaderName::SessionExpires, min.to_string());
+        invite.headers.set(HeaderName::MinSe, min.to_string());
+        self.resend_invite(now, invite);
+        true
     }
 
     /// The ACK for a 2xx (§13.2.2.4): built like an in-dialog request with the INVITE's CSeq
@@ -835,7 +1099,9 @@ impl OutgoingCall {
         let status = r.status;
         let proxy = status.code() == 407;
         let give_up = FailureCause::Authentication(status);
-        let creds = self.config.credentials.clone().ok_or(give_up)?;
+        if self.config.credentials.is_none() {
+            return Err(give_up);
+        }
         if self.auth_rounds >= MAX_AUTH_ROUNDS {
             return Err(give_up);
         }
@@ -863,31 +1129,46 @@ impl OutgoingCall {
             }),
         }
         self.auth_rounds += 1;
-        let mut invite = self.invite.clone();
+        self.events.push_back(UacEvent::Authenticating {
+            status,
+            realm: challenge.realm,
+        });
+        self.resend_invite(now, self.invite.clone());
+        Ok(())
+    }
+
+    /// Send `invite` as a new INVITE of the same attempt (§22.2, RFC 4028 §7.3): same
+    /// Call-ID and From tag, CSeq + 1, a new branch, and an answer to every challenge
+    /// answered so far.
+    fn resend_invite(&mut self, now: Instant, mut invite: Request) {
         let branch = new_branch(self.rng.as_mut());
         invite
             .headers
             .set(HeaderName::Via, via(&self.config, &branch));
-        let seq = invite.cseq().map(|c| c.seq).unwrap_or(self.config.cseq) + 1;
+        // Above the PRACKs sent in the early dialogs of the INVITE it replaces, too.
+        let prack_seq = self.early.iter().map(|e| e.local_seq).max().unwrap_or(0);
+        let seq = invite
+            .cseq()
+            .map(|c| c.seq)
+            .unwrap_or(self.config.cseq)
+            .max(prack_seq)
+            + 1;
         invite
             .headers
             .set(HeaderName::CSeq, format!("{seq} INVITE"));
         invite.headers.remove(&authorization(false));
         invite.headers.remove(&authorization(true));
-        let uri = invite.uri.to_string();
-        for a in &mut self.auths {
-            let value = a
-                .auth
-                .authorize(&creds, "INVITE", &uri, self.rng.as_mut())
-                .to_string();
-            invite.headers.push(authorization(a.proxy), value);
+        if let Some(creds) = &self.config.credentials {
+            let uri = invite.uri.to_string();
+            for a in &mut self.auths {
+                let value = a
+                    .auth
+                    .authorize(creds, "INVITE", &uri, self.rng.as_mut())
+                    .to_string();
+                invite.headers.push(authorization(a.proxy), value);
+            }
         }
-        self.events.push_back(UacEvent::Authenticating {
-            status,
-            realm: challenge.realm,
-        });
         self.send_invite(now, invite, branch);
-        Ok(())
     }
 }
 

@@ -45,6 +45,7 @@ fn config() -> OutgoingConfig {
         credentials: None,
         extra_headers: vec![(HeaderName::UserAgent, "ivr-test".into())],
         timers: TimerConfig::default(),
+        session_timer: None,
     }
 }
 
