@@ -369,7 +369,7 @@ impl Engine {
             QOut::CancelOffer { offer, .. } => self.stop_ring(now, offer, false),
             QOut::Release { offer } => self.stop_ring(now, offer, true),
             QOut::Connect { call, agent, offer } => {
-                self.connect_agent(CallHandle(call.0), offer, agent)
+                self.connect_agent(now, CallHandle(call.0), offer, agent)
             }
             QOut::Announce {
                 call,
@@ -774,6 +774,7 @@ impl Engine {
             credentials: None,
             extra_headers: extra,
             timers,
+            session_timer: Some(self.ctx.config.session_timer),
         };
         let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
         let uac = OutgoingCall::new(now, config, rng);
@@ -940,7 +941,7 @@ impl Engine {
     }
 
     /// The center chose this answer: bridge the caller and the agent.
-    fn connect_agent(&mut self, handle: CallHandle, offer: OfferId, agent: AgentId) {
+    fn connect_agent(&mut self, now: Instant, handle: CallHandle, offer: OfferId, agent: AgentId) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -953,11 +954,16 @@ impl Engine {
         let ring = q.rings.remove(i);
         self.queueing.offers.remove(&offer);
         let leg = ring.leg;
+        let extensions = ring.uac.as_ref().map(|u| u.answer_extensions());
         q.agent = Some(ring);
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
         l.phase = LegPhase::Active;
+        // RFC 4028: the agent's leg keeps its own session timer, from its 2xx.
+        if let Some(extensions) = extensions {
+            l.uac_answered(now, extensions);
+        }
         let call_id = CallId::from(l.invite.call_id().unwrap_or_default());
         let key = (call_id.clone(), l.local_tag.clone());
         let caller = call.caller_leg();
