@@ -61,7 +61,12 @@ fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
         ),
     )
     .unwrap();
-    let ivr = Ivr::start(&["--config", config.to_str().unwrap(), "--register-md5-first"]);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let ivr = Ivr::start_in(
+        &data,
+        &["--config", config.to_str().unwrap(), "--register-md5-first"],
+    );
 
     // The agent's phone: registers, then answers with our media socket's port.
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -176,4 +181,28 @@ fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
         "queue events are logged with their queue: {}",
         ivr.log()
     );
+
+    // The queue log is in the store: the report counts the call, answered, and alice's.
+    let data_dir = data.to_str().unwrap();
+    let report = |_: ()| {
+        let (code, out, err) = run(
+            dir.path(),
+            &["queues", "report", "--json", "--data-dir", data_dir],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let end = Instant::now() + WAIT;
+    let mut r = report(());
+    while r["queues"][0]["answered"] != 1 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+        r = report(());
+    }
+    let sales = &r["queues"][0];
+    assert_eq!(sales["queue"], "sales", "{r}");
+    assert_eq!(sales["entered"], 1, "{r}");
+    assert_eq!(sales["answered"], 1, "{r}");
+    assert_eq!(r["agents"][0]["agent"], "alice", "{r}");
+    assert_eq!(r["agents"][0]["answered"], 1, "{r}");
 }

@@ -1026,6 +1026,9 @@ impl Engine {
         if let Some(app) = app {
             self.detach_transfer(app);
         }
+        self.queueing
+            .call_ids
+            .remove(&ivr_queues::CallRef(handle.0));
         self.ctx.event(Event::CallEnded {
             call: handle,
             call_id,

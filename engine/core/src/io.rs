@@ -306,6 +306,10 @@ pub enum Event {
     Queue {
         /// The call it concerns, if any.
         call: Option<CallHandle>,
+        /// That call's SIP Call-ID (what names it in the stored queue log, across restarts).
+        call_id: Option<String>,
+        /// When it happened.
+        at: std::time::Instant,
         /// What happened.
         event: ivr_queues::QueueEvent,
     },

@@ -121,6 +121,9 @@ pub struct Queueing {
     pending: Vec<Input>,
     /// Whether outputs are being carried out (the loop picks up what is added meanwhile).
     draining: bool,
+    /// The Call-ID of each call that entered a queue, until the call ends (queue events
+    /// name calls by it; an abandon is reported after the call is gone).
+    pub(crate) call_ids: HashMap<CallRef, String>,
 }
 
 impl std::fmt::Debug for Queueing {
@@ -146,6 +149,7 @@ impl Queueing {
             pending_config: pending.map(|_| config),
             pending: Vec::new(),
             draining: false,
+            call_ids: HashMap::new(),
         }
     }
 
@@ -398,8 +402,11 @@ impl Engine {
                     },
                     _ => None,
                 };
+                let call_id = call.and_then(|c| self.queueing.call_ids.get(&c).cloned());
                 self.ctx.event(Event::Queue {
                     call: call.map(|c| CallHandle(c.0)),
+                    call_id,
+                    at: e.at,
                     event: e.event,
                 });
             }
@@ -426,6 +433,8 @@ impl Engine {
             agent: None,
         }));
         let caller = call.caller.clone();
+        let call_id = call.call_id.to_string();
+        self.queueing.call_ids.insert(CallRef(handle.0), call_id);
         self.play_music(handle);
         let input = Input::Enter {
             call: CallRef(handle.0),

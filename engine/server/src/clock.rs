@@ -14,3 +14,10 @@ pub fn unix_seconds(t: SystemTime) -> u64 {
 pub fn unix_now() -> u64 {
     unix_seconds(SystemTime::now())
 }
+
+/// Milliseconds since the Unix epoch of `t` (0 before it), as the queue log stores times.
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

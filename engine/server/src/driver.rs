@@ -302,6 +302,11 @@ impl Server {
             notify: self.config.notify,
             dns_servers: self.config.dns_servers.clone(),
             resolver: None,
+            // The queue log learns that agent states of a previous run are over.
+            queue_rows: vec![ivr_queues::log::Row::new(
+                crate::clock::unix_millis(std::time::SystemTime::now()),
+                ivr_queues::log::Kind::Start,
+            )],
         };
 
         engine.handle_input(
@@ -618,7 +623,37 @@ struct Io {
     /// Where host names are looked up; made at the first lookup.
     dns_servers: Vec<SocketAddr>,
     resolver: Option<crate::resolve::SipResolver>,
+    /// Queue event log rows not yet handed to the store.
+    queue_rows: Vec<ivr_queues::log::Row>,
 }
+
+impl Io {
+    /// Hand the queue events of this round to the store, in one transaction, off the loop.
+    /// Writes in flight are bounded: past [`MAX_QUEUE_WRITES`] a batch is dropped and said.
+    fn store_queue_rows(&mut self) {
+        if self.queue_rows.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.queue_rows);
+        while self.stores.try_join_next().is_some() {}
+        if self.stores.len() >= MAX_QUEUE_WRITES {
+            warn!(
+                rows = rows.len(),
+                "the store is behind: queue events dropped from the queue log"
+            );
+            return;
+        }
+        let store = self.store.clone();
+        self.stores.spawn(async move {
+            if let Err(e) = store.insert_queue_events(&rows).await {
+                warn!(rows = rows.len(), error = %e, "cannot store queue events");
+            }
+        });
+    }
+}
+
+/// Most store writes in flight before queue log batches are dropped.
+const MAX_QUEUE_WRITES: usize = 256;
 
 /// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
 /// buckets (the last one collects everything from 51.1 ms up), so recording never allocates.
@@ -730,7 +765,10 @@ impl Io {
     fn drain(&mut self, engine: &mut Engine) -> Option<Instant> {
         loop {
             match engine.poll_output() {
-                Output::Timeout(deadline) => return deadline,
+                Output::Timeout(deadline) => {
+                    self.store_queue_rows();
+                    return deadline;
+                }
                 Output::Sip {
                     transport,
                     to,
@@ -1075,10 +1113,19 @@ impl Io {
                     }
                 }
             }
-            Event::Queue { call, event } => match call {
-                Some(call) => self.in_call(call, |_| crate::queue_log::log(&event)),
-                None => crate::queue_log::log(&event),
-            },
+            Event::Queue {
+                call,
+                call_id,
+                at,
+                event,
+            } => {
+                match call {
+                    Some(call) => self.in_call(call, |_| crate::queue_log::log(&event)),
+                    None => crate::queue_log::log(&event),
+                }
+                self.queue_rows
+                    .push(crate::queue_log::row(&event, at, call_id.as_deref()));
+            }
             Event::AuthFailed { from } => {
                 self.status.auth_failed();
                 warn!(%from, "REGISTER refused: wrong password or unknown user")

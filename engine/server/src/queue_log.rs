@@ -95,6 +95,23 @@ pub fn log(event: &QueueEvent) {
     }
 }
 
+/// The stored row for `event` (at `at` on the engine's clock), naming its call by `call_id`
+/// (the SIP Call-ID, which outlives the process; the engine's number if unknown).
+pub fn row(
+    event: &QueueEvent,
+    at: std::time::Instant,
+    call_id: Option<&str>,
+) -> ivr_queues::log::Row {
+    let age = std::time::Instant::now().saturating_duration_since(at);
+    let wall = std::time::SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    let at_ms = crate::clock::unix_millis(wall);
+    ivr_queues::log::Row::of(event, at_ms, &|c| {
+        call_id.map_or_else(|| c.to_string(), str::to_string)
+    })
+}
+
 /// An agent state's name, for logs and metrics labels.
 pub fn state_name(state: &AgentState) -> &'static str {
     match state {
