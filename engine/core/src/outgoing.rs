@@ -569,6 +569,14 @@ impl Engine {
                     {
                         uac.cancel(now, CancelReason::RingTimeout);
                         *ring = Ring::Cancelled;
+                        if !*heard {
+                            // §9.1: no CANCEL before a provisional response, and this target
+                            // sent none: ringing is over now, not at its Timer B (32 s). The
+                            // attempt finishes detached (CANCEL if the target wakes up).
+                            let f =
+                                Failure::new(FailureCause::Cancelled(CancelReason::RingTimeout));
+                            return self.transfer_failed(now, handle, f);
+                        }
                     }
                     uac.handle_timeout(now);
                     // A target silent for FAILOVER_AFTER is given up for the next one.
