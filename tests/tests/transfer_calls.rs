@@ -1217,3 +1217,47 @@ fn silent_dns_targets_end_ringing_at_the_ring_timeout_not_at_timer_b() {
     assert!(request(&net.take_sip(a), "CANCEL").is_some());
     assert_eq!(net.ended(call), None);
 }
+
+#[test]
+fn dns_targets_of_the_other_address_family_are_skipped() {
+    // The engine speaks IPv4 (SIP socket, Via, SDP c=): an AAAA target cannot be sent to
+    // from its socket and would cost FAILOVER_AFTER of silence on every call.
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    with_dns(&mut net, &["[::1]:7100", "[2001:db8::7]:5060", DESK]);
+    let mut caller = Caller::new("127.0.0.1:7089", "bridge-dns-5");
+    let callee = Callee::new();
+    let (call, invite) = dial_desk(&mut net, &mut caller, &callee);
+    assert!(
+        net.sip.iter().all(|s| s.to.is_ipv4()),
+        "nothing sent to an IPv6 target: {:?}",
+        net.sip.iter().map(|s| s.to).collect::<Vec<_>>()
+    );
+    answer(&mut net, &callee, &invite, Codec::Pcmu);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { call: c, .. } if *c == call))
+    );
+    // Only targets of the other family: nothing usable, the transfer fails at once.
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    with_dns(&mut net, &["[::1]:7100"]);
+    let mut caller = Caller::new("127.0.0.1:7088", "bridge-dns-6");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    assert!(net.sip.iter().all(|s| s.to == caller.addr), "nothing sent");
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TransferFailed { .. }))
+    );
+    assert!(!net.media.contains_key(&leg1(call)), "no socket left open");
+}

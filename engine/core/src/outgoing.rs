@@ -343,7 +343,17 @@ impl Engine {
         let host = Uri::parse(&hop)
             .ok()
             .and_then(|u| u.as_sip().map(|s| s.host.clone()));
-        let mut targets: VecDeque<Peer> = targets.into_iter().take(MAX_TARGETS).collect();
+        // Only targets our SIP socket can send to: an IPv4 socket reaches no AAAA target (and
+        // an IPv6 one bound to an address no A target); a dual-stack `[::]` reaches both.
+        let ours = self.ctx.config.sip_addr.ip();
+        let reachable = |p: &Peer| {
+            p.addr.is_ipv4() == ours.is_ipv4() || (ours.is_ipv6() && ours.is_unspecified())
+        };
+        let mut targets: VecDeque<Peer> = targets
+            .into_iter()
+            .filter(reachable)
+            .take(MAX_TARGETS)
+            .collect();
         let (Some(first), Some(host), Some(l)) = (
             targets.pop_front(),
             host,
