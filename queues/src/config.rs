@@ -234,7 +234,19 @@ pub enum ConfigError {
         /// The setting.
         field: &'static str,
     },
+    /// A duration is longer than [`MAX_DURATION`].
+    #[error("'{of}': {field} is longer than a year")]
+    TooLong {
+        /// The queue or agent.
+        of: String,
+        /// The setting.
+        field: &'static str,
+    },
 }
+
+/// The longest duration a configuration may give (a year): the center adds durations to
+/// the clock, and a longer one (say `Duration::MAX`) would overflow it.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// A configuration that passed [`CenterConfig::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,7 +260,8 @@ impl ValidConfig {
 }
 
 impl CenterConfig {
-    /// Checks names are unique, memberships name defined queues, and timers are positive.
+    /// Checks names are unique, memberships name defined queues, and timers are positive
+    /// and at most [`MAX_DURATION`].
     /// Returns every problem, not only the first.
     pub fn validate(self) -> Result<ValidConfig, Vec<ConfigError>> {
         let mut errors = Vec::new();
@@ -273,11 +286,37 @@ impl CenterConfig {
             if q.max_waiting == 0 {
                 errors.push(zero("max_waiting"));
             }
+            let long = [
+                ("agent_timeout", Some(q.agent_timeout)),
+                ("retry", Some(q.retry)),
+                ("wrap_up", Some(q.wrap_up)),
+                ("max_wait", q.max_wait),
+                ("announce_every", q.announce_every),
+                ("default_handle_time", Some(q.default_handle_time)),
+                (
+                    "callback.retry_delay",
+                    q.callback.as_ref().map(|c| c.retry_delay),
+                ),
+            ];
+            for (field, d) in long {
+                if d.is_some_and(|d| d > MAX_DURATION) {
+                    errors.push(ConfigError::TooLong {
+                        of: q.name.to_string(),
+                        field,
+                    });
+                }
+            }
         }
         let mut agents = BTreeSet::new();
         for a in &self.agents {
             if !agents.insert(a.id.clone()) {
                 errors.push(ConfigError::DuplicateAgent(a.id.clone()));
+            }
+            if a.wrap_up.is_some_and(|d| d > MAX_DURATION) {
+                errors.push(ConfigError::TooLong {
+                    of: a.id.to_string(),
+                    field: "wrap_up",
+                });
             }
             let mut seen = BTreeSet::new();
             for m in &a.queues {

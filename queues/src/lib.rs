@@ -112,8 +112,8 @@ mod timers;
 pub use agent::{AgentState, PauseReason};
 pub use center::QueueCenter;
 pub use config::{
-    AgentConfig, CallbackConfig, CenterConfig, ConfigError, EmptyRule, Limits, Membership,
-    QueueConfig, Strategy, ValidConfig,
+    AgentConfig, CallbackConfig, CenterConfig, ConfigError, EmptyRule, Limits, MAX_DURATION,
+    Membership, QueueConfig, Strategy, ValidConfig,
 };
 pub use estimate::{MAX_ESTIMATE, estimated_wait};
 pub use ids::{AgentId, CallRef, CallbackId, OfferId, QueueName, Waiter};

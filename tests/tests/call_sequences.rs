@@ -152,7 +152,7 @@ fn every_request_gets_a_final_answer() {
     let mut net = Net::new(menus);
     let mut caller = Caller::new("127.0.0.1:7101", "answers");
     // Outside a dialog: OPTIONS is served; methods of no dialog get 481 (RFC 3261 §15.1.2,
-    // RFC 6086 §4.2.2); known methods this endpoint does not serve 405 (§8.2.1); unknown
+    // RFC 6086 §4.2.2, and NOTIFY for no subscription, RFC 6665 §4.1.3); known methods this endpoint does not serve 405 (§8.2.1); unknown
     // ones 501 (§8.2.1).
     for (method, status) in [
         ("OPTIONS", 200),

@@ -1178,3 +1178,86 @@ fn a_notify_for_no_subscription_of_ours_gets_481_and_allow_names_notify() {
     assert_eq!(refused, [481, 481], "{msgs:?}");
     assert!(ivr_engine::ALLOW.contains("NOTIFY"));
 }
+
+#[test]
+fn silent_dns_targets_end_ringing_at_the_ring_timeout_not_at_timer_b() {
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    let (a, b): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:7192".parse().unwrap(),
+        "127.0.0.1:7193".parse().unwrap(),
+    );
+    with_dns(&mut net, &["127.0.0.1:7192", "127.0.0.1:7193"]);
+    let mut caller = Caller::new("127.0.0.1:7099", "bridge-dns-4");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    let first = request(&net.take_sip(a), "INVITE").unwrap().clone();
+    // Neither target answers anything. Ringing ends 10 s (ring_timeout) after the first
+    // INVITE, whatever Timer B (32 s) of the second one says.
+    caller_talks(&mut net, &mut caller, call, 52);
+    assert!(request(&net.take_sip(b), "INVITE").is_some(), "failed over");
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TransferFailed { failure, .. } if failure.kind == FailureKind::NoAnswer)),
+        "back to on_failure at the ring timeout: {:?}",
+        net.events.iter().filter(|e| !matches!(e, Event::Playing { .. })).collect::<Vec<_>>()
+    );
+    assert!(net.events.iter().rev().any(|e| matches!(e,
+        Event::Playing { prompt, .. } if prompt == "sales_en")));
+    // The given-up attempts still CANCEL if their target wakes up.
+    let mut late = Response::to_request(&first, StatusCode::new(180).unwrap());
+    let to = first.headers.get(&HeaderName::To).unwrap().to_string();
+    late.headers.set(HeaderName::To, format!("{to};tag=late"));
+    net.send_sip(ivr_sip::Transport::Udp, a, &late.to_bytes());
+    assert!(request(&net.take_sip(a), "CANCEL").is_some());
+    assert_eq!(net.ended(call), None);
+}
+
+#[test]
+fn dns_targets_of_the_other_address_family_are_skipped() {
+    // The engine speaks IPv4 (SIP socket, Via, SDP c=): an AAAA target cannot be sent to
+    // from its socket and would cost FAILOVER_AFTER of silence on every call.
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    with_dns(&mut net, &["[::1]:7100", "[2001:db8::7]:5060", DESK]);
+    let mut caller = Caller::new("127.0.0.1:7089", "bridge-dns-5");
+    let callee = Callee::new();
+    let (call, invite) = dial_desk(&mut net, &mut caller, &callee);
+    assert!(
+        net.sip.iter().all(|s| s.to.is_ipv4()),
+        "nothing sent to an IPv6 target: {:?}",
+        net.sip.iter().map(|s| s.to).collect::<Vec<_>>()
+    );
+    answer(&mut net, &callee, &invite, Codec::Pcmu);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { call: c, .. } if *c == call))
+    );
+    // Only targets of the other family: nothing usable, the transfer fails at once.
+    let mut net = Net::new(menus_at(
+        "sip:desk@pbx.example.com",
+        "{ play: sales_en }",
+        "",
+    ));
+    with_dns(&mut net, &["[::1]:7100"]);
+    let mut caller = Caller::new("127.0.0.1:7088", "bridge-dns-6");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D0);
+    assert!(net.sip.iter().all(|s| s.to == caller.addr), "nothing sent");
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::TransferFailed { .. }))
+    );
+    assert!(!net.media.contains_key(&leg1(call)), "no socket left open");
+}

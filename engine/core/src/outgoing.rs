@@ -343,7 +343,17 @@ impl Engine {
         let host = Uri::parse(&hop)
             .ok()
             .and_then(|u| u.as_sip().map(|s| s.host.clone()));
-        let mut targets: VecDeque<Peer> = targets.into_iter().take(MAX_TARGETS).collect();
+        // Only targets our SIP socket can send to: an IPv4 socket reaches no AAAA target (and
+        // an IPv6 one bound to an address no A target); a dual-stack `[::]` reaches both.
+        let ours = self.ctx.config.sip_addr.ip();
+        let reachable = |p: &Peer| {
+            p.addr.is_ipv4() == ours.is_ipv4() || (ours.is_ipv6() && ours.is_unspecified())
+        };
+        let mut targets: VecDeque<Peer> = targets
+            .into_iter()
+            .filter(reachable)
+            .take(MAX_TARGETS)
+            .collect();
         let (Some(first), Some(host), Some(l)) = (
             targets.pop_front(),
             host,
@@ -576,6 +586,14 @@ impl Engine {
                     {
                         uac.cancel(now, CancelReason::RingTimeout);
                         *ring = Ring::Cancelled;
+                        if !*heard {
+                            // §9.1: no CANCEL before a provisional response, and this target
+                            // sent none: ringing is over now, not at its Timer B (32 s). The
+                            // attempt finishes detached (CANCEL if the target wakes up).
+                            let f =
+                                Failure::new(FailureCause::Cancelled(CancelReason::RingTimeout));
+                            return self.transfer_failed(now, handle, f);
+                        }
                     }
                     uac.handle_timeout(now);
                     // A target silent for FAILOVER_AFTER is given up for the next one.

@@ -25,7 +25,7 @@
 //!   or a timeout or transport error ([`Failover`]).
 //!
 //! Bounded against hostile or broken DNS: at most [`MAX_RECORDS`] records of an answer are
-//! read, at most [`MAX_TARGETS`] targets kept and [`MAX_QUERIES`] queries asked.
+//! kept (the best by priority or order: a long answer is ordered before it is cut), at most [`MAX_TARGETS`] targets kept and [`MAX_QUERIES`] queries asked.
 //!
 //! ```
 //! use ivr_sip::digest::RandomSource;
@@ -475,8 +475,9 @@ impl Locator {
     /// §4.1: the NAPTR records with flag `s` and a service we support (only `SIPS+D2T` for a
     /// `sips:` URI), by order then preference; none: SRV for each supported transport.
     fn after_naptr(&mut self, mut records: Vec<NaptrRecord>) -> Phase {
-        records.truncate(MAX_RECORDS);
+        // Order first: a long answer's best records may come last (servers rotate them).
         records.sort_by_key(|r| (r.order, r.preference));
+        records.truncate(MAX_RECORDS);
         let candidates: Vec<(DnsTransport, String)> = records
             .iter()
             .filter(|r| r.flags.eq_ignore_ascii_case("s"))
@@ -535,6 +536,9 @@ impl Locator {
             .get(next)
             .map(|c| c.0)
             .unwrap_or(fallback.transport);
+        // The best priorities first, then the cut: a long answer's primaries may come last
+        // (servers rotate records). Stable, so the weights' order within one is kept.
+        records.sort_by_key(|r| r.priority);
         records.truncate(MAX_RECORDS);
         if records.is_empty() {
             if next + 1 < candidates.len() {
@@ -1084,6 +1088,66 @@ mod tests {
             Locator::new(&Uri::parse(&long).unwrap(), &LocateOptions::default()).unwrap_err(),
             LocateError::BadHost
         );
+    }
+
+    #[test]
+    fn a_long_answer_keeps_its_best_priorities_whatever_the_record_order() {
+        // DNS servers rotate records: in an answer longer than MAX_RECORDS the primaries
+        // (priority 10) may come last. Cutting before ordering would drop them for backups.
+        let mut records: Vec<SrvRecord> = (0..MAX_RECORDS + 4)
+            .map(|i| srv(20, 0, 5060, &format!("backup{i}.example.com.")))
+            .collect();
+        records.push(srv(10, 0, 5060, "primary.example.com."));
+        let z = HashMap::from([
+            (
+                Query::Srv("_sip._udp.example.com".into()),
+                Answer::Srv(records),
+            ),
+            (
+                Query::Address("primary.example.com.".into()),
+                ips(&["192.0.2.10"]),
+            ),
+            (
+                Query::Address("backup0.example.com.".into()),
+                ips(&["192.0.2.20"]),
+            ),
+        ]);
+        let (r, _) = run(
+            "sip:desk@example.com",
+            &LocateOptions::default(),
+            &z,
+            &mut Seq(vec![], 0),
+        );
+        assert_eq!(
+            r.unwrap()[0],
+            t("192.0.2.10:5060", Udp),
+            "the primary first"
+        );
+        // NAPTR likewise: the best order wins even when it comes after MAX_RECORDS others.
+        let mut naptr: Vec<NaptrRecord> = (0..MAX_RECORDS + 4)
+            .map(|_| NaptrRecord {
+                order: 50,
+                preference: 10,
+                flags: "s".into(),
+                services: "SIP+D2U".into(),
+                replacement: "_sip._udp.example.com".into(),
+            })
+            .collect();
+        naptr.push(NaptrRecord {
+            order: 10,
+            preference: 10,
+            flags: "s".into(),
+            services: "SIP+D2T".into(),
+            replacement: "_sip._tcp.example.com".into(),
+        });
+        let mut z = zone();
+        z.insert(Query::Naptr("example.com".into()), Answer::Naptr(naptr));
+        let o = LocateOptions {
+            use_naptr: true,
+            ..LocateOptions::default()
+        };
+        let (r, _) = run("sip:desk@example.com", &o, &z, &mut Seq(vec![], 0));
+        assert_eq!(r.unwrap()[0].transport, Tcp, "the best NAPTR order decides");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   early media); a 2xx creates the confirmed dialog.
 //! - §13.2.2.4: the ACK for a 2xx is a new request built by us, outside the transaction, and
 //!   sent again for every retransmission of that 2xx; when the INVITE forked and several 2xx
-//!   arrive, each is ACKed, the first is kept and the others get a BYE.
+//!   arrive, each is ACKed, the first is kept and the others get a BYE (up to 16 forks: a
+//!   callee inventing a new To tag each time is not followed further).
 //! - §9.1: CANCEL only after a provisional response; asked earlier, it goes out when the first
 //!   1xx arrives. A 2xx that crosses the CANCEL is ACKed and released with BYE. If no final
 //!   response follows the CANCEL within 64·T1, the attempt is given up.
@@ -344,6 +345,11 @@ const MAX_422_ROUNDS: usize = 3;
 /// Most early dialogs (forks) kept per attempt: each remote tag in a 1xx makes one, and
 /// tags are the far end's to choose.
 const MAX_EARLY: usize = 16;
+
+/// Most answered forks (2xx remote tags) followed per attempt: each is ACKed, all but the
+/// first are released with a BYE transaction, and tags are the far end's to choose. Further
+/// 2xx are not ACKed (the far end's Timer H ends them, §13.3.1.4).
+const MAX_ANSWERED: usize = 16;
 
 /// Most PRACK transactions alive at once: each in-order reliable provisional makes one
 /// (alive up to 64·T1), and the far end chooses how many it sends.
@@ -909,6 +915,9 @@ impl OutgoingCall {
                 message: Message::Request(a.ack.clone()),
             });
             return;
+        }
+        if self.acked.len() >= MAX_ANSWERED {
+            return; // A hostile fork storm: no ACK, no BYE, nothing kept.
         }
         let Ok(mut dialog) = Dialog::from_response(&self.invite, &r) else {
             return; // No Contact or a malformed route: nowhere to send the ACK.

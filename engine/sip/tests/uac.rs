@@ -939,3 +939,53 @@ fn a_stale_nonce_is_answered_again_with_the_new_one() {
     assert_ne!(nonce(invites[1]), nonce(invites[2]));
     assert_eq!(sim.answered(), vec!["a".to_string()]);
 }
+
+/// A response to `invite` with this status and To tag, a Contact and (for 2xx) SDP.
+fn fork_response(invite: &Request, code: u16, tag: &str) -> Response {
+    let mut r = Response::to_request(invite, StatusCode::new(code).unwrap());
+    with_tag(&mut r, tag);
+    r.headers
+        .push(HeaderName::Contact, format!("<sip:{tag}@127.0.0.1:5071>"));
+    if code >= 200 {
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = b"v=0\r\n".to_vec();
+    }
+    r
+}
+
+#[test]
+fn a_hostile_callee_forking_without_end_costs_bounded_memory() {
+    // A destination (anyone DNS names) answers with a new To tag every time: 1xx make early
+    // dialogs, 2xx acknowledged dialogs with a BYE each. Without a bound, each costs memory
+    // (and a BYE transaction retransmitted for 32 s) for as long as it keeps sending.
+    let t0 = epoch();
+    let mut uac = OutgoingCall::new(t0, config(), Box::new(Counter(7)));
+    let invite = match uac.poll_transmit().unwrap().message {
+        Message::Request(r) => r,
+        m => panic!("{m:?}"),
+    };
+    for i in 0..2_000 {
+        uac.handle_response(t0, fork_response(&invite, 180, &format!("e{i}")));
+    }
+    assert!(
+        uac.early_dialogs().len() <= 32,
+        "{} early dialogs kept",
+        uac.early_dialogs().len()
+    );
+    let mut byes = 0;
+    for i in 0..2_000 {
+        uac.handle_response(t0, fork_response(&invite, 200, &format!("f{i}")));
+        while let Some(t) = uac.poll_transmit() {
+            if matches!(&t.message, Message::Request(r) if r.method == Method::Bye) {
+                byes += 1;
+            }
+        }
+        while uac.poll_event().is_some() {}
+    }
+    assert!(byes <= 32, "{byes} BYE transactions started");
+    // The first answer is still the call's, and retransmissions of it are still ACKed.
+    assert_eq!(uac.dialog().unwrap().id.remote_tag.as_str(), "f0");
+    uac.handle_response(t0, fork_response(&invite, 200, "f0"));
+    let again = uac.poll_transmit().expect("the ACK again");
+    assert!(matches!(&again.message, Message::Request(r) if r.method == Method::Ack));
+}
