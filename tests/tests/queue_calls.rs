@@ -676,3 +676,112 @@ fn a_reload_keeps_the_agent_logged_in_and_the_waiting_caller_in_line() {
         "the second caller rings the desk: {msgs:?}"
     );
 }
+
+#[test]
+fn every_phone_an_agent_registered_rings_and_the_first_to_answer_takes_the_call() {
+    let mut net = Net::new(menus("linear", &registered("alice", "pw-alice")));
+    let alice = Agent::new("alice", 7200);
+    // A desk phone and a softphone, both behind the same NAT (one REGISTER, two Contacts).
+    alice.register_as(
+        &mut net,
+        "pw-alice",
+        "<sip:alice@10.0.0.5:5060>, <sip:alice@10.0.0.6:5062>",
+        300,
+        1,
+    );
+    assert_eq!(net.engine.agent_bindings("alice").len(), 2);
+    let mut caller = Caller::new("127.0.0.1:7080", "queue-11");
+    let call = join(&mut net, &mut caller);
+    let msgs = net.take_sip(alice.addr);
+    let invites: Vec<Request> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            ivr_sip::message::Message::Request(r) if r.method.as_str() == "INVITE" => {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut uris: Vec<String> = invites.iter().map(|i| i.uri.to_string()).collect();
+    uris.sort();
+    assert_eq!(uris, ["sip:alice@10.0.0.5:5060", "sip:alice@10.0.0.6:5062"]);
+    for i in &invites {
+        alice.send(&mut net, &alice.respond(i, 180, None));
+    }
+    // The softphone answers: the desk phone is cancelled, the caller bridged.
+    let (soft, desk) = if invites[0].uri.to_string().ends_with("5062") {
+        (&invites[0], &invites[1])
+    } else {
+        (&invites[1], &invites[0])
+    };
+    alice.send(
+        &mut net,
+        &alice.respond(soft, 200, Some(&alice.sdp(Codec::Pcmu))),
+    );
+    let msgs = net.take_sip(alice.addr);
+    assert!(
+        request(&msgs, "ACK").is_some(),
+        "the answer is acknowledged"
+    );
+    let cancel = request(&msgs, "CANCEL").expect("the other phone stops ringing");
+    assert_eq!(cancel.call_id().unwrap(), desk.call_id().unwrap());
+    alice.send(&mut net, &alice.respond(cancel, 200, None));
+    alice.send(&mut net, &alice.respond(desk, 487, None));
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { call_id, .. } if call_id == soft.call_id().unwrap())));
+    assert!(matches!(state(&net, "alice"), AgentState::OnCall { .. }));
+    // One offer, answered: no failure was reported for the cancelled phone.
+    assert!(
+        !queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::OfferFailed { .. }))
+    );
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
+}
+
+#[test]
+fn when_every_phone_of_the_agent_fails_the_offer_fails_once() {
+    let mut net = Net::new(menus("linear", &registered("alice", "pw-alice")));
+    let alice = Agent::new("alice", 7200);
+    alice.register_as(
+        &mut net,
+        "pw-alice",
+        "<sip:alice@10.0.0.5:5060>, <sip:alice@10.0.0.6:5062>",
+        300,
+        1,
+    );
+    let mut caller = Caller::new("127.0.0.1:7090", "queue-12");
+    let _call = join(&mut net, &mut caller);
+    let msgs = net.take_sip(alice.addr);
+    let invites: Vec<Request> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            ivr_sip::message::Message::Request(r) if r.method.as_str() == "INVITE" => {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invites.len(), 2);
+    alice.send(&mut net, &alice.respond(&invites[0], 486, None));
+    assert!(
+        !queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::OfferFailed { .. })),
+        "the other phone still rings"
+    );
+    assert!(matches!(state(&net, "alice"), AgentState::Ringing { .. }));
+    alice.send(&mut net, &alice.respond(&invites[1], 603, None));
+    let failed: Vec<_> = queue_events(&net)
+        .into_iter()
+        .filter(|e| matches!(e, QueueEvent::OfferFailed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        net.engine.queue_waiting("sales"),
+        1,
+        "the caller still waits"
+    );
+}

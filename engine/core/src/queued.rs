@@ -8,9 +8,10 @@
 //!   hears the queue's `music` in a loop (the ringing tone if it has none) and its
 //!   `announcement` each time the center says one is due, and the center is told
 //!   [`Input::Enter`].
-//! - [`Output::Offer`]: a new outgoing leg on the caller's call rings the agent (an INVITE to
-//!   the contact it registered, sent to the address and transport the REGISTER came from,
-//!   since agents sit behind NAT; a static agent's `uri:`). It carries `X-IVR-Queue`,
+//! - [`Output::Offer`]: a new outgoing leg on the caller's call per phone of the agent rings
+//!   it (an INVITE to each contact it registered, sent to the address and transport that
+//!   REGISTER came from, since agents sit behind NAT; a static agent's `uri:`); the first
+//!   phone to answer takes the offer, the others are cancelled. It carries `X-IVR-Queue`,
 //!   `X-IVR-Path` (the menus the caller came through) and `X-IVR-Variables`. How long it rings is the center's
 //!   decision ([`Output::CancelOffer`] → CANCEL). A 2xx is [`Input::OfferAnswered`]; the
 //!   center answers [`Output::Connect`] (bridge, as transfers do: [`crate::bridge`]) or
@@ -370,8 +371,8 @@ impl Engine {
                         .handle(now, Input::OfferFailed { offer, why });
                 }
             }
-            QOut::CancelOffer { offer, .. } => self.stop_ring(now, offer, false),
-            QOut::Release { offer } => self.stop_ring(now, offer, true),
+            QOut::CancelOffer { offer, .. } => self.stop_ring(now, offer),
+            QOut::Release { offer } => self.stop_ring(now, offer),
             QOut::Connect { call, agent, offer } => {
                 self.connect_agent(now, CallHandle(call.0), offer, agent)
             }
@@ -603,8 +604,9 @@ impl Engine {
 
     // ---- the agents' legs ----
 
-    /// Ring `agent` for the caller on `handle`: a new leg, whose INVITE goes once its RTP
-    /// socket is open.
+    /// Ring `agent` for the caller on `handle`: a new leg per phone it has (each registered
+    /// binding, or its static URI), whose INVITE goes once its RTP socket is open. The first
+    /// phone to answer takes the offer; the others are cancelled.
     fn ring_agent(
         &mut self,
         now: Instant,
@@ -612,85 +614,109 @@ impl Engine {
         offer: OfferId,
         agent: AgentId,
     ) -> Result<(), OfferFailure> {
-        let Some((target, peer)) = self.agent_target(&agent) else {
+        let targets = self.agent_targets(&agent);
+        if targets.is_empty() {
+            return Err(OfferFailure::Unreachable);
+        }
+        let Some(call) = self.calls.get(&handle) else {
             return Err(OfferFailure::Unreachable);
         };
-        let Some(call) = self.calls.get_mut(&handle) else {
-            return Err(OfferFailure::Unreachable);
-        };
-        let App::Queued(q) = &mut call.app else {
+        let App::Queued(q) = &call.app else {
             return Err(OfferFailure::Unreachable);
         };
         if q.agent.is_some() {
             return Err(OfferFailure::Unreachable);
         }
-        let (index, host) = match (u8::try_from(call.legs.len()), target.as_sip()) {
-            (Ok(i), Some(s)) if call.legs.len() < MAX_LEGS => (i, s.host.clone()),
-            (_, Some(_)) => {
-                // Out of legs: the caller leaves for `on_timeout` rather than wait forever.
-                let input = Input::Leave {
-                    call: CallRef(handle.0),
-                    reason: LeaveReason::Transferred,
-                };
-                self.queueing.center.handle(now, input);
-                self.queue_left(now, handle, "too many offers");
-                return Err(OfferFailure::Unreachable);
-            }
-            _ => return Err(OfferFailure::Unreachable),
-        };
-        let leg = handle.leg(index);
-        let local_tag = Tag::from(self.ctx.rng.token());
-        let sip = self.ctx.config.sip_addr;
-        // A placeholder INVITE until the real one (it needs our SDP), as for transfers.
-        let mut invite = Request::new(Method::Invite, target.clone());
-        invite.headers.push(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {sip};branch=z9hG4bK{}",
-                peer.transport.via_token(),
-                self.ctx.rng.token()
-            ),
-        );
-        invite.headers.push(
-            HeaderName::CallId,
-            format!("{}@{}", self.ctx.rng.token(), sip.ip()),
-        );
-        let Some(key) = ServerKey::of(&invite) else {
+        if call.legs.len() + targets.len() > MAX_LEGS {
+            // Out of legs: the caller leaves for `on_timeout` rather than wait forever.
+            let input = Input::Leave {
+                call: CallRef(handle.0),
+                reason: LeaveReason::Transferred,
+            };
+            self.queueing.center.handle(now, input);
+            self.queue_left(now, handle, "too many offers");
             return Err(OfferFailure::Unreachable);
-        };
-        call.legs
-            .push(Leg::outgoing(leg, peer, key, invite, local_tag));
-        q.rings.push(AgentRing {
-            offer,
-            agent,
-            leg,
-            target,
-            located: Located { host, peer },
-            uac: None,
-            answered: false,
-        });
-        self.queueing.offers.insert(offer, handle);
-        self.ctx.outputs.push_back(Output::OpenMedia { leg });
-        Ok(())
+        }
+        for (target, peer) in targets {
+            let Some(host) = target.as_sip().map(|s| s.host.clone()) else {
+                continue;
+            };
+            let local_tag = Tag::from(self.ctx.rng.token());
+            let sip = self.ctx.config.sip_addr;
+            // A placeholder INVITE until the real one (it needs our SDP), as for transfers.
+            let mut invite = Request::new(Method::Invite, target.clone());
+            invite.headers.push(
+                HeaderName::Via,
+                format!(
+                    "SIP/2.0/{} {sip};branch=z9hG4bK{}",
+                    peer.transport.via_token(),
+                    self.ctx.rng.token()
+                ),
+            );
+            invite.headers.push(
+                HeaderName::CallId,
+                format!("{}@{}", self.ctx.rng.token(), sip.ip()),
+            );
+            let Some(key) = ServerKey::of(&invite) else {
+                continue;
+            };
+            let Some(call) = self.calls.get_mut(&handle) else {
+                break;
+            };
+            let App::Queued(q) = &mut call.app else {
+                break;
+            };
+            let Ok(index) = u8::try_from(call.legs.len()) else {
+                break;
+            };
+            let leg = handle.leg(index);
+            call.legs
+                .push(Leg::outgoing(leg, peer, key, invite, local_tag));
+            q.rings.push(AgentRing {
+                offer,
+                agent: agent.clone(),
+                leg,
+                target,
+                located: Located { host, peer },
+                uac: None,
+                answered: false,
+            });
+            self.queueing.offers.insert(offer, handle);
+            self.ctx.outputs.push_back(Output::OpenMedia { leg });
+        }
+        if self.queueing.offers.contains_key(&offer) {
+            Ok(())
+        } else {
+            Err(OfferFailure::Unreachable)
+        }
     }
 
-    /// Where `agent` is reached: its newest registration (its contact, at the address the
-    /// REGISTER came from), or its static URI when that names an IP address.
-    fn agent_target(&self, agent: &AgentId) -> Option<(Uri, Peer)> {
-        let a = self.menus.agents().iter().find(|a| a.name == agent.0)?;
+    /// Where `agent` is reached: each registration (its contact, at the address the REGISTER
+    /// came from), newest first, or its static URI when that names an IP address.
+    fn agent_targets(&self, agent: &AgentId) -> Vec<(Uri, Peer)> {
+        let Some(a) = self.menus.agents().iter().find(|a| a.name == agent.0) else {
+            return Vec::new();
+        };
         match &a.reach {
-            Reach::Registered(c) => {
-                let b = self.registrar.bindings(&c.user).last()?;
-                Some((b.contact.uri.clone(), b.source))
-            }
+            Reach::Registered(c) => self
+                .registrar
+                .bindings(&c.user)
+                .iter()
+                .rev()
+                .map(|b| (b.contact.uri.clone(), b.source))
+                .collect(),
             Reach::Static(uri) => {
-                let uri = Uri::parse(uri).ok()?;
-                let (addr, transport) = ivr_sip::route::socket_of(&uri)?;
+                let Some((uri, (addr, transport))) = Uri::parse(uri)
+                    .ok()
+                    .and_then(|u| Some((u.clone(), ivr_sip::route::socket_of(&u)?)))
+                else {
+                    return Vec::new();
+                };
                 let transport = match transport.as_deref() {
                     Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
                     _ => Transport::Udp,
                 };
-                Some((uri, Peer { transport, addr }))
+                vec![(uri, Peer { transport, addr })]
             }
         }
     }
@@ -802,14 +828,10 @@ impl Engine {
         let App::Queued(q) = &mut call.app else {
             return;
         };
-        let Some(i) = q.rings.iter().position(|r| r.leg == leg) else {
+        if !q.rings.iter().any(|r| r.leg == leg) {
             return;
-        };
-        let ring = q.rings.remove(i);
-        let offer = ring.offer;
-        self.drop_ring(now, ring, false);
-        let why = OfferFailure::Unreachable;
-        self.queue_input(now, Input::OfferFailed { offer, why });
+        }
+        self.agent_failed(now, leg.call, leg, OfferFailure::Unreachable);
     }
 
     /// A response for one of the call's agent legs.
@@ -867,15 +889,15 @@ impl Engine {
                 send_uac(&mut self.ctx, Some(handle), tx, Some(&r.located));
             }
             while let Some(e) = uac.poll_event() {
-                events.push((r.offer, e));
+                events.push((r.leg, e));
             }
         }
-        for (offer, event) in events {
+        for (leg, event) in events {
             match event {
                 UacEvent::Answered { dialog, sdp } => {
-                    self.agent_answered(now, handle, offer, *dialog, &sdp)
+                    self.agent_answered(now, handle, leg, *dialog, &sdp)
                 }
-                UacEvent::Failed(f) => self.agent_failed(now, handle, offer, offer_failure(f.kind)),
+                UacEvent::Failed(f) => self.agent_failed(now, handle, leg, offer_failure(f.kind)),
                 UacEvent::Progress { .. }
                 | UacEvent::Authenticating { .. }
                 | UacEvent::Released { .. } => {}
@@ -883,12 +905,13 @@ impl Engine {
         }
     }
 
-    /// An agent's attempt failed: forget the leg, tell the center.
+    /// One of an agent's phones failed: forget its leg; once none of the offer's phones is
+    /// left ringing, tell the center (with how the last one ended).
     fn agent_failed(
         &mut self,
         now: Instant,
         handle: CallHandle,
-        offer: OfferId,
+        leg: LegHandle,
         why: OfferFailure,
     ) {
         let Some(call) = self.calls.get_mut(&handle) else {
@@ -897,37 +920,45 @@ impl Engine {
         let App::Queued(q) = &mut call.app else {
             return;
         };
-        let Some(i) = q.rings.iter().position(|r| r.offer == offer) else {
+        let Some(i) = q.rings.iter().position(|r| r.leg == leg) else {
             return;
         };
         let ring = q.rings.remove(i);
+        let offer = ring.offer;
+        let others = q.rings.iter().any(|r| r.offer == offer);
+        // Its offer stays known while other phones ring for it.
+        let keep = others.then_some(handle);
         self.drop_ring(now, ring, false);
+        if let Some(handle) = keep {
+            self.queueing.offers.insert(offer, handle);
+            return;
+        }
         self.queue_input(now, Input::OfferFailed { offer, why });
     }
 
-    /// An agent answered: its leg gets its media from the answer, and the center decides
-    /// (bridge, or release).
+    /// One of an agent's phones answered: its leg gets its media from the answer, the offer's
+    /// other phones are let go, and the center decides (bridge, or release).
     fn agent_answered(
         &mut self,
         now: Instant,
         handle: CallHandle,
-        offer: OfferId,
+        leg: LegHandle,
         dialog: ivr_sip::dialog::Dialog,
         body: &[u8],
     ) {
         let negotiated =
             sdp::parse_remote(body).and_then(|r| sdp::accept_answer(&r).map(|n| (n, r.addr)));
         let Ok((n, addr)) = negotiated else {
-            // An answer we cannot use: release it; the offer failed.
+            // An answer we cannot use: release it; that phone failed.
             if let Some(call) = self.calls.get_mut(&handle)
                 && let App::Queued(q) = &mut call.app
-                && let Some(r) = q.rings.iter_mut().find(|r| r.offer == offer)
+                && let Some(r) = q.rings.iter_mut().find(|r| r.leg == leg)
                 && let Some(uac) = r.uac.as_mut()
             {
                 uac.bye(now);
             }
             self.drive_rings(now, handle);
-            return self.agent_failed(now, handle, offer, OfferFailure::Rejected);
+            return self.agent_failed(now, handle, leg, OfferFailure::Rejected);
         };
         let mut media = self.new_media(now, n, addr);
         media.set_relay(true);
@@ -937,15 +968,26 @@ impl Engine {
         let App::Queued(q) = &mut call.app else {
             return;
         };
-        let Some(ring) = q.rings.iter_mut().find(|r| r.offer == offer) else {
+        let Some(ring) = q.rings.iter_mut().find(|r| r.leg == leg) else {
             return;
         };
         ring.answered = true;
-        if let Some(l) = call.legs.get_mut(usize::from(ring.leg.index)) {
+        let offer = ring.offer;
+        if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
             media.allow_latch_from(l.peer.addr.ip());
             l.media = Some(media);
             l.dialog = Some(dialog);
         }
+        // The agent's other phones stop ringing (or, answered too, are hung up).
+        let (siblings, kept): (Vec<AgentRing>, Vec<AgentRing>) = std::mem::take(&mut q.rings)
+            .into_iter()
+            .partition(|r| r.offer == offer && r.leg != leg);
+        q.rings = kept;
+        for r in siblings {
+            let bye = r.answered;
+            self.drop_ring(now, r, bye);
+        }
+        self.queueing.offers.insert(offer, handle);
         self.queue_input(now, Input::OfferAnswered(offer));
     }
 
@@ -991,9 +1033,9 @@ impl Engine {
         self.reindex(handle);
     }
 
-    /// Stop ringing for `offer` (the center cancelled it), or hang up its late answer
-    /// (`release`: the center does not want it).
-    fn stop_ring(&mut self, now: Instant, offer: OfferId, release: bool) {
+    /// Stop ringing every phone of `offer` (the center cancelled it), or hang up its answer
+    /// (`Release`: the center does not want it any more).
+    fn stop_ring(&mut self, now: Instant, offer: OfferId) {
         let Some(handle) = self.queueing.offers.remove(&offer) else {
             return;
         };
@@ -1003,12 +1045,15 @@ impl Engine {
         let App::Queued(q) = &mut call.app else {
             return;
         };
-        let Some(i) = q.rings.iter().position(|r| r.offer == offer) else {
-            return;
-        };
-        let ring = q.rings.remove(i);
-        let bye = release || ring.answered;
-        self.drop_ring(now, ring, bye);
+        let (gone, kept): (Vec<AgentRing>, Vec<AgentRing>) = std::mem::take(&mut q.rings)
+            .into_iter()
+            .partition(|r| r.offer == offer);
+        q.rings = kept;
+        for ring in gone {
+            // Phones still ringing get CANCEL; one that answered (a `Release`) gets BYE.
+            let bye = ring.answered;
+            self.drop_ring(now, ring, bye);
+        }
         self.reindex(handle);
     }
 
