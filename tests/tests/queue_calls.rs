@@ -921,3 +921,43 @@ proptest! {
         prop_assert!(net.media.is_empty(), "sockets left open: {:?}", net.media.keys().collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn a_static_agent_named_by_host_is_located_by_dns_first() {
+    let agents = format!(
+        "{}{}",
+        fixed("desk", "pbx.example.test"),
+        fixed("gone", "nowhere.example.test")
+    );
+    let mut net = Net::new(menus("linear", &agents));
+    let desk = Agent::new("desk", 7300);
+    net.dns.insert(
+        "pbx.example.test".into(),
+        vec![ivr_sip::transaction::Peer {
+            transport: Transport::Udp,
+            addr: desk.addr,
+        }],
+    );
+    let mut caller = Caller::new("127.0.0.1:7096", "queue-13");
+    let call = join(&mut net, &mut caller);
+    assert_eq!(net.located, ["sip:desk@pbx.example.test"]);
+    let invite = desk.take_invite(&mut net);
+    assert_eq!(invite.uri.to_string(), "sip:desk@pbx.example.test");
+    // desk declines: the next agent's host is not found, so that offer fails at once.
+    desk.send(&mut net, &desk.respond(&invite, 603, None));
+    wait(&mut net, &mut caller, call, 1);
+    assert_eq!(
+        net.located,
+        ["sip:desk@pbx.example.test", "sip:gone@nowhere.example.test"]
+    );
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::RouteUnresolved { next_hop, .. } if next_hop == "sip:gone@nowhere.example.test")));
+    assert!(queue_events(&net).iter().any(|e| matches!(e,
+        QueueEvent::OfferFailed { agent, why: ivr_queues::OfferFailure::Unreachable, .. }
+            if agent.0 == "gone")));
+    assert_eq!(
+        net.engine.queue_waiting("sales"),
+        1,
+        "the caller still waits"
+    );
+}

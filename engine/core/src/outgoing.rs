@@ -332,6 +332,9 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&leg.call) else {
             return;
         };
+        if matches!(call.app, App::Queued(_)) {
+            return self.queued_located(leg, targets);
+        }
         let App::Transfer(t) = &mut call.app else {
             return;
         };

@@ -84,6 +84,9 @@ pub struct AgentRing {
     pub uac: Option<Box<OutgoingCall>>,
     /// The agent answered (waiting for the center's `Connect`, or connected).
     pub answered: bool,
+    /// A static agent's host name is being located by DNS (RFC 3263) before the leg opens
+    /// its socket.
+    pub locating: bool,
 }
 
 impl Queued {
@@ -637,10 +640,11 @@ impl Engine {
             self.queue_left(now, handle, "too many offers");
             return Err(OfferFailure::Unreachable);
         }
-        for (target, peer) in targets {
+        for (target, peer, locate) in targets {
             let Some(host) = target.as_sip().map(|s| s.host.clone()) else {
                 continue;
             };
+            let target_uri = target.clone();
             let local_tag = Tag::from(self.ctx.rng.token());
             let sip = self.ctx.config.sip_addr;
             // A placeholder INVITE until the real one (it needs our SDP), as for transfers.
@@ -680,9 +684,17 @@ impl Engine {
                 located: Located { host, peer },
                 uac: None,
                 answered: false,
+                locating: locate,
             });
             self.queueing.offers.insert(offer, handle);
-            self.ctx.outputs.push_back(Output::OpenMedia { leg });
+            if locate {
+                self.ctx.outputs.push_back(Output::Locate {
+                    leg,
+                    uri: target_uri,
+                });
+            } else {
+                self.ctx.outputs.push_back(Output::OpenMedia { leg });
+            }
         }
         if self.queueing.offers.contains_key(&offer) {
             Ok(())
@@ -692,8 +704,9 @@ impl Engine {
     }
 
     /// Where `agent` is reached: each registration (its contact, at the address the REGISTER
-    /// came from), newest first, or its static URI when that names an IP address.
-    fn agent_targets(&self, agent: &AgentId) -> Vec<(Uri, Peer)> {
+    /// came from), newest first, or its static `sip:`/`sips:` URI (a host name to locate by
+    /// DNS first: the third field).
+    fn agent_targets(&self, agent: &AgentId) -> Vec<(Uri, Peer, bool)> {
         let Some(a) = self.menus.agents().iter().find(|a| a.name == agent.0) else {
             return Vec::new();
         };
@@ -703,22 +716,67 @@ impl Engine {
                 .bindings(&c.user)
                 .iter()
                 .rev()
-                .map(|b| (b.contact.uri.clone(), b.source))
+                .map(|b| (b.contact.uri.clone(), b.source, false))
                 .collect(),
             Reach::Static(uri) => {
-                let Some((uri, (addr, transport))) = Uri::parse(uri)
-                    .ok()
-                    .and_then(|u| Some((u.clone(), ivr_sip::route::socket_of(&u)?)))
-                else {
+                let Some(uri) = Uri::parse(uri).ok().filter(|u| u.as_sip().is_some()) else {
                     return Vec::new();
                 };
-                let transport = match transport.as_deref() {
-                    Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-                    _ => Transport::Udp,
-                };
-                vec![(uri, Peer { transport, addr })]
+                match ivr_sip::route::socket_of(&uri) {
+                    Some((addr, transport)) => {
+                        let transport = match transport.as_deref() {
+                            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+                            _ => Transport::Udp,
+                        };
+                        vec![(uri, Peer { transport, addr }, false)]
+                    }
+                    None => {
+                        // Not known until DNS answers: a placeholder.
+                        let unknown = Peer {
+                            transport: Transport::Udp,
+                            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                        };
+                        vec![(uri, unknown, true)]
+                    }
+                }
             }
         }
+    }
+
+    /// DNS answered for a static agent's host: its leg goes to the first target our SIP
+    /// socket can reach (RFC 3263 order) and opens its socket; nothing found fails that phone.
+    pub(crate) fn queued_located(&mut self, leg: LegHandle, targets: Vec<Peer>) {
+        let now = self.last_now;
+        let ours = self.ctx.config.sip_addr.ip();
+        let reachable = |p: &Peer| {
+            p.addr.is_ipv4() == ours.is_ipv4() || (ours.is_ipv6() && ours.is_unspecified())
+        };
+        let first = targets.into_iter().find(reachable);
+        let Some(call) = self.calls.get_mut(&leg.call) else {
+            return;
+        };
+        let App::Queued(q) = &mut call.app else {
+            return;
+        };
+        let Some(ring) = q.rings.iter_mut().find(|r| r.leg == leg && r.locating) else {
+            return;
+        };
+        let Some(first) = first else {
+            self.ctx.event(Event::RouteUnresolved {
+                call: leg.call,
+                next_hop: ring.target.to_string(),
+            });
+            if let Some(now) = now {
+                self.agent_failed(now, leg.call, leg, OfferFailure::Unreachable);
+            }
+            return;
+        };
+        ring.locating = false;
+        ring.located.peer = first;
+        if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
+            l.peer = first;
+        }
+        self.ctx.outputs.push_back(Output::OpenMedia { leg });
     }
 
     /// An agent's leg has its RTP socket: send the INVITE with our offer.
