@@ -44,6 +44,17 @@ fn key(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
+    agent_answers("u1");
+}
+
+/// The same over TCP: the engine reaches the agent on the connection its REGISTER came on.
+#[test]
+fn a_sipp_agent_registered_over_tcp_is_rung_on_its_connection() {
+    agent_answers("t1");
+}
+
+/// A SIPp agent on `transport` (`u1`, `t1`) registers, answers, and hears the caller.
+fn agent_answers(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (code, entry, err) = run(
         dir.path(),
@@ -93,6 +104,8 @@ fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
         PASSWORD,
         "-m",
         "1",
+        "-t",
+        transport,
     ]);
     let registered = ivr.wait_for(&["agent registered", "\"agent\":\"alice\""], 1, WAIT);
     assert_eq!(registered.len(), 1, "{}\n{}", ivr.log(), agent.output());
