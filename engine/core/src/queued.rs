@@ -8,21 +8,21 @@
 //!   hears the queue's `music` in a loop (the ringing tone if it has none) and its
 //!   `announcement` each time the center says one is due, and the center is told
 //!   [`Input::Enter`].
-//! - [`Output::Offer`]: a new outgoing leg on the caller's call per phone of the agent rings
+//! - [`Output::Offer`](QOut::Offer): a new outgoing leg on the caller's call per phone of the agent rings
 //!   it (an INVITE to each contact it registered, sent to the address and transport that
 //!   REGISTER came from, since agents sit behind NAT; a static agent's `uri:`); the first
 //!   phone to answer takes the offer, the others are cancelled. It carries `X-IVR-Queue`,
 //!   `X-IVR-Path` (the menus the caller came through) and `X-IVR-Variables`. How long it rings is the center's
-//!   decision ([`Output::CancelOffer`] → CANCEL). A 2xx is [`Input::OfferAnswered`]; the
-//!   center answers [`Output::Connect`] (bridge, as transfers do: [`crate::bridge`]) or
-//!   [`Output::Release`] (BYE: nobody wants that answer any more). Any other final answer
+//!   decision ([`Output::CancelOffer`](QOut::CancelOffer) → CANCEL). A 2xx is [`Input::OfferAnswered`]; the
+//!   center answers [`Output::Connect`](QOut::Connect) (bridge, as transfers do: [`crate::bridge`]) or
+//!   [`Output::Release`](QOut::Release) (BYE: nobody wants that answer any more). Any other final answer
 //!   is [`Input::OfferFailed`].
-//! - [`Output::Exit`] and [`Output::Refused`]: the caller is back in the menus and the
+//! - [`Output::Exit`](QOut::Exit) and [`Output::Refused`](QOut::Refused): the caller is back in the menus and the
 //!   queue's `on_timeout` acts ([`MenuRun::queue_left`]).
 //! - The caller hanging up is [`Input::Leave`]; once bridged, either side's BYE ends both
 //!   legs and is [`Input::CallEnded`] (the agent wraps up).
 //! - Agents: an agent with at least one live registration is logged in; a static agent
-//!   always is (see [`Engine::agent_presence`]).
+//!   always is (see `Engine::agent_presence`).
 //!
 //! Every queue event is logged in the call's span ([`Event::Queue`]).
 
