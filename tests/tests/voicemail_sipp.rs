@@ -763,8 +763,11 @@ impl WriteLock {
             .spawn()
             .expect("sqlite3 is not installed: `apt-get install -y sqlite3` (the test command does this)");
         let stdin = child.stdin.as_mut().unwrap();
+        // The engine writes too (the queue log's start row at boot): wait for the lock
+        // rather than fail (`.timeout`), and stop on any error (`.bail`) instead of saying
+        // "locked" without the lock.
         stdin
-            .write_all(b"BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+            .write_all(b".bail on\n.timeout 10000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n")
             .unwrap();
         stdin.flush().unwrap();
         let mut line = String::new();
