@@ -233,6 +233,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
+            // Give the write lock back now, not when the pool gets round to it: another
+            // connection's transaction may be waiting to write.
+            tx.rollback().await?;
             return Ok(false);
         }
         let (actor, action) = if recovered {
@@ -464,6 +467,7 @@ impl Store {
         }
         let done = query.bind(now as i64).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
+            tx.rollback().await?;
             return Err(StoreError::NotFound(id.to_string()));
         }
         self.record(&mut tx, id, now, actor, "status", Some(status.as_str()))
@@ -502,6 +506,16 @@ impl Store {
     /// caller can delete their audio files.
     pub async fn delete_older_than(&self, before: u64) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // A write first: SQLite then takes the write lock waiting its turn (busy timeout),
+        // where a read-then-write transaction would fail at once with "database is locked"
+        // if another connection wrote meanwhile (its snapshot cannot be upgraded).
+        sqlx::query(&self.sql(
+            "DELETE FROM callback_history WHERE request_id IN \
+             (SELECT id FROM callback_requests WHERE received_at < ?)",
+        ))
+        .bind(before as i64)
+        .execute(&mut *tx)
+        .await?;
         let q = self.sql("SELECT id FROM callback_requests WHERE received_at < ?");
         let ids: Vec<String> = sqlx::query(&q)
             .bind(before as i64)
@@ -510,17 +524,10 @@ impl Store {
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
-        // One statement per table, whatever the number of requests.
-        for q in [
-            "DELETE FROM callback_history WHERE request_id IN \
-             (SELECT id FROM callback_requests WHERE received_at < ?)",
-            "DELETE FROM callback_requests WHERE received_at < ?",
-        ] {
-            sqlx::query(&self.sql(q))
-                .bind(before as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(&self.sql("DELETE FROM callback_requests WHERE received_at < ?"))
+            .bind(before as i64)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(ids)
     }
