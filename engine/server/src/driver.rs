@@ -1126,9 +1126,19 @@ impl Io {
                 self.queue_rows
                     .push(crate::queue_log::row(&event, at, call_id.as_deref()));
             }
-            Event::AuthFailed { from } => {
+            Event::AuthFailed { from, method } => {
                 self.status.auth_failed();
-                warn!(%from, "REGISTER refused: wrong password or unknown user")
+                if method == "REGISTER" {
+                    warn!(%from, "REGISTER refused: wrong password or unknown user")
+                } else {
+                    warn!(%from, method, "feature call refused: wrong password or unknown user")
+                }
+            }
+            Event::FeatureCode { agent, code, from } => {
+                info!(%agent, %code, %from, "agent feature call")
+            }
+            Event::AgentRequest { agent, action, by } => {
+                info!(%agent, action, %by, "agent request")
             }
             Event::Drained => {
                 info!("all calls ended");
