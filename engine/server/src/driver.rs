@@ -126,6 +126,13 @@ pub(crate) enum NetIn {
     FilesChanged(Vec<std::path::PathBuf>),
     /// The result of loading the config off the loop.
     Reloaded(Box<Loaded>),
+    /// A staff user asks for an agent's state change (see [`crate::desk`]).
+    Agent {
+        agent: String,
+        action: ivr_engine::agent_desk::AgentAction,
+        by: String,
+        reply: oneshot::Sender<Result<(), ivr_engine::agent_desk::AgentRequestError>>,
+    },
     /// From the voicemail writer, or a store result.
     Voicemail(WriterOut),
 }
@@ -163,6 +170,27 @@ impl ServerHandle {
             .send(NetIn::ReloadRequested {
                 why: "admin request",
                 reply: Some(reply),
+            })
+            .await
+            .ok()?;
+        outcome.await.ok()
+    }
+
+    /// Ask the engine loop to apply a staff user's (`by`) request for `agent`; `None` if
+    /// the loop has stopped.
+    pub async fn agent(
+        &self,
+        agent: String,
+        action: ivr_engine::agent_desk::AgentAction,
+        by: String,
+    ) -> Option<Result<(), ivr_engine::agent_desk::AgentRequestError>> {
+        let (reply, outcome) = oneshot::channel();
+        self.tx
+            .send(NetIn::Agent {
+                agent,
+                action,
+                by,
+                reply,
             })
             .await
             .ok()?;
@@ -307,6 +335,7 @@ impl Server {
                 crate::clock::unix_millis(std::time::SystemTime::now()),
                 ivr_queues::log::Kind::Start,
             )],
+            board_dirty: true,
         };
 
         engine.handle_input(
@@ -625,6 +654,8 @@ struct Io {
     resolver: Option<crate::resolve::SipResolver>,
     /// Queue event log rows not yet handed to the store.
     queue_rows: Vec<ivr_queues::log::Row>,
+    /// The staff's queue view is out of date: publish a snapshot once the outputs are done.
+    board_dirty: bool,
 }
 
 impl Io {
@@ -757,6 +788,16 @@ impl Io {
                     let _ = tx.send(NetIn::Voicemail(WriterOut::Report(report))).await;
                 });
             }
+            NetIn::Agent {
+                agent,
+                action,
+                by,
+                reply,
+            } => {
+                let r = engine.agent_request(now, &agent, action, &by);
+                self.board_dirty = true;
+                let _ = reply.send(r);
+            }
             NetIn::ReloadRequested { .. } | NetIn::FilesChanged(_) | NetIn::Reloaded(_) => {}
         }
     }
@@ -767,6 +808,10 @@ impl Io {
             match engine.poll_output() {
                 Output::Timeout(deadline) => {
                     self.store_queue_rows();
+                    if std::mem::take(&mut self.board_dirty) {
+                        let now = Instant::now();
+                        self.status.board.publish(engine.queue_view(now), now);
+                    }
                     return deadline;
                 }
                 Output::Sip {
@@ -809,6 +854,10 @@ impl Io {
                 }
                 Output::Event(e) => {
                     let queue = matches!(e, Event::Queue { .. });
+                    self.board_dirty |= matches!(
+                        e,
+                        Event::Queue { .. } | Event::Agent { .. } | Event::AgentRequest { .. }
+                    );
                     self.log(e);
                     if queue {
                         self.status
