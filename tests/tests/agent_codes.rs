@@ -46,10 +46,9 @@ fn req(
     extra: &str,
 ) -> Vec<u8> {
     let body = if method == "INVITE" {
-        format!(
-            "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
              m=audio 8300 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-        )
+            .to_string()
     } else {
         String::new()
     };

@@ -152,4 +152,32 @@ fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api(
         serde_json::from_str(&http::get(addr, "/api/openapi.json").text()).unwrap();
     assert!(doc["paths"]["/api/queues"].is_object());
     assert!(doc["paths"]["/api/agents/{name}/{action}"].is_object());
+
+    // The staff page's Queues tab in headless Chromium: the supervisor pauses and unpauses
+    // desk with its buttons; a screenshot is kept with the build's logs.
+    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ci-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let shot = logs.join("staff-queues.png");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/queues_browser.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://{addr}"), "boss", STAFF_PASSWORD, "desk"])
+        .arg(&shot)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs playwright and chromium)");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}\n--- engine ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        ivr.log()
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a screenshot was taken"
+    );
+    assert!(
+        ivr.log().contains("\"by\":\"boss\""),
+        "staff actions are logged with who"
+    );
 }

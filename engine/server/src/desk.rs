@@ -250,8 +250,8 @@ pub async fn agent_action(
     let pause = if body.is_empty() {
         PauseIn::default()
     } else {
-        match serde_json::from_slice::<PauseIn>(&body) {
-            Ok(p) => p,
+        match serde_json::from_slice::<Option<PauseIn>>(&body) {
+            Ok(p) => p.unwrap_or_default(),
             Err(_) => return error(StatusCode::BAD_REQUEST, "send JSON: {\"reason\": \"...\"}"),
         }
     };
@@ -261,12 +261,14 @@ pub async fn agent_action(
         "unpause" => AgentAction::Unpause,
         "pause" => {
             let reason = pause.reason.unwrap_or_else(|| "staff".into());
-            if reason.chars().count() > 64 || reason.chars().any(char::is_control) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "a reason is at most 64 characters, without control characters",
-                );
+            if reason.chars().count() > 64 {
+                return error(StatusCode::BAD_REQUEST, "a reason is at most 64 characters");
             }
+            // Control characters have no place in a log line or on the page.
+            let reason = reason
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             AgentAction::Pause { reason }
         }
         _ => {

@@ -139,11 +139,11 @@ function queueCard(q) {
     ${rows ? `<ul>${rows}</ul>` : `<p class="meta">Nobody waiting.</p>`}</article>`;
 }
 function agentCard(a) {
-  const since = a.since ? " since " + new Date(a.since * 1000).toLocaleTimeString() : "";
+  const since = a.since ? "since " + new Date(a.since * 1000).toLocaleTimeString() + " · " : "";
   const paused = a.state === "paused", out = a.state === "logged_out";
   return `<article class="card agent" data-agent="${esc(a.name)}">
     <h2><span>${esc(a.name)}</span><span class="status ${esc(a.state)}">${esc(AGENT[a.state] || a.state)}${a.pause_reason ? " · " + esc(a.pause_reason) : ""}</span></h2>
-    <div class="meta">${a.reachable ? "reachable" : "not reachable"}${since} · ${a.calls} calls · ${esc(a.queues.join(", "))}</div>
+    <div class="meta">${since}${a.reachable ? "reachable" : "not reachable"} · ${a.calls} calls · ${esc(a.queues.join(", "))}</div>
     <div class="actions">
       ${out ? `<button data-act="login">Log in</button>` : `<button data-act="logout">Log out</button>`}
       ${out ? "" : paused ? `<button data-act="unpause">Unpause</button>` : `<button data-act="pause">Pause</button>`}
