@@ -114,6 +114,20 @@ impl Engine {
         action: AgentAction,
         by: &str,
     ) -> Result<(), AgentRequestError> {
+        self.agent_pending(agent, action, by)?;
+        self.queues_sync(now);
+        self.drain_layer(now);
+        Ok(())
+    }
+
+    /// [`Engine::agent_request`] queued for the center, which hears it when the input being
+    /// handled is done (for requests made while handling a SIP message).
+    pub(crate) fn agent_pending(
+        &mut self,
+        agent: &str,
+        action: AgentAction,
+        by: &str,
+    ) -> Result<(), AgentRequestError> {
         let Some(a) = self.menus.agents().iter().find(|a| a.name == agent) else {
             return Err(AgentRequestError::UnknownAgent(agent.to_string()));
         };
@@ -140,8 +154,6 @@ impl Engine {
             AgentAction::Pause { reason } => pending.push(Input::AgentPause { agent: id, reason }),
             AgentAction::Unpause => pending.push(Input::AgentUnpause(id)),
         }
-        self.queues_sync(now);
-        self.drain_layer(now);
         Ok(())
     }
 

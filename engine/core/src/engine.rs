@@ -487,6 +487,9 @@ impl Engine {
             path: Vec::new(),
             indexed: None,
         };
+        if let App::Feature(f) = &call.app {
+            self.feature_apply(f);
+        }
         self.calls.insert(handle, call);
         self.admission.call_started(now, handle, peer.addr.ip());
         self.ctx.outputs.push_back(Output::OpenMedia { leg });

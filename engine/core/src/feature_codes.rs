@@ -22,7 +22,8 @@ use ivr_sip::transaction::{Peer, ServerKey};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A feature call, once authenticated and applied: answered, confirmed, hung up.
+/// A feature call, once authenticated: its request applied once the call is accepted, then
+/// answered, confirmed, hung up.
 #[derive(Debug)]
 pub struct FeatureCall {
     /// The menus current when it came (the call's language and prompt names).
@@ -49,7 +50,7 @@ pub(crate) enum FeatureInvite {
     No,
     /// Answered already (challenged or refused).
     Done,
-    /// Authenticated and applied: answer it as a feature call.
+    /// Authenticated: answer it as a feature call (and apply it).
     Call(FeatureCall),
 }
 
@@ -107,13 +108,18 @@ impl Engine {
             code: dialled,
             from: peer.addr,
         });
-        // The agent was authenticated against the current config's accounts, so it exists.
-        let _ = self.agent_request(now, &agent, action.clone(), &agent);
         FeatureInvite::Call(FeatureCall {
             menus: self.menus.clone(),
             agent,
             action,
         })
+    }
+
+    /// The feature call was accepted (it will be answered): apply its request now.
+    pub(crate) fn feature_apply(&mut self, f: &FeatureCall) {
+        // The agent was authenticated against the current config's accounts, so it exists;
+        // the center hears it once this INVITE is handled.
+        let _ = self.agent_pending(&f.agent, f.action.clone(), &f.agent);
     }
 
     /// The feature call's answer was confirmed (ACK): play the beeps.

@@ -295,6 +295,29 @@ pub async fn agent_action(
     }
 }
 
+impl crate::driver::ServerHandle {
+    /// Ask the engine loop to apply a staff user's (`by`) request for `agent`; `None` if
+    /// the loop has stopped.
+    pub async fn agent(
+        &self,
+        agent: String,
+        action: AgentAction,
+        by: String,
+    ) -> Option<Result<(), ivr_engine::agent_desk::AgentRequestError>> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(crate::driver::NetIn::Agent {
+                agent,
+                action,
+                by,
+                reply,
+            })
+            .await
+            .ok()?;
+        outcome.await.ok()
+    }
+}
+
 /// What the staff routes need of the engine: the board and a way to send it requests.
 #[derive(Clone, Default)]
 pub struct Desk {

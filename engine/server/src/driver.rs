@@ -158,7 +158,7 @@ pub struct Server {
 /// Talks to a running server's loop from elsewhere (the HTTP side).
 #[derive(Clone)]
 pub struct ServerHandle {
-    tx: mpsc::Sender<NetIn>,
+    pub(crate) tx: mpsc::Sender<NetIn>,
 }
 
 impl ServerHandle {
@@ -170,27 +170,6 @@ impl ServerHandle {
             .send(NetIn::ReloadRequested {
                 why: "admin request",
                 reply: Some(reply),
-            })
-            .await
-            .ok()?;
-        outcome.await.ok()
-    }
-
-    /// Ask the engine loop to apply a staff user's (`by`) request for `agent`; `None` if
-    /// the loop has stopped.
-    pub async fn agent(
-        &self,
-        agent: String,
-        action: ivr_engine::agent_desk::AgentAction,
-        by: String,
-    ) -> Option<Result<(), ivr_engine::agent_desk::AgentRequestError>> {
-        let (reply, outcome) = oneshot::channel();
-        self.tx
-            .send(NetIn::Agent {
-                agent,
-                action,
-                by,
-                reply,
             })
             .await
             .ok()?;
