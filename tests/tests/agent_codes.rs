@@ -84,6 +84,18 @@ fn to_tag(r: &Response) -> Option<String> {
 /// password, answer the challenge. Returns the final response to the answered INVITE (or
 /// the 401 when no password is given).
 fn dial(net: &mut Net, code: &str, cid: &str, password: Option<&str>) -> Response {
+    dial_answering_for(net, code, code, cid, password)
+}
+
+/// [`dial`], with the digest answer computed for `answered` (a code other than the one
+/// dialled: an answer moved to another Request-URI).
+fn dial_answering_for(
+    net: &mut Net,
+    code: &str,
+    answered: &str,
+    cid: &str,
+    password: Option<&str>,
+) -> Response {
     let uri = format!("sip:{code}@127.0.0.1");
     net.send_sip(
         Transport::Udp,
@@ -120,7 +132,13 @@ fn dial(net: &mut Net, code: &str, cid: &str, password: Option<&str>) -> Respons
         username: "alice".into(),
         password: password.into(),
     };
-    let a = answer(&c, &creds, "INVITE", &uri, Some(("c0ffee".into(), 1)));
+    let a = answer(
+        &c,
+        &creds,
+        "INVITE",
+        &format!("sip:{answered}@127.0.0.1"),
+        Some(("c0ffee".into(), 1)),
+    );
     let auth = format!("Authorization: {a}\r\n");
     net.send_sip(
         Transport::Udp,
