@@ -28,7 +28,127 @@ use crate::model::QueueId;
 use crate::yaml::{Node, Value, Walker, join};
 
 /// Fields of an `agents:` entry.
-pub(crate) const AGENT_FIELDS: &[&str] = &["user", "password", "uri", "queues"];
+pub(crate) const AGENT_FIELDS: &[&str] = &["user", "password", "uri", "queues", "login"];
+
+/// Fields of the top-level `agent_codes:` section.
+pub(crate) const CODE_FIELDS: &[&str] = &["login", "logout", "pause"];
+
+/// When an agent counts as logged in (`login:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginMode {
+    /// Logged in when its phone registers (a new binding), out when the phone removes its
+    /// last binding; a static agent always is. Feature codes and staff still log it in and
+    /// out. The default.
+    #[default]
+    OnRegister,
+    /// Only the agent (feature codes) or staff log it in and out; registration says only
+    /// whether it can be reached.
+    Manual,
+}
+
+/// The numbers an agent's phone dials to change its state (`agent_codes:`): the
+/// Request-URI user of an INVITE from an authenticated agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCodes {
+    /// Log in (default `*41`).
+    pub login: String,
+    /// Log out (default `*42`).
+    pub logout: String,
+    /// Pause, or unpause when paused (default `*43`).
+    pub pause: String,
+}
+
+impl Default for AgentCodes {
+    fn default() -> Self {
+        AgentCodes {
+            login: "*41".into(),
+            logout: "*42".into(),
+            pause: "*43".into(),
+        }
+    }
+}
+
+/// What a feature code asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentCode {
+    /// Log in.
+    Login,
+    /// Log out.
+    Logout,
+    /// Pause, or unpause if paused.
+    PauseToggle,
+}
+
+impl AgentCodes {
+    /// The code `user` (a Request-URI user part) dials, if it is one.
+    pub fn code(&self, user: &str) -> Option<AgentCode> {
+        if user == self.login {
+            Some(AgentCode::Login)
+        } else if user == self.logout {
+            Some(AgentCode::Logout)
+        } else if user == self.pause {
+            Some(AgentCode::PauseToggle)
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `code` can be a feature code: 1 to 16 of `0-9 * #`, starting with `*` or `#`
+/// (so it never shadows a plain number in `entries:`).
+pub fn valid_code(code: &str) -> bool {
+    (2..=16).contains(&code.len())
+        && code.starts_with(['*', '#'])
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+/// Compile the top-level `agent_codes:` section (defaults for what it leaves out).
+pub(crate) fn compile_codes(w: &mut Walker, node: Option<&Node>) -> AgentCodes {
+    let mut codes = AgentCodes::default();
+    let Some(node) = node else { return codes };
+    let Some(f) = w.map(node, "agent_codes", Some(CODE_FIELDS)) else {
+        return codes;
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (key, slot) in [
+        ("login", &mut codes.login),
+        ("logout", &mut codes.logout),
+        ("pause", &mut codes.pause),
+    ] {
+        let Some(n) = f.get(key) else {
+            seen.push(slot.clone());
+            continue;
+        };
+        let path = join("agent_codes", key);
+        let Some(code) = w.string(n, &path) else {
+            continue;
+        };
+        if !valid_code(&code) {
+            w.error(
+                n.at,
+                &path,
+                ErrorKind::Agent(format!(
+                    "'{code}' is not a feature code (2 to 16 of 0-9 * #, starting with * or #)"
+                )),
+            );
+            continue;
+        }
+        *slot = code;
+    }
+    let all = [&codes.login, &codes.logout, &codes.pause];
+    for (i, c) in all.iter().enumerate() {
+        if all[..i].contains(c) {
+            w.error(
+                node.at,
+                "agent_codes",
+                ErrorKind::Agent(format!("'{c}' is given to two feature codes")),
+            );
+        }
+    }
+    codes
+}
 
 /// The highest penalty a queue membership may carry.
 pub const MAX_PENALTY: u32 = 1000;
@@ -114,6 +234,8 @@ pub struct Agent {
     pub reach: Reach,
     /// The queues it serves, each with its penalty (lower is offered first), in file order.
     pub queues: Vec<(QueueId, u32)>,
+    /// When it counts as logged in.
+    pub login: LoginMode,
     /// Where it is defined.
     pub at: Loc,
 }
@@ -291,10 +413,23 @@ pub(crate) fn compile_agents(w: &mut Walker, node: &Node, queues: &[String]) -> 
                 }
             }
         }
+        let login = crate::handoff::choice(
+            w,
+            &f,
+            "login",
+            &path,
+            &[
+                ("on_register", LoginMode::OnRegister),
+                ("manual", LoginMode::Manual),
+            ],
+            "on_register, manual",
+            LoginMode::OnRegister,
+        );
         agents.push(Agent {
             name: name.to_string(),
             reach,
             queues: served,
+            login,
             at: spec.at,
         });
     }
@@ -361,5 +496,67 @@ mod tests {
         assert!(has("agents.erin.password: the MD5 hash"), "{text:?}");
         assert!(has("agents.fay: missing field 'password'"), "{text:?}");
         assert!(errors.iter().all(|e| e.at.is_some()));
+    }
+
+    #[test]
+    fn login_mode_and_feature_codes_compile_with_defaults_and_errors() {
+        use super::{AgentCode, LoginMode};
+        let yaml = config(&format!(
+            "  alice:\n    password: \"ha1:ivr:{MD5}:{SHA}\"\n    login: manual\n  bob:\n    password: \"ha1:ivr:{MD5}:{SHA}\"\n"
+        ));
+        let menus = compile_test(&yaml).unwrap();
+        assert_eq!(menus.agents()[0].login, LoginMode::Manual);
+        assert_eq!(menus.agents()[1].login, LoginMode::OnRegister);
+        let codes = menus.agent_codes();
+        assert_eq!(codes.code("*41"), Some(AgentCode::Login));
+        assert_eq!(codes.code("*42"), Some(AgentCode::Logout));
+        assert_eq!(codes.code("*43"), Some(AgentCode::PauseToggle));
+        assert_eq!(codes.code("41"), None);
+
+        let yaml = format!(
+            "{}agent_codes: {{ login: \"#9\", pause: \"*42\" }}\n",
+            config("")
+        );
+        let yaml = yaml.replace("agents:\n", "");
+        let menus = compile_test(&yaml).unwrap_err();
+        let text: Vec<String> = menus.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.iter().any(|t| t.contains("'*42' is given to two")),
+            "{text:?}"
+        );
+
+        let yaml = format!(
+            "{}agent_codes: {{ login: \"41\", logout: \"*7\" }}\n",
+            config("")
+        )
+        .replace("agents:\n", "");
+        let errors = compile_test(&yaml).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("agent_codes.login: '41' is not a feature code")),
+            "{text:?}"
+        );
+        let yaml = config(&format!(
+            "  alice:\n    password: \"ha1:ivr:{MD5}:{SHA}\"\n    login: sometimes\n"
+        ));
+        let errors = compile_test(&yaml).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.to_string().contains("agents.alice.login")),
+            "{errors:?}"
+        );
+        let yaml = format!(
+            "{}agent_codes: {{ login: \"#9\", logout: \"*7\" }}\n",
+            config("")
+        )
+        .replace("agents:\n", "");
+        let menus = compile_test(&yaml).unwrap();
+        assert_eq!(menus.agent_codes().code("#9"), Some(AgentCode::Login));
+        assert_eq!(
+            menus.agent_codes().code("*43"),
+            Some(AgentCode::PauseToggle)
+        );
     }
 }

@@ -27,6 +27,7 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "queues",
     "destinations",
     "agents",
+    "agent_codes",
 ];
 /// The sections an included file may hold.
 pub(crate) const INCLUDED_FIELDS: &[&str] =
@@ -357,6 +358,7 @@ pub fn compile_full(
         Some(node) => crate::agents::compile_agents(&mut w, node, &queue_names),
         None => Vec::new(),
     };
+    let agent_codes = crate::agents::compile_codes(&mut w, top.get("agent_codes"));
 
     let entry = match top.get("entry") {
         Some(node) => w
@@ -528,6 +530,7 @@ pub fn compile_full(
             queues,
             destinations,
             agents,
+            agent_codes,
         })
     } else {
         Err(errors)

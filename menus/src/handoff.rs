@@ -129,7 +129,7 @@ fn seconds(
 }
 
 /// One of a fixed set of words (`words` pairs each with its value), or the default.
-fn choice<T: Copy>(
+pub(crate) fn choice<T: Copy>(
     w: &mut Walker,
     f: &Fields<'_>,
     key: &str,

@@ -377,6 +377,7 @@ pub struct Menus {
     pub(crate) queues: Vec<Queue>,
     pub(crate) destinations: Vec<Destination>,
     pub(crate) agents: Vec<crate::agents::Agent>,
+    pub(crate) agent_codes: crate::agents::AgentCodes,
 }
 
 /// Where a new call goes.
@@ -468,6 +469,11 @@ impl Menus {
     /// Every agent, in the order defined.
     pub fn agents(&self) -> &[crate::agents::Agent] {
         &self.agents
+    }
+
+    /// The numbers agents dial to log in, out and pause (`agent_codes:`).
+    pub fn agent_codes(&self) -> &crate::agents::AgentCodes {
+        &self.agent_codes
     }
 
     /// The realm agents' passwords were hashed for (they share one), if any agent registers.

@@ -97,6 +97,15 @@ pub fn json() -> String {
       "type": "object",
       "description": "Call-center agents: each registers a phone (user and password, made by `ivr agents add`) or is reached at a fixed uri, and serves queues.",
       "additionalProperties": {{ "$ref": "#/$defs/agent" }}
+    }},
+    "agent_codes": {{
+      "type": "object", "additionalProperties": false,
+      "description": "The numbers an agent's phone dials (authenticated with its password) to log in, log out and pause or unpause.",
+      "properties": {{
+        "login": {{ "type": "string", "pattern": "^[*#][0-9*#]{{1,15}}$", "default": "*41" }},
+        "logout": {{ "type": "string", "pattern": "^[*#][0-9*#]{{1,15}}$", "default": "*42" }},
+        "pause": {{ "type": "string", "pattern": "^[*#][0-9*#]{{1,15}}$", "default": "*43", "description": "Pause, or unpause when paused." }}
+      }}
     }}
   }},
   "$defs": {{
@@ -109,7 +118,8 @@ pub fn json() -> String {
         "password": {{ "type": "string", "pattern": "^ha1:.+:[0-9a-fA-F]{{32}}:[0-9a-fA-F]{{64}}$", "description": "Digest hashes (MD5 and SHA-256) of the password, as `ivr agents add` prints them; never the password itself." }},
         "uri": {{ "type": "string", "description": "A static agent: reached at this sip:, sips: or tel: URI, without registering." }},
         "queues": {{ "type": "object", "description": "Queue name -> penalty (0, the default, is offered calls first; up to 1000).",
-          "additionalProperties": {{ "type": ["integer", "null"], "minimum": 0, "maximum": 1000 }} }}
+          "additionalProperties": {{ "type": ["integer", "null"], "minimum": 0, "maximum": 1000 }} }},
+        "login": {{ "enum": ["on_register", "manual"], "default": "on_register", "description": "on_register: logged in when its phone registers (a static agent always); manual: only feature codes or staff log it in and out." }}
       }}
     }},
     "recording": {{ "oneOf": [

@@ -289,6 +289,23 @@ impl QueueCenter {
             .unwrap_or_default()
     }
 
+    /// Who waits in a queue, in service order, each with when it joined (for the staff
+    /// page's wait times).
+    pub fn waiting_since(&self, queue: &QueueName) -> Vec<(Waiter, Instant)> {
+        self.queues
+            .get(queue)
+            .map(|q| q.entries.iter().map(|e| (e.waiter, e.entered)).collect())
+            .unwrap_or_default()
+    }
+
+    /// An agent's answered calls (every queue, since the center started) and whether it is
+    /// reachable; `None`: no such agent.
+    pub fn agent_summary(&self, agent: &AgentId) -> Option<(u64, bool)> {
+        self.agents
+            .get(agent)
+            .map(|a| (a.calls.values().sum(), a.reachable))
+    }
+
     /// A waiter's queue and position (1 = next).
     pub fn position(&self, waiter: &Waiter) -> Option<(&QueueName, usize)> {
         let queue = self.waiting.get(waiter)?;

@@ -22,6 +22,8 @@ pub enum App {
     Transfer(Box<Transfer>),
     /// Waiting in a call-center queue, then bridged to an agent ([`crate::queued`]).
     Queued(Box<Queued>),
+    /// An agent's feature call ([`crate::feature_codes`]): answered, confirmed, hung up.
+    Feature(Box<crate::feature_codes::FeatureCall>),
 }
 
 impl App {
@@ -32,6 +34,7 @@ impl App {
             App::Deposit(d) => &d.menus,
             App::Transfer(t) => t.run.menus(),
             App::Queued(q) => q.run.menus(),
+            App::Feature(f) => &f.menus,
         }
     }
 
@@ -42,6 +45,7 @@ impl App {
             App::Deposit(d) => d.language,
             App::Transfer(t) => t.run.language(),
             App::Queued(q) => q.run.language(),
+            App::Feature(_) => 0,
         }
     }
 
@@ -52,6 +56,7 @@ impl App {
             App::Deposit(d) => d.deposit.poll_timeout(),
             App::Transfer(t) => t.poll_timeout(),
             App::Queued(q) => q.poll_timeout(),
+            App::Feature(_) => None,
         }
     }
 }

@@ -68,7 +68,9 @@ pub struct Engine {
     /// The last [`Input::WallClock`]: (when it came, what it said).
     wall_anchor: Option<(Instant, std::time::SystemTime)>,
     /// The record beep, made once.
-    beep: ivr_audio::Prompt,
+    pub(crate) beep: ivr_audio::Prompt,
+    /// A short silence between confirmation beeps.
+    pub(crate) gap: ivr_audio::Prompt,
     /// The next recording's number.
     next_recording: u64,
     /// The time of the input being handled (for work done where no time is passed down).
@@ -118,6 +120,7 @@ impl Engine {
             drained: false,
             wall_anchor: None,
             beep: ivr_audio::Prompt::from_samples("beep", &ivr_audio::tone::beep()),
+            gap: ivr_audio::Prompt::from_samples("silence", &[0; 1600]),
             next_recording: 1,
             last_now: None,
         }
@@ -229,7 +232,7 @@ impl Engine {
         }
     }
 
-    fn drain_layer(&mut self, now: Instant) {
+    pub(crate) fn drain_layer(&mut self, now: Instant) {
         loop {
             while let Some((peer, msg)) = self.ctx.layer.poll_transmit() {
                 self.ctx.outputs.push_back(Output::Sip {
@@ -422,6 +425,11 @@ impl Engine {
         if let Some(oldest) = self.admission.pending_to_evict() {
             self.evict(now, oldest);
         }
+        let feature = match self.feature_invite(now, &key, &req, peer) {
+            crate::feature_codes::FeatureInvite::No => None,
+            crate::feature_codes::FeatureInvite::Done => return,
+            crate::feature_codes::FeatureInvite::Call(f) => Some(f),
+        };
         let caller = proxy::caller_id(&req, peer.addr.ip(), &self.ctx.config.trusted_proxies);
         let (offer, entry) = match self.accept_invite(&req, caller.as_deref()) {
             Ok(accepted) => accepted,
@@ -469,13 +477,19 @@ impl Engine {
             call_id,
             caller,
             legs: vec![Leg::new(leg, peer, key, req, local_tag, offer).with_ext(ext)],
-            app: App::Menu(Box::new(run)),
+            app: match feature {
+                Some(f) => App::Feature(Box::new(f)),
+                None => App::Menu(Box::new(run)),
+            },
             created: now,
             connected: None,
             end_reason: None,
             path: Vec::new(),
             indexed: None,
         };
+        if let App::Feature(f) = &call.app {
+            self.feature_apply(f);
+        }
         self.calls.insert(handle, call);
         self.admission.call_started(now, handle, peer.addr.ip());
         self.ctx.outputs.push_back(Output::OpenMedia { leg });
@@ -562,6 +576,7 @@ impl Engine {
                         if let App::Menu(run) = &mut call.app {
                             run.start(now);
                         }
+                        self.feature_connected(leg.call);
                         self.apply_app(now, leg.call);
                     }
                 }
@@ -573,6 +588,10 @@ impl Engine {
                             App::Deposit(d) => d.deposit.handle_playback_finished(now),
                             App::Transfer(_) => self.transfer_playback_finished(leg.call),
                             App::Queued(_) => self.queued_playback_finished(leg.call),
+                            App::Feature(_) => {
+                                self.end_call(now, leg.call, EndReason::MenuHangup);
+                                continue;
+                            }
                         }
                         self.apply_app(now, leg.call);
                     }
@@ -670,7 +689,7 @@ impl Engine {
             match &mut call.app {
                 App::Menu(run) => run.handle_digit(now, digit),
                 App::Deposit(d) => d.deposit.handle_digit(now, digit),
-                App::Transfer(_) | App::Queued(_) => {}
+                App::Transfer(_) | App::Queued(_) | App::Feature(_) => {}
             }
             self.apply_app(now, handle);
         }
@@ -684,7 +703,7 @@ impl Engine {
                 return;
             };
             match &mut call.app {
-                App::Transfer(_) | App::Queued(_) => return,
+                App::Transfer(_) | App::Queued(_) | App::Feature(_) => return,
                 App::Menu(run) => {
                     let Some(out) = run.poll_output() else {
                         return;
@@ -892,6 +911,7 @@ impl Engine {
                             App::Deposit(d) => d.deposit.handle_timeout(now),
                             App::Transfer(_) => self.transfer_timeout(now, handle),
                             App::Queued(_) => self.queued_timeout(now, handle),
+                            App::Feature(_) => {}
                         }
                         self.apply_app(now, handle);
                     }

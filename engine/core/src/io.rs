@@ -317,6 +317,26 @@ pub enum Event {
     AuthFailed {
         /// Its source.
         from: SocketAddr,
+        /// REGISTER, or INVITE (a feature code).
+        method: &'static str,
+    },
+    /// An authenticated agent's phone dialled a feature code ([`crate::feature_codes`]).
+    FeatureCode {
+        /// The agent.
+        agent: String,
+        /// What it dialled.
+        code: String,
+        /// From where.
+        from: SocketAddr,
+    },
+    /// An agent's request reached the queue center ([`crate::agent_desk`]).
+    AgentRequest {
+        /// The agent.
+        agent: String,
+        /// login, logout, pause, unpause.
+        action: &'static str,
+        /// Who asked: the agent itself (feature code) or a staff user.
+        by: String,
     },
     /// An in-dialog request could not follow the route set as RFC 3261 §12.2.1.1 says: its
     /// next hop is a host name (the engine does not resolve names), so it went where the

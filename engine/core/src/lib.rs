@@ -7,6 +7,7 @@
 //! Nothing here reads a clock or touches a socket.
 
 pub mod admission;
+pub mod agent_desk;
 pub mod bridge;
 pub mod call;
 mod config;
@@ -14,6 +15,7 @@ mod ctx;
 pub mod engine;
 pub mod error;
 mod extensions;
+pub mod feature_codes;
 pub mod fuzz;
 pub mod handle;
 pub mod io;

@@ -872,7 +872,7 @@ impl Engine {
                 t.run.menus().destination(t.dest).name.clone(),
                 Some((t.leg, t.run.menus().clone())),
             ),
-            App::Deposit(_) | App::Queued(_) => return,
+            App::Deposit(_) | App::Queued(_) | App::Feature(_) => return,
         };
         if let Some((leg, menus)) = leg {
             if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {

@@ -21,8 +21,10 @@
 //!   queue's `on_timeout` acts ([`MenuRun::queue_left`]).
 //! - The caller hanging up is [`Input::Leave`]; once bridged, either side's BYE ends both
 //!   legs and is [`Input::CallEnded`] (the agent wraps up).
-//! - Agents: an agent with at least one live registration is logged in; a static agent
-//!   always is (see `Engine::agent_presence`).
+//! - Agents (`login: on_register`, the default): an agent with at least one live
+//!   registration is logged in; a static agent always is (see `Engine::agent_presence`).
+//!   With `login: manual`, and for anyone through feature codes or staff, see
+//!   [`crate::agent_desk`].
 //!
 //! Every queue event is logged in the call's span ([`Event::Queue`]).
 
@@ -33,7 +35,7 @@ use crate::leg::{Leg, LegPhase};
 use crate::outgoing::{Located, send_uac, uri_user};
 use crate::rng::Rng;
 use crate::sdp::{self, Direction, LocalSession};
-use ivr_menus::agents::Reach;
+use ivr_menus::agents::{LoginMode, Reach};
 use ivr_menus::{MenuRun, Menus, QueueId};
 use ivr_queues::{
     AgentConfig, AgentId, CallRef, CenterConfig, EmptyRule, Input, LeaveReason, Limits, Membership,
@@ -122,7 +124,7 @@ pub struct Queueing {
     /// A configuration to hand the center at the next input (reload).
     pending_config: Option<ValidConfig>,
     /// Agent presence changes to tell the center at the next input.
-    pending: Vec<Input>,
+    pub(crate) pending: Vec<Input>,
     /// Whether outputs are being carried out (the loop picks up what is added meanwhile).
     draining: bool,
     /// The Call-ID of each call that entered a queue, until the call ends (queue events
@@ -260,7 +262,9 @@ impl Engine {
     /// agent with a live registration is logged in and reachable; one whose last binding was
     /// removed by its phone logs out; one whose last binding expired stays logged in but is
     /// unreachable (not offered calls) until it registers again. A new registration also
-    /// lifts a pause for unanswered offers. (Feature codes and the staff page come next.)
+    /// lifts a pause for unanswered offers. That is `login: on_register`; with `login:
+    /// manual` registration only says whether the agent is reachable, and feature codes or
+    /// staff log it in and out ([`crate::agent_desk`]).
     pub(crate) fn agent_presence(&mut self, owner: &str, expired: bool) {
         let Some(agent) = self.menus.agents().iter().find(|a| a.name == owner) else {
             return;
@@ -270,8 +274,9 @@ impl Engine {
         };
         let id = AgentId::new(owner);
         let pending = &mut self.queueing.pending;
+        let manual = agent.login == LoginMode::Manual;
         if self.registrar.bindings(&c.user).is_empty() {
-            if expired {
+            if expired || manual {
                 pending.push(Input::AgentReachable {
                     agent: id,
                     reachable: false,
@@ -280,8 +285,10 @@ impl Engine {
                 pending.push(Input::AgentLogout(id));
             }
         } else {
-            pending.push(Input::AgentLogin(id.clone()));
-            pending.push(Input::AgentUnpause(id.clone()));
+            if !manual {
+                pending.push(Input::AgentLogin(id.clone()));
+                pending.push(Input::AgentUnpause(id.clone()));
+            }
             pending.push(Input::AgentReachable {
                 agent: id,
                 reachable: true,
@@ -295,7 +302,7 @@ impl Engine {
         if let Some(config) = self.queueing.pending_config.take() {
             self.queueing.center.handle(now, Input::Reconfigure(config));
             for a in self.menus.agents() {
-                if matches!(a.reach, Reach::Static(_)) {
+                if matches!(a.reach, Reach::Static(_)) && a.login == LoginMode::OnRegister {
                     let id = AgentId::new(a.name.clone());
                     self.queueing.center.handle(now, Input::AgentLogin(id));
                 }

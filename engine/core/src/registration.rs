@@ -53,7 +53,10 @@ impl Engine {
         let reply = self.registrar.handle_register(now, &req, peer);
         if reply.auth_failed {
             self.admission.auth_failed(now, peer.addr.ip());
-            self.ctx.event(Event::AuthFailed { from: peer.addr });
+            self.ctx.event(Event::AuthFailed {
+                from: peer.addr,
+                method: "REGISTER",
+            });
         }
         let mut r = self.ctx.reply(&req, reply.status, None);
         if let Some(reason) = reply.reason {

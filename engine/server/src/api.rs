@@ -30,6 +30,8 @@ pub struct Staff {
     pub users: Arc<UsersFile>,
     /// Signed-in browser sessions.
     pub sessions: Arc<Sessions>,
+    /// The live queue view and the way to the engine for agents' state changes.
+    pub desk: crate::desk::Desk,
 }
 
 /// The users file, re-read when its modification time changes.
@@ -346,9 +348,10 @@ pub struct NoteIn {
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ivr staff API", description = "Callback requests left by callers: list, read, listen, and work through them."),
-    paths(list, get_one, audio, set_status, add_note),
-    components(schemas(Callback, CallbackDetail, Change, StatusChange, NoteIn, StatusName, ApiError)),
+    info(title = "ivr staff API", description = "Callback requests left by callers: list, read, listen, and work through them. Call-center queues: who waits, agents' states, and agents logged in, out, paused and unpaused."),
+    paths(list, get_one, audio, set_status, add_note, crate::desk::queues, crate::desk::agent_action),
+    components(schemas(Callback, CallbackDetail, Change, StatusChange, NoteIn, StatusName, ApiError,
+        crate::desk::Queues, crate::desk::Queue, crate::desk::Waiting, crate::desk::Agent, crate::desk::PauseIn)),
     modifiers(&Security)
 )]
 pub struct Doc;

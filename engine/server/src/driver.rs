@@ -126,6 +126,13 @@ pub(crate) enum NetIn {
     FilesChanged(Vec<std::path::PathBuf>),
     /// The result of loading the config off the loop.
     Reloaded(Box<Loaded>),
+    /// A staff user asks for an agent's state change (see [`crate::desk`]).
+    Agent {
+        agent: String,
+        action: ivr_engine::agent_desk::AgentAction,
+        by: String,
+        reply: oneshot::Sender<Result<(), ivr_engine::agent_desk::AgentRequestError>>,
+    },
     /// From the voicemail writer, or a store result.
     Voicemail(WriterOut),
 }
@@ -151,7 +158,7 @@ pub struct Server {
 /// Talks to a running server's loop from elsewhere (the HTTP side).
 #[derive(Clone)]
 pub struct ServerHandle {
-    tx: mpsc::Sender<NetIn>,
+    pub(crate) tx: mpsc::Sender<NetIn>,
 }
 
 impl ServerHandle {
@@ -307,6 +314,7 @@ impl Server {
                 crate::clock::unix_millis(std::time::SystemTime::now()),
                 ivr_queues::log::Kind::Start,
             )],
+            board_dirty: true,
         };
 
         engine.handle_input(
@@ -625,6 +633,8 @@ struct Io {
     resolver: Option<crate::resolve::SipResolver>,
     /// Queue event log rows not yet handed to the store.
     queue_rows: Vec<ivr_queues::log::Row>,
+    /// The staff's queue view is out of date: publish a snapshot once the outputs are done.
+    board_dirty: bool,
 }
 
 impl Io {
@@ -757,6 +767,16 @@ impl Io {
                     let _ = tx.send(NetIn::Voicemail(WriterOut::Report(report))).await;
                 });
             }
+            NetIn::Agent {
+                agent,
+                action,
+                by,
+                reply,
+            } => {
+                let r = engine.agent_request(now, &agent, action, &by);
+                self.board_dirty = true;
+                let _ = reply.send(r);
+            }
             NetIn::ReloadRequested { .. } | NetIn::FilesChanged(_) | NetIn::Reloaded(_) => {}
         }
     }
@@ -767,6 +787,10 @@ impl Io {
             match engine.poll_output() {
                 Output::Timeout(deadline) => {
                     self.store_queue_rows();
+                    if std::mem::take(&mut self.board_dirty) {
+                        let now = Instant::now();
+                        self.status.board.publish(engine.queue_view(now), now);
+                    }
                     return deadline;
                 }
                 Output::Sip {
@@ -809,6 +833,10 @@ impl Io {
                 }
                 Output::Event(e) => {
                     let queue = matches!(e, Event::Queue { .. });
+                    self.board_dirty |= matches!(
+                        e,
+                        Event::Queue { .. } | Event::Agent { .. } | Event::AgentRequest { .. }
+                    );
                     self.log(e);
                     if queue {
                         self.status
@@ -1126,9 +1154,19 @@ impl Io {
                 self.queue_rows
                     .push(crate::queue_log::row(&event, at, call_id.as_deref()));
             }
-            Event::AuthFailed { from } => {
+            Event::AuthFailed { from, method } => {
                 self.status.auth_failed();
-                warn!(%from, "REGISTER refused: wrong password or unknown user")
+                if method == "REGISTER" {
+                    warn!(%from, "REGISTER refused: wrong password or unknown user")
+                } else {
+                    warn!(%from, method, "feature call refused: wrong password or unknown user")
+                }
+            }
+            Event::FeatureCode { agent, code, from } => {
+                info!(%agent, %code, %from, "agent feature call")
+            }
+            Event::AgentRequest { agent, action, by } => {
+                info!(%agent, action, %by, "agent request")
             }
             Event::Drained => {
                 info!("all calls ended");

@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .with_state(state)
         .merge(crate::api::router(staff.clone()))
+        .merge(crate::desk::router(staff.clone()))
         .merge(crate::page::router(staff))
         .layer(middleware::from_fn_with_state(web, crate::web::guard))
 }

@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod clock;
 pub mod config;
 pub mod conns;
+pub mod desk;
 pub mod driver;
 pub mod http;
 pub mod limits;

@@ -985,6 +985,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     store: store.clone(),
                     voicemail_dir: args.data_dir.join("voicemail"),
                     users: Arc::new(ivr_server::api::UsersFile::new(users)),
+                    desk: ivr_server::desk::Desk {
+                        board: status.board.clone(),
+                        server: Some(server.handle()),
+                    },
                     sessions: {
                         let sessions = Arc::<ivr_server::api::Sessions>::default();
                         sessions.signin.count_lockouts(status.signin_lockouts());

@@ -63,6 +63,9 @@ form.login label { display:block; margin:.75rem 0 .25rem; }
 form.login input { width:100%; font:inherit; padding:.5rem; border:1px solid var(--line); border-radius:.5rem; }
 form.login button { margin-top:1rem; width:100%; background:var(--accent); color:#fff; border-color:var(--accent); }
 .error { color:#b42318; }
+h2.section { font-size:1rem; color:var(--muted); margin:1rem 0 .5rem; }
+.card ul { margin:.25rem 0 0; padding-left:1.1rem; }
+.status.available { background:#d1f7d6; } .status.paused, .status.logged_out { background:#eee; } .status.on_call, .status.ringing { background:#fff3cd; }
 "#;
 
 fn login_page(error: Option<&str>) -> String {
@@ -88,6 +91,7 @@ const APP: &str = r#"
   <button data-view="new" aria-pressed="true">New</button>
   <button data-view="mine" aria-pressed="false">Mine</button>
   <button data-view="all" aria-pressed="false">All</button>
+  <button data-view="queues" aria-pressed="false">Queues</button>
 </div>
 <div id="list" aria-live="polite"></div>
 </main>
@@ -127,7 +131,37 @@ function card(c) {
     </div>
     <details class="history"><summary>History</summary><ul></ul></details></article>`;
 }
+const AGENT = {logged_out:"Logged out", available:"Available", ringing:"Ringing", on_call:"On a call", wrap_up:"Wrap-up", paused:"Paused"};
+const mins = s => s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+function queueCard(q) {
+  const rows = q.waiting.map(w => `<li>#${w.position} · ${w.callback ? "callback request" : esc(w.caller || "unknown caller")} · waiting ${mins(w.waited_s)}</li>`).join("");
+  return `<article class="card queue"><h2><span>${esc(q.name)}</span><span class="status">${q.waiting.length} waiting</span></h2>
+    ${rows ? `<ul>${rows}</ul>` : `<p class="meta">Nobody waiting.</p>`}</article>`;
+}
+function agentCard(a) {
+  const since = a.since ? "since " + new Date(a.since * 1000).toLocaleTimeString() + " · " : "";
+  const paused = a.state === "paused", out = a.state === "logged_out";
+  return `<article class="card agent" data-agent="${esc(a.name)}">
+    <h2><span>${esc(a.name)}</span><span class="status ${esc(a.state)}">${esc(AGENT[a.state] || a.state)}${a.pause_reason ? " · " + esc(a.pause_reason) : ""}</span></h2>
+    <div class="meta">${since}${a.reachable ? "reachable" : "not reachable"} · ${a.calls} calls · ${esc(a.queues.join(", "))}</div>
+    <div class="actions">
+      ${out ? `<button data-act="login">Log in</button>` : `<button data-act="logout">Log out</button>`}
+      ${out ? "" : paused ? `<button data-act="unpause">Unpause</button>` : `<button data-act="pause">Pause</button>`}
+    </div></article>`;
+}
+async function refreshQueues(list) {
+  const v = await api("/api/queues");
+  if (!v) return;
+  list.innerHTML = (v.queues.length || v.agents.length)
+    ? `<h2 class="section">Queues</h2>${v.queues.map(queueCard).join("")}<h2 class="section">Agents</h2>${v.agents.map(agentCard).join("")}`
+    : `<p class="empty">No queues.</p>`;
+}
 async function refresh() {
+  const list0 = document.getElementById("list");
+  if (view === "queues") {
+    if (document.activeElement && list0.contains(document.activeElement)) return;
+    return refreshQueues(list0);
+  }
   const q = view === "new" ? "?status=new" : view === "mine" ? "?mine=true" : "";
   const list = document.getElementById("list");
   // Keep what is being listened to or typed: re-render only when nothing is in use.
@@ -155,6 +189,16 @@ document.getElementById("list").addEventListener("toggle", async e => {
     `<li><span class="meta">${when(h.at)}</span> ${esc(h.actor)}: ${esc(h.action === "status" ? (STATUS[h.detail] || h.detail) : h.action === "note" ? "“" + h.detail + "”" : h.action)}</li>`
   ).join("");
 }, true);
+document.getElementById("list").addEventListener("click", async e => {
+  const b = e.target.closest("button[data-act]"); if (!b) return;
+  const name = b.closest(".agent").dataset.agent;
+  b.disabled = true;
+  try {
+    await api(`/api/agents/${encodeURIComponent(name)}/${b.dataset.act}`, {method: "POST"});
+    document.activeElement.blur();
+    await refresh();
+  } catch (err) { alert(err.message); b.disabled = false; }
+});
 document.getElementById("list").addEventListener("click", async e => {
   const b = e.target.closest("button[data-status]"); if (!b) return;
   const card = b.closest(".card");

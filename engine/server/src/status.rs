@@ -13,8 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// Why calls ended, as `/metrics` labels them, in the order it lists them.
@@ -100,6 +100,8 @@ pub struct ConfigState {
 #[derive(Debug)]
 pub struct Status {
     started: SystemTime,
+    /// The live queue view the staff page and API read (see [`crate::desk`]).
+    pub board: Arc<crate::desk::Board>,
     /// Every metric below, for the exposition.
     registry: Registry,
     calls_active: Gauge<u64, AtomicU64>,
@@ -354,6 +356,7 @@ impl Status {
         registry.register("ivr_agents", "Agents in each state", agents.clone());
         Status {
             started: now,
+            board: Arc::default(),
             queue_waiting,
             agents,
             registry,

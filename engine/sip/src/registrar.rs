@@ -378,6 +378,22 @@ impl Registrar {
         }
     }
 
+    /// Authenticate any other request from an agent's phone (an INVITE dialling a feature
+    /// code) with the same digest machinery as REGISTER (RFC 3261 §22.2, §22.4): the owner
+    /// of the account that answered, or the reply to send instead: `401` with fresh
+    /// challenges (none, an unknown or stale nonce, a replay), or `403` with `auth_failed`
+    /// (a wrong password and an unknown user alike).
+    pub fn authenticate_request(
+        &mut self,
+        now: Instant,
+        req: &Request,
+    ) -> Result<String, RegisterReply> {
+        let epoch = *self.epoch.get_or_insert(now);
+        let now_secs = now.saturating_duration_since(epoch).as_secs();
+        let user = self.authenticate(req, now_secs)?;
+        Ok(self.owner(&user))
+    }
+
     /// The two challenges (SHA-256 first, RFC 8760 §2.4), fresh at `now_secs`.
     fn challenge(&mut self, now_secs: u64, stale: bool) -> RegisterReply {
         let mut r = reply(StatusCode::UNAUTHORIZED, None);

@@ -1,0 +1,29 @@
+"""The staff page's Queues tab in headless Chromium (Playwright driving the system's
+chromium): sign in as a supervisor, open Queues, see the agents, pause one with its button
+and unpause it again; a screenshot is kept.
+
+Usage: queues_browser.py BASE_URL USER PASSWORD AGENT SCREENSHOT_PATH
+Exits non-zero with a message when a step fails.
+"""
+import sys
+from playwright.sync_api import sync_playwright, expect
+
+base, user, password, agent, shot = sys.argv[1:6]
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone screen
+    page.goto(base + "/staff")
+    page.fill("#user", user)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.click("button[data-view=queues]")
+    card = page.locator(f".card.agent[data-agent='{agent}']")
+    expect(card).to_be_visible(timeout=10_000)
+    expect(card.locator(".status")).to_contain_text("Available")
+    card.locator("button[data-act=pause]").click()
+    expect(card.locator(".status")).to_contain_text("Paused", timeout=10_000)
+    page.screenshot(path=shot, full_page=True)
+    card.locator("button[data-act=unpause]").click()
+    expect(card.locator(".status")).to_contain_text("Available", timeout=10_000)
+    browser.close()
+print("queues tab: paused and unpaused", agent)

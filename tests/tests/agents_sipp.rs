@@ -1,0 +1,183 @@
+//! Black box: agents' feature codes and the staff queue view with the real `ivr` binary on
+//! 127.0.0.1. SIPp, as an agent's phone, dials `*42` with digest (MD5 first, as SIPp 3.6
+//! needs; its registering is `registrar_sipp.rs`); the staff API lists queues and agents, pauses and unpauses an agent, and refuses
+//! a user acting on another agent.
+
+use ivr_tests::http;
+use ivr_tests::process::{Ivr, run};
+use ivr_tests::sipp::{self, scenario};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+const AGENT_PASSWORD: &str = "correct horse battery";
+const STAFF_PASSWORD: &str = "a long staff password";
+
+/// The engine with agents alice (registering, `login: manual`) and desk (static); staff users
+/// boss (every mailbox: a supervisor) and bob. Returns their API tokens.
+fn engine() -> (Ivr, tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, entry, err) = run(
+        dir.path(),
+        &[
+            "agents", "add", "alice", "--user", "1001", "--queue", "sales",
+        ],
+        &format!("{AGENT_PASSWORD}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let config = dir.path().join("agents.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\nqueues:\n  sales: {{}}\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"1\": {{ queue: sales }}\nagents:\n{entry}    login: manual\n  desk:\n    uri: sip:desk@127.0.0.1:9\n    queues: {{ sales: }}\n"
+        ),
+    )
+    .unwrap();
+    let mut tokens = Vec::new();
+    for (user, mailbox) in [("boss", "*"), ("bob", "messages")] {
+        let users = ["staff", "--users", "staff.yaml"];
+        let add = [&users[..], &["add-user", user, "--mailbox", mailbox]].concat();
+        let (code, _, err) = run(dir.path(), &add, &format!("{STAFF_PASSWORD}\n"));
+        assert_eq!(code, 0, "{err}");
+        let token = [&users[..], &["add-token", user]].concat();
+        let (code, out, err) = run(dir.path(), &token, "");
+        assert_eq!(code, 0, "{err}");
+        tokens.push(out.trim().to_string());
+    }
+    let ivr = Ivr::start_in(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--register-md5-first"],
+    );
+    let bob = tokens.pop().unwrap();
+    let boss = tokens.pop().unwrap();
+    (ivr, dir, boss, bob)
+}
+
+fn agent<'a>(queues: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    queues["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {queues}"))
+}
+
+#[test]
+fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api() {
+    let (ivr, _dir, boss, bob) = engine();
+    let addr = ivr.http.unwrap();
+    let call = |token: &str, method: &str, path: &str| {
+        let auth = format!("Bearer {token}");
+        http::request(addr, method, path, &[("Authorization", auth.as_str())], b"").unwrap()
+    };
+    let view = || {
+        let r = call(&boss, "GET", "/api/queues");
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_str::<serde_json::Value>(&r.text()).unwrap()
+    };
+
+    // Staff log alice in (manual: registering alone would not).
+    assert_eq!(call(&boss, "POST", "/api/agents/alice/login").status, 204);
+    assert_eq!(agent(&view(), "alice")["state"], "available");
+
+    // SIPp, as alice's phone, dials *42 with digest: alice logs out.
+    let r = sipp::run(
+        ivr.sip,
+        &[
+            "-sf",
+            scenario("feature_code_digest.xml"),
+            "-s",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            AGENT_PASSWORD,
+            "-key",
+            "code",
+            "*42",
+            "-auth_uri",
+            &format!("*42@{}", ivr.sip),
+            "-m",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n--- engine log ---\n{}", r.output, ivr.log());
+    let logged = ivr.wait_for(&["agent feature call", "\"code\":\"*42\""], 1, WAIT);
+    assert_eq!(logged.len(), 1, "{}", ivr.log());
+    let v = view();
+    assert_eq!(agent(&v, "alice")["state"], "logged_out", "{v}");
+    assert_eq!(agent(&v, "alice")["login"], "manual");
+    assert_eq!(v["queues"][0]["name"], "sales");
+    assert_eq!(agent(&v, "desk")["state"], "available", "static: logged in");
+
+    // A supervisor pauses desk, with a reason; the view shows it.
+    let auth = format!("Bearer {boss}");
+    let r = http::request(
+        addr,
+        "POST",
+        "/api/agents/desk/pause",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"reason": "lunch"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let v = view();
+    assert_eq!(agent(&v, "desk")["state"], "paused");
+    assert_eq!(agent(&v, "desk")["pause_reason"], "lunch");
+    // bob may act on his own agent only (there is none named bob): 403, desk unchanged.
+    assert_eq!(call(&bob, "POST", "/api/agents/desk/unpause").status, 403);
+    assert_eq!(call(&bob, "GET", "/api/queues").status, 200);
+    assert_eq!(call(&boss, "POST", "/api/agents/nobody/login").status, 404);
+    assert_eq!(call(&boss, "POST", "/api/agents/desk/dance").status, 404);
+    assert_eq!(call(&boss, "POST", "/api/agents/desk/unpause").status, 204);
+    assert_eq!(agent(&view(), "desk")["state"], "available");
+    // A cross-site browser write is refused like every staff action.
+    let r = http::request(
+        addr,
+        "POST",
+        "/api/agents/desk/pause",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(agent(&view(), "desk")["state"], "available");
+    // The OpenAPI document lists the new routes.
+    let doc: serde_json::Value =
+        serde_json::from_str(&http::get(addr, "/api/openapi.json").text()).unwrap();
+    assert!(doc["paths"]["/api/queues"].is_object());
+    assert!(doc["paths"]["/api/agents/{name}/{action}"].is_object());
+
+    // The staff page's Queues tab in headless Chromium: the supervisor pauses and unpauses
+    // desk with its buttons; a screenshot is kept with the build's logs.
+    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ci-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let shot = logs.join("staff-queues.png");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/queues_browser.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://{addr}"), "boss", STAFF_PASSWORD, "desk"])
+        .arg(&shot)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs playwright and chromium)");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}\n--- engine ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        ivr.log()
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a screenshot was taken"
+    );
+    assert!(
+        ivr.log().contains("\"by\":\"boss\""),
+        "staff actions are logged with who"
+    );
+}
