@@ -572,7 +572,7 @@ impl Engine {
                             App::Menu(run) => run.handle_playback_finished(now),
                             App::Deposit(d) => d.deposit.handle_playback_finished(now),
                             App::Transfer(_) => self.transfer_playback_finished(leg.call),
-                            App::Queued(_) => self.queued_playback_finished(leg.call),
+                            App::Queued(_) => self.queued_playback_finished(now, leg.call),
                         }
                         self.apply_app(now, leg.call);
                     }
@@ -666,6 +666,16 @@ impl Engine {
             call: handle,
             digit,
         });
+        if self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| matches!(c.app, App::Queued(_)))
+        {
+            self.queued_digit(now, handle, digit);
+            self.apply_app(now, handle);
+            self.reindex(handle);
+            return;
+        }
         if let Some(call) = self.calls.get_mut(&handle) {
             match &mut call.app {
                 App::Menu(run) => run.handle_digit(now, digit),

@@ -22,6 +22,7 @@ pub mod media;
 pub mod outgoing;
 mod prack;
 mod proxy;
+mod queue_callback;
 pub mod queued;
 mod referral;
 pub mod registration;

@@ -65,6 +65,11 @@ pub struct Queued {
     pub rings: Vec<AgentRing>,
     /// The agent the caller is bridged to.
     pub agent: Option<AgentRing>,
+    /// The callback number dialogue, after the caller pressed the `callback` exit key
+    /// ([`crate::queue_callback`]); the caller keeps its place meanwhile.
+    pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
+    /// The callback request was taken: the confirmation plays, then the call ends.
+    pub leaving: bool,
 }
 
 /// One offer: an outgoing leg ringing one agent's phone.
@@ -96,6 +101,7 @@ impl Queued {
             .iter()
             .chain(self.agent.as_ref())
             .filter_map(|r| r.uac.as_ref()?.poll_timeout())
+            .chain(self.dialogue.as_ref().and_then(|d| d.poll_timeout()))
             .min()
     }
 
@@ -201,6 +207,10 @@ pub fn center_config(menus: &Menus) -> CenterConfig {
             c.join_when_empty = empty_rule(q.join_when_empty);
             c.leave_when_empty = empty_rule(q.leave_when_empty);
             c.max_no_answer = q.max_no_answer;
+            c.callback = q.callback.as_ref().map(|cb| ivr_queues::CallbackConfig {
+                retries: cb.retries,
+                retry_delay: cb.retry_delay,
+            });
             c
         })
         .collect();
@@ -321,7 +331,7 @@ impl Engine {
     }
 
     /// Tell the center something and carry out what it asks.
-    fn queue_input(&mut self, now: Instant, input: Input) {
+    pub(crate) fn queue_input(&mut self, now: Instant, input: Input) {
         self.queueing.center.handle(now, input);
         self.drain_queues(now);
     }
@@ -340,7 +350,11 @@ impl Engine {
 
     fn queue_output(&mut self, now: Instant, out: QOut) {
         match out {
-            QOut::Joined { .. } | QOut::CallbackAccepted { .. } | QOut::CallbackRefused { .. } => {}
+            QOut::Joined { .. } => {}
+            QOut::CallbackAccepted { call, .. } => self.callback_accepted(now, CallHandle(call.0)),
+            QOut::CallbackRefused { call, reason } => {
+                self.callback_refused(CallHandle(call.0), reason)
+            }
             QOut::Refused { call, reason, .. } => {
                 let outcome = match reason {
                     ivr_queues::RefuseReason::Full => "full",
@@ -365,8 +379,11 @@ impl Engine {
             } => {
                 let result = match waiter {
                     Waiter::Caller(call) => self.ring_agent(now, CallHandle(call.0), offer, agent),
-                    // Callbacks are not requested by this version's calls.
-                    Waiter::Callback(_) => Err(OfferFailure::Unreachable),
+                    // Callbacks are not dialled yet: cancelled rather than hold the line.
+                    Waiter::Callback(callback) => {
+                        self.callback_offered(now, callback);
+                        Ok(())
+                    }
                 };
                 if let Err(why) = result {
                     self.queueing
@@ -435,6 +452,8 @@ impl Engine {
             queue,
             rings: Vec::new(),
             agent: None,
+            dialogue: None,
+            leaving: false,
         }));
         let caller = call.caller.clone();
         let call_id = call.call_id.to_string();
@@ -451,7 +470,7 @@ impl Engine {
     }
 
     /// The queue's music (or the ringing tone), from the start.
-    fn play_music(&mut self, handle: CallHandle) {
+    pub(crate) fn play_music(&mut self, handle: CallHandle) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -482,7 +501,7 @@ impl Engine {
             return;
         };
         let App::Queued(q) = &call.app else { return };
-        if q.agent.is_some() {
+        if q.agent.is_some() || q.dialogue.is_some() || q.leaving {
             return;
         }
         let menus = q.run.menus();
@@ -528,7 +547,10 @@ impl Engine {
     }
 
     /// What played to a waiting caller ended: the music goes on.
-    pub(crate) fn queued_playback_finished(&mut self, handle: CallHandle) {
+    pub(crate) fn queued_playback_finished(&mut self, now: Instant, handle: CallHandle) {
+        if self.dialogue_playback_finished(now, handle) {
+            return;
+        }
         if let Some(call) = self.calls.get(&handle)
             && let App::Queued(q) = &call.app
             && q.agent.is_none()
@@ -539,6 +561,29 @@ impl Engine {
 
     /// The caller leaves the queue unserved: back to the menus, whose `on_timeout` acts.
     fn queue_left(&mut self, now: Instant, handle: CallHandle, outcome: &str) {
+        self.leave_queue(now, handle, |run, now| run.queue_left(now, outcome));
+    }
+
+    /// The caller pressed an exit key bound to `action` (the center was told): back to the
+    /// menus, where the action runs.
+    pub(crate) fn queue_exit_key(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        key: ivr_audio::Digit,
+        action: ivr_menus::Action,
+    ) {
+        self.leave_queue(now, handle, |run, now| run.queue_exit(now, key, action));
+    }
+
+    /// Back to the menus from a queue (unless bridged): the rings stop, then `then` tells
+    /// the run what to do.
+    fn leave_queue(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        then: impl FnOnce(&mut MenuRun, Instant),
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -559,7 +604,7 @@ impl Engine {
         if let Some(call) = self.calls.get_mut(&handle)
             && let App::Menu(run) = &mut call.app
         {
-            run.queue_left(now, outcome);
+            then(run, now);
         }
         self.apply_app(now, handle);
         self.reindex(handle);
@@ -930,6 +975,7 @@ impl Engine {
             }
         }
         self.drive_rings(now, handle);
+        self.dialogue_timeout(now, handle);
     }
 
     /// Send what the agents' attempts queued and act on what they report.
@@ -1065,6 +1111,7 @@ impl Engine {
         let leg = ring.leg;
         let extensions = ring.uac.as_ref().map(|u| u.answer_extensions());
         q.agent = Some(ring);
+        q.dialogue = None;
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
