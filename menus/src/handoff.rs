@@ -795,6 +795,73 @@ menus:
     }
 
     #[test]
+    fn exit_keys_and_callback_settings_compile_and_are_checked() {
+        let good = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    exit_keys: { \"1\": callback, \"2\": { voicemail: sales }, \"#\": { goto: more } }\n    callback: { via: mobile, retries: 3, retry_delay: 2m, allowed_prefixes: [\"0\", \"+33\"], confirmed: thanks }\n",
+        );
+        let m = compile_test(&good).unwrap();
+        let q = m.queue(QueueId(0));
+        assert_eq!(q.exit_keys.len(), 3);
+        assert!(matches!(q.exit_keys[0], (Digit::D1, ExitKey::Callback)));
+        assert!(matches!(
+            q.exit_keys[1],
+            (Digit::D2, ExitKey::Action(Action::Voicemail(_)))
+        ));
+        let cb = q.callback.as_ref().unwrap();
+        assert_eq!((cb.retries, cb.retry_delay), (3, Duration::from_secs(120)));
+        assert_eq!(m.destination(cb.via).name, "mobile");
+        assert!(cb.allows("0612345678") && cb.allows("+33612345678"));
+        assert!(!cb.allows("+1555123456"), "not an allowed prefix");
+        assert!(!cb.allows("06;user=x"), "digits only");
+        assert!(!cb.allows("0"), "the pattern: 3 to 15 digits");
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    exit_keys: { \"1\": callback, \"22\": { voicemail: sales }, \"3\": { repeat: true } }\n",
+        );
+        let e = errors(&bad);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exit_keys.1: missing field 'callback")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exit_keys.22: '22' is not a key")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exit_keys.3: 'repeat' is not one of callback, goto")),
+            "{e:#?}"
+        );
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    callback: { via: mobil, retries: 11, allowed_prefixes: [\"0a\"] }\n",
+        );
+        let e = errors(&bad);
+        assert!(
+            e.iter().any(|e| e
+                .contains("callback.via: unknown destination 'mobil' (did you mean 'mobile'?)")),
+            "{e:#?}"
+        );
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    callback: { via: mobile, retries: 11, allowed_prefixes: [\"0a\"] }\n",
+        );
+        let e = errors(&bad);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("callback.retries: 11 is outside 0 to 10")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|e| e.contains("'0a' is not a number prefix")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn every_mistake_is_reported_with_its_place() {
         let bad = CONFIG
             .replace(
