@@ -8,6 +8,8 @@ use ivr_audio::Digit;
 use ivr_engine::{CallHandle, EndReason, Event};
 use ivr_queues::{QueueEvent, Waiter};
 use ivr_sip::Transport;
+use ivr_sip::header::HeaderName;
+use ivr_sip::message::{CoreHeaders, Request, Response, StatusCode};
 use ivr_tests::caller::{Caller, Net, request};
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,4 +217,295 @@ fn a_number_outside_the_allowed_prefixes_is_refused_and_the_caller_keeps_waiting
         [Waiter::Caller(ivr_queues::CallRef(call.0))]
     );
     assert!(net.ended(call).is_none());
+}
+
+/// A scripted phone (the agent's desk, or the caller's phone behind the trunk).
+struct Phone {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    media: std::net::SocketAddr,
+}
+
+impl Phone {
+    fn new(name: &'static str, port: u16) -> Phone {
+        Phone {
+            name,
+            addr: ([127, 0, 0, 1], port).into(),
+            media: ([127, 0, 0, 1], port + 2).into(),
+        }
+    }
+
+    fn respond(&self, req: &Request, code: u16, sdp: bool) -> Vec<u8> {
+        let mut r = Response::to_request(req, StatusCode::new(code).unwrap());
+        let to = req.headers.get(&HeaderName::To).unwrap().to_string();
+        if !to.contains(";tag=") && code > 100 {
+            r.headers
+                .set(HeaderName::To, format!("{to};tag={}", self.name));
+        }
+        if (200..300).contains(&code) {
+            r.headers.push(
+                HeaderName::Contact,
+                format!("<sip:{}@{}>", self.name, self.addr),
+            );
+        }
+        if sdp {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = format!(
+                "v=0\r\no={n} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio {p} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+                n = self.name,
+                p = self.media.port()
+            )
+            .into_bytes();
+        }
+        r.to_bytes()
+    }
+
+    fn send(&self, net: &mut Net, data: &[u8]) {
+        net.send_sip(Transport::Udp, self.addr, data);
+    }
+
+    fn take_invite(&self, net: &mut Net) -> Request {
+        let msgs = net.take_sip(self.addr);
+        request(&msgs, "INVITE")
+            .unwrap_or_else(|| panic!("{} is rung: {msgs:?}", self.name))
+            .clone()
+    }
+
+    /// The engine's BYE (answered), and the INVITE that came with it.
+    fn bye_then_invite(&self, net: &mut Net) -> Request {
+        net.advance(Duration::from_millis(200));
+        let msgs = net.take_sip(self.addr);
+        let bye = request(&msgs, "BYE").expect("BYE").clone();
+        let invite = request(&msgs, "INVITE")
+            .unwrap_or_else(|| panic!("{} is rung: {msgs:?}", self.name))
+            .clone();
+        self.send(net, &self.respond(&bye, 200, false));
+        invite
+    }
+
+    /// Ring, answer: the engine ACKs.
+    fn answer(&self, net: &mut Net, invite: &Request) {
+        self.send(net, &self.respond(invite, 180, false));
+        self.send(net, &self.respond(invite, 200, true));
+        let msgs = net.take_sip(self.addr);
+        assert!(
+            request(&msgs, "ACK").is_some(),
+            "{} ACKed: {msgs:?}",
+            self.name
+        );
+    }
+
+    fn rtp(&self, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&u32::from(self.addr.port()).to_be_bytes());
+        p.extend(std::iter::repeat_n(0x55, 160));
+        p
+    }
+}
+
+/// The callback's own call: the last call the engine started for `callback sales`.
+fn callback_call(net: &Net) -> CallHandle {
+    net.events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::CallStarted { call, to, .. } if to == "callback sales" => Some(*call),
+            _ => None,
+        })
+        .expect("a callback call")
+}
+
+/// The caller (an agent on a call meanwhile) asks for a callback and hangs up.
+fn request_callback(net: &mut Net, caller: &mut Caller) -> CallHandle {
+    let call = join(net, caller);
+    net.press(caller, call, Digit::D3);
+    net.press(caller, call, Digit::D1);
+    net.advance(Duration::from_secs(5));
+    hung_up_by_engine(net, caller, call);
+    call
+}
+
+#[test]
+fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridges_them() {
+    let mut net = Net::new(menus("\"+1\"", true));
+    let desk = Phone::new("desk", 7300);
+    let trunk = Phone::new("trunk", 7400);
+    // The desk takes a first caller: it is busy while the others line up.
+    let mut busy = Caller::new("127.0.0.1:7050", "busy");
+    let x = join(&mut net, &mut busy);
+    let first = desk.take_invite(&mut net);
+    desk.answer(&mut net, &first);
+    // A caller asks for a callback and hangs up; a later caller waits behind the request.
+    let mut caller = Caller::new("127.0.0.1:7060", "cb-e2e");
+    request_callback(&mut net, &mut caller);
+    let mut later = Caller::new("127.0.0.1:7070", "later");
+    let b = join(&mut net, &mut later);
+    assert!(matches!(
+        net.engine.queue_line("sales")[..],
+        [Waiter::Callback(_), Waiter::Caller(_)]
+    ));
+    // The first call ends: the desk is offered the callback first, not the later caller.
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    assert!(net.ended(x).is_some());
+    let invite = desk.bye_then_invite(&mut net);
+    let cb = callback_call(&net);
+    assert_eq!(
+        invite.headers.get(&HeaderName::from_wire("X-IVR-Queue")),
+        Some("sales")
+    );
+    assert!(net.take_sip(trunk.addr).is_empty(), "the agent first");
+    desk.answer(&mut net, &invite);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackDialing { attempt: 1, .. }))
+    );
+    // Then the caller, at the number, through the trunk.
+    net.advance(Duration::from_millis(100));
+    let dial = trunk.take_invite(&mut net);
+    assert_eq!(dial.uri.to_string(), "sip:+15551234@127.0.0.1:7400");
+    trunk.answer(&mut net, &dial);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackConnected { .. }))
+    );
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { call, destination, .. } if *call == cb && destination == "agent desk")));
+    // Audio both ways: the trunk's packets reach the desk, and the desk's the trunk.
+    let (to_desk, to_trunk) = (
+        net.rtp.get(&cb.leg(1)).map_or(0, Vec::len),
+        net.rtp.get(&cb.leg(0)).map_or(0, Vec::len),
+    );
+    for seq in 1..=10 {
+        net.send_rtp(cb.leg(0), trunk.media, &trunk.rtp(seq));
+        net.send_rtp(cb.leg(1), desk.media, &desk.rtp(seq));
+        net.advance(Duration::from_millis(20));
+    }
+    let sent = |net: &Net, leg| net.rtp.get(&leg).map_or(0, Vec::len);
+    assert!(
+        sent(&net, cb.leg(1)) >= to_desk + 8,
+        "the desk hears the caller"
+    );
+    assert!(
+        sent(&net, cb.leg(0)) >= to_trunk + 8,
+        "the caller hears the desk"
+    );
+    assert!(
+        net.rtp[&cb.leg(1)]
+            .iter()
+            .rev()
+            .take(5)
+            .all(|p| p.to == desk.media)
+    );
+    // The later caller still waits (the desk is busy with the callback).
+    assert!(net.ended(b).is_none());
+    assert_eq!(
+        net.engine.queue_line("sales"),
+        [Waiter::Caller(ivr_queues::CallRef(b.0))]
+    );
+    // The caller hangs up: the desk gets BYE and the queue call completes.
+    let bye = format!(
+        "BYE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-tbye\r\n\
+         Max-Forwards: 70\r\nFrom: {to};tag=trunk\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+         CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        a = trunk.addr,
+        to = dial.headers.get(&HeaderName::To).unwrap(),
+        from = dial.headers.get(&HeaderName::From).unwrap(),
+        cid = dial.call_id().unwrap(),
+    );
+    trunk.send(&mut net, bye.as_bytes());
+    let msgs = net.take_sip(desk.addr);
+    assert!(
+        request(&msgs, "BYE").is_some(),
+        "the desk is hung up: {msgs:?}"
+    );
+    assert!(net.ended(cb).is_some());
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Complete { .. }))
+    );
+}
+
+#[test]
+fn a_busy_number_is_retried_after_the_delay_then_given_up() {
+    let mut net = Net::new(menus("\"+1\"", true));
+    let desk = Phone::new("desk", 7300);
+    let trunk = Phone::new("trunk", 7400);
+    let mut busy = Caller::new("127.0.0.1:7050", "busy");
+    let x = join(&mut net, &mut busy);
+    let first = desk.take_invite(&mut net);
+    desk.answer(&mut net, &first);
+    let mut caller = Caller::new("127.0.0.1:7060", "cb-busy");
+    request_callback(&mut net, &mut caller);
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    assert!(net.ended(x).is_some());
+    let invite = desk.bye_then_invite(&mut net);
+    desk.answer(&mut net, &invite);
+    net.advance(Duration::from_millis(100));
+    let dial = trunk.take_invite(&mut net);
+    // The number is busy: the engine ACKs, hangs the desk up, and the center retries later.
+    trunk.send(&mut net, &trunk.respond(&dial, 486, false));
+    assert!(request(&net.take_sip(trunk.addr), "ACK").is_some());
+    let msgs = net.take_sip(desk.addr);
+    assert!(
+        request(&msgs, "BYE").is_some(),
+        "the desk is hung up: {msgs:?}"
+    );
+    assert!(queue_events(&net).iter().any(|e| matches!(
+        e,
+        QueueEvent::CallbackFailed {
+            attempt: 1,
+            retrying: true,
+            ..
+        }
+    )));
+    assert!(
+        matches!(net.engine.queue_line("sales")[..], [Waiter::Callback(_)]),
+        "still in line"
+    );
+    // Not before the delay (30 s).
+    net.advance(Duration::from_secs(20));
+    assert!(request(&net.take_sip(desk.addr), "INVITE").is_none());
+    net.advance(Duration::from_secs(15));
+    let again = desk.take_invite(&mut net);
+    desk.answer(&mut net, &again);
+    net.advance(Duration::from_millis(100));
+    let dial = trunk.take_invite(&mut net);
+    assert_eq!(dial.uri.to_string(), "sip:+15551234@127.0.0.1:7400");
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackDialing { attempt: 2, .. }))
+    );
+    // Nobody answers this time either (ring timeout of the trunk: 30 s): the last retry is
+    // spent and the request is given up.
+    trunk.send(&mut net, &trunk.respond(&dial, 180, false));
+    net.advance(Duration::from_secs(31));
+    let msgs = net.take_sip(trunk.addr);
+    let cancel = request(&msgs, "CANCEL").expect("CANCEL at the ring timeout");
+    trunk.send(&mut net, &trunk.respond(cancel, 200, false));
+    trunk.send(&mut net, &trunk.respond(&dial, 487, false));
+    net.advance(Duration::from_millis(100));
+    assert!(queue_events(&net).iter().any(|e| matches!(
+        e,
+        QueueEvent::CallbackFailed {
+            attempt: 2,
+            retrying: false,
+            ..
+        }
+    )));
+    assert!(net.engine.queue_line("sales").is_empty());
+    net.advance(Duration::from_secs(60));
+    assert!(
+        request(&net.take_sip(desk.addr), "INVITE").is_none(),
+        "given up"
+    );
 }

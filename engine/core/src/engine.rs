@@ -62,7 +62,7 @@ pub struct Engine {
     deadlines: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
     /// Reused list of owners due in one wake-up (kept to avoid allocating per tick).
     due_scratch: Vec<TimerOwner>,
-    next_handle: u64,
+    pub(crate) next_handle: u64,
     shutting_down: bool,
     drained: bool,
     /// The last [`Input::WallClock`]: (when it came, what it said).
@@ -502,6 +502,9 @@ impl Engine {
     }
 
     fn media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
+        if leg.index == 0 && self.is_callback_call(leg.call) {
+            return self.callback_media_opened(now, leg, local);
+        }
         if leg.index > 0 && self.leg_mut(leg).is_some() {
             if self.is_queued(leg.call) {
                 return self.queued_media_opened(now, leg, local);
@@ -518,6 +521,9 @@ impl Engine {
     }
 
     fn media_failed(&mut self, now: Instant, leg: LegHandle) {
+        if leg.index == 0 && self.is_callback_call(leg.call) {
+            return self.queued_media_failed(now, leg);
+        }
         if leg.index > 0 && self.leg_mut(leg).is_some() && self.is_queued(leg.call) {
             return self.queued_media_failed(now, leg);
         }
@@ -1004,10 +1010,12 @@ impl Engine {
         if let Some(now) = self.last_now {
             self.deposit_hangup(now, handle);
         }
+        let outbound = self.is_callback_call(handle);
         let Some(call) = self.calls.remove(&handle) else {
             return;
         };
-        if let Some(first) = call.legs.first() {
+        // A queued callback's own call was never admitted.
+        if let Some(first) = call.legs.first().filter(|_| !outbound) {
             self.admission.call_ended(handle, first.peer.addr.ip());
         }
         for leg in &call.legs {

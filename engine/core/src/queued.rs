@@ -70,6 +70,8 @@ pub struct Queued {
     pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
     /// The callback request was taken: the confirmation plays, then the call ends.
     pub leaving: bool,
+    /// For a queued callback's own call: the call to the caller (leg 0).
+    pub callback: Option<Box<crate::queue_callback::CallbackCall>>,
 }
 
 /// One offer: an outgoing leg ringing one agent's phone.
@@ -102,6 +104,7 @@ impl Queued {
             .chain(self.agent.as_ref())
             .filter_map(|r| r.uac.as_ref()?.poll_timeout())
             .chain(self.dialogue.as_ref().and_then(|d| d.poll_timeout()))
+            .chain(self.callback.as_ref().and_then(|c| c.poll_timeout()))
             .min()
     }
 
@@ -125,6 +128,8 @@ pub struct Queueing {
     pub center: QueueCenter,
     /// Offers out, by the call they ring for.
     offers: HashMap<OfferId, CallHandle>,
+    /// Each callback request's own call, while an offer or a dial is out for it.
+    pub(crate) callback_calls: HashMap<ivr_queues::CallbackId, CallHandle>,
     /// A configuration to hand the center at the next input (reload).
     pending_config: Option<ValidConfig>,
     /// Agent presence changes to tell the center at the next input.
@@ -156,6 +161,7 @@ impl Queueing {
         Queueing {
             center,
             offers: HashMap::new(),
+            callback_calls: HashMap::new(),
             pending_config: pending.map(|_| config),
             pending: Vec::new(),
             draining: false,
@@ -349,6 +355,15 @@ impl Engine {
     }
 
     fn queue_output(&mut self, now: Instant, out: QOut) {
+        if matches!(
+            out,
+            QOut::Offer {
+                waiter: Waiter::Callback(_),
+                ..
+            } | QOut::DialCallback { .. }
+        ) {
+            return self.callback_output(now, out);
+        }
         match out {
             QOut::Joined { .. } => {}
             QOut::CallbackAccepted { call, .. } => self.callback_accepted(now, CallHandle(call.0)),
@@ -379,11 +394,8 @@ impl Engine {
             } => {
                 let result = match waiter {
                     Waiter::Caller(call) => self.ring_agent(now, CallHandle(call.0), offer, agent),
-                    // Callbacks are not dialled yet: cancelled rather than hold the line.
-                    Waiter::Callback(callback) => {
-                        self.callback_offered(now, callback);
-                        Ok(())
-                    }
+                    // Handled above.
+                    Waiter::Callback(_) => Ok(()),
                 };
                 if let Err(why) = result {
                     self.queueing
@@ -402,10 +414,7 @@ impl Engine {
                 position,
                 estimated_wait,
             } => self.announce(CallHandle(call.0), periodic, position, estimated_wait),
-            QOut::DialCallback { callback, .. } => self
-                .queueing
-                .center
-                .handle(now, Input::CallbackFailed(callback)),
+            QOut::DialCallback { .. } => {}
             QOut::Event(e) => {
                 let call = match &e.event {
                     ivr_queues::QueueEvent::Enter { call, .. }
@@ -454,6 +463,7 @@ impl Engine {
             agent: None,
             dialogue: None,
             leaving: false,
+            callback: None,
         }));
         let caller = call.caller.clone();
         let call_id = call.call_id.to_string();
@@ -620,6 +630,9 @@ impl Engine {
                     uac.cancel(now, CancelReason::Abandoned);
                 }
             }
+            if let Some(uac) = q.callback.as_mut().and_then(|c| c.uac.as_mut()) {
+                uac.cancel(now, CancelReason::Abandoned);
+            }
             self.drive_rings(now, handle);
         }
     }
@@ -628,7 +641,7 @@ impl Engine {
     /// and the agents' attempts finish their transactions detached.
     pub(crate) fn detach_queued(&mut self, app: App, handle: CallHandle) {
         let App::Queued(q) = app else { return };
-        let q = *q;
+        let mut q = *q;
         // Calls only end while an input is handled, which sets the time.
         let Some(now) = self.last_now else { return };
         for ring in q.rings {
@@ -636,6 +649,16 @@ impl Engine {
             self.drop_ring(now, ring, bye);
         }
         let call = CallRef(handle.0);
+        if let Some(cb) = q.callback.take() {
+            let bridged = q.agent.is_some();
+            if let Some(ring) = q.agent {
+                self.drop_ring(now, ring, false);
+            }
+            if let Some(input) = self.detach_callback(now, *cb, bridged, handle) {
+                self.queue_input(now, input);
+            }
+            return;
+        }
         let input = match q.agent {
             Some(ring) => {
                 // Its leg's own BYE (the call's end) hangs the agent up.
@@ -655,7 +678,7 @@ impl Engine {
     /// Ring `agent` for the caller on `handle`: a new leg per phone it has (each registered
     /// binding, or its static URI), whose INVITE goes once its RTP socket is open. The first
     /// phone to answer takes the offer; the others are cancelled.
-    fn ring_agent(
+    pub(crate) fn ring_agent(
         &mut self,
         now: Instant,
         handle: CallHandle,
@@ -925,6 +948,9 @@ impl Engine {
 
     /// An agent's leg got no RTP socket: that offer failed.
     pub(crate) fn queued_media_failed(&mut self, now: Instant, leg: LegHandle) {
+        if leg.index == 0 {
+            return self.callback_dial_failed(now, leg.call);
+        }
         let Some(call) = self.calls.get_mut(&leg.call) else {
             return;
         };
@@ -952,6 +978,7 @@ impl Engine {
                 .iter_mut()
                 .chain(q.agent.as_mut())
                 .filter_map(|r| r.uac.as_mut())
+                .chain(q.callback.as_mut().and_then(|c| c.uac.as_mut()))
                 .find(|u| u.call_id().as_str() == id)
         {
             uac.handle_response(now, response);
@@ -970,16 +997,18 @@ impl Engine {
                 .iter_mut()
                 .chain(q.agent.as_mut())
                 .filter_map(|r| r.uac.as_mut())
+                .chain(q.callback.as_mut().and_then(|c| c.uac.as_mut()))
             {
                 uac.handle_timeout(now);
             }
         }
+        self.callback_timeout(now, handle);
         self.drive_rings(now, handle);
         self.dialogue_timeout(now, handle);
     }
 
     /// Send what the agents' attempts queued and act on what they report.
-    fn drive_rings(&mut self, now: Instant, handle: CallHandle) {
+    pub(crate) fn drive_rings(&mut self, now: Instant, handle: CallHandle) {
         let mut events = Vec::new();
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
@@ -996,7 +1025,22 @@ impl Engine {
                 events.push((r.leg, e));
             }
         }
+        if let Some(cb) = q.callback.as_mut()
+            && let Some(uac) = cb.uac.as_mut()
+        {
+            while let Some(tx) = uac.poll_transmit() {
+                send_uac(&mut self.ctx, Some(handle), tx, cb.located.as_ref());
+            }
+            while let Some(e) = uac.poll_event() {
+                events.push((handle.leg(0), e));
+            }
+        }
         for (leg, event) in events {
+            if leg.index == 0 {
+                // The call to a queued callback's caller.
+                self.callback_event(now, handle, event);
+                continue;
+            }
             match event {
                 UacEvent::Answered { dialog, sdp } => {
                     self.agent_answered(now, handle, leg, *dialog, &sdp)
@@ -1037,6 +1081,7 @@ impl Engine {
             self.queueing.offers.insert(offer, handle);
             return;
         }
+        self.callback_call_idle(handle);
         self.queue_input(now, Input::OfferFailed { offer, why });
     }
 
@@ -1096,7 +1141,13 @@ impl Engine {
     }
 
     /// The center chose this answer: bridge the caller and the agent.
-    fn connect_agent(&mut self, now: Instant, handle: CallHandle, offer: OfferId, agent: AgentId) {
+    pub(crate) fn connect_agent(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        offer: OfferId,
+        agent: AgentId,
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -1160,12 +1211,13 @@ impl Engine {
             self.drop_ring(now, ring, bye);
         }
         self.reindex(handle);
+        self.callback_call_idle(handle);
     }
 
     /// Let go of an agent's leg: CANCEL if it rings, BYE on the attempt's dialog if `bye`
     /// (an answer nobody takes), close its socket unless it is a bridged leg (whose own BYE
     /// ends it); the attempt finishes its transactions detached from the call.
-    fn drop_ring(&mut self, now: Instant, ring: AgentRing, bye: bool) {
+    pub(crate) fn drop_ring(&mut self, now: Instant, ring: AgentRing, bye: bool) {
         self.queueing.offers.remove(&ring.offer);
         if let Some(call) = self.calls.get_mut(&ring.leg.call)
             && let Some(l) = call.legs.get_mut(usize::from(ring.leg.index))
