@@ -5,7 +5,7 @@
 //! refused. No sockets, no sleeping.
 
 use ivr_audio::Digit;
-use ivr_engine::{CallHandle, EndReason, Event};
+use ivr_engine::{CallHandle, EndReason, Event, Input, QueueCallbackCmd, RestoredCallback};
 use ivr_queues::{QueueEvent, Waiter};
 use ivr_sip::Transport;
 use ivr_sip::header::HeaderName;
@@ -154,6 +154,20 @@ fn a_callback_request_keeps_the_place_and_the_engine_hangs_up() {
     assert_eq!(played(&net, "thanks"), 1, "the confirmation");
     net.advance(Duration::from_secs(5));
     hung_up_by_engine(&mut net, &first, a);
+    // It is a callback request in the store, of its own kind.
+    let [QueueCallbackCmd::Store(r)] = &net.queue_callbacks[..] else {
+        panic!("{:?}", net.queue_callbacks)
+    };
+    assert_eq!(r.kind, ivr_voicemail::RequestKind::QueueCallback);
+    assert_eq!(
+        (
+            r.queue.as_deref(),
+            r.mailbox.as_str(),
+            r.callback_number.as_deref()
+        ),
+        (Some("sales"), "sales", Some("+15551234"))
+    );
+    assert!(!r.has_message);
     // A later caller (another number) lines up behind the request.
     let mut second = Caller::new("127.0.0.1:7030", "cb-2");
     let b = join(&mut net, &mut second);
@@ -431,6 +445,10 @@ fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridg
             .iter()
             .any(|e| matches!(e, QueueEvent::Complete { .. }))
     );
+    // The stored request says it was called back.
+    assert!(matches!(&net.queue_callbacks[..],
+        [QueueCallbackCmd::Store(r), QueueCallbackCmd::Status { id, status: "called_back", .. }]
+            if *id == r.id));
 }
 
 #[test]
@@ -503,9 +521,83 @@ fn a_busy_number_is_retried_after_the_delay_then_given_up() {
         }
     )));
     assert!(net.engine.queue_line("sales").is_empty());
+    assert!(matches!(
+        &net.queue_callbacks[..],
+        [
+            QueueCallbackCmd::Store(_),
+            QueueCallbackCmd::Status {
+                status: "no_answer",
+                ..
+            }
+        ]
+    ));
     net.advance(Duration::from_secs(60));
     assert!(
         request(&net.take_sip(desk.addr), "INVITE").is_none(),
         "given up"
     );
+}
+
+#[test]
+fn staff_closing_the_stored_request_cancels_the_callback() {
+    let mut net = Net::new(menus("\"+1\"", false));
+    let mut caller = Caller::new("127.0.0.1:7080", "cb-cancel");
+    request_callback(&mut net, &mut caller);
+    let [QueueCallbackCmd::Store(r)] = &net.queue_callbacks[..] else {
+        panic!("{:?}", net.queue_callbacks)
+    };
+    let id = r.id.clone();
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+    // An id the engine does not know changes nothing.
+    net.engine
+        .handle_input(net.now, Input::CancelCallback("1-00000000".into()));
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+    net.engine.handle_input(net.now, Input::CancelCallback(id));
+    net.advance(Duration::from_millis(10));
+    assert!(net.engine.queue_line("sales").is_empty());
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackCancelled { .. }))
+    );
+    // The staff's own status stands: nothing more is written.
+    assert_eq!(net.queue_callbacks.len(), 1);
+    // The number may ask again.
+    let mut again = Caller::new("127.0.0.1:7090", "cb-again");
+    request_callback(&mut net, &mut again);
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+}
+
+#[test]
+fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
+    let mut net = Net::new(menus("\"+1\", \"0\"", false));
+    let restored = |id: &str, queue: &str, number: &str| RestoredCallback {
+        id: id.into(),
+        queue: queue.into(),
+        number: number.into(),
+    };
+    net.engine.handle_input(
+        net.now,
+        Input::RestoreCallbacks(vec![
+            restored("100-aaaaaaaa", "sales", "+15550001"),
+            restored("101-bbbbbbbb", "gone", "+15550002"),
+            restored("102-cccccccc", "sales", "0491234567"),
+        ]),
+    );
+    net.advance(Duration::from_millis(10));
+    // The one whose queue is gone is closed with a note; the others wait, in order, and a
+    // caller of the new run lines up behind them.
+    assert!(matches!(&net.queue_callbacks[..],
+        [QueueCallbackCmd::Status { id, status: "no_answer", .. }] if id == "101-bbbbbbbb"));
+    let mut caller = Caller::new("127.0.0.1:7100", "after-restart");
+    let c = join(&mut net, &mut caller);
+    let line = net.engine.queue_line("sales");
+    assert!(
+        matches!(line[..], [Waiter::Callback(_), Waiter::Callback(_), Waiter::Caller(w)] if w.0 == c.0),
+        "{line:?}"
+    );
+    // Staff can still cancel a restored one by its store id.
+    net.engine
+        .handle_input(net.now, Input::CancelCallback("100-aaaaaaaa".into()));
+    assert_eq!(net.engine.queue_line("sales").len(), 2);
 }

@@ -158,6 +158,8 @@ impl Engine {
             Input::Shutdown => self.shutdown(now),
             Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
             Input::Voicemail(report) => self.voicemail_report(now, report),
+            Input::RestoreCallbacks(list) => self.restore_callbacks(now, list),
+            Input::CancelCallback(id) => self.cancel_stored_callback(now, &id),
         }
         self.queues_sync(now);
         self.drain_layer(now);
@@ -799,6 +801,8 @@ impl Engine {
             hung_up: false,
             has_message: false,
             email_to: mb.email.clone(),
+            kind: Default::default(),
+            queue: None,
         };
         let language = run.language();
         let deposit = DepositCall::new(now, menus, language, mailbox, request);
@@ -807,7 +811,7 @@ impl Engine {
     }
 
     /// Seconds since the Unix epoch at `now`, from the driver's wall clock (0 if none).
-    fn wall_seconds(&self, now: Instant) -> u64 {
+    pub(crate) fn wall_seconds(&self, now: Instant) -> u64 {
         let Some((at, wall)) = self.wall_anchor else {
             return 0;
         };

@@ -192,6 +192,7 @@ impl Engine {
                         .and_then(|cb| sub.callback_number.filter(|n| cb.allows(n)));
                     match allowed {
                         Some(number) => {
+                            q.asked = Some(number.clone());
                             let input = Input::RequestCallback {
                                 call: CallRef(handle.0),
                                 number,
@@ -361,6 +362,7 @@ impl Engine {
             agent: None,
             dialogue: None,
             leaving: false,
+            asked: None,
             callback: Some(Box::new(CallbackCall {
                 id: callback,
                 offer: None,

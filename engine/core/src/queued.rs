@@ -70,6 +70,8 @@ pub struct Queued {
     pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
     /// The callback request was taken: the confirmation plays, then the call ends.
     pub leaving: bool,
+    /// The number the caller asked to be called back on (sent with `RequestCallback`).
+    pub asked: Option<String>,
     /// For a queued callback's own call: the call to the caller (leg 0).
     pub callback: Option<Box<crate::queue_callback::CallbackCall>>,
 }
@@ -130,6 +132,10 @@ pub struct Queueing {
     offers: HashMap<OfferId, CallHandle>,
     /// Each callback request's own call, while an offer or a dial is out for it.
     pub(crate) callback_calls: HashMap<ivr_queues::CallbackId, CallHandle>,
+    /// Each stored callback request's id in the store, by the center's id.
+    pub(crate) store_ids: HashMap<ivr_queues::CallbackId, String>,
+    /// The store id of the request being restored (see `Engine::restore_callbacks`).
+    pub(crate) restoring: Option<String>,
     /// A configuration to hand the center at the next input (reload).
     pending_config: Option<ValidConfig>,
     /// Agent presence changes to tell the center at the next input.
@@ -162,6 +168,8 @@ impl Queueing {
             center,
             offers: HashMap::new(),
             callback_calls: HashMap::new(),
+            store_ids: HashMap::new(),
+            restoring: None,
             pending_config: pending.map(|_| config),
             pending: Vec::new(),
             draining: false,
@@ -366,7 +374,11 @@ impl Engine {
         }
         match out {
             QOut::Joined { .. } => {}
-            QOut::CallbackAccepted { call, .. } => self.callback_accepted(now, CallHandle(call.0)),
+            QOut::CallbackAccepted { call, callback, .. } => {
+                self.store_callback(now, CallHandle(call.0), callback);
+                self.callback_accepted(now, CallHandle(call.0));
+            }
+            QOut::CallbackRestored { callback, .. } => self.callback_restored(callback),
             QOut::CallbackRefused { call, reason } => {
                 self.callback_refused(CallHandle(call.0), reason)
             }
@@ -416,6 +428,7 @@ impl Engine {
             } => self.announce(CallHandle(call.0), periodic, position, estimated_wait),
             QOut::DialCallback { .. } => {}
             QOut::Event(e) => {
+                self.callback_store_event(&e.event);
                 let call = match &e.event {
                     ivr_queues::QueueEvent::Enter { call, .. }
                     | ivr_queues::QueueEvent::Abandon { call, .. }
@@ -463,6 +476,7 @@ impl Engine {
             agent: None,
             dialogue: None,
             leaving: false,
+            asked: None,
             callback: None,
         }));
         let caller = call.caller.clone();
