@@ -237,3 +237,110 @@ fn a_queued_callback_rings_a_sipp_agent_then_a_sipp_phone_behind_the_trunk_and_b
     assert_eq!(run.code, 0, "{}", run.output);
     drop(agent);
 }
+
+/// Press `events` (RFC 4733 codes) on `call`.
+fn press(call: &UdpCall, events: &[u8]) {
+    let mut seq = 100u16;
+    let mut ts = 80_000u32;
+    for &e in events {
+        for p in key(e, &mut seq, ts) {
+            call.rtp.send_to(&p, call.engine_media).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        ts += 1600;
+        std::thread::sleep(Duration::from_millis(60));
+    }
+}
+
+/// A caller joins `sales`, asks for a callback on `number` (typed: its caller ID is not a
+/// number) and confirms; the engine takes it and hangs up.
+fn leave_callback(ivr: &Ivr, call_id: &str, number: &[u8], n: usize) {
+    let call = UdpCall::dial(
+        ivr.sip,
+        call_id,
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    press(&call, &[1]);
+    assert_eq!(ivr.wait_for(&["queue: caller joined"], n, WAIT).len(), n);
+    let mut keys = vec![3];
+    keys.extend_from_slice(number);
+    keys.push(11);
+    press(&call, &keys);
+    std::thread::sleep(Duration::from_millis(300));
+    press(&call, &[1]);
+    let stored = ivr.wait_for(&["queued callback stored"], n, WAIT);
+    assert_eq!(stored.len(), n, "{}", ivr.log());
+}
+
+#[test]
+fn staff_see_and_cancel_queued_callbacks_and_the_others_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let users = ["staff", "--users", "staff.yaml"];
+    let add = [&users[..], &["add-user", "lead", "--mailbox", "*"]].concat();
+    let (code, _, err) = run(&data, &add, "a long staff password\n");
+    assert_eq!(code, 0, "{err}");
+    let (code, token, err) = run(&data, &[&users[..], &["add-token", "lead"]].concat(), "");
+    assert_eq!(code, 0, "{err}");
+    let auth = format!("Bearer {}", token.trim());
+    let config = dir.path().join("queue.yaml");
+    std::fs::write(
+        &config,
+        "entry: main\nprompts:\n  hi: { silence: 1 }\n\
+         destinations:\n  trunk: { uri: \"sip:trunk@127.0.0.1:9\", mode: bridge }\n\
+         queues:\n  sales:\n    exit_keys: { \"3\": callback }\n    callback: { via: trunk }\n\
+         menus:\n  main:\n    prompt: hi\n    timeout: 10\n    options:\n      \"1\": { queue: sales }\n",
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut ivr = Ivr::start_in(&data, &args);
+    leave_callback(&ivr, "cb-staff-1", &[0, 4, 9, 1, 1, 1, 1, 1, 1, 1], 1);
+    leave_callback(&ivr, "cb-staff-2", &[0, 4, 9, 2, 2, 2, 2, 2, 2, 2], 2);
+
+    // Staff see both, as queued callbacks of `sales`.
+    let api = |ivr: &Ivr, method: &str, path: &str, body: &[u8]| {
+        let addr = ivr.http.expect("http");
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        ivr_tests::http::request(addr, method, path, &headers, body).unwrap()
+    };
+    let list = api(&ivr, "GET", "/api/callbacks", b"").json();
+    let list = list.as_array().expect("a list");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(
+        list.iter().all(|c| c["kind"] == "queue_callback"
+            && c["queue"] == "sales"
+            && c["status"] == "new")
+    );
+    let first = list
+        .iter()
+        .find(|c| c["callback_number"] == "0491111111")
+        .expect("the first");
+    let id = first["id"].as_str().unwrap().to_string();
+
+    // Closing the first cancels it in the queue.
+    let r = api(
+        &ivr,
+        "POST",
+        &format!("/api/callbacks/{id}/status"),
+        br#"{"status": "resolved", "note": "called from the desk"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cancelled = ivr.wait_for(&["queue: callback cancelled"], 1, WAIT);
+    assert_eq!(cancelled.len(), 1, "{}", ivr.log());
+
+    // A restart: the second goes back in line.
+    ivr.terminate();
+    let ivr = Ivr::start_in(&data, &args);
+    let back = ivr.wait_for(&["queued callbacks back in line", "\"count\":1"], 1, WAIT);
+    assert_eq!(back.len(), 1, "{}", ivr.log());
+    let metrics = ivr_tests::http::get(ivr.http.expect("http"), "/metrics").text();
+    assert!(
+        metrics.contains("ivr_queue_waiting{queue=\"sales\"} 1"),
+        "{metrics}"
+    );
+}

@@ -336,6 +336,8 @@ impl Server {
                     .collect();
                 info!(count = list.len(), "queued callbacks back in line");
                 engine.handle_input(Instant::now(), Input::RestoreCallbacks(list));
+                io.status
+                    .queues(&engine.queues_waiting(), &engine.agent_states());
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot read the queued callbacks waiting in the store"),
