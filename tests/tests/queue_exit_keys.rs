@@ -311,6 +311,27 @@ impl Phone {
         );
     }
 
+    /// BYE in the dialog `invite` and our 2xx made.
+    fn bye(&self, invite: &Request) -> Vec<u8> {
+        let from = invite.headers.get(&HeaderName::From).unwrap();
+        let to = invite.headers.get(&HeaderName::To).unwrap();
+        format!(
+            "BYE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{n}-{b}-bye\r\n\
+             Max-Forwards: 70\r\nFrom: {to};tag={n}\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+             CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            me = self.addr,
+            n = self.name,
+            cid = invite.call_id().unwrap(),
+            b = invite
+                .call_id()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>(),
+        )
+        .into_bytes()
+    }
+
     fn rtp(&self, seq: u16) -> Vec<u8> {
         let mut p = vec![0x80, 0];
         p.extend_from_slice(&seq.to_be_bytes());
@@ -600,4 +621,85 @@ fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
     net.engine
         .handle_input(net.now, Input::CancelCallback("100-aaaaaaaa".into()));
     assert_eq!(net.engine.queue_line("sales").len(), 2);
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Callers arrive at random times while the only agent is busy; some ask for a callback
+    /// and hang up. Once the agent is free, everyone is served in arrival order: a callback
+    /// keeps its caller's place (the agent then calls the number through the trunk).
+    #[test]
+    fn a_callback_keeps_its_place_among_random_arrivals(
+        arrivals in proptest::collection::vec((any::<bool>(), 0u64..8), 1..6)
+    ) {
+        // Nobody sends audio here: no media timeout while the line forms.
+        let mut net = Net::with_config(menus("\"0\"", true), |c| {
+            c.media_timeout = Duration::from_secs(3600)
+        });
+        let desk = Phone::new("desk", 7300);
+        let trunk = Phone::new("trunk", 7400);
+        let mut busy = Caller::new("127.0.0.1:7050", "busy");
+        join(&mut net, &mut busy);
+        let first = desk.take_invite(&mut net);
+        desk.answer(&mut net, &first);
+        let mut arrived = Vec::new();
+        for (i, (callback, pause)) in arrivals.iter().enumerate() {
+            let mut c = Caller::new(&format!("127.0.0.1:{}", 7600 + i * 10), &format!("r{i}"));
+            let call = join(&mut net, &mut c);
+            if *callback {
+                net.press(&mut c, call, Digit::D3);
+                for d in format!("049000000{i}").chars().filter_map(Digit::from_char).chain([Digit::Pound]) {
+                    net.press(&mut c, call, d);
+                }
+                net.advance(Duration::from_secs(1));
+                net.press(&mut c, call, Digit::D1);
+                net.advance(Duration::from_secs(5));
+                let msgs = net.take_sip(c.addr);
+                let bye = request(&msgs, "BYE").expect("hung up after the request").clone();
+                net.send_sip(Transport::Udp, c.addr, &c.ok_to(&bye));
+            }
+            arrived.push(call);
+            net.advance(Duration::from_secs(*pause));
+        }
+        // The busy caller leaves: the desk serves the line, one call after another.
+        let bye = busy.in_dialog("BYE", "", "");
+        net.send_sip(Transport::Udp, busy.addr, &bye);
+        let mut invite = desk.bye_then_invite(&mut net);
+        let mut served = Vec::new();
+        for _ in 0..arrivals.len() {
+            // Whom the center offered the desk to, as the caller's call.
+            let offered = queue_events(&net).iter().rev().find_map(|e| match e {
+                QueueEvent::Offer { waiter, .. } => Some(*waiter),
+                _ => None,
+            }).expect("an offer");
+            let who = match offered {
+                Waiter::Caller(c) => c,
+                Waiter::Callback(id) => queue_events(&net).iter().find_map(|e| match e {
+                    QueueEvent::CallbackRequested { callback, call, .. } if *callback == id => Some(*call),
+                    _ => None,
+                }).expect("its request"),
+            };
+            served.push(CallHandle(who.0));
+            desk.answer(&mut net, &invite);
+            if matches!(offered, Waiter::Callback(_)) {
+                net.advance(Duration::from_millis(100));
+                let dial = trunk.take_invite(&mut net);
+                trunk.answer(&mut net, &dial);
+            }
+            net.advance(Duration::from_secs(2));
+            desk.send(&mut net, &desk.bye(&invite));
+            net.advance(Duration::from_millis(200));
+            let msgs = net.take_sip(desk.addr);
+            net.take_sip(trunk.addr);
+            match request(&msgs, "INVITE") {
+                Some(next) => invite = next.clone(),
+                None => break,
+            }
+        }
+        prop_assert_eq!(served, arrived);
+        prop_assert!(net.engine.queue_line("sales").is_empty());
+    }
 }
