@@ -400,8 +400,15 @@ fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridg
             .iter()
             .any(|e| matches!(e, QueueEvent::CallbackDialing { attempt: 1, .. }))
     );
-    // Then the caller, at the number, through the trunk.
-    net.advance(Duration::from_millis(100));
+    // Then the caller, at the number, through the trunk; the desk hears a ringing tone.
+    let before = net.rtp.get(&cb.leg(1)).map_or(0, Vec::len);
+    net.advance(Duration::from_millis(500));
+    let tone = &net.rtp[&cb.leg(1)][before..];
+    assert!(
+        tone.len() >= 20 && tone.iter().any(|p| p.data[12..].iter().any(|b| *b != 0xFF)),
+        "the agent hears the caller's phone ring ({} packets)",
+        tone.len()
+    );
     let dial = trunk.take_invite(&mut net);
     assert_eq!(dial.uri.to_string(), "sip:+15551234@127.0.0.1:7400");
     trunk.answer(&mut net, &dial);
@@ -438,6 +445,12 @@ fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridg
             .take(5)
             .all(|p| p.to == desk.media)
     );
+    // What the desk hears now is the caller (their 0x55 frames), not the ringing tone.
+    let heard = net.rtp[&cb.leg(1)][to_desk..]
+        .iter()
+        .filter(|p| p.data[12..].iter().all(|b| *b == 0x55))
+        .count();
+    assert!(heard >= 8, "the caller's frames reach the desk: {heard}");
     // The later caller still waits (the desk is busy with the callback).
     assert!(net.ended(b).is_none());
     assert_eq!(

@@ -439,6 +439,7 @@ impl Engine {
                 .handle(now, Input::CallbackFailed(callback));
             return;
         };
+        let ringback = self.ringback.clone();
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -466,11 +467,13 @@ impl Engine {
             let host = hop.as_sip()?.host.clone();
             Some((target, Peer { transport, addr }, host, d.ring_timeout))
         });
-        // The agent's answer: in the dialog from now on (their BYE ends the attempt).
+        // The agent's answer: in the dialog from now on (their BYE ends the attempt); they
+        // hear a ringing tone while the caller's phone rings.
         if let Some(r) = q.rings.iter().find(|r| r.offer == offer && r.answered) {
             let extensions = r.uac.as_ref().map(|u| u.answer_extensions());
             if let Some(l) = call.legs.get_mut(usize::from(r.leg.index)) {
                 l.phase = LegPhase::Active;
+                l.play(vec![ringback]);
                 if let Some(e) = extensions {
                     l.uac_answered(now, e);
                 }
@@ -646,11 +649,12 @@ impl Engine {
         cb.ring_until = None;
         let id = cb.id;
         let extensions = cb.uac.as_ref().map(|u| u.answer_extensions());
-        let agent = q
-            .rings
-            .iter()
-            .find(|r| r.offer == offer)
-            .map(|r| r.agent.clone());
+        let ring = q.rings.iter().find(|r| r.offer == offer);
+        let agent = ring.map(|r| r.agent.clone());
+        if let Some(l) = ring.and_then(|r| call.legs.get_mut(usize::from(r.leg.index))) {
+            // The ringing tone stops: the caller's audio follows.
+            l.stop();
+        }
         let l = &mut call.legs[0];
         media.allow_latch_from(l.peer.addr.ip());
         l.media = Some(media);
