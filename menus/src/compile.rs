@@ -341,6 +341,11 @@ pub fn compile_full(
             node,
             &mut |w, n, p| names.prompts(w, n, p),
             &mut |w, n, p| action(w, &names, n, p),
+            &mut |w, n, p| {
+                let name = w.string(n, p)?;
+                Names::lookup(w, names.destinations, "destination", &name, n.at, p)
+                    .map(DestinationId)
+            },
         ));
     }
     let mut destinations = Vec::new();

@@ -15,8 +15,8 @@ use ivr_audio::Digit;
 use std::time::Duration;
 
 pub use crate::model::{
-    CallbackNumber, Destination, DestinationId, EmptyRule, Handoff, Mailbox, MailboxId, Queue,
-    QueueId, Strategy, TransferMode,
+    CallbackNumber, Destination, DestinationId, EmptyRule, ExitKey, Handoff, Mailbox, MailboxId,
+    Queue, QueueCallback, QueueId, Strategy, TransferMode,
 };
 
 /// Resolves prompt names (a name or a list, at a YAML path), reporting unknown ones.
@@ -50,6 +50,17 @@ pub(crate) const QUEUE_FIELDS: &[&str] = &[
     "max_no_answer",
     "announce_position",
     "announce_wait",
+    "exit_keys",
+    "callback",
+];
+/// Fields of a queue's `callback:`.
+pub(crate) const QUEUE_CALLBACK_FIELDS: &[&str] = &[
+    "via",
+    "retries",
+    "retry_delay",
+    "number_pattern",
+    "allowed_prefixes",
+    "confirmed",
 ];
 /// Fields of a `destinations:` entry.
 pub(crate) const DESTINATION_FIELDS: &[&str] = &[
@@ -260,13 +271,15 @@ fn anchored(pattern: &str) -> Result<regex::Regex, String> {
     })
 }
 
-/// A `queues:` entry; `action` compiles its `on_timeout`.
+/// A `queues:` entry; `action` compiles its `on_timeout` and exit keys, `destination`
+/// resolves its callback's `via:`.
 pub(crate) fn compile_queue(
     w: &mut Walker,
     name: &str,
     node: &Node,
     prompts: &mut PromptNames<'_>,
     action: &mut dyn FnMut(&mut Walker, &Node, &str) -> Option<Action>,
+    destination: &mut dyn FnMut(&mut Walker, &Node, &str) -> Option<DestinationId>,
 ) -> Queue {
     let path = join("queues", name);
     let mut queue = Queue {
@@ -284,6 +297,8 @@ pub(crate) fn compile_queue(
         max_no_answer: 3,
         announce_position: true,
         announce_wait: true,
+        exit_keys: Vec::new(),
+        callback: None,
         at: node.at,
     };
     let Some(f) = w.map(node, &path, Some(QUEUE_FIELDS)) else {
@@ -385,7 +400,127 @@ pub(crate) fn compile_queue(
             }
         }
     }
+    if let Some(c) = f.get("callback") {
+        queue.callback = compile_callback(w, c, &join(&path, "callback"), prompts, destination);
+    }
+    if let Some(keys) = f.get("exit_keys") {
+        let kpath = join(&path, "exit_keys");
+        if let Some(kf) = w.map(keys, &kpath, None) {
+            for (key, a) in kf.iter() {
+                let here = join(&kpath, key);
+                let mut chars = key.chars();
+                let Some(digit) = chars
+                    .next()
+                    .and_then(Digit::from_char)
+                    .filter(|_| chars.next().is_none())
+                else {
+                    w.error(a.at, &here, ErrorKind::BadKey(key.to_string()));
+                    continue;
+                };
+                if matches!(&a.value, crate::yaml::Value::Str(s) if s == "callback") {
+                    if queue.callback.is_none() {
+                        w.error(
+                            a.at,
+                            &here,
+                            ErrorKind::Missing(
+                                "callback (the queue's callback: settings, with via:)",
+                            ),
+                        );
+                    }
+                    queue.exit_keys.push((digit, ExitKey::Callback));
+                    continue;
+                }
+                let Some(act) = action(w, a, &here) else {
+                    continue;
+                };
+                match act.verb() {
+                    Action::Goto(_)
+                    | Action::Hangup(_)
+                    | Action::Voicemail(_)
+                    | Action::Transfer(_)
+                    | Action::Queue(_) => queue.exit_keys.push((digit, ExitKey::Action(act))),
+                    other => w.error(
+                        a.at,
+                        &here,
+                        ErrorKind::Choice {
+                            got: other.verb_name().into(),
+                            allowed: "callback, goto, hangup, voicemail, transfer or queue (the caller is in no menu to repeat or go back to)",
+                        },
+                    ),
+                }
+            }
+        }
+    }
     queue
+}
+
+/// A queue's `callback:` settings.
+fn compile_callback(
+    w: &mut Walker,
+    node: &Node,
+    path: &str,
+    prompts: &mut PromptNames<'_>,
+    destination: &mut dyn FnMut(&mut Walker, &Node, &str) -> Option<DestinationId>,
+) -> Option<QueueCallback> {
+    let f = w.map(node, path, Some(QUEUE_CALLBACK_FIELDS))?;
+    let Some(via) = f.get("via") else {
+        w.error(node.at, path, ErrorKind::Missing("via"));
+        return None;
+    };
+    let via = destination(w, via, &join(path, "via"))?;
+    let mut cb = QueueCallback {
+        retries: 2,
+        retry_delay: Duration::from_secs(60),
+        via,
+        number_pattern: anchored(DEFAULT_NUMBER_PATTERN).ok()?,
+        allowed_prefixes: Vec::new(),
+        confirmed: prompts(w, f.get("confirmed"), &join(path, "confirmed")),
+    };
+    if let Some(n) = f.get("retries") {
+        let here = join(path, "retries");
+        match w.count(n, &here) {
+            Some(v) if v <= 10 => cb.retries = v,
+            Some(v) => w.error(
+                n.at,
+                &here,
+                ErrorKind::Range {
+                    got: f64::from(v),
+                    min: 0.0,
+                    max: 10.0,
+                },
+            ),
+            None => {}
+        }
+    }
+    cb.retry_delay =
+        Duration::from_secs_f64(seconds(w, &f, "retry_delay", path, 10.0..=3600.0, 60.0));
+    if let Some(p) = f.get("number_pattern") {
+        let here = join(path, "number_pattern");
+        if let Some(text) = w.string(p, &here) {
+            match anchored(&text) {
+                Ok(re) => cb.number_pattern = re,
+                Err(reason) => w.error(p.at, &here, ErrorKind::Pattern(reason)),
+            }
+        }
+    }
+    if let Some(list) = f.get("allowed_prefixes") {
+        let here = join(path, "allowed_prefixes");
+        for (prefix, at) in w.names(list, &here) {
+            let digits = prefix.strip_prefix('+').unwrap_or(&prefix);
+            if prefix.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                w.error(
+                    at,
+                    &here,
+                    ErrorKind::Pattern(format!(
+                        "'{prefix}' is not a number prefix (digits with an optional leading +)"
+                    )),
+                );
+            } else {
+                cb.allowed_prefixes.push(prefix);
+            }
+        }
+    }
+    Some(cb)
 }
 
 /// A `destinations:` entry; `action` compiles its `on_failure`.
@@ -657,6 +792,73 @@ menus:
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn exit_keys_and_callback_settings_compile_and_are_checked() {
+        let good = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    exit_keys: { \"1\": callback, \"2\": { voicemail: sales }, \"#\": { goto: more } }\n    callback: { via: mobile, retries: 3, retry_delay: 2m, allowed_prefixes: [\"0\", \"+33\"], confirmed: thanks }\n",
+        );
+        let m = compile_test(&good).unwrap();
+        let q = m.queue(QueueId(0));
+        assert_eq!(q.exit_keys.len(), 3);
+        assert!(matches!(q.exit_keys[0], (Digit::D1, ExitKey::Callback)));
+        assert!(matches!(
+            q.exit_keys[1],
+            (Digit::D2, ExitKey::Action(Action::Voicemail(_)))
+        ));
+        let cb = q.callback.as_ref().unwrap();
+        assert_eq!((cb.retries, cb.retry_delay), (3, Duration::from_secs(120)));
+        assert_eq!(m.destination(cb.via).name, "mobile");
+        assert!(cb.allows("0612345678") && cb.allows("+33612345678"));
+        assert!(!cb.allows("+1555123456"), "not an allowed prefix");
+        assert!(!cb.allows("06;user=x"), "digits only");
+        assert!(!cb.allows("0"), "the pattern: 3 to 15 digits");
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    exit_keys: { \"1\": callback, \"22\": { voicemail: sales }, \"3\": { repeat: true } }\n",
+        );
+        let e = errors(&bad);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exit_keys.1: missing field 'callback")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exit_keys.22: '22' is not a key")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exit_keys.3: 'repeat' is not one of callback, goto")),
+            "{e:#?}"
+        );
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    callback: { via: mobil, retries: 11, allowed_prefixes: [\"0a\"] }\n",
+        );
+        let e = errors(&bad);
+        assert!(
+            e.iter().any(|e| e
+                .contains("callback.via: unknown destination 'mobil' (did you mean 'mobile'?)")),
+            "{e:#?}"
+        );
+        let bad = CONFIG.replace(
+            "    strategy: ring_all\n",
+            "    callback: { via: mobile, retries: 11, allowed_prefixes: [\"0a\"] }\n",
+        );
+        let e = errors(&bad);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("callback.retries: 11 is outside 0 to 10")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter().any(|e| e.contains("'0a' is not a number prefix")),
+            "{e:#?}"
+        );
     }
 
     #[test]

@@ -323,8 +323,58 @@ pub struct Queue {
     pub announce_position: bool,
     /// Whether announcements tell the estimated wait (default true).
     pub announce_wait: bool,
+    /// Keys a waiting caller may press, each with what it does (`exit_keys:`).
+    pub exit_keys: Vec<(ivr_audio::Digit, ExitKey)>,
+    /// Queued callbacks (`callback:`): needed by an exit key `callback`.
+    pub callback: Option<QueueCallback>,
     /// Where it is defined.
     pub at: Loc,
+}
+
+/// What a key pressed while waiting in a queue does.
+#[derive(Debug, Clone)]
+pub enum ExitKey {
+    /// Ask for a callback that keeps the caller's place: the number dialogue, then hang up.
+    Callback,
+    /// Leave the queue and act, as a menu option would (`voicemail`, `goto`, `hangup`,
+    /// `transfer`, `queue`).
+    Action(Action),
+}
+
+/// A queue's callback settings (`callback:`).
+#[derive(Debug, Clone)]
+pub struct QueueCallback {
+    /// Further attempts after the first failed call to the caller (default 2, up to 10).
+    pub retries: u32,
+    /// The wait before each further attempt (default 60 s, 10 s to 1 hour).
+    pub retry_delay: Duration,
+    /// The destination (trunk or proxy) the call to the caller goes through: the caller's
+    /// number becomes the user part of its URI.
+    pub via: DestinationId,
+    /// Which numbers may be called back (the whole number must match; default: `+` and
+    /// 3-15 digits). Only digits and a leading `+` can ever be called.
+    pub number_pattern: regex::Regex,
+    /// If not empty, a number must start with one of these (toll fraud: `["0", "+331"]`).
+    pub allowed_prefixes: Vec<String>,
+    /// Played once the request is taken, before the engine hangs up ("we will call you
+    /// back"); none: hang up at once.
+    pub confirmed: Vec<PromptId>,
+}
+
+impl QueueCallback {
+    /// Whether `number` may be called back: digits with an optional leading `+`, matching
+    /// the pattern and one of the allowed prefixes (when any are set).
+    pub fn allows(&self, number: &str) -> bool {
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && self.number_pattern.is_match(number)
+            && (self.allowed_prefixes.is_empty()
+                || self
+                    .allowed_prefixes
+                    .iter()
+                    .any(|p| number.starts_with(p.as_str())))
+    }
 }
 
 /// How a call is handed to a destination.

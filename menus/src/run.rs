@@ -170,6 +170,23 @@ impl MenuRun {
         self.act(now, action);
     }
 
+    /// The caller pressed one of the queue's exit keys: `action` acts as if chosen in the
+    /// menu the queue was chosen from; the variable `queue` records it (`support: key 2`).
+    /// A no-op unless the run was handed to a queue.
+    pub fn queue_exit(&mut self, now: Instant, key: ivr_audio::Digit, action: Action) {
+        let Phase::Away(Handoff::Queue(q)) = self.phase else {
+            return;
+        };
+        self.phase = Phase::Prompt;
+        self.failures = Failures::default();
+        let name = self.menus.queue(q).name.clone();
+        self.set_variable(
+            "queue".to_string(),
+            format!("{name}: key {}", key.as_char()),
+        );
+        self.act(now, action);
+    }
+
     /// Every variable, in the order first set.
     pub fn variables(&self) -> &[(String, String)] {
         &self.vars

@@ -234,7 +234,19 @@ pub fn json() -> String {
         "leave_when_empty": {{ "enum": ["never", "none_logged_in", "none_active"], "default": "never", "description": "Send waiting callers to on_timeout when no member agent is logged in / logged in, unpaused and reachable." }},
         "max_no_answer": {{ "type": "integer", "minimum": 0, "maximum": 100, "default": 3, "description": "Unanswered offers in a row before an agent is paused (0: never)." }},
         "announce_position": {{ "type": "boolean", "default": true, "description": "Announcements tell the caller's place in line." }},
-        "announce_wait": {{ "type": "boolean", "default": true, "description": "Announcements tell the estimated wait." }}
+        "announce_wait": {{ "type": "boolean", "default": true, "description": "Announcements tell the estimated wait." }},
+        "exit_keys": {{ "type": "object", "description": "Keys a waiting caller may press (0-9, *, #, A-D): callback (keep the place and be called back; needs callback:) or an action (goto, hangup, voicemail, transfer, queue).",
+          "propertyNames": {{ "pattern": "^[0-9*#A-D]$" }},
+          "additionalProperties": {{ "oneOf": [ {{ "const": "callback" }}, {{ "$ref": "#/$defs/action" }} ] }} }},
+        "callback": {{ "type": "object", "additionalProperties": false, "required": ["via"], "description": "Queued callbacks: the caller keeps its place and is called back when an agent is free.",
+          "properties": {{
+            "via": {{ "type": "string", "description": "The destination (trunk or proxy) the call to the caller goes through; the caller's number becomes its user part." }},
+            "retries": {{ "type": "integer", "minimum": 0, "maximum": 10, "default": 2, "description": "Further attempts after a failed call to the caller." }},
+            "retry_delay": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 10, "maximum": 3600, "default": 60, "description": "Seconds before each further attempt." }},
+            "number_pattern": {{ "type": "string", "default": "\\+?[0-9]{{3,15}}", "description": "A regular expression the whole number must match (only digits and a leading + are ever called)." }},
+            "allowed_prefixes": {{ "$ref": "#/$defs/names", "description": "If set, a number must start with one of these (toll fraud)." }},
+            "confirmed": {{ "$ref": "#/$defs/names", "description": "Played once the request is taken, before hanging up." }}
+          }} }}
       }}
     }},
     "destination": {{

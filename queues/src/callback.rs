@@ -61,6 +61,53 @@ impl QueueCenter {
         );
     }
 
+    /// A request kept across a restart: a new entry at the end of the line.
+    pub(crate) fn restore_callback(&mut self, now: Instant, queue: QueueName, number: String) {
+        let offered = self
+            .queues
+            .get(&queue)
+            .is_some_and(|q| !q.retired && q.config.callback.is_some());
+        if !offered
+            || !crate::center::valid_number(&number, self.limits.max_number_len)
+            || self.callback_numbers.contains_key(&number)
+            || self.callback_numbers.len() >= self.limits.max_callbacks
+        {
+            return;
+        }
+        let id = CallbackId(self.next_callback);
+        self.next_callback += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Entry {
+            waiter: Waiter::Callback(id),
+            seq,
+            priority: 0,
+            entered: now,
+            caller: Some(number.clone()),
+            offers: Vec::new(),
+            tried: Vec::new(),
+            told_position: None,
+            told_wait: None,
+            callback: Some(CallbackEntry {
+                number: number.clone(),
+                attempts: 0,
+                not_before: None,
+                cancelled: false,
+            }),
+        };
+        let Some(q) = self.queues.get_mut(&queue) else {
+            return;
+        };
+        let position = q.insert(entry);
+        self.waiting.insert(Waiter::Callback(id), queue);
+        self.callback_numbers.insert(number.clone(), id);
+        self.out.push_back(Output::CallbackRestored {
+            callback: id,
+            number,
+            position,
+        });
+    }
+
     /// The agent answered a callback's offer: dial the caller.
     pub(crate) fn start_dialing(
         &mut self,

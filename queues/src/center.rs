@@ -214,6 +214,7 @@ impl QueueCenter {
             Input::OfferAnswered(offer) => self.answered(now, offer),
             Input::OfferFailed { offer, why } => self.offer_failed(now, offer, why),
             Input::RequestCallback { call, number } => self.request_callback(now, call, number),
+            Input::RestoreCallback { queue, number } => self.restore_callback(now, queue, number),
             Input::CallbackConnected { callback, call } => {
                 self.callback_connected(now, callback, call)
             }

@@ -84,6 +84,16 @@ pub enum Input {
     CallbackFailed(CallbackId),
     /// Staff cancel a pending callback.
     CancelCallback(CallbackId),
+    /// A callback request kept across a restart goes back in line, behind whoever waits
+    /// (at start: nobody; restore them oldest first to keep their order); answered by
+    /// [`Output::CallbackRestored`], or nothing if refused (unknown queue or one without
+    /// callbacks, a bad or duplicate number, too many pending).
+    RestoreCallback {
+        /// Its queue.
+        queue: QueueName,
+        /// The number to call back.
+        number: String,
+    },
     /// A new configuration (reload): agents stay logged in, waiting callers stay.
     Reconfigure(ValidConfig),
 }
@@ -208,6 +218,15 @@ pub enum Output {
         call: CallRef,
         /// The request.
         callback: CallbackId,
+        /// Its place.
+        position: usize,
+    },
+    /// A restored callback request is back in line ([`Input::RestoreCallback`]).
+    CallbackRestored {
+        /// Its new id.
+        callback: CallbackId,
+        /// Its number.
+        number: String,
         /// Its place.
         position: usize,
     },

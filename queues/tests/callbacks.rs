@@ -403,3 +403,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn restored_callbacks_line_up_in_the_order_restored_and_are_served_first() {
+    let mut h = harness();
+    let restore = |h: &mut Harness, number: &str| {
+        h.send(Input::RestoreCallback {
+            queue: queue("q"),
+            number: number.into(),
+        })
+    };
+    let out = restore(&mut h, "+15551111");
+    let [
+        Output::CallbackRestored {
+            callback: first,
+            position: 1,
+            ..
+        },
+    ] = out[..]
+    else {
+        panic!("{out:?}")
+    };
+    let out = restore(&mut h, "+15552222");
+    let [
+        Output::CallbackRestored {
+            callback: second,
+            position: 2,
+            ..
+        },
+    ] = out[..]
+    else {
+        panic!("{out:?}")
+    };
+    // Refused silently: a duplicate, a bad number, an unknown queue.
+    assert!(restore(&mut h, "+15551111").is_empty());
+    assert!(restore(&mut h, "12a").is_empty());
+    assert!(
+        h.send(Input::RestoreCallback {
+            queue: queue("nope"),
+            number: "+15553333".into()
+        })
+        .is_empty()
+    );
+    // A caller arriving after the restart waits behind them.
+    h.enter(7, "q");
+    assert_eq!(
+        h.center.waiting(&queue("q")),
+        [
+            Waiter::Callback(first),
+            Waiter::Callback(second),
+            Waiter::Caller(CallRef(7))
+        ]
+    );
+    let (o, _, w) = one_offer(&h.login(&["a"]));
+    assert_eq!(w, Waiter::Callback(first));
+    let out = h.send(Input::OfferAnswered(o));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::DialCallback { number, .. } if number == "+15551111")),
+        "{out:?}"
+    );
+}

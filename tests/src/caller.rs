@@ -49,6 +49,8 @@ pub struct Net {
     pub ports_available: bool,
     /// Voicemail commands the engine gave, in order (the test plays the recorder).
     pub voicemail: Vec<ivr_engine::VoicemailCmd>,
+    /// What the engine asked the store about queued callbacks, in order.
+    pub queue_callbacks: Vec<ivr_engine::QueueCallbackCmd>,
     /// The test's DNS: host name -> targets, answered at once to [`Output::Locate`].
     pub dns: HashMap<String, Vec<ivr_sip::transaction::Peer>>,
     /// The URIs the engine asked to locate, in order.
@@ -77,6 +79,7 @@ impl Net {
             next_port: 30_000,
             ports_available: true,
             voicemail: Vec::new(),
+            queue_callbacks: Vec::new(),
             dns: HashMap::new(),
             located: Vec::new(),
         }
@@ -145,6 +148,7 @@ impl Net {
                 }
                 Output::Event(e) => self.events.push(e),
                 Output::Voicemail(cmd) => self.voicemail.push(cmd),
+                Output::QueueCallback(cmd) => self.queue_callbacks.push(cmd),
             }
         }
     }

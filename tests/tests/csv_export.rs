@@ -27,6 +27,8 @@ fn export_reads_back_in_python_with_quotes_commas_newlines_and_formulas() {
         hung_up: false,
         has_message: true,
         email_to: Vec::new(),
+        kind: Default::default(),
+        queue: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

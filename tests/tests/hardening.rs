@@ -513,6 +513,8 @@ fn caller_request(id: &str) -> ivr_voicemail::CallbackRequest {
         hung_up: true,
         has_message: false,
         email_to: vec![],
+        kind: Default::default(),
+        queue: None,
     }
 }
 

@@ -38,6 +38,8 @@ fn request(id: &str, mailbox: &str) -> CallbackRequest {
         hung_up: true,
         has_message: true,
         email_to: vec![],
+        kind: Default::default(),
+        queue: None,
     }
 }
 

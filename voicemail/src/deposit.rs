@@ -210,6 +210,8 @@ pub struct Deposit {
     number: Option<String>,
     /// Whether a recording exists (started and not discarded).
     recording: bool,
+    /// Only the number step (a queued callback): no greeting, no message.
+    number_only: bool,
     actions: VecDeque<Action>,
 }
 
@@ -233,6 +235,35 @@ impl Deposit {
             attempts: 0,
             number: None,
             recording: false,
+            number_only: false,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Only the number dialogue, for a queued callback: offer the caller ID if it matches
+    /// `pattern` ("press 1 to be called back on the number you are calling from, or enter
+    /// another"), else ask for a number; a typed number is read back and confirmed. It ends
+    /// with [`Action::Submit`] (no message; `callback_number` is `None` when the caller gave
+    /// no valid number in three tries and has no valid caller ID). Hanging up submits
+    /// nothing.
+    pub fn number_dialogue(pattern: &regex::Regex, caller_id: Option<&str>) -> Deposit {
+        Deposit {
+            callback: CallbackNumber::Offer,
+            pattern: pattern.clone(),
+            max_length: Duration::ZERO,
+            finish_key: Digit::Pound,
+            silence: None,
+            beep: false,
+            review: false,
+            caller_id: caller_id
+                .filter(|c| pattern.is_match(c))
+                .map(str::to_string),
+            phase: Phase::NotStarted,
+            entry: String::new(),
+            attempts: 0,
+            number: None,
+            recording: false,
+            number_only: true,
             actions: VecDeque::new(),
         }
     }
@@ -388,6 +419,10 @@ impl Deposit {
 
     /// The caller hung up: keep what they gave.
     pub fn handle_hangup(&mut self, now: Instant) {
+        if self.number_only {
+            self.phase = Phase::Done;
+            return;
+        }
         match self.phase {
             Phase::Done | Phase::Saving { .. } | Phase::Goodbye => {}
             Phase::Entering { .. } | Phase::Confirm { .. } | Phase::ReadBack => {
@@ -504,6 +539,16 @@ impl Deposit {
     }
 
     fn greeting(&mut self) {
+        if self.number_only {
+            // The number is all a queued callback needs.
+            self.actions.push_back(Action::Submit(Submission {
+                callback_number: self.number.clone(),
+                has_message: false,
+                hung_up: false,
+            }));
+            self.phase = Phase::Done;
+            return;
+        }
         let mut say = vec![Say::Greeting];
         if self.beep {
             say.push(Say::Beep);
@@ -621,6 +666,59 @@ mod tests {
         for c in keys.chars() {
             d.handle_digit(now, Digit::from_char(c).unwrap());
         }
+    }
+
+    #[test]
+    fn the_number_dialogue_alone_submits_the_number_without_a_message() {
+        let t = t0();
+        let pattern = regex::Regex::new(r"^(?:\+?[0-9]{3,15})$").unwrap();
+        // The caller ID, confirmed with one key.
+        let mut d = Deposit::number_dialogue(&pattern, Some("+33612345678"));
+        d.start(t);
+        assert_eq!(
+            drain(&mut d),
+            [Action::Play(vec![Say::System(SystemPrompt::OfferCallerId)])]
+        );
+        press(&mut d, t, "1");
+        let submitted = Action::Submit(Submission {
+            callback_number: Some("+33612345678".into()),
+            has_message: false,
+            hung_up: false,
+        });
+        assert_eq!(drain(&mut d), [Action::StopPlayback, submitted]);
+        assert!(d.is_done());
+        // Another number typed, read back, confirmed.
+        let mut d = Deposit::number_dialogue(&pattern, Some("anonymous"));
+        d.start(t);
+        assert_eq!(
+            drain(&mut d),
+            [Action::Play(vec![Say::System(SystemPrompt::EnterNumber)])]
+        );
+        d.handle_playback_finished(t);
+        press(&mut d, t, "0491234567#");
+        assert!(matches!(drain(&mut d).as_slice(), [Action::Play(_)]));
+        d.handle_playback_finished(t);
+        press(&mut d, t, "1");
+        assert_eq!(
+            drain(&mut d),
+            [Action::Submit(Submission {
+                callback_number: Some("0491234567".into()),
+                has_message: false,
+                hung_up: false,
+            })]
+        );
+        // Hanging up mid-way submits nothing.
+        let mut d = Deposit::number_dialogue(&pattern, None);
+        d.start(t);
+        drain(&mut d);
+        press(&mut d, t, "049");
+        d.handle_hangup(t);
+        assert!(
+            drain(&mut d)
+                .iter()
+                .all(|a| !matches!(a, Action::Submit(_)))
+        );
+        assert!(d.is_done());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod simulate;
 pub mod store;
 
 pub use deposit::{Action, Deposit, Say, Submission, SystemPrompt};
-pub use request::{CallbackRequest, RecordingId};
+pub use request::{CallbackRequest, RecordingId, RequestKind};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
 #[cfg(test)]

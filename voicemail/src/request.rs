@@ -37,4 +37,45 @@ pub struct CallbackRequest {
     /// Who gets it by e-mail (the mailbox's addresses when the call came).
     #[cfg_attr(feature = "store", serde(default))]
     pub email_to: Vec<String>,
+    /// A voicemail deposit, or a queued callback (which keeps a place in a queue).
+    #[cfg_attr(feature = "store", serde(default))]
+    pub kind: RequestKind,
+    /// For a queued callback, its queue.
+    #[cfg_attr(feature = "store", serde(default))]
+    pub queue: Option<String>,
+}
+
+/// What left a callback request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "store",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum RequestKind {
+    /// A caller left it in a mailbox (with or without a message).
+    #[default]
+    Voicemail,
+    /// A caller waiting in a queue pressed the callback key: the engine calls them back
+    /// when their turn comes.
+    QueueCallback,
+}
+
+impl RequestKind {
+    /// Its name in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Voicemail => "voicemail",
+            RequestKind::QueueCallback => "queue_callback",
+        }
+    }
+
+    /// The kind of a name (anything unknown is a voicemail).
+    pub fn parse(s: &str) -> RequestKind {
+        if s == "queue_callback" {
+            RequestKind::QueueCallback
+        } else {
+            RequestKind::Voicemail
+        }
+    }
 }

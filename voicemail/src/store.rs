@@ -149,7 +149,7 @@ pub struct Store {
 
 const COLUMNS: &str = "id, mailbox, caller_id, called, call_id, received_at, callback_number, \
      duration_ms, language, menu_path, variables, hung_up, has_message, recovered, status, \
-     assignee, updated_at";
+     assignee, updated_at, kind, queue";
 
 impl Store {
     /// Open (and create or migrate) the store at `url`: `sqlite://FILE` or `postgres://...`.
@@ -210,7 +210,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let q = self.sql(&format!(
             "INSERT INTO callback_requests ({COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
         ));
         let done = sqlx::query(&q)
             .bind(&r.id)
@@ -230,6 +230,8 @@ impl Store {
             .bind(Status::New.as_str())
             .bind(None::<String>)
             .bind(now as i64)
+            .bind(r.kind.as_str())
+            .bind(&r.queue)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -259,6 +261,8 @@ impl Store {
             "menu_path": r.menu_path,
             "hung_up": r.hung_up,
             "recovered": recovered,
+            "kind": r.kind.as_str(),
+            "queue": r.queue,
             "audio": r.has_message.then(|| format!("/api/callbacks/{}/audio", r.id)),
         });
         if notify.webhook {
@@ -426,6 +430,17 @@ impl Store {
         rows.iter().map(stored).collect()
     }
 
+    /// Queued callbacks still waiting (status `new`), oldest first (their order in line):
+    /// what a restart hands back to the queues.
+    pub async fn pending_queue_callbacks(&self) -> Result<Vec<Stored>, StoreError> {
+        let q = self.sql(&format!(
+            "SELECT {COLUMNS} FROM callback_requests WHERE kind = 'queue_callback' \
+             AND status = 'new' ORDER BY received_at, id"
+        ));
+        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        rows.iter().map(stored).collect()
+    }
+
     /// Every change to a request, oldest first.
     pub async fn history(&self, id: &str) -> Result<Vec<Change>, StoreError> {
         let q = self.sql(
@@ -553,6 +568,8 @@ fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
             hung_up: r.try_get::<i32, _>("hung_up")? != 0,
             has_message: r.try_get::<i32, _>("has_message")? != 0,
             email_to: Vec::new(),
+            kind: crate::RequestKind::parse(&r.try_get::<String, _>("kind")?),
+            queue: r.try_get("queue")?,
         },
         recovered: r.try_get::<i32, _>("recovered")? != 0,
         status: Status::parse(&status).ok_or_else(|| {
@@ -583,10 +600,25 @@ mod tests {
             hung_up: true,
             has_message: true,
             email_to: vec!["desk@example.com".into()],
+            kind: Default::default(),
+            queue: None,
         }
     }
 
     const EVENT: &str = "callback_request.created";
+
+    impl Store {
+        /// Remove a request and its history (the shared checks below count requests).
+        pub(crate) async fn delete_request_for_test(&self, id: &str) {
+            for table in [
+                "callback_history WHERE request_id",
+                "callback_requests WHERE id",
+            ] {
+                let q = self.sql(&format!("DELETE FROM {table} = ?"));
+                sqlx::query(&q).bind(id).execute(&self.pool).await.unwrap();
+            }
+        }
+    }
 
     /// The same checks on any store; the PostgreSQL suite runs them too.
     pub(crate) async fn exercise(store: &Store) {
@@ -607,6 +639,43 @@ mod tests {
             !store.insert(&a, false, 3000, hooks).await.unwrap(),
             "stored once"
         );
+        // A queued callback: its kind and queue are kept.
+        let mut q = request("1500-cccc", "sales", 1500);
+        q.kind = crate::RequestKind::QueueCallback;
+        q.queue = Some("sales".into());
+        q.has_message = false;
+        q.email_to.clear();
+        assert!(
+            store
+                .insert(&q, false, 1500, Notify::default())
+                .await
+                .unwrap()
+        );
+        let back = store.get("1500-cccc").await.unwrap().request;
+        assert_eq!(
+            (back.kind, back.queue.as_deref()),
+            (crate::RequestKind::QueueCallback, Some("sales"))
+        );
+        assert_eq!(
+            store.get("1000-aaaa").await.unwrap().request.kind,
+            crate::RequestKind::Voicemail
+        );
+        assert_eq!(
+            store
+                .pending_queue_callbacks()
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.request.id.as_str())
+                .collect::<Vec<_>>(),
+            ["1500-cccc"]
+        );
+        store
+            .set_status("1500-cccc", Status::Resolved, "system", None, 1600)
+            .await
+            .unwrap();
+        assert!(store.pending_queue_callbacks().await.unwrap().is_empty());
+        store.delete_request_for_test("1500-cccc").await;
         // An e-mail too, as the request has an address.
         let mail = store.due_notifications("email", 1001, 10).await.unwrap();
         assert_eq!(mail.len(), 1);

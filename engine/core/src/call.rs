@@ -113,7 +113,9 @@ impl Call {
     /// The application's deadline: only while the calling leg is confirmed (menus and
     /// deposits wait for the ACK, and stop when we hang up).
     pub fn app_timeout(&self) -> Option<Instant> {
-        if self.legs.first().is_some_and(|l| l.is_active()) {
+        // A queued callback's own call runs its attempts before its first leg answers.
+        let callback = matches!(&self.app, App::Queued(q) if q.callback.is_some());
+        if callback || self.legs.first().is_some_and(|l| l.is_active()) {
             self.app.poll_timeout()
         } else {
             None

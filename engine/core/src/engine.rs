@@ -62,7 +62,7 @@ pub struct Engine {
     deadlines: BinaryHeap<Reverse<(Instant, TimerOwner)>>,
     /// Reused list of owners due in one wake-up (kept to avoid allocating per tick).
     due_scratch: Vec<TimerOwner>,
-    next_handle: u64,
+    pub(crate) next_handle: u64,
     shutting_down: bool,
     drained: bool,
     /// The last [`Input::WallClock`]: (when it came, what it said).
@@ -161,6 +161,8 @@ impl Engine {
             Input::Shutdown => self.shutdown(now),
             Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
             Input::Voicemail(report) => self.voicemail_report(now, report),
+            Input::RestoreCallbacks(list) => self.restore_callbacks(now, list),
+            Input::CancelCallback(id) => self.cancel_stored_callback(now, &id),
         }
         self.queues_sync(now);
         self.drain_layer(now);
@@ -516,6 +518,9 @@ impl Engine {
     }
 
     fn media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
+        if leg.index == 0 && self.is_callback_call(leg.call) {
+            return self.callback_media_opened(now, leg, local);
+        }
         if leg.index > 0 && self.leg_mut(leg).is_some() {
             if self.is_queued(leg.call) {
                 return self.queued_media_opened(now, leg, local);
@@ -532,6 +537,9 @@ impl Engine {
     }
 
     fn media_failed(&mut self, now: Instant, leg: LegHandle) {
+        if leg.index == 0 && self.is_callback_call(leg.call) {
+            return self.queued_media_failed(now, leg);
+        }
         if leg.index > 0 && self.leg_mut(leg).is_some() && self.is_queued(leg.call) {
             return self.queued_media_failed(now, leg);
         }
@@ -587,7 +595,7 @@ impl Engine {
                             App::Menu(run) => run.handle_playback_finished(now),
                             App::Deposit(d) => d.deposit.handle_playback_finished(now),
                             App::Transfer(_) => self.transfer_playback_finished(leg.call),
-                            App::Queued(_) => self.queued_playback_finished(leg.call),
+                            App::Queued(_) => self.queued_playback_finished(now, leg.call),
                             App::Feature(_) => {
                                 self.end_call(now, leg.call, EndReason::MenuHangup);
                                 continue;
@@ -685,6 +693,16 @@ impl Engine {
             call: handle,
             digit,
         });
+        if self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| matches!(c.app, App::Queued(_)))
+        {
+            self.queued_digit(now, handle, digit);
+            self.apply_app(now, handle);
+            self.reindex(handle);
+            return;
+        }
         if let Some(call) = self.calls.get_mut(&handle) {
             match &mut call.app {
                 App::Menu(run) => run.handle_digit(now, digit),
@@ -802,6 +820,8 @@ impl Engine {
             hung_up: false,
             has_message: false,
             email_to: mb.email.clone(),
+            kind: Default::default(),
+            queue: None,
         };
         let language = run.language();
         let deposit = DepositCall::new(now, menus, language, mailbox, request);
@@ -810,7 +830,7 @@ impl Engine {
     }
 
     /// Seconds since the Unix epoch at `now`, from the driver's wall clock (0 if none).
-    fn wall_seconds(&self, now: Instant) -> u64 {
+    pub(crate) fn wall_seconds(&self, now: Instant) -> u64 {
         let Some((at, wall)) = self.wall_anchor else {
             return 0;
         };
@@ -1014,10 +1034,12 @@ impl Engine {
         if let Some(now) = self.last_now {
             self.deposit_hangup(now, handle);
         }
+        let outbound = self.is_callback_call(handle);
         let Some(call) = self.calls.remove(&handle) else {
             return;
         };
-        if let Some(first) = call.legs.first() {
+        // A queued callback's own call was never admitted.
+        if let Some(first) = call.legs.first().filter(|_| !outbound) {
             self.admission.call_ended(handle, first.peer.addr.ip());
         }
         for leg in &call.legs {

@@ -71,6 +71,12 @@ pub enum Input<'a> {
     WallClock(std::time::SystemTime),
     /// The outcome of voicemail work asked for by [`Output::Voicemail`].
     Voicemail(VoicemailReport),
+    /// Queued callbacks kept in the store across a restart, oldest first: back in line in
+    /// that order ([`QueueCallbackCmd`] follows them by their store id).
+    RestoreCallbacks(Vec<RestoredCallback>),
+    /// Staff closed a queued callback (by its store id): it is cancelled (one being dialled
+    /// is not retried).
+    CancelCallback(String),
 }
 
 /// What the driver must do.
@@ -98,6 +104,8 @@ pub enum Output {
     },
     /// Voicemail work: write, finish or delete a recording, or store a callback request.
     Voicemail(VoicemailCmd),
+    /// A queued callback for the store.
+    QueueCallback(QueueCallbackCmd),
     /// Open an RTP (and RTCP) socket for the leg; answer with [`Input::MediaOpened`] or [`Input::MediaFailed`].
     OpenMedia {
         /// The leg.
@@ -426,5 +434,34 @@ pub enum VoicemailReport {
         call: CallHandle,
         /// Whether it was.
         ok: bool,
+    },
+}
+
+/// A queued callback request kept in the store, handed back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredCallback {
+    /// Its store id.
+    pub id: String,
+    /// Its queue.
+    pub queue: String,
+    /// The number to call back.
+    pub number: String,
+}
+
+/// What the store records of queued callbacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueCallbackCmd {
+    /// A request taken in a caller's place: stored as a callback request of kind
+    /// `queue_callback` (status `new`).
+    Store(Box<ivr_voicemail::CallbackRequest>),
+    /// Its status changed (`called_back` once the caller answered, `no_answer` once the
+    /// last attempt failed, `resolved` once cancelled), with a note for its history.
+    Status {
+        /// Its store id.
+        id: String,
+        /// The new status's name.
+        status: &'static str,
+        /// Why.
+        note: String,
     },
 }

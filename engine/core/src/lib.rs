@@ -10,6 +10,7 @@ pub mod admission;
 pub mod agent_desk;
 pub mod bridge;
 pub mod call;
+mod callback_store;
 mod config;
 mod ctx;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod media;
 pub mod outgoing;
 mod prack;
 mod proxy;
+mod queue_callback;
 pub mod queued;
 mod referral;
 pub mod registration;
@@ -39,7 +41,7 @@ pub use engine::Engine;
 pub use error::{RequestError, Unavailable};
 pub use handle::{CallHandle, LegHandle, TimerOwner};
 pub use io::{EndReason, Event, Input, Output};
-pub use io::{VoicemailCmd, VoicemailReport};
+pub use io::{QueueCallbackCmd, RestoredCallback, VoicemailCmd, VoicemailReport};
 
 /// An arbitrary starting point for tests' virtual clocks (the one place tests read the clock).
 #[cfg(test)]

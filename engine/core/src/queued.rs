@@ -67,6 +67,15 @@ pub struct Queued {
     pub rings: Vec<AgentRing>,
     /// The agent the caller is bridged to.
     pub agent: Option<AgentRing>,
+    /// The callback number dialogue, after the caller pressed the `callback` exit key
+    /// ([`crate::queue_callback`]); the caller keeps its place meanwhile.
+    pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
+    /// The callback request was taken: the confirmation plays, then the call ends.
+    pub leaving: bool,
+    /// The number the caller asked to be called back on (sent with `RequestCallback`).
+    pub asked: Option<String>,
+    /// For a queued callback's own call: the call to the caller (leg 0).
+    pub callback: Option<Box<crate::queue_callback::CallbackCall>>,
 }
 
 /// One offer: an outgoing leg ringing one agent's phone.
@@ -98,6 +107,8 @@ impl Queued {
             .iter()
             .chain(self.agent.as_ref())
             .filter_map(|r| r.uac.as_ref()?.poll_timeout())
+            .chain(self.dialogue.as_ref().and_then(|d| d.poll_timeout()))
+            .chain(self.callback.as_ref().and_then(|c| c.poll_timeout()))
             .min()
     }
 
@@ -121,6 +132,12 @@ pub struct Queueing {
     pub center: QueueCenter,
     /// Offers out, by the call they ring for.
     offers: HashMap<OfferId, CallHandle>,
+    /// Each callback request's own call, while an offer or a dial is out for it.
+    pub(crate) callback_calls: HashMap<ivr_queues::CallbackId, CallHandle>,
+    /// Each stored callback request's id in the store, by the center's id.
+    pub(crate) store_ids: HashMap<ivr_queues::CallbackId, String>,
+    /// The store id of the request being restored (see `Engine::restore_callbacks`).
+    pub(crate) restoring: Option<String>,
     /// A configuration to hand the center at the next input (reload).
     pending_config: Option<ValidConfig>,
     /// Agent presence changes to tell the center at the next input.
@@ -152,6 +169,9 @@ impl Queueing {
         Queueing {
             center,
             offers: HashMap::new(),
+            callback_calls: HashMap::new(),
+            store_ids: HashMap::new(),
+            restoring: None,
             pending_config: pending.map(|_| config),
             pending: Vec::new(),
             draining: false,
@@ -203,6 +223,10 @@ pub fn center_config(menus: &Menus) -> CenterConfig {
             c.join_when_empty = empty_rule(q.join_when_empty);
             c.leave_when_empty = empty_rule(q.leave_when_empty);
             c.max_no_answer = q.max_no_answer;
+            c.callback = q.callback.as_ref().map(|cb| ivr_queues::CallbackConfig {
+                retries: cb.retries,
+                retry_delay: cb.retry_delay,
+            });
             c
         })
         .collect();
@@ -328,7 +352,7 @@ impl Engine {
     }
 
     /// Tell the center something and carry out what it asks.
-    fn queue_input(&mut self, now: Instant, input: Input) {
+    pub(crate) fn queue_input(&mut self, now: Instant, input: Input) {
         self.queueing.center.handle(now, input);
         self.drain_queues(now);
     }
@@ -346,8 +370,25 @@ impl Engine {
     }
 
     fn queue_output(&mut self, now: Instant, out: QOut) {
+        if matches!(
+            out,
+            QOut::Offer {
+                waiter: Waiter::Callback(_),
+                ..
+            } | QOut::DialCallback { .. }
+        ) {
+            return self.callback_output(now, out);
+        }
         match out {
-            QOut::Joined { .. } | QOut::CallbackAccepted { .. } | QOut::CallbackRefused { .. } => {}
+            QOut::Joined { .. } => {}
+            QOut::CallbackAccepted { call, callback, .. } => {
+                self.store_callback(now, CallHandle(call.0), callback);
+                self.callback_accepted(now, CallHandle(call.0));
+            }
+            QOut::CallbackRestored { callback, .. } => self.callback_restored(callback),
+            QOut::CallbackRefused { call, reason } => {
+                self.callback_refused(CallHandle(call.0), reason)
+            }
             QOut::Refused { call, reason, .. } => {
                 let outcome = match reason {
                     ivr_queues::RefuseReason::Full => "full",
@@ -372,8 +413,8 @@ impl Engine {
             } => {
                 let result = match waiter {
                     Waiter::Caller(call) => self.ring_agent(now, CallHandle(call.0), offer, agent),
-                    // Callbacks are not requested by this version's calls.
-                    Waiter::Callback(_) => Err(OfferFailure::Unreachable),
+                    // Handled above.
+                    Waiter::Callback(_) => Ok(()),
                 };
                 if let Err(why) = result {
                     self.queueing
@@ -392,11 +433,9 @@ impl Engine {
                 position,
                 estimated_wait,
             } => self.announce(CallHandle(call.0), periodic, position, estimated_wait),
-            QOut::DialCallback { callback, .. } => self
-                .queueing
-                .center
-                .handle(now, Input::CallbackFailed(callback)),
+            QOut::DialCallback { .. } => {}
             QOut::Event(e) => {
+                self.callback_store_event(&e.event);
                 let call = match &e.event {
                     ivr_queues::QueueEvent::Enter { call, .. }
                     | ivr_queues::QueueEvent::Abandon { call, .. }
@@ -442,6 +481,10 @@ impl Engine {
             queue,
             rings: Vec::new(),
             agent: None,
+            dialogue: None,
+            leaving: false,
+            asked: None,
+            callback: None,
         }));
         let caller = call.caller.clone();
         let call_id = call.call_id.to_string();
@@ -458,7 +501,7 @@ impl Engine {
     }
 
     /// The queue's music (or the ringing tone), from the start.
-    fn play_music(&mut self, handle: CallHandle) {
+    pub(crate) fn play_music(&mut self, handle: CallHandle) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -489,7 +532,7 @@ impl Engine {
             return;
         };
         let App::Queued(q) = &call.app else { return };
-        if q.agent.is_some() {
+        if q.agent.is_some() || q.dialogue.is_some() || q.leaving {
             return;
         }
         let menus = q.run.menus();
@@ -535,7 +578,10 @@ impl Engine {
     }
 
     /// What played to a waiting caller ended: the music goes on.
-    pub(crate) fn queued_playback_finished(&mut self, handle: CallHandle) {
+    pub(crate) fn queued_playback_finished(&mut self, now: Instant, handle: CallHandle) {
+        if self.dialogue_playback_finished(now, handle) {
+            return;
+        }
         if let Some(call) = self.calls.get(&handle)
             && let App::Queued(q) = &call.app
             && q.agent.is_none()
@@ -546,6 +592,29 @@ impl Engine {
 
     /// The caller leaves the queue unserved: back to the menus, whose `on_timeout` acts.
     fn queue_left(&mut self, now: Instant, handle: CallHandle, outcome: &str) {
+        self.leave_queue(now, handle, |run, now| run.queue_left(now, outcome));
+    }
+
+    /// The caller pressed an exit key bound to `action` (the center was told): back to the
+    /// menus, where the action runs.
+    pub(crate) fn queue_exit_key(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        key: ivr_audio::Digit,
+        action: ivr_menus::Action,
+    ) {
+        self.leave_queue(now, handle, |run, now| run.queue_exit(now, key, action));
+    }
+
+    /// Back to the menus from a queue (unless bridged): the rings stop, then `then` tells
+    /// the run what to do.
+    fn leave_queue(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        then: impl FnOnce(&mut MenuRun, Instant),
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -566,7 +635,7 @@ impl Engine {
         if let Some(call) = self.calls.get_mut(&handle)
             && let App::Menu(run) = &mut call.app
         {
-            run.queue_left(now, outcome);
+            then(run, now);
         }
         self.apply_app(now, handle);
         self.reindex(handle);
@@ -582,6 +651,9 @@ impl Engine {
                     uac.cancel(now, CancelReason::Abandoned);
                 }
             }
+            if let Some(uac) = q.callback.as_mut().and_then(|c| c.uac.as_mut()) {
+                uac.cancel(now, CancelReason::Abandoned);
+            }
             self.drive_rings(now, handle);
         }
     }
@@ -590,7 +662,7 @@ impl Engine {
     /// and the agents' attempts finish their transactions detached.
     pub(crate) fn detach_queued(&mut self, app: App, handle: CallHandle) {
         let App::Queued(q) = app else { return };
-        let q = *q;
+        let mut q = *q;
         // Calls only end while an input is handled, which sets the time.
         let Some(now) = self.last_now else { return };
         for ring in q.rings {
@@ -598,6 +670,16 @@ impl Engine {
             self.drop_ring(now, ring, bye);
         }
         let call = CallRef(handle.0);
+        if let Some(cb) = q.callback.take() {
+            let bridged = q.agent.is_some();
+            if let Some(ring) = q.agent {
+                self.drop_ring(now, ring, false);
+            }
+            if let Some(input) = self.detach_callback(now, *cb, bridged, handle) {
+                self.queue_input(now, input);
+            }
+            return;
+        }
         let input = match q.agent {
             Some(ring) => {
                 // Its leg's own BYE (the call's end) hangs the agent up.
@@ -617,7 +699,7 @@ impl Engine {
     /// Ring `agent` for the caller on `handle`: a new leg per phone it has (each registered
     /// binding, or its static URI), whose INVITE goes once its RTP socket is open. The first
     /// phone to answer takes the offer; the others are cancelled.
-    fn ring_agent(
+    pub(crate) fn ring_agent(
         &mut self,
         now: Instant,
         handle: CallHandle,
@@ -887,6 +969,9 @@ impl Engine {
 
     /// An agent's leg got no RTP socket: that offer failed.
     pub(crate) fn queued_media_failed(&mut self, now: Instant, leg: LegHandle) {
+        if leg.index == 0 {
+            return self.callback_dial_failed(now, leg.call);
+        }
         let Some(call) = self.calls.get_mut(&leg.call) else {
             return;
         };
@@ -914,6 +999,7 @@ impl Engine {
                 .iter_mut()
                 .chain(q.agent.as_mut())
                 .filter_map(|r| r.uac.as_mut())
+                .chain(q.callback.as_mut().and_then(|c| c.uac.as_mut()))
                 .find(|u| u.call_id().as_str() == id)
         {
             uac.handle_response(now, response);
@@ -932,15 +1018,18 @@ impl Engine {
                 .iter_mut()
                 .chain(q.agent.as_mut())
                 .filter_map(|r| r.uac.as_mut())
+                .chain(q.callback.as_mut().and_then(|c| c.uac.as_mut()))
             {
                 uac.handle_timeout(now);
             }
         }
+        self.callback_timeout(now, handle);
         self.drive_rings(now, handle);
+        self.dialogue_timeout(now, handle);
     }
 
     /// Send what the agents' attempts queued and act on what they report.
-    fn drive_rings(&mut self, now: Instant, handle: CallHandle) {
+    pub(crate) fn drive_rings(&mut self, now: Instant, handle: CallHandle) {
         let mut events = Vec::new();
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
@@ -957,7 +1046,22 @@ impl Engine {
                 events.push((r.leg, e));
             }
         }
+        if let Some(cb) = q.callback.as_mut()
+            && let Some(uac) = cb.uac.as_mut()
+        {
+            while let Some(tx) = uac.poll_transmit() {
+                send_uac(&mut self.ctx, Some(handle), tx, cb.located.as_ref());
+            }
+            while let Some(e) = uac.poll_event() {
+                events.push((handle.leg(0), e));
+            }
+        }
         for (leg, event) in events {
+            if leg.index == 0 {
+                // The call to a queued callback's caller.
+                self.callback_event(now, handle, event);
+                continue;
+            }
             match event {
                 UacEvent::Answered { dialog, sdp } => {
                     self.agent_answered(now, handle, leg, *dialog, &sdp)
@@ -998,6 +1102,7 @@ impl Engine {
             self.queueing.offers.insert(offer, handle);
             return;
         }
+        self.callback_call_idle(handle);
         self.queue_input(now, Input::OfferFailed { offer, why });
     }
 
@@ -1057,7 +1162,13 @@ impl Engine {
     }
 
     /// The center chose this answer: bridge the caller and the agent.
-    fn connect_agent(&mut self, now: Instant, handle: CallHandle, offer: OfferId, agent: AgentId) {
+    pub(crate) fn connect_agent(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        offer: OfferId,
+        agent: AgentId,
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -1072,6 +1183,7 @@ impl Engine {
         let leg = ring.leg;
         let extensions = ring.uac.as_ref().map(|u| u.answer_extensions());
         q.agent = Some(ring);
+        q.dialogue = None;
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
@@ -1120,12 +1232,13 @@ impl Engine {
             self.drop_ring(now, ring, bye);
         }
         self.reindex(handle);
+        self.callback_call_idle(handle);
     }
 
     /// Let go of an agent's leg: CANCEL if it rings, BYE on the attempt's dialog if `bye`
     /// (an answer nobody takes), close its socket unless it is a bridged leg (whose own BYE
     /// ends it); the attempt finishes its transactions detached from the call.
-    fn drop_ring(&mut self, now: Instant, ring: AgentRing, bye: bool) {
+    pub(crate) fn drop_ring(&mut self, now: Instant, ring: AgentRing, bye: bool) {
         self.queueing.offers.remove(&ring.offer);
         if let Some(call) = self.calls.get_mut(&ring.leg.call)
             && let Some(l) = call.legs.get_mut(usize::from(ring.leg.index))

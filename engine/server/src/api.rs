@@ -32,6 +32,9 @@ pub struct Staff {
     pub sessions: Arc<Sessions>,
     /// The live queue view and the way to the engine for agents' state changes.
     pub desk: crate::desk::Desk,
+    /// The engine loop, told when staff close a queued callback (none in tools and tests
+    /// without a server).
+    pub server: Option<crate::driver::ServerHandle>,
 }
 
 /// The users file, re-read when its modification time changes.
@@ -259,6 +262,11 @@ pub struct Callback {
     pub updated_at: u64,
     /// Where its audio is (`/api/callbacks/ID/audio`), if it has a message.
     pub audio: Option<String>,
+    /// `voicemail`, or `queue_callback`: a caller waiting in a queue asked to be called
+    /// back and the engine calls them when their turn comes (closing it cancels that).
+    pub kind: String,
+    /// For a queued callback, its queue.
+    pub queue: Option<String>,
 }
 
 impl From<&Stored> for Callback {
@@ -284,6 +292,8 @@ impl From<&Stored> for Callback {
             audio: r
                 .has_message
                 .then(|| format!("/api/callbacks/{}/audio", r.id)),
+            kind: r.kind.as_str().to_string(),
+            queue: r.queue.clone(),
         }
     }
 }
@@ -555,6 +565,16 @@ async fn set_status(
         )
         .await
         .map_err(store_error)?;
+    // A queued callback closed by staff (anything but new or claimed) is not called.
+    if s.request.kind == ivr_voicemail::RequestKind::QueueCallback
+        && !matches!(
+            s.status,
+            ivr_voicemail::store::Status::New | ivr_voicemail::store::Status::Claimed
+        )
+        && let Some(server) = &staff.server
+    {
+        server.cancel_callback(id).await;
+    }
     Ok(Json(Callback::from(&s)).into_response())
 }
 

@@ -111,6 +111,8 @@ pub(crate) enum NetIn {
     TcpClosed {
         peer: SocketAddr,
     },
+    /// Staff closed a queued callback (its store id): the engine cancels it.
+    CancelCallback(String),
     /// DNS answered for a leg's next hop (RFC 3263).
     Located {
         leg: LegHandle,
@@ -162,6 +164,12 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Staff closed the queued callback `id`: cancel it in the queues (nothing if the loop
+    /// has stopped or the engine no longer knows it).
+    pub async fn cancel_callback(&self, id: String) {
+        let _ = self.tx.send(NetIn::CancelCallback(id)).await;
+    }
+
     /// Reload the config as SIGHUP would, and wait for the outcome (`None` if the loop has
     /// stopped).
     pub async fn reload(&self) -> Option<ReloadOutcome> {
@@ -321,6 +329,27 @@ impl Server {
             Instant::now(),
             Input::WallClock(std::time::SystemTime::now()),
         );
+        // Queued callbacks still waiting at the last stop go back in line, oldest first.
+        match self.config.store.pending_queue_callbacks().await {
+            Ok(pending) if !pending.is_empty() => {
+                let list: Vec<ivr_engine::RestoredCallback> = pending
+                    .into_iter()
+                    .filter_map(|s| {
+                        Some(ivr_engine::RestoredCallback {
+                            queue: s.request.queue?,
+                            number: s.request.callback_number?,
+                            id: s.request.id,
+                        })
+                    })
+                    .collect();
+                info!(count = list.len(), "queued callbacks back in line");
+                engine.handle_input(Instant::now(), Input::RestoreCallbacks(list));
+                io.status
+                    .queues(&engine.queues_waiting(), &engine.agent_states());
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot read the queued callbacks waiting in the store"),
+        }
         let mut wall_tick = tokio::time::interval(Duration::from_secs(60));
         tokio::pin!(shutdown);
         let mut exit_at: Option<tokio::time::Instant> = None;
@@ -662,6 +691,47 @@ impl Io {
     }
 }
 
+impl Io {
+    /// A queued callback stored, or its status changed, off the loop (bounded like the
+    /// queue log's writes).
+    fn store_queue_callback(&mut self, cmd: ivr_engine::QueueCallbackCmd) {
+        while self.stores.try_join_next().is_some() {}
+        if self.stores.len() >= MAX_QUEUE_WRITES {
+            warn!("the store is behind: a queued callback's record dropped");
+            return;
+        }
+        let store = self.store.clone();
+        let notify = ivr_voicemail::store::Notify {
+            webhook: self.notify.webhook,
+            email: false,
+        };
+        self.stores.spawn(async move {
+            let now = crate::clock::unix_now();
+            match cmd {
+                ivr_engine::QueueCallbackCmd::Store(request) => {
+                    match store.insert(&request, false, now, notify).await {
+                        Ok(_) => {
+                            info!(id = %request.id, queue = request.queue.as_deref().unwrap_or(""), "queued callback stored")
+                        }
+                        Err(e) => warn!(id = %request.id, error = %e, "cannot store a queued callback"),
+                    }
+                }
+                ivr_engine::QueueCallbackCmd::Status { id, status, note } => {
+                    let Some(status) = ivr_voicemail::store::Status::parse(status) else {
+                        return;
+                    };
+                    if let Err(e) = store
+                        .set_status(&id, status, "system", Some(&note), now)
+                        .await
+                    {
+                        warn!(%id, error = %e, "cannot update a queued callback");
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// Most store writes in flight before queue log batches are dropped.
 const MAX_QUEUE_WRITES: usize = 256;
 
@@ -745,6 +815,7 @@ impl Io {
             NetIn::Located { leg, targets } => {
                 engine.handle_input(now, Input::Located { leg, targets });
             }
+            NetIn::CancelCallback(id) => engine.handle_input(now, Input::CancelCallback(id)),
             NetIn::Voicemail(WriterOut::Report(report)) => {
                 if matches!(report, ivr_engine::VoicemailReport::RecordingFailed { .. }) {
                     self.status.recording_failed();
@@ -843,6 +914,7 @@ impl Io {
                             .queues(&engine.queues_waiting(), &engine.agent_states());
                     }
                 }
+                Output::QueueCallback(cmd) => self.store_queue_callback(cmd),
                 Output::Voicemail(cmd) => {
                     let failed = match &cmd {
                         ivr_engine::VoicemailCmd::Start { recording, .. }

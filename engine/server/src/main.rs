@@ -994,6 +994,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         sessions.signin.count_lockouts(status.signin_lockouts());
                         sessions
                     },
+                    server: Some(server.handle()),
                 },
                 web: Arc::new(ivr_server::web::Guard::new(&args.web, bound)),
             };

@@ -115,7 +115,9 @@ function card(c) {
   const number = c.callback_number
     ? `<a href="tel:${esc(c.callback_number)}">${esc(c.callback_number)}</a>`
     : `<span class="meta">no number given</span>`;
-  const audio = c.audio ? `<audio controls preload="none" src="${esc(c.audio)}"></audio>` : `<p class="meta">No message, only a number.</p>`;
+  const audio = c.kind === "queue_callback"
+    ? `<p class="meta"><span class="status badge">Queued callback</span> the engine calls back when an agent of ${esc(c.queue || "")} is free; closing it cancels that.</p>`
+    : c.audio ? `<audio controls preload="none" src="${esc(c.audio)}"></audio>` : `<p class="meta">No message, only a number.</p>`;
   return `<article class="card" data-id="${esc(c.id)}">
     <h2><span class="number">${number}</span><span class="status ${esc(c.status)}">${esc(STATUS[c.status] || c.status)}${c.assignee ? " · " + esc(c.assignee) : ""}</span></h2>
     <div class="meta">${esc(c.mailbox)} · ${when(c.received_at)} · ${(c.duration_ms / 1000).toFixed(1)} s

@@ -74,6 +74,8 @@ mod tests {
             hung_up: true,
             has_message: true,
             email_to: vec![],
+            kind: Default::default(),
+            queue: None,
         }
     }
 

@@ -1,0 +1,718 @@
+//! Keys pressed while waiting in a queue (`exit_keys:`) and queued callback requests, in
+//! virtual time: an exit key to voicemail; the `callback` key with the caller ID confirmed,
+//! the request keeping the caller's place ahead of later arrivals; a second request for the
+//! same number refused (the caller keeps waiting); a number outside the allowed prefixes
+//! refused. No sockets, no sleeping.
+
+use ivr_audio::Digit;
+use ivr_engine::{CallHandle, EndReason, Event, Input, QueueCallbackCmd, RestoredCallback};
+use ivr_queues::{QueueEvent, Waiter};
+use ivr_sip::Transport;
+use ivr_sip::header::HeaderName;
+use ivr_sip::message::{CoreHeaders, Request, Response, StatusCode};
+use ivr_tests::caller::{Caller, Net, request};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Menus: 1 joins `sales`, whose exit keys are 2 (voicemail) and 3 (callback through the
+/// trunk, numbers starting with `allowed`). The agent `desk` is static at 127.0.0.1:7300
+/// when `with_agent`, else nobody works the queue.
+fn menus(allowed: &str, with_agent: bool) -> Arc<ivr_menus::Menus> {
+    let agents = if with_agent {
+        "agents:\n  desk:\n    uri: sip:desk@127.0.0.1:7300\n    queues: { sales: 0 }\n"
+    } else {
+        ""
+    };
+    let yaml = format!(
+        r#"
+entry: main
+prompts:
+  main_en: prompts/main_en.wav
+  goodbye_en: prompts/goodbye_en.wav
+  sales_en: prompts/sales_en.wav
+  thanks: prompts/invalid_en.wav
+mailboxes:
+  messages: {{ greeting: goodbye_en }}
+destinations:
+  trunk: {{ uri: "sip:trunk@127.0.0.1:7400", mode: bridge }}
+queues:
+  sales:
+    music: sales_en
+    max_wait: 600
+    on_timeout: {{ hangup: goodbye_en }}
+    exit_keys:
+      "2": {{ voicemail: messages }}
+      "3": callback
+    callback:
+      via: trunk
+      retries: 1
+      retry_delay: 30
+      allowed_prefixes: [{allowed}]
+      confirmed: thanks
+{agents}
+menus:
+  main:
+    prompt: main_en
+    timeout: 6
+    retries: 5
+    options:
+      "1": {{ queue: sales }}
+"#
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    Arc::new(
+        ivr_menus::compile_full(
+            &yaml,
+            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+            &mut |_, _| Err("no text-to-speech here".into()),
+            &mut ivr_server::builtin::prompt,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}")),
+    )
+}
+
+/// Connect `caller` and press 1 (join `sales`).
+fn join(net: &mut Net, caller: &mut Caller) -> CallHandle {
+    let call = net.connect(caller);
+    net.advance(Duration::from_millis(500));
+    net.press(caller, call, Digit::D1);
+    net.advance(Duration::from_millis(500));
+    call
+}
+
+fn queue_events(net: &Net) -> Vec<QueueEvent> {
+    net.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Queue { event, .. } => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn played(net: &Net, name: &str) -> usize {
+    net.events
+        .iter()
+        .filter(|e| matches!(e, Event::Playing { prompt, .. } if prompt == name))
+        .count()
+}
+
+/// The caller answers the engine's BYE; the call is over.
+fn hung_up_by_engine(net: &mut Net, caller: &Caller, call: CallHandle) {
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE")
+        .unwrap_or_else(|| panic!("the engine hangs up: {msgs:?}"))
+        .clone();
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
+}
+
+#[test]
+fn an_exit_key_leaves_the_line_for_voicemail() {
+    let mut net = Net::new(menus("\"+1\"", false));
+    let mut caller = Caller::new("127.0.0.1:7010", "exit-1");
+    let call = join(&mut net, &mut caller);
+    assert_eq!(net.engine.queue_waiting("sales"), 1);
+    net.advance(Duration::from_secs(3));
+    // A key bound to nothing does nothing.
+    net.press(&mut caller, call, Digit::D7);
+    assert_eq!(net.engine.queue_waiting("sales"), 1);
+    net.press(&mut caller, call, Digit::D2);
+    assert_eq!(net.engine.queue_waiting("sales"), 0, "out of the line");
+    assert!(queue_events(&net).iter().any(|e| matches!(
+        e,
+        QueueEvent::ExitKey {
+            key: '2',
+            position: 1,
+            ..
+        }
+    )));
+    // The deposit begins: the caller ID is offered as the number to call back.
+    assert_eq!(played(&net, "vm_offer_caller_id"), 1);
+    assert!(net.ended(call).is_none());
+}
+
+#[test]
+fn a_callback_request_keeps_the_place_and_the_engine_hangs_up() {
+    let mut net = Net::new(menus("\"+1\", \"0\"", false));
+    let mut first = Caller::new("127.0.0.1:7020", "cb-1");
+    let a = join(&mut net, &mut first);
+    net.advance(Duration::from_secs(2));
+    net.press(&mut first, a, Digit::D3);
+    assert_eq!(
+        played(&net, "vm_offer_caller_id"),
+        1,
+        "press 1 for this number"
+    );
+    net.advance(Duration::from_secs(1));
+    net.press(&mut first, a, Digit::D1);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackRequested { position: 1, .. }))
+    );
+    assert_eq!(played(&net, "thanks"), 1, "the confirmation");
+    net.advance(Duration::from_secs(5));
+    hung_up_by_engine(&mut net, &first, a);
+    // It is a callback request in the store, of its own kind.
+    let [QueueCallbackCmd::Store(r)] = &net.queue_callbacks[..] else {
+        panic!("{:?}", net.queue_callbacks)
+    };
+    assert_eq!(r.kind, ivr_voicemail::RequestKind::QueueCallback);
+    assert_eq!(
+        (
+            r.queue.as_deref(),
+            r.mailbox.as_str(),
+            r.callback_number.as_deref()
+        ),
+        (Some("sales"), "sales", Some("+15551234"))
+    );
+    assert!(!r.has_message);
+    // A later caller (another number) lines up behind the request.
+    let mut second = Caller::new("127.0.0.1:7030", "cb-2");
+    let b = join(&mut net, &mut second);
+    let line = net.engine.queue_line("sales");
+    assert_eq!(line.len(), 2, "{line:?}");
+    assert!(matches!(line[0], Waiter::Callback(_)), "{line:?}");
+    assert_eq!(line[1], Waiter::Caller(ivr_queues::CallRef(b.0)));
+    // The same number asks again from the second call: refused, and it keeps waiting.
+    net.press(&mut second, b, Digit::D3);
+    net.press(&mut second, b, Digit::D1);
+    assert_eq!(
+        played(&net, "vm_invalid_number"),
+        1,
+        "{:?}",
+        queue_events(&net)
+    );
+    assert!(net.ended(b).is_none());
+    assert_eq!(net.engine.queue_line("sales").len(), 2);
+    net.advance(Duration::from_secs(10));
+    assert!(net.ended(b).is_none(), "still waiting after the notice");
+    // Another number, typed and confirmed, is taken: the second caller keeps its place too.
+    net.press(&mut second, b, Digit::D3);
+    net.advance(Duration::from_secs(1));
+    for d in "0491234567"
+        .chars()
+        .filter_map(Digit::from_char)
+        .chain([Digit::Pound])
+    {
+        net.press(&mut second, b, d);
+    }
+    net.advance(Duration::from_secs(1));
+    assert!(played(&net, "vm_you_entered") >= 1);
+    net.press(&mut second, b, Digit::D1);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackRequested { position: 2, .. }))
+    );
+    net.advance(Duration::from_secs(5));
+    hung_up_by_engine(&mut net, &second, b);
+    let line = net.engine.queue_line("sales");
+    assert!(line.iter().all(|w| matches!(w, Waiter::Callback(_))) && line.len() == 2);
+}
+
+#[test]
+fn a_number_outside_the_allowed_prefixes_is_refused_and_the_caller_keeps_waiting() {
+    // Only numbers starting with +33 may be called back; the caller ID is +1555...
+    let mut net = Net::new(menus("\"+33\"", false));
+    let mut caller = Caller::new("127.0.0.1:7040", "cb-3");
+    let call = join(&mut net, &mut caller);
+    net.press(&mut caller, call, Digit::D3);
+    net.press(&mut caller, call, Digit::D1);
+    assert_eq!(played(&net, "vm_invalid_number"), 1);
+    assert!(
+        !queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackRequested { .. }))
+    );
+    assert_eq!(
+        net.engine.queue_line("sales"),
+        [Waiter::Caller(ivr_queues::CallRef(call.0))]
+    );
+    assert!(net.ended(call).is_none());
+}
+
+/// A scripted phone (the agent's desk, or the caller's phone behind the trunk).
+struct Phone {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    media: std::net::SocketAddr,
+}
+
+impl Phone {
+    fn new(name: &'static str, port: u16) -> Phone {
+        Phone {
+            name,
+            addr: ([127, 0, 0, 1], port).into(),
+            media: ([127, 0, 0, 1], port + 2).into(),
+        }
+    }
+
+    fn respond(&self, req: &Request, code: u16, sdp: bool) -> Vec<u8> {
+        let mut r = Response::to_request(req, StatusCode::new(code).unwrap());
+        let to = req.headers.get(&HeaderName::To).unwrap().to_string();
+        if !to.contains(";tag=") && code > 100 {
+            r.headers
+                .set(HeaderName::To, format!("{to};tag={}", self.name));
+        }
+        if (200..300).contains(&code) {
+            r.headers.push(
+                HeaderName::Contact,
+                format!("<sip:{}@{}>", self.name, self.addr),
+            );
+        }
+        if sdp {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = format!(
+                "v=0\r\no={n} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio {p} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+                n = self.name,
+                p = self.media.port()
+            )
+            .into_bytes();
+        }
+        r.to_bytes()
+    }
+
+    fn send(&self, net: &mut Net, data: &[u8]) {
+        net.send_sip(Transport::Udp, self.addr, data);
+    }
+
+    fn take_invite(&self, net: &mut Net) -> Request {
+        let msgs = net.take_sip(self.addr);
+        request(&msgs, "INVITE")
+            .unwrap_or_else(|| panic!("{} is rung: {msgs:?}", self.name))
+            .clone()
+    }
+
+    /// The engine's BYE (answered), and the INVITE that came with it.
+    fn bye_then_invite(&self, net: &mut Net) -> Request {
+        net.advance(Duration::from_millis(200));
+        let msgs = net.take_sip(self.addr);
+        let bye = request(&msgs, "BYE").expect("BYE").clone();
+        let invite = request(&msgs, "INVITE")
+            .unwrap_or_else(|| panic!("{} is rung: {msgs:?}", self.name))
+            .clone();
+        self.send(net, &self.respond(&bye, 200, false));
+        invite
+    }
+
+    /// Ring, answer: the engine ACKs.
+    fn answer(&self, net: &mut Net, invite: &Request) {
+        self.send(net, &self.respond(invite, 180, false));
+        self.send(net, &self.respond(invite, 200, true));
+        let msgs = net.take_sip(self.addr);
+        assert!(
+            request(&msgs, "ACK").is_some(),
+            "{} ACKed: {msgs:?}",
+            self.name
+        );
+    }
+
+    /// BYE in the dialog `invite` and our 2xx made.
+    fn bye(&self, invite: &Request) -> Vec<u8> {
+        let from = invite.headers.get(&HeaderName::From).unwrap();
+        let to = invite.headers.get(&HeaderName::To).unwrap();
+        format!(
+            "BYE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{n}-{b}-bye\r\n\
+             Max-Forwards: 70\r\nFrom: {to};tag={n}\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+             CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            me = self.addr,
+            n = self.name,
+            cid = invite.call_id().unwrap(),
+            b = invite
+                .call_id()
+                .unwrap()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>(),
+        )
+        .into_bytes()
+    }
+
+    fn rtp(&self, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&u32::from(self.addr.port()).to_be_bytes());
+        p.extend(std::iter::repeat_n(0x55, 160));
+        p
+    }
+}
+
+/// The callback's own call: the last call the engine started for `callback sales`.
+fn callback_call(net: &Net) -> CallHandle {
+    net.events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::CallStarted { call, to, .. } if to == "callback sales" => Some(*call),
+            _ => None,
+        })
+        .expect("a callback call")
+}
+
+/// The caller (an agent on a call meanwhile) asks for a callback and hangs up.
+fn request_callback(net: &mut Net, caller: &mut Caller) -> CallHandle {
+    let call = join(net, caller);
+    net.press(caller, call, Digit::D3);
+    net.press(caller, call, Digit::D1);
+    net.advance(Duration::from_secs(5));
+    hung_up_by_engine(net, caller, call);
+    call
+}
+
+#[test]
+fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridges_them() {
+    let mut net = Net::new(menus("\"+1\"", true));
+    let desk = Phone::new("desk", 7300);
+    let trunk = Phone::new("trunk", 7400);
+    // The desk takes a first caller: it is busy while the others line up.
+    let mut busy = Caller::new("127.0.0.1:7050", "busy");
+    let x = join(&mut net, &mut busy);
+    let first = desk.take_invite(&mut net);
+    desk.answer(&mut net, &first);
+    // A caller asks for a callback and hangs up; a later caller waits behind the request.
+    let mut caller = Caller::new("127.0.0.1:7060", "cb-e2e");
+    request_callback(&mut net, &mut caller);
+    let mut later = Caller::new("127.0.0.1:7070", "later");
+    let b = join(&mut net, &mut later);
+    assert!(matches!(
+        net.engine.queue_line("sales")[..],
+        [Waiter::Callback(_), Waiter::Caller(_)]
+    ));
+    // The first call ends: the desk is offered the callback first, not the later caller.
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    assert!(net.ended(x).is_some());
+    let invite = desk.bye_then_invite(&mut net);
+    let cb = callback_call(&net);
+    assert_eq!(
+        invite.headers.get(&HeaderName::from_wire("X-IVR-Queue")),
+        Some("sales")
+    );
+    assert!(net.take_sip(trunk.addr).is_empty(), "the agent first");
+    desk.answer(&mut net, &invite);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackDialing { attempt: 1, .. }))
+    );
+    // Then the caller, at the number, through the trunk; the desk hears a ringing tone.
+    let before = net.rtp.get(&cb.leg(1)).map_or(0, Vec::len);
+    net.advance(Duration::from_millis(500));
+    let tone = &net.rtp[&cb.leg(1)][before..];
+    assert!(
+        tone.len() >= 20 && tone.iter().any(|p| p.data[12..].iter().any(|b| *b != 0xFF)),
+        "the agent hears the caller's phone ring ({} packets)",
+        tone.len()
+    );
+    let dial = trunk.take_invite(&mut net);
+    assert_eq!(dial.uri.to_string(), "sip:+15551234@127.0.0.1:7400");
+    trunk.answer(&mut net, &dial);
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackConnected { .. }))
+    );
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { call, destination, .. } if *call == cb && destination == "agent desk")));
+    // Audio both ways: the trunk's packets reach the desk, and the desk's the trunk.
+    let (to_desk, to_trunk) = (
+        net.rtp.get(&cb.leg(1)).map_or(0, Vec::len),
+        net.rtp.get(&cb.leg(0)).map_or(0, Vec::len),
+    );
+    for seq in 1..=10 {
+        net.send_rtp(cb.leg(0), trunk.media, &trunk.rtp(seq));
+        net.send_rtp(cb.leg(1), desk.media, &desk.rtp(seq));
+        net.advance(Duration::from_millis(20));
+    }
+    let sent = |net: &Net, leg| net.rtp.get(&leg).map_or(0, Vec::len);
+    assert!(
+        sent(&net, cb.leg(1)) >= to_desk + 8,
+        "the desk hears the caller"
+    );
+    assert!(
+        sent(&net, cb.leg(0)) >= to_trunk + 8,
+        "the caller hears the desk"
+    );
+    assert!(
+        net.rtp[&cb.leg(1)]
+            .iter()
+            .rev()
+            .take(5)
+            .all(|p| p.to == desk.media)
+    );
+    // What the desk hears now is the caller (their 0x55 frames), not the ringing tone.
+    let heard = net.rtp[&cb.leg(1)][to_desk..]
+        .iter()
+        .filter(|p| p.data[12..].iter().all(|b| *b == 0x55))
+        .count();
+    assert!(heard >= 8, "the caller's frames reach the desk: {heard}");
+    // The later caller still waits (the desk is busy with the callback).
+    assert!(net.ended(b).is_none());
+    assert_eq!(
+        net.engine.queue_line("sales"),
+        [Waiter::Caller(ivr_queues::CallRef(b.0))]
+    );
+    // The caller hangs up: the desk gets BYE and the queue call completes.
+    let bye = format!(
+        "BYE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-tbye\r\n\
+         Max-Forwards: 70\r\nFrom: {to};tag=trunk\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
+         CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        a = trunk.addr,
+        to = dial.headers.get(&HeaderName::To).unwrap(),
+        from = dial.headers.get(&HeaderName::From).unwrap(),
+        cid = dial.call_id().unwrap(),
+    );
+    trunk.send(&mut net, bye.as_bytes());
+    let msgs = net.take_sip(desk.addr);
+    assert!(
+        request(&msgs, "BYE").is_some(),
+        "the desk is hung up: {msgs:?}"
+    );
+    assert!(net.ended(cb).is_some());
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Complete { .. }))
+    );
+    // The stored request says it was called back.
+    assert!(matches!(&net.queue_callbacks[..],
+        [QueueCallbackCmd::Store(r), QueueCallbackCmd::Status { id, status: "called_back", .. }]
+            if *id == r.id));
+}
+
+#[test]
+fn a_busy_number_is_retried_after_the_delay_then_given_up() {
+    let mut net = Net::new(menus("\"+1\"", true));
+    let desk = Phone::new("desk", 7300);
+    let trunk = Phone::new("trunk", 7400);
+    let mut busy = Caller::new("127.0.0.1:7050", "busy");
+    let x = join(&mut net, &mut busy);
+    let first = desk.take_invite(&mut net);
+    desk.answer(&mut net, &first);
+    let mut caller = Caller::new("127.0.0.1:7060", "cb-busy");
+    request_callback(&mut net, &mut caller);
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    assert!(net.ended(x).is_some());
+    let invite = desk.bye_then_invite(&mut net);
+    desk.answer(&mut net, &invite);
+    net.advance(Duration::from_millis(100));
+    let dial = trunk.take_invite(&mut net);
+    // The number is busy: the engine ACKs, hangs the desk up, and the center retries later.
+    trunk.send(&mut net, &trunk.respond(&dial, 486, false));
+    assert!(request(&net.take_sip(trunk.addr), "ACK").is_some());
+    let msgs = net.take_sip(desk.addr);
+    assert!(
+        request(&msgs, "BYE").is_some(),
+        "the desk is hung up: {msgs:?}"
+    );
+    assert!(queue_events(&net).iter().any(|e| matches!(
+        e,
+        QueueEvent::CallbackFailed {
+            attempt: 1,
+            retrying: true,
+            ..
+        }
+    )));
+    assert!(
+        matches!(net.engine.queue_line("sales")[..], [Waiter::Callback(_)]),
+        "still in line"
+    );
+    // Not before the delay (30 s).
+    net.advance(Duration::from_secs(20));
+    assert!(request(&net.take_sip(desk.addr), "INVITE").is_none());
+    net.advance(Duration::from_secs(15));
+    let again = desk.take_invite(&mut net);
+    desk.answer(&mut net, &again);
+    net.advance(Duration::from_millis(100));
+    let dial = trunk.take_invite(&mut net);
+    assert_eq!(dial.uri.to_string(), "sip:+15551234@127.0.0.1:7400");
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackDialing { attempt: 2, .. }))
+    );
+    // Nobody answers this time either (ring timeout of the trunk: 30 s): the last retry is
+    // spent and the request is given up.
+    trunk.send(&mut net, &trunk.respond(&dial, 180, false));
+    net.advance(Duration::from_secs(31));
+    let msgs = net.take_sip(trunk.addr);
+    let cancel = request(&msgs, "CANCEL").expect("CANCEL at the ring timeout");
+    trunk.send(&mut net, &trunk.respond(cancel, 200, false));
+    trunk.send(&mut net, &trunk.respond(&dial, 487, false));
+    net.advance(Duration::from_millis(100));
+    assert!(queue_events(&net).iter().any(|e| matches!(
+        e,
+        QueueEvent::CallbackFailed {
+            attempt: 2,
+            retrying: false,
+            ..
+        }
+    )));
+    assert!(net.engine.queue_line("sales").is_empty());
+    assert!(matches!(
+        &net.queue_callbacks[..],
+        [
+            QueueCallbackCmd::Store(_),
+            QueueCallbackCmd::Status {
+                status: "no_answer",
+                ..
+            }
+        ]
+    ));
+    net.advance(Duration::from_secs(60));
+    assert!(
+        request(&net.take_sip(desk.addr), "INVITE").is_none(),
+        "given up"
+    );
+}
+
+#[test]
+fn staff_closing_the_stored_request_cancels_the_callback() {
+    let mut net = Net::new(menus("\"+1\"", false));
+    let mut caller = Caller::new("127.0.0.1:7080", "cb-cancel");
+    request_callback(&mut net, &mut caller);
+    let [QueueCallbackCmd::Store(r)] = &net.queue_callbacks[..] else {
+        panic!("{:?}", net.queue_callbacks)
+    };
+    let id = r.id.clone();
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+    // An id the engine does not know changes nothing.
+    net.engine
+        .handle_input(net.now, Input::CancelCallback("1-00000000".into()));
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+    net.engine.handle_input(net.now, Input::CancelCallback(id));
+    net.advance(Duration::from_millis(10));
+    assert!(net.engine.queue_line("sales").is_empty());
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::CallbackCancelled { .. }))
+    );
+    // The staff's own status stands: nothing more is written.
+    assert_eq!(net.queue_callbacks.len(), 1);
+    // The number may ask again.
+    let mut again = Caller::new("127.0.0.1:7090", "cb-again");
+    request_callback(&mut net, &mut again);
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+}
+
+#[test]
+fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
+    let mut net = Net::new(menus("\"+1\", \"0\"", false));
+    let restored = |id: &str, queue: &str, number: &str| RestoredCallback {
+        id: id.into(),
+        queue: queue.into(),
+        number: number.into(),
+    };
+    net.engine.handle_input(
+        net.now,
+        Input::RestoreCallbacks(vec![
+            restored("100-aaaaaaaa", "sales", "+15550001"),
+            restored("101-bbbbbbbb", "gone", "+15550002"),
+            restored("102-cccccccc", "sales", "0491234567"),
+        ]),
+    );
+    net.advance(Duration::from_millis(10));
+    // The one whose queue is gone is closed with a note; the others wait, in order, and a
+    // caller of the new run lines up behind them.
+    assert!(matches!(&net.queue_callbacks[..],
+        [QueueCallbackCmd::Status { id, status: "no_answer", .. }] if id == "101-bbbbbbbb"));
+    let mut caller = Caller::new("127.0.0.1:7100", "after-restart");
+    let c = join(&mut net, &mut caller);
+    let line = net.engine.queue_line("sales");
+    assert!(
+        matches!(line[..], [Waiter::Callback(_), Waiter::Callback(_), Waiter::Caller(w)] if w.0 == c.0),
+        "{line:?}"
+    );
+    // Staff can still cancel a restored one by its store id.
+    net.engine
+        .handle_input(net.now, Input::CancelCallback("100-aaaaaaaa".into()));
+    assert_eq!(net.engine.queue_line("sales").len(), 2);
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Callers arrive at random times while the only agent is busy; some ask for a callback
+    /// and hang up. Once the agent is free, everyone is served in arrival order: a callback
+    /// keeps its caller's place (the agent then calls the number through the trunk).
+    #[test]
+    fn a_callback_keeps_its_place_among_random_arrivals(
+        arrivals in proptest::collection::vec((any::<bool>(), 0u64..8), 1..6)
+    ) {
+        // Nobody sends audio here: no media timeout while the line forms.
+        let mut net = Net::with_config(menus("\"0\"", true), |c| {
+            c.media_timeout = Duration::from_secs(3600)
+        });
+        let desk = Phone::new("desk", 7300);
+        let trunk = Phone::new("trunk", 7400);
+        let mut busy = Caller::new("127.0.0.1:7050", "busy");
+        join(&mut net, &mut busy);
+        let first = desk.take_invite(&mut net);
+        desk.answer(&mut net, &first);
+        let mut arrived = Vec::new();
+        for (i, (callback, pause)) in arrivals.iter().enumerate() {
+            let mut c = Caller::new(&format!("127.0.0.1:{}", 7600 + i * 10), &format!("r{i}"));
+            let call = join(&mut net, &mut c);
+            if *callback {
+                net.press(&mut c, call, Digit::D3);
+                for d in format!("049000000{i}").chars().filter_map(Digit::from_char).chain([Digit::Pound]) {
+                    net.press(&mut c, call, d);
+                }
+                net.advance(Duration::from_secs(1));
+                net.press(&mut c, call, Digit::D1);
+                net.advance(Duration::from_secs(5));
+                let msgs = net.take_sip(c.addr);
+                let bye = request(&msgs, "BYE").expect("hung up after the request").clone();
+                net.send_sip(Transport::Udp, c.addr, &c.ok_to(&bye));
+            }
+            arrived.push(call);
+            net.advance(Duration::from_secs(*pause));
+        }
+        // The busy caller leaves: the desk serves the line, one call after another.
+        let bye = busy.in_dialog("BYE", "", "");
+        net.send_sip(Transport::Udp, busy.addr, &bye);
+        let mut invite = desk.bye_then_invite(&mut net);
+        let mut served = Vec::new();
+        for _ in 0..arrivals.len() {
+            // Whom the center offered the desk to, as the caller's call.
+            let offered = queue_events(&net).iter().rev().find_map(|e| match e {
+                QueueEvent::Offer { waiter, .. } => Some(*waiter),
+                _ => None,
+            }).expect("an offer");
+            let who = match offered {
+                Waiter::Caller(c) => c,
+                Waiter::Callback(id) => queue_events(&net).iter().find_map(|e| match e {
+                    QueueEvent::CallbackRequested { callback, call, .. } if *callback == id => Some(*call),
+                    _ => None,
+                }).expect("its request"),
+            };
+            served.push(CallHandle(who.0));
+            desk.answer(&mut net, &invite);
+            if matches!(offered, Waiter::Callback(_)) {
+                net.advance(Duration::from_millis(100));
+                let dial = trunk.take_invite(&mut net);
+                trunk.answer(&mut net, &dial);
+            }
+            net.advance(Duration::from_secs(2));
+            desk.send(&mut net, &desk.bye(&invite));
+            net.advance(Duration::from_millis(200));
+            let msgs = net.take_sip(desk.addr);
+            net.take_sip(trunk.addr);
+            match request(&msgs, "INVITE") {
+                Some(next) => invite = next.clone(),
+                None => break,
+            }
+        }
+        prop_assert_eq!(served, arrived);
+        prop_assert!(net.engine.queue_line("sales").is_empty());
+    }
+}
