@@ -1105,3 +1105,33 @@ fn no_estimate_no_wait_announcement_and_with_the_position_off_nothing_at_all() {
         assert_eq!(net.engine.queue_waiting("sales"), 1);
     }
 }
+
+#[test]
+fn built_in_queue_phrases_are_left_out_for_a_language_without_them_and_never_mixed() {
+    let agents = fixed("desk", "127.0.0.1:7300");
+    // German has no built-in voice: no phrase for anyone, rather than English to a German.
+    let menus = plain_menus("de, en", &agents, true);
+    assert!(menus.find_prompt("queue_position").is_none());
+    // English and French: each language has its own; Spanish adds its own number words.
+    let menus = plain_menus("en, fr, es", &agents, true);
+    for name in ["queue_position", "queue_wait", "number_5", "number_25"] {
+        assert!(menus.find_prompt(name).is_some(), "{name}");
+    }
+    // A config recording one phrase of its own gets none of the built-in phrases.
+    let yaml = format!(
+        "entry: main\nprompts:\n  main: prompts/main_en.wav\n  queue_wait: prompts/main_en.wav\nqueues:\n  sales: {{}}\nagents:\n{agents}menus:\n  main:\n    prompt: main\n    options:\n      \"1\": {{ queue: sales }}\n"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let own = ivr_menus::compile_full(
+        &yaml,
+        &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+        &mut |_, _| Err("no text-to-speech here".into()),
+        &mut ivr_server::builtin::prompt,
+    )
+    .unwrap();
+    assert!(own.find_prompt("queue_position").is_none());
+    assert!(
+        own.find_prompt("number_5").is_some(),
+        "numbers are a set of their own"
+    );
+}
