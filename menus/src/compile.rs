@@ -493,6 +493,16 @@ pub fn compile_full(
             },
         );
     }
+    if !queues.is_empty() {
+        add_queue_builtins(
+            &languages,
+            builtin,
+            &mut prompt_names,
+            &mut prompt_options,
+            &mut prompts,
+            &mut variants,
+        );
+    }
     let mut errors = w.errors;
     if errors.is_empty() {
         errors.extend(endless_failure_loops(&menus, &queues));
@@ -1352,3 +1362,64 @@ pub(crate) fn is_variable_name(name: &str) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// The built-in queue announcement prompts and number words the config does not record
+/// (see [`crate::handoff::queue_builtins_needed`]), one version per enabled language (or
+/// English for a config that names none). Unlike a mailbox's prompts these are optional: a
+/// phrase some enabled language has no built-in for is left out for every language (the
+/// announcement is then silent, as without recordings, rather than in the wrong language),
+/// and a number word gets the versions of the languages whose rule uses it.
+fn add_queue_builtins(
+    languages: &Languages,
+    builtin: &mut Builtin<'_>,
+    prompt_names: &mut Vec<String>,
+    prompt_options: &mut Vec<PromptOptions>,
+    prompts: &mut Vec<Prompt>,
+    variants: &mut Vec<Vec<(Option<usize>, usize)>>,
+) {
+    let tags: Vec<(Option<usize>, &str)> = if languages.names.is_empty() {
+        vec![(None, "en")]
+    } else {
+        languages
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (Some(i), l.as_str()))
+            .collect()
+    };
+    let rules: Vec<crate::numbers::Rule> = tags
+        .iter()
+        .map(|(_, t)| {
+            crate::numbers::Rule::for_language(t).unwrap_or(crate::numbers::Rule::English)
+        })
+        .collect();
+    for name in crate::handoff::queue_builtins_needed(prompt_names, &rules) {
+        let phrase = crate::handoff::QUEUE_PROMPTS.contains(&name.as_str());
+        let mut these = Vec::new();
+        let mut complete = true;
+        for (&(lang, tag), rule) in tags.iter().zip(&rules) {
+            if !phrase && !crate::numbers::words(*rule).contains(&name) {
+                continue;
+            }
+            let primary = tag.split(['-', '_']).next().unwrap_or(tag);
+            let found = builtin(&name, tag)
+                .or_else(|| builtin(&name, primary))
+                .and_then(|wav| Prompt::from_wav(&name, &wav).ok());
+            match found {
+                Some(p) => {
+                    these.push((lang, prompts.len()));
+                    prompts.push(p);
+                }
+                None => complete = false,
+            }
+        }
+        if these.is_empty() || (phrase && !complete) {
+            // Leave the prompt out; drop the recordings just decoded.
+            prompts.truncate(prompts.len() - these.len());
+            continue;
+        }
+        prompt_options.push(PromptOptions::default());
+        prompt_names.push(name);
+        variants.push(these);
+    }
+}

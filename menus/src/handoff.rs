@@ -104,6 +104,39 @@ pub const DIGITS: [&str; 10] = [
     "digit_8", "digit_9",
 ];
 
+/// The phrases a queue's position and wait announcements are made of: "You are number"
+/// (position) "in line." "Your expected wait is about" (minutes) "minutes." (or "minute."
+/// for one). A config may record its own; otherwise built-in versions are used, in the
+/// languages that have them (see [`queue_builtins_needed`]).
+pub const QUEUE_PROMPTS: [&str; 5] = [
+    "queue_position",
+    "queue_position_end",
+    "queue_wait",
+    "queue_minutes",
+    "queue_minute",
+];
+
+/// The built-in prompts a config with queues gets, given the names it records itself:
+/// the [`QUEUE_PROMPTS`] when it records none of them, and the number words of each of
+/// `rules` (its languages' ways of reading numbers) when it records no `number_*` prompt.
+/// A config's own recordings are never mixed with built-in ones of the same set.
+pub fn queue_builtins_needed(recorded: &[String], rules: &[crate::numbers::Rule]) -> Vec<String> {
+    let mut out = Vec::new();
+    if !recorded.iter().any(|p| QUEUE_PROMPTS.contains(&p.as_str())) {
+        out.extend(QUEUE_PROMPTS.iter().map(|p| p.to_string()));
+    }
+    if !recorded.iter().any(|p| p.starts_with("number_")) {
+        for rule in rules {
+            for w in crate::numbers::words(*rule) {
+                if !out.contains(&w) {
+                    out.push(w);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The callback-number pattern when none is given: an optional `+` and 3 to 15 digits
 /// (E.164 numbers and short internal ones).
 pub const DEFAULT_NUMBER_PATTERN: &str = r"\+?[0-9]{3,15}";

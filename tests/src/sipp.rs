@@ -89,8 +89,14 @@ pub struct Run {
     pub output: String,
 }
 
-/// Run SIPp against `target` with `args`; fails loudly if SIPp is not installed.
+/// Run SIPp against `target` with `args`; fails loudly if SIPp is not installed. Killed
+/// after 120 s.
 pub fn run(target: SocketAddr, args: &[&str]) -> Run {
+    run_for(target, args, 120)
+}
+
+/// [`run`], killed after `limit` seconds (a benchmark's longer run).
+pub fn run_for(target: SocketAddr, args: &[&str], limit: u32) -> Run {
     let found = Command::new("sipp").arg("-v").output().is_ok();
     assert!(
         found,
@@ -98,7 +104,7 @@ pub fn run(target: SocketAddr, args: &[&str]) -> Run {
     );
     let (sip_port, media_port) = ports();
     let out: Output = Command::new("timeout")
-        .arg("120")
+        .arg(limit.to_string())
         .arg("sipp")
         .arg(target.to_string())
         .args(loopback_args(&sip_port, &media_port))

@@ -961,3 +961,177 @@ fn a_static_agent_named_by_host_is_located_by_dns_first() {
         "the caller still waits"
     );
 }
+
+/// Menus with no queue prompts of their own (the built-in ones are used), in `languages`
+/// (the first the default), `sales` worked by `agents`; `position: false` turns the
+/// position announcement off.
+fn plain_menus(languages: &str, agents: &str, position: bool) -> Arc<ivr_menus::Menus> {
+    let yaml = format!(
+        r#"
+entry: main
+languages:
+  enabled: [{languages}]
+prompts:
+  main: prompts/main_en.wav
+  goodbye: prompts/goodbye_en.wav
+queues:
+  sales:
+    strategy: linear
+    max_wait: 600
+    announce_position: {position}
+    on_timeout: {{ hangup: goodbye }}
+agents:
+{agents}
+menus:
+  main:
+    prompt: main
+    options:
+      "1": {{ queue: sales }}
+"#
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    Arc::new(
+        ivr_menus::compile_full(
+            &yaml,
+            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+            &mut |_, _| Err("no text-to-speech here".into()),
+            &mut ivr_server::builtin::prompt,
+        )
+        .unwrap(),
+    )
+}
+
+/// What `call` was played (name, language) from event `from` on, menus and music aside.
+fn announced(net: &Net, from: usize, call: CallHandle) -> Vec<(String, Option<String>)> {
+    net.events[from..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Playing {
+                call: c,
+                prompt,
+                language,
+            } if *c == call && prompt != "main" => Some((prompt.clone(), language.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two agents on calls and two callers waiting: the fifth caller is number 3 in line, and
+/// 3 × 3 min ÷ 2 agents = 4.5, so about 5 minutes. With no recordings of its own the config
+/// gets the built-in phrases and number words, in the caller's language.
+fn hears_position_3_and_5_minutes(language: &str) {
+    let languages = if language == "en" { "en, fr" } else { "fr, en" };
+    let agents = fixed("desk1", "127.0.0.1:7300") + &fixed("desk2", "127.0.0.1:7310");
+    let menus = plain_menus(languages, &agents, true);
+    let mut net = Net::new(menus.clone());
+    for (i, desk) in [Agent::new("desk1", 7300), Agent::new("desk2", 7310)]
+        .iter()
+        .enumerate()
+    {
+        let mut c = Caller::new(&format!("127.0.0.1:{}", 7400 + 2 * i), &format!("ann-{i}"));
+        join(&mut net, &mut c);
+        let invite = desk.take_invite(&mut net);
+        desk.answer(&mut net, &invite, Codec::Pcmu);
+    }
+    for i in 2..4 {
+        let mut c = Caller::new(&format!("127.0.0.1:{}", 7400 + 2 * i), &format!("ann-{i}"));
+        join(&mut net, &mut c);
+    }
+    let before = net.events.len();
+    let mut fifth = Caller::new("127.0.0.1:7420", "ann-5");
+    let call = join(&mut net, &mut fifth);
+    let heard = announced(&net, before, call);
+    let names: Vec<&str> = heard.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "queue_position",
+            "number_3",
+            "queue_position_end",
+            "queue_wait",
+            "number_5",
+            "queue_minutes"
+        ],
+        "\"You are number 3 in line. Your expected wait is about 5 minutes.\""
+    );
+    assert!(heard.iter().all(|(_, l)| l.as_deref() == Some(language)));
+    // And in that language's built-in voice.
+    let lang = menus
+        .languages()
+        .iter()
+        .position(|l| l == language)
+        .unwrap();
+    for name in names {
+        let id = menus.find_prompt(name).unwrap();
+        let builtin = ivr_server::builtin::prompt(name, language).unwrap();
+        let builtin = ivr_audio::Prompt::from_wav(name, &builtin).unwrap();
+        assert_eq!(
+            menus.prompt_in(id, lang).frame_count(),
+            builtin.frame_count(),
+            "{name} in {language}"
+        );
+    }
+    assert_eq!(net.engine.queue_waiting("sales"), 3);
+}
+
+#[test]
+fn built_in_announcements_say_number_3_in_line_and_about_5_minutes_in_english() {
+    hears_position_3_and_5_minutes("en");
+}
+
+#[test]
+fn built_in_announcements_say_number_3_in_line_and_about_5_minutes_in_french() {
+    hears_position_3_and_5_minutes("fr");
+}
+
+#[test]
+fn no_estimate_no_wait_announcement_and_with_the_position_off_nothing_at_all() {
+    // bob never registers: nobody works the queue, so the center gives no estimate.
+    for position in [true, false] {
+        let mut net = Net::new(plain_menus("en", &registered("bob", "pw-bob"), position));
+        let before = net.events.len();
+        let mut caller = Caller::new("127.0.0.1:7430", "ann-none");
+        let call = join(&mut net, &mut caller);
+        wait(&mut net, &mut caller, call, 70);
+        let names: Vec<String> = announced(&net, before, call)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        if position {
+            assert_eq!(names, ["queue_position", "number_1", "queue_position_end"]);
+        } else {
+            assert!(names.is_empty(), "nothing plays: {names:?}");
+        }
+        assert_eq!(net.engine.queue_waiting("sales"), 1);
+    }
+}
+
+#[test]
+fn built_in_queue_phrases_are_left_out_for_a_language_without_them_and_never_mixed() {
+    let agents = fixed("desk", "127.0.0.1:7300");
+    // German has no built-in voice: no phrase for anyone, rather than English to a German.
+    let menus = plain_menus("de, en", &agents, true);
+    assert!(menus.find_prompt("queue_position").is_none());
+    // English and French: each language has its own; Spanish adds its own number words.
+    let menus = plain_menus("en, fr, es", &agents, true);
+    for name in ["queue_position", "queue_wait", "number_5", "number_25"] {
+        assert!(menus.find_prompt(name).is_some(), "{name}");
+    }
+    // A config recording one phrase of its own gets none of the built-in phrases.
+    let yaml = format!(
+        "entry: main\nprompts:\n  main: prompts/main_en.wav\n  queue_wait: prompts/main_en.wav\nqueues:\n  sales: {{}}\nagents:\n{agents}menus:\n  main:\n    prompt: main\n    options:\n      \"1\": {{ queue: sales }}\n"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    let own = ivr_menus::compile_full(
+        &yaml,
+        &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+        &mut |_, _| Err("no text-to-speech here".into()),
+        &mut ivr_server::builtin::prompt,
+    )
+    .unwrap();
+    assert!(own.find_prompt("queue_position").is_none());
+    assert!(
+        own.find_prompt("number_5").is_some(),
+        "numbers are a set of their own"
+    );
+}

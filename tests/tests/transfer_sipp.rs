@@ -1,6 +1,6 @@
 //! Bridged transfers, black box: the real `ivr` binary runs the demo menus with its
-//! `operator` destination pointed at a SIPp UAS (or baresip), on 127.0.0.1.
-//!
+//! 5 turned into a bridged transfer to an `operator` destination pointed at a SIPp UAS (or
+//! baresip), on 127.0.0.1; and the demo as it is, its 5 queueing the caller for the operator.
 //! The destination's SIP is SIPp's (`uas_bridge.xml`: rings, answers PCMA, takes the BYE);
 //! its media port, named in SIPp's answer, is a socket of this test, so the test hears what
 //! the destination hears and speaks for it.
@@ -29,7 +29,9 @@ fn demo_pointing_at(dir: &Path, addr: SocketAddr) -> String {
     demo_with_operator(dir, &format!("sip:operator@{addr}"))
 }
 
-/// The demo (copied into `dir`) with its operator at `uri`.
+/// The demo (copied into `dir`), its 5 a bridged transfer to an `operator` destination at
+/// `uri` (the demo itself queues the caller for its operators; these tests are about
+/// transfers).
 fn demo_with_operator(dir: &Path, uri: &str) -> String {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
     std::fs::create_dir_all(dir.join("prompts")).unwrap();
@@ -38,8 +40,15 @@ fn demo_with_operator(dir: &Path, uri: &str) -> String {
         std::fs::copy(e.path(), dir.join("prompts").join(e.file_name())).unwrap();
     }
     let config = std::fs::read_to_string(demo.join("config.yaml")).unwrap();
-    let edited = config.replace("sip:operator@127.0.0.1:5070", uri);
-    assert_ne!(config, edited, "the demo has the operator destination");
+    let edited = config.replace("{ queue: operators }", "{ transfer: operator }")
+        + &format!(
+            "\ndestinations:\n  operator:\n    uri: \"{uri}\"\n    mode: bridge\n    \
+             ring_timeout: 20\n    on_failure: {{ voicemail: messages }}\n"
+        );
+    assert!(
+        !edited.contains("queue: operators"),
+        "the edit applied (the demo's 5 joins the operators queue)"
+    );
     let path = dir.join("config.yaml");
     std::fs::write(&path, edited).unwrap();
     path.display().to_string()
@@ -596,6 +605,77 @@ fn a_destination_named_in_dns_is_reached_past_a_dead_target() {
     assert!(
         asked.iter().any(|q| q == "_sip._udp.desk.test SRV"),
         "{asked:?}"
+    );
+    call.bye();
+    destination_done(&mut uas);
+}
+
+#[test]
+fn the_demos_five_queues_the_caller_and_the_operator_agent_answers_and_is_bridged() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut uas = destination(dir.path(), &media);
+    // The demo as shipped, its static `operator` agent moved to the SIPp UAS's address.
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    std::fs::create_dir_all(dir.path().join("prompts")).unwrap();
+    for e in std::fs::read_dir(demo.join("prompts")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("prompts").join(e.file_name())).unwrap();
+    }
+    let shipped = std::fs::read_to_string(demo.join("config.yaml")).unwrap();
+    let edited = shipped.replace(
+        "sip:operator@127.0.0.1:5070",
+        &format!("sip:operator@{}", uas.addr),
+    );
+    assert_ne!(shipped, edited, "the demo has the operator agent");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, edited).unwrap();
+    let ivr = Ivr::start(&["--config", config.to_str().unwrap()]);
+
+    let mut call = UdpCall::dial(
+        ivr.sip,
+        "demo-queue",
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    ask_for_someone(&ivr, &call);
+    let seen = ivr.wait_for(&["queue: caller joined"], 1, Duration::from_secs(10));
+    assert!(!seen.is_empty(), "5 joins the queue:\n{}", ivr.log());
+    let seen = ivr.wait_for(&["queue: agent answered"], 1, Duration::from_secs(20));
+    assert!(!seen.is_empty(), "the operator answers:\n{}", ivr.log());
+    // Bridged: the caller's audio reaches the operator.
+    let pcm = recording(1);
+    let expected: Vec<u8> = pcm
+        .iter()
+        .map(|s| Codec::Pcma.encode(Codec::Pcmu.decode(Codec::Pcmu.encode(*s))))
+        .collect();
+    let mut seq = 100u16;
+    let rtp = call.rtp.try_clone().unwrap();
+    let engine_media = call.engine_media;
+    let speaker = std::thread::spawn(move || {
+        for (i, chunk) in pcm.chunks(160).enumerate() {
+            let mut p = vec![0x80, 0];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&((i * 160) as u32).to_be_bytes());
+            p.extend_from_slice(&0xCA11_0001u32.to_be_bytes());
+            p.extend(chunk.iter().map(|s| Codec::Pcmu.encode(*s)));
+            seq = seq.wrapping_add(1);
+            rtp.send_to(&p, engine_media).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let heard = receive(&media, Duration::from_secs(4), |_| false);
+    speaker.join().unwrap();
+    let got: Vec<Vec<u8>> = heard
+        .iter()
+        .filter(|(pt, _, _)| *pt == 8)
+        .map(|(_, p, _)| p.clone())
+        .collect();
+    let (found, total) = frames_found(&expected, &got);
+    assert!(
+        found * 100 >= total * 90,
+        "{found} of {total} frames of the caller reached the operator; log:\n{}",
+        ivr.log()
     );
     call.bye();
     destination_done(&mut uas);

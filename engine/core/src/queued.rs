@@ -516,11 +516,12 @@ impl Engine {
     }
 
     /// The periodic announcement (if `periodic`), then the position and the estimated wait
-    /// the center says changed, then the music again. Position and wait are spoken when the
-    /// config records the prompts `queue_position` ("you are caller number") and `queue_wait`
-    /// ("your estimated wait is", then the number, then `queue_minutes`), with the number
-    /// words of the caller's language (`number_1`...; see `ivr_menus::numbers`); a missing
-    /// prompt leaves that part out.
+    /// the center says changed, then the music again: `queue_position` ("You are number"),
+    /// the position in the number words of the caller's language (`number_1`...; see
+    /// `ivr_menus::numbers`) and `queue_position_end` ("in line."); `queue_wait` ("Your
+    /// expected wait is about"), the minutes and `queue_minutes` ("minutes.", or
+    /// `queue_minute` for one). The config's own recordings, else the built-in ones
+    /// (`ivr_menus::handoff::QUEUE_PROMPTS`); a missing prompt leaves that part out.
     fn announce(
         &mut self,
         handle: CallHandle,
@@ -554,14 +555,17 @@ impl Engine {
             }
         };
         if let Some(p) = position {
-            say("queue_position", p as u64, None);
+            say("queue_position", p as u64, Some("queue_position_end"));
         }
         if let Some(w) = wait {
-            say(
-                "queue_wait",
-                w.as_secs().div_ceil(60),
-                Some("queue_minutes"),
-            );
+            let minutes = w.as_secs().div_ceil(60);
+            // "one minute", when the config has the singular; else "one minutes".
+            let unit = if minutes == 1 && menus.find_prompt("queue_minute").is_some() {
+                "queue_minute"
+            } else {
+                "queue_minutes"
+            };
+            say("queue_wait", minutes, Some(unit));
         }
         let prompts: Vec<_> = ids
             .iter()

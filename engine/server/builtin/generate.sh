@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Renders the built-in voicemail prompts (used when a config does not record its own) with
-# espeak-ng, as 8 kHz mono µ-law WAV. Run from this folder; the output is committed.
+# Renders the built-in voicemail and queue prompts (used when a config does not record its
+# own) with espeak-ng, as 8 kHz mono µ-law WAV. Run from this folder; the output is committed.
 set -euo pipefail
 say() { # lang voice name text
   mkdir -p "$1"
@@ -43,4 +43,34 @@ for d in 0 1 2 3 4 5 6 7 8 9; do
   fr "digit_$d" "${fr_digits[$d]}"
   es "digit_$d" "${es_digits[$d]}"
 done
+# Queue announcements: "You are number 3 in line. Your expected wait is about 5 minutes."
+en queue_position "You are number"
+en queue_position_end "in line."
+en queue_wait "Your expected wait is about"
+en queue_minutes "minutes."
+en queue_minute "minute."
+fr queue_position "Vous êtes le numéro"
+fr queue_position_end "dans la file d'attente."
+fr queue_wait "Votre attente est estimée à environ"
+fr queue_minutes "minutes."
+fr queue_minute "minute."
+es queue_position "Usted es el número"
+es queue_position_end "en la fila."
+es queue_wait "Su tiempo de espera es de unos"
+es queue_minutes "minutos."
+es queue_minute "minuto."
+# Number words, the ones each language's rule composes numbers from (menus/src/numbers.rs).
+for n in $(seq 0 19) 20 30 40 50 60 70 80 90; do en "number_$n" "$n"; done
+en number_hundred "hundred"
+en number_thousand "thousand"
+for n in $(seq 0 16) 20 30 40 50 60 80; do fr "number_$n" "$n"; done
+fr number_80 "quatre-vingt"
+fr number_and "et"
+fr number_hundred "cent"
+fr number_thousand "mille"
+for n in $(seq 0 29) 30 40 50 60 70 80 90 100 200 300 400 500 600 700 800 900; do es "number_$n" "$n"; done
+es number_1 "uno"
+es number_and "y"
+es number_hundred "ciento"
+es number_thousand "mil"
 rm -f /tmp/vm_prompt.wav
