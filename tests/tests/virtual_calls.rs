@@ -598,10 +598,17 @@ fn router_menus_use_the_wall_clock_the_driver_gives() {
 #[test]
 fn a_queue_with_nobody_logged_in_sends_the_caller_to_its_on_timeout() {
     // The queue refuses callers while no agent is logged in: on_timeout (hang up) acts.
-    let yaml = include_str!("../../examples/demo/config.yaml").replace(
-        "      \"1\": { language: fr, goto: main_fr }",
-        "      \"1\": { language: fr, goto: main_fr }\n      \"5\": { queue: sales }",
-    ) + "\nqueues:\n  sales: { music: lang_en, join_when_empty: none_logged_in }\n";
+    // The demo has queues already: one more, in that section.
+    let yaml = include_str!("../../examples/demo/config.yaml")
+        .replace(
+            "      \"1\": { language: fr, goto: main_fr }",
+            "      \"1\": { language: fr, goto: main_fr }\n      \"5\": { queue: sales }",
+        )
+        .replacen(
+            "\nqueues:\n",
+            "\nqueues:\n  sales: { music: lang_en, join_when_empty: none_logged_in }\n",
+            1,
+        );
     assert!(yaml.contains("\"5\": { queue: sales }"), "the edit applied");
     let mut net = Net::new(demo_variant(&yaml));
     let mut caller = Caller::new("127.0.0.1:7060", "away");
