@@ -636,6 +636,37 @@ fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
     assert_eq!(net.engine.queue_line("sales").len(), 2);
 }
 
+/// The callback rules are the current config's: a request stored under older, looser rules
+/// (before a restart that removed an international prefix, say) is not called, not even
+/// once, but closed with a note (toll fraud must not survive a restart).
+#[test]
+fn a_restored_callback_must_still_be_allowed_by_the_rules() {
+    let mut net = Net::new(menus("\"+1\"", false));
+    net.engine.handle_input(
+        net.now,
+        Input::RestoreCallbacks(vec![
+            RestoredCallback {
+                id: "100-aaaaaaaa".into(),
+                queue: "sales".into(),
+                number: "+15550001".into(),
+            },
+            RestoredCallback {
+                id: "101-bbbbbbbb".into(),
+                queue: "sales".into(),
+                number: "+882355512345".into(),
+            },
+        ]),
+    );
+    net.advance(Duration::from_millis(10));
+    assert!(
+        matches!(&net.queue_callbacks[..],
+            [QueueCallbackCmd::Status { id, status: "no_answer", .. }] if id == "101-bbbbbbbb"),
+        "{:?}",
+        net.queue_callbacks
+    );
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+}
+
 use proptest::prelude::*;
 
 proptest! {
