@@ -366,6 +366,15 @@ fn a_spoofed_from_without_credentials_or_a_wrong_password_changes_nothing() {
 #[test]
 fn the_queue_view_bounds_a_hostile_callers_number() {
     let mut net = Net::new(menus("manual"));
+    long_from_joins_sales(&mut net);
+    let view = net.engine.queue_view(net.now);
+    let shown = view.queues[0].waiting[0].caller.clone().expect("a number");
+    assert!(shown.len() <= 32, "{} characters", shown.len());
+    assert!(shown.ends_with("1234"), "the last digits stay: {shown}");
+}
+
+/// A caller whose From user is 6,000 digits ending in 1234 connects and joins `sales`.
+fn long_from_joins_sales(net: &mut Net) {
     let mut caller = Caller::new("127.0.0.1:7020", "long-from");
     let long = format!("{}1234", "9".repeat(6000));
     let invite = String::from_utf8(caller.invite(true))
@@ -381,10 +390,20 @@ fn the_queue_view_bounds_a_hostile_callers_number() {
     net.advance(Duration::from_millis(500));
     net.press(&mut caller, call, Digit::D1);
     net.advance(Duration::from_secs(1));
-    let view = net.engine.queue_view(net.now);
-    let shown = view.queues[0].waiting[0].caller.clone().expect("a number");
-    assert!(shown.len() <= 32, "{} characters", shown.len());
-    assert!(shown.ends_with("1234"), "the last digits stay: {shown}");
+}
+
+/// The From of the agent's INVITE shows the caller's number: a hostile caller's kilobytes
+/// are not copied into it (a UDP INVITE of several kilobytes is fragmented, and phones
+/// that drop it leave the offer unanswered: enough of them pause the agents).
+#[test]
+fn a_hostile_callers_long_number_stays_out_of_the_agents_invite() {
+    let mut net = Net::new(menus("on_register"));
+    register(&mut net);
+    long_from_joins_sales(&mut net);
+    let msgs = net.take_sip(phone());
+    let invite = request(&msgs, "INVITE").expect("alice is rung");
+    let from = invite.headers.get(&HeaderName::From).unwrap();
+    assert!(from.len() < 100, "From of {} bytes", from.len());
 }
 
 #[test]
