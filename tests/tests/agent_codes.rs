@@ -361,6 +361,51 @@ fn a_spoofed_from_without_credentials_or_a_wrong_password_changes_nothing() {
     assert_eq!(net.engine.call_count(), 0);
 }
 
+/// A caller's number comes from the From header (anyone writes any): the queue view every
+/// staff page polls keeps a bounded tail of it, not kilobytes per waiting caller.
+#[test]
+fn the_queue_view_bounds_a_hostile_callers_number() {
+    let mut net = Net::new(menus("manual"));
+    long_from_joins_sales(&mut net);
+    let view = net.engine.queue_view(net.now);
+    let shown = view.queues[0].waiting[0].caller.clone().expect("a number");
+    assert!(shown.len() <= 32, "{} characters", shown.len());
+    assert!(shown.ends_with("1234"), "the last digits stay: {shown}");
+}
+
+/// A caller whose From user is 6,000 digits ending in 1234 connects and joins `sales`.
+fn long_from_joins_sales(net: &mut Net) {
+    let mut caller = Caller::new("127.0.0.1:7020", "long-from");
+    let long = format!("{}1234", "9".repeat(6000));
+    let invite = String::from_utf8(caller.invite(true))
+        .unwrap()
+        .replace("sip:+15551234@", &format!("sip:{long}@"));
+    net.send_sip(Transport::Udp, caller.addr, invite.as_bytes());
+    let msgs = net.take_sip(caller.addr);
+    let ok = response(&msgs, 200).expect("answered").clone();
+    caller.on_response(&ok);
+    let ack = caller.ack(None);
+    net.send_sip(Transport::Udp, caller.addr, &ack);
+    let call = net.last_call().expect("a call");
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D1);
+    net.advance(Duration::from_secs(1));
+}
+
+/// The From of the agent's INVITE shows the caller's number: a hostile caller's kilobytes
+/// are not copied into it (a UDP INVITE of several kilobytes is fragmented, and phones
+/// that drop it leave the offer unanswered: enough of them pause the agents).
+#[test]
+fn a_hostile_callers_long_number_stays_out_of_the_agents_invite() {
+    let mut net = Net::new(menus("on_register"));
+    register(&mut net);
+    long_from_joins_sales(&mut net);
+    let msgs = net.take_sip(phone());
+    let invite = request(&msgs, "INVITE").expect("alice is rung");
+    let from = invite.headers.get(&HeaderName::From).unwrap();
+    assert!(from.len() < 100, "From of {} bytes", from.len());
+}
+
 #[test]
 fn staff_requests_reach_the_center_and_the_queue_view_shows_callers_and_agents() {
     let mut net = Net::new(menus("manual"));

@@ -636,6 +636,87 @@ fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
     assert_eq!(net.engine.queue_line("sales").len(), 2);
 }
 
+/// The callback rules are the current config's: a request stored under older, looser rules
+/// (before a restart that removed an international prefix, say) is not called, not even
+/// once, but closed with a note (toll fraud must not survive a restart).
+#[test]
+fn a_restored_callback_must_still_be_allowed_by_the_rules() {
+    let mut net = Net::new(menus("\"+1\"", false));
+    net.engine.handle_input(
+        net.now,
+        Input::RestoreCallbacks(vec![
+            RestoredCallback {
+                id: "100-aaaaaaaa".into(),
+                queue: "sales".into(),
+                number: "+15550001".into(),
+            },
+            RestoredCallback {
+                id: "101-bbbbbbbb".into(),
+                queue: "sales".into(),
+                number: "+882355512345".into(),
+            },
+        ]),
+    );
+    net.advance(Duration::from_millis(10));
+    assert!(
+        matches!(&net.queue_callbacks[..],
+            [QueueCallbackCmd::Status { id, status: "no_answer", .. }] if id == "101-bbbbbbbb"),
+        "{:?}",
+        net.queue_callbacks
+    );
+    assert_eq!(net.engine.queue_line("sales").len(), 1);
+}
+
+/// A callback waiting while the config is reloaded with stricter rules is not dialled: the
+/// number is checked against the rules current when the engine is about to call it.
+#[test]
+fn a_callback_the_reloaded_rules_no_longer_allow_is_not_dialled() {
+    let mut net = Net::new(menus("\"+1\"", true));
+    let desk = Phone::new("desk", 7300);
+    let trunk = Phone::new("trunk", 7400);
+    let mut busy = Caller::new("127.0.0.1:7050", "busy-reload");
+    let x = join(&mut net, &mut busy);
+    let first = desk.take_invite(&mut net);
+    desk.answer(&mut net, &first);
+    let mut caller = Caller::new("127.0.0.1:7060", "cb-reload");
+    request_callback(&mut net, &mut caller);
+    // International numbers are no longer called back.
+    net.engine.set_menus(menus("\"0\"", true));
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    assert!(net.ended(x).is_some());
+    let invite = desk.bye_then_invite(&mut net);
+    desk.answer(&mut net, &invite);
+    for _ in 0..4 {
+        net.advance(Duration::from_secs(1));
+        let to_trunk = net.take_sip(trunk.addr);
+        assert!(
+            request(&to_trunk, "INVITE").is_none(),
+            "a number the rules no longer allow is called: {to_trunk:?}"
+        );
+        // A retry rings the desk again: it answers.
+        net.advance(Duration::from_secs(40));
+        let msgs = net.take_sip(desk.addr);
+        if let Some(invite) = request(&msgs, "INVITE").cloned() {
+            desk.answer(&mut net, &invite);
+        }
+        let to_trunk = net.take_sip(trunk.addr);
+        assert!(
+            request(&to_trunk, "INVITE").is_none(),
+            "a number the rules no longer allow is called: {to_trunk:?}"
+        );
+    }
+    // Given up after its attempts, as an unreachable number is.
+    assert!(net.engine.queue_line("sales").is_empty());
+    assert!(queue_events(&net).iter().any(|e| matches!(
+        e,
+        QueueEvent::CallbackFailed {
+            retrying: false,
+            ..
+        }
+    )));
+}
+
 use proptest::prelude::*;
 
 proptest! {

@@ -103,6 +103,17 @@ pub struct AgentLine {
     pub login: LoginMode,
 }
 
+/// The longest caller number the queue view shows: its last characters (the From header
+/// is the caller's to write, and every staff page polls the view).
+const VIEW_CALLER_MAX: usize = 32;
+
+/// `caller` bounded for the view: its last [`VIEW_CALLER_MAX`] characters (the last digits
+/// are the ones staff see).
+fn view_caller(caller: &str) -> String {
+    let skip = caller.chars().count().saturating_sub(VIEW_CALLER_MAX);
+    caller.chars().skip(skip).collect()
+}
+
 impl Engine {
     /// Apply an agent's request (from its phone's feature code, or a staff user `by`):
     /// the center hears it now. A login also tells the center whether the agent can be
@@ -184,7 +195,8 @@ impl Engine {
                             Waiter::Caller(c) => self
                                 .calls
                                 .get(&CallHandle(c.0))
-                                .and_then(|call| call.caller.clone()),
+                                .and_then(|call| call.caller.as_deref())
+                                .map(view_caller),
                             Waiter::Callback(_) => None,
                         },
                         waited: now.saturating_duration_since(since),

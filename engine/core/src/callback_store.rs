@@ -102,11 +102,22 @@ impl Engine {
         self.queues_sync(now);
         for r in list {
             self.queueing.restoring = Some(r.id.clone());
-            let input = Input::RestoreCallback {
-                queue: QueueName::new(r.queue),
-                number: r.number,
-            };
-            self.queue_input(now, input);
+            // The current config's rules (pattern, prefixes) decide, not those it was taken
+            // under: a number they no longer allow is never called.
+            let allowed = self
+                .menus
+                .queues()
+                .iter()
+                .find(|q| q.name == r.queue)
+                .and_then(|q| q.callback.as_ref())
+                .is_some_and(|cb| cb.allows(&r.number));
+            if allowed {
+                let input = Input::RestoreCallback {
+                    queue: QueueName::new(r.queue),
+                    number: r.number,
+                };
+                self.queue_input(now, input);
+            }
             if let Some(id) = self.queueing.restoring.take() {
                 self.ctx
                     .outputs

@@ -222,13 +222,20 @@ pub(crate) fn ringback() -> ivr_audio::Prompt {
     ivr_audio::Prompt::from_samples("ringback", &samples)
 }
 
-/// Only URI user characters we know to be safe in a From header.
+/// The longest caller number copied into a From header: anything longer is no phone number
+/// (the caller writes its own From) and would only swell the INVITE past what UDP carries
+/// whole (RFC 3261 §18.1.1).
+const MAX_FROM_USER: usize = 32;
+
+/// Only URI user characters we know to be safe in a From header, and a number of a sane
+/// length (else none: the From is the engine's own).
 pub(crate) fn uri_user(s: &str) -> Option<String> {
     let u: String = s
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '-' | '_'))
+        .take(MAX_FROM_USER + 1)
         .collect();
-    (!u.is_empty()).then_some(u)
+    (!u.is_empty() && u.len() <= MAX_FROM_USER).then_some(u)
 }
 
 impl Engine {

@@ -447,10 +447,13 @@ impl Engine {
             return;
         };
         let menus = q.run.menus().clone();
+        // The rules current now decide (a reload may have tightened them since the request
+        // was taken): a number they do not allow is never dialled, the attempt fails.
         let trunk = menus
             .queue(q.queue)
             .callback
             .as_ref()
+            .filter(|cb| cb.allows(number))
             .map(|cb| menus.destination(cb.via).clone());
         let Some(cb) = q.callback.as_mut() else {
             return;
