@@ -694,8 +694,9 @@ fn a_clean_stop_stores_every_message_before_exiting() {
         };
         // Stop right after the short messages are left: their store writes are in flight.
         let n = if lock.is_some() { 6 } else { 1 };
+        // (Two callers may leave theirs in the same instant: at least n.)
         let first = ivr.wait_for(&["callback request left"], n, WAIT);
-        assert_eq!(first.len(), n, "{}", ivr.log());
+        assert!(first.len() >= n, "{}", ivr.log());
         ivr.signal("TERM");
         let mut status = None;
         if let Some(lock) = lock {
