@@ -234,6 +234,11 @@ struct ServeArgs {
     /// first, but some phones (and SIPp 3.6) read only the first challenge and know only MD5.
     #[arg(long)]
     register_md5_first: bool,
+    /// Challenge REGISTERs (and feature calls) with MD5 only, refusing SHA-256 answers: for
+    /// phones that give up when a challenge they cannot answer is present (baresip 1.0).
+    /// Weaker than the default; use it only for such phones.
+    #[arg(long)]
+    register_md5_only: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -919,6 +924,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_expires: args.register_max_expires.max(args.register_min_expires),
                 default_expires: args.register_max_expires.max(args.register_min_expires),
                 md5_first: args.register_md5_first,
+                md5_only: args.register_md5_only,
                 ..Default::default()
             },
             config_path: args.config.clone(),

@@ -78,6 +78,10 @@ pub struct RegistrarConfig {
     /// Send the MD5 challenge before the SHA-256 one: RFC 8760 §2.4 puts the preferred
     /// first, but some clients read only the first and know only MD5.
     pub md5_first: bool,
+    /// Challenge with MD5 only, and refuse SHA-256 answers: for phones whose SIP stack gives
+    /// up on a challenge it cannot answer instead of skipping it (baresip 1.0's libre fails
+    /// the REGISTER with ENOSYS when a SHA-256 challenge is present). Weaker; off by default.
+    pub md5_only: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -89,6 +93,7 @@ impl Default for RegistrarConfig {
             max_contacts: 5,
             nonce_lifetime: Duration::from_secs(300),
             md5_first: false,
+            md5_only: false,
         }
     }
 }
@@ -398,12 +403,14 @@ impl Registrar {
     fn challenge(&mut self, now_secs: u64, stale: bool) -> RegisterReply {
         let mut r = reply(StatusCode::UNAUTHORIZED, None);
         self.challenges = self.challenges.wrapping_add(1);
-        let order = if self.config.md5_first {
-            [Algorithm::Md5, Algorithm::Sha256]
+        let order: &[Algorithm] = if self.config.md5_only {
+            &[Algorithm::Md5]
+        } else if self.config.md5_first {
+            &[Algorithm::Md5, Algorithm::Sha256]
         } else {
-            [Algorithm::Sha256, Algorithm::Md5]
+            &[Algorithm::Sha256, Algorithm::Md5]
         };
-        for alg in order {
+        for &alg in order {
             let c: Challenge = self
                 .issuer
                 .challenge_seq(now_secs, self.challenges, alg, stale);
@@ -429,14 +436,20 @@ impl Registrar {
         let account = self.accounts.get(&auth.username);
         let ha1 = match (account, auth.algorithm) {
             (Some(a), Algorithm::Md5) => a.ha1_md5.as_str(),
-            (Some(a), Algorithm::Sha256) => a.ha1_sha256.as_str(),
+            (Some(a), Algorithm::Sha256) if !self.config.md5_only => a.ha1_sha256.as_str(),
             // Unknown users and algorithms we did not offer: the same check against a
             // dummy hash, so the work and the answer are the same as for a wrong password.
             (_, Algorithm::Md5 | Algorithm::Md5Sess) => DUMMY_MD5,
+            (Some(_), Algorithm::Sha256) => DUMMY_SHA256,
             (_, Algorithm::Sha256 | Algorithm::Sha256Sess) => DUMMY_SHA256,
         };
+        let offered = match auth.algorithm {
+            Algorithm::Md5 => true,
+            Algorithm::Sha256 => !self.config.md5_only,
+            _ => false,
+        };
         let usable = account.is_some()
-            && matches!(auth.algorithm, Algorithm::Md5 | Algorithm::Sha256)
+            && offered
             && auth.qop_auth.is_some()
             && Uri::parse(&auth.uri).is_ok_and(|u| u == req.uri);
         let failed = || {

@@ -466,3 +466,26 @@ fn the_fuzz_body_holds_on_a_registration_and_its_expiry() {
     crate::fuzz::register_sequence(&input);
     crate::fuzz::register_sequence(b"\x05garbage\x00\x80REGISTER sip:x SIP/2.0\r\n\r\n");
 }
+
+#[test]
+fn md5_only_offers_md5_alone_and_refuses_a_sha256_answer() {
+    let t0 = test_epoch();
+    let config = RegistrarConfig {
+        md5_only: true,
+        ..RegistrarConfig::default()
+    };
+    let mut r = Registrar::new(config, REALM, [7; 32]);
+    r.set_accounts(REALM, vec![account("alice", "secret")]);
+    let first = r.handle_register(t0, &register("alice", "c1", 1, CONTACT), peer(5060));
+    let c = challenges(&first);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].algorithm, Algorithm::Md5);
+    // An answer in SHA-256 to our (MD5) nonce, with the right password: not offered, refused.
+    let mut sha = c[0].clone();
+    sha.algorithm = Algorithm::Sha256;
+    let extra = format!("{CONTACT}{}", auth_line(&sha, "alice", "secret", 1));
+    let refused = r.handle_register(t0, &register("alice", "c1", 2, &extra), peer(5060));
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let ok = register_with(&mut r, t0, Algorithm::Md5, ("alice", "secret"), 3, CONTACT);
+    assert_eq!(ok.status, StatusCode::OK);
+}
