@@ -293,7 +293,14 @@ fn a_hundred_callers_through_a_ring_all_queue_of_three_sipp_agents() {
     };
     let end = Instant::now() + Duration::from_secs(15);
     let mut r = report();
-    while r["queues"][0]["completed"].as_u64() != Some(bridged) && Instant::now() < end {
+    // The engine writes the log in rounds: wait until every caller's outcome is in it.
+    let written = |r: &serde_json::Value| {
+        let q = &r["queues"][0];
+        q["completed"].as_u64() == Some(bridged)
+            && q["timed_out"].as_u64() == Some(timed_out)
+            && q["entered"].as_u64() == Some(u64::from(plan.calls))
+    };
+    while !written(&r) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(200));
         r = report();
     }
