@@ -49,6 +49,16 @@ fn key(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
     .collect()
 }
 
+/// baresip, killed when dropped (also when an assertion fails first).
+struct Baresip(std::process::Child);
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn baresip_registers_as_an_agent_and_answers_a_queued_caller() {
     if std::env::var_os("IVR_TEST_IN_NETNS").is_some() {
@@ -149,15 +159,17 @@ fn agent_call() {
         ),
     )
     .unwrap();
-    let mut baresip = std::process::Command::new("baresip")
-        .arg("-f")
-        .arg(&home)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start baresip");
-    let log = ivr_tests::process::capture(baresip.stdout.take().unwrap());
+    let mut baresip = Baresip(
+        std::process::Command::new("baresip")
+            .arg("-f")
+            .arg(&home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start baresip"),
+    );
+    let log = ivr_tests::process::capture(baresip.0.stdout.take().unwrap());
     let registered = ivr.wait_for(&["agent registered", "\"agent\":\"alice\""], 1, WAIT);
     assert_eq!(
         registered.len(),
@@ -228,6 +240,5 @@ fn agent_call() {
     call.bye();
     let ended = ivr.wait_for(&["call ended"], 1, Duration::from_secs(10));
     assert_eq!(ended.len(), 1, "{}", ivr.log());
-    let _ = baresip.kill();
-    let _ = baresip.wait();
+    drop(baresip);
 }
