@@ -349,3 +349,39 @@ pub fn json_number(line: &str, field: &str) -> Option<u64> {
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
+
+/// Run the test `name` of the current test binary again inside its own network namespace
+/// (`unshare -n`: only `lo`, up, with 127.0.0.1 and a private 10.9.9.9 that exists nowhere
+/// else), with `IVR_TEST_IN_NETNS` set, and assert that it passed there. For peers such as
+/// baresip that put a non-loopback address in their SDP.
+pub fn rerun_in_own_netns(name: &str) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = Command::new("unshare")
+        .args([
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && ip addr add 10.9.9.9/32 dev lo && exec \"$0\" \"$@\"",
+        ])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("IVR_TEST_IN_NETNS", "1")
+        .env("IVR_BIN", ivr_binary())
+        .output()
+        .expect("unshare (util-linux) runs the test in its own network namespace");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the test in its network namespace failed:\n{text}"
+    );
+}
+
+/// Whether this process is the re-run made by [`rerun_in_own_netns`].
+pub fn in_own_netns() -> bool {
+    std::env::var_os("IVR_TEST_IN_NETNS").is_some()
+}

@@ -118,3 +118,28 @@ impl UdpCall {
         )
     }
 }
+
+/// RFC 4733 packets of one key press (start with marker, then the end three times), SSRC
+/// 0x12345678, payload type 101; `seq` moves on.
+pub fn key_press(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
+    [
+        (false, 160u16),
+        (false, 320),
+        (true, 480),
+        (true, 480),
+        (true, 480),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (end, duration))| {
+        let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(&[digit, if *end { 0x80 | 10 } else { 10 }]);
+        p.extend_from_slice(&duration.to_be_bytes());
+        *seq = seq.wrapping_add(1);
+        p
+    })
+    .collect()
+}

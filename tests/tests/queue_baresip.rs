@@ -8,7 +8,7 @@
 
 use ivr_audio::Codec;
 use ivr_tests::process::{Ivr, run};
-use ivr_tests::udp_call::UdpCall;
+use ivr_tests::udp_call::{UdpCall, key_press};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -25,30 +25,6 @@ fn recording(seconds: usize) -> Vec<i16> {
         .collect()
 }
 
-/// RFC 4733 packets of one key press.
-fn key(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
-    [
-        (false, 160u16),
-        (false, 320),
-        (true, 480),
-        (true, 480),
-        (true, 480),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, (end, duration))| {
-        let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&ts.to_be_bytes());
-        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        p.extend_from_slice(&[digit, if *end { 0x80 | 10 } else { 10 }]);
-        p.extend_from_slice(&duration.to_be_bytes());
-        *seq = seq.wrapping_add(1);
-        p
-    })
-    .collect()
-}
-
 /// baresip, killed when dropped (also when an assertion fails first).
 struct Baresip(std::process::Child);
 
@@ -61,37 +37,11 @@ impl Drop for Baresip {
 
 #[test]
 fn baresip_registers_as_an_agent_and_answers_a_queued_caller() {
-    if std::env::var_os("IVR_TEST_IN_NETNS").is_some() {
+    if ivr_tests::process::in_own_netns() {
         return agent_call();
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args([
-            "-n",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && ip addr add 10.9.9.9/32 dev lo && exec \"$0\" \"$@\"",
-        ])
-        .arg(&exe)
-        .args([
-            "baresip_registers_as_an_agent_and_answers_a_queued_caller",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("IVR_TEST_IN_NETNS", "1")
-        .env("IVR_BIN", ivr_tests::process::ivr_binary())
-        .output()
-        .expect("unshare (util-linux) runs the test in its own network namespace");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "the test in its network namespace failed:\n{text}"
+    ivr_tests::process::rerun_in_own_netns(
+        "baresip_registers_as_an_agent_and_answers_a_queued_caller",
     );
 }
 
@@ -186,7 +136,7 @@ fn agent_call() {
         "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
     );
     let mut seq = 1u16;
-    for p in key(1, &mut seq, 8000) {
+    for p in key_press(1, &mut seq, 8000) {
         call.rtp.send_to(&p, call.engine_media).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }

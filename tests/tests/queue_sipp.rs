@@ -11,36 +11,12 @@ use ivr_audio::Codec;
 use ivr_tests::http;
 use ivr_tests::process::{Ivr, run};
 use ivr_tests::sipp::{self, scenario};
-use ivr_tests::udp_call::UdpCall;
+use ivr_tests::udp_call::{UdpCall, key_press};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "agent's secret";
-
-/// RFC 4733 packets of one key press (start with marker, then the end three times).
-fn key(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
-    [
-        (false, 160u16),
-        (false, 320),
-        (true, 480),
-        (true, 480),
-        (true, 480),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, (end, duration))| {
-        let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&ts.to_be_bytes());
-        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        p.extend_from_slice(&[digit, if *end { 0x80 | 10 } else { 10 }]);
-        p.extend_from_slice(&duration.to_be_bytes());
-        *seq = seq.wrapping_add(1);
-        p
-    })
-    .collect()
-}
 
 #[test]
 fn a_registered_sipp_agent_answers_the_queue_and_hears_the_caller() {
@@ -118,7 +94,7 @@ fn agent_answers(transport: &str) {
         "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
     );
     let mut seq = 1u16;
-    for p in key(1, &mut seq, 8000) {
+    for p in key_press(1, &mut seq, 8000) {
         call.rtp.send_to(&p, call.engine_media).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }

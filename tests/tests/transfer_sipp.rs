@@ -8,7 +8,7 @@
 use ivr_audio::Codec;
 use ivr_tests::process::Ivr;
 use ivr_tests::sipp::{self, scenario};
-use ivr_tests::udp_call::UdpCall;
+use ivr_tests::udp_call::{UdpCall, key_press};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -209,7 +209,7 @@ fn ask_for_someone(ivr: &Ivr, call: &UdpCall) {
         (2u8, 8000u32, r#""menu":"main_en""#),
         (5, 16000, "left the menus"),
     ] {
-        for p in key(digit, &mut seq, ts) {
+        for p in key_press(digit, &mut seq, ts) {
             call.rtp.send_to(&p, call.engine_media).unwrap();
             // Paced like a phone: 20 ms between packets.
             std::thread::sleep(Duration::from_millis(20));
@@ -217,30 +217,6 @@ fn ask_for_someone(ivr: &Ivr, call: &UdpCall) {
         let seen = ivr.wait_for(&[then], 1, Duration::from_secs(10));
         assert!(!seen.is_empty(), "{then} after key {digit}:\n{}", ivr.log());
     }
-}
-
-/// RFC 4733 packets of one key press (start with marker, then the end three times).
-fn key(digit: u8, seq: &mut u16, ts: u32) -> Vec<Vec<u8>> {
-    [
-        (false, 160u16),
-        (false, 320),
-        (true, 480),
-        (true, 480),
-        (true, 480),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, (end, duration))| {
-        let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&ts.to_be_bytes());
-        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        p.extend_from_slice(&[digit, if *end { 0x80 | 10 } else { 10 }]);
-        p.extend_from_slice(&duration.to_be_bytes());
-        *seq = seq.wrapping_add(1);
-        p
-    })
-    .collect()
 }
 
 #[test]
@@ -348,37 +324,11 @@ fn a_sipp_destination_sending_a_reliable_183_and_asking_for_refreshes_gets_prack
 /// exists nowhere else for baresip to name), and checks that run's result.
 #[test]
 fn baresip_answers_a_bridged_call_and_the_caller_hears_it() {
-    if std::env::var_os("IVR_TEST_IN_NETNS").is_some() {
+    if ivr_tests::process::in_own_netns() {
         return baresip_call();
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args([
-            "-n",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && ip addr add 10.9.9.9/32 dev lo && exec \"$0\" \"$@\"",
-        ])
-        .arg(&exe)
-        .args([
-            "baresip_answers_a_bridged_call_and_the_caller_hears_it",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("IVR_TEST_IN_NETNS", "1")
-        .env("IVR_BIN", ivr_tests::process::ivr_binary())
-        .output()
-        .expect("unshare (util-linux) runs the test in its own network namespace");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "the test in its network namespace failed:\n{text}"
+    ivr_tests::process::rerun_in_own_netns(
+        "baresip_answers_a_bridged_call_and_the_caller_hears_it",
     );
 }
 
