@@ -74,7 +74,10 @@ impl Engine {
             return FeatureInvite::No;
         };
         let dialled = req.uri.user().unwrap_or_default();
-        let agent = match self.registrar.authenticate_request(now, req) {
+        let agent = match self
+            .registrar
+            .authenticate_request(now, req, peer.addr.ip())
+        {
             Ok(agent) => agent,
             Err(reply) => {
                 if reply.auth_failed {

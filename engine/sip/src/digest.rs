@@ -18,6 +18,7 @@ use md5::Md5;
 use sha2::Digest as _;
 use sha2::Sha256;
 use std::fmt;
+use std::net::IpAddr;
 
 /// A source of unpredictable bits, injected so this crate reads no OS randomness.
 /// The driver backs it with the OS generator; tests with a fixed sequence.
@@ -528,13 +529,24 @@ impl NonceIssuer {
         }
     }
 
-    fn mac(&self, time: u64, seq: Option<u64>) -> String {
+    fn mac(&self, time: u64, seq: Option<u64>, source: Option<IpAddr>) -> String {
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(time.to_be_bytes());
         if let Some(seq) = seq {
             h.update(b"#");
             h.update(seq.to_be_bytes());
+        }
+        match source {
+            Some(IpAddr::V4(a)) => {
+                h.update(b"@4");
+                h.update(a.octets());
+            }
+            Some(IpAddr::V6(a)) => {
+                h.update(b"@6");
+                h.update(a.octets());
+            }
+            None => {}
         }
         h.update(self.realm.as_bytes());
         hex(&h.finalize()[..16])
@@ -544,7 +556,7 @@ impl NonceIssuer {
     /// Challenges issued in the same second share the nonce; see [`NonceIssuer::challenge_seq`].
     pub fn challenge(&self, now_secs: u64, algorithm: Algorithm, stale: bool) -> Challenge {
         self.challenge_with(
-            format!("{now_secs:x}-{}", self.mac(now_secs, None)),
+            format!("{now_secs:x}-{}", self.mac(now_secs, None, None)),
             algorithm,
             stale,
         )
@@ -553,14 +565,20 @@ impl NonceIssuer {
     /// A challenge whose nonce also carries `seq` (`TIME-SEQ-MAC`), so two challenges in one
     /// second differ: a registrar that remembers which nonces were used (replays) needs each
     /// client to get its own.
+    ///
+    /// With `source`, the MAC also covers the address the challenge is sent to, and only an
+    /// answer from that address verifies ([`NonceIssuer::verify_from`]): a host that forges
+    /// another's source address never sees that address's challenges, so it cannot make
+    /// wrong answers count against it.
     pub fn challenge_seq(
         &self,
         now_secs: u64,
         seq: u64,
+        source: Option<IpAddr>,
         algorithm: Algorithm,
         stale: bool,
     ) -> Challenge {
-        let mac = self.mac(now_secs, Some(seq));
+        let mac = self.mac(now_secs, Some(seq), source);
         self.challenge_with(format!("{now_secs:x}-{seq:x}-{mac}"), algorithm, stale)
     }
 
@@ -590,6 +608,19 @@ impl NonceIssuer {
         ha1: &str,
         now_secs: u64,
     ) -> Result<(), VerifyError> {
+        self.verify_from(auth, method, ha1, now_secs, None)
+    }
+
+    /// [`NonceIssuer::verify`] for a request from `source`: a nonce issued to another
+    /// address (by [`NonceIssuer::challenge_seq`] with a source) is [`VerifyError::UnknownNonce`].
+    pub fn verify_from(
+        &self,
+        auth: &Authorization,
+        method: &str,
+        ha1: &str,
+        now_secs: u64,
+        source: Option<IpAddr>,
+    ) -> Result<(), VerifyError> {
         if auth.realm != self.realm {
             return Err(VerifyError::WrongRealm);
         }
@@ -607,7 +638,7 @@ impl NonceIssuer {
         };
         let time = hex_u64(time)?;
         let seq = seq.map(hex_u64).transpose()?;
-        if !constant_time_eq(mac.as_bytes(), self.mac(time, seq).as_bytes()) {
+        if !constant_time_eq(mac.as_bytes(), self.mac(time, seq, source).as_bytes()) {
             return Err(VerifyError::UnknownNonce);
         }
         let expected = auth.expected_response(method, ha1);

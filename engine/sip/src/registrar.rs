@@ -49,6 +49,7 @@ use crate::message::{CoreHeaders, Request, StatusCode};
 use crate::transaction::Peer;
 use crate::uri::Uri;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How many authenticated nonces each account remembers for replay checks.
@@ -350,7 +351,7 @@ impl Registrar {
         let epoch = *self.epoch.get_or_insert(now);
         let now_secs = now.saturating_duration_since(epoch).as_secs();
         // Step 3: authentication.
-        let user = match self.authenticate(req, now_secs) {
+        let user = match self.authenticate(req, now_secs, source.addr.ip()) {
             Ok(user) => user,
             Err(reply) => return reply,
         };
@@ -392,15 +393,17 @@ impl Registrar {
         &mut self,
         now: Instant,
         req: &Request,
+        source: IpAddr,
     ) -> Result<String, RegisterReply> {
         let epoch = *self.epoch.get_or_insert(now);
         let now_secs = now.saturating_duration_since(epoch).as_secs();
-        let user = self.authenticate(req, now_secs)?;
+        let user = self.authenticate(req, now_secs, source)?;
         Ok(self.owner(&user))
     }
 
-    /// The two challenges (SHA-256 first, RFC 8760 §2.4), fresh at `now_secs`.
-    fn challenge(&mut self, now_secs: u64, stale: bool) -> RegisterReply {
+    /// The two challenges (SHA-256 first, RFC 8760 §2.4), fresh at `now_secs`, their nonces
+    /// bound to `source` (the address they are sent to).
+    fn challenge(&mut self, now_secs: u64, stale: bool, source: IpAddr) -> RegisterReply {
         let mut r = reply(StatusCode::UNAUTHORIZED, None);
         self.challenges = self.challenges.wrapping_add(1);
         let order: &[Algorithm] = if self.config.md5_only {
@@ -411,9 +414,9 @@ impl Registrar {
             &[Algorithm::Sha256, Algorithm::Md5]
         };
         for &alg in order {
-            let c: Challenge = self
-                .issuer
-                .challenge_seq(now_secs, self.challenges, alg, stale);
+            let c: Challenge =
+                self.issuer
+                    .challenge_seq(now_secs, self.challenges, Some(source), alg, stale);
             r.headers
                 .push((HeaderName::Other("WWW-Authenticate".into()), c.to_string()));
         }
@@ -421,7 +424,16 @@ impl Registrar {
     }
 
     /// The authenticated user, or the reply refusing the request.
-    fn authenticate(&mut self, req: &Request, now_secs: u64) -> Result<String, RegisterReply> {
+    ///
+    /// Nonces are bound to the address they were sent to: an answer from elsewhere (a
+    /// forged source, or a phone whose address changed) is challenged afresh, never counted
+    /// as a failure, so only a host that receives a source's challenges can get it banned.
+    fn authenticate(
+        &mut self,
+        req: &Request,
+        now_secs: u64,
+        source: IpAddr,
+    ) -> Result<String, RegisterReply> {
         let name = HeaderName::Other("Authorization".into());
         let ours = req
             .headers
@@ -431,7 +443,7 @@ impl Registrar {
             .filter_map(|v| Authorization::parse(v).ok())
             .find(|a| a.realm == self.realm);
         let Some(auth) = ours else {
-            return Err(self.challenge(now_secs, false));
+            return Err(self.challenge(now_secs, false, source));
         };
         let account = self.accounts.get(&auth.username);
         let ha1 = match (account, auth.algorithm) {
@@ -459,13 +471,13 @@ impl Registrar {
         };
         match self
             .issuer
-            .verify(&auth, req.method.as_str(), ha1, now_secs)
+            .verify_from(&auth, req.method.as_str(), ha1, now_secs, Some(source))
         {
             Err(VerifyError::UnknownNonce | VerifyError::WrongRealm) => {
-                return Err(self.challenge(now_secs, false));
+                return Err(self.challenge(now_secs, false, source));
             }
             Err(VerifyError::WrongResponse) => return Err(failed()),
-            Err(VerifyError::Stale) if usable => return Err(self.challenge(now_secs, true)),
+            Err(VerifyError::Stale) if usable => return Err(self.challenge(now_secs, true, source)),
             Err(VerifyError::Stale) => return Err(failed()),
             Ok(()) if !usable => return Err(failed()),
             Ok(()) => {}
@@ -488,12 +500,12 @@ impl Registrar {
             .retain(|s| now_secs.saturating_sub(s.issued) <= lifetime);
         if let Some(entry) = log.seen.iter_mut().find(|s| s.nonce == auth.nonce) {
             if nc <= entry.nc {
-                return Err(self.challenge(now_secs, true));
+                return Err(self.challenge(now_secs, true, source));
             }
             entry.nc = nc;
         } else {
             if log.floor.is_some_and(|f| seq <= f) {
-                return Err(self.challenge(now_secs, true));
+                return Err(self.challenge(now_secs, true, source));
             }
             log.seen.push(SeenNonce {
                 nonce: auth.nonce.clone(),

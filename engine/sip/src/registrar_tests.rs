@@ -156,6 +156,42 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
 }
 
 #[test]
+fn a_nonce_answers_only_from_the_address_it_was_sent_to() {
+    let t0 = test_epoch();
+    let mut r = registrar(t0);
+    let agent = peer(5060);
+    let forger = Peer {
+        addr: "192.0.2.66:5060".parse().unwrap(),
+        ..agent
+    };
+    let first = r.handle_register(t0, &register("alice", "c1", 1, CONTACT), agent);
+    let c = challenges(&first).remove(0);
+    // A forger replaying the agent's nonce with wrong passwords from another address gets
+    // fresh challenges, not failures: it cannot get the agent's address banned...
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "guess", 1));
+    let forged = r.handle_register(t0, &register("alice", "c1", 2, &extra), forger);
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert!(!forged.auth_failed);
+    // ...nor does the right password help from elsewhere.
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "secret", 1));
+    let elsewhere = r.handle_register(t0, &register("alice", "c1", 3, &extra), forger);
+    assert_eq!(elsewhere.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.binding_count(), 0);
+    // The challenge's own address: a wrong answer counts, the right one registers.
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "guess", 1));
+    let wrong = r.handle_register(t0, &register("alice", "c1", 4, &extra), agent);
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(wrong.auth_failed);
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "secret", 1));
+    let ok = r.handle_register(t0, &register("alice", "c1", 5, &extra), agent);
+    assert_eq!(ok.status, StatusCode::OK);
+    // Another port of the same host (a TCP phone reconnecting) is the same address.
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "secret", 2));
+    let moved = r.handle_register(t0, &register("alice", "c1", 6, &extra), peer(40000));
+    assert_eq!(moved.status, StatusCode::OK);
+}
+
+#[test]
 fn an_expired_nonce_with_the_right_password_is_stale() {
     let t0 = test_epoch();
     let mut r = registrar(t0);
