@@ -195,7 +195,7 @@ impl Engine {
         Output::Timeout(next)
     }
 
-    fn leg_mut(&mut self, leg: LegHandle) -> Option<&mut Leg> {
+    pub(crate) fn leg_mut(&mut self, leg: LegHandle) -> Option<&mut Leg> {
         leg_in(&mut self.calls, leg)
     }
 

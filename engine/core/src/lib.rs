@@ -13,6 +13,7 @@ pub mod call;
 mod callback_store;
 mod config;
 mod ctx;
+mod dial;
 pub mod engine;
 pub mod error;
 mod extensions;
