@@ -36,6 +36,7 @@ pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod voicemail;
+mod whisper;
 
 pub use config::{ALLOW, EngineConfig};
 pub use engine::Engine;

@@ -832,6 +832,10 @@ impl Engine {
     /// A leg's peer hung up (BYE) or cancelled. Alone, the call is over; bridged, the other
     /// leg is hung up too (either side's BYE ends both).
     pub(crate) fn leg_closed(&mut self, now: Instant, leg: LegHandle, reason: EndReason) {
+        if leg.index > 0 && self.whisper_hangup(now, leg) {
+            // An agent who hung up during the whisper: the caller waits on in the queue.
+            return;
+        }
         let Some(call) = self.calls.get_mut(&leg.call) else {
             return;
         };

@@ -346,6 +346,7 @@ impl Engine {
             queue: QueueId(qid),
             rings: Vec::new(),
             agent: None,
+            whisper: false,
             dialogue: None,
             leaving: false,
             asked: None,
@@ -433,6 +434,9 @@ impl Engine {
             return;
         };
         let menus = q.run.menus().clone();
+        // The agent hears the queue's whisper first, then the ringing tone.
+        let mut agent_hears = crate::whisper::prompts(q);
+        agent_hears.push(ringback);
         // The rules current now decide (a reload may have tightened them since the request
         // was taken): a number they do not allow is never dialled, the attempt fails.
         let trunk = menus
@@ -453,12 +457,12 @@ impl Engine {
             Some((target, peer, host, d.ring_timeout))
         });
         // The agent's answer: in the dialog from now on (their BYE ends the attempt); they
-        // hear a ringing tone while the caller's phone rings.
+        // hear the whisper, then a ringing tone while the caller's phone rings.
         if let Some(r) = q.rings.iter().find(|r| r.offer == offer && r.answered) {
             let extensions = r.uac.as_ref().map(|u| u.answer_extensions());
             if let Some(l) = call.legs.get_mut(usize::from(r.leg.index)) {
                 dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
-                l.play(vec![ringback]);
+                l.play(agent_hears);
             }
         }
         let Some((target, peer, host, ring)) = route else {

@@ -63,8 +63,11 @@ pub struct Queued {
     pub queue: QueueId,
     /// Agents ringing for this caller (several with `ring_all`).
     pub rings: Vec<AgentRing>,
-    /// The agent the caller is bridged to.
+    /// The agent the caller is bridged to (or, while `whisper`, about to be).
     pub agent: Option<AgentRing>,
+    /// The agent hears the queue's `whisper` before the caller is put through
+    /// ([`crate::whisper`]); the caller hears the music meanwhile.
+    pub whisper: bool,
     /// The callback number dialogue, after the caller pressed the `callback` exit key
     /// ([`crate::queue_callback`]); the caller keeps its place meanwhile.
     pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
@@ -110,8 +113,12 @@ impl Queued {
             .min()
     }
 
-    /// Where audio from `from` is relayed: between the caller and the agent, once bridged.
+    /// Where audio from `from` is relayed: between the caller and the agent, once bridged
+    /// (not while the agent hears the whisper).
     pub fn relays(&self, from: LegHandle) -> Option<LegHandle> {
+        if self.whisper {
+            return None;
+        }
         let agent = self.agent.as_ref()?.leg;
         let caller = agent.call.leg(0);
         if from == caller {
@@ -437,6 +444,7 @@ impl Engine {
                 let call = match &e.event {
                     ivr_queues::QueueEvent::Enter { call, .. }
                     | ivr_queues::QueueEvent::Abandon { call, .. }
+                    | ivr_queues::QueueEvent::Requeue { call, .. }
                     | ivr_queues::QueueEvent::ExitKey { call, .. }
                     | ivr_queues::QueueEvent::Timeout { call, .. }
                     | ivr_queues::QueueEvent::LeaveEmpty { call, .. }
@@ -479,6 +487,7 @@ impl Engine {
             queue,
             rings: Vec::new(),
             agent: None,
+            whisper: false,
             dialogue: None,
             leaving: false,
             asked: None,
@@ -579,14 +588,22 @@ impl Engine {
         }
     }
 
-    /// What played to a waiting caller ended: the music goes on.
-    pub(crate) fn queued_playback_finished(&mut self, now: Instant, handle: CallHandle) {
+    /// What played to a waiting caller ended: the music goes on (also while the agent hears
+    /// the whisper). What played to an agent's leg ended: see [`crate::whisper`].
+    pub(crate) fn queued_playback_finished(&mut self, now: Instant, leg: LegHandle) {
+        let handle = leg.call;
+        if leg.index != 0 && !self.is_callback_call(handle) {
+            return self.agent_playback_finished(leg);
+        }
+        if leg.index != 0 {
+            return self.callback_agent_playback_finished(leg);
+        }
         if self.dialogue_playback_finished(now, handle) {
             return;
         }
         if let Some(call) = self.calls.get(&handle)
             && let App::Queued(q) = &call.app
-            && q.agent.is_none()
+            && (q.agent.is_none() || q.whisper)
         {
             self.play_music(handle);
         }
@@ -1112,18 +1129,38 @@ impl Engine {
         let leg = ring.leg;
         let extensions = ring.uac.as_ref().map(|u| u.answer_extensions());
         q.agent = Some(ring);
-        q.dialogue = None;
+        let dialogue = q.dialogue.take().is_some();
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        let call_id = dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
+        dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
+        if !self.start_whisper(handle, leg) {
+            self.put_through(handle, &agent);
+        } else if dialogue {
+            // The caller was in the callback number dialogue: the music until put through.
+            self.play_music(handle);
+        }
+        self.reindex(handle);
+    }
+
+    /// Bridge the caller with its agent's answered leg: the caller's playback stops and the
+    /// audio flows both ways.
+    pub(crate) fn put_through(&mut self, handle: CallHandle, agent: &AgentId) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &call.app else { return };
+        let Some(leg) = q.agent.as_ref().map(|r| r.leg) else {
+            return;
+        };
+        let Some(l) = call.leg_mut(leg) else { return };
+        let call_id = l.invite.call_id().unwrap_or_default().to_string();
         dial::bridge_caller(call);
         self.ctx.event(Event::Bridged {
             call: handle,
             destination: format!("agent {agent}"),
-            call_id: call_id.to_string(),
+            call_id,
         });
-        self.reindex(handle);
     }
 
     /// Stop ringing every phone of `offer` (the center cancelled it), or hang up its answer
