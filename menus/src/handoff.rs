@@ -40,6 +40,7 @@ pub(crate) const QUEUE_FIELDS: &[&str] = &[
     "strategy",
     "music",
     "announcement",
+    "whisper",
     "announce_every",
     "max_wait",
     "agent_timeout",
@@ -320,6 +321,7 @@ pub(crate) fn compile_queue(
         strategy: Strategy::LongestIdle,
         music: Vec::new(),
         announcement: Vec::new(),
+        whisper: Vec::new(),
         announce_every: Duration::from_secs(30),
         max_wait: Duration::from_secs(600),
         agent_timeout: Duration::from_secs(15),
@@ -355,6 +357,7 @@ pub(crate) fn compile_queue(
     );
     queue.music = prompts(w, f.get("music"), &join(&path, "music"));
     queue.announcement = prompts(w, f.get("announcement"), &join(&path, "announcement"));
+    queue.whisper = prompts(w, f.get("whisper"), &join(&path, "whisper"));
     queue.announce_every =
         Duration::from_secs_f64(seconds(w, &f, "announce_every", &path, 5.0..=600.0, 30.0));
     queue.max_wait =
@@ -727,6 +730,17 @@ menus:
             (Duration::ZERO, EmptyRule::Never, EmptyRule::Never, 3)
         );
         assert!(q.announce_position && q.announce_wait);
+        assert!(q.whisper.is_empty(), "no whisper unless asked for");
+        let whisper = |w: &str| {
+            CONFIG.replace(
+                "    announcement: busy\n",
+                &format!("    announcement: busy\n    whisper: {w}\n"),
+            )
+        };
+        let m = compile_test(&whisper("[busy, thanks]")).unwrap();
+        let q = m.queue(QueueId(0));
+        let names: Vec<&str> = q.whisper.iter().map(|p| m.prompt_name(*p)).collect();
+        assert_eq!(names, ["busy", "thanks"]);
         let set = CONFIG.replace(
             "    announce_every: 20\n",
             "    announce_every: 20\n    strategy_note: x\n",
@@ -745,7 +759,7 @@ menus:
             (EmptyRule::NoneLoggedIn, EmptyRule::NoneActive, 0)
         );
         assert!(!q.announce_position && q.announce_wait);
-        let bad = CONFIG.replace(
+        let bad = whisper("bussy").replace(
             "    strategy: ring_all\n",
             "    join_when_empty: sometimes\n    max_no_answer: 2.5\n",
         );
@@ -755,6 +769,11 @@ menus:
             .map(ToString::to_string)
             .collect();
         assert!(e.iter().any(|e| e.contains("'sometimes' is not one of never, none_logged_in, none_active")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|e| e.contains("queues.support.whisper") && e.contains("bussy")),
+            "an unknown whisper prompt: {e:?}"
+        );
         assert!(
             e.iter()
                 .any(|e| e.contains("max_no_answer: 2.5 is outside 0 to 100")),

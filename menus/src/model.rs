@@ -302,6 +302,9 @@ pub struct Queue {
     pub music: Vec<PromptId>,
     /// Played every `announce_every` while waiting ("all our agents are busy").
     pub announcement: Vec<PromptId>,
+    /// Played to the agent who answers, before the caller is put through ("a call from the
+    /// sales queue"); none: bridged at once.
+    pub whisper: Vec<PromptId>,
     /// How often the announcement interrupts the music.
     pub announce_every: Duration,
     /// The longest a caller waits before `on_timeout`.

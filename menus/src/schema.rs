@@ -225,6 +225,7 @@ pub fn json() -> String {
         "strategy": {{ "enum": ["ring_all", "round_robin", "longest_idle", "fewest_calls", "random", "linear"], "default": "longest_idle" }},
         "music": {{ "$ref": "#/$defs/names", "description": "Played in a loop while waiting (default: ringing tone)." }},
         "announcement": {{ "$ref": "#/$defs/names", "description": "Played every announce_every seconds." }},
+        "whisper": {{ "$ref": "#/$defs/names", "description": "Played to the agent who answers before the caller is put through (the caller hears the music meanwhile)." }},
         "announce_every": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 600, "default": 30 }},
         "max_wait": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 10, "maximum": 7200, "default": 600, "description": "Seconds before on_timeout." }},
         "agent_timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 5, "maximum": 120, "default": 15, "description": "Seconds one agent rings before the next is tried." }},

@@ -168,6 +168,7 @@ impl QueueCenter {
                 agent: d.agent.clone(),
                 queue: d.queue.clone(),
                 answered: now,
+                entry: None,
             },
         );
         let state = AgentState::OnCall {

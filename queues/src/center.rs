@@ -120,6 +120,9 @@ pub(crate) struct Connected {
     pub(crate) agent: AgentId,
     pub(crate) queue: QueueName,
     pub(crate) answered: Instant,
+    /// A caller's place in line, kept until the call ends in case the agent hangs up before
+    /// the caller is put through ([`Input::Requeue`]); `None` for a callback's call.
+    pub(crate) entry: Option<Entry>,
 }
 
 /// A callback whose agent answered, while the caller is dialled.
@@ -199,6 +202,7 @@ impl QueueCenter {
             } => self.enter(now, call, queue, priority, caller),
             Input::Leave { call, reason } => self.leave(now, call, reason),
             Input::CallEnded { call } => self.end_call(now, call, false),
+            Input::Requeue { call } => self.requeue(now, call),
             Input::AgentLogin(agent) => self.login(now, &agent),
             Input::AgentLogout(agent) => self.logout(now, &agent),
             Input::AgentPause { agent, reason } => {
@@ -632,6 +636,66 @@ impl QueueCenter {
         self.after_call(now, &c.agent, wrap_up);
     }
 
+    /// The agent hung up before the caller was put through: the caller is back in its place
+    /// (same priority and arrival, its timers as they were), the agent free after a rest.
+    fn requeue(&mut self, now: Instant, call: CallRef) {
+        if self.connected.get(&call).is_none_or(|c| c.entry.is_none()) {
+            return;
+        }
+        let Some(Connected {
+            agent,
+            queue,
+            answered,
+            entry: Some(mut entry),
+        }) = self.connected.remove(&call)
+        else {
+            return;
+        };
+        let wait = answered.saturating_duration_since(entry.entered);
+        // Nobody talked: no wrap-up (a pause or logout asked for meanwhile applies now).
+        self.after_call(now, &agent, Duration::ZERO);
+        let retry = self.queues.get(&queue).map(|q| q.config.retry);
+        if let Some(retry) = retry.filter(|r| !r.is_zero())
+            && let Some(a) = self.agents.get_mut(&agent)
+        {
+            a.rest_until = Some(now + retry);
+            self.timers.set(Timer::Rest(agent.clone()), now + retry);
+        }
+        self.emit(
+            now,
+            QueueEvent::Requeue {
+                queue: queue.clone(),
+                call,
+                agent: agent.clone(),
+                wait,
+            },
+        );
+        entry.offers.clear();
+        if !entry.tried.contains(&agent) {
+            entry.tried.push(agent);
+        }
+        let Some(q) = self.queues.get_mut(&queue) else {
+            // Its queue went with a reload meanwhile: nobody is left to serve it.
+            self.out.push_back(Output::Exit {
+                call,
+                queue,
+                reason: ExitReason::Empty,
+            });
+            return;
+        };
+        let (max_wait, every) = (q.config.max_wait, q.config.announce_every);
+        let entered = entry.entered;
+        q.insert(entry);
+        self.waiting.insert(Waiter::Caller(call), queue);
+        if let Some(d) = max_wait {
+            self.timers
+                .set(Timer::MaxWait(call), (entered + d).max(now));
+        }
+        if let Some(d) = every {
+            self.timers.set(Timer::Announce(call), now + d);
+        }
+    }
+
     /// The wrap-up an agent takes after a call from a queue (its own wins).
     fn wrap_up_of(&self, agent: &AgentId, queue: &QueueName) -> Duration {
         let own = self.agents.get(agent).and_then(|a| a.config.wrap_up);
@@ -772,6 +836,7 @@ impl QueueCenter {
                         agent: o.agent.clone(),
                         queue,
                         answered: now,
+                        entry: Some(entry),
                     },
                 );
                 self.out.push_back(Output::Connect {

@@ -24,6 +24,9 @@ pub enum Kind {
     OfferFailed,
     /// An agent answered (`wait_ms`: how long the waiter had waited).
     Answer,
+    /// The agent hung up before the caller was put through; the caller is back in line
+    /// (`wait_ms`: the wait its `Answer` row reported, which this row undoes).
+    Requeue,
     /// A waiting caller hung up.
     Abandon,
     /// A waiting caller pressed an exit key (`detail`: the key).
@@ -52,12 +55,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Start,
         Kind::Enter,
         Kind::Offer,
         Kind::OfferFailed,
         Kind::Answer,
+        Kind::Requeue,
         Kind::Abandon,
         Kind::ExitKey,
         Kind::Timeout,
@@ -80,6 +84,7 @@ impl Kind {
             Kind::Offer => "offer",
             Kind::OfferFailed => "offer_failed",
             Kind::Answer => "answer",
+            Kind::Requeue => "requeue",
             Kind::Abandon => "abandon",
             Kind::ExitKey => "exit_key",
             Kind::Timeout => "timeout",
@@ -208,6 +213,18 @@ impl Row {
                 r.kind = Kind::Answer;
                 r.queue = Some(queue.to_string());
                 r.call = Some(waiter(w));
+                r.agent = Some(agent.to_string());
+                r.wait_ms = Some(ms(wait));
+            }
+            QueueEvent::Requeue {
+                queue,
+                call,
+                agent,
+                wait,
+            } => {
+                r.kind = Kind::Requeue;
+                r.queue = Some(queue.to_string());
+                r.call = Some(call_name(*call));
                 r.agent = Some(agent.to_string());
                 r.wait_ms = Some(ms(wait));
             }

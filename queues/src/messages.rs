@@ -32,6 +32,16 @@ pub enum Input {
         /// The call.
         call: CallRef,
     },
+    /// The agent of a connected caller hung up before the caller was put through (while the
+    /// agent heard the queue's whisper): the caller goes back to its place in line, as in
+    /// Asterisk's app_queue when the agent hangs up during its announcement. The agent is
+    /// free again without wrap-up (nobody talked), after the queue's `retry` rest, and is
+    /// tried for that caller only after the others. Ignored for a callback's call and for
+    /// calls the center does not hold as connected.
+    Requeue {
+        /// The caller's call.
+        call: CallRef,
+    },
     /// An agent logs in to all its queues.
     AgentLogin(AgentId),
     /// An agent logs out (after its current call, if on one).
@@ -346,6 +356,18 @@ pub enum QueueEvent {
         /// Who.
         agent: AgentId,
         /// How long the waiter had waited.
+        wait: Duration,
+    },
+    /// The agent hung up before the caller was put through ([`Input::Requeue`]): the caller
+    /// is back in line. It undoes the [`QueueEvent::Answer`] of that call in reports.
+    Requeue {
+        /// The queue.
+        queue: QueueName,
+        /// The caller.
+        call: CallRef,
+        /// The agent.
+        agent: AgentId,
+        /// The wait its `Answer` reported.
         wait: Duration,
     },
     /// A waiting caller hung up.

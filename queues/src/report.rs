@@ -171,6 +171,12 @@ impl Report {
                 match r.kind {
                     Kind::Offer => f.offers += 1,
                     Kind::Answer => f.answered += 1,
+                    // The answer did not hold: the agent hung up before the caller was put
+                    // through, which counts as declined.
+                    Kind::Requeue => {
+                        f.answered = f.answered.saturating_sub(1);
+                        f.unanswered += 1;
+                    }
                     Kind::OfferFailed
                         if matches!(r.detail.as_deref(), Some("no_answer" | "rejected")) =>
                     {
@@ -209,6 +215,15 @@ impl Report {
             if left {
                 q.left_the_line += 1;
                 q.longest_wait_ms = q.longest_wait_ms.max(wait);
+            }
+            if r.kind == Kind::Requeue && caller {
+                // Back in line: its answer is undone (it leaves again later, counted then).
+                q.left_the_line = q.left_the_line.saturating_sub(1);
+                q.answered = q.answered.saturating_sub(1);
+                q.answered_wait_ms = q.answered_wait_ms.saturating_sub(wait);
+                if wait <= threshold_ms {
+                    q.answered_in_time = q.answered_in_time.saturating_sub(1);
+                }
             }
             match r.kind {
                 Kind::Enter => q.entered += 1,
@@ -376,6 +391,23 @@ mod tests {
         ];
         let r = Report::compute(&rows, 0, 4_000_000, Duration::from_secs(20));
         assert_eq!(r.agents[0].wrap_up_ms, 10_000);
+    }
+
+    /// The agent hung up during the whisper: the first answer is undone, the second counts.
+    #[test]
+    fn a_requeued_caller_counts_once() {
+        let rows = vec![
+            row(0, Kind::Enter, "sales", "c1", ""),
+            waited(row(10_000, Kind::Answer, "sales", "c1", "alice"), 10_000),
+            waited(row(12_000, Kind::Requeue, "sales", "c1", "alice"), 10_000),
+            waited(row(40_000, Kind::Answer, "sales", "c1", "bob"), 40_000),
+        ];
+        let r = Report::compute(&rows, 0, 100_000, Duration::from_secs(20));
+        let q = &r.queues[0];
+        assert_eq!((q.entered, q.left_the_line, q.answered), (1, 1, 1));
+        assert_eq!((q.answered_in_time, q.answered_wait_ms), (0, 40_000));
+        let alice = r.agents.iter().find(|a| a.agent == "alice").expect("alice");
+        assert_eq!((alice.answered, alice.unanswered), (0, 1));
     }
 
     #[test]

@@ -188,6 +188,21 @@ fn step(h: &mut Harness, m: &mut Model, kind: u8, x: u16, y: u16) -> Result<(), 
             m.offers.remove(&offer);
             Input::OfferFailed { offer, why }
         }),
+        6 if y % 4 == 1 => {
+            // The agent hung up during the whisper: a caller waits again (a callback's
+            // call is not requeued: it stays connected until it ends).
+            let Some(call) = pick(&connected, x) else {
+                return Ok(());
+            };
+            let out = h.send(Input::Requeue { call });
+            let agent = m.connected.remove(&call).expect("connected");
+            if matches!(h.state(&agent.0),
+                AgentState::OnCall { waiter: Waiter::Caller(c), .. } if c == call)
+            {
+                m.connected.insert(call, agent);
+            }
+            return m.apply(&out);
+        }
         6 => pick(&connected, x).map(|call| {
             m.connected.remove(&call);
             if y.is_multiple_of(4) {

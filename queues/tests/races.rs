@@ -341,3 +341,48 @@ fn stale_and_unknown_messages_are_no_ops() {
         }]
     ));
 }
+
+#[test]
+fn agent_hangs_up_before_the_caller_is_put_through_requeues_the_caller() {
+    let mut q = quiet_queue("q", Strategy::Linear);
+    q.wrap_up = secs(10);
+    q.retry = secs(5);
+    let mut h = Harness::new(
+        vec![q],
+        vec![AgentConfig::new("a", &["q"]), AgentConfig::new("b", &["q"])],
+        1,
+    );
+    h.login(&["a", "b"]);
+    let (first, who, _) = one_offer(&h.enter(1, "q"));
+    assert_eq!(who, "a");
+    h.enter(2, "q");
+    h.send(Input::OfferAnswered(first));
+    // b rings for caller 2 meanwhile.
+    assert!(matches!(h.state("b"), AgentState::Ringing { .. }));
+    // a hangs up during the whisper: caller 1 is first in line again, a is free at once (no
+    // wrap-up: nobody talked), resting before it is offered a call again.
+    let out = h.send(Input::Requeue { call: CallRef(1) });
+    assert!(!out.iter().any(|o| matches!(o, Output::Exit { .. })));
+    assert_eq!(h.state("a"), AgentState::Available);
+    assert_eq!(
+        h.center.waiting(&queue("q")).first(),
+        Some(&Waiter::Caller(CallRef(1)))
+    );
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        QueueEvent::Requeue {
+            call: CallRef(1),
+            ..
+        }
+    )));
+    // A second report, and one for a call that is not connected, change nothing.
+    assert!(h.send(Input::Requeue { call: CallRef(1) }).is_empty());
+    assert!(h.send(Input::Requeue { call: CallRef(9) }).is_empty());
+    // After the rest a is rung for caller 1 again, answers, and this time talks: wrap-up.
+    let out = h.advance(secs(5));
+    let (again, who, waiter) = one_offer(&out);
+    assert_eq!((who.as_str(), waiter), ("a", Waiter::Caller(CallRef(1))));
+    h.send(Input::OfferAnswered(again));
+    h.send(Input::CallEnded { call: CallRef(1) });
+    assert!(matches!(h.state("a"), AgentState::WrapUp { .. }));
+}

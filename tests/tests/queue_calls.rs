@@ -17,6 +17,11 @@ use std::time::Duration;
 
 /// Menus: 1 joins `sales` (with its `strategy`), whose agents are `agents` (YAML lines).
 fn menus(strategy: &str, agents: &str) -> Arc<ivr_menus::Menus> {
+    menus_with(strategy, agents, "")
+}
+
+/// [`menus`] with more settings for `sales` (YAML lines indented by four).
+fn menus_with(strategy: &str, agents: &str, extra: &str) -> Arc<ivr_menus::Menus> {
     let yaml = format!(
         r#"
 entry: main
@@ -30,6 +35,7 @@ prompts:
   queue_minutes: prompts/goodbye_en.wav
   number_1: prompts/invalid_en.wav
   number_3: prompts/noinput_en.wav
+  whisper_en: prompts/operator_en.wav
 queues:
   sales:
     strategy: {strategy}
@@ -39,7 +45,7 @@ queues:
     max_wait: 60
     agent_timeout: 10
     on_timeout: {{ hangup: goodbye_en }}
-agents:
+{extra}agents:
 {agents}
 menus:
   main:
@@ -1134,4 +1140,195 @@ fn built_in_queue_phrases_are_left_out_for_a_language_without_them_and_never_mix
         own.find_prompt("number_5").is_some(),
         "numbers are a set of their own"
     );
+}
+
+/// Menus whose queue whispers `whisper_en` to the agent and has 3 s of wrap-up.
+fn whisper_menus(agents: &str) -> Arc<ivr_menus::Menus> {
+    menus_with(
+        "linear",
+        agents,
+        "    whisper: whisper_en\n    wrap_up: 3\n",
+    )
+}
+
+/// The whisper's payload in `codec`, as [`relayed`] collects it (all-silence frames left out).
+fn whisper_payload(menus: &ivr_menus::Menus, codec: Codec) -> Vec<u8> {
+    let id = menus.find_prompt("whisper_en").expect("the whisper prompt");
+    let prompt = menus.prompt_in(id, 0);
+    (0..prompt.frame_count())
+        .filter_map(|i| prompt.frame(codec, i))
+        .filter(|f| f.iter().any(|b| *b != codec.silence()))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// A static agent answers the caller of a queue with a whisper: returns the caller's call
+/// and the agent's INVITE, with the whisper just begun.
+fn answered_with_whisper(
+    net: &mut Net,
+    caller: &mut Caller,
+    desk: &Agent,
+) -> (CallHandle, Request) {
+    let call = join(net, caller);
+    let invite = desk.take_invite(net);
+    desk.answer(net, &invite, Codec::Pcma);
+    assert!(matches!(state(net, "desk"), AgentState::OnCall { .. }));
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { .. })),
+        "not bridged during the whisper"
+    );
+    (call, invite)
+}
+
+#[test]
+fn the_agent_hears_the_whisper_before_any_of_the_callers_audio_then_they_talk() {
+    let menus = whisper_menus(&fixed("desk", "127.0.0.1:7310"));
+    let whisper = whisper_payload(&menus, Codec::Pcma);
+    assert!(whisper.len() > 8000, "a whisper of more than a second");
+    let mut net = Net::new(menus);
+    let desk = Agent::new("desk", 7310);
+    let mut caller = Caller::new("127.0.0.1:7030", "queue-whisper-1");
+    let (call, _) = answered_with_whisper(&mut net, &mut caller, &desk);
+    let agent_leg = call.leg(1);
+    // The caller talks all along; the agent hears the whisper first, and the caller hears
+    // the queue's music meanwhile.
+    // Noise that never repeats: where the agent's audio begins in it is unambiguous.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let pcm: Vec<i16> = (0..160 * 250)
+        .map(|_| {
+            // xorshift64 (Marsaglia)
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 52) as i16 - 2048
+        })
+        .collect();
+    let mut talk = Vec::new();
+    let mut bridged_after = None;
+    for (i, p) in caller.audio_packets(&pcm).into_iter().enumerate() {
+        talk.extend(
+            p[12..]
+                .iter()
+                .map(|u| Codec::Pcma.encode(Codec::Pcmu.decode(*u))),
+        );
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+        if bridged_after.is_none()
+            && net.events.iter().any(
+                |e| matches!(e, Event::Bridged { destination, .. } if destination == "agent desk"),
+            )
+        {
+            bridged_after = Some(i);
+            assert!(
+                hears_sound(&net, call, 10),
+                "the caller heard music until then"
+            );
+        }
+    }
+    let bridged_after = bridged_after.expect("bridged once the whisper has played");
+    // (The whisper began with the answer, a few packets before this loop.)
+    assert!(
+        (bridged_after + 5) * 160 >= whisper.len(),
+        "not before the whisper's end ({bridged_after} packets)"
+    );
+    let got = relayed(&net, agent_leg, 0, Codec::Pcma);
+    assert!(
+        got.starts_with(&whisper),
+        "the agent hears the whisper first ({} bytes of {})",
+        got.len(),
+        whisper.len()
+    );
+    // Then the caller, from the packet the bridge began with: none of it before.
+    let after = &got[whisper.len()..];
+    assert!(after.len() >= 160 * 50, "then the caller's audio");
+    let first = &after[..160];
+    let at = talk
+        .windows(160)
+        .position(|w| w == first)
+        .expect("what follows the whisper is the caller's audio");
+    assert!(
+        at >= bridged_after * 160 - 160 * 2,
+        "none from before the bridge: at {at}, bridged after {bridged_after}, whisper {}, got {}",
+        whisper.len(),
+        got.len()
+    );
+    assert!(
+        talk[at..].starts_with(after),
+        "the caller's audio, in order"
+    );
+}
+
+#[test]
+fn the_caller_hanging_up_during_the_whisper_hangs_up_the_agent_who_wraps_up() {
+    let mut net = Net::new(whisper_menus(&fixed("desk", "127.0.0.1:7320")));
+    let desk = Agent::new("desk", 7320);
+    let mut caller = Caller::new("127.0.0.1:7040", "queue-whisper-2");
+    let (call, invite) = answered_with_whisper(&mut net, &mut caller, &desk);
+    net.advance(Duration::from_millis(300));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    let msgs = net.take_sip(desk.addr);
+    let agent_bye = request(&msgs, "BYE").expect("the agent's leg gets BYE");
+    assert_eq!(agent_bye.call_id().unwrap(), invite.call_id().unwrap());
+    desk.send(&mut net, &desk.respond(agent_bye, 200, None));
+    assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { .. })),
+        "never bridged"
+    );
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Complete { agent, .. } if agent.0 == "desk"))
+    );
+    assert!(matches!(state(&net, "desk"), AgentState::WrapUp { .. }));
+    net.advance(Duration::from_secs(3));
+    assert_eq!(
+        state(&net, "desk"),
+        AgentState::Available,
+        "free after wrap-up"
+    );
+    assert_eq!(net.engine.queue_waiting("sales"), 0);
+    assert!(net.media.is_empty(), "both media sockets closed");
+}
+
+#[test]
+fn the_agent_hanging_up_during_the_whisper_puts_the_caller_back_in_its_place() {
+    let mut net = Net::new(whisper_menus(&fixed("desk", "127.0.0.1:7330")));
+    let desk = Agent::new("desk", 7330);
+    let mut caller = Caller::new("127.0.0.1:7050", "queue-whisper-3");
+    let (call, invite) = answered_with_whisper(&mut net, &mut caller, &desk);
+    net.advance(Duration::from_millis(300));
+    desk.send(&mut net, &desk.bye(&invite));
+    assert!(response(&net.take_sip(desk.addr), 200).is_some());
+    assert!(net.ended(call).is_none(), "the caller stays");
+    assert!(
+        net.take_sip(caller.addr).is_empty(),
+        "nothing for the caller"
+    );
+    assert_eq!(net.engine.queue_waiting("sales"), 1, "back in line");
+    assert!(
+        queue_events(&net)
+            .iter()
+            .any(|e| matches!(e, QueueEvent::Requeue { agent, .. } if agent.0 == "desk"))
+    );
+    assert_eq!(state(&net, "desk"), AgentState::Available, "no wrap-up");
+    wait(&mut net, &mut caller, call, 2);
+    assert!(hears_sound(&net, call, 10), "the music goes on");
+    // After its rest the agent is rung again for the caller; this time it listens.
+    wait(&mut net, &mut caller, call, 5);
+    let again = desk.take_invite(&mut net);
+    desk.answer(&mut net, &again, Codec::Pcma);
+    wait(&mut net, &mut caller, call, 8);
+    assert!(
+        net.events.iter().any(
+            |e| matches!(e, Event::Bridged { destination, .. } if destination == "agent desk")
+        )
+    );
+    assert_eq!(net.engine.queue_waiting("sales"), 0);
 }

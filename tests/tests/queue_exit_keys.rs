@@ -4,7 +4,7 @@
 //! same number refused (the caller keeps waiting); a number outside the allowed prefixes
 //! refused. No sockets, no sleeping.
 
-use ivr_audio::Digit;
+use ivr_audio::{Codec, Digit};
 use ivr_engine::{CallHandle, EndReason, Event, Input, QueueCallbackCmd, RestoredCallback};
 use ivr_queues::{QueueEvent, Waiter};
 use ivr_sip::Transport;
@@ -18,6 +18,11 @@ use std::time::Duration;
 /// trunk, numbers starting with `allowed`). The agent `desk` is static at 127.0.0.1:7300
 /// when `with_agent`, else nobody works the queue.
 fn menus(allowed: &str, with_agent: bool) -> Arc<ivr_menus::Menus> {
+    menus_with(allowed, with_agent, "")
+}
+
+/// [`menus`] with more settings for `sales` (YAML lines indented by four).
+fn menus_with(allowed: &str, with_agent: bool, extra: &str) -> Arc<ivr_menus::Menus> {
     let agents = if with_agent {
         "agents:\n  desk:\n    uri: sip:desk@127.0.0.1:7300\n    queues: { sales: 0 }\n"
     } else {
@@ -38,7 +43,7 @@ destinations:
 queues:
   sales:
     music: sales_en
-    max_wait: 600
+{extra}    max_wait: 600
     on_timeout: {{ hangup: goodbye_en }}
     exit_keys:
       "2": {{ voicemail: messages }}
@@ -485,21 +490,27 @@ fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridg
             if *id == r.id));
 }
 
+/// The desk takes a first caller while another asks for a callback and hangs up; the first
+/// call ends: the desk is offered the callback. Its INVITE.
+fn callback_offered_to_desk(net: &mut Net, desk: &Phone, caller: &str) -> Request {
+    let mut busy = Caller::new("127.0.0.1:7050", "busy");
+    let x = join(net, &mut busy);
+    let first = desk.take_invite(net);
+    desk.answer(net, &first);
+    let mut caller = Caller::new("127.0.0.1:7060", caller);
+    request_callback(net, &mut caller);
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    assert!(net.ended(x).is_some());
+    desk.bye_then_invite(net)
+}
+
 #[test]
 fn a_busy_number_is_retried_after_the_delay_then_given_up() {
     let mut net = Net::new(menus("\"+1\"", true));
     let desk = Phone::new("desk", 7300);
     let trunk = Phone::new("trunk", 7400);
-    let mut busy = Caller::new("127.0.0.1:7050", "busy");
-    let x = join(&mut net, &mut busy);
-    let first = desk.take_invite(&mut net);
-    desk.answer(&mut net, &first);
-    let mut caller = Caller::new("127.0.0.1:7060", "cb-busy");
-    request_callback(&mut net, &mut caller);
-    let bye = busy.in_dialog("BYE", "", "");
-    net.send_sip(Transport::Udp, busy.addr, &bye);
-    assert!(net.ended(x).is_some());
-    let invite = desk.bye_then_invite(&mut net);
+    let invite = callback_offered_to_desk(&mut net, &desk, "cb-busy");
     desk.answer(&mut net, &invite);
     net.advance(Duration::from_millis(100));
     let dial = trunk.take_invite(&mut net);
@@ -796,4 +807,36 @@ proptest! {
         prop_assert_eq!(served, arrived);
         prop_assert!(net.engine.queue_line("sales").is_empty());
     }
+}
+
+#[test]
+fn a_queued_callbacks_agent_hears_the_whisper_then_the_ringing_tone_while_the_caller_is_dialled() {
+    let menus = menus_with("\"+1\"", true, "    whisper: goodbye_en\n");
+    let id = menus.find_prompt("goodbye_en").expect("the whisper");
+    let whisper = menus.prompt_in(id, 0).clone();
+    let mut net = Net::new(menus);
+    let desk = Phone::new("desk", 7300);
+    let trunk = Phone::new("trunk", 7400);
+    let invite = callback_offered_to_desk(&mut net, &desk, "cb-whisper");
+    let cb = callback_call(&net);
+    desk.answer(&mut net, &invite);
+    // The caller is dialled at once, while the desk hears the whisper.
+    net.advance(Duration::from_millis(100));
+    let dial = trunk.take_invite(&mut net);
+    let frames = whisper.frame_count();
+    net.advance(Duration::from_millis(20 * frames as u64 + 1000));
+    let heard: Vec<&[u8]> = net.rtp[&cb.leg(1)].iter().map(|p| &p.data[12..]).collect();
+    let expected: Vec<&[u8]> = (0..frames)
+        .filter_map(|i| whisper.frame(Codec::Pcmu, i))
+        .collect();
+    assert!(heard.len() > frames + 25);
+    assert!(heard[..frames] == expected[..], "the whisper first");
+    assert!(
+        heard[frames..].iter().any(|f| f.iter().any(|b| *b != 0xFF)),
+        "then the ringing tone"
+    );
+    // The caller answers: bridged with the desk.
+    trunk.answer(&mut net, &dial);
+    assert!(net.events.iter().any(|e| matches!(e,
+        Event::Bridged { call, destination, .. } if *call == cb && destination == "agent desk")));
 }

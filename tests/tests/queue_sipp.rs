@@ -40,11 +40,20 @@ fn agent_answers(transport: &str) {
         &format!("{PASSWORD}\n"),
     );
     assert_eq!(code, 0, "{err}");
+    // The queue whispers half a second of a 600 Hz tone to the agent who answers.
+    let tone: Vec<i16> = (0..4000)
+        .map(|i| {
+            (5000.0 * (2.0 * std::f64::consts::PI * 600.0 * f64::from(i) / 8000.0).sin()) as i16
+        })
+        .collect();
+    let wav = ivr_audio::wav::encode_pcm16(8000, &tone);
+    std::fs::write(dir.path().join("whisper.wav"), &wav).unwrap();
+    let whisper = ivr_audio::Prompt::from_wav("whisper.wav", &wav).unwrap();
     let config = dir.path().join("queue.yaml");
     std::fs::write(
         &config,
         format!(
-            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\nqueues:\n  sales: {{ agent_timeout: 10 }}\nmenus:\n  main:\n    prompt: hi\n    timeout: 10\n    options:\n      \"1\": {{ queue: sales }}\nagents:\n{entry}"
+            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\n  whisper: whisper.wav\nqueues:\n  sales: {{ agent_timeout: 10, whisper: whisper }}\nmenus:\n  main:\n    prompt: hi\n    timeout: 10\n    options:\n      \"1\": {{ queue: sales }}\nagents:\n{entry}"
         ),
     )
     .unwrap();
@@ -100,6 +109,20 @@ fn agent_answers(transport: &str) {
     }
     let bridged = ivr.wait_for(&["agent answered: bridged", "\"agent\":\"alice\""], 1, WAIT);
     assert_eq!(bridged.len(), 1, "{}\n{}", ivr.log(), agent.output());
+    // Bridged once the whisper has played: the agent's audio began with it, frame for frame.
+    media
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    while heard.len() < whisper.encoded(Codec::Pcmu).len() {
+        let (n, _) = media.recv_from(&mut buf).expect("the agent's audio");
+        heard.extend_from_slice(&buf[12..n]);
+    }
+    assert!(
+        heard == whisper.encoded(Codec::Pcmu),
+        "the agent hears the whisper first"
+    );
     let metrics = http::get(ivr.http.expect("http"), "/metrics").text();
     assert!(
         metrics.contains("ivr_agents{state=\"on_call\"} 1")
@@ -120,7 +143,6 @@ fn agent_answers(transport: &str) {
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     let mut got: Vec<Vec<u8>> = Vec::new();
-    let mut buf = [0u8; 2048];
     let mut ts = 16000u32;
     for (i, frame) in ulaw.chunks(160).enumerate() {
         let mut p = vec![0x80, 0];

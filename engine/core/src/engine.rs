@@ -195,7 +195,7 @@ impl Engine {
         Output::Timeout(next)
     }
 
-    fn leg_mut(&mut self, leg: LegHandle) -> Option<&mut Leg> {
+    pub(crate) fn leg_mut(&mut self, leg: LegHandle) -> Option<&mut Leg> {
         leg_in(&mut self.calls, leg)
     }
 
@@ -595,7 +595,7 @@ impl Engine {
                             App::Menu(run) => run.handle_playback_finished(now),
                             App::Deposit(d) => d.deposit.handle_playback_finished(now),
                             App::Transfer(_) => self.transfer_playback_finished(leg.call),
-                            App::Queued(_) => self.queued_playback_finished(now, leg.call),
+                            App::Queued(_) => self.queued_playback_finished(now, leg),
                             App::Feature(_) => {
                                 self.end_call(now, leg.call, EndReason::MenuHangup);
                                 continue;

@@ -13,6 +13,7 @@ pub mod call;
 mod callback_store;
 mod config;
 mod ctx;
+mod dial;
 pub mod engine;
 pub mod error;
 mod extensions;
@@ -35,6 +36,7 @@ pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod voicemail;
+mod whisper;
 
 pub use config::{ALLOW, EngineConfig};
 pub use engine::Engine;

@@ -29,22 +29,18 @@
 //! DNS that finds nothing fails the transfer ([`Event::RouteUnresolved`]).
 
 use crate::call::{App, CallHandle, LegHandle};
+use crate::dial::{self, Dial};
 use crate::engine::Engine;
 use crate::io::{EndReason, Event, Output};
-use crate::leg::{Leg, LegPhase};
+use crate::leg::LegPhase;
 use crate::media::MediaSession;
-use crate::rng::Rng;
-use crate::sdp::{self, Direction, LocalSession};
+use crate::sdp::{self};
 use ivr_menus::{DestinationId, MenuRun};
-use ivr_sip::digest::Credentials;
-use ivr_sip::header::{HeaderName, NameAddr, Params};
-use ivr_sip::message::{CoreHeaders, Method, Request};
-use ivr_sip::transaction::{Peer, ServerKey};
-use ivr_sip::uac::{
-    CancelReason, Failure, FailureCause, FailureKind, OutgoingCall, OutgoingConfig, UacEvent,
-};
+use ivr_sip::CallId;
+use ivr_sip::message::CoreHeaders;
+use ivr_sip::transaction::Peer;
+use ivr_sip::uac::{CancelReason, Failure, FailureCause, FailureKind, OutgoingCall, UacEvent};
 use ivr_sip::uri::Uri;
-use ivr_sip::{CallId, Tag, Transport};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -253,29 +249,12 @@ impl Engine {
         // The first hop: the proxy if one is configured, else the destination itself.
         let hop_uri = d.proxy.as_deref().unwrap_or(&d.uri);
         let hop_parsed = Uri::parse(hop_uri).ok().filter(|u| u.as_sip().is_some());
-        // An IP literal is the peer; a host name is located by DNS first (RFC 3263).
-        let hop = match hop_parsed
-            .as_ref()
-            .map(|u| (ivr_sip::route::socket_of(u), u))
-        {
-            Some((Some((addr, transport)), _)) => {
-                let transport = match transport.as_deref() {
-                    Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-                    _ => Transport::Udp,
-                };
-                Some((Peer { transport, addr }, None))
-            }
-            Some((None, u)) => {
-                // Where the leg goes is not known yet: a placeholder until DNS answers.
-                let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-                let peer = Peer {
-                    transport: Transport::Udp,
-                    addr: unknown,
-                };
-                Some((peer, Some(u.clone())))
-            }
-            None => None,
-        };
+        // An IP literal is the peer; a host name is located by DNS first (RFC 3263): a
+        // placeholder peer until DNS answers.
+        let hop = hop_parsed.as_ref().map(|u| match dial::hop_peer(u) {
+            Some(peer) => (peer, None),
+            None => (dial::UNKNOWN_PEER, Some(u.clone())),
+        });
         let target = Uri::parse(&d.uri);
         let (Some((peer, locate)), Ok(index), Ok(target)) =
             (hop, u8::try_from(call.legs.len()), target)
@@ -292,28 +271,11 @@ impl Engine {
                 )),
             );
         };
-        let transport = peer.transport;
         let leg = handle.leg(index);
-        let local_tag = Tag::from(self.ctx.rng.token());
-        let host = self.ctx.config.sip_addr;
-        // A placeholder INVITE until the real one is built (it needs our SDP): it names the
-        // leg's Call-ID and a branch no server transaction has.
-        let call_id = format!("{}@{}", self.ctx.rng.token(), host.ip());
-        let mut invite = Request::new(Method::Invite, target);
-        invite.headers.push(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/{} {host};branch=z9hG4bK{}",
-                transport.via_token(),
-                self.ctx.rng.token()
-            ),
-        );
-        invite.headers.push(HeaderName::CallId, call_id);
-        let Some(key) = ServerKey::of(&invite) else {
+        let Some(l) = dial::outgoing_leg(&mut self.ctx, leg, target, peer) else {
             return;
         };
-        call.legs
-            .push(Leg::outgoing(leg, peer, key, invite, local_tag));
+        call.legs.push(l);
         let run = std::mem::replace(run, Box::new(MenuRun::new(menus)));
         call.app = App::Transfer(Box::new(Transfer {
             run,
@@ -404,11 +366,7 @@ impl Engine {
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        l.local_sdp = Some(LocalSession {
-            id: self.ctx.rng.next_u64() >> 2,
-            version: 1,
-            addr: SocketAddr::new(self.ctx.config.media_ip, local.port()),
-        });
+        dial::open_session(&mut self.ctx, l, local);
         self.send_invite(now, leg, false);
     }
 
@@ -426,59 +384,21 @@ impl Engine {
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        let Some(session) = l.local_sdp else {
-            return;
-        };
-        let sip = self.ctx.config.sip_addr;
-        let transport = l.peer.transport;
-        let contact = self.ctx.contact(transport, d.uri.starts_with("sips:"));
-        let contact = contact.trim_start_matches('<').trim_end_matches('>');
-        let from = format!("<sip:{}@{sip}>", caller.as_deref().unwrap_or("ivr"));
-        let parsed = (
-            Uri::parse(&d.uri),
-            Uri::parse(contact),
-            NameAddr::parse(&from, HeaderName::From),
-            d.proxy
-                .as_deref()
-                .map(|p| NameAddr::parse(&format!("<{p}>"), HeaderName::Route))
-                .transpose(),
-        );
-        let (Ok(request_uri), Ok(contact), Ok(from), Ok(route)) = parsed else {
+        let dial = Uri::parse(&d.uri).ok().map(|target| Dial {
+            target,
+            from_user: caller,
+            sips: d.uri.starts_with("sips:"),
+            proxy: d.proxy,
+            credentials: d.credentials,
+            extra_headers: Vec::new(),
+            fresh_call_id,
+        });
+        let Some(uac) = dial.and_then(|dial| dial.invite(&mut self.ctx, now, l)) else {
             let f = Failure::new(FailureCause::Status(
                 ivr_sip::message::StatusCode::SERVICE_UNAVAILABLE,
             ));
             return self.transfer_failed(now, leg.call, f);
         };
-        let config = OutgoingConfig {
-            to: NameAddr {
-                display: None,
-                uri: request_uri.clone(),
-                params: Params::default(),
-            },
-            request_uri,
-            from,
-            local_tag: l.local_tag.clone(),
-            call_id: if fresh_call_id {
-                CallId::from(format!("{}@{}", self.ctx.rng.token(), sip.ip()))
-            } else {
-                CallId::from(l.invite.call_id().unwrap_or_default())
-            },
-            cseq: self.ctx.rng.next_u32() & 0x7FFF,
-            contact,
-            transport,
-            sent_by: sip.to_string(),
-            route: route.into_iter().collect(),
-            sdp_offer: Some(sdp::build_offer(&session, Direction::SendRecv)),
-            credentials: d
-                .credentials
-                .map(|(username, password)| Credentials { username, password }),
-            extra_headers: vec![(HeaderName::UserAgent, self.ctx.config.user_agent.clone())],
-            timers: self.ctx.config.timers,
-            session_timer: Some(self.ctx.config.session_timer),
-        };
-        let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
-        let uac = OutgoingCall::new(now, config, rng);
-        l.invite = uac.invite().clone();
         self.uac_calls.insert(uac.call_id().clone(), leg.call);
         let until = *t.route.ring_until.get_or_insert(now + d.ring_timeout);
         t.stage = Stage::Ringing {
@@ -728,33 +648,37 @@ impl Engine {
 
     /// A 183 with SDP: relay the destination's early media to the caller.
     fn early_media(&mut self, now: Instant, handle: CallHandle, body: &[u8]) {
-        let Ok(remote) = sdp::parse_remote(body) else {
+        let Ok((n, addr)) = dial::negotiate_answer(body) else {
             return;
         };
-        let Ok(n) = sdp::accept_answer(&remote) else {
-            return;
+        let leg = match self.calls.get(&handle).map(|c| &c.app) {
+            Some(App::Transfer(t))
+                if matches!(
+                    t.stage,
+                    Stage::Ringing {
+                        early_media: false,
+                        ..
+                    }
+                ) =>
+            {
+                t.leg
+            }
+            _ => return,
         };
-        let mut media = self.new_media(now, n, remote.addr);
         // Its audio is relayed, not listened to for keys.
-        media.set_relay(true);
+        let Some(media) = self.relay_media(now, n, addr, leg) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
         let App::Transfer(t) = &mut call.app else {
             return;
         };
-        let Stage::Ringing { early_media, .. } = &mut t.stage else {
-            return;
-        };
-        if *early_media {
-            return;
+        if let Stage::Ringing { early_media, .. } = &mut t.stage {
+            *early_media = true;
         }
-        *early_media = true;
-        let index = usize::from(t.leg.index);
-        if let Some(l) = call.legs.get_mut(index) {
-            // Like the caller's leg: the first packet may also come from the host our
-            // INVITE went to (a destination behind NAT sends from there).
-            media.allow_latch_from(l.peer.addr.ip());
+        if let Some(l) = call.legs.get_mut(usize::from(t.leg.index)) {
             l.media = Some(media);
         }
         let caller = call.caller_leg();
@@ -789,9 +713,7 @@ impl Engine {
         dialog: ivr_sip::dialog::Dialog,
         body: &[u8],
     ) {
-        let negotiated =
-            sdp::parse_remote(body).and_then(|r| sdp::accept_answer(&r).map(|n| (n, r.addr)));
-        let Ok((n, addr)) = negotiated else {
+        let Ok((n, addr)) = dial::negotiate_answer(body) else {
             // An answer we cannot use: release it, and the transfer failed.
             if let Some(call) = self.calls.get_mut(&handle)
                 && let App::Transfer(t) = &mut call.app
@@ -807,7 +729,13 @@ impl Engine {
             ));
             return self.transfer_failed(now, handle, f);
         };
-        let fresh = self.new_media(now, n, addr);
+        let leg = match self.calls.get(&handle).map(|c| &c.app) {
+            Some(App::Transfer(t)) => t.leg,
+            _ => return,
+        };
+        let Some(fresh) = self.relay_media(now, n, addr, leg) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -821,42 +749,21 @@ impl Engine {
         let extensions = uac.answer_extensions();
         t.stage = Stage::Bridged { uac };
         let destination = t.run.menus().destination(t.dest).name.clone();
-        let leg = t.leg;
-        let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
+        let Some(l) = call.legs.get_mut(usize::from(t.leg.index)) else {
             return;
         };
         match l.media.as_mut() {
+            // Early media's stream goes on, with the answer's parameters.
             Some(m) => m.update(now, n, addr),
-            None => {
-                let mut fresh = fresh;
-                fresh.allow_latch_from(l.peer.addr.ip());
-                l.media = Some(fresh);
-            }
+            None => l.media = Some(fresh),
         }
-        if let Some(m) = l.media.as_mut() {
-            m.set_relay(true);
-        }
-        let key = (
-            CallId::from(l.invite.call_id().unwrap_or_default()),
-            l.local_tag.clone(),
-        );
         l.dialog = Some(dialog);
-        l.phase = LegPhase::Active;
-        // RFC 4028: this leg's own session timer, from its 2xx.
-        l.uac_answered(now, extensions);
-        let caller = call.caller_leg();
-        caller.stop();
-        if let Some(m) = caller.media.as_mut()
-            && m.feed_mut().is_none()
-        {
-            m.set_relay(true);
-        }
-        let call_id = key.0.to_string();
-        self.by_dialog.insert(key, leg);
+        let call_id = dial::confirm_leg(&mut self.by_dialog, now, l, Some(extensions));
+        dial::bridge_caller(call);
         self.ctx.event(Event::Bridged {
             call: handle,
             destination,
-            call_id,
+            call_id: call_id.to_string(),
         });
         self.reindex(handle);
     }
@@ -925,6 +832,10 @@ impl Engine {
     /// A leg's peer hung up (BYE) or cancelled. Alone, the call is over; bridged, the other
     /// leg is hung up too (either side's BYE ends both).
     pub(crate) fn leg_closed(&mut self, now: Instant, leg: LegHandle, reason: EndReason) {
+        if leg.index > 0 && self.whisper_hangup(now, leg) {
+            // An agent who hung up during the whisper: the caller waits on in the queue.
+            return;
+        }
         let Some(call) = self.calls.get_mut(&leg.call) else {
             return;
         };

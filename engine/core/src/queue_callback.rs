@@ -25,13 +25,12 @@
 //!   gone) hangs up the agent and is [`Input::CallbackFailed`]: the center retries in place.
 
 use crate::call::{App, Call, CallHandle, LegHandle};
+use crate::dial::{self, Dial};
 use crate::engine::Engine;
 use crate::io::{EndReason, Event, Output};
-use crate::leg::{Leg, LegPhase};
-use crate::outgoing::{Located, send_uac};
+use crate::leg::LegPhase;
+use crate::outgoing::Located;
 use crate::queued::Queued;
-use crate::rng::Rng;
-use crate::sdp::{self, Direction, LocalSession};
 use ivr_audio::Digit;
 use ivr_menus::handoff::ExitKey;
 use ivr_menus::{MenuRun, QueueId};
@@ -39,13 +38,11 @@ use ivr_queues::{
     AgentId, CallRef, CallbackId, CallbackRefusal, Input, LeaveReason, OfferFailure, OfferId,
     Output as QOut, QueueName, Waiter,
 };
-use ivr_sip::digest::Credentials;
-use ivr_sip::header::{HeaderName, NameAddr, Params};
-use ivr_sip::message::{CoreHeaders, Method, Request};
-use ivr_sip::transaction::{Peer, ServerKey};
-use ivr_sip::uac::{CancelReason, OutgoingCall, OutgoingConfig, UacEvent};
+use ivr_sip::CallId;
+use ivr_sip::header::HeaderName;
+use ivr_sip::message::CoreHeaders;
+use ivr_sip::uac::{CancelReason, OutgoingCall, UacEvent};
 use ivr_sip::uri::Uri;
-use ivr_sip::{CallId, Tag, Transport};
 use ivr_voicemail::{Action, Deposit, Say, SystemPrompt};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -335,31 +332,21 @@ impl Engine {
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let sip = self.ctx.config.sip_addr;
-        let call_id = format!("{}@{}", self.ctx.rng.token(), sip.ip());
         let Ok(uri) = Uri::parse(&format!("sip:callback@{sip}")) else {
             return Err(OfferFailure::Unreachable);
         };
-        // A placeholder INVITE until the caller is dialled (it needs our SDP).
-        let mut invite = Request::new(Method::Invite, uri);
-        invite.headers.push(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP {sip};branch=z9hG4bK{}", self.ctx.rng.token()),
-        );
-        invite.headers.push(HeaderName::CallId, call_id.clone());
-        let Some(key) = ServerKey::of(&invite) else {
+        // Leg 0 is the caller-to-be: a placeholder until the caller is dialled.
+        let Some(leg) = dial::outgoing_leg(&mut self.ctx, handle.leg(0), uri, dial::UNKNOWN_PEER)
+        else {
             return Err(OfferFailure::Unreachable);
         };
-        let unknown = Peer {
-            transport: Transport::Udp,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let local_tag = Tag::from(self.ctx.rng.token());
-        let leg = Leg::outgoing(handle.leg(0), unknown, key, invite, local_tag);
+        let call_id = leg.invite.call_id().unwrap_or_default().to_string();
         let queued = Queued {
             run: Box::new(MenuRun::new(self.menus.clone())),
             queue: QueueId(qid),
             rings: Vec::new(),
             agent: None,
+            whisper: false,
             dialogue: None,
             leaving: false,
             asked: None,
@@ -447,6 +434,9 @@ impl Engine {
             return;
         };
         let menus = q.run.menus().clone();
+        // The agent hears the queue's whisper first, then the ringing tone.
+        let mut agent_hears = crate::whisper::prompts(q);
+        agent_hears.push(ringback);
         // The rules current now decide (a reload may have tightened them since the request
         // was taken): a number they do not allow is never dialled, the attempt fails.
         let trunk = menus
@@ -462,29 +452,17 @@ impl Engine {
         let route = trunk.as_ref().and_then(|d| {
             let target = callback_target(&d.uri, number)?;
             let hop = Uri::parse(d.proxy.as_deref().unwrap_or(&d.uri)).ok()?;
-            let (addr, transport) = ivr_sip::route::socket_of(&hop)?;
-            let transport = match transport.as_deref() {
-                Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-                _ => Transport::Udp,
-            };
+            let peer = dial::hop_peer(&hop)?;
             let host = hop.as_sip()?.host.clone();
-            Some((target, Peer { transport, addr }, host, d.ring_timeout))
+            Some((target, peer, host, d.ring_timeout))
         });
         // The agent's answer: in the dialog from now on (their BYE ends the attempt); they
-        // hear a ringing tone while the caller's phone rings.
+        // hear the whisper, then a ringing tone while the caller's phone rings.
         if let Some(r) = q.rings.iter().find(|r| r.offer == offer && r.answered) {
             let extensions = r.uac.as_ref().map(|u| u.answer_extensions());
             if let Some(l) = call.legs.get_mut(usize::from(r.leg.index)) {
-                l.phase = LegPhase::Active;
-                l.play(vec![ringback]);
-                if let Some(e) = extensions {
-                    l.uac_answered(now, e);
-                }
-                let key = (
-                    CallId::from(l.invite.call_id().unwrap_or_default()),
-                    l.local_tag.clone(),
-                );
-                self.by_dialog.insert(key, r.leg);
+                dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
+                l.play(agent_hears);
             }
         }
         let Some((target, peer, host, ring)) = route else {
@@ -514,11 +492,6 @@ impl Engine {
         leg: LegHandle,
         local: SocketAddr,
     ) {
-        let sip = self.ctx.config.sip_addr;
-        let user_agent = self.ctx.config.user_agent.clone();
-        let timers = self.ctx.config.timers;
-        let session_timer = self.ctx.config.session_timer;
-        let media_ip = self.ctx.config.media_ip;
         let Some(call) = self.calls.get_mut(&leg.call) else {
             self.ctx.outputs.push_back(Output::CloseMedia { leg });
             return;
@@ -539,65 +512,28 @@ impl Engine {
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        let session = LocalSession {
-            id: self.ctx.rng.next_u64() >> 2,
-            version: 1,
-            addr: SocketAddr::new(media_ip, local.port()),
+        dial::open_session(&mut self.ctx, l, local);
+        let (proxy, credentials) = trunk.map(|d| (d.proxy, d.credentials)).unwrap_or_default();
+        let dial = Dial {
+            target: l.invite.uri.clone(),
+            from_user: None,
+            sips: false,
+            proxy,
+            credentials,
+            extra_headers: vec![(
+                HeaderName::Other("X-IVR-Queue".into()),
+                queue
+                    .name
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(64)
+                    .collect(),
+            )],
+            fresh_call_id: false,
         };
-        l.local_sdp = Some(session);
-        let transport = l.peer.transport;
-        let contact = self.ctx.contact(transport, false);
-        let contact = contact.trim_start_matches('<').trim_end_matches('>');
-        let route = trunk
-            .as_ref()
-            .and_then(|d| d.proxy.as_deref())
-            .map(|p| NameAddr::parse(&format!("<{p}>"), HeaderName::Route))
-            .transpose();
-        let (Ok(contact), Ok(from), Ok(route)) = (
-            Uri::parse(contact),
-            NameAddr::parse(&format!("<sip:ivr@{sip}>"), HeaderName::From),
-            route,
-        ) else {
+        let Some(uac) = dial.invite(&mut self.ctx, now, l) else {
             return self.callback_dial_failed(now, leg.call);
         };
-        let target = l.invite.uri.clone();
-        let config = OutgoingConfig {
-            to: NameAddr {
-                display: None,
-                uri: target.clone(),
-                params: Params::default(),
-            },
-            request_uri: target,
-            from,
-            local_tag: l.local_tag.clone(),
-            call_id: CallId::from(l.invite.call_id().unwrap_or_default()),
-            cseq: self.ctx.rng.next_u32() & 0x7FFF,
-            contact,
-            transport,
-            sent_by: sip.to_string(),
-            route: route.into_iter().collect(),
-            sdp_offer: Some(sdp::build_offer(&session, Direction::SendRecv)),
-            credentials: trunk
-                .and_then(|d| d.credentials)
-                .map(|(username, password)| Credentials { username, password }),
-            extra_headers: vec![
-                (HeaderName::UserAgent, user_agent),
-                (
-                    HeaderName::Other("X-IVR-Queue".into()),
-                    queue
-                        .name
-                        .chars()
-                        .filter(char::is_ascii_graphic)
-                        .take(64)
-                        .collect(),
-                ),
-            ],
-            timers,
-            session_timer: Some(session_timer),
-        };
-        let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
-        let uac = OutgoingCall::new(now, config, rng);
-        l.invite = uac.invite().clone();
         self.uac_calls.insert(uac.call_id().clone(), leg.call);
         cb.uac = Some(Box::new(uac));
         self.drive_rings(now, leg.call);
@@ -625,9 +561,7 @@ impl Engine {
         dialog: ivr_sip::dialog::Dialog,
         body: &[u8],
     ) {
-        let negotiated =
-            sdp::parse_remote(body).and_then(|r| sdp::accept_answer(&r).map(|n| (n, r.addr)));
-        let Ok((n, addr)) = negotiated else {
+        let Ok((n, addr)) = dial::negotiate_answer(body) else {
             if let Some(call) = self.calls.get_mut(&handle)
                 && let App::Queued(q) = &mut call.app
                 && let Some(uac) = q.callback.as_mut().and_then(|cb| cb.uac.as_mut())
@@ -637,8 +571,9 @@ impl Engine {
             self.drive_rings(now, handle);
             return self.callback_dial_failed(now, handle);
         };
-        let mut media = self.new_media(now, n, addr);
-        media.set_relay(true);
+        let Some(media) = self.relay_media(now, n, addr, handle.leg(0)) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -658,20 +593,11 @@ impl Engine {
             // The ringing tone stops: the caller's audio follows.
             l.stop();
         }
-        let l = &mut call.legs[0];
-        media.allow_latch_from(l.peer.addr.ip());
+        let l = call.caller_leg();
         l.media = Some(media);
         l.dialog = Some(dialog);
-        l.phase = LegPhase::Active;
-        if let Some(e) = extensions {
-            l.uac_answered(now, e);
-        }
-        let key = (
-            CallId::from(l.invite.call_id().unwrap_or_default()),
-            l.local_tag.clone(),
-        );
+        dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
         call.connected = Some(now);
-        self.by_dialog.insert(key, handle.leg(0));
         let Some(agent) = agent else {
             // The agent's leg is gone: nobody to talk to.
             return self.callback_dial_failed(now, handle);
@@ -717,12 +643,8 @@ impl Engine {
         for ring in rings {
             self.drop_ring(now, ring, false);
         }
-        if let Some(mut uac) = uac {
-            uac.cancel(now, CancelReason::Abandoned);
-            while let Some(tx) = uac.poll_transmit() {
-                send_uac(&mut self.ctx, None, tx, located.as_ref());
-            }
-            self.detach_uac(*uac, located);
+        if let Some(uac) = uac {
+            self.let_go(now, *uac, located, false);
         }
         self.queueing.callback_calls.remove(&id);
         if dialing {
@@ -758,12 +680,8 @@ impl Engine {
         if self.queueing.callback_calls.get(&cb.id) == Some(&handle) {
             self.queueing.callback_calls.remove(&cb.id);
         }
-        if let Some(mut uac) = cb.uac {
-            uac.cancel(now, CancelReason::Abandoned);
-            while let Some(tx) = uac.poll_transmit() {
-                send_uac(&mut self.ctx, None, tx, cb.located.as_ref());
-            }
-            self.detach_uac(*uac, cb.located);
+        if let Some(uac) = cb.uac {
+            self.let_go(now, *uac, cb.located, false);
         }
         if bridged {
             Some(Input::CallEnded {

@@ -29,12 +29,11 @@
 //! Every queue event is logged in the call's span ([`Event::Queue`]).
 
 use crate::call::{App, CallHandle, LegHandle};
+use crate::dial::{self, Dial};
 use crate::engine::Engine;
 use crate::io::{Event, Output};
-use crate::leg::{Leg, LegPhase};
+use crate::leg::LegPhase;
 use crate::outgoing::{Located, send_uac, uri_user};
-use crate::rng::Rng;
-use crate::sdp::{self, Direction, LocalSession};
 use ivr_menus::agents::{LoginMode, Reach};
 use ivr_menus::{MenuRun, Menus, QueueId};
 use ivr_queues::{
@@ -42,12 +41,11 @@ use ivr_queues::{
     OfferFailure, OfferId, Output as QOut, QueueCenter, QueueConfig, QueueName, Strategy,
     ValidConfig, Waiter,
 };
-use ivr_sip::header::{HeaderName, NameAddr, Params};
-use ivr_sip::message::{CoreHeaders, Method, Request};
-use ivr_sip::transaction::{Peer, ServerKey};
-use ivr_sip::uac::{CancelReason, FailureKind, OutgoingCall, OutgoingConfig, UacEvent};
+use ivr_sip::header::HeaderName;
+use ivr_sip::message::CoreHeaders;
+use ivr_sip::transaction::Peer;
+use ivr_sip::uac::{CancelReason, FailureKind, OutgoingCall, UacEvent};
 use ivr_sip::uri::Uri;
-use ivr_sip::{CallId, Tag, Transport};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -65,8 +63,11 @@ pub struct Queued {
     pub queue: QueueId,
     /// Agents ringing for this caller (several with `ring_all`).
     pub rings: Vec<AgentRing>,
-    /// The agent the caller is bridged to.
+    /// The agent the caller is bridged to (or, while `whisper`, about to be).
     pub agent: Option<AgentRing>,
+    /// The agent hears the queue's `whisper` before the caller is put through
+    /// ([`crate::whisper`]); the caller hears the music meanwhile.
+    pub whisper: bool,
     /// The callback number dialogue, after the caller pressed the `callback` exit key
     /// ([`crate::queue_callback`]); the caller keeps its place meanwhile.
     pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
@@ -112,8 +113,12 @@ impl Queued {
             .min()
     }
 
-    /// Where audio from `from` is relayed: between the caller and the agent, once bridged.
+    /// Where audio from `from` is relayed: between the caller and the agent, once bridged
+    /// (not while the agent hears the whisper).
     pub fn relays(&self, from: LegHandle) -> Option<LegHandle> {
+        if self.whisper {
+            return None;
+        }
         let agent = self.agent.as_ref()?.leg;
         let caller = agent.call.leg(0);
         if from == caller {
@@ -439,6 +444,7 @@ impl Engine {
                 let call = match &e.event {
                     ivr_queues::QueueEvent::Enter { call, .. }
                     | ivr_queues::QueueEvent::Abandon { call, .. }
+                    | ivr_queues::QueueEvent::Requeue { call, .. }
                     | ivr_queues::QueueEvent::ExitKey { call, .. }
                     | ivr_queues::QueueEvent::Timeout { call, .. }
                     | ivr_queues::QueueEvent::LeaveEmpty { call, .. }
@@ -481,6 +487,7 @@ impl Engine {
             queue,
             rings: Vec::new(),
             agent: None,
+            whisper: false,
             dialogue: None,
             leaving: false,
             asked: None,
@@ -581,14 +588,22 @@ impl Engine {
         }
     }
 
-    /// What played to a waiting caller ended: the music goes on.
-    pub(crate) fn queued_playback_finished(&mut self, now: Instant, handle: CallHandle) {
+    /// What played to a waiting caller ended: the music goes on (also while the agent hears
+    /// the whisper). What played to an agent's leg ended: see [`crate::whisper`].
+    pub(crate) fn queued_playback_finished(&mut self, now: Instant, leg: LegHandle) {
+        let handle = leg.call;
+        if leg.index != 0 && !self.is_callback_call(handle) {
+            return self.agent_playback_finished(leg);
+        }
+        if leg.index != 0 {
+            return self.callback_agent_playback_finished(leg);
+        }
         if self.dialogue_playback_finished(now, handle) {
             return;
         }
         if let Some(call) = self.calls.get(&handle)
             && let App::Queued(q) = &call.app
-            && q.agent.is_none()
+            && (q.agent.is_none() || q.whisper)
         {
             self.play_music(handle);
         }
@@ -737,26 +752,6 @@ impl Engine {
             let Some(host) = target.as_sip().map(|s| s.host.clone()) else {
                 continue;
             };
-            let target_uri = target.clone();
-            let local_tag = Tag::from(self.ctx.rng.token());
-            let sip = self.ctx.config.sip_addr;
-            // A placeholder INVITE until the real one (it needs our SDP), as for transfers.
-            let mut invite = Request::new(Method::Invite, target.clone());
-            invite.headers.push(
-                HeaderName::Via,
-                format!(
-                    "SIP/2.0/{} {sip};branch=z9hG4bK{}",
-                    peer.transport.via_token(),
-                    self.ctx.rng.token()
-                ),
-            );
-            invite.headers.push(
-                HeaderName::CallId,
-                format!("{}@{}", self.ctx.rng.token(), sip.ip()),
-            );
-            let Some(key) = ServerKey::of(&invite) else {
-                continue;
-            };
             let Some(call) = self.calls.get_mut(&handle) else {
                 break;
             };
@@ -767,8 +762,11 @@ impl Engine {
                 break;
             };
             let leg = handle.leg(index);
-            call.legs
-                .push(Leg::outgoing(leg, peer, key, invite, local_tag));
+            let Some(l) = dial::outgoing_leg(&mut self.ctx, leg, target.clone(), peer) else {
+                continue;
+            };
+            call.legs.push(l);
+            let locate_uri = locate.then(|| target.clone());
             q.rings.push(AgentRing {
                 offer,
                 agent: agent.clone(),
@@ -780,14 +778,10 @@ impl Engine {
                 locating: locate,
             });
             self.queueing.offers.insert(offer, handle);
-            if locate {
-                self.ctx.outputs.push_back(Output::Locate {
-                    leg,
-                    uri: target_uri,
-                });
-            } else {
-                self.ctx.outputs.push_back(Output::OpenMedia { leg });
-            }
+            self.ctx.outputs.push_back(match locate_uri {
+                Some(uri) => Output::Locate { leg, uri },
+                None => Output::OpenMedia { leg },
+            });
         }
         if self.queueing.offers.contains_key(&offer) {
             Ok(())
@@ -815,22 +809,10 @@ impl Engine {
                 let Some(uri) = Uri::parse(uri).ok().filter(|u| u.as_sip().is_some()) else {
                     return Vec::new();
                 };
-                match ivr_sip::route::socket_of(&uri) {
-                    Some((addr, transport)) => {
-                        let transport = match transport.as_deref() {
-                            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-                            _ => Transport::Udp,
-                        };
-                        vec![(uri, Peer { transport, addr }, false)]
-                    }
-                    None => {
-                        // Not known until DNS answers: a placeholder.
-                        let unknown = Peer {
-                            transport: Transport::Udp,
-                            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                        };
-                        vec![(uri, unknown, true)]
-                    }
+                match dial::hop_peer(&uri) {
+                    Some(peer) => vec![(uri, peer, false)],
+                    // Not known until DNS answers: a placeholder.
+                    None => vec![(uri, dial::UNKNOWN_PEER, true)],
                 }
             }
         }
@@ -874,11 +856,6 @@ impl Engine {
 
     /// An agent's leg has its RTP socket: send the INVITE with our offer.
     pub(crate) fn queued_media_opened(&mut self, now: Instant, leg: LegHandle, local: SocketAddr) {
-        let sip = self.ctx.config.sip_addr;
-        let contact = self.ctx.contact(Transport::Udp, false);
-        let user_agent = self.ctx.config.user_agent.clone();
-        let timers = self.ctx.config.timers;
-        let media_ip = self.ctx.config.media_ip;
         let Some(call) = self.calls.get_mut(&leg.call) else {
             return;
         };
@@ -893,33 +870,12 @@ impl Engine {
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        let session = LocalSession {
-            id: self.ctx.rng.next_u64() >> 2,
-            version: 1,
-            addr: SocketAddr::new(media_ip, local.port()),
-        };
-        l.local_sdp = Some(session);
-        let transport = l.peer.transport;
-        let contact = if transport == Transport::Udp {
-            contact
-        } else {
-            self.ctx.contact(transport, false)
-        };
-        let contact = contact.trim_start_matches('<').trim_end_matches('>');
-        let caller = call.caller.as_deref().and_then(uri_user);
-        let from = format!("<sip:{}@{sip}>", caller.as_deref().unwrap_or("ivr"));
-        let (Ok(contact), Ok(from)) = (
-            Uri::parse(contact),
-            NameAddr::parse(&from, HeaderName::From),
-        ) else {
-            return;
-        };
+        dial::open_session(&mut self.ctx, l, local);
         let menus = q.run.menus();
-        let mut extra = vec![(HeaderName::UserAgent, user_agent)];
-        extra.push((
+        let mut extra = vec![(
             HeaderName::Other("X-IVR-Queue".into()),
             header_safe(&menus.queue(q.queue).name, 64),
-        ));
+        )];
         let vars: Vec<String> = q
             .run
             .variables()
@@ -941,30 +897,18 @@ impl Engine {
                 header_safe(&path, 512),
             ));
         }
-        let config = OutgoingConfig {
-            to: NameAddr {
-                display: None,
-                uri: ring.target.clone(),
-                params: Params::default(),
-            },
-            request_uri: ring.target.clone(),
-            from,
-            local_tag: l.local_tag.clone(),
-            call_id: CallId::from(l.invite.call_id().unwrap_or_default()),
-            cseq: self.ctx.rng.next_u32() & 0x7FFF,
-            contact,
-            transport,
-            sent_by: sip.to_string(),
-            route: Vec::new(),
-            sdp_offer: Some(sdp::build_offer(&session, Direction::SendRecv)),
+        let dial = Dial {
+            target: ring.target.clone(),
+            from_user: call.caller.as_deref().and_then(uri_user),
+            sips: false,
+            proxy: None,
             credentials: None,
             extra_headers: extra,
-            timers,
-            session_timer: Some(self.ctx.config.session_timer),
+            fresh_call_id: false,
         };
-        let rng = Box::new(Rng::new(self.ctx.rng.next_u64()));
-        let uac = OutgoingCall::new(now, config, rng);
-        l.invite = uac.invite().clone();
+        let Some(uac) = dial.invite(&mut self.ctx, now, l) else {
+            return;
+        };
         self.uac_calls.insert(uac.call_id().clone(), leg.call);
         ring.uac = Some(Box::new(uac));
         self.drive_rings(now, leg.call);
@@ -1120,9 +1064,7 @@ impl Engine {
         dialog: ivr_sip::dialog::Dialog,
         body: &[u8],
     ) {
-        let negotiated =
-            sdp::parse_remote(body).and_then(|r| sdp::accept_answer(&r).map(|n| (n, r.addr)));
-        let Ok((n, addr)) = negotiated else {
+        let Ok((n, addr)) = dial::negotiate_answer(body) else {
             // An answer we cannot use: release it; that phone failed.
             if let Some(call) = self.calls.get_mut(&handle)
                 && let App::Queued(q) = &mut call.app
@@ -1134,8 +1076,9 @@ impl Engine {
             self.drive_rings(now, handle);
             return self.agent_failed(now, handle, leg, OfferFailure::Rejected);
         };
-        let mut media = self.new_media(now, n, addr);
-        media.set_relay(true);
+        let Some(media) = self.relay_media(now, n, addr, leg) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -1148,7 +1091,6 @@ impl Engine {
         ring.answered = true;
         let offer = ring.offer;
         if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
-            media.allow_latch_from(l.peer.addr.ip());
             l.media = Some(media);
             l.dialog = Some(dialog);
         }
@@ -1187,31 +1129,38 @@ impl Engine {
         let leg = ring.leg;
         let extensions = ring.uac.as_ref().map(|u| u.answer_extensions());
         q.agent = Some(ring);
-        q.dialogue = None;
+        let dialogue = q.dialogue.take().is_some();
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return;
         };
-        l.phase = LegPhase::Active;
-        // RFC 4028: the agent's leg keeps its own session timer, from its 2xx.
-        if let Some(extensions) = extensions {
-            l.uac_answered(now, extensions);
+        dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
+        if !self.start_whisper(handle, leg) {
+            self.put_through(handle, &agent);
+        } else if dialogue {
+            // The caller was in the callback number dialogue: the music until put through.
+            self.play_music(handle);
         }
-        let call_id = CallId::from(l.invite.call_id().unwrap_or_default());
-        let key = (call_id.clone(), l.local_tag.clone());
-        let caller = call.caller_leg();
-        caller.stop();
-        if let Some(m) = caller.media.as_mut()
-            && m.feed_mut().is_none()
-        {
-            m.set_relay(true);
-        }
-        self.by_dialog.insert(key, leg);
+        self.reindex(handle);
+    }
+
+    /// Bridge the caller with its agent's answered leg: the caller's playback stops and the
+    /// audio flows both ways.
+    pub(crate) fn put_through(&mut self, handle: CallHandle, agent: &AgentId) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &call.app else { return };
+        let Some(leg) = q.agent.as_ref().map(|r| r.leg) else {
+            return;
+        };
+        let Some(l) = call.leg_mut(leg) else { return };
+        let call_id = l.invite.call_id().unwrap_or_default().to_string();
+        dial::bridge_caller(call);
         self.ctx.event(Event::Bridged {
             call: handle,
             destination: format!("agent {agent}"),
-            call_id: call_id.to_string(),
+            call_id,
         });
-        self.reindex(handle);
     }
 
     /// Stop ringing every phone of `offer` (the center cancelled it), or hang up its answer
@@ -1257,16 +1206,8 @@ impl Engine {
                 .outputs
                 .push_back(Output::CloseMedia { leg: ring.leg });
         }
-        let Some(mut uac) = ring.uac else {
-            return;
-        };
-        uac.cancel(now, CancelReason::Abandoned);
-        if bye {
-            uac.bye(now);
+        if let Some(uac) = ring.uac {
+            self.let_go(now, *uac, Some(ring.located), bye);
         }
-        while let Some(tx) = uac.poll_transmit() {
-            send_uac(&mut self.ctx, None, tx, Some(&ring.located));
-        }
-        self.detach_uac(*uac, Some(ring.located));
     }
 }

@@ -25,6 +25,9 @@ pub fn log(event: &QueueEvent) {
         QueueEvent::Answer {
             queue, agent, wait, ..
         } => info!(%queue, %agent, wait_ms = wait.as_millis() as u64, "queue: agent answered"),
+        QueueEvent::Requeue { queue, agent, .. } => {
+            info!(%queue, %agent, "queue: the agent hung up during the whisper, caller back in line")
+        }
         QueueEvent::Abandon {
             queue,
             position,
