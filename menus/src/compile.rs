@@ -8,7 +8,7 @@ use crate::lint::{
 };
 use crate::model::{
     Action, Builtin, CallerRule, Collect, DestinationId, Languages, MailboxId, Menu, MenuId, Menus,
-    PromptId, PromptItem, PromptOptions, QueueId, Retries, Route, Router, Speaker,
+    PromptId, PromptItem, PromptOptions, Retries, Route, Router, Speaker,
 };
 use crate::yaml::{Node, Walker, join, load_str};
 use ivr_audio::{Digit, Prompt};
@@ -1285,7 +1285,9 @@ fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<
                 "play" => Action::Play(names.prompts(w, Some(value), &here)),
                 "hangup" => Action::Hangup(names.prompts(w, Some(value), &here)),
                 "voicemail" => Action::Voicemail(MailboxId(named(w, names.mailboxes, "mailbox")?)),
-                "queue" => Action::Queue(QueueId(named(w, names.queues, "queue")?)),
+                "queue" => crate::handoff::queue_action(w, value, &here, &mut |w, name, at, p| {
+                    Names::lookup(w, names.queues, "queue", name, at, p)
+                })?,
                 "transfer" => {
                     Action::Transfer(DestinationId(named(w, names.destinations, "destination")?))
                 }

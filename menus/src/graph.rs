@@ -84,8 +84,12 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                 let names: Vec<&str> = p.iter().map(|id| menus.prompt_name(*id)).collect();
                 (from.clone(), format!("{label}: play {}", names.join(", ")))
             }
-            Action::Voicemail(_) | Action::Queue(_) | Action::Transfer(_) => {
+            Action::Voicemail(_) | Action::Queue(..) | Action::Transfer(_) => {
                 let h = a.handoff().expect("a handoff verb");
+                let label = match a {
+                    Action::Queue(_, p) if *p > 0 => format!("{label} (priority {p})"),
+                    _ => label,
+                };
                 (Node::Away(menus.handoff_name(h)), label)
             }
             Action::Hangup(_) | Action::Language(..) | Action::Set(..) => (Node::Hangup, label),

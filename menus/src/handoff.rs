@@ -9,8 +9,8 @@
 //! `on_timeout` is an action, an action may name a mailbox); they are re-exported here.
 
 use crate::error::ErrorKind;
-use crate::model::{Action, PromptId};
-use crate::yaml::{Fields, Node, Walker, join};
+use crate::model::{Action, MAX_PRIORITY, PromptId};
+use crate::yaml::{Fields, Node, Value, Walker, join};
 use ivr_audio::Digit;
 use std::time::Duration;
 
@@ -63,6 +63,8 @@ pub(crate) const QUEUE_CALLBACK_FIELDS: &[&str] = &[
     "allowed_prefixes",
     "confirmed",
 ];
+/// Fields of the mapping form of a `queue:` action (`queue: { name: sales, priority: 5 }`).
+pub(crate) const QUEUE_ACTION_FIELDS: &[&str] = &["name", "priority"];
 /// Fields of a `destinations:` entry.
 pub(crate) const DESTINATION_FIELDS: &[&str] = &[
     "uri",
@@ -424,7 +426,7 @@ pub(crate) fn compile_queue(
                 | Action::Hangup(_)
                 | Action::Voicemail(_)
                 | Action::Transfer(_)
-                | Action::Queue(_) => queue.on_timeout = act,
+                | Action::Queue(..) => queue.on_timeout = act,
                 other => w.error(
                     a.at,
                     &here,
@@ -474,7 +476,7 @@ pub(crate) fn compile_queue(
                     | Action::Hangup(_)
                     | Action::Voicemail(_)
                     | Action::Transfer(_)
-                    | Action::Queue(_) => queue.exit_keys.push((digit, ExitKey::Action(act))),
+                    | Action::Queue(..) => queue.exit_keys.push((digit, ExitKey::Action(act))),
                     other => w.error(
                         a.at,
                         &here,
@@ -651,6 +653,78 @@ pub(crate) fn compile_destination(
 }
 
 /// A transfer target must be a `sip:`/`sips:` URI with a host, or a `tel:` URI.
+/// A `queue:` action's target: a queue's name (priority 0), or `{ name: QUEUE, priority:
+/// 0-9 }` where a higher priority is served first. `lookup` finds a queue by name (or
+/// reports it unknown). Both fields are checked before giving up, so every error in the
+/// action is reported at once. The priority is a literal: actions have no variable
+/// substitution.
+pub(crate) fn queue_action(
+    w: &mut Walker,
+    node: &Node,
+    path: &str,
+    lookup: &mut dyn FnMut(&mut Walker, &str, crate::Loc, &str) -> Option<usize>,
+) -> Option<Action> {
+    let Value::Map(_) = node.value else {
+        let Value::Str(name) = &node.value else {
+            w.error(
+                node.at,
+                path,
+                ErrorKind::Type {
+                    expected: "a queue's name or { name: QUEUE, priority: 0-9 }",
+                    found: node.value.kind(),
+                },
+            );
+            return None;
+        };
+        return Some(Action::Queue(QueueId(lookup(w, name, node.at, path)?), 0));
+    };
+    let f = w.map(node, path, Some(QUEUE_ACTION_FIELDS))?;
+    let queue = match f.get("name") {
+        Some(n) => {
+            let here = join(path, "name");
+            w.string(n, &here)
+                .and_then(|name| lookup(w, &name, n.at, &here))
+        }
+        None => {
+            w.error(node.at, path, ErrorKind::Missing("name"));
+            None
+        }
+    };
+    let priority = match f.get("priority") {
+        None => Some(0),
+        Some(n) => {
+            let here = join(path, "priority");
+            match n.value {
+                Value::Int(v) if (0..=i64::from(MAX_PRIORITY)).contains(&v) => u8::try_from(v).ok(),
+                Value::Int(v) => {
+                    w.error(
+                        n.at,
+                        &here,
+                        ErrorKind::Range {
+                            got: v as f64,
+                            min: 0.0,
+                            max: f64::from(MAX_PRIORITY),
+                        },
+                    );
+                    None
+                }
+                _ => {
+                    w.error(
+                        n.at,
+                        &here,
+                        ErrorKind::Type {
+                            expected: "a whole number from 0 to 9 (actions take no variables)",
+                            found: n.value.kind(),
+                        },
+                    );
+                    None
+                }
+            }
+        }
+    };
+    Some(Action::Queue(QueueId(queue?), priority?))
+}
+
 fn check_uri(text: &str) -> Result<(), String> {
     match ivr_sip::uri::Uri::parse(text) {
         Ok(ivr_sip::uri::Uri::Sip(_)) => Ok(()),
@@ -832,7 +906,10 @@ menus:
             main.options[4].as_ref().and_then(Action::handoff),
             Some(Handoff::Voicemail(MailboxId(1)))
         );
-        assert_eq!(m.handoff_name(Handoff::Queue(QueueId(0))), "queue support");
+        assert_eq!(
+            m.handoff_name(Handoff::Queue(QueueId(0), 0)),
+            "queue support"
+        );
         // (main has no no_input prompt and hangs up silently: the one warning.)
         let w: Vec<&ErrorKind> = m.warnings().iter().map(|w| &w.kind).collect();
         assert_eq!(w, [&ErrorKind::SilentFailure], "{:?}", m.warnings());
@@ -911,6 +988,70 @@ menus:
             e.iter().any(|e| e.contains("'0a' is not a number prefix")),
             "{e:#?}"
         );
+    }
+
+    #[test]
+    fn a_queue_action_takes_a_priority_in_its_mapping_form() {
+        let good = CONFIG
+            .replace(
+                "\"2\": { queue: support }",
+                "\"2\": { queue: { name: support, priority: 5 } }\n      \"6\": { queue: { name: support } }",
+            )
+            .replace(
+                "    on_timeout: { voicemail: sales }\n",
+                "    on_timeout: { queue: { name: support, priority: 9 } }\n    exit_keys: { \"0\": { queue: { name: support, priority: 0 } } }\n",
+            );
+        let m = compile_test(&good).unwrap();
+        let main = m.menu(m.entry());
+        let key = |d: Digit| main.options[d.event_code() as usize].clone();
+        assert_eq!(key(Digit::D2), Some(Action::Queue(QueueId(0), 5)));
+        assert_eq!(
+            key(Digit::D6),
+            Some(Action::Queue(QueueId(0), 0)),
+            "default 0"
+        );
+        assert_eq!(
+            key(Digit::D2).and_then(|a| a.handoff()),
+            Some(Handoff::Queue(QueueId(0), 5)),
+            "the priority travels with the handoff"
+        );
+        let q = m.queue(QueueId(0));
+        assert_eq!(q.on_timeout, Action::Queue(QueueId(0), 9));
+        assert!(matches!(
+            q.exit_keys[0],
+            (Digit::D0, ExitKey::Action(Action::Queue(QueueId(0), 0)))
+        ));
+        // The short form stays priority 0.
+        let m = compile_test(CONFIG).unwrap();
+        let main = m.menu(m.entry());
+        assert_eq!(main.options[2], Some(Action::Queue(QueueId(0), 0)));
+    }
+
+    #[test]
+    fn every_mistake_in_a_queue_action_is_reported_at_once() {
+        let bad = CONFIG
+            .replace(
+                "\"2\": { queue: support }",
+                "\"2\": { queue: { name: suport, priority: 10 } }\n      \"6\": { queue: { priority: -1, prio: 2 } }\n      \"7\": { queue: { name: support, priority: \"${vip}\" } }\n      \"8\": { queue: [support] }\n      \"9\": { queue: { name: support, priority: 1.5 } }",
+            );
+        let e = errors(&bad);
+        let want = [
+            "menus.main.options.2.queue.name: unknown queue 'suport' (did you mean 'support'?)",
+            "menus.main.options.2.queue.priority: 10 is outside 0 to 9",
+            "menus.main.options.6.queue.prio: unknown field 'prio' (expected one of name, priority)",
+            "menus.main.options.6.queue: missing field 'name'",
+            "menus.main.options.6.queue.priority: -1 is outside 0 to 9",
+            "menus.main.options.7.queue.priority: expected a whole number from 0 to 9 (actions take no variables), found a string",
+            "menus.main.options.8.queue: expected a queue's name or { name: QUEUE, priority: 0-9 }, found a list",
+            "menus.main.options.9.queue.priority: expected a whole number from 0 to 9 (actions take no variables), found a number",
+        ];
+        for want in want {
+            assert!(
+                e.iter().any(|e| e.contains(want)),
+                "{want}\n  not in {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
     }
 
     #[test]

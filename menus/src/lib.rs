@@ -25,6 +25,7 @@ pub mod yaml;
 pub use compile::{compile, compile_full, compile_with_tts};
 pub use error::{CompileError, ErrorKind, Loc, closest};
 pub use handoff::{DestinationId, Handoff, MailboxId, QueueId};
+pub use model::MAX_PRIORITY;
 pub use model::{Action, Menu, MenuId, Menus, PromptId, PromptItem, PromptOptions, Route, Router};
 pub use run::{MenuOutput, MenuRun};
 

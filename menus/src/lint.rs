@@ -11,7 +11,7 @@ fn action_targets(action: &Action, queues: &[Queue], out: &mut Vec<usize>) {
     loop {
         match action.verb() {
             Action::Goto(MenuId(t)) => out.push(*t),
-            Action::Queue(QueueId(q)) if !seen.contains(q) => {
+            Action::Queue(QueueId(q), _) if !seen.contains(q) => {
                 seen.push(*q);
                 action = &queues[*q].on_timeout;
                 continue;

@@ -36,8 +36,9 @@ pub enum Action {
     Back,
     /// Leave a voicemail callback request in this mailbox.
     Voicemail(MailboxId),
-    /// Wait in this queue for an agent.
-    Queue(QueueId),
+    /// Wait in this queue for an agent, with this priority (0 to [`MAX_PRIORITY`]; higher
+    /// is served first, equal priorities in arrival order).
+    Queue(QueueId, u8),
     /// Transfer the call to this destination.
     Transfer(DestinationId),
     /// Switch the call's language (an index into [`Menus::languages`]), then do the rest.
@@ -64,7 +65,7 @@ impl Action {
             Action::Repeat => "repeat",
             Action::Back => "back",
             Action::Voicemail(_) => "voicemail",
-            Action::Queue(_) => "queue",
+            Action::Queue(..) => "queue",
             Action::Transfer(_) => "transfer",
             Action::Language(..) | Action::Set(..) => "language",
         }
@@ -74,7 +75,7 @@ impl Action {
     pub fn handoff(&self) -> Option<Handoff> {
         match self.verb() {
             Action::Voicemail(m) => Some(Handoff::Voicemail(*m)),
-            Action::Queue(q) => Some(Handoff::Queue(*q)),
+            Action::Queue(q, p) => Some(Handoff::Queue(*q, *p)),
             Action::Transfer(d) => Some(Handoff::Transfer(*d)),
             _ => None,
         }
@@ -200,6 +201,10 @@ pub struct Retries {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MailboxId(pub usize);
 
+/// The highest priority a `queue:` action may give a caller (`queue: { name, priority }`);
+/// the default is 0.
+pub const MAX_PRIORITY: u8 = 9;
+
 /// A queue, by index into [`crate::Menus::queue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QueueId(pub usize);
@@ -213,8 +218,8 @@ pub struct DestinationId(pub usize);
 pub enum Handoff {
     /// To leave a message and a number to call back.
     Voicemail(MailboxId),
-    /// To wait for an agent.
-    Queue(QueueId),
+    /// To wait for an agent, with a priority (higher is served first).
+    Queue(QueueId, u8),
     /// To another party, by REFER or bridged.
     Transfer(DestinationId),
 }
@@ -541,7 +546,7 @@ impl Menus {
     pub fn handoff_name(&self, h: Handoff) -> String {
         match h {
             Handoff::Voicemail(m) => format!("voicemail {}", self.mailbox(m).name),
-            Handoff::Queue(q) => format!("queue {}", self.queue(q).name),
+            Handoff::Queue(q, _) => format!("queue {}", self.queue(q).name),
             Handoff::Transfer(d) => format!("transfer {}", self.destination(d).name),
         }
     }

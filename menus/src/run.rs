@@ -159,7 +159,7 @@ impl MenuRun {
     /// voicemail, transfer or another queue). The variable `queue` records what happened
     /// (`support: timeout`). A no-op unless the run was handed to a queue.
     pub fn queue_left(&mut self, now: Instant, outcome: &str) {
-        let Phase::Away(Handoff::Queue(q)) = self.phase else {
+        let Phase::Away(Handoff::Queue(q, _)) = self.phase else {
             return;
         };
         self.phase = Phase::Prompt;
@@ -174,7 +174,7 @@ impl MenuRun {
     /// menu the queue was chosen from; the variable `queue` records it (`support: key 2`).
     /// A no-op unless the run was handed to a queue.
     pub fn queue_exit(&mut self, now: Instant, key: ivr_audio::Digit, action: Action) {
-        let Phase::Away(Handoff::Queue(q)) = self.phase else {
+        let Phase::Away(Handoff::Queue(q, _)) = self.phase else {
             return;
         };
         self.phase = Phase::Prompt;
@@ -497,7 +497,7 @@ impl MenuRun {
                 Some(m) => self.enter(now, m),
                 None => self.play_menu_prompt(now),
             },
-            Action::Voicemail(_) | Action::Queue(_) | Action::Transfer(_) => {
+            Action::Voicemail(_) | Action::Queue(..) | Action::Transfer(_) => {
                 let h = action.handoff().expect("a handoff verb");
                 self.playing.clear();
                 self.typed.clear();

@@ -418,7 +418,12 @@ impl Sim {
                 MenuOutput::Handoff(h) => {
                     let place = self.run.menus().handoff_name(h);
                     self.playing_until = None;
-                    self.note(format!("leaves the menus: {place}"));
+                    match h {
+                        crate::Handoff::Queue(_, p) if p > 0 => {
+                            self.note(format!("leaves the menus: {place} (priority {p})"))
+                        }
+                        _ => self.note(format!("leaves the menus: {place}")),
+                    }
                     self.away = Some(place);
                     self.handoff = Some(h);
                 }

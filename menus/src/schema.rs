@@ -274,7 +274,13 @@ pub fn json() -> String {
         "repeat": {{ "const": true, "description": "Replay this menu." }},
         "back": {{ "const": true, "description": "Go back to the menu the caller came from (replay this one if none)." }},
         "voicemail": {{ "type": "string", "description": "Leave a callback request in this mailbox." }},
-        "queue": {{ "type": "string", "description": "Wait in this queue for an agent." }},
+        "queue": {{ "description": "Wait in this queue for an agent: its name (priority 0), or {{ name, priority }}.",
+          "oneOf": [ {{ "type": "string" }},
+            {{ "type": "object", "additionalProperties": false, "required": ["name"],
+              "properties": {{
+                "name": {{ "type": "string", "description": "The queue." }},
+                "priority": {{ "type": "integer", "minimum": 0, "maximum": 9, "default": 0, "description": "Higher is served first; equal priorities in arrival order. A literal: actions take no variables." }}
+              }} }} ] }},
         "transfer": {{ "type": "string", "description": "Transfer the call to this destination." }},
         "language": {{ "type": "string", "description": "Switch the caller's language; alone, replays this menu in it." }},
         "set": {{ "type": "object", "description": "Set variables (name: value); alone, replays this menu.",
@@ -332,6 +338,10 @@ mod tests {
         assert_eq!(keys(&v["properties"]), sorted(top));
         assert_eq!(keys(&v["$defs"]["menu"]["properties"]), sorted(menu));
         assert_eq!(keys(&v["$defs"]["action"]["properties"]), sorted(action));
+        assert_eq!(
+            keys(&v["$defs"]["action"]["properties"]["queue"]["oneOf"][1]["properties"]),
+            sorted(crate::handoff::QUEUE_ACTION_FIELDS)
+        );
         assert_eq!(
             keys(&v["$defs"]["recording"]["oneOf"][1]["properties"]),
             sorted(prompt)

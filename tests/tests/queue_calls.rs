@@ -54,6 +54,7 @@ menus:
     retries: 5
     options:
       "1": {{ set: {{ account: "4711" }}, queue: sales }}
+      "2": {{ queue: {{ name: sales, priority: 5 }} }}
       "9": {{ hangup: goodbye_en }}
 "#
     );
@@ -637,6 +638,79 @@ fn a_caller_behind_another_hears_its_position_and_estimated_wait() {
         ]
     );
     assert_eq!(net.engine.queue_waiting("sales"), 1);
+}
+
+/// Key 2 joins `sales` with priority 5: a caller who arrives after two others waiting at
+/// priority 0 goes ahead of them (position 1 at entry) and is the next one offered.
+#[test]
+fn a_priority_caller_who_arrives_later_is_offered_before_earlier_callers() {
+    let mut net = Net::new(menus("linear", &fixed("desk", "127.0.0.1:7300")));
+    let desk = Agent::new("desk", 7300);
+    let mut first = Caller::new("127.0.0.1:7080", "prio-1");
+    let a = join(&mut net, &mut first);
+    let invite = desk.take_invite(&mut net);
+    desk.answer(&mut net, &invite, Codec::Pcmu);
+    // Two callers at priority 0, then one at priority 5, a few seconds apart.
+    let mut b_caller = Caller::new("127.0.0.1:7082", "prio-2");
+    let b = join(&mut net, &mut b_caller);
+    wait(&mut net, &mut b_caller, b, 3);
+    let mut c_caller = Caller::new("127.0.0.1:7084", "prio-3");
+    let c = join(&mut net, &mut c_caller);
+    wait(&mut net, &mut c_caller, c, 3);
+    let mut vip = Caller::new("127.0.0.1:7086", "prio-vip");
+    let v = net.connect(&mut vip);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut vip, v, Digit::D2);
+    assert_eq!(net.engine.queue_waiting("sales"), 3);
+    let entered: Vec<(u64, usize, u8)> = queue_events(&net)
+        .iter()
+        .filter_map(|e| match e {
+            QueueEvent::Enter {
+                call,
+                position,
+                priority,
+                ..
+            } => Some((call.0, *position, *priority)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        entered,
+        [(a.0, 1, 0), (b.0, 1, 0), (c.0, 2, 0), (v.0, 1, 5)],
+        "the priority caller goes ahead of the two who waited longer"
+    );
+    let view = net.engine.queue_view(net.now);
+    let order: Vec<usize> = view.queues[0].waiting.iter().map(|w| w.position).collect();
+    assert_eq!(order, [1, 2, 3]);
+
+    // The desk's call ends: the priority caller is offered, not the earlier two.
+    let offers = |net: &Net| -> Vec<u64> {
+        queue_events(net)
+            .iter()
+            .filter_map(|e| match e {
+                QueueEvent::Offer {
+                    waiter: ivr_queues::Waiter::Caller(c),
+                    ..
+                } => Some(c.0),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(offers(&net), [a.0]);
+    desk.send(&mut net, &desk.bye(&invite));
+    let msgs = net.take_sip(first.addr);
+    let bye = request(&msgs, "BYE").expect("the first call ends").clone();
+    net.send_sip(Transport::Udp, first.addr, &first.ok_to(&bye));
+    wait(&mut net, &mut vip, v, 1);
+    assert_eq!(offers(&net), [a.0, v.0], "the priority caller is next");
+    let to_desk = desk.take_invite(&mut net);
+    desk.answer(&mut net, &to_desk, Codec::Pcmu);
+    assert!(net.ended(v).is_none());
+    assert_eq!(
+        net.engine.queue_waiting("sales"),
+        2,
+        "the two earlier callers still wait, in their order"
+    );
 }
 
 #[test]

@@ -789,7 +789,9 @@ impl Engine {
                         }
                         ivr_menus::handoff::TransferMode::Refer => self.start_refer(now, handle, d),
                     },
-                    ivr_menus::Handoff::Queue(q) => self.start_queue(now, handle, q),
+                    ivr_menus::Handoff::Queue(q, priority) => {
+                        self.start_queue(now, handle, q, priority)
+                    }
                 }
             }
         }

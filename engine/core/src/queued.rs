@@ -471,8 +471,15 @@ impl Engine {
 
     // ---- the caller ----
 
-    /// The menus handed `handle` to `queue`: the caller waits with music, and joins.
-    pub(crate) fn start_queue(&mut self, now: Instant, handle: CallHandle, queue: QueueId) {
+    /// The menus handed `handle` to `queue`: the caller waits with music, and joins with
+    /// the `queue:` action's priority.
+    pub(crate) fn start_queue(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        queue: QueueId,
+        priority: u8,
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -500,7 +507,7 @@ impl Engine {
         let input = Input::Enter {
             call: CallRef(handle.0),
             queue: QueueName::new(name),
-            priority: 0,
+            priority,
             caller,
         };
         self.queue_input(now, input);
