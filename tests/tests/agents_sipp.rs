@@ -1,7 +1,8 @@
 //! Black box: agents' feature codes and the staff queue view with the real `ivr` binary on
 //! 127.0.0.1. SIPp, as an agent's phone, dials `*42` with digest (MD5 first, as SIPp 3.6
 //! needs; its registering is `registrar_sipp.rs`); the staff API lists queues and agents, pauses and unpauses an agent, and refuses
-//! a user acting on another agent.
+//! a user acting on another agent. A SIPp caller waiting in the queue is listed with the menus
+//! it came through, on the API and the staff page.
 
 use ivr_tests::http;
 use ivr_tests::process::{Ivr, run};
@@ -28,7 +29,7 @@ fn engine() -> (Ivr, tempfile::TempDir, String, String) {
     std::fs::write(
         &config,
         format!(
-            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\nqueues:\n  sales: {{}}\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"1\": {{ queue: sales }}\nagents:\n{entry}    login: manual\n  desk:\n    uri: sip:desk@127.0.0.1:9\n    queues: {{ sales: }}\n"
+            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\nqueues:\n  sales: {{}}\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"1\": {{ goto: support }}\n  support:\n    prompt: hi\n    options:\n      \"2\": {{ queue: sales }}\nagents:\n{entry}    login: manual\n  desk:\n    uri: sip:desk@127.0.0.1:9\n    queues: {{ sales: }}\n"
         ),
     )
     .unwrap();
@@ -152,6 +153,15 @@ fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api(
         serde_json::from_str(&http::get(addr, "/api/openapi.json").text()).unwrap();
     assert!(doc["paths"]["/api/queues"].is_object());
     assert!(doc["paths"]["/api/agents/{name}/{action}"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Waiting"]["properties"]["path"]["type"], "array",
+        "{schemas}"
+    );
+    assert!(
+        schemas["Agent"]["properties"]["caller_path"].is_object(),
+        "{schemas}"
+    );
 
     // The staff page's Queues tab in headless Chromium: the supervisor pauses and unpauses
     // desk with its buttons; a screenshot is kept with the build's logs.
@@ -179,5 +189,65 @@ fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api(
     assert!(
         ivr.log().contains("\"by\":\"boss\""),
         "staff actions are logged with who"
+    );
+
+    // A SIPp caller presses 1 then 2: main -> support -> queue sales, while nobody can answer (desk
+    // paused, alice logged out): the view lists it with the menus it came through, and the
+    // Queues tab shows them.
+    assert_eq!(call(&boss, "POST", "/api/agents/desk/pause").status, 204);
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("caller.ulaw");
+    sipp::ulaw_message(&audio, &[0i16; 8000]);
+    let play = r#"<nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>"#;
+    let xml = std::fs::read_to_string(scenario("queue_caller.xml"))
+        .unwrap()
+        .replace("@AUDIO@", audio.to_str().unwrap())
+        .replace(
+            play,
+            &format!(
+                "{play}\n  <pause milliseconds=\"1500\"/>\n  {}",
+                play.replace("dtmf_2833_1", "dtmf_2833_2")
+            ),
+        );
+    let xml_path = dir.path().join("caller.xml");
+    std::fs::write(&xml_path, xml).unwrap();
+    let target = ivr.sip.to_string();
+    let _caller = sipp::spawn_uas(&[&target, "-sf", xml_path.to_str().unwrap(), "-m", "1"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    let waiting = loop {
+        let v = view();
+        if let Some(w) = v["queues"][0]["waiting"].get(0) {
+            break w.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the caller joins sales: {v}\n{}",
+            ivr.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        waiting["path"],
+        serde_json::json!(["main", "support"]),
+        "{waiting}"
+    );
+    assert_eq!(waiting["caller"], "+••••0100", "masked as before");
+    assert!(
+        agent(&view(), "desk")["caller_path"].is_null(),
+        "not on a call"
+    );
+    let shot = logs.join("staff-queues-path.png");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://{addr}"), "boss", STAFF_PASSWORD, "desk"])
+        .arg(&shot)
+        .arg("main › support")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
     );
 }

@@ -55,7 +55,12 @@ menus:
     options:
       "1": {{ set: {{ account: "4711" }}, queue: sales }}
       "2": {{ queue: {{ name: sales, priority: 5 }} }}
+      "3": {{ goto: support }}
       "9": {{ hangup: goodbye_en }}
+  support:
+    prompt: sales_en
+    options:
+      "1": {{ queue: sales }}
 "#
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
@@ -710,6 +715,40 @@ fn a_priority_caller_who_arrives_later_is_offered_before_earlier_callers() {
         net.engine.queue_waiting("sales"),
         2,
         "the two earlier callers still wait, in their order"
+    );
+}
+
+/// The staff view shows the menus each caller came through: for a caller waiting, and for
+/// the caller an agent is talking to.
+#[test]
+fn the_queue_view_shows_the_menus_each_caller_came_through() {
+    let mut net = Net::new(menus("linear", &fixed("desk", "127.0.0.1:7300")));
+    let desk = Agent::new("desk", 7300);
+    let mut first = Caller::new("127.0.0.1:7090", "path-1");
+    let a = net.connect(&mut first);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut first, a, Digit::D3);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut first, a, Digit::D1);
+    let view = net.engine.queue_view(net.now);
+    assert_eq!(view.queues[0].waiting[0].path, ["main", "support"]);
+    let invite = desk.take_invite(&mut net);
+    assert_eq!(
+        invite.headers.get(&HeaderName::Other("X-IVR-Path".into())),
+        Some("main/support"),
+        "the agent's phone gets the same path"
+    );
+    desk.answer(&mut net, &invite, Codec::Pcmu);
+    let mut second = Caller::new("127.0.0.1:7092", "path-2");
+    let _b = join(&mut net, &mut second);
+    let view = net.engine.queue_view(net.now);
+    let waiting: Vec<&[String]> = view.queues[0].waiting.iter().map(|w| &w.path[..]).collect();
+    assert_eq!(waiting, [["main"]]);
+    let desk_line = view.agents.iter().find(|l| l.name == "desk").unwrap();
+    assert!(matches!(desk_line.state, Some(AgentState::OnCall { .. })));
+    assert_eq!(
+        desk_line.caller_path.as_deref(),
+        Some(&["main".to_string(), "support".to_string()][..])
     );
 }
 

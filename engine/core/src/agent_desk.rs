@@ -7,7 +7,8 @@
 //! owner of agent state. Whatever the agent's `login:` mode, these requests act.
 //!
 //! [`Engine::queue_view`] is what the staff page shows: per queue, who waits (position, wait,
-//! caller) and per agent its state, reachability and answered calls. The driver takes a
+//! caller, the menus it came through) and per agent its state, reachability, answered calls
+//! and, on a call, the menus its caller came through. The driver takes a
 //! snapshot after queue events and publishes it; nothing here is shared.
 
 use crate::call::CallHandle;
@@ -82,6 +83,9 @@ pub struct WaitingLine {
     pub waited: Duration,
     /// A callback request (the caller hung up and waits to be called).
     pub callback: bool,
+    /// The menus the caller came through, in order (menu names from the config; empty for
+    /// a callback request).
+    pub path: Vec<String>,
 }
 
 /// One agent.
@@ -101,6 +105,9 @@ pub struct AgentLine {
     pub queues: Vec<String>,
     /// How it logs in.
     pub login: LoginMode,
+    /// On a call with a caller: the menus that caller came through (`None` when not on a
+    /// call, or on a callback).
+    pub caller_path: Option<Vec<String>>,
 }
 
 /// The longest caller number the queue view shows: its last characters (the From header
@@ -201,6 +208,7 @@ impl Engine {
                         },
                         waited: now.saturating_duration_since(since),
                         callback: matches!(waiter, Waiter::Callback(_)),
+                        path: self.caller_path(waiter).unwrap_or_default(),
                     })
                     .collect(),
             })
@@ -214,9 +222,15 @@ impl Engine {
                 let (calls, reachable) = center.agent_summary(&id).unwrap_or((0, false));
                 let registrations = a.user().map_or(0, |u| self.registrar.bindings(u).len());
                 let registered = matches!(a.reach, Reach::Static(_)) || registrations > 0;
+                let state = center.agent_state(&id).cloned();
+                let caller_path = match &state {
+                    Some(AgentState::OnCall { waiter, .. }) => self.caller_path(*waiter),
+                    _ => None,
+                };
                 AgentLine {
                     name: a.name.clone(),
-                    state: center.agent_state(&id).cloned(),
+                    state,
+                    caller_path,
                     reachable: reachable && registered,
                     registrations,
                     calls,
@@ -230,5 +244,17 @@ impl Engine {
             })
             .collect();
         QueueView { queues, agents }
+    }
+
+    /// The menus a waiting or connected caller came through (`None` for a callback
+    /// request, or a call the engine no longer has).
+    fn caller_path(&self, waiter: Waiter) -> Option<Vec<String>> {
+        match waiter {
+            Waiter::Caller(c) => self
+                .calls
+                .get(&CallHandle(c.0))
+                .map(|call| call.path.clone()),
+            Waiter::Callback(_) => None,
+        }
     }
 }

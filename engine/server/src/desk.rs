@@ -77,6 +77,7 @@ impl Board {
                             caller: w.caller.as_deref().map(mask),
                             waited_s: (w.waited + grown).as_secs(),
                             callback: w.callback,
+                            path: w.path.clone(),
                         })
                         .collect(),
                 })
@@ -108,6 +109,7 @@ impl Board {
                             ivr_menus::agents::LoginMode::Manual => "manual",
                         }
                         .to_string(),
+                        caller_path: a.caller_path.clone(),
                     }
                 })
                 .collect(),
@@ -170,6 +172,10 @@ pub struct Waiting {
     pub waited_s: u64,
     /// A callback request (the caller hung up and will be called back).
     pub callback: bool,
+    /// The menus the caller came through, in order (names from the config; empty for a
+    /// callback request). The caller's variables are not shown here.
+    #[schema(example = json!(["main", "support"]))]
+    pub path: Vec<String>,
 }
 
 /// An agent.
@@ -194,6 +200,10 @@ pub struct Agent {
     pub queues: Vec<String>,
     /// How it logs in: on_register or manual.
     pub login: String,
+    /// On a call with a caller: the menus that caller came through, in order (null when
+    /// not on a call or on a callback).
+    #[schema(example = json!(["main", "support"]))]
+    pub caller_path: Option<Vec<String>>,
 }
 
 /// A pause's reason.

@@ -66,6 +66,7 @@ form.login button { margin-top:1rem; width:100%; background:var(--accent); color
 h2.section { font-size:1rem; color:var(--muted); margin:1rem 0 .5rem; }
 .card ul { margin:.25rem 0 0; padding-left:1.1rem; }
 .status.available { background:#d1f7d6; } .status.paused, .status.logged_out { background:#eee; } .status.on_call, .status.ringing { background:#fff3cd; }
+.path { color:var(--fg); overflow-wrap:anywhere; }
 "#;
 
 fn login_page(error: Option<&str>) -> String {
@@ -135,8 +136,10 @@ function card(c) {
 }
 const AGENT = {logged_out:"Logged out", available:"Available", ringing:"Ringing", on_call:"On a call", wrap_up:"Wrap-up", paused:"Paused"};
 const mins = s => s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+// The menus a caller came through ("main › support"), each name escaped.
+const trail = p => p && p.length ? `<span class="path" title="Menus the caller came through">${p.map(esc).join(" › ")}</span>` : "";
 function queueCard(q) {
-  const rows = q.waiting.map(w => `<li>#${w.position} · ${w.callback ? "callback request" : esc(w.caller || "unknown caller")} · waiting ${mins(w.waited_s)}</li>`).join("");
+  const rows = q.waiting.map(w => `<li>#${w.position} · ${w.callback ? "callback request" : esc(w.caller || "unknown caller")} · waiting ${mins(w.waited_s)}${w.path && w.path.length ? `<div class="meta">came through ${trail(w.path)}</div>` : ""}</li>`).join("");
   return `<article class="card queue"><h2><span>${esc(q.name)}</span><span class="status">${q.waiting.length} waiting</span></h2>
     ${rows ? `<ul>${rows}</ul>` : `<p class="meta">Nobody waiting.</p>`}</article>`;
 }
@@ -146,6 +149,7 @@ function agentCard(a) {
   return `<article class="card agent" data-agent="${esc(a.name)}">
     <h2><span>${esc(a.name)}</span><span class="status ${esc(a.state)}">${esc(AGENT[a.state] || a.state)}${a.pause_reason ? " · " + esc(a.pause_reason) : ""}</span></h2>
     <div class="meta">${since}${a.reachable ? "reachable" : "not reachable"} · ${a.calls} calls · ${esc(a.queues.join(", "))}</div>
+    ${a.caller_path && a.caller_path.length ? `<div class="meta">Caller came through ${trail(a.caller_path)}</div>` : ""}
     <div class="actions">
       ${out ? `<button data-act="login">Log in</button>` : `<button data-act="logout">Log out</button>`}
       ${out ? "" : paused ? `<button data-act="unpause">Unpause</button>` : `<button data-act="pause">Pause</button>`}
