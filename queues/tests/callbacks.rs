@@ -114,6 +114,36 @@ fn the_callback_keeps_its_place_and_calls_the_agent_first() {
     assert_eq!(h.center.waiting(&queue("q")), [Waiter::Caller(CallRef(4))]);
 }
 
+/// A priority caller's callback request keeps the priority with the place: a later caller
+/// of the same priority stays behind it, and lower priorities that came earlier too; after
+/// a failed attempt it goes back ahead of them.
+#[test]
+fn a_callback_keeps_the_callers_priority() {
+    let mut h = harness();
+    h.enter(1, "q");
+    h.enter_with(2, "q", 5);
+    let (cb, position) = accepted(&request(&mut h, 2, "+15551234"));
+    assert_eq!(position, 1, "ahead of the earlier priority-0 caller");
+    h.enter_with(3, "q", 5);
+    h.enter(4, "q");
+    let line = [
+        Waiter::Callback(cb),
+        Waiter::Caller(CallRef(3)),
+        Waiter::Caller(CallRef(1)),
+        Waiter::Caller(CallRef(4)),
+    ];
+    assert_eq!(h.center.waiting(&queue("q")), line);
+    let (o, _, w) = one_offer(&h.login(&["a"]));
+    assert_eq!(w, Waiter::Callback(cb));
+    h.send(Input::OfferAnswered(o));
+    h.send(Input::CallbackFailed(cb));
+    assert_eq!(
+        h.center.waiting(&queue("q"))[..2],
+        [Waiter::Callback(cb), Waiter::Caller(CallRef(3))],
+        "back in its place, priority kept"
+    );
+}
+
 #[test]
 fn retries_run_out_and_free_the_number() {
     let mut h = harness();
