@@ -61,8 +61,15 @@ impl QueueCenter {
         );
     }
 
-    /// A request kept across a restart: a new entry at the end of the line.
-    pub(crate) fn restore_callback(&mut self, now: Instant, queue: QueueName, number: String) {
+    /// A request kept across a restart: a new entry at the end of the line for its
+    /// priority (behind whoever waits at that priority or higher).
+    pub(crate) fn restore_callback(
+        &mut self,
+        now: Instant,
+        queue: QueueName,
+        number: String,
+        priority: u8,
+    ) {
         let offered = self
             .queues
             .get(&queue)
@@ -81,7 +88,7 @@ impl QueueCenter {
         let entry = Entry {
             waiter: Waiter::Callback(id),
             seq,
-            priority: 0,
+            priority,
             entered: now,
             caller: Some(number.clone()),
             offers: Vec::new(),

@@ -218,7 +218,11 @@ impl QueueCenter {
             Input::OfferAnswered(offer) => self.answered(now, offer),
             Input::OfferFailed { offer, why } => self.offer_failed(now, offer, why),
             Input::RequestCallback { call, number } => self.request_callback(now, call, number),
-            Input::RestoreCallback { queue, number } => self.restore_callback(now, queue, number),
+            Input::RestoreCallback {
+                queue,
+                number,
+                priority,
+            } => self.restore_callback(now, queue, number, priority),
             Input::CallbackConnected { callback, call } => {
                 self.callback_connected(now, callback, call)
             }
@@ -315,6 +319,23 @@ impl QueueCenter {
     pub fn position(&self, waiter: &Waiter) -> Option<(&QueueName, usize)> {
         let queue = self.waiting.get(waiter)?;
         Some((queue, self.queues.get(queue)?.position(waiter)?))
+    }
+
+    /// A waiter's priority (a caller's from `Enter`, kept by its callback request), while
+    /// it waits or is being dialled.
+    pub fn priority(&self, waiter: &Waiter) -> Option<u8> {
+        if let Some(queue) = self.waiting.get(waiter) {
+            let q = self.queues.get(queue)?;
+            return q
+                .entries
+                .iter()
+                .find(|e| e.waiter == *waiter)
+                .map(|e| e.priority);
+        }
+        match waiter {
+            Waiter::Callback(id) => self.dialing.get(id).map(|d| d.entry.priority),
+            Waiter::Caller(_) => None,
+        }
     }
 
     /// Pending callback requests (waiting or being dialled), for the staff page.

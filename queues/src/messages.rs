@@ -95,14 +95,16 @@ pub enum Input {
     /// Staff cancel a pending callback.
     CancelCallback(CallbackId),
     /// A callback request kept across a restart goes back in line, behind whoever waits
-    /// (at start: nobody; restore them oldest first to keep their order); answered by
-    /// [`Output::CallbackRestored`], or nothing if refused (unknown queue or one without
-    /// callbacks, a bad or duplicate number, too many pending).
+    /// at its priority or higher (at start: nobody; restore them oldest first to keep their
+    /// order); answered by [`Output::CallbackRestored`], or nothing if refused (unknown
+    /// queue or one without callbacks, a bad or duplicate number, too many pending).
     RestoreCallback {
         /// Its queue.
         queue: QueueName,
         /// The number to call back.
         number: String,
+        /// The caller's priority when the request was taken.
+        priority: u8,
     },
     /// A new configuration (reload): agents stay logged in, waiting callers stay.
     Reconfigure(ValidConfig),

@@ -435,12 +435,13 @@ proptest! {
 }
 
 #[test]
-fn restored_callbacks_line_up_in_the_order_restored_and_are_served_first() {
+fn restored_callbacks_line_up_in_the_order_restored_and_by_priority_and_are_served_first() {
     let mut h = harness();
     let restore = |h: &mut Harness, number: &str| {
         h.send(Input::RestoreCallback {
             queue: queue("q"),
             number: number.into(),
+            priority: 0,
         })
     };
     let out = restore(&mut h, "+15551111");
@@ -471,7 +472,8 @@ fn restored_callbacks_line_up_in_the_order_restored_and_are_served_first() {
     assert!(
         h.send(Input::RestoreCallback {
             queue: queue("nope"),
-            number: "+15553333".into()
+            number: "+15553333".into(),
+            priority: 0,
         })
         .is_empty()
     );
@@ -485,12 +487,35 @@ fn restored_callbacks_line_up_in_the_order_restored_and_are_served_first() {
             Waiter::Caller(CallRef(7))
         ]
     );
+    // One restored with the priority it was taken at goes ahead of them all.
+    let out = h.send(Input::RestoreCallback {
+        queue: queue("q"),
+        number: "+15554444".into(),
+        priority: 5,
+    });
+    let [
+        Output::CallbackRestored {
+            callback: vip,
+            position: 1,
+            ..
+        },
+    ] = out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(h.center.priority(&Waiter::Callback(vip)), Some(5));
+    assert_eq!(h.center.priority(&Waiter::Callback(first)), Some(0));
     let (o, _, w) = one_offer(&h.login(&["a"]));
-    assert_eq!(w, Waiter::Callback(first));
+    assert_eq!(w, Waiter::Callback(vip));
     let out = h.send(Input::OfferAnswered(o));
     assert!(
         out.iter()
-            .any(|o| matches!(o, Output::DialCallback { number, .. } if number == "+15551111")),
+            .any(|o| matches!(o, Output::DialCallback { number, .. } if number == "+15554444")),
         "{out:?}"
+    );
+    assert_eq!(
+        h.center.priority(&Waiter::Callback(vip)),
+        Some(5),
+        "being dialled"
     );
 }

@@ -29,6 +29,7 @@ fn export_reads_back_in_python_with_quotes_commas_newlines_and_formulas() {
         email_to: Vec::new(),
         kind: Default::default(),
         queue: None,
+        priority: 0,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -515,6 +515,7 @@ fn caller_request(id: &str) -> ivr_voicemail::CallbackRequest {
         email_to: vec![],
         kind: Default::default(),
         queue: None,
+        priority: 0,
     }
 }
 

@@ -62,6 +62,7 @@ menus:
     retries: 5
     options:
       "1": {{ queue: sales }}
+      "4": {{ queue: {{ name: sales, priority: 4 }} }}
 "#
     );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
@@ -592,6 +593,7 @@ fn staff_closing_the_stored_request_cancels_the_callback() {
         panic!("{:?}", net.queue_callbacks)
     };
     let id = r.id.clone();
+    assert_eq!(r.priority, 0, "queue: sales is priority 0");
     assert_eq!(net.engine.queue_line("sales").len(), 1);
     // An id the engine does not know changes nothing.
     net.engine
@@ -616,35 +618,67 @@ fn staff_closing_the_stored_request_cancels_the_callback() {
 #[test]
 fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
     let mut net = Net::new(menus("\"+1\", \"0\"", false));
-    let restored = |id: &str, queue: &str, number: &str| RestoredCallback {
+    let restored = |id: &str, queue: &str, number: &str, priority: u8| RestoredCallback {
         id: id.into(),
         queue: queue.into(),
         number: number.into(),
+        priority,
     };
     net.engine.handle_input(
         net.now,
         Input::RestoreCallbacks(vec![
-            restored("100-aaaaaaaa", "sales", "+15550001"),
-            restored("101-bbbbbbbb", "gone", "+15550002"),
-            restored("102-cccccccc", "sales", "0491234567"),
+            restored("100-aaaaaaaa", "sales", "+15550001", 0),
+            restored("101-bbbbbbbb", "gone", "+15550002", 0),
+            restored("102-cccccccc", "sales", "0491234567", 0),
+            restored("103-dddddddd", "sales", "+15550003", 4),
         ]),
     );
     net.advance(Duration::from_millis(10));
-    // The one whose queue is gone is closed with a note; the others wait, in order, and a
-    // caller of the new run lines up behind them.
+    // The one whose queue is gone is closed with a note; the others wait, in order (the
+    // one taken at priority 4 first), and a caller of the new run lines up behind them.
     assert!(matches!(&net.queue_callbacks[..],
         [QueueCallbackCmd::Status { id, status: "no_answer", .. }] if id == "101-bbbbbbbb"));
     let mut caller = Caller::new("127.0.0.1:7100", "after-restart");
     let c = join(&mut net, &mut caller);
     let line = net.engine.queue_line("sales");
+    let [
+        Waiter::Callback(vip),
+        Waiter::Callback(a),
+        Waiter::Callback(b),
+        Waiter::Caller(w),
+    ] = line[..]
+    else {
+        panic!("{line:?}")
+    };
+    assert_eq!(w.0, c.0);
     assert!(
-        matches!(line[..], [Waiter::Callback(_), Waiter::Callback(_), Waiter::Caller(w)] if w.0 == c.0),
-        "{line:?}"
+        a.0 < b.0 && b.0 < vip.0,
+        "restored in order, the last (priority 4) first: {line:?}"
     );
     // Staff can still cancel a restored one by its store id.
     net.engine
         .handle_input(net.now, Input::CancelCallback("100-aaaaaaaa".into()));
-    assert_eq!(net.engine.queue_line("sales").len(), 2);
+    assert_eq!(net.engine.queue_line("sales").len(), 3);
+}
+
+/// A caller who joined with a priority (`queue: { name: sales, priority: 4 }`) and asks for
+/// a callback: the stored request keeps the priority, for a restart to put it back there.
+#[test]
+fn a_stored_callback_keeps_the_callers_priority() {
+    let mut net = Net::new(menus("\"+1\"", false));
+    let mut caller = Caller::new("127.0.0.1:7110", "cb-prio");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D4);
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D3);
+    net.press(&mut caller, call, Digit::D1);
+    net.advance(Duration::from_secs(5));
+    hung_up_by_engine(&mut net, &caller, call);
+    let [QueueCallbackCmd::Store(r)] = &net.queue_callbacks[..] else {
+        panic!("{:?}", net.queue_callbacks)
+    };
+    assert_eq!((r.queue.as_deref(), r.priority), (Some("sales"), 4));
 }
 
 /// The callback rules are the current config's: a request stored under older, looser rules
@@ -660,11 +694,13 @@ fn a_restored_callback_must_still_be_allowed_by_the_rules() {
                 id: "100-aaaaaaaa".into(),
                 queue: "sales".into(),
                 number: "+15550001".into(),
+                priority: 0,
             },
             RestoredCallback {
                 id: "101-bbbbbbbb".into(),
                 queue: "sales".into(),
                 number: "+882355512345".into(),
+                priority: 0,
             },
         ]),
     );

@@ -40,6 +40,7 @@ fn request(id: &str, mailbox: &str) -> CallbackRequest {
         email_to: vec![],
         kind: Default::default(),
         queue: None,
+        priority: 0,
     }
 }
 

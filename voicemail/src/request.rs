@@ -43,6 +43,10 @@ pub struct CallbackRequest {
     /// For a queued callback, its queue.
     #[cfg_attr(feature = "store", serde(default))]
     pub queue: Option<String>,
+    /// For a queued callback, the caller's priority in its queue (higher is served first;
+    /// 0 for a voicemail).
+    #[cfg_attr(feature = "store", serde(default))]
+    pub priority: u8,
 }
 
 /// What left a callback request.

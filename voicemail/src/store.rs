@@ -149,7 +149,7 @@ pub struct Store {
 
 const COLUMNS: &str = "id, mailbox, caller_id, called, call_id, received_at, callback_number, \
      duration_ms, language, menu_path, variables, hung_up, has_message, recovered, status, \
-     assignee, updated_at, kind, queue";
+     assignee, updated_at, kind, queue, priority";
 
 impl Store {
     /// Open (and create or migrate) the store at `url`: `sqlite://FILE` or `postgres://...`.
@@ -210,7 +210,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let q = self.sql(&format!(
             "INSERT INTO callback_requests ({COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
         ));
         let done = sqlx::query(&q)
             .bind(&r.id)
@@ -232,6 +232,7 @@ impl Store {
             .bind(now as i64)
             .bind(r.kind.as_str())
             .bind(&r.queue)
+            .bind(i32::from(r.priority))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -570,6 +571,8 @@ fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
             email_to: Vec::new(),
             kind: crate::RequestKind::parse(&r.try_get::<String, _>("kind")?),
             queue: r.try_get("queue")?,
+            // A row written by hand may hold anything: bounded to what a menu can give.
+            priority: u8::try_from(r.try_get::<i32, _>("priority")?.clamp(0, 9)).unwrap_or(0),
         },
         recovered: r.try_get::<i32, _>("recovered")? != 0,
         status: Status::parse(&status).ok_or_else(|| {
@@ -602,6 +605,7 @@ mod tests {
             email_to: vec!["desk@example.com".into()],
             kind: Default::default(),
             queue: None,
+            priority: 0,
         }
     }
 
@@ -639,10 +643,11 @@ mod tests {
             !store.insert(&a, false, 3000, hooks).await.unwrap(),
             "stored once"
         );
-        // A queued callback: its kind and queue are kept.
+        // A queued callback: its kind, queue and priority are kept.
         let mut q = request("1500-cccc", "sales", 1500);
         q.kind = crate::RequestKind::QueueCallback;
         q.queue = Some("sales".into());
+        q.priority = 5;
         q.has_message = false;
         q.email_to.clear();
         assert!(
@@ -653,8 +658,8 @@ mod tests {
         );
         let back = store.get("1500-cccc").await.unwrap().request;
         assert_eq!(
-            (back.kind, back.queue.as_deref()),
-            (crate::RequestKind::QueueCallback, Some("sales"))
+            (back.kind, back.queue.as_deref(), back.priority),
+            (crate::RequestKind::QueueCallback, Some("sales"), 5)
         );
         assert_eq!(
             store.get("1000-aaaa").await.unwrap().request.kind,

@@ -30,6 +30,12 @@ impl Engine {
         let App::Queued(q) = &call.app else { return };
         let menus = q.run.menus();
         let queue = menus.queue(q.queue).name.clone();
+        // The center moved the caller's entry, priority and all, to the request.
+        let priority = self
+            .queueing
+            .center
+            .priority(&ivr_queues::Waiter::Callback(callback))
+            .unwrap_or(0);
         let request = CallbackRequest {
             id: id.clone(),
             mailbox: queue.clone(),
@@ -47,6 +53,7 @@ impl Engine {
             email_to: Vec::new(),
             kind: RequestKind::QueueCallback,
             queue: Some(queue),
+            priority,
         };
         self.queueing.store_ids.insert(callback, id);
         self.ctx
@@ -95,7 +102,7 @@ impl Engine {
     }
 
     /// The requests still waiting at the last stop, oldest first: back in line in that
-    /// order. One the center cannot take back (its queue gone or without callbacks, a
+    /// order, each at the priority it was taken with. One the center cannot take back (its queue gone or without callbacks, a
     /// duplicate number) is closed as `no_answer` with a note.
     pub(crate) fn restore_callbacks(&mut self, now: Instant, list: Vec<RestoredCallback>) {
         // Queues and agents of the current config first.
@@ -115,6 +122,7 @@ impl Engine {
                 let input = Input::RestoreCallback {
                     queue: QueueName::new(r.queue),
                     number: r.number,
+                    priority: r.priority.min(ivr_menus::MAX_PRIORITY),
                 };
                 self.queue_input(now, input);
             }

@@ -824,6 +824,7 @@ impl Engine {
             email_to: mb.email.clone(),
             kind: Default::default(),
             queue: None,
+            priority: 0,
         };
         let language = run.language();
         let deposit = DepositCall::new(now, menus, language, mailbox, request);

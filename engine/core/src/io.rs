@@ -446,6 +446,8 @@ pub struct RestoredCallback {
     pub queue: String,
     /// The number to call back.
     pub number: String,
+    /// The caller's priority in the queue when the request was taken.
+    pub priority: u8,
 }
 
 /// What the store records of queued callbacks.

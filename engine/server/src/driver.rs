@@ -338,6 +338,7 @@ impl Server {
                         Some(ivr_engine::RestoredCallback {
                             queue: s.request.queue?,
                             number: s.request.callback_number?,
+                            priority: s.request.priority,
                             id: s.request.id,
                         })
                     })

@@ -76,6 +76,7 @@ mod tests {
             email_to: vec![],
             kind: Default::default(),
             queue: None,
+            priority: 0,
         }
     }
 
