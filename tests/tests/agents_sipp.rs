@@ -13,9 +13,9 @@ const WAIT: Duration = Duration::from_secs(10);
 const AGENT_PASSWORD: &str = "correct horse battery";
 const STAFF_PASSWORD: &str = "a long staff password";
 
-/// The engine with agents alice (registering, `login: manual`) and desk (static); staff users
+/// The engine with agents alice (registering, `login: manual`) and desk (static, at `desk`); staff users
 /// boss (every mailbox: a supervisor) and bob. Returns their API tokens.
-fn engine() -> (Ivr, tempfile::TempDir, String, String) {
+fn engine(desk: &str) -> (Ivr, tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let (code, entry, err) = run(
         dir.path(),
@@ -29,7 +29,7 @@ fn engine() -> (Ivr, tempfile::TempDir, String, String) {
     std::fs::write(
         &config,
         format!(
-            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\nqueues:\n  sales: {{}}\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"1\": {{ goto: support }}\n  support:\n    prompt: hi\n    options:\n      \"2\": {{ queue: sales }}\nagents:\n{entry}    login: manual\n  desk:\n    uri: sip:desk@127.0.0.1:9\n    queues: {{ sales: }}\n"
+            "entry: main\nprompts:\n  hi: {{ silence: 1 }}\nqueues:\n  sales: {{}}\nmenus:\n  main:\n    prompt: hi\n    options:\n      \"1\": {{ goto: support }}\n  support:\n    prompt: hi\n    options:\n      \"2\": {{ queue: sales }}\nagents:\n{entry}    login: manual\n  desk:\n    uri: {desk}\n    queues: {{ sales: }}\n"
         ),
     )
     .unwrap();
@@ -64,7 +64,20 @@ fn agent<'a>(queues: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 
 #[test]
 fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api() {
-    let (ivr, _dir, boss, bob) = engine();
+    // desk's phone: a SIPp UAS that answers one queue call (checking `X-IVR-Queue`); no
+    // caller reaches it before the end.
+    let tmp = tempfile::tempdir().unwrap();
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let answer = std::fs::read_to_string(scenario("agent_answer.xml"))
+        .unwrap()
+        .replace(
+            "@MEDIA_PORT@",
+            &media.local_addr().unwrap().port().to_string(),
+        );
+    let answer_path = tmp.path().join("agent_answer.xml");
+    std::fs::write(&answer_path, answer).unwrap();
+    let desk_phone = sipp::spawn_uas(&["-sf", answer_path.to_str().unwrap(), "-m", "1"]);
+    let (ivr, _dir, boss, bob) = engine(&format!("sip:desk@{}", desk_phone.addr));
     let addr = ivr.http.unwrap();
     let call = |token: &str, method: &str, path: &str| {
         let auth = format!("Bearer {token}");
@@ -191,12 +204,12 @@ fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api(
         "staff actions are logged with who"
     );
 
-    // A SIPp caller presses 1 then 2: main -> support -> queue sales, while nobody can answer (desk
-    // paused, alice logged out): the view lists it with the menus it came through, and the
-    // Queues tab shows them.
+    // Two SIPp callers press 1 then 2 (main -> support -> queue sales) while nobody can
+    // answer (desk paused, alice logged out): the view lists them with the menus they came
+    // through. Then desk is unpaused, its phone answers the first: desk's line shows that
+    // caller's path, the second still waits with its own; the Queues tab shows both.
     assert_eq!(call(&boss, "POST", "/api/agents/desk/pause").status, 204);
-    let dir = tempfile::tempdir().unwrap();
-    let audio = dir.path().join("caller.ulaw");
+    let audio = tmp.path().join("caller.ulaw");
     sipp::ulaw_message(&audio, &[0i16; 8000]);
     let play = r#"<nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/></action></nop>"#;
     let xml = std::fs::read_to_string(scenario("queue_caller.xml"))
@@ -209,39 +222,52 @@ fn an_agent_dials_a_feature_code_with_digest_and_staff_pause_it_through_the_api(
                 play.replace("dtmf_2833_1", "dtmf_2833_2")
             ),
         );
-    let xml_path = dir.path().join("caller.xml");
+    let xml_path = tmp.path().join("caller.xml");
     std::fs::write(&xml_path, xml).unwrap();
     let target = ivr.sip.to_string();
-    let _caller = sipp::spawn_uas(&[&target, "-sf", xml_path.to_str().unwrap(), "-m", "1"]);
-    let deadline = std::time::Instant::now() + WAIT;
-    let waiting = loop {
-        let v = view();
-        if let Some(w) = v["queues"][0]["waiting"].get(0) {
-            break w.clone();
+    let caller = || sipp::spawn_uas(&[&target, "-sf", xml_path.to_str().unwrap(), "-m", "1"]);
+    let until = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let v = view();
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {v}\n{}",
+                ivr.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the caller joins sales: {v}\n{}",
-            ivr.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
     };
+    let waiting = |v: &serde_json::Value| v["queues"][0]["waiting"].as_array().map_or(0, Vec::len);
+    let _callers = (caller(), caller());
+    let v = until("both callers join sales", &|v| waiting(v) == 2);
+    for w in v["queues"][0]["waiting"].as_array().unwrap() {
+        assert_eq!(w["path"], serde_json::json!(["main", "support"]), "{w}");
+        assert_eq!(w["caller"], "+••••0100", "masked as before");
+    }
+    assert!(agent(&v, "desk")["caller_path"].is_null(), "not on a call");
+    assert_eq!(call(&boss, "POST", "/api/agents/desk/unpause").status, 204);
+    let v = until("desk answers the first caller", &|v| {
+        agent(v, "desk")["state"] == "on_call" && waiting(v) == 1
+    });
     assert_eq!(
-        waiting["path"],
+        agent(&v, "desk")["caller_path"],
         serde_json::json!(["main", "support"]),
-        "{waiting}"
+        "{v}"
     );
-    assert_eq!(waiting["caller"], "+••••0100", "masked as before");
-    assert!(
-        agent(&view(), "desk")["caller_path"].is_null(),
-        "not on a call"
+    assert_eq!(
+        v["queues"][0]["waiting"][0]["path"],
+        serde_json::json!(["main", "support"])
     );
     let shot = logs.join("staff-queues-path.png");
     let out = std::process::Command::new("python3")
         .arg(&script)
         .args([&format!("http://{addr}"), "boss", STAFF_PASSWORD, "desk"])
         .arg(&shot)
-        .arg("main › support")
+        .args(["main › support", "on_call"])
         .output()
         .expect("python3 runs");
     assert!(
