@@ -52,3 +52,44 @@ fn the_schema_refuses_a_typo() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `queue:` takes a name or `{ name, priority }` (0-9): the schema accepts both forms and
+/// refuses a priority out of range or a field the compiler does not know, as `ivr check`.
+#[test]
+fn the_schema_takes_both_forms_of_a_queue_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |file: &str, option: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "entry: m\nprompts:\n  a: a.wav\nqueues:\n  sales: {{}}\nmenus:\n  m:\n    prompt: a\n    options:\n      \"1\": {{ queue: sales }}\n      \"2\": {option}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = config("good.yaml", "{ queue: { name: sales, priority: 5 } }");
+    let out = check(&[good]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for (i, bad) in [
+        "{ queue: { name: sales, priority: 10 } }",
+        "{ queue: { name: sales, prio: 1 } }",
+        "{ queue: { priority: 1 } }",
+        "{ queue: { name: sales, priority: \"${vip}\" } }",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = check(&[config(&format!("bad{i}.yaml"), bad)]);
+        assert!(
+            !out.status.success(),
+            "{bad}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
