@@ -148,7 +148,7 @@ function agentCard(a) {
   const paused = a.state === "paused", out = a.state === "logged_out";
   return `<article class="card agent" data-agent="${esc(a.name)}">
     <h2><span>${esc(a.name)}</span><span class="status ${esc(a.state)}">${esc(AGENT[a.state] || a.state)}${a.pause_reason ? " · " + esc(a.pause_reason) : ""}</span></h2>
-    <div class="meta">${since}${a.reachable ? "reachable" : "not reachable"} · ${a.calls} calls · ${esc(a.queues.join(", "))}</div>
+    <div class="meta">${since}${a.reachable ? "reachable" : "not reachable"} · ${a.calls} ${a.calls === 1 ? "call" : "calls"} · ${esc(a.queues.join(", "))}</div>
     ${a.caller_path && a.caller_path.length ? `<div class="meta">Caller came through ${trail(a.caller_path)}</div>` : ""}
     <div class="actions">
       ${out ? `<button data-act="login">Log in</button>` : `<button data-act="logout">Log out</button>`}
