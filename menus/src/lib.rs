@@ -16,6 +16,7 @@ pub mod ics;
 mod lint;
 pub mod model;
 pub mod numbers;
+pub mod path;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

@@ -87,6 +87,8 @@ pub struct MenuRun {
     /// The menus the caller came through by `goto`, most recent last (for `back`).
     history: Vec<MenuId>,
     outputs: VecDeque<MenuOutput>,
+    /// The steps through the menus, for the call record.
+    path: crate::path::Path,
 }
 
 impl MenuRun {
@@ -111,6 +113,7 @@ impl MenuRun {
             language: 0,
             history: Vec::new(),
             outputs: VecDeque::new(),
+            path: crate::path::Path::default(),
         }
     }
 
@@ -187,6 +190,12 @@ impl MenuRun {
         self.act(now, action);
     }
 
+    /// The steps through the menus so far (see [`crate::path`]); the engine takes them
+    /// when the call leaves the menus or ends.
+    pub fn path_mut(&mut self) -> &mut crate::path::Path {
+        &mut self.path
+    }
+
     /// Every variable, in the order first set.
     pub fn variables(&self) -> &[(String, String)] {
         &self.vars
@@ -241,6 +250,7 @@ impl MenuRun {
                         }
                     }
                     _ => {
+                        self.path.interrupted();
                         if !self.playing.is_empty() {
                             self.playing.clear();
                             self.outputs.push_back(MenuOutput::StopPlayback);
@@ -261,6 +271,11 @@ impl MenuRun {
         self.playing.pop_front();
         if matches!(self.phase, Phase::Prompt | Phase::Notice) && !self.typed.is_empty() {
             // Keys typed ahead during a non-interruptible prompt act now, in order.
+            if self.phase == Phase::Prompt && self.playing.is_empty() {
+                self.path.heard();
+            } else {
+                self.path.interrupted();
+            }
             self.playing.clear();
             let keys: Vec<Digit> = self.typed.drain(..).collect();
             for d in keys {
@@ -274,6 +289,7 @@ impl MenuRun {
         }
         match self.phase {
             Phase::Prompt => {
+                self.path.heard();
                 let timeout = self.menus.menu(self.menu).timeout;
                 self.phase = Phase::Collect(now + timeout);
             }
@@ -287,6 +303,7 @@ impl MenuRun {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Collect(deadline) if now >= deadline => {
+                self.path.close(crate::path::StepEnd::Timeout);
                 let prompts = self.menus.menu(self.menu).no_input.clone();
                 self.fail(now, Failure::NoInput, prompts);
             }
@@ -346,6 +363,7 @@ impl MenuRun {
     }
 
     fn play_menu_prompt(&mut self, now: Instant) {
+        self.path.open(now, self.menu);
         // Read-outs become one prompt per digit, or per number word in the caller's language.
         let mut prompts = Vec::new();
         for item in &self.menus.menu(self.menu).prompt {
@@ -397,7 +415,10 @@ impl MenuRun {
         }
         let action = menu.options[digit.event_code() as usize].clone();
         match action {
-            Some(a) => self.act(now, a),
+            Some(a) => {
+                self.path.close(crate::path::StepEnd::Key(digit));
+                self.act(now, a)
+            }
             // The first digit of an extension: dialling starts (see the rule in the compiler).
             None if menu.extensions.iter().any(|(code, _)| code[0] == digit) => {
                 self.dialed.clear();
@@ -406,6 +427,7 @@ impl MenuRun {
             }
             None => {
                 let prompts = menu.invalid.clone();
+                self.path.close(crate::path::StepEnd::Invalid(Some(digit)));
                 self.fail(now, Failure::Invalid, prompts);
             }
         }
@@ -436,6 +458,8 @@ impl MenuRun {
             .find(|(code, _)| *code == self.dialed)
         {
             let action = action.clone();
+            let code: String = self.dialed.iter().map(|d| d.as_char()).collect();
+            self.path.close(crate::path::StepEnd::Extension(code));
             self.dialed.clear();
             return self.act(now, action);
         }
@@ -460,9 +484,11 @@ impl MenuRun {
             let (into, then) = (c.into.clone(), c.then.clone());
             self.set_variable(into, value);
             self.dialed.clear();
+            self.path.close(crate::path::StepEnd::Entry);
             return self.act(now, then);
         }
         self.dialed.clear();
+        self.path.close(crate::path::StepEnd::Invalid(None));
         let prompts = self.menus.menu(self.menu).invalid.clone();
         self.fail(now, Failure::Invalid, prompts);
     }
@@ -518,6 +544,7 @@ impl MenuRun {
         if prompts.is_empty() {
             self.play_menu_prompt(now);
         } else {
+            self.path.open(now, self.menu);
             self.play(prompts);
             self.phase = Phase::Notice;
         }

@@ -804,6 +804,7 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         exercise(&store).await;
         crate::queue_log::tests::exercise(&store).await;
+        crate::call_log::tests::exercise(&store).await;
         // Reopening runs no migration twice and keeps the data.
         drop(store);
         let store = Store::open(&url).await.unwrap();
@@ -835,6 +836,8 @@ mod tests {
             "callback_requests",
             "outbox",
             "queue_events",
+            "call_steps",
+            "calls",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&store.pool)
@@ -843,6 +846,7 @@ mod tests {
         }
         exercise(&store).await;
         crate::queue_log::tests::exercise(&store).await;
+        crate::call_log::tests::exercise(&store).await;
     }
 
     #[test]

@@ -1,0 +1,273 @@
+//! Call records in the store ([`CallRecord`]s, tables `calls` and `call_steps`): written
+//! by the engine as calls end, read back by `ivr calls`, trimmed by retention like the
+//! queue event log.
+
+use crate::calls::{CallRecord, CallStep};
+use crate::store::{Store, StoreError};
+use sqlx::Row as _;
+
+/// Most records one [`Store::calls`] call returns.
+pub const MAX_CALLS: u32 = 100_000;
+
+/// Which records [`Store::calls`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Calls started at or after this (Unix milliseconds).
+    pub from_ms: i64,
+    /// Calls started before this.
+    pub to_ms: i64,
+    /// At most this many (capped at [`MAX_CALLS`]).
+    pub limit: u32,
+    /// Newest first (else oldest first).
+    pub newest_first: bool,
+}
+
+const COLUMNS: &str = "seq, call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
+     called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, agent, \
+     steps_truncated";
+
+impl Store {
+    /// Store `records` with their steps, all or none.
+    pub async fn insert_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let insert = self.sql(
+            "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
+             called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, \
+             agent, steps_truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING seq",
+        );
+        let step = self.sql(
+            "INSERT INTO call_steps (call_seq, idx, menu, at_ms, outcome, pressed, prompt) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        for r in records {
+            let row = sqlx::query(&insert)
+                .bind(&r.call_id)
+                .bind(r.started_ms)
+                .bind(r.answered_ms)
+                .bind(r.ended_ms)
+                .bind(r.duration_ms)
+                .bind(r.caller.as_deref())
+                .bind(r.called.as_deref())
+                .bind(&r.end_reason)
+                .bind(r.entry.as_deref())
+                .bind(r.language.as_deref())
+                .bind(r.exit.as_deref())
+                .bind(r.exit_to.as_deref())
+                .bind(r.queue.as_deref())
+                .bind(r.queue_wait_ms)
+                .bind(r.agent.as_deref())
+                .bind(i64::from(r.steps_truncated))
+                .fetch_one(&mut *tx)
+                .await?;
+            let seq: i64 = row.try_get("seq")?;
+            for (i, s) in r.steps.iter().enumerate() {
+                sqlx::query(&step)
+                    .bind(seq)
+                    .bind(i as i64)
+                    .bind(&s.menu)
+                    .bind(s.at_ms)
+                    .bind(&s.outcome)
+                    .bind(s.key.as_deref())
+                    .bind(&s.prompt)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The records `filter` selects, with their steps.
+    pub async fn calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
+        let q = self.sql(&format!(
+            "SELECT {COLUMNS} FROM calls WHERE started_ms >= ? AND started_ms < ? \
+             ORDER BY started_ms {order}, seq {order} LIMIT ?"
+        ));
+        let rows = sqlx::query(&q)
+            .bind(filter.from_ms)
+            .bind(filter.to_ms)
+            .bind(i64::from(filter.limit.min(MAX_CALLS)))
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_steps(&rows).await
+    }
+
+    /// The records of the call named `call_id` (usually one), oldest first.
+    pub async fn call(&self, call_id: &str) -> Result<Vec<CallRecord>, StoreError> {
+        let q = self.sql(&format!(
+            "SELECT {COLUMNS} FROM calls WHERE call_id = ? ORDER BY started_ms, seq LIMIT 100"
+        ));
+        let rows = sqlx::query(&q).bind(call_id).fetch_all(&self.pool).await?;
+        self.with_steps(&rows).await
+    }
+
+    /// Delete the records of calls started before `before_ms` (retention); returns how
+    /// many.
+    pub async fn delete_calls_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let steps = self.sql(
+            "DELETE FROM call_steps WHERE call_seq IN \
+             (SELECT seq FROM calls WHERE started_ms < ?)",
+        );
+        sqlx::query(&steps)
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        let q = self.sql("DELETE FROM calls WHERE started_ms < ?");
+        let done = sqlx::query(&q).bind(before_ms).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The records of `rows` (from `calls`), each with its steps.
+    async fn with_steps(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let step_q = self.sql(
+            "SELECT menu, at_ms, outcome, pressed, prompt FROM call_steps WHERE call_seq = ? \
+             ORDER BY idx",
+        );
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let seq: i64 = r.try_get("seq")?;
+            let steps = sqlx::query(&step_q)
+                .bind(seq)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|s| {
+                    Ok(CallStep {
+                        menu: s.try_get("menu")?,
+                        at_ms: s.try_get("at_ms")?,
+                        outcome: s.try_get("outcome")?,
+                        key: s.try_get("pressed")?,
+                        prompt: s.try_get("prompt")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let truncated: i64 = r.try_get("steps_truncated")?;
+            out.push(CallRecord {
+                call_id: r.try_get("call_id")?,
+                started_ms: r.try_get("started_ms")?,
+                answered_ms: r.try_get("answered_ms")?,
+                ended_ms: r.try_get("ended_ms")?,
+                duration_ms: r.try_get("duration_ms")?,
+                caller: r.try_get("caller")?,
+                called: r.try_get("called")?,
+                end_reason: r.try_get("end_reason")?,
+                entry: r.try_get("entry")?,
+                language: r.try_get("language")?,
+                exit: r.try_get("exit_kind")?,
+                exit_to: r.try_get("exit_to")?,
+                queue: r.try_get("queue")?,
+                queue_wait_ms: r.try_get("queue_wait_ms")?,
+                agent: r.try_get("agent")?,
+                steps,
+                steps_truncated: truncated != 0,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn record(call_id: &str, started_ms: i64) -> CallRecord {
+        CallRecord {
+            call_id: call_id.into(),
+            started_ms,
+            answered_ms: Some(started_ms + 40),
+            ended_ms: started_ms + 9_000,
+            duration_ms: 9_000,
+            caller: Some("+15551234".into()),
+            called: Some("100".into()),
+            end_reason: "caller_hangup".into(),
+            entry: Some("main".into()),
+            language: Some("en".into()),
+            exit: Some("queue".into()),
+            exit_to: Some("support".into()),
+            queue: Some("support".into()),
+            queue_wait_ms: Some(4_000),
+            agent: Some("alice".into()),
+            steps: vec![
+                CallStep {
+                    menu: "main".into(),
+                    at_ms: started_ms + 40,
+                    outcome: "invalid".into(),
+                    key: Some("7".into()),
+                    prompt: "interrupted".into(),
+                },
+                CallStep {
+                    menu: "main".into(),
+                    at_ms: started_ms + 1_000,
+                    outcome: "key".into(),
+                    key: Some("2".into()),
+                    prompt: "full".into(),
+                },
+            ],
+            steps_truncated: false,
+        }
+    }
+
+    /// The same checks on any store; the PostgreSQL suite runs them too.
+    pub(crate) async fn exercise(store: &Store) {
+        let a = record("a@192.0.2.1", 1_000);
+        let mut b = record("b@192.0.2.1", 2_000);
+        b.answered_ms = None;
+        b.caller = None;
+        b.exit = None;
+        b.exit_to = None;
+        b.queue = None;
+        b.queue_wait_ms = None;
+        b.agent = None;
+        b.steps.clear();
+        b.steps_truncated = true;
+        let c = record("c@192.0.2.1", 3_000);
+        store
+            .insert_calls(&[c.clone(), a.clone(), b.clone()])
+            .await
+            .unwrap();
+        let all = CallFilter {
+            from_ms: 0,
+            to_ms: 10_000,
+            limit: 100,
+            newest_first: false,
+        };
+        assert_eq!(
+            store.calls(&all).await.unwrap(),
+            [a.clone(), b.clone(), c.clone()],
+            "oldest first, steps in order"
+        );
+        let newest = CallFilter {
+            newest_first: true,
+            limit: 2,
+            ..all
+        };
+        assert_eq!(store.calls(&newest).await.unwrap(), [c.clone(), b.clone()]);
+        let window = CallFilter {
+            from_ms: 2_000,
+            to_ms: 3_000,
+            ..all
+        };
+        assert_eq!(store.calls(&window).await.unwrap(), [b.clone()]);
+        assert_eq!(store.call("a@192.0.2.1").await.unwrap(), [a.clone()]);
+        assert!(store.call("nobody").await.unwrap().is_empty());
+        assert_eq!(store.delete_calls_before(2_500).await.unwrap(), 2);
+        assert_eq!(store.calls(&all).await.unwrap(), [c]);
+        let steps: i64 = sqlx::query("SELECT COUNT(*) AS n FROM call_steps")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(steps, 2, "the deleted calls' steps went with them");
+    }
+}

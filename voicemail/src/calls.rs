@@ -1,0 +1,95 @@
+//! Call records (issue #12): one per call, made by the engine when the call ends, with the
+//! path the caller took through the menus; stored by [`crate::store`] (tables `calls` and
+//! `call_steps`) and read back by `ivr calls`.
+
+/// One call, from the INVITE to its end. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
+pub struct CallRecord {
+    /// The SIP Call-ID of the caller's leg.
+    pub call_id: String,
+    /// When the INVITE arrived.
+    pub started_ms: i64,
+    /// When the call was confirmed (ACK of our 200), if it was.
+    pub answered_ms: Option<i64>,
+    /// When it ended.
+    pub ended_ms: i64,
+    /// From start to end.
+    pub duration_ms: i64,
+    /// The caller's number (P-Asserted-Identity from a trusted proxy, else the From user),
+    /// if given.
+    pub caller: Option<String>,
+    /// The called number (the Request-URI's user part), if any.
+    pub called: Option<String>,
+    /// Why it ended: `caller_hangup`, `engine_hangup`, `shutdown`, `timeout`, ... (see
+    /// `ivr_engine::EndReason`).
+    pub end_reason: String,
+    /// The menu the call started in (its entry point).
+    pub entry: Option<String>,
+    /// The caller's language at the end, if the config has languages.
+    pub language: Option<String>,
+    /// Where the call left the menus: `voicemail`, `queue`, `transfer`, `callback` or
+    /// `hangup` (the menus hung up); `None` if the caller hung up in the menus.
+    pub exit: Option<String>,
+    /// The mailbox, queue or destination it left to.
+    pub exit_to: Option<String>,
+    /// The queue it waited in, if any (the last one).
+    pub queue: Option<String>,
+    /// How long it waited there, once it left the line (answered, gave up, timed out).
+    pub queue_wait_ms: Option<i64>,
+    /// The agent who answered, if one did.
+    pub agent: Option<String>,
+    /// The steps through the menus, in order.
+    pub steps: Vec<CallStep>,
+    /// Whether steps were left out (a path is bounded).
+    pub steps_truncated: bool,
+}
+
+/// One presentation of a menu and what the caller did (see `ivr_menus::path`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
+pub struct CallStep {
+    /// The menu's name.
+    pub menu: String,
+    /// When the step began (Unix milliseconds).
+    pub at_ms: i64,
+    /// How it ended: `key`, `extension`, `entry`, `invalid`, `timeout`, `hangup`, `ended`,
+    /// or `open` (the call left the menus without an input, e.g. a router or a notice).
+    pub outcome: String,
+    /// The key or extension code pressed, if any.
+    pub key: Option<String>,
+    /// How much of the menu's prompt was heard: `full`, `interrupted`, `unfinished`.
+    pub prompt: String,
+}
+
+/// `number` with every digit but the last `keep` replaced by `*` (for exports to people who
+/// need the shape, not the number); other characters stay.
+pub fn mask_number(number: &str, keep: usize) -> String {
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    let mut hide = digits.saturating_sub(keep);
+    number
+        .chars()
+        .map(|c| {
+            if c.is_ascii_digit() && hide > 0 {
+                hide -= 1;
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_the_last_digits_only() {
+        assert_eq!(mask_number("+33612345678", 3), "+********678");
+        assert_eq!(mask_number("1001", 4), "1001");
+        assert_eq!(mask_number("12", 3), "12");
+        assert_eq!(mask_number("alice", 3), "alice");
+        assert_eq!(mask_number("06 12 34", 2), "** ** 34");
+    }
+}
