@@ -147,7 +147,11 @@ impl Path {
     }
 
     fn current(&mut self) -> Option<&mut Step> {
-        if self.open { self.steps.last_mut() } else { None }
+        if self.open {
+            self.steps.last_mut()
+        } else {
+            None
+        }
     }
 
     /// The steps so far, oldest first.

@@ -125,10 +125,7 @@ impl Store {
     }
 
     /// The records of `rows` (from `calls`), each with its steps.
-    async fn with_steps(
-        &self,
-        rows: &[sqlx::any::AnyRow],
-    ) -> Result<Vec<CallRecord>, StoreError> {
+    async fn with_steps(&self, rows: &[sqlx::any::AnyRow]) -> Result<Vec<CallRecord>, StoreError> {
         let step_q = self.sql(
             "SELECT menu, at_ms, outcome, pressed, prompt FROM call_steps WHERE call_seq = ? \
              ORDER BY idx",

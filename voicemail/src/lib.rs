@@ -4,13 +4,13 @@
 //! the recording, review, saving); the engine runs it when the menus hand a call to a
 //! mailbox, and the server does the writing and storing it asks for.
 
+#[cfg(feature = "store")]
+pub mod call_log;
 pub mod calls;
 pub mod deposit;
 pub mod fuzz;
 #[cfg(feature = "store")]
 pub mod queue_log;
-#[cfg(feature = "store")]
-pub mod call_log;
 pub mod request;
 pub mod simulate;
 #[cfg(feature = "store")]

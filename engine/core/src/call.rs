@@ -83,6 +83,8 @@ pub struct Call {
     pub end_reason: Option<crate::io::EndReason>,
     /// The menus entered so far, in order (at most [`PATH_LIMIT`]).
     pub path: Vec<String>,
+    /// What its call record knows so far ([`crate::cdr`]).
+    pub trace: crate::cdr::Trace,
     /// The application's deadline the engine indexes.
     pub(crate) indexed: Option<Instant>,
 }

@@ -66,7 +66,7 @@ pub struct Engine {
     shutting_down: bool,
     drained: bool,
     /// The last [`Input::WallClock`]: (when it came, what it said).
-    wall_anchor: Option<(Instant, std::time::SystemTime)>,
+    pub(crate) wall_anchor: Option<(Instant, std::time::SystemTime)>,
     /// The record beep, made once.
     pub(crate) beep: ivr_audio::Prompt,
     /// A short silence between confirmation beeps.
@@ -474,6 +474,15 @@ impl Engine {
         self.by_invite.insert(key.clone(), leg);
         self.by_dialog
             .insert((call_id.clone(), local_tag.clone()), leg);
+        let trace = match feature {
+            Some(_) => crate::cdr::Trace::none(),
+            None => crate::cdr::Trace::caller(
+                call_id.as_str(),
+                caller.clone(),
+                req.uri.user(),
+                &self.menus.menu(entry).name,
+            ),
+        };
         let call = Call {
             handle,
             call_id,
@@ -487,6 +496,7 @@ impl Engine {
             connected: None,
             end_reason: None,
             path: Vec::new(),
+            trace,
             indexed: None,
         };
         if let App::Feature(f) = &call.app {
@@ -777,9 +787,20 @@ impl Engine {
                 }
                 self.ctx.event(Event::MenuEntered { call: handle, menu });
             }
-            MenuOutput::Hangup => self.end_call(now, handle, EndReason::MenuHangup),
+            MenuOutput::Hangup => {
+                self.cdr_left_menus(handle, "hangup", None);
+                self.end_call(now, handle, EndReason::MenuHangup)
+            }
             MenuOutput::Handoff(h) => {
                 let to = run.menus().handoff_name(h);
+                if let Some((kind, name)) = to.split_once(' ') {
+                    let kind = kind.to_string();
+                    self.cdr_left_menus(handle, &kind, Some(name.to_string()));
+                }
+                let Some(call) = self.calls.get_mut(&handle) else {
+                    return;
+                };
+                let App::Menu(run) = &call.app else { return };
                 self.ctx.event(Event::LeftMenus { call: handle, to });
                 match h {
                     ivr_menus::Handoff::Voicemail(m) => self.start_deposit(now, handle, m),
@@ -1038,9 +1059,12 @@ impl Engine {
             self.deposit_hangup(now, handle);
         }
         let outbound = self.is_callback_call(handle);
-        let Some(call) = self.calls.remove(&handle) else {
+        let Some(mut call) = self.calls.remove(&handle) else {
             return;
         };
+        let reason = call.end_reason.unwrap_or(reason);
+        let ended = self.last_now.unwrap_or(call.created);
+        let record = self.cdr_finish(&mut call, ended, reason);
         // A queued callback's own call was never admitted.
         if let Some(first) = call.legs.first().filter(|_| !outbound) {
             self.admission.call_ended(handle, first.peer.addr.ip());
@@ -1058,7 +1082,6 @@ impl Engine {
                     .push_back(Output::CloseMedia { leg: leg.handle });
             }
         }
-        let reason = call.end_reason.unwrap_or(reason);
         let packets = call.legs.first().map(Leg::counters).unwrap_or_default();
         let call_id = call.call_id.to_string();
         let app = match call.app {
@@ -1080,6 +1103,9 @@ impl Engine {
             reason,
             packets,
         });
+        if let Some(record) = record {
+            self.ctx.event(record);
+        }
     }
 
     fn shutdown(&mut self, now: Instant) {

@@ -164,6 +164,47 @@ pub enum EndReason {
     Transferred,
 }
 
+impl EndReason {
+    /// Every reason, in the order `/metrics` lists them.
+    pub const ALL: [EndReason; 14] = [
+        EndReason::CallerHungUp,
+        EndReason::Cancelled,
+        EndReason::MenuHangup,
+        EndReason::MediaTimeout,
+        EndReason::HoldTimeout,
+        EndReason::AckTimeout,
+        EndReason::Shutdown,
+        EndReason::MediaUnavailable,
+        EndReason::BadAnswer,
+        EndReason::Unavailable,
+        EndReason::SessionExpired,
+        EndReason::NoPrack,
+        EndReason::DestinationHungUp,
+        EndReason::Transferred,
+    ];
+
+    /// The reason's name in call records and `/metrics` labels (`caller_hung_up`,
+    /// `menu_hangup`, `shutdown`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller_hung_up",
+            EndReason::Cancelled => "cancelled",
+            EndReason::MenuHangup => "menu_hangup",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::HoldTimeout => "hold_timeout",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::Shutdown => "shutdown",
+            EndReason::MediaUnavailable => "media_unavailable",
+            EndReason::BadAnswer => "bad_answer",
+            EndReason::Unavailable => "service_unavailable",
+            EndReason::SessionExpired => "session_expired",
+            EndReason::NoPrack => "no_prack",
+            EndReason::DestinationHungUp => "destination_hung_up",
+            EndReason::Transferred => "transferred",
+        }
+    }
+}
+
 /// Events for logs, metrics and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -235,6 +276,8 @@ pub enum Event {
         /// The key.
         digit: Digit,
     },
+    /// The call's record (issue #12), right after its [`Event::CallEnded`]: for the store.
+    CallRecord(Box<ivr_voicemail::calls::CallRecord>),
     /// The call is over.
     CallEnded {
         /// The call.

@@ -11,6 +11,7 @@ pub mod agent_desk;
 pub mod bridge;
 pub mod call;
 mod callback_store;
+pub mod cdr;
 mod config;
 mod ctx;
 mod dial;

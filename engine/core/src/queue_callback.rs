@@ -370,6 +370,7 @@ impl Engine {
                 connected: None,
                 end_reason: None,
                 path: Vec::new(),
+                trace: crate::cdr::Trace::none(),
                 indexed: None,
             },
         );

@@ -459,6 +459,7 @@ impl Engine {
                     _ => None,
                 };
                 let call_id = call.and_then(|c| self.queueing.call_ids.get(&c).cloned());
+                self.cdr_queue_event(call, &e.event);
                 self.ctx.event(Event::Queue {
                     call: call.map(|c| CallHandle(c.0)),
                     call_id,

@@ -382,7 +382,7 @@ pub fn export_csv(out: impl Write, rows: &[Stored]) -> csv::Result<()> {
 /// A field that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a
 /// tab or a carriage return; OWASP's "CSV injection") gets a leading `'`, which shows as
 /// text. Phone numbers such as `+15551234` and plain numbers stay as they are.
-fn defuse(field: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn defuse(field: &str) -> std::borrow::Cow<'_, str> {
     if field.starts_with(['=', '+', '-', '@', '\t', '\r']) && !looks_like_number(field) {
         format!("'{field}").into()
     } else {

@@ -323,6 +323,7 @@ impl Server {
                 ivr_queues::log::Kind::Start,
             )],
             board_dirty: true,
+            call_records: Vec::new(),
         };
 
         engine.handle_input(
@@ -484,6 +485,9 @@ impl Server {
                 }
             }
         }
+        // Records of the last calls (those hung up by the stop too) go to the store now; the
+        // stop below waits for them.
+        io.store_call_records(true);
         let Io {
             recorder,
             store,
@@ -665,7 +669,13 @@ struct Io {
     queue_rows: Vec<ivr_queues::log::Row>,
     /// The staff's queue view is out of date: publish a snapshot once the outputs are done.
     board_dirty: bool,
+    /// Call records not yet handed to the store (at most [`MAX_PENDING_RECORDS`]).
+    call_records: Vec<ivr_voicemail::calls::CallRecord>,
 }
+
+/// Most call records waiting for the store while it is behind; past it the oldest are
+/// dropped, and said.
+const MAX_PENDING_RECORDS: usize = 10_000;
 
 impl Io {
     /// Hand the queue events of this round to the store, in one transaction, off the loop.
@@ -693,6 +703,34 @@ impl Io {
 }
 
 impl Io {
+    /// Hand the call records of this round to the store, in one transaction, off the loop.
+    /// While [`MAX_QUEUE_WRITES`] writes are in flight they wait for the next round
+    /// (`force`, at stop: they go now, and the stop waits for them).
+    fn store_call_records(&mut self, force: bool) {
+        if self.call_records.is_empty() {
+            return;
+        }
+        while self.stores.try_join_next().is_some() {}
+        if self.stores.len() >= MAX_QUEUE_WRITES && !force {
+            let over = self.call_records.len().saturating_sub(MAX_PENDING_RECORDS);
+            if over > 0 {
+                warn!(
+                    dropped = over,
+                    "the store is behind: the oldest call records dropped"
+                );
+                self.call_records.drain(..over);
+            }
+            return;
+        }
+        let records = std::mem::take(&mut self.call_records);
+        let store = self.store.clone();
+        self.stores.spawn(async move {
+            if let Err(e) = store.insert_calls(&records).await {
+                warn!(records = records.len(), error = %e, "cannot store call records");
+            }
+        });
+    }
+
     /// A queued callback stored, or its status changed, off the loop (bounded like the
     /// queue log's writes).
     fn store_queue_callback(&mut self, cmd: ivr_engine::QueueCallbackCmd) {
@@ -859,6 +897,7 @@ impl Io {
             match engine.poll_output() {
                 Output::Timeout(deadline) => {
                     self.store_queue_rows();
+                    self.store_call_records(false);
                     if std::mem::take(&mut self.board_dirty) {
                         let now = Instant::now();
                         self.status.board.publish(engine.queue_view(now), now);
@@ -1143,6 +1182,10 @@ impl Io {
                     warn!(%call_id, %to, "the menus sent the call to a service this version does not run yet; it was ended");
                 }
                 self.spans.remove(&call);
+            }
+            Event::CallRecord(record) => {
+                self.status.call_record(&record);
+                self.call_records.push(*record);
             }
             Event::Rejected {
                 method,

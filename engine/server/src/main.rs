@@ -2,6 +2,7 @@
 
 mod agents_cmd;
 mod callbacks_cmd;
+mod calls_cmd;
 mod doctor;
 mod queues_cmd;
 mod settings;
@@ -93,6 +94,14 @@ enum Command {
         place: callbacks_cmd::Where,
         #[command(subcommand)]
         cmd: callbacks_cmd::Callbacks,
+    },
+    /// Call records: list, show CALL_ID, export --csv|--json (with --mask-numbers), with
+    /// each call's path through the menus.
+    Calls {
+        #[command(flatten)]
+        place: callbacks_cmd::Where,
+        #[command(subcommand)]
+        cmd: calls_cmd::Calls,
     },
     /// Queue figures from the queue event log: report (service level, waits, abandons,
     /// agents' calls, talk and wrap-up), as tables or JSON.
@@ -473,6 +482,13 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ivr callbacks: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Calls { place, cmd } => match calls_cmd::run(place, cmd) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ivr calls: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },

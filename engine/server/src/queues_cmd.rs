@@ -31,7 +31,7 @@ pub enum Queues {
 }
 
 /// Unix milliseconds of a date (midnight UTC) or an RFC 3339 time.
-fn parse_time(s: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_time(s: &str) -> anyhow::Result<i64> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t.as_millisecond());
     }

@@ -1,5 +1,6 @@
 //! Retention: callback requests older than the configured number of days are deleted, row
-//! and recording, by a job that runs at start and every hour.
+//! and recording, by a job that runs at start and every hour; so are queue events and call
+//! records as old.
 
 use ivr_voicemail::store::Store;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 /// Delete requests received more than `days` days before `now`, and their recordings, and
-/// the queue events as old. Returns how many requests were deleted.
+/// the queue events and call records as old. Returns how many requests were deleted.
 pub async fn sweep(store: &Store, voicemail_dir: &std::path::Path, days: u32, now: u64) -> usize {
     let before = now.saturating_sub(u64::from(days) * 86_400);
     // The queue event log keeps as long as the requests do.
@@ -16,6 +17,12 @@ pub async fn sweep(store: &Store, voicemail_dir: &std::path::Path, days: u32, no
         Ok(0) => {}
         Ok(n) => info!(deleted = n, days, "retention: old queue events deleted"),
         Err(e) => warn!(error = %e, "retention: cannot delete old queue events"),
+    }
+    // So do call records (issue #12).
+    match store.delete_calls_before(before_ms).await {
+        Ok(0) => {}
+        Ok(n) => info!(deleted = n, days, "retention: old call records deleted"),
+        Err(e) => warn!(error = %e, "retention: cannot delete old call records"),
     }
     match store.delete_older_than(before).await {
         Ok(ids) => {
@@ -101,7 +108,38 @@ mod tests {
                 std::fs::write(vm.join(format!("{id}.{ext}")), b"x").unwrap();
             }
         }
+        // Call records: one a millisecond too old, one exactly at the limit.
+        let record = |ms: i64| ivr_voicemail::calls::CallRecord {
+            call_id: format!("call-{ms}"),
+            started_ms: ms,
+            ended_ms: ms,
+            end_reason: "caller_hung_up".into(),
+            ..Default::default()
+        };
+        let limit_ms = limit as i64 * 1000;
+        store
+            .insert_calls(&[record(limit_ms - 1), record(limit_ms)])
+            .await
+            .unwrap();
         assert_eq!(sweep(&store, &vm, 30, now).await, 1);
+        let calls = ivr_voicemail::call_log::CallFilter {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10,
+            newest_first: false,
+        };
+        let kept: Vec<i64> = store
+            .calls(&calls)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.started_ms)
+            .collect();
+        assert_eq!(
+            kept,
+            [limit_ms],
+            "call records are kept as long as requests"
+        );
         for ext in ["wav", "json"] {
             assert!(!vm.join(format!("1-0dd.{ext}")).exists());
             assert!(vm.join(format!("2-ed9e.{ext}")).exists());

@@ -10,7 +10,7 @@
 //! the user's own arguments and the whole is parsed once more, so clap checks them exactly
 //! as it checks typed flags.
 //!
-//! `ivr staff`, `ivr callbacks` and `ivr doctor` read the same file for the keys they share
+//! `ivr staff`, `ivr callbacks`, `ivr calls` and `ivr doctor` read the same file for the keys they share
 //! with `ivr serve` (`data-dir`, `database`, `staff-users`, `config`...), so on an installed
 //! server they find the data where the service keeps it.
 
@@ -28,7 +28,7 @@ pub const INSTALLED_FILE: &str = "/etc/ivr/ivr.yaml";
 
 /// The commands that read the settings file (for the keys they share with `ivr serve`).
 /// Others (`ivr test` also has a `--config`, meaning something else) ignore it.
-const READERS: &[&str] = &["serve", "staff", "callbacks", "doctor"];
+const READERS: &[&str] = &["serve", "staff", "callbacks", "calls", "doctor"];
 
 /// The id of the global flag naming the settings file.
 pub const SETTINGS_ID: &str = "settings";

@@ -17,44 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// Why calls ended, as `/metrics` labels them, in the order it lists them.
-const END_REASONS: [&str; 14] = [
-    "caller_hung_up",
-    "cancelled",
-    "menu_hangup",
-    "media_timeout",
-    "hold_timeout",
-    "ack_timeout",
-    "shutdown",
-    "media_unavailable",
-    "bad_answer",
-    "service_unavailable",
-    "session_expired",
-    "no_prack",
-    "destination_hung_up",
-    "transferred",
-];
-
-/// The index of a reason in [`END_REASONS`] (exhaustive: a new reason must be named).
-fn reason_index(r: EndReason) -> usize {
-    match r {
-        EndReason::CallerHungUp => 0,
-        EndReason::Cancelled => 1,
-        EndReason::MenuHangup => 2,
-        EndReason::MediaTimeout => 3,
-        EndReason::HoldTimeout => 4,
-        EndReason::AckTimeout => 5,
-        EndReason::Shutdown => 6,
-        EndReason::MediaUnavailable => 7,
-        EndReason::BadAnswer => 8,
-        EndReason::Unavailable => 9,
-        EndReason::SessionExpired => 10,
-        EndReason::NoPrack => 11,
-        EndReason::DestinationHungUp => 12,
-        EndReason::Transferred => 13,
-    }
-}
-
 /// The outcome of one reload attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -108,6 +70,8 @@ pub struct Status {
     calls_total: Counter,
     ended: Family<ReasonLabel, Counter>,
     menu_entries: Family<MenuLabel, Counter>,
+    menu_keys: Family<MenuKeyLabel, Counter>,
+    menu_exits: Family<MenuExitLabel, Counter>,
     reloads: Outcomes,
     /// Callback requests handed to the store.
     pub callbacks: Outcomes,
@@ -177,6 +141,62 @@ struct MenuLabel {
     menu: String,
 }
 
+/// `{menu="...",key="..."}` on `ivr_menu_keys_total`: a menu's name from the config, and
+/// one of [`KEY_LABELS`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MenuKeyLabel {
+    menu: String,
+    key: &'static str,
+}
+
+/// `{menu="...",reason="..."}` on `ivr_menu_exits_total`: one of [`EXIT_LABELS`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MenuExitLabel {
+    menu: String,
+    reason: &'static str,
+}
+
+/// The `key` label's values: the 16 DTMF keys, then what is not one key. Nothing a caller
+/// sends can add a value (a label never copies the caller's text).
+const KEY_LABELS: [&str; 20] = [
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "*",
+    "#",
+    "A",
+    "B",
+    "C",
+    "D",
+    "extension",
+    "entry",
+    "invalid",
+    "timeout",
+];
+
+/// The `reason` label's values: where the call left the menus, or how it ended in them.
+const EXIT_LABELS: [&str; 7] = [
+    "voicemail",
+    "queue",
+    "transfer",
+    "callback",
+    "hangup",
+    "caller_hung_up",
+    "ended",
+];
+
+/// The fixed label a call record's value stands for, if any.
+fn fixed(labels: &'static [&'static str], value: &str) -> Option<&'static str> {
+    labels.iter().copied().find(|l| *l == value)
+}
+
 /// Successes and failures of one kind of work: a counter with a pair of `{result="..."}`
 /// samples, both shown from the start.
 #[derive(Debug)]
@@ -230,7 +250,7 @@ impl Status {
             calls_total.clone(),
         );
         let ended = Family::<ReasonLabel, Counter>::default();
-        for reason in END_REASONS {
+        for reason in EndReason::ALL.map(EndReason::as_str) {
             let _ = ended.get_or_create(&ReasonLabel { reason });
         }
         registry.register("ivr_calls_ended", "Calls ended, by reason", ended.clone());
@@ -239,6 +259,18 @@ impl Status {
             "ivr_menu_entries",
             "Times a caller entered a menu, by menu name (from the running config and any earlier one)",
             menu_entries.clone(),
+        );
+        let menu_keys = Family::<MenuKeyLabel, Counter>::default();
+        registry.register(
+            "ivr_menu_keys",
+            "What callers did in each menu (from call records): a key, an extension code, an entry, an invalid key, a timeout",
+            menu_keys.clone(),
+        );
+        let menu_exits = Family::<MenuExitLabel, Counter>::default();
+        registry.register(
+            "ivr_menu_exits",
+            "Calls by the menu they were in last and how they left it (from call records)",
+            menu_exits.clone(),
         );
         let callbacks = Outcomes::register(
             &mut registry,
@@ -364,6 +396,8 @@ impl Status {
             calls_total,
             ended,
             menu_entries,
+            menu_keys,
+            menu_exits,
             reloads,
             callbacks,
             recordings_failed,
@@ -403,7 +437,7 @@ impl Status {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(1))
             });
-        let reason = END_REASONS[reason_index(reason)];
+        let reason = reason.as_str();
         self.ended.get_or_create(&ReasonLabel { reason }).inc();
     }
 
@@ -414,6 +448,43 @@ impl Status {
                 menu: menu.to_string(),
             })
             .inc();
+    }
+
+    /// A call's record: count what the caller did in each menu, and the menu it left from.
+    pub fn call_record(&self, record: &ivr_voicemail::calls::CallRecord) {
+        for step in &record.steps {
+            let key = match step.outcome.as_str() {
+                "key" => step
+                    .key
+                    .as_deref()
+                    .and_then(|k| fixed(&KEY_LABELS[..16], k)),
+                other => fixed(&KEY_LABELS[16..], other),
+            };
+            if let Some(key) = key {
+                self.menu_keys
+                    .get_or_create(&MenuKeyLabel {
+                        menu: step.menu.clone(),
+                        key,
+                    })
+                    .inc();
+            }
+        }
+        let Some(last) = record.steps.last() else {
+            return;
+        };
+        let reason = match &record.exit {
+            Some(kind) => fixed(&EXIT_LABELS[..5], kind),
+            None if last.outcome == "hangup" => Some("caller_hung_up"),
+            None => Some("ended"),
+        };
+        if let Some(reason) = reason {
+            self.menu_exits
+                .get_or_create(&MenuExitLabel {
+                    menu: last.menu.clone(),
+                    reason,
+                })
+                .inc();
+        }
     }
 
     /// Admission banned a source, refused a call or dropped one waiting for its ACK.
@@ -584,6 +655,61 @@ mod tests {
             s.calls_active(),
             0,
             "a call ended twice does not wrap the gauge"
+        );
+    }
+
+    /// Menu keys and exits come from call records; only fixed label values are made, so a
+    /// record with anything else (a stored row edited by hand, a future outcome) adds none.
+    #[test]
+    fn menu_keys_and_exits_have_bounded_labels() {
+        use ivr_voicemail::calls::{CallRecord, CallStep};
+        let s = Status::new("menus.yaml".into(), SystemTime::UNIX_EPOCH);
+        let step = |menu: &str, outcome: &str, key: Option<&str>| CallStep {
+            menu: menu.into(),
+            outcome: outcome.into(),
+            key: key.map(str::to_string),
+            prompt: "full".into(),
+            at_ms: 0,
+        };
+        let mut r = CallRecord {
+            steps: vec![
+                step("main", "key", Some("1")),
+                step("sales", "invalid", Some("7")),
+                step("sales", "timeout", None),
+                step("sales", "key", Some("\u{1b}[2J")),
+                step("sales", "extension", Some("301")),
+                step("sales", "key", Some("*")),
+                step("main", "key", Some("2")),
+            ],
+            exit: Some("voicemail".into()),
+            ..Default::default()
+        };
+        s.call_record(&r);
+        r.steps = vec![step("main", "hangup", None)];
+        r.exit = None;
+        s.call_record(&r);
+        r.exit = Some("somewhere else".into());
+        s.call_record(&r);
+        let text = s.prometheus();
+        let mut samples: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("ivr_menu_keys_total") || l.starts_with("ivr_menu_exits_total")
+            })
+            .collect();
+        samples.sort();
+        assert_eq!(
+            samples,
+            [
+                "ivr_menu_exits_total{menu=\"main\",reason=\"caller_hung_up\"} 1",
+                "ivr_menu_exits_total{menu=\"main\",reason=\"voicemail\"} 1",
+                "ivr_menu_keys_total{menu=\"main\",key=\"1\"} 1",
+                "ivr_menu_keys_total{menu=\"main\",key=\"2\"} 1",
+                "ivr_menu_keys_total{menu=\"sales\",key=\"*\"} 1",
+                "ivr_menu_keys_total{menu=\"sales\",key=\"extension\"} 1",
+                "ivr_menu_keys_total{menu=\"sales\",key=\"invalid\"} 1",
+                "ivr_menu_keys_total{menu=\"sales\",key=\"timeout\"} 1",
+            ]
         );
     }
 }

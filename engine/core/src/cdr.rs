@@ -1,0 +1,204 @@
+//! Call records (issue #12): what each call did, kept beside the call while it runs and
+//! handed to the driver as [`Event::CallRecord`] when it ends.
+//!
+//! The menu runtime records the steps where it decides ([`ivr_menus::path`]); the engine
+//! takes them when the call leaves the menus (a hand-off) and when it ends, names them
+//! (menu names, wall-clock times) and adds what only it knows: when the call started and
+//! was answered, where it left the menus, the queue it waited in and the agent who
+//! answered, and why it ended. Memory is bounded per call: at most
+//! [`ivr_menus::path::MAX_STEPS`] steps, the rest only counted as truncated.
+
+use crate::call::{App, Call, CallHandle};
+use crate::engine::Engine;
+use crate::io::{EndReason, Event};
+use ivr_menus::MenuRun;
+use ivr_menus::path::{MAX_STEPS, StepEnd};
+use ivr_voicemail::calls::{CallRecord, CallStep};
+use std::time::{Instant, SystemTime};
+
+/// What a call's record knows before the call ends.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// The record so far (times and end reason are filled in at the end).
+    record: CallRecord,
+    /// Whether the call gets a record (an agent's feature call or a queued callback's own
+    /// call does not: they are not callers).
+    recorded: bool,
+}
+
+impl Trace {
+    /// A caller's call: its numbers and the menu it starts in.
+    pub fn caller(
+        call_id: &str,
+        caller: Option<String>,
+        called: Option<String>,
+        entry: &str,
+    ) -> Trace {
+        Trace {
+            record: CallRecord {
+                call_id: call_id.to_string(),
+                caller,
+                called,
+                entry: Some(entry.to_string()),
+                ..CallRecord::default()
+            },
+            recorded: true,
+        }
+    }
+
+    /// A call that gets no record.
+    pub fn none() -> Trace {
+        Trace::default()
+    }
+
+    /// Append the steps `run` recorded so far, closing an open one with `end`.
+    fn absorb(&mut self, run: &mut MenuRun, end: Option<StepEnd>, wall: &Wall) {
+        let path = run.path_mut();
+        if let Some(end) = end {
+            path.close(end);
+        }
+        let truncated = path.truncated();
+        let steps = path.take();
+        let menus = run.menus();
+        let kept = &mut self.record.steps;
+        for s in steps {
+            if kept.len() >= MAX_STEPS {
+                self.record.steps_truncated = true;
+                break;
+            }
+            kept.push(CallStep {
+                menu: menus.menu(s.menu).name.clone(),
+                at_ms: wall.millis(s.at),
+                outcome: s.end.as_ref().map_or("open", StepEnd::outcome).to_string(),
+                key: s.end.as_ref().and_then(StepEnd::key),
+                prompt: s.heard.as_str().to_string(),
+            });
+        }
+        self.record.steps_truncated |= truncated;
+    }
+}
+
+/// The engine's wall clock: the last [`crate::Input::WallClock`] and when it came.
+pub(crate) struct Wall(Option<(Instant, SystemTime)>);
+
+impl Wall {
+    /// Unix milliseconds at `at` (0 without a wall clock).
+    pub(crate) fn millis(&self, at: Instant) -> i64 {
+        let Some((anchor, wall)) = self.0 else {
+            return 0;
+        };
+        let t = if at >= anchor {
+            wall.checked_add(at - anchor)
+        } else {
+            wall.checked_sub(anchor - at)
+        };
+        t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// The run a call's application carries, if it still has one.
+fn run_of(app: &mut App) -> Option<&mut MenuRun> {
+    match app {
+        App::Menu(run) => Some(run),
+        App::Transfer(t) => Some(&mut t.run),
+        App::Queued(q) => Some(&mut q.run),
+        App::Deposit(_) | App::Feature(_) => None,
+    }
+}
+
+impl Engine {
+    pub(crate) fn wall(&self) -> Wall {
+        Wall(self.wall_anchor)
+    }
+
+    /// The menus handed the call on (`kind`: `voicemail`, `queue`, `transfer`; `to`: the
+    /// mailbox, queue or destination), or hung up (`hangup`): the steps so far go into
+    /// its record.
+    pub(crate) fn cdr_left_menus(&mut self, handle: CallHandle, kind: &str, to: Option<String>) {
+        let wall = self.wall();
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if let Some(run) = run_of(&mut call.app) {
+            call.trace.absorb(run, None, &wall);
+        }
+        call.trace.record.exit = Some(kind.to_string());
+        call.trace.record.exit_to = to;
+    }
+
+    /// A queue event about a caller: its queue, wait, agent, or a callback request taken in
+    /// its place.
+    pub(crate) fn cdr_queue_event(
+        &mut self,
+        call: Option<ivr_queues::CallRef>,
+        event: &ivr_queues::QueueEvent,
+    ) {
+        use ivr_queues::QueueEvent as Q;
+        let Some(call) = call.and_then(|c| self.calls.get_mut(&CallHandle(c.0))) else {
+            return;
+        };
+        let r = &mut call.trace.record;
+        let ms = |d: &std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        match event {
+            Q::Enter { queue, .. } => {
+                r.queue = Some(queue.to_string());
+                r.queue_wait_ms = None;
+                r.agent = None;
+            }
+            Q::Answer {
+                agent, wait, queue, ..
+            } => {
+                r.queue = Some(queue.to_string());
+                r.agent = Some(agent.0.clone());
+                r.queue_wait_ms = Some(ms(wait));
+            }
+            Q::Abandon { wait, .. }
+            | Q::ExitKey { wait, .. }
+            | Q::Timeout { wait, .. }
+            | Q::LeaveEmpty { wait, .. } => r.queue_wait_ms = Some(ms(wait)),
+            Q::CallbackRequested { queue, .. } => {
+                r.exit = Some("callback".to_string());
+                r.exit_to = Some(queue.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// The record of `call`, which has just ended at `now` for `reason` (`None` for a call
+    /// that gets no record).
+    pub(crate) fn cdr_finish(
+        &self,
+        call: &mut Call,
+        now: Instant,
+        reason: EndReason,
+    ) -> Option<Event> {
+        if !call.trace.recorded {
+            return None;
+        }
+        let wall = self.wall();
+        let end = match reason {
+            EndReason::CallerHungUp | EndReason::Cancelled => StepEnd::HungUp,
+            _ => StepEnd::Ended,
+        };
+        let language = call
+            .app
+            .menus()
+            .languages()
+            .get(call.app.language())
+            .cloned();
+        if let Some(run) = run_of(&mut call.app)
+            && run.handed_off().is_none()
+        {
+            call.trace.absorb(run, Some(end), &wall);
+        }
+        let mut record = std::mem::take(&mut call.trace.record);
+        record.started_ms = wall.millis(call.created);
+        record.answered_ms = call.connected.map(|c| wall.millis(c));
+        record.ended_ms = wall.millis(now).max(record.started_ms);
+        record.duration_ms = record.ended_ms - record.started_ms;
+        record.end_reason = reason.as_str().to_string();
+        record.language = language;
+        Some(Event::CallRecord(Box::new(record)))
+    }
+}
