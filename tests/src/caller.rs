@@ -245,6 +245,20 @@ impl Net {
     }
 }
 
+/// The demo config with edits, compiled against the demo's prompt files.
+pub fn demo_variant(yaml: &str) -> Arc<Menus> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    Arc::new(
+        ivr_menus::compile_full(
+            yaml,
+            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+            &mut |_, _| Err("no text-to-speech here".into()),
+            &mut ivr_server::builtin::prompt,
+        )
+        .expect("the demo variant compiles"),
+    )
+}
+
 /// A scripted caller: one UA with one call at a time.
 pub struct Caller {
     /// Its SIP address.

@@ -4,26 +4,12 @@ use ivr_audio::{Codec, Digit};
 use ivr_engine::EndReason;
 use ivr_sip::Transport;
 use ivr_sip::message::{CoreHeaders, Message};
-use ivr_tests::caller::{Caller, Net, request, response};
+use ivr_tests::caller::{Caller, Net, demo_variant, request, response};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn demo() -> Arc<ivr_menus::Menus> {
     Arc::new(ivr_server::config::load_demo().expect("demo compiles"))
-}
-
-/// The demo config with edits, compiled against the demo's prompt files.
-fn demo_variant(yaml: &str) -> Arc<ivr_menus::Menus> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    Arc::new(
-        ivr_menus::compile_full(
-            yaml,
-            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
-            &mut |_, _| Err("no text-to-speech here".into()),
-            &mut ivr_server::builtin::prompt,
-        )
-        .unwrap(),
-    )
 }
 
 fn connect(net: &mut Net, caller: &mut Caller) -> ivr_engine::CallHandle {

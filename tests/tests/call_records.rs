@@ -1,0 +1,160 @@
+//! Call records in virtual time (issue #12): the path a caller takes through the menus is
+//! recorded step by step, with exact times, and a call still running at shutdown is
+//! recorded too.
+
+use ivr_audio::Digit;
+use ivr_engine::{Event, Input};
+use ivr_tests::caller::{Caller, Net, demo_variant};
+use ivr_voicemail::calls::{CallRecord, CallStep};
+use std::time::{Duration, SystemTime};
+
+/// The demo with a way back: `#` in the English main menu retraces the last `goto`.
+fn menus() -> std::sync::Arc<ivr_menus::Menus> {
+    let yaml = include_str!("../../examples/demo/config.yaml").replace(
+        "      \"0\": { goto: language }\n      \"9\": { hangup: goodbye_en }",
+        "      \"0\": { goto: language }\n      \"#\": { back: true }\n      \"9\": { hangup: goodbye_en }",
+    );
+    demo_variant(&yaml)
+}
+
+/// When the test's calls start, on the wall clock (2027-01-15 08:00:00Z).
+const T0_MS: i64 = 1_800_000_000_000;
+
+fn net() -> Net {
+    let mut net = Net::with_config(menus(), |c| c.media_timeout = Duration::from_secs(600));
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(T0_MS as u64);
+    net.engine.handle_input(net.now, Input::WallClock(wall));
+    net
+}
+
+fn records(net: &Net) -> Vec<CallRecord> {
+    net.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallRecord(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn step(menu: &str, at: i64, outcome: &str, key: Option<&str>, prompt: &str) -> CallStep {
+    CallStep {
+        menu: menu.into(),
+        at_ms: T0_MS + at,
+        outcome: outcome.into(),
+        key: key.map(str::to_string),
+        prompt: prompt.into(),
+    }
+}
+
+/// The length of a prompt of the demo, in milliseconds.
+fn ms(name: &str) -> i64 {
+    let m = menus();
+    let p = m.prompt(m.find_prompt(name).unwrap());
+    (p.frame_count() * 20) as i64
+}
+
+#[test]
+fn a_path_through_the_menus_is_recorded_step_by_step() {
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7000", "path-1");
+    let call_start = net.now;
+    let call = net.connect(&mut caller);
+    // 1. language: "2" during the greeting (barge-in) -> English.
+    net.advance(Duration::from_millis(1_000));
+    net.press(&mut caller, call, Digit::D2);
+    // 2. main_en: "7" during its prompt: no such option.
+    net.advance(Duration::from_millis(940));
+    net.press(&mut caller, call, Digit::D7);
+    // 3. The invalid-key notice, the whole menu prompt, then the 6 s timeout.
+    let heard = ms("invalid_en") + ms("main_en") + ms("operator_en");
+    net.advance(Duration::from_millis(heard as u64 + 6_000));
+    // 4. The no-input notice plays; "#" during it goes back to the language menu.
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::Pound);
+    // 5. language, heard to the end this time, then "2".
+    net.advance(Duration::from_millis(
+        (ms("lang_fr") + ms("lang_en")) as u64 + 1_000,
+    ));
+    net.press(&mut caller, call, Digit::D2);
+    // 6. main_en: "4" leaves a message (the mailbox takes over), then the caller hangs up.
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D4);
+    net.advance(Duration::from_millis(2_000));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(caller.transport, caller.addr, &bye);
+    let end = net.now;
+    assert_eq!(end - call_start, Duration::from_millis(44_880));
+    net.advance(Duration::from_millis(100));
+
+    let got = records(&net);
+    assert_eq!(got.len(), 1, "one record per call");
+    let r = &got[0];
+    // Key presses act on their first RFC 4733 packet; `press` takes 120 ms (6 packets).
+    let k1 = 1_000;
+    let k2 = k1 + 120 + 940;
+    // The notice starts with the key; the test waited from the end of the press.
+    let timeout = k2 + heard + 6_000;
+    let k3 = timeout + 120 + 500;
+    let k4 = k3 + 120 + ms("lang_fr") + ms("lang_en") + 1_000;
+    let k5 = k4 + 120 + 500;
+    assert_eq!(
+        r.steps,
+        [
+            step("language", 0, "key", Some("2"), "interrupted"),
+            step("main_en", k1, "invalid", Some("7"), "interrupted"),
+            step("main_en", k2, "timeout", None, "full"),
+            step("main_en", timeout, "key", Some("#"), "interrupted"),
+            step("language", k3, "key", Some("2"), "full"),
+            step("main_en", k4, "key", Some("4"), "interrupted"),
+        ]
+    );
+    let expected = CallRecord {
+        call_id: "path-1".into(),
+        started_ms: T0_MS,
+        answered_ms: Some(T0_MS),
+        ended_ms: T0_MS + k5 + 120 + 2_000,
+        duration_ms: k5 + 120 + 2_000,
+        caller: Some("+15551234".into()),
+        called: Some("service".into()),
+        end_reason: "caller_hung_up".into(),
+        entry: Some("language".into()),
+        language: Some("en".into()),
+        exit: Some("voicemail".into()),
+        exit_to: Some("messages".into()),
+        queue: None,
+        queue_wait_ms: None,
+        agent: None,
+        steps: r.steps.clone(),
+        steps_truncated: false,
+    };
+    assert_eq!(r, &expected);
+}
+
+/// A call still in the menus when the engine shuts down is ended and recorded: reason
+/// `shutdown`, its open step `ended` with the prompt unfinished.
+#[test]
+fn a_call_in_progress_at_shutdown_is_recorded() {
+    let mut net = net();
+    let mut caller = Caller::new("127.0.0.1:7002", "path-2");
+    let call = net.connect(&mut caller);
+    net.advance(Duration::from_millis(300));
+    net.press(&mut caller, call, Digit::D1);
+    net.advance(Duration::from_millis(880));
+    net.engine.handle_input(net.now, Input::Shutdown);
+    net.pump();
+    let got = records(&net);
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.end_reason, "shutdown");
+    assert_eq!((r.ended_ms - T0_MS, r.duration_ms), (1_300, 1_300));
+    assert_eq!(r.language.as_deref(), Some("fr"));
+    assert_eq!((r.exit.as_deref(), r.exit_to.as_deref()), (None, None));
+    assert_eq!(
+        r.steps,
+        [
+            step("language", 0, "key", Some("1"), "interrupted"),
+            step("main_fr", 300, "ended", None, "unfinished"),
+        ]
+    );
+}
