@@ -71,6 +71,60 @@ pub fn voicemail_scenario(dir: &std::path::Path, audio: &std::path::Path, caller
     path.display().to_string()
 }
 
+/// How a [`keys_scenario`] call ends.
+#[derive(Debug, Clone, Copy)]
+pub enum KeysEnd {
+    /// The caller hangs up this many milliseconds after its last key.
+    HangUpAfter(u32),
+    /// The caller waits (up to 20 s) for the engine's BYE and answers it.
+    EngineHangsUp,
+}
+
+/// `keys_path.xml` filled in, written into `dir` as `NAME.xml`; returns its path. The
+/// caller calls the number `name`, and presses each key (`0`-`9`, `*`, `#`, by RFC 2833
+/// with SIPp's pcaps) after its pause in milliseconds, then ends as `end` says.
+pub fn keys_scenario(
+    dir: &std::path::Path,
+    name: &str,
+    keys: &[(u32, char)],
+    end: KeysEnd,
+) -> String {
+    let template = std::fs::read_to_string(scenario("keys_path.xml")).expect("keys_path.xml");
+    let mut actions = String::new();
+    for (pause, key) in keys {
+        let pcap = match key {
+            '*' => "star".to_string(),
+            '#' => "pound".to_string(),
+            d => d.to_string(),
+        };
+        actions.push_str(&format!(
+            "  <pause milliseconds=\"{pause}\"/>\n  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_{pcap}.pcap\"/></action></nop>\n"
+        ));
+    }
+    let bye = |from: &str, to: &str| {
+        format!(
+            "      BYE sip:{name}@[remote_ip]:[remote_port] SIP/2.0\n      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n      From: {from}\n      To: {to}\n      Call-ID: [call_id]\n      CSeq: 2 BYE\n      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>\n      Max-Forwards: 70\n      Content-Length: 0\n"
+        )
+    };
+    let end = match end {
+        KeysEnd::HangUpAfter(ms) => format!(
+            "  <pause milliseconds=\"{ms}\"/>\n  <send retrans=\"500\">\n    <![CDATA[\n{}\n    ]]>\n  </send>\n  <recv response=\"200\" crlf=\"true\"/>\n",
+            bye(
+                "<sip:+33612345678@[local_ip]:[local_port]>;tag=[pid]SIPpTagK[call_number]",
+                &format!("<sip:{name}@[remote_ip]:[remote_port]>[peer_tag_param]")
+            )
+        ),
+        KeysEnd::EngineHangsUp => "  <recv request=\"BYE\" timeout=\"20000\"/>\n  <send>\n    <![CDATA[\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n      [last_To:]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n\n    ]]>\n  </send>\n  <timewait milliseconds=\"500\"/>\n".to_string(),
+    };
+    let text = template
+        .replace("@USER@", name)
+        .replace("@KEYS@", &actions)
+        .replace("@END@", &end);
+    let path = dir.join(format!("{name}.xml"));
+    std::fs::write(&path, text).expect("write the scenario");
+    path.display().to_string()
+}
+
 /// Write `samples` as raw µ-law (what SIPp's `rtp_stream` sends as payload type 0) to
 /// `path`.
 pub fn ulaw_message(path: &std::path::Path, samples: &[i16]) {

@@ -24,6 +24,8 @@ pub struct Trace {
     /// Whether the call gets a record (an agent's feature call or a queued callback's own
     /// call does not: they are not callers).
     recorded: bool,
+    /// When the caller joined its queue (its wait, if it hangs up waiting, runs to the end).
+    queue_entered: Option<Instant>,
 }
 
 impl Trace {
@@ -43,6 +45,7 @@ impl Trace {
                 ..CallRecord::default()
             },
             recorded: true,
+            queue_entered: None,
         }
     }
 
@@ -142,6 +145,7 @@ impl Engine {
         let ms = |d: &std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         match event {
             Q::Enter { queue, .. } => {
+                call.trace.queue_entered = self.last_now;
                 r.queue = Some(queue.to_string());
                 r.queue_wait_ms = None;
                 r.agent = None;
@@ -199,6 +203,12 @@ impl Engine {
         record.duration_ms = record.ended_ms - record.started_ms;
         record.end_reason = reason.as_str().to_string();
         record.language = language;
+        // A caller who hung up while waiting: its queue event comes once the call is gone.
+        if let Some(entered) = call.trace.queue_entered
+            && record.queue_wait_ms.is_none()
+        {
+            record.queue_wait_ms = Some(wall.millis(now) - wall.millis(entered));
+        }
         Some(Event::CallRecord(Box::new(record)))
     }
 }

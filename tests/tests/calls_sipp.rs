@@ -1,0 +1,251 @@
+//! Call records, black box (issue #12): SIPp callers take different paths through the
+//! embedded demo with RFC 2833 keys; then `ivr calls export --json` holds one record per
+//! call with the path each took. Calls still in progress at SIGTERM are recorded too.
+
+use ivr_tests::process::{Ivr, run};
+use ivr_tests::sipp::{self, KeysEnd, keys_scenario};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `ivr calls export --json` (more arguments in `extra`) on the engine's data.
+fn export(data: &std::path::Path, extra: &[&str]) -> Vec<Value> {
+    let data = data.to_str().unwrap();
+    let mut args = vec!["calls", "export", "--json", "--data-dir", data];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(std::path::Path::new("."), &args, "");
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A record's steps as `menu outcome [key] prompt` lines.
+fn steps(r: &Value) -> Vec<String> {
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let key = s["key"]
+                .as_str()
+                .map(|k| format!(" {k}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{key} {}",
+                s["menu"].as_str().unwrap(),
+                s["outcome"].as_str().unwrap(),
+                s["prompt"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// One path: the number called (names the record), the keys, the end, and what the record
+/// must say: (exit, exit_to, end_reason, language, steps).
+struct Path {
+    name: &'static str,
+    keys: &'static [(u32, char)],
+    end: KeysEnd,
+    exit: Option<&'static str>,
+    exit_to: Option<&'static str>,
+    reason: &'static str,
+    language: &'static str,
+    steps: &'static [&'static str],
+}
+
+/// The demo's paths; each key comes a second after the last, well inside the prompts
+/// (the language prompt lasts 6.3 s, the main menus' 23 s), so each one interrupts.
+const PATHS: &[Path] = &[
+    Path {
+        name: "quiet",
+        keys: &[],
+        end: KeysEnd::HangUpAfter(1_500),
+        exit: None,
+        exit_to: None,
+        reason: "caller_hung_up",
+        language: "fr",
+        steps: &["language hangup unfinished"],
+    },
+    Path {
+        name: "goodbye",
+        keys: &[(1_000, '2'), (1_000, '9')],
+        end: KeysEnd::EngineHangsUp,
+        exit: Some("hangup"),
+        exit_to: None,
+        reason: "menu_hangup",
+        language: "en",
+        steps: &["language key 2 interrupted", "main_en key 9 interrupted"],
+    },
+    Path {
+        name: "message",
+        keys: &[(1_000, '1'), (1_000, '4')],
+        end: KeysEnd::HangUpAfter(1_500),
+        exit: Some("voicemail"),
+        exit_to: Some("messages"),
+        reason: "caller_hung_up",
+        language: "fr",
+        steps: &["language key 1 interrupted", "main_fr key 4 interrupted"],
+    },
+    Path {
+        name: "invalid",
+        keys: &[(1_000, '2'), (1_000, '7')],
+        end: KeysEnd::HangUpAfter(1_000),
+        exit: None,
+        exit_to: None,
+        reason: "caller_hung_up",
+        language: "en",
+        steps: &[
+            "language key 2 interrupted",
+            "main_en invalid 7 interrupted",
+            "main_en hangup unfinished",
+        ],
+    },
+    Path {
+        name: "back",
+        keys: &[(1_000, '2'), (1_000, '0'), (1_000, '1')],
+        end: KeysEnd::HangUpAfter(1_000),
+        exit: None,
+        exit_to: None,
+        reason: "caller_hung_up",
+        language: "fr",
+        steps: &[
+            "language key 2 interrupted",
+            "main_en key 0 interrupted",
+            "language key 1 interrupted",
+            "main_fr hangup unfinished",
+        ],
+    },
+    Path {
+        name: "operator",
+        keys: &[(1_000, '2'), (1_000, '5')],
+        end: KeysEnd::HangUpAfter(2_000),
+        exit: Some("queue"),
+        exit_to: Some("operators"),
+        reason: "caller_hung_up",
+        language: "en",
+        steps: &["language key 2 interrupted", "main_en key 5 interrupted"],
+    },
+];
+
+#[test]
+fn each_sipp_path_is_in_the_export_and_sigterm_records_calls_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ivr = Ivr::start(&[]);
+    let target = ivr.sip;
+    // Every path at once: the test lasts as long as the longest.
+    let runs: Vec<_> = PATHS
+        .iter()
+        .map(|p| {
+            let xml = keys_scenario(dir.path(), p.name, p.keys, p.end);
+            std::thread::spawn(move || sipp::run(target, &["-sf", &xml, "-m", "1"]))
+        })
+        .collect();
+    for (p, r) in PATHS.iter().zip(runs) {
+        let r = r.join().unwrap();
+        assert_eq!(r.code, 0, "{}: {}\n{}", p.name, r.output, ivr.log());
+    }
+    // Written as each call ended (not only at stop): all there while the engine runs.
+    let until = Instant::now() + WAIT;
+    let records = loop {
+        let got = export(ivr.data_dir(), &[]);
+        if got.len() >= PATHS.len() || Instant::now() > until {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(records.len(), PATHS.len(), "{records:#?}");
+    for p in PATHS {
+        let r = records
+            .iter()
+            .find(|r| r["called"] == p.name)
+            .unwrap_or_else(|| panic!("no record for {}: {records:#?}", p.name));
+        let what = p.name;
+        assert_eq!(steps(r), p.steps, "{what}");
+        assert_eq!(r["exit"].as_str(), p.exit, "{what}");
+        assert_eq!(r["exit_to"].as_str(), p.exit_to, "{what}");
+        assert_eq!(r["end_reason"], p.reason, "{what}");
+        assert_eq!(r["language"], p.language, "{what}");
+        assert_eq!(r["entry"], "language", "{what}");
+        assert_eq!(r["caller"], "+33612345678", "{what}");
+        assert_eq!(r["steps_truncated"], false, "{what}");
+        let (start, answer, end) = (
+            r["started_ms"].as_i64().unwrap(),
+            r["answered_ms"].as_i64().unwrap(),
+            r["ended_ms"].as_i64().unwrap(),
+        );
+        assert!(start <= answer && answer <= end, "{what}: {r:#}");
+        assert_eq!(r["duration_ms"].as_i64().unwrap(), end - start, "{what}");
+        let keys_ms: u32 = p.keys.iter().map(|k| k.0).sum();
+        assert!(
+            r["duration_ms"].as_i64().unwrap() >= i64::from(keys_ms),
+            "{what}: {r:#}"
+        );
+        if p.name == "operator" {
+            // Nobody answers the demo's operator here: the caller gave up after ~2 s.
+            assert_eq!(r["queue"], "operators");
+            assert_eq!(r["agent"], Value::Null);
+            let wait = r["queue_wait_ms"].as_i64().unwrap();
+            assert!((1_500..5_000).contains(&wait), "waited {wait} ms");
+        } else {
+            assert_eq!(r["queue"], Value::Null, "{what}");
+        }
+    }
+    // Numbers masked on request: all but the last 3 digits.
+    let masked = export(ivr.data_dir(), &["--mask-numbers"]);
+    assert!(
+        masked.iter().all(|r| r["caller"] == "+********678"),
+        "{masked:#?}"
+    );
+    // Per-menu counters in /metrics.
+    let metrics = ivr_tests::http::get(ivr.http.expect("http"), "/metrics").text();
+    for line in [
+        "ivr_menu_keys_total{menu=\"language\",key=\"2\"} 4",
+        "ivr_menu_keys_total{menu=\"language\",key=\"1\"} 2",
+        "ivr_menu_keys_total{menu=\"main_en\",key=\"invalid\"} 1",
+        "ivr_menu_exits_total{menu=\"main_en\",reason=\"queue\"} 1",
+        "ivr_menu_exits_total{menu=\"language\",reason=\"caller_hung_up\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing in\n{metrics}"
+        );
+    }
+
+    // SIGTERM with two callers still in the language menu: both are hung up and recorded.
+    let waiting = std::thread::spawn(move || {
+        sipp::run(
+            target,
+            &[
+                "-sf",
+                sipp::scenario("wait_for_bye.xml"),
+                "-m",
+                "2",
+                "-l",
+                "2",
+            ],
+        )
+    });
+    assert_eq!(
+        ivr.wait_for(&["\"answered\""], PATHS.len() + 2, WAIT).len(),
+        PATHS.len() + 2
+    );
+    let status = ivr.terminate();
+    assert!(status.success(), "{status:?}\n{}", ivr.log());
+    let run = waiting.join().unwrap();
+    assert_eq!(run.code, 0, "{}", run.output);
+    let records = export(ivr.data_dir(), &[]);
+    let stopped: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["end_reason"] == "shutdown")
+        .collect();
+    assert_eq!(records.len(), PATHS.len() + 2, "{records:#?}");
+    assert_eq!(stopped.len(), 2, "{records:#?}");
+    for r in stopped {
+        assert_eq!(steps(r), ["language ended unfinished"], "{r:#}");
+        assert_eq!(r["exit"], Value::Null);
+    }
+}
