@@ -255,7 +255,7 @@ pub(crate) mod tests {
             ..all
         };
         assert_eq!(store.calls(&window).await.unwrap(), [b.clone()]);
-        assert_eq!(store.call("a@192.0.2.1").await.unwrap(), [a.clone()]);
+        assert_eq!(store.call("a@192.0.2.1").await.unwrap(), [a]);
         assert!(store.call("nobody").await.unwrap().is_empty());
         assert_eq!(store.delete_calls_before(2_500).await.unwrap(), 2);
         assert_eq!(store.calls(&all).await.unwrap(), [c]);
