@@ -424,6 +424,35 @@ fn a_registered_agent_is_rung_at_its_source_answers_and_talks_both_ways() {
     assert_eq!(state(&net, "alice"), AgentState::Available);
     assert!(net.media.is_empty(), "both media sockets closed");
     assert_eq!(net.engine.queue_waiting("sales"), 0);
+    // The call's record (issue #12): the queue, the agent and how long the caller waited.
+    let record = net
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::CallRecord(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a call record");
+    let r = (
+        record.exit.as_deref(),
+        record.exit_to.as_deref(),
+        record.queue.as_deref(),
+        record.agent.as_deref(),
+        record.queue_wait_ms,
+        record.end_reason.as_str(),
+    );
+    assert_eq!(
+        r,
+        (
+            Some("queue"),
+            Some("sales"),
+            Some("sales"),
+            Some("alice"),
+            // The key acts on its first packet; the press lasts 120 ms, then 1 s of ringing.
+            Some(1_120),
+            "destination_hung_up"
+        )
+    );
 }
 
 #[test]
