@@ -443,6 +443,55 @@ fn busy_destination_sends_the_caller_to_on_failure_and_the_menu_goes_on() {
     );
 }
 
+/// A caller back in the menus after a busy transfer who hangs up there: its call record
+/// keeps the steps on both sides of the transfer, and no exit (it ended in the menus).
+#[test]
+fn a_call_record_after_a_busy_transfer_ends_in_the_menus() {
+    let mut net = Net::new(menus(""));
+    let mut caller = Caller::new("127.0.0.1:7021", "bridge-3b");
+    let callee = Callee::new();
+    let (_call, invite) = dial_desk(&mut net, &mut caller, &callee);
+    net.advance(Duration::from_millis(500));
+    net.send_sip(
+        ivr_sip::Transport::Udp,
+        callee.addr,
+        &callee.respond(&invite, 486, "desk1", None),
+    );
+    net.advance(Duration::from_secs(1));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(caller.transport, caller.addr, &bye);
+    let record = net
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::CallRecord(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a call record");
+    let steps: Vec<(&str, &str, Option<&str>, &str)> = record
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.menu.as_str(),
+                s.outcome.as_str(),
+                s.key.as_deref(),
+                s.prompt.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("main", "key", Some("0"), "interrupted"),
+            // on_failure plays sales_en (a notice), during which the caller hangs up.
+            ("main", "hangup", None, "unfinished"),
+        ]
+    );
+    assert_eq!((record.exit, record.exit_to), (None, None));
+    assert_eq!(record.end_reason, "caller_hung_up");
+}
+
 #[test]
 fn a_message_left_after_a_busy_transfer_says_where_the_call_went() {
     let desk = format!("sip:desk@{DESK}");

@@ -195,6 +195,12 @@ impl Engine {
             && run.handed_off().is_none()
         {
             call.trace.absorb(run, Some(end), &wall);
+            // Back in the menus after a failed transfer or a queue's way out, and still in
+            // them at the end: the earlier exit is not where the call ended.
+            if !run.is_done() {
+                call.trace.record.exit = None;
+                call.trace.record.exit_to = None;
+            }
         }
         let mut record = std::mem::take(&mut call.trace.record);
         record.started_ms = wall.millis(call.created);

@@ -474,7 +474,9 @@ impl Status {
         };
         let reason = match &record.exit {
             Some(kind) => fixed(&EXIT_LABELS[..5], kind),
-            None if last.outcome == "hangup" => Some("caller_hung_up"),
+            None if matches!(record.end_reason.as_str(), "caller_hung_up" | "cancelled") => {
+                Some("caller_hung_up")
+            }
             None => Some("ended"),
         };
         if let Some(reason) = reason {
@@ -687,6 +689,7 @@ mod tests {
         s.call_record(&r);
         r.steps = vec![step("main", "hangup", None)];
         r.exit = None;
+        r.end_reason = "caller_hung_up".into();
         s.call_record(&r);
         r.exit = Some("somewhere else".into());
         s.call_record(&r);
