@@ -234,6 +234,17 @@ impl Net {
             .collect()
     }
 
+    /// The call records the engine made so far ([`Event::CallRecord`]), in order.
+    pub fn call_records(&self) -> Vec<ivr_voicemail::calls::CallRecord> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CallRecord(r) => Some((**r).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The end reason of `call`, if it ended.
     pub fn ended(&self, call: CallHandle) -> Option<ivr_engine::EndReason> {
         self.events.iter().find_map(|e| match e {

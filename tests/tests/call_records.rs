@@ -3,7 +3,7 @@
 //! recorded too.
 
 use ivr_audio::Digit;
-use ivr_engine::{Event, Input};
+use ivr_engine::Input;
 use ivr_tests::caller::{Caller, Net, demo_variant};
 use ivr_voicemail::calls::{CallRecord, CallStep};
 use std::time::{Duration, SystemTime};
@@ -25,16 +25,6 @@ fn net() -> Net {
     let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(T0_MS as u64);
     net.engine.handle_input(net.now, Input::WallClock(wall));
     net
-}
-
-fn records(net: &Net) -> Vec<CallRecord> {
-    net.events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CallRecord(r) => Some((**r).clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn step(menu: &str, at: i64, outcome: &str, key: Option<&str>, prompt: &str) -> CallStep {
@@ -87,7 +77,7 @@ fn a_path_through_the_menus_is_recorded_step_by_step() {
     assert_eq!(end - call_start, Duration::from_millis(44_880));
     net.advance(Duration::from_millis(100));
 
-    let got = records(&net);
+    let got = net.call_records();
     assert_eq!(got.len(), 1, "one record per call");
     let r = &got[0];
     // Key presses act on their first RFC 4733 packet; `press` takes 120 ms (6 packets).
@@ -143,7 +133,7 @@ fn a_call_in_progress_at_shutdown_is_recorded() {
     net.advance(Duration::from_millis(880));
     net.engine.handle_input(net.now, Input::Shutdown);
     net.pump();
-    let got = records(&net);
+    let got = net.call_records();
     assert_eq!(got.len(), 1);
     let r = &got[0];
     assert_eq!(r.end_reason, "shutdown");

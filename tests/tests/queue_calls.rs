@@ -425,14 +425,9 @@ fn a_registered_agent_is_rung_at_its_source_answers_and_talks_both_ways() {
     assert!(net.media.is_empty(), "both media sockets closed");
     assert_eq!(net.engine.queue_waiting("sales"), 0);
     // The call's record (issue #12): the queue, the agent and how long the caller waited.
-    let record = net
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::CallRecord(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("a call record");
+    let [record] = &net.call_records()[..] else {
+        panic!("one call record: {:?}", net.call_records())
+    };
     let r = (
         record.exit.as_deref(),
         record.exit_to.as_deref(),

@@ -460,14 +460,9 @@ fn a_call_record_after_a_busy_transfer_ends_in_the_menus() {
     net.advance(Duration::from_secs(1));
     let bye = caller.in_dialog("BYE", "", "");
     net.send_sip(caller.transport, caller.addr, &bye);
-    let record = net
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::CallRecord(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("a call record");
+    let [record] = &net.call_records()[..] else {
+        panic!("one call record: {:?}", net.call_records())
+    };
     let steps: Vec<(&str, &str, Option<&str>, &str)> = record
         .steps
         .iter()
@@ -488,7 +483,7 @@ fn a_call_record_after_a_busy_transfer_ends_in_the_menus() {
             ("main", "hangup", None, "unfinished"),
         ]
     );
-    assert_eq!((record.exit, record.exit_to), (None, None));
+    assert_eq!((&record.exit, &record.exit_to), (&None, &None));
     assert_eq!(record.end_reason, "caller_hung_up");
 }
 

@@ -49,6 +49,11 @@ impl App {
         }
     }
 
+    /// The caller's language by name (`None` if the config has no languages).
+    pub fn language_name(&self) -> Option<String> {
+        self.menus().languages().get(self.language()).cloned()
+    }
+
     /// Its next deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {

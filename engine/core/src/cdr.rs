@@ -185,12 +185,7 @@ impl Engine {
             EndReason::CallerHungUp | EndReason::Cancelled => StepEnd::HungUp,
             _ => StepEnd::Ended,
         };
-        let language = call
-            .app
-            .menus()
-            .languages()
-            .get(call.app.language())
-            .cloned();
+        let language = call.app.language_name();
         if let Some(run) = run_of(&mut call.app)
             && run.handed_off().is_none()
         {

@@ -905,12 +905,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
-        let language = call
-            .app
-            .menus()
-            .languages()
-            .get(call.app.language())
-            .cloned();
+        let language = call.app.language_name();
         let mut recordings = Vec::with_capacity(prompts.len());
         for (name, prompt) in prompts {
             recordings.push(prompt);

@@ -356,23 +356,38 @@ const CSV_COLUMNS: [&str; 11] = [
 /// Write `rows` as CSV (RFC 4180, quoted by the `csv` crate where needed), every field
 /// passed through [`defuse`].
 pub fn export_csv(out: impl Write, rows: &[Stored]) -> csv::Result<()> {
+    write_csv(
+        out,
+        CSV_COLUMNS,
+        rows.iter().map(|s| {
+            let r = &s.request;
+            [
+                r.id.clone(),
+                time(r.received_at),
+                r.mailbox.clone(),
+                r.caller_id.clone().unwrap_or_default(),
+                r.callback_number.clone().unwrap_or_default(),
+                r.duration_ms.to_string(),
+                r.language.clone().unwrap_or_default(),
+                s.status.as_str().to_string(),
+                s.assignee.clone().unwrap_or_default(),
+                s.recovered.to_string(),
+                r.menu_path.join(" > "),
+            ]
+        }),
+    )
+}
+
+/// Write a header of `columns` and `rows` as CSV (RFC 4180, quoted by the `csv` crate where
+/// needed), every field passed through [`defuse`].
+pub(crate) fn write_csv<const N: usize>(
+    out: impl Write,
+    columns: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> csv::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_COLUMNS)?;
-    for s in rows {
-        let r = &s.request;
-        let fields: [String; CSV_COLUMNS.len()] = [
-            r.id.clone(),
-            time(r.received_at),
-            r.mailbox.clone(),
-            r.caller_id.clone().unwrap_or_default(),
-            r.callback_number.clone().unwrap_or_default(),
-            r.duration_ms.to_string(),
-            r.language.clone().unwrap_or_default(),
-            s.status.as_str().to_string(),
-            s.assignee.clone().unwrap_or_default(),
-            s.recovered.to_string(),
-            r.menu_path.join(" > "),
-        ];
+    w.write_record(columns)?;
+    for fields in rows {
         w.write_record(fields.iter().map(|f| defuse(f).into_owned()))?;
     }
     w.flush()?;
@@ -382,7 +397,7 @@ pub fn export_csv(out: impl Write, rows: &[Stored]) -> csv::Result<()> {
 /// A field that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a
 /// tab or a carriage return; OWASP's "CSV injection") gets a leading `'`, which shows as
 /// text. Phone numbers such as `+15551234` and plain numbers stay as they are.
-pub(crate) fn defuse(field: &str) -> std::borrow::Cow<'_, str> {
+fn defuse(field: &str) -> std::borrow::Cow<'_, str> {
     if field.starts_with(['=', '+', '-', '@', '\t', '\r']) && !looks_like_number(field) {
         format!("'{field}").into()
     } else {

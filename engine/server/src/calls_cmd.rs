@@ -1,7 +1,7 @@
 //! `ivr calls ...`: call records (issue #12) from the store: list, show, export as CSV or
 //! JSON (numbers masked on request).
 
-use crate::callbacks_cmd::{Where, defuse};
+use crate::callbacks_cmd::{Where, write_csv};
 use crate::queues_cmd::parse_time;
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -234,34 +234,33 @@ const CSV_COLUMNS: [&str; 16] = [
     "path",
 ];
 
-/// Write `rows` as CSV, every field passed through [`defuse`] (as `ivr callbacks export`).
+/// Write `rows` as CSV, defused as `ivr callbacks export` does.
 fn export_csv(out: impl Write, rows: &[CallRecord]) -> csv::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_COLUMNS)?;
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    for r in rows {
-        let fields: [String; CSV_COLUMNS.len()] = [
-            r.call_id.clone(),
-            time(r.started_ms),
-            r.answered_ms.map(time).unwrap_or_default(),
-            time(r.ended_ms),
-            r.duration_ms.to_string(),
-            opt(&r.caller),
-            opt(&r.called),
-            r.end_reason.clone(),
-            opt(&r.entry),
-            opt(&r.language),
-            opt(&r.exit),
-            opt(&r.exit_to),
-            opt(&r.queue),
-            r.queue_wait_ms.map(|w| w.to_string()).unwrap_or_default(),
-            opt(&r.agent),
-            path(r),
-        ];
-        w.write_record(fields.iter().map(|f| defuse(f).into_owned()))?;
-    }
-    w.flush()?;
-    Ok(())
+    write_csv(
+        out,
+        CSV_COLUMNS,
+        rows.iter().map(|r| {
+            [
+                r.call_id.clone(),
+                time(r.started_ms),
+                r.answered_ms.map(time).unwrap_or_default(),
+                time(r.ended_ms),
+                r.duration_ms.to_string(),
+                opt(&r.caller),
+                opt(&r.called),
+                r.end_reason.clone(),
+                opt(&r.entry),
+                opt(&r.language),
+                opt(&r.exit),
+                opt(&r.exit_to),
+                opt(&r.queue),
+                r.queue_wait_ms.map(|w| w.to_string()).unwrap_or_default(),
+                opt(&r.agent),
+                path(r),
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]
