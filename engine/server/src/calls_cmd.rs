@@ -268,6 +268,41 @@ mod tests {
     use super::*;
     use ivr_voicemail::calls::CallStep;
 
+    /// Text from callers (Call-ID, numbers) reaches the terminal with control characters
+    /// escaped; the path reads step by step from the call's start.
+    #[test]
+    fn show_escapes_what_callers_sent() {
+        let r = CallRecord {
+            call_id: "\u{1b}]0;owned\u{7}@x".into(),
+            started_ms: 1_800_000_000_000,
+            ended_ms: 1_800_000_002_000,
+            duration_ms: 2_000,
+            caller: Some("+1555\r\u{1b}[2J".into()),
+            end_reason: "caller_hung_up".into(),
+            steps: vec![CallStep {
+                menu: "main".into(),
+                at_ms: 1_800_000_000_500,
+                outcome: "hangup".into(),
+                key: None,
+                prompt: "unfinished".into(),
+            }],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        show(&mut out, &r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(
+            text.contains("call-id:     \\x1b]0;owned\\x07@x\n"),
+            "{text}"
+        );
+        assert!(text.contains("caller:      +1555\\x0d\\x1b[2J\n"), "{text}");
+        assert!(
+            text.contains("  +    0.5s  main             prompt unfinished   hangup \n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn csv_rows_are_defused_and_carry_the_path() {
         let r = CallRecord {
