@@ -1,6 +1,7 @@
 //! Call records, black box (issue #12): SIPp callers take different paths through the
 //! embedded demo with RFC 2833 keys; then `ivr calls export --json` holds one record per
-//! call with the path each took. Calls still in progress at SIGTERM are recorded too.
+//! call with the path each took. Calls still in progress at SIGTERM are recorded too. On
+//! SQLite and on PostgreSQL.
 
 use ivr_tests::process::{Ivr, run};
 use ivr_tests::sipp::{self, KeysEnd, keys_scenario};
@@ -9,10 +10,14 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// `ivr calls export --json` (more arguments in `extra`) on the engine's data.
-fn export(data: &std::path::Path, extra: &[&str]) -> Vec<Value> {
+/// `ivr calls export --json` (more arguments in `extra`) on the engine's data, or on
+/// `database` if given.
+fn export(data: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Vec<Value> {
     let data = data.to_str().unwrap();
     let mut args = vec!["calls", "export", "--json", "--data-dir", data];
+    if let Some(url) = database {
+        args.extend_from_slice(&["--database", url]);
+    }
     args.extend_from_slice(extra);
     let (code, out, err) = run(std::path::Path::new("."), &args, "");
     assert_eq!(code, 0, "{err}");
@@ -133,8 +138,26 @@ const PATHS: &[Path] = &[
 
 #[test]
 fn each_sipp_path_is_in_the_export_and_sigterm_records_calls_in_progress() {
+    paths_then_sigterm(None);
+}
+
+/// The same with the store in PostgreSQL.
+#[test]
+fn the_same_in_postgresql() {
+    let Some(url) = ivr_tests::pg::fresh_database("ivr_calls_sipp") else {
+        return;
+    };
+    paths_then_sigterm(Some(&url));
+}
+
+/// Every path of [`PATHS`] at once, the export checked against each; then SIGTERM with
+/// two callers in the menus. The store is `database`, or SQLite in the data folder.
+fn paths_then_sigterm(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut ivr = Ivr::start(&[]);
+    let mut ivr = match database {
+        Some(url) => Ivr::start(&["--database", url]),
+        None => Ivr::start(&[]),
+    };
     let target = ivr.sip;
     // Every path at once: the test lasts as long as the longest.
     let runs: Vec<_> = PATHS
@@ -151,7 +174,7 @@ fn each_sipp_path_is_in_the_export_and_sigterm_records_calls_in_progress() {
     // Written as each call ended (not only at stop): all there while the engine runs.
     let until = Instant::now() + WAIT;
     let records = loop {
-        let got = export(ivr.data_dir(), &[]);
+        let got = export(ivr.data_dir(), database, &[]);
         if got.len() >= PATHS.len() || Instant::now() > until {
             break got;
         }
@@ -195,7 +218,7 @@ fn each_sipp_path_is_in_the_export_and_sigterm_records_calls_in_progress() {
         }
     }
     // Numbers masked on request: all but the last 3 digits.
-    let masked = export(ivr.data_dir(), &["--mask-numbers"]);
+    let masked = export(ivr.data_dir(), database, &["--mask-numbers"]);
     assert!(
         masked.iter().all(|r| r["caller"] == "+********678"),
         "{masked:#?}"
@@ -237,7 +260,7 @@ fn each_sipp_path_is_in_the_export_and_sigterm_records_calls_in_progress() {
     assert!(status.success(), "{status:?}\n{}", ivr.log());
     let run = waiting.join().unwrap();
     assert_eq!(run.code, 0, "{}", run.output);
-    let records = export(ivr.data_dir(), &[]);
+    let records = export(ivr.data_dir(), database, &[]);
     let stopped: Vec<&Value> = records
         .iter()
         .filter(|r| r["end_reason"] == "shutdown")
