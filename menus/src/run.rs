@@ -190,8 +190,12 @@ impl MenuRun {
         self.act(now, action);
     }
 
-    /// The steps through the menus so far (see [`crate::path`]); the engine takes them
-    /// when the call leaves the menus or ends.
+    /// The steps through the menus so far (see [`crate::path`]).
+    pub fn path(&self) -> &crate::path::Path {
+        &self.path
+    }
+
+    /// The path, for the engine to take its steps when the call leaves the menus or ends.
     pub fn path_mut(&mut self) -> &mut crate::path::Path {
         &mut self.path
     }
@@ -709,6 +713,64 @@ mod tests {
                 "play:oops.wav"
             ]
         );
+    }
+
+    /// Each presentation of a menu is a step with what ended it and whether its prompt was
+    /// heard out; a path keeps at most MAX_STEPS steps and says it was cut.
+    #[test]
+    fn the_path_records_steps_up_to_its_bound() {
+        use crate::path::{Heard, MAX_STEPS, StepEnd};
+        let t0 = crate::test_epoch();
+        let mut r = run();
+        r.start(t0);
+        r.handle_playback_finished(t0); // welcome heard out
+        let t1 = t0 + Duration::from_secs(1);
+        r.handle_digit(t1, Digit::D5); // invalid
+        let t2 = t1 + Duration::from_secs(1);
+        r.handle_digit(t2, Digit::D1); // during the oops notice: goto sales
+        let t3 = t2 + Duration::from_secs(1);
+        r.handle_digit(t3, Digit::D0); // repeat, during the sales prompt
+        let got: Vec<_> = r
+            .path()
+            .steps()
+            .iter()
+            .map(|s| {
+                (
+                    r.menus().menu(s.menu).name.clone(),
+                    s.at,
+                    s.heard,
+                    s.end.clone(),
+                )
+            })
+            .collect();
+        let main = "main".to_string();
+        let sales = "sales".to_string();
+        assert_eq!(
+            got,
+            [
+                (
+                    main.clone(),
+                    t0,
+                    Heard::Full,
+                    Some(StepEnd::Invalid(Some(Digit::D5)))
+                ),
+                (main, t1, Heard::Interrupted, Some(StepEnd::Key(Digit::D1))),
+                (
+                    sales.clone(),
+                    t2,
+                    Heard::Interrupted,
+                    Some(StepEnd::Key(Digit::D0))
+                ),
+                (sales, t3, Heard::Unfinished, None),
+            ]
+        );
+        for _ in 0..2 * MAX_STEPS {
+            r.handle_digit(t3, Digit::D0);
+        }
+        assert_eq!(r.path().steps().len(), MAX_STEPS);
+        assert!(r.path().truncated());
+        assert_eq!(r.path_mut().take().len(), MAX_STEPS);
+        assert!(r.path().steps().is_empty() && r.path().truncated());
     }
 
     #[test]
