@@ -20,8 +20,9 @@
 //!   the engine relays both legs.
 //!
 //! Both runs measure the same things over the same steady window (`--hold` seconds, after
-//! every call is answered): CPU seconds per call-second of the process under test
-//! (utime+stime from `/proc`), its RSS growth per call, the caller-side interarrival
+//! every call is answered): CPU seconds per call-second of the process under test (the
+//! scheduler's nanoseconds from `/proc/PID/task/*/schedstat`, and utime+stime, sampled at
+//! the 10 ms tick), its RSS growth per call, the caller-side interarrival
 //! (p50/p99/max) and loss (by RTP sequence number, per stream: expected − received), and
 //! the load generator's own CPU (it must be the same in both, so the ratio is fair). The
 //! engine's send lateness is the `rtp pacing lateness` line it logs on exit
