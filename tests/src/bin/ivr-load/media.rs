@@ -12,15 +12,15 @@
 //! - **navigators** (`--keys`, default 20%) choose English after 1 s, then press a key
 //!   every 3 s (RFC 4733 events): 1, 3, `*`, 2, 0 (back to the language menu), 2...;
 //! - **voicemail** (`--voicemail`, default 10%) choose English, press 4 (the demo's
-//!   mailbox), 1 (be called back on this number), and talk: the engine records them until
-//!   the BYE;
+//!   mailbox), 1 (be called back on this number), 1 (skip the greeting), and talk: the
+//!   engine records them until the BYE;
 //! - with `--bridged`, every caller presses 2 then 5 instead: the demo's `operators` queue
 //!   (given one static agent per caller, `sip:agentK@127.0.0.1:5070`, in a copy of the demo
 //!   config) rings an agent, a second `rtp-echo` on 127.0.0.1:5070 answers and echoes, and
 //!   the engine relays both legs.
 //!
-//! Both runs measure the same things over the same steady window (`--hold` seconds, after
-//! every call is answered): CPU seconds per call-second of the process under test (the
+//! Both runs measure the same things over the same steady window (`--hold` seconds, from
+//! 6 s after the last call is answered): CPU seconds per call-second of the process under test (the
 //! scheduler's nanoseconds from `/proc/PID/task/*/schedstat`, and utime+stime, sampled at
 //! the 10 ms tick), its RSS growth per call, the caller-side interarrival
 //! (p50/p99/max) and loss (by RTP sequence number, per stream: expected − received), and
@@ -125,7 +125,10 @@ fn key_at(role: Role, k: usize) -> Option<(u64, u8)> {
         Role::Listener => Some((25_000 * (k as u64 + 1), if k == 0 { 2 } else { STAR })),
         Role::Navigator if k == 0 => Some((1_000, 2)),
         Role::Navigator => Some((1_000 + 3_000 * k as u64, NAVIGATION[(k - 1) % 6])),
-        Role::Voicemail => [(1_000, 2), (2_500, 4), (4_000, 1)].get(k).copied(),
+        // English, the mailbox, "call me back on this number", a key to skip the greeting
+        Role::Voicemail => [(1_000, 2), (2_000, 4), (3_000, 1), (4_000, 1)]
+            .get(k)
+            .copied(),
         Role::Bridged => [(1_000, 2), (2_500, 5)].get(k).copied(),
     }
 }
@@ -387,8 +390,17 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // dropping it kills it
+    }
+}
+
+impl Drop for Proc {
+    /// A run that panics leaves no process behind (after `stop`, a no-op: it was reaped).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -481,6 +493,9 @@ fn bridged_config(dir: &Path, calls: usize) -> PathBuf {
     std::fs::write(&path, yaml).expect("write config");
     path
 }
+
+/// From the last answer to the window: time for every role to reach its steady activity.
+const SETTLE: Duration = Duration::from_secs(6);
 
 /// What one run measured.
 struct Measured {
@@ -640,7 +655,8 @@ async fn run_callers(o: &Opts, target: &Proc, idle_rss: u64, extra: Option<&Proc
             resend = Instant::now() + Duration::from_secs(2);
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // settle: by then the voicemail callers record and the navigators move
+    tokio::time::sleep(SETTLE).await;
 
     // the window
     let (cpu0, gen0, extra0) = (
