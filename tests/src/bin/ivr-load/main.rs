@@ -3,7 +3,13 @@
 //! It starts the engine on 127.0.0.1, holds N calls in the demo menu for a while, and
 //! reports the engine's CPU seconds per call-second, RSS per call, the RTP send-interval
 //! jitter seen at the callers, and the set-up+tear-down rate. Everything stays on loopback.
+//! Its callers only listen; `ivr-load --media` (module `media`, used by `bench/media.sh`)
+//! has them stream RTP too, press keys and record, and measures the echo floor beside.
 
+mod media;
+mod sip;
+
+use sip::{cpu_seconds, percentile, proc_field, summarize};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -42,82 +48,11 @@ fn parse_args() -> Args {
     a
 }
 
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) used so far by `pid`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // fields after the command: state is not numeric, so utime/stime are at 10 and 11 here
-    (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / 100.0
-}
-
-fn invite(engine: SocketAddr, me: SocketAddr, call_id: &str, media_port: u16) -> Vec<u8> {
-    let sdp = format!(
-        "v=0\r\no=load 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-    );
-    format!(
-        "INVITE sip:service@{engine} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}i;rport\r\nMax-Forwards: 70\r\n\
-         From: <sip:load@{me}>;tag=f{call_id}\r\nTo: <sip:service@{engine}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
-         Contact: <sip:load@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    )
-    .into_bytes()
-}
-
-fn in_dialog(
-    engine: SocketAddr,
-    me: SocketAddr,
-    call_id: &str,
-    to_tag: &str,
-    method: &str,
-    cseq: u32,
-) -> Vec<u8> {
-    format!(
-        "{method} sip:service@{engine} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}{method}{cseq};rport\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:load@{me}>;tag=f{call_id}\r\nTo: <sip:service@{engine}>;tag={to_tag}\r\n\
-         Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .into_bytes()
-}
-
-/// (status, Call-ID, To tag, CSeq method) of a response.
-fn summarize(msg: &str) -> Option<(u16, String, String, String)> {
-    let status = msg.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()?;
-    let header = |name: &str| {
-        msg.lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| l[name.len()..].trim().to_string())
-    };
-    let call_id = header("Call-ID:")?;
-    let tag = header("To:")
-        .and_then(|t| t.split("tag=").nth(1).map(str::to_string))
-        .unwrap_or_default();
-    let method = header("CSeq:")?.split_whitespace().nth(1)?.to_string();
-    Some((status, call_id, tag, method))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--media") {
+        return media::run(media::Opts::parse(std::env::args().skip(2))).await;
+    }
     let args = parse_args();
     let mut child = Command::new(&args.ivr)
         .args([
@@ -179,7 +114,7 @@ async fn main() {
                 };
                 if status == 200 && method == "INVITE" {
                     // Every 200 (retransmissions too) gets an ACK; the call is noted once.
-                    let ack = in_dialog(engine, me, &call_id, &tag, "ACK", 1);
+                    let ack = sip::in_dialog(engine, me, &call_id, &tag, "ACK", 1);
                     let _ = sip.send_to(&ack, engine).await;
                     tags.lock().await.entry(call_id).or_insert(tag);
                 } else if status == 200 && method == "BYE" {
@@ -214,9 +149,12 @@ async fn main() {
                 }
             }
         }));
-        sip.send_to(&invite(engine, me, &format!("hold{i}"), port), engine)
-            .await
-            .expect("send");
+        sip.send_to(
+            &sip::invite(engine, me, &format!("hold{i}"), "load", port),
+            engine,
+        )
+        .await
+        .expect("send");
         if i % 50 == 49 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -227,14 +165,14 @@ async fn main() {
     }
     let answered = tags.lock().await.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    let (cpu0, t0) = (cpu_seconds(&pid.to_string()), Instant::now());
     *window.lock().expect("lock") = Some((t0, t0 + Duration::from_secs(args.hold)));
     tokio::time::sleep(Duration::from_secs(args.hold)).await;
-    let (cpu1, t1) = (cpu_seconds(pid), Instant::now());
+    let (cpu1, t1) = (cpu_seconds(&pid.to_string()), Instant::now());
     let rss_hold = proc_field(pid, "status", "VmRSS:");
     for (call_id, tag) in tags.lock().await.iter() {
         let _ = sip
-            .send_to(&in_dialog(engine, me, call_id, tag, "BYE", 2), engine)
+            .send_to(&sip::in_dialog(engine, me, call_id, tag, "BYE", 2), engine)
             .await;
     }
     let mut deviations = Vec::new();
@@ -254,7 +192,7 @@ async fn main() {
     byes_ok.store(0, Ordering::SeqCst);
     tags.lock().await.clear();
     let cps_start = Instant::now();
-    let cpu_c0 = cpu_seconds(pid);
+    let cpu_c0 = cpu_seconds(&pid.to_string());
     let mut sent_byes = std::collections::HashSet::new();
     let mut next = 0usize;
     while byes_ok.load(Ordering::Relaxed) < args.cps_calls
@@ -263,9 +201,12 @@ async fn main() {
         // keep at most 100 calls in flight
         let in_flight = next - byes_ok.load(Ordering::Relaxed);
         if next < args.cps_calls && in_flight < 100 {
-            sip.send_to(&invite(engine, me, &format!("cps{next}"), 9), engine)
-                .await
-                .expect("send");
+            sip.send_to(
+                &sip::invite(engine, me, &format!("cps{next}"), "load", 9),
+                engine,
+            )
+            .await
+            .expect("send");
             next += 1;
             continue;
         }
@@ -278,14 +219,14 @@ async fn main() {
             .collect();
         for (c, t) in pending {
             let _ = sip
-                .send_to(&in_dialog(engine, me, &c, &t, "BYE", 2), engine)
+                .send_to(&sip::in_dialog(engine, me, &c, &t, "BYE", 2), engine)
                 .await;
             sent_byes.insert(c);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let cps_elapsed = cps_start.elapsed().as_secs_f64();
-    let cps_cpu = cpu_seconds(pid) - cpu_c0;
+    let cps_cpu = cpu_seconds(&pid.to_string()) - cpu_c0;
     let completed = byes_ok.load(Ordering::Relaxed);
 
     let _ = Command::new("kill")
