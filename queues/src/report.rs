@@ -153,16 +153,17 @@ impl Report {
         // was the earlier window's, and must not come off other calls' figures here).
         let mut agent_answers: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut caller_answers: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let take = |answers: &mut BTreeMap<(String, String), u64>, key: (String, String)| {
-            match answers.get_mut(&key) {
+        let take =
+            |answers: &mut BTreeMap<(String, String), u64>, key: (String, String)| match answers
+                .get_mut(&key)
+            {
                 Some(n) if *n > 1 => {
                     *n -= 1;
                     true
                 }
                 Some(_) => answers.remove(&key).is_some(),
                 None => false,
-            }
-        };
+            };
         let call_of = |r: &Row| r.call.clone().unwrap_or_default();
         let close = |figures: &mut AgentFigures, state: &str, since: i64, until: i64| {
             let spent = u64::try_from(until.saturating_sub(since)).unwrap_or(0);

@@ -1362,7 +1362,10 @@ fn a_second_bye_in_the_dialog_of_an_agent_who_hung_up_during_the_whisper_is_refu
     );
     assert!(net.ended(call).is_none(), "the caller stays");
     assert_eq!(net.engine.queue_waiting("sales"), 1, "still in line");
-    assert!(net.take_sip(caller.addr).is_empty(), "nothing for the caller");
+    assert!(
+        net.take_sip(caller.addr).is_empty(),
+        "nothing for the caller"
+    );
 }
 
 /// An agent whose answer set a session timer with us as the refresher (RFC 4028) hangs up
@@ -1409,4 +1412,3 @@ fn the_session_timer_of_an_agent_who_hung_up_during_the_whisper_dies_with_its_le
         assert!(net.ended(call).is_none(), "the caller is not hung up");
     }
 }
-

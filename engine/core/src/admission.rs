@@ -346,7 +346,10 @@ mod tests {
         a.auth_failed(t0, ip(1));
         a.auth_failed(t0, mapped(ip(1)));
         assert!(!a.request(t0, ip(1)), "banned");
-        assert!(!a.request(t0, mapped(ip(1))), "banned on the other socket too");
+        assert!(
+            !a.request(t0, mapped(ip(1))),
+            "banned on the other socket too"
+        );
         a.call_started(t0, CallHandle(1), mapped(ip(2)));
         assert!(!a.may_call(t0, ip(2)), "one call per source");
         a.call_ended(CallHandle(1), ip(2));
