@@ -483,3 +483,39 @@ fn a_requeue_into_a_queue_removed_meanwhile_is_logged_as_leaving() {
         }
     )));
 }
+
+/// Staff pause an agent (or it logs out) while it hears the whisper, then it hangs up: the
+/// request applies (not a no-answer pause), and the caller waits for another agent.
+#[test]
+fn a_pause_or_logout_asked_for_during_the_whisper_applies_at_the_requeue() {
+    let mut q = quiet_queue("q", Strategy::Linear);
+    q.max_no_answer = 1;
+    let mut h = Harness::new(
+        vec![q],
+        vec![AgentConfig::new("a", &["q"]), AgentConfig::new("b", &["q"])],
+        1,
+    );
+    h.login(&["a"]);
+    let (first, _, _) = one_offer(&h.enter(1, "q"));
+    h.send(Input::OfferAnswered(first));
+    h.send(Input::AgentPause {
+        agent: agent("a"),
+        reason: "lunch".into(),
+    });
+    let out = h.send(Input::Requeue { call: CallRef(1) });
+    assert!(offers(&out).is_empty(), "nobody else is free");
+    assert_eq!(
+        h.state("a"),
+        AgentState::Paused {
+            reason: PauseReason::Requested("lunch".into())
+        }
+    );
+    // b logs in and takes the caller; b logs out during its whisper and hangs up.
+    let (second, who, _) = one_offer(&h.login(&["b"]));
+    assert_eq!(who, "b");
+    h.send(Input::OfferAnswered(second));
+    h.send(Input::AgentLogout(agent("b")));
+    h.send(Input::Requeue { call: CallRef(1) });
+    assert_eq!(h.state("b"), AgentState::LoggedOut);
+    assert_eq!(h.center.waiting(&queue("q")), [Waiter::Caller(CallRef(1))]);
+}
