@@ -1412,3 +1412,31 @@ fn the_session_timer_of_an_agent_who_hung_up_during_the_whisper_dies_with_its_le
         assert!(net.ended(call).is_none(), "the caller is not hung up");
     }
 }
+
+/// An agent's phone that answers `a=sendonly` (or `inactive`) is sent nothing, so the
+/// whisper, paced by the packets sent, would never end: the caller must still be put
+/// through once the whisper's time has passed, not wait with music until a timeout.
+#[test]
+fn the_caller_is_put_through_even_if_the_whisper_cannot_be_sent_to_the_agent() {
+    let menus = whisper_menus(&fixed("desk", "127.0.0.1:7370"));
+    let id = menus.find_prompt("whisper_en").expect("the whisper prompt");
+    let length = Duration::from_millis(20 * menus.prompt_in(id, 0).frame_count() as u64);
+    let mut net = Net::new(menus);
+    let desk = Agent::new("desk", 7370);
+    let mut caller = Caller::new("127.0.0.1:7090", "queue-whisper-7");
+    let call = join(&mut net, &mut caller);
+    let invite = desk.take_invite(&mut net);
+    desk.send(&mut net, &desk.respond(&invite, 180, None));
+    let sdp = desk.sdp(Codec::Pcma).replace("a=sendrecv", "a=sendonly");
+    desk.send(&mut net, &desk.respond(&invite, 200, Some(&sdp)));
+    assert!(request(&net.take_sip(desk.addr), "ACK").is_some());
+    assert!(matches!(state(&net, "desk"), AgentState::OnCall { .. }));
+    let bridged = |net: &Net| {
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { destination, .. } if destination == "agent desk"))
+    };
+    wait(&mut net, &mut caller, call, length.as_secs() + 2);
+    assert!(bridged(&net), "put through after the whisper's time");
+    assert!(net.ended(call).is_none());
+}
