@@ -653,6 +653,8 @@ impl QueueCenter {
         self.emit(now, event);
         if let Some(a) = self.agents.get_mut(&c.agent) {
             a.idle_since = Some(now);
+            // The answer held (see `answered`): the no-answer count starts again.
+            a.no_answer = 0;
         }
         self.after_call(now, &c.agent, wrap_up);
     }
@@ -673,10 +675,32 @@ impl QueueCenter {
             return;
         };
         let wait = answered.saturating_duration_since(entry.entered);
+        // The answer did not hold: it is taken back, and counts as an unanswered offer, so
+        // a phone that answers and hangs up at once, again and again, is paused by
+        // `max_no_answer` like one that never answers (rather than bounce every caller).
+        let mut no_answer = 0;
+        if let Some(a) = self.agents.get_mut(&agent) {
+            if let Some(n) = a.calls.get_mut(&queue) {
+                *n = n.saturating_sub(1);
+            }
+            a.no_answer += 1;
+            no_answer = a.no_answer;
+        }
+        let (retry, max_no_answer) = self
+            .queues
+            .get(&queue)
+            .map(|q| (q.config.retry, q.config.max_no_answer))
+            .unwrap_or_default();
         // Nobody talked: no wrap-up (a pause or logout asked for meanwhile applies now).
         self.after_call(now, &agent, Duration::ZERO);
-        let retry = self.queues.get(&queue).map(|q| q.config.retry);
-        if let Some(retry) = retry.filter(|r| !r.is_zero())
+        if max_no_answer > 0
+            && no_answer >= max_no_answer
+            && self.agent_state(&agent) == Some(&AgentState::Available)
+        {
+            let reason = PauseReason::NoAnswer { offers: no_answer };
+            self.set_state(now, &agent, AgentState::Paused { reason });
+        }
+        if !retry.is_zero()
             && let Some(a) = self.agents.get_mut(&agent)
         {
             a.rest_until = Some(now + retry);
@@ -696,12 +720,23 @@ impl QueueCenter {
             entry.tried.push(agent);
         }
         let Some(q) = self.queues.get_mut(&queue) else {
-            // Its queue went with a reload meanwhile: nobody is left to serve it.
+            // Its queue went with a reload meanwhile: nobody is left to serve it. Logged, so
+            // the report counts the caller as having left the line (its answer was undone).
             self.out.push_back(Output::Exit {
                 call,
-                queue,
+                queue: queue.clone(),
                 reason: ExitReason::Empty,
             });
+            let wait = now.saturating_duration_since(entry.entered);
+            self.emit(
+                now,
+                QueueEvent::LeaveEmpty {
+                    queue,
+                    call,
+                    position: 1,
+                    wait,
+                },
+            );
             return;
         };
         let (max_wait, every) = (q.config.max_wait, q.config.announce_every);
@@ -709,8 +744,13 @@ impl QueueCenter {
         q.insert(entry);
         self.waiting.insert(Waiter::Caller(call), queue);
         if let Some(d) = max_wait {
-            self.timers
-                .set(Timer::MaxWait(call), (entered + d).max(now));
+            if entered + d <= now {
+                // Its max wait ran out during the whisper: out now, before the dispatch
+                // rings a phone for it only to cancel it at the next timeout.
+                self.exit(now, call, ExitReason::MaxWait);
+                return;
+            }
+            self.timers.set(Timer::MaxWait(call), entered + d);
         }
         if let Some(d) = every {
             self.timers.set(Timer::Announce(call), now + d);
@@ -829,7 +869,11 @@ impl QueueCenter {
         };
         let wait = now.saturating_duration_since(entry.entered);
         if let Some(a) = self.agents.get_mut(&o.agent) {
-            a.no_answer = 0;
+            // A callback's agent answered; a caller's answer holds only once they talk (the
+            // agent may hang up during the whisper: `requeue`), so its count is reset then.
+            if matches!(o.waiter, Waiter::Callback(_)) {
+                a.no_answer = 0;
+            }
             *a.calls.entry(queue.clone()).or_default() += 1;
         }
         self.set_state(

@@ -148,6 +148,23 @@ impl Report {
         let mut agents: BTreeMap<String, AgentFigures> = BTreeMap::new();
         // Each agent's open state: (name, since).
         let mut open: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        // Answers counted in this window, by (queue or agent, call): a requeue undoes only
+        // its own call's answer, and only if this window counted it (one before the window
+        // was the earlier window's, and must not come off other calls' figures here).
+        let mut agent_answers: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut caller_answers: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let take =
+            |answers: &mut BTreeMap<(String, String), u64>, key: (String, String)| match answers
+                .get_mut(&key)
+            {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    true
+                }
+                Some(_) => answers.remove(&key).is_some(),
+                None => false,
+            };
+        let call_of = |r: &Row| r.call.clone().unwrap_or_default();
         let close = |figures: &mut AgentFigures, state: &str, since: i64, until: i64| {
             let spent = u64::try_from(until.saturating_sub(since)).unwrap_or(0);
             if state == "wrap_up" {
@@ -170,11 +187,18 @@ impl Report {
                 f.agent = agent.clone();
                 match r.kind {
                     Kind::Offer => f.offers += 1,
-                    Kind::Answer => f.answered += 1,
+                    Kind::Answer => {
+                        f.answered += 1;
+                        *agent_answers
+                            .entry((agent.clone(), call_of(r)))
+                            .or_default() += 1;
+                    }
                     // The answer did not hold: the agent hung up before the caller was put
                     // through, which counts as declined.
                     Kind::Requeue => {
-                        f.answered = f.answered.saturating_sub(1);
+                        if take(&mut agent_answers, (agent.clone(), call_of(r))) {
+                            f.answered = f.answered.saturating_sub(1);
+                        }
                         f.unanswered += 1;
                     }
                     Kind::OfferFailed
@@ -216,7 +240,10 @@ impl Report {
                 q.left_the_line += 1;
                 q.longest_wait_ms = q.longest_wait_ms.max(wait);
             }
-            if r.kind == Kind::Requeue && caller {
+            if r.kind == Kind::Requeue
+                && caller
+                && take(&mut caller_answers, (queue.clone(), call_of(r)))
+            {
                 // Back in line: its answer is undone (it leaves again later, counted then).
                 q.left_the_line = q.left_the_line.saturating_sub(1);
                 q.answered = q.answered.saturating_sub(1);
@@ -228,6 +255,9 @@ impl Report {
             match r.kind {
                 Kind::Enter => q.entered += 1,
                 Kind::Answer if caller => {
+                    *caller_answers
+                        .entry((queue.clone(), call_of(r)))
+                        .or_default() += 1;
                     q.answered += 1;
                     q.answered_wait_ms += wait;
                     if wait <= threshold_ms {
@@ -408,6 +438,25 @@ mod tests {
         assert_eq!((q.answered_in_time, q.answered_wait_ms), (0, 40_000));
         let alice = r.agents.iter().find(|a| a.agent == "alice").expect("alice");
         assert_eq!((alice.answered, alice.unanswered), (0, 1));
+    }
+
+    /// A requeue whose answer fell before the window undoes nothing in it: that answer was
+    /// counted by the earlier window, not this one's answers of other calls.
+    #[test]
+    fn a_requeue_whose_answer_is_before_the_window_takes_nothing_from_other_calls() {
+        let rows = vec![
+            row(5_000, Kind::Enter, "sales", "c1", ""),
+            waited(row(9_000, Kind::Answer, "sales", "c1", "alice"), 4_000),
+            row(10_000, Kind::Enter, "sales", "c2", ""),
+            waited(row(11_000, Kind::Answer, "sales", "c2", "alice"), 1_000),
+            waited(row(12_000, Kind::Requeue, "sales", "c1", "alice"), 4_000),
+        ];
+        let r = Report::compute(&rows, 10_000, 100_000, Duration::from_secs(20));
+        let q = &r.queues[0];
+        assert_eq!((q.entered, q.left_the_line, q.answered), (1, 1, 1));
+        assert_eq!((q.answered_in_time, q.answered_wait_ms), (1, 1_000));
+        let alice = r.agents.iter().find(|a| a.agent == "alice").expect("alice");
+        assert_eq!((alice.answered, alice.unanswered), (1, 1));
     }
 
     #[test]

@@ -386,3 +386,136 @@ fn agent_hangs_up_before_the_caller_is_put_through_requeues_the_caller() {
     h.send(Input::CallEnded { call: CallRef(1) });
     assert!(matches!(h.state("a"), AgentState::WrapUp { .. }));
 }
+
+/// A broken or hostile phone that answers and hangs up at once, over and over: each
+/// requeue counts as an unanswered offer, so `max_no_answer` pauses it as it would a phone
+/// that never answers, rather than it taking (and bouncing) every caller.
+#[test]
+fn a_phone_that_answers_and_hangs_up_at_once_is_paused_by_the_no_answer_rule() {
+    let mut q = quiet_queue("q", Strategy::Linear);
+    q.retry = secs(5);
+    q.max_no_answer = 2;
+    let mut h = Harness::new(vec![q], vec![AgentConfig::new("a", &["q"])], 1);
+    h.login(&["a"]);
+    let (first, _, _) = one_offer(&h.enter(1, "q"));
+    h.send(Input::OfferAnswered(first));
+    h.send(Input::Requeue { call: CallRef(1) });
+    assert_eq!(h.state("a"), AgentState::Available);
+    let (again, _, _) = one_offer(&h.advance(secs(5)));
+    h.send(Input::OfferAnswered(again));
+    h.send(Input::Requeue { call: CallRef(1) });
+    assert_eq!(
+        h.state("a"),
+        AgentState::Paused {
+            reason: PauseReason::NoAnswer { offers: 2 }
+        }
+    );
+    // Neither answer held: the agent answered no call.
+    assert_eq!(h.center.agent_summary(&agent("a")), Some((0, true)));
+    assert_eq!(h.center.waiting(&queue("q")), [Waiter::Caller(CallRef(1))]);
+}
+
+/// The caller's max wait ran out while the agent heard the whisper: when the agent hangs up
+/// the caller goes to `on_timeout` at once, without another phone being rung for it.
+#[test]
+fn a_requeue_after_the_max_wait_sends_the_caller_out_at_once() {
+    let mut q = quiet_queue("q", Strategy::Linear);
+    q.max_wait = Some(secs(10));
+    let mut h = Harness::new(
+        vec![q],
+        vec![AgentConfig::new("a", &["q"]), AgentConfig::new("b", &["q"])],
+        1,
+    );
+    h.login(&["a", "b"]);
+    let (first, who, _) = one_offer(&h.enter(1, "q"));
+    assert_eq!(who, "a");
+    h.advance(secs(9));
+    h.send(Input::OfferAnswered(first));
+    h.advance(secs(3));
+    let out = h.send(Input::Requeue { call: CallRef(1) });
+    assert!(offers(&out).is_empty(), "nobody is rung: {out:?}");
+    assert!(out.contains(&Output::Exit {
+        call: CallRef(1),
+        queue: queue("q"),
+        reason: ExitReason::MaxWait
+    }));
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        QueueEvent::Timeout {
+            call: CallRef(1),
+            ..
+        }
+    )));
+    assert_eq!(h.state("b"), AgentState::Available);
+}
+
+/// The caller's queue went with a reload while its agent heard the whisper: the caller is
+/// sent out, and the log says so (the report counts it as having left the line).
+#[test]
+fn a_requeue_into_a_queue_removed_meanwhile_is_logged_as_leaving() {
+    let agents = vec![AgentConfig::new("a", &["old", "new"])];
+    let mut h = Harness::new(
+        vec![
+            quiet_queue("old", Strategy::Linear),
+            quiet_queue("new", Strategy::Linear),
+        ],
+        agents,
+        1,
+    );
+    h.login(&["a"]);
+    let (o1, _, _) = one_offer(&h.enter(1, "old"));
+    h.send(Input::OfferAnswered(o1));
+    h.send(Input::Reconfigure(config(
+        vec![quiet_queue("new", Strategy::Linear)],
+        vec![AgentConfig::new("a", &["new"])],
+    )));
+    let out = h.send(Input::Requeue { call: CallRef(1) });
+    assert!(out.contains(&Output::Exit {
+        call: CallRef(1),
+        queue: queue("old"),
+        reason: ExitReason::Empty
+    }));
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        QueueEvent::LeaveEmpty {
+            call: CallRef(1),
+            ..
+        }
+    )));
+}
+
+/// Staff pause an agent (or it logs out) while it hears the whisper, then it hangs up: the
+/// request applies (not a no-answer pause), and the caller waits for another agent.
+#[test]
+fn a_pause_or_logout_asked_for_during_the_whisper_applies_at_the_requeue() {
+    let mut q = quiet_queue("q", Strategy::Linear);
+    q.max_no_answer = 1;
+    let mut h = Harness::new(
+        vec![q],
+        vec![AgentConfig::new("a", &["q"]), AgentConfig::new("b", &["q"])],
+        1,
+    );
+    h.login(&["a"]);
+    let (first, _, _) = one_offer(&h.enter(1, "q"));
+    h.send(Input::OfferAnswered(first));
+    h.send(Input::AgentPause {
+        agent: agent("a"),
+        reason: "lunch".into(),
+    });
+    let out = h.send(Input::Requeue { call: CallRef(1) });
+    assert!(offers(&out).is_empty(), "nobody else is free");
+    assert_eq!(
+        h.state("a"),
+        AgentState::Paused {
+            reason: PauseReason::Requested("lunch".into())
+        }
+    );
+    // b logs in and takes the caller; b logs out during its whisper and hangs up.
+    let (second, who, _) = one_offer(&h.login(&["b"]));
+    assert_eq!(who, "b");
+    h.send(Input::OfferAnswered(second));
+    h.send(Input::AgentLogout(agent("b")));
+    h.send(Input::Requeue { call: CallRef(1) });
+    assert_eq!(h.state("b"), AgentState::LoggedOut);
+    assert_eq!(h.center.waiting(&queue("q")), [Waiter::Caller(CallRef(1))]);
+}

@@ -22,6 +22,12 @@ fn menus(strategy: &str, agents: &str) -> Arc<ivr_menus::Menus> {
 
 /// [`menus`] with more settings for `sales` (YAML lines indented by four).
 fn menus_with(strategy: &str, agents: &str, extra: &str) -> Arc<ivr_menus::Menus> {
+    // 60 s unless `extra` says otherwise.
+    let max_wait = if extra.contains("max_wait:") {
+        ""
+    } else {
+        "    max_wait: 60\n"
+    };
     let yaml = format!(
         r#"
 entry: main
@@ -42,8 +48,7 @@ queues:
     music: sales_en
     announcement: invalid_en
     announce_every: 20
-    max_wait: 60
-    agent_timeout: 10
+{max_wait}    agent_timeout: 10
     on_timeout: {{ hangup: goodbye_en }}
 {extra}agents:
 {agents}
@@ -1468,4 +1473,107 @@ fn the_agent_hanging_up_during_the_whisper_puts_the_caller_back_in_its_place() {
         )
     );
     assert_eq!(net.engine.queue_waiting("sales"), 0);
+}
+
+/// The agent hangs up during the whisper; later its dead dialog sends another BYE (a new
+/// transaction: a broken or hostile phone). The caller, back in line, must not be hung up.
+#[test]
+fn a_second_bye_in_the_dialog_of_an_agent_who_hung_up_during_the_whisper_is_refused() {
+    let mut net = Net::new(whisper_menus(&fixed("desk", "127.0.0.1:7340")));
+    let desk = Agent::new("desk", 7340);
+    let mut caller = Caller::new("127.0.0.1:7060", "queue-whisper-4");
+    let (call, invite) = answered_with_whisper(&mut net, &mut caller, &desk);
+    net.advance(Duration::from_millis(300));
+    desk.send(&mut net, &desk.bye(&invite));
+    assert!(response(&net.take_sip(desk.addr), 200).is_some());
+    assert_eq!(net.engine.queue_waiting("sales"), 1, "back in line");
+    wait(&mut net, &mut caller, call, 1);
+    let again = String::from_utf8(desk.bye(&invite))
+        .unwrap()
+        .replace("CSeq: 1 BYE", "CSeq: 2 BYE")
+        .replace("-bye\r\n", "-bye2\r\n");
+    desk.send(&mut net, again.as_bytes());
+    assert!(
+        response(&net.take_sip(desk.addr), 481).is_some(),
+        "that dialog is gone"
+    );
+    assert!(net.ended(call).is_none(), "the caller stays");
+    assert_eq!(net.engine.queue_waiting("sales"), 1, "still in line");
+    assert!(
+        net.take_sip(caller.addr).is_empty(),
+        "nothing for the caller"
+    );
+}
+
+/// An agent whose answer set a session timer with us as the refresher (RFC 4028) hangs up
+/// during the whisper: its dead leg must neither refresh nor expire, which would send a
+/// re-INVITE into a finished dialog and hang up the caller waiting on in the queue.
+#[test]
+fn the_session_timer_of_an_agent_who_hung_up_during_the_whisper_dies_with_its_leg() {
+    let menus = menus_with(
+        "linear",
+        &fixed("desk", "127.0.0.1:7350"),
+        "    whisper: whisper_en\n    max_wait: 120\n",
+    );
+    let mut net = Net::new(menus);
+    let desk = Agent::new("desk", 7350);
+    let mut caller = Caller::new("127.0.0.1:7070", "queue-whisper-5");
+    let call = join(&mut net, &mut caller);
+    let invite = desk.take_invite(&mut net);
+    desk.send(&mut net, &desk.respond(&invite, 180, None));
+    let ok = String::from_utf8(desk.respond(&invite, 200, Some(&desk.sdp(Codec::Pcma))))
+        .unwrap()
+        .replacen(
+            "\r\n",
+            "\r\nRequire: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+            1,
+        );
+    desk.send(&mut net, ok.as_bytes());
+    assert!(request(&net.take_sip(desk.addr), "ACK").is_some());
+    assert!(matches!(state(&net, "desk"), AgentState::OnCall { .. }));
+    net.advance(Duration::from_millis(300));
+    desk.send(&mut net, &desk.bye(&invite));
+    assert!(response(&net.take_sip(desk.addr), 200).is_some());
+    // The caller waits on (the desk is rung again and lets it ring), past the dead
+    // session's refresh (45 s after the answer) and expiry (60 s).
+    let dead = invite.call_id().unwrap().to_string();
+    for _ in 0..70 {
+        wait(&mut net, &mut caller, call, 1);
+        let msgs = net.take_sip(desk.addr);
+        assert!(
+            !msgs
+                .iter()
+                .any(|m| m.headers().get(&HeaderName::CallId) == Some(dead.as_str())),
+            "nothing more in the finished dialog: {msgs:?}"
+        );
+        assert!(net.ended(call).is_none(), "the caller is not hung up");
+    }
+}
+
+/// An agent's phone that answers `a=sendonly` (or `inactive`) is sent nothing, so the
+/// whisper, paced by the packets sent, would never end: the caller must still be put
+/// through once the whisper's time has passed, not wait with music until a timeout.
+#[test]
+fn the_caller_is_put_through_even_if_the_whisper_cannot_be_sent_to_the_agent() {
+    let menus = whisper_menus(&fixed("desk", "127.0.0.1:7370"));
+    let id = menus.find_prompt("whisper_en").expect("the whisper prompt");
+    let length = Duration::from_millis(20 * menus.prompt_in(id, 0).frame_count() as u64);
+    let mut net = Net::new(menus);
+    let desk = Agent::new("desk", 7370);
+    let mut caller = Caller::new("127.0.0.1:7090", "queue-whisper-7");
+    let call = join(&mut net, &mut caller);
+    let invite = desk.take_invite(&mut net);
+    desk.send(&mut net, &desk.respond(&invite, 180, None));
+    let sdp = desk.sdp(Codec::Pcma).replace("a=sendrecv", "a=sendonly");
+    desk.send(&mut net, &desk.respond(&invite, 200, Some(&sdp)));
+    assert!(request(&net.take_sip(desk.addr), "ACK").is_some());
+    assert!(matches!(state(&net, "desk"), AgentState::OnCall { .. }));
+    let bridged = |net: &Net| {
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { destination, .. } if destination == "agent desk"))
+    };
+    wait(&mut net, &mut caller, call, length.as_secs() + 2);
+    assert!(bridged(&net), "put through after the whisper's time");
+    assert!(net.ended(call).is_none());
 }

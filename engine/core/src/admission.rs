@@ -111,7 +111,7 @@ impl Admission {
     pub(crate) fn new(config: AdmissionConfig, exempt: Vec<IpAddr>) -> Admission {
         Admission {
             config,
-            exempt,
+            exempt: exempt.into_iter().map(|ip| ip.to_canonical()).collect(),
             sources: HashMap::new(),
             pending: BTreeSet::new(),
             events: Vec::new(),
@@ -125,6 +125,8 @@ impl Admission {
     /// A SIP message arrived from `ip`: whether to read it (false: the source is banned,
     /// or just went over its rate and is now).
     pub(crate) fn request(&mut self, now: Instant, ip: IpAddr) -> bool {
+        // One host, one source: a dual-stack socket's IPv4-mapped name is its IPv4 address.
+        let ip = ip.to_canonical();
         if self.config.per_source_rate == 0 || self.exempt.contains(&ip) {
             return true;
         }
@@ -185,6 +187,7 @@ impl Admission {
     /// `auth_failures` within [`AUTH_FAILURE_WINDOW`], the source is banned like a flooder:
     /// a password guesser gets a few tries a minute, then silence.
     pub(crate) fn auth_failed(&mut self, now: Instant, ip: IpAddr) {
+        let ip = ip.to_canonical();
         let limit = self.config.auth_failures;
         if limit == 0 || self.exempt.contains(&ip) {
             return;
@@ -208,6 +211,7 @@ impl Admission {
 
     /// Whether `ip` may start another call.
     pub(crate) fn may_call(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         let limit = self.config.per_source_calls;
         if limit == 0 || self.exempt.contains(&ip) {
             return true;
@@ -236,6 +240,7 @@ impl Admission {
 
     /// A call from `ip` started; it waits for its ACK.
     pub(crate) fn call_started(&mut self, now: Instant, call: CallHandle, ip: IpAddr) {
+        let ip = ip.to_canonical();
         self.pending.insert(call);
         if self.config.per_source_calls > 0 && !self.exempt.contains(&ip) {
             self.source(now, ip).calls += 1;
@@ -249,6 +254,7 @@ impl Admission {
 
     /// A call from `ip` ended.
     pub(crate) fn call_ended(&mut self, call: CallHandle, ip: IpAddr) {
+        let ip = ip.to_canonical();
         self.pending.remove(&call);
         if let Some(s) = self.sources.get_mut(&ip) {
             s.calls = s.calls.saturating_sub(1);
@@ -319,5 +325,38 @@ mod tests {
         assert_eq!(a.pending_to_evict(), None);
         a.call_ended(CallHandle(2), ip(1));
         assert!(a.may_call(t0, ip(1)));
+    }
+
+    /// A dual-stack socket names an IPv4 peer by its IPv4-mapped IPv6 address: the same host
+    /// over an IPv4 socket and a dual-stack one (say TLS on `[::]`) is one source, so a ban
+    /// earned on one holds on the other, and a trusted proxy is trusted on both.
+    #[test]
+    fn an_ipv4_mapped_address_is_the_same_source() {
+        let t0 = crate::test_epoch();
+        let config = AdmissionConfig {
+            auth_failures: 2,
+            per_source_calls: 1,
+            ..AdmissionConfig::default()
+        };
+        let mapped = |v4: IpAddr| match v4 {
+            IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_mapped()),
+            v6 => v6,
+        };
+        let mut a = Admission::new(config, vec![ip(9)]);
+        a.auth_failed(t0, ip(1));
+        a.auth_failed(t0, mapped(ip(1)));
+        assert!(!a.request(t0, ip(1)), "banned");
+        assert!(
+            !a.request(t0, mapped(ip(1))),
+            "banned on the other socket too"
+        );
+        a.call_started(t0, CallHandle(1), mapped(ip(2)));
+        assert!(!a.may_call(t0, ip(2)), "one call per source");
+        a.call_ended(CallHandle(1), ip(2));
+        assert!(a.may_call(t0, mapped(ip(2))));
+        for _ in 0..3 {
+            a.auth_failed(t0, mapped(ip(9)));
+        }
+        assert!(a.request(t0, mapped(ip(9))), "the trusted proxy is exempt");
     }
 }

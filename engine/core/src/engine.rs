@@ -1123,7 +1123,9 @@ impl Engine {
         }
     }
 
-    /// The leg whose dialog a request belongs to (it must have answered).
+    /// The leg whose dialog a request belongs to (it must have answered, and not be closed:
+    /// a closed leg of a call that goes on, such as an agent who hung up during the
+    /// whisper, gets 481 for a late BYE rather than it ending the call).
     fn dialog_of(&self, req: &Request) -> Option<LegHandle> {
         let tag = Tag::from(req.party_to().ok()?.tag()?);
         let leg = *self
@@ -1134,7 +1136,7 @@ impl Engine {
             .get(&leg.call)?
             .legs
             .get(usize::from(leg.index))?;
-        l.dialog.is_some().then_some(leg)
+        (l.dialog.is_some() && !matches!(l.phase, LegPhase::Closed)).then_some(leg)
     }
 }
 

@@ -213,6 +213,12 @@ impl Leg {
     /// The leg's next deadline: the answer while ringing; the next RTP packet and the media
     /// inactivity limit while active; none otherwise.
     pub(crate) fn poll_timeout(&self, ctx: &Ctx) -> Option<Instant> {
+        // A closed leg of a call that goes on (an agent who hung up during the whisper) has
+        // nothing left to do: its session timer would refresh a finished dialog, then
+        // expire and end the whole call.
+        if matches!(self.phase, LegPhase::Closed) {
+            return None;
+        }
         let own = match self.phase {
             // An answer held for a PRACK (RFC 3262 §3) waits for it, not for the clock.
             LegPhase::Ringing { until, .. } => (!self.ext.answer_held()).then_some(until),
@@ -232,6 +238,9 @@ impl Leg {
     /// Time passed: answer when the ringing is over, send the RTP packets due, and give up on
     /// a peer that sends nothing.
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        if matches!(self.phase, LegPhase::Closed) {
+            return;
+        }
         self.ext_timeout(ctx, now);
         if let LegPhase::Ringing { until, .. } = self.phase {
             if now >= until && !self.ext.answer_held() {

@@ -346,7 +346,7 @@ impl Engine {
             queue: QueueId(qid),
             rings: Vec::new(),
             agent: None,
-            whisper: false,
+            whisper: None,
             dialogue: None,
             leaving: false,
             asked: None,

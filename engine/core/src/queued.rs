@@ -66,8 +66,9 @@ pub struct Queued {
     /// The agent the caller is bridged to (or, while `whisper`, about to be).
     pub agent: Option<AgentRing>,
     /// The agent hears the queue's `whisper` before the caller is put through
-    /// ([`crate::whisper`]); the caller hears the music meanwhile.
-    pub whisper: bool,
+    /// ([`crate::whisper`]), at the latest at this time; the caller hears the music
+    /// meanwhile.
+    pub whisper: Option<Instant>,
     /// The callback number dialogue, after the caller pressed the `callback` exit key
     /// ([`crate::queue_callback`]); the caller keeps its place meanwhile.
     pub dialogue: Option<Box<ivr_voicemail::Deposit>>,
@@ -110,13 +111,14 @@ impl Queued {
             .filter_map(|r| r.uac.as_ref()?.poll_timeout())
             .chain(self.dialogue.as_ref().and_then(|d| d.poll_timeout()))
             .chain(self.callback.as_ref().and_then(|c| c.poll_timeout()))
+            .chain(self.whisper)
             .min()
     }
 
     /// Where audio from `from` is relayed: between the caller and the agent, once bridged
     /// (not while the agent hears the whisper).
     pub fn relays(&self, from: LegHandle) -> Option<LegHandle> {
-        if self.whisper {
+        if self.whisper.is_some() {
             return None;
         }
         let agent = self.agent.as_ref()?.leg;
@@ -495,7 +497,7 @@ impl Engine {
             queue,
             rings: Vec::new(),
             agent: None,
-            whisper: false,
+            whisper: None,
             dialogue: None,
             leaving: false,
             asked: None,
@@ -611,7 +613,7 @@ impl Engine {
         }
         if let Some(call) = self.calls.get(&handle)
             && let App::Queued(q) = &call.app
-            && (q.agent.is_none() || q.whisper)
+            && (q.agent.is_none() || q.whisper.is_some())
         {
             self.play_music(handle);
         }
@@ -982,6 +984,7 @@ impl Engine {
         self.callback_timeout(now, handle);
         self.drive_rings(now, handle);
         self.dialogue_timeout(now, handle);
+        self.whisper_timeout(now, handle);
     }
 
     /// Send what the agents' attempts queued and act on what they report.
@@ -1142,7 +1145,7 @@ impl Engine {
             return;
         };
         dial::confirm_leg(&mut self.by_dialog, now, l, extensions);
-        if !self.start_whisper(handle, leg) {
+        if !self.start_whisper(now, handle, leg) {
             self.put_through(handle, &agent);
         } else if dialogue {
             // The caller was in the callback number dialogue: the music until put through.

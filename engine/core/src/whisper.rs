@@ -22,7 +22,12 @@ use crate::io::Output;
 use crate::leg::LegPhase;
 use crate::queued::Queued;
 use ivr_queues::{CallRef, Input};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long past the whisper's own length the caller may wait for its end: its packets are
+/// paced by the agent's stream, which sends nothing to a phone that answered `sendonly` or
+/// `inactive`, or that has sent nothing for a while ([`crate::media::SEND_WITHOUT_PEER`]).
+const WHISPER_GRACE: Duration = Duration::from_secs(1);
 
 /// The queue's whisper, in the caller's language (none: no whisper).
 pub(crate) fn prompts(q: &Queued) -> Vec<ivr_audio::Prompt> {
@@ -39,7 +44,12 @@ impl Engine {
     /// The agent on `leg` answered a caller of a queue with a whisper: play it to the agent
     /// and put the caller through only at its end. False: no whisper (or a queued
     /// callback's call, whose agent heard it while the caller was dialled).
-    pub(crate) fn start_whisper(&mut self, handle: CallHandle, leg: LegHandle) -> bool {
+    pub(crate) fn start_whisper(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        leg: LegHandle,
+    ) -> bool {
         let Some(call) = self.calls.get_mut(&handle) else {
             return false;
         };
@@ -56,9 +66,26 @@ impl Engine {
         let Some(l) = call.legs.get_mut(usize::from(leg.index)) else {
             return false;
         };
+        let frames: usize = whisper.iter().map(ivr_audio::Prompt::frame_count).sum();
+        let length = crate::media::PTIME.saturating_mul(u32::try_from(frames).unwrap_or(u32::MAX));
         l.play(whisper);
-        q.whisper = true;
+        q.whisper = Some(now + length + WHISPER_GRACE);
         true
+    }
+
+    /// The whisper's time is up (its playback did not report its end: nothing could be
+    /// sent to the agent): the caller is put through all the same.
+    pub(crate) fn whisper_timeout(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let App::Queued(q) = &call.app else { return };
+        if let (Some(until), Some(r)) = (q.whisper, q.agent.as_ref())
+            && until <= now
+        {
+            let leg = r.leg;
+            self.agent_playback_finished(leg);
+        }
     }
 
     /// What played to an agent's leg ended: at the whisper's end, the caller is put through.
@@ -72,12 +99,12 @@ impl Engine {
         let Some(agent) = q
             .agent
             .as_ref()
-            .filter(|r| q.whisper && r.leg == leg)
+            .filter(|r| q.whisper.is_some() && r.leg == leg)
             .map(|r| r.agent.clone())
         else {
             return;
         };
-        q.whisper = false;
+        q.whisper = None;
         self.put_through(leg.call, &agent);
         self.reindex(leg.call);
     }
@@ -107,10 +134,10 @@ impl Engine {
         let App::Queued(q) = &mut call.app else {
             return false;
         };
-        if !q.whisper || q.agent.as_ref().is_none_or(|r| r.leg != leg) {
+        if q.whisper.is_none() || q.agent.as_ref().is_none_or(|r| r.leg != leg) {
             return false;
         }
-        q.whisper = false;
+        q.whisper = None;
         let Some(ring) = q.agent.take() else {
             return false;
         };

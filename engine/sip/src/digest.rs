@@ -537,7 +537,9 @@ impl NonceIssuer {
             h.update(b"#");
             h.update(seq.to_be_bytes());
         }
-        match source {
+        // One host, one address: an IPv4-mapped IPv6 address (a dual-stack socket's name
+        // for an IPv4 peer) is its IPv4 address, whichever socket the answer comes on.
+        match source.map(|a| a.to_canonical()) {
             Some(IpAddr::V4(a)) => {
                 h.update(b"@4");
                 h.update(a.octets());

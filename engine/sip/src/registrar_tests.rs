@@ -191,6 +191,30 @@ fn a_nonce_answers_only_from_the_address_it_was_sent_to() {
     assert_eq!(moved.status, StatusCode::OK);
 }
 
+/// A host is one address however the socket names it: a challenge sent over an IPv4
+/// socket is answered over a dual-stack one (say TLS on `[::]`) from the IPv4-mapped
+/// address, and the other way round.
+#[test]
+fn a_nonce_answers_from_the_ipv4_mapped_form_of_its_address() {
+    let t0 = test_epoch();
+    let mut r = registrar(t0);
+    let v4 = peer(5060);
+    let mapped = Peer {
+        transport: Transport::Tls,
+        addr: "[::ffff:203.0.113.7]:5061".parse().unwrap(),
+    };
+    let first = r.handle_register(t0, &register("alice", "c1", 1, CONTACT), v4);
+    let c = challenges(&first).remove(0);
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "secret", 1));
+    let ok = r.handle_register(t0, &register("alice", "c1", 2, &extra), mapped);
+    assert_eq!(ok.status, StatusCode::OK);
+    let first = r.handle_register(t0, &register("alice", "c1", 3, CONTACT), mapped);
+    let c = challenges(&first).remove(0);
+    let extra = format!("{CONTACT}{}", auth_line(&c, "alice", "secret", 1));
+    let ok = r.handle_register(t0, &register("alice", "c1", 4, &extra), v4);
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
 #[test]
 fn an_expired_nonce_with_the_right_password_is_stale() {
     let t0 = test_epoch();
