@@ -238,7 +238,10 @@ fn a_call_cancelled_while_ringing_is_recorded_a_refused_one_is_not() {
     let invite = refused.invite(true);
     net.send_sip(refused.transport, refused.addr, &invite);
     let msgs = net.take_sip(refused.addr);
-    assert!(ivr_tests::caller::response(&msgs, 503).is_some(), "{msgs:?}");
+    assert!(
+        ivr_tests::caller::response(&msgs, 503).is_some(),
+        "{msgs:?}"
+    );
     net.advance(Duration::from_millis(600));
     let cancel = ringing.cancel();
     net.send_sip(ringing.transport, ringing.addr, &cancel);

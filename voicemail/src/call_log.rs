@@ -277,7 +277,7 @@ pub(crate) mod tests {
         store.delete_calls_before(i64::MAX).await.unwrap();
         let plain = record("plain@192.0.2.1", 5_000);
         let mut nul = record("nul\0@192.0.2.1", 6_000);
-        nul.caller = Some("+1555\01234".into());
+        nul.caller = Some("+1555\0x1234".into());
         nul.steps[0].key = Some("\0".into());
         store
             .insert_calls(&[plain.clone(), nul.clone()])
@@ -285,7 +285,7 @@ pub(crate) mod tests {
             .expect("a NUL fails no batch");
         let mut cleaned = nul;
         cleaned.call_id = "nul\u{fffd}@192.0.2.1".into();
-        cleaned.caller = Some("+1555\u{fffd}1234".into());
+        cleaned.caller = Some("+1555\u{fffd}x1234".into());
         cleaned.steps[0].key = Some("\u{fffd}".into());
         let all_time = CallFilter {
             to_ms: i64::MAX,
