@@ -148,3 +148,110 @@ fn a_call_in_progress_at_shutdown_is_recorded() {
         ]
     );
 }
+
+/// What a caller sends (Call-ID, From user, Request-URI user) is bounded and cleaned before
+/// it goes into a record: a record waits in memory and stays in the store for a year, so a
+/// caller must not make it large; and a NUL (`%00`) is refused by PostgreSQL's text, which
+/// would fail the whole batch the record is written in.
+#[test]
+fn caller_text_in_a_record_is_bounded_and_clean() {
+    let mut net = net();
+    // The Call-ID is long in every request of the call (not in the Via branch or the tag).
+    let long_id = format!("{}@x", "c".repeat(7_000));
+    let lengthen = |m: Vec<u8>| {
+        String::from_utf8(m).unwrap().replacen(
+            "Call-ID: cid\r\n",
+            &format!("Call-ID: {long_id}\r\n"),
+            1,
+        )
+    };
+    let mut caller = Caller::new("127.0.0.1:7004", "cid");
+    let invite = lengthen(caller.invite(true))
+        .replacen(
+            "sip:+15551234@",
+            &format!("sip:%00%1b[2J{}@", "5".repeat(7_000)),
+            1,
+        )
+        .replacen(
+            "INVITE sip:service@",
+            &format!("INVITE sip:{}%00%0d@", "7".repeat(7_000)),
+            1,
+        );
+    net.send_sip(caller.transport, caller.addr, invite.as_bytes());
+    let msgs = net.take_sip(caller.addr);
+    let ok = ivr_tests::caller::response(&msgs, 200)
+        .unwrap_or_else(|| panic!("the call is answered: {msgs:?}"))
+        .clone();
+    caller.on_response(&ok);
+    let ack = lengthen(caller.ack(None));
+    net.send_sip(caller.transport, caller.addr, ack.as_bytes());
+    net.advance(Duration::from_millis(500));
+    let bye = lengthen(caller.in_dialog("BYE", "", ""));
+    net.send_sip(caller.transport, caller.addr, bye.as_bytes());
+    net.advance(Duration::from_millis(100));
+    let got = net.call_records();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    let fields = [
+        ("call_id", Some(r.call_id.as_str())),
+        ("caller", r.caller.as_deref()),
+        ("called", r.called.as_deref()),
+    ];
+    for (name, value) in fields {
+        let value = value.unwrap_or_else(|| panic!("{name} kept"));
+        assert!(
+            value.len() <= ivr_engine::cdr::MAX_TEXT,
+            "{name}: {} bytes",
+            value.len()
+        );
+        assert!(!value.chars().any(char::is_control), "{name}: {value:?}");
+    }
+    assert!(r.call_id.starts_with("cccc"), "{}", r.call_id);
+    assert!(
+        r.caller
+            .as_deref()
+            .unwrap()
+            .starts_with("\u{fffd}\u{fffd}[2J555"),
+        "{:?}",
+        r.caller
+    );
+    assert!(r.called.as_deref().unwrap().starts_with("777"));
+}
+
+/// A caller who gives up while it rings (CANCEL) has a record: the call was taken, never
+/// answered, and the admin counts it as abandoned. An INVITE refused outright (here 503, at
+/// capacity) has none: it never became a call, and recording refusals would let a flood
+/// of INVITEs write to the store (the log says each refusal).
+#[test]
+fn a_call_cancelled_while_ringing_is_recorded_a_refused_one_is_not() {
+    let mut net = Net::with_config(menus(), |c| {
+        c.answer_delay = Duration::from_secs(3);
+        c.max_calls = 1;
+    });
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(T0_MS as u64);
+    net.engine.handle_input(net.now, Input::WallClock(wall));
+    let mut ringing = Caller::new("127.0.0.1:7006", "ringing");
+    let invite = ringing.invite(true);
+    net.send_sip(ringing.transport, ringing.addr, &invite);
+    net.advance(Duration::from_millis(400));
+    let mut refused = Caller::new("127.0.0.1:7008", "refused");
+    let invite = refused.invite(true);
+    net.send_sip(refused.transport, refused.addr, &invite);
+    let msgs = net.take_sip(refused.addr);
+    assert!(
+        ivr_tests::caller::response(&msgs, 503).is_some(),
+        "{msgs:?}"
+    );
+    net.advance(Duration::from_millis(600));
+    let cancel = ringing.cancel();
+    net.send_sip(ringing.transport, ringing.addr, &cancel);
+    net.advance(Duration::from_millis(100));
+    let got = net.call_records();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let r = &got[0];
+    assert_eq!(r.call_id, "ringing");
+    assert_eq!(r.end_reason, "cancelled");
+    assert_eq!(r.answered_ms, None);
+    assert_eq!((r.started_ms, r.duration_ms), (T0_MS, 1_000));
+    assert!(r.steps.is_empty(), "{:?}", r.steps);
+}

@@ -26,6 +26,12 @@ const COLUMNS: &str = "seq, call_id, started_ms, answered_ms, ended_ms, duration
      called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, agent, \
      steps_truncated";
 
+/// `s` as stored: PostgreSQL's text refuses NUL (and would fail the whole batch), so a NUL
+/// becomes U+FFFD on every store alike.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
 impl Store {
     /// Store `records` with their steps, all or none.
     pub async fn insert_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
@@ -45,21 +51,21 @@ impl Store {
         );
         for r in records {
             let row = sqlx::query(&insert)
-                .bind(&r.call_id)
+                .bind(text(&r.call_id))
                 .bind(r.started_ms)
                 .bind(r.answered_ms)
                 .bind(r.ended_ms)
                 .bind(r.duration_ms)
-                .bind(r.caller.as_deref())
-                .bind(r.called.as_deref())
-                .bind(&r.end_reason)
-                .bind(r.entry.as_deref())
-                .bind(r.language.as_deref())
-                .bind(r.exit.as_deref())
-                .bind(r.exit_to.as_deref())
-                .bind(r.queue.as_deref())
+                .bind(r.caller.as_deref().map(text))
+                .bind(r.called.as_deref().map(text))
+                .bind(text(&r.end_reason))
+                .bind(r.entry.as_deref().map(text))
+                .bind(r.language.as_deref().map(text))
+                .bind(r.exit.as_deref().map(text))
+                .bind(r.exit_to.as_deref().map(text))
+                .bind(r.queue.as_deref().map(text))
                 .bind(r.queue_wait_ms)
-                .bind(r.agent.as_deref())
+                .bind(r.agent.as_deref().map(text))
                 .bind(i64::from(r.steps_truncated))
                 .fetch_one(&mut *tx)
                 .await?;
@@ -68,11 +74,11 @@ impl Store {
                 sqlx::query(&step)
                     .bind(seq)
                     .bind(i as i64)
-                    .bind(&s.menu)
+                    .bind(text(&s.menu))
                     .bind(s.at_ms)
-                    .bind(&s.outcome)
-                    .bind(s.key.as_deref())
-                    .bind(&s.prompt)
+                    .bind(text(&s.outcome))
+                    .bind(s.key.as_deref().map(text))
+                    .bind(text(&s.prompt))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -266,5 +272,25 @@ pub(crate) mod tests {
             .try_get("n")
             .unwrap();
         assert_eq!(steps, 2, "the deleted calls' steps went with them");
+        // PostgreSQL's text refuses NUL: one record with it (a %00 in a caller's URI) must
+        // not fail the batch, and so lose the other calls' records written with it.
+        store.delete_calls_before(i64::MAX).await.unwrap();
+        let plain = record("plain@192.0.2.1", 5_000);
+        let mut nul = record("nul\0@192.0.2.1", 6_000);
+        nul.caller = Some("+1555\0x1234".into());
+        nul.steps[0].key = Some("\0".into());
+        store
+            .insert_calls(&[plain.clone(), nul.clone()])
+            .await
+            .expect("a NUL fails no batch");
+        let mut cleaned = nul;
+        cleaned.call_id = "nul\u{fffd}@192.0.2.1".into();
+        cleaned.caller = Some("+1555\u{fffd}x1234".into());
+        cleaned.steps[0].key = Some("\u{fffd}".into());
+        let all_time = CallFilter {
+            to_ms: i64::MAX,
+            ..all
+        };
+        assert_eq!(store.calls(&all_time).await.unwrap(), [plain, cleaned]);
     }
 }

@@ -62,15 +62,16 @@ pub struct CallStep {
     pub prompt: String,
 }
 
-/// `number` with every digit but the last `keep` replaced by `*` (for exports to people who
+/// `number` with every digit (of any script) but the last `keep` replaced by `*` (for exports to people who
 /// need the shape, not the number); other characters stay.
 pub fn mask_number(number: &str, keep: usize) -> String {
-    let digits = number.chars().filter(char::is_ascii_digit).count();
+    // Any script's digits (and other numerals): hiding too much is harmless, too little not.
+    let digits = number.chars().filter(|c| c.is_numeric()).count();
     let mut hide = digits.saturating_sub(keep);
     number
         .chars()
         .map(|c| {
-            if c.is_ascii_digit() && hide > 0 {
+            if c.is_numeric() && hide > 0 {
                 hide -= 1;
                 '*'
             } else {
@@ -91,5 +92,13 @@ mod tests {
         assert_eq!(mask_number("12", 3), "12");
         assert_eq!(mask_number("alice", 3), "alice");
         assert_eq!(mask_number("06 12 34", 2), "** ** 34");
+    }
+
+    /// Digits of other scripts (fullwidth, Arabic-Indic) are digits too: a number written
+    /// with them (the URI decoding lets any UTF-8 through) is masked like any other.
+    #[test]
+    fn masking_hides_digits_of_any_script() {
+        assert_eq!(mask_number("+３３６１２３４５６７８", 3), "+********６７８");
+        assert_eq!(mask_number("٠٦١٢٣٤٥٦", 2), "******٥٦");
     }
 }

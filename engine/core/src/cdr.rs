@@ -16,6 +16,27 @@ use ivr_menus::path::{MAX_STEPS, StepEnd};
 use ivr_voicemail::calls::{CallRecord, CallStep};
 use std::time::{Instant, SystemTime};
 
+/// Most bytes kept of each text a caller chose (Call-ID, caller and called numbers): a
+/// record waits in memory for the store and stays there for the retention time, so what
+/// the caller sends (up to a 64 kB message) must not make it large. Real Call-IDs and
+/// numbers are far shorter.
+pub const MAX_TEXT: usize = 256;
+
+/// `text` as a record keeps it: at most [`MAX_TEXT`] bytes (cut at a character boundary),
+/// control characters (a `%00` or `%1b` the URI decoding let through) replaced by U+FFFD.
+/// A NUL in particular would fail the whole batch on PostgreSQL, whose text refuses it.
+fn kept(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_TEXT));
+    for c in text.chars() {
+        let c = if c.is_control() { '\u{fffd}' } else { c };
+        if out.len() + c.len_utf8() > MAX_TEXT {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// What a call's record knows before the call ends.
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
@@ -38,9 +59,9 @@ impl Trace {
     ) -> Trace {
         Trace {
             record: CallRecord {
-                call_id: call_id.to_string(),
-                caller,
-                called,
+                call_id: kept(call_id),
+                caller: caller.as_deref().map(kept),
+                called: called.as_deref().map(kept),
                 entry: Some(entry.to_string()),
                 ..CallRecord::default()
             },

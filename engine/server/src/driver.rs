@@ -7,6 +7,7 @@
 
 use crate::config::Sources;
 use crate::ports::PortPool;
+use crate::record_queue;
 use crate::recorder::{Recorder, WriterOut};
 use crate::reload::{Loaded, Reloads, Watcher};
 use crate::status::{ReloadOutcome, Status};
@@ -323,7 +324,8 @@ impl Server {
                 ivr_queues::log::Kind::Start,
             )],
             board_dirty: true,
-            call_records: Vec::new(),
+            call_records: record_queue::RecordQueue::default(),
+            stopping: false,
         };
 
         engine.handle_input(
@@ -473,6 +475,7 @@ impl Server {
                         info!(target: "ivr::stats", packets = 0, "rtp pacing lateness: no packet sent");
                     }
                     let now = tokio::time::Instant::now();
+                    io.stopping = true;
                     if self.config.drain.is_zero() {
                         info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
                         engine.handle_input(Instant::now(), Input::Shutdown);
@@ -669,13 +672,11 @@ struct Io {
     queue_rows: Vec<ivr_queues::log::Row>,
     /// The staff's queue view is out of date: publish a snapshot once the outputs are done.
     board_dirty: bool,
-    /// Call records not yet handed to the store (at most [`MAX_PENDING_RECORDS`]).
-    call_records: Vec<ivr_voicemail::calls::CallRecord>,
+    /// Call records not yet stored (bounded, see [`record_queue`]).
+    call_records: record_queue::RecordQueue,
+    /// The server is stopping: records of the calls it hangs up are all kept.
+    stopping: bool,
 }
-
-/// Most call records waiting for the store while it is behind; past it the oldest are
-/// dropped, and said.
-const MAX_PENDING_RECORDS: usize = 10_000;
 
 impl Io {
     /// Hand the queue events of this round to the store, in one transaction, off the loop.
@@ -703,31 +704,32 @@ impl Io {
 }
 
 impl Io {
-    /// Hand the call records of this round to the store, in one transaction, off the loop.
-    /// While [`MAX_QUEUE_WRITES`] writes are in flight they wait for the next round
-    /// (`force`, at stop: they go now, and the stop waits for them).
+    /// Hand the call records of this round to the store, off the loop, in transactions of
+    /// at most [`record_queue::CHUNK`]. While [`MAX_QUEUE_WRITES`] writes are in flight
+    /// they wait for the next round, bounded by [`record_queue::RecordQueue`] (`force`, at
+    /// stop: they go now, and the stop waits for them).
     fn store_call_records(&mut self, force: bool) {
         if self.call_records.is_empty() {
             return;
         }
         while self.stores.try_join_next().is_some() {}
-        if self.stores.len() >= MAX_QUEUE_WRITES && !force {
-            let over = self.call_records.len().saturating_sub(MAX_PENDING_RECORDS);
-            if over > 0 {
-                warn!(
-                    dropped = over,
-                    "the store is behind: the oldest call records dropped"
-                );
-                self.call_records.drain(..over);
-            }
+        let may_write = force || self.stores.len() < MAX_QUEUE_WRITES;
+        let Some(batch) = self
+            .call_records
+            .round(Instant::now(), may_write, self.stopping)
+        else {
             return;
-        }
-        let records = std::mem::take(&mut self.call_records);
+        };
         let store = self.store.clone();
         self.stores.spawn(async move {
-            if let Err(e) = store.insert_calls(&records).await {
-                warn!(records = records.len(), error = %e, "cannot store call records");
+            // Committed chunk by chunk: a stop that gives up on a slow store keeps those
+            // already written, rather than rolling back one large transaction.
+            for chunk in batch.records.chunks(record_queue::CHUNK) {
+                if let Err(e) = store.insert_calls(chunk).await {
+                    warn!(records = chunk.len(), error = %e, "cannot store call records");
+                }
             }
+            drop(batch);
         });
     }
 

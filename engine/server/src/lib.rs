@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod page;
 pub mod ports;
 pub mod queue_log;
+pub mod record_queue;
 pub mod recorder;
 pub mod reload;
 pub mod resolve;
