@@ -3,7 +3,7 @@
 //! queue event log.
 
 use crate::calls::{CallRecord, CallStep};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, text};
 use sqlx::Row as _;
 
 /// Most records one [`Store::calls`] call returns.
@@ -25,12 +25,6 @@ pub struct CallFilter {
 const COLUMNS: &str = "seq, call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
      called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, agent, \
      steps_truncated";
-
-/// `s` as stored: PostgreSQL's text refuses NUL (and would fail the whole batch), so a NUL
-/// becomes U+FFFD on every store alike.
-fn text(s: &str) -> String {
-    s.replace('\0', "\u{fffd}")
-}
 
 impl Store {
     /// Store `records` with their steps, all or none.

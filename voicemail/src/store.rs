@@ -151,6 +151,13 @@ const COLUMNS: &str = "id, mailbox, caller_id, called, call_id, received_at, cal
      duration_ms, language, menu_path, variables, hung_up, has_message, recovered, status, \
      assignee, updated_at, kind, queue, priority";
 
+/// `s` as stored: PostgreSQL's text refuses NUL (and would fail the whole insert: a
+/// callback request whose caller sent `%00` in its From would never be stored), so a NUL
+/// becomes U+FFFD on every store alike.
+pub(crate) fn text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
 impl Store {
     /// Open (and create or migrate) the store at `url`: `sqlite://FILE` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -215,9 +222,9 @@ impl Store {
         let done = sqlx::query(&q)
             .bind(&r.id)
             .bind(&r.mailbox)
-            .bind(&r.caller_id)
-            .bind(&r.called)
-            .bind(&r.call_id)
+            .bind(r.caller_id.as_deref().map(text))
+            .bind(r.called.as_deref().map(text))
+            .bind(text(&r.call_id))
             .bind(r.received_at as i64)
             .bind(&r.callback_number)
             .bind(r.duration_ms as i64)
@@ -681,6 +688,25 @@ mod tests {
             .unwrap();
         assert!(store.pending_queue_callbacks().await.unwrap().is_empty());
         store.delete_request_for_test("1500-cccc").await;
+        // A caller's text with a NUL (a `%00` in the From user): PostgreSQL's text refuses
+        // NUL, and a refused insert would leave a message unstored at every retry.
+        let mut hostile = request("1600-dddd", "sales", 1600);
+        hostile.caller_id = Some("+1\0\u{1b}5".into());
+        hostile.called = Some("serv\0ice".into());
+        hostile.call_id = "call\0id".into();
+        hostile.variables = vec![("note".into(), "a\0b".into())];
+        assert!(
+            store
+                .insert(&hostile, false, 1600, Notify::default())
+                .await
+                .unwrap()
+        );
+        let back = store.get("1600-dddd").await.unwrap().request;
+        assert_eq!(back.caller_id.as_deref(), Some("+1\u{fffd}\u{1b}5"));
+        assert_eq!(back.called.as_deref(), Some("serv\u{fffd}ice"));
+        assert_eq!(back.call_id, "call\u{fffd}id");
+        assert_eq!(back.variables, vec![("note".into(), "a\0b".into())]);
+        store.delete_request_for_test("1600-dddd").await;
         // An e-mail too, as the request has an address.
         let mail = store.due_notifications("email", 1001, 10).await.unwrap();
         assert_eq!(mail.len(), 1);

@@ -75,7 +75,8 @@ pub(crate) struct NextHop {
 /// The caller's number: the P-Asserted-Identity user (RFC 3325 §9.1) when the INVITE came
 /// straight from a trusted proxy (RFC 3325 §2: the identity is only believed inside a trust
 /// domain), else the From user; `None` when withheld (no user part, or `anonymous`). Never
-/// the address the INVITE came from: behind a proxy that is the proxy's.
+/// the address the INVITE came from: behind a proxy that is the proxy's. At most
+/// [`crate::cdr::MAX_TEXT`] bytes, control characters replaced by U+FFFD.
 pub(crate) fn caller_id(req: &Request, from: IpAddr, trusted: &[IpAddr]) -> Option<String> {
     let pai_name = HeaderName::Other("P-Asserted-Identity".into());
     let pai = trusted
@@ -93,7 +94,9 @@ pub(crate) fn caller_id(req: &Request, from: IpAddr, trusted: &[IpAddr]) -> Opti
             .map(|(_, r)| r.split(';').next().unwrap_or(r).to_string()),
         ivr_sip::Uri::Sip(_) => uri.user(),
     }?;
-    (!user.eq_ignore_ascii_case("anonymous")).then_some(user)
+    // What the caller wrote, decoded: bounded and without control characters (a `%00`)
+    // before it reaches logs, the store and the staff page.
+    (!user.eq_ignore_ascii_case("anonymous")).then(|| crate::cdr::kept(&user))
 }
 
 /// Whether the request's `Accept` (if any) admits an SDP answer (RFC 3261 §20.1: absent
@@ -136,6 +139,22 @@ mod tests {
     }
 
     const PROXY: &str = "127.0.0.1";
+
+    #[test]
+    fn a_caller_id_is_bounded_and_has_no_control_characters() {
+        let proxy: IpAddr = PROXY.parse().unwrap();
+        let r = invite("P-Asserted-Identity: <sip:+33%0061%1b@carrier>\r\n");
+        assert_eq!(
+            caller_id(&r, proxy, &[proxy]).as_deref(),
+            Some("+33\u{fffd}61\u{fffd}")
+        );
+        let long = "9".repeat(4000);
+        let r = invite(&format!("P-Asserted-Identity: <sip:{long}@carrier>\r\n"));
+        assert_eq!(
+            caller_id(&r, proxy, &[proxy]).map(|c| c.len()),
+            Some(crate::cdr::MAX_TEXT)
+        );
+    }
 
     #[test]
     fn asserted_identity_only_from_trusted_proxies() {
