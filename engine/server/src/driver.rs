@@ -381,6 +381,23 @@ impl Server {
                 continue;
             }
             timers_first = false;
+            // The stop's deadlines are checked on every turn, not only when the loop sleeps:
+            // under a steady stream of input the select below never sleeps. The hang-up comes
+            // first, so calls still in progress are ended (BYE, call record) before the exit.
+            let now = tokio::time::Instant::now();
+            if hang_up_at.is_some_and(|h| now >= h) {
+                hang_up_at = None;
+                info!(
+                    calls = engine.call_count(),
+                    "drain time over: hanging up the calls still in progress"
+                );
+                engine.handle_input(Instant::now(), Input::Shutdown);
+                continue;
+            }
+            if exit_at.is_some_and(|e| now >= e) {
+                warn!("shutdown grace period over; exiting with calls still ending");
+                break;
+            }
             let sleep_until = [
                 deadline.map(tokio::time::Instant::from_std),
                 exit_at,
@@ -459,15 +476,7 @@ impl Server {
                     }
                 }
                 _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                    if exit_at.is_some_and(|e| tokio::time::Instant::now() >= e) {
-                        warn!("shutdown grace period over; exiting with calls still ending");
-                        break;
-                    }
-                    if hang_up_at.is_some_and(|h| tokio::time::Instant::now() >= h) {
-                        hang_up_at = None;
-                        info!(calls = engine.call_count(), "drain time over: hanging up the calls still in progress");
-                        engine.handle_input(Instant::now(), Input::Shutdown);
-                    }
+                    // A stop deadline that woke us is taken at the top of the next turn.
                     engine.handle_input(Instant::now(), Input::Timeout);
                 }
                 _ = wall_tick.tick() => {
