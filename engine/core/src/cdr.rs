@@ -25,7 +25,7 @@ pub const MAX_TEXT: usize = 256;
 /// `text` as a record keeps it: at most [`MAX_TEXT`] bytes (cut at a character boundary),
 /// control characters (a `%00` or `%1b` the URI decoding let through) replaced by U+FFFD.
 /// A NUL in particular would fail the whole batch on PostgreSQL, whose text refuses it.
-pub(crate) fn kept(text: &str) -> String {
+fn kept(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_TEXT));
     for c in text.chars() {
         let c = if c.is_control() { '\u{fffd}' } else { c };

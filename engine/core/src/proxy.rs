@@ -75,8 +75,8 @@ pub(crate) struct NextHop {
 /// The caller's number: the P-Asserted-Identity user (RFC 3325 §9.1) when the INVITE came
 /// straight from a trusted proxy (RFC 3325 §2: the identity is only believed inside a trust
 /// domain), else the From user; `None` when withheld (no user part, or `anonymous`). Never
-/// the address the INVITE came from: behind a proxy that is the proxy's. At most
-/// [`crate::cdr::MAX_TEXT`] bytes, control characters replaced by U+FFFD.
+/// the address the INVITE came from: behind a proxy that is the proxy's. Cleaned by
+/// [`bounded_tail`].
 pub(crate) fn caller_id(req: &Request, from: IpAddr, trusted: &[IpAddr]) -> Option<String> {
     let pai_name = HeaderName::Other("P-Asserted-Identity".into());
     let pai = trusted
@@ -96,7 +96,21 @@ pub(crate) fn caller_id(req: &Request, from: IpAddr, trusted: &[IpAddr]) -> Opti
     }?;
     // What the caller wrote, decoded: bounded and without control characters (a `%00`)
     // before it reaches logs, the store and the staff page.
-    (!user.eq_ignore_ascii_case("anonymous")).then(|| crate::cdr::kept(&user))
+    (!user.eq_ignore_ascii_case("anonymous")).then(|| bounded_tail(&user))
+}
+
+/// `user` cleaned: control characters replaced by U+FFFD, and if longer than
+/// [`crate::cdr::MAX_TEXT`] bytes, its last ones (a number's last digits are the ones that
+/// tell callers apart; the queue view shows the tail too).
+fn bounded_tail(user: &str) -> String {
+    let mut start = user.len().saturating_sub(crate::cdr::MAX_TEXT);
+    while !user.is_char_boundary(start) {
+        start += 1;
+    }
+    user[start..]
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// Whether the request's `Accept` (if any) admits an SDP answer (RFC 3261 §20.1: absent
@@ -148,12 +162,11 @@ mod tests {
             caller_id(&r, proxy, &[proxy]).as_deref(),
             Some("+33\u{fffd}61\u{fffd}")
         );
-        let long = "9".repeat(4000);
+        let long = format!("{}1234", "9".repeat(4000));
         let r = invite(&format!("P-Asserted-Identity: <sip:{long}@carrier>\r\n"));
-        assert_eq!(
-            caller_id(&r, proxy, &[proxy]).map(|c| c.len()),
-            Some(crate::cdr::MAX_TEXT)
-        );
+        let kept = caller_id(&r, proxy, &[proxy]).unwrap();
+        assert_eq!(kept.len(), crate::cdr::MAX_TEXT);
+        assert!(kept.ends_with("91234"), "the last digits stay");
     }
 
     #[test]
