@@ -169,7 +169,7 @@ fn caller_text_in_a_record_is_bounded_and_clean() {
     let invite = lengthen(caller.invite(true))
         .replacen(
             "sip:+15551234@",
-            &format!("sip:%00%1b[2J{}@", "5".repeat(7_000)),
+            &format!("sip:%00%1b[2J{}%00%1b[2J@", "5".repeat(7_000)),
             1,
         )
         .replacen(
@@ -207,11 +207,12 @@ fn caller_text_in_a_record_is_bounded_and_clean() {
         assert!(!value.chars().any(char::is_control), "{name}: {value:?}");
     }
     assert!(r.call_id.starts_with("cccc"), "{}", r.call_id);
+    // A caller ID keeps its tail (the last digits tell callers apart).
     assert!(
         r.caller
             .as_deref()
             .unwrap()
-            .starts_with("\u{fffd}\u{fffd}[2J555"),
+            .ends_with("555\u{fffd}\u{fffd}[2J"),
         "{:?}",
         r.caller
     );

@@ -103,14 +103,15 @@ pub(crate) fn caller_id(req: &Request, from: IpAddr, trusted: &[IpAddr]) -> Opti
 /// [`crate::cdr::MAX_TEXT`] bytes, its last ones (a number's last digits are the ones that
 /// tell callers apart; the queue view shows the tail too).
 fn bounded_tail(user: &str) -> String {
-    let mut start = user.len().saturating_sub(crate::cdr::MAX_TEXT);
-    while !user.is_char_boundary(start) {
-        start += 1;
-    }
-    user[start..]
+    let clean: String = user
         .chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
+        .collect();
+    let mut start = clean.len().saturating_sub(crate::cdr::MAX_TEXT);
+    while !clean.is_char_boundary(start) {
+        start += 1;
+    }
+    clean[start..].to_string()
 }
 
 /// Whether the request's `Accept` (if any) admits an SDP answer (RFC 3261 §20.1: absent
