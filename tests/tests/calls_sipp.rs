@@ -28,6 +28,87 @@ fn export(data: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Vec
         .clone()
 }
 
+/// `ivr calls report --json` after [`PATHS`]: their counts per menu and per outcome.
+fn check_report(data: &std::path::Path, database: Option<&str>) {
+    let report = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "calls",
+            "report",
+            "--json",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        if let Some(url) = database {
+            args.extend_from_slice(&["--database", url]);
+        }
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(std::path::Path::new("."), &args, "");
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let r = report(&[]);
+    assert_eq!(r["calls"], 6, "{r:#}");
+    let o = &r["outcomes"];
+    let outcomes: Vec<u64> = [
+        "self_served",
+        "callback_request",
+        "reached_agent",
+        "abandoned_in_queue",
+        "transferred",
+        "hung_up_in_menus",
+        "other",
+    ]
+    .iter()
+    .map(|k| o[k].as_u64().unwrap())
+    .collect();
+    // goodbye; message; nobody; operator; nobody; quiet, invalid and back.
+    assert_eq!(outcomes, [1, 1, 0, 1, 0, 3, 0], "{o:#}");
+    // (menu, presentations, invalid, hang-ups), the menus callers give up in most first.
+    let menus: Vec<(&str, u64, u64, u64)> = r["menus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let n = |k: &str| m[k].as_u64().unwrap();
+            (
+                m["menu"].as_str().unwrap(),
+                n("presentations"),
+                n("invalid"),
+                n("hangups"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        menus,
+        [
+            ("main_fr", 2, 0, 1),
+            ("main_en", 5, 1, 1),
+            ("language", 7, 0, 1)
+        ]
+    );
+    let language = &r["menus"][2]["keys"];
+    assert_eq!(
+        (
+            &language[0]["key"],
+            &language[0]["count"],
+            &language[1]["key"]
+        ),
+        (&Value::from("2"), &Value::from(4), &Value::from("1")),
+        "{language:#}"
+    );
+    let hours: u64 = r["per_hour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hours, 6);
+    // The message caller hung up during the mailbox's greeting: no request was left.
+    assert_eq!(r["callbacks"]["created"], 0, "{r:#}");
+    assert_eq!(report(&["--entry", "language"])["calls"], 6);
+    assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
+}
+
 /// A record's steps as `menu outcome [key] prompt` lines.
 fn steps(r: &Value) -> Vec<String> {
     r["steps"]
@@ -223,6 +304,7 @@ fn paths_then_sigterm(database: Option<&str>) {
         masked.iter().all(|r| r["caller"] == "+********678"),
         "{masked:#?}"
     );
+    check_report(ivr.data_dir(), database);
     // Per-menu counters in /metrics.
     let metrics = ivr_tests::http::get(ivr.http.expect("http"), "/metrics").text();
     for line in [

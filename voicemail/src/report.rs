@@ -372,7 +372,8 @@ fn menus(steps: &[StepCount]) -> Vec<MenuReport> {
                 })
                 .collect();
             keys.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-            let (invalid, timeouts, hangups) = (count("invalid"), count("timeout"), count("hangup"));
+            let (invalid, timeouts, hangups) =
+                (count("invalid"), count("timeout"), count("hangup"));
             MenuReport {
                 menu: menu.to_string(),
                 presentations,
@@ -454,7 +455,9 @@ impl Store {
         ));
         let mut rows = ReportRows::default();
         for r in bind_window(&q, from_ms, to_ms, entry)
-            .fetch_all(&self.pool).await? {
+            .fetch_all(&self.pool)
+            .await?
+        {
             rows.hours
                 .push((r.try_get("hour")?, r.try_get::<i64, _>("n")? as u64));
         }
@@ -464,7 +467,9 @@ impl Store {
              GROUP BY s.menu, s.outcome, s.pressed"
         ));
         for r in bind_window(&q, from_ms, to_ms, entry)
-            .fetch_all(&self.pool).await? {
+            .fetch_all(&self.pool)
+            .await?
+        {
             rows.steps.push(StepCount {
                 menu: r.try_get("menu")?,
                 outcome: r.try_get("outcome")?,
@@ -478,7 +483,9 @@ impl Store {
              GROUP BY c.exit_kind, c.end_reason"
         ));
         for r in bind_window(&q, from_ms, to_ms, entry)
-            .fetch_all(&self.pool).await? {
+            .fetch_all(&self.pool)
+            .await?
+        {
             rows.ends.push(EndCount {
                 exit: r.try_get("exit_kind")?,
                 end_reason: r.try_get("end_reason")?,

@@ -119,7 +119,10 @@ pub(crate) fn fixture() -> Vec<CallRecord> {
             "night",
             T0 + 25 * 60 * MIN + 2 * MIN,
             "night",
-            vec![step("night", "timeout", None), step("night", "hangup", None)],
+            vec![
+                step("night", "timeout", None),
+                step("night", "hangup", None),
+            ],
             None,
             "caller_hung_up",
             None,
@@ -182,7 +185,12 @@ fn the_report_of_a_fixture_has_exact_figures() {
     assert_eq!(order, ["night", "main", "sales"]);
     let main = &r.menus[1];
     assert_eq!(
-        (main.presentations, main.invalid, main.timeouts, main.hangups),
+        (
+            main.presentations,
+            main.invalid,
+            main.timeouts,
+            main.hangups
+        ),
         (8, 1, 1, 1)
     );
     assert_eq!(
