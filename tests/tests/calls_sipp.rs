@@ -29,7 +29,7 @@ fn export(data: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Vec
 }
 
 /// `ivr calls report --json` after [`PATHS`]: their counts per menu and per outcome.
-fn check_report(data: &std::path::Path, database: Option<&str>) {
+fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::SocketAddr) {
     let report = |extra: &[&str]| -> Value {
         let mut args = vec![
             "calls",
@@ -107,6 +107,23 @@ fn check_report(data: &std::path::Path, database: Option<&str>) {
     assert_eq!(r["callbacks"]["created"], 0, "{r:#}");
     assert_eq!(report(&["--entry", "language"])["calls"], 6);
     assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
+    // The same document from the API, for a staff user (the users file is read as it changes).
+    let users = ["staff", "--data-dir", data.to_str().unwrap()];
+    let add = [&users[..], &["add-user", "ann", "--mailbox", "messages"]].concat();
+    let (code, _, err) = run(data, &add, "a long staff password\n");
+    assert_eq!(code, 0, "{err}");
+    let (code, token, err) = run(data, &[&users[..], &["add-token", "ann"]].concat(), "");
+    assert_eq!(code, 0, "{err}");
+    let path = "/api/reports/calls?entry=language";
+    let auth = format!("Bearer {}", token.trim());
+    let api =
+        ivr_tests::http::request(http, "GET", path, &[("Authorization", &auth)], b"").unwrap();
+    assert_eq!(api.status, 200, "{}", api.text());
+    let mut cli = report(&["--entry", "language"]);
+    assert_eq!(api.json(), cli, "the API and the CLI give the same numbers");
+    cli["entry"] = Value::Null;
+    assert_eq!(cli, r);
+    assert_eq!(ivr_tests::http::get(http, path).status, 401, "staff only");
 }
 
 /// A record's steps as `menu outcome [key] prompt` lines.
@@ -304,7 +321,7 @@ fn paths_then_sigterm(database: Option<&str>) {
         masked.iter().all(|r| r["caller"] == "+********678"),
         "{masked:#?}"
     );
-    check_report(ivr.data_dir(), database);
+    check_report(ivr.data_dir(), database, ivr.http.expect("http"));
     // Per-menu counters in /metrics.
     let metrics = ivr_tests::http::get(ivr.http.expect("http"), "/metrics").text();
     for line in [

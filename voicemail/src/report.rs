@@ -144,7 +144,7 @@ impl ReportRows {
 }
 
 /// Calls in one day or hour.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     /// Its start (Unix milliseconds).
     pub start_ms: i64,
@@ -155,7 +155,7 @@ pub struct Bucket {
 }
 
 /// One key (or code, or entry) of a menu and its share of the menu's presentations.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyShare {
     /// The key (`1`, `#`), `ext 123` for an extension code, `entry` for a collected entry.
     pub key: String,
@@ -166,7 +166,7 @@ pub struct KeyShare {
 }
 
 /// What callers did in one menu.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct MenuReport {
     /// The menu.
     pub menu: String,
@@ -190,7 +190,7 @@ pub struct MenuReport {
 }
 
 /// How calls ended (each call counts in one of these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Outcomes {
     /// The menus ended the call (a `hangup` action, e.g. after a goodbye): served by the
     /// menus alone.
@@ -211,7 +211,7 @@ pub struct Outcomes {
 }
 
 /// Callback requests received in the window and how many were resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct CallbackReport {
     /// Requests received.
     pub created: u64,
@@ -223,7 +223,7 @@ pub struct CallbackReport {
 }
 
 /// The report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct CallReport {
     /// The window's start (Unix milliseconds), if bounded.
     pub from_ms: Option<i64>,
