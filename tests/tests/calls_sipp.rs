@@ -107,6 +107,32 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     assert_eq!(r["callbacks"]["created"], 0, "{r:#}");
     assert_eq!(report(&["--entry", "language"])["calls"], 6);
     assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
+    // The demo's flow with the share of calls on each way out of a menu.
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/config.yaml");
+    let mut args = vec![
+        "graph",
+        demo,
+        "--stats",
+        "..",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    if let Some(url) = database {
+        args.extend_from_slice(&["--database", url]);
+    }
+    let (code, graph, err) = run(std::path::Path::new("."), &args, "");
+    assert_eq!(code, 0, "{err}");
+    for edge in [
+        "m_language -->|\"2 (en) (66.7%, 4 calls)\"| m_main_en",
+        "m_language -->|\"1 (fr) (33.3%, 2 calls)\"| m_main_fr",
+        "m_main_en -->|\"5 (16.7%, 1 calls)\"| x_queue_operators",
+        "m_main_en -.->|\"invalid (x2) / 6 s timeout (x2): repeat (16.7%, 1 calls)\"| m_main_en",
+    ] {
+        assert!(
+            graph.lines().any(|l| l.trim() == edge),
+            "{edge} not in\n{graph}"
+        );
+    }
     // The same document from the API, for a staff user (the users file is read as it changes).
     let users = ["staff", "--data-dir", data.to_str().unwrap()];
     let add = [&users[..], &["add-user", "ann", "--mailbox", "messages"]].concat();

@@ -520,6 +520,50 @@ impl Store {
         rows.sort();
         Ok(rows)
     }
+
+    /// For `ivr graph --stats`: the calls `filter` selects, and per menu and way out the
+    /// calls that took it at least once (`outcome` as steps name it, but `invalid` and
+    /// `timeout` are one way, `retry`, with no key), in a canonical order.
+    pub async fn edge_calls(
+        &self,
+        filter: &ReportFilter,
+    ) -> Result<(u64, Vec<StepCount>), StoreError> {
+        let (from_ms, to_ms) = filter.bounds();
+        let entry = filter.entry.as_deref();
+        let by_entry = if entry.is_some() {
+            " AND c.entry = ?"
+        } else {
+            ""
+        };
+        let window = format!("c.started_ms >= ? AND c.started_ms < ?{by_entry}");
+        let q = self.sql(&format!("SELECT COUNT(*) AS n FROM calls c WHERE {window}"));
+        let calls: i64 = bind_window(&q, from_ms, to_ms, entry)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let retry = "s.outcome IN ('invalid', 'timeout')";
+        let q = self.sql(&format!(
+            "SELECT s.menu AS menu, CASE WHEN {retry} THEN 'retry' ELSE s.outcome END AS way, \
+             CASE WHEN {retry} THEN NULL ELSE s.pressed END AS pressed, \
+             COUNT(DISTINCT s.call_seq) AS n \
+             FROM call_steps s JOIN calls c ON c.seq = s.call_seq WHERE {window} \
+             GROUP BY 1, 2, 3"
+        ));
+        let mut ways = Vec::new();
+        for r in bind_window(&q, from_ms, to_ms, entry)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            ways.push(StepCount {
+                menu: r.try_get("menu")?,
+                outcome: r.try_get("way")?,
+                key: r.try_get("pressed")?,
+                steps: r.try_get::<i64, _>("n")? as u64,
+            });
+        }
+        ways.sort_unstable();
+        Ok((calls as u64, ways))
+    }
 }
 
 /// `q` with the window's bounds (and its entry, if any) bound.

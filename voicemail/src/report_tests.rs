@@ -352,6 +352,28 @@ pub(crate) async fn exercise(store: &Store) {
         store.report_rows(&none).await.unwrap().callbacks.is_empty(),
         "requests at +100 s are after the window's end"
     );
+    // For the graph: calls per way out of each menu, an invalid key and a timeout in one
+    // call counted once.
+    let (calls, ways) = store.edge_calls(&window()).await.unwrap();
+    assert_eq!(calls, 7);
+    let ways: Vec<(&str, &str, Option<&str>, u64)> = ways
+        .iter()
+        .map(|w| (&*w.menu, &*w.outcome, w.key.as_deref(), w.steps))
+        .collect();
+    assert_eq!(
+        ways,
+        [
+            ("main", "hangup", None, 1),
+            ("main", "key", Some("1"), 1),
+            ("main", "key", Some("2"), 2),
+            ("main", "key", Some("3"), 1),
+            ("main", "key", Some("4"), 1),
+            ("main", "retry", None, 1),
+            ("night", "hangup", None, 1),
+            ("night", "retry", None, 1),
+            ("sales", "key", Some("9"), 1),
+        ]
+    );
     // The callback checks count requests: these go.
     for (i, c) in times.iter().enumerate() {
         store

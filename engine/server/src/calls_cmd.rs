@@ -214,6 +214,51 @@ pub fn run(place: Where, cmd: Calls) -> anyhow::Result<()> {
     })
 }
 
+/// For `ivr graph --stats FROM..TO`: how many calls of the window (either end may be left
+/// out: `2026-12-01..`) took each way out of each menu.
+pub fn graph_stats(
+    place: &Where,
+    range: &str,
+    entry: Option<String>,
+) -> anyhow::Result<ivr_menus::graph::Stats> {
+    use ivr_menus::graph::{Stats, Via};
+    let Some((from, to)) = range.split_once("..") else {
+        bail!("--stats takes FROM..TO (2026-12-01..2026-12-08; either end may be left out)");
+    };
+    let window = Window {
+        from: (!from.is_empty()).then(|| from.to_string()),
+        to: (!to.is_empty()).then(|| to.to_string()),
+    };
+    let filter = window.report(entry)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (calls, ways) = rt.block_on(async {
+        let store = place.open().await?;
+        anyhow::Ok(store.edge_calls(&filter).await?)
+    })?;
+    let taken = ways
+        .into_iter()
+        .filter_map(|w| {
+            let via = match (w.outcome.as_str(), w.key) {
+                ("key", Some(k)) => {
+                    let mut c = k.chars();
+                    match (c.next(), c.next()) {
+                        (Some(k), None) => Via::Key(k),
+                        _ => return None,
+                    }
+                }
+                ("extension", Some(code)) => Via::Extension(code),
+                ("entry", _) => Via::Entry,
+                ("retry", _) => Via::Retry,
+                _ => return None,
+            };
+            Some((w.menu, via, w.steps))
+        })
+        .collect();
+    Ok(Stats { calls, taken })
+}
+
 /// A share as a percentage.
 fn pct(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
