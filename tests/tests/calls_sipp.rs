@@ -150,6 +150,35 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     cli["entry"] = Value::Null;
     assert_eq!(cli, r);
     assert_eq!(ivr_tests::http::get(http, path).status, 401, "staff only");
+    if database.is_none() {
+        // The staff page's Reports tab in headless Chromium; its screenshot is kept.
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let logs = manifest.join("../target/ci-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let shot = logs.join("staff-reports.png");
+        let out = std::process::Command::new("python3")
+            .arg(manifest.join("scripts/reports_browser.py"))
+            .args([
+                &format!("http://{http}"),
+                "ann",
+                "a long staff password",
+                "6",
+                "main_fr",
+            ])
+            .arg(&shot)
+            .output()
+            .expect("python3 runs (scripts/test.sh installs playwright and chromium)");
+        assert!(
+            out.status.success(),
+            "browser test failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 10_000,
+            "a screenshot"
+        );
+    }
 }
 
 /// A record's steps as `menu outcome [key] prompt` lines.
