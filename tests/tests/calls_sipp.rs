@@ -10,17 +10,27 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// `ivr ARGS --data-dir DATA` (and `--database URL` if given), which must succeed: its
+/// standard output.
+fn ivr_on(data: &std::path::Path, database: Option<&str>, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--data-dir", data.to_str().unwrap()]);
+    if let Some(url) = database {
+        all.extend_from_slice(&["--database", url]);
+    }
+    let (code, out, err) = run(std::path::Path::new("."), &all, "");
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 /// `ivr calls export --json` (more arguments in `extra`) on the engine's data, or on
 /// `database` if given.
 fn export(data: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Vec<Value> {
-    let data = data.to_str().unwrap();
-    let mut args = vec!["calls", "export", "--json", "--data-dir", data];
-    if let Some(url) = database {
-        args.extend_from_slice(&["--database", url]);
-    }
-    args.extend_from_slice(extra);
-    let (code, out, err) = run(std::path::Path::new("."), &args, "");
-    assert_eq!(code, 0, "{err}");
+    let out = ivr_on(
+        data,
+        database,
+        &[&["calls", "export", "--json"], extra].concat(),
+    );
     serde_json::from_str::<Value>(&out)
         .unwrap()
         .as_array()
@@ -31,19 +41,11 @@ fn export(data: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Vec
 /// `ivr calls report --json` after [`PATHS`]: their counts per menu and per outcome.
 fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::SocketAddr) {
     let report = |extra: &[&str]| -> Value {
-        let mut args = vec![
-            "calls",
-            "report",
-            "--json",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ];
-        if let Some(url) = database {
-            args.extend_from_slice(&["--database", url]);
-        }
-        args.extend_from_slice(extra);
-        let (code, out, err) = run(std::path::Path::new("."), &args, "");
-        assert_eq!(code, 0, "{err}");
+        let out = ivr_on(
+            data,
+            database,
+            &[&["calls", "report", "--json"], extra].concat(),
+        );
         serde_json::from_str(&out).unwrap()
     };
     let r = report(&[]);
@@ -109,19 +111,7 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
     // The demo's flow with the share of calls on each way out of a menu.
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/config.yaml");
-    let mut args = vec![
-        "graph",
-        demo,
-        "--stats",
-        "..",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ];
-    if let Some(url) = database {
-        args.extend_from_slice(&["--database", url]);
-    }
-    let (code, graph, err) = run(std::path::Path::new("."), &args, "");
-    assert_eq!(code, 0, "{err}");
+    let graph = ivr_on(data, database, &["graph", demo, "--stats", ".."]);
     for edge in [
         "m_language -->|\"2 (en) (66.7%, 4 calls)\"| m_main_en",
         "m_language -->|\"1 (fr) (33.3%, 2 calls)\"| m_main_fr",

@@ -442,12 +442,7 @@ impl Store {
     /// in calls of its entry, if it names one).
     pub async fn report_rows(&self, filter: &ReportFilter) -> Result<ReportRows, StoreError> {
         let (from_ms, to_ms) = filter.bounds();
-        let by_entry = if filter.entry.is_some() {
-            " AND c.entry = ?"
-        } else {
-            ""
-        };
-        let window = format!("c.started_ms >= ? AND c.started_ms < ?{by_entry}");
+        let window = window_sql(filter);
         let entry = filter.entry.as_deref();
         let q = self.sql(&format!(
             "SELECT c.started_ms / {HOUR_MS} AS hour, COUNT(*) AS n FROM calls c \
@@ -461,22 +456,16 @@ impl Store {
             rows.hours
                 .push((r.try_get("hour")?, r.try_get::<i64, _>("n")? as u64));
         }
-        let q = self.sql(&format!(
-            "SELECT s.menu AS menu, s.outcome AS outcome, s.pressed AS pressed, COUNT(*) AS n \
-             FROM call_steps s JOIN calls c ON c.seq = s.call_seq WHERE {window} \
-             GROUP BY s.menu, s.outcome, s.pressed"
-        ));
-        for r in bind_window(&q, from_ms, to_ms, entry)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            rows.steps.push(StepCount {
-                menu: r.try_get("menu")?,
-                outcome: r.try_get("outcome")?,
-                key: r.try_get("pressed")?,
-                steps: r.try_get::<i64, _>("n")? as u64,
-            });
-        }
+        rows.steps = self
+            .step_counts(
+                &format!(
+                    "SELECT s.menu AS menu, s.outcome AS outcome, s.pressed AS pressed, \
+                     COUNT(*) AS n FROM call_steps s JOIN calls c ON c.seq = s.call_seq \
+                     WHERE {window} GROUP BY s.menu, s.outcome, s.pressed"
+                ),
+                filter,
+            )
+            .await?;
         let q = self.sql(&format!(
             "SELECT c.exit_kind AS exit_kind, c.end_reason AS end_reason, COUNT(*) AS n, \
              COUNT(c.agent) AS with_agent FROM calls c WHERE {window} \
@@ -521,6 +510,30 @@ impl Store {
         Ok(rows)
     }
 
+    /// The rows of `q` (`menu`, `outcome`, `pressed`, `n`, over `filter`'s window) as
+    /// [`StepCount`]s.
+    async fn step_counts(
+        &self,
+        q: &str,
+        filter: &ReportFilter,
+    ) -> Result<Vec<StepCount>, StoreError> {
+        let (from_ms, to_ms) = filter.bounds();
+        let q = self.sql(q);
+        let rows = bind_window(&q, from_ms, to_ms, filter.entry.as_deref())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepCount {
+                    menu: r.try_get("menu")?,
+                    outcome: r.try_get("outcome")?,
+                    key: r.try_get("pressed")?,
+                    steps: r.try_get::<i64, _>("n")? as u64,
+                })
+            })
+            .collect()
+    }
+
     /// For `ivr graph --stats`: the calls `filter` selects, and per menu and way out the
     /// calls that took it at least once (`outcome` as steps name it, but `invalid` and
     /// `timeout` are one way, `retry`, with no key), in a canonical order.
@@ -530,40 +543,40 @@ impl Store {
     ) -> Result<(u64, Vec<StepCount>), StoreError> {
         let (from_ms, to_ms) = filter.bounds();
         let entry = filter.entry.as_deref();
-        let by_entry = if entry.is_some() {
-            " AND c.entry = ?"
-        } else {
-            ""
-        };
-        let window = format!("c.started_ms >= ? AND c.started_ms < ?{by_entry}");
+        let window = window_sql(filter);
         let q = self.sql(&format!("SELECT COUNT(*) AS n FROM calls c WHERE {window}"));
         let calls: i64 = bind_window(&q, from_ms, to_ms, entry)
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?;
         let retry = "s.outcome IN ('invalid', 'timeout')";
-        let q = self.sql(&format!(
-            "SELECT s.menu AS menu, CASE WHEN {retry} THEN 'retry' ELSE s.outcome END AS way, \
-             CASE WHEN {retry} THEN NULL ELSE s.pressed END AS pressed, \
-             COUNT(DISTINCT s.call_seq) AS n \
-             FROM call_steps s JOIN calls c ON c.seq = s.call_seq WHERE {window} \
-             GROUP BY 1, 2, 3"
-        ));
-        let mut ways = Vec::new();
-        for r in bind_window(&q, from_ms, to_ms, entry)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            ways.push(StepCount {
-                menu: r.try_get("menu")?,
-                outcome: r.try_get("way")?,
-                key: r.try_get("pressed")?,
-                steps: r.try_get::<i64, _>("n")? as u64,
-            });
-        }
+        let mut ways = self
+            .step_counts(
+                &format!(
+                    "SELECT s.menu AS menu, \
+                     CASE WHEN {retry} THEN 'retry' ELSE s.outcome END AS outcome, \
+                     CASE WHEN {retry} THEN NULL ELSE s.pressed END AS pressed, \
+                     COUNT(DISTINCT s.call_seq) AS n \
+                     FROM call_steps s JOIN calls c ON c.seq = s.call_seq WHERE {window} \
+                     GROUP BY 1, 2, 3"
+                ),
+                filter,
+            )
+            .await?;
         ways.sort_unstable();
         Ok((calls as u64, ways))
     }
+}
+
+/// The `WHERE` condition on `calls c` that selects `filter`'s calls (bound by
+/// [`bind_window`]).
+fn window_sql(filter: &ReportFilter) -> String {
+    let by_entry = if filter.entry.is_some() {
+        " AND c.entry = ?"
+    } else {
+        ""
+    };
+    format!("c.started_ms >= ? AND c.started_ms < ?{by_entry}")
 }
 
 /// `q` with the window's bounds (and its entry, if any) bound.
