@@ -53,12 +53,70 @@ pub struct Edge {
     pub label: String,
     /// Whether it is a failure path (drawn dashed).
     pub failure: bool,
+    /// What the caller did to take it, as call records name it (for [`Stats`]).
+    pub via: Via,
+}
+
+/// What a caller does to take an edge out of a menu, as a call record's steps say it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    /// An option key (step outcome `key`).
+    Key(char),
+    /// An extension code (step outcome `extension`).
+    Extension(String),
+    /// A collected entry (step outcome `entry`).
+    Entry,
+    /// An invalid key or a timeout, the menu presented again (step outcomes `invalid`,
+    /// `timeout`).
+    Retry,
+    /// Nothing a step records (a router, the retries spent, a queue's or a transfer's
+    /// failure).
+    Other,
+}
+
+/// How many calls took each way out of each menu, in some window of call records: what
+/// `ivr graph --stats` labels the edges with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls in the window.
+    pub calls: u64,
+    /// (menu, way out, calls that took it at least once).
+    pub taken: Vec<(String, Via, u64)>,
+}
+
+impl Stats {
+    /// `label` with the share of calls that took `e` (none for ways steps do not record).
+    fn label(&self, e: &Edge) -> String {
+        let Some(menu) = e.from.menu() else {
+            return e.label.clone();
+        };
+        if e.via == Via::Other {
+            return e.label.clone();
+        }
+        let n: u64 = self
+            .taken
+            .iter()
+            .filter(|(m, v, _)| m == menu && *v == e.via)
+            .map(|t| t.2)
+            .sum();
+        let pct = if self.calls == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / self.calls as f64
+        };
+        format!("{} ({pct:.1}%, {n} calls)", e.label)
+    }
 }
 
 /// Every edge of the flow, in menu order then key order, then the queues' timeouts.
 pub fn edges(menus: &Menus) -> Vec<Edge> {
     let mut out = Vec::new();
-    let edge = |out: &mut Vec<Edge>, from: &Node, action: &Action, label: String, failure: bool| {
+    let edge = |out: &mut Vec<Edge>,
+                from: &Node,
+                action: &Action,
+                label: String,
+                failure: bool,
+                via: Via| {
         let mut label = label;
         let mut a = action;
         loop {
@@ -99,39 +157,53 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
             to,
             label,
             failure,
+            via,
         });
     };
     for i in 0..menus.len() {
         let m = menus.menu(MenuId::nth(i));
         let here = Node::Menu(m.name.clone());
-        let mut push = |action: &Action, label: String, failure: bool| {
-            edge(&mut out, &here, action, label, failure)
+        let mut push = |action: &Action, label: String, failure: bool, via: Via| {
+            edge(&mut out, &here, action, label, failure, via)
         };
         if let Some(r) = m.router {
             // A router only passes the caller on, by the schedule's state.
             let schedule = &menus.schedule(r.schedule).name;
-            push(&Action::Goto(r.open), format!("{schedule}: open"), false);
-            push(&Action::Goto(r.closed), format!("{schedule}: closed"), true);
+            push(
+                &Action::Goto(r.open),
+                format!("{schedule}: open"),
+                false,
+                Via::Other,
+            );
+            push(
+                &Action::Goto(r.closed),
+                format!("{schedule}: closed"),
+                true,
+                Via::Other,
+            );
             push(
                 &Action::Goto(r.holiday),
                 format!("{schedule}: holiday"),
                 true,
+                Via::Other,
             );
             continue;
         }
         for d in Digit::ALL {
             if let Some(a) = &m.options[d.event_code() as usize] {
-                push(a, d.to_string(), false);
+                push(a, d.to_string(), false, Via::Key(d.as_char()));
             }
         }
         for (code, a) in &m.extensions {
-            push(a, code.iter().map(|d| d.as_char()).collect(), false);
+            let code: String = code.iter().map(|d| d.as_char()).collect();
+            push(a, code.clone(), false, Via::Extension(code));
         }
         if let Some(c) = &m.collect {
             push(
                 &c.then,
                 format!("{}-{} digits -> {}", c.min, c.max, c.into),
                 false,
+                Via::Entry,
             );
         }
         let r = m.retries;
@@ -142,14 +214,14 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                 m.timeout.as_secs_f64(),
                 r.no_input
             );
-            push(&Action::Repeat, label, true);
+            push(&Action::Repeat, label, true, Via::Retry);
         }
-        push(&m.on_failure, "retries spent".to_string(), true);
+        push(&m.on_failure, "retries spent".to_string(), true, Via::Other);
     }
     for q in menus.queues() {
         let from = Node::Away(format!("queue {}", q.name));
         let label = format!("waited {} s", q.max_wait.as_secs());
-        edge(&mut out, &from, &q.on_timeout, label, true);
+        edge(&mut out, &from, &q.on_timeout, label, true, Via::Other);
     }
     // A transfer that reaches no one runs its destination's `on_failure` in the menu it was
     // chosen from: from the transfer on, or back to that menu (play, repeat).
@@ -167,7 +239,14 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
     }
     for (menu, transfer, action) in chosen {
         let before = out.len();
-        edge(&mut out, &transfer, action, "not reached".to_string(), true);
+        edge(
+            &mut out,
+            &transfer,
+            action,
+            "not reached".to_string(),
+            true,
+            Via::Other,
+        );
         let mut added = out.split_off(before);
         for e in &mut added {
             if e.to == transfer {
@@ -226,8 +305,25 @@ fn escape(label: &str) -> String {
     label.replace('"', "'")
 }
 
+/// The edges, their labels with `stats` if given.
+fn labelled(menus: &Menus, stats: Option<&Stats>) -> Vec<Edge> {
+    let mut all = edges(menus);
+    if let Some(st) = stats {
+        for e in &mut all {
+            e.label = st.label(e);
+        }
+    }
+    all
+}
+
 /// The flow as a Mermaid flowchart.
 pub fn mermaid(menus: &Menus) -> String {
+    mermaid_with(menus, None)
+}
+
+/// The flow as a Mermaid flowchart, each edge out of a menu labelled with the share of
+/// `stats`' calls that took it, if given.
+pub fn mermaid_with(menus: &Menus, stats: Option<&Stats>) -> String {
     let mut s = String::from("flowchart TD\n");
     let entry = &menus.menu(menus.entry()).name;
     let _ = writeln!(s, "    start((call)) --> m_{}", id(entry));
@@ -239,7 +335,7 @@ pub fn mermaid(menus: &Menus) -> String {
         let name = &menus.menu(MenuId::nth(i)).name;
         let _ = writeln!(s, "    m_{}[\"{}\"]", id(name), escape(name));
     }
-    let all = edges(menus);
+    let all = labelled(menus, stats);
     for n in other_nodes(&all) {
         let _ = match &n {
             Node::Hangup => writeln!(s, "    hangup((hang up))"),
@@ -263,6 +359,11 @@ pub fn mermaid(menus: &Menus) -> String {
 
 /// The flow as Graphviz DOT.
 pub fn dot(menus: &Menus) -> String {
+    dot_with(menus, None)
+}
+
+/// The flow as Graphviz DOT, labelled with `stats` as [`mermaid_with`] does.
+pub fn dot_with(menus: &Menus, stats: Option<&Stats>) -> String {
     let mut s = String::from(
         "digraph ivr {\n    rankdir=LR;\n    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
     );
@@ -277,7 +378,7 @@ pub fn dot(menus: &Menus) -> String {
         let name = &menus.menu(MenuId::nth(i)).name;
         let _ = writeln!(s, "    m_{} [label=\"{}\"];", id(name), escape(name));
     }
-    let all = edges(menus);
+    let all = labelled(menus, stats);
     for n in other_nodes(&all) {
         let (shape, label) = match &n {
             Node::Hangup => ("doublecircle", "hang up".to_string()),
@@ -419,5 +520,42 @@ menus:
         let d = dot(&m);
         assert!(d.contains("m_sales -> m_main [label=\"*\"];"), "{d}");
         assert!(d.trim_end().ends_with('}'));
+    }
+
+    /// With stats, each edge out of a menu says the share of calls that took it; ways no
+    /// step records keep their plain label.
+    #[test]
+    fn stats_label_edges_with_the_share_of_calls() {
+        let m = compile(YAML, &mut loader).unwrap();
+        let stats = Stats {
+            calls: 8,
+            taken: vec![
+                ("main".into(), Via::Key('1'), 6),
+                ("main".into(), Via::Retry, 2),
+                ("sales".into(), Via::Key('*'), 1),
+            ],
+        };
+        let md = mermaid_with(&m, Some(&stats));
+        assert!(
+            md.contains("m_main -->|\"1 (75.0%, 6 calls)\"| m_sales"),
+            "{md}"
+        );
+        assert!(
+            md.contains("m_main -->|\"9 (0.0%, 0 calls)\"| hangup"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "m_main -.->|\"invalid (x2) / 3 s timeout (x2): repeat (25.0%, 2 calls)\"| m_main"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("m_main -.->|\"retries spent\"| hangup"), "{md}");
+        let d = dot_with(&m, Some(&stats));
+        assert!(
+            d.contains("m_sales -> m_main [label=\"* (12.5%, 1 calls)\"];"),
+            "{d}"
+        );
+        assert_eq!(mermaid_with(&m, None), mermaid(&m));
     }
 }

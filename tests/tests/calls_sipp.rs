@@ -10,22 +10,165 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// `ivr ARGS --data-dir DATA` (and `--database URL` if given), which must succeed: its
+/// standard output.
+fn ivr_on(data: &std::path::Path, database: Option<&str>, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--data-dir", data.to_str().unwrap()]);
+    if let Some(url) = database {
+        all.extend_from_slice(&["--database", url]);
+    }
+    let (code, out, err) = run(std::path::Path::new("."), &all, "");
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 /// `ivr calls export --json` (more arguments in `extra`) on the engine's data, or on
 /// `database` if given.
 fn export(data: &std::path::Path, database: Option<&str>, extra: &[&str]) -> Vec<Value> {
-    let data = data.to_str().unwrap();
-    let mut args = vec!["calls", "export", "--json", "--data-dir", data];
-    if let Some(url) = database {
-        args.extend_from_slice(&["--database", url]);
-    }
-    args.extend_from_slice(extra);
-    let (code, out, err) = run(std::path::Path::new("."), &args, "");
-    assert_eq!(code, 0, "{err}");
+    let out = ivr_on(
+        data,
+        database,
+        &[&["calls", "export", "--json"], extra].concat(),
+    );
     serde_json::from_str::<Value>(&out)
         .unwrap()
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// `ivr calls report --json` after [`PATHS`]: their counts per menu and per outcome.
+fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::SocketAddr) {
+    let report = |extra: &[&str]| -> Value {
+        let out = ivr_on(
+            data,
+            database,
+            &[&["calls", "report", "--json"], extra].concat(),
+        );
+        serde_json::from_str(&out).unwrap()
+    };
+    let r = report(&[]);
+    assert_eq!(r["calls"], 6, "{r:#}");
+    let o = &r["outcomes"];
+    let outcomes: Vec<u64> = [
+        "self_served",
+        "callback_request",
+        "reached_agent",
+        "abandoned_in_queue",
+        "transferred",
+        "hung_up_in_menus",
+        "other",
+    ]
+    .iter()
+    .map(|k| o[k].as_u64().unwrap())
+    .collect();
+    // goodbye; message; nobody; operator; nobody; quiet, invalid and back.
+    assert_eq!(outcomes, [1, 1, 0, 1, 0, 3, 0], "{o:#}");
+    // (menu, presentations, invalid, hang-ups), the menus callers give up in most first.
+    let menus: Vec<(&str, u64, u64, u64)> = r["menus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let n = |k: &str| m[k].as_u64().unwrap();
+            (
+                m["menu"].as_str().unwrap(),
+                n("presentations"),
+                n("invalid"),
+                n("hangups"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        menus,
+        [
+            ("main_fr", 2, 0, 1),
+            ("main_en", 5, 1, 1),
+            ("language", 7, 0, 1)
+        ]
+    );
+    let language = &r["menus"][2]["keys"];
+    assert_eq!(
+        (
+            &language[0]["key"],
+            &language[0]["count"],
+            &language[1]["key"]
+        ),
+        (&Value::from("2"), &Value::from(4), &Value::from("1")),
+        "{language:#}"
+    );
+    let hours: u64 = r["per_hour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hours, 6);
+    // The message caller hung up during the mailbox's greeting: no request was left.
+    assert_eq!(r["callbacks"]["created"], 0, "{r:#}");
+    assert_eq!(report(&["--entry", "language"])["calls"], 6);
+    assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
+    // The demo's flow with the share of calls on each way out of a menu.
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/config.yaml");
+    let graph = ivr_on(data, database, &["graph", demo, "--stats", ".."]);
+    for edge in [
+        "m_language -->|\"2 (en) (66.7%, 4 calls)\"| m_main_en",
+        "m_language -->|\"1 (fr) (33.3%, 2 calls)\"| m_main_fr",
+        "m_main_en -->|\"5 (16.7%, 1 calls)\"| x_queue_operators",
+        "m_main_en -.->|\"invalid (x2) / 6 s timeout (x2): repeat (16.7%, 1 calls)\"| m_main_en",
+    ] {
+        assert!(
+            graph.lines().any(|l| l.trim() == edge),
+            "{edge} not in\n{graph}"
+        );
+    }
+    // The same document from the API, for a staff user (the users file is read as it changes).
+    let users = ["staff", "--data-dir", data.to_str().unwrap()];
+    let add = [&users[..], &["add-user", "ann", "--mailbox", "messages"]].concat();
+    let (code, _, err) = run(data, &add, "a long staff password\n");
+    assert_eq!(code, 0, "{err}");
+    let (code, token, err) = run(data, &[&users[..], &["add-token", "ann"]].concat(), "");
+    assert_eq!(code, 0, "{err}");
+    let path = "/api/reports/calls?entry=language";
+    let auth = format!("Bearer {}", token.trim());
+    let api =
+        ivr_tests::http::request(http, "GET", path, &[("Authorization", &auth)], b"").unwrap();
+    assert_eq!(api.status, 200, "{}", api.text());
+    let mut cli = report(&["--entry", "language"]);
+    assert_eq!(api.json(), cli, "the API and the CLI give the same numbers");
+    cli["entry"] = Value::Null;
+    assert_eq!(cli, r);
+    assert_eq!(ivr_tests::http::get(http, path).status, 401, "staff only");
+    if database.is_none() {
+        // The staff page's Reports tab in headless Chromium; its screenshot is kept.
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let logs = manifest.join("../target/ci-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let shot = logs.join("staff-reports.png");
+        let out = std::process::Command::new("python3")
+            .arg(manifest.join("scripts/reports_browser.py"))
+            .args([
+                &format!("http://{http}"),
+                "ann",
+                "a long staff password",
+                "6",
+                "main_fr",
+            ])
+            .arg(&shot)
+            .output()
+            .expect("python3 runs (scripts/test.sh installs playwright and chromium)");
+        assert!(
+            out.status.success(),
+            "browser test failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 10_000,
+            "a screenshot"
+        );
+    }
 }
 
 /// A record's steps as `menu outcome [key] prompt` lines.
@@ -223,6 +366,7 @@ fn paths_then_sigterm(database: Option<&str>) {
         masked.iter().all(|r| r["caller"] == "+********678"),
         "{masked:#?}"
     );
+    check_report(ivr.data_dir(), database, ivr.http.expect("http"));
     // Per-menu counters in /metrics.
     let metrics = ivr_tests::http::get(ivr.http.expect("http"), "/metrics").text();
     for line in [

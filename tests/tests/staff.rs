@@ -283,6 +283,7 @@ fn api_suite(database: Option<String>) {
         "/api/callbacks/{id}/audio",
         "/api/callbacks/{id}/status",
         "/api/callbacks/{id}/notes",
+        "/api/reports/calls",
     ] {
         assert!(
             doc["paths"][path].is_object(),

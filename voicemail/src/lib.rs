@@ -11,6 +11,8 @@ pub mod deposit;
 pub mod fuzz;
 #[cfg(feature = "store")]
 pub mod queue_log;
+#[cfg(feature = "store")]
+pub mod report;
 pub mod request;
 pub mod simulate;
 #[cfg(feature = "store")]

@@ -831,6 +831,7 @@ mod tests {
         exercise(&store).await;
         crate::queue_log::tests::exercise(&store).await;
         crate::call_log::tests::exercise(&store).await;
+        crate::report::tests::exercise(&store).await;
         // Reopening runs no migration twice and keeps the data.
         drop(store);
         let store = Store::open(&url).await.unwrap();
@@ -873,6 +874,7 @@ mod tests {
         exercise(&store).await;
         crate::queue_log::tests::exercise(&store).await;
         crate::call_log::tests::exercise(&store).await;
+        crate::report::tests::exercise(&store).await;
     }
 
     #[test]

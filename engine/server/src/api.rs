@@ -141,7 +141,7 @@ pub struct ApiError {
     pub error: String,
 }
 
-fn error(code: StatusCode, why: &str) -> Response {
+pub(crate) fn error(code: StatusCode, why: &str) -> Response {
     (
         code,
         Json(ApiError {
@@ -358,10 +358,13 @@ pub struct NoteIn {
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ivr staff API", description = "Callback requests left by callers: list, read, listen, and work through them. Call-center queues: who waits, agents' states, and agents logged in, out, paused and unpaused."),
-    paths(list, get_one, audio, set_status, add_note, crate::desk::queues, crate::desk::agent_action),
+    info(title = "ivr staff API", description = "Callback requests left by callers: list, read, listen, and work through them. Call-center queues: who waits, agents' states, and agents logged in, out, paused and unpaused. Reports from the call records."),
+    paths(list, get_one, audio, set_status, add_note, crate::desk::queues, crate::desk::agent_action,
+        crate::reports::calls),
     components(schemas(Callback, CallbackDetail, Change, StatusChange, NoteIn, StatusName, ApiError,
-        crate::desk::Queues, crate::desk::Queue, crate::desk::Waiting, crate::desk::Agent, crate::desk::PauseIn)),
+        crate::desk::Queues, crate::desk::Queue, crate::desk::Waiting, crate::desk::Agent, crate::desk::PauseIn,
+        ivr_voicemail::report::CallReport, ivr_voicemail::report::Bucket, ivr_voicemail::report::MenuReport,
+        ivr_voicemail::report::KeyShare, ivr_voicemail::report::Outcomes, ivr_voicemail::report::CallbackReport)),
     modifiers(&Security)
 )]
 pub struct Doc;

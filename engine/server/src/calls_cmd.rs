@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use ivr_server::terminal::escaped as t;
 use ivr_voicemail::call_log::{CallFilter, MAX_CALLS};
 use ivr_voicemail::calls::{CallRecord, mask_number};
+use ivr_voicemail::report::{Bucket, CallReport, ReportFilter};
 use std::io::Write;
 
 /// What to do.
@@ -40,6 +41,18 @@ pub enum Calls {
         #[arg(long)]
         mask_numbers: bool,
     },
+    /// Reports: calls per day (and hour), what callers do in each menu and where they give
+    /// up, how calls end, callback requests handled (figures defined in docs/calls.md).
+    Report {
+        #[command(flatten)]
+        window: Window,
+        /// Only calls that entered by this menu.
+        #[arg(long)]
+        entry: Option<String>,
+        /// As JSON (the same document as `GET /api/reports/calls`).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which calls, by their start.
@@ -55,6 +68,22 @@ pub struct Window {
 }
 
 impl Window {
+    /// The report filter of this window and `entry`.
+    fn report(&self, entry: Option<String>) -> anyhow::Result<ReportFilter> {
+        let from_ms = self.from.as_deref().map(parse_time).transpose()?;
+        let to_ms = self.to.as_deref().map(parse_time).transpose()?;
+        if let (Some(f), Some(t)) = (from_ms, to_ms)
+            && f >= t
+        {
+            bail!("--from must be before --to");
+        }
+        Ok(ReportFilter {
+            from_ms,
+            to_ms,
+            entry,
+        })
+    }
+
     fn filter(&self, limit: u32, newest_first: bool) -> anyhow::Result<CallFilter> {
         let from_ms = self.from.as_deref().map(parse_time).transpose()?;
         let to_ms = self.to.as_deref().map(parse_time).transpose()?;
@@ -166,9 +195,152 @@ pub fn run(place: Where, cmd: Calls) -> anyhow::Result<()> {
                     writeln!(out)?;
                 }
             }
+            Calls::Report {
+                window,
+                entry,
+                json,
+            } => {
+                let filter = window.report(entry)?;
+                let report = CallReport::build(&filter, &store.report_rows(&filter).await?);
+                if json {
+                    serde_json::to_writer_pretty(&mut *out, &report)?;
+                    writeln!(out)?;
+                } else {
+                    write_report(out, &report)?;
+                }
+            }
         }
         Ok(())
     })
+}
+
+/// For `ivr graph --stats FROM..TO`: how many calls of the window (either end may be left
+/// out: `2026-12-01..`) took each way out of each menu.
+pub fn graph_stats(
+    place: &Where,
+    range: &str,
+    entry: Option<String>,
+) -> anyhow::Result<ivr_menus::graph::Stats> {
+    use ivr_menus::graph::{Stats, Via};
+    let Some((from, to)) = range.split_once("..") else {
+        bail!("--stats takes FROM..TO (2026-12-01..2026-12-08; either end may be left out)");
+    };
+    let window = Window {
+        from: (!from.is_empty()).then(|| from.to_string()),
+        to: (!to.is_empty()).then(|| to.to_string()),
+    };
+    let filter = window.report(entry)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (calls, ways) = rt.block_on(async {
+        let store = place.open().await?;
+        anyhow::Ok(store.edge_calls(&filter).await?)
+    })?;
+    let taken = ways
+        .into_iter()
+        .filter_map(|w| {
+            let via = match (w.outcome.as_str(), w.key) {
+                ("key", Some(k)) => {
+                    let mut c = k.chars();
+                    match (c.next(), c.next()) {
+                        (Some(k), None) => Via::Key(k),
+                        _ => return None,
+                    }
+                }
+                ("extension", Some(code)) => Via::Extension(code),
+                ("entry", _) => Via::Entry,
+                ("retry", _) => Via::Retry,
+                _ => return None,
+            };
+            Some((w.menu, via, w.steps))
+        })
+        .collect();
+    Ok(Stats { calls, taken })
+}
+
+/// A share as a percentage.
+fn pct(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// The report as text.
+fn write_report(out: &mut impl Write, r: &CallReport) -> std::io::Result<()> {
+    let bound = |ms: Option<i64>| ms.map_or_else(|| "-".into(), time);
+    write!(
+        out,
+        "calls {} from {} to {}",
+        r.calls,
+        bound(r.from_ms),
+        bound(r.to_ms)
+    )?;
+    match &r.entry {
+        Some(e) => writeln!(out, " entering by {}", t(e))?,
+        None => writeln!(out)?,
+    }
+    let bars = |out: &mut dyn Write, title: &str, buckets: &[Bucket]| -> std::io::Result<()> {
+        let most = buckets.iter().map(|b| b.calls).max().unwrap_or(0).max(1);
+        writeln!(out, "\n{title}")?;
+        for b in buckets {
+            let bar = "#".repeat(((b.calls * 40).div_ceil(most)) as usize);
+            writeln!(out, "  {:<17} {:>6}  {bar}", b.start, b.calls)?;
+        }
+        Ok(())
+    };
+    bars(out, "per day", &r.per_day)?;
+    if let Some(h) = &r.per_hour {
+        bars(out, "per hour", h)?;
+    }
+    writeln!(out, "\nmenus (where callers give up first)")?;
+    writeln!(
+        out,
+        "  {:<20} {:>8} {:>8} {:>8} {:>8}  KEYS",
+        "MENU", "SHOWN", "INVALID", "TIMEOUT", "HANG-UP"
+    )?;
+    for m in &r.menus {
+        let keys: Vec<String> = m
+            .keys
+            .iter()
+            .map(|k| format!("{} {}", t(&k.key), pct(k.share)))
+            .collect();
+        writeln!(
+            out,
+            "  {:<20} {:>8} {:>8} {:>8} {:>8}  {}",
+            t(&m.menu),
+            m.presentations,
+            pct(m.invalid_share),
+            pct(m.timeout_share),
+            pct(m.give_up_share),
+            keys.join(", ")
+        )?;
+    }
+    let o = &r.outcomes;
+    writeln!(out, "\noutcomes")?;
+    for (name, n) in [
+        ("self-served in the menus", o.self_served),
+        ("left a callback request", o.callback_request),
+        ("reached an agent", o.reached_agent),
+        ("abandoned in queue", o.abandoned_in_queue),
+        ("transferred", o.transferred),
+        ("hung up in the menus", o.hung_up_in_menus),
+        ("other", o.other),
+    ] {
+        let share = if r.calls == 0 {
+            0.0
+        } else {
+            n as f64 / r.calls as f64
+        };
+        writeln!(out, "  {name:<26} {n:>6}  {}", pct(share))?;
+    }
+    let c = &r.callbacks;
+    let median = c
+        .median_resolve_secs
+        .map_or_else(|| "-".into(), |s| format!("{:.1} h", s as f64 / 3600.0));
+    writeln!(
+        out,
+        "\ncallback requests: {} created, {} resolved, median time to resolve {median}",
+        c.created, c.resolved
+    )
 }
 
 fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
@@ -301,6 +473,59 @@ mod tests {
             text.contains("  +    0.5s  main             prompt unfinished   hangup \n"),
             "{text}"
         );
+    }
+
+    /// The text report: bars per day, menus with their shares, outcomes, callbacks.
+    #[test]
+    fn the_report_reads_as_text() {
+        use ivr_voicemail::report::{CallbackTimes, ReportRows};
+        let t0 = 1_796_083_200_000; // 2026-12-01
+        let call = |at: i64, outcome: &str, key: Option<&str>, exit: Option<&str>| CallRecord {
+            started_ms: at,
+            end_reason: "caller_hung_up".into(),
+            exit: exit.map(Into::into),
+            steps: vec![CallStep {
+                menu: "main".into(),
+                at_ms: at,
+                outcome: outcome.into(),
+                key: key.map(Into::into),
+                prompt: "full".into(),
+            }],
+            ..Default::default()
+        };
+        let rows = ReportRows::from_records(
+            &[
+                call(t0, "key", Some("1"), Some("voicemail")),
+                call(t0 + 1_000, "hangup", None, None),
+                call(t0 + 3_600_000, "key", Some("1"), Some("hangup")),
+                call(t0 + 3_700_000, "timeout", None, None),
+            ],
+            &[CallbackTimes {
+                received_at: 1_796_083_200,
+                resolved_at: Some(1_796_083_200 + 5_400),
+            }],
+        );
+        let filter = ReportFilter {
+            from_ms: Some(t0),
+            to_ms: Some(t0 + 2 * 3_600_000),
+            entry: None,
+        };
+        let mut out = Vec::new();
+        write_report(&mut out, &CallReport::build(&filter, &rows)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for line in [
+            "calls 4 from 2026-12-01 00:00:00Z to 2026-12-01 02:00:00Z",
+            "  2026-12-01             4  ########################################",
+            "  2026-12-01T01:00Z      2  ########################################",
+            "  main                        4     0.0%    25.0%    25.0%  1 50.0%",
+            "  self-served in the menus        1  25.0%",
+            "  left a callback request         1  25.0%",
+            "  hung up in the menus            2  50.0%",
+            "  other                           0  0.0%",
+            "callback requests: 1 created, 1 resolved, median time to resolve 1.5 h",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
     }
 
     #[test]

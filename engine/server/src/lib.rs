@@ -21,6 +21,7 @@ pub mod queue_log;
 pub mod record_queue;
 pub mod recorder;
 pub mod reload;
+pub mod reports;
 pub mod resolve;
 pub mod retention;
 pub mod signin;

@@ -124,6 +124,16 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
+        /// Label each way out of a menu with the share of calls that took it, from the call
+        /// records of FROM..TO (dates or RFC 3339 times; either end may be left out).
+        #[arg(long, value_name = "FROM..TO")]
+        stats: Option<String>,
+        /// With --stats: only calls that entered by this menu.
+        #[arg(long, requires = "stats")]
+        entry: Option<String>,
+        /// With --stats: where the call records are.
+        #[command(flatten)]
+        place: callbacks_cmd::Where,
     },
     /// Run scripted scenarios against a config on a virtual clock (exit 0 all pass, 1 a
     /// scenario failed, 2 a file could not be read or has errors).
@@ -506,13 +516,29 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Graph { file, format } => match config::load_file_unrendered(&file) {
+        Command::Graph {
+            file,
+            format,
+            stats,
+            entry,
+            place,
+        } => match config::load_file_unrendered(&file) {
             Ok((m, _)) => {
+                let stats = match stats
+                    .map(|range| calls_cmd::graph_stats(&place, &range, entry))
+                    .transpose()
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("ivr graph: {e:#}");
+                        return std::process::ExitCode::FAILURE;
+                    }
+                };
                 print!(
                     "{}",
                     match format {
-                        GraphFormat::Mermaid => ivr_menus::graph::mermaid(&m),
-                        GraphFormat::Dot => ivr_menus::graph::dot(&m),
+                        GraphFormat::Mermaid => ivr_menus::graph::mermaid_with(&m, stats.as_ref()),
+                        GraphFormat::Dot => ivr_menus::graph::dot_with(&m, stats.as_ref()),
                     }
                 );
                 std::process::ExitCode::SUCCESS

@@ -67,6 +67,15 @@ h2.section { font-size:1rem; color:var(--muted); margin:1rem 0 .5rem; }
 .card ul { margin:.25rem 0 0; padding-left:1.1rem; }
 .status.available { background:#d1f7d6; } .status.paused, .status.logged_out { background:#eee; } .status.on_call, .status.ringing { background:#fff3cd; }
 .path { color:var(--fg); overflow-wrap:anywhere; }
+.chart { display:block; width:100%; height:auto; }
+.chart .bar { fill:var(--accent); } .chart .k0 { fill:#1f6feb; } .chart .k1 { fill:#6ea8fe; } .chart .k2 { fill:#9ec5fe; } .chart .k3 { fill:#cfe2ff; }
+.chart .invalid { fill:#f0ad4e; } .chart .timeout { fill:#ffd666; } .chart .hangup { fill:#d9534f; } .chart .rest { fill:#e9ecef; }
+.chart text { font-size:12px; fill:var(--fg); }
+.axis { display:flex; justify-content:space-between; }
+.legend span { margin-right:.75rem; white-space:nowrap; } .legend i { display:inline-block; width:.7rem; height:.7rem; border-radius:.15rem; margin-right:.25rem; background:#e9ecef; }
+.legend i.k0 { background:#1f6feb; } .legend i.invalid { background:#f0ad4e; } .legend i.timeout { background:#ffd666; } .legend i.hangup { background:#d9534f; }
+.figures { display:flex; gap:1.5rem; flex-wrap:wrap; } .figures b { display:block; font-size:1.5rem; }
+select.range { font:inherit; padding:.35rem; border:1px solid var(--line); border-radius:.5rem; }
 "#;
 
 fn login_page(error: Option<&str>) -> String {
@@ -93,6 +102,7 @@ const APP: &str = r#"
   <button data-view="mine" aria-pressed="false">Mine</button>
   <button data-view="all" aria-pressed="false">All</button>
   <button data-view="queues" aria-pressed="false">Queues</button>
+  <button data-view="reports" aria-pressed="false">Reports</button>
 </div>
 <div id="list" aria-live="polite"></div>
 </main>
@@ -162,8 +172,70 @@ async function refreshQueues(list) {
     ? `<h2 class="section">Queues</h2>${v.queues.map(queueCard).join("")}<h2 class="section">Agents</h2>${v.agents.map(agentCard).join("")}`
     : `<p class="empty">No queues.</p>`;
 }
+// The Reports tab: GET /api/reports/calls drawn as inline SVG (no chart library, no CDN).
+let reportDays = 7;
+const pct = x => (x * 100).toFixed(1) + "%";
+function columns(buckets, what) {
+  if (!buckets.length) return `<p class="meta">No calls.</p>`;
+  const w = 600, h = 140, bw = w / buckets.length, max = Math.max(1, ...buckets.map(b => b.calls));
+  const rects = buckets.map((b, i) => {
+    const bh = Math.round(b.calls / max * (h - 16));
+    return `<rect class="bar" x="${(i * bw + 1).toFixed(1)}" y="${h - bh}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${bh}"><title>${esc(b.start)}: ${b.calls} calls</title></rect>`;
+  }).join("");
+  return `<svg class="chart" viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(what)}"><text x="2" y="12">${max}</text>${rects}</svg>
+    <div class="meta axis"><span>${esc(buckets[0].start)}</span><span>${esc(buckets[buckets.length - 1].start)}</span></div>`;
+}
+// One menu: a bar split into its keys, invalid keys, timeouts and hang-ups (shares of its presentations).
+function menuBar(m) {
+  const parts = m.keys.slice(0, 4).map((k, i) => [`k${i}`, k.share, `key ${k.key}: ${pct(k.share)}`])
+    .concat([["invalid", m.invalid_share, `invalid: ${pct(m.invalid_share)}`], ["timeout", m.timeout_share, `timeout: ${pct(m.timeout_share)}`],
+      ["hangup", m.give_up_share, `hung up: ${pct(m.give_up_share)}`]]);
+  let x = 0;
+  const rects = parts.map(([cls, share, title]) => {
+    const r = `<rect class="${cls}" x="${(x * 600).toFixed(1)}" y="0" width="${(share * 600).toFixed(1)}" height="18"><title>${esc(title)}</title></rect>`;
+    x += share; return r;
+  }).join("");
+  return `<div class="meta"><b>${esc(m.menu)}</b> · ${m.presentations} presentations · gave up ${pct(m.give_up_share)} · ${m.keys.map(k => esc(k.key) + " " + pct(k.share)).join(", ")}</div>
+    <svg class="chart" viewBox="0 0 600 18" role="img" aria-label="${esc(m.menu)}"><rect class="rest" x="0" y="0" width="600" height="18"></rect>${rects}</svg>`;
+}
+const OUTCOME = {self_served:"Self-served in the menus", callback_request:"Left a callback request", reached_agent:"Reached an agent",
+  abandoned_in_queue:"Abandoned in queue", transferred:"Transferred", hung_up_in_menus:"Hung up in the menus", other:"Other"};
+function outcomes(r) {
+  const rows = Object.keys(OUTCOME), h = 22, max = Math.max(1, ...rows.map(k => r.outcomes[k]));
+  const bars = rows.map((k, i) => {
+    const n = r.outcomes[k], w = Math.round(n / max * 330);
+    return `<text x="0" y="${i * h + 15}">${OUTCOME[k]}</text><rect class="bar" x="200" y="${i * h + 3}" width="${w}" height="16"><title>${n}</title></rect><text x="${206 + w}" y="${i * h + 15}">${n} (${pct(r.calls ? n / r.calls : 0)})</text>`;
+  }).join("");
+  return `<svg class="chart" viewBox="0 0 600 ${rows.length * h}" role="img" aria-label="Outcomes">${bars}</svg>`;
+}
+async function refreshReports(list) {
+  const from = new Date(Date.now() - (reportDays - 1) * 86400000).toISOString().slice(0, 10);
+  const r = await api(`/api/reports/calls?from=${from}`);
+  if (!r) return;
+  const c = r.callbacks, median = c.median_resolve_secs == null ? "–" : (c.median_resolve_secs / 3600).toFixed(1) + " h";
+  const ranges = [[1, "Today"], [7, "Last 7 days"], [30, "Last 30 days"]].map(([d, t]) => `<option value="${d}"${d === reportDays ? " selected" : ""}>${t}</option>`).join("");
+  list.innerHTML = `<p><select class="range" aria-label="Period">${ranges}</select> <span class="meta">since ${esc(from)} (UTC)</span></p>
+    <article class="card report"><h2><span>Calls</span><span class="status">${r.calls}</span></h2>
+      ${r.per_hour ? columns(r.per_hour, "Calls per hour") : columns(r.per_day, "Calls per day")}</article>
+    <article class="card report"><h2><span>Outcomes</span></h2>${outcomes(r)}</article>
+    <article class="card report"><h2><span>Menus, where callers give up first</span></h2>
+      <div class="meta legend"><span><i class="k0"></i>keys</span><span><i class="invalid"></i>invalid</span><span><i class="timeout"></i>timeout</span><span><i class="hangup"></i>hung up</span></div>
+      ${r.menus.length ? r.menus.map(menuBar).join("") : `<p class="meta">No steps.</p>`}</article>
+    <article class="card report"><h2><span>Callback requests</span></h2>
+      <div class="figures"><div><b>${c.created}</b>created</div><div><b>${c.resolved}</b>resolved</div><div><b>${median}</b>median time to resolve</div></div></article>`;
+}
+document.getElementById("list").addEventListener("change", e => {
+  if (!e.target.matches("select.range")) return;
+  reportDays = Number(e.target.value);
+  e.target.blur();
+  refresh();
+});
 async function refresh() {
   const list0 = document.getElementById("list");
+  if (view === "reports") {
+    if (document.activeElement && list0.contains(document.activeElement)) return;
+    return refreshReports(list0);
+  }
   if (view === "queues") {
     if (document.activeElement && list0.contains(document.activeElement)) return;
     return refreshQueues(list0);

@@ -2,7 +2,7 @@
 //! queue event log in the store, for a window of time, as a table or JSON.
 
 use crate::callbacks_cmd::Where;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 use ivr_queues::report::{Report, SHORT_ABANDON};
 use ivr_voicemail::store::Store;
@@ -31,18 +31,7 @@ pub enum Queues {
 }
 
 /// Unix milliseconds of a date (midnight UTC) or an RFC 3339 time.
-pub(crate) fn parse_time(s: &str) -> anyhow::Result<i64> {
-    if let Ok(t) = s.parse::<jiff::Timestamp>() {
-        return Ok(t.as_millisecond());
-    }
-    let date: jiff::civil::Date = s.parse().with_context(|| {
-        format!("'{s}' is neither a date (2026-12-01) nor a time (2026-12-01T08:00:00Z)")
-    })?;
-    let t: jiff::Timestamp = format!("{date}T00:00:00Z")
-        .parse()
-        .context("a date out of range")?;
-    Ok(t.as_millisecond())
-}
+pub(crate) use ivr_server::reports::parse_time;
 
 /// Unix milliseconds as `2026-11-27 14:05Z`.
 fn time(ms: i64) -> String {

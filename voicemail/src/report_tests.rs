@@ -1,0 +1,383 @@
+//! The report from a fixture of records (exact figures), and the store's sums of the same
+//! records (SQLite here; the PostgreSQL suite runs [`exercise`] too).
+
+use super::*;
+use crate::calls::CallStep;
+use crate::store::{Notify, Status};
+use crate::{CallbackRequest, RequestKind};
+
+/// 2026-12-01T00:00:00Z.
+pub(crate) const T0: i64 = 1_796_083_200_000;
+const MIN: i64 = 60_000;
+
+fn step(menu: &str, outcome: &str, key: Option<&str>) -> CallStep {
+    CallStep {
+        menu: menu.into(),
+        at_ms: 0,
+        outcome: outcome.into(),
+        key: key.map(Into::into),
+        prompt: "interrupted".into(),
+    }
+}
+
+fn call(
+    id: &str,
+    started_ms: i64,
+    entry: &str,
+    steps: Vec<CallStep>,
+    exit: Option<&str>,
+    end_reason: &str,
+    agent: Option<&str>,
+) -> CallRecord {
+    let steps = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| CallStep {
+            at_ms: started_ms + 1_000 * i as i64,
+            ..s
+        })
+        .collect();
+    CallRecord {
+        call_id: id.into(),
+        started_ms,
+        answered_ms: Some(started_ms + 50),
+        ended_ms: started_ms + 30_000,
+        duration_ms: 30_000,
+        end_reason: end_reason.into(),
+        entry: Some(entry.into()),
+        exit: exit.map(Into::into),
+        queue: (exit == Some("queue")).then(|| "support".into()),
+        agent: agent.map(Into::into),
+        steps,
+        ..Default::default()
+    }
+}
+
+/// Seven calls over two days: one of each outcome, two hung up in the menus.
+pub(crate) fn fixture() -> Vec<CallRecord> {
+    let key = |m: &str, k: &str| step(m, "key", Some(k));
+    vec![
+        call(
+            "served",
+            T0 + 10 * MIN,
+            "main",
+            vec![key("main", "1"), key("sales", "9")],
+            Some("hangup"),
+            "menu_hangup",
+            None,
+        ),
+        call(
+            "agent",
+            T0 + 20 * MIN,
+            "main",
+            vec![
+                step("main", "invalid", Some("7")),
+                step("main", "timeout", None),
+                key("main", "2"),
+            ],
+            Some("queue"),
+            "destination_hung_up",
+            Some("alice"),
+        ),
+        call(
+            "abandoned",
+            T0 + 65 * MIN,
+            "main",
+            vec![key("main", "2")],
+            Some("queue"),
+            "caller_hung_up",
+            None,
+        ),
+        call(
+            "gave-up",
+            T0 + 90 * MIN,
+            "main",
+            vec![step("main", "hangup", None)],
+            None,
+            "caller_hung_up",
+            None,
+        ),
+        call(
+            "voicemail",
+            T0 + 25 * 60 * MIN,
+            "main",
+            vec![key("main", "3")],
+            Some("voicemail"),
+            "caller_hung_up",
+            None,
+        ),
+        call(
+            "transfer",
+            T0 + 25 * 60 * MIN + MIN,
+            "main",
+            vec![key("main", "4")],
+            Some("transfer"),
+            "destination_hung_up",
+            None,
+        ),
+        call(
+            "night",
+            T0 + 25 * 60 * MIN + 2 * MIN,
+            "night",
+            vec![
+                step("night", "timeout", None),
+                step("night", "hangup", None),
+            ],
+            None,
+            "caller_hung_up",
+            None,
+        ),
+    ]
+}
+
+/// Three requests (seconds): resolved after 600 s and 1,800 s, one not resolved.
+fn callback_times() -> Vec<CallbackTimes> {
+    let t = (T0 / 1000) as u64;
+    vec![
+        CallbackTimes {
+            received_at: t + 100,
+            resolved_at: Some(t + 700),
+        },
+        CallbackTimes {
+            received_at: t + 200,
+            resolved_at: Some(t + 2_000),
+        },
+        CallbackTimes {
+            received_at: t + 300,
+            resolved_at: None,
+        },
+    ]
+}
+
+fn window() -> ReportFilter {
+    ReportFilter {
+        from_ms: Some(T0),
+        to_ms: Some(T0 + 2 * 24 * 60 * MIN),
+        entry: None,
+    }
+}
+
+#[test]
+fn the_report_of_a_fixture_has_exact_figures() {
+    let rows = ReportRows::from_records(&fixture(), &callback_times());
+    let r = CallReport::build(&window(), &rows);
+    assert_eq!(r.calls, 7);
+    let days: Vec<(&str, u64)> = r.per_day.iter().map(|b| (&*b.start, b.calls)).collect();
+    assert_eq!(days, [("2026-12-01", 4), ("2026-12-02", 3)]);
+    assert_eq!(r.per_day[1].start_ms, T0 + 24 * 60 * MIN);
+    let hours = r.per_hour.as_ref().expect("a 2-day window has hours");
+    assert_eq!(hours.len(), 48, "every hour of the window, zeros too");
+    let busy: Vec<(&str, u64)> = hours
+        .iter()
+        .filter(|b| b.calls > 0)
+        .map(|b| (&*b.start, b.calls))
+        .collect();
+    assert_eq!(
+        busy,
+        [
+            ("2026-12-01T00:00Z", 2),
+            ("2026-12-01T01:00Z", 2),
+            ("2026-12-02T01:00Z", 3)
+        ]
+    );
+    // The menus callers give up in most come first.
+    let order: Vec<&str> = r.menus.iter().map(|m| &*m.menu).collect();
+    assert_eq!(order, ["night", "main", "sales"]);
+    let main = &r.menus[1];
+    assert_eq!(
+        (
+            main.presentations,
+            main.invalid,
+            main.timeouts,
+            main.hangups
+        ),
+        (8, 1, 1, 1)
+    );
+    assert_eq!(
+        (main.invalid_share, main.timeout_share, main.give_up_share),
+        (0.125, 0.125, 0.125)
+    );
+    let keys: Vec<(&str, u64, f64)> = main
+        .keys
+        .iter()
+        .map(|k| (&*k.key, k.count, k.share))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("2", 2, 0.25),
+            ("1", 1, 0.125),
+            ("3", 1, 0.125),
+            ("4", 1, 0.125)
+        ]
+    );
+    let night = &r.menus[0];
+    assert_eq!((night.presentations, night.give_up_share), (2, 0.5));
+    assert!(night.keys.is_empty());
+    let sales = &r.menus[2];
+    assert_eq!((sales.presentations, sales.give_up_share), (1, 0.0));
+    assert_eq!(
+        r.outcomes,
+        Outcomes {
+            self_served: 1,
+            callback_request: 1,
+            reached_agent: 1,
+            abandoned_in_queue: 1,
+            transferred: 1,
+            hung_up_in_menus: 2,
+            other: 0,
+        }
+    );
+    assert_eq!(
+        r.callbacks,
+        CallbackReport {
+            created: 3,
+            resolved: 2,
+            median_resolve_secs: Some(1_200),
+        }
+    );
+}
+
+#[test]
+fn hours_only_for_short_windows_and_odd_medians() {
+    let rows = ReportRows::from_records(&fixture(), &callback_times()[..1]);
+    let long = ReportFilter {
+        to_ms: Some(T0 + 3 * 24 * 60 * MIN),
+        ..window()
+    };
+    let r = CallReport::build(&long, &rows);
+    assert!(r.per_hour.is_none(), "3 days: per day only");
+    assert_eq!(r.callbacks.median_resolve_secs, Some(600));
+    // Unbounded: the hours from the first call's to the last's (26 hours).
+    let r = CallReport::build(&ReportFilter::default(), &rows);
+    assert_eq!(r.per_hour.map(|h| h.len()), Some(26));
+    let empty = CallReport::build(&ReportFilter::default(), &ReportRows::default());
+    assert_eq!(empty.calls, 0);
+    assert!(empty.per_day.is_empty() && empty.per_hour.is_none() && empty.menus.is_empty());
+    assert_eq!(empty.callbacks.median_resolve_secs, None);
+}
+
+#[test]
+fn civil_dates() {
+    assert_eq!(day_text(0), "1970-01-01");
+    assert_eq!(day_text(T0 / 86_400_000), "2026-12-01");
+    assert_eq!(day_text(11_016), "2000-02-29");
+    assert_eq!(hour_text(-1), "1969-12-31T23:00Z");
+}
+
+/// The store's sums of the fixture are the Rust ones, with and without an entry.
+pub(crate) async fn exercise(store: &Store) {
+    let records = fixture();
+    store.insert_calls(&records).await.unwrap();
+    let times = callback_times();
+    let call_ids = ["served", "agent", "night"];
+    for (i, (c, call_id)) in times.iter().zip(call_ids).enumerate() {
+        let id = format!("{}-report{i}", c.received_at);
+        let r = CallbackRequest {
+            id: id.clone(),
+            mailbox: "sales".into(),
+            caller_id: None,
+            called: None,
+            call_id: call_id.into(),
+            received_at: c.received_at,
+            callback_number: Some("0491234567".into()),
+            duration_ms: 1_000,
+            language: None,
+            menu_path: Vec::new(),
+            variables: Vec::new(),
+            hung_up: true,
+            has_message: true,
+            email_to: Vec::new(),
+            kind: RequestKind::default(),
+            queue: None,
+            priority: 0,
+        };
+        assert!(
+            store
+                .insert(&r, false, c.received_at, Notify::default())
+                .await
+                .unwrap()
+        );
+        store
+            .set_status(&id, Status::Claimed, "ann", None, c.received_at + 10)
+            .await
+            .unwrap();
+        if let Some(at) = c.resolved_at {
+            store
+                .set_status(&id, Status::Resolved, "ann", None, at)
+                .await
+                .unwrap();
+            // Reopened and resolved again later: the first time counts.
+            store
+                .set_status(&id, Status::New, "ann", None, at + 5)
+                .await
+                .unwrap();
+            store
+                .set_status(&id, Status::Resolved, "ann", None, at + 9_000)
+                .await
+                .unwrap();
+        }
+    }
+    let all = window();
+    let rows = store.report_rows(&all).await.unwrap();
+    assert_eq!(rows, ReportRows::from_records(&records, &times));
+    assert_eq!(CallReport::build(&all, &rows).calls, 7);
+    let night = ReportFilter {
+        entry: Some("night".into()),
+        ..all.clone()
+    };
+    let nights: Vec<CallRecord> = records
+        .iter()
+        .filter(|r| r.entry.as_deref() == Some("night"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        store.report_rows(&night).await.unwrap(),
+        ReportRows::from_records(&nights, &times[2..])
+    );
+    // The window's end is excluded, for calls and requests alike.
+    let first_day = ReportFilter {
+        to_ms: Some(T0 + 90 * MIN),
+        ..all
+    };
+    let rows = store.report_rows(&first_day).await.unwrap();
+    assert_eq!(rows.hours, [((T0 / HOUR_MS), 2), ((T0 / HOUR_MS) + 1, 1)]);
+    assert_eq!(rows.callbacks.len(), 3);
+    let none = ReportFilter {
+        from_ms: Some(T0),
+        to_ms: Some(T0 + 100_000),
+        entry: None,
+    };
+    assert!(
+        store.report_rows(&none).await.unwrap().callbacks.is_empty(),
+        "requests at +100 s are after the window's end"
+    );
+    // For the graph: calls per way out of each menu, an invalid key and a timeout in one
+    // call counted once.
+    let (calls, ways) = store.edge_calls(&window()).await.unwrap();
+    assert_eq!(calls, 7);
+    let ways: Vec<(&str, &str, Option<&str>, u64)> = ways
+        .iter()
+        .map(|w| (&*w.menu, &*w.outcome, w.key.as_deref(), w.steps))
+        .collect();
+    assert_eq!(
+        ways,
+        [
+            ("main", "hangup", None, 1),
+            ("main", "key", Some("1"), 1),
+            ("main", "key", Some("2"), 2),
+            ("main", "key", Some("3"), 1),
+            ("main", "key", Some("4"), 1),
+            ("main", "retry", None, 1),
+            ("night", "hangup", None, 1),
+            ("night", "retry", None, 1),
+            ("sales", "key", Some("9"), 1),
+        ]
+    );
+    // The callback checks count requests: these go.
+    for (i, c) in times.iter().enumerate() {
+        store
+            .delete_request_for_test(&format!("{}-report{i}", c.received_at))
+            .await;
+    }
+}
