@@ -28,6 +28,7 @@ pub(crate) const TOP_FIELDS: &[&str] = &[
     "destinations",
     "agents",
     "agent_codes",
+    "surveys",
 ];
 /// The sections an included file may hold.
 pub(crate) const INCLUDED_FIELDS: &[&str] =
@@ -311,6 +312,17 @@ pub fn compile_full(
         None => Vec::new(),
     };
     let schedule_names: Vec<String> = schedules.iter().map(|s| s.name.clone()).collect();
+    // Survey names first (actions name them), then the surveys, once prompts are known.
+    let survey_names: Vec<String> = match top.get("surveys").map(|n| &n.value) {
+        Some(crate::yaml::Value::Map(pairs)) => pairs
+            .iter()
+            .filter_map(|(k, _)| match &k.value {
+                crate::yaml::Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let names = Names {
         menus: &menu_names,
         prompts: &prompt_names,
@@ -321,6 +333,13 @@ pub fn compile_full(
         mailboxes: &mailbox_names,
         queues: &queue_names,
         destinations: &destination_names,
+        surveys: &survey_names,
+    };
+    let surveys = match top.get("surveys") {
+        Some(node) => {
+            crate::survey::compile_surveys(&mut w, node, &mut |w, n, p| names.prompts(w, n, p))
+        }
+        None => Vec::new(),
     };
     let mut mailboxes = Vec::new();
     for &(name, section, node) in &mailbox_defs {
@@ -546,6 +565,7 @@ pub fn compile_full(
             destinations,
             agents,
             agent_codes,
+            surveys,
         })
     } else {
         Err(errors)
@@ -649,6 +669,7 @@ struct Names<'a> {
     mailboxes: &'a [String],
     queues: &'a [String],
     destinations: &'a [String],
+    surveys: &'a [String],
 }
 
 impl Names<'_> {
@@ -1285,11 +1306,19 @@ fn action(w: &mut Walker, names: &Names<'_>, node: &Node, path: &str) -> Option<
                 "play" => Action::Play(names.prompts(w, Some(value), &here)),
                 "hangup" => Action::Hangup(names.prompts(w, Some(value), &here)),
                 "voicemail" => Action::Voicemail(MailboxId(named(w, names.mailboxes, "mailbox")?)),
-                "queue" => crate::handoff::queue_action(w, value, &here, &mut |w, name, at, p| {
-                    Names::lookup(w, names.queues, "queue", name, at, p)
-                })?,
+                "queue" => {
+                    let queue =
+                        crate::handoff::queue_action(w, value, &here, &mut |w, name, at, p| {
+                            Names::lookup(w, names.queues, "queue", name, at, p)
+                        });
+                    crate::survey::with_survey(w, value, &here, names.surveys, queue?)?
+                }
                 "transfer" => {
-                    Action::Transfer(DestinationId(named(w, names.destinations, "destination")?))
+                    let dest = crate::survey::transfer_action(w, value, &here, &mut |w, n, p| {
+                        let name = w.string(n, p)?;
+                        Names::lookup(w, names.destinations, "destination", &name, n.at, p)
+                    });
+                    crate::survey::with_survey(w, value, &here, names.surveys, dest?)?
                 }
                 // repeat: true, back: true
                 _ => {

@@ -193,6 +193,9 @@ pub enum ErrorKind {
     /// Two ways to read the same keys.
     #[error("ambiguous: {0}")]
     Ambiguous(String),
+    /// A survey or question that cannot be asked.
+    #[error("{0}")]
+    Survey(String),
     /// A scenario step that does not parse.
     #[error("{0}")]
     Step(String),

@@ -131,6 +131,10 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                     label = format!("{label} [{}]", sets.join(", "));
                     a = then;
                 }
+                Action::Survey(s, then) => {
+                    label = format!("{label} (survey {})", menus.survey(*s).name);
+                    a = then;
+                }
                 _ => break,
             }
         }
@@ -150,7 +154,9 @@ pub fn edges(menus: &Menus) -> Vec<Edge> {
                 };
                 (Node::Away(menus.handoff_name(h)), label)
             }
-            Action::Hangup(_) | Action::Language(..) | Action::Set(..) => (Node::Hangup, label),
+            Action::Hangup(_) | Action::Language(..) | Action::Set(..) | Action::Survey(..) => {
+                (Node::Hangup, label)
+            }
         };
         out.push(Edge {
             from: from.clone(),

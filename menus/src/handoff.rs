@@ -64,7 +64,7 @@ pub(crate) const QUEUE_CALLBACK_FIELDS: &[&str] = &[
     "confirmed",
 ];
 /// Fields of the mapping form of a `queue:` action (`queue: { name: sales, priority: 5 }`).
-pub(crate) const QUEUE_ACTION_FIELDS: &[&str] = &["name", "priority"];
+pub(crate) const QUEUE_ACTION_FIELDS: &[&str] = &["name", "priority", "survey"];
 /// Fields of a `destinations:` entry.
 pub(crate) const DESTINATION_FIELDS: &[&str] = &[
     "uri",
@@ -670,7 +670,7 @@ pub(crate) fn queue_action(
                 node.at,
                 path,
                 ErrorKind::Type {
-                    expected: "a queue's name or { name: QUEUE, priority: 0-9 }",
+                    expected: "a queue's name or { name: QUEUE, priority: 0-9, survey: SURVEY }",
                     found: node.value.kind(),
                 },
             );
@@ -1038,11 +1038,11 @@ menus:
         let want = [
             "menus.main.options.2.queue.name: unknown queue 'suport' (did you mean 'support'?)",
             "menus.main.options.2.queue.priority: 10 is outside 0 to 9",
-            "menus.main.options.6.queue.prio: unknown field 'prio' (expected one of name, priority)",
+            "menus.main.options.6.queue.prio: unknown field 'prio' (expected one of name, priority, survey)",
             "menus.main.options.6.queue: missing field 'name'",
             "menus.main.options.6.queue.priority: -1 is outside 0 to 9",
             "menus.main.options.7.queue.priority: expected a whole number from 0 to 9 (actions take no variables), found a string",
-            "menus.main.options.8.queue: expected a queue's name or { name: QUEUE, priority: 0-9 }, found a list",
+            "menus.main.options.8.queue: expected a queue's name or { name: QUEUE, priority: 0-9, survey: SURVEY }, found a list",
             "menus.main.options.9.queue.priority: expected a whole number from 0 to 9 (actions take no variables), found a number",
         ];
         for want in want {

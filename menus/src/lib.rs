@@ -21,6 +21,7 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod schema;
+pub mod survey;
 pub mod yaml;
 
 pub use compile::{compile, compile_full, compile_with_tts};

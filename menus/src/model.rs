@@ -45,13 +45,16 @@ pub enum Action {
     Language(usize, Box<Action>),
     /// Set variables (name, value), then do the rest.
     Set(Vec<(String, String)>, Box<Action>),
+    /// Ask for this survey after the bridged call the rest (a queue or a transfer) leads
+    /// to, when the agent or the destination hangs up ([`crate::survey`]).
+    Survey(crate::survey::SurveyId, Box<Action>),
 }
 
 impl Action {
     /// What the action does once language switches and variables are set aside.
     pub fn verb(&self) -> &Action {
         match self {
-            Action::Language(_, a) | Action::Set(_, a) => a.verb(),
+            Action::Language(_, a) | Action::Set(_, a) | Action::Survey(_, a) => a.verb(),
             a => a,
         }
     }
@@ -67,7 +70,7 @@ impl Action {
             Action::Voicemail(_) => "voicemail",
             Action::Queue(..) => "queue",
             Action::Transfer(_) => "transfer",
-            Action::Language(..) | Action::Set(..) => "language",
+            Action::Language(..) | Action::Set(..) | Action::Survey(..) => "language",
         }
     }
 
@@ -436,6 +439,7 @@ pub struct Menus {
     pub(crate) destinations: Vec<Destination>,
     pub(crate) agents: Vec<crate::agents::Agent>,
     pub(crate) agent_codes: crate::agents::AgentCodes,
+    pub(crate) surveys: Vec<crate::survey::Survey>,
 }
 
 /// Where a new call goes.
@@ -512,6 +516,16 @@ impl Menus {
     /// Every queue, in the order defined.
     pub fn queues(&self) -> &[Queue] {
         &self.queues
+    }
+
+    /// A survey by id.
+    pub fn survey(&self, id: crate::survey::SurveyId) -> &crate::survey::Survey {
+        &self.surveys[id.0]
+    }
+
+    /// Every survey, in the order defined.
+    pub fn surveys(&self) -> &[crate::survey::Survey] {
+        &self.surveys
     }
 
     /// A transfer destination by id.

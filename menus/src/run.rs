@@ -87,6 +87,10 @@ pub struct MenuRun {
     /// The menus the caller came through by `goto`, most recent last (for `back`).
     history: Vec<MenuId>,
     outputs: VecDeque<MenuOutput>,
+    /// The survey the action being carried out asked for (`survey:`), until its hand-off.
+    survey_asked: Option<crate::survey::SurveyId>,
+    /// The survey to ask after the bridged call the last hand-off led to.
+    survey: Option<crate::survey::SurveyId>,
     /// The steps through the menus, for the call record.
     path: crate::path::Path,
 }
@@ -113,6 +117,8 @@ impl MenuRun {
             language: 0,
             history: Vec::new(),
             outputs: VecDeque::new(),
+            survey_asked: None,
+            survey: None,
             path: crate::path::Path::default(),
         }
     }
@@ -130,6 +136,12 @@ impl MenuRun {
     /// Whether the run has hung up.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// The survey to ask once the bridged call the menus handed the caller to ends by
+    /// the other side hanging up (`survey:` on the `queue:` or `transfer:` action).
+    pub fn survey(&self) -> Option<crate::survey::SurveyId> {
+        self.survey
     }
 
     /// Where the call left the menus, if it did.
@@ -516,6 +528,10 @@ impl MenuRun {
                 }
                 self.act(now, *then);
             }
+            Action::Survey(survey, then) => {
+                self.survey_asked = Some(survey);
+                self.act(now, *then);
+            }
             Action::Goto(m) => {
                 if self.history.len() == HISTORY {
                     self.history.remove(0);
@@ -529,6 +545,7 @@ impl MenuRun {
             },
             Action::Voicemail(_) | Action::Queue(..) | Action::Transfer(_) => {
                 let h = action.handoff().expect("a handoff verb");
+                self.survey = self.survey_asked.take();
                 self.playing.clear();
                 self.typed.clear();
                 self.phase = Phase::Away(h);

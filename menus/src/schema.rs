@@ -98,6 +98,11 @@ pub fn json() -> String {
       "description": "Call-center agents: each registers a phone (user and password, made by `ivr agents add`) or is reached at a fixed uri, and serves queues.",
       "additionalProperties": {{ "$ref": "#/$defs/agent" }}
     }},
+    "surveys": {{
+      "type": "object",
+      "description": "Satisfaction surveys, asked by survey: NAME on a queue: or transfer: action when the agent or the destination hangs up: one key per question, stored with the call record.",
+      "additionalProperties": {{ "$ref": "#/$defs/survey" }}
+    }},
     "agent_codes": {{
       "type": "object", "additionalProperties": false,
       "description": "The numbers an agent's phone dials (authenticated with its password) to log in, log out and pause or unpause.",
@@ -120,6 +125,24 @@ pub fn json() -> String {
         "queues": {{ "type": "object", "description": "Queue name -> penalty (0, the default, is offered calls first; up to 1000).",
           "additionalProperties": {{ "type": ["integer", "null"], "minimum": 0, "maximum": 1000 }} }},
         "login": {{ "enum": ["on_register", "manual"], "default": "on_register", "description": "on_register: logged in when its phone registers (a static agent always); manual: only feature codes or staff log it in and out." }}
+      }}
+    }},
+    "survey": {{
+      "type": "object", "additionalProperties": false, "required": ["questions"],
+      "properties": {{
+        "questions": {{ "type": "array", "minItems": 1, "maxItems": 10, "items": {{ "$ref": "#/$defs/question" }} }},
+        "thanks": {{ "$ref": "#/$defs/names", "description": "Played after the last question, before hanging up." }},
+        "invalid": {{ "$ref": "#/$defs/names", "description": "Played after a key that answers nothing, before the question again." }},
+        "retries": {{ "type": "integer", "minimum": 0, "maximum": 5, "default": 1, "description": "Times a question is asked again after an invalid key or a timeout, before it is left unanswered." }}
+      }}
+    }},
+    "question": {{
+      "type": "object", "additionalProperties": false, "required": ["name", "prompt", "keys"],
+      "properties": {{
+        "name": {{ "type": "string", "description": "The question's name in the call record." }},
+        "prompt": {{ "$ref": "#/$defs/names" }},
+        "keys": {{ "type": ["string", "integer"], "pattern": "^([0-9]-[0-9]|[0-9*#A-Da-d]+)$", "description": "The keys that answer: a range (1-5, 0-9) or the keys themselves (12)." }},
+        "timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }}
       }}
     }},
     "recording": {{ "oneOf": [
@@ -274,14 +297,21 @@ pub fn json() -> String {
         "repeat": {{ "const": true, "description": "Replay this menu." }},
         "back": {{ "const": true, "description": "Go back to the menu the caller came from (replay this one if none)." }},
         "voicemail": {{ "type": "string", "description": "Leave a callback request in this mailbox." }},
-        "queue": {{ "description": "Wait in this queue for an agent: its name (priority 0), or {{ name, priority }}.",
+        "queue": {{ "description": "Wait in this queue for an agent: its name (priority 0), or {{ name, priority, survey }}.",
           "oneOf": [ {{ "type": "string" }},
             {{ "type": "object", "additionalProperties": false, "required": ["name"],
               "properties": {{
                 "name": {{ "type": "string", "description": "The queue." }},
-                "priority": {{ "type": "integer", "minimum": 0, "maximum": 9, "default": 0, "description": "Higher is served first; equal priorities in arrival order. A literal: actions take no variables." }}
+                "priority": {{ "type": "integer", "minimum": 0, "maximum": 9, "default": 0, "description": "Higher is served first; equal priorities in arrival order. A literal: actions take no variables." }},
+                "survey": {{ "type": "string", "description": "Ask this survey (surveys:) when the agent hangs up." }}
               }} }} ] }},
-        "transfer": {{ "type": "string", "description": "Transfer the call to this destination." }},
+        "transfer": {{ "description": "Transfer the call to this destination: its name, or {{ name, survey }}.",
+          "oneOf": [ {{ "type": "string" }},
+            {{ "type": "object", "additionalProperties": false, "required": ["name"],
+              "properties": {{
+                "name": {{ "type": "string", "description": "The destination." }},
+                "survey": {{ "type": "string", "description": "Ask this survey (surveys:) when the destination of a bridged transfer hangs up." }}
+              }} }} ] }},
         "language": {{ "type": "string", "description": "Switch the caller's language; alone, replays this menu in it." }},
         "set": {{ "type": "object", "description": "Set variables (name: value); alone, replays this menu.",
           "propertyNames": {{ "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }},
@@ -341,6 +371,18 @@ mod tests {
         assert_eq!(
             keys(&v["$defs"]["action"]["properties"]["queue"]["oneOf"][1]["properties"]),
             sorted(crate::handoff::QUEUE_ACTION_FIELDS)
+        );
+        assert_eq!(
+            keys(&v["$defs"]["action"]["properties"]["transfer"]["oneOf"][1]["properties"]),
+            sorted(crate::survey::TRANSFER_ACTION_FIELDS)
+        );
+        assert_eq!(
+            keys(&v["$defs"]["survey"]["properties"]),
+            sorted(crate::survey::SURVEY_FIELDS)
+        );
+        assert_eq!(
+            keys(&v["$defs"]["question"]["properties"]),
+            sorted(crate::survey::QUESTION_FIELDS)
         );
         assert_eq!(
             keys(&v["$defs"]["recording"]["oneOf"][1]["properties"]),

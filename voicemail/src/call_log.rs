@@ -1,8 +1,9 @@
-//! Call records in the store ([`CallRecord`]s, tables `calls` and `call_steps`): written
+//! Call records in the store ([`CallRecord`]s, tables `calls`, `call_steps` and
+//! `call_answers`, the survey's answers): written
 //! by the engine as calls end, read back by `ivr calls`, trimmed by retention like the
 //! queue event log.
 
-use crate::calls::{CallRecord, CallStep};
+use crate::calls::{CallAnswer, CallRecord, CallStep};
 use crate::store::{Store, StoreError, text};
 use sqlx::Row as _;
 
@@ -43,6 +44,10 @@ impl Store {
             "INSERT INTO call_steps (call_seq, idx, menu, at_ms, outcome, pressed, prompt) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         );
+        let answer = self.sql(
+            "INSERT INTO call_answers (call_seq, idx, survey, question, answer, outcome) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        );
         for r in records {
             let row = sqlx::query(&insert)
                 .bind(text(&r.call_id))
@@ -73,6 +78,17 @@ impl Store {
                     .bind(text(&s.outcome))
                     .bind(s.key.as_deref().map(text))
                     .bind(text(&s.prompt))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (i, a) in r.answers.iter().enumerate() {
+                sqlx::query(&answer)
+                    .bind(seq)
+                    .bind(i as i64)
+                    .bind(text(&a.survey))
+                    .bind(text(&a.question))
+                    .bind(a.answer.as_deref().map(text))
+                    .bind(text(&a.outcome))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -110,14 +126,13 @@ impl Store {
     /// many.
     pub async fn delete_calls_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let steps = self.sql(
-            "DELETE FROM call_steps WHERE call_seq IN \
-             (SELECT seq FROM calls WHERE started_ms < ?)",
-        );
-        sqlx::query(&steps)
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["call_steps", "call_answers"] {
+            let q = self.sql(&format!(
+                "DELETE FROM {table} WHERE call_seq IN \
+                 (SELECT seq FROM calls WHERE started_ms < ?)"
+            ));
+            sqlx::query(&q).bind(before_ms).execute(&mut *tx).await?;
+        }
         let q = self.sql("DELETE FROM calls WHERE started_ms < ?");
         let done = sqlx::query(&q).bind(before_ms).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -130,9 +145,27 @@ impl Store {
             "SELECT menu, at_ms, outcome, pressed, prompt FROM call_steps WHERE call_seq = ? \
              ORDER BY idx",
         );
+        let answer_q = self.sql(
+            "SELECT survey, question, answer, outcome FROM call_answers WHERE call_seq = ? \
+             ORDER BY idx",
+        );
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let seq: i64 = r.try_get("seq")?;
+            let answers = sqlx::query(&answer_q)
+                .bind(seq)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|a| {
+                    Ok(CallAnswer {
+                        survey: a.try_get("survey")?,
+                        question: a.try_get("question")?,
+                        answer: a.try_get("answer")?,
+                        outcome: a.try_get("outcome")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
             let steps = sqlx::query(&step_q)
                 .bind(seq)
                 .fetch_all(&self.pool)
@@ -167,6 +200,7 @@ impl Store {
                 agent: r.try_get("agent")?,
                 steps,
                 steps_truncated: truncated != 0,
+                answers,
             });
         }
         Ok(out)
@@ -211,6 +245,20 @@ pub(crate) mod tests {
                 },
             ],
             steps_truncated: false,
+            answers: vec![
+                CallAnswer {
+                    survey: "after_call".into(),
+                    question: "rating".into(),
+                    answer: Some("4".into()),
+                    outcome: "answered".into(),
+                },
+                CallAnswer {
+                    survey: "after_call".into(),
+                    question: "recommend".into(),
+                    answer: None,
+                    outcome: "timeout".into(),
+                },
+            ],
         }
     }
 
@@ -227,6 +275,7 @@ pub(crate) mod tests {
         b.agent = None;
         b.steps.clear();
         b.steps_truncated = true;
+        b.answers.clear();
         let c = record("c@192.0.2.1", 3_000);
         store
             .insert_calls(&[c.clone(), a.clone(), b.clone()])
@@ -266,6 +315,13 @@ pub(crate) mod tests {
             .try_get("n")
             .unwrap();
         assert_eq!(steps, 2, "the deleted calls' steps went with them");
+        let answers: i64 = sqlx::query("SELECT COUNT(*) AS n FROM call_answers")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(answers, 2, "and their answers");
         // PostgreSQL's text refuses NUL: one record with it (a %00 in a caller's URI) must
         // not fail the batch, and so lose the other calls' records written with it.
         store.delete_calls_before(i64::MAX).await.unwrap();

@@ -43,6 +43,25 @@ pub struct CallRecord {
     pub steps: Vec<CallStep>,
     /// Whether steps were left out (a path is bounded).
     pub steps_truncated: bool,
+    /// The satisfaction survey's answers, one per question asked, in order (none if no
+    /// survey was asked). Absent from records written before surveys existed.
+    #[cfg_attr(feature = "store", serde(default))]
+    pub answers: Vec<CallAnswer>,
+}
+
+/// One survey question put to the caller and how it was answered (see
+/// `ivr_menus::survey`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
+pub struct CallAnswer {
+    /// The survey's name.
+    pub survey: String,
+    /// The question's name.
+    pub question: String,
+    /// The key that answered it, if one did.
+    pub answer: Option<String>,
+    /// `answered`, `timeout`, `invalid` (the retries were spent on wrong keys) or `hangup`.
+    pub outcome: String,
 }
 
 /// One presentation of a menu and what the caller did (see `ivr_menus::path`).

@@ -24,6 +24,9 @@ pub enum App {
     Queued(Box<Queued>),
     /// An agent's feature call ([`crate::feature_codes`]): answered, confirmed, hung up.
     Feature(Box<crate::feature_codes::FeatureCall>),
+    /// Answering a satisfaction survey after the agent or the destination hung up
+    /// ([`crate::survey_call`]).
+    Survey(Box<crate::survey_call::SurveyCall>),
 }
 
 impl App {
@@ -35,6 +38,7 @@ impl App {
             App::Transfer(t) => t.run.menus(),
             App::Queued(q) => q.run.menus(),
             App::Feature(f) => &f.menus,
+            App::Survey(s) => s.run.menus(),
         }
     }
 
@@ -46,6 +50,7 @@ impl App {
             App::Transfer(t) => t.run.language(),
             App::Queued(q) => q.run.language(),
             App::Feature(_) => 0,
+            App::Survey(s) => s.run.language(),
         }
     }
 
@@ -62,6 +67,7 @@ impl App {
             App::Transfer(t) => t.poll_timeout(),
             App::Queued(q) => q.poll_timeout(),
             App::Feature(_) => None,
+            App::Survey(s) => s.survey.poll_timeout(),
         }
     }
 }

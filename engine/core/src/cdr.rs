@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::io::{EndReason, Event};
 use ivr_menus::MenuRun;
 use ivr_menus::path::{MAX_STEPS, StepEnd};
-use ivr_voicemail::calls::{CallRecord, CallStep};
+use ivr_voicemail::calls::{CallAnswer, CallRecord, CallStep};
 use std::time::{Instant, SystemTime};
 
 /// Most bytes kept of each text a caller chose (Call-ID, caller and called numbers): a
@@ -127,6 +127,7 @@ fn run_of(app: &mut App) -> Option<&mut MenuRun> {
         App::Menu(run) => Some(run),
         App::Transfer(t) => Some(&mut t.run),
         App::Queued(q) => Some(&mut q.run),
+        App::Survey(s) => Some(&mut s.run),
         App::Deposit(_) | App::Feature(_) => None,
     }
 }
@@ -217,6 +218,20 @@ impl Engine {
                 call.trace.record.exit = None;
                 call.trace.record.exit_to = None;
             }
+        }
+        if let App::Survey(s) = &mut call.app {
+            let survey = s.survey.name().to_string();
+            call.trace.record.answers = s
+                .survey
+                .finish()
+                .into_iter()
+                .map(|a| CallAnswer {
+                    survey: survey.clone(),
+                    question: a.question,
+                    answer: a.key.map(|k| k.as_char().to_string()),
+                    outcome: a.outcome.as_str().to_string(),
+                })
+                .collect();
         }
         let mut record = std::mem::take(&mut call.trace.record);
         record.started_ms = wall.millis(call.created);

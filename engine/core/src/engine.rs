@@ -610,6 +610,7 @@ impl Engine {
                                 self.end_call(now, leg.call, EndReason::MenuHangup);
                                 continue;
                             }
+                            App::Survey(s) => s.survey.handle_playback_finished(now),
                         }
                         self.apply_app(now, leg.call);
                     }
@@ -717,6 +718,7 @@ impl Engine {
             match &mut call.app {
                 App::Menu(run) => run.handle_digit(now, digit),
                 App::Deposit(d) => d.deposit.handle_digit(now, digit),
+                App::Survey(s) => s.survey.handle_digit(now, digit),
                 App::Transfer(_) | App::Queued(_) | App::Feature(_) => {}
             }
             self.apply_app(now, handle);
@@ -732,6 +734,11 @@ impl Engine {
             };
             match &mut call.app {
                 App::Transfer(_) | App::Queued(_) | App::Feature(_) => return,
+                App::Survey(_) => {
+                    if !self.apply_survey(now, handle) {
+                        return;
+                    }
+                }
                 App::Menu(run) => {
                     let Some(out) = run.poll_output() else {
                         return;
@@ -950,6 +957,7 @@ impl Engine {
                             App::Deposit(d) => d.deposit.handle_timeout(now),
                             App::Transfer(_) => self.transfer_timeout(now, handle),
                             App::Queued(_) => self.queued_timeout(now, handle),
+                            App::Survey(s) => s.survey.handle_timeout(now),
                             App::Feature(_) => {}
                         }
                         self.apply_app(now, handle);

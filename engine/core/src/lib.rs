@@ -36,6 +36,7 @@ pub mod rng;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+pub mod survey_call;
 pub mod voicemail;
 mod whisper;
 

@@ -786,7 +786,7 @@ impl Engine {
                 t.run.menus().destination(t.dest).name.clone(),
                 Some((t.leg, t.run.menus().clone())),
             ),
-            App::Deposit(_) | App::Queued(_) | App::Feature(_) => return,
+            App::Deposit(_) | App::Queued(_) | App::Feature(_) | App::Survey(_) => return,
         };
         if let Some((leg, menus)) = leg {
             if let Some(l) = call.legs.get_mut(usize::from(leg.index)) {
@@ -834,6 +834,10 @@ impl Engine {
     pub(crate) fn leg_closed(&mut self, now: Instant, leg: LegHandle, reason: EndReason) {
         if leg.index > 0 && self.whisper_hangup(now, leg) {
             // An agent who hung up during the whisper: the caller waits on in the queue.
+            return;
+        }
+        if leg.index > 0 && self.start_survey(now, leg) {
+            // The caller stays for the survey its action asked for.
             return;
         }
         let Some(call) = self.calls.get_mut(&leg.call) else {

@@ -126,6 +126,20 @@ fn path(r: &CallRecord) -> String {
     steps.join(" > ")
 }
 
+/// The survey's answers in one line: `after_call: rating=4 recommend=timeout` (the key
+/// pressed, or how the question ended unanswered); empty without a survey.
+fn answers(r: &CallRecord) -> String {
+    let Some(first) = r.answers.first() else {
+        return String::new();
+    };
+    let each: Vec<String> = r
+        .answers
+        .iter()
+        .map(|a| format!("{}={}", a.question, a.answer.as_deref().unwrap_or(&a.outcome)))
+        .collect();
+    format!("{}: {}", first.survey, each.join(" "))
+}
+
 /// Run a `calls` command.
 pub fn run(place: Where, cmd: Calls) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -383,11 +397,23 @@ fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
     if r.steps_truncated {
         writeln!(out, "  ... (more steps were not kept)")?;
     }
+    if let Some(first) = r.answers.first() {
+        writeln!(out, "survey:      {}", t(&first.survey))?;
+        for a in &r.answers {
+            writeln!(
+                out,
+                "  {:<16} {:<9} {}",
+                t(&a.question),
+                a.outcome,
+                t(a.answer.as_deref().unwrap_or("")),
+            )?;
+        }
+    }
     Ok(())
 }
 
 /// The CSV columns.
-const CSV_COLUMNS: [&str; 16] = [
+const CSV_COLUMNS: [&str; 17] = [
     "call_id",
     "started",
     "answered",
@@ -404,6 +430,7 @@ const CSV_COLUMNS: [&str; 16] = [
     "queue_wait_ms",
     "agent",
     "path",
+    "answers",
 ];
 
 /// Write `rows` as CSV, defused as `ivr callbacks export` does.
@@ -430,6 +457,7 @@ fn export_csv(out: impl Write, rows: &[CallRecord]) -> csv::Result<()> {
                 r.queue_wait_ms.map(|w| w.to_string()).unwrap_or_default(),
                 opt(&r.agent),
                 path(r),
+                answers(r),
             ]
         }),
     )
@@ -552,7 +580,37 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert_eq!(
             row,
-            "'=cmd|' /C calc'!A0,2027-01-15 08:00:00Z,,2027-01-15 08:00:05Z,5000,+15551234,,caller_hung_up,,,,,,,,main:interrupted:key 1"
+            "'=cmd|' /C calc'!A0,2027-01-15 08:00:00Z,,2027-01-15 08:00:05Z,5000,+15551234,,caller_hung_up,,,,,,,,main:interrupted:key 1,"
         );
+    }
+
+    #[test]
+    fn the_survey_answers_show_and_export() {
+        let answer = |q: &str, a: Option<&str>, outcome: &str| ivr_voicemail::calls::CallAnswer {
+            survey: "after_call".into(),
+            question: q.into(),
+            answer: a.map(str::to_string),
+            outcome: outcome.into(),
+        };
+        let r = CallRecord {
+            call_id: "s@x".into(),
+            end_reason: "destination_hung_up".into(),
+            answers: vec![
+                answer("rating", Some("4"), "answered"),
+                answer("recommend", None, "timeout"),
+            ],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        show(&mut out, &r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("survey:      after_call\n  rating           answered  4\n  recommend        timeout   \n"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        export_csv(&mut out, &[r]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with(",after_call: rating=4 recommend=timeout\n"), "{text}");
     }
 }
