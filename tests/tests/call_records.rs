@@ -117,6 +117,7 @@ fn a_path_through_the_menus_is_recorded_step_by_step() {
         agent: None,
         steps: r.steps.clone(),
         steps_truncated: false,
+        answers: Vec::new(),
     };
     assert_eq!(r, &expected);
 }

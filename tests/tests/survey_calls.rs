@@ -1,0 +1,247 @@
+//! Satisfaction surveys in virtual time (issue #12): after a bridged queue call the agent
+//! hangs up, the caller stays on the line, hears the questions, answers them with RFC 4733
+//! keys, hears the thanks and is hung up; the answers go into the call record. A caller
+//! who hangs up first gets no survey; invalid keys and timeouts are asked again, then left
+//! unanswered. No sockets, no sleeping.
+
+mod queue_common;
+use queue_common::*;
+
+use ivr_audio::{Codec, Digit};
+use ivr_engine::{CallHandle, EndReason, Event};
+use ivr_queues::AgentState;
+use ivr_sip::Transport;
+use ivr_sip::message::Request;
+use ivr_tests::caller::{Caller, Net, request, response};
+use ivr_voicemail::calls::CallAnswer;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Menus whose key 1 joins `sales` with the `after_call` survey (the agent is `desk` at
+/// `agent`); key 2 joins it without a survey.
+fn survey_menus(agent: &str) -> Arc<ivr_menus::Menus> {
+    let yaml = format!(
+        r#"
+entry: main
+prompts:
+  main_en: prompts/main_en.wav
+  sales_en: prompts/sales_en.wav
+  rate: prompts/sales_en.wav
+  recommend: prompts/operator_en.wav
+  thanks: prompts/goodbye_en.wav
+  oops: prompts/invalid_en.wav
+queues:
+  sales:
+    music: sales_en
+    agent_timeout: 10
+agents:
+  desk:
+    uri: sip:desk@{agent}
+    queues: {{ sales: 0 }}
+surveys:
+  after_call:
+    invalid: oops
+    thanks: thanks
+    retries: 1
+    questions:
+      - {{ name: rating, prompt: rate, keys: 1-5, timeout: 4s }}
+      - {{ name: recommend, prompt: recommend, keys: 0-9, timeout: 4s }}
+menus:
+  main:
+    prompt: main_en
+    options:
+      "1": {{ queue: {{ name: sales, survey: after_call }} }}
+      "2": {{ queue: sales }}
+"#
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    Arc::new(
+        ivr_menus::compile_full(
+            &yaml,
+            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
+            &mut |_, _| Err("no text-to-speech here".into()),
+            &mut ivr_server::builtin::prompt,
+        )
+        .unwrap(),
+    )
+}
+
+/// The length of a prompt of `menus`, in milliseconds.
+fn ms(menus: &ivr_menus::Menus, name: &str) -> u64 {
+    let p = menus.prompt(menus.find_prompt(name).unwrap());
+    (p.frame_count() * 20) as u64
+}
+
+/// Prompts played to `call` from event `from` on, by name.
+fn played(net: &Net, call: CallHandle, from: usize) -> Vec<String> {
+    net.events[from..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Playing { call: c, prompt, .. } if *c == call => Some(prompt.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The caller presses `key` (1 or 2) and `desk` answers: bridged, talking for 3 s.
+fn bridged(net: &mut Net, caller: &mut Caller, desk: &Agent, key: Digit) -> (CallHandle, Request) {
+    let call = net.connect(caller);
+    net.advance(Duration::from_millis(500));
+    net.press(caller, call, key);
+    let invite = desk.take_invite(net);
+    desk.answer(net, &invite, Codec::Pcmu);
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Bridged { .. })),
+        "bridged to the agent"
+    );
+    wait(net, caller, call, 3);
+    (call, invite)
+}
+
+/// The agent hangs up; the engine answers it and leaves the caller up.
+fn agent_hangs_up(net: &mut Net, caller: &Caller, desk: &Agent, invite: &Request) {
+    desk.send(net, &desk.bye(invite));
+    assert!(response(&net.take_sip(desk.addr), 200).is_some());
+    assert!(
+        request(&net.take_sip(caller.addr), "BYE").is_none(),
+        "the caller stays for the survey"
+    );
+}
+
+/// The engine hangs the caller up; the caller answers its BYE.
+fn caller_is_hung_up(net: &mut Net, caller: &Caller) {
+    let msgs = net.take_sip(caller.addr);
+    let bye = request(&msgs, "BYE").expect("the engine hangs up after the survey");
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(bye));
+    net.advance(Duration::from_millis(100));
+}
+
+fn answer(question: &str, key: Option<&str>, outcome: &str) -> CallAnswer {
+    CallAnswer {
+        survey: "after_call".into(),
+        question: question.into(),
+        answer: key.map(str::to_string),
+        outcome: outcome.into(),
+    }
+}
+
+#[test]
+fn after_the_agent_hangs_up_the_caller_answers_the_survey_and_the_record_keeps_it() {
+    let menus = survey_menus("127.0.0.1:7410");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7410);
+    let mut caller = Caller::new("127.0.0.1:7040", "survey-1");
+    let (call, invite) = bridged(&mut net, &mut caller, &desk, Digit::D1);
+    let mark = net.events.len();
+    agent_hangs_up(&mut net, &caller, &desk, &invite);
+    assert_eq!(played(&net, call, mark), ["rate"], "the first question");
+    assert!(
+        !matches!(state(&net, "desk"), AgentState::OnCall { .. }),
+        "the agent is free of the call at once"
+    );
+    // 4 during the first question (it stops), then 9 after the second.
+    net.advance(Duration::from_millis(800));
+    net.press(&mut caller, call, Digit::D4);
+    assert_eq!(played(&net, call, mark), ["rate", "recommend"]);
+    net.advance(Duration::from_millis(ms(&menus, "recommend") + 1_000));
+    net.press(&mut caller, call, Digit::D9);
+    assert_eq!(played(&net, call, mark), ["rate", "recommend", "thanks"]);
+    assert!(net.ended(call).is_none(), "the thanks play to the end");
+    assert!(hears_sound(&net, call, 5), "the caller hears them");
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 500));
+    caller_is_hung_up(&mut net, &caller);
+    assert_eq!(net.ended(call), Some(EndReason::DestinationHungUp));
+    let records = net.call_records();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        r.answers,
+        [
+            answer("rating", Some("4"), "answered"),
+            answer("recommend", Some("9"), "answered"),
+        ]
+    );
+    assert_eq!(r.end_reason, "destination_hung_up");
+    assert_eq!(r.agent.as_deref(), Some("desk"));
+    assert_eq!(
+        (r.exit.as_deref(), r.exit_to.as_deref()),
+        (Some("queue"), Some("sales"))
+    );
+}
+
+#[test]
+fn a_caller_who_hangs_up_first_gets_no_survey() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7420"));
+    let desk = Agent::new("desk", 7420);
+    let mut caller = Caller::new("127.0.0.1:7042", "survey-2");
+    let (call, _) = bridged(&mut net, &mut caller, &desk, Digit::D1);
+    let mark = net.events.len();
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    let msgs = net.take_sip(desk.addr);
+    let agent_bye = request(&msgs, "BYE").expect("the agent is hung up");
+    desk.send(&mut net, &desk.respond(agent_bye, 200, None));
+    net.advance(Duration::from_secs(10));
+    assert!(played(&net, call, mark).is_empty(), "no question played");
+    assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
+    let r = &net.call_records()[0];
+    assert!(r.answers.is_empty(), "{:?}", r.answers);
+    assert_eq!(r.end_reason, "caller_hung_up");
+}
+
+#[test]
+fn without_survey_the_agent_hanging_up_ends_the_call() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7430"));
+    let desk = Agent::new("desk", 7430);
+    let mut caller = Caller::new("127.0.0.1:7044", "survey-3");
+    let (call, invite) = bridged(&mut net, &mut caller, &desk, Digit::D2);
+    desk.send(&mut net, &desk.bye(&invite));
+    caller_is_hung_up(&mut net, &caller);
+    assert_eq!(net.ended(call), Some(EndReason::DestinationHungUp));
+    assert!(net.call_records()[0].answers.is_empty());
+}
+
+#[test]
+fn invalid_keys_and_timeouts_are_asked_again_then_left_unanswered() {
+    let menus = survey_menus("127.0.0.1:7440");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7440);
+    let mut caller = Caller::new("127.0.0.1:7046", "survey-4");
+    let (call, invite) = bridged(&mut net, &mut caller, &desk, Digit::D1);
+    let mark = net.events.len();
+    agent_hangs_up(&mut net, &caller, &desk, &invite);
+    // 7 is not 1-5: the invalid notice, then the question again; then no key: the one
+    // retry is spent, the rating is left unanswered (timeout).
+    net.advance(Duration::from_millis(500));
+    net.press(&mut caller, call, Digit::D7);
+    assert_eq!(played(&net, call, mark), ["rate", "oops"]);
+    // (The key acted on its first packet, 120 ms ago.)
+    net.advance(Duration::from_millis(ms(&menus, "oops") + ms(&menus, "rate") + 3_780));
+    assert_eq!(played(&net, call, mark), ["rate", "oops", "rate"], "not yet");
+    net.advance(Duration::from_millis(200));
+    assert_eq!(
+        played(&net, call, mark),
+        ["rate", "oops", "rate", "recommend"],
+        "4 s after the question"
+    );
+    // The caller hangs up during the second question.
+    net.advance(Duration::from_millis(500));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    net.advance(Duration::from_millis(100));
+    assert!(net.ended(call).is_some());
+    let r = &net.call_records()[0];
+    assert_eq!(
+        r.answers,
+        [
+            answer("rating", None, "timeout"),
+            answer("recommend", None, "hangup"),
+        ]
+    );
+    assert_eq!(
+        r.end_reason, "destination_hung_up",
+        "the bridged call ended on the agent's side"
+    );
+}
