@@ -523,6 +523,7 @@ pub fn compile_full(
         );
     }
     let mut errors = w.errors;
+    errors.extend(crate::survey::refer_surveys(&menus, &destinations));
     if errors.is_empty() {
         errors.extend(endless_failure_loops(&menus, &queues));
         errors.extend(router_cycles(&menus));

@@ -294,6 +294,47 @@ pub(crate) fn transfer_action(
     Some(Action::Transfer(crate::model::DestinationId(dest)))
 }
 
+/// A survey on a transfer to a `mode: refer` destination cannot be asked: the call
+/// leaves the engine. One error per menu that asks for one.
+pub(crate) fn refer_surveys(
+    menus: &[crate::model::Menu],
+    destinations: &[crate::handoff::Destination],
+) -> Vec<crate::error::CompileError> {
+    let mut errors = Vec::new();
+    for m in menus {
+        let refer = m.actions().find_map(|a| {
+            let mut a = a;
+            let mut asked = false;
+            loop {
+                match a {
+                    Action::Language(_, t) | Action::Set(_, t) => a = t,
+                    Action::Survey(_, t) => {
+                        asked = true;
+                        a = t;
+                    }
+                    Action::Transfer(d) if asked => {
+                        let dest = destinations.get(d.0)?;
+                        return (dest.mode == crate::handoff::TransferMode::Refer)
+                            .then(|| dest.name.clone());
+                    }
+                    _ => return None,
+                }
+            }
+        });
+        if let Some(dest) = refer {
+            errors.push(crate::error::CompileError {
+                file: m.file.clone(),
+                at: Some(m.at),
+                path: join("menus", &m.name),
+                kind: ErrorKind::Survey(format!(
+                    "a survey needs a bridged transfer: destination '{dest}' is mode: refer (the call leaves the engine)"
+                )),
+            });
+        }
+    }
+    errors
+}
+
 /// What a survey run asks of the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SurveyOutput {
@@ -599,6 +640,14 @@ surveys:
         assert!(text.iter().any(|e| e.contains("after_cal") && e.contains("after_call")), "{text:#?}");
         assert!(text.iter().any(|e| e.contains("range is empty")), "{text:#?}");
         assert!(text.iter().any(|e| e.contains("recomend")), "{text:#?}");
+    }
+
+    #[test]
+    fn a_survey_on_a_refer_transfer_is_refused() {
+        let bad = YAML.replace("mode: bridge", "mode: refer");
+        let errors = compile_test(&bad).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].to_string().contains("'operator' is mode: refer"), "{errors:#?}");
     }
 
     #[test]
