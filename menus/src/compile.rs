@@ -820,7 +820,7 @@ impl Names<'_> {
 }
 
 /// A menu's timeout field in seconds (1 to 60), or `default` when absent or refused.
-fn timeout_field(
+pub(crate) fn timeout_field(
     w: &mut Walker,
     f: &crate::yaml::Fields<'_>,
     key: &str,

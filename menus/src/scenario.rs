@@ -418,11 +418,17 @@ impl Sim {
                 MenuOutput::Handoff(h) => {
                     let place = self.run.menus().handoff_name(h);
                     self.playing_until = None;
+                    // A survey asked for after the bridged call is said too.
+                    let survey = self
+                        .run
+                        .survey()
+                        .map(|s| format!(", then survey {}", self.run.menus().survey(s).name))
+                        .unwrap_or_default();
                     match h {
                         crate::Handoff::Queue(_, p) if p > 0 => {
-                            self.note(format!("leaves the menus: {place} (priority {p})"))
+                            self.note(format!("leaves the menus: {place} (priority {p}){survey}"))
                         }
-                        _ => self.note(format!("leaves the menus: {place}")),
+                        _ => self.note(format!("leaves the menus: {place}{survey}")),
                     }
                     self.away = Some(place);
                     self.handoff = Some(h);

@@ -90,7 +90,7 @@ fn parse_keys(text: &str) -> Result<Vec<Digit>, String> {
 pub(crate) fn compile_surveys(
     w: &mut Walker,
     node: &Node,
-    prompts: &mut dyn FnMut(&mut Walker, Option<&Node>, &str) -> Vec<PromptId>,
+    prompts: &mut crate::handoff::PromptNames<'_>,
 ) -> Vec<Survey> {
     let mut out = Vec::new();
     let Some(fields) = w.map(node, "surveys", None) else {
@@ -139,7 +139,7 @@ fn questions(
     w: &mut Walker,
     node: &Node,
     path: &str,
-    prompts: &mut dyn FnMut(&mut Walker, Option<&Node>, &str) -> Vec<PromptId>,
+    prompts: &mut crate::handoff::PromptNames<'_>,
 ) -> Vec<Question> {
     let Value::Seq(items) = &node.value else {
         w.error(
@@ -209,20 +209,7 @@ fn questions(
                 }
             }
         };
-        let timeout = match f.get("timeout") {
-            None => DEFAULT_TIMEOUT,
-            Some(t) => {
-                let k = join(&here, "timeout");
-                match w.seconds(t, &k) {
-                    Some(v) if (1.0..=60.0).contains(&v) => v,
-                    Some(v) => {
-                        w.error(t.at, &k, ErrorKind::Timeout(v));
-                        DEFAULT_TIMEOUT
-                    }
-                    None => DEFAULT_TIMEOUT,
-                }
-            }
-        };
+        let timeout = crate::compile::timeout_field(w, &f, "timeout", &here, DEFAULT_TIMEOUT);
         out.push(Question {
             name: name.unwrap_or_default(),
             prompt,
@@ -623,8 +610,12 @@ surveys:
         assert_eq!(s.questions[0].keys.len(), 5);
         assert_eq!(s.questions[0].timeout, Duration::from_secs(3));
         let main = m.menu(m.entry());
-        assert!(matches!(&main.options[1], Some(Action::Survey(SurveyId(0), a)) if matches!(**a, Action::Queue(..))));
-        assert!(matches!(&main.options[2], Some(Action::Survey(SurveyId(0), a)) if matches!(**a, Action::Transfer(..))));
+        assert!(
+            matches!(&main.options[1], Some(Action::Survey(SurveyId(0), a)) if matches!(**a, Action::Queue(..)))
+        );
+        assert!(
+            matches!(&main.options[2], Some(Action::Survey(SurveyId(0), a)) if matches!(**a, Action::Transfer(..)))
+        );
         assert!(matches!(&main.options[3], Some(Action::Transfer(_))));
     }
 
@@ -637,8 +628,15 @@ surveys:
         let errors = compile_test(&bad).unwrap_err();
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 4, "{text:#?}");
-        assert!(text.iter().any(|e| e.contains("after_cal") && e.contains("after_call")), "{text:#?}");
-        assert!(text.iter().any(|e| e.contains("range is empty")), "{text:#?}");
+        assert!(
+            text.iter()
+                .any(|e| e.contains("after_cal") && e.contains("after_call")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("range is empty")),
+            "{text:#?}"
+        );
         assert!(text.iter().any(|e| e.contains("recomend")), "{text:#?}");
     }
 
@@ -647,7 +645,10 @@ surveys:
         let bad = YAML.replace("mode: bridge", "mode: refer");
         let errors = compile_test(&bad).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:#?}");
-        assert!(errors[0].to_string().contains("'operator' is mode: refer"), "{errors:#?}");
+        assert!(
+            errors[0].to_string().contains("'operator' is mode: refer"),
+            "{errors:#?}"
+        );
     }
 
     #[test]
@@ -667,8 +668,14 @@ surveys:
         assert_eq!(outs(&mut r), ["hangup"]);
         let a = r.finish();
         assert_eq!(a.len(), 2);
-        assert_eq!((a[0].key, a[0].outcome), (Some(Digit::D4), AnswerOutcome::Answered));
-        assert_eq!((a[1].question.as_str(), a[1].key), ("recommend", Some(Digit::D9)));
+        assert_eq!(
+            (a[0].key, a[0].outcome),
+            (Some(Digit::D4), AnswerOutcome::Answered)
+        );
+        assert_eq!(
+            (a[1].question.as_str(), a[1].key),
+            ("recommend", Some(Digit::D9))
+        );
     }
 
     #[test]
@@ -711,7 +718,10 @@ surveys:
     fn keys_by_range_or_list() {
         assert_eq!(parse_keys("1-5").unwrap().len(), 5);
         assert_eq!(parse_keys("0-9").unwrap()[0], Digit::D0);
-        assert_eq!(parse_keys("12#").unwrap(), [Digit::D1, Digit::D2, Digit::Pound]);
+        assert_eq!(
+            parse_keys("12#").unwrap(),
+            [Digit::D1, Digit::D2, Digit::Pound]
+        );
         assert!(parse_keys("5-1").is_err());
         assert!(parse_keys("x").is_err());
         assert!(parse_keys("").is_err());

@@ -12,7 +12,7 @@ use ivr_engine::{CallHandle, EndReason, Event};
 use ivr_queues::AgentState;
 use ivr_sip::Transport;
 use ivr_sip::message::Request;
-use ivr_tests::caller::{Caller, Net, request, response};
+use ivr_tests::caller::{Caller, Net, demo_variant, request, response};
 use ivr_voicemail::calls::CallAnswer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,16 +54,7 @@ menus:
       "2": {{ queue: sales }}
 "#
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    Arc::new(
-        ivr_menus::compile_full(
-            &yaml,
-            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
-            &mut |_, _| Err("no text-to-speech here".into()),
-            &mut ivr_server::builtin::prompt,
-        )
-        .unwrap(),
-    )
+    demo_variant(&yaml)
 }
 
 /// The length of a prompt of `menus`, in milliseconds.
@@ -77,7 +68,9 @@ fn played(net: &Net, call: CallHandle, from: usize) -> Vec<String> {
     net.events[from..]
         .iter()
         .filter_map(|e| match e {
-            Event::Playing { call: c, prompt, .. } if *c == call => Some(prompt.clone()),
+            Event::Playing {
+                call: c, prompt, ..
+            } if *c == call => Some(prompt.clone()),
             _ => None,
         })
         .collect()
@@ -218,8 +211,14 @@ fn invalid_keys_and_timeouts_are_asked_again_then_left_unanswered() {
     net.press(&mut caller, call, Digit::D7);
     assert_eq!(played(&net, call, mark), ["rate", "oops"]);
     // (The key acted on its first packet, 120 ms ago.)
-    net.advance(Duration::from_millis(ms(&menus, "oops") + ms(&menus, "rate") + 3_780));
-    assert_eq!(played(&net, call, mark), ["rate", "oops", "rate"], "not yet");
+    net.advance(Duration::from_millis(
+        ms(&menus, "oops") + ms(&menus, "rate") + 3_780,
+    ));
+    assert_eq!(
+        played(&net, call, mark),
+        ["rate", "oops", "rate"],
+        "not yet"
+    );
     net.advance(Duration::from_millis(200));
     assert_eq!(
         played(&net, call, mark),

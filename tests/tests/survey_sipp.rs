@@ -52,11 +52,7 @@ menus:
         ),
     )
     .unwrap();
-    let (code, out, err) = run(
-        dir.path(),
-        &["check", config.to_str().unwrap()],
-        "",
-    );
+    let (code, out, err) = run(dir.path(), &["check", config.to_str().unwrap()], "");
     assert_eq!(code, 0, "{out}{err}");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -81,7 +77,11 @@ menus:
     );
     let end = Instant::now() + Duration::from_secs(10);
     while agent.try_finish().is_none() {
-        assert!(Instant::now() < end, "the agent's SIPp never ended:\n{}", agent.output());
+        assert!(
+            Instant::now() < end,
+            "the agent's SIPp never ended:\n{}",
+            agent.output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 

@@ -108,7 +108,12 @@ impl Engine {
                 let menus = s.run.menus();
                 let prompts = ids
                     .iter()
-                    .map(|id| (menus.prompt_name(*id).to_string(), s.run.prompt(*id).clone()))
+                    .map(|id| {
+                        (
+                            menus.prompt_name(*id).to_string(),
+                            s.run.prompt(*id).clone(),
+                        )
+                    })
                     .collect();
                 self.play(handle, prompts);
             }

@@ -135,7 +135,13 @@ fn answers(r: &CallRecord) -> String {
     let each: Vec<String> = r
         .answers
         .iter()
-        .map(|a| format!("{}={}", a.question, a.answer.as_deref().unwrap_or(&a.outcome)))
+        .map(|a| {
+            format!(
+                "{}={}",
+                a.question,
+                a.answer.as_deref().unwrap_or(&a.outcome)
+            )
+        })
         .collect();
     format!("{}: {}", first.survey, each.join(" "))
 }
@@ -611,6 +617,9 @@ mod tests {
         let mut out = Vec::new();
         export_csv(&mut out, &[r]).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with(",after_call: rating=4 recommend=timeout\n"), "{text}");
+        assert!(
+            text.ends_with(",after_call: rating=4 recommend=timeout\n"),
+            "{text}"
+        );
     }
 }
