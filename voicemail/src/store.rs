@@ -864,6 +864,7 @@ mod tests {
             "outbox",
             "queue_events",
             "call_steps",
+            "call_answers",
             "calls",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
