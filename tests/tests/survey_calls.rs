@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Menus whose key 1 joins `sales` with the `after_call` survey (the agent is `desk` at
-/// `agent`); key 2 joins it without a survey.
+/// `agent`); key 2 joins it without a survey; key 3 transfers to `desk` (bridged) with the
+/// survey.
 fn survey_menus(agent: &str) -> Arc<ivr_menus::Menus> {
     let yaml = format!(
         r#"
@@ -38,6 +39,8 @@ agents:
   desk:
     uri: sip:desk@{agent}
     queues: {{ sales: 0 }}
+destinations:
+  operator: {{ uri: "sip:desk@{agent}", mode: bridge }}
 surveys:
   after_call:
     invalid: oops
@@ -52,6 +55,7 @@ menus:
     options:
       "1": {{ queue: {{ name: sales, survey: after_call }} }}
       "2": {{ queue: sales }}
+      "3": {{ transfer: {{ name: operator, survey: after_call }} }}
 "#
     );
     demo_variant(&yaml)
@@ -242,5 +246,39 @@ fn invalid_keys_and_timeouts_are_asked_again_then_left_unanswered() {
     assert_eq!(
         r.end_reason, "destination_hung_up",
         "the bridged call ended on the agent's side"
+    );
+}
+
+#[test]
+fn after_a_bridged_transfer_the_destination_hanging_up_starts_the_survey_too() {
+    let menus = survey_menus("127.0.0.1:7450");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7450);
+    let mut caller = Caller::new("127.0.0.1:7048", "survey-5");
+    let (call, invite) = bridged(&mut net, &mut caller, &desk, Digit::D3);
+    let mark = net.events.len();
+    agent_hangs_up(&mut net, &caller, &desk, &invite);
+    assert_eq!(played(&net, call, mark), ["rate"]);
+    net.advance(Duration::from_millis(ms(&menus, "rate") + 500));
+    net.press(&mut caller, call, Digit::D2);
+    net.advance(Duration::from_millis(300));
+    net.press(&mut caller, call, Digit::D0);
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 500));
+    caller_is_hung_up(&mut net, &caller);
+    let r = &net.call_records()[0];
+    assert_eq!(
+        r.answers,
+        [
+            answer("rating", Some("2"), "answered"),
+            answer("recommend", Some("0"), "answered"),
+        ]
+    );
+    assert_eq!(
+        (
+            r.exit.as_deref(),
+            r.exit_to.as_deref(),
+            r.end_reason.as_str()
+        ),
+        (Some("transfer"), Some("operator"), "destination_hung_up")
     );
 }
