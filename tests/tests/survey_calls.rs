@@ -134,6 +134,9 @@ fn after_the_agent_hangs_up_the_caller_answers_the_survey_and_the_record_keeps_i
     let mark = net.events.len();
     agent_hangs_up(&mut net, &caller, &desk, &invite);
     assert_eq!(played(&net, call, mark), ["rate"], "the first question");
+    assert!(net.events[mark..].iter().any(
+        |e| matches!(e, Event::SurveyStarted { call: c, survey } if *c == call && survey == "after_call")
+    ));
     assert!(
         !matches!(state(&net, "desk"), AgentState::OnCall { .. }),
         "the agent is free of the call at once"
@@ -182,6 +185,11 @@ fn a_caller_who_hangs_up_first_gets_no_survey() {
     desk.send(&mut net, &desk.respond(agent_bye, 200, None));
     net.advance(Duration::from_secs(10));
     assert!(played(&net, call, mark).is_empty(), "no question played");
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::SurveyStarted { .. }))
+    );
     assert_eq!(net.ended(call), Some(EndReason::CallerHungUp));
     let r = &net.call_records()[0];
     assert!(r.answers.is_empty(), "{:?}", r.answers);

@@ -124,5 +124,11 @@ menus:
         ivr.log()
     );
     assert_eq!(record["end_reason"], "destination_hung_up");
+    assert!(
+        ivr.log()
+            .contains("survey: the other side hung up, the caller is asked"),
+        "{}",
+        ivr.log()
+    );
     assert_eq!(record["agent"], "desk");
 }

@@ -341,6 +341,14 @@ pub enum Event {
         /// What happened.
         failure: ivr_sip::uac::Failure,
     },
+    /// The agent or the destination hung up a bridged call whose caller asked for a
+    /// survey: the caller stays on the line for its questions ([`crate::survey_call`]).
+    SurveyStarted {
+        /// The call.
+        call: CallHandle,
+        /// The survey's name in the menus.
+        survey: String,
+    },
     /// After [`Input::Shutdown`] or [`Input::Drain`]: every call has ended.
     Drained,
     /// Admission refused, banned or dropped something (see [`crate::admission`]).

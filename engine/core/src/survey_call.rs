@@ -79,6 +79,10 @@ impl Engine {
             m.set_relay(false);
         }
         let mut survey = SurveyRun::new(menus, survey);
+        self.ctx.event(crate::io::Event::SurveyStarted {
+            call: leg.call,
+            survey: survey.name().to_string(),
+        });
         survey.start(now);
         call.app = App::Survey(Box::new(SurveyCall { run, survey }));
         // The queue (the agent is free again) or the transfer lets go of the call.

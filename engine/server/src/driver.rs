@@ -1249,6 +1249,9 @@ impl Io {
             } => self.in_call(call, |_| {
                 info!(%destination, %failure, "transfer reached no one: back to the menu")
             }),
+            Event::SurveyStarted { call, survey } => self.in_call(call, |_| {
+                info!(%survey, "survey: the other side hung up, the caller is asked")
+            }),
             Event::Admission(e) => self.admission_event(e),
             Event::Agent { change, registered } => {
                 use ivr_sip::registrar::RegistrarEvent;
