@@ -338,7 +338,7 @@ fn write_report(out: &mut impl Write, r: &CallReport) -> std::io::Result<()> {
     writeln!(out, "\noutcomes")?;
     for (name, n) in [
         ("self-served in the menus", o.self_served),
-        ("left a callback request", o.callback_request),
+        ("to voicemail or a callback", o.callback_request),
         ("reached an agent", o.reached_agent),
         ("abandoned in queue", o.abandoned_in_queue),
         ("transferred", o.transferred),
@@ -553,7 +553,7 @@ mod tests {
             "  2026-12-01T01:00Z      2  ########################################",
             "  main                        4     0.0%    25.0%    25.0%  1 50.0%",
             "  self-served in the menus        1  25.0%",
-            "  left a callback request         1  25.0%",
+            "  to voicemail or a callback      1  25.0%",
             "  hung up in the menus            2  50.0%",
             "  other                           0  0.0%",
             "callback requests: 1 created, 1 resolved, median time to resolve 1.5 h",

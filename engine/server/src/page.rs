@@ -198,7 +198,7 @@ function menuBar(m) {
   return `<div class="meta"><b>${esc(m.menu)}</b> · ${m.presentations} presentations · gave up ${pct(m.give_up_share)} · ${m.keys.map(k => esc(k.key) + " " + pct(k.share)).join(", ")}</div>
     <svg class="chart" viewBox="0 0 600 18" role="img" aria-label="${esc(m.menu)}"><rect class="rest" x="0" y="0" width="600" height="18"></rect>${rects}</svg>`;
 }
-const OUTCOME = {self_served:"Self-served in the menus", callback_request:"Left a callback request", reached_agent:"Reached an agent",
+const OUTCOME = {self_served:"Self-served in the menus", callback_request:"To voicemail or a callback", reached_agent:"Reached an agent",
   abandoned_in_queue:"Abandoned in queue", transferred:"Transferred", hung_up_in_menus:"Hung up in the menus", other:"Other"};
 function outcomes(r) {
   const rows = Object.keys(OUTCOME), h = 22, max = Math.max(1, ...rows.map(k => r.outcomes[k]));
