@@ -68,16 +68,7 @@ menus:
       "1": {{ queue: sales }}
 "#
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    Arc::new(
-        ivr_menus::compile_full(
-            &yaml,
-            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
-            &mut |_, _| Err("no text-to-speech here".into()),
-            &mut ivr_server::builtin::prompt,
-        )
-        .unwrap(),
-    )
+    ivr_tests::caller::demo_variant(&yaml)
 }
 
 /// A registering agent's YAML entry (password hashed for realm `ivr`).
