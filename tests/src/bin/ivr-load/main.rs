@@ -48,36 +48,44 @@ fn parse_args() -> Args {
     a
 }
 
+/// `ivr serve` as both benchmarks start it: on loopback, a wide RTP range, room for every
+/// call, JSON logs with the `ivr::stats` lines, and no per-source limits (one host places
+/// every call).
+pub(crate) fn engine_command(ivr: &str) -> Command {
+    let mut cmd = Command::new(ivr);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rtp-ports",
+        "20000-39999",
+        "--max-calls",
+        "20000",
+        "--media-timeout",
+        "600",
+        "--sip-rate-per-source",
+        "0",
+        "--max-calls-per-source",
+        "0",
+        "--max-pending-calls",
+        "0",
+        "--log-format",
+        "json",
+    ])
+    .env("RUST_LOG", "warn,ivr::stats=info");
+    cmd
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("--media") {
         return media::run(media::Opts::parse(std::env::args().skip(2))).await;
     }
     let args = parse_args();
-    let mut child = Command::new(&args.ivr)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rtp-ports",
-            "20000-39999",
-            "--max-calls",
-            "20000",
-            "--media-timeout",
-            "600",
-            // One host places every call and only listens: no per-source limits, and
-            // audio flows to callers that send none.
-            "--sip-rate-per-source",
-            "0",
-            "--max-calls-per-source",
-            "0",
-            "--max-pending-calls",
-            "0",
-            "--rtp-send-without-peer",
-            "0",
-        ])
-        .args(["--data-dir", "/tmp/ivr-load-data", "--log-format", "json"])
-        .env("RUST_LOG", "warn,ivr::stats=info")
+    // These callers only listen: audio flows to callers that send none.
+    let mut child = engine_command(&args.ivr)
+        .args(["--rtp-send-without-peer", "0"])
+        .args(["--data-dir", "/tmp/ivr-load-data"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

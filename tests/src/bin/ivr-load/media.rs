@@ -439,32 +439,10 @@ fn start_echo(path: &str, listen: &str) -> Proc {
 
 fn start_engine(o: &Opts, dir: &Path, config: Option<&Path>) -> Proc {
     let log = std::fs::File::create(dir.join("ivr.log")).expect("log file");
-    let mut cmd = Command::new(&o.ivr);
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--rtp-ports",
-        "20000-39999",
-        "--max-calls",
-        "20000",
-        "--media-timeout",
-        "600",
-        // One host places every call: no per-source limits. The callers send RTP from
-        // their answer on, so the engine's default --rtp-send-without-peer stays.
-        "--sip-rate-per-source",
-        "0",
-        "--max-calls-per-source",
-        "0",
-        "--max-pending-calls",
-        "0",
-        "--log-format",
-        "json",
-    ])
-    .arg("--data-dir")
-    .arg(dir.join("data"))
-    .env("RUST_LOG", "warn,ivr::stats=info")
-    .stderr(log);
+    // The callers send RTP from their answer on, so the engine's default
+    // --rtp-send-without-peer stays.
+    let mut cmd = crate::engine_command(&o.ivr);
+    cmd.arg("--data-dir").arg(dir.join("data")).stderr(log);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
