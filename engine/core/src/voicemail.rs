@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// How long audio is held for reordering before it is recorded (60 ms).
-const REORDER_DELAY: u32 = 480;
+pub(crate) const REORDER_DELAY: u32 = 480;
 /// A frame whose mean absolute amplitude is above this counts as voice (about -42 dBFS).
-const VOICE_LEVEL: u32 = 260;
+pub(crate) const VOICE_LEVEL: u32 = 260;
 
 /// A call leaving a callback request.
 #[derive(Debug)]

@@ -222,7 +222,22 @@ async function refreshReports(list) {
       <div class="meta legend"><span><i class="k0"></i>keys</span><span><i class="invalid"></i>invalid</span><span><i class="timeout"></i>timeout</span><span><i class="hangup"></i>hung up</span></div>
       ${r.menus.length ? r.menus.map(menuBar).join("") : `<p class="meta">No steps.</p>`}</article>
     <article class="card report"><h2><span>Callback requests</span></h2>
-      <div class="figures"><div><b>${c.created}</b>created</div><div><b>${c.resolved}</b>resolved</div><div><b>${median}</b>median time to resolve</div></div></article>`;
+      <div class="figures"><div><b>${c.created}</b>created</div><div><b>${c.resolved}</b>resolved</div><div><b>${median}</b>median time to resolve</div></div></article>
+    <article class="card report comments"><h2><span>Survey comments</span></h2><p class="meta">Loading…</p></article>`;
+  fillComments(list.querySelector(".comments"));
+}
+// Survey comments (a recorded question): the newest, each with a player. Staff who do not
+// see every mailbox are refused by the API and told so here.
+async function fillComments(card) {
+  let rows;
+  try { rows = await api("/api/calls/comments?limit=20"); } catch (err) {
+    card.querySelector("p").textContent = err.message; return;
+  }
+  if (!rows) return;
+  card.innerHTML = `<h2><span>Survey comments</span><span class="status">${rows.length}</span></h2>` + (rows.length
+    ? rows.map(c => `<div class="comment"><div class="meta">${new Date(c.started_ms).toLocaleString()} · ${esc(c.caller || "unknown caller")} · ${esc(c.survey)}/${esc(c.question)}${c.outcome === "hangup" ? " · hung up while speaking" : ""} · <span title="Call-ID">${esc(c.call_id)}</span></div>
+      <audio controls preload="none" src="/api/calls/comments/${encodeURIComponent(c.recording)}"></audio></div>`).join("")
+    : `<p class="meta">No comments recorded.</p>`);
 }
 document.getElementById("list").addEventListener("change", e => {
   if (!e.target.matches("select.range")) return;
@@ -234,6 +249,7 @@ async function refresh() {
   const list0 = document.getElementById("list");
   if (view === "reports") {
     if (document.activeElement && list0.contains(document.activeElement)) return;
+    if ([...list0.querySelectorAll("audio")].some(a => !a.paused)) return;
     return refreshReports(list0);
   }
   if (view === "queues") {
