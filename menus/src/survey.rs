@@ -1111,6 +1111,24 @@ surveys:
         );
     }
 
+    /// `ivr simulate` says the survey asked after the queue, and its recorded question.
+    #[test]
+    fn the_simulator_names_the_survey_and_its_recorded_comment() {
+        let yaml = YAML.replace("keys: 0-9 }", "record: {} }");
+        let menus = Arc::new(compile_test(&yaml).unwrap());
+        let t0 = crate::test_epoch();
+        let mut sim =
+            crate::scenario::Simulator::call(menus, None, None, None, t0).expect("a call");
+        sim.press(Digit::D1);
+        let log = sim.take_log().join("\n");
+        assert!(
+            log.contains(
+                "leaves the menus: queue support, then survey after_call (recorded comment: recommend)"
+            ),
+            "{log}"
+        );
+    }
+
     #[test]
     fn keys_by_range_or_list() {
         assert_eq!(parse_keys("1-5").unwrap().len(), 5);

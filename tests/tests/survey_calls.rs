@@ -270,6 +270,28 @@ fn hanging_up_mid_comment_keeps_what_was_said() {
 }
 
 #[test]
+fn a_stop_mid_comment_keeps_it_too() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7475"));
+    let desk = Agent::new("desk", 7475);
+    let mut caller = Caller::new("127.0.0.1:7053", "survey-7s");
+    let (call, key) = until_comment(&mut net, &mut caller, &desk);
+    let pcm = tone(3_200);
+    speak(&mut net, &mut caller, call, &pcm);
+    // SIGTERM: the driver asks the engine to hang up every call.
+    let now = net.now;
+    net.engine.handle_input(now, Input::Shutdown);
+    net.advance(Duration::from_millis(100));
+    assert_eq!(net.ended(call), Some(EndReason::DestinationHungUp));
+    let (samples, stopped, discarded) = recorded(&net);
+    assert!(stopped && !discarded);
+    assert_eq!(samples, through_pcmu(&pcm));
+    assert_eq!(
+        net.call_records()[0].answers,
+        [rated(), comment("hangup", Some(&key))]
+    );
+}
+
+#[test]
 fn silence_ends_a_comment_and_an_empty_one_is_left_unanswered() {
     // Speaking, then silent: 2 s of silence end it, kept.
     let menus = survey_menus("127.0.0.1:7480");

@@ -1,8 +1,11 @@
 //! Satisfaction survey, black box (issue #12): the real `ivr` binary on 127.0.0.1, a SIPp
 //! caller who presses 1 to join a queue whose action asks for a survey, a static SIPp agent
 //! who answers and hangs up after a second; the caller stays on the line, answers the two
-//! questions with RFC 2833 keys (SIPp's `dtmf_2833_*.pcap`), and the engine hangs up. Then
-//! `ivr calls export --json` shows the answers with the call record.
+//! questions with RFC 2833 keys (SIPp's `dtmf_2833_*.pcap`), then, after the comment's
+//! beep, streams two seconds of audio as RTP (SIPp's `rtp_stream`) and presses `#`; the
+//! engine thanks and hangs up. Then `ivr calls export --json` shows the answers with the
+//! call record, the comment's WAV holds what was streamed (sample for sample, the audio
+//! sent once recording began), `ivr calls show` names it, and the staff API serves it.
 
 use ivr_tests::process::{Ivr, run};
 use ivr_tests::sipp::{self, KeysEnd, keys_scenario, scenario};
@@ -41,6 +44,7 @@ surveys:
     questions:
       - {{ name: rating, prompt: question, keys: 1-5, timeout: 10 }}
       - {{ name: recommend, prompt: question, keys: 0-9, timeout: 10 }}
+      - {{ name: comment, prompt: question, record: {{ max_length: 10, silence: 3 }} }}
 menus:
   main:
     prompt: hi
@@ -58,14 +62,43 @@ menus:
     std::fs::create_dir_all(&data).unwrap();
     let ivr = Ivr::start_in(&data, &["--config", config.to_str().unwrap()]);
 
+    // What the caller says as its comment: 2 s of a pseudo-random signal (loud enough to
+    // be voice, and never the same frame twice), as raw µ-law for SIPp's rtp_stream.
+    let mut x = 0x1234_5678u32;
+    let said: Vec<i16> = (0..16_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 16) as i16) / 8
+        })
+        .collect();
+    let audio = dir.path().join("comment.ulaw");
+    sipp::ulaw_message(&audio, &said);
+    let heard: Vec<i16> = said
+        .iter()
+        .map(|s| ivr_audio::Codec::Pcmu.decode(ivr_audio::Codec::Pcmu.encode(*s)))
+        .collect();
+
     // 1 joins the queue at 1.2 s; the agent answers at once and hangs up a second later;
-    // 4 comes at about 5 s, during or after the first question, 9 two seconds later.
+    // 4 comes at about 5 s, during or after the first question, 9 two seconds later. The
+    // comment's prompt (1.5 s) and beep (0.25 s) follow: 2.5 s after 9 the caller streams
+    // its comment (2 s), and presses # 2.6 s after the stream began.
     let caller = keys_scenario(
         dir.path(),
         "survey",
-        &[(1200, '1'), (3800, '4'), (2000, '9')],
+        &[(1200, '1'), (3800, '4'), (2000, '9'), (2500, '#')],
         KeysEnd::EngineHangsUp,
     );
+    let pound = r#"<nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_pound.pcap"/></action></nop>"#;
+    let text = std::fs::read_to_string(&caller).unwrap();
+    assert!(text.contains(pound));
+    let text = text.replace(
+        pound,
+        &format!(
+            "<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n  <pause milliseconds=\"2600\"/>\n  {pound}",
+            audio.display()
+        ),
+    );
+    std::fs::write(&caller, text).unwrap();
     let run_caller = sipp::run(ivr.sip, &["-sf", &caller, "-m", "1"]);
     assert_eq!(
         run_caller.code,
@@ -119,6 +152,7 @@ menus:
         [
             ("rating".into(), Value::from("4"), "answered".into()),
             ("recommend".into(), Value::from("9"), "answered".into()),
+            ("comment".into(), Value::Null, "answered".into()),
         ],
         "{record:#}\n{}",
         ivr.log()
@@ -131,4 +165,95 @@ menus:
         ivr.log()
     );
     assert_eq!(record["agent"], "desk");
+
+    // The comment: linked to its answer by key, in the voicemail folder as WAV.
+    let key = record["answers"][2]["recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording: {record:#}"))
+        .to_string();
+    assert!(key.starts_with("comment-"), "{key}");
+    let vm = data.join("voicemail");
+    let bytes = std::fs::read(vm.join(format!("{key}.wav"))).unwrap();
+    let wav = ivr_audio::wav::decode(&bytes).unwrap();
+    assert_eq!(wav.rate, 8000);
+    let got = wav.samples;
+    // It is what was streamed once recording began: the frames from some packet on, sample
+    // for sample, to the end of the stream (then # ended it). Recording began after the
+    // beep, at most 0.75 s after the stream started on a slow machine, so at least 1.25 s.
+    assert!(
+        (10_000..=16_000).contains(&got.len()),
+        "{} samples recorded\n{}",
+        got.len(),
+        ivr.log()
+    );
+    let start = (0..heard.len() / 160)
+        .map(|f| f * 160)
+        .find(|&o| heard[o..].starts_with(&got[..160]))
+        .unwrap_or_else(|| panic!("the comment's first frame is nowhere in what was sent"));
+    assert_eq!(
+        &got[..],
+        &heard[start..start + got.len()],
+        "the comment is the audio sent, sample for sample (from packet {})",
+        start / 160
+    );
+    assert_eq!(start + got.len(), heard.len(), "to the end of the stream");
+    eprintln!(
+        "comment: {} of the {} samples streamed recorded (from packet {}), sample for sample",
+        got.len(),
+        heard.len(),
+        start / 160
+    );
+    // Its record beside it, kept for a crash, went once the call record was stored.
+    let end = Instant::now() + Duration::from_secs(5);
+    while vm.join(format!("{key}.json")).exists() {
+        assert!(Instant::now() < end, "the comment's KEY.json stays");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let call_id = record["call_id"].as_str().unwrap();
+    let (code, shown, err) = run(
+        dir.path(),
+        &["calls", "show", call_id, "--data-dir", data_dir],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        shown.contains(&format!("comment          answered  comment {key}.wav")),
+        "{shown}"
+    );
+
+    // Staff who see every mailbox hear it through the API; a scoped user does not.
+    let token = |user: &str, mailbox: &str| {
+        let users = ["staff", "--users", "staff.yaml"];
+        let add = [&users[..], &["add-user", user, "--mailbox", mailbox]].concat();
+        let (code, _, err) = run(&data, &add, "a long staff password\n");
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = run(&data, &[&users[..], &["add-token", user]].concat(), "");
+        assert_eq!(code, 0, "{err}");
+        format!("Bearer {}", out.trim())
+    };
+    let (all, scoped) = (token("boss", "*"), token("alice", "messages"));
+    let http = ivr.http.unwrap();
+    let get = |path: &str, auth: &str| {
+        ivr_tests::http::request(http, "GET", path, &[("Authorization", auth)], b"").unwrap()
+    };
+    let list = get("/api/calls/comments", &all);
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert_eq!(list.json()[0]["recording"], key.as_str());
+    let wav = get(&format!("/api/calls/comments/{key}"), &all);
+    assert_eq!(wav.status, 200);
+    assert_eq!(wav.header("content-type"), Some("audio/wav"));
+    assert_eq!(wav.body, bytes, "the file, as it is");
+    assert_eq!(
+        get(&format!("/api/calls/comments/{key}"), &scoped).status,
+        403
+    );
+    assert_eq!(get("/api/calls/comments/comment-1-2", &all).status, 404);
+    assert_eq!(
+        get("/api/calls/comments/..%2Fcallbacks.db", &all).status,
+        404
+    );
+    assert_eq!(
+        ivr_tests::http::get(http, &format!("/api/calls/comments/{key}")).status,
+        401
+    );
 }

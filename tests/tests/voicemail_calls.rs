@@ -79,6 +79,7 @@ fn a_message_left_in_english_with_the_caller_id_as_the_number() {
                 recording, request, ..
             } => submitted = Some((*recording, request.clone())),
             VoicemailCmd::Discard { .. } => panic!("nothing is discarded"),
+            VoicemailCmd::StartComment { .. } => panic!("no survey here"),
         }
     }
     let (recording, start) = started.expect("started");

@@ -553,6 +553,168 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ivr_voicemail::calls::CallAnswer;
+
+    const KEY: &str = "comment-1800000000-0a1b2c3d";
+
+    /// A call record as the engine keeps it beside a comment.
+    fn kept_record() -> CallRecord {
+        CallRecord {
+            call_id: "c1@192.0.2.1".into(),
+            started_ms: 1_800_000_000_000,
+            ended_ms: 1_800_000_030_000,
+            duration_ms: 30_000,
+            end_reason: "recovered".into(),
+            answers: vec![CallAnswer {
+                survey: "after_call".into(),
+                question: "comment".into(),
+                answer: None,
+                outcome: "hangup".into(),
+                recording: Some(KEY.into()),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn frame(v: i16) -> ivr_audio::reorder::Frame {
+        ivr_audio::reorder::Frame {
+            samples: [v; 160],
+            len: 160,
+            missing: 0,
+        }
+    }
+
+    async fn store(dir: &Path) -> Store {
+        Store::open(&format!("sqlite://{}", dir.join("callbacks.db").display()))
+            .await
+            .unwrap()
+    }
+
+    /// A comment is written like a message, with the call's record beside it; once that
+    /// record is stored it goes. Discarding one removes both files.
+    #[test]
+    fn a_comment_is_written_durably_with_its_record_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        let outs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = outs.clone();
+        let rec = Recorder::spawn(vm.clone(), move |o| seen.lock().unwrap().push(o)).unwrap();
+        let start = |recording, key: &str| VoicemailCmd::StartComment {
+            recording: RecordingId(recording),
+            key: key.into(),
+            record: Box::new(kept_record()),
+        };
+        assert!(rec.send(start(1, KEY)));
+        for v in 0..100 {
+            assert!(rec.send(VoicemailCmd::Frame {
+                recording: RecordingId(1),
+                frame: frame(v),
+            }));
+        }
+        assert!(rec.send(VoicemailCmd::Stop {
+            recording: RecordingId(1)
+        }));
+        // An empty one, dropped; a key that could name another file, refused.
+        assert!(rec.send(start(2, "comment-1800000000-00000002")));
+        assert!(rec.send(VoicemailCmd::Discard {
+            recording: RecordingId(2)
+        }));
+        assert!(rec.send(start(3, "comment-../../x")));
+        rec.finish();
+        let r = hound::WavReader::open(vm.join(format!("{KEY}.wav"))).unwrap();
+        assert_eq!(r.len(), 16_000);
+        let json: CallRecord =
+            serde_json::from_slice(&std::fs::read(vm.join(format!("{KEY}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(json, kept_record());
+        let mut names: Vec<String> = std::fs::read_dir(&vm)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("{KEY}.json"), format!("{KEY}.wav")]);
+        let outs = outs.lock().unwrap();
+        assert!(
+            matches!(
+                &outs[..],
+                [WriterOut::Report(VoicemailReport::RecordingFailed {
+                    recording: RecordingId(3)
+                })]
+            ),
+            "only the bad key is reported: {outs:?}"
+        );
+        forget_comment(&vm, KEY);
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+        assert!(vm.join(format!("{KEY}.wav")).exists());
+    }
+
+    /// After a crash mid-comment: the `.part` is repaired and the call's record stored
+    /// with the comment and the length found; a record already stored is not stored again;
+    /// a comment with no audio is not named.
+    #[tokio::test]
+    async fn a_crash_mid_comment_recovers_the_audio_and_its_call_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        std::fs::create_dir_all(&vm).unwrap();
+        let store = store(dir.path()).await;
+        // As the writer leaves it when killed: the record, a .part with 1 s flushed.
+        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(vm.join(format!("{KEY}.wav.part")), spec).unwrap();
+        for i in 0..8000 {
+            w.write_sample((i % 50) as i16).unwrap();
+        }
+        w.flush().unwrap();
+        std::mem::forget(w);
+        // One whose audio never reached the disk.
+        let empty = "comment-1800000000-0000000e";
+        let mut r = kept_record();
+        r.call_id = "c2@192.0.2.1".into();
+        r.answers[0].recording = Some(empty.into());
+        write_durably(&vm, empty, &serde_json::to_vec(&r).unwrap()).unwrap();
+
+        let found = recover(&vm, &store, 1_800_000_100, Default::default())
+            .await
+            .unwrap();
+        assert_eq!((found.repaired, found.comments), (1, 2));
+        let all = ivr_voicemail::call_log::CallFilter {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10,
+            newest_first: false,
+        };
+        let calls = store.calls(&all).await.unwrap();
+        assert_eq!(calls.len(), 2);
+        let c1 = calls.iter().find(|c| c.call_id == "c1@192.0.2.1").unwrap();
+        assert_eq!(c1.answers, kept_record().answers);
+        assert_eq!(c1.end_reason, "recovered");
+        assert_eq!(c1.ended_ms, 1_800_000_031_000, "the comment's second added");
+        let c2 = calls.iter().find(|c| c.call_id == "c2@192.0.2.1").unwrap();
+        assert_eq!(c2.answers[0].recording, None, "no audio, no comment named");
+        assert_eq!(
+            hound::WavReader::open(vm.join(format!("{KEY}.wav")))
+                .unwrap()
+                .len(),
+            8000
+        );
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+        assert!(!vm.join(format!("{KEY}.wav.part")).exists());
+
+        // Stored already (the crash came after the record was stored, before its file was
+        // removed): not stored twice.
+        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        let found = recover(&vm, &store, 1_800_000_100, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(found, Recovered::default());
+        assert_eq!(store.calls(&all).await.unwrap().len(), 2);
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+    }
 
     /// A `.part` file as a kill -9 leaves it: the header (brought up to date at the last
     /// flush) counts 8000 samples, and 4000 more samples plus half of one reached the file
