@@ -236,24 +236,49 @@ menus:
     let get = |path: &str, auth: &str| {
         ivr_tests::http::request(http, "GET", path, &[("Authorization", auth)], b"").unwrap()
     };
-    let list = get("/api/calls/comments", &all);
+    let list = get("/api/comments", &all);
     assert_eq!(list.status, 200, "{}", list.text());
     assert_eq!(list.json()[0]["recording"], key.as_str());
-    let wav = get(&format!("/api/calls/comments/{key}"), &all);
+    let wav = get(&format!("/api/comments/{key}"), &all);
     assert_eq!(wav.status, 200);
     assert_eq!(wav.header("content-type"), Some("audio/wav"));
     assert_eq!(wav.body, bytes, "the file, as it is");
     assert_eq!(
-        get(&format!("/api/calls/comments/{key}"), &scoped).status,
-        403
+        get(&format!("/api/comments/{key}"), &scoped).status,
+        404,
+        "not for staff of some mailboxes only"
     );
-    assert_eq!(get("/api/calls/comments/comment-1-2", &all).status, 404);
+    let none = get("/api/comments", &scoped);
+    assert_eq!((none.status, none.json()), (200, serde_json::json!([])));
+    assert_eq!(get("/api/comments/comment-1-2", &all).status, 404);
+    assert_eq!(get("/api/comments/..%2Fcallbacks.db", &all).status, 404);
     assert_eq!(
-        get("/api/calls/comments/..%2Fcallbacks.db", &all).status,
-        404
-    );
-    assert_eq!(
-        ivr_tests::http::get(http, &format!("/api/calls/comments/{key}")).status,
+        ivr_tests::http::get(http, &format!("/api/comments/{key}")).status,
         401
     );
+
+    // The staff page's Reports tab lists it with a player that loads it; a screenshot is
+    // kept.
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let logs = manifest.join("../target/ci-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let shot = logs.join("staff-comments.png");
+    let out = std::process::Command::new("python3")
+        .arg(manifest.join("scripts/comments_browser.py"))
+        .args([
+            &format!("http://{http}"),
+            "boss",
+            "a long staff password",
+            &key,
+        ])
+        .arg(&shot)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs playwright and chromium)");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -409,7 +409,7 @@ fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
         writeln!(out, "survey:      {}", t(&first.survey))?;
         for a in &r.answers {
             // A comment is named by its file (in the voicemail folder; the staff API
-            // serves it at /api/calls/comments/KEY).
+            // serves it at /api/comments/KEY).
             let said = match (&a.answer, &a.recording) {
                 (Some(key), _) => t(key).into_owned(),
                 (None, Some(rec)) => format!("comment {}.wav", t(rec)),

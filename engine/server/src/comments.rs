@@ -1,8 +1,9 @@
 //! Survey comments for staff (issue #12): the recorded question of a satisfaction survey
 //! leaves the caller's voice in `KEY.wav`, linked to the call record's answer. `GET
-//! /api/calls/comments` lists the newest, `GET /api/calls/comments/{key}` serves one as
-//! WAV. A comment is a caller's voice and number and belongs to no mailbox: only staff who
-//! see every mailbox (`*`) may list or hear comments.
+//! /api/comments` lists the newest, `GET /api/comments/{id}` (`id`: the comment's key)
+//! serves one as WAV. A comment is a caller's voice and number and belongs to no mailbox:
+//! only staff who see every mailbox (`*`) see comments; for others the list is empty and
+//! a comment is not found, as requests of mailboxes they do not see are.
 
 use crate::api::{ApiError, Member, Staff, error};
 use axum::extract::{Path, Query, Request, State};
@@ -20,8 +21,8 @@ pub const MAX_LIST: u32 = 100;
 /// The routes.
 pub fn router(staff: Staff) -> Router {
     Router::new()
-        .route("/api/calls/comments", axum::routing::get(list))
-        .route("/api/calls/comments/{key}", axum::routing::get(audio))
+        .route("/api/comments", axum::routing::get(list))
+        .route("/api/comments/{id}", axum::routing::get(audio))
         .with_state(staff)
 }
 
@@ -34,13 +35,9 @@ pub struct CommentsQuery {
     pub limit: Option<u32>,
 }
 
-fn refused(m: &Member) -> Option<Response> {
-    (m.user.mailbox_filter().is_some()).then(|| {
-        error(
-            StatusCode::FORBIDDEN,
-            "survey comments are for staff who see every mailbox",
-        )
-    })
+/// Whether `m` sees comments (every mailbox).
+fn sees_comments(m: &Member) -> bool {
+    m.user.mailbox_filter().is_none()
 }
 
 fn store_failed(e: ivr_voicemail::store::StoreError) -> Response {
@@ -52,21 +49,24 @@ fn store_failed(e: ivr_voicemail::store::StoreError) -> Response {
 }
 
 /// The newest survey comments, each with its call and where to hear it.
-#[utoipa::path(get, path = "/api/calls/comments", params(CommentsQuery),
+#[utoipa::path(get, path = "/api/comments", params(CommentsQuery),
     responses((status = 200, body = Vec<RecentComment>), (status = 400, body = ApiError),
-        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)))]
+        (status = 401, body = ApiError), (status = 503, body = ApiError)))]
 pub async fn list(
     State(staff): State<Staff>,
     m: Member,
     q: Result<Query<CommentsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = refused(&m) {
-        return r;
-    }
     let Ok(Query(q)) = q else {
         return error(StatusCode::BAD_REQUEST, "bad query: limit");
     };
-    let limit = q.limit.unwrap_or(20).clamp(1, MAX_LIST);
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit is 1 to 100");
+    }
+    if !sees_comments(&m) {
+        return Json(Vec::<RecentComment>::new()).into_response();
+    }
     match staff.store.recent_comments(limit).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => store_failed(e),
@@ -74,9 +74,9 @@ pub async fn list(
 }
 
 /// A comment's audio, as WAV (8 kHz, 16-bit, mono); HTTP Range requests are served.
-#[utoipa::path(get, path = "/api/calls/comments/{key}", params(("key" = String, Path, description = "The comment's key, as the call record's answer names it (comment-...)")),
+#[utoipa::path(get, path = "/api/comments/{id}", params(("id" = String, Path, description = "The comment's key, as the call record's answer names it (comment-...)")),
     responses((status = 200, content_type = "audio/wav", body = Vec<u8>), (status = 206, content_type = "audio/wav", body = Vec<u8>),
-        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 401, body = ApiError), (status = 404, body = ApiError),
         (status = 416, description = "A range outside the file"), (status = 503, body = ApiError)))]
 pub async fn audio(
     State(staff): State<Staff>,
@@ -84,12 +84,9 @@ pub async fn audio(
     Path(key): Path<String>,
     req: Request,
 ) -> Response {
-    if let Some(r) = refused(&m) {
-        return r;
-    }
     // Only a key a stored call record links names a file: no other recording, no path.
     let not_found = || error(StatusCode::NOT_FOUND, "no such comment");
-    if !is_comment_key(&key) {
+    if !sees_comments(&m) || !is_comment_key(&key) {
         return not_found();
     }
     match staff.store.has_call_recording(&key).await {

@@ -226,17 +226,17 @@ async function refreshReports(list) {
     <article class="card report comments"><h2><span>Survey comments</span></h2><p class="meta">Loading…</p></article>`;
   fillComments(list.querySelector(".comments"));
 }
-// Survey comments (a recorded question): the newest, each with a player. Staff who do not
-// see every mailbox are refused by the API and told so here.
+// Survey comments (a recorded question): the newest, each with a player (staff who do not
+// see every mailbox get none from the API).
 async function fillComments(card) {
   let rows;
-  try { rows = await api("/api/calls/comments?limit=20"); } catch (err) {
+  try { rows = await api("/api/comments?limit=20"); } catch (err) {
     card.querySelector("p").textContent = err.message; return;
   }
   if (!rows) return;
   card.innerHTML = `<h2><span>Survey comments</span><span class="status">${rows.length}</span></h2>` + (rows.length
     ? rows.map(c => `<div class="comment"><div class="meta">${new Date(c.started_ms).toLocaleString()} · ${esc(c.caller || "unknown caller")} · ${esc(c.survey)}/${esc(c.question)}${c.outcome === "hangup" ? " · hung up while speaking" : ""} · <span title="Call-ID">${esc(c.call_id)}</span></div>
-      <audio controls preload="none" src="/api/calls/comments/${encodeURIComponent(c.recording)}"></audio></div>`).join("")
+      <audio controls preload="none" src="/api/comments/${encodeURIComponent(c.recording)}"></audio></div>`).join("")
     : `<p class="meta">No comments recorded.</p>`);
 }
 document.getElementById("list").addEventListener("change", e => {
