@@ -686,6 +686,15 @@ impl SurveyRun {
         }
     }
 
+    /// The longest comment the current question takes, if it records one.
+    pub fn comment_limit(&self) -> Option<Duration> {
+        self.def()
+            .questions
+            .get(self.question)
+            .and_then(|q| q.record)
+            .map(|r| r.max_length)
+    }
+
     /// Whether a comment is being recorded.
     pub fn is_recording(&self) -> bool {
         matches!(self.phase, Phase::Recording { .. })

@@ -269,6 +269,33 @@ fn hanging_up_mid_comment_keeps_what_was_said() {
     assert_eq!(r.answers, [rated(), comment("hangup", Some(&key))]);
 }
 
+/// A caller whose RTP timestamps jump 4.9 s ahead at each 20 ms packet (the reorder
+/// buffer fills such gaps with silence) records no more than the comment's length: a
+/// hostile stream does not fill the disk faster than time passes.
+#[test]
+fn jumping_timestamps_record_no_more_than_the_max_length() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7495"));
+    let desk = Agent::new("desk", 7495);
+    let mut caller = Caller::new("127.0.0.1:7059", "survey-11");
+    let (call, _) = until_comment(&mut net, &mut caller, &desk);
+    let loud: Vec<u8> = tone(160).iter().map(|s| Codec::Pcmu.encode(*s)).collect();
+    for i in 0..100u32 {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&(30_000u16 + i as u16).to_be_bytes());
+        p.extend_from_slice(&(i * 39_200).to_be_bytes());
+        p.extend_from_slice(&0xBAD5_EEDu32.to_be_bytes());
+        p.extend_from_slice(&loud);
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    let (samples, _, _) = recorded(&net);
+    assert!(
+        samples.len() <= 4 * 8_000,
+        "{} samples for a 4 s comment",
+        samples.len()
+    );
+}
+
 #[test]
 fn a_stop_mid_comment_keeps_it_too() {
     let mut net = Net::new(survey_menus("127.0.0.1:7475"));

@@ -54,6 +54,12 @@ pub struct Comment {
     pub kept: bool,
     /// The recorder could not write it: there is no file.
     pub failed: bool,
+    /// Samples sent to the recorder.
+    samples: u64,
+    /// The most samples it may have: its `max_length` of audio, whatever the caller's
+    /// timestamps say (a stream jumping ahead is filled with silence by the reorder
+    /// buffer; a hostile one must not fill the disk faster than time passes).
+    cap: u64,
     /// The reorder buffer (the caller's audio in timestamp order, losses as silence).
     reorder: Box<Reorder>,
 }
@@ -73,9 +79,9 @@ impl SurveyCall {
             return;
         };
         let survey = &mut self.survey;
-        let recording = c.recording;
+        let (recording, cap, samples) = (c.recording, c.cap, &mut c.samples);
         c.reorder.push(timestamp, pcm, &mut |frame: &Frame| {
-            comment_frame(outputs, survey, recording, now, frame);
+            comment_frame(outputs, survey, recording, (samples, cap), now, frame);
         });
     }
 
@@ -88,15 +94,22 @@ impl SurveyCall {
     }
 }
 
-/// One frame of the comment: its level to the survey, its samples to the recorder.
+/// One frame of the comment: its level to the survey, its samples to the recorder (none
+/// past the cap: `count` is (samples so far, cap)).
 fn comment_frame(
     outputs: &mut VecDeque<Output>,
     survey: &mut SurveyRun,
     recording: RecordingId,
+    count: (&mut u64, u64),
     now: Instant,
     frame: &Frame,
 ) {
+    let (samples, cap) = count;
     let pcm = frame.pcm();
+    if *samples + pcm.len() as u64 > cap {
+        return;
+    }
+    *samples += pcm.len() as u64;
     let level = pcm.iter().map(|s| s.unsigned_abs() as u32).sum::<u32>() / pcm.len().max(1) as u32;
     survey.handle_audio(now, level > VOICE_LEVEL);
     outputs.push_back(Output::Voicemail(VoicemailCmd::Frame {
@@ -246,6 +259,10 @@ impl Engine {
             recording: Some(key.clone()),
         });
         let record = self.cdr_snapshot(call, now, answers);
+        let cap = s
+            .survey
+            .comment_limit()
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX) * 8);
         let recording = RecordingId(self.next_recording);
         self.next_recording += 1;
         let Some(call) = self.calls.get_mut(&handle) else {
@@ -260,6 +277,8 @@ impl Engine {
             live: true,
             kept: false,
             failed: false,
+            samples: 0,
+            cap,
             reorder: Box::new(Reorder::new(REORDER_DELAY)),
         });
         let out = &mut self.ctx.outputs;
@@ -292,8 +311,9 @@ impl Engine {
         if keep {
             // What the reorder buffer still holds is part of the comment.
             let survey = &mut s.survey;
+            let (cap, samples) = (c.cap, &mut c.samples);
             c.reorder.flush(&mut |frame: &Frame| {
-                comment_frame(out, survey, recording, now, frame);
+                comment_frame(out, survey, recording, (samples, cap), now, frame);
             });
             c.kept = true;
             out.push_back(Output::Voicemail(VoicemailCmd::Stop { recording }));
