@@ -283,7 +283,7 @@ fn jumping_timestamps_record_no_more_than_the_max_length() {
         let mut p = vec![0x80, 0];
         p.extend_from_slice(&(30_000u16 + i as u16).to_be_bytes());
         p.extend_from_slice(&(i * 39_200).to_be_bytes());
-        p.extend_from_slice(&0xBAD5_EEDu32.to_be_bytes());
+        p.extend_from_slice(&0x0BAD_5EED_u32.to_be_bytes());
         p.extend_from_slice(&loud);
         net.send_rtp(call.leg(0), caller.media, &p);
         net.advance(Duration::from_millis(20));
