@@ -282,3 +282,193 @@ menus:
     );
     eprint!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// The `.wav.part` files in `dir`, each with the audio its header counts (ms): what reached
+/// the disk for sure, flushed every second.
+fn flushed_ms(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            if !path.to_string_lossy().ends_with(".wav.part") {
+                return None;
+            }
+            let mut head = [0u8; 44];
+            use std::io::Read;
+            std::fs::File::open(&path)
+                .ok()?
+                .read_exact(&mut head)
+                .ok()?;
+            let data = u32::from_le_bytes([head[40], head[41], head[42], head[43]]);
+            Some((path, u64::from(data) / 16))
+        })
+        .collect()
+}
+
+/// `kill -9` while a SIPp caller speaks its comment: at the restart the comment's WAV is
+/// repaired and the call's record, kept beside it, is stored (end reason `recovered`, the
+/// comment `hangup`), the WAV holding what was sent sample for sample, at least what was
+/// flushed before the kill.
+#[test]
+fn after_kill_9_mid_comment_the_comment_and_its_call_record_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent_xml = std::fs::read_to_string(scenario("agent_hangs_up.xml"))
+        .unwrap()
+        .replace("@HOLD_MS@", "500");
+    let agent_path = dir.path().join("agent_hangs_up.xml");
+    std::fs::write(&agent_path, agent_xml).unwrap();
+    let mut agent = sipp::spawn_uas(&["-sf", agent_path.to_str().unwrap(), "-m", "1"]);
+    let config = dir.path().join("survey.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"entry: main
+prompts:
+  hi: {{ silence: 0.5 }}
+  question: {{ silence: 0.5 }}
+queues:
+  sales: {{ agent_timeout: 10 }}
+agents:
+  desk:
+    uri: sip:desk@{agent}
+    queues: {{ sales: 0 }}
+surveys:
+  after_call:
+    questions:
+      - {{ name: comment, prompt: question, record: {{ max_length: 30, silence: 5 }} }}
+menus:
+  main:
+    prompt: hi
+    timeout: 10
+    options:
+      "1": {{ queue: {{ name: sales, survey: after_call }} }}
+"#,
+            agent = agent.addr
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut ivr = Ivr::start_in(&data, &["--config", config.to_str().unwrap()]);
+
+    // 8 s of what the caller says (it is cut by the kill).
+    let mut x = 0x0bad_cafe_u32;
+    let said: Vec<i16> = (0..64_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 16) as i16) / 8
+        })
+        .collect();
+    let audio = dir.path().join("comment.ulaw");
+    sipp::ulaw_message(&audio, &said);
+    let heard: Vec<i16> = said
+        .iter()
+        .map(|s| ivr_audio::Codec::Pcmu.decode(ivr_audio::Codec::Pcmu.encode(*s)))
+        .collect();
+    // 1 at 0.8 s joins the queue; the agent answers and hangs up 0.5 s later; the comment's
+    // prompt (0.5 s) and beep (0.25 s): the caller starts speaking 2.5 s after its key.
+    let caller = keys_scenario(
+        dir.path(),
+        "crash",
+        &[(800, '1'), (2500, '#')],
+        KeysEnd::EngineHangsUp,
+    );
+    let pound = r#"<nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_pound.pcap"/></action></nop>"#;
+    let text = std::fs::read_to_string(&caller).unwrap().replace(
+        pound,
+        &format!(
+            "<nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n  <pause milliseconds=\"8000\"/>",
+            audio.display()
+        ),
+    );
+    std::fs::write(&caller, text).unwrap();
+    let target = ivr.sip;
+    // The caller is left without an engine: SIPp is stopped after 12 s.
+    let sipp_run =
+        std::thread::spawn(move || sipp::run_for(target, &["-sf", &caller, "-m", "1"], 12));
+
+    // Kill once the comment's header counts 2 s (flushed twice): mid-comment, with audio
+    // both flushed and not yet flushed.
+    let vm = data.join("voicemail");
+    let end = Instant::now() + Duration::from_secs(15);
+    let part = loop {
+        if let Some((path, _)) = flushed_ms(&vm).into_iter().find(|(_, ms)| *ms >= 2000) {
+            break path;
+        }
+        assert!(
+            Instant::now() < end,
+            "the comment never reached 2 s: {:?}\n{}",
+            flushed_ms(&vm),
+            ivr.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ivr.kill9();
+    let key = part
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".wav.part")
+        .to_string();
+    assert!(key.starts_with("comment-"), "{key}");
+    assert!(
+        vm.join(format!("{key}.json")).exists(),
+        "its record beside it"
+    );
+
+    // Restart on the same data.
+    let ivr = Ivr::start_in(&data, &["--config", config.to_str().unwrap()]);
+    let recovered = ivr.wait_for(
+        &["recovered callback requests left by the last run"],
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(recovered.len(), 1, "{}", ivr.log());
+    assert!(recovered[0].contains("\"comments\":1"), "{}", recovered[0]);
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "calls",
+            "export",
+            "--json",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(records.len(), 1, "{out}");
+    let r = &records[0];
+    assert_eq!(r["end_reason"], "recovered");
+    assert_eq!(r["agent"], "desk");
+    assert_eq!(r["answers"][0]["question"], "comment");
+    assert_eq!(r["answers"][0]["outcome"], "hangup");
+    assert_eq!(r["answers"][0]["recording"], key.as_str());
+    assert!(!part.exists() && !vm.join(format!("{key}.json")).exists());
+    let wav =
+        ivr_audio::wav::decode(&std::fs::read(vm.join(format!("{key}.wav"))).unwrap()).unwrap();
+    let got = wav.samples;
+    assert!(got.len() >= 16_000, "{} samples", got.len());
+    let start = (0..heard.len() / 160)
+        .map(|f| f * 160)
+        .find(|&o| heard[o..].starts_with(&got[..160]))
+        .unwrap_or_else(|| panic!("the comment's first frame is nowhere in what was sent"));
+    assert_eq!(
+        &got[..],
+        &heard[start..start + got.len()],
+        "sample for sample (from packet {})",
+        start / 160
+    );
+    eprintln!(
+        "recovered after kill -9: a comment of {} samples (from packet {}), sample for sample",
+        got.len(),
+        start / 160
+    );
+    let run_caller = sipp_run.join().unwrap();
+    assert_ne!(run_caller.code, 0, "the call cannot have completed");
+    drop(ivr);
+    let _ = agent.try_finish();
+}
