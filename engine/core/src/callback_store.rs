@@ -55,6 +55,7 @@ impl Engine {
             queue: Some(queue),
             priority,
         };
+        self.cdr_request(handle, &id);
         self.queueing.store_ids.insert(callback, id);
         self.ctx
             .outputs

@@ -152,6 +152,13 @@ impl Engine {
         call.trace.record.exit_to = to;
     }
 
+    /// A queued callback request (`id`) was taken in the place of the caller on `handle`.
+    pub(crate) fn cdr_request(&mut self, handle: CallHandle, id: &str) {
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.trace.record.request_id = Some(id.to_string());
+        }
+    }
+
     /// A queue event about a caller: its queue, wait, agent, or a callback request taken in
     /// its place.
     pub(crate) fn cdr_queue_event(
@@ -232,6 +239,12 @@ impl Engine {
                     outcome: a.outcome.as_str().to_string(),
                 })
                 .collect();
+        }
+        // The request the caller left in a mailbox, if the deposit handed one to the store.
+        if let App::Deposit(d) = &call.app
+            && d.submitted.is_some()
+        {
+            call.trace.record.request_id = d.submitted.clone();
         }
         let mut record = std::mem::take(&mut call.trace.record);
         record.started_ms = wall.millis(call.created);
