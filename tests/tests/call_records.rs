@@ -273,11 +273,15 @@ fn a_record_names_the_request_left_and_none_after_a_hang_up_in_the_greeting() {
     let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(T0_MS as u64);
     net.engine.handle_input(net.now, Input::WallClock(wall));
     let greeting = Duration::from_millis(ms("vm_greeting") as u64);
-    for (name, wait) in [
-        ("greeting-1", greeting / 2),
-        ("message-1", greeting + Duration::from_secs(3)),
+    for (addr, name, wait) in [
+        ("127.0.0.1:7010", "greeting-1", greeting / 2),
+        (
+            "127.0.0.1:7012",
+            "message-1",
+            greeting + Duration::from_secs(3),
+        ),
     ] {
-        let mut caller = Caller::new("127.0.0.1:7010", name);
+        let mut caller = Caller::new(addr, name);
         let call = net.connect(&mut caller);
         net.press(&mut caller, call, Digit::D2);
         net.press(&mut caller, call, Digit::D4);
