@@ -563,7 +563,9 @@ fn survey_scores_have_exact_figures() {
     let rows = ReportRows::from_records(&daily, &survey_records(), &[], &none);
     let r = CallReport::build(&daily, &rows);
     assert!(r.per_hour.is_none());
-    let days: Vec<(&str, u64, u64, Option<f64>, Vec<(&str, u64)>)> = r.surveys[0]
+    /// A day: its start, asked, answered, average and answers per key.
+    type Day<'a> = (&'a str, u64, u64, Option<f64>, Vec<(&'a str, u64)>);
+    let days: Vec<Day> = r.surveys[0]
         .buckets
         .iter()
         .map(|b| {

@@ -429,6 +429,9 @@ fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
     writeln!(out, "entry:       {}", opt(&r.entry))?;
     writeln!(out, "language:    {}", opt(&r.language))?;
     writeln!(out, "left to:     {} {}", opt(&r.exit), opt(&r.exit_to))?;
+    if let Some(id) = &r.request_id {
+        writeln!(out, "request:     {}", t(id))?;
+    }
     if r.queue.is_some() {
         let wait = r
             .queue_wait_ms
@@ -676,6 +679,7 @@ mod tests {
                 answer("rating", Some("4"), "answered"),
                 answer("recommend", None, "timeout"),
             ],
+            request_id: Some("1796083200-0000abcd".into()),
             ..Default::default()
         };
         let mut out = Vec::new();
@@ -683,6 +687,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains("survey:      after_call\n  rating           answered  4\n  recommend        timeout   \n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("request:     1796083200-0000abcd\n"),
             "{text}"
         );
         let mut out = Vec::new();
