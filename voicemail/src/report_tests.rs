@@ -415,6 +415,7 @@ pub(crate) async fn exercise(store: &Store) {
         ]
     );
     surveys_in(store).await;
+    backfill(store).await;
     // The callback checks count requests: these go.
     for (i, c) in times.iter().enumerate() {
         store
@@ -624,4 +625,45 @@ async fn surveys_in(store: &Store) {
         .collect();
     assert_eq!(asked, [("rating", 1, 1), ("nps", 1, 1)]);
     assert_eq!(r.surveys[0].average, None);
+}
+
+/// Migration 0008 links a record written before it to the request received while it
+/// lasted, by its Call-ID (run here again, on a record with no request named).
+async fn backfill(store: &Store) {
+    let mut old = call(
+        "voicemail",
+        T0 + 90_000,
+        "main",
+        Vec::new(),
+        Some("voicemail"),
+        "caller_hung_up",
+        None,
+    );
+    old.answered_ms = None;
+    let mut later = old.clone();
+    later.started_ms = T0 + 200_000;
+    store.insert_calls(&[old, later]).await.unwrap();
+    let migration = include_str!("../migrations/sqlite/0008_call_request.sql");
+    assert_eq!(
+        migration,
+        include_str!("../migrations/postgres/0008_call_request.sql")
+    );
+    let update = &migration[migration.find("UPDATE").unwrap()..];
+    sqlx::query(update).execute(&store.pool).await.unwrap();
+    let linked: Vec<(i64, Option<String>)> = store
+        .call("voicemail")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.started_ms - T0, r.request_id))
+        .collect();
+    assert_eq!(
+        linked,
+        [
+            (90_000, Some(voicemail_request())),
+            (200_000, None),
+            (25 * 60 * MIN, Some(voicemail_request())),
+        ],
+        "the request came during the first call only; a record naming one keeps it"
+    );
 }

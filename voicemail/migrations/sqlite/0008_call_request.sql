@@ -8,4 +8,4 @@ UPDATE calls SET request_id = (
     WHERE r.call_id = calls.call_id
       AND r.received_at * 1000 >= calls.started_ms - 1000
       AND r.received_at * 1000 <= calls.ended_ms
-) WHERE exit_kind IN ('voicemail', 'callback');
+) WHERE exit_kind IN ('voicemail', 'callback') AND request_id IS NULL;
