@@ -54,6 +54,7 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     let outcomes: Vec<u64> = [
         "self_served",
         "callback_request",
+        "voicemail_left_nothing",
         "reached_agent",
         "abandoned_in_queue",
         "transferred",
@@ -63,8 +64,9 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     .iter()
     .map(|k| o[k].as_u64().unwrap())
     .collect();
-    // goodbye; message; nobody; operator; nobody; quiet, invalid and back.
-    assert_eq!(outcomes, [1, 1, 0, 1, 0, 3, 0], "{o:#}");
+    // goodbye; nobody; message (hung up in the greeting: no request); nobody; operator;
+    // nobody; quiet, invalid and back.
+    assert_eq!(outcomes, [1, 0, 1, 0, 1, 0, 3, 0], "{o:#}");
     // (menu, presentations, invalid, hang-ups), the menus callers give up in most first.
     let menus: Vec<(&str, u64, u64, u64)> = r["menus"]
         .as_array()
@@ -107,6 +109,11 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     assert_eq!(hours, 6);
     // The message caller hung up during the mailbox's greeting: no request was left.
     assert_eq!(r["callbacks"]["created"], 0, "{r:#}");
+    assert_eq!(
+        r["surveys"],
+        Value::Array(Vec::new()),
+        "no survey in these calls"
+    );
     assert_eq!(report(&["--entry", "language"])["calls"], 6);
     assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
     // The demo's flow with the share of calls on each way out of a menu.
@@ -338,6 +345,7 @@ fn paths_then_sigterm(database: Option<&str>) {
         assert_eq!(r["entry"], "language", "{what}");
         assert_eq!(r["caller"], "+33612345678", "{what}");
         assert_eq!(r["steps_truncated"], false, "{what}");
+        assert_eq!(r["request_id"], Value::Null, "{what}: none left a request");
         let (start, answer, end) = (
             r["started_ms"].as_i64().unwrap(),
             r["answered_ms"].as_i64().unwrap(),

@@ -2,7 +2,8 @@
 //! caller who presses 1 to join a queue whose action asks for a survey, a static SIPp agent
 //! who answers and hangs up after a second; the caller stays on the line, answers the two
 //! questions with RFC 2833 keys (SIPp's `dtmf_2833_*.pcap`), and the engine hangs up. Then
-//! `ivr calls export --json` shows the answers with the call record.
+//! `ivr calls export --json` shows the answers with the call record, and `ivr calls report`
+//! sums them.
 
 use ivr_tests::process::{Ivr, run};
 use ivr_tests::sipp::{self, KeysEnd, keys_scenario, scenario};
@@ -131,4 +132,36 @@ menus:
         ivr.log()
     );
     assert_eq!(record["agent"], "desk");
+    // The report sums the answers: each question's score, per hour too.
+    let (code, out, err) = run(
+        dir.path(),
+        &["calls", "report", "--json", "--data-dir", data_dir],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let scores: Vec<(&str, u64, f64)> = report["surveys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["question"].as_str().unwrap(),
+                q["answered"].as_u64().unwrap(),
+                q["average"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scores,
+        [("rating", 1, 4.0), ("recommend", 1, 9.0)],
+        "{report:#}"
+    );
+    let hour = report["surveys"][0]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asked"] == 1)
+        .expect("the hour it was asked in");
+    assert_eq!(hour["answers"]["4"], 1, "{hour:#}");
 }

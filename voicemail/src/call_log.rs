@@ -25,7 +25,7 @@ pub struct CallFilter {
 
 const COLUMNS: &str = "seq, call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
      called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, agent, \
-     steps_truncated";
+     steps_truncated, request_id";
 
 impl Store {
     /// Store `records` with their steps, all or none.
@@ -37,7 +37,8 @@ impl Store {
         let insert = self.sql(
             "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
              called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, \
-             agent, steps_truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             agent, steps_truncated, request_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              RETURNING seq",
         );
         let step = self.sql(
@@ -66,6 +67,7 @@ impl Store {
                 .bind(r.queue_wait_ms)
                 .bind(r.agent.as_deref().map(text))
                 .bind(i64::from(r.steps_truncated))
+                .bind(r.request_id.as_deref().map(text))
                 .fetch_one(&mut *tx)
                 .await?;
             let seq: i64 = row.try_get("seq")?;
@@ -201,6 +203,7 @@ impl Store {
                 steps,
                 steps_truncated: truncated != 0,
                 answers,
+                request_id: r.try_get("request_id")?,
             });
         }
         Ok(out)
@@ -259,6 +262,7 @@ pub(crate) mod tests {
                     outcome: "timeout".into(),
                 },
             ],
+            request_id: Some(format!("{}-0000abcd", started_ms / 1000)),
         }
     }
 
@@ -276,6 +280,7 @@ pub(crate) mod tests {
         b.steps.clear();
         b.steps_truncated = true;
         b.answers.clear();
+        b.request_id = None;
         let c = record("c@192.0.2.1", 3_000);
         store
             .insert_calls(&[c.clone(), a.clone(), b.clone()])
