@@ -207,7 +207,7 @@ const OUTCOME = {self_served:"Self-served in the menus", callback_request:"Left 
 function outcomes(r) {
   const rows = Object.keys(OUTCOME), h = 22, max = Math.max(1, ...rows.map(k => r.outcomes[k]));
   const bars = rows.map((k, i) => {
-    const n = r.outcomes[k], w = Math.round(n / max * 330);
+    const n = r.outcomes[k], w = Math.round(n / max * 290); // room for "1234 (100.0%)" after the longest bar
     return `<text x="0" y="${i * h + 15}">${OUTCOME[k]}</text><rect class="bar" x="200" y="${i * h + 3}" width="${w}" height="16"><title>${n}</title></rect><text x="${206 + w}" y="${i * h + 15}">${n} (${pct(r.calls ? n / r.calls : 0)})</text>`;
   }).join("");
   return `<svg class="chart" viewBox="0 0 600 ${rows.length * h}" role="img" aria-label="Outcomes">${bars}</svg>`;
