@@ -27,6 +27,10 @@ with sync_playwright() as p:
     menus = page.locator(".card.report").nth(2)
     expect(menus.locator(".meta b").first).to_have_text(first_menu)
     expect(page.locator("svg[aria-label=Outcomes] text").first).to_have_text("Self-served in the menus")
+    # The greeting's hang-up left no request: its own outcome, counted.
+    expect(page.locator("svg[aria-label=Outcomes] text", has_text="To voicemail, left nothing")).to_have_count(1)
+    expect(page.locator("svg[aria-label=Outcomes] text", has_text="9 (18.0%)")).to_have_count(2)
+    expect(page.locator(".card.surveys h2")).to_have_text("Survey scores")
     page.select_option("select.range", "1")
     expect(calls_card.locator("svg[aria-label='Calls per hour']")).to_be_visible(timeout=10_000)
     page.screenshot(path=shot, full_page=True)

@@ -1,6 +1,6 @@
 //! Call records in virtual time (issue #12): the path a caller takes through the menus is
 //! recorded step by step, with exact times, and a call still running at shutdown is
-//! recorded too.
+//! recorded too. A call that went to voicemail names the request it left, if it left one.
 
 use ivr_audio::Digit;
 use ivr_engine::Input;
@@ -118,6 +118,8 @@ fn a_path_through_the_menus_is_recorded_step_by_step() {
         steps: r.steps.clone(),
         steps_truncated: false,
         answers: Vec::new(),
+        // The caller hung up while the caller ID was offered: nothing given, no request.
+        request_id: None,
     };
     assert_eq!(r, &expected);
 }
@@ -256,4 +258,61 @@ fn a_call_cancelled_while_ringing_is_recorded_a_refused_one_is_not() {
     assert_eq!(r.answered_ms, None);
     assert_eq!((r.started_ms, r.duration_ms), (T0_MS, 1_000));
     assert!(r.steps.is_empty(), "{:?}", r.steps);
+}
+
+/// A caller who hangs up during the mailbox's greeting leaves no request, and its record
+/// names none; one who leaves a message has its record name the request stored.
+#[test]
+fn a_record_names_the_request_left_and_none_after_a_hang_up_in_the_greeting() {
+    let yaml = include_str!("../../examples/demo/config.yaml").replace(
+        "    greeting: vm_greeting\n",
+        "    greeting: vm_greeting\n    callback_number: none\n",
+    );
+    let menus = demo_variant(&yaml);
+    let mut net = Net::with_config(menus, |c| c.media_timeout = Duration::from_secs(600));
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(T0_MS as u64);
+    net.engine.handle_input(net.now, Input::WallClock(wall));
+    let greeting = Duration::from_millis(ms("vm_greeting") as u64);
+    for (addr, name, wait) in [
+        ("127.0.0.1:7010", "greeting-1", greeting / 2),
+        (
+            "127.0.0.1:7012",
+            "message-1",
+            greeting + Duration::from_secs(3),
+        ),
+    ] {
+        let mut caller = Caller::new(addr, name);
+        let call = net.connect(&mut caller);
+        net.press(&mut caller, call, Digit::D2);
+        net.press(&mut caller, call, Digit::D4);
+        net.advance(wait);
+        let bye = caller.in_dialog("BYE", "", "");
+        net.send_sip(caller.transport, caller.addr, &bye);
+        net.advance(Duration::from_millis(100));
+    }
+    let submitted: Vec<(String, bool)> = net
+        .voicemail
+        .iter()
+        .filter_map(|c| match c {
+            ivr_engine::VoicemailCmd::Submit { request, .. } => {
+                Some((request.id.clone(), request.has_message))
+            }
+            _ => None,
+        })
+        .collect();
+    let [(id, true)] = &submitted[..] else {
+        panic!("one request, with a message: {submitted:?}")
+    };
+    let records = net.call_records();
+    let what: Vec<(&str, Option<&str>, Option<&str>)> = records
+        .iter()
+        .map(|r| (&*r.call_id, r.exit.as_deref(), r.request_id.as_deref()))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("greeting-1", Some("voicemail"), None),
+            ("message-1", Some("voicemail"), Some(id.as_str())),
+        ]
+    );
 }

@@ -1,6 +1,6 @@
-//! Call records, black box (issue #12): SIPp callers take different paths through the
-//! embedded demo with RFC 2833 keys; then `ivr calls export --json` holds one record per
-//! call with the path each took. Calls still in progress at SIGTERM are recorded too. On
+//! Call records, black box (issue #12): 50 SIPp callers take six different paths through
+//! the embedded demo with RFC 2833 keys, all at once; then `ivr calls export --json` holds
+//! one record per call with the path each took, and the report counts them exactly. Calls still in progress at SIGTERM are recorded too. On
 //! SQLite and on PostgreSQL.
 
 use ivr_tests::process::{Ivr, run};
@@ -49,11 +49,12 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
         serde_json::from_str(&out).unwrap()
     };
     let r = report(&[]);
-    assert_eq!(r["calls"], 6, "{r:#}");
+    assert_eq!(r["calls"], 50, "{r:#}");
     let o = &r["outcomes"];
     let outcomes: Vec<u64> = [
         "self_served",
         "callback_request",
+        "voicemail_left_nothing",
         "reached_agent",
         "abandoned_in_queue",
         "transferred",
@@ -63,8 +64,9 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     .iter()
     .map(|k| o[k].as_u64().unwrap())
     .collect();
-    // goodbye; message; nobody; operator; nobody; quiet, invalid and back.
-    assert_eq!(outcomes, [1, 1, 0, 1, 0, 3, 0], "{o:#}");
+    // goodbye; nobody; message (hung up in the greeting: no request); nobody; operator;
+    // nobody; quiet, invalid and back.
+    assert_eq!(outcomes, [9, 0, 8, 0, 9, 0, 24, 0], "{o:#}");
     // (menu, presentations, invalid, hang-ups), the menus callers give up in most first.
     let menus: Vec<(&str, u64, u64, u64)> = r["menus"]
         .as_array()
@@ -83,9 +85,9 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
     assert_eq!(
         menus,
         [
-            ("main_fr", 2, 0, 1),
-            ("main_en", 5, 1, 1),
-            ("language", 7, 0, 1)
+            ("main_fr", 16, 0, 8),
+            ("main_en", 42, 8, 8),
+            ("language", 58, 0, 8)
         ]
     );
     let language = &r["menus"][2]["keys"];
@@ -95,7 +97,7 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
             &language[0]["count"],
             &language[1]["key"]
         ),
-        (&Value::from("2"), &Value::from(4), &Value::from("1")),
+        (&Value::from("2"), &Value::from(34), &Value::from("1")),
         "{language:#}"
     );
     let hours: u64 = r["per_hour"]
@@ -104,19 +106,24 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
         .iter()
         .map(|b| b["calls"].as_u64().unwrap())
         .sum();
-    assert_eq!(hours, 6);
+    assert_eq!(hours, 50);
     // The message caller hung up during the mailbox's greeting: no request was left.
     assert_eq!(r["callbacks"]["created"], 0, "{r:#}");
-    assert_eq!(report(&["--entry", "language"])["calls"], 6);
+    assert_eq!(
+        r["surveys"],
+        Value::Array(Vec::new()),
+        "no survey in these calls"
+    );
+    assert_eq!(report(&["--entry", "language"])["calls"], 50);
     assert_eq!(report(&["--entry", "nowhere"])["calls"], 0);
     // The demo's flow with the share of calls on each way out of a menu.
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo/config.yaml");
     let graph = ivr_on(data, database, &["graph", demo, "--stats", ".."]);
     for edge in [
-        "m_language -->|\"2 (en) (66.7%, 4 calls)\"| m_main_en",
-        "m_language -->|\"1 (fr) (33.3%, 2 calls)\"| m_main_fr",
-        "m_main_en -->|\"5 (16.7%, 1 calls)\"| x_queue_operators",
-        "m_main_en -.->|\"invalid (x2) / 6 s timeout (x2): repeat (16.7%, 1 calls)\"| m_main_en",
+        "m_language -->|\"2 (en) (68.0%, 34 calls)\"| m_main_en",
+        "m_language -->|\"1 (fr) (32.0%, 16 calls)\"| m_main_fr",
+        "m_main_en -->|\"5 (18.0%, 9 calls)\"| x_queue_operators",
+        "m_main_en -.->|\"invalid (x2) / 6 s timeout (x2): repeat (16.0%, 8 calls)\"| m_main_en",
     ] {
         assert!(
             graph.lines().any(|l| l.trim() == edge),
@@ -146,13 +153,17 @@ fn check_report(data: &std::path::Path, database: Option<&str>, http: std::net::
         let logs = manifest.join("../target/ci-logs");
         std::fs::create_dir_all(&logs).unwrap();
         let shot = logs.join("staff-reports.png");
+        // The report as an operator reads it in a terminal, kept beside the screenshot.
+        let text = ivr_on(data, database, &["calls", "report"]);
+        assert!(text.contains("50"), "{text}");
+        std::fs::write(logs.join("calls-report.txt"), text).unwrap();
         let out = std::process::Command::new("python3")
             .arg(manifest.join("scripts/reports_browser.py"))
             .args([
                 &format!("http://{http}"),
                 "ann",
                 "a long staff password",
-                "6",
+                "50",
                 "main_fr",
             ])
             .arg(&shot)
@@ -196,6 +207,8 @@ fn steps(r: &Value) -> Vec<String> {
 /// must say: (exit, exit_to, end_reason, language, steps).
 struct Path {
     name: &'static str,
+    /// How many callers take it (all at once).
+    count: usize,
     keys: &'static [(u32, char)],
     end: KeysEnd,
     exit: Option<&'static str>,
@@ -205,11 +218,17 @@ struct Path {
     steps: &'static [&'static str],
 }
 
+/// How many callers [`PATHS`] has in all.
+fn callers() -> usize {
+    PATHS.iter().map(|p| p.count).sum()
+}
+
 /// The demo's paths; each key comes a second after the last, well inside the prompts
 /// (the language prompt lasts 6.3 s, the main menus' 23 s), so each one interrupts.
 const PATHS: &[Path] = &[
     Path {
         name: "quiet",
+        count: 8,
         keys: &[],
         end: KeysEnd::HangUpAfter(1_500),
         exit: None,
@@ -220,6 +239,7 @@ const PATHS: &[Path] = &[
     },
     Path {
         name: "goodbye",
+        count: 9,
         keys: &[(1_000, '2'), (1_000, '9')],
         end: KeysEnd::EngineHangsUp,
         exit: Some("hangup"),
@@ -230,6 +250,7 @@ const PATHS: &[Path] = &[
     },
     Path {
         name: "message",
+        count: 8,
         keys: &[(1_000, '1'), (1_000, '4')],
         end: KeysEnd::HangUpAfter(1_500),
         exit: Some("voicemail"),
@@ -240,6 +261,7 @@ const PATHS: &[Path] = &[
     },
     Path {
         name: "invalid",
+        count: 8,
         keys: &[(1_000, '2'), (1_000, '7')],
         end: KeysEnd::HangUpAfter(1_000),
         exit: None,
@@ -254,6 +276,7 @@ const PATHS: &[Path] = &[
     },
     Path {
         name: "back",
+        count: 8,
         keys: &[(1_000, '2'), (1_000, '0'), (1_000, '1')],
         end: KeysEnd::HangUpAfter(1_000),
         exit: None,
@@ -269,6 +292,7 @@ const PATHS: &[Path] = &[
     },
     Path {
         name: "operator",
+        count: 9,
         keys: &[(1_000, '2'), (1_000, '5')],
         end: KeysEnd::HangUpAfter(2_000),
         exit: Some("queue"),
@@ -307,7 +331,8 @@ fn paths_then_sigterm(database: Option<&str>) {
         .iter()
         .map(|p| {
             let xml = keys_scenario(dir.path(), p.name, p.keys, p.end);
-            std::thread::spawn(move || sipp::run(target, &["-sf", &xml, "-m", "1"]))
+            let n = p.count.to_string();
+            std::thread::spawn(move || sipp::run(target, &["-sf", &xml, "-m", &n, "-l", &n]))
         })
         .collect();
     for (p, r) in PATHS.iter().zip(runs) {
@@ -318,17 +343,17 @@ fn paths_then_sigterm(database: Option<&str>) {
     let until = Instant::now() + WAIT;
     let records = loop {
         let got = export(ivr.data_dir(), database, &[]);
-        if got.len() >= PATHS.len() || Instant::now() > until {
+        if got.len() >= callers() || Instant::now() > until {
             break got;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(records.len(), PATHS.len(), "{records:#?}");
-    for p in PATHS {
-        let r = records
-            .iter()
-            .find(|r| r["called"] == p.name)
-            .unwrap_or_else(|| panic!("no record for {}: {records:#?}", p.name));
+    assert_eq!(records.len(), callers(), "{records:#?}");
+    for (p, r) in PATHS.iter().flat_map(|p| {
+        let mine: Vec<&Value> = records.iter().filter(|r| r["called"] == p.name).collect();
+        assert_eq!(mine.len(), p.count, "records for {}: {records:#?}", p.name);
+        mine.into_iter().map(move |r| (p, r))
+    }) {
         let what = p.name;
         assert_eq!(steps(r), p.steps, "{what}");
         assert_eq!(r["exit"].as_str(), p.exit, "{what}");
@@ -338,6 +363,7 @@ fn paths_then_sigterm(database: Option<&str>) {
         assert_eq!(r["entry"], "language", "{what}");
         assert_eq!(r["caller"], "+33612345678", "{what}");
         assert_eq!(r["steps_truncated"], false, "{what}");
+        assert_eq!(r["request_id"], Value::Null, "{what}: none left a request");
         let (start, answer, end) = (
             r["started_ms"].as_i64().unwrap(),
             r["answered_ms"].as_i64().unwrap(),
@@ -370,11 +396,11 @@ fn paths_then_sigterm(database: Option<&str>) {
     // Per-menu counters in /metrics.
     let metrics = ivr_tests::http::get(ivr.http.expect("http"), "/metrics").text();
     for line in [
-        "ivr_menu_keys_total{menu=\"language\",key=\"2\"} 4",
-        "ivr_menu_keys_total{menu=\"language\",key=\"1\"} 2",
-        "ivr_menu_keys_total{menu=\"main_en\",key=\"invalid\"} 1",
-        "ivr_menu_exits_total{menu=\"main_en\",reason=\"queue\"} 1",
-        "ivr_menu_exits_total{menu=\"language\",reason=\"caller_hung_up\"} 1",
+        "ivr_menu_keys_total{menu=\"language\",key=\"2\"} 34",
+        "ivr_menu_keys_total{menu=\"language\",key=\"1\"} 16",
+        "ivr_menu_keys_total{menu=\"main_en\",key=\"invalid\"} 8",
+        "ivr_menu_exits_total{menu=\"main_en\",reason=\"queue\"} 9",
+        "ivr_menu_exits_total{menu=\"language\",reason=\"caller_hung_up\"} 8",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
@@ -397,8 +423,8 @@ fn paths_then_sigterm(database: Option<&str>) {
         )
     });
     assert_eq!(
-        ivr.wait_for(&["\"answered\""], PATHS.len() + 2, WAIT).len(),
-        PATHS.len() + 2
+        ivr.wait_for(&["\"answered\""], callers() + 2, WAIT).len(),
+        callers() + 2
     );
     let status = ivr.terminate();
     assert!(status.success(), "{status:?}\n{}", ivr.log());
@@ -409,7 +435,7 @@ fn paths_then_sigterm(database: Option<&str>) {
         .iter()
         .filter(|r| r["end_reason"] == "shutdown")
         .collect();
-    assert_eq!(records.len(), PATHS.len() + 2, "{records:#?}");
+    assert_eq!(records.len(), callers() + 2, "{records:#?}");
     assert_eq!(stopped.len(), 2, "{records:#?}");
     for r in stopped {
         assert_eq!(steps(r), ["language ended unfinished"], "{r:#}");

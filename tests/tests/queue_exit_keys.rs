@@ -174,6 +174,10 @@ fn a_callback_request_keeps_the_place_and_the_engine_hangs_up() {
         (Some("sales"), "sales", Some("+15551234"))
     );
     assert!(!r.has_message);
+    // The caller's record names the request taken in its place (the report's outcome).
+    let records = net.call_records();
+    assert_eq!(records[0].exit.as_deref(), Some("callback"));
+    assert_eq!(records[0].request_id.as_ref(), Some(&r.id));
     // A later caller (another number) lines up behind the request.
     let mut second = Caller::new("127.0.0.1:7030", "cb-2");
     let b = join(&mut net, &mut second);

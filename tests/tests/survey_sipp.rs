@@ -4,8 +4,9 @@
 //! questions with RFC 2833 keys (SIPp's `dtmf_2833_*.pcap`), then, after the comment's
 //! beep, streams two seconds of audio as RTP (SIPp's `rtp_stream`) and presses `#`; the
 //! engine thanks and hangs up. Then `ivr calls export --json` shows the answers with the
-//! call record, the comment's WAV holds what was streamed (sample for sample, the audio
-//! sent once recording began), `ivr calls show` names it, and the staff API serves it.
+//! call record, `ivr calls report` sums them, the comment's WAV holds what was streamed
+//! (sample for sample, the audio sent once recording began), `ivr calls show` names it,
+//! and the staff API and page serve it.
 
 use ivr_tests::process::{Ivr, run};
 use ivr_tests::sipp::{self, KeysEnd, keys_scenario, scenario};
@@ -165,6 +166,43 @@ menus:
         ivr.log()
     );
     assert_eq!(record["agent"], "desk");
+    // The report sums the answers: each question's score, per hour too.
+    let (code, out, err) = run(
+        dir.path(),
+        &["calls", "report", "--json", "--data-dir", data_dir],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let scores: Vec<(&str, u64, Option<f64>)> = report["surveys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["question"].as_str().unwrap(),
+                q["answered"].as_u64().unwrap(),
+                q["average"].as_f64(),
+            )
+        })
+        .collect();
+    // The comment counts as answered (the caller spoke), with no score.
+    assert_eq!(
+        scores,
+        [
+            ("rating", 1, Some(4.0)),
+            ("recommend", 1, Some(9.0)),
+            ("comment", 1, None)
+        ],
+        "{report:#}"
+    );
+    let hour = report["surveys"][0]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asked"] == 1)
+        .expect("the hour it was asked in");
+    assert_eq!(hour["answers"]["4"], 1, "{hour:#}");
 
     // The comment: linked to its answer by key, in the voicemail folder as WAV.
     let key = record["answers"][2]["recording"]

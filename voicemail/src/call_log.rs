@@ -44,7 +44,7 @@ pub struct CallFilter {
 
 const COLUMNS: &str = "seq, call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
      called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, agent, \
-     steps_truncated";
+     steps_truncated, request_id";
 
 impl Store {
     /// Store `records` with their steps, all or none.
@@ -56,7 +56,8 @@ impl Store {
         let insert = self.sql(
             "INSERT INTO calls (call_id, started_ms, answered_ms, ended_ms, duration_ms, caller, \
              called, end_reason, entry, language, exit_kind, exit_to, queue, queue_wait_ms, \
-             agent, steps_truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             agent, steps_truncated, request_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              RETURNING seq",
         );
         let step = self.sql(
@@ -85,6 +86,7 @@ impl Store {
                 .bind(r.queue_wait_ms)
                 .bind(r.agent.as_deref().map(text))
                 .bind(i64::from(r.steps_truncated))
+                .bind(r.request_id.as_deref().map(text))
                 .fetch_one(&mut *tx)
                 .await?;
             let seq: i64 = row.try_get("seq")?;
@@ -278,6 +280,7 @@ impl Store {
                 steps,
                 steps_truncated: truncated != 0,
                 answers,
+                request_id: r.try_get("request_id")?,
             });
         }
         Ok(out)
@@ -345,6 +348,7 @@ pub(crate) mod tests {
                     recording: Some(format!("comment-{started_ms}-0a1b2c3d")),
                 },
             ],
+            request_id: Some(format!("{}-0000abcd", started_ms / 1000)),
         }
     }
 
@@ -362,6 +366,7 @@ pub(crate) mod tests {
         b.steps.clear();
         b.steps_truncated = true;
         b.answers.clear();
+        b.request_id = None;
         let c = record("c@192.0.2.1", 3_000);
         store
             .insert_calls(&[c.clone(), a.clone(), b.clone()])

@@ -47,6 +47,11 @@ pub struct CallRecord {
     /// survey was asked). Absent from records written before surveys existed.
     #[cfg_attr(feature = "store", serde(default))]
     pub answers: Vec<CallAnswer>,
+    /// The callback request the call left (its id), if it handed one to the store: a
+    /// message or a number left in a mailbox, or a queued callback taken in its place.
+    /// Absent from records written before requests were linked.
+    #[cfg_attr(feature = "store", serde(default))]
+    pub request_id: Option<String>,
 }
 
 /// One survey question put to the caller and how it was answered (see

@@ -1,5 +1,6 @@
 //! Reports from the call records (issue #12): calls per day and hour, what callers do in
-//! each menu and where they give up, how calls end, and how callback requests are handled.
+//! each menu and where they give up, how calls end, how callback requests are handled, and
+//! the survey scores (`report_surveys.rs`).
 //!
 //! The store sums the records with `GROUP BY` ([`Store::report_rows`], the same SQL on
 //! SQLite and PostgreSQL) into [`ReportRows`]; [`CallReport::build`] turns those rows into
@@ -10,12 +11,18 @@
 use crate::calls::CallRecord;
 use crate::store::{Store, StoreError};
 use sqlx::Row as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[path = "report_surveys.rs"]
+mod surveys;
+pub use surveys::{AnswerCount, AnswerShare, ScoreBucket, SurveyQuestion};
 
 /// Milliseconds in an hour.
 const HOUR_MS: i64 = 3_600_000;
 /// Hours in a day.
 const DAY_HOURS: i64 = 24;
+/// Milliseconds in a day.
+const DAY_MS: i64 = DAY_HOURS * HOUR_MS;
 /// The longest window that also gets calls per hour (2 days).
 pub const HOURLY_MAX_MS: i64 = 48 * HOUR_MS;
 /// Most days filled with zeros between the first and the last day with calls.
@@ -64,6 +71,8 @@ pub struct EndCount {
     pub calls: u64,
     /// How many of them an agent answered.
     pub with_agent: u64,
+    /// How many of them left a callback request that is in the store.
+    pub with_request: u64,
 }
 
 /// One callback request: when it came, and when it was first marked resolved (seconds
@@ -87,15 +96,48 @@ pub struct ReportRows {
     pub ends: Vec<EndCount>,
     /// The callback requests received in the window.
     pub callbacks: Vec<CallbackTimes>,
+    /// The survey answers by question, bucket (hours if the report has `per_hour`, else
+    /// days: [`survey_bucket_ms`]), outcome and key.
+    pub answers: Vec<AnswerCount>,
+}
+
+/// The first and the end (excluded) hour of `per_hour`, if the report has it: from the
+/// window's start (or the first hour with calls) to its end (or the last hour with calls),
+/// at most [`HOURLY_MAX_MS`].
+fn hour_span(filter: &ReportFilter, first: Option<i64>, last: Option<i64>) -> Option<(i64, i64)> {
+    let a = filter.from_ms.map(|f| f.div_euclid(HOUR_MS)).or(first)?;
+    let b = filter
+        .to_ms
+        .map(|t| (t + HOUR_MS - 1).div_euclid(HOUR_MS))
+        .or(last.map(|h| h + 1))?;
+    (b > a && (b - a) * HOUR_MS <= HOURLY_MAX_MS).then_some((a, b))
+}
+
+/// How long the survey scores' buckets are for `filter` with calls in `hours` (hours since
+/// the Unix epoch): an hour when the report has `per_hour`, else a day.
+pub fn survey_bucket_ms(filter: &ReportFilter, hours: &[(i64, u64)]) -> i64 {
+    let first = hours.iter().map(|h| h.0).min();
+    let last = hours.iter().map(|h| h.0).max();
+    if hour_span(filter, first, last).is_some() {
+        HOUR_MS
+    } else {
+        DAY_MS
+    }
 }
 
 impl ReportRows {
-    /// The sums of `records` (all in the window) and of `callbacks`, as the store makes
-    /// them, in a canonical order.
-    pub fn from_records(records: &[CallRecord], callbacks: &[CallbackTimes]) -> ReportRows {
+    /// The sums of `records` (all in `filter`'s window) and of `callbacks`, as the store
+    /// makes them, in a canonical order; `stored` are the ids of the callback requests in
+    /// the store (a record's request counts only if it is one of them).
+    pub fn from_records(
+        filter: &ReportFilter,
+        records: &[CallRecord],
+        callbacks: &[CallbackTimes],
+        stored: &BTreeSet<String>,
+    ) -> ReportRows {
         let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
         let mut steps: BTreeMap<(String, String, Option<String>), u64> = BTreeMap::new();
-        let mut ends: BTreeMap<(Option<String>, String), (u64, u64)> = BTreeMap::new();
+        let mut ends: BTreeMap<(Option<String>, String), (u64, u64, u64)> = BTreeMap::new();
         for r in records {
             *hours.entry(r.started_ms.div_euclid(HOUR_MS)).or_default() += 1;
             for s in &r.steps {
@@ -107,9 +149,12 @@ impl ReportRows {
                 .or_default();
             e.0 += 1;
             e.1 += u64::from(r.agent.is_some());
+            e.2 += u64::from(r.request_id.as_ref().is_some_and(|id| stored.contains(id)));
         }
+        let hours: Vec<(i64, u64)> = hours.into_iter().collect();
+        let answers = surveys::answer_counts(records, survey_bucket_ms(filter, &hours));
         let mut rows = ReportRows {
-            hours: hours.into_iter().collect(),
+            hours,
             steps: steps
                 .into_iter()
                 .map(|((menu, outcome, key), steps)| StepCount {
@@ -121,14 +166,18 @@ impl ReportRows {
                 .collect(),
             ends: ends
                 .into_iter()
-                .map(|((exit, end_reason), (calls, with_agent))| EndCount {
-                    exit,
-                    end_reason,
-                    calls,
-                    with_agent,
-                })
+                .map(
+                    |((exit, end_reason), (calls, with_agent, with_request))| EndCount {
+                        exit,
+                        end_reason,
+                        calls,
+                        with_agent,
+                        with_request,
+                    },
+                )
                 .collect(),
             callbacks: callbacks.to_vec(),
+            answers,
         };
         rows.sort();
         rows
@@ -140,6 +189,7 @@ impl ReportRows {
         self.steps.sort_unstable();
         self.ends.sort_unstable();
         self.callbacks.sort_unstable();
+        self.answers.sort_unstable();
     }
 }
 
@@ -195,9 +245,13 @@ pub struct Outcomes {
     /// The menus ended the call (a `hangup` action, e.g. after a goodbye): served by the
     /// menus alone.
     pub self_served: u64,
-    /// Handed to a mailbox (exit `voicemail`) or replaced by a queued callback request
-    /// (exit `callback`).
+    /// Left a callback request that is in the store: a message or a number in a mailbox
+    /// (exit `voicemail`), or a queued callback taken in the caller's place (exit
+    /// `callback`).
     pub callback_request: u64,
+    /// Went to a mailbox (or a queued callback) but left no request: the caller hung up
+    /// during the greeting with nothing given, or the request could not be stored.
+    pub voicemail_left_nothing: u64,
     /// Waited in a queue and an agent answered.
     pub reached_agent: u64,
     /// Left the menus for a queue and ended there without an agent.
@@ -244,6 +298,9 @@ pub struct CallReport {
     pub outcomes: Outcomes,
     /// Callback requests.
     pub callbacks: CallbackReport,
+    /// Each survey question asked in the window's calls: its scores, per bucket too (the
+    /// hours of `per_hour` when there are, else the days of `per_day`).
+    pub surveys: Vec<SurveyQuestion>,
 }
 
 /// `n / of`, 0 when `of` is 0.
@@ -303,26 +360,29 @@ impl CallReport {
                 })
                 .collect(),
         };
-        let first_hour = filter
-            .from_ms
-            .map(|f| f.div_euclid(HOUR_MS))
-            .or(by_hour.keys().next().copied());
-        let end_hour = filter
-            .to_ms
-            .map(|t| (t + HOUR_MS - 1).div_euclid(HOUR_MS))
-            .or(by_hour.keys().next_back().map(|h| h + 1));
-        let per_hour = match (first_hour, end_hour) {
-            (Some(a), Some(b)) if b > a && (b - a) * HOUR_MS <= HOURLY_MAX_MS => Some(
-                (a..b)
-                    .map(|h| Bucket {
-                        start_ms: h * HOUR_MS,
-                        start: hour_text(h),
-                        calls: by_hour.get(&h).copied().unwrap_or(0),
-                    })
-                    .collect(),
-            ),
-            _ => None,
+        let span = hour_span(
+            filter,
+            by_hour.keys().next().copied(),
+            by_hour.keys().next_back().copied(),
+        );
+        let per_hour: Option<Vec<Bucket>> = span.map(|(a, b)| {
+            (a..b)
+                .map(|h| Bucket {
+                    start_ms: h * HOUR_MS,
+                    start: hour_text(h),
+                    calls: by_hour.get(&h).copied().unwrap_or(0),
+                })
+                .collect()
+        });
+        let (score_buckets, bucket_ms) = match &per_hour {
+            Some(h) => (h, HOUR_MS),
+            None => (&per_day, DAY_MS),
         };
+        let score_buckets: Vec<(i64, String)> = score_buckets
+            .iter()
+            .map(|b| (b.start_ms, b.start.clone()))
+            .collect();
+        let surveys = surveys::questions(&rows.answers, &score_buckets, bucket_ms);
         CallReport {
             from_ms: filter.from_ms,
             to_ms: filter.to_ms,
@@ -333,6 +393,7 @@ impl CallReport {
             menus: menus(&rows.steps),
             outcomes: outcomes(&rows.ends),
             callbacks: callbacks(&rows.callbacks),
+            surveys,
         }
     }
 }
@@ -401,7 +462,11 @@ fn outcomes(ends: &[EndCount]) -> Outcomes {
     for e in ends {
         match e.exit.as_deref() {
             Some("hangup") => o.self_served += e.calls,
-            Some("voicemail" | "callback") => o.callback_request += e.calls,
+            Some("voicemail" | "callback") => {
+                let left = e.with_request.min(e.calls);
+                o.callback_request += left;
+                o.voicemail_left_nothing += e.calls - left;
+            }
             Some("queue") => {
                 let agent = e.with_agent.min(e.calls);
                 o.reached_agent += agent;
@@ -466,9 +531,11 @@ impl Store {
                 filter,
             )
             .await?;
+        // A call left a request if the one it names is in the store (ids are unique).
         let q = self.sql(&format!(
             "SELECT c.exit_kind AS exit_kind, c.end_reason AS end_reason, COUNT(*) AS n, \
-             COUNT(c.agent) AS with_agent FROM calls c WHERE {window} \
+             COUNT(c.agent) AS with_agent, COUNT(r.id) AS with_request FROM calls c \
+             LEFT JOIN callback_requests r ON r.id = c.request_id WHERE {window} \
              GROUP BY c.exit_kind, c.end_reason"
         ));
         for r in bind_window(&q, from_ms, to_ms, entry)
@@ -480,6 +547,30 @@ impl Store {
                 end_reason: r.try_get("end_reason")?,
                 calls: r.try_get::<i64, _>("n")? as u64,
                 with_agent: r.try_get::<i64, _>("with_agent")? as u64,
+                with_request: r.try_get::<i64, _>("with_request")? as u64,
+            });
+        }
+        // The survey answers, by the buckets the report will draw them in.
+        let b = survey_bucket_ms(filter, &rows.hours);
+        let q = self.sql(&format!(
+            "SELECT a.survey AS survey, a.question AS question, \
+             (c.started_ms / {b}) * {b} AS bucket, a.outcome AS outcome, a.answer AS answer, \
+             MIN(a.idx) AS pos, COUNT(*) AS n \
+             FROM call_answers a JOIN calls c ON c.seq = a.call_seq WHERE {window} \
+             GROUP BY a.survey, a.question, (c.started_ms / {b}) * {b}, a.outcome, a.answer"
+        ));
+        for r in bind_window(&q, from_ms, to_ms, entry)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            rows.answers.push(AnswerCount {
+                survey: r.try_get("survey")?,
+                question: r.try_get("question")?,
+                bucket_ms: r.try_get("bucket")?,
+                outcome: r.try_get("outcome")?,
+                answer: r.try_get("answer")?,
+                position: r.try_get("pos")?,
+                count: r.try_get::<i64, _>("n")? as u64,
             });
         }
         // Requests keep seconds: those received in the window's seconds.

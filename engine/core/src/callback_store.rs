@@ -36,6 +36,7 @@ impl Engine {
             .center
             .priority(&ivr_queues::Waiter::Callback(callback))
             .unwrap_or(0);
+        let exit_to = queue.clone();
         let request = CallbackRequest {
             id: id.clone(),
             mailbox: queue.clone(),
@@ -55,6 +56,7 @@ impl Engine {
             queue: Some(queue),
             priority,
         };
+        self.cdr_callback(handle, &exit_to, &id);
         self.queueing.store_ids.insert(callback, id);
         self.ctx
             .outputs

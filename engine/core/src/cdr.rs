@@ -168,8 +168,20 @@ impl Engine {
         call.trace.record.exit_to = to;
     }
 
-    /// A queue event about a caller: its queue, wait, agent, or a callback request taken in
-    /// its place.
+    /// A queued callback request (`id`) of `queue` was taken in the place of the caller on
+    /// `handle`: the call leaves by exit `callback`, and its record names the request.
+    /// (Here, not on the queue's `CallbackRequested` event: that event names the request,
+    /// and reaches the engine's records with no call.)
+    pub(crate) fn cdr_callback(&mut self, handle: CallHandle, queue: &str, id: &str) {
+        if let Some(call) = self.calls.get_mut(&handle) {
+            let r = &mut call.trace.record;
+            r.exit = Some("callback".to_string());
+            r.exit_to = Some(queue.to_string());
+            r.request_id = Some(id.to_string());
+        }
+    }
+
+    /// A queue event about a caller: its queue, its wait, the agent who answered.
     pub(crate) fn cdr_queue_event(
         &mut self,
         call: Option<ivr_queues::CallRef>,
@@ -199,10 +211,6 @@ impl Engine {
             | Q::ExitKey { wait, .. }
             | Q::Timeout { wait, .. }
             | Q::LeaveEmpty { wait, .. } => r.queue_wait_ms = Some(ms(wait)),
-            Q::CallbackRequested { queue, .. } => {
-                r.exit = Some("callback".to_string());
-                r.exit_to = Some(queue.to_string());
-            }
             _ => {}
         }
     }
@@ -265,6 +273,12 @@ impl Engine {
                 .iter()
                 .map(|a| call_answer(&survey, a, comment.as_deref()))
                 .collect();
+        }
+        // The request the caller left in a mailbox, if the deposit handed one to the store.
+        if let App::Deposit(d) = &call.app
+            && d.submitted.is_some()
+        {
+            call.trace.record.request_id = d.submitted.clone();
         }
         let mut record = std::mem::take(&mut call.trace.record);
         record.started_ms = wall.millis(call.created);

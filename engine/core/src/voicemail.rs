@@ -50,6 +50,9 @@ pub struct DepositCall {
     pub cap: u64,
     /// The current recording's audio, kept only when the mailbox has a review step.
     pub review: Option<Vec<i16>>,
+    /// The id of the request handed to the store, once the deposit submitted one (a
+    /// caller who hangs up in the greeting with nothing given submits none).
+    pub submitted: Option<String>,
 }
 
 /// What a deposit asks of its call (everything else it does itself, through [`VmIo`]).
@@ -103,6 +106,7 @@ impl DepositCall {
             samples: 0,
             cap,
             review,
+            submitted: None,
         }
     }
 
@@ -264,6 +268,7 @@ impl DepositCall {
                     request.hung_up = s.hung_up;
                     request.duration_ms = if s.has_message { self.samples / 8 } else { 0 };
                     let recording = if s.has_message { self.recording } else { None };
+                    self.submitted = Some(request.id.clone());
                     io.outputs.push_back(Output::Event(Event::CallbackRequest {
                         call,
                         id: request.id.clone(),

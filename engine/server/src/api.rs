@@ -365,6 +365,7 @@ pub struct NoteIn {
         crate::desk::Queues, crate::desk::Queue, crate::desk::Waiting, crate::desk::Agent, crate::desk::PauseIn,
         ivr_voicemail::report::CallReport, ivr_voicemail::report::Bucket, ivr_voicemail::report::MenuReport,
         ivr_voicemail::report::KeyShare, ivr_voicemail::report::Outcomes, ivr_voicemail::report::CallbackReport,
+        ivr_voicemail::report::SurveyQuestion, ivr_voicemail::report::AnswerShare, ivr_voicemail::report::ScoreBucket,
         ivr_voicemail::call_log::RecentComment)),
     modifiers(&Security)
 )]

@@ -340,7 +340,8 @@ fn write_report(out: &mut impl Write, r: &CallReport) -> std::io::Result<()> {
     writeln!(out, "\noutcomes")?;
     for (name, n) in [
         ("self-served in the menus", o.self_served),
-        ("to voicemail or a callback", o.callback_request),
+        ("left a callback request", o.callback_request),
+        ("to voicemail, left nothing", o.voicemail_left_nothing),
         ("reached an agent", o.reached_agent),
         ("abandoned in queue", o.abandoned_in_queue),
         ("transferred", o.transferred),
@@ -362,7 +363,58 @@ fn write_report(out: &mut impl Write, r: &CallReport) -> std::io::Result<()> {
         out,
         "\ncallback requests: {} created, {} resolved, median time to resolve {median}",
         c.created, c.resolved
-    )
+    )?;
+    write_surveys(out, r)
+}
+
+/// The survey scores as text: each question's figures, its answers, and the hours or days
+/// it was asked in.
+fn write_surveys(out: &mut impl Write, r: &CallReport) -> std::io::Result<()> {
+    if r.surveys.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nsurvey scores (average of the 0-9 answers; * and # answers are counted, not averaged)"
+    )?;
+    let avg = |a: Option<f64>| a.map_or_else(|| "-".into(), |a| format!("{a:.2}"));
+    for q in &r.surveys {
+        writeln!(
+            out,
+            "  {} {}: asked {}, answered {}, average {} over {}, unanswered {} ({} timeout, {} invalid, {} hang-up)",
+            t(&q.survey),
+            t(&q.question),
+            q.asked,
+            q.answered,
+            avg(q.average),
+            q.scored,
+            pct(q.unanswered_share),
+            q.timeouts,
+            q.invalid,
+            q.hangups
+        )?;
+        let keys: Vec<String> = q
+            .answers
+            .iter()
+            .map(|a| format!("{} {}", t(&a.key), pct(a.share)))
+            .collect();
+        writeln!(out, "    answers: {}", keys.join(", "))?;
+        for b in q.buckets.iter().filter(|b| b.asked > 0) {
+            let bar = b
+                .average
+                .map_or(0, |a| (a * 4.0).round().clamp(0.0, 36.0) as usize);
+            writeln!(
+                out,
+                "    {:<17} {:>5}/{:<5} {:>5}  {}",
+                b.start,
+                b.answered,
+                b.asked,
+                avg(b.average),
+                "#".repeat(bar)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
@@ -379,6 +431,9 @@ fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
     writeln!(out, "entry:       {}", opt(&r.entry))?;
     writeln!(out, "language:    {}", opt(&r.language))?;
     writeln!(out, "left to:     {} {}", opt(&r.exit), opt(&r.exit_to))?;
+    if let Some(id) = &r.request_id {
+        writeln!(out, "request:     {}", t(id))?;
+    }
     if r.queue.is_some() {
         let wait = r
             .queue_wait_ms
@@ -530,36 +585,56 @@ mod tests {
             }],
             ..Default::default()
         };
-        let rows = ReportRows::from_records(
-            &[
-                call(t0, "key", Some("1"), Some("voicemail")),
-                call(t0 + 1_000, "hangup", None, None),
-                call(t0 + 3_600_000, "key", Some("1"), Some("hangup")),
-                call(t0 + 3_700_000, "timeout", None, None),
-            ],
-            &[CallbackTimes {
-                received_at: 1_796_083_200,
-                resolved_at: Some(1_796_083_200 + 5_400),
-            }],
-        );
         let filter = ReportFilter {
             from_ms: Some(t0),
             to_ms: Some(t0 + 2 * 3_600_000),
             entry: None,
         };
+        let mut surveyed = call(t0 + 10, "key", Some("1"), Some("queue"));
+        surveyed.answers = ["4", "#"]
+            .map(|k| ivr_voicemail::calls::CallAnswer {
+                survey: "after_call".into(),
+                question: "rating".into(),
+                answer: Some(k.into()),
+                outcome: "answered".into(),
+                recording: None,
+            })
+            .to_vec();
+        let mut message = call(t0, "key", Some("1"), Some("voicemail"));
+        message.request_id = Some("r1".into());
+        let rows = ReportRows::from_records(
+            &filter,
+            &[
+                message,
+                call(t0 + 1_000, "hangup", None, None),
+                call(t0 + 3_600_000, "key", Some("1"), Some("hangup")),
+                call(t0 + 3_700_000, "timeout", None, None),
+                call(t0 + 3_800_000, "key", Some("1"), Some("voicemail")),
+                surveyed,
+            ],
+            &[CallbackTimes {
+                received_at: 1_796_083_200,
+                resolved_at: Some(1_796_083_200 + 5_400),
+            }],
+            &std::collections::BTreeSet::from(["r1".to_string()]),
+        );
         let mut out = Vec::new();
         write_report(&mut out, &CallReport::build(&filter, &rows)).unwrap();
         let text = String::from_utf8(out).unwrap();
         for line in [
-            "calls 4 from 2026-12-01 00:00:00Z to 2026-12-01 02:00:00Z",
-            "  2026-12-01             4  ########################################",
-            "  2026-12-01T01:00Z      2  ########################################",
-            "  main                        4     0.0%    25.0%    25.0%  1 50.0%",
-            "  self-served in the menus        1  25.0%",
-            "  to voicemail or a callback      1  25.0%",
-            "  hung up in the menus            2  50.0%",
+            "calls 6 from 2026-12-01 00:00:00Z to 2026-12-01 02:00:00Z",
+            "  2026-12-01             6  ########################################",
+            "  2026-12-01T01:00Z      3  ########################################",
+            "  main                        6     0.0%    16.7%    16.7%  1 66.7%",
+            "  self-served in the menus        1  16.7%",
+            "  left a callback request         1  16.7%",
+            "  to voicemail, left nothing      1  16.7%",
+            "  hung up in the menus            2  33.3%",
             "  other                           0  0.0%",
             "callback requests: 1 created, 1 resolved, median time to resolve 1.5 h",
+            "  after_call rating: asked 2, answered 2, average 4.00 over 1, unanswered 0.0% (0 timeout, 0 invalid, 0 hang-up)",
+            "    answers: 4 50.0%, # 50.0%",
+            "    2026-12-01T00:00Z     2/2      4.00  ################",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
         }
@@ -612,6 +687,7 @@ mod tests {
                 answer("recommend", None, "timeout"),
                 comment,
             ],
+            request_id: Some("1796083200-0000abcd".into()),
             ..Default::default()
         };
         let mut out = Vec::new();
@@ -619,6 +695,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains("survey:      after_call\n  rating           answered  4\n  recommend        timeout   \n  comment          answered  comment comment-1764640000-0a1b2c3d.wav\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("request:     1796083200-0000abcd\n"),
             "{text}"
         );
         let mut out = Vec::new();

@@ -76,6 +76,10 @@ h2.section { font-size:1rem; color:var(--muted); margin:1rem 0 .5rem; }
 .legend i.k0 { background:#1f6feb; } .legend i.invalid { background:#f0ad4e; } .legend i.timeout { background:#ffd666; } .legend i.hangup { background:#d9534f; }
 .figures { display:flex; gap:1.5rem; flex-wrap:wrap; } .figures b { display:block; font-size:1.5rem; }
 select.range { font:inherit; padding:.35rem; border:1px solid var(--line); border-radius:.5rem; }
+.chart .d0 { fill:#b42318; } .chart .d1 { fill:#d9534f; } .chart .d2 { fill:#f0ad4e; } .chart .d3 { fill:#ffd666; } .chart .d4 { fill:#d3e07a; }
+.chart .d5 { fill:#a6d96a; } .chart .d6 { fill:#66bd63; } .chart .d7 { fill:#1a9850; } .chart .d8 { fill:#2b8cbe; } .chart .d9 { fill:#1f6feb; } .chart .dx { fill:#8c8c8c; }
+.chart .avg { fill:#6ea8fe; } .chart .grid { stroke:var(--line); stroke-width:1; }
+.survey + .survey { margin-top:1rem; }
 "#;
 
 fn login_page(error: Option<&str>) -> String {
@@ -198,15 +202,39 @@ function menuBar(m) {
   return `<div class="meta"><b>${esc(m.menu)}</b> · ${m.presentations} presentations · gave up ${pct(m.give_up_share)} · ${m.keys.map(k => esc(k.key) + " " + pct(k.share)).join(", ")}</div>
     <svg class="chart" viewBox="0 0 600 18" role="img" aria-label="${esc(m.menu)}"><rect class="rest" x="0" y="0" width="600" height="18"></rect>${rects}</svg>`;
 }
-const OUTCOME = {self_served:"Self-served in the menus", callback_request:"To voicemail or a callback", reached_agent:"Reached an agent",
+const OUTCOME = {self_served:"Self-served in the menus", callback_request:"Left a callback request", voicemail_left_nothing:"To voicemail, left nothing", reached_agent:"Reached an agent",
   abandoned_in_queue:"Abandoned in queue", transferred:"Transferred", hung_up_in_menus:"Hung up in the menus", other:"Other"};
 function outcomes(r) {
   const rows = Object.keys(OUTCOME), h = 22, max = Math.max(1, ...rows.map(k => r.outcomes[k]));
   const bars = rows.map((k, i) => {
-    const n = r.outcomes[k], w = Math.round(n / max * 330);
+    const n = r.outcomes[k], w = Math.round(n / max * 290); // room for "1234 (100.0%)" after the longest bar
     return `<text x="0" y="${i * h + 15}">${OUTCOME[k]}</text><rect class="bar" x="200" y="${i * h + 3}" width="${w}" height="16"><title>${n}</title></rect><text x="${206 + w}" y="${i * h + 15}">${n} (${pct(r.calls ? n / r.calls : 0)})</text>`;
   }).join("");
   return `<svg class="chart" viewBox="0 0 600 ${rows.length * h}" role="img" aria-label="Outcomes">${bars}</svg>`;
+}
+// One survey question: its figures, its average per hour or day as columns (scaled to the
+// highest digit answered), and its answers as one bar split by key.
+const avgText = a => a == null ? "–" : a.toFixed(2);
+function surveyChart(q) {
+  const digits = q.answers.map(a => a.key).filter(k => /^[0-9]$/.test(k)).map(Number);
+  const top = Math.max(1, ...digits), w = 600, h = 90, bw = w / Math.max(1, q.buckets.length);
+  const cols = q.buckets.map((b, i) => {
+    if (b.average == null) return "";
+    const bh = Math.max(1, Math.round(b.average / top * (h - 16)));
+    return `<rect class="avg" x="${(i * bw + 1).toFixed(1)}" y="${h - bh}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${bh}"><title>${esc(b.start)}: average ${avgText(b.average)}, ${b.answered} of ${b.asked} answered</title></rect>`;
+  }).join("");
+  let x = 0;
+  const parts = q.answers.map(a => {
+    const cls = /^[0-9]$/.test(a.key) ? "d" + a.key : "dx";
+    const r = `<rect class="${cls}" x="${(x * 600).toFixed(1)}" y="0" width="${(a.share * 600).toFixed(1)}" height="18"><title>${esc(a.key)}: ${a.count} (${pct(a.share)})</title></rect>`;
+    x += a.share; return r;
+  }).join("");
+  const first = q.buckets[0], last = q.buckets[q.buckets.length - 1];
+  return `<div class="survey"><div class="meta"><b>${esc(q.survey)} · ${esc(q.question)}</b> · average ${avgText(q.average)} · ${q.answered} of ${q.asked} answered · unanswered ${pct(q.unanswered_share)} (${q.timeouts} timeout, ${q.invalid} invalid, ${q.hangups} hung up)</div>
+    <svg class="chart" viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(q.question)}: average per period"><line class="grid" x1="0" y1="16" x2="${w}" y2="16"></line><text x="2" y="12">${top}</text>${cols}</svg>
+    ${first ? `<div class="meta axis"><span>${esc(first.start)}</span><span>${esc(last.start)}</span></div>` : ""}
+    <svg class="chart" viewBox="0 0 600 18" role="img" aria-label="${esc(q.question)}: answers"><rect class="rest" x="0" y="0" width="600" height="18"></rect>${parts}</svg>
+    <div class="meta">${q.answers.map(a => esc(a.key) + " " + pct(a.share)).join(", ") || "No answers."}</div></div>`;
 }
 async function refreshReports(list) {
   const from = new Date(Date.now() - (reportDays - 1) * 86400000).toISOString().slice(0, 10);
@@ -223,6 +251,9 @@ async function refreshReports(list) {
       ${r.menus.length ? r.menus.map(menuBar).join("") : `<p class="meta">No steps.</p>`}</article>
     <article class="card report"><h2><span>Callback requests</span></h2>
       <div class="figures"><div><b>${c.created}</b>created</div><div><b>${c.resolved}</b>resolved</div><div><b>${median}</b>median time to resolve</div></div></article>
+    <article class="card report surveys"><h2><span>Survey scores</span></h2>
+      <p class="meta">Average of the 0–9 answers per ${r.per_hour ? "hour" : "day"}; a * or # answer counts as answered, not in the average.</p>
+      ${r.surveys.length ? r.surveys.map(surveyChart).join("") : `<p class="meta">No survey answers.</p>`}</article>
     <article class="card report comments"><h2><span>Survey comments</span></h2><p class="meta">Loading…</p></article>`;
   fillComments(list.querySelector(".comments"));
 }

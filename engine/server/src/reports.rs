@@ -145,4 +145,44 @@ mod tests {
         );
         assert!(query("", "", &"m".repeat(MAX_ENTRY + 1)).is_err());
     }
+
+    /// The report's schema in the OpenAPI document names the survey scores, and every
+    /// schema it refers to is in the document.
+    #[test]
+    fn the_openapi_document_describes_the_survey_scores() {
+        use utoipa::OpenApi as _;
+        let doc = serde_json::to_value(crate::api::Doc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let report = &schemas["CallReport"]["properties"];
+        assert!(report["surveys"].is_object(), "{report:#}");
+        let question = &schemas["SurveyQuestion"]["properties"];
+        for field in [
+            "average",
+            "answers",
+            "buckets",
+            "unanswered_share",
+            "scored",
+        ] {
+            assert!(question[field].is_object(), "{field}: {question:#}");
+        }
+        assert!(schemas["Outcomes"]["properties"]["voicemail_left_nothing"].is_object());
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert!(schemas[name].is_object(), "{r} is not in the document");
+        }
+    }
 }

@@ -716,3 +716,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "grafana_tests.rs"]
+mod grafana_tests;
