@@ -145,7 +145,7 @@ pub fn queue_builtins_needed(recorded: &[String], rules: &[crate::numbers::Rule]
 pub const DEFAULT_NUMBER_PATTERN: &str = r"\+?[0-9]{3,15}";
 
 /// A whole number of seconds within `range`, or the default.
-fn seconds(
+pub(crate) fn seconds(
     w: &mut Walker,
     f: &Fields<'_>,
     key: &str,

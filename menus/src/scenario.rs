@@ -422,7 +422,17 @@ impl Sim {
                     let survey = self
                         .run
                         .survey()
-                        .map(|s| format!(", then survey {}", self.run.menus().survey(s).name))
+                        .map(|s| {
+                            let survey = self.run.menus().survey(s);
+                            // A recorded question is named: the caller is asked to speak.
+                            let comment = survey
+                                .questions
+                                .iter()
+                                .find(|q| q.record.is_some())
+                                .map(|q| format!(" (recorded comment: {})", q.name))
+                                .unwrap_or_default();
+                            format!(", then survey {}{comment}", survey.name)
+                        })
                         .unwrap_or_default();
                     match h {
                         crate::Handoff::Queue(_, p) if p > 0 => {

@@ -100,7 +100,7 @@ pub fn json() -> String {
     }},
     "surveys": {{
       "type": "object",
-      "description": "Satisfaction surveys, asked by survey: NAME on a queue: or transfer: action when the agent or the destination hangs up: one key per question, stored with the call record.",
+      "description": "Satisfaction surveys, asked by survey: NAME on a queue: or transfer: action when the agent or the destination hangs up: one key per question (or a recorded comment), stored with the call record.",
       "additionalProperties": {{ "$ref": "#/$defs/survey" }}
     }},
     "agent_codes": {{
@@ -137,10 +137,17 @@ pub fn json() -> String {
       }}
     }},
     "question": {{
-      "type": "object", "additionalProperties": false, "required": ["name", "prompt", "keys"],
+      "type": "object", "additionalProperties": false, "required": ["name", "prompt"],
+      "oneOf": [ {{ "required": ["keys"], "not": {{ "required": ["record"] }} }}, {{ "required": ["record"], "not": {{ "anyOf": [ {{ "required": ["keys"] }}, {{ "required": ["timeout"] }} ] }} }} ],
       "properties": {{
         "name": {{ "type": "string", "description": "The question's name in the call record." }},
         "prompt": {{ "$ref": "#/$defs/names" }},
+        "record": {{ "type": "object", "additionalProperties": false,
+          "description": "Answered by speaking: after the prompt a beep, then the caller's comment is recorded until #, the silence or the length; kept with the call record (at most one per survey). An empty comment is left unanswered.",
+          "properties": {{
+            "max_length": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 1, "maximum": 120, "default": 30, "description": "Longest comment, in seconds." }},
+            "silence": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 1, "maximum": 30, "default": 3, "description": "Seconds of silence that end the comment." }}
+          }} }},
         "keys": {{ "type": ["string", "integer"], "pattern": "^([0-9]-[0-9]|[0-9*#A-Da-d]+)$", "description": "The keys that answer: a range (1-5, 0-9) or the keys themselves (12)." }},
         "timeout": {{ "type": ["number", "string"], "pattern": {duration}, "minimum": 1, "maximum": 60, "default": 5, "description": "Seconds to wait for a key after the prompt." }}
       }}
@@ -383,6 +390,10 @@ mod tests {
         assert_eq!(
             keys(&v["$defs"]["question"]["properties"]),
             sorted(crate::survey::QUESTION_FIELDS)
+        );
+        assert_eq!(
+            keys(&v["$defs"]["question"]["properties"]["record"]["properties"]),
+            sorted(crate::survey::RECORD_FIELDS)
         );
         assert_eq!(
             keys(&v["$defs"]["recording"]["oneOf"][1]["properties"]),

@@ -1,5 +1,6 @@
 //! Satisfaction surveys (issue #12): a short questionnaire a caller answers with one key
-//! per question after the agent or the destination of a bridged call hung up.
+//! per question after the agent or the destination of a bridged call hung up; one question
+//! may instead record a spoken comment (`record:`), kept like a voicemail message.
 //!
 //! A survey is defined under `surveys:` and asked for on a `queue:` or `transfer:` action
 //! (`queue: { name: support, survey: after_call }`). This module holds its model, its
@@ -22,7 +23,13 @@ pub struct SurveyId(pub usize);
 /// The fields of a survey.
 pub(crate) const SURVEY_FIELDS: &[&str] = &["questions", "thanks", "invalid", "retries"];
 /// The fields of a question.
-pub(crate) const QUESTION_FIELDS: &[&str] = &["name", "prompt", "keys", "timeout"];
+pub(crate) const QUESTION_FIELDS: &[&str] = &["name", "prompt", "keys", "timeout", "record"];
+/// The fields of a recorded question's `record:`.
+pub(crate) const RECORD_FIELDS: &[&str] = &["max_length", "silence"];
+/// The longest comment a survey may record, in seconds (what one caller can cost in disk).
+pub const MAX_COMMENT_SECONDS: f64 = 120.0;
+const DEFAULT_COMMENT_SECONDS: f64 = 30.0;
+const DEFAULT_COMMENT_SILENCE: f64 = 3.0;
 /// The most questions a survey may have (each is a row of the call record).
 pub const MAX_QUESTIONS: usize = 10;
 const DEFAULT_TIMEOUT: f64 = 5.0;
@@ -53,10 +60,52 @@ pub struct Question {
     pub name: String,
     /// What is asked ("on a scale of 1 to 5...").
     pub prompt: Vec<PromptId>,
-    /// The keys that answer it (`keys: 1-5` or `keys: "0123456789*"`).
+    /// The keys that answer it (`keys: 1-5` or `keys: "0123456789*"`); none for a
+    /// recorded question.
     pub keys: Vec<Digit>,
     /// How long to wait for a key after the prompt.
     pub timeout: Duration,
+    /// Set for a question answered by speaking: a comment recorded after a beep.
+    pub record: Option<CommentSpec>,
+}
+
+/// How a recorded question's comment ends: `#`, this much silence, or this length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommentSpec {
+    /// The longest comment (at most [`MAX_COMMENT_SECONDS`]).
+    pub max_length: Duration,
+    /// Silence that ends it.
+    pub silence: Duration,
+}
+
+/// The `record:` of a question: a mapping (`{}` for the defaults).
+fn comment_spec(w: &mut Walker, node: &Node, path: &str) -> Option<CommentSpec> {
+    let f = w.map(node, path, Some(RECORD_FIELDS))?;
+    let max = crate::handoff::seconds(
+        w,
+        &f,
+        "max_length",
+        path,
+        1.0..=MAX_COMMENT_SECONDS,
+        DEFAULT_COMMENT_SECONDS,
+    );
+    let silence =
+        crate::handoff::seconds(w, &f, "silence", path, 1.0..=30.0, DEFAULT_COMMENT_SILENCE);
+    if silence > max
+        && let Some(n) = f.get("silence")
+    {
+        w.error(
+            n.at,
+            &join(path, "silence"),
+            ErrorKind::Survey(format!(
+                "{silence} s of silence would never end a comment of at most {max} s"
+            )),
+        );
+    }
+    Some(CommentSpec {
+        max_length: Duration::from_secs_f64(max),
+        silence: Duration::from_secs_f64(silence),
+    })
 }
 
 /// The keys `text` names: a range of two digits (`1-5`, `0-9`) or the keys themselves
@@ -188,7 +237,42 @@ fn questions(
             w.error(item.at, &here, ErrorKind::Missing("prompt"));
         }
         let prompt = prompts(w, f.get("prompt"), &join(&here, "prompt"));
+        let record = match f.get("record") {
+            None => None,
+            Some(n) => {
+                let r = join(&here, "record");
+                if let Some(k) = f.get("keys") {
+                    w.error(
+                        k.at,
+                        &join(&here, "keys"),
+                        ErrorKind::Survey(
+                            "a question takes keys or records a comment (record:), not both".into(),
+                        ),
+                    );
+                }
+                if let Some(t) = f.get("timeout") {
+                    w.error(
+                        t.at,
+                        &join(&here, "timeout"),
+                        ErrorKind::Survey(
+                            "a recorded question has no timeout: its comment ends with #, \
+                             silence: or max_length:"
+                                .into(),
+                        ),
+                    );
+                }
+                if out.iter().any(|q| q.record.is_some()) {
+                    w.error(
+                        n.at,
+                        &r,
+                        ErrorKind::Survey("a survey records at most one comment".into()),
+                    );
+                }
+                comment_spec(w, n, &r)
+            }
+        };
         let keys = match f.get("keys") {
+            None if f.get("record").is_some() => Vec::new(),
             None => {
                 w.error(item.at, &here, ErrorKind::Missing("keys"));
                 Vec::new()
@@ -215,6 +299,7 @@ fn questions(
             prompt,
             keys,
             timeout: Duration::from_secs_f64(timeout),
+            record,
         });
     }
     out
@@ -329,6 +414,16 @@ pub enum SurveyOutput {
     Play(Vec<PromptId>),
     /// Stop what is playing (the caller answered during the question).
     StopPlayback,
+    /// Play the record beep (a recorded question's prompt ended).
+    Beep,
+    /// Start recording the caller's comment.
+    StartRecording,
+    /// Stop recording it: `keep` if the caller spoke (else the recording is dropped:
+    /// an empty comment is no answer).
+    StopRecording {
+        /// Whether to keep what was recorded.
+        keep: bool,
+    },
     /// The survey is over: hang up.
     Hangup,
 }
@@ -367,6 +462,10 @@ pub struct Answer {
     pub key: Option<Digit>,
     /// How it ended.
     pub outcome: AnswerOutcome,
+    /// Whether a comment was recorded for it (a recorded question the caller spoke to:
+    /// outcome [`AnswerOutcome::Answered`], or [`AnswerOutcome::HungUp`] if the caller
+    /// hung up while speaking; the recording is kept either way).
+    pub recorded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +476,18 @@ enum Phase {
     Waiting(Instant),
     /// The `invalid` prompt is playing; the question comes again after it.
     Invalid,
+    /// The record beep is playing; recording starts after it.
+    Beep,
+    /// The comment is being recorded until `until` (its length), or until `silence`
+    /// after `last_voice`; `voiced` once the caller said something.
+    Recording {
+        /// The end of the longest comment.
+        until: Instant,
+        /// The last frame with voice (the start, before any).
+        last_voice: Instant,
+        /// Whether any frame had voice.
+        voiced: bool,
+    },
     /// The thanks are playing.
     Thanks,
     /// Over.
@@ -453,6 +564,7 @@ impl SurveyRun {
             question,
             key,
             outcome,
+            recorded: false,
         });
         self.question += 1;
         self.failures = 0;
@@ -476,14 +588,28 @@ impl SurveyRun {
 
     /// A key from the caller: during a question or after it, it answers (or is invalid);
     /// during the thanks or the `invalid` prompt it is ignored.
-    pub fn handle_digit(&mut self, _now: Instant, digit: Digit) {
+    ///
+    /// On a recorded question a key during the prompt cuts it short (the beep comes at
+    /// once), `#` ends the comment, and other keys are ignored.
+    pub fn handle_digit(&mut self, now: Instant, digit: Digit) {
         let playing = match self.phase {
             Phase::Asking => true,
             Phase::Waiting(_) => false,
-            Phase::Invalid | Phase::Thanks | Phase::Done => return,
+            Phase::Recording { .. } => {
+                if digit == Digit::Pound {
+                    self.end_comment(now);
+                }
+                return;
+            }
+            Phase::Invalid | Phase::Beep | Phase::Thanks | Phase::Done => return,
         };
         if playing {
             self.outputs.push_back(SurveyOutput::StopPlayback);
+        }
+        if self.current_records() {
+            self.outputs.push_back(SurveyOutput::Beep);
+            self.phase = Phase::Beep;
+            return;
         }
         if self.def().questions[self.question].keys.contains(&digit) {
             self.record(Some(digit), AnswerOutcome::Answered);
@@ -492,33 +618,146 @@ impl SurveyRun {
         }
     }
 
+    /// Whether the current question records a comment.
+    fn current_records(&self) -> bool {
+        self.def()
+            .questions
+            .get(self.question)
+            .is_some_and(|q| q.record.is_some())
+    }
+
+    /// The comment ends (`#`, silence, its length): kept if the caller spoke, else the
+    /// question is left unanswered (`timeout`).
+    fn end_comment(&mut self, _now: Instant) {
+        let Phase::Recording { voiced, .. } = self.phase else {
+            return;
+        };
+        self.outputs
+            .push_back(SurveyOutput::StopRecording { keep: voiced });
+        let outcome = if voiced {
+            AnswerOutcome::Answered
+        } else {
+            AnswerOutcome::Timeout
+        };
+        self.record(None, outcome);
+        if let Some(last) = self.answers.last_mut() {
+            last.recorded = voiced;
+        }
+    }
+
     /// What was playing has ended.
     pub fn handle_playback_finished(&mut self, now: Instant) {
         match self.phase {
+            Phase::Asking if self.current_records() => {
+                self.outputs.push_back(SurveyOutput::Beep);
+                self.phase = Phase::Beep;
+            }
             Phase::Asking => {
                 let timeout = self.def().questions[self.question].timeout;
                 self.phase = Phase::Waiting(now + timeout);
             }
+            Phase::Beep => {
+                let max = self.def().questions[self.question]
+                    .record
+                    .map_or(Duration::ZERO, |r| r.max_length);
+                self.outputs.push_back(SurveyOutput::StartRecording);
+                self.phase = Phase::Recording {
+                    until: now + max,
+                    last_voice: now,
+                    voiced: false,
+                };
+            }
             Phase::Invalid => self.ask(),
             Phase::Thanks => self.hang_up(),
-            Phase::Waiting(_) | Phase::Done => {}
+            Phase::Waiting(_) | Phase::Recording { .. } | Phase::Done => {}
         }
+    }
+
+    /// One frame of the caller's audio while a comment records; `voice` says whether it
+    /// is louder than silence (the owner measures). Ignored otherwise.
+    pub fn handle_audio(&mut self, now: Instant, voice: bool) {
+        if let Phase::Recording {
+            last_voice, voiced, ..
+        } = &mut self.phase
+            && voice
+        {
+            *last_voice = now;
+            *voiced = true;
+        }
+    }
+
+    /// The longest comment the current question takes, if it records one.
+    pub fn comment_limit(&self) -> Option<Duration> {
+        self.def()
+            .questions
+            .get(self.question)
+            .and_then(|q| q.record)
+            .map(|r| r.max_length)
+    }
+
+    /// Whether a comment is being recorded.
+    pub fn is_recording(&self) -> bool {
+        matches!(self.phase, Phase::Recording { .. })
     }
 
     /// The deadline of [`SurveyRun::handle_timeout`], if one runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Waiting(at) => Some(at),
+            Phase::Recording {
+                until, last_voice, ..
+            } => {
+                let silence = self.def().questions[self.question]
+                    .record
+                    .map_or(Duration::ZERO, |r| r.silence);
+                Some(until.min(last_voice + silence))
+            }
             _ => None,
         }
     }
 
     /// The clock reached `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Phase::Waiting(at) = self.phase
-            && now >= at
-        {
-            self.fail(AnswerOutcome::Timeout);
+        match self.phase {
+            Phase::Waiting(at) if now >= at => self.fail(AnswerOutcome::Timeout),
+            Phase::Recording { .. } if self.poll_timeout().is_some_and(|at| now >= at) => {
+                self.end_comment(now)
+            }
+            _ => {}
+        }
+    }
+
+    /// The caller hung up (or the call is ending): a comment being recorded stops, kept
+    /// if the caller spoke ([`SurveyOutput::StopRecording`]); nothing else is asked.
+    pub fn handle_hangup(&mut self, _now: Instant) {
+        if let Phase::Recording { voiced, .. } = self.phase {
+            self.outputs
+                .push_back(SurveyOutput::StopRecording { keep: voiced });
+            let question = self.def().questions[self.question].name.clone();
+            self.answers.push(Answer {
+                question,
+                key: None,
+                outcome: AnswerOutcome::HungUp,
+                recorded: voiced,
+            });
+            self.phase = Phase::Done;
+        }
+    }
+
+    /// The answers given so far (the open question not among them).
+    pub fn answers(&self) -> &[Answer] {
+        &self.answers
+    }
+
+    /// The name of the question being asked, if one is.
+    pub fn current_question(&self) -> Option<&str> {
+        match self.phase {
+            Phase::Thanks | Phase::Done => None,
+            _ => self
+                .def()
+                .questions
+                .get(self.question)
+                .map(|q| q.name.as_str()),
         }
     }
 
@@ -535,9 +774,14 @@ impl SurveyRun {
     /// The answers so far; a question open when the caller hung up ends as
     /// [`AnswerOutcome::HungUp`]. Questions never asked are not listed.
     pub fn finish(&mut self) -> Vec<Answer> {
+        if let Phase::Recording { last_voice, .. } = self.phase {
+            // The owner should have said so (it stops the recording): the answer is the
+            // same.
+            self.handle_hangup(last_voice);
+        }
         if matches!(
             self.phase,
-            Phase::Asking | Phase::Waiting(_) | Phase::Invalid
+            Phase::Asking | Phase::Waiting(_) | Phase::Invalid | Phase::Beep
         ) && self.question < self.def().questions.len()
         {
             let question = self.def().questions[self.question].name.clone();
@@ -545,6 +789,7 @@ impl SurveyRun {
                 question,
                 key: None,
                 outcome: AnswerOutcome::HungUp,
+                recorded: false,
             });
             self.phase = Phase::Done;
         }
@@ -597,6 +842,10 @@ surveys:
                 SurveyOutput::Play(p) => p.iter().map(|p| menus.prompt_name(*p)).collect(),
                 SurveyOutput::StopPlayback => "stop".into(),
                 SurveyOutput::Hangup => "hangup".into(),
+                SurveyOutput::Beep => "beep".into(),
+                SurveyOutput::StartRecording => "start".into(),
+                SurveyOutput::StopRecording { keep: true } => "stop keep".into(),
+                SurveyOutput::StopRecording { keep: false } => "stop drop".into(),
             })
             .collect()
     }
@@ -712,6 +961,181 @@ surveys:
         let a = r.finish();
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].outcome, AnswerOutcome::HungUp);
+    }
+
+    /// The survey of [`YAML`] with a recorded comment after the two key questions.
+    fn comment_run() -> SurveyRun {
+        let yaml = YAML.replace(
+            "      - { name: recommend, prompt: recommend, keys: 0-9 }\n",
+            "      - { name: recommend, prompt: recommend, keys: 0-9 }\n      \
+             - { name: comment, prompt: oops, record: { max_length: 10s, silence: 2s } }\n",
+        );
+        let menus = Arc::new(compile_test(&yaml).unwrap());
+        let mut r = SurveyRun::new(menus, SurveyId(0));
+        let t0 = crate::test_epoch();
+        r.start(t0);
+        r.handle_digit(t0, Digit::D4);
+        r.handle_digit(t0, Digit::D9);
+        assert_eq!(outs(&mut r), ["rate", "stop", "recommend", "stop", "oops"]);
+        r
+    }
+
+    #[test]
+    fn a_recorded_question_compiles_with_its_limits_and_defaults() {
+        let m =
+            compile_test(&YAML.replace("keys: 0-9 }", "record: { max_length: 20, silence: 4s } }"))
+                .unwrap();
+        let q = &m.surveys()[0].questions[1];
+        assert!(q.keys.is_empty());
+        assert_eq!(
+            q.record,
+            Some(CommentSpec {
+                max_length: Duration::from_secs(20),
+                silence: Duration::from_secs(4)
+            })
+        );
+        let m = compile_test(&YAML.replace("keys: 0-9 }", "record: {} }")).unwrap();
+        assert_eq!(
+            m.surveys()[0].questions[1].record,
+            Some(CommentSpec {
+                max_length: Duration::from_secs(30),
+                silence: Duration::from_secs(3)
+            })
+        );
+    }
+
+    #[test]
+    fn check_reports_every_recorded_question_error_at_once() {
+        let bad = YAML
+            .replace(
+                "keys: 1-5, timeout: 3s }",
+                "keys: 1-5, timeout: 3s, record: { max_lenght: 5 } }",
+            )
+            .replace(
+                "keys: 0-9 }",
+                "record: { max_length: 600, silence: 3 }, timeout: 2 }",
+            );
+        let errors = compile_test(&bad).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let has = |s: &str| text.iter().any(|e| e.contains(s));
+        assert!(has("keys or records a comment"), "{text:#?}");
+        assert!(has("no timeout"), "{text:#?}");
+        assert!(has("max_lenght") && has("max_length"), "{text:#?}");
+        assert!(has("at most one comment"), "{text:#?}");
+        assert!(has("600 is outside 1 to 120"), "{text:#?}");
+        assert_eq!(errors.len(), 6, "{text:#?}");
+        let slow = YAML.replace("keys: 0-9 }", "record: { max_length: 5, silence: 8 } }");
+        let errors = compile_test(&slow).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].to_string().contains("never end"), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_comment_is_recorded_after_the_beep_and_pound_ends_it() {
+        let t0 = crate::test_epoch();
+        let mut r = comment_run();
+        r.handle_playback_finished(t0);
+        assert_eq!(outs(&mut r), ["beep"]);
+        r.handle_digit(t0, Digit::D1); // ignored during the beep
+        r.handle_playback_finished(t0);
+        assert_eq!(outs(&mut r), ["start"]);
+        assert!(r.is_recording());
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        let t1 = t0 + Duration::from_secs(1);
+        r.handle_audio(t1, true);
+        r.handle_digit(t1, Digit::D5); // not #: ignored
+        assert_eq!(r.poll_timeout(), Some(t1 + Duration::from_secs(2)));
+        r.handle_digit(t1, Digit::Pound);
+        assert_eq!(outs(&mut r), ["stop keep", "thanks"]);
+        let a = r.finish();
+        assert_eq!(a.len(), 3);
+        assert_eq!(
+            (
+                a[2].question.as_str(),
+                a[2].outcome,
+                a[2].recorded,
+                a[2].key
+            ),
+            ("comment", AnswerOutcome::Answered, true, None)
+        );
+        assert!(!a[0].recorded);
+    }
+
+    #[test]
+    fn silence_or_the_length_ends_a_comment_and_an_empty_one_is_unanswered() {
+        let t0 = crate::test_epoch();
+        // Nothing said: the silence ends it, dropped, unanswered.
+        let mut r = comment_run();
+        r.handle_digit(t0, Digit::D0); // a key skips the prompt
+        assert_eq!(outs(&mut r), ["stop", "beep"]);
+        r.handle_playback_finished(t0);
+        outs(&mut r);
+        r.handle_audio(t0, false);
+        r.handle_timeout(t0 + Duration::from_millis(1999));
+        assert!(r.is_recording());
+        r.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(outs(&mut r), ["stop drop", "thanks"]);
+        let a = r.finish();
+        assert_eq!(
+            (a[2].outcome, a[2].recorded),
+            (AnswerOutcome::Timeout, false)
+        );
+
+        // Speaking without a pause: the length ends it, kept.
+        let mut r = comment_run();
+        r.handle_playback_finished(t0);
+        r.handle_playback_finished(t0);
+        outs(&mut r);
+        for ms in (0..10_000).step_by(20) {
+            r.handle_audio(t0 + Duration::from_millis(ms), true);
+        }
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+        r.handle_timeout(t0 + Duration::from_secs(10));
+        assert_eq!(outs(&mut r), ["stop keep", "thanks"]);
+        assert_eq!(r.finish()[2].outcome, AnswerOutcome::Answered);
+    }
+
+    #[test]
+    fn hanging_up_mid_comment_keeps_what_was_said() {
+        let t0 = crate::test_epoch();
+        let mut r = comment_run();
+        r.handle_playback_finished(t0);
+        r.handle_playback_finished(t0);
+        outs(&mut r);
+        r.handle_audio(t0, true);
+        r.handle_hangup(t0);
+        assert_eq!(outs(&mut r), ["stop keep"]);
+        let a = r.finish();
+        assert_eq!((a[2].outcome, a[2].recorded), (AnswerOutcome::HungUp, true));
+        // Silent until the hang-up: nothing kept.
+        let mut r = comment_run();
+        r.handle_playback_finished(t0);
+        r.handle_playback_finished(t0);
+        outs(&mut r);
+        let a = r.finish();
+        assert_eq!(outs(&mut r), ["stop drop"]);
+        assert_eq!(
+            (a[2].outcome, a[2].recorded),
+            (AnswerOutcome::HungUp, false)
+        );
+    }
+
+    /// `ivr simulate` says the survey asked after the queue, and its recorded question.
+    #[test]
+    fn the_simulator_names_the_survey_and_its_recorded_comment() {
+        let yaml = YAML.replace("keys: 0-9 }", "record: {} }");
+        let menus = Arc::new(compile_test(&yaml).unwrap());
+        let t0 = crate::test_epoch();
+        let mut sim =
+            crate::scenario::Simulator::call(menus, None, None, None, t0).expect("a call");
+        sim.press(Digit::D1);
+        let log = sim.take_log().join("\n");
+        assert!(
+            log.contains(
+                "leaves the menus: queue support, then survey after_call (recorded comment: recommend)"
+            ),
+            "{log}"
+        );
     }
 
     #[test]

@@ -284,6 +284,8 @@ fn api_suite(database: Option<String>) {
         "/api/callbacks/{id}/status",
         "/api/callbacks/{id}/notes",
         "/api/reports/calls",
+        "/api/comments",
+        "/api/comments/{id}",
     ] {
         assert!(
             doc["paths"][path].is_object(),

@@ -2,13 +2,15 @@
 //! hangs up, the caller stays on the line, hears the questions, answers them with RFC 4733
 //! keys, hears the thanks and is hung up; the answers go into the call record. A caller
 //! who hangs up first gets no survey; invalid keys and timeouts are asked again, then left
-//! unanswered. No sockets, no sleeping.
+//! unanswered. A recorded question takes the caller's comment after a beep: `#`, silence
+//! or the hang-up end it, what was said is kept (and linked to the answer), an empty one
+//! is dropped. No sockets, no sleeping.
 
 mod queue_common;
 use queue_common::*;
 
 use ivr_audio::{Codec, Digit};
-use ivr_engine::{CallHandle, EndReason, Event};
+use ivr_engine::{CallHandle, EndReason, Event, Input, VoicemailCmd, VoicemailReport};
 use ivr_queues::AgentState;
 use ivr_sip::Transport;
 use ivr_sip::message::Request;
@@ -49,6 +51,11 @@ surveys:
     questions:
       - {{ name: rating, prompt: rate, keys: 1-5, timeout: 4s }}
       - {{ name: recommend, prompt: recommend, keys: 0-9, timeout: 4s }}
+  with_comment:
+    thanks: thanks
+    questions:
+      - {{ name: rating, prompt: rate, keys: 1-5, timeout: 4s }}
+      - {{ name: comment, prompt: recommend, record: {{ max_length: 4s, silence: 2s }} }}
 menus:
   main:
     prompt: main_en
@@ -56,6 +63,7 @@ menus:
       "1": {{ queue: {{ name: sales, survey: after_call }} }}
       "2": {{ queue: sales }}
       "3": {{ transfer: {{ name: operator, survey: after_call }} }}
+      "4": {{ queue: {{ name: sales, survey: with_comment }} }}
 "#
     );
     demo_variant(&yaml)
@@ -121,7 +129,284 @@ fn answer(question: &str, key: Option<&str>, outcome: &str) -> CallAnswer {
         question: question.into(),
         answer: key.map(str::to_string),
         outcome: outcome.into(),
+        recording: None,
     }
+}
+
+/// A 440 Hz tone of `len` samples (8 kHz), loud enough to count as voice.
+fn tone(len: usize) -> Vec<i16> {
+    ivr_audio::tone::sine(8000, 440.0, len, 8000.0)
+}
+
+/// `pcm` as the engine hears it through PCMU.
+fn through_pcmu(pcm: &[i16]) -> Vec<i16> {
+    pcm.iter()
+        .map(|s| Codec::Pcmu.decode(Codec::Pcmu.encode(*s)))
+        .collect()
+}
+
+/// The caller of a `with_comment` survey: bridged by key 4, the agent hangs up, the
+/// rating is 3, and the comment's prompt and beep play (the caller sending silence) until
+/// its recording starts. Returns the call and the comment's key.
+fn until_comment(net: &mut Net, caller: &mut Caller, desk: &Agent) -> (CallHandle, String) {
+    let (call, invite) = bridged(net, caller, desk, Digit::D4);
+    agent_hangs_up(net, caller, desk, &invite);
+    net.advance(Duration::from_millis(300));
+    net.press(caller, call, Digit::D3);
+    for _ in 0..1_000 {
+        if let Some(key) = net.voicemail.iter().find_map(|c| match c {
+            VoicemailCmd::StartComment { key, .. } => Some(key.clone()),
+            _ => None,
+        }) {
+            assert!(
+                played(net, call, 0).ends_with(&["recommend".into(), "beep".into()]),
+                "the prompt, then the beep: {:?}",
+                played(net, call, 0)
+            );
+            return (call, key);
+        }
+        let p = caller.audio_packet();
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    panic!("the comment never started recording");
+}
+
+/// Send `pcm` as 20 ms packets in real (virtual) time.
+fn speak(net: &mut Net, caller: &mut Caller, call: CallHandle, pcm: &[i16]) {
+    for p in caller.audio_packets(pcm) {
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+}
+
+/// What the recorder was asked for the comment: its samples, and whether it was stopped
+/// (kept) or discarded.
+fn recorded(net: &Net) -> (Vec<i16>, bool, bool) {
+    let mut samples = Vec::new();
+    let (mut stopped, mut discarded) = (false, false);
+    let mut ours = None;
+    for c in &net.voicemail {
+        match c {
+            VoicemailCmd::StartComment { recording, .. } => ours = Some(*recording),
+            VoicemailCmd::Frame { recording, frame } if Some(*recording) == ours => {
+                samples.extend_from_slice(frame.pcm())
+            }
+            VoicemailCmd::Stop { recording } if Some(*recording) == ours => stopped = true,
+            VoicemailCmd::Discard { recording } if Some(*recording) == ours => discarded = true,
+            _ => {}
+        }
+    }
+    (samples, stopped, discarded)
+}
+
+/// The comment's answer as the record should have it.
+fn comment(outcome: &str, key: Option<&str>) -> CallAnswer {
+    CallAnswer {
+        survey: "with_comment".into(),
+        question: "comment".into(),
+        answer: None,
+        outcome: outcome.into(),
+        recording: key.map(str::to_string),
+    }
+}
+
+fn rated() -> CallAnswer {
+    CallAnswer {
+        survey: "with_comment".into(),
+        ..answer("rating", Some("3"), "answered")
+    }
+}
+
+#[test]
+fn a_comment_is_recorded_after_the_beep_and_pound_ends_it() {
+    let menus = survey_menus("127.0.0.1:7460");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7460);
+    let mut caller = Caller::new("127.0.0.1:7050", "survey-6");
+    let (call, key) = until_comment(&mut net, &mut caller, &desk);
+    assert!(ivr_voicemail::calls::is_comment_key(&key), "{key}");
+    // What a crash would find beside the audio: the record so far, the comment linked.
+    let kept = net.voicemail.iter().find_map(|c| match c {
+        VoicemailCmd::StartComment { record, .. } => Some(record.clone()),
+        _ => None,
+    });
+    let kept = kept.unwrap();
+    assert_eq!(kept.answers, [rated(), comment("hangup", Some(&key))]);
+    assert_eq!(kept.agent.as_deref(), Some("desk"));
+
+    let pcm = tone(8_000);
+    speak(&mut net, &mut caller, call, &pcm);
+    let mark = net.events.len();
+    net.press(&mut caller, call, Digit::Pound);
+    assert_eq!(played(&net, call, mark), ["thanks"], "# ends the comment");
+    let (samples, stopped, discarded) = recorded(&net);
+    assert!(stopped && !discarded);
+    // Everything said, in order, and (the key's own packets being no audio) nothing more.
+    assert_eq!(samples, through_pcmu(&pcm));
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 500));
+    caller_is_hung_up(&mut net, &caller);
+    let r = &net.call_records()[0];
+    assert_eq!(r.answers, [rated(), comment("answered", Some(&key))]);
+}
+
+#[test]
+fn hanging_up_mid_comment_keeps_what_was_said() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7470"));
+    let desk = Agent::new("desk", 7470);
+    let mut caller = Caller::new("127.0.0.1:7052", "survey-7");
+    let (call, key) = until_comment(&mut net, &mut caller, &desk);
+    let pcm = tone(6_000);
+    speak(&mut net, &mut caller, call, &pcm);
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, caller.addr, &bye);
+    net.advance(Duration::from_millis(100));
+    assert!(net.ended(call).is_some());
+    let (samples, stopped, discarded) = recorded(&net);
+    assert!(stopped && !discarded, "kept, not dropped");
+    assert_eq!(samples, through_pcmu(&pcm), "to the last packet");
+    let r = &net.call_records()[0];
+    assert_eq!(r.answers, [rated(), comment("hangup", Some(&key))]);
+}
+
+/// A caller whose RTP timestamps jump 4.9 s ahead at each 20 ms packet (the reorder
+/// buffer fills such gaps with silence) records no more than the comment's length: a
+/// hostile stream does not fill the disk faster than time passes.
+#[test]
+fn jumping_timestamps_record_no_more_than_the_max_length() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7495"));
+    let desk = Agent::new("desk", 7495);
+    let mut caller = Caller::new("127.0.0.1:7059", "survey-11");
+    let (call, _) = until_comment(&mut net, &mut caller, &desk);
+    let loud: Vec<u8> = tone(160).iter().map(|s| Codec::Pcmu.encode(*s)).collect();
+    for i in 0..100u32 {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&(30_000u16 + i as u16).to_be_bytes());
+        p.extend_from_slice(&(i * 39_200).to_be_bytes());
+        p.extend_from_slice(&0x0BAD_5EED_u32.to_be_bytes());
+        p.extend_from_slice(&loud);
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    let (samples, _, _) = recorded(&net);
+    assert!(
+        samples.len() <= 4 * 8_000,
+        "{} samples for a 4 s comment",
+        samples.len()
+    );
+}
+
+#[test]
+fn a_stop_mid_comment_keeps_it_too() {
+    let mut net = Net::new(survey_menus("127.0.0.1:7475"));
+    let desk = Agent::new("desk", 7475);
+    let mut caller = Caller::new("127.0.0.1:7053", "survey-7s");
+    let (call, key) = until_comment(&mut net, &mut caller, &desk);
+    let pcm = tone(3_200);
+    speak(&mut net, &mut caller, call, &pcm);
+    // SIGTERM: the driver asks the engine to hang up every call.
+    let now = net.now;
+    net.engine.handle_input(now, Input::Shutdown);
+    net.advance(Duration::from_millis(100));
+    assert_eq!(net.ended(call), Some(EndReason::DestinationHungUp));
+    let (samples, stopped, discarded) = recorded(&net);
+    assert!(stopped && !discarded);
+    assert_eq!(samples, through_pcmu(&pcm));
+    assert_eq!(
+        net.call_records()[0].answers,
+        [rated(), comment("hangup", Some(&key))]
+    );
+}
+
+#[test]
+fn silence_ends_a_comment_and_an_empty_one_is_left_unanswered() {
+    // Speaking, then silent: 2 s of silence end it, kept.
+    let menus = survey_menus("127.0.0.1:7480");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7480);
+    let mut caller = Caller::new("127.0.0.1:7054", "survey-8");
+    let (call, key) = until_comment(&mut net, &mut caller, &desk);
+    let pcm = tone(4_000);
+    speak(&mut net, &mut caller, call, &pcm);
+    let mark = net.events.len();
+    speak(&mut net, &mut caller, call, &vec![0; 8_000 * 19 / 10]);
+    assert!(
+        played(&net, call, mark).is_empty(),
+        "1.9 s: still recording"
+    );
+    speak(&mut net, &mut caller, call, &vec![0; 8_000 / 5]);
+    assert_eq!(
+        played(&net, call, mark),
+        ["thanks"],
+        "2 s of silence end it"
+    );
+    let (samples, stopped, _) = recorded(&net);
+    assert!(stopped);
+    assert_eq!(&samples[..4_000], &through_pcmu(&pcm)[..]);
+    assert!(samples[4_000..].iter().all(|s| *s == 0));
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 500));
+    caller_is_hung_up(&mut net, &caller);
+    assert_eq!(
+        net.call_records()[0].answers,
+        [rated(), comment("answered", Some(&key))]
+    );
+
+    // Nothing said: the silence ends it, dropped, unanswered; no recording named.
+    let menus = survey_menus("127.0.0.1:7481");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7481);
+    let mut quiet = Caller::new("127.0.0.1:7056", "survey-9");
+    let (call, _) = until_comment(&mut net, &mut quiet, &desk);
+    let mark = net.events.len();
+    speak(&mut net, &mut quiet, call, &vec![0; 8_000 * 21 / 10]);
+    assert_eq!(played(&net, call, mark), ["thanks"]);
+    let (_, stopped, discarded) = recorded(&net);
+    assert!(discarded && !stopped, "an empty comment is not kept");
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 500));
+    caller_is_hung_up(&mut net, &quiet);
+    assert_eq!(
+        net.call_records()[0].answers,
+        [rated(), comment("timeout", None)]
+    );
+}
+
+#[test]
+fn a_comment_is_as_long_as_its_max_length_and_a_lost_recording_is_not_named() {
+    let menus = survey_menus("127.0.0.1:7490");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7490);
+    let mut caller = Caller::new("127.0.0.1:7058", "survey-10");
+    let (call, _) = until_comment(&mut net, &mut caller, &desk);
+    // Talking without a pause for 5 s: the recording stops at 4 s (the bound of what one
+    // caller costs).
+    speak(&mut net, &mut caller, call, &tone(40_000));
+    let (samples, stopped, _) = recorded(&net);
+    assert!(stopped);
+    assert!(
+        (4 * 8_000 - 160..=4 * 8_000 + 480).contains(&samples.len()),
+        "{}",
+        samples.len()
+    );
+    // The recorder reports it could not write it: the record names no file.
+    let recording = net
+        .voicemail
+        .iter()
+        .find_map(|c| match c {
+            VoicemailCmd::StartComment { recording, .. } => Some(*recording),
+            _ => None,
+        })
+        .unwrap();
+    let now = net.now;
+    net.engine.handle_input(
+        now,
+        Input::Voicemail(VoicemailReport::RecordingFailed { recording }),
+    );
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 500));
+    caller_is_hung_up(&mut net, &caller);
+    assert_eq!(
+        net.call_records()[0].answers,
+        [rated(), comment("answered", None)]
+    );
 }
 
 #[test]

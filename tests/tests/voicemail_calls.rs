@@ -79,6 +79,7 @@ fn a_message_left_in_english_with_the_caller_id_as_the_number() {
                 recording, request, ..
             } => submitted = Some((*recording, request.clone())),
             VoicemailCmd::Discard { .. } => panic!("nothing is discarded"),
+            VoicemailCmd::StartComment { .. } => panic!("no survey here"),
         }
     }
     let (recording, start) = started.expect("started");
@@ -236,5 +237,46 @@ fn a_recording_that_cannot_be_written_gets_an_apology() {
             .iter()
             .any(|c| matches!(c, VoicemailCmd::Submit { .. })),
         "nothing is submitted for a failed recording"
+    );
+}
+
+/// A caller whose RTP timestamps jump 4.9 s ahead at each 20 ms packet (the reorder
+/// buffer fills such gaps with silence) leaves a message no longer than the mailbox's
+/// `max_length` (120 s in the demo): a hostile stream does not fill the disk faster than
+/// time passes (without the cap, 1,000 packets made 81 minutes).
+#[test]
+fn jumping_timestamps_record_no_more_than_the_max_length() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7230", "vm-jump");
+    let call = net.connect(&mut caller);
+    net.press(&mut caller, call, Digit::D2); // English
+    net.press(&mut caller, call, Digit::D4); // leave a message
+    net.advance(Duration::from_secs(1));
+    net.press(&mut caller, call, Digit::D1); // call me back on this number
+    until_recording(&mut net);
+    let loud: Vec<u8> = tone(160)
+        .iter()
+        .map(|s| ivr_audio::Codec::Pcmu.encode(*s))
+        .collect();
+    for i in 0..1_000u32 {
+        let mut p = vec![0x80, 0];
+        p.extend_from_slice(&(30_000u16.wrapping_add(i as u16)).to_be_bytes());
+        p.extend_from_slice(&i.wrapping_mul(39_200).to_be_bytes());
+        p.extend_from_slice(&0x0BAD_5EED_u32.to_be_bytes());
+        p.extend_from_slice(&loud);
+        net.send_rtp(call.leg(0), caller.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    let samples: usize = net
+        .voicemail
+        .iter()
+        .map(|c| match c {
+            VoicemailCmd::Frame { frame, .. } => frame.pcm().len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(
+        samples <= 120 * 8_000,
+        "{samples} samples for a message of at most 120 s"
     );
 }

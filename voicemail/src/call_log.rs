@@ -10,6 +10,25 @@ use sqlx::Row as _;
 /// Most records one [`Store::calls`] call returns.
 pub const MAX_CALLS: u32 = 100_000;
 
+/// A survey comment as [`Store::recent_comments`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RecentComment {
+    /// The call's SIP Call-ID.
+    pub call_id: String,
+    /// When the call started (Unix milliseconds).
+    pub started_ms: i64,
+    /// The caller's number, if given.
+    pub caller: Option<String>,
+    /// The survey's name.
+    pub survey: String,
+    /// The question's name.
+    pub question: String,
+    /// `answered`, or `hangup` (the caller hung up while speaking).
+    pub outcome: String,
+    /// The recording's store key.
+    pub recording: String,
+}
+
 /// Which records [`Store::calls`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallFilter {
@@ -46,8 +65,8 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         );
         let answer = self.sql(
-            "INSERT INTO call_answers (call_seq, idx, survey, question, answer, outcome) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO call_answers (call_seq, idx, survey, question, answer, outcome, \
+             recording) VALUES (?, ?, ?, ?, ?, ?, ?)",
         );
         for r in records {
             let row = sqlx::query(&insert)
@@ -91,6 +110,7 @@ impl Store {
                     .bind(text(&a.question))
                     .bind(a.answer.as_deref().map(text))
                     .bind(text(&a.outcome))
+                    .bind(a.recording.as_deref().map(text))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -124,6 +144,62 @@ impl Store {
         self.with_steps(&rows).await
     }
 
+    /// The comments (store keys of their recordings) of the calls started before
+    /// `before_ms`: retention deletes their files with the records.
+    pub async fn call_recordings_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError> {
+        let q = self.sql(
+            "SELECT recording FROM call_answers WHERE recording IS NOT NULL AND call_seq IN \
+             (SELECT seq FROM calls WHERE started_ms < ?)",
+        );
+        let rows = sqlx::query(&q)
+            .bind(before_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("recording").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Whether a stored call record links the comment `key` (crash recovery asks before
+    /// storing the record kept beside a comment).
+    pub async fn has_call_recording(&self, key: &str) -> Result<bool, StoreError> {
+        let q = self.sql("SELECT COUNT(*) AS n FROM call_answers WHERE recording = ?");
+        let n: i64 = sqlx::query(&q)
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(n > 0)
+    }
+
+    /// The newest comments, newest first (at most `limit`, capped at 1,000): each with its
+    /// call record's Call-ID, start and caller, for the staff page.
+    pub async fn recent_comments(&self, limit: u32) -> Result<Vec<RecentComment>, StoreError> {
+        let q = self.sql(
+            "SELECT c.call_id, c.started_ms, c.caller, a.survey, a.question, a.outcome, \
+             a.recording FROM call_answers a JOIN calls c ON c.seq = a.call_seq \
+             WHERE a.recording IS NOT NULL ORDER BY c.started_ms DESC, c.seq DESC LIMIT ?",
+        );
+        let rows = sqlx::query(&q)
+            .bind(i64::from(limit.min(1000)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecentComment {
+                    call_id: r.try_get("call_id")?,
+                    started_ms: r.try_get("started_ms")?,
+                    caller: r.try_get("caller")?,
+                    survey: r.try_get("survey")?,
+                    question: r.try_get("question")?,
+                    outcome: r.try_get("outcome")?,
+                    recording: r.try_get("recording")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// Delete the records of calls started before `before_ms` (retention); returns how
     /// many.
     pub async fn delete_calls_before(&self, before_ms: i64) -> Result<u64, StoreError> {
@@ -148,8 +224,8 @@ impl Store {
              ORDER BY idx",
         );
         let answer_q = self.sql(
-            "SELECT survey, question, answer, outcome FROM call_answers WHERE call_seq = ? \
-             ORDER BY idx",
+            "SELECT survey, question, answer, outcome, recording FROM call_answers \
+             WHERE call_seq = ? ORDER BY idx",
         );
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -165,6 +241,7 @@ impl Store {
                         question: a.try_get("question")?,
                         answer: a.try_get("answer")?,
                         outcome: a.try_get("outcome")?,
+                        recording: a.try_get("recording")?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -254,12 +331,21 @@ pub(crate) mod tests {
                     question: "rating".into(),
                     answer: Some("4".into()),
                     outcome: "answered".into(),
+                    recording: None,
                 },
                 CallAnswer {
                     survey: "after_call".into(),
                     question: "recommend".into(),
                     answer: None,
                     outcome: "timeout".into(),
+                    recording: None,
+                },
+                CallAnswer {
+                    survey: "after_call".into(),
+                    question: "comment".into(),
+                    answer: None,
+                    outcome: "answered".into(),
+                    recording: Some(format!("comment-{started_ms}-0a1b2c3d")),
                 },
             ],
             request_id: Some(format!("{}-0000abcd", started_ms / 1000)),
@@ -311,7 +397,36 @@ pub(crate) mod tests {
         assert_eq!(store.calls(&window).await.unwrap(), [b.clone()]);
         assert_eq!(store.call("a@192.0.2.1").await.unwrap(), [a]);
         assert!(store.call("nobody").await.unwrap().is_empty());
+        // Comments: linked to their answer row, listed newest first, found for retention.
+        assert!(
+            store
+                .has_call_recording("comment-1000-0a1b2c3d")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .has_call_recording("comment-2000-0a1b2c3d")
+                .await
+                .unwrap()
+        );
+        let recent = store.recent_comments(10).await.unwrap();
+        let keys: Vec<&str> = recent.iter().map(|c| c.recording.as_str()).collect();
+        assert_eq!(keys, ["comment-3000-0a1b2c3d", "comment-1000-0a1b2c3d"]);
+        assert_eq!(recent[0].call_id, "c@192.0.2.1");
+        assert_eq!(recent[0].question, "comment");
+        assert_eq!(
+            store.call_recordings_before(2_500).await.unwrap(),
+            ["comment-1000-0a1b2c3d"]
+        );
         assert_eq!(store.delete_calls_before(2_500).await.unwrap(), 2);
+        assert!(
+            store
+                .call_recordings_before(2_500)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(store.calls(&all).await.unwrap(), [c]);
         let steps: i64 = sqlx::query("SELECT COUNT(*) AS n FROM call_steps")
             .fetch_one(&store.pool)
@@ -326,7 +441,7 @@ pub(crate) mod tests {
             .unwrap()
             .try_get("n")
             .unwrap();
-        assert_eq!(answers, 2, "and their answers");
+        assert_eq!(answers, 3, "and their answers");
         // PostgreSQL's text refuses NUL: one record with it (a %00 in a caller's URI) must
         // not fail the batch, and so lose the other calls' records written with it.
         store.delete_calls_before(i64::MAX).await.unwrap();

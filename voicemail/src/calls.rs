@@ -67,6 +67,28 @@ pub struct CallAnswer {
     pub answer: Option<String>,
     /// `answered`, `timeout`, `invalid` (the retries were spent on wrong keys) or `hangup`.
     pub outcome: String,
+    /// A recorded question's comment: the store key of its WAV file (`KEY.wav` in the
+    /// voicemail folder; see [`is_comment_key`]), if the caller spoke. Absent from
+    /// records written before comments existed.
+    #[cfg_attr(feature = "store", serde(default))]
+    pub recording: Option<String>,
+}
+
+/// What every comment's store key starts with (the rest: the wall-clock second and a
+/// random hex word, `comment-1764640000-0a1b2c3d`).
+pub const COMMENT_PREFIX: &str = "comment-";
+
+/// Whether `key` is a comment's store key as the engine makes them: the prefix, then
+/// only ASCII digits, hex letters and dashes, at most 64 bytes. Anything else (a path, a
+/// dot) is refused before it names a file.
+pub fn is_comment_key(key: &str) -> bool {
+    key.len() <= 64
+        && key.strip_prefix(COMMENT_PREFIX).is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+        })
 }
 
 /// One presentation of a menu and what the caller did (see `ivr_menus::path`).
@@ -108,6 +130,22 @@ pub fn mask_number(number: &str, keep: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comment_keys_name_no_other_file() {
+        assert!(is_comment_key("comment-1764640000-0a1b2c3d"));
+        for bad in [
+            "comment-",
+            "comment-../x",
+            "comment-1.wav",
+            "1764640000-0a1b2c3d",
+            "comment-1/2",
+            "comment-ABC",
+            &format!("comment-{}", "1".repeat(60)),
+        ] {
+            assert!(!is_comment_key(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn masking_keeps_the_last_digits_only() {

@@ -434,6 +434,7 @@ fn survey_records() -> Vec<CallRecord> {
         question: q.into(),
         answer: key.map(Into::into),
         outcome: outcome.into(),
+        recording: None,
     };
     let surveyed = |id: &str, at: i64, entry: &str, rating: CallAnswer, nps: CallAnswer| {
         let mut c = call(

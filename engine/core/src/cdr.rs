@@ -121,6 +121,22 @@ impl Wall {
     }
 }
 
+/// One survey answer as the record keeps it; `comment` is the kept comment's store key,
+/// linked to the answer that recorded it.
+pub(crate) fn call_answer(
+    survey: &str,
+    a: &ivr_menus::survey::Answer,
+    comment: Option<&str>,
+) -> CallAnswer {
+    CallAnswer {
+        survey: survey.to_string(),
+        question: a.question.clone(),
+        answer: a.key.map(|k| k.as_char().to_string()),
+        outcome: a.outcome.as_str().to_string(),
+        recording: comment.filter(|_| a.recorded).map(str::to_string),
+    }
+}
+
 /// The run a call's application carries, if it still has one.
 fn run_of(app: &mut App) -> Option<&mut MenuRun> {
     match app {
@@ -199,6 +215,27 @@ impl Engine {
         }
     }
 
+    /// The record of `call` as known at `now`, with `answers`: what is kept beside a
+    /// survey comment while it records, for crash recovery (its end reason `recovered`:
+    /// the end was not seen).
+    pub(crate) fn cdr_snapshot(
+        &self,
+        call: &Call,
+        now: Instant,
+        answers: Vec<CallAnswer>,
+    ) -> ivr_voicemail::calls::CallRecord {
+        let wall = self.wall();
+        let mut record = call.trace.record.clone();
+        record.started_ms = wall.millis(call.created);
+        record.answered_ms = call.connected.map(|c| wall.millis(c));
+        record.ended_ms = wall.millis(now).max(record.started_ms);
+        record.duration_ms = record.ended_ms - record.started_ms;
+        record.end_reason = "recovered".into();
+        record.language = call.app.language_name();
+        record.answers = answers;
+        record
+    }
+
     /// The record of `call`, which has just ended at `now` for `reason` (`None` for a call
     /// that gets no record).
     pub(crate) fn cdr_finish(
@@ -229,16 +266,12 @@ impl Engine {
         }
         if let App::Survey(s) = &mut call.app {
             let survey = s.survey.name().to_string();
+            let comment = s.kept_comment().map(str::to_string);
             call.trace.record.answers = s
                 .survey
                 .finish()
-                .into_iter()
-                .map(|a| CallAnswer {
-                    survey: survey.clone(),
-                    question: a.question,
-                    answer: a.key.map(|k| k.as_char().to_string()),
-                    outcome: a.outcome.as_str().to_string(),
-                })
+                .iter()
+                .map(|a| call_answer(&survey, a, comment.as_deref()))
                 .collect();
         }
         // The request the caller left in a mailbox, if the deposit handed one to the store.

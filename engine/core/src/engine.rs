@@ -72,7 +72,7 @@ pub struct Engine {
     /// A short silence between confirmation beeps.
     pub(crate) gap: ivr_audio::Prompt,
     /// The next recording's number.
-    next_recording: u64,
+    pub(crate) next_recording: u64,
     /// The time of the input being handled (for work done where no time is passed down).
     pub(crate) last_now: Option<Instant>,
     /// Per-source limits and the calls waiting for their ACK.
@@ -689,11 +689,17 @@ impl Engine {
         match received {
             Some(Received::Digit(d)) => self.on_digit(now, leg.call, d),
             Some(Received::Audio { timestamp, .. }) => {
-                if let (App::Deposit(d), Some(media)) = (app, &l.media) {
-                    d.handle_audio(now, timestamp, media.decoded(), &mut self.ctx.outputs);
-                    self.apply_app(now, leg.call);
-                    self.reindex(leg.call);
+                match (app, &l.media) {
+                    (App::Deposit(d), Some(media)) => {
+                        d.handle_audio(now, timestamp, media.decoded(), &mut self.ctx.outputs);
+                    }
+                    (App::Survey(s), Some(media)) if s.survey.is_recording() => {
+                        s.handle_audio(now, timestamp, media.decoded(), &mut self.ctx.outputs);
+                    }
+                    _ => return,
                 }
+                self.apply_app(now, leg.call);
+                self.reindex(leg.call);
             }
             _ => {}
         }
@@ -873,6 +879,9 @@ impl Engine {
 
     /// A report from the driver about voicemail work.
     fn voicemail_report(&mut self, now: Instant, report: VoicemailReport) {
+        if self.survey_recording_failed(&report) {
+            return;
+        }
         let handle = match &report {
             VoicemailReport::Stored { call, .. } => Some(*call),
             VoicemailReport::RecordingFailed { recording } => self
@@ -895,6 +904,8 @@ impl Engine {
 
     /// The call is ending (either side): a caller leaving a message keeps it.
     fn deposit_hangup(&mut self, now: Instant, handle: CallHandle) {
+        // So does a caller leaving a survey comment.
+        self.survey_hangup(now, handle);
         if let Some(call) = self.calls.get_mut(&handle)
             && let App::Deposit(d) = &mut call.app
         {

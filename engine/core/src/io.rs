@@ -442,6 +442,20 @@ pub enum VoicemailCmd {
         /// The request as known at the start of the message.
         request: Box<CallbackRequest>,
     },
+    /// Start writing a survey comment (a recorded question, [`crate::survey_call`]) as
+    /// `KEY.wav`; `record` is the call's record as known at its start, kept beside the
+    /// audio until the call's record is stored, so a crash loses neither. It goes on with
+    /// [`VoicemailCmd::Frame`] and ends with [`VoicemailCmd::Stop`] (kept) or
+    /// [`VoicemailCmd::Discard`] (nothing said); it is never submitted: the call record
+    /// names it.
+    StartComment {
+        /// The recording.
+        recording: RecordingId,
+        /// Its store key (see `ivr_voicemail::calls::is_comment_key`).
+        key: String,
+        /// The call record so far, its comment answer included.
+        record: Box<ivr_voicemail::calls::CallRecord>,
+    },
     /// 20 ms of the caller's audio (8 kHz, 16-bit).
     Frame {
         /// The recording.

@@ -8,14 +8,26 @@
 //! (RFC 4733 events, SIP INFO or in-band, as the menus do), then the thanks, then hangs
 //! up. A caller who hangs up first gets no survey. The answers go into the call record
 //! ([`crate::cdr`]).
+//!
+//! A recorded question (`record:`) takes a spoken comment instead of a key: after its
+//! prompt and the record beep the caller's audio goes, in RTP timestamp order, to the
+//! driver's voicemail recorder (the same writer and the same durability as a message:
+//! `.wav.part`, fsync, rename, crash recovery), started with
+//! [`VoicemailCmd::StartComment`]. One comment per call at most, as long as the question's
+//! `max_length`. A caller hanging up while speaking keeps what was said; an empty comment is
+//! dropped.
 
 use crate::call::{App, CallHandle, LegHandle};
 use crate::engine::Engine;
-use crate::io::{EndReason, Output};
+use crate::io::{EndReason, Event, Output, VoicemailCmd, VoicemailReport};
 use crate::leg::LegPhase;
 use crate::outgoing::Stage;
+use crate::voicemail::{REORDER_DELAY, VOICE_LEVEL};
+use ivr_audio::reorder::{Frame, Reorder};
 use ivr_menus::MenuRun;
 use ivr_menus::survey::{SurveyOutput, SurveyRun};
+use ivr_voicemail::RecordingId;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// A caller answering a survey after its bridged call.
@@ -25,6 +37,85 @@ pub struct SurveyCall {
     pub run: Box<MenuRun>,
     /// The questions.
     pub survey: SurveyRun,
+    /// The comment, once its recording started (one per call).
+    pub comment: Option<Comment>,
+}
+
+/// A survey comment: its recording, written by the driver's recorder.
+#[derive(Debug)]
+pub struct Comment {
+    /// The recording.
+    pub recording: RecordingId,
+    /// Its store key (the file is `KEY.wav`).
+    pub key: String,
+    /// Whether frames go to the recorder now.
+    pub live: bool,
+    /// Whether it was kept when it stopped (the caller spoke).
+    pub kept: bool,
+    /// The recorder could not write it: there is no file.
+    pub failed: bool,
+    /// Samples sent to the recorder.
+    samples: u64,
+    /// The most samples it may have: its `max_length` of audio, whatever the caller's
+    /// timestamps say (a stream jumping ahead is filled with silence by the reorder
+    /// buffer; a hostile one must not fill the disk faster than time passes).
+    cap: u64,
+    /// The reorder buffer (the caller's audio in timestamp order, losses as silence).
+    reorder: Box<Reorder>,
+}
+
+impl SurveyCall {
+    /// The caller's audio (one packet, decoded, with its RTP timestamp): recorded in
+    /// timestamp order while the comment records, each frame's level told to the survey
+    /// (silence ends a comment). No allocation: frames travel inline.
+    pub fn handle_audio(
+        &mut self,
+        now: Instant,
+        timestamp: u32,
+        pcm: &[i16],
+        outputs: &mut VecDeque<Output>,
+    ) {
+        let Some(c) = self.comment.as_mut().filter(|c| c.live) else {
+            return;
+        };
+        let survey = &mut self.survey;
+        let (recording, cap, samples) = (c.recording, c.cap, &mut c.samples);
+        c.reorder.push(timestamp, pcm, &mut |frame: &Frame| {
+            comment_frame(outputs, survey, recording, (samples, cap), now, frame);
+        });
+    }
+
+    /// The store key of the kept comment, if there is one (what the call record links).
+    pub fn kept_comment(&self) -> Option<&str> {
+        self.comment
+            .as_ref()
+            .filter(|c| c.kept && !c.failed)
+            .map(|c| c.key.as_str())
+    }
+}
+
+/// One frame of the comment: its level to the survey, its samples to the recorder (none
+/// past the cap: `count` is (samples so far, cap)).
+fn comment_frame(
+    outputs: &mut VecDeque<Output>,
+    survey: &mut SurveyRun,
+    recording: RecordingId,
+    count: (&mut u64, u64),
+    now: Instant,
+    frame: &Frame,
+) {
+    let (samples, cap) = count;
+    let pcm = frame.pcm();
+    if *samples + pcm.len() as u64 > cap {
+        return;
+    }
+    *samples += pcm.len() as u64;
+    let level = pcm.iter().map(|s| s.unsigned_abs() as u32).sum::<u32>() / pcm.len().max(1) as u32;
+    survey.handle_audio(now, level > VOICE_LEVEL);
+    outputs.push_back(Output::Voicemail(VoicemailCmd::Frame {
+        recording,
+        frame: *frame,
+    }));
 }
 
 impl Engine {
@@ -84,7 +175,11 @@ impl Engine {
             survey: survey.name().to_string(),
         });
         survey.start(now);
-        call.app = App::Survey(Box::new(SurveyCall { run, survey }));
+        call.app = App::Survey(Box::new(SurveyCall {
+            run,
+            survey,
+            comment: None,
+        }));
         // The queue (the agent is free again) or the transfer lets go of the call.
         let handle = leg.call;
         match old {
@@ -123,7 +218,145 @@ impl Engine {
             }
             SurveyOutput::StopPlayback => call.caller_leg().stop(),
             SurveyOutput::Hangup => self.end_call(now, handle, EndReason::MenuHangup),
+            SurveyOutput::Beep => {
+                let beep = self.beep.clone();
+                self.play(handle, vec![("beep".into(), beep)]);
+            }
+            SurveyOutput::StartRecording => self.start_comment(now, handle),
+            SurveyOutput::StopRecording { keep } => self.stop_comment(now, handle, keep),
         }
         true
+    }
+
+    /// Start recording the caller's comment (once per call: a second is not recorded).
+    fn start_comment(&mut self, now: Instant, handle: CallHandle) {
+        let key = format!(
+            "{}{}-{:08x}",
+            ivr_voicemail::calls::COMMENT_PREFIX,
+            self.wall_seconds(now),
+            self.ctx.rng.next_u32()
+        );
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let App::Survey(s) = &call.app else { return };
+        if s.comment.is_some() {
+            return;
+        }
+        // The record as known now, the comment answered: what a crash leaves to recover.
+        let survey = s.survey.name().to_string();
+        let mut answers: Vec<_> = s
+            .survey
+            .answers()
+            .iter()
+            .map(|a| crate::cdr::call_answer(&survey, a, None))
+            .collect();
+        answers.push(ivr_voicemail::calls::CallAnswer {
+            survey,
+            question: s.survey.current_question().unwrap_or_default().to_string(),
+            answer: None,
+            outcome: "hangup".into(),
+            recording: Some(key.clone()),
+        });
+        let record = self.cdr_snapshot(call, now, answers);
+        let cap = s
+            .survey
+            .comment_limit()
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX) * 8);
+        let recording = RecordingId(self.next_recording);
+        self.next_recording += 1;
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Survey(s) = &mut call.app else {
+            return;
+        };
+        s.comment = Some(Comment {
+            recording,
+            key: key.clone(),
+            live: true,
+            kept: false,
+            failed: false,
+            samples: 0,
+            cap,
+            reorder: Box::new(Reorder::new(REORDER_DELAY)),
+        });
+        let out = &mut self.ctx.outputs;
+        out.push_back(Output::Voicemail(VoicemailCmd::StartComment {
+            recording,
+            key,
+            record: Box::new(record),
+        }));
+        out.push_back(Output::Event(Event::Recording {
+            call: handle,
+            started: true,
+        }));
+    }
+
+    /// Stop recording the comment: the file is finished and kept if the caller spoke
+    /// (`keep`), else deleted.
+    fn stop_comment(&mut self, now: Instant, handle: CallHandle, keep: bool) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Survey(s) = &mut call.app else {
+            return;
+        };
+        let Some(c) = s.comment.as_mut().filter(|c| c.live) else {
+            return;
+        };
+        c.live = false;
+        let recording = c.recording;
+        let out = &mut self.ctx.outputs;
+        if keep {
+            // What the reorder buffer still holds is part of the comment.
+            let survey = &mut s.survey;
+            let (cap, samples) = (c.cap, &mut c.samples);
+            c.reorder.flush(&mut |frame: &Frame| {
+                comment_frame(out, survey, recording, (samples, cap), now, frame);
+            });
+            c.kept = true;
+            out.push_back(Output::Voicemail(VoicemailCmd::Stop { recording }));
+        } else {
+            out.push_back(Output::Voicemail(VoicemailCmd::Discard { recording }));
+        }
+        out.push_back(Output::Event(Event::Recording {
+            call: handle,
+            started: false,
+        }));
+    }
+
+    /// The call is ending (either side): a comment being recorded stops, kept if the
+    /// caller spoke.
+    pub(crate) fn survey_hangup(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let App::Survey(s) = &mut call.app else {
+            return;
+        };
+        if !s.survey.is_recording() {
+            return;
+        }
+        s.survey.handle_hangup(now);
+        self.apply_app(now, handle);
+    }
+
+    /// A report about a survey comment's recording (the recorder could not write it): the
+    /// comment is lost, the survey goes on. `false` if the report is not about one.
+    pub(crate) fn survey_recording_failed(&mut self, report: &VoicemailReport) -> bool {
+        let VoicemailReport::RecordingFailed { recording } = report else {
+            return false;
+        };
+        for call in self.calls.values_mut() {
+            if let App::Survey(s) = &mut call.app
+                && let Some(c) = s.comment.as_mut().filter(|c| c.recording == *recording)
+            {
+                c.live = false;
+                c.failed = true;
+                return true;
+            }
+        }
+        false
     }
 }

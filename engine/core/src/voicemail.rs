@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// How long audio is held for reordering before it is recorded (60 ms).
-const REORDER_DELAY: u32 = 480;
+pub(crate) const REORDER_DELAY: u32 = 480;
 /// A frame whose mean absolute amplitude is above this counts as voice (about -42 dBFS).
-const VOICE_LEVEL: u32 = 260;
+pub(crate) const VOICE_LEVEL: u32 = 260;
 
 /// A call leaving a callback request.
 #[derive(Debug)]
@@ -43,6 +43,11 @@ pub struct DepositCall {
     pub reorder: Box<Reorder>,
     /// Samples recorded in the current recording.
     pub samples: u64,
+    /// The most samples a recording may have: the mailbox's `max_length` of audio,
+    /// whatever the caller's RTP timestamps say (the reorder buffer fills a jump ahead with
+    /// silence: a hostile stream must not fill the disk, or the review copy the memory,
+    /// faster than time passes).
+    pub cap: u64,
     /// The current recording's audio, kept only when the mailbox has a review step.
     pub review: Option<Vec<i16>>,
     /// The id of the request handed to the store, once the deposit submitted one (a
@@ -88,6 +93,7 @@ impl DepositCall {
         let mut deposit = Deposit::new(mb, request.caller_id.as_deref());
         deposit.start(now);
         let review = mb.review.then(Vec::new);
+        let cap = u64::try_from(mb.max_length.as_millis()).unwrap_or(u64::MAX / 8) * 8;
         DepositCall {
             menus,
             language,
@@ -98,6 +104,7 @@ impl DepositCall {
             recording_live: false,
             reorder: Box::new(Reorder::new(REORDER_DELAY)),
             samples: 0,
+            cap,
             review,
             submitted: None,
         }
@@ -116,10 +123,18 @@ impl DepositCall {
             return;
         };
         let deposit = &mut self.deposit;
-        let samples = &mut self.samples;
+        let (samples, cap) = (&mut self.samples, self.cap);
         let review = &mut self.review;
         self.reorder.push(timestamp, pcm, &mut |frame: &Frame| {
-            record_frame(outputs, deposit, samples, review, recording, now, frame);
+            record_frame(
+                outputs,
+                deposit,
+                (samples, cap),
+                review,
+                recording,
+                now,
+                frame,
+            );
         });
     }
 
@@ -210,10 +225,18 @@ impl DepositCall {
                         // What the reorder buffer still holds is part of the message.
                         let outputs = &mut *io.outputs;
                         let deposit = &mut self.deposit;
-                        let samples = &mut self.samples;
+                        let (samples, cap) = (&mut self.samples, self.cap);
                         let review = &mut self.review;
                         self.reorder.flush(&mut |frame: &Frame| {
-                            record_frame(outputs, deposit, samples, review, recording, now, frame);
+                            record_frame(
+                                outputs,
+                                deposit,
+                                (samples, cap),
+                                review,
+                                recording,
+                                now,
+                                frame,
+                            );
                         });
                         io.outputs
                             .push_back(Output::Voicemail(VoicemailCmd::Stop { recording }));
@@ -267,17 +290,22 @@ impl DepositCall {
 }
 
 /// One frame out of the reorder buffer: to the recorder, to the review copy, and its level
-/// to the deposit (for the silence that ends a message).
+/// to the deposit (for the silence that ends a message); none past the cap (`count`:
+/// samples so far, cap).
 fn record_frame(
     outputs: &mut std::collections::VecDeque<Output>,
     deposit: &mut Deposit,
-    samples: &mut u64,
+    count: (&mut u64, u64),
     review: &mut Option<Vec<i16>>,
     recording: RecordingId,
     now: Instant,
     frame: &Frame,
 ) {
+    let (samples, cap) = count;
     let pcm = frame.pcm();
+    if *samples + pcm.len() as u64 > cap {
+        return;
+    }
     let level = pcm.iter().map(|s| s.unsigned_abs() as u32).sum::<u32>() / pcm.len().max(1) as u32;
     deposit.handle_audio(now, level > VOICE_LEVEL);
     *samples += pcm.len() as u64;

@@ -358,14 +358,15 @@ pub struct NoteIn {
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ivr staff API", description = "Callback requests left by callers: list, read, listen, and work through them. Call-center queues: who waits, agents' states, and agents logged in, out, paused and unpaused. Reports from the call records."),
+    info(title = "ivr staff API", description = "Callback requests left by callers: list, read, listen, and work through them. Call-center queues: who waits, agents' states, and agents logged in, out, paused and unpaused. Reports from the call records, and the survey comments callers recorded."),
     paths(list, get_one, audio, set_status, add_note, crate::desk::queues, crate::desk::agent_action,
-        crate::reports::calls),
+        crate::reports::calls, crate::comments::list, crate::comments::audio),
     components(schemas(Callback, CallbackDetail, Change, StatusChange, NoteIn, StatusName, ApiError,
         crate::desk::Queues, crate::desk::Queue, crate::desk::Waiting, crate::desk::Agent, crate::desk::PauseIn,
         ivr_voicemail::report::CallReport, ivr_voicemail::report::Bucket, ivr_voicemail::report::MenuReport,
         ivr_voicemail::report::KeyShare, ivr_voicemail::report::Outcomes, ivr_voicemail::report::CallbackReport,
-        ivr_voicemail::report::SurveyQuestion, ivr_voicemail::report::AnswerShare, ivr_voicemail::report::ScoreBucket)),
+        ivr_voicemail::report::SurveyQuestion, ivr_voicemail::report::AnswerShare, ivr_voicemail::report::ScoreBucket,
+        ivr_voicemail::call_log::RecentComment)),
     modifiers(&Security)
 )]
 pub struct Doc;

@@ -126,8 +126,9 @@ fn path(r: &CallRecord) -> String {
     steps.join(" > ")
 }
 
-/// The survey's answers in one line: `after_call: rating=4 recommend=timeout` (the key
-/// pressed, or how the question ended unanswered); empty without a survey.
+/// The survey's answers in one line: `after_call: rating=4 recommend=timeout
+/// comment=recorded` (the key pressed, `recorded` for a kept comment, or how the question
+/// ended unanswered); empty without a survey.
 fn answers(r: &CallRecord) -> String {
     let Some(first) = r.answers.first() else {
         return String::new();
@@ -136,11 +137,12 @@ fn answers(r: &CallRecord) -> String {
         .answers
         .iter()
         .map(|a| {
-            format!(
-                "{}={}",
-                a.question,
-                a.answer.as_deref().unwrap_or(&a.outcome)
-            )
+            let said = match (&a.answer, &a.recording) {
+                (Some(key), _) => key.as_str(),
+                (None, Some(_)) => "recorded",
+                (None, None) => &a.outcome,
+            };
+            format!("{}={said}", a.question)
         })
         .collect();
     format!("{}: {}", first.survey, each.join(" "))
@@ -461,13 +463,14 @@ fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
     if let Some(first) = r.answers.first() {
         writeln!(out, "survey:      {}", t(&first.survey))?;
         for a in &r.answers {
-            writeln!(
-                out,
-                "  {:<16} {:<9} {}",
-                t(&a.question),
-                a.outcome,
-                t(a.answer.as_deref().unwrap_or("")),
-            )?;
+            // A comment is named by its file (in the voicemail folder; the staff API
+            // serves it at /api/comments/KEY).
+            let said = match (&a.answer, &a.recording) {
+                (Some(key), _) => t(key).into_owned(),
+                (None, Some(rec)) => format!("comment {}.wav", t(rec)),
+                (None, None) => String::new(),
+            };
+            writeln!(out, "  {:<16} {:<9} {said}", t(&a.question), a.outcome,)?;
         }
     }
     Ok(())
@@ -594,6 +597,7 @@ mod tests {
                 question: "rating".into(),
                 answer: Some(k.into()),
                 outcome: "answered".into(),
+                recording: None,
             })
             .to_vec();
         let mut message = call(t0, "key", Some("1"), Some("voicemail"));
@@ -671,13 +675,17 @@ mod tests {
             question: q.into(),
             answer: a.map(str::to_string),
             outcome: outcome.into(),
+            recording: None,
         };
+        let mut comment = answer("comment", None, "answered");
+        comment.recording = Some("comment-1764640000-0a1b2c3d".into());
         let r = CallRecord {
             call_id: "s@x".into(),
             end_reason: "destination_hung_up".into(),
             answers: vec![
                 answer("rating", Some("4"), "answered"),
                 answer("recommend", None, "timeout"),
+                comment,
             ],
             request_id: Some("1796083200-0000abcd".into()),
             ..Default::default()
@@ -686,7 +694,7 @@ mod tests {
         show(&mut out, &r).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.contains("survey:      after_call\n  rating           answered  4\n  recommend        timeout   \n"),
+            text.contains("survey:      after_call\n  rating           answered  4\n  recommend        timeout   \n  comment          answered  comment comment-1764640000-0a1b2c3d.wav\n"),
             "{text}"
         );
         assert!(
@@ -697,7 +705,7 @@ mod tests {
         export_csv(&mut out, &[r]).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.ends_with(",after_call: rating=4 recommend=timeout\n"),
+            text.ends_with(",after_call: rating=4 recommend=timeout comment=recorded\n"),
             "{text}"
         );
     }

@@ -737,12 +737,22 @@ impl Io {
             return;
         };
         let store = self.store.clone();
+        let dir = self.voicemail_dir.clone();
         self.stores.spawn(async move {
             // Committed chunk by chunk: a stop that gives up on a slow store keeps those
             // already written, rather than rolling back one large transaction.
             for chunk in batch.records.chunks(record_queue::CHUNK) {
                 if let Err(e) = store.insert_calls(chunk).await {
                     warn!(records = chunk.len(), error = %e, "cannot store call records");
+                    continue;
+                }
+                // Their survey comments' records kept for a crash are no longer needed.
+                for key in chunk
+                    .iter()
+                    .flat_map(|r| &r.answers)
+                    .filter_map(|a| a.recording.as_deref())
+                {
+                    crate::recorder::forget_comment(&dir, key);
                 }
             }
             drop(batch);
@@ -976,6 +986,7 @@ impl Io {
                 Output::Voicemail(cmd) => {
                     let failed = match &cmd {
                         ivr_engine::VoicemailCmd::Start { recording, .. }
+                        | ivr_engine::VoicemailCmd::StartComment { recording, .. }
                         | ivr_engine::VoicemailCmd::Frame { recording, .. } => Some(*recording),
                         _ => None,
                     };

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::router(staff.clone()))
         .merge(crate::desk::router(staff.clone()))
         .merge(crate::reports::router(staff.clone()))
+        .merge(crate::comments::router(staff.clone()))
         .merge(crate::page::router(staff))
         .layer(middleware::from_fn_with_state(web, crate::web::guard))
 }

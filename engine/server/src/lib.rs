@@ -7,6 +7,7 @@
 pub mod api;
 pub mod builtin;
 pub mod clock;
+pub mod comments;
 pub mod config;
 pub mod conns;
 pub mod desk;

@@ -941,6 +941,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(
                 repaired = found.repaired,
                 stored = found.stored,
+                comments = found.comments,
                 "recovered callback requests left by the last run (marked recovered)"
             );
         }

@@ -253,7 +253,22 @@ async function refreshReports(list) {
       <div class="figures"><div><b>${c.created}</b>created</div><div><b>${c.resolved}</b>resolved</div><div><b>${median}</b>median time to resolve</div></div></article>
     <article class="card report surveys"><h2><span>Survey scores</span></h2>
       <p class="meta">Average of the 0–9 answers per ${r.per_hour ? "hour" : "day"}; a * or # answer counts as answered, not in the average.</p>
-      ${r.surveys.length ? r.surveys.map(surveyChart).join("") : `<p class="meta">No survey answers.</p>`}</article>`;
+      ${r.surveys.length ? r.surveys.map(surveyChart).join("") : `<p class="meta">No survey answers.</p>`}</article>
+    <article class="card report comments"><h2><span>Survey comments</span></h2><p class="meta">Loading…</p></article>`;
+  fillComments(list.querySelector(".comments"));
+}
+// Survey comments (a recorded question): the newest, each with a player (staff who do not
+// see every mailbox get none from the API).
+async function fillComments(card) {
+  let rows;
+  try { rows = await api("/api/comments?limit=20"); } catch (err) {
+    card.querySelector("p").textContent = err.message; return;
+  }
+  if (!rows) return;
+  card.innerHTML = `<h2><span>Survey comments</span><span class="status">${rows.length}</span></h2>` + (rows.length
+    ? rows.map(c => `<div class="comment"><div class="meta">${new Date(c.started_ms).toLocaleString()} · ${esc(c.caller || "unknown caller")} · ${esc(c.survey)}/${esc(c.question)}${c.outcome === "hangup" ? " · hung up while speaking" : ""} · <span title="Call-ID">${esc(c.call_id)}</span></div>
+      <audio controls preload="none" src="/api/comments/${encodeURIComponent(c.recording)}"></audio></div>`).join("")
+    : `<p class="meta">No comments recorded.</p>`);
 }
 document.getElementById("list").addEventListener("change", e => {
   if (!e.target.matches("select.range")) return;
@@ -265,6 +280,7 @@ async function refresh() {
   const list0 = document.getElementById("list");
   if (view === "reports") {
     if (document.activeElement && list0.contains(document.activeElement)) return;
+    if ([...list0.querySelectorAll("audio")].some(a => !a.paused)) return;
     return refreshReports(list0);
   }
   if (view === "queues") {

@@ -14,6 +14,13 @@
 //! every `.part` left by a crash and stores every request whose `ID.json` is still there,
 //! marked `recovered`. So the order is always: audio durable, then metadata committed.
 //!
+//! A survey comment (issue #12, a recorded question) is written the same way, as
+//! `KEY.wav.part` then `KEY.wav` (`KEY` starts with `comment-`), with `KEY.json` beside
+//! it: the call's record as known when the comment started. The driver deletes that
+//! file once the call's record, which links the comment, is stored; at start-up
+//! [`recover`] stores the record of each one still there (end reason `recovered`, the
+//! comment with the length of audio found) unless the store already has it.
+//!
 //! A recording that cannot be written (the disk is full, the folder unwritable) is
 //! **removed at once**: its `.wav.part`, `.wav`, `.json` and `.json.tmp` are deleted and the
 //! engine is told, so the caller hears that the message could not be saved; nothing is
@@ -23,6 +30,7 @@
 //! request is kept, no audio is claimed.
 
 use ivr_engine::{VoicemailCmd, VoicemailReport};
+use ivr_voicemail::calls::{COMMENT_PREFIX, CallRecord};
 use ivr_voicemail::store::{Store, StoreError};
 use ivr_voicemail::{CallbackRequest, RecordingId};
 use std::collections::HashMap;
@@ -118,6 +126,8 @@ struct Open {
     id: String,
     writer: Option<hound::WavWriter<BufWriter<File>>>,
     since_flush: u32,
+    /// A survey comment: never submitted, so nothing waits for it once stopped.
+    comment: bool,
 }
 
 struct Writer<F> {
@@ -153,35 +163,66 @@ impl<F: Fn(WriterOut)> Writer<F> {
         }
     }
 
+    /// Open `ID.wav.part` for writing, after `ID.json` was written by `meta`.
+    fn open_wav(
+        &mut self,
+        recording: RecordingId,
+        id: &str,
+        comment: bool,
+        meta: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) {
+        let result = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| meta(&self.dir))
+            .and_then(|()| {
+                let spec = hound::WavSpec {
+                    channels: 1,
+                    sample_rate: 8000,
+                    bits_per_sample: 16,
+                    sample_format: hound::SampleFormat::Int,
+                };
+                let file = File::create(self.dir.join(format!("{id}.wav.part")))?;
+                hound::WavWriter::new(BufWriter::new(file), spec)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            });
+        match result {
+            Ok(writer) => {
+                self.open.insert(
+                    recording,
+                    Open {
+                        id: id.to_string(),
+                        writer: Some(writer),
+                        since_flush: 0,
+                        comment,
+                    },
+                );
+            }
+            Err(e) => self.failed(recording, id, comment, &e),
+        }
+    }
+
     fn handle(&mut self, cmd: VoicemailCmd) {
         match cmd {
             VoicemailCmd::Start { recording, request } => {
-                let result = std::fs::create_dir_all(&self.dir)
-                    .and_then(|()| write_json(&self.dir, &request))
-                    .and_then(|()| {
-                        let spec = hound::WavSpec {
-                            channels: 1,
-                            sample_rate: 8000,
-                            bits_per_sample: 16,
-                            sample_format: hound::SampleFormat::Int,
-                        };
-                        let file = File::create(self.dir.join(format!("{}.wav.part", request.id)))?;
-                        hound::WavWriter::new(BufWriter::new(file), spec)
-                            .map_err(|e| std::io::Error::other(e.to_string()))
-                    });
-                match result {
-                    Ok(writer) => {
-                        self.open.insert(
-                            recording,
-                            Open {
-                                id: request.id.clone(),
-                                writer: Some(writer),
-                                since_flush: 0,
-                            },
-                        );
-                    }
-                    Err(e) => self.failed(recording, &request.id, &e),
+                self.open_wav(recording, &request.id.clone(), false, |dir| {
+                    write_json(dir, &request)
+                });
+            }
+            VoicemailCmd::StartComment {
+                recording,
+                key,
+                record,
+            } => {
+                // The engine makes the key; one that could name another file is refused.
+                if !ivr_voicemail::calls::is_comment_key(&key) {
+                    error!(%key, "a survey comment's key is not one: not recorded");
+                    (self.out)(WriterOut::Report(VoicemailReport::RecordingFailed {
+                        recording,
+                    }));
+                    return;
                 }
+                self.open_wav(recording, &key.clone(), true, |dir| {
+                    write_durably(dir, &key, &serde_json::to_vec_pretty(&*record)?)
+                });
             }
             VoicemailCmd::Frame { recording, frame } => {
                 let Some(open) = self.open.get_mut(&recording) else {
@@ -197,9 +238,14 @@ impl<F: Fn(WriterOut)> Writer<F> {
                     result = w.flush();
                 }
                 if let Err(e) = result {
-                    let id = open.id.clone();
+                    let (id, comment) = (open.id.clone(), open.comment);
                     self.open.remove(&recording);
-                    self.failed(recording, &id, &std::io::Error::other(e.to_string()));
+                    self.failed(
+                        recording,
+                        &id,
+                        comment,
+                        &std::io::Error::other(e.to_string()),
+                    );
                 }
             }
             VoicemailCmd::Stop { recording } => self.stop(recording),
@@ -265,17 +311,24 @@ impl<F: Fn(WriterOut)> Writer<F> {
             sync_dir(&self.dir)
         })();
         match result {
+            // A comment is done: the call record names it, and its `KEY.json` stays until
+            // that record is stored.
+            Ok(()) if open.comment => {}
             Ok(()) => {
                 self.stopped.insert(recording, open.id);
             }
-            Err(e) => self.failed(recording, &open.id, &e),
+            Err(e) => self.failed(recording, &open.id, open.comment, &e),
         }
     }
 
     /// A recording could not be written: remove its files (see the module documentation)
     /// and tell the engine, which apologises to the caller.
-    fn failed(&mut self, recording: RecordingId, id: &str, e: &std::io::Error) {
-        error!(%id, error = %e, "voicemail recording failed and was removed; the caller hears an apology");
+    fn failed(&mut self, recording: RecordingId, id: &str, comment: bool, e: &std::io::Error) {
+        if comment {
+            error!(%id, error = %e, "survey comment recording failed and was removed; the call record keeps no comment");
+        } else {
+            error!(%id, error = %e, "voicemail recording failed and was removed; the caller hears an apology");
+        }
         for name in [
             format!("{id}.wav.part"),
             format!("{id}.wav"),
@@ -290,7 +343,10 @@ impl<F: Fn(WriterOut)> Writer<F> {
             }
         }
         let _ = sync_dir(&self.dir);
-        self.failed.insert(recording);
+        // A comment is never submitted: nothing would take it out of the set.
+        if !comment {
+            self.failed.insert(recording);
+        }
         (self.out)(WriterOut::Report(VoicemailReport::RecordingFailed {
             recording,
         }));
@@ -299,12 +355,30 @@ impl<F: Fn(WriterOut)> Writer<F> {
 
 /// Write `ID.json` durably: a temporary file, fsynced, renamed.
 fn write_json(dir: &Path, r: &CallbackRequest) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{}.json.tmp", r.id));
+    write_durably(
+        dir,
+        &r.id,
+        &serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?,
+    )
+}
+
+/// Write `ID.json` with `bytes` durably: a temporary file, fsynced, renamed.
+fn write_durably(dir: &Path, id: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{id}.json.tmp"));
     let mut f = File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(format!("{}.json", r.id)))?;
+    std::fs::rename(&tmp, dir.join(format!("{id}.json")))?;
     sync_dir(dir)
+}
+
+/// The record of a call whose comment `key` is stored: its `KEY.json` is no longer needed
+/// (a missing one is fine: the comment may not have started writing yet, and [`recover`]
+/// finds the record stored).
+pub fn forget_comment(dir: &Path, key: &str) {
+    if ivr_voicemail::calls::is_comment_key(key) {
+        let _ = std::fs::remove_file(dir.join(format!("{key}.json")));
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -357,6 +431,8 @@ pub struct Recovered {
     pub repaired: usize,
     /// Requests stored that were not yet.
     pub stored: usize,
+    /// Survey comments whose call record was stored (it was not yet).
+    pub comments: usize,
 }
 
 /// After a crash: repair partial recordings and store every request still waiting in the
@@ -372,6 +448,7 @@ pub async fn recover(
         return Ok(found);
     };
     let mut jsons = Vec::new();
+    let mut comments = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().to_string();
@@ -385,10 +462,18 @@ pub async fn recover(
                     warn!(file = %path.display(), error = %e, "cannot repair a partial recording")
                 }
             }
+        } else if name.ends_with(".json") && name.starts_with(COMMENT_PREFIX) {
+            comments.push(path);
         } else if name.ends_with(".json") {
             jsons.push(path);
         } else if name.ends_with(".json.tmp") {
             let _ = std::fs::remove_file(&path);
+        }
+    }
+    comments.sort();
+    for path in comments {
+        if recover_comment(dir, &path, store).await? {
+            found.comments += 1;
         }
     }
     jsons.sort();
@@ -417,9 +502,219 @@ pub async fn recover(
     Ok(found)
 }
 
+/// The call record kept beside a survey comment (`KEY.json`): stored unless the store
+/// has it already, with the comment if audio was found; then the file goes. Returns
+/// whether it was stored.
+async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool, StoreError> {
+    let Ok(text) = std::fs::read(path) else {
+        return Ok(false);
+    };
+    let mut record: CallRecord = match serde_json::from_slice(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(file = %path.display(), error = %e, "unreadable survey comment record left as is");
+            return Ok(false);
+        }
+    };
+    let Some(key) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".json"))
+        .filter(|k| ivr_voicemail::calls::is_comment_key(k))
+        .map(str::to_string)
+    else {
+        return Ok(false);
+    };
+    let stored = if store.has_call_recording(&key).await? {
+        false
+    } else {
+        let samples = repair_wav(&dir.join(format!("{key}.wav"))).unwrap_or(0);
+        for a in &mut record.answers {
+            if a.recording.as_deref() == Some(key.as_str()) && samples == 0 {
+                a.recording = None;
+            }
+        }
+        if samples == 0 {
+            let _ = std::fs::remove_file(dir.join(format!("{key}.wav")));
+        }
+        // The call ended (unseen) no earlier than its comment did.
+        let ms = i64::try_from(samples / 8).unwrap_or(i64::MAX);
+        record.ended_ms = record.ended_ms.saturating_add(ms);
+        record.duration_ms = record.ended_ms - record.started_ms;
+        record.end_reason = "recovered".into();
+        store.insert_calls(std::slice::from_ref(&record)).await?;
+        info!(%key, call_id = %record.call_id, "recovered a survey comment's call record");
+        true
+    };
+    let _ = std::fs::remove_file(path);
+    Ok(stored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ivr_voicemail::calls::CallAnswer;
+
+    const KEY: &str = "comment-1800000000-0a1b2c3d";
+
+    /// A call record as the engine keeps it beside a comment.
+    fn kept_record() -> CallRecord {
+        CallRecord {
+            call_id: "c1@192.0.2.1".into(),
+            started_ms: 1_800_000_000_000,
+            ended_ms: 1_800_000_030_000,
+            duration_ms: 30_000,
+            end_reason: "recovered".into(),
+            answers: vec![CallAnswer {
+                survey: "after_call".into(),
+                question: "comment".into(),
+                answer: None,
+                outcome: "hangup".into(),
+                recording: Some(KEY.into()),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn frame(v: i16) -> ivr_audio::reorder::Frame {
+        ivr_audio::reorder::Frame {
+            samples: [v; 160],
+            len: 160,
+            missing: 0,
+        }
+    }
+
+    async fn store(dir: &Path) -> Store {
+        Store::open(&format!("sqlite://{}", dir.join("callbacks.db").display()))
+            .await
+            .unwrap()
+    }
+
+    /// A comment is written like a message, with the call's record beside it; once that
+    /// record is stored it goes. Discarding one removes both files.
+    #[test]
+    fn a_comment_is_written_durably_with_its_record_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        let outs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = outs.clone();
+        let rec = Recorder::spawn(vm.clone(), move |o| seen.lock().unwrap().push(o)).unwrap();
+        let start = |recording, key: &str| VoicemailCmd::StartComment {
+            recording: RecordingId(recording),
+            key: key.into(),
+            record: Box::new(kept_record()),
+        };
+        assert!(rec.send(start(1, KEY)));
+        for v in 0..100 {
+            assert!(rec.send(VoicemailCmd::Frame {
+                recording: RecordingId(1),
+                frame: frame(v),
+            }));
+        }
+        assert!(rec.send(VoicemailCmd::Stop {
+            recording: RecordingId(1)
+        }));
+        // An empty one, dropped; a key that could name another file, refused.
+        assert!(rec.send(start(2, "comment-1800000000-00000002")));
+        assert!(rec.send(VoicemailCmd::Discard {
+            recording: RecordingId(2)
+        }));
+        assert!(rec.send(start(3, "comment-../../x")));
+        rec.finish();
+        let r = hound::WavReader::open(vm.join(format!("{KEY}.wav"))).unwrap();
+        assert_eq!(r.len(), 16_000);
+        let json: CallRecord =
+            serde_json::from_slice(&std::fs::read(vm.join(format!("{KEY}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(json, kept_record());
+        let mut names: Vec<String> = std::fs::read_dir(&vm)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("{KEY}.json"), format!("{KEY}.wav")]);
+        let outs = outs.lock().unwrap();
+        assert!(
+            matches!(
+                &outs[..],
+                [WriterOut::Report(VoicemailReport::RecordingFailed {
+                    recording: RecordingId(3)
+                })]
+            ),
+            "only the bad key is reported: {outs:?}"
+        );
+        forget_comment(&vm, KEY);
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+        assert!(vm.join(format!("{KEY}.wav")).exists());
+    }
+
+    /// After a crash mid-comment: the `.part` is repaired and the call's record stored
+    /// with the comment and the length found; a record already stored is not stored again;
+    /// a comment with no audio is not named.
+    #[tokio::test]
+    async fn a_crash_mid_comment_recovers_the_audio_and_its_call_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        std::fs::create_dir_all(&vm).unwrap();
+        let store = store(dir.path()).await;
+        // As the writer leaves it when killed: the record, a .part with 1 s flushed.
+        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(vm.join(format!("{KEY}.wav.part")), spec).unwrap();
+        for i in 0..8000 {
+            w.write_sample((i % 50) as i16).unwrap();
+        }
+        w.flush().unwrap();
+        std::mem::forget(w);
+        // One whose audio never reached the disk.
+        let empty = "comment-1800000000-0000000e";
+        let mut r = kept_record();
+        r.call_id = "c2@192.0.2.1".into();
+        r.answers[0].recording = Some(empty.into());
+        write_durably(&vm, empty, &serde_json::to_vec(&r).unwrap()).unwrap();
+
+        let found = recover(&vm, &store, 1_800_000_100, Default::default())
+            .await
+            .unwrap();
+        assert_eq!((found.repaired, found.comments), (1, 2));
+        let all = ivr_voicemail::call_log::CallFilter {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10,
+            newest_first: false,
+        };
+        let calls = store.calls(&all).await.unwrap();
+        assert_eq!(calls.len(), 2);
+        let c1 = calls.iter().find(|c| c.call_id == "c1@192.0.2.1").unwrap();
+        assert_eq!(c1.answers, kept_record().answers);
+        assert_eq!(c1.end_reason, "recovered");
+        assert_eq!(c1.ended_ms, 1_800_000_031_000, "the comment's second added");
+        let c2 = calls.iter().find(|c| c.call_id == "c2@192.0.2.1").unwrap();
+        assert_eq!(c2.answers[0].recording, None, "no audio, no comment named");
+        assert_eq!(
+            hound::WavReader::open(vm.join(format!("{KEY}.wav")))
+                .unwrap()
+                .len(),
+            8000
+        );
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+        assert!(!vm.join(format!("{KEY}.wav.part")).exists());
+
+        // Stored already (the crash came after the record was stored, before its file was
+        // removed): not stored twice.
+        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        let found = recover(&vm, &store, 1_800_000_100, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(found, Recovered::default());
+        assert_eq!(store.calls(&all).await.unwrap().len(), 2);
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+    }
 
     /// A `.part` file as a kill -9 leaves it: the header (brought up to date at the last
     /// flush) counts 8000 samples, and 4000 more samples plus half of one reached the file

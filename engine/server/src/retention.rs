@@ -18,10 +18,29 @@ pub async fn sweep(store: &Store, voicemail_dir: &std::path::Path, days: u32, no
         Ok(n) => info!(deleted = n, days, "retention: old queue events deleted"),
         Err(e) => warn!(error = %e, "retention: cannot delete old queue events"),
     }
-    // So do call records (issue #12).
+    // So do call records (issue #12), and their survey comments' recordings: the keys
+    // first, the files once the rows are gone (a file without its row is never served).
+    let comments = match store.call_recordings_before(before_ms).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            warn!(error = %e, "retention: cannot list old survey comments");
+            Vec::new()
+        }
+    };
     match store.delete_calls_before(before_ms).await {
-        Ok(0) => {}
-        Ok(n) => info!(deleted = n, days, "retention: old call records deleted"),
+        Ok(n) => {
+            if n > 0 {
+                info!(deleted = n, days, "retention: old call records deleted");
+            }
+            for key in comments
+                .iter()
+                .filter(|k| ivr_voicemail::calls::is_comment_key(k))
+            {
+                for name in [format!("{key}.wav"), format!("{key}.json")] {
+                    let _ = std::fs::remove_file(voicemail_dir.join(name));
+                }
+            }
+        }
         Err(e) => warn!(error = %e, "retention: cannot delete old call records"),
     }
     match store.delete_older_than(before).await {
@@ -109,11 +128,20 @@ mod tests {
             }
         }
         // Call records: one a millisecond too old, one exactly at the limit.
+        // Each with a survey comment, its recording in the folder.
+        let key = |ms: i64| format!("comment-{ms}-0000abcd");
         let record = |ms: i64| ivr_voicemail::calls::CallRecord {
             call_id: format!("call-{ms}"),
             started_ms: ms,
             ended_ms: ms,
             end_reason: "caller_hung_up".into(),
+            answers: vec![ivr_voicemail::calls::CallAnswer {
+                survey: "after_call".into(),
+                question: "comment".into(),
+                answer: None,
+                outcome: "answered".into(),
+                recording: Some(key(ms)),
+            }],
             ..Default::default()
         };
         let limit_ms = limit as i64 * 1000;
@@ -121,7 +149,15 @@ mod tests {
             .insert_calls(&[record(limit_ms - 1), record(limit_ms)])
             .await
             .unwrap();
+        for ms in [limit_ms - 1, limit_ms] {
+            std::fs::write(vm.join(format!("{}.wav", key(ms))), b"x").unwrap();
+        }
         assert_eq!(sweep(&store, &vm, 30, now).await, 1);
+        assert!(
+            !vm.join(format!("{}.wav", key(limit_ms - 1))).exists(),
+            "the old call's comment went with its record"
+        );
+        assert!(vm.join(format!("{}.wav", key(limit_ms))).exists());
         let calls = ivr_voicemail::call_log::CallFilter {
             from_ms: 0,
             to_ms: i64::MAX,
