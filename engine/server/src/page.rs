@@ -230,7 +230,10 @@ function surveyChart(q) {
     x += a.share; return r;
   }).join("");
   const first = q.buckets[0], last = q.buckets[q.buckets.length - 1];
-  return `<div class="survey"><div class="meta"><b>${esc(q.survey)} · ${esc(q.question)}</b> · average ${avgText(q.average)} · ${q.answered} of ${q.asked} answered · unanswered ${pct(q.unanswered_share)} (${q.timeouts} timeout, ${q.invalid} invalid, ${q.hangups} hung up)</div>
+  const head = `<div class="meta"><b>${esc(q.survey)} · ${esc(q.question)}</b> · average ${avgText(q.average)} · ${q.answered} of ${q.asked} answered · unanswered ${pct(q.unanswered_share)} (${q.timeouts} timeout, ${q.invalid} invalid, ${q.hangups} hung up)</div>`;
+  // Nothing to draw without a key answered (a recorded comment, or only timeouts so far).
+  if (!q.answers.some(a => a.key)) return `<div class="survey">${head}</div>`;
+  return `<div class="survey">${head}
     <svg class="chart" viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(q.question)}: average per period"><line class="grid" x1="0" y1="16" x2="${w}" y2="16"></line><text x="2" y="12">${top}</text>${cols}</svg>
     ${first ? `<div class="meta axis"><span>${esc(first.start)}</span><span>${esc(last.start)}</span></div>` : ""}
     <svg class="chart" viewBox="0 0 600 18" role="img" aria-label="${esc(q.question)}: answers"><rect class="rest" x="0" y="0" width="600" height="18"></rect>${parts}</svg>
