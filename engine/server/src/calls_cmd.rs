@@ -477,7 +477,7 @@ fn show(out: &mut impl Write, r: &CallRecord) -> std::io::Result<()> {
 }
 
 /// The CSV columns.
-const CSV_COLUMNS: [&str; 17] = [
+const CSV_COLUMNS: [&str; 18] = [
     "call_id",
     "started",
     "answered",
@@ -495,6 +495,7 @@ const CSV_COLUMNS: [&str; 17] = [
     "agent",
     "path",
     "answers",
+    "request_id",
 ];
 
 /// Write `rows` as CSV, defused as `ivr callbacks export` does.
@@ -522,6 +523,7 @@ fn export_csv(out: impl Write, rows: &[CallRecord]) -> csv::Result<()> {
                 opt(&r.agent),
                 path(r),
                 answers(r),
+                opt(&r.request_id),
             ]
         }),
     )
@@ -664,7 +666,7 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert_eq!(
             row,
-            "'=cmd|' /C calc'!A0,2027-01-15 08:00:00Z,,2027-01-15 08:00:05Z,5000,+15551234,,caller_hung_up,,,,,,,,main:interrupted:key 1,"
+            "'=cmd|' /C calc'!A0,2027-01-15 08:00:00Z,,2027-01-15 08:00:05Z,5000,+15551234,,caller_hung_up,,,,,,,,main:interrupted:key 1,,"
         );
     }
 
@@ -705,7 +707,9 @@ mod tests {
         export_csv(&mut out, &[r]).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.ends_with(",after_call: rating=4 recommend=timeout comment=recorded\n"),
+            text.ends_with(
+                ",after_call: rating=4 recommend=timeout comment=recorded,1796083200-0000abcd\n"
+            ),
             "{text}"
         );
     }
