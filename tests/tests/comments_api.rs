@@ -136,7 +136,10 @@ fn suite(database: Option<String>) {
     assert_eq!(part.status, 206);
     assert_eq!(part.body, bytes[44..144]);
     let tail = get(&url, &boss, &[("Range", "bytes=-10")]);
-    assert_eq!((tail.status, &tail.body[..]), (206, &bytes[bytes.len() - 10..]));
+    assert_eq!(
+        (tail.status, &tail.body[..]),
+        (206, &bytes[bytes.len() - 10..])
+    );
     let many: String = (0..1000)
         .map(|i| format!("{i}-{i}"))
         .collect::<Vec<_>>()
@@ -164,7 +167,10 @@ fn suite(database: Option<String>) {
             "Range {shown}: {}",
             r.status
         );
-        assert!(r.body.len() <= bytes.len(), "Range {shown}: more than the file");
+        assert!(
+            r.body.len() <= bytes.len(),
+            "Range {shown}: more than the file"
+        );
         if r.status == 200 {
             assert_eq!(r.body, bytes, "Range {shown}");
         }
@@ -180,8 +186,16 @@ fn suite(database: Option<String>) {
         }
     }
     // Two Range headers.
-    let two = get(&url, &boss, &[("Range", "bytes=0-1"), ("Range", "bytes=2-3")]);
-    assert!(matches!(two.status, 200 | 206 | 400 | 416), "{}", two.status);
+    let two = get(
+        &url,
+        &boss,
+        &[("Range", "bytes=0-1"), ("Range", "bytes=2-3")],
+    );
+    assert!(
+        matches!(two.status, 200 | 206 | 400 | 416),
+        "{}",
+        two.status
+    );
     // The server is still there.
     assert_eq!(get(&url, &boss, &[]).status, 200);
 }

@@ -527,6 +527,17 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
     };
     let stored = if store.has_call_recording(&key).await? {
         false
+    } else if store
+        .call(&record.call_id)
+        .await?
+        .iter()
+        .any(|r| r.started_ms == record.started_ms)
+    {
+        // The call's final record is stored without the comment (dropped, or given up
+        // when the recorder fell behind): not stored twice; its audio is linked by nothing,
+        // so it would never be served nor deleted.
+        let _ = std::fs::remove_file(dir.join(format!("{key}.wav")));
+        false
     } else {
         let samples = repair_wav(&dir.join(format!("{key}.wav"))).unwrap_or(0);
         for a in &mut record.answers {
@@ -714,6 +725,51 @@ mod tests {
         assert_eq!(found, Recovered::default());
         assert_eq!(store.calls(&all).await.unwrap().len(), 2);
         assert!(!vm.join(format!("{KEY}.json")).exists());
+    }
+
+    /// The call's final record was stored without the comment (the comment was dropped,
+    /// or the recorder fell behind and it was given up), and the process died before the
+    /// comment's `KEY.json` went: recovery must not store the call a second time (reports
+    /// would count it twice), and the unlinked audio goes with its `KEY.json`.
+    #[tokio::test]
+    async fn a_call_stored_without_its_comment_is_not_stored_again_at_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        std::fs::create_dir_all(&vm).unwrap();
+        let store = store(dir.path()).await;
+        let mut stored = kept_record();
+        stored.ended_ms += 5_000;
+        stored.duration_ms += 5_000;
+        stored.end_reason = "caller_hung_up".into();
+        stored.answers[0].recording = None;
+        stored.answers[0].outcome = "timeout".into();
+        store
+            .insert_calls(std::slice::from_ref(&stored))
+            .await
+            .unwrap();
+        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        std::fs::write(
+            vm.join(format!("{KEY}.wav")),
+            ivr_audio::wav::encode_pcm16(8000, &[100; 8000]),
+        )
+        .unwrap();
+
+        let found = recover(&vm, &store, 1_800_000_100, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(found, Recovered::default());
+        let all = ivr_voicemail::call_log::CallFilter {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10,
+            newest_first: false,
+        };
+        assert_eq!(store.calls(&all).await.unwrap(), [stored], "stored once");
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+        assert!(
+            !vm.join(format!("{KEY}.wav")).exists(),
+            "no record links it: it would never be served nor deleted"
+        );
     }
 
     /// A `.part` file as a kill -9 leaves it: the header (brought up to date at the last
