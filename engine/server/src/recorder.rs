@@ -502,6 +502,11 @@ pub async fn recover(
     Ok(found)
 }
 
+/// A stored record with a comment's Call-ID that started this close to the one kept
+/// beside the comment is the same call (the engine's wall clock may be re-anchored between
+/// the two).
+const SAME_CALL_MS: u64 = 60_000;
+
 /// The call record kept beside a survey comment (`KEY.json`): stored unless the store
 /// has it already, with the comment if audio was found; then the file goes. Returns
 /// whether it was stored.
@@ -531,7 +536,7 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
         .call(&record.call_id)
         .await?
         .iter()
-        .any(|r| r.started_ms == record.started_ms)
+        .any(|r| r.started_ms.abs_diff(record.started_ms) <= SAME_CALL_MS)
     {
         // The call's final record is stored without the comment (dropped, or given up
         // when the recorder fell behind): not stored twice; its audio is linked by nothing,
@@ -738,8 +743,10 @@ mod tests {
         std::fs::create_dir_all(&vm).unwrap();
         let store = store(dir.path()).await;
         let mut stored = kept_record();
+        // The wall clock was re-anchored in between: a few milliseconds apart.
+        stored.started_ms += 3;
         stored.ended_ms += 5_000;
-        stored.duration_ms += 5_000;
+        stored.duration_ms = stored.ended_ms - stored.started_ms;
         stored.end_reason = "caller_hung_up".into();
         stored.answers[0].recording = None;
         stored.answers[0].outcome = "timeout".into();
