@@ -419,7 +419,7 @@ fn a_comment_given_up_mid_recording_is_discarded_in_the_recorder() {
     let menus = survey_menus("127.0.0.1:7491");
     let mut net = Net::new(menus.clone());
     let desk = Agent::new("desk", 7491);
-    let mut caller = Caller::new("127.0.0.1:7059", "survey-11");
+    let mut caller = Caller::new("127.0.0.1:7060", "survey-12");
     let (call, _) = until_comment(&mut net, &mut caller, &desk);
     speak(&mut net, &mut caller, call, &tone(8_000));
     let recording = net
