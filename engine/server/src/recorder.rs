@@ -502,6 +502,14 @@ pub async fn recover(
     Ok(found)
 }
 
+/// Remove a comment's audio that no record will link: `KEY.wav`, and a `KEY.wav.part` too
+/// short to repair (a crash before its header reached the disk), else left for ever.
+fn drop_comment_audio(dir: &Path, key: &str) {
+    for name in [format!("{key}.wav"), format!("{key}.wav.part")] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+}
+
 /// A stored record with a comment's Call-ID that started this close to the one kept
 /// beside the comment is the same call (the engine's wall clock may be re-anchored between
 /// the two).
@@ -541,7 +549,7 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
         // The call's final record is stored without the comment (dropped, or given up
         // when the recorder fell behind): not stored twice; its audio is linked by nothing,
         // so it would never be served nor deleted.
-        let _ = std::fs::remove_file(dir.join(format!("{key}.wav")));
+        drop_comment_audio(dir, &key);
         false
     } else {
         let samples = repair_wav(&dir.join(format!("{key}.wav"))).unwrap_or(0);
@@ -551,7 +559,7 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
             }
         }
         if samples == 0 {
-            let _ = std::fs::remove_file(dir.join(format!("{key}.wav")));
+            drop_comment_audio(dir, &key);
         }
         // The call ended (unseen) no earlier than its comment did.
         let ms = i64::try_from(samples / 8).unwrap_or(i64::MAX);
@@ -693,6 +701,9 @@ mod tests {
         r.call_id = "c2@192.0.2.1".into();
         r.answers[0].recording = Some(empty.into());
         write_durably(&vm, empty, &serde_json::to_vec(&r).unwrap()).unwrap();
+        // Killed before the writer's buffer (the header) reached the disk: an empty .part,
+        // which cannot be repaired.
+        std::fs::write(vm.join(format!("{empty}.wav.part")), b"").unwrap();
 
         let found = recover(&vm, &store, 1_800_000_100, Default::default())
             .await
@@ -720,6 +731,10 @@ mod tests {
         );
         assert!(!vm.join(format!("{KEY}.json")).exists());
         assert!(!vm.join(format!("{KEY}.wav.part")).exists());
+        assert!(
+            !vm.join(format!("{empty}.wav.part")).exists(),
+            "an empty .part no record links does not stay for ever"
+        );
 
         // Stored already (the crash came after the record was stored, before its file was
         // removed): not stored twice.
