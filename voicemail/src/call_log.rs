@@ -201,9 +201,25 @@ impl Store {
     }
 
     /// Delete the records of calls started before `before_ms` (retention); returns how
-    /// many.
-    pub async fn delete_calls_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+    /// many, and the comments (store keys) they linked, read in the same transaction: the
+    /// caller deletes those files, and no record's file is left behind by a failure
+    /// between reading the keys and deleting the rows.
+    pub async fn delete_calls_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<(u64, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let q = self.sql(
+            "SELECT recording FROM call_answers WHERE recording IS NOT NULL AND call_seq IN \
+             (SELECT seq FROM calls WHERE started_ms < ?)",
+        );
+        let keys = sqlx::query(&q)
+            .bind(before_ms)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("recording"))
+            .collect::<Result<Vec<String>, sqlx::Error>>()?;
         for table in ["call_steps", "call_answers"] {
             let q = self.sql(&format!(
                 "DELETE FROM {table} WHERE call_seq IN \
@@ -214,7 +230,7 @@ impl Store {
         let q = self.sql("DELETE FROM calls WHERE started_ms < ?");
         let done = sqlx::query(&q).bind(before_ms).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok((done.rows_affected(), keys))
     }
 
     /// The records of `rows` (from `calls`), each with its steps.
@@ -419,7 +435,11 @@ pub(crate) mod tests {
             store.call_recordings_before(2_500).await.unwrap(),
             ["comment-1000-0a1b2c3d"]
         );
-        assert_eq!(store.delete_calls_before(2_500).await.unwrap(), 2);
+        assert_eq!(
+            store.delete_calls_before(2_500).await.unwrap(),
+            (2, vec!["comment-1000-0a1b2c3d".to_string()]),
+            "the deleted records' comments, to delete their files"
+        );
         assert!(
             store
                 .call_recordings_before(2_500)
