@@ -140,7 +140,11 @@ impl Store {
         let q = self.sql(&format!(
             "SELECT {COLUMNS} FROM calls WHERE call_id = ? ORDER BY started_ms, seq LIMIT 100"
         ));
-        let rows = sqlx::query(&q).bind(call_id).fetch_all(&self.pool).await?;
+        // As stored: a NUL in a Call-ID is U+FFFD (PostgreSQL refuses NUL, failing the query).
+        let rows = sqlx::query(&q)
+            .bind(text(call_id))
+            .fetch_all(&self.pool)
+            .await?;
         self.with_steps(&rows).await
     }
 
@@ -481,6 +485,15 @@ pub(crate) mod tests {
             to_ms: i64::MAX,
             ..all
         };
-        assert_eq!(store.calls(&all_time).await.unwrap(), [plain, cleaned]);
+        assert_eq!(
+            store.calls(&all_time).await.unwrap(),
+            [plain, cleaned.clone()]
+        );
+        // Looked up by the Call-ID as the peer sent it (crash recovery does, for a comment's
+        // call): found, not a failed query.
+        assert_eq!(
+            store.call("nul\0@192.0.2.1").await.expect("no error"),
+            [cleaned]
+        );
     }
 }
