@@ -409,6 +409,50 @@ fn a_comment_is_as_long_as_its_max_length_and_a_lost_recording_is_not_named() {
     );
 }
 
+/// The driver refuses a frame of the comment (the recorder is behind) and reports the
+/// recording failed while the caller is still speaking: the engine gives the comment up,
+/// and must tell the recorder so (a `Discard`): else the recorder keeps the file open for
+/// ever (a descriptor per such call) and its `KEY.json` is left to be recovered as a
+/// second record of the call at the next start.
+#[test]
+fn a_comment_given_up_mid_recording_is_discarded_in_the_recorder() {
+    let menus = survey_menus("127.0.0.1:7491");
+    let mut net = Net::new(menus.clone());
+    let desk = Agent::new("desk", 7491);
+    let mut caller = Caller::new("127.0.0.1:7060", "survey-12");
+    let (call, _) = until_comment(&mut net, &mut caller, &desk);
+    speak(&mut net, &mut caller, call, &tone(8_000));
+    let recording = net
+        .voicemail
+        .iter()
+        .find_map(|c| match c {
+            VoicemailCmd::StartComment { recording, .. } => Some(*recording),
+            _ => None,
+        })
+        .unwrap();
+    let now = net.now;
+    net.engine.handle_input(
+        now,
+        Input::Voicemail(VoicemailReport::RecordingFailed { recording }),
+    );
+    speak(&mut net, &mut caller, call, &tone(8_000));
+    net.advance(Duration::from_millis(ms(&menus, "thanks") + 5_000));
+    caller_is_hung_up(&mut net, &caller);
+    let (_, stopped, discarded) = recorded(&net);
+    assert!(
+        discarded && !stopped,
+        "the recorder is told to drop it: {:?}",
+        net.voicemail
+            .iter()
+            .filter(|c| !matches!(c, VoicemailCmd::Frame { .. }))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        net.call_records()[0].answers,
+        [rated(), comment("answered", None)]
+    );
+}
+
 #[test]
 fn after_the_agent_hangs_up_the_caller_answers_the_survey_and_the_record_keeps_it() {
     let menus = survey_menus("127.0.0.1:7410");

@@ -140,7 +140,11 @@ impl Store {
         let q = self.sql(&format!(
             "SELECT {COLUMNS} FROM calls WHERE call_id = ? ORDER BY started_ms, seq LIMIT 100"
         ));
-        let rows = sqlx::query(&q).bind(call_id).fetch_all(&self.pool).await?;
+        // As stored: a NUL in a Call-ID is U+FFFD (PostgreSQL refuses NUL, failing the query).
+        let rows = sqlx::query(&q)
+            .bind(text(call_id))
+            .fetch_all(&self.pool)
+            .await?;
         self.with_steps(&rows).await
     }
 
@@ -201,9 +205,25 @@ impl Store {
     }
 
     /// Delete the records of calls started before `before_ms` (retention); returns how
-    /// many.
-    pub async fn delete_calls_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+    /// many, and the comments (store keys) they linked, read in the same transaction: the
+    /// caller deletes those files, and no record's file is left behind by a failure
+    /// between reading the keys and deleting the rows.
+    pub async fn delete_calls_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<(u64, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let q = self.sql(
+            "SELECT recording FROM call_answers WHERE recording IS NOT NULL AND call_seq IN \
+             (SELECT seq FROM calls WHERE started_ms < ?)",
+        );
+        let keys = sqlx::query(&q)
+            .bind(before_ms)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("recording"))
+            .collect::<Result<Vec<String>, sqlx::Error>>()?;
         for table in ["call_steps", "call_answers"] {
             let q = self.sql(&format!(
                 "DELETE FROM {table} WHERE call_seq IN \
@@ -214,7 +234,7 @@ impl Store {
         let q = self.sql("DELETE FROM calls WHERE started_ms < ?");
         let done = sqlx::query(&q).bind(before_ms).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok((done.rows_affected(), keys))
     }
 
     /// The records of `rows` (from `calls`), each with its steps.
@@ -419,7 +439,11 @@ pub(crate) mod tests {
             store.call_recordings_before(2_500).await.unwrap(),
             ["comment-1000-0a1b2c3d"]
         );
-        assert_eq!(store.delete_calls_before(2_500).await.unwrap(), 2);
+        assert_eq!(
+            store.delete_calls_before(2_500).await.unwrap(),
+            (2, vec!["comment-1000-0a1b2c3d".to_string()]),
+            "the deleted records' comments, to delete their files"
+        );
         assert!(
             store
                 .call_recordings_before(2_500)
@@ -461,6 +485,15 @@ pub(crate) mod tests {
             to_ms: i64::MAX,
             ..all
         };
-        assert_eq!(store.calls(&all_time).await.unwrap(), [plain, cleaned]);
+        assert_eq!(
+            store.calls(&all_time).await.unwrap(),
+            [plain, cleaned.clone()]
+        );
+        // Looked up by the Call-ID as the peer sent it (crash recovery does, for a comment's
+        // call): found, not a failed query.
+        assert_eq!(
+            store.call("nul\0@192.0.2.1").await.expect("no error"),
+            [cleaned]
+        );
     }
 }

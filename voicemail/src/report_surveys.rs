@@ -154,12 +154,13 @@ impl Sums {
             return;
         }
         self.answered += a.count;
-        let key = a.answer.clone().unwrap_or_default();
-        if let Some(s) = score(&key) {
+        // A recorded question's comment is answered with no key: not in the distribution.
+        let Some(key) = &a.answer else { return };
+        if let Some(s) = score(key) {
             self.scored += a.count;
             self.total += s * a.count;
         }
-        *self.keys.entry(key).or_default() += a.count;
+        *self.keys.entry(key.clone()).or_default() += a.count;
     }
 
     fn average(&self) -> Option<f64> {

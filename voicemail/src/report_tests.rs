@@ -586,6 +586,43 @@ fn survey_scores_have_exact_figures() {
     assert!(empty.surveys.is_empty());
 }
 
+/// A recorded question's comment is answered with no key: it counts as answered, with no
+/// score and no key in the distribution (an empty "key" would be drawn as one, 100%).
+#[test]
+fn a_comment_is_answered_with_no_key_in_the_distribution() {
+    let mut records = survey_records();
+    for (r, outcome) in records.iter_mut().zip(["answered", "answered", "timeout"]) {
+        r.answers.push(CallAnswer {
+            survey: "after_call".into(),
+            question: "comment".into(),
+            answer: None,
+            outcome: outcome.into(),
+            recording: (outcome == "answered").then(|| "comment-1-2".into()),
+        });
+    }
+    let hourly = survey_window(2);
+    let rows = ReportRows::from_records(&hourly, &records, &[], &BTreeSet::new());
+    let r = CallReport::build(&hourly, &rows);
+    let comment = r.surveys.iter().find(|q| q.question == "comment").unwrap();
+    assert_eq!(
+        (
+            comment.asked,
+            comment.answered,
+            comment.timeouts,
+            comment.scored
+        ),
+        (3, 2, 1, 0)
+    );
+    assert_eq!(comment.average, None);
+    assert_eq!(comment.answers, [], "no key was given");
+    assert!(comment.buckets.iter().all(|b| b.answers.is_empty()));
+    assert_eq!(
+        comment.buckets.iter().map(|b| b.answered).sum::<u64>(),
+        2,
+        "answered in its buckets all the same"
+    );
+}
+
 /// A call's request counts only if it is in the store; a record naming none left nothing.
 #[test]
 fn outcomes_come_from_the_stored_request() {

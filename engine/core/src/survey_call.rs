@@ -352,6 +352,17 @@ impl Engine {
             if let App::Survey(s) = &mut call.app
                 && let Some(c) = s.comment.as_mut().filter(|c| c.recording == *recording)
             {
+                // Given up while recording (the driver refused a frame: the recorder is
+                // behind, the file still open): the recorder drops it, else it keeps the
+                // file open and its `KEY.json` for a crash recovery that would store the
+                // call twice. (After a failure of its own it has nothing left to drop.)
+                if c.live {
+                    self.ctx
+                        .outputs
+                        .push_back(Output::Voicemail(VoicemailCmd::Discard {
+                            recording: c.recording,
+                        }));
+                }
                 c.live = false;
                 c.failed = true;
                 return true;

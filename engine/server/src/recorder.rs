@@ -502,6 +502,19 @@ pub async fn recover(
     Ok(found)
 }
 
+/// Remove a comment's audio that no record will link: `KEY.wav`, and a `KEY.wav.part` too
+/// short to repair (a crash before its header reached the disk), else left for ever.
+fn drop_comment_audio(dir: &Path, key: &str) {
+    for name in [format!("{key}.wav"), format!("{key}.wav.part")] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+}
+
+/// A stored record with a comment's Call-ID that started this close to the one kept
+/// beside the comment is the same call (the engine's wall clock may be re-anchored between
+/// the two).
+const SAME_CALL_MS: u64 = 60_000;
+
 /// The call record kept beside a survey comment (`KEY.json`): stored unless the store
 /// has it already, with the comment if audio was found; then the file goes. Returns
 /// whether it was stored.
@@ -527,6 +540,17 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
     };
     let stored = if store.has_call_recording(&key).await? {
         false
+    } else if store
+        .call(&record.call_id)
+        .await?
+        .iter()
+        .any(|r| r.started_ms.abs_diff(record.started_ms) <= SAME_CALL_MS)
+    {
+        // The call's final record is stored without the comment (dropped, or given up
+        // when the recorder fell behind): not stored twice; its audio is linked by nothing,
+        // so it would never be served nor deleted.
+        drop_comment_audio(dir, &key);
+        false
     } else {
         let samples = repair_wav(&dir.join(format!("{key}.wav"))).unwrap_or(0);
         for a in &mut record.answers {
@@ -535,7 +559,7 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
             }
         }
         if samples == 0 {
-            let _ = std::fs::remove_file(dir.join(format!("{key}.wav")));
+            drop_comment_audio(dir, &key);
         }
         // The call ended (unseen) no earlier than its comment did.
         let ms = i64::try_from(samples / 8).unwrap_or(i64::MAX);
@@ -677,6 +701,9 @@ mod tests {
         r.call_id = "c2@192.0.2.1".into();
         r.answers[0].recording = Some(empty.into());
         write_durably(&vm, empty, &serde_json::to_vec(&r).unwrap()).unwrap();
+        // Killed before the writer's buffer (the header) reached the disk: an empty .part,
+        // which cannot be repaired.
+        std::fs::write(vm.join(format!("{empty}.wav.part")), b"").unwrap();
 
         let found = recover(&vm, &store, 1_800_000_100, Default::default())
             .await
@@ -704,6 +731,10 @@ mod tests {
         );
         assert!(!vm.join(format!("{KEY}.json")).exists());
         assert!(!vm.join(format!("{KEY}.wav.part")).exists());
+        assert!(
+            !vm.join(format!("{empty}.wav.part")).exists(),
+            "an empty .part no record links does not stay for ever"
+        );
 
         // Stored already (the crash came after the record was stored, before its file was
         // removed): not stored twice.
@@ -714,6 +745,53 @@ mod tests {
         assert_eq!(found, Recovered::default());
         assert_eq!(store.calls(&all).await.unwrap().len(), 2);
         assert!(!vm.join(format!("{KEY}.json")).exists());
+    }
+
+    /// The call's final record was stored without the comment (the comment was dropped,
+    /// or the recorder fell behind and it was given up), and the process died before the
+    /// comment's `KEY.json` went: recovery must not store the call a second time (reports
+    /// would count it twice), and the unlinked audio goes with its `KEY.json`.
+    #[tokio::test]
+    async fn a_call_stored_without_its_comment_is_not_stored_again_at_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        std::fs::create_dir_all(&vm).unwrap();
+        let store = store(dir.path()).await;
+        let mut stored = kept_record();
+        // The wall clock was re-anchored in between: a few milliseconds apart.
+        stored.started_ms += 3;
+        stored.ended_ms += 5_000;
+        stored.duration_ms = stored.ended_ms - stored.started_ms;
+        stored.end_reason = "caller_hung_up".into();
+        stored.answers[0].recording = None;
+        stored.answers[0].outcome = "timeout".into();
+        store
+            .insert_calls(std::slice::from_ref(&stored))
+            .await
+            .unwrap();
+        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        std::fs::write(
+            vm.join(format!("{KEY}.wav")),
+            ivr_audio::wav::encode_pcm16(8000, &[100; 8000]),
+        )
+        .unwrap();
+
+        let found = recover(&vm, &store, 1_800_000_100, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(found, Recovered::default());
+        let all = ivr_voicemail::call_log::CallFilter {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10,
+            newest_first: false,
+        };
+        assert_eq!(store.calls(&all).await.unwrap(), [stored], "stored once");
+        assert!(!vm.join(format!("{KEY}.json")).exists());
+        assert!(
+            !vm.join(format!("{KEY}.wav")).exists(),
+            "no record links it: it would never be served nor deleted"
+        );
     }
 
     /// A `.part` file as a kill -9 leaves it: the header (brought up to date at the last

@@ -18,17 +18,11 @@ pub async fn sweep(store: &Store, voicemail_dir: &std::path::Path, days: u32, no
         Ok(n) => info!(deleted = n, days, "retention: old queue events deleted"),
         Err(e) => warn!(error = %e, "retention: cannot delete old queue events"),
     }
-    // So do call records (issue #12), and their survey comments' recordings: the keys
-    // first, the files once the rows are gone (a file without its row is never served).
-    let comments = match store.call_recordings_before(before_ms).await {
-        Ok(keys) => keys,
-        Err(e) => {
-            warn!(error = %e, "retention: cannot list old survey comments");
-            Vec::new()
-        }
-    };
+    // So do call records (issue #12), and their survey comments' recordings: the rows and
+    // the keys they link in one transaction, then the files (a file without its row is
+    // never served; a row's file is never left behind by a failure in between).
     match store.delete_calls_before(before_ms).await {
-        Ok(n) => {
+        Ok((n, comments)) => {
             if n > 0 {
                 info!(deleted = n, days, "retention: old call records deleted");
             }
