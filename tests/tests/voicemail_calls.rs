@@ -238,6 +238,19 @@ fn a_recording_that_cannot_be_written_gets_an_apology() {
             .any(|c| matches!(c, VoicemailCmd::Submit { .. })),
         "nothing is submitted for a failed recording"
     );
+    // The writer is told to drop it: when the failure was the driver refusing a frame (the
+    // writer behind), the writer still holds the file open, and at a stop would finish it
+    // for a recovery that stores a message the caller was told was not saved.
+    assert!(
+        net.voicemail
+            .iter()
+            .any(|c| matches!(c, VoicemailCmd::Discard { recording: r } if *r == recording)),
+        "{:?}",
+        net.voicemail
+            .iter()
+            .filter(|c| !matches!(c, VoicemailCmd::Frame { .. }))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// A caller whose RTP timestamps jump 4.9 s ahead at each 20 ms packet (the reorder

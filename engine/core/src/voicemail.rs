@@ -39,6 +39,9 @@ pub struct DepositCall {
     pub recording: Option<RecordingId>,
     /// Whether frames go to the recorder now.
     pub recording_live: bool,
+    /// The current recording failed while live: the writer is told to drop it when the
+    /// deposit stops it (it may still hold the file open: a frame refused by the driver).
+    pub recording_failed: bool,
     /// The reorder buffer of the current recording.
     pub reorder: Box<Reorder>,
     /// Samples recorded in the current recording.
@@ -102,6 +105,7 @@ impl DepositCall {
             request,
             recording: None,
             recording_live: false,
+            recording_failed: false,
             reorder: Box::new(Reorder::new(REORDER_DELAY)),
             samples: 0,
             cap,
@@ -150,7 +154,10 @@ impl DepositCall {
         match report {
             VoicemailReport::Stored { ok: true, .. } => self.deposit.handle_stored(now),
             VoicemailReport::Stored { ok: false, .. } => self.deposit.handle_store_failed(now),
-            VoicemailReport::RecordingFailed { .. } => {
+            VoicemailReport::RecordingFailed { recording } => {
+                if self.recording == Some(*recording) && self.recording_live {
+                    self.recording_failed = true;
+                }
                 self.recording_live = false;
                 self.deposit.handle_store_failed(now);
             }
@@ -240,6 +247,18 @@ impl DepositCall {
                         });
                         io.outputs
                             .push_back(Output::Voicemail(VoicemailCmd::Stop { recording }));
+                        io.outputs.push_back(Output::Event(Event::Recording {
+                            call,
+                            started: false,
+                        }));
+                    } else if self.recording_failed {
+                        // Given up while live (see `recording_failed`): a writer that
+                        // failed itself has nothing left to drop, which is harmless.
+                        self.recording_failed = false;
+                        if let Some(recording) = self.recording.take() {
+                            io.outputs
+                                .push_back(Output::Voicemail(VoicemailCmd::Discard { recording }));
+                        }
                         io.outputs.push_back(Output::Event(Event::Recording {
                             call,
                             started: false,
