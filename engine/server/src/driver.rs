@@ -294,7 +294,8 @@ impl Server {
         engine_config.admission = self.config.admission;
         engine_config.send_without_peer = self.config.send_without_peer;
         let mut engine = Engine::new(engine_config, menus);
-        let (mut media_poll, media) = MediaSet::new()?;
+        let (media_poll, media) = MediaSet::new()?;
+        let mut media_wait = media::MediaWait::new(media_poll);
         let mut io = Io {
             udp: self.udp,
             tcp: HashMap::new(),
@@ -386,10 +387,19 @@ impl Server {
                 warn!("shutdown grace period over; exiting with calls still ending");
                 break;
             }
+            // Many calls: the media sockets are read on the loop's own wake-ups.
+            media_wait.adapt(io.media.legs());
+            if media_wait.take_due(now)
+                && let Some(poll) = media_wait.poll_mut()
+            {
+                io.read_media(poll, &mut engine);
+                continue;
+            }
             let sleep_until = [
                 deadline.map(tokio::time::Instant::from_std),
                 exit_at,
                 hang_up_at,
+                media_wait.deadline(),
             ]
             .into_iter()
             .flatten()
@@ -464,10 +474,12 @@ impl Server {
                     }
                     // The channel goes first when both are ready: the media sockets get their
                     // turn here too, so a stream of SIP never shuts the calls' audio out.
-                    io.read_media(media_poll.get_mut(), &mut engine);
+                    if let Some(poll) = media_wait.poll_mut() {
+                        io.read_media(poll, &mut engine);
+                    }
                 }
-                ready = media_poll.readable_mut() => {
-                    if let Ok(mut ready) = ready
+                ready = media_wait.readable() => {
+                    if let Some(mut ready) = ready
                         && !io.read_media(ready.get_inner_mut(), &mut engine)
                     {
                         ready.clear_ready();

@@ -124,6 +124,11 @@ impl MediaSet {
         Ok(())
     }
 
+    /// Legs with sockets open.
+    pub fn legs(&self) -> usize {
+        self.by_leg.len()
+    }
+
     /// Close `leg`'s sockets; returns their port for the pool.
     pub fn close(&mut self, leg: LegHandle) -> Option<u16> {
         let i = self.by_leg.remove(&leg)?;
@@ -210,4 +215,92 @@ fn read_socket(
         }
     }
     again.push(token);
+}
+
+/// Open legs from which the sockets are read on the loop's own wake-ups (ticked), and below
+/// which they go back to waking the loop when readable.
+const TICKED_FROM: usize = 32;
+const TICKED_BELOW: usize = 16;
+/// Ticked: the shortest time between two reads (a wake-up sooner does not read) ...
+const TICK_MIN: Duration = Duration::from_millis(1);
+/// ... and the longest (the loop wakes for it if nothing else woke it).
+const TICK_MAX: Duration = Duration::from_millis(2);
+
+/// How the loop learns that the media sockets hold datagrams.
+///
+/// With few calls, the poll wakes the loop when a socket is readable (`ready`). With many,
+/// that is a wake-up (a context switch) for nearly every arriving packet, on top of the
+/// wake-ups of RTP pacing, which under load come about every millisecond anyway: the
+/// poll is then taken out of the reactor (an armed nested epoll wakes the thread on every
+/// new event, awaited or not) and the sockets are read on the loop's own wake-ups, at most
+/// once per [`TICK_MIN`] and at least once per [`TICK_MAX`] (`ticked`). A datagram then
+/// waits at most about 2 ms in its socket; the received audio is played out or relayed on
+/// the 20 ms schedule, so nothing heard changes.
+pub struct MediaWait {
+    ready: Option<MediaPoll>,
+    ticked: Option<Poll>,
+    last_read: tokio::time::Instant,
+}
+
+impl MediaWait {
+    /// Starts waking on readiness.
+    pub fn new(poll: MediaPoll) -> MediaWait {
+        MediaWait {
+            ready: Some(poll),
+            ticked: None,
+            last_read: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The poll, to read the sockets through.
+    pub fn poll_mut(&mut self) -> Option<&mut Poll> {
+        match &mut self.ready {
+            Some(fd) => Some(fd.get_mut()),
+            None => self.ticked.as_mut(),
+        }
+    }
+
+    /// Choose the way of waiting for `legs` open legs (with hysteresis).
+    pub fn adapt(&mut self, legs: usize) {
+        if legs >= TICKED_FROM
+            && let Some(fd) = self.ready.take()
+        {
+            self.ticked = Some(fd.into_inner());
+        } else if legs < TICKED_BELOW
+            && let Some(poll) = self.ticked.take()
+        {
+            // See `MediaSet::new` for why the deprecated form is right here.
+            #[allow(deprecated)]
+            match AsyncFd::try_with_interest(poll, tokio::io::Interest::READABLE) {
+                Ok(fd) => self.ready = Some(fd),
+                Err(e) => {
+                    let (poll, e) = e.into_parts();
+                    debug!(error = %e, "media poll stays ticked");
+                    self.ticked = Some(poll);
+                }
+            }
+        }
+    }
+
+    /// Ticked: whether the sockets are to be read at this wake-up (then it counts as read).
+    pub fn take_due(&mut self, now: tokio::time::Instant) -> bool {
+        if self.ticked.is_some() && now >= self.last_read + TICK_MIN {
+            self.last_read = now;
+            return true;
+        }
+        false
+    }
+
+    /// Ticked: when the loop must wake to read the sockets.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.ticked.as_ref().map(|_| self.last_read + TICK_MAX)
+    }
+
+    /// Waking on readiness: resolves when the sockets are readable; never when ticked.
+    pub async fn readable(&mut self) -> Option<tokio::io::unix::AsyncFdReadyMutGuard<'_, Poll>> {
+        match &mut self.ready {
+            Some(fd) => fd.readable_mut().await.ok(),
+            None => std::future::pending().await,
+        }
+    }
 }
