@@ -5,7 +5,8 @@
 //! engine calls only; the tests take turns, since it counts every thread. (Keys and
 //! recording frames are not measured here: a key makes the menu act, which allocates by
 //! design.) The same holds for 100 bridged calls relaying audio both ways with PCMU↔PCMA
-//! transcoding.
+//! transcoding. The driver's own media path (every leg's sockets read through one poll into
+//! one buffer, and sent from) allocates nothing per packet either.
 
 use ivr_engine::{Input, Output};
 use ivr_tests::caller::{Caller, Net};
@@ -337,4 +338,80 @@ fn bridged_relay(yaml: &str) {
         allocations, 0,
         "heap allocations while relaying {received} packets into {sent} on 100 bridged calls"
     );
+}
+
+/// The driver's media path (`ivr_server::driver::media`): 100 legs' sockets read through
+/// the one poll, each datagram handed over from the shared buffer, and a packet sent back
+/// from each leg's socket, for 200 rounds, allocate nothing once the set is warm.
+#[test]
+fn driver_media_sockets_read_and_send_allocate_nothing_per_packet() {
+    use ivr_server::driver::media::MediaSet;
+    use std::net::UdpSocket;
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let _in_rt = rt.enter();
+    let (mut poll, mut set) = MediaSet::new().expect("media poll");
+    let mut callers = Vec::new();
+    for i in 0..100u64 {
+        let leg = ivr_engine::CallHandle(i).leg(0);
+        let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let rtcp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = rtp.local_addr().expect("address");
+        rtp.set_nonblocking(true).expect("non-blocking");
+        rtcp.set_nonblocking(true).expect("non-blocking");
+        set.open(leg, rtp, rtcp, 0).expect("registered");
+        let caller = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        caller
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        callers.push((leg, caller, to));
+    }
+    let packet = [0x80u8; 172];
+    let mut heard = Vec::with_capacity(100);
+    let mut back = [0u8; 2048];
+    let mut allocations = 0usize;
+    let mut received = 0usize;
+    for round in 0..250 {
+        for (_, caller, to) in &callers {
+            caller.send_to(&packet, to).expect("send");
+        }
+        // Loopback delivers at once; a few polls at most take all 100.
+        let mut got = 0;
+        let region = Region::new(GLOBAL);
+        for _ in 0..100 {
+            set.read(poll.get_mut(), |d| {
+                assert!(!d.rtcp && d.data.len() == 172);
+                heard.push((d.leg, d.from));
+                got += 1;
+            });
+            if got == 100 {
+                break;
+            }
+        }
+        for (leg, from) in heard.drain(..) {
+            set.send(leg, &packet, from).expect("open").expect("sent");
+        }
+        let change = region.change();
+        if round >= 50 {
+            allocations += change.allocations + change.reallocations;
+            received += got;
+        }
+        assert_eq!(got, 100, "round {round}");
+        for (_, caller, _) in &callers {
+            let (n, _) = caller.recv_from(&mut back).expect("echoed back");
+            assert_eq!(n, 172);
+        }
+    }
+    assert_eq!(received, 200 * 100);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {received} packets read and sent"
+    );
+    // Closing gives the port back; the leg then has nothing to send from.
+    let (leg, _, _) = callers[0];
+    assert_eq!(set.close(leg), Some(0));
+    assert!(set.send(leg, &packet, callers[0].2).is_none());
 }

@@ -1,7 +1,8 @@
 //! The I/O loop around the engine.
 //!
-//! One task owns the [`Engine`]. Socket reader tasks send what they read through one bounded
-//! channel; the loop feeds it to the engine, performs every [`Output`], and sleeps until the
+//! One task owns the [`Engine`]. The loop reads the media sockets itself (see [`media`]);
+//! the SIP sockets' reader tasks and the other sides send what they have through one bounded
+//! channel. The loop feeds both to the engine, performs every [`Output`], and sleeps until the
 //! engine's next deadline. No lock is held anywhere and nothing awaits while holding engine
 //! state: sends use `try_send_to` (a full socket buffer drops the packet, like the network would).
 
@@ -26,11 +27,12 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Span, debug, info, info_span, warn};
 
+pub mod media;
 mod net;
+use media::MediaSet;
 pub(crate) use net::run_tcp;
 use net::{
-    listen_tcp, seed, set_buffers, spawn_rtp_reader, spawn_sighup, spawn_tcp_acceptor,
-    spawn_udp_reader, srtp_seed,
+    listen_tcp, seed, set_buffers, spawn_sighup, spawn_tcp_acceptor, spawn_udp_reader, srtp_seed,
 };
 
 /// What the driver needs to run.
@@ -103,15 +105,6 @@ pub(crate) enum NetIn {
         from: SocketAddr,
         data: Bytes,
     },
-    Rtp {
-        leg: LegHandle,
-        from: SocketAddr,
-        data: Bytes,
-    },
-    Rtcp {
-        leg: LegHandle,
-        data: Bytes,
-    },
     TcpOpen {
         peer: SocketAddr,
         tx: mpsc::Sender<Vec<u8>>,
@@ -145,12 +138,6 @@ pub(crate) enum NetIn {
     },
     /// From the voicemail writer, or a store result.
     Voicemail(WriterOut),
-}
-
-struct MediaSockets {
-    rtp: Arc<UdpSocket>,
-    port: u16,
-    readers: [tokio::task::JoinHandle<()>; 2],
 }
 
 /// The bound sockets, before the loop starts.
@@ -307,10 +294,12 @@ impl Server {
         engine_config.admission = self.config.admission;
         engine_config.send_without_peer = self.config.send_without_peer;
         let mut engine = Engine::new(engine_config, menus);
+        let (media_poll, media) = MediaSet::new()?;
+        let mut media_wait = media::MediaWait::new(media_poll);
         let mut io = Io {
             udp: self.udp,
             tcp: HashMap::new(),
-            media: HashMap::new(),
+            media,
             ports: PortPool::new(self.config.rtp_ports.clone()),
             tx,
             spans: HashMap::new(),
@@ -398,10 +387,19 @@ impl Server {
                 warn!("shutdown grace period over; exiting with calls still ending");
                 break;
             }
+            // Many calls: the media sockets are read on the loop's own wake-ups.
+            media_wait.adapt(io.media.legs());
+            if media_wait.take_due(now)
+                && let Some(poll) = media_wait.poll_mut()
+            {
+                io.read_media(poll, &mut engine);
+                continue;
+            }
             let sleep_until = [
                 deadline.map(tokio::time::Instant::from_std),
                 exit_at,
                 hang_up_at,
+                media_wait.deadline(),
             ]
             .into_iter()
             .flatten()
@@ -473,6 +471,18 @@ impl Server {
                             Ok(m) => io.feed_now(&mut engine, m),
                             Err(_) => break,
                         }
+                    }
+                    // The channel goes first when both are ready: the media sockets get their
+                    // turn here too, so a stream of SIP never shuts the calls' audio out.
+                    if let Some(poll) = media_wait.poll_mut() {
+                        io.read_media(poll, &mut engine);
+                    }
+                }
+                ready = media_wait.readable() => {
+                    if let Some(mut ready) = ready
+                        && !io.read_media(ready.get_inner_mut(), &mut engine)
+                    {
+                        ready.clear_ready();
                     }
                 }
                 _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
@@ -666,7 +676,8 @@ fn start_load(
 struct Io {
     udp: Arc<UdpSocket>,
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    media: HashMap<LegHandle, MediaSockets>,
+    /// The calls' RTP and RTCP sockets, read by the loop itself.
+    media: MediaSet,
     ports: PortPool,
     tx: mpsc::Sender<NetIn>,
     spans: HashMap<CallHandle, Span>,
@@ -841,6 +852,26 @@ impl Io {
     /// [`Io::feed`], and a SIP message's answers go out at once: the `100 Trying` to an
     /// INVITE leaves before the next queued input is looked at (a proxy fails over after
     /// about 1.5 s without a provisional answer).
+    /// Feed what the media sockets hold to the engine, each datagram straight from the
+    /// read buffer; returns whether some is left for the next turn.
+    fn read_media(&mut self, poll: &mut mio::Poll, engine: &mut Engine) -> bool {
+        self.media.read(poll, |d| {
+            let input = if d.rtcp {
+                Input::Rtcp {
+                    leg: d.leg,
+                    data: d.data,
+                }
+            } else {
+                Input::Rtp {
+                    leg: d.leg,
+                    from: d.from,
+                    data: d.data,
+                }
+            };
+            engine.handle_input(Instant::now(), input);
+        })
+    }
+
     fn feed_now(&mut self, engine: &mut Engine, msg: NetIn) {
         let sip = matches!(msg, NetIn::Sip { .. });
         self.feed(engine, msg);
@@ -864,15 +895,6 @@ impl Io {
                     data: &data,
                 },
             ),
-            NetIn::Rtp { leg, from, data } => engine.handle_input(
-                now,
-                Input::Rtp {
-                    leg,
-                    from,
-                    data: &data,
-                },
-            ),
-            NetIn::Rtcp { leg, data } => engine.handle_input(now, Input::Rtcp { leg, data: &data }),
             NetIn::TcpOpen { peer, tx } => {
                 self.tcp.insert(peer, tx);
             }
@@ -945,9 +967,7 @@ impl Io {
                 } => {
                     self.pacing
                         .record(Instant::now().saturating_duration_since(due));
-                    if let Some(m) = self.media.get(&leg)
-                        && let Err(e) = m.rtp.try_send_to(packet.as_slice(), to)
-                    {
+                    if let Some(Err(e)) = self.media.send(leg, packet.as_slice(), to) {
                         debug!(%leg, %to, error = %e, "RTP send dropped");
                     }
                 }
@@ -963,11 +983,8 @@ impl Io {
                 }
                 Output::Locate { leg, uri } => self.locate(leg, uri),
                 Output::CloseMedia { leg } => {
-                    if let Some(m) = self.media.remove(&leg) {
-                        for r in &m.readers {
-                            r.abort();
-                        }
-                        self.ports.give(m.port);
+                    if let Some(port) = self.media.close(leg) {
+                        self.ports.give(port);
                     }
                 }
                 Output::Event(e) => {
@@ -1109,17 +1126,15 @@ impl Io {
                     continue;
                 }
             };
-            rtp.set_nonblocking(true)?;
-            rtcp.set_nonblocking(true)?;
-            let rtp = Arc::new(UdpSocket::from_std(rtp)?);
-            let rtcp = Arc::new(UdpSocket::from_std(rtcp)?);
-            let local = rtp.local_addr()?;
-            let readers = [
-                spawn_rtp_reader(leg, rtp.clone(), self.tx.clone(), false),
-                spawn_rtp_reader(leg, rtcp, self.tx.clone(), true),
-            ];
-            self.media.insert(leg, MediaSockets { rtp, port, readers });
-            return Ok(local);
+            let opened = rtp
+                .local_addr()
+                .and_then(|local| rtp.set_nonblocking(true).map(|()| local))
+                .and_then(|local| rtcp.set_nonblocking(true).map(|()| local))
+                .and_then(|local| self.media.open(leg, rtp, rtcp, port).map(|()| local));
+            if opened.is_err() {
+                self.ports.give(port);
+            }
+            return opened;
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrNotAvailable,

@@ -83,34 +83,6 @@ pub(super) fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
     });
 }
 
-/// Read one media socket. The buffer's space is reclaimed once the engine has dropped the
-/// previous datagram, so steady-state receiving does not allocate.
-pub(super) fn spawn_rtp_reader(
-    leg: LegHandle,
-    sock: Arc<UdpSocket>,
-    tx: mpsc::Sender<NetIn>,
-    rtcp: bool,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(4096);
-        loop {
-            buf.reserve(2048);
-            let Ok((_, from)) = sock.recv_buf_from(&mut buf).await else {
-                continue;
-            };
-            let data = buf.split().freeze();
-            let msg = if rtcp {
-                NetIn::Rtcp { leg, data }
-            } else {
-                NetIn::Rtp { leg, from, data }
-            };
-            if tx.send(msg).await.is_err() {
-                return;
-            }
-        }
-    })
-}
-
 pub(super) fn spawn_tcp_acceptor(
     listener: TcpListener,
     tx: mpsc::Sender<NetIn>,
