@@ -1124,11 +1124,23 @@ impl Io {
                 .local_addr()
                 .and_then(|local| rtp.set_nonblocking(true).map(|()| local))
                 .and_then(|local| rtcp.set_nonblocking(true).map(|()| local))
-                .and_then(|local| self.media.open(leg, rtp, rtcp, port).map(|()| local));
-            if opened.is_err() {
-                self.ports.give(port);
+                .and_then(|local| {
+                    self.media
+                        .open(leg, rtp, rtcp, port)
+                        .map(|old| (local, old))
+                });
+            match opened {
+                Ok((local, old)) => {
+                    if let Some(old) = old {
+                        self.ports.give(old);
+                    }
+                    return Ok(local);
+                }
+                Err(e) => {
+                    self.ports.give(port);
+                    return Err(e);
+                }
             }
-            return opened;
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrNotAvailable,

@@ -87,14 +87,15 @@ impl MediaSet {
         Ok((fd, set))
     }
 
-    /// Take `leg`'s bound, non-blocking sockets (RTP on `port`, RTCP on `port + 1`).
+    /// Take `leg`'s bound, non-blocking sockets (RTP on `port`, RTCP on `port + 1`); returns
+    /// the port of sockets `leg` had open before (closed now), for the pool.
     pub fn open(
         &mut self,
         leg: LegHandle,
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         port: u16,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<u16>> {
         let i = self.free.pop().unwrap_or(self.slots.len());
         let mut slot = Slot {
             leg,
@@ -120,12 +121,9 @@ impl MediaSet {
         } else {
             self.slots[i] = Some(slot);
         }
-        if let Some(old) = self.by_leg.insert(leg, i) {
-            // The engine opens a leg's media once; should it open it again, the old
-            // sockets close rather than leak.
-            self.release(old);
-        }
-        Ok(())
+        // The engine opens a leg's media once; should it open it again, the old sockets
+        // close rather than leak, and their port goes back to the pool.
+        Ok(self.by_leg.insert(leg, i).and_then(|old| self.release(old)))
     }
 
     /// Legs with sockets open.
@@ -378,7 +376,10 @@ mod tests {
         assert_eq!((n, left), (PER_SOCKET, true));
         wait.set_left(left); // as `Io::read_media` does after every read
         let woke = tokio::time::timeout(Duration::from_millis(200), wait.readable()).await;
-        assert!(woke.is_ok(), "24 datagrams left in the socket and the loop not woken");
+        assert!(
+            woke.is_ok(),
+            "24 datagrams left in the socket and the loop not woken"
+        );
     }
 
     /// A flooded socket gets at most its share per turn, however long the flood lasts: a
@@ -394,8 +395,15 @@ mod tests {
             flood(to, 24);
             let mut n = 0;
             set.read(wait.poll_mut().unwrap(), |_| n += 1);
-            assert!(n <= PER_SOCKET, "turn {turn}: {n} datagrams from one socket");
-            assert!(set.again.len() <= 1, "turn {turn}: {:?} left over", set.again);
+            assert!(
+                n <= PER_SOCKET,
+                "turn {turn}: {n} datagrams from one socket"
+            );
+            assert!(
+                set.again.len() <= 1,
+                "turn {turn}: {:?} left over",
+                set.again
+            );
             read += n;
         }
         // Nothing is lost: the rest comes over the next turns.
@@ -426,7 +434,10 @@ mod tests {
         wait.adapt(set.legs());
         assert!(wait.deadline().is_none(), "back on readiness");
         let woke = tokio::time::timeout(Duration::from_millis(200), wait.readable()).await;
-        assert!(woke.is_ok(), "datagrams left from the ticks and the loop not woken");
+        assert!(
+            woke.is_ok(),
+            "datagrams left from the ticks and the loop not woken"
+        );
         let left = set.read(wait.poll_mut().unwrap(), |_| n += 1);
         assert_eq!((n, left), (32, true));
     }
@@ -447,5 +458,52 @@ mod tests {
         let left = set.read(wait.poll_mut().unwrap(), |d| legs.push(d.leg));
         assert!(!left);
         assert_eq!(legs, vec![CallHandle(2).leg(0); 3]);
+    }
+
+    /// RTP sent toward a port nobody listens on comes back as ICMP port unreachable, which
+    /// Linux reports on an unconnected socket (ours) only with IP_RECVERR, not set: no error
+    /// is pending after it. A datagram larger than the buffer is cut to it and the next one is
+    /// read whole. Neither stops the socket from being read, nor panics.
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_sends_and_oversized_datagrams_are_read_past() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let leg = CallHandle(1).leg(0);
+        let to = open(&mut set, 1);
+        let gone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let nobody = gone.local_addr().unwrap();
+        drop(gone);
+        for _ in 0..3 {
+            assert!(set.send(leg, &[0x80; 12], nobody).is_some());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let slot = set.slots[0].as_ref().unwrap();
+        assert!(slot.rtp.take_error().unwrap().is_none());
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(&vec![0x80; DATAGRAM + 1000], to).unwrap();
+        tx.send_to(&[0x80; 12], to).unwrap();
+        let mut sizes = Vec::new();
+        let mut turns = 0;
+        while sizes.len() < 2 && turns < 4 {
+            turns += 1;
+            let left = set.read(wait.poll_mut().unwrap(), |d| sizes.push(d.data.len()));
+            assert!(!left, "nothing left over");
+        }
+        assert_eq!(sizes, vec![DATAGRAM, 12]);
+    }
+
+    /// A leg's media opened again closes the old sockets and gives their port back for the
+    /// pool, rather than keep it out of the pool for good.
+    #[tokio::test(flavor = "current_thread")]
+    async fn media_opened_twice_gives_the_old_port_back() {
+        let (_poll, mut set) = MediaSet::new().unwrap();
+        let first = open(&mut set, 1);
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let old = set.open(CallHandle(1).leg(0), rtp, rtcp, 7000).unwrap();
+        assert_eq!(old, Some(first.port()));
+        assert_eq!(set.legs(), 1);
+        assert_eq!(set.close(CallHandle(1).leg(0)), Some(7000));
+        assert_eq!(set.close(CallHandle(1).leg(0)), None);
     }
 }
