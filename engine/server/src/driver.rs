@@ -357,7 +357,7 @@ impl Server {
         let mut hang_up_at: Option<tokio::time::Instant> = None;
         let mut timers_first = false;
         loop {
-            let deadline = io.drain(&mut engine);
+            let mut deadline = io.drain(&mut engine);
             if io.drained {
                 break;
             }
@@ -391,7 +391,14 @@ impl Server {
             media_wait.adapt(io.media.legs());
             if media_wait.take_due(now) {
                 io.read_media(&mut media_wait, &mut engine);
-                continue;
+                // On to the select, not round the loop: with the timers' turn above, going
+                // round could, once a turn takes over 1 ms (a flood on many ports), alternate
+                // timers and reads without ever reaching the select, shutting SIP and the stop
+                // signal out for as long as the load lasted.
+                deadline = io.drain(&mut engine);
+                if io.drained {
+                    break;
+                }
             }
             let sleep_until = [
                 deadline.map(tokio::time::Instant::from_std),
