@@ -357,7 +357,7 @@ impl Server {
         let mut hang_up_at: Option<tokio::time::Instant> = None;
         let mut timers_first = false;
         loop {
-            let deadline = io.drain(&mut engine);
+            let mut deadline = io.drain(&mut engine);
             if io.drained {
                 break;
             }
@@ -389,11 +389,16 @@ impl Server {
             }
             // Many calls: the media sockets are read on the loop's own wake-ups.
             media_wait.adapt(io.media.legs());
-            if media_wait.take_due(now)
-                && let Some(poll) = media_wait.poll_mut()
-            {
-                io.read_media(poll, &mut engine);
-                continue;
+            if media_wait.take_due(now) {
+                io.read_media(&mut media_wait, &mut engine);
+                // On to the select, not round the loop: with the timers' turn above, going
+                // round could, once a turn takes over 1 ms (a flood on many ports), alternate
+                // timers and reads without ever reaching the select, shutting SIP and the stop
+                // signal out for as long as the load lasted.
+                deadline = io.drain(&mut engine);
+                if io.drained {
+                    break;
+                }
             }
             let sleep_until = [
                 deadline.map(tokio::time::Instant::from_std),
@@ -474,16 +479,10 @@ impl Server {
                     }
                     // The channel goes first when both are ready: the media sockets get their
                     // turn here too, so a stream of SIP never shuts the calls' audio out.
-                    if let Some(poll) = media_wait.poll_mut() {
-                        io.read_media(poll, &mut engine);
-                    }
+                    io.read_media(&mut media_wait, &mut engine);
                 }
-                ready = media_wait.readable() => {
-                    if let Some(mut ready) = ready
-                        && !io.read_media(ready.get_inner_mut(), &mut engine)
-                    {
-                        ready.clear_ready();
-                    }
+                () = media_wait.readable() => {
+                    io.read_media(&mut media_wait, &mut engine);
                 }
                 _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                     // A stop deadline that woke us is taken at the top of the next turn.
@@ -849,13 +848,11 @@ impl Pacing {
 }
 
 impl Io {
-    /// [`Io::feed`], and a SIP message's answers go out at once: the `100 Trying` to an
-    /// INVITE leaves before the next queued input is looked at (a proxy fails over after
-    /// about 1.5 s without a provisional answer).
     /// Feed what the media sockets hold to the engine, each datagram straight from the
-    /// read buffer; returns whether some is left for the next turn.
-    fn read_media(&mut self, poll: &mut mio::Poll, engine: &mut Engine) -> bool {
-        self.media.read(poll, |d| {
+    /// read buffer; `wait` learns whether some is left for the next turn.
+    fn read_media(&mut self, wait: &mut media::MediaWait, engine: &mut Engine) {
+        let Some(poll) = wait.poll_mut() else { return };
+        let left = self.media.read(poll, |d| {
             let input = if d.rtcp {
                 Input::Rtcp {
                     leg: d.leg,
@@ -869,9 +866,13 @@ impl Io {
                 }
             };
             engine.handle_input(Instant::now(), input);
-        })
+        });
+        wait.set_left(left);
     }
 
+    /// [`Io::feed`], and a SIP message's answers go out at once: the `100 Trying` to an
+    /// INVITE leaves before the next queued input is looked at (a proxy fails over after
+    /// about 1.5 s without a provisional answer).
     fn feed_now(&mut self, engine: &mut Engine, msg: NetIn) {
         let sip = matches!(msg, NetIn::Sip { .. });
         self.feed(engine, msg);
@@ -1130,11 +1131,23 @@ impl Io {
                 .local_addr()
                 .and_then(|local| rtp.set_nonblocking(true).map(|()| local))
                 .and_then(|local| rtcp.set_nonblocking(true).map(|()| local))
-                .and_then(|local| self.media.open(leg, rtp, rtcp, port).map(|()| local));
-            if opened.is_err() {
-                self.ports.give(port);
+                .and_then(|local| {
+                    self.media
+                        .open(leg, rtp, rtcp, port)
+                        .map(|old| (local, old))
+                });
+            match opened {
+                Ok((local, old)) => {
+                    if let Some(old) = old {
+                        self.ports.give(old);
+                    }
+                    return Ok(local);
+                }
+                Err(e) => {
+                    self.ports.give(port);
+                    return Err(e);
+                }
             }
-            return opened;
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrNotAvailable,

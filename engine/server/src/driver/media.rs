@@ -32,6 +32,9 @@ struct Slot {
     rtp: MioUdp,
     rtcp: MioUdp,
     port: u16,
+    /// Its RTP, RTCP socket is on the list of those left with datagrams (read next turn,
+    /// not again this one).
+    queued: [bool; 2],
 }
 
 /// Every open media socket, by leg and by poll token (slot × 2, + 1 for RTCP).
@@ -84,20 +87,22 @@ impl MediaSet {
         Ok((fd, set))
     }
 
-    /// Take `leg`'s bound, non-blocking sockets (RTP on `port`, RTCP on `port + 1`).
+    /// Take `leg`'s bound, non-blocking sockets (RTP on `port`, RTCP on `port + 1`); returns
+    /// the port of sockets `leg` had open before (closed now), for the pool.
     pub fn open(
         &mut self,
         leg: LegHandle,
         rtp: std::net::UdpSocket,
         rtcp: std::net::UdpSocket,
         port: u16,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<u16>> {
         let i = self.free.pop().unwrap_or(self.slots.len());
         let mut slot = Slot {
             leg,
             rtp: MioUdp::from_std(rtp),
             rtcp: MioUdp::from_std(rtcp),
             port,
+            queued: [false; 2],
         };
         let registered = self
             .registry
@@ -116,12 +121,9 @@ impl MediaSet {
         } else {
             self.slots[i] = Some(slot);
         }
-        if let Some(old) = self.by_leg.insert(leg, i) {
-            // The engine opens a leg's media once; should it open it again, the old
-            // sockets close rather than leak.
-            self.release(old);
-        }
-        Ok(())
+        // The engine opens a leg's media once; should it open it again, the old sockets
+        // close rather than leak, and their port goes back to the pool.
+        Ok(self.by_leg.insert(leg, i).and_then(|old| self.release(old)))
     }
 
     /// Legs with sockets open.
@@ -139,6 +141,8 @@ impl MediaSet {
         let mut slot = self.slots.get_mut(i)?.take()?;
         let _ = self.registry.deregister(&mut slot.rtp);
         let _ = self.registry.deregister(&mut slot.rtcp);
+        // A leftover of these sockets must not count for those that take the slot next.
+        self.again.retain(|t| t.0 / 2 != i);
         self.free.push(i);
         Some(slot.port)
     }
@@ -170,6 +174,9 @@ impl MediaSet {
         // Those left over from the last turn first.
         std::mem::swap(again, again_scratch);
         for &token in again_scratch.iter() {
+            if let Some(Some(slot)) = slots.get_mut(token.0 / 2) {
+                slot.queued[token.0 % 2] = false;
+            }
             read_socket(slots, again, buf, token, &mut feed);
         }
         again_scratch.clear();
@@ -181,7 +188,16 @@ impl MediaSet {
         let mut ready = 0;
         for event in events.iter() {
             ready += 1;
-            read_socket(slots, again, buf, event.token(), &mut feed);
+            let token = event.token();
+            // Read above and left with more: its share of this turn is taken; it is read
+            // first next turn. (Read twice, it got twice its share and went on the list
+            // twice, and so on, turn after turn, while a flood lasted.)
+            if let Some(Some(slot)) = slots.get(token.0 / 2)
+                && slot.queued[token.0 % 2]
+            {
+                continue;
+            }
+            read_socket(slots, again, buf, token, &mut feed);
         }
         ready >= EVENTS || !again.is_empty()
     }
@@ -190,14 +206,14 @@ impl MediaSet {
 /// Read one socket until it would block, at most [`PER_SOCKET`] datagrams; one with more
 /// goes on `again`.
 fn read_socket(
-    slots: &[Option<Slot>],
+    slots: &mut [Option<Slot>],
     again: &mut Vec<Token>,
     buf: &mut [u8],
     token: Token,
     feed: &mut impl FnMut(Datagram<'_>),
 ) {
     let rtcp = token.0 % 2 == 1;
-    let Some(Some(slot)) = slots.get(token.0 / 2) else {
+    let Some(Some(slot)) = slots.get_mut(token.0 / 2) else {
         return; // closed since it was ready
     };
     let sock = if rtcp { &slot.rtcp } else { &slot.rtp };
@@ -214,6 +230,7 @@ fn read_socket(
             Err(e) => debug!(leg = %slot.leg, error = %e, "RTP receive error"),
         }
     }
+    slot.queued[token.0 % 2] = true;
     again.push(token);
 }
 
@@ -240,6 +257,9 @@ pub struct MediaWait {
     ready: Option<MediaPoll>,
     ticked: Option<Poll>,
     last_read: tokio::time::Instant,
+    /// The last read left datagrams in some socket: edge-triggered, no new readiness comes
+    /// for them, so the loop reads again without waiting for one.
+    left: bool,
 }
 
 impl MediaWait {
@@ -249,6 +269,7 @@ impl MediaWait {
             ready: Some(poll),
             ticked: None,
             last_read: tokio::time::Instant::now(),
+            left: false,
         }
     }
 
@@ -296,11 +317,193 @@ impl MediaWait {
         self.ticked.as_ref().map(|_| self.last_read + TICK_MAX)
     }
 
-    /// Waking on readiness: resolves when the sockets are readable; never when ticked.
-    pub async fn readable(&mut self) -> Option<tokio::io::unix::AsyncFdReadyMutGuard<'_, Poll>> {
+    /// Whether the last read (by [`MediaSet::read`]) left datagrams for the next turn.
+    pub fn set_left(&mut self, left: bool) {
+        self.left = left;
+    }
+
+    /// Waking on readiness: resolves when the sockets are to be read (readable, or left
+    /// with datagrams by the last read, whichever branch of the loop made it); never when
+    /// ticked (the ticks read them).
+    pub async fn readable(&mut self) {
         match &mut self.ready {
-            Some(fd) => fd.readable_mut().await.ok(),
+            Some(_) if self.left => {}
+            // Cleared before the read, which then takes all that came up to it: a datagram
+            // after it makes the poll readable again.
+            Some(fd) => match fd.readable_mut().await {
+                Ok(mut guard) => guard.clear_ready(),
+                Err(_) => std::future::pending().await,
+            },
             None => std::future::pending().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ivr_engine::CallHandle;
+
+    fn open(set: &mut MediaSet, call: u64) -> SocketAddr {
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_nonblocking(true).unwrap();
+        rtcp.set_nonblocking(true).unwrap();
+        let to = rtp.local_addr().unwrap();
+        set.open(CallHandle(call).leg(0), rtp, rtcp, to.port())
+            .unwrap();
+        to
+    }
+
+    fn flood(to: SocketAddr, n: usize) {
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..n {
+            tx.send_to(&[0x80; 12], to).unwrap();
+        }
+    }
+
+    /// A socket left with datagrams by a read outside the readiness branch (the channel's
+    /// turn reads the media too) is read again without a new datagram: edge-triggered, no
+    /// new edge comes for what is already queued.
+    #[tokio::test(flavor = "current_thread")]
+    async fn leftovers_of_the_channels_turn_wake_the_loop() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let to = open(&mut set, 1);
+        flood(to, 40);
+        let mut n = 0;
+        let left = set.read(wait.poll_mut().unwrap(), |_| n += 1);
+        assert_eq!((n, left), (PER_SOCKET, true));
+        wait.set_left(left); // as `Io::read_media` does after every read
+        let woke = tokio::time::timeout(Duration::from_millis(200), wait.readable()).await;
+        assert!(
+            woke.is_ok(),
+            "24 datagrams left in the socket and the loop not woken"
+        );
+    }
+
+    /// A flooded socket gets at most its share per turn, however long the flood lasts: a
+    /// socket left over from the last turn and also ready again is read once, not once for
+    /// each (which let its share and the list of leftovers grow turn after turn).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flooded_socket_gets_its_share_per_turn_and_no_more() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let to = open(&mut set, 1);
+        let mut read = 0;
+        for turn in 0..6 {
+            flood(to, 24);
+            let mut n = 0;
+            set.read(wait.poll_mut().unwrap(), |_| n += 1);
+            assert!(
+                n <= PER_SOCKET,
+                "turn {turn}: {n} datagrams from one socket"
+            );
+            assert!(
+                set.again.len() <= 1,
+                "turn {turn}: {:?} left over",
+                set.again
+            );
+            read += n;
+        }
+        // Nothing is lost: the rest comes over the next turns.
+        while set.read(wait.poll_mut().unwrap(), |_| read += 1) {}
+        assert_eq!(read, 6 * 24);
+    }
+
+    /// Leftovers of the last ticked read are read when the loop goes back to waking on
+    /// readiness (the calls fell below [`TICKED_BELOW`]).
+    #[tokio::test(flavor = "current_thread")]
+    async fn leftovers_of_the_ticks_are_read_after_the_switch_back() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let to = open(&mut set, 0);
+        for call in 1..TICKED_FROM as u64 {
+            open(&mut set, call);
+        }
+        wait.adapt(set.legs());
+        assert!(wait.deadline().is_some(), "ticked with {} legs", set.legs());
+        flood(to, 40);
+        let mut n = 0;
+        let left = set.read(wait.poll_mut().unwrap(), |_| n += 1);
+        wait.set_left(left);
+        assert_eq!(n, PER_SOCKET);
+        for call in 1..TICKED_FROM as u64 {
+            set.close(CallHandle(call).leg(0));
+        }
+        wait.adapt(set.legs());
+        assert!(wait.deadline().is_none(), "back on readiness");
+        let woke = tokio::time::timeout(Duration::from_millis(200), wait.readable()).await;
+        assert!(
+            woke.is_ok(),
+            "datagrams left from the ticks and the loop not woken"
+        );
+        let left = set.read(wait.poll_mut().unwrap(), |_| n += 1);
+        assert_eq!((n, left), (32, true));
+    }
+
+    /// A closed leg's leftover does not carry over to the leg that takes its slot.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_closed_legs_leftover_is_forgotten() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let to = open(&mut set, 1);
+        flood(to, 20);
+        assert!(set.read(wait.poll_mut().unwrap(), |_| {}));
+        set.close(CallHandle(1).leg(0));
+        assert!(set.again.is_empty());
+        let to = open(&mut set, 2);
+        flood(to, 3);
+        let mut legs = Vec::new();
+        let left = set.read(wait.poll_mut().unwrap(), |d| legs.push(d.leg));
+        assert!(!left);
+        assert_eq!(legs, vec![CallHandle(2).leg(0); 3]);
+    }
+
+    /// RTP sent toward a port nobody listens on comes back as ICMP port unreachable, which
+    /// Linux reports on an unconnected socket (ours) only with IP_RECVERR, not set: no error
+    /// is pending after it. A datagram larger than the buffer is cut to it and the next one is
+    /// read whole. Neither stops the socket from being read, nor panics.
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_sends_and_oversized_datagrams_are_read_past() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let leg = CallHandle(1).leg(0);
+        let to = open(&mut set, 1);
+        let gone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let nobody = gone.local_addr().unwrap();
+        drop(gone);
+        for _ in 0..3 {
+            assert!(set.send(leg, &[0x80; 12], nobody).is_some());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let slot = set.slots[0].as_ref().unwrap();
+        assert!(slot.rtp.take_error().unwrap().is_none());
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(&vec![0x80; DATAGRAM + 1000], to).unwrap();
+        tx.send_to(&[0x80; 12], to).unwrap();
+        let mut sizes = Vec::new();
+        let mut turns = 0;
+        while sizes.len() < 2 && turns < 4 {
+            turns += 1;
+            let left = set.read(wait.poll_mut().unwrap(), |d| sizes.push(d.data.len()));
+            assert!(!left, "nothing left over");
+        }
+        assert_eq!(sizes, vec![DATAGRAM, 12]);
+    }
+
+    /// A leg's media opened again closes the old sockets and gives their port back for the
+    /// pool, rather than keep it out of the pool for good.
+    #[tokio::test(flavor = "current_thread")]
+    async fn media_opened_twice_gives_the_old_port_back() {
+        let (_poll, mut set) = MediaSet::new().unwrap();
+        let first = open(&mut set, 1);
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let old = set.open(CallHandle(1).leg(0), rtp, rtcp, 7000).unwrap();
+        assert_eq!(old, Some(first.port()));
+        assert_eq!(set.legs(), 1);
+        assert_eq!(set.close(CallHandle(1).leg(0)), Some(7000));
+        assert_eq!(set.close(CallHandle(1).leg(0)), None);
     }
 }
