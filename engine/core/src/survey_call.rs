@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::io::{EndReason, Event, Output, VoicemailCmd, VoicemailReport};
 use crate::leg::LegPhase;
 use crate::outgoing::Stage;
-use crate::voicemail::{REORDER_DELAY, VOICE_LEVEL};
+use crate::voicemail::{REORDER_DELAY, take_frame};
 use ivr_audio::reorder::{Frame, Reorder};
 use ivr_menus::MenuRun;
 use ivr_menus::survey::{SurveyOutput, SurveyRun};
@@ -104,14 +104,10 @@ fn comment_frame(
     now: Instant,
     frame: &Frame,
 ) {
-    let (samples, cap) = count;
-    let pcm = frame.pcm();
-    if *samples + pcm.len() as u64 > cap {
+    let Some(voice) = take_frame(count, frame) else {
         return;
-    }
-    *samples += pcm.len() as u64;
-    let level = pcm.iter().map(|s| s.unsigned_abs() as u32).sum::<u32>() / pcm.len().max(1) as u32;
-    survey.handle_audio(now, level > VOICE_LEVEL);
+    };
+    survey.handle_audio(now, voice);
     outputs.push_back(Output::Voicemail(VoicemailCmd::Frame {
         recording,
         frame: *frame,

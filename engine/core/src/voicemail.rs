@@ -20,7 +20,7 @@ use std::time::Instant;
 /// How long audio is held for reordering before it is recorded (60 ms).
 pub(crate) const REORDER_DELAY: u32 = 480;
 /// A frame whose mean absolute amplitude is above this counts as voice (about -42 dBFS).
-pub(crate) const VOICE_LEVEL: u32 = 260;
+const VOICE_LEVEL: u32 = 260;
 
 /// A call leaving a callback request.
 #[derive(Debug)]
@@ -308,6 +308,20 @@ impl DepositCall {
     }
 }
 
+/// Count `frame` against a recording's cap (`count`: samples so far, cap): `None` past the
+/// cap (the frame is left out), else whether it holds voice (for the silence that ends a
+/// message or a comment).
+pub(crate) fn take_frame(count: (&mut u64, u64), frame: &Frame) -> Option<bool> {
+    let (samples, cap) = count;
+    let pcm = frame.pcm();
+    if *samples + pcm.len() as u64 > cap {
+        return None;
+    }
+    *samples += pcm.len() as u64;
+    let level = pcm.iter().map(|s| s.unsigned_abs() as u32).sum::<u32>() / pcm.len().max(1) as u32;
+    Some(level > VOICE_LEVEL)
+}
+
 /// One frame out of the reorder buffer: to the recorder, to the review copy, and its level
 /// to the deposit (for the silence that ends a message); none past the cap (`count`:
 /// samples so far, cap).
@@ -320,16 +334,12 @@ fn record_frame(
     now: Instant,
     frame: &Frame,
 ) {
-    let (samples, cap) = count;
-    let pcm = frame.pcm();
-    if *samples + pcm.len() as u64 > cap {
+    let Some(voice) = take_frame(count, frame) else {
         return;
-    }
-    let level = pcm.iter().map(|s| s.unsigned_abs() as u32).sum::<u32>() / pcm.len().max(1) as u32;
-    deposit.handle_audio(now, level > VOICE_LEVEL);
-    *samples += pcm.len() as u64;
+    };
+    deposit.handle_audio(now, voice);
     if let Some(r) = review.as_mut() {
-        r.extend_from_slice(pcm);
+        r.extend_from_slice(frame.pcm());
     }
     outputs.push_back(Output::Voicemail(VoicemailCmd::Frame {
         recording,
