@@ -126,10 +126,22 @@ impl DepositCall {
         let (Some(recording), true) = (self.recording, self.recording_live) else {
             return;
         };
+        self.record(now, recording, outputs, Some((timestamp, pcm)));
+    }
+
+    /// Frames out of the reorder buffer to [`record_frame`]: those `packet` releases, or
+    /// (`None`) all it still holds.
+    fn record(
+        &mut self,
+        now: Instant,
+        recording: RecordingId,
+        outputs: &mut VecDeque<Output>,
+        packet: Option<(u32, &[i16])>,
+    ) {
         let deposit = &mut self.deposit;
         let (samples, cap) = (&mut self.samples, self.cap);
         let review = &mut self.review;
-        self.reorder.push(timestamp, pcm, &mut |frame: &Frame| {
+        let mut each = |frame: &Frame| {
             record_frame(
                 outputs,
                 deposit,
@@ -139,7 +151,13 @@ impl DepositCall {
                 now,
                 frame,
             );
-        });
+        };
+        match packet {
+            Some((timestamp, pcm)) => {
+                self.reorder.push(timestamp, pcm, &mut each);
+            }
+            None => self.reorder.flush(&mut each),
+        }
     }
 
     /// The call is ending (either side): keep what the caller left.
@@ -227,38 +245,25 @@ impl DepositCall {
                     }));
                 }
                 Action::StopRecording => {
-                    if let (Some(recording), true) = (self.recording, self.recording_live) {
+                    let stop = if let (Some(recording), true) =
+                        (self.recording, self.recording_live)
+                    {
                         self.recording_live = false;
                         // What the reorder buffer still holds is part of the message.
-                        let outputs = &mut *io.outputs;
-                        let deposit = &mut self.deposit;
-                        let (samples, cap) = (&mut self.samples, self.cap);
-                        let review = &mut self.review;
-                        self.reorder.flush(&mut |frame: &Frame| {
-                            record_frame(
-                                outputs,
-                                deposit,
-                                (samples, cap),
-                                review,
-                                recording,
-                                now,
-                                frame,
-                            );
-                        });
-                        io.outputs
-                            .push_back(Output::Voicemail(VoicemailCmd::Stop { recording }));
-                        io.outputs.push_back(Output::Event(Event::Recording {
-                            call,
-                            started: false,
-                        }));
-                    } else if self.recording_failed {
+                        self.record(now, recording, io.outputs, None);
+                        Some(VoicemailCmd::Stop { recording })
+                    } else if let (Some(recording), true) = (self.recording, self.recording_failed)
+                    {
                         // Given up while live (see `recording_failed`): a writer that
                         // failed itself has nothing left to drop, which is harmless.
                         self.recording_failed = false;
-                        if let Some(recording) = self.recording.take() {
-                            io.outputs
-                                .push_back(Output::Voicemail(VoicemailCmd::Discard { recording }));
-                        }
+                        self.recording = None;
+                        Some(VoicemailCmd::Discard { recording })
+                    } else {
+                        None
+                    };
+                    if let Some(cmd) = stop {
+                        io.outputs.push_back(Output::Voicemail(cmd));
                         io.outputs.push_back(Output::Event(Event::Recording {
                             call,
                             started: false,
