@@ -345,7 +345,7 @@ fn bridged_relay(yaml: &str) {
 /// from each leg's socket, for 200 rounds, allocate nothing once the set is warm.
 #[test]
 fn driver_media_sockets_read_and_send_allocate_nothing_per_packet() {
-    use ivr_server::driver::media::MediaSet;
+    use ivr_server::driver::media::{MediaSet, Share};
     use std::net::UdpSocket;
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -353,7 +353,7 @@ fn driver_media_sockets_read_and_send_allocate_nothing_per_packet() {
         .build()
         .expect("runtime");
     let _in_rt = rt.enter();
-    let (mut poll, mut set) = MediaSet::new().expect("media poll");
+    let (poll, mut set) = MediaSet::new().expect("media poll");
     let mut callers = Vec::new();
     for i in 0..100u64 {
         let leg = ivr_engine::CallHandle(i).leg(0);
@@ -382,7 +382,7 @@ fn driver_media_sockets_read_and_send_allocate_nothing_per_packet() {
         let mut got = 0;
         let region = Region::new(GLOBAL);
         for _ in 0..100 {
-            set.read(poll.get_mut(), |d| {
+            set.read(poll.get_ref(), Share::Drain, |d| {
                 assert!(!d.rtcp && d.data.len() == 172);
                 heard.push((d.leg, d.from));
                 got += 1;

@@ -851,8 +851,9 @@ impl Io {
     /// Feed what the media sockets hold to the engine, each datagram straight from the
     /// read buffer; `wait` learns whether some is left for the next turn.
     fn read_media(&mut self, wait: &mut media::MediaWait, engine: &mut Engine) {
-        let Some(poll) = wait.poll_mut() else { return };
-        let left = self.media.read(poll, |d| {
+        let share = wait.share();
+        let Some(poll) = wait.poll() else { return };
+        let left = self.media.read(poll, share, |d| {
             let input = if d.rtcp {
                 Input::Rtcp {
                     leg: d.leg,
