@@ -165,10 +165,13 @@ impl Engine {
             Input::CancelCallback(id) => self.cancel_stored_callback(now, &id),
         }
         self.queues_sync(now);
-        self.drain_layer(now);
-        // What the layer's requests changed (an agent registered) reaches the center now.
-        self.queues_sync(now);
-        self.drain_layer(now);
+        // What the layer's requests changed (an agent registered, an agent's key code)
+        // reaches the center now. Most inputs (every RTP packet) give the layer nothing to
+        // handle and leave nothing for the center: no second round for them.
+        if self.drain_layer(now) || self.queueing.has_pending() {
+            self.queues_sync(now);
+            self.drain_layer(now);
+        }
         self.check_drained();
         while let Some(e) = self.admission.poll_event() {
             self.ctx.event(Event::Admission(e));
@@ -234,7 +237,11 @@ impl Engine {
         }
     }
 
-    pub(crate) fn drain_layer(&mut self, now: Instant) {
+    /// Send what the transaction layer has to send and handle what it reports; returns
+    /// whether it reported anything (requests, responses, timeouts), which may have left
+    /// work for the queue center.
+    pub(crate) fn drain_layer(&mut self, now: Instant) -> bool {
+        let mut handled = false;
         loop {
             while let Some((peer, msg)) = self.ctx.layer.poll_transmit() {
                 self.ctx.outputs.push_back(Output::Sip {
@@ -246,6 +253,7 @@ impl Engine {
             let Some(ev) = self.ctx.layer.poll_event() else {
                 break;
             };
+            handled = true;
             match ev {
                 TxEvent::Request { key, request, peer } => self.on_request(now, key, request, peer),
                 TxEvent::Response { key, response } => {
@@ -285,6 +293,7 @@ impl Engine {
                 TxEvent::StrayResponse(r) => self.outgoing_response(now, r),
             }
         }
+        handled
     }
 
     /// Refuse a request outside any leg (with the tag of the leg its INVITE made, if any).

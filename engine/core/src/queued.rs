@@ -165,6 +165,11 @@ impl std::fmt::Debug for Queueing {
 }
 
 impl Queueing {
+    /// Whether something waits to be told to the center at its next sync.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || self.pending_config.is_some()
+    }
+
     /// The center for `menus` (static agents are logged in at the first input).
     pub fn new(menus: &Menus, seed: u64) -> Queueing {
         let (config, pending) = match center_config(menus).validate() {
