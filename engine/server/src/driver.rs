@@ -481,17 +481,9 @@ impl Server {
                     // turn here too, so a stream of SIP never shuts the calls' audio out.
                     io.read_media(&mut media_wait, &mut engine);
                 }
-                () = media_wait.readable() => {
-                    io.read_media(&mut media_wait, &mut engine);
-                }
-                _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                    // A stop deadline that woke us is taken at the top of the next turn.
-                    engine.handle_input(Instant::now(), Input::Timeout);
-                }
-                _ = wall_tick.tick() => {
-                    // Keeps schedules right if the system clock is stepped (NTP, DST is not a step).
-                    engine.handle_input(Instant::now(), Input::WallClock(std::time::SystemTime::now()));
-                }
+                // The stop and the clock before the media: under a flood that leaves datagrams
+                // every turn the media branch is always ready, and a biased select would never
+                // look further. (Due timers are taken at the top of the loop.)
                 _ = &mut shutdown, if exit_at.is_none() => {
                     let p = &io.pacing;
                     if p.count > 0 {
@@ -510,6 +502,17 @@ impl Server {
                         hang_up_at = Some(now + self.config.drain);
                     }
                     exit_at = Some(now + self.config.drain + self.config.shutdown_grace);
+                }
+                _ = wall_tick.tick() => {
+                    // Keeps schedules right if the system clock is stepped (NTP, DST is not a step).
+                    engine.handle_input(Instant::now(), Input::WallClock(std::time::SystemTime::now()));
+                }
+                () = media_wait.readable() => {
+                    io.read_media(&mut media_wait, &mut engine);
+                }
+                _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                    // A stop deadline that woke us is taken at the top of the next turn.
+                    engine.handle_input(Instant::now(), Input::Timeout);
                 }
             }
         }
