@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sip_parse tcp_framing sdp rtp srtp menu_yaml ics reorder deposit digest register uac refer)
+[ ${#targets[@]} -gt 0 ] || targets=(sip_parse route_key tcp_framing sdp rtp srtp menu_yaml ics reorder deposit digest register uac refer)
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "tests/fuzz/corpus/$t"

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 budget=${1:-3600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sip_parse sdp rtp srtp tcp_framing digest uac refer register menu_yaml)
+[ ${#targets[@]} -gt 0 ] || targets=(sip_parse route_key sdp rtp srtp tcp_framing digest uac refer register menu_yaml)
 export RUSTC_BOOTSTRAP=1
 status=0
 for t in "${targets[@]}"; do

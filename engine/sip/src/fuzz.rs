@@ -581,6 +581,30 @@ pub fn register_sequence(data: &[u8]) {
     }
 }
 
+/// The Call-ID read from raw bytes to route a message to its shard
+/// ([`crate::route_key`]) must agree with the parser on every message the parser accepts,
+/// in either framing, and never panic.
+pub fn route_key(data: &[u8]) {
+    use crate::route_key::RouteKey;
+    let key = RouteKey::new(*b"fuzz route key!!");
+    let raw = key.of_message(data, &crate::parse::Limits::default());
+    for framing in [Framing::Datagram, Framing::Stream] {
+        if let Ok(msg) = parse_message(data, framing) {
+            let id = match &msg {
+                Message::Request(r) => r.call_id(),
+                Message::Response(r) => r.call_id(),
+            };
+            if let Ok(id) = id {
+                assert_eq!(
+                    raw,
+                    Some(key.of_call_id(id)),
+                    "the raw read disagrees with the parsed Call-ID {id:?}"
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

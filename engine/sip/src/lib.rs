@@ -30,6 +30,7 @@ pub mod refer;
 pub mod registrar;
 pub mod reliable;
 pub mod route;
+pub mod route_key;
 pub mod session_timer;
 pub mod transaction;
 pub mod uac;
