@@ -2,7 +2,7 @@
 //!
 //! The [`Hub`] holds the [`QueueCenter`] (crate `ivr-queues`) and what goes with it: the
 //! Call-ID, caller and menu path of each call in a queue (for the queue log and the queue
-//! view), the queued-callback store's bookkeeping ([`crate::hub_store`]) and the tables that
+//! view), the queued-callback store's bookkeeping (`hub_store.rs`) and the tables that
 //! say which engine (shard) owns an offer or a queued callback. Engines talk to it only with
 //! [`HubMsg`] and hear back [`HubOutput`]s ([`crate::hub_msg`]); it reads no call.
 //!
@@ -51,7 +51,10 @@ pub struct Hub {
     pending_config: Option<ValidConfig>,
     /// Each call that entered a queue (or a queued callback's own call), until it is gone.
     pub(crate) rows: HashMap<CallRef, CallRow>,
-    /// A caller's callback request, from `RequestCallback` until the center answers.
+    /// Calls gone whose rows go at the next poll that finds the center's outputs all routed.
+    gone: Vec<CallRef>,
+    /// A caller's callback request the center accepted, until its `CallbackAccepted` is
+    /// polled (at most one per output waiting).
     pub(crate) drafts: HashMap<CallRef, Box<CallbackRequest>>,
     /// Each stored callback request's id in the store, by the center's id.
     pub(crate) store_ids: HashMap<CallbackId, String>,
@@ -102,6 +105,7 @@ impl Hub {
             shards: shards.max(1),
             pending_config: pending.map(|_| config),
             rows: HashMap::new(),
+            gone: Vec::new(),
             drafts: HashMap::new(),
             store_ids: HashMap::new(),
             restoring: None,
@@ -163,14 +167,22 @@ impl Hub {
                 number,
                 request,
             } => {
-                self.drafts.insert(call, request);
+                // The center answers at once: `CallbackAccepted` (the caller stops waiting,
+                // the draft is stored when that output is polled, even if the call is gone
+                // by then) or `CallbackRefused` (it still waits: no draft kept).
+                let caller = Waiter::Caller(call);
+                if self.center.priority(&caller).is_some() {
+                    self.drafts.insert(call, request);
+                }
                 self.center
                     .handle(now, Input::RequestCallback { call, number });
+                if self.center.priority(&caller).is_some() {
+                    self.drafts.remove(&call);
+                }
             }
-            HubMsg::CallGone(call) => {
-                self.rows.remove(&call);
-                self.drafts.remove(&call);
-            }
+            // The row goes once the outputs made before are polled (the call's abandon
+            // is logged with its Call-ID).
+            HubMsg::CallGone(call) => self.gone.push(call),
             HubMsg::Reload(menus) => self.reload(menus),
             HubMsg::Sync => self.sync(now),
             HubMsg::WallClock(wall) => self.wall_anchor = Some((now, wall)),
@@ -229,6 +241,9 @@ impl Hub {
                 self.route(q);
                 continue;
             }
+            for call in self.gone.drain(..) {
+                self.rows.remove(&call);
+            }
             if !self.next_restore() {
                 return None;
             }
@@ -251,7 +266,7 @@ impl Hub {
         s
     }
 
-    fn to_shard(&mut self, shard: ShardId, msg: ShardMsg) {
+    fn send_shard(&mut self, shard: ShardId, msg: ShardMsg) {
         self.out.push_back(HubOutput::Shard { shard, msg });
     }
 
@@ -267,19 +282,18 @@ impl Hub {
                     callback,
                     store_id,
                 };
-                self.to_shard(shard_of_call(call), msg);
+                self.send_shard(shard_of_call(call), msg);
             }
             QOut::CallbackRestored { callback, .. } => self.callback_restored(callback),
-            QOut::CallbackRefused { call, .. } => {
-                self.drafts.remove(&call);
-                self.to_shard(shard_of_call(call), ShardMsg::Center(out));
-            }
-            QOut::Refused { call, .. } | QOut::Exit { call, .. } | QOut::Announce { call, .. } => {
-                self.to_shard(shard_of_call(call), ShardMsg::Center(out));
+            QOut::CallbackRefused { call, .. }
+            | QOut::Refused { call, .. }
+            | QOut::Exit { call, .. }
+            | QOut::Announce { call, .. } => {
+                self.send_shard(shard_of_call(call), ShardMsg::Center(out));
             }
             QOut::Connect { call, offer, .. } => {
                 self.offer_shards.remove(&offer);
-                self.to_shard(shard_of_call(call), ShardMsg::Center(out));
+                self.send_shard(shard_of_call(call), ShardMsg::Center(out));
             }
             QOut::Offer { offer, waiter, .. } => {
                 let shard = match waiter {
@@ -287,17 +301,17 @@ impl Hub {
                     Waiter::Callback(cb) => self.callback_shard(cb),
                 };
                 self.offer_shards.insert(offer, shard);
-                self.to_shard(shard, ShardMsg::Center(out));
+                self.send_shard(shard, ShardMsg::Center(out));
             }
             QOut::CancelOffer { offer, .. } | QOut::Release { offer } => {
                 // An offer already failed, answered elsewhere or connected: nobody rings.
                 if let Some(shard) = self.offer_shards.remove(&offer) {
-                    self.to_shard(shard, ShardMsg::Center(out));
+                    self.send_shard(shard, ShardMsg::Center(out));
                 }
             }
             QOut::DialCallback { callback, .. } => {
                 let shard = self.callback_shard(callback);
-                self.to_shard(shard, ShardMsg::Center(out));
+                self.send_shard(shard, ShardMsg::Center(out));
             }
             QOut::Event(e) => self.event(e.at, e.event),
         }
@@ -327,7 +341,7 @@ impl Hub {
                 at,
                 event: event.clone(),
             };
-            self.to_shard(shard_of_call(c), msg);
+            self.send_shard(shard_of_call(c), msg);
         }
         self.out.push_back(HubOutput::Event {
             call: call.map(|c| CallHandle(c.0)),
@@ -471,3 +485,7 @@ fn empty_rule(r: ivr_menus::handoff::EmptyRule) -> EmptyRule {
         ivr_menus::handoff::EmptyRule::NoneActive => EmptyRule::NoneActive,
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

@@ -1,8 +1,10 @@
 //! Callers waiting in call-center queues, and the agents they are bridged to.
 //!
-//! The engine owns one [`QueueCenter`] (crate `ivr-queues`), the only holder of queue and
-//! agent state. This module is the glue: it turns what calls and registrations do into the
-//! center's [`Input`]s, and carries out its [`Output`]s on calls and legs.
+//! The [`Hub`](crate::hub::Hub) owns the one [`QueueCenter`](ivr_queues::QueueCenter)
+//! (crate `ivr-queues`), the only holder of queue and agent state. This module is the
+//! engine's side: it turns what calls and registrations do into the center's [`Input`]s,
+//! sent to the hub as [`HubMsg`]s, and carries out the center's outputs the hub addresses to
+//! this engine ([`ShardMsg`]) on calls and legs.
 //!
 //! - `queue: NAME` in the menus makes the call's application [`App::Queued`]: the caller
 //!   hears the queue's `music` in a loop (the ringing tone if it has none) and its
