@@ -423,9 +423,11 @@ fn the_view_reads_the_rows_beside_the_center() {
 }
 
 #[test]
-fn a_hub_can_move_to_another_thread() {
+fn the_hub_its_messages_and_the_engine_can_move_to_another_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<Hub>();
     assert_send::<HubMsg>();
     assert_send::<HubOutput>();
+    assert_send::<ShardMsg>();
+    assert_send::<crate::Engine>();
 }
