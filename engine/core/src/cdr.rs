@@ -184,18 +184,19 @@ impl Engine {
     /// A queue event about a caller: its queue, its wait, the agent who answered.
     pub(crate) fn cdr_queue_event(
         &mut self,
-        call: Option<ivr_queues::CallRef>,
+        call: ivr_queues::CallRef,
+        at: Instant,
         event: &ivr_queues::QueueEvent,
     ) {
         use ivr_queues::QueueEvent as Q;
-        let Some(call) = call.and_then(|c| self.calls.get_mut(&CallHandle(c.0))) else {
+        let Some(call) = self.calls.get_mut(&CallHandle(call.0)) else {
             return;
         };
         let r = &mut call.trace.record;
         let ms = |d: &std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         match event {
             Q::Enter { queue, .. } => {
-                call.trace.queue_entered = self.last_now;
+                call.trace.queue_entered = Some(at);
                 r.queue = Some(queue.to_string());
                 r.queue_wait_ms = None;
                 r.agent = None;

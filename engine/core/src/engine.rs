@@ -129,7 +129,7 @@ impl Engine {
     /// Serve new calls with `menus`; calls in progress keep the snapshot they started with.
     pub fn set_menus(&mut self, menus: Arc<Menus>) {
         self.registrar_reload(&menus);
-        self.queueing.reload(&menus);
+        self.queues_reload(&menus);
         self.menus = menus;
     }
 
@@ -159,10 +159,19 @@ impl Engine {
             Input::Timeout => self.handle_timeout(now),
             Input::Drain => self.shutting_down = true,
             Input::Shutdown => self.shutdown(now),
-            Input::WallClock(wall) => self.wall_anchor = Some((now, wall)),
+            Input::WallClock(wall) => {
+                self.wall_anchor = Some((now, wall));
+                self.hub_send(now, crate::hub_msg::HubMsg::WallClock(wall));
+            }
             Input::Voicemail(report) => self.voicemail_report(now, report),
-            Input::RestoreCallbacks(list) => self.restore_callbacks(now, list),
-            Input::CancelCallback(id) => self.cancel_stored_callback(now, &id),
+            Input::RestoreCallbacks(list) => {
+                // Queues and agents of the current config first.
+                self.queues_sync(now);
+                self.hub_input(now, crate::hub_msg::HubMsg::RestoreCallbacks(list));
+            }
+            Input::CancelCallback(id) => {
+                self.hub_input(now, crate::hub_msg::HubMsg::CancelCallback(id));
+            }
         }
         self.queues_sync(now);
         // What the layer's requests changed (an agent registered, an agent's key code)
@@ -190,7 +199,7 @@ impl Engine {
             self.ctx.layer.poll_timeout(),
             self.detached_timeout(),
             self.registrar.poll_timeout(),
-            self.queueing.center.poll_timeout(),
+            self.queues_poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -1117,9 +1126,11 @@ impl Engine {
         if let Some(app) = app {
             self.detach_transfer(app);
         }
-        self.queueing
-            .call_ids
-            .remove(&ivr_queues::CallRef(handle.0));
+        // After the call's `Leave` or `CallEnded` (above), so the abandon is logged with it.
+        if let Some(now) = self.last_now {
+            let gone = crate::hub_msg::HubMsg::CallGone(ivr_queues::CallRef(handle.0));
+            self.hub_send(now, gone);
+        }
         self.ctx.event(Event::CallEnded {
             call: handle,
             call_id,
@@ -1178,25 +1189,46 @@ impl Engine {
 
     /// Callers waiting in the queue named `queue` now.
     pub fn queue_waiting(&self, queue: &str) -> usize {
-        self.queueing.waiting(queue)
+        self.queueing.hub().map_or(0, |h| h.waiting(queue))
     }
 
     /// Each queue of the current config with the callers waiting in it.
     pub fn queues_waiting(&self) -> Vec<(String, usize)> {
-        self.menus
-            .queues()
-            .iter()
-            .map(|q| (q.name.clone(), self.queueing.waiting(&q.name)))
-            .collect()
+        self.queueing
+            .hub()
+            .map(|h| h.queues_waiting())
+            .unwrap_or_default()
     }
 
     /// Each agent with its state in the queue center.
     pub fn agent_states(&self) -> Vec<(String, ivr_queues::AgentState)> {
         self.queueing
-            .center
-            .agents()
-            .map(|(a, s)| (a.0.clone(), s.clone()))
-            .collect()
+            .hub()
+            .map(|h| h.agent_states())
+            .unwrap_or_default()
+    }
+
+    /// The live queue view at `now` (see [`crate::hub_view`]).
+    pub fn queue_view(&self, now: Instant) -> crate::agent_desk::QueueView {
+        let registrations = |user: &str| self.registrar.bindings(user).len();
+        self.queueing
+            .hub()
+            .map(|h| h.queue_view(now, &registrations))
+            .unwrap_or_default()
+    }
+
+    /// The line of the queue named `queue`, first to be served first: callers on the line
+    /// and callback requests keeping their place.
+    pub fn queue_line(&self, queue: &str) -> Vec<ivr_queues::Waiter> {
+        self.queueing
+            .hub()
+            .map(|h| h.queue_line(queue))
+            .unwrap_or_default()
+    }
+
+    /// The embedded hub (`None` once it runs elsewhere).
+    pub fn hub(&self) -> Option<&crate::hub::Hub> {
+        self.queueing.hub()
     }
 }
 

@@ -101,7 +101,11 @@ impl Engine {
         let action = match code {
             AgentCode::Login => AgentAction::Login,
             AgentCode::Logout => AgentAction::Logout,
-            AgentCode::PauseToggle if self.agent_paused(&agent) => AgentAction::Unpause,
+            AgentCode::PauseToggle
+                if self.queueing.hub().is_some_and(|h| h.agent_paused(&agent)) =>
+            {
+                AgentAction::Unpause
+            }
             AgentCode::PauseToggle => AgentAction::Pause {
                 reason: "feature code".into(),
             },

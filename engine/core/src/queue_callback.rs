@@ -27,6 +27,7 @@
 use crate::call::{App, Call, CallHandle, LegHandle};
 use crate::dial::{self, Dial};
 use crate::engine::Engine;
+use crate::hub_msg::HubMsg;
 use crate::io::{EndReason, Event, Output};
 use crate::leg::LegPhase;
 use crate::outgoing::Located;
@@ -43,7 +44,7 @@ use ivr_sip::header::HeaderName;
 use ivr_sip::message::CoreHeaders;
 use ivr_sip::uac::{CancelReason, OutgoingCall, UacEvent};
 use ivr_sip::uri::Uri;
-use ivr_voicemail::{Action, Deposit, Say, SystemPrompt};
+use ivr_voicemail::{Action, CallbackRequest, Deposit, RequestKind, Say, SystemPrompt};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -87,15 +88,43 @@ pub fn callback_target(destination: &str, number: &str) -> Option<Uri> {
     Uri::parse(&format!("{scheme}:{number}@{host}")).ok()
 }
 
-impl Engine {
-    /// The line of the queue named `queue`, first to be served first: callers on the line
-    /// and callback requests keeping their place.
-    pub fn queue_line(&self, queue: &str) -> Vec<ivr_queues::Waiter> {
-        self.queueing
-            .center
-            .waiting(&ivr_queues::QueueName::new(queue))
+/// The callback request a waiting caller makes, as its call knows it; the hub fills in its
+/// id, time and priority when the center takes it ([`crate::hub_store`]).
+fn callback_draft(call: &Call) -> CallbackRequest {
+    let (queue, language, variables, number) = match &call.app {
+        App::Queued(q) => {
+            let menus = q.run.menus();
+            (
+                menus.queue(q.queue).name.clone(),
+                menus.languages().get(q.run.language()).cloned(),
+                q.run.variables().to_vec(),
+                q.asked.clone(),
+            )
+        }
+        _ => (String::new(), None, Vec::new(), None),
+    };
+    CallbackRequest {
+        id: String::new(),
+        mailbox: queue.clone(),
+        caller_id: call.caller.clone(),
+        called: call.legs.first().and_then(|l| l.invite.uri.user()),
+        call_id: call.call_id.to_string(),
+        received_at: 0,
+        callback_number: number,
+        duration_ms: 0,
+        language,
+        menu_path: call.path.clone(),
+        variables,
+        hung_up: false,
+        has_message: false,
+        email_to: Vec::new(),
+        kind: RequestKind::QueueCallback,
+        queue: Some(queue),
+        priority: 0,
     }
+}
 
+impl Engine {
     /// A key from a waiting caller: the number dialogue's if it runs, else the queue's exit
     /// key, if one is bound to it (other keys do nothing).
     pub(crate) fn queued_digit(&mut self, now: Instant, handle: CallHandle, digit: Digit) {
@@ -123,7 +152,7 @@ impl Engine {
                     call: CallRef(handle.0),
                     reason: LeaveReason::ExitKey(digit.as_char()),
                 };
-                self.queueing.center.handle(now, input);
+                self.hub_send(now, HubMsg::Queue(input));
                 self.queue_exit_key(now, handle, digit, action);
                 self.drain_queues(now);
             }
@@ -190,11 +219,13 @@ impl Engine {
                     match allowed {
                         Some(number) => {
                             q.asked = Some(number.clone());
-                            let input = Input::RequestCallback {
+                            let request = Box::new(callback_draft(call));
+                            let msg = HubMsg::RequestCallback {
                                 call: CallRef(handle.0),
                                 number,
+                                request,
                             };
-                            self.queue_input(now, input);
+                            self.hub_input(now, msg);
                         }
                         None => self.callback_refused(handle, CallbackRefusal::BadNumber),
                     }
@@ -381,7 +412,11 @@ impl Engine {
             caller: None,
             to: format!("callback {}", queue.0),
         });
-        self.queueing.call_ids.insert(CallRef(handle.0), call_id);
+        let msg = HubMsg::CallbackCall {
+            call: CallRef(handle.0),
+            call_id,
+        };
+        self.hub_send(now, msg);
         self.queueing.callback_calls.insert(callback, handle);
         let rung = self.ring_agent(now, handle, offer, agent);
         if rung.is_err() {
@@ -422,9 +457,7 @@ impl Engine {
         number: &str,
     ) {
         let Some(handle) = self.queueing.callback_calls.get(&callback).copied() else {
-            self.queueing
-                .center
-                .handle(now, Input::CallbackFailed(callback));
+            self.hub_send(now, HubMsg::Queue(Input::CallbackFailed(callback)));
             return;
         };
         let ringback = self.ringback.clone();
@@ -649,7 +682,7 @@ impl Engine {
         }
         self.queueing.callback_calls.remove(&id);
         if dialing {
-            self.queueing.center.handle(now, Input::CallbackFailed(id));
+            self.hub_send(now, HubMsg::Queue(Input::CallbackFailed(id)));
         }
         self.end_call(now, handle, EndReason::DestinationHungUp);
         self.drain_queues(now);
@@ -706,9 +739,7 @@ impl Engine {
                 ..
             } => {
                 if let Err(why) = self.callback_ring(now, callback, offer, agent, &queue) {
-                    self.queueing
-                        .center
-                        .handle(now, Input::OfferFailed { offer, why });
+                    self.hub_send(now, HubMsg::Queue(Input::OfferFailed { offer, why }));
                 }
             }
             QOut::DialCallback {

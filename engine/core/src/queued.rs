@@ -1,8 +1,10 @@
 //! Callers waiting in call-center queues, and the agents they are bridged to.
 //!
-//! The engine owns one [`QueueCenter`] (crate `ivr-queues`), the only holder of queue and
-//! agent state. This module is the glue: it turns what calls and registrations do into the
-//! center's [`Input`]s, and carries out its [`Output`]s on calls and legs.
+//! The [`Hub`](crate::hub::Hub) owns the one [`QueueCenter`](ivr_queues::QueueCenter)
+//! (crate `ivr-queues`), the only holder of queue and agent state. This module is the
+//! engine's side: it turns what calls and registrations do into the center's [`Input`]s,
+//! sent to the hub as [`HubMsg`]s, and carries out the center's outputs the hub addresses to
+//! this engine ([`ShardMsg`]) on calls and legs.
 //!
 //! - `queue: NAME` in the menus makes the call's application [`App::Queued`]: the caller
 //!   hears the queue's `music` in a loop (the ringing tone if it has none) and its
@@ -31,15 +33,14 @@
 use crate::call::{App, CallHandle, LegHandle};
 use crate::dial::{self, Dial};
 use crate::engine::Engine;
+use crate::hub_msg::{HubMsg, HubOutput, ShardMsg};
 use crate::io::{Event, Output};
 use crate::leg::LegPhase;
 use crate::outgoing::{Located, send_uac, uri_user};
 use ivr_menus::agents::{LoginMode, Reach};
 use ivr_menus::{MenuRun, Menus, QueueId};
 use ivr_queues::{
-    AgentConfig, AgentId, CallRef, CenterConfig, EmptyRule, Input, LeaveReason, Limits, Membership,
-    OfferFailure, OfferId, Output as QOut, QueueCenter, QueueConfig, QueueName, Strategy,
-    ValidConfig, Waiter,
+    AgentId, CallRef, Input, LeaveReason, OfferFailure, OfferId, Output as QOut, QueueName, Waiter,
 };
 use ivr_sip::header::HeaderName;
 use ivr_sip::message::CoreHeaders;
@@ -48,6 +49,7 @@ use ivr_sip::uac::{CancelReason, FailureKind, OutgoingCall, UacEvent};
 use ivr_sip::uri::Uri;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The most legs a call may have: a caller who waits through more offers than this leaves
@@ -133,27 +135,23 @@ impl Queued {
     }
 }
 
-/// The engine's queue state: the center and what the glue needs beside it.
+/// The engine's side of the queues: which of its calls rings for each offer, the queued
+/// callbacks' own calls, and what waits to be told to the [`Hub`](crate::hub::Hub). The
+/// center and everything around it is the hub's.
 pub struct Queueing {
-    /// The one owner of queue and agent state.
-    pub center: QueueCenter,
+    /// The hub when it is embedded in this engine ([`Engine::new`]).
+    pub(crate) hub: Option<Box<crate::hub::Hub>>,
     /// Offers out, by the call they ring for.
     offers: HashMap<OfferId, CallHandle>,
     /// Each callback request's own call, while an offer or a dial is out for it.
     pub(crate) callback_calls: HashMap<ivr_queues::CallbackId, CallHandle>,
-    /// Each stored callback request's id in the store, by the center's id.
-    pub(crate) store_ids: HashMap<ivr_queues::CallbackId, String>,
-    /// The store id of the request being restored (see `Engine::restore_callbacks`).
-    pub(crate) restoring: Option<String>,
-    /// A configuration to hand the center at the next input (reload).
-    pending_config: Option<ValidConfig>,
-    /// Agent presence changes to tell the center at the next input.
+    /// The hub is to hand the center new menus' configuration at the next sync.
+    sync_due: bool,
+    /// Agent presence changes and requests to tell the center at the next sync.
     pub(crate) pending: Vec<Input>,
-    /// Whether outputs are being carried out (the loop picks up what is added meanwhile).
+    /// Whether the hub's outputs are being carried out (the loop picks up what is added
+    /// meanwhile).
     draining: bool,
-    /// The Call-ID of each call that entered a queue, until the call ends (queue events
-    /// name calls by it; an abandon is reported after the call is gone).
-    pub(crate) call_ids: HashMap<CallRef, String>,
 }
 
 impl std::fmt::Debug for Queueing {
@@ -165,111 +163,27 @@ impl std::fmt::Debug for Queueing {
 }
 
 impl Queueing {
-    /// Whether something waits to be told to the center at its next sync.
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || self.pending_config.is_some()
-    }
-
-    /// The center for `menus` (static agents are logged in at the first input).
-    pub fn new(menus: &Menus, seed: u64) -> Queueing {
-        let (config, pending) = match center_config(menus).validate() {
-            Ok(c) => (c, Some(())),
-            // The menus' ranges rule these errors out; an empty center is the safe answer.
-            Err(_) => (empty_config(), None),
-        };
-        let center = QueueCenter::new(config.clone(), Box::new(ivr_queues::SplitMix64::new(seed)));
+    /// The engine's side, with the hub embedded (static agents are logged in at the first
+    /// input).
+    pub fn new(menus: &Arc<Menus>, seed: u64) -> Queueing {
         Queueing {
-            center,
+            hub: Some(Box::new(crate::hub::Hub::new(menus.clone(), seed, 1))),
             offers: HashMap::new(),
             callback_calls: HashMap::new(),
-            store_ids: HashMap::new(),
-            restoring: None,
-            pending_config: pending.map(|_| config),
+            sync_due: true,
             pending: Vec::new(),
             draining: false,
-            call_ids: HashMap::new(),
         }
     }
 
-    /// Follow a reload: the center gets `Reconfigure` at the next input (agents stay logged
-    /// in, waiting callers stay). A configuration the center refuses keeps the old one.
-    pub fn reload(&mut self, menus: &Menus) {
-        if let Ok(c) = center_config(menus).validate() {
-            self.pending_config = Some(c);
-        }
+    /// Whether something waits to be told to the center at its next sync.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || self.sync_due
     }
 
-    /// Callers waiting in `queue` now.
-    pub fn waiting(&self, queue: &str) -> usize {
-        self.center.waiting(&QueueName::new(queue)).len()
-    }
-}
-
-fn empty_config() -> ValidConfig {
-    CenterConfig::default()
-        .validate()
-        .unwrap_or_else(|_| unreachable!("an empty configuration is valid"))
-}
-
-/// The center's configuration for the menus' `queues:` and `agents:`.
-pub fn center_config(menus: &Menus) -> CenterConfig {
-    let queues = menus
-        .queues()
-        .iter()
-        .map(|q| {
-            let mut c = QueueConfig::new(q.name.clone());
-            c.strategy = match q.strategy {
-                ivr_menus::handoff::Strategy::RingAll => Strategy::RingAll,
-                ivr_menus::handoff::Strategy::RoundRobin => Strategy::RoundRobin,
-                ivr_menus::handoff::Strategy::LongestIdle => Strategy::LongestIdle,
-                ivr_menus::handoff::Strategy::FewestCalls => Strategy::FewestCalls,
-                ivr_menus::handoff::Strategy::Random => Strategy::Random,
-                ivr_menus::handoff::Strategy::Linear => Strategy::Linear,
-            };
-            c.agent_timeout = q.agent_timeout;
-            c.wrap_up = q.wrap_up;
-            c.max_wait = Some(q.max_wait);
-            c.announce_every = Some(q.announce_every);
-            c.announce_position = q.announce_position;
-            c.announce_wait = q.announce_wait;
-            c.join_when_empty = empty_rule(q.join_when_empty);
-            c.leave_when_empty = empty_rule(q.leave_when_empty);
-            c.max_no_answer = q.max_no_answer;
-            c.callback = q.callback.as_ref().map(|cb| ivr_queues::CallbackConfig {
-                retries: cb.retries,
-                retry_delay: cb.retry_delay,
-            });
-            c
-        })
-        .collect();
-    let agents = menus
-        .agents()
-        .iter()
-        .map(|a| AgentConfig {
-            id: AgentId::new(a.name.clone()),
-            queues: a
-                .queues
-                .iter()
-                .map(|(q, penalty)| Membership {
-                    queue: QueueName::new(menus.queue(*q).name.clone()),
-                    penalty: *penalty,
-                })
-                .collect(),
-            wrap_up: None,
-        })
-        .collect();
-    CenterConfig {
-        queues,
-        agents,
-        limits: Limits::default(),
-    }
-}
-
-fn empty_rule(r: ivr_menus::handoff::EmptyRule) -> EmptyRule {
-    match r {
-        ivr_menus::handoff::EmptyRule::Never => EmptyRule::Never,
-        ivr_menus::handoff::EmptyRule::NoneLoggedIn => EmptyRule::NoneLoggedIn,
-        ivr_menus::handoff::EmptyRule::NoneActive => EmptyRule::NoneActive,
+    /// The embedded hub (`None` once the hub runs elsewhere).
+    pub(crate) fn hub(&self) -> Option<&crate::hub::Hub> {
+        self.hub.as_deref()
     }
 }
 
@@ -332,55 +246,109 @@ impl Engine {
         }
     }
 
-    /// Hand the center what came up since the last input: a new configuration (then static
-    /// agents log in), agents' presence. Then carry out what it asks.
+    /// Hand the hub what came up since the last input: new menus' configuration (then
+    /// static agents log in), agents' presence. Then carry out what it asks.
     pub(crate) fn queues_sync(&mut self, now: Instant) {
-        if let Some(config) = self.queueing.pending_config.take() {
-            self.queueing.center.handle(now, Input::Reconfigure(config));
-            for a in self.menus.agents() {
-                if matches!(a.reach, Reach::Static(_)) && a.login == LoginMode::OnRegister {
-                    let id = AgentId::new(a.name.clone());
-                    self.queueing.center.handle(now, Input::AgentLogin(id));
-                }
-            }
+        if std::mem::take(&mut self.queueing.sync_due) {
+            self.hub_send(now, HubMsg::Sync);
         }
         for input in std::mem::take(&mut self.queueing.pending) {
-            self.queueing.center.handle(now, input);
+            self.hub_send(now, HubMsg::Queue(input));
         }
         self.drain_queues(now);
     }
 
-    /// The center's timers.
+    /// The hub's timers.
     pub(crate) fn queues_timeout(&mut self, now: Instant) {
-        if self
-            .queueing
-            .center
-            .poll_timeout()
-            .is_some_and(|t| t <= now)
-        {
-            self.queueing.center.handle_timeout(now);
+        if let Some(hub) = self.queueing.hub.as_mut() {
+            hub.handle_timeout(now);
         }
         self.drain_queues(now);
+    }
+
+    /// The hub's next deadline (when embedded).
+    pub(crate) fn queues_poll_timeout(&self) -> Option<Instant> {
+        self.queueing.hub().and_then(|h| h.poll_timeout())
+    }
+
+    /// Tell the hub something; what it answers is carried out at the next drain.
+    pub(crate) fn hub_send(&mut self, now: Instant, msg: HubMsg) {
+        if let Some(hub) = self.queueing.hub.as_mut() {
+            hub.handle(now, msg);
+        }
     }
 
     /// Tell the center something and carry out what it asks.
     pub(crate) fn queue_input(&mut self, now: Instant, input: Input) {
-        self.queueing.center.handle(now, input);
+        self.hub_input(now, HubMsg::Queue(input));
+    }
+
+    /// Tell the hub something and carry out what it asks.
+    pub(crate) fn hub_input(&mut self, now: Instant, msg: HubMsg) {
+        self.hub_send(now, msg);
         self.drain_queues(now);
     }
 
-    /// Carry out the center's outputs (re-entrant calls leave the work to the outer loop).
+    /// New menus: the hub's view follows now, the center at the next input.
+    pub(crate) fn queues_reload(&mut self, menus: &Arc<Menus>) {
+        self.queueing.sync_due = true;
+        if let Some(hub) = self.queueing.hub.as_mut() {
+            // `HubMsg::Reload`, which needs no time (a reload may come before any input).
+            hub.reload(menus.clone());
+        }
+    }
+
+    /// Carry out the hub's outputs (re-entrant calls leave the work to the outer loop).
     pub(crate) fn drain_queues(&mut self, now: Instant) {
         if self.queueing.draining {
             return;
         }
         self.queueing.draining = true;
-        while let Some(out) = self.queueing.center.poll_output() {
-            self.queue_output(now, out);
+        while let Some(out) = self.queueing.hub.as_mut().and_then(|h| h.poll_output()) {
+            self.hub_output(now, out);
         }
         self.queueing.draining = false;
     }
 
+    /// One output of the embedded hub.
+    fn hub_output(&mut self, now: Instant, out: HubOutput) {
+        match out {
+            HubOutput::Shard { msg, .. } => self.hub_message(now, msg),
+            HubOutput::Event {
+                call,
+                call_id,
+                at,
+                event,
+            } => self.ctx.event(Event::Queue {
+                call,
+                call_id,
+                at,
+                event,
+            }),
+            HubOutput::QueueCallback(cmd) => self.ctx.outputs.push_back(Output::QueueCallback(cmd)),
+        }
+    }
+
+    /// A message from the hub about one of this engine's calls or offers.
+    pub(crate) fn hub_message(&mut self, now: Instant, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Center(out) => self.queue_output(now, out),
+            ShardMsg::CallbackAccepted { call, store_id, .. } => {
+                let handle = CallHandle(call.0);
+                let queue = self.calls.get(&handle).and_then(|c| match &c.app {
+                    App::Queued(q) => Some(q.run.menus().queue(q.queue).name.clone()),
+                    _ => None,
+                });
+                if let Some(queue) = queue {
+                    self.cdr_callback(handle, &queue, &store_id);
+                }
+                self.callback_accepted(now, handle);
+            }
+            ShardMsg::QueueEvent { call, at, event } => self.cdr_queue_event(call, at, &event),
+        }
+    }
+
+    /// A center output for one of this engine's calls or offers.
     fn queue_output(&mut self, now: Instant, out: QOut) {
         if matches!(
             out,
@@ -392,12 +360,6 @@ impl Engine {
             return self.callback_output(now, out);
         }
         match out {
-            QOut::Joined { .. } => {}
-            QOut::CallbackAccepted { call, callback, .. } => {
-                self.store_callback(now, CallHandle(call.0), callback);
-                self.callback_accepted(now, CallHandle(call.0));
-            }
-            QOut::CallbackRestored { callback, .. } => self.callback_restored(callback),
             QOut::CallbackRefused { call, reason } => {
                 self.callback_refused(CallHandle(call.0), reason)
             }
@@ -420,18 +382,11 @@ impl Engine {
             QOut::Offer {
                 offer,
                 agent,
-                waiter,
+                waiter: Waiter::Caller(call),
                 ..
             } => {
-                let result = match waiter {
-                    Waiter::Caller(call) => self.ring_agent(now, CallHandle(call.0), offer, agent),
-                    // Handled above.
-                    Waiter::Callback(_) => Ok(()),
-                };
-                if let Err(why) = result {
-                    self.queueing
-                        .center
-                        .handle(now, Input::OfferFailed { offer, why });
+                if let Err(why) = self.ring_agent(now, CallHandle(call.0), offer, agent) {
+                    self.hub_send(now, HubMsg::Queue(Input::OfferFailed { offer, why }));
                 }
             }
             QOut::CancelOffer { offer, .. } => self.stop_ring(now, offer),
@@ -445,35 +400,13 @@ impl Engine {
                 position,
                 estimated_wait,
             } => self.announce(CallHandle(call.0), periodic, position, estimated_wait),
-            QOut::DialCallback { .. } => {}
-            QOut::Event(e) => {
-                self.callback_store_event(&e.event);
-                let call = match &e.event {
-                    ivr_queues::QueueEvent::Enter { call, .. }
-                    | ivr_queues::QueueEvent::Abandon { call, .. }
-                    | ivr_queues::QueueEvent::Requeue { call, .. }
-                    | ivr_queues::QueueEvent::ExitKey { call, .. }
-                    | ivr_queues::QueueEvent::Timeout { call, .. }
-                    | ivr_queues::QueueEvent::LeaveEmpty { call, .. }
-                    | ivr_queues::QueueEvent::Transfer { call, .. }
-                    | ivr_queues::QueueEvent::Complete { call, .. } => Some(*call),
-                    ivr_queues::QueueEvent::Offer { waiter, .. }
-                    | ivr_queues::QueueEvent::OfferFailed { waiter, .. }
-                    | ivr_queues::QueueEvent::Answer { waiter, .. } => match waiter {
-                        Waiter::Caller(c) => Some(*c),
-                        Waiter::Callback(_) => None,
-                    },
-                    _ => None,
-                };
-                let call_id = call.and_then(|c| self.queueing.call_ids.get(&c).cloned());
-                self.cdr_queue_event(call, &e.event);
-                self.ctx.event(Event::Queue {
-                    call: call.map(|c| CallHandle(c.0)),
-                    call_id,
-                    at: e.at,
-                    event: e.event,
-                });
-            }
+            // The hub keeps these (and callbacks' offers are handled above).
+            QOut::Offer { .. }
+            | QOut::DialCallback { .. }
+            | QOut::Joined { .. }
+            | QOut::CallbackAccepted { .. }
+            | QOut::CallbackRestored { .. }
+            | QOut::Event(_) => {}
         }
     }
 
@@ -510,15 +443,17 @@ impl Engine {
         }));
         let caller = call.caller.clone();
         let call_id = call.call_id.to_string();
-        self.queueing.call_ids.insert(CallRef(handle.0), call_id);
+        let path = call.path.clone();
         self.play_music(handle);
-        let input = Input::Enter {
+        let msg = HubMsg::Enter {
             call: CallRef(handle.0),
             queue: QueueName::new(name),
             priority,
             caller,
+            call_id,
+            path,
         };
-        self.queue_input(now, input);
+        self.hub_input(now, msg);
         self.reindex(handle);
     }
 
@@ -759,7 +694,7 @@ impl Engine {
                 call: CallRef(handle.0),
                 reason: LeaveReason::Transferred,
             };
-            self.queueing.center.handle(now, input);
+            self.hub_send(now, HubMsg::Queue(input));
             self.queue_left(now, handle, "too many offers");
             return Err(OfferFailure::Unreachable);
         }
