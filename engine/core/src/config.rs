@@ -55,6 +55,8 @@ pub struct EngineConfig {
     pub session_timer: ivr_sip::session_timer::Policy,
     /// Agents' registrations: expiry bounds, contacts per agent, nonce lifetime.
     pub registrar: ivr_sip::registrar::RegistrarConfig,
+    /// This engine's place among the process's shards (default: the only one).
+    pub shard: crate::shard::ShardSpec,
 }
 
 impl EngineConfig {
@@ -86,6 +88,7 @@ impl EngineConfig {
             send_without_peer: Some(crate::media::SEND_WITHOUT_PEER),
             session_timer: ivr_sip::session_timer::Policy::default(),
             registrar: ivr_sip::registrar::RegistrarConfig::default(),
+            shard: crate::shard::ShardSpec::default(),
         }
     }
 }

@@ -66,10 +66,9 @@ pub(crate) fn outgoing_leg(ctx: &mut Ctx, leg: LegHandle, target: Uri, peer: Pee
             ctx.rng.token()
         ),
     );
-    invite.headers.push(
-        HeaderName::CallId,
-        format!("{}@{}", ctx.rng.token(), sip.ip()),
-    );
+    // Steered to this shard, so that the answers come back to it.
+    let call_id = ctx.config.shard.new_call_id(&mut ctx.rng, sip.ip());
+    invite.headers.push(HeaderName::CallId, call_id);
     let key = ServerKey::of(&invite)?;
     Some(Leg::outgoing(leg, peer, key, invite, local_tag))
 }
@@ -141,7 +140,7 @@ impl Dial {
             from,
             local_tag: l.local_tag.clone(),
             call_id: if self.fresh_call_id {
-                CallId::from(format!("{}@{}", ctx.rng.token(), sip.ip()))
+                CallId::from(ctx.config.shard.new_call_id(&mut ctx.rng, sip.ip()))
             } else {
                 CallId::from(l.invite.call_id().unwrap_or_default())
             },

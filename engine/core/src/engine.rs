@@ -86,6 +86,7 @@ pub struct Engine {
 impl Engine {
     /// An engine serving `menus`.
     pub fn new(config: EngineConfig, menus: Arc<Menus>) -> Engine {
+        let config_first_handle = config.shard.first_handle();
         let admission = Admission::new(config.admission, config.trusted_proxies.clone());
         let mut keys = crate::srtp::KeyGen::new(&config.srtp_seed);
         let mut secret = [0u8; 32];
@@ -115,7 +116,7 @@ impl Engine {
             clients: HashMap::new(),
             deadlines: BinaryHeap::new(),
             due_scratch: Vec::new(),
-            next_handle: 1,
+            next_handle: config_first_handle,
             shutting_down: false,
             drained: false,
             wall_anchor: None,

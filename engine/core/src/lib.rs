@@ -38,6 +38,7 @@ pub mod relay;
 pub mod rng;
 pub mod sdp;
 pub mod session;
+pub mod shard;
 pub mod srtp;
 pub mod survey_call;
 pub mod voicemail;
