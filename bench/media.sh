@@ -8,7 +8,8 @@
 # Usage: bench/media.sh [N ...]   (default: 100 1000)
 # Environment: HOLD (window seconds, default 20), BRIDGED=1 (every caller presses 5 and is
 # bridged to an agent echoed by rtp-echo on 127.0.0.1:5070: two legs per call),
-# KEYS / VOICEMAIL (percentages, default 20 / 10). Loopback only: the callers run on the same
+# KEYS / VOICEMAIL (percentages, default 20 / 10), CPS (after the window, while the callers
+# still hold media, SIPp's `uac` sets up and tears down this many calls; default 0: none). Loopback only: the callers run on the same
 # machine, and their own CPU (printed) is the same in both runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,6 @@ extra=()
 if [[ "${BRIDGED:-0}" == 1 ]]; then extra+=(--bridged); fi
 for n in ${@:-100 1000}; do
   target/release/ivr-load --media --calls "$n" --hold "${HOLD:-20}" \
-    --keys "${KEYS:-20}" --voicemail "${VOICEMAIL:-10}" "${extra[@]}" \
+    --keys "${KEYS:-20}" --voicemail "${VOICEMAIL:-10}" --cps "${CPS:-0}" "${extra[@]}" \
     --ivr target/release/ivr --echo target/release/rtp-echo
 done

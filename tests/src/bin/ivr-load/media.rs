@@ -53,9 +53,11 @@ pub struct Opts {
     keys_pct: usize,
     voicemail_pct: usize,
     bridged: bool,
+    /// Calls set up and torn down (SIPp `uac`) while the callers hold media, after the window.
+    cps: usize,
 }
 
-const USAGE: &str = "usage: ivr-load --media [--calls N] [--hold SECS] [--keys PCT] [--voicemail PCT] [--bridged] [--ivr PATH] [--echo PATH]";
+const USAGE: &str = "usage: ivr-load --media [--calls N] [--hold SECS] [--keys PCT] [--voicemail PCT] [--bridged] [--cps N] [--ivr PATH] [--echo PATH]";
 
 impl Opts {
     /// Reads the flags after `--media`.
@@ -68,6 +70,7 @@ impl Opts {
             keys_pct: 20,
             voicemail_pct: 10,
             bridged: false,
+            cps: 0,
         };
         let mut it = args.peekable();
         while let Some(flag) = it.next() {
@@ -81,6 +84,7 @@ impl Opts {
                 "--hold" => o.hold = v.parse().expect(USAGE),
                 "--keys" => o.keys_pct = v.parse().expect(USAGE),
                 "--voicemail" => o.voicemail_pct = v.parse().expect(USAGE),
+                "--cps" => o.cps = v.parse().expect(USAGE),
                 "--ivr" => o.ivr = v,
                 "--echo" => o.echo = v,
                 _ => panic!("{USAGE}"),
@@ -492,11 +496,19 @@ struct Measured {
     streams: u64,
     interarrival: [f64; 3],
     extra_cpu: Option<f64>,
+    /// The set-up and tear-down burst run while the callers held media (`--cps`).
+    burst: Option<Burst>,
 }
 
 /// Places the callers on `target`, holds them for the window, hangs up and measures.
 /// RSS per call is the growth from `idle_rss` (before any call) to the window's end.
-async fn run_callers(o: &Opts, target: &Proc, idle_rss: u64, extra: Option<&Proc>) -> Measured {
+async fn run_callers(
+    o: &Opts,
+    target: &Proc,
+    idle_rss: u64,
+    extra: Option<&Proc>,
+    cps: usize,
+) -> Measured {
     let n = o.calls;
     let base = Instant::now();
     let sip = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
@@ -679,6 +691,13 @@ async fn run_callers(o: &Opts, target: &Proc, idle_rss: u64, extra: Option<&Proc
         }
     }
 
+    // set-up and tear-down while the callers still hold media
+    let burst = if cps > 0 {
+        Some(cps_burst(target, cps).await)
+    } else {
+        None
+    };
+
     // hang up, stop the sender and the receivers
     stop_tx.store(true, Ordering::Relaxed);
     let sent = sender.join().expect("sender");
@@ -734,6 +753,45 @@ async fn run_callers(o: &Opts, target: &Proc, idle_rss: u64, extra: Option<&Proc
             hist.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
         ],
         extra_cpu: extra0.zip(extra1).map(|(a, b)| b.0 - a.0),
+        burst,
+    }
+}
+
+/// What a set-up and tear-down burst measured.
+struct Burst {
+    calls: usize,
+    ok: u64,
+    failed: u64,
+    seconds: f64,
+    cpu: f64,
+}
+
+/// `n` calls placed by SIPp's built-in `uac` (INVITE, 200, ACK, BYE at once; 200 at a time,
+/// as fast as they go) at `target` while the callers hold media: the set-up and tear-down
+/// rate, and the engine's CPU for it.
+async fn cps_burst(target: &Proc, n: usize) -> Burst {
+    let to = target.sip;
+    let cpu0 = target.cpu().0;
+    let t0 = Instant::now();
+    let run = tokio::task::spawn_blocking(move || {
+        let m = n.to_string();
+        ivr_tests::sipp::run_for(
+            to,
+            &[
+                "-sn", "uac", "-m", &m, "-r", "10000", "-l", "200", "-d", "0",
+            ],
+            120,
+        )
+    })
+    .await
+    .expect("sipp");
+    let seconds = t0.elapsed().as_secs_f64();
+    Burst {
+        calls: n,
+        ok: ivr_tests::sipp::stat(&run.output, "Successful call").unwrap_or(0),
+        failed: ivr_tests::sipp::stat(&run.output, "Failed call").unwrap_or(0),
+        seconds,
+        cpu: target.cpu().0 - cpu0,
     }
 }
 
@@ -756,7 +814,7 @@ pub async fn run(o: Opts) {
     // the floor
     let echo = start_echo(&o.echo, "127.0.0.1:0");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let floor = run_callers(&o, &echo, echo.rss_kib(), None).await;
+    let floor = run_callers(&o, &echo, echo.rss_kib(), None, 0).await;
     echo.stop();
 
     // the engine (and, bridged, the agents' echo)
@@ -764,7 +822,7 @@ pub async fn run(o: Opts) {
     let agents = o.bridged.then(|| start_echo(&o.echo, "127.0.0.1:5070"));
     let ivr = start_engine(&o, &dir, config.as_deref());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let engine = run_callers(&o, &ivr, ivr.rss_kib(), agents.as_ref()).await;
+    let engine = run_callers(&o, &ivr, ivr.rss_kib(), agents.as_ref(), o.cps).await;
     ivr.stop();
     if let Some(a) = agents {
         a.stop();
@@ -894,4 +952,16 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
         "ratio engine/floor, CPU per call-second: {:.2}x",
         us_per(engine, engine.cpu) / us_per(floor, floor.cpu).max(1e-9)
     );
+    if let Some(b) = &engine.burst {
+        println!(
+            "set-up+tear-down while {} calls held media: {} of {} calls ok ({} failed) in {:.2} s = {:.0} calls/s (SIPp uac, 200 at a time), engine CPU {:.2} s",
+            engine.answered,
+            b.ok,
+            b.calls,
+            b.failed,
+            b.seconds,
+            b.ok as f64 / b.seconds.max(1e-9),
+            b.cpu
+        );
+    }
 }
