@@ -305,7 +305,7 @@ impl Server {
             spans: HashMap::new(),
             handoffs: HashMap::new(),
             drained: false,
-            pacing: Pacing::new(),
+            pacing: status.lateness.clone(),
             status: status.clone(),
             recorder,
             stores: tokio::task::JoinSet::new(),
@@ -486,8 +486,8 @@ impl Server {
                 // look further. (Due timers are taken at the top of the loop.)
                 _ = &mut shutdown, if exit_at.is_none() => {
                     let p = &io.pacing;
-                    if p.count > 0 {
-                        info!(target: "ivr::stats", packets = p.count, p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
+                    if p.count() > 0 {
+                        info!(target: "ivr::stats", packets = p.count(), p50_ms = p.percentile_ms(0.5), p99_ms = p.percentile_ms(0.99), max_ms = p.percentile_ms(1.0), "rtp pacing lateness");
                     } else {
                         info!(target: "ivr::stats", packets = 0, "rtp pacing lateness: no packet sent");
                     }
@@ -686,7 +686,7 @@ struct Io {
     /// Where the menus handed each call, until it ends.
     handoffs: HashMap<CallHandle, String>,
     drained: bool,
-    pacing: Pacing,
+    pacing: Arc<crate::lateness::Lateness>,
     status: Arc<Status>,
     recorder: Recorder,
     /// Store writes in flight; finished ones are reaped as new ones start.
@@ -814,41 +814,6 @@ impl Io {
 
 /// Most store writes in flight before queue log batches are dropped.
 const MAX_QUEUE_WRITES: usize = 256;
-
-/// How late RTP packets leave compared to their 20 ms schedule: a fixed histogram of 0.1 ms
-/// buckets (the last one collects everything from 51.1 ms up), so recording never allocates.
-pub struct Pacing {
-    buckets: [u64; 512],
-    count: u64,
-}
-
-impl Pacing {
-    fn new() -> Pacing {
-        Pacing {
-            buckets: [0; 512],
-            count: 0,
-        }
-    }
-
-    fn record(&mut self, late: Duration) {
-        let i = ((late.as_micros() / 100) as usize).min(self.buckets.len() - 1);
-        self.buckets[i] += 1;
-        self.count += 1;
-    }
-
-    /// The lateness below which a fraction `p` of packets left, in milliseconds.
-    pub fn percentile_ms(&self, p: f64) -> f64 {
-        let target = (self.count as f64 * p).ceil() as u64;
-        let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= target.max(1) {
-                return (i + 1) as f64 / 10.0;
-            }
-        }
-        f64::NAN
-    }
-}
 
 impl Io {
     /// Feed what the media sockets hold to the engine, each datagram straight from the

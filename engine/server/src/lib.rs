@@ -13,6 +13,7 @@ pub mod conns;
 pub mod desk;
 pub mod driver;
 pub mod http;
+pub mod lateness;
 pub mod limits;
 pub mod mail;
 pub mod outbox;

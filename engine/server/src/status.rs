@@ -66,6 +66,8 @@ pub struct Status {
     pub board: Arc<crate::desk::Board>,
     /// Every metric below, for the exposition.
     registry: Registry,
+    /// How late the loop sends RTP (it writes, `/metrics` reads).
+    pub lateness: Arc<crate::lateness::Lateness>,
     calls_active: Gauge<u64, AtomicU64>,
     calls_total: Counter,
     ended: Family<ReasonLabel, Counter>,
@@ -237,6 +239,12 @@ impl Status {
     /// registered without it; it also ends each help text with a period.
     pub fn new(source: String, now: SystemTime) -> Status {
         let mut registry = Registry::default();
+        let lateness = crate::lateness::LatenessMetric::default();
+        registry.register(
+            "ivr_rtp_send_lateness_seconds",
+            "How late RTP packets left compared to their 20 ms schedule",
+            lateness.clone(),
+        );
         let calls_active = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "ivr_calls_active",
@@ -387,6 +395,7 @@ impl Status {
         }
         registry.register("ivr_agents", "Agents in each state", agents.clone());
         Status {
+            lateness: lateness.0,
             started: now,
             board: Arc::default(),
             queue_waiting,
@@ -646,10 +655,15 @@ mod tests {
         let text = s.prometheus();
         assert!(text.contains("ivr_config_last_reload_successful 1\n"));
         assert!(text.contains("ivr_config_generation 2\n"));
-        // Every sample line is "name{labels} value" or "name value".
+        // Every sample line is "name{labels} value" or "name value": a whole number, but
+        // for the sums of histograms of seconds.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').unwrap();
-            assert!(v.parse::<u64>().is_ok(), "{l}");
+            let seconds = l.starts_with("ivr_rtp_send_lateness_seconds_sum");
+            assert!(
+                v.parse::<u64>().is_ok() || seconds && v.parse::<f64>().is_ok(),
+                "{l}"
+            );
         }
         s.call_ended(EndReason::Cancelled);
         s.call_ended(EndReason::Cancelled);

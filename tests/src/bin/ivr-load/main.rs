@@ -71,6 +71,8 @@ pub(crate) fn engine_command(ivr: &str) -> Command {
         "0",
         "--log-format",
         "json",
+        "--http",
+        "127.0.0.1:0",
     ])
     .env("RUST_LOG", "warn,ivr::stats=info");
     cmd

@@ -26,7 +26,10 @@
 //! (p50/p99/max) and loss (by RTP sequence number, per stream: expected − received), and
 //! the load generator's own CPU (it must be the same in both, so the ratio is fair). The
 //! engine's send lateness is the `rtp pacing lateness` line it logs on exit
-//! (`target: "ivr::stats"`), which covers its whole run.
+//! (`target: "ivr::stats"`), which covers its whole run, ramp-up included; and, for the
+//! window alone, the difference of its `ivr_rtp_send_lateness_seconds` histogram in
+//! `/metrics` read at the window's start and end (the share of packets sent within 1 ms is
+//! the figure for "calls held with p99 < 1 ms").
 //!
 //! The sender is one thread that wakes every millisecond and sends the packets of the
 //! calls whose phase falls in that millisecond, from one preallocated buffer; receivers
@@ -371,6 +374,8 @@ struct Proc {
     child: Child,
     pid: u32,
     sip: SocketAddr,
+    /// Its HTTP address (`http=` on the listen line; the engine's, for `/metrics`).
+    http: Option<SocketAddr>,
 }
 
 impl Proc {
@@ -421,6 +426,10 @@ fn start(mut cmd: Command, what: &str) -> Proc {
         .find_map(|w| w.strip_prefix("udp="))
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("{what} printed no udp= address: {line:?}"));
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .and_then(|a| a.parse().ok());
     // keep draining stdout so the process never blocks on a full pipe
     std::thread::spawn(move || {
         let mut sink = String::new();
@@ -432,6 +441,7 @@ fn start(mut cmd: Command, what: &str) -> Proc {
         pid: child.id(),
         child,
         sip,
+        http,
     }
 }
 
@@ -498,6 +508,56 @@ struct Measured {
     extra_cpu: Option<f64>,
     /// The set-up and tear-down burst run while the callers held media (`--cps`).
     burst: Option<Burst>,
+    /// The engine's send lateness in the window: (bucket bound in seconds, packets in it).
+    window_lateness: Option<Vec<(f64, u64)>>,
+}
+
+/// The engine's `ivr_rtp_send_lateness_seconds` buckets now, cumulative as `/metrics` gives
+/// them (`None` for a process without HTTP, like the echo).
+fn lateness_buckets(p: &Proc) -> Option<Vec<(f64, u64)>> {
+    let reply = ivr_tests::http::request(p.http?, "GET", "/metrics", &[], b"").ok()?;
+    let text = String::from_utf8_lossy(&reply.body);
+    let buckets: Vec<(f64, u64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ivr_rtp_send_lateness_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, rest) = l.split_once("\"}")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, rest.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect();
+    (!buckets.is_empty()).then_some(buckets)
+}
+
+/// The window's lateness as "share within 1 ms, and the bucket bounds of p50/p99".
+fn window_lateness_text(cumulative: &[(f64, u64)]) -> String {
+    let total = cumulative.last().map_or(0, |b| b.1);
+    if total == 0 {
+        return "no packet".into();
+    }
+    let within = |ms: f64| {
+        cumulative
+            .iter()
+            .find(|b| (b.0 - ms / 1000.0).abs() < 1e-9)
+            .map_or(0, |b| b.1)
+    };
+    let bound = |p: f64| {
+        let target = (total as f64 * p).ceil() as u64;
+        cumulative
+            .iter()
+            .find(|b| b.1 >= target)
+            .map_or(f64::INFINITY, |b| b.0 * 1000.0)
+    };
+    format!(
+        "{:.2}% ≤ 1 ms; p50 ≤ {} ms, p99 ≤ {} ms",
+        100.0 * within(1.0) as f64 / total as f64,
+        bound(0.5),
+        bound(0.99)
+    )
 }
 
 /// Places the callers on `target`, holds them for the window, hangs up and measures.
@@ -654,6 +714,7 @@ async fn run_callers(
         sip::cpu_seconds_precise("self"),
         extra.map(Proc::cpu),
     );
+    let late0 = lateness_buckets(target);
     let t0 = Instant::now();
     phase.store(INSIDE, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(o.hold)).await;
@@ -665,6 +726,12 @@ async fn run_callers(
         extra.map(Proc::cpu),
     );
     let rss1 = target.rss_kib();
+    let window_lateness = late0.zip(lateness_buckets(target)).map(|(a, b)| {
+        b.iter()
+            .zip(&a)
+            .map(|(&(le, n1), &(_, n0))| (le, n1.saturating_sub(n0)))
+            .collect::<Vec<_>>()
+    });
 
     // call-seconds: each call answered before the window, until it ended or the window did
     let (w0, w1) = (
@@ -754,6 +821,7 @@ async fn run_callers(
         ],
         extra_cpu: extra0.zip(extra1).map(|(a, b)| b.0 - a.0),
         burst,
+        window_lateness,
     }
 }
 
@@ -923,6 +991,13 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
             field("max_ms")
         ),
     );
+    if let Some(w) = &engine.window_lateness {
+        row(
+            "send lateness in the window",
+            "-".into(),
+            window_lateness_text(w),
+        );
+    }
     let ia = |m: &Measured| {
         format!(
             "{:.2} / {:.2} / {:.1} ms",
