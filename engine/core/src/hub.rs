@@ -309,7 +309,12 @@ impl Hub {
                     self.send_shard(shard, ShardMsg::Center(out));
                 }
             }
-            QOut::DialCallback { callback, .. } => {
+            QOut::DialCallback {
+                callback, offer, ..
+            } => {
+                // The answered offer is over: the center names it no more (no `Connect`,
+                // `CancelOffer` or `Release` follows a callback's answer).
+                self.offer_shards.remove(&offer);
                 let shard = self.callback_shard(callback);
                 self.send_shard(shard, ShardMsg::Center(out));
             }

@@ -431,3 +431,110 @@ fn the_hub_its_messages_and_the_engine_can_move_to_another_thread() {
     assert_send::<ShardMsg>();
     assert_send::<crate::Engine>();
 }
+
+/// Every offer the hub routes leaves its table once the offer is over. A queued
+/// callback's offer that the agent answers ends in `DialCallback` (then `CallbackConnected`
+/// or `CallbackFailed`), never in `Connect`, `CancelOffer`, `Release` or `OfferFailed`: its
+/// entry must go too, or the table grows by one for every callback an agent takes.
+#[test]
+fn an_answered_callback_offer_leaves_the_routing_table() {
+    let t0 = crate::test_epoch();
+    let mut hub = Hub::new(menus(true), 7, 1);
+    hub.handle(t0, HubMsg::Sync);
+    let call = CallRef(1);
+    enter(&mut hub, t0, call, "sales");
+    let outs = drain(&mut hub);
+    // The agent rings for the caller; it does not answer.
+    let Some(first) = outs.iter().find_map(|o| match o {
+        HubOutput::Shard {
+            msg: ShardMsg::Center(QOut::Offer { offer, .. }),
+            ..
+        } => Some(*offer),
+        _ => None,
+    }) else {
+        panic!("{outs:?}")
+    };
+    hub.handle(
+        t0,
+        HubMsg::Queue(Input::OfferFailed {
+            offer: first,
+            why: OfferFailure::Unreachable,
+        }),
+    );
+    drain(&mut hub);
+    hub.handle(
+        t0,
+        HubMsg::RequestCallback {
+            call,
+            number: "5551234".into(),
+            request: draft(),
+        },
+    );
+    hub.handle(
+        t0,
+        HubMsg::Queue(Input::Leave {
+            call,
+            reason: ivr_queues::LeaveReason::Hangup,
+        }),
+    );
+    hub.handle(t0, HubMsg::CallGone(call));
+    drain(&mut hub);
+    // Whenever the agent is free again, it is offered the callback; it answers.
+    let mut now = t0;
+    let mut answered = None;
+    for _ in 0..200 {
+        now += Duration::from_secs(1);
+        hub.handle_timeout(now);
+        for o in drain(&mut hub) {
+            match o {
+                HubOutput::Shard {
+                    msg:
+                        ShardMsg::Center(QOut::Offer {
+                            offer,
+                            waiter: Waiter::Callback(_),
+                            ..
+                        }),
+                    ..
+                } if answered.is_none() => {
+                    hub.handle(now, HubMsg::Queue(Input::OfferAnswered(offer)));
+                }
+                HubOutput::Shard {
+                    msg: ShardMsg::Center(QOut::DialCallback { callback, .. }),
+                    ..
+                } => answered = Some(callback),
+                _ => {}
+            }
+        }
+        if answered.is_some() {
+            break;
+        }
+    }
+    let Some(callback) = answered else {
+        panic!("the callback is never dialled")
+    };
+    // The caller is called back and talks to the agent, then hangs up.
+    let back = CallRef(2);
+    hub.handle(
+        now,
+        HubMsg::CallbackCall {
+            call: back,
+            call_id: "cid-back".into(),
+        },
+    );
+    hub.handle(
+        now,
+        HubMsg::Queue(Input::CallbackConnected {
+            callback,
+            call: back,
+        }),
+    );
+    hub.handle(now, HubMsg::Queue(Input::CallEnded { call: back }));
+    hub.handle(now, HubMsg::CallGone(back));
+    drain(&mut hub);
+    assert!(hub.rows.is_empty());
+    assert_eq!(
+        hub.routing_len(),
+        (0, 0),
+        "an offer or a callback stays routed"
+    );
+}

@@ -64,18 +64,35 @@ impl RouteKey {
         let mut lines = CrlfLines { rest: Some(head) };
         lines.next(); // the start line
         let mut current: Option<SipHasher13> = None;
+        // A Call-ID name read on a line with no colon: the parser unfolds before it splits
+        // at the colon, so `Call-ID<CRLF> : value` names the header too.
+        let mut named = false;
         for line in lines {
             if matches!(line.first(), Some(b' ' | b'\t')) {
                 // A continuation of the header before it.
                 if let Some(h) = current.as_mut() {
                     feed(h, line);
+                } else if named {
+                    match line.iter().position(|&b| b == b':') {
+                        Some(colon) if is_blank(&line[..colon]) => {
+                            let mut h = self.hasher();
+                            feed(&mut h, &line[colon + 1..]);
+                            current = Some(h);
+                            named = false;
+                        }
+                        None if is_blank(line) => {}
+                        // Anything else in the name is no token: the parser refuses it.
+                        _ => named = false,
+                    }
                 }
                 continue;
             }
             if let Some(h) = current {
                 return Some(h.finish());
             }
+            named = false;
             let Some(colon) = line.iter().position(|&b| b == b':') else {
+                named = is_call_id(trim_end(line));
                 continue;
             };
             if is_call_id(trim_end(&line[..colon])) {
@@ -104,6 +121,10 @@ fn feed(h: &mut SipHasher13, bytes: &[u8]) {
 /// `Call-ID` or its compact form `i` (RFC 3261 §7.3.3, §20.8), in any case.
 fn is_call_id(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i")
+}
+
+fn is_blank(s: &[u8]) -> bool {
+    s.iter().all(|b| matches!(b, b' ' | b'\t'))
 }
 
 fn trim_end(mut s: &[u8]) -> &[u8] {
@@ -212,6 +233,28 @@ mod tests {
             Some(plain)
         );
         assert_eq!(agrees(other.as_bytes()), Ok(true));
+    }
+
+    /// RFC 3261 §7.3.1 folding may fall between a header's name and its colon: the parser
+    /// unfolds first and then splits at the colon, so `Call-ID<CRLF> : abc@host` is a
+    /// Call-ID header whose value is `abc@host`. The raw read must agree.
+    #[test]
+    fn a_fold_between_the_name_and_the_colon_still_agrees() {
+        let plain = KEY.of_call_id("abc@host");
+        for line in [
+            "Call-ID\r\n : abc@host",
+            "Call-ID \r\n\t:abc@host",
+            "i\r\n :abc@host",
+            "Call-ID\r\n \r\n\t : abc@host",
+        ] {
+            let msg = invite(line);
+            assert_eq!(agrees(msg.as_bytes()), Ok(true), "{line:?}");
+            assert_eq!(
+                KEY.of_message(msg.as_bytes(), &Limits::default()),
+                Some(plain),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]

@@ -350,7 +350,11 @@ impl MediaWait {
     /// when ticked (the ticks read them).
     pub async fn readable(&mut self) {
         match &mut self.ready {
-            Some(_) if self.left => {}
+            // Leftovers are read again at once, but only after a yield: a flood that leaves
+            // datagrams every turn would otherwise keep this resolving without the task ever
+            // yielding, and on the current-thread runtime the SIP reader, the signal driver
+            // (the stop) and the store writes would not run for as long as it lasted.
+            Some(_) if self.left => tokio::task::yield_now().await,
             // Cleared before the read, which then takes all that came up to it: a datagram
             // after it makes the poll readable again.
             Some(fd) => match fd.readable_mut().await {
@@ -403,6 +407,71 @@ mod tests {
             woke.is_ok(),
             "24 datagrams left in the socket and the loop not woken"
         );
+    }
+
+    /// A flood the loop cannot keep up with (every read leaves datagrams, so `readable()`
+    /// resolves at once, turn after turn) must still let the runtime's other tasks run: on
+    /// the server's current-thread runtime the SIP reader, the signal driver (SIGTERM) and the
+    /// store writes only run when the loop's task yields. The feed here is slower than the
+    /// flood, as the engine is when overloaded.
+    #[test]
+    fn a_flood_the_loop_cannot_keep_up_with_still_lets_other_tasks_run() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (poll, mut set) = MediaSet::new().unwrap();
+            let mut wait = MediaWait::new(poll);
+            let to = open(&mut set, 1);
+            let stop = Arc::new(AtomicBool::new(false));
+            let sender = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = tx.send_to(&[0x80; 12], to);
+                    }
+                })
+            };
+            // The flood has filled the socket's buffer.
+            std::thread::sleep(Duration::from_millis(50));
+            // The engine's work per datagram, slower than the flood.
+            let slow = |_: Datagram<'_>| {
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_micros(50) {}
+            };
+            let left = set.read(wait.poll().unwrap(), wait.share(), slow);
+            wait.set_left(left);
+            let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = tx.send(());
+            });
+            let start = std::time::Instant::now();
+            let (mut turns, mut ran) = (0u32, false);
+            while start.elapsed() < Duration::from_secs(1) {
+                tokio::select! {
+                    biased;
+                    _ = &mut rx => {
+                        ran = true;
+                        break;
+                    }
+                    () = wait.readable() => {
+                        let left = set.read(wait.poll().unwrap(), wait.share(), slow);
+                        wait.set_left(left);
+                        turns += 1;
+                    }
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            sender.join().unwrap();
+            assert!(
+                ran,
+                "another task never ran during 1 s of flood ({turns} turns in a row)"
+            );
+        });
     }
 
     /// A flooded socket gets at most its share per turn, however long the flood lasts, and
