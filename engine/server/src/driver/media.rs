@@ -194,15 +194,28 @@ impl MediaSet {
         let MediaSet {
             events, slots, buf, ..
         } = self;
-        events.clear();
-        if let Err(e) = epoll::wait(poll, spare_capacity(events), Some(&NO_WAIT)) {
-            // EINTR and the like: the readiness stays, the next turn polls again.
-            debug!(error = %e, "media poll failed");
-            return true;
-        }
-        let mut left = events.len() >= EVENTS;
-        for event in events.iter() {
-            left |= read_socket(slots, buf, event.data.u64() as usize, share, &mut feed);
+        // A poll gives at most EVENTS sockets: with more ready, poll again, up to once per
+        // EVENTS sockets open (each ready one is then read in this turn, whatever the number
+        // of calls; one poll per tick capped the reads at EVENTS per millisecond, below what
+        // the RTP port range allows). A socket already read goes to the back of the ready
+        // list (level-triggered), so the others come first.
+        let rounds = 1 + 2 * slots.len() / EVENTS;
+        let mut left = false;
+        for _ in 0..rounds {
+            events.clear();
+            if let Err(e) = epoll::wait(poll, spare_capacity(events), Some(&NO_WAIT)) {
+                // EINTR and the like: the readiness stays, the next turn polls again.
+                debug!(error = %e, "media poll failed");
+                return true;
+            }
+            let full = events.len() >= EVENTS;
+            left = full;
+            for event in events.iter() {
+                left |= read_socket(slots, buf, event.data.u64() as usize, share, &mut feed);
+            }
+            if !full {
+                break;
+            }
         }
         left
     }
@@ -613,6 +626,28 @@ mod tests {
             assert!(!left, "nothing left over");
         }
         assert_eq!(sizes, vec![DATAGRAM, 12]);
+    }
+
+    /// Ticked with more sockets ready than one poll returns, a turn still reads each of them
+    /// (one poll per tick capped the reads at that number per millisecond).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_turn_reads_every_ready_socket_beyond_one_polls_worth() {
+        let (poll, mut set) = MediaSet::new().unwrap();
+        let mut wait = MediaWait::new(poll);
+        let n = 3 * EVENTS / 2 + 7;
+        let to: Vec<_> = (0..n as u64).map(|call| open(&mut set, call)).collect();
+        wait.adapt(set.legs());
+        assert_eq!(wait.share(), Share::One);
+        for &t in &to {
+            flood(t, 1);
+        }
+        let mut got = 0;
+        let left = set.read(wait.poll().unwrap(), wait.share(), |_| got += 1);
+        assert_eq!(got, n);
+        assert!(left, "one datagram per socket read: some may hold more");
+        let mut more = 0;
+        set.read(wait.poll().unwrap(), wait.share(), |_| more += 1);
+        assert_eq!(more, 0);
     }
 
     /// A leg's media opened again closes the old sockets and gives their port back for the
