@@ -23,6 +23,7 @@ pub mod fuzz;
 pub mod handle;
 pub mod io;
 pub mod leg;
+mod linger;
 pub mod media;
 pub mod outgoing;
 mod prack;
