@@ -11,6 +11,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +77,7 @@ pub struct Status {
     /// Callback requests handed to the store.
     pub callbacks: Outcomes,
     recordings_failed: Counter,
+    recording_fsync: Histogram,
     sip_bans: Counter,
     sip_source_limit: Counter,
     sip_pending_evicted: Counter,
@@ -299,6 +301,13 @@ impl Status {
             "Recordings that could not be written (disk full, unwritable folder)",
             recordings_failed.clone(),
         );
+        // 0.25 ms to about 4 s.
+        let recording_fsync = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        registry.register(
+            "ivr_recording_fsync_seconds",
+            "Time the voicemail writer spent in fsync per kept recording, message or survey comment (its audio, its request or call-record file and the folder)",
+            recording_fsync.clone(),
+        );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -401,6 +410,7 @@ impl Status {
             reloads,
             callbacks,
             recordings_failed,
+            recording_fsync,
             sip_bans,
             sip_source_limit,
             sip_pending_evicted,
@@ -540,6 +550,12 @@ impl Status {
     /// The counter of sign-in attempts refused by a lockout.
     pub fn signin_lockouts(&self) -> Counter {
         self.signin_lockouts.clone()
+    }
+
+    /// The histogram of each kept recording's time in fsync (the voicemail writer observes
+    /// it from its thread).
+    pub fn recording_fsync(&self) -> Histogram {
+        self.recording_fsync.clone()
     }
 
     /// A recording could not be written.
