@@ -4,9 +4,12 @@
 //! reports the engine's CPU seconds per call-second, RSS per call, the RTP send-interval
 //! jitter seen at the callers, and the set-up+tear-down rate. Everything stays on loopback.
 //! Its callers only listen; `ivr-load --media` (module `media`, used by `bench/media.sh`)
-//! has them stream RTP too, press keys and record, and measures the echo floor beside.
+//! has them stream RTP too, press keys and record, and measures the echo floor beside;
+//! `ivr-load --recordings` (module `recordings`, used by `bench/recordings.sh`) checks N
+//! concurrent voicemail recordings frame by frame against what each caller sent.
 
 mod media;
+mod recordings;
 mod sip;
 
 use sip::{cpu_seconds, percentile, proc_field, summarize};
@@ -80,6 +83,9 @@ pub(crate) fn engine_command(ivr: &str) -> Command {
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("--media") {
         return media::run(media::Opts::parse(std::env::args().skip(2))).await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("--recordings") {
+        return recordings::run(recordings::Opts::parse(std::env::args().skip(2))).await;
     }
     let args = parse_args();
     // These callers only listen: audio flows to callers that send none.
