@@ -647,6 +647,7 @@ mod tests {
             "ivr_config_reloads_total{result=\"invalid\"} 1",
             "ivr_callback_requests_total{result=\"stored\"} 1",
             "ivr_callback_requests_total{result=\"failed\"} 0",
+            "ivr_recording_fsync_seconds_count 0",
             "ivr_config_last_reload_successful 0",
             "ivr_config_generation 1",
             "ivr_config_loaded_timestamp_seconds 1800000000",

@@ -292,6 +292,8 @@ struct Check {
     out_of_place: u64,
     /// Frames that are no frame sent (silence for a missing packet).
     not_sent: u64,
+    /// Frames before the caller's first (its quiet start, after the keys).
+    before_talk: u64,
     /// The caller's frame number of the file's first frame.
     first: u64,
 }
@@ -316,6 +318,7 @@ fn check(samples: &[i16]) -> Check {
     c.first = first.max(0) as u64;
     for (p, id) in ids.iter().enumerate() {
         match id {
+            None if first + (p as i64) < 0 => c.before_talk += 1,
             Some((who, k)) if *who == caller && i64::from(*k) == first + p as i64 => {
                 c.in_place += 1
             }
@@ -544,6 +547,7 @@ pub async fn run(o: Opts) {
         }
     }
     let (mut sent, mut in_place, mut out_of_place, mut not_sent, mut tail) = (0, 0, 0, 0, 0);
+    let mut before_talk = 0;
     let mut worst: Vec<(u64, u32)> = Vec::new();
     let mut missing = 0;
     for (i, s) in slots.iter().enumerate() {
@@ -560,7 +564,8 @@ pub async fn run(o: Opts) {
         in_place += c.in_place;
         out_of_place += c.out_of_place;
         not_sent += c.not_sent;
-        tail += from_first.saturating_sub(c.frames);
+        before_talk += c.before_talk;
+        tail += from_first.saturating_sub(c.frames - c.before_talk);
         let lost = from_first.saturating_sub(c.in_place);
         if lost > 0 {
             worst.push((lost, i as u32));
@@ -603,6 +608,10 @@ pub async fn run(o: Opts) {
     row(
         "  of the lost: missing at the end / silence",
         format!("{tail} / {not_sent}"),
+    );
+    row(
+        "quiet frames before the talk (not counted)",
+        before_talk.to_string(),
     );
     row("frames out of place", out_of_place.to_string());
     if !worst.is_empty() {
