@@ -55,13 +55,19 @@ fn parse_args() -> Args {
 /// call, JSON logs with the `ivr::stats` lines, and no per-source limits (one host places
 /// every call).
 pub(crate) fn engine_command(ivr: &str) -> Command {
+    engine_command_on(ivr, "20000-39999")
+}
+
+/// [`engine_command`] with its RTP ports in `ports` (`LOW-HIGH`), for a benchmark that may
+/// run beside another.
+pub(crate) fn engine_command_on(ivr: &str, ports: &str) -> Command {
     let mut cmd = Command::new(ivr);
     cmd.args([
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--rtp-ports",
-        "20000-39999",
+        ports,
         "--max-calls",
         "20000",
         "--media-timeout",

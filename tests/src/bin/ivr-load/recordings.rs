@@ -248,8 +248,11 @@ fn send(
     }
 }
 
-/// UDP receive drops (the kernel's count) over the sockets bound to ports 20000-39999 (the
-/// engine's RTP range in `engine_command`).
+/// The engine's RTP ports: below the kernel's ephemeral range (where the callers' own
+/// sockets are) and apart from `bench/media.sh`'s, which may run at the same time.
+const RTP_PORTS: (u16, u16) = (10_000, 19_999);
+
+/// UDP receive drops (the kernel's count) over the sockets bound to the engine's RTP ports.
 fn rtp_drops() -> u64 {
     let Ok(text) = std::fs::read_to_string("/proc/net/udp") else {
         return 0;
@@ -260,7 +263,7 @@ fn rtp_drops() -> u64 {
             let f: Vec<&str> = l.split_whitespace().collect();
             let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
             let drops: u64 = f.last()?.parse().ok()?;
-            (20_000..40_000).contains(&port).then_some(drops)
+            (RTP_PORTS.0..=RTP_PORTS.1).contains(&port).then_some(drops)
         })
         .sum()
 }
@@ -362,7 +365,8 @@ pub async fn run(o: Opts) {
         o.talk
     );
     let log = std::fs::File::create(dir.join("ivr.log")).expect("log file");
-    let mut cmd = crate::engine_command(&o.ivr);
+    let ports = format!("{}-{}", RTP_PORTS.0, RTP_PORTS.1);
+    let mut cmd = crate::engine_command_on(&o.ivr, &ports);
     cmd.arg("--data-dir").arg(dir.join("data")).stderr(log);
     let ivr: Proc = start(cmd, "ivr");
     let engine = ivr.sip;
