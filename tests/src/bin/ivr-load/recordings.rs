@@ -143,7 +143,7 @@ fn send(
     tags: Arc<Mutex<Vec<String>>>,
     talk_ms: u64,
     stop: Arc<AtomicBool>,
-) {
+) -> (Duration, u64) {
     struct Tx {
         seq: u16,
         ts: u32,
@@ -168,11 +168,16 @@ fn send(
     let base = Instant::now();
     let mut tick = 0u64;
     let mut remaining = socks.len();
+    // how late this thread ran: the worst, and the ticks more than 20 ms late
+    let (mut worst, mut late) = (Duration::ZERO, 0u64);
     while remaining > 0 && !stop.load(Ordering::Relaxed) {
         let due = base + Duration::from_millis(tick);
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
+        } else {
+            worst = worst.max(now - due);
+            late += u64::from(now - due > Duration::from_millis(20));
         }
         let mut i = (tick % 20) as usize;
         while i < socks.len() {
@@ -246,6 +251,7 @@ fn send(
         }
         tick += 1;
     }
+    (worst, late)
 }
 
 /// The engine's RTP ports: below the kernel's ephemeral range (where the callers' own
@@ -508,7 +514,7 @@ pub async fn run(o: Opts) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    sender.join().expect("sender");
+    let (sender_worst, sender_late) = sender.join().expect("sender");
     // the writer stores them: wait until the WAVs stop coming (or all are there)
     let data = dir.join("data");
     let mut count = wavs(&data).len();
@@ -654,6 +660,18 @@ pub async fn run(o: Opts) {
         ),
     );
     row("UDP receive drops, engine RTP ports", drops.to_string());
+    row(
+        "callers' sender: worst lateness, ticks >20 ms late",
+        format!(
+            "{:.1} ms, {sender_late}{}",
+            sender_worst.as_secs_f64() * 1e3,
+            if sender_worst > Duration::from_millis(60) {
+                " (the callers ran late: audio later than the engine's 60 ms reorder window is recorded as silence, not the engine's loss)"
+            } else {
+                ""
+            }
+        ),
+    );
     row("engine warnings/errors logged", warnings.len().to_string());
     for w in warnings.iter().take(3) {
         println!("    {}", &w[..w.len().min(300)]);
