@@ -663,10 +663,15 @@ mod tests {
         let text = s.prometheus();
         assert!(text.contains("ivr_config_last_reload_successful 1\n"));
         assert!(text.contains("ivr_config_generation 2\n"));
-        // Every sample line is "name{labels} value" or "name value".
+        // Every sample line is "name{labels} value" or "name value": a whole number, but
+        // for the histogram of seconds (its sum).
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').unwrap();
-            assert!(v.parse::<u64>().is_ok(), "{l}");
+            let seconds = l.starts_with("ivr_recording_fsync_seconds");
+            assert!(
+                v.parse::<u64>().is_ok() || seconds && v.parse::<f64>().is_ok(),
+                "{l}"
+            );
         }
         s.call_ended(EndReason::Cancelled);
         s.call_ended(EndReason::Cancelled);
