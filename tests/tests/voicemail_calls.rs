@@ -84,6 +84,10 @@ fn a_recording_takes_the_packets_in_flight_after_the_bye() {
     assert_eq!(net.engine.call_count(), 0, "no slot is held");
     let (_, stopped, _) = recorded(&net);
     assert!(!stopped, "the recording takes the packets in flight");
+    assert!(
+        net.call_records().is_empty(),
+        "the record waits for the request it names"
+    );
 
     // 100 ms later, the ten in flight arrive in a burst, two of them swapped (within the
     // reorder buffer's 60 ms), and a stray copy of one.
@@ -136,6 +140,12 @@ fn a_recording_takes_the_packets_in_flight_after_the_bye() {
         .unwrap();
     assert!(request.hung_up && request.has_message);
     assert_eq!(request.duration_ms, 104 * 20);
+    let records = net.call_records();
+    let [record] = &records[..] else {
+        panic!("one record: {records:?}")
+    };
+    assert_eq!(record.request_id.as_deref(), Some(request.id.as_str()));
+    assert_eq!(record.end_reason, "caller_hung_up");
 }
 
 #[test]

@@ -1090,7 +1090,7 @@ impl Engine {
         };
         let reason = call.end_reason.unwrap_or(reason);
         let ended = self.last_now.unwrap_or(call.created);
-        let record = self.cdr_finish(&mut call, ended, reason);
+        let mut record = self.cdr_finish(&mut call, ended, reason);
         // A queued callback's own call was never admitted.
         if let Some(first) = call.legs.first().filter(|_| !outbound) {
             self.admission.call_ended(handle, first.peer.addr.ip());
@@ -1117,7 +1117,9 @@ impl Engine {
             }
             App::Deposit(d) if linger => {
                 if let (Some(leg), Some(now)) = (call.legs.pop(), self.last_now) {
-                    self.start_linger(now, handle, leg, d);
+                    // The record waits for the request the deposit submits when the
+                    // linger ends (it names it); the call has ended all the same.
+                    self.start_linger(now, handle, leg, d, record.take());
                 }
                 None
             }

@@ -4,10 +4,12 @@
 //! RTP packets; those packets are still in flight (in the network, in our socket's buffer,
 //! or held by the reorder buffer) when the BYE is read. Stopping the recording at the BYE
 //! would cut them off. So when a BYE ends a call that records, the call ends at once as
-//! far as anyone can see (the BYE is answered, the call's slot is free, `CallEnded` and its
-//! record go out) but the caller's leg and the deposit are kept aside for [`LINGER`]: the
-//! leg's RTP is still decoded and recorded, then the recording is finished (the reorder
-//! buffer flushed, stopped, submitted) and the media socket closed.
+//! far as anyone can see (the BYE is answered, the call's slot is free, `CallEnded` goes
+//! out) but the caller's leg and the deposit are kept aside for [`LINGER`]: the leg's RTP
+//! is still decoded and recorded, then the recording is finished (the reorder buffer
+//! flushed, stopped, submitted) and the media socket closed. The call's record, made at
+//! the BYE (its end is the BYE's time), goes out then, once it can name the request the
+//! caller left.
 //!
 //! The time is fixed when the BYE comes and packets never extend it, so a peer cannot keep
 //! a socket open by streaming; it holds no admission slot (the call was counted as ended)
@@ -15,7 +17,7 @@
 
 use crate::call::{CallHandle, LegHandle};
 use crate::engine::Engine;
-use crate::io::Output;
+use crate::io::{Event, Output};
 use crate::leg::Leg;
 use crate::media::Received;
 use crate::voicemail::{DepositCall, VmIo};
@@ -35,6 +37,8 @@ struct Lingering {
     leg: Leg,
     /// The deposit, its recording live.
     deposit: Box<DepositCall>,
+    /// The call's record, made when the call ended, held for the request's id.
+    record: Option<Event>,
 }
 
 /// The recordings finishing after their calls ended, and when each is finished.
@@ -65,20 +69,27 @@ pub(crate) fn wants_linger(reason: crate::io::EndReason, app: &crate::call::App)
 }
 
 impl Engine {
-    /// Keep a call's leg and deposit aside until `now + LINGER` (its call has ended).
+    /// Keep a call's leg and deposit aside until `now + LINGER` (its call has ended), and
+    /// its `record` (if it gets one) until then.
     pub(crate) fn start_linger(
         &mut self,
         now: Instant,
         handle: CallHandle,
         leg: Leg,
         deposit: Box<DepositCall>,
+        record: Option<Event>,
     ) {
         if self.linger.by_call.contains_key(&handle) {
             return;
         }
-        self.linger
-            .by_call
-            .insert(handle, Lingering { leg, deposit });
+        self.linger.by_call.insert(
+            handle,
+            Lingering {
+                leg,
+                deposit,
+                record,
+            },
+        );
         self.linger.order.push_back((now + LINGER, handle));
     }
 
@@ -126,7 +137,8 @@ impl Engine {
     }
 
     /// The caller's hang-up reaches the deposit now: what the reorder buffer holds is
-    /// recorded, the recording stopped and the request submitted; the socket is closed.
+    /// recorded, the recording stopped and the request submitted; the socket is closed,
+    /// and the call's record goes out naming the request.
     fn end_linger(&mut self, now: Instant, handle: CallHandle) {
         let Some(mut l) = self.linger.by_call.remove(&handle) else {
             return;
@@ -142,5 +154,13 @@ impl Engine {
         self.ctx
             .outputs
             .push_back(Output::CloseMedia { leg: l.leg.handle });
+        if let Some(mut record) = l.record {
+            if let Event::CallRecord(r) = &mut record
+                && l.deposit.submitted.is_some()
+            {
+                r.request_id = l.deposit.submitted;
+            }
+            self.ctx.event(record);
+        }
     }
 }
