@@ -986,7 +986,7 @@ mod tests {
             &vm,
             KEY,
             &serde_json::to_vec(&kept_record()).unwrap(),
-            &mut Duration::ZERO,
+            &mut Duration::default(),
         )
         .unwrap();
         let spec = hound::WavSpec {
@@ -1010,7 +1010,7 @@ mod tests {
             &vm,
             empty,
             &serde_json::to_vec(&r).unwrap(),
-            &mut Duration::ZERO,
+            &mut Duration::default(),
         )
         .unwrap();
         // Killed before the writer's buffer (the header) reached the disk: an empty .part,
@@ -1054,7 +1054,7 @@ mod tests {
             &vm,
             KEY,
             &serde_json::to_vec(&kept_record()).unwrap(),
-            &mut Duration::ZERO,
+            &mut Duration::default(),
         )
         .unwrap();
         let found = recover(&vm, &store, 1_800_000_100, Default::default())
@@ -1091,7 +1091,7 @@ mod tests {
             &vm,
             KEY,
             &serde_json::to_vec(&kept_record()).unwrap(),
-            &mut Duration::ZERO,
+            &mut Duration::default(),
         )
         .unwrap();
         std::fs::write(
