@@ -972,6 +972,57 @@ mod tests {
         assert!(vm.join(format!("{KEY}.wav")).exists());
     }
 
+    /// A comment whose record file cannot be written (on the durable thread, while the
+    /// writer has its audio open) is removed and reported once; the writer's later Stop
+    /// does not bring its audio back, and nothing of it is kept or measured.
+    #[test]
+    fn a_comment_whose_record_cannot_be_written_is_removed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        // `KEY.json.tmp` cannot be created: a folder has its name.
+        std::fs::create_dir_all(vm.join(format!("{KEY}.json.tmp"))).unwrap();
+        let outs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = outs.clone();
+        let histogram = Histogram::new([0.001, 0.01, 0.1, 1.0]);
+        let rec = Recorder::spawn(vm.clone(), histogram.clone(), move |o| {
+            seen.lock().unwrap().push(o)
+        })
+        .unwrap();
+        let recording = RecordingId(1);
+        assert!(rec.send(VoicemailCmd::StartComment {
+            recording,
+            key: KEY.into(),
+            record: Box::new(kept_record()),
+        }));
+        for v in 0..60 {
+            assert!(rec.send(VoicemailCmd::Frame {
+                recording,
+                frame: frame(v),
+            }));
+        }
+        assert!(rec.send(VoicemailCmd::Stop { recording }));
+        rec.finish();
+        let outs = outs.lock().unwrap();
+        assert!(
+            matches!(
+                &outs[..],
+                [WriterOut::Report(VoicemailReport::RecordingFailed {
+                    recording: RecordingId(1)
+                })]
+            ),
+            "reported once: {outs:?}"
+        );
+        for name in [
+            format!("{KEY}.wav"),
+            format!("{KEY}.wav.part"),
+            format!("{KEY}.json"),
+        ] {
+            assert!(!vm.join(&name).exists(), "{name} is gone");
+        }
+        let text = exposed(&histogram);
+        assert!(text.contains("fsync_seconds_count 0"), "{text}");
+    }
+
     /// After a crash mid-comment: the `.part` is repaired and the call's record stored
     /// with the comment and the length found; a record already stored is not stored again;
     /// a comment with no audio is not named.
