@@ -272,7 +272,9 @@ fn a_record_names_the_request_left_and_none_after_a_hang_up_in_the_greeting() {
     let mut net = Net::with_config(menus, |c| c.media_timeout = Duration::from_secs(600));
     let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(T0_MS as u64);
     net.engine.handle_input(net.now, Input::WallClock(wall));
+    let start = net.now;
     let greeting = Duration::from_millis(ms("vm_greeting") as u64);
+    let mut byes = Vec::new();
     for (addr, name, wait) in [
         ("127.0.0.1:7010", "greeting-1", greeting / 2),
         (
@@ -288,7 +290,11 @@ fn a_record_names_the_request_left_and_none_after_a_hang_up_in_the_greeting() {
         net.advance(wait);
         let bye = caller.in_dialog("BYE", "", "");
         net.send_sip(caller.transport, caller.addr, &bye);
-        net.advance(Duration::from_millis(100));
+        // The call ends at the BYE, even one whose recording still takes the packets in
+        // flight for a moment (the engine's `linger::LINGER`, 200 ms).
+        assert!(net.ended(call).is_some(), "{name} ends at the BYE");
+        byes.push(T0_MS + (net.now - start).as_millis() as i64);
+        net.advance(Duration::from_millis(300));
     }
     let submitted: Vec<(String, bool)> = net
         .voicemail
@@ -315,4 +321,6 @@ fn a_record_names_the_request_left_and_none_after_a_hang_up_in_the_greeting() {
             ("message-1", Some("voicemail"), Some(id.as_str())),
         ]
     );
+    let ended: Vec<i64> = records.iter().map(|r| r.ended_ms).collect();
+    assert_eq!(ended, byes, "each record ends at its BYE");
 }

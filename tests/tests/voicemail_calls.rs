@@ -30,6 +30,124 @@ fn tone(len: usize) -> Vec<i16> {
     ivr_audio::tone::sine(8000, 440.0, len, 8000.0)
 }
 
+/// How long a recording takes the caller's packets after the caller's BYE (the engine's
+/// `linger::LINGER`).
+const LINGER: Duration = Duration::from_millis(200);
+
+/// The recording's samples, and whether it was stopped and submitted.
+fn recorded(net: &Net) -> (Vec<i16>, bool, bool) {
+    let mut frames = Vec::new();
+    let (mut stopped, mut submitted) = (false, false);
+    for cmd in &net.voicemail {
+        match cmd {
+            VoicemailCmd::Frame { frame, .. } => frames.extend_from_slice(frame.pcm()),
+            VoicemailCmd::Stop { .. } => stopped = true,
+            VoicemailCmd::Submit { .. } => submitted = true,
+            _ => {}
+        }
+    }
+    (frames, stopped, submitted)
+}
+
+/// A caller hangs up while recording: the BYE is answered and the call ends at once (its
+/// slot free, `CallEnded` out), but the packets sent just before the BYE and delivered up
+/// to [`LINGER`] after it are in the message, in their places; packets later than that
+/// are not, and they do not extend the time.
+#[test]
+fn a_recording_takes_the_packets_in_flight_after_the_bye() {
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7203", "vm-linger");
+    let call = net.connect(&mut caller);
+    net.press(&mut caller, call, Digit::D2); // English
+    net.press(&mut caller, call, Digit::D4); // leave a message
+    net.press(&mut caller, call, Digit::D1); // this number
+    until_recording(&mut net);
+
+    // Three seconds of tone, 150 packets; the caller hangs up after sending 100 of them.
+    let pcm = tone(24_000);
+    let packets = caller.audio_packets(&pcm);
+    // 90 arrive on time (each 20 ms), packets 90..99 are delayed in the network.
+    for p in &packets[..90] {
+        net.send_rtp(call.leg(0), caller.media, p);
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(180));
+    let bye = caller.in_dialog("BYE", "", "");
+    net.send_sip(caller.transport, caller.addr, &bye);
+    // The BYE is answered at once, and the call is over for everyone.
+    let msgs = net.take_sip(caller.addr);
+    assert!(
+        ivr_tests::caller::response(&msgs, 200).is_some(),
+        "{msgs:?}"
+    );
+    assert_eq!(net.ended(call), Some(ivr_engine::EndReason::CallerHungUp));
+    assert_eq!(net.engine.call_count(), 0, "no slot is held");
+    let (_, stopped, _) = recorded(&net);
+    assert!(!stopped, "the recording takes the packets in flight");
+    assert!(
+        net.call_records().is_empty(),
+        "the record waits for the request it names"
+    );
+
+    // 100 ms later, the ten in flight arrive in a burst, two of them swapped (within the
+    // reorder buffer's 60 ms), and a stray copy of one.
+    net.advance(Duration::from_millis(100));
+    for i in [90, 91, 93, 92, 94, 95, 96, 97, 98, 99] {
+        net.send_rtp(call.leg(0), caller.media, &packets[i]);
+    }
+    net.send_rtp(call.leg(0), caller.media, &packets[95]);
+    // More packets keep coming: they do not extend the time, and after it they are not
+    // recorded.
+    for p in &packets[100..104] {
+        net.advance(Duration::from_millis(20));
+        net.send_rtp(call.leg(0), caller.media, p);
+    }
+    net.advance(LINGER - Duration::from_millis(180));
+    let (frames, stopped, submitted) = recorded(&net);
+    assert!(stopped && submitted, "finished {LINGER:?} after the BYE");
+    assert!(net.media.is_empty(), "the media socket is closed");
+    for p in &packets[104..110] {
+        net.send_rtp(call.leg(0), caller.media, p);
+        net.advance(Duration::from_millis(20));
+    }
+    assert_eq!(
+        recorded(&net).0.len(),
+        frames.len(),
+        "nothing after the linger"
+    );
+
+    let decoded: Vec<i16> = pcm
+        .iter()
+        .map(|x| ivr_audio::Codec::Pcmu.decode(ivr_audio::Codec::Pcmu.encode(*x)))
+        .collect();
+    // Packets 100..103 came within the time (the recording does not know the BYE's
+    // moment, only its own clock); everything up to them is in place, sample for sample.
+    let wrong: Vec<usize> = (0..frames.len() / 160)
+        .filter(|f| frames[f * 160..(f + 1) * 160] != decoded[f * 160..(f + 1) * 160])
+        .collect();
+    assert_eq!(
+        (frames.len(), wrong),
+        (104 * 160, vec![]),
+        "every packet in flight is recorded, in its place"
+    );
+    let request = net
+        .voicemail
+        .iter()
+        .find_map(|c| match c {
+            VoicemailCmd::Submit { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(request.hung_up && request.has_message);
+    assert_eq!(request.duration_ms, 104 * 20);
+    let records = net.call_records();
+    let [record] = &records[..] else {
+        panic!("one record: {records:?}")
+    };
+    assert_eq!(record.request_id.as_deref(), Some(request.id.as_str()));
+    assert_eq!(record.end_reason, "caller_hung_up");
+}
+
 #[test]
 fn a_message_left_in_english_with_the_caller_id_as_the_number() {
     let mut net = Net::new(demo());
@@ -60,9 +178,11 @@ fn a_message_left_in_english_with_the_caller_id_as_the_number() {
         net.send_rtp(call.leg(0), caller.media, p);
         net.advance(Duration::from_millis(20));
     }
-    // Hang up mid-message.
+    // Hang up mid-message; the recording is finished once the packets in flight had
+    // their time (see `a_recording_takes_the_packets_in_flight_after_the_bye`).
     let bye = caller.in_dialog("BYE", "", "");
     net.send_sip(caller.transport, caller.addr, &bye);
+    net.advance(LINGER);
 
     let mut frames: Vec<i16> = Vec::new();
     let mut started = None;

@@ -81,11 +81,21 @@ fn check_recording(
     Checked { frames, sent }
 }
 
-/// How many frames before SIPp's BYE mark a recording may lack: frames SIPp's media thread
-/// had not sent yet or that were still in the engine's socket buffers when the BYE was
-/// read. 100 ms was enough on a quiet machine; a full suite run on a busy 2-core machine
-/// twice saw 120 ms (145 of 151 frames, each recorded frame still sample-exact).
-const IN_FLIGHT: usize = 10;
+/// How many frames before SIPp's BYE mark a recording of one call may lack: the frame due
+/// at the very instant of the mark, which SIPp's media thread may not have sent yet. The
+/// packets in flight when the engine reads the BYE are recorded (the recording takes the
+/// caller's RTP for 200 ms after it: `voicemail_calls`,
+/// `a_recording_takes_the_packets_in_flight_after_the_bye`); before that the engine lost
+/// them, and this had to be 10 on a busy machine. Measured since: 0 or 1.
+const IN_FLIGHT: usize = 1;
+
+/// The same for fifty calls at once: SIPp paces every stream from one media thread, which
+/// on a busy 2-core machine runs a few frames behind its own clock, so the frames "sent"
+/// by the clock at the BYE mark were not all sent yet. Measured with the engine recording
+/// every packet in flight: 1 or 2 frames, 4 and 6 once each in fifty. The engine's own
+/// share is zero: `bench/recordings.sh`, whose callers know exactly what they sent,
+/// finds no frame lost in 1,000 concurrent recordings.
+const SIPP_MEDIA_LAG: usize = 8;
 
 /// Where SIPp writes its marks (see [`ivr_tests::sipp::marks`]) for a run.
 fn trace_args(log: &std::path::Path) -> [String; 3] {
@@ -407,7 +417,7 @@ fn fifty_concurrent_messages_are_all_stored_with_no_frame_lost() {
         let call_id = r.request.call_id.as_str();
         assert_eq!(got.len() % FRAME, 0, "{call_id}: {} samples", got.len());
         // Sample for sample what was sent before the hang-up: no frame lost or misplaced.
-        let c = check_recording(&marks, call_id, &got, &heard, None, IN_FLIGHT);
+        let c = check_recording(&marks, call_id, &got, &heard, None, SIPP_MEDIA_LAG);
         assert_eq!(r.request.duration_ms as usize, c.frames * 20);
         frames.push(c.frames);
     }

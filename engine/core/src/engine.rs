@@ -73,6 +73,8 @@ pub struct Engine {
     pub(crate) gap: ivr_audio::Prompt,
     /// The next recording's number.
     pub(crate) next_recording: u64,
+    /// Recordings finishing after their caller's BYE ([`crate::linger`]).
+    pub(crate) linger: crate::linger::Linger,
     /// The time of the input being handled (for work done where no time is passed down).
     pub(crate) last_now: Option<Instant>,
     /// Per-source limits and the calls waiting for their ACK.
@@ -123,6 +125,7 @@ impl Engine {
             beep: ivr_audio::Prompt::from_samples("beep", &ivr_audio::tone::beep()),
             gap: ivr_audio::Prompt::from_samples("silence", &[0; 1600]),
             next_recording: 1,
+            linger: crate::linger::Linger::default(),
             last_now: None,
         }
     }
@@ -201,6 +204,7 @@ impl Engine {
             self.detached_timeout(),
             self.registrar.poll_timeout(),
             self.queues_poll_timeout(),
+            self.linger.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -681,6 +685,8 @@ impl Engine {
 
     fn handle_rtp(&mut self, now: Instant, leg: LegHandle, from: SocketAddr, data: &[u8]) {
         let Some(Call { legs, app, .. }) = self.calls.get_mut(&leg.call) else {
+            // The call ended; its recording may still take the last packets.
+            self.linger_rtp(now, leg, from, data);
             return;
         };
         let Some(l) = legs.get_mut(usize::from(leg.index)) else {
@@ -997,6 +1003,7 @@ impl Engine {
             }
         }
         self.due_scratch = due;
+        self.linger_timeout(now);
         self.drive_detached(now);
         self.registrar_timeout(now);
         self.queues_timeout(now);
@@ -1088,7 +1095,12 @@ impl Engine {
 
     /// Forget a call.
     pub(crate) fn finish_call(&mut self, handle: CallHandle, reason: EndReason) {
-        if let Some(now) = self.last_now {
+        // A caller who hung up while recording: the recording takes the packets still in
+        // flight a moment longer (see `crate::linger`); the call ends now all the same.
+        let linger = self.calls.get(&handle).is_some_and(|c| {
+            c.legs.len() == 1 && crate::linger::wants_linger(c.end_reason.unwrap_or(reason), &c.app)
+        });
+        if !linger && let Some(now) = self.last_now {
             self.deposit_hangup(now, handle);
         }
         let outbound = self.is_callback_call(handle);
@@ -1097,7 +1109,7 @@ impl Engine {
         };
         let reason = call.end_reason.unwrap_or(reason);
         let ended = self.last_now.unwrap_or(call.created);
-        let record = self.cdr_finish(&mut call, ended, reason);
+        let mut record = self.cdr_finish(&mut call, ended, reason);
         // A queued callback's own call was never admitted.
         if let Some(first) = call.legs.first().filter(|_| !outbound) {
             self.admission.call_ended(handle, first.peer.addr.ip());
@@ -1109,7 +1121,7 @@ impl Engine {
             self.by_invite.remove(&leg.invite_key);
             let call_id = CallId::from(leg.invite.call_id().unwrap_or_default());
             self.by_dialog.remove(&(call_id, leg.local_tag.clone()));
-            if !matches!(leg.phase, LegPhase::Ending { .. } | LegPhase::Closed) {
+            if !linger && !matches!(leg.phase, LegPhase::Ending { .. } | LegPhase::Closed) {
                 self.ctx
                     .outputs
                     .push_back(Output::CloseMedia { leg: leg.handle });
@@ -1120,6 +1132,14 @@ impl Engine {
         let app = match call.app {
             App::Queued(q) => {
                 self.detach_queued(App::Queued(q), handle);
+                None
+            }
+            App::Deposit(d) if linger => {
+                if let (Some(leg), Some(now)) = (call.legs.pop(), self.last_now) {
+                    // The record waits for the request the deposit submits when the
+                    // linger ends (it names it); the call has ended all the same.
+                    self.start_linger(now, handle, leg, d, record.take());
+                }
                 None
             }
             app => Some(app),
@@ -1145,6 +1165,7 @@ impl Engine {
 
     fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
+        self.end_all_lingering(now);
         let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
         for h in handles {
             self.end_call(now, h, EndReason::Shutdown);
@@ -1156,6 +1177,7 @@ impl Engine {
         if self.shutting_down
             && !self.drained
             && self.calls.is_empty()
+            && self.linger.is_empty()
             && !self.clients.values().any(|(_, p)| *p == Purpose::Bye)
         {
             self.drained = true;

@@ -26,6 +26,7 @@ mod hub_store;
 pub mod hub_view;
 pub mod io;
 pub mod leg;
+mod linger;
 pub mod media;
 pub mod outgoing;
 mod prack;

@@ -275,7 +275,8 @@ impl Server {
         let status = self.config.status.clone();
         let recorder = {
             let tx = tx.clone();
-            Recorder::spawn(self.config.voicemail_dir.clone(), move |out| {
+            let fsync = status.recording_fsync();
+            Recorder::spawn(self.config.voicemail_dir.clone(), fsync, move |out| {
                 let _ = tx.blocking_send(NetIn::Voicemail(out));
             })?
         };

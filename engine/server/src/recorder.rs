@@ -1,5 +1,7 @@
-//! Writing voicemail recordings so that nothing is lost, on a thread of its own (the engine
-//! loop never waits on a disk).
+//! Writing voicemail recordings so that nothing is lost, on threads of their own (the engine
+//! loop never waits on a disk): the writer writes the audio as it comes; the durable steps
+//! (request files, fsyncs, renames) run in order on a second thread, so a slow fsync never
+//! holds up the audio of the recordings still going.
 //!
 //! For a request `ID`, in the voicemail folder:
 //!
@@ -14,12 +16,13 @@
 //! every `.part` left by a crash and stores every request whose `ID.json` is still there,
 //! marked `recovered`. So the order is always: audio durable, then metadata committed.
 //!
-//! A survey comment (issue #12, a recorded question) is written the same way, as
-//! `KEY.wav.part` then `KEY.wav` (`KEY` starts with `comment-`), with `KEY.json` beside
-//! it: the call's record as known when the comment started. The driver deletes that
-//! file once the call's record, which links the comment, is stored; at start-up
-//! [`recover`] stores the record of each one still there (end reason `recovered`, the
-//! comment with the length of audio found) unless the store already has it.
+//! A survey comment (issue #12, a recorded question) is written the same way, by the same
+//! two threads, as `KEY.wav.part` then `KEY.wav` (`KEY` starts with `comment-`), with
+//! `KEY.json` beside it: the call's record as known when the comment started. The driver
+//! deletes that file once the call's record, which links the comment, is stored; at
+//! start-up [`recover`] stores the record of each one still there (end reason
+//! `recovered`, the comment with the length of audio found) unless the store already has
+//! it.
 //!
 //! A recording that cannot be written (the disk is full, the folder unwritable) is
 //! **removed at once**: its `.wav.part`, `.wav`, `.json` and `.json.tmp` are deleted and the
@@ -33,11 +36,12 @@ use ivr_engine::{VoicemailCmd, VoicemailReport};
 use ivr_voicemail::calls::{COMMENT_PREFIX, CallRecord};
 use ivr_voicemail::store::{Store, StoreError};
 use ivr_voicemail::{CallbackRequest, RecordingId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 /// Frames between two header updates and flushes (one second).
@@ -70,9 +74,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Start the writer for `dir` (created if missing); it reports through `out`.
+    /// Start the writer for `dir` (created if missing); it reports through `out`, and
+    /// observes each kept recording's time in fsync in `fsync` (seconds).
     pub fn spawn(
         dir: PathBuf,
+        fsync: prometheus_client::metrics::histogram::Histogram,
         out: impl Fn(WriterOut) + Send + 'static,
     ) -> std::io::Result<Recorder> {
         // A folder that cannot be made is not fatal: calls go on, and each recording fails
@@ -83,9 +89,32 @@ impl Recorder {
         let (tx, rx) = mpsc::channel::<VoicemailCmd>();
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let taken = queued.clone();
+        let (durable, durable_rx) = mpsc::channel::<Durable>();
+        let syncer = Syncer {
+            dir: dir.clone(),
+            out,
+            kept: HashMap::new(),
+            failed: HashSet::new(),
+            fsync: FsyncCost {
+                histogram: fsync,
+                totals: Vec::new(),
+            },
+        };
+        let sync_thread = std::thread::Builder::new()
+            .name("voicemail-sync".into())
+            .spawn(move || syncer.run(durable_rx))?;
+        let writer = Writer {
+            dir,
+            open: HashMap::new(),
+            durable,
+        };
         let thread = std::thread::Builder::new()
             .name("voicemail-writer".into())
-            .spawn(move || Writer::new(dir, out).run(rx, &taken))?;
+            .spawn(move || {
+                writer.run(rx, &taken);
+                // The writer's sender is gone: the durable side finishes what it has.
+                let _ = sync_thread.join();
+            })?;
         Ok(Recorder {
             tx: Some(tx),
             queued,
@@ -130,27 +159,101 @@ struct Open {
     comment: bool,
 }
 
-struct Writer<F> {
-    dir: PathBuf,
-    out: F,
-    open: HashMap<RecordingId, Open>,
-    /// Stopped recordings: their request id, until submitted or discarded.
-    stopped: HashMap<RecordingId, String>,
-    /// Recordings that failed and were removed, until submitted.
-    failed: std::collections::HashSet<RecordingId>,
+/// Time the writer spent in fsync, per kept recording (a message: its request file when
+/// it started, its audio and the folder when it stopped, the request again when
+/// submitted; a comment: its record file, its audio and the folder): the cost of
+/// durability, in `/metrics` and in the log at exit.
+struct FsyncCost {
+    histogram: prometheus_client::metrics::histogram::Histogram,
+    /// Each recording's total, for exact percentiles at exit (8 bytes a recording).
+    totals: Vec<Duration>,
 }
 
-impl<F: Fn(WriterOut)> Writer<F> {
-    fn new(dir: PathBuf, out: F) -> Self {
-        Writer {
-            dir,
-            out,
-            open: HashMap::new(),
-            stopped: HashMap::new(),
-            failed: std::collections::HashSet::new(),
-        }
+impl FsyncCost {
+    fn observe(&mut self, d: Duration) {
+        self.histogram.observe(d.as_secs_f64());
+        self.totals.push(d);
     }
 
+    /// The log line at exit (`target: "ivr::stats"`, read by `bench/recordings.sh`).
+    fn log(&mut self) {
+        if self.totals.is_empty() {
+            return;
+        }
+        self.totals.sort();
+        let n = self.totals.len();
+        let at = |p: f64| {
+            let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+            self.totals[i].as_secs_f64() * 1e3
+        };
+        let total: Duration = self.totals.iter().sum();
+        info!(target: "ivr::stats", recordings = n, p50_ms = at(0.5), p99_ms = at(0.99), max_ms = at(1.0), mean_ms = total.as_secs_f64() * 1e3 / n as f64, "recording fsync time");
+    }
+}
+
+/// `f.sync_all()`, its time added to `spent`.
+fn timed_sync(f: &File, spent: &mut Duration) -> std::io::Result<()> {
+    let t = Instant::now();
+    let r = f.sync_all();
+    *spent += t.elapsed();
+    r
+}
+
+/// The durable steps, in the order the writer asked for them, on a thread of their own:
+/// an fsync that takes a second (a busy disk) delays these, never the audio of the
+/// recordings still being written (which, before, backed up behind it until frames were
+/// refused and whole recordings failed).
+enum Durable {
+    /// Write the request's `ID.json` (recording `recording` started).
+    Started {
+        recording: RecordingId,
+        request: Box<CallbackRequest>,
+    },
+    /// Write a survey comment's `KEY.json`, the call's record as known (comment
+    /// `recording` started).
+    StartedComment {
+        recording: RecordingId,
+        key: String,
+        record: Box<CallRecord>,
+    },
+    /// The `.wav.part` is complete (header written, closed): fsync, rename, fsync the folder.
+    Finished {
+        recording: RecordingId,
+        id: String,
+        comment: bool,
+    },
+    /// Writing the audio failed: remove the recording.
+    Failed {
+        recording: RecordingId,
+        id: String,
+        comment: bool,
+        error: String,
+    },
+    /// Delete a recording (`id` if the writer still had it open, and whether it is a
+    /// comment).
+    Discard {
+        recording: RecordingId,
+        id: Option<String>,
+        comment: bool,
+    },
+    /// A comment's key that could name another file: nothing was written.
+    Refused { recording: RecordingId },
+    /// As [`VoicemailCmd::Submit`].
+    Submit {
+        call: ivr_engine::CallHandle,
+        recording: Option<RecordingId>,
+        request: Box<CallbackRequest>,
+    },
+}
+
+/// The audio side: `.wav.part` files, written as frames come.
+struct Writer {
+    dir: PathBuf,
+    open: HashMap<RecordingId, Open>,
+    durable: mpsc::Sender<Durable>,
+}
+
+impl Writer {
     fn run(mut self, rx: mpsc::Receiver<VoicemailCmd>, queued: &std::sync::atomic::AtomicUsize) {
         while let Ok(cmd) = rx.recv() {
             queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -163,27 +266,25 @@ impl<F: Fn(WriterOut)> Writer<F> {
         }
     }
 
-    /// Open `ID.wav.part` for writing, after `ID.json` was written by `meta`.
-    fn open_wav(
-        &mut self,
-        recording: RecordingId,
-        id: &str,
-        comment: bool,
-        meta: impl FnOnce(&Path) -> std::io::Result<()>,
-    ) {
-        let result = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| meta(&self.dir))
-            .and_then(|()| {
-                let spec = hound::WavSpec {
-                    channels: 1,
-                    sample_rate: 8000,
-                    bits_per_sample: 16,
-                    sample_format: hound::SampleFormat::Int,
-                };
-                let file = File::create(self.dir.join(format!("{id}.wav.part")))?;
-                hound::WavWriter::new(BufWriter::new(file), spec)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            });
+    fn durable(&self, d: Durable) {
+        // The durable thread outlives this one (it ends when this sender is dropped).
+        let _ = self.durable.send(d);
+    }
+
+    /// Open `ID.wav.part` for writing; then `started` (its metadata) goes to the durable
+    /// side, which writes it before anything it is sent later about this recording.
+    fn open_wav(&mut self, recording: RecordingId, id: &str, comment: bool, started: Durable) {
+        let result = std::fs::create_dir_all(&self.dir).and_then(|()| {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let file = File::create(self.dir.join(format!("{id}.wav.part")))?;
+            hound::WavWriter::new(BufWriter::new(file), spec)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        });
         match result {
             Ok(writer) => {
                 self.open.insert(
@@ -195,17 +296,27 @@ impl<F: Fn(WriterOut)> Writer<F> {
                         comment,
                     },
                 );
+                self.durable(started);
             }
-            Err(e) => self.failed(recording, id, comment, &e),
+            Err(e) => self.durable(Durable::Failed {
+                recording,
+                id: id.to_string(),
+                comment,
+                error: e.to_string(),
+            }),
         }
     }
 
     fn handle(&mut self, cmd: VoicemailCmd) {
         match cmd {
             VoicemailCmd::Start { recording, request } => {
-                self.open_wav(recording, &request.id.clone(), false, |dir| {
-                    write_json(dir, &request)
-                });
+                let id = request.id.clone();
+                self.open_wav(
+                    recording,
+                    &id,
+                    false,
+                    Durable::Started { recording, request },
+                );
             }
             VoicemailCmd::StartComment {
                 recording,
@@ -215,14 +326,21 @@ impl<F: Fn(WriterOut)> Writer<F> {
                 // The engine makes the key; one that could name another file is refused.
                 if !ivr_voicemail::calls::is_comment_key(&key) {
                     error!(%key, "a survey comment's key is not one: not recorded");
-                    (self.out)(WriterOut::Report(VoicemailReport::RecordingFailed {
-                        recording,
-                    }));
+                    // Through the durable side, so reports keep the order of commands.
+                    self.durable(Durable::Refused { recording });
                     return;
                 }
-                self.open_wav(recording, &key.clone(), true, |dir| {
-                    write_durably(dir, &key, &serde_json::to_vec_pretty(&*record)?)
-                });
+                let id = key.clone();
+                self.open_wav(
+                    recording,
+                    &id,
+                    true,
+                    Durable::StartedComment {
+                        recording,
+                        key,
+                        record,
+                    },
+                );
             }
             VoicemailCmd::Frame { recording, frame } => {
                 let Some(open) = self.open.get_mut(&recording) else {
@@ -240,21 +358,195 @@ impl<F: Fn(WriterOut)> Writer<F> {
                 if let Err(e) = result {
                     let (id, comment) = (open.id.clone(), open.comment);
                     self.open.remove(&recording);
-                    self.failed(
+                    self.durable(Durable::Failed {
                         recording,
-                        &id,
+                        id,
                         comment,
-                        &std::io::Error::other(e.to_string()),
-                    );
+                        error: e.to_string(),
+                    });
                 }
             }
             VoicemailCmd::Stop { recording } => self.stop(recording),
             VoicemailCmd::Discard { recording } => {
-                let id = match self.open.remove(&recording) {
-                    Some(open) => Some(open.id),
-                    None => self.stopped.remove(&recording),
+                let open = self.open.remove(&recording);
+                let comment = open.as_ref().is_some_and(|o| o.comment);
+                self.durable(Durable::Discard {
+                    recording,
+                    id: open.map(|o| o.id),
+                    comment,
+                });
+            }
+            VoicemailCmd::Submit {
+                call,
+                recording,
+                request,
+            } => {
+                if let Some(r) = recording
+                    && self.open.contains_key(&r)
+                {
+                    self.stop(r);
+                }
+                self.durable(Durable::Submit {
+                    call,
+                    recording,
+                    request,
+                });
+            }
+        }
+    }
+
+    /// Finish a recording's audio (its header), then hand it to the durable side.
+    fn stop(&mut self, recording: RecordingId) {
+        let Some(open) = self.open.remove(&recording) else {
+            return;
+        };
+        let result = match open.writer {
+            Some(w) => w
+                .finalize()
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            None => Ok(()),
+        };
+        let (id, comment) = (open.id, open.comment);
+        match result {
+            Ok(()) => self.durable(Durable::Finished {
+                recording,
+                id,
+                comment,
+            }),
+            Err(e) => self.durable(Durable::Failed {
+                recording,
+                id,
+                comment,
+                error: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// A recording the durable side keeps track of, from its start until it is submitted
+/// (a message) or finished (a comment), or discarded.
+struct Kept {
+    id: String,
+    /// Its time in fsync so far.
+    fsync: Duration,
+}
+
+/// The durable side: request files, fsyncs, renames, and what the engine is told.
+struct Syncer<F> {
+    dir: PathBuf,
+    out: F,
+    kept: HashMap<RecordingId, Kept>,
+    /// Messages that failed and were removed, until submitted; and comments whose start
+    /// failed here while the writer still has them open, until the writer's last word on
+    /// them (a comment is never submitted: nothing else would take it out of the set).
+    failed: HashSet<RecordingId>,
+    fsync: FsyncCost,
+}
+
+impl<F: Fn(WriterOut)> Syncer<F> {
+    fn run(mut self, rx: mpsc::Receiver<Durable>) {
+        while let Ok(d) = rx.recv() {
+            self.handle(d);
+        }
+        self.fsync.log();
+    }
+
+    fn handle(&mut self, d: Durable) {
+        match d {
+            Durable::Started { recording, request } => {
+                let mut fsync = Duration::ZERO;
+                match write_json(&self.dir, &request, &mut fsync) {
+                    Ok(()) => self.keep(recording, request.id.clone(), fsync),
+                    Err(e) => self.failed(recording, &request.id, false, &e),
+                }
+            }
+            Durable::StartedComment {
+                recording,
+                key,
+                record,
+            } => {
+                let mut fsync = Duration::ZERO;
+                let written = serde_json::to_vec_pretty(&*record)
+                    .map_err(std::io::Error::other)
+                    .and_then(|bytes| write_durably(&self.dir, &key, &bytes, &mut fsync));
+                match written {
+                    Ok(()) => self.keep(recording, key, fsync),
+                    Err(e) => {
+                        self.failed(recording, &key, true, &e);
+                        // The writer still has it open: its Stop, Discard or failure
+                        // comes later and must not bring it back.
+                        self.failed.insert(recording);
+                    }
+                }
+            }
+            Durable::Finished {
+                recording,
+                id,
+                comment,
+            } => {
+                let was_failed = if comment {
+                    self.failed.remove(&recording)
+                } else {
+                    self.failed.contains(&recording)
                 };
-                if let Some(id) = id {
+                if was_failed {
+                    return;
+                }
+                let part = self.dir.join(format!("{id}.wav.part"));
+                let done = self.dir.join(format!("{id}.wav"));
+                let mut fsync = Duration::ZERO;
+                let result = (|| -> std::io::Result<()> {
+                    timed_sync(&File::open(&part)?, &mut fsync)?;
+                    std::fs::rename(&part, &done)?;
+                    timed_sync(&File::open(&self.dir)?, &mut fsync)
+                })();
+                match result {
+                    // A comment is done: the call record names it, and its `KEY.json`
+                    // stays until that record is stored.
+                    Ok(()) if comment => {
+                        let before = self
+                            .kept
+                            .remove(&recording)
+                            .map_or(Duration::ZERO, |k| k.fsync);
+                        self.fsync.observe(before + fsync);
+                    }
+                    Ok(()) => {
+                        self.kept
+                            .entry(recording)
+                            .or_insert(Kept {
+                                id,
+                                fsync: Duration::ZERO,
+                            })
+                            .fsync += fsync;
+                    }
+                    Err(e) => self.failed(recording, &id, comment, &e),
+                }
+            }
+            Durable::Failed {
+                recording,
+                id,
+                comment,
+                error,
+            } => {
+                // A comment the durable side already removed (its start failed here).
+                if comment && self.failed.remove(&recording) {
+                    return;
+                }
+                if !self.failed.contains(&recording) {
+                    self.failed(recording, &id, comment, &std::io::Error::other(error));
+                }
+            }
+            Durable::Discard {
+                recording,
+                id,
+                comment,
+            } => {
+                let kept = self.kept.remove(&recording);
+                // A comment whose start failed here: the writer's last word on it.
+                if comment && self.failed.remove(&recording) {
+                    return;
+                }
+                if let Some(id) = id.or(kept.map(|k| k.id)) {
                     for name in [format!("{id}.wav.part"), format!("{id}.wav")] {
                         let _ = std::fs::remove_file(self.dir.join(name));
                     }
@@ -263,24 +555,33 @@ impl<F: Fn(WriterOut)> Writer<F> {
                     let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
                 }
             }
-            VoicemailCmd::Submit {
+            Durable::Refused { recording } => {
+                (self.out)(WriterOut::Report(VoicemailReport::RecordingFailed {
+                    recording,
+                }));
+            }
+            Durable::Submit {
                 call,
                 recording,
                 mut request,
             } => {
+                let mut fsync = None;
                 if let Some(r) = recording {
-                    if self.open.contains_key(&r) {
-                        self.stop(r);
-                    }
-                    self.stopped.remove(&r);
+                    fsync = self.kept.remove(&r).map(|k| k.fsync);
                     if self.failed.remove(&r) {
                         // Its audio was removed: the request is kept without a message.
                         request.has_message = false;
                         request.duration_ms = 0;
+                        fsync = None;
                     }
                 }
                 // The final metadata is durable before the store is asked.
-                match write_json(&self.dir, &request) {
+                let mut spent = Duration::ZERO;
+                let written = write_json(&self.dir, &request, &mut spent);
+                if let Some(d) = fsync {
+                    self.fsync.observe(d + spent);
+                }
+                match written {
                     Ok(()) => (self.out)(WriterOut::Store { call, request }),
                     Err(e) => {
                         error!(id = %request.id, error = %e, "cannot write the callback request; it is lost unless the audio is recovered");
@@ -294,31 +595,8 @@ impl<F: Fn(WriterOut)> Writer<F> {
         }
     }
 
-    /// Finish a recording: header, fsync, rename, fsync the folder.
-    fn stop(&mut self, recording: RecordingId) {
-        let Some(open) = self.open.remove(&recording) else {
-            return;
-        };
-        let part = self.dir.join(format!("{}.wav.part", open.id));
-        let done = self.dir.join(format!("{}.wav", open.id));
-        let result = (|| -> std::io::Result<()> {
-            if let Some(w) = open.writer {
-                w.finalize()
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-            }
-            File::open(&part)?.sync_all()?;
-            std::fs::rename(&part, &done)?;
-            sync_dir(&self.dir)
-        })();
-        match result {
-            // A comment is done: the call record names it, and its `KEY.json` stays until
-            // that record is stored.
-            Ok(()) if open.comment => {}
-            Ok(()) => {
-                self.stopped.insert(recording, open.id);
-            }
-            Err(e) => self.failed(recording, &open.id, open.comment, &e),
-        }
+    fn keep(&mut self, recording: RecordingId, id: String, fsync: Duration) {
+        self.kept.insert(recording, Kept { id, fsync });
     }
 
     /// A recording could not be written: remove its files (see the module documentation)
@@ -343,6 +621,7 @@ impl<F: Fn(WriterOut)> Writer<F> {
             }
         }
         let _ = sync_dir(&self.dir);
+        self.kept.remove(&recording);
         // A comment is never submitted: nothing would take it out of the set.
         if !comment {
             self.failed.insert(recording);
@@ -353,23 +632,26 @@ impl<F: Fn(WriterOut)> Writer<F> {
     }
 }
 
-/// Write `ID.json` durably: a temporary file, fsynced, renamed.
-fn write_json(dir: &Path, r: &CallbackRequest) -> std::io::Result<()> {
+/// Write `ID.json` durably: a temporary file, fsynced, renamed; the time in fsync is
+/// added to `fsync`.
+fn write_json(dir: &Path, r: &CallbackRequest, fsync: &mut Duration) -> std::io::Result<()> {
     write_durably(
         dir,
         &r.id,
         &serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?,
+        fsync,
     )
 }
 
-/// Write `ID.json` with `bytes` durably: a temporary file, fsynced, renamed.
-fn write_durably(dir: &Path, id: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Write `ID.json` with `bytes` durably: a temporary file, fsynced, renamed; the time in
+/// fsync is added to `fsync`.
+fn write_durably(dir: &Path, id: &str, bytes: &[u8], fsync: &mut Duration) -> std::io::Result<()> {
     let tmp = dir.join(format!("{id}.json.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    timed_sync(&f, fsync)?;
     std::fs::rename(&tmp, dir.join(format!("{id}.json")))?;
-    sync_dir(dir)
+    timed_sync(&File::open(dir)?, fsync)
 }
 
 /// The record of a call whose comment `key` is stored: its `KEY.json` is no longer needed
@@ -578,6 +860,16 @@ async fn recover_comment(dir: &Path, path: &Path, store: &Store) -> Result<bool,
 mod tests {
     use super::*;
     use ivr_voicemail::calls::CallAnswer;
+    use prometheus_client::metrics::histogram::Histogram;
+
+    /// The text exposition of `histogram` as `fsync_seconds`.
+    fn exposed(histogram: &Histogram) -> String {
+        let mut text = String::new();
+        let mut r = prometheus_client::registry::Registry::default();
+        r.register("fsync_seconds", "t", histogram.clone());
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        text
+    }
 
     const KEY: &str = "comment-1800000000-0a1b2c3d";
 
@@ -622,7 +914,11 @@ mod tests {
         let vm = dir.path().join("voicemail");
         let outs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = outs.clone();
-        let rec = Recorder::spawn(vm.clone(), move |o| seen.lock().unwrap().push(o)).unwrap();
+        let histogram = Histogram::new([0.001, 0.01, 0.1, 1.0]);
+        let rec = Recorder::spawn(vm.clone(), histogram.clone(), move |o| {
+            seen.lock().unwrap().push(o)
+        })
+        .unwrap();
         let start = |recording, key: &str| VoicemailCmd::StartComment {
             recording: RecordingId(recording),
             key: key.into(),
@@ -667,9 +963,64 @@ mod tests {
             ),
             "only the bad key is reported: {outs:?}"
         );
+        // The kept comment's time in fsync (its record, its audio, the folder) is
+        // observed once; the discarded one is not.
+        let text = exposed(&histogram);
+        assert!(text.contains("fsync_seconds_count 1"), "{text}");
         forget_comment(&vm, KEY);
         assert!(!vm.join(format!("{KEY}.json")).exists());
         assert!(vm.join(format!("{KEY}.wav")).exists());
+    }
+
+    /// A comment whose record file cannot be written (on the durable thread, while the
+    /// writer has its audio open) is removed and reported once; the writer's later Stop
+    /// does not bring its audio back, and nothing of it is kept or measured.
+    #[test]
+    fn a_comment_whose_record_cannot_be_written_is_removed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("voicemail");
+        // `KEY.json.tmp` cannot be created: a folder has its name.
+        std::fs::create_dir_all(vm.join(format!("{KEY}.json.tmp"))).unwrap();
+        let outs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = outs.clone();
+        let histogram = Histogram::new([0.001, 0.01, 0.1, 1.0]);
+        let rec = Recorder::spawn(vm.clone(), histogram.clone(), move |o| {
+            seen.lock().unwrap().push(o)
+        })
+        .unwrap();
+        let recording = RecordingId(1);
+        assert!(rec.send(VoicemailCmd::StartComment {
+            recording,
+            key: KEY.into(),
+            record: Box::new(kept_record()),
+        }));
+        for v in 0..60 {
+            assert!(rec.send(VoicemailCmd::Frame {
+                recording,
+                frame: frame(v),
+            }));
+        }
+        assert!(rec.send(VoicemailCmd::Stop { recording }));
+        rec.finish();
+        let outs = outs.lock().unwrap();
+        assert!(
+            matches!(
+                &outs[..],
+                [WriterOut::Report(VoicemailReport::RecordingFailed {
+                    recording: RecordingId(1)
+                })]
+            ),
+            "reported once: {outs:?}"
+        );
+        for name in [
+            format!("{KEY}.wav"),
+            format!("{KEY}.wav.part"),
+            format!("{KEY}.json"),
+        ] {
+            assert!(!vm.join(&name).exists(), "{name} is gone");
+        }
+        let text = exposed(&histogram);
+        assert!(text.contains("fsync_seconds_count 0"), "{text}");
     }
 
     /// After a crash mid-comment: the `.part` is repaired and the call's record stored
@@ -682,7 +1033,13 @@ mod tests {
         std::fs::create_dir_all(&vm).unwrap();
         let store = store(dir.path()).await;
         // As the writer leaves it when killed: the record, a .part with 1 s flushed.
-        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        write_durably(
+            &vm,
+            KEY,
+            &serde_json::to_vec(&kept_record()).unwrap(),
+            &mut Duration::default(),
+        )
+        .unwrap();
         let spec = hound::WavSpec {
             channels: 1,
             sample_rate: 8000,
@@ -700,7 +1057,13 @@ mod tests {
         let mut r = kept_record();
         r.call_id = "c2@192.0.2.1".into();
         r.answers[0].recording = Some(empty.into());
-        write_durably(&vm, empty, &serde_json::to_vec(&r).unwrap()).unwrap();
+        write_durably(
+            &vm,
+            empty,
+            &serde_json::to_vec(&r).unwrap(),
+            &mut Duration::default(),
+        )
+        .unwrap();
         // Killed before the writer's buffer (the header) reached the disk: an empty .part,
         // which cannot be repaired.
         std::fs::write(vm.join(format!("{empty}.wav.part")), b"").unwrap();
@@ -738,7 +1101,13 @@ mod tests {
 
         // Stored already (the crash came after the record was stored, before its file was
         // removed): not stored twice.
-        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        write_durably(
+            &vm,
+            KEY,
+            &serde_json::to_vec(&kept_record()).unwrap(),
+            &mut Duration::default(),
+        )
+        .unwrap();
         let found = recover(&vm, &store, 1_800_000_100, Default::default())
             .await
             .unwrap();
@@ -769,7 +1138,13 @@ mod tests {
             .insert_calls(std::slice::from_ref(&stored))
             .await
             .unwrap();
-        write_durably(&vm, KEY, &serde_json::to_vec(&kept_record()).unwrap()).unwrap();
+        write_durably(
+            &vm,
+            KEY,
+            &serde_json::to_vec(&kept_record()).unwrap(),
+            &mut Duration::default(),
+        )
+        .unwrap();
         std::fs::write(
             vm.join(format!("{KEY}.wav")),
             ivr_audio::wav::encode_pcm16(8000, &[100; 8000]),
@@ -792,6 +1167,71 @@ mod tests {
             !vm.join(format!("{KEY}.wav")).exists(),
             "no record links it: it would never be served nor deleted"
         );
+    }
+
+    /// A kept recording's time in fsync is observed once, when it is submitted (its
+    /// request file at the start, its audio and the folder at the stop, the request again),
+    /// and the files are where they should be once the writer is finished.
+    #[test]
+    fn a_kept_recordings_fsync_time_is_observed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let histogram = Histogram::new([0.001, 0.01, 0.1, 1.0]);
+        let outs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = outs.clone();
+        let recorder = Recorder::spawn(dir.path().to_path_buf(), histogram.clone(), move |o| {
+            seen.lock().unwrap().push(o)
+        })
+        .unwrap();
+        let request = CallbackRequest {
+            id: "1800000000-0000abcd".into(),
+            mailbox: "messages".into(),
+            caller_id: None,
+            called: None,
+            call_id: "c1".into(),
+            received_at: 1_800_000_000,
+            callback_number: None,
+            duration_ms: 40,
+            language: None,
+            menu_path: vec![],
+            variables: vec![],
+            hung_up: true,
+            has_message: true,
+            email_to: vec![],
+            kind: Default::default(),
+            queue: None,
+            priority: 0,
+        };
+        let recording = RecordingId(1);
+        assert!(recorder.send(VoicemailCmd::Start {
+            recording,
+            request: Box::new(request.clone()),
+        }));
+        let frame = ivr_audio::reorder::Frame {
+            samples: [7; ivr_audio::FRAME_SAMPLES],
+            len: ivr_audio::FRAME_SAMPLES,
+            missing: 0,
+        };
+        for _ in 0..2 {
+            assert!(recorder.send(VoicemailCmd::Frame { recording, frame }));
+        }
+        assert!(recorder.send(VoicemailCmd::Stop { recording }));
+        assert!(recorder.send(VoicemailCmd::Submit {
+            call: ivr_engine::CallHandle(1),
+            recording: Some(recording),
+            request: Box::new(request),
+        }));
+        recorder.finish();
+        let outs = outs.lock().unwrap();
+        assert!(
+            matches!(outs.as_slice(), [WriterOut::Store { request, .. }] if request.has_message),
+            "the store is asked, with the message: {outs:?}"
+        );
+        let wav = dir.path().join("1800000000-0000abcd.wav");
+        let samples = hound::WavReader::open(&wav).unwrap().len();
+        assert_eq!(samples, 2 * ivr_audio::FRAME_SAMPLES as u32);
+        let text = exposed(&histogram);
+        assert!(text.contains("fsync_seconds_count 1"), "{text}");
+        assert!(!text.contains("fsync_seconds_sum 0.0\n"), "{text}");
     }
 
     /// A `.part` file as a kill -9 leaves it: the header (brought up to date at the last

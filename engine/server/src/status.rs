@@ -11,6 +11,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +79,7 @@ pub struct Status {
     /// Callback requests handed to the store.
     pub callbacks: Outcomes,
     recordings_failed: Counter,
+    recording_fsync: Histogram,
     sip_bans: Counter,
     sip_source_limit: Counter,
     sip_pending_evicted: Counter,
@@ -307,6 +309,13 @@ impl Status {
             "Recordings that could not be written (disk full, unwritable folder)",
             recordings_failed.clone(),
         );
+        // 0.25 ms to about 4 s.
+        let recording_fsync = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        registry.register(
+            "ivr_recording_fsync_seconds",
+            "Time the voicemail writer spent in fsync per kept recording, message or survey comment (its audio, its request or call-record file and the folder)",
+            recording_fsync.clone(),
+        );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -410,6 +419,7 @@ impl Status {
             reloads,
             callbacks,
             recordings_failed,
+            recording_fsync,
             sip_bans,
             sip_source_limit,
             sip_pending_evicted,
@@ -551,6 +561,12 @@ impl Status {
         self.signin_lockouts.clone()
     }
 
+    /// The histogram of each kept recording's time in fsync (the voicemail writer observes
+    /// it from its thread).
+    pub fn recording_fsync(&self) -> Histogram {
+        self.recording_fsync.clone()
+    }
+
     /// A recording could not be written.
     pub fn recording_failed(&self) {
         self.recordings_failed.inc();
@@ -640,6 +656,7 @@ mod tests {
             "ivr_config_reloads_total{result=\"invalid\"} 1",
             "ivr_callback_requests_total{result=\"stored\"} 1",
             "ivr_callback_requests_total{result=\"failed\"} 0",
+            "ivr_recording_fsync_seconds_count 0",
             "ivr_config_last_reload_successful 0",
             "ivr_config_generation 1",
             "ivr_config_loaded_timestamp_seconds 1800000000",
@@ -659,7 +676,8 @@ mod tests {
         // for the sums of histograms of seconds.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').unwrap();
-            let seconds = l.starts_with("ivr_rtp_send_lateness_seconds_sum");
+            let seconds = l.starts_with("ivr_rtp_send_lateness_seconds_sum")
+                || l.starts_with("ivr_recording_fsync_seconds");
             assert!(
                 v.parse::<u64>().is_ok() || seconds && v.parse::<f64>().is_ok(),
                 "{l}"

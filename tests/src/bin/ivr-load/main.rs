@@ -4,9 +4,12 @@
 //! reports the engine's CPU seconds per call-second, RSS per call, the RTP send-interval
 //! jitter seen at the callers, and the set-up+tear-down rate. Everything stays on loopback.
 //! Its callers only listen; `ivr-load --media` (module `media`, used by `bench/media.sh`)
-//! has them stream RTP too, press keys and record, and measures the echo floor beside.
+//! has them stream RTP too, press keys and record, and measures the echo floor beside;
+//! `ivr-load --recordings` (module `recordings`, used by `bench/recordings.sh`) checks N
+//! concurrent voicemail recordings frame by frame against what each caller sent.
 
 mod media;
+mod recordings;
 mod sip;
 
 use sip::{cpu_seconds, percentile, proc_field, summarize};
@@ -52,13 +55,19 @@ fn parse_args() -> Args {
 /// call, JSON logs with the `ivr::stats` lines, and no per-source limits (one host places
 /// every call).
 pub(crate) fn engine_command(ivr: &str) -> Command {
+    engine_command_on(ivr, "20000-39999")
+}
+
+/// [`engine_command`] with its RTP ports in `ports` (`LOW-HIGH`), for a benchmark that may
+/// run beside another.
+pub(crate) fn engine_command_on(ivr: &str, ports: &str) -> Command {
     let mut cmd = Command::new(ivr);
     cmd.args([
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--rtp-ports",
-        "20000-39999",
+        ports,
         "--max-calls",
         "20000",
         "--media-timeout",
@@ -82,6 +91,9 @@ pub(crate) fn engine_command(ivr: &str) -> Command {
 async fn main() {
     if std::env::args().nth(1).as_deref() == Some("--media") {
         return media::run(media::Opts::parse(std::env::args().skip(2))).await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("--recordings") {
+        return recordings::run(recordings::Opts::parse(std::env::args().skip(2))).await;
     }
     let args = parse_args();
     // These callers only listen: audio flows to callers that send none.

@@ -370,25 +370,26 @@ fn send(
 }
 
 /// A process under test.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     pid: u32,
-    sip: SocketAddr,
+    /// Its SIP address.
+    pub(crate) sip: SocketAddr,
     /// Its HTTP address (`http=` on the listen line; the engine's, for `/metrics`).
     http: Option<SocketAddr>,
 }
 
 impl Proc {
     /// (scheduler nanoseconds, utime+stime ticks) in seconds.
-    fn cpu(&self) -> (f64, f64) {
+    pub(crate) fn cpu(&self) -> (f64, f64) {
         let pid = self.pid.to_string();
         (sip::cpu_seconds_precise(&pid), sip::cpu_seconds(&pid))
     }
-    fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         sip::proc_field(self.pid, "status", "VmRSS:")
     }
     /// SIGTERM, then SIGKILL if it has not exited within 20 s.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
@@ -414,7 +415,7 @@ impl Drop for Proc {
 }
 
 /// Starts `cmd`, whose first stdout line names its SIP address as `udp=ADDR`.
-fn start(mut cmd: Command, what: &str) -> Proc {
+pub(crate) fn start(mut cmd: Command, what: &str) -> Proc {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| {
         panic!("start {what}: {e} (cargo build --release -p ivr-server -p ivr-tests --bins)")
     });
