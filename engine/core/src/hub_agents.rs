@@ -292,3 +292,7 @@ impl Hub {
         self.registrar.registered_count()
     }
 }
+
+#[cfg(test)]
+#[path = "hub_agent_tests.rs"]
+mod tests;
