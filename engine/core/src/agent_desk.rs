@@ -2,7 +2,8 @@
 //!
 //! An agent logs in, logs out, pauses and unpauses by dialling a feature code from its
 //! phone ([`crate::feature_codes`]) or through a staff user (the staff page and API). Both
-//! come here, [`Engine::agent_request`], and reach the queue center as its inputs
+//! come here, [`Engine::agent_request`], go to the hub ([`crate::hub::Hub::agent_request`])
+//! and reach the queue center as its inputs
 //! (`AgentLogin`, `AgentLogout`, `AgentPause`, `AgentUnpause`): the center stays the one
 //! owner of agent state. Whatever the agent's `login:` mode, these requests act.
 //!
@@ -11,8 +12,6 @@
 
 use crate::engine::Engine;
 use crate::io::Event;
-use ivr_menus::agents::Reach;
-use ivr_queues::{AgentId, Input};
 use std::time::Instant;
 
 /// What an agent (or staff for it) asks for.
@@ -55,8 +54,9 @@ pub use crate::hub_view::{AgentLine, QueueLine, QueueView, WaitingLine};
 
 impl Engine {
     /// Apply an agent's request (from its phone's feature code, or a staff user `by`):
-    /// the center hears it now. A login also tells the center whether the agent can be
-    /// reached (a registering agent without a registration is logged in but not rung).
+    /// the hub checks the agent and the center hears it now. A login also tells the center
+    /// whether the agent can be reached (a registering agent without a registration is
+    /// logged in but not rung).
     pub fn agent_request(
         &mut self,
         now: Instant,
@@ -64,46 +64,18 @@ impl Engine {
         action: AgentAction,
         by: &str,
     ) -> Result<(), AgentRequestError> {
-        self.agent_pending(agent, action, by)?;
-        self.queues_sync(now);
-        self.drain_layer(now);
-        Ok(())
-    }
-
-    /// [`Engine::agent_request`] queued for the center, which hears it when the input being
-    /// handled is done (for requests made while handling a SIP message).
-    pub(crate) fn agent_pending(
-        &mut self,
-        agent: &str,
-        action: AgentAction,
-        by: &str,
-    ) -> Result<(), AgentRequestError> {
-        let Some(a) = self.menus.agents().iter().find(|a| a.name == agent) else {
-            return Err(AgentRequestError::UnknownAgent(agent.to_string()));
-        };
-        let reachable = match &a.reach {
-            Reach::Registered(c) => !self.registrar.bindings(&c.user).is_empty(),
-            Reach::Static(_) => true,
-        };
-        let id = AgentId::new(agent);
+        let name = action.name();
+        match self.queueing.hub.as_mut() {
+            Some(hub) => hub.agent_request(agent, action)?,
+            None => return Err(AgentRequestError::UnknownAgent(agent.to_string())),
+        }
         self.ctx.event(Event::AgentRequest {
             agent: agent.to_string(),
-            action: action.name(),
+            action: name,
             by: by.to_string(),
         });
-        let pending = &mut self.queueing.pending;
-        match action {
-            AgentAction::Login => {
-                pending.push(Input::AgentLogin(id.clone()));
-                pending.push(Input::AgentReachable {
-                    agent: id,
-                    reachable,
-                });
-            }
-            AgentAction::Logout => pending.push(Input::AgentLogout(id)),
-            AgentAction::Pause { reason } => pending.push(Input::AgentPause { agent: id, reason }),
-            AgentAction::Unpause => pending.push(Input::AgentUnpause(id)),
-        }
+        self.queues_sync(now);
+        self.drain_layer(now);
         Ok(())
     }
 }

@@ -79,8 +79,6 @@ pub struct Engine {
     pub(crate) last_now: Option<Instant>,
     /// Per-source limits and the calls waiting for their ACK.
     pub(crate) admission: Admission,
-    /// Agents' registrations (see [`crate::registration`]).
-    pub(crate) registrar: ivr_sip::registrar::Registrar,
     /// The queue center and its glue (see [`crate::queued`]).
     pub(crate) queueing: crate::queued::Queueing,
 }
@@ -93,13 +91,10 @@ impl Engine {
         let mut keys = crate::srtp::KeyGen::new(&config.srtp_seed);
         let mut secret = [0u8; 32];
         keys.fill(&mut secret);
-        let (realm, accounts) = crate::registration::accounts(&menus);
-        let mut registrar = ivr_sip::registrar::Registrar::new(config.registrar, &realm, secret);
-        registrar.set_accounts(&realm, accounts);
-        let queueing = crate::queued::Queueing::new(&menus, config.seed ^ 0x5157_4555_4553);
+        let seed = config.seed ^ 0x5157_4555_4553;
+        let queueing = crate::queued::Queueing::new(&menus, seed, config.registrar, secret);
         Engine {
             admission,
-            registrar,
             queueing,
             ctx: Ctx {
                 layer: TransactionLayer::new(config.timers),
@@ -132,7 +127,6 @@ impl Engine {
 
     /// Serve new calls with `menus`; calls in progress keep the snapshot they started with.
     pub fn set_menus(&mut self, menus: Arc<Menus>) {
-        self.registrar_reload(&menus);
         self.queues_reload(&menus);
         self.menus = menus;
     }
@@ -202,7 +196,6 @@ impl Engine {
             owners,
             self.ctx.layer.poll_timeout(),
             self.detached_timeout(),
-            self.registrar.poll_timeout(),
             self.queues_poll_timeout(),
             self.linger.poll_timeout(),
         ]
@@ -450,11 +443,23 @@ impl Engine {
         if let Some(oldest) = self.admission.pending_to_evict() {
             self.evict(now, oldest);
         }
-        let feature = match self.feature_invite(now, &key, &req, peer) {
-            crate::feature_codes::FeatureInvite::No => None,
-            crate::feature_codes::FeatureInvite::Done => return,
-            crate::feature_codes::FeatureInvite::Call(f) => Some(f),
-        };
+        // A feature code waits for the hub's registrar to authenticate it.
+        if let Some(code) = self.feature_code(&req) {
+            return self.feature_park(now, key, req, peer, code);
+        }
+        self.invite_accepted(now, key, req, peer, None);
+    }
+
+    /// A new INVITE past admission (and, dialling a feature code, authenticated as
+    /// `feature`): a call, or a refusal.
+    pub(crate) fn invite_accepted(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        req: Request,
+        peer: Peer,
+        feature: Option<crate::feature_codes::FeatureCall>,
+    ) {
         let caller = proxy::caller_id(&req, peer.addr.ip(), &self.ctx.config.trusted_proxies);
         let (offer, entry) = match self.accept_invite(&req, caller.as_deref()) {
             Ok(accepted) => accepted,
@@ -523,7 +528,7 @@ impl Engine {
             indexed: None,
         };
         if let App::Feature(f) = &call.app {
-            self.feature_apply(f);
+            self.feature_apply(now, f);
         }
         self.calls.insert(handle, call);
         self.admission.call_started(now, handle, peer.addr.ip());
@@ -1005,7 +1010,6 @@ impl Engine {
         self.due_scratch = due;
         self.linger_timeout(now);
         self.drive_detached(now);
-        self.registrar_timeout(now);
         self.queues_timeout(now);
     }
 
@@ -1233,10 +1237,9 @@ impl Engine {
 
     /// The live queue view at `now` (see [`crate::hub_view`]).
     pub fn queue_view(&self, now: Instant) -> crate::agent_desk::QueueView {
-        let registrations = |user: &str| self.registrar.bindings(user).len();
         self.queueing
             .hub()
-            .map(|h| h.queue_view(now, &registrations))
+            .map(|h| h.queue_view(now))
             .unwrap_or_default()
     }
 

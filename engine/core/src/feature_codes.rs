@@ -5,8 +5,10 @@
 //! From header proves nothing (anyone can write any From). It is challenged like a
 //! REGISTER, with the registrar's digest machinery (RFC 3261 §22.2: `401` with
 //! `WWW-Authenticate`, SHA-256 then MD5 unless `--register-md5-first`, stateless nonces,
-//! replay checks). A right answer names the agent; the request is applied at once
-//! ([`Engine::agent_request`]), the call is answered, a confirmation plays (one beep: logged
+//! replay checks). The hub owns the registrar ([`crate::hub_agents`]): the INVITE is parked
+//! while the hub authenticates it ([`HubMsg::Authenticate`]; embedded, at once) and
+//! resolves a pause toggle from the agent's state there. A right answer names the agent; the
+//! request is applied ([`Engine::agent_request`]), the call is answered, a confirmation plays (one beep: logged
 //! in or unpaused; two beeps: logged out or paused) and the engine hangs up. A wrong
 //! password and an unknown user get the same `403` and count toward the source's
 //! authentication-failure ban, as for REGISTER. With no registering agent in the config,
@@ -14,6 +16,7 @@
 
 use crate::agent_desk::AgentAction;
 use crate::engine::Engine;
+use crate::hub_msg::{FeatureAnswer, HubMsg};
 use crate::io::Event;
 use ivr_menus::Menus;
 use ivr_menus::agents::AgentCode;
@@ -44,89 +47,85 @@ impl FeatureCall {
     }
 }
 
-/// What to do with an INVITE, as far as feature codes go.
-pub(crate) enum FeatureInvite {
-    /// Not a feature code: an ordinary call.
-    No,
-    /// Answered already (challenged or refused).
-    Done,
-    /// Authenticated: answer it as a feature call (and apply it).
-    Call(FeatureCall),
-}
-
 impl Engine {
-    /// Check an INVITE for a feature code and, if it dials one, authenticate it.
-    pub(crate) fn feature_invite(
-        &mut self,
-        now: Instant,
-        key: &ServerKey,
-        req: &Request,
-        peer: Peer,
-    ) -> FeatureInvite {
-        if !self.registrar.has_accounts() {
-            return FeatureInvite::No;
+    /// The feature code an INVITE dials, if any (with no registering agent in the config,
+    /// codes are ordinary numbers).
+    pub(crate) fn feature_code(&self, req: &Request) -> Option<AgentCode> {
+        if !crate::hub_agents::has_registering_agents(&self.menus) {
+            return None;
         }
-        let Some(code) = req
-            .uri
+        req.uri
             .user()
             .and_then(|u| self.menus.agent_codes().code(&u))
-        else {
-            return FeatureInvite::No;
-        };
-        let dialled = req.uri.user().unwrap_or_default();
-        let agent = match self
-            .registrar
-            .authenticate_request(now, req, peer.addr.ip())
-        {
-            Ok(agent) => agent,
-            Err(reply) => {
-                if reply.auth_failed {
-                    self.admission.auth_failed(now, peer.addr.ip());
-                    self.ctx.event(Event::AuthFailed {
-                        from: peer.addr,
-                        method: "INVITE",
-                    });
-                }
-                let mut r = self.ctx.reply(req, reply.status, None);
-                if let Some(reason) = reply.reason {
-                    r.reason = reason.to_string();
-                }
-                for (name, value) in reply.headers {
-                    r.headers.push(name, value);
-                }
-                self.ctx.layer.respond(now, key, r);
-                return FeatureInvite::Done;
-            }
-        };
-        let action = match code {
-            AgentCode::Login => AgentAction::Login,
-            AgentCode::Logout => AgentAction::Logout,
-            AgentCode::PauseToggle
-                if self.queueing.hub().is_some_and(|h| h.agent_paused(&agent)) =>
-            {
-                AgentAction::Unpause
-            }
-            AgentCode::PauseToggle => AgentAction::Pause {
-                reason: "feature code".into(),
-            },
-        };
-        self.ctx.event(Event::FeatureCode {
-            agent: agent.clone(),
-            code: dialled,
-            from: peer.addr,
-        });
-        FeatureInvite::Call(FeatureCall {
-            menus: self.menus.clone(),
-            agent,
-            action,
-        })
     }
 
-    /// The feature call was accepted (it will be answered): apply its request now.
-    pub(crate) fn feature_apply(&mut self, f: &FeatureCall) {
-        // The agent was authenticated against the current config's accounts, so it exists;
-        // the center hears it once this INVITE is handled.
-        let _ = self.agent_pending(&f.agent, f.action.clone(), &f.agent);
+    /// Park an INVITE dialling `code` until the hub's registrar has authenticated it
+    /// ([`HubMsg::Authenticate`]); embedded, the answer is carried out before this returns.
+    pub(crate) fn feature_park(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        req: Request,
+        peer: Peer,
+        code: AgentCode,
+    ) {
+        let msg = HubMsg::Authenticate {
+            key,
+            req: Box::new(req),
+            peer,
+            code,
+        };
+        self.hub_input(now, msg);
+    }
+
+    /// The hub's answer for a parked feature-code INVITE: authenticated, it becomes a
+    /// feature call; refused, the challenge or 403 goes out (the hub counted a failure
+    /// against the source already); with no registering agent any more, it is an ordinary
+    /// call.
+    pub(crate) fn feature_answer(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        req: Request,
+        peer: Peer,
+        answer: FeatureAnswer,
+    ) {
+        match answer {
+            FeatureAnswer::Ok { agent, action } => {
+                self.ctx.event(Event::FeatureCode {
+                    agent: agent.clone(),
+                    code: req.uri.user().unwrap_or_default(),
+                    from: peer.addr,
+                });
+                let f = FeatureCall {
+                    menus: self.menus.clone(),
+                    agent,
+                    action,
+                };
+                self.invite_accepted(now, key, req, peer, Some(f));
+            }
+            FeatureAnswer::Refused(reply) => self.send_reply(now, &key, &req, reply),
+            FeatureAnswer::NotAFeature => self.invite_accepted(now, key, req, peer, None),
+        }
+    }
+
+    /// The feature call was accepted (it will be answered): its request goes to the hub,
+    /// for the center at the next sync.
+    pub(crate) fn feature_apply(&mut self, now: Instant, f: &FeatureCall) {
+        // The agent was authenticated against the current config's accounts, so it exists.
+        if !self.menus.agents().iter().any(|a| a.name == f.agent) {
+            return;
+        }
+        self.ctx.event(Event::AgentRequest {
+            agent: f.agent.clone(),
+            action: f.action.name(),
+            by: f.agent.clone(),
+        });
+        let msg = HubMsg::Agent {
+            agent: f.agent.clone(),
+            action: f.action.clone(),
+        };
+        self.hub_send(now, msg);
     }
 
     /// The feature call's answer was confirmed (ACK): play the beeps.

@@ -2,8 +2,9 @@
 //!
 //! The [`Hub`] holds the [`QueueCenter`] (crate `ivr-queues`) and what goes with it: the
 //! Call-ID, caller and menu path of each call in a queue (for the queue log and the queue
-//! view), the queued-callback store's bookkeeping (`hub_store.rs`) and the tables that
-//! say which engine (shard) owns an offer or a queued callback. Engines talk to it only with
+//! view), the queued-callback store's bookkeeping (`hub_store.rs`), the agents' registrar
+//! (`hub_agents.rs`) and the tables that say which engine (shard) owns an offer or a queued
+//! callback. Engines talk to it only with
 //! [`HubMsg`] and hear back [`HubOutput`]s ([`crate::hub_msg`]); it reads no call.
 //!
 //! It is sans-IO like the rest of the crate: [`Hub::handle`], [`Hub::handle_timeout`],
@@ -49,6 +50,11 @@ pub struct Hub {
     shards: ShardId,
     /// A configuration to hand the center at the next [`HubMsg::Sync`].
     pending_config: Option<ValidConfig>,
+    /// Agents' registrations and the digest state of their authentication
+    /// ([`crate::hub_agents`]).
+    pub(crate) registrar: ivr_sip::registrar::Registrar,
+    /// Agents' presence changes and requests for the center at the next [`HubMsg::Sync`].
+    pub(crate) pending: Vec<Input>,
     /// Each call that entered a queue (or a queued callback's own call), until it is gone.
     pub(crate) rows: HashMap<CallRef, CallRow>,
     /// Calls gone whose rows go at the next poll that finds the center's outputs all routed.
@@ -90,9 +96,19 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A hub for `menus` serving `shards` engines (at least 1). Static agents are logged in
-    /// at the first [`HubMsg::Sync`].
-    pub fn new(menus: Arc<Menus>, seed: u64, shards: ShardId) -> Hub {
+    /// A hub for `menus` serving `shards` engines (at least 1), its registrar's nonces
+    /// keyed with `secret` (drawn from the OS by the driver). Static agents are logged in at
+    /// the first [`HubMsg::Sync`].
+    pub fn new(
+        menus: Arc<Menus>,
+        seed: u64,
+        shards: ShardId,
+        registrar: ivr_sip::registrar::RegistrarConfig,
+        secret: [u8; 32],
+    ) -> Hub {
+        let (realm, accounts) = crate::hub_agents::accounts(&menus);
+        let mut registrar = ivr_sip::registrar::Registrar::new(registrar, &realm, secret);
+        registrar.set_accounts(&realm, accounts);
         let (config, pending) = match center_config(&menus).validate() {
             Ok(c) => (c, Some(())),
             // The menus' ranges rule these errors out; an empty center is the safe answer.
@@ -104,6 +120,8 @@ impl Hub {
             menus,
             shards: shards.max(1),
             pending_config: pending.map(|_| config),
+            registrar,
+            pending: Vec::new(),
             rows: HashMap::new(),
             gone: Vec::new(),
             drafts: HashMap::new(),
@@ -120,8 +138,13 @@ impl Hub {
         }
     }
 
-    /// Take one message from an engine (or the owner).
+    /// Take one message from an engine (or the owner); an embedded hub hears only shard 0.
     pub fn handle(&mut self, now: Instant, msg: HubMsg) {
+        self.handle_from(now, 0, msg);
+    }
+
+    /// Take one message from the engine `shard` (answers to it go back there).
+    pub fn handle_from(&mut self, now: Instant, shard: ShardId, msg: HubMsg) {
         self.last_now = Some(now);
         match msg {
             HubMsg::Queue(input) => {
@@ -188,46 +211,70 @@ impl Hub {
             HubMsg::WallClock(wall) => self.wall_anchor = Some((now, wall)),
             HubMsg::RestoreCallbacks(list) => self.restore_queue.extend(list),
             HubMsg::CancelCallback(id) => self.cancel_stored_callback(now, &id),
-        }
-    }
-
-    /// [`HubMsg::Reload`]: the view follows `menus` now, the center at the next
-    /// [`HubMsg::Sync`] (a configuration the center would refuse is not handed over).
-    pub fn reload(&mut self, menus: Arc<Menus>) {
-        if let Ok(c) = center_config(&menus).validate() {
-            self.pending_config = Some(c);
-        }
-        self.menus = menus;
-    }
-
-    /// A new configuration reaches the center (agents stay logged in, waiting callers
-    /// stay; a configuration the center refused keeps the old one); then static agents
-    /// with `login: on_register` log in.
-    fn sync(&mut self, now: Instant) {
-        let Some(config) = self.pending_config.take() else {
-            return;
-        };
-        self.center.handle(now, Input::Reconfigure(config));
-        for a in self.menus.agents() {
-            if matches!(a.reach, Reach::Static(_)) && a.login == LoginMode::OnRegister {
-                let id = AgentId::new(a.name.clone());
-                self.center.handle(now, Input::AgentLogin(id));
+            HubMsg::Register { key, req, peer } => self.register(now, shard, key, req, peer),
+            HubMsg::Authenticate {
+                key,
+                req,
+                peer,
+                code,
+            } => self.authenticate(now, shard, key, req, peer, code),
+            // The agent was authenticated against the current accounts, so it exists.
+            HubMsg::Agent { agent, action } => {
+                let _ = self.agent_request(&agent, action);
             }
         }
     }
 
-    /// The center's timers (a call before the deadline is a harmless no-op).
+    /// [`HubMsg::Reload`]: the registrar and the view follow `menus` now (bindings of
+    /// accounts that remain are kept), the center at the next [`HubMsg::Sync`] (a
+    /// configuration the center would refuse is not handed over).
+    pub fn reload(&mut self, menus: Arc<Menus>) {
+        if let Ok(c) = center_config(&menus).validate() {
+            self.pending_config = Some(c);
+        }
+        // The registrar's changes are read against the menus before, as they always were.
+        self.registrar_reload(&menus);
+        self.menus = menus;
+    }
+
+    /// A new configuration reaches the center (agents stay logged in, waiting callers
+    /// stay; a configuration the center refused keeps the old one), then static agents
+    /// with `login: on_register` log in; then agents' presence changes and requests made
+    /// since the last sync, in order.
+    fn sync(&mut self, now: Instant) {
+        if let Some(config) = self.pending_config.take() {
+            self.center.handle(now, Input::Reconfigure(config));
+            for a in self.menus.agents() {
+                if matches!(a.reach, Reach::Static(_)) && a.login == LoginMode::OnRegister {
+                    let id = AgentId::new(a.name.clone());
+                    self.center.handle(now, Input::AgentLogin(id));
+                }
+            }
+        }
+        for input in std::mem::take(&mut self.pending) {
+            self.center.handle(now, input);
+        }
+    }
+
+    /// The timers: bindings expire (their presence changes wait for the next
+    /// [`HubMsg::Sync`]), then the center's (a call before a deadline is a harmless
+    /// no-op).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = Some(now);
+        self.registrar.handle_timeout(now);
+        self.registrar_events();
         if self.center.poll_timeout().is_some_and(|t| t <= now) {
             self.center.handle_timeout(now);
         }
     }
 
-    /// The next deadline.
+    /// The next deadline (the center's or a binding's expiry).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.center.poll_timeout()
+        [self.center.poll_timeout(), self.registrar.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next output, `None` when there is nothing more for now.
@@ -250,9 +297,10 @@ impl Hub {
         }
     }
 
-    /// Whether a configuration waits for [`HubMsg::Sync`].
+    /// Whether a configuration, a presence change or an agent's request waits for
+    /// [`HubMsg::Sync`].
     pub fn has_pending(&self) -> bool {
-        self.pending_config.is_some()
+        self.pending_config.is_some() || !self.pending.is_empty()
     }
 
     /// The shard a new queued callback is offered on (round robin), or the one it is on.
@@ -266,7 +314,7 @@ impl Hub {
         s
     }
 
-    fn send_shard(&mut self, shard: ShardId, msg: ShardMsg) {
+    pub(crate) fn send_shard(&mut self, shard: ShardId, msg: ShardMsg) {
         self.out.push_back(HubOutput::Shard { shard, msg });
     }
 
@@ -295,13 +343,20 @@ impl Hub {
                 self.offer_shards.remove(&offer);
                 self.send_shard(shard_of_call(call), ShardMsg::Center(out));
             }
-            QOut::Offer { offer, waiter, .. } => {
+            QOut::Offer {
+                offer,
+                waiter,
+                ref agent,
+                ..
+            } => {
                 let shard = match waiter {
                     Waiter::Caller(call) => shard_of_call(call),
                     Waiter::Callback(cb) => self.callback_shard(cb),
                 };
+                // The phones are read now, by the registrar's owner: no engine keeps a copy.
+                let targets = self.agent_targets(agent);
                 self.offer_shards.insert(offer, shard);
-                self.send_shard(shard, ShardMsg::Center(out));
+                self.send_shard(shard, ShardMsg::Offer { out, targets });
             }
             QOut::CancelOffer { offer, .. } | QOut::Release { offer } => {
                 // An offer already failed, answered elsewhere or connected: nobody rings.
@@ -383,16 +438,6 @@ impl Hub {
             .agents()
             .map(|(a, s)| (a.0.clone(), s.clone()))
             .collect()
-    }
-
-    /// Whether the agent named `agent` is paused now (read by the feature-code toggle while
-    /// the registrar is outside the hub; to be answered by the hub itself).
-    #[doc(hidden)]
-    pub fn agent_paused(&self, agent: &str) -> bool {
-        matches!(
-            self.center.agent_state(&AgentId::new(agent)),
-            Some(AgentState::Paused { .. })
-        )
     }
 
     /// How many offers and queued callbacks the routing tables hold (tests: none is left

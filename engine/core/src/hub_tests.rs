@@ -101,6 +101,12 @@ fn draft() -> Box<CallbackRequest> {
     })
 }
 
+/// A hub for `menus` serving `shards`, its registrar with the default settings.
+fn hub(menus: Arc<Menus>, shards: ShardId) -> Hub {
+    let registrar = ivr_sip::registrar::RegistrarConfig::default();
+    Hub::new(menus, 7, shards, registrar, [9; 32])
+}
+
 /// The stored requests and status changes among `outs`.
 fn store_cmds(outs: &[HubOutput]) -> Vec<&QueueCallbackCmd> {
     outs.iter()
@@ -114,7 +120,7 @@ fn store_cmds(outs: &[HubOutput]) -> Vec<&QueueCallbackCmd> {
 #[test]
 fn outputs_naming_a_call_go_to_its_shard() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(true), 7, 4);
+    let mut hub = hub(menus(true), 4);
     hub.handle(t0, HubMsg::Sync);
     let call = CallRef((2 << 48) | 5);
     enter(&mut hub, t0, call, "sales");
@@ -124,7 +130,11 @@ fn outputs_naming_a_call_go_to_its_shard() {
         match o {
             HubOutput::Shard { shard, msg } => {
                 assert_eq!(*shard, 2, "{msg:?}");
-                if let ShardMsg::Center(QOut::Offer { offer: o, .. }) = msg {
+                if let ShardMsg::Offer {
+                    out: QOut::Offer { offer: o, .. },
+                    ..
+                } = msg
+                {
                     offer = Some(*o);
                 }
             }
@@ -135,7 +145,7 @@ fn outputs_naming_a_call_go_to_its_shard() {
                     assert_eq!(call_id.as_deref(), Some(format!("cid-{}", call.0).as_str()));
                 }
             }
-            HubOutput::QueueCallback(c) => panic!("{c:?}"),
+            other => panic!("{other:?}"),
         }
     }
     assert!(
@@ -208,7 +218,7 @@ fn outputs_naming_a_call_go_to_its_shard() {
 #[test]
 fn queued_callbacks_are_spread_round_robin_and_stay_on_their_shard() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(true), 7, 3);
+    let mut hub = hub(menus(true), 3);
     let shards: Vec<ShardId> = (1..=4).map(|i| hub.callback_shard(CallbackId(i))).collect();
     assert_eq!(shards, [0, 1, 2, 0]);
     assert_eq!(
@@ -255,7 +265,7 @@ fn queued_callbacks_are_spread_round_robin_and_stay_on_their_shard() {
 #[test]
 fn the_hub_mints_the_store_id_and_stores_the_draft_even_for_a_call_gone() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(false), 7, 1);
+    let mut hub = hub(menus(false), 1);
     hub.handle(t0, HubMsg::Sync);
     let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
     hub.handle(t0, HubMsg::WallClock(wall));
@@ -315,7 +325,7 @@ fn the_hub_mints_the_store_id_and_stores_the_draft_even_for_a_call_gone() {
 #[test]
 fn a_refused_request_keeps_no_draft() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(false), 7, 1);
+    let mut hub = hub(menus(false), 1);
     hub.handle(t0, HubMsg::Sync);
     // `help` takes no callbacks.
     enter(&mut hub, t0, CallRef(1), "help");
@@ -349,7 +359,7 @@ fn a_refused_request_keeps_no_draft() {
 #[test]
 fn restored_requests_keep_their_store_ids_and_the_rest_are_closed() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(false), 7, 1);
+    let mut hub = hub(menus(false), 1);
     hub.handle(t0, HubMsg::Sync);
     let restored = |id: &str, queue: &str, number: &str| RestoredCallback {
         id: id.into(),
@@ -394,7 +404,7 @@ fn restored_requests_keep_their_store_ids_and_the_rest_are_closed() {
 #[test]
 fn the_view_reads_the_rows_beside_the_center() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(false), 7, 1);
+    let mut hub = hub(menus(false), 1);
     hub.handle(t0, HubMsg::Sync);
     let long = CallRef(3);
     hub.handle(
@@ -409,7 +419,7 @@ fn the_view_reads_the_rows_beside_the_center() {
         },
     );
     drain(&mut hub);
-    let view = hub.queue_view(t0 + Duration::from_secs(4), &|_| 0);
+    let view = hub.queue_view(t0 + Duration::from_secs(4));
     let help = &view.queues[1];
     assert_eq!(help.name, "help");
     let line = &help.waiting[0];
@@ -439,7 +449,7 @@ fn the_hub_its_messages_and_the_engine_can_move_to_another_thread() {
 #[test]
 fn an_answered_callback_offer_leaves_the_routing_table() {
     let t0 = crate::test_epoch();
-    let mut hub = Hub::new(menus(true), 7, 1);
+    let mut hub = hub(menus(true), 1);
     hub.handle(t0, HubMsg::Sync);
     let call = CallRef(1);
     enter(&mut hub, t0, call, "sales");
@@ -447,7 +457,11 @@ fn an_answered_callback_offer_leaves_the_routing_table() {
     // The agent rings for the caller; it does not answer.
     let Some(first) = outs.iter().find_map(|o| match o {
         HubOutput::Shard {
-            msg: ShardMsg::Center(QOut::Offer { offer, .. }),
+            msg:
+                ShardMsg::Offer {
+                    out: QOut::Offer { offer, .. },
+                    ..
+                },
             ..
         } => Some(*offer),
         _ => None,
@@ -489,11 +503,15 @@ fn an_answered_callback_offer_leaves_the_routing_table() {
             match o {
                 HubOutput::Shard {
                     msg:
-                        ShardMsg::Center(QOut::Offer {
-                            offer,
-                            waiter: Waiter::Callback(_),
+                        ShardMsg::Offer {
+                            out:
+                                QOut::Offer {
+                                    offer,
+                                    waiter: Waiter::Callback(_),
+                                    ..
+                                },
                             ..
-                        }),
+                        },
                     ..
                 } if answered.is_none() => {
                     hub.handle(now, HubMsg::Queue(Input::OfferAnswered(offer)));

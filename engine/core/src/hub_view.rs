@@ -77,9 +77,10 @@ fn view_caller(caller: &str) -> String {
 }
 
 impl Hub {
-    /// The live queue view at `now`; `registrations` says how many phones a registering
-    /// agent's user has registered now (the registrar is not the hub's yet).
-    pub fn queue_view(&self, now: Instant, registrations: &dyn Fn(&str) -> usize) -> QueueView {
+    /// The live queue view at `now` (a registering agent's phones counted from the hub's
+    /// own registrar).
+    pub fn queue_view(&self, now: Instant) -> QueueView {
+        let registrations = |user: &str| self.registrar.bindings(user).len();
         let center = &self.center;
         let queues = self
             .menus

@@ -21,6 +21,7 @@ pub mod feature_codes;
 pub mod fuzz;
 pub mod handle;
 pub mod hub;
+pub mod hub_agents;
 pub mod hub_msg;
 mod hub_store;
 pub mod hub_view;

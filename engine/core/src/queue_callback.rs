@@ -344,7 +344,8 @@ impl Engine {
     }
 
     /// The center offers a callback request to `agent`: a call of its own (leg 0 for the
-    /// caller, not dialled yet) whose further legs ring the agent as for a caller.
+    /// caller, not dialled yet) whose further legs ring the agent's phones (`targets`) as
+    /// for a caller.
     pub(crate) fn callback_ring(
         &mut self,
         now: Instant,
@@ -352,6 +353,7 @@ impl Engine {
         offer: OfferId,
         agent: AgentId,
         queue: &QueueName,
+        targets: Vec<crate::hub_msg::AgentTarget>,
     ) -> Result<(), OfferFailure> {
         if let Some(old) = self.queueing.callback_calls.get(&callback).copied() {
             // An earlier offer's call that was not let go: a fresh call for this one.
@@ -418,7 +420,7 @@ impl Engine {
         };
         self.hub_send(now, msg);
         self.queueing.callback_calls.insert(callback, handle);
-        let rung = self.ring_agent(now, handle, offer, agent);
+        let rung = self.ring_agent(now, handle, offer, agent, targets);
         if rung.is_err() {
             self.finish_callback_call(handle);
         }
@@ -728,8 +730,13 @@ impl Engine {
         }
     }
 
-    /// The center's output for a callback's offer.
-    pub(crate) fn callback_output(&mut self, now: Instant, out: QOut) {
+    /// The center's output for a callback's offer (an offer with the phones to ring).
+    pub(crate) fn callback_output(
+        &mut self,
+        now: Instant,
+        out: QOut,
+        targets: Vec<crate::hub_msg::AgentTarget>,
+    ) {
         match out {
             QOut::Offer {
                 offer,
@@ -738,7 +745,8 @@ impl Engine {
                 waiter: Waiter::Callback(callback),
                 ..
             } => {
-                if let Err(why) = self.callback_ring(now, callback, offer, agent, &queue) {
+                let rung = self.callback_ring(now, callback, offer, agent, &queue, targets);
+                if let Err(why) = rung {
                     self.hub_send(now, HubMsg::Queue(Input::OfferFailed { offer, why }));
                 }
             }

@@ -24,7 +24,8 @@
 //! - The caller hanging up is [`Input::Leave`]; once bridged, either side's BYE ends both
 //!   legs and is [`Input::CallEnded`] (the agent wraps up).
 //! - Agents (`login: on_register`, the default): an agent with at least one live
-//!   registration is logged in; a static agent always is (see `Engine::agent_presence`).
+//!   registration is logged in; a static agent always is (the hub's registrar decides:
+//!   [`crate::hub_agents`]).
 //!   With `login: manual`, and for anyone through feature codes or staff, see
 //!   [`crate::agent_desk`].
 //!
@@ -33,11 +34,10 @@
 use crate::call::{App, CallHandle, LegHandle};
 use crate::dial::{self, Dial};
 use crate::engine::Engine;
-use crate::hub_msg::{HubMsg, HubOutput, ShardMsg};
+use crate::hub_msg::{AgentTarget, HubMsg, HubOutput, ShardMsg};
 use crate::io::{Event, Output};
 use crate::leg::LegPhase;
 use crate::outgoing::{Located, send_uac, uri_user};
-use ivr_menus::agents::{LoginMode, Reach};
 use ivr_menus::{MenuRun, Menus, QueueId};
 use ivr_queues::{
     AgentId, CallRef, Input, LeaveReason, OfferFailure, OfferId, Output as QOut, QueueName, Waiter,
@@ -147,8 +147,8 @@ pub struct Queueing {
     pub(crate) callback_calls: HashMap<ivr_queues::CallbackId, CallHandle>,
     /// The hub is to hand the center new menus' configuration at the next sync.
     sync_due: bool,
-    /// Agent presence changes and requests to tell the center at the next sync.
-    pub(crate) pending: Vec<Input>,
+    /// REGISTERs handed to the hub and not answered yet.
+    pub(crate) registers: usize,
     /// Whether the hub's outputs are being carried out (the loop picks up what is added
     /// meanwhile).
     draining: bool,
@@ -164,21 +164,28 @@ impl std::fmt::Debug for Queueing {
 
 impl Queueing {
     /// The engine's side, with the hub embedded (static agents are logged in at the first
-    /// input).
-    pub fn new(menus: &Arc<Menus>, seed: u64) -> Queueing {
+    /// input; the registrar's nonces keyed with `secret`).
+    pub fn new(
+        menus: &Arc<Menus>,
+        seed: u64,
+        registrar: ivr_sip::registrar::RegistrarConfig,
+        secret: [u8; 32],
+    ) -> Queueing {
+        let hub = crate::hub::Hub::new(menus.clone(), seed, 1, registrar, secret);
         Queueing {
-            hub: Some(Box::new(crate::hub::Hub::new(menus.clone(), seed, 1))),
+            hub: Some(Box::new(hub)),
             offers: HashMap::new(),
             callback_calls: HashMap::new(),
             sync_due: true,
-            pending: Vec::new(),
+            registers: 0,
             draining: false,
         }
     }
 
-    /// Whether something waits to be told to the center at its next sync.
+    /// Whether something waits to be told to the center at its next sync (O(1): asked
+    /// after every input, RTP included).
     pub(crate) fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || self.sync_due
+        self.sync_due || self.hub.as_ref().is_some_and(|h| h.has_pending())
     }
 
     /// The embedded hub (`None` once the hub runs elsewhere).
@@ -208,57 +215,18 @@ fn header_safe(s: &str, max: usize) -> String {
 impl Engine {
     // ---- agents ----
 
-    /// What changed for a registering agent (after a REGISTER, an expiry or a reload): an
-    /// agent with a live registration is logged in and reachable; one whose last binding was
-    /// removed by its phone logs out; one whose last binding expired stays logged in but is
-    /// unreachable (not offered calls) until it registers again. A new registration also
-    /// lifts a pause for unanswered offers. That is `login: on_register`; with `login:
-    /// manual` registration only says whether the agent is reachable, and feature codes or
-    /// staff log it in and out ([`crate::agent_desk`]).
-    pub(crate) fn agent_presence(&mut self, owner: &str, expired: bool) {
-        let Some(agent) = self.menus.agents().iter().find(|a| a.name == owner) else {
-            return;
-        };
-        let Reach::Registered(c) = &agent.reach else {
-            return;
-        };
-        let id = AgentId::new(owner);
-        let pending = &mut self.queueing.pending;
-        let manual = agent.login == LoginMode::Manual;
-        if self.registrar.bindings(&c.user).is_empty() {
-            if expired || manual {
-                pending.push(Input::AgentReachable {
-                    agent: id,
-                    reachable: false,
-                });
-            } else {
-                pending.push(Input::AgentLogout(id));
-            }
-        } else {
-            if !manual {
-                pending.push(Input::AgentLogin(id.clone()));
-                pending.push(Input::AgentUnpause(id.clone()));
-            }
-            pending.push(Input::AgentReachable {
-                agent: id,
-                reachable: true,
-            });
-        }
-    }
-
-    /// Hand the hub what came up since the last input: new menus' configuration (then
-    /// static agents log in), agents' presence. Then carry out what it asks.
+    /// Have the hub hand the center what came up since the last input: new menus'
+    /// configuration (then static agents log in), agents' presence and requests. Then
+    /// carry out what it asks.
     pub(crate) fn queues_sync(&mut self, now: Instant) {
-        if std::mem::take(&mut self.queueing.sync_due) {
+        if self.queueing.has_pending() {
+            self.queueing.sync_due = false;
             self.hub_send(now, HubMsg::Sync);
-        }
-        for input in std::mem::take(&mut self.queueing.pending) {
-            self.hub_send(now, HubMsg::Queue(input));
         }
         self.drain_queues(now);
     }
 
-    /// The hub's timers.
+    /// The hub's timers (bindings' expiry, then the center's).
     pub(crate) fn queues_timeout(&mut self, now: Instant) {
         if let Some(hub) = self.queueing.hub.as_mut() {
             hub.handle_timeout(now);
@@ -289,12 +257,17 @@ impl Engine {
         self.drain_queues(now);
     }
 
-    /// New menus: the hub's view follows now, the center at the next input.
+    /// New menus: the hub's registrar and view follow now, the center at the next input.
+    /// What the registrar reports of it (agents whose accounts are gone) is logged now when
+    /// an input came before (a reload may come before any).
     pub(crate) fn queues_reload(&mut self, menus: &Arc<Menus>) {
         self.queueing.sync_due = true;
         if let Some(hub) = self.queueing.hub.as_mut() {
-            // `HubMsg::Reload`, which needs no time (a reload may come before any input).
+            // `HubMsg::Reload`, which needs no time.
             hub.reload(menus.clone());
+        }
+        if let Some(now) = self.last_now {
+            self.drain_queues(now);
         }
     }
 
@@ -326,13 +299,31 @@ impl Engine {
                 event,
             }),
             HubOutput::QueueCallback(cmd) => self.ctx.outputs.push_back(Output::QueueCallback(cmd)),
+            HubOutput::AuthFailed { from, method } => {
+                // The embedded engine is the source gate.
+                self.admission.auth_failed(now, from.ip());
+                self.ctx.event(Event::AuthFailed { from, method });
+            }
+            HubOutput::Agent { change, registered } => {
+                self.ctx.event(Event::Agent { change, registered })
+            }
         }
     }
 
     /// A message from the hub about one of this engine's calls or offers.
     pub(crate) fn hub_message(&mut self, now: Instant, msg: ShardMsg) {
         match msg {
-            ShardMsg::Center(out) => self.queue_output(now, out),
+            ShardMsg::Center(out) => self.queue_output(now, out, Vec::new()),
+            ShardMsg::Offer { out, targets } => self.queue_output(now, out, targets),
+            ShardMsg::RegisterReply { key, req, answer } => {
+                self.register_reply(now, key, &req, answer)
+            }
+            ShardMsg::Authenticated {
+                key,
+                req,
+                peer,
+                answer,
+            } => self.feature_answer(now, key, *req, peer, answer),
             ShardMsg::CallbackAccepted { call, store_id, .. } => {
                 let handle = CallHandle(call.0);
                 let queue = self.calls.get(&handle).and_then(|c| match &c.app {
@@ -348,8 +339,9 @@ impl Engine {
         }
     }
 
-    /// A center output for one of this engine's calls or offers.
-    fn queue_output(&mut self, now: Instant, out: QOut) {
+    /// A center output for one of this engine's calls or offers (an offer with the phones
+    /// to ring).
+    fn queue_output(&mut self, now: Instant, out: QOut, targets: Vec<AgentTarget>) {
         if matches!(
             out,
             QOut::Offer {
@@ -357,7 +349,7 @@ impl Engine {
                 ..
             } | QOut::DialCallback { .. }
         ) {
-            return self.callback_output(now, out);
+            return self.callback_output(now, out, targets);
         }
         match out {
             QOut::CallbackRefused { call, reason } => {
@@ -385,7 +377,8 @@ impl Engine {
                 waiter: Waiter::Caller(call),
                 ..
             } => {
-                if let Err(why) = self.ring_agent(now, CallHandle(call.0), offer, agent) {
+                let handle = CallHandle(call.0);
+                if let Err(why) = self.ring_agent(now, handle, offer, agent, targets) {
                     self.hub_send(now, HubMsg::Queue(Input::OfferFailed { offer, why }));
                 }
             }
@@ -665,17 +658,18 @@ impl Engine {
 
     // ---- the agents' legs ----
 
-    /// Ring `agent` for the caller on `handle`: a new leg per phone it has (each registered
-    /// binding, or its static URI), whose INVITE goes once its RTP socket is open. The first
-    /// phone to answer takes the offer; the others are cancelled.
+    /// Ring `agent` for the caller on `handle`: a new leg per phone it has (`targets`, read
+    /// by the hub when it routed the offer: each registered binding, newest first, or its
+    /// static URI), whose INVITE goes once its RTP socket is open. The first phone to answer
+    /// takes the offer; the others are cancelled.
     pub(crate) fn ring_agent(
         &mut self,
         now: Instant,
         handle: CallHandle,
         offer: OfferId,
         agent: AgentId,
+        targets: Vec<AgentTarget>,
     ) -> Result<(), OfferFailure> {
-        let targets = self.agent_targets(&agent);
         if targets.is_empty() {
             return Err(OfferFailure::Unreachable);
         }
@@ -698,7 +692,12 @@ impl Engine {
             self.queue_left(now, handle, "too many offers");
             return Err(OfferFailure::Unreachable);
         }
-        for (target, peer, locate) in targets {
+        for AgentTarget {
+            uri: target,
+            peer,
+            locate,
+        } in targets
+        {
             let Some(host) = target.as_sip().map(|s| s.host.clone()) else {
                 continue;
             };
@@ -737,34 +736,6 @@ impl Engine {
             Ok(())
         } else {
             Err(OfferFailure::Unreachable)
-        }
-    }
-
-    /// Where `agent` is reached: each registration (its contact, at the address the REGISTER
-    /// came from), newest first, or its static `sip:`/`sips:` URI (a host name to locate by
-    /// DNS first: the third field).
-    fn agent_targets(&self, agent: &AgentId) -> Vec<(Uri, Peer, bool)> {
-        let Some(a) = self.menus.agents().iter().find(|a| a.name == agent.0) else {
-            return Vec::new();
-        };
-        match &a.reach {
-            Reach::Registered(c) => self
-                .registrar
-                .bindings(&c.user)
-                .iter()
-                .rev()
-                .map(|b| (b.contact.uri.clone(), b.source, false))
-                .collect(),
-            Reach::Static(uri) => {
-                let Some(uri) = Uri::parse(uri).ok().filter(|u| u.as_sip().is_some()) else {
-                    return Vec::new();
-                };
-                match dial::hop_peer(&uri) {
-                    Some(peer) => vec![(uri, peer, false)],
-                    // Not known until DNS answers: a placeholder.
-                    None => vec![(uri, dial::UNKNOWN_PEER, true)],
-                }
-            }
         }
     }
 

@@ -1,110 +1,96 @@
-//! The engine's location service: agents' phones register here (RFC 3261 §10).
+//! The engine's side of the location service: agents' phones register (RFC 3261 §10) with
+//! the hub's registrar ([`crate::hub_agents`]).
 //!
-//! The [`ivr_sip::registrar::Registrar`] machine decides; the engine feeds it REGISTERs with
-//! their source (agents sit behind NAT: they are reached at the address and transport the
-//! REGISTER came from, kept in each binding), drives its expiry from the engine's clock,
-//! turns its decisions into responses, counts failed authentications against the source's
-//! admission (a guesser is banned like a flooder), and reports registrations as
-//! [`Event::Agent`]. Accounts come from the menus' `agents:` section and follow reloads
-//! (bindings of agents that remain are kept).
+//! The engine keeps the REGISTER's server transaction and hands the request to the hub
+//! ([`HubMsg::Register`]); the hub's answer ([`ShardMsg::RegisterReply`](crate::hub_msg::ShardMsg::RegisterReply))
+//! comes back with the request, and the engine builds and sends the response. A
+//! non-INVITE server transaction may answer later: retransmissions are absorbed meanwhile
+//! (RFC 3261 §17.2.2). Embedded ([`Engine::new`]), the answer comes before the REGISTER's
+//! handling returns. Failed authentications count against the source's admission (a
+//! guesser is banned like a flooder), and registrations are reported as [`Event::Agent`].
 //!
 //! With no agent that registers in the config, REGISTER is not allowed (405), as before.
 
 use crate::engine::Engine;
 use crate::error::RequestError;
-use crate::io::Event;
-use ivr_menus::Menus;
-use ivr_menus::agents::Reach;
+use crate::hub_msg::{HubMsg, RegisterAnswer};
 use ivr_sip::message::Request;
-use ivr_sip::registrar::{Account, Binding};
+use ivr_sip::registrar::{Binding, RegisterReply};
 use ivr_sip::transaction::{Peer, ServerKey};
 use std::time::Instant;
 
-/// The realm challenges name when no agent's password fixes one.
-pub const DEFAULT_REALM: &str = "ivr";
+pub use crate::hub_agents::DEFAULT_REALM;
 
-/// The registrar's realm and accounts for `menus`.
-pub(crate) fn accounts(menus: &Menus) -> (String, Vec<Account>) {
-    let realm = menus.agents_realm().unwrap_or(DEFAULT_REALM).to_string();
-    let accounts = menus
-        .agents()
-        .iter()
-        .filter_map(|a| match &a.reach {
-            Reach::Registered(c) => Some(Account {
-                owner: a.name.clone(),
-                user: c.user.clone(),
-                ha1_md5: c.ha1_md5.clone(),
-                ha1_sha256: c.ha1_sha256.clone(),
-            }),
-            Reach::Static(_) => None,
-        })
-        .collect();
-    (realm, accounts)
-}
+/// The most REGISTERs an engine hands the hub before their answers: more are refused with
+/// 503 (the hub is behind), so a flood cannot grow the engine's transactions without bound.
+pub(crate) const MAX_PENDING_REGISTERS: usize = 4096;
 
 impl Engine {
-    /// A REGISTER outside any dialog (RFC 3261 §10.3).
+    /// A REGISTER outside any dialog (RFC 3261 §10.3): for the hub's registrar.
     pub(crate) fn on_register(&mut self, now: Instant, key: ServerKey, req: Request, peer: Peer) {
-        if !self.registrar.has_accounts() {
+        if !crate::hub_agents::has_registering_agents(&self.menus) {
             return self
                 .ctx
                 .reject(now, &key, &req, RequestError::NotAllowed, None);
         }
-        let reply = self.registrar.handle_register(now, &req, peer);
-        if reply.auth_failed {
-            self.admission.auth_failed(now, peer.addr.ip());
-            self.ctx.event(Event::AuthFailed {
-                from: peer.addr,
-                method: "REGISTER",
-            });
+        if self.queueing.registers >= MAX_PENDING_REGISTERS {
+            let why = RequestError::Unavailable(crate::error::Unavailable::AtCapacity);
+            return self.ctx.reject(now, &key, &req, why, None);
         }
-        let mut r = self.ctx.reply(&req, reply.status, None);
+        self.queueing.registers += 1;
+        let msg = HubMsg::Register {
+            key,
+            req: Box::new(req),
+            peer,
+        };
+        self.hub_input(now, msg);
+    }
+
+    /// The hub answered a REGISTER: send the response on its transaction.
+    pub(crate) fn register_reply(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        req: &Request,
+        answer: RegisterAnswer,
+    ) {
+        self.queueing.registers = self.queueing.registers.saturating_sub(1);
+        match answer {
+            RegisterAnswer::NotAllowed => {
+                self.ctx
+                    .reject(now, &key, req, RequestError::NotAllowed, None)
+            }
+            RegisterAnswer::Reply(reply) => self.send_reply(now, &key, req, reply),
+        }
+    }
+
+    /// Send what the registrar answered (a REGISTER's reply, or a feature call's challenge
+    /// or refusal) on `key`.
+    pub(crate) fn send_reply(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &Request,
+        reply: RegisterReply,
+    ) {
+        let mut r = self.ctx.reply(req, reply.status, None);
         if let Some(reason) = reply.reason {
             r.reason = reason.to_string();
         }
         for (name, value) in reply.headers {
             r.headers.push(name, value);
         }
-        self.ctx.layer.respond(now, &key, r);
-        self.registrar_events();
-    }
-
-    /// Report what happened to bindings.
-    pub(crate) fn registrar_events(&mut self) {
-        while let Some(change) = self.registrar.poll_event() {
-            use ivr_sip::registrar::RegistrarEvent;
-            let (owner, expired) = match &change {
-                RegistrarEvent::Registered { owner, .. }
-                | RegistrarEvent::Unregistered { owner, .. } => (owner.clone(), false),
-                RegistrarEvent::Expired { owner, .. } => (owner.clone(), true),
-            };
-            self.agent_presence(&owner, expired);
-            let registered = self.registrar.registered_count();
-            self.ctx.event(Event::Agent { change, registered });
-        }
-    }
-
-    /// Expire bindings due by `now`.
-    pub(crate) fn registrar_timeout(&mut self, now: Instant) {
-        self.registrar.handle_timeout(now);
-        self.registrar_events();
-    }
-
-    /// Follow a new config's agents: bindings of accounts that remain are kept.
-    pub(crate) fn registrar_reload(&mut self, menus: &Menus) {
-        let (realm, accounts) = accounts(menus);
-        self.registrar.set_accounts(&realm, accounts);
-        self.registrar_events();
+        self.ctx.layer.respond(now, key, r);
     }
 
     /// The current bindings of the agent whose phone registers as `user` (where to reach it:
-    /// each binding's `source`, because of NAT).
+    /// each binding's `source`, because of NAT), in the embedded hub.
     pub fn agent_bindings(&self, user: &str) -> &[Binding] {
-        self.registrar.bindings(user)
+        self.queueing.hub().map_or(&[], |h| h.agent_bindings(user))
     }
 
-    /// How many agents have a phone registered.
+    /// How many agents have a phone registered (in the embedded hub).
     pub fn registered_agents(&self) -> usize {
-        self.registrar.registered_count()
+        self.queueing.hub().map_or(0, |h| h.registered_agents())
     }
 }
