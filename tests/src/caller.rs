@@ -149,6 +149,10 @@ impl Net {
                 Output::Event(e) => self.events.push(e),
                 Output::Voicemail(cmd) => self.voicemail.push(cmd),
                 Output::QueueCallback(cmd) => self.queue_callbacks.push(cmd),
+                // Only an engine made with `Engine::new_shard` (see `sharded.rs`).
+                Output::Hub(_) | Output::Handoff { .. } => {
+                    unreachable!("an engine with its hub inside hands nothing out")
+                }
             }
         }
     }

@@ -86,13 +86,24 @@ pub struct Engine {
 impl Engine {
     /// An engine serving `menus`.
     pub fn new(config: EngineConfig, menus: Arc<Menus>) -> Engine {
-        let config_first_handle = config.shard.first_handle();
-        let admission = Admission::new(config.admission, config.trusted_proxies.clone());
         let mut keys = crate::srtp::KeyGen::new(&config.srtp_seed);
         let mut secret = [0u8; 32];
         keys.fill(&mut secret);
         let seed = config.seed ^ 0x5157_4555_4553;
         let queueing = crate::queued::Queueing::new(&menus, seed, config.registrar, secret);
+        Engine::with_queueing(config, menus, keys, queueing)
+    }
+
+    /// An engine around `queueing` (the hub inside it or elsewhere), drawing SRTP keys
+    /// from `keys`.
+    pub(crate) fn with_queueing(
+        config: EngineConfig,
+        menus: Arc<Menus>,
+        keys: crate::srtp::KeyGen,
+        queueing: crate::queued::Queueing,
+    ) -> Engine {
+        let config_first_handle = config.shard.first_handle();
+        let admission = Admission::new(config.admission, config.trusted_proxies.clone());
         Engine {
             admission,
             queueing,
@@ -159,7 +170,10 @@ impl Engine {
             Input::Shutdown => self.shutdown(now),
             Input::WallClock(wall) => {
                 self.wall_anchor = Some((now, wall));
-                self.hub_send(now, crate::hub_msg::HubMsg::WallClock(wall));
+                // A hub elsewhere hears the wall clock from its own owner.
+                if self.queueing.hub().is_some() {
+                    self.hub_send(now, crate::hub_msg::HubMsg::WallClock(wall));
+                }
             }
             Input::Voicemail(report) => self.voicemail_report(now, report),
             Input::RestoreCallbacks(list) => {
@@ -169,6 +183,10 @@ impl Engine {
             }
             Input::CancelCallback(id) => {
                 self.hub_input(now, crate::hub_msg::HubMsg::CancelCallback(id));
+            }
+            Input::Hub(msg) => {
+                self.hub_message(now, msg);
+                self.drain_queues(now);
             }
         }
         self.queues_sync(now);

@@ -77,6 +77,9 @@ pub enum Input<'a> {
     /// Staff closed a queued callback (by its store id): it is cancelled (one being dialled
     /// is not retried).
     CancelCallback(String),
+    /// A message from the hub about one of this engine's calls or offers (an engine made
+    /// with [`crate::Engine::new_shard`], whose hub runs elsewhere; FIFO per shard).
+    Hub(crate::hub_msg::ShardMsg),
 }
 
 /// What the driver must do.
@@ -126,6 +129,23 @@ pub enum Output {
     },
     /// Something to log or count.
     Event(Event),
+    /// For the hub (an engine made with [`crate::Engine::new_shard`]): hand it to the hub
+    /// as coming from this shard, in order (a lost message would leave the center wrong).
+    Hub(crate::hub_msg::HubMsg),
+    /// A SIP message whose Call-ID belongs to another shard (RFC 3261 §8.1.1.4: every
+    /// message of a dialog carries its Call-ID): hand the bytes to `shard` as they came.
+    /// Only a sharded engine emits it, and only when the router's pre-parser disagreed
+    /// with the full parse.
+    Handoff {
+        /// The shard the Call-ID belongs to.
+        shard: crate::hub_msg::ShardId,
+        /// How it came.
+        transport: Transport,
+        /// From where.
+        from: SocketAddr,
+        /// The bytes, as received.
+        data: Vec<u8>,
+    },
     /// Nothing more now; call again with [`Input::Timeout`] at this time (or on any input).
     Timeout(Option<Instant>),
 }

@@ -41,6 +41,7 @@ pub mod rng;
 pub mod sdp;
 pub mod session;
 pub mod shard;
+mod shard_engine;
 pub mod srtp;
 pub mod survey_call;
 pub mod voicemail;

@@ -182,6 +182,19 @@ impl Queueing {
         }
     }
 
+    /// The engine's side of a shard whose hub runs elsewhere ([`Engine::new_shard`]): what
+    /// it tells the hub goes out as [`Output::Hub`]; reloads and syncs are the hub owner's.
+    pub fn external() -> Queueing {
+        Queueing {
+            hub: None,
+            offers: HashMap::new(),
+            callback_calls: HashMap::new(),
+            sync_due: false,
+            registers: 0,
+            draining: false,
+        }
+    }
+
     /// Whether something waits to be told to the center at its next sync (O(1): asked
     /// after every input, RTP included).
     pub(crate) fn has_pending(&self) -> bool {
@@ -241,8 +254,10 @@ impl Engine {
 
     /// Tell the hub something; what it answers is carried out at the next drain.
     pub(crate) fn hub_send(&mut self, now: Instant, msg: HubMsg) {
-        if let Some(hub) = self.queueing.hub.as_mut() {
-            hub.handle(now, msg);
+        match self.queueing.hub.as_mut() {
+            Some(hub) => hub.handle(now, msg),
+            // The hub's owner answers with `Input::Hub`, later.
+            None => self.ctx.outputs.push_back(Output::Hub(msg)),
         }
     }
 
@@ -261,7 +276,8 @@ impl Engine {
     /// What the registrar reports of it (agents whose accounts are gone) is logged now when
     /// an input came before (a reload may come before any).
     pub(crate) fn queues_reload(&mut self, menus: &Arc<Menus>) {
-        self.queueing.sync_due = true;
+        // A hub elsewhere is reloaded (and synced) by its owner, before its shards.
+        self.queueing.sync_due = self.queueing.hub.is_some();
         if let Some(hub) = self.queueing.hub.as_mut() {
             // `HubMsg::Reload`, which needs no time.
             hub.reload(menus.clone());

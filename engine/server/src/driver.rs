@@ -971,6 +971,11 @@ impl Io {
                     }
                 }
                 Output::QueueCallback(cmd) => self.store_queue_callback(cmd),
+                // Only a sharded engine (`Engine::new_shard`) hands these out; this driver
+                // runs one engine with its hub inside.
+                Output::Hub(_) | Output::Handoff { .. } => {
+                    warn!("a sharded engine's output reached the single-engine driver")
+                }
                 Output::Voicemail(cmd) => {
                     let failed = match &cmd {
                         ivr_engine::VoicemailCmd::Start { recording, .. }
