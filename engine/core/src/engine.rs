@@ -244,6 +244,7 @@ impl Engine {
             addr: from,
         };
         match parse_message(data, framing) {
+            Ok(msg) if self.handoff(&msg, transport, from, data) => {}
             Ok(msg) => self.ctx.layer.handle_message(now, msg, peer),
             Err(e) => {
                 if let Some(mut resp) = error_response(&e) {
