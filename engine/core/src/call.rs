@@ -98,6 +98,9 @@ pub struct Call {
     pub trace: crate::cdr::Trace,
     /// The application's deadline the engine indexes.
     pub(crate) indexed: Option<Instant>,
+    /// Its place under the process's call cap, given back when the call ends.
+    #[expect(dead_code, reason = "held for its drop, which gives the slot back")]
+    pub(crate) slot: crate::call_slots::CallSlot,
 }
 
 /// The most menus a call's path records.

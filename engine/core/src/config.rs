@@ -22,7 +22,8 @@ pub struct EngineConfig {
     pub sip_tls_addr: Option<SocketAddr>,
     /// The address put in SDP `c=` lines.
     pub media_ip: IpAddr,
-    /// New INVITEs beyond this many calls get 503.
+    /// New INVITEs beyond this many calls get 503 (unless [`EngineConfig::call_slots`]
+    /// shares a cap among shards).
     pub max_calls: usize,
     /// A call whose peer sends no RTP or RTCP for this long is ended with BYE.
     pub media_timeout: Duration,
@@ -57,6 +58,9 @@ pub struct EngineConfig {
     pub registrar: ivr_sip::registrar::RegistrarConfig,
     /// This engine's place among the process's shards (default: the only one).
     pub shard: crate::shard::ShardSpec,
+    /// The call cap shared with the other shards of the process; `None`: a cap of
+    /// `max_calls` of this engine's own. When set, its cap replaces `max_calls`.
+    pub call_slots: Option<crate::call_slots::CallSlots>,
 }
 
 impl EngineConfig {
@@ -89,6 +93,7 @@ impl EngineConfig {
             session_timer: ivr_sip::session_timer::Policy::default(),
             registrar: ivr_sip::registrar::RegistrarConfig::default(),
             shard: crate::shard::ShardSpec::default(),
+            call_slots: None,
         }
     }
 }

@@ -29,6 +29,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// An INVITE that may become a call: its offer, entry menu and slot under the call cap.
+type Accepted = (Option<RemoteAudio>, ivr_menus::MenuId, crate::call_slots::CallSlot);
+
 /// What a client transaction the engine started is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -81,6 +84,8 @@ pub struct Engine {
     pub(crate) admission: Admission,
     /// The queue center and its glue (see [`crate::queued`]).
     pub(crate) queueing: crate::queued::Queueing,
+    /// The cap on calls in progress (shared with the other shards, if any).
+    pub(crate) slots: crate::call_slots::CallSlots,
 }
 
 impl Engine {
@@ -104,7 +109,12 @@ impl Engine {
     ) -> Engine {
         let config_first_handle = config.shard.first_handle();
         let admission = Admission::new(config.admission, config.trusted_proxies.clone());
+        let slots = config
+            .call_slots
+            .clone()
+            .unwrap_or_else(|| crate::call_slots::CallSlots::new(config.max_calls));
         Engine {
+            slots,
             admission,
             queueing,
             ctx: Ctx {
@@ -408,18 +418,19 @@ impl Engine {
         }
     }
 
-    /// Whether a new INVITE can become a call, and with what offer and entry menu.
+    /// Whether a new INVITE can become a call, and with what offer and entry menu, and its
+    /// slot under the call cap (given back if the INVITE is refused after all).
     fn accept_invite(
         &self,
         req: &Request,
         caller: Option<&str>,
-    ) -> Result<(Option<RemoteAudio>, ivr_menus::MenuId), RequestError> {
+    ) -> Result<Accepted, RequestError> {
         if self.shutting_down {
             return Err(RequestError::Unavailable(Unavailable::ShuttingDown));
         }
-        if self.calls.len() >= self.ctx.config.max_calls {
+        let Some(slot) = self.slots.try_reserve() else {
             return Err(RequestError::Unavailable(Unavailable::AtCapacity));
-        }
+        };
         // Our answer (or offer) is SDP: a caller that accepts no SDP cannot take it
         // (RFC 3261 §21.4.7; RFC 4475 §3.3.15 `sdp01`).
         if !proxy::accepts_sdp(req) {
@@ -449,7 +460,7 @@ impl Engine {
         }
         // Caller routing, then the called number (the Request-URI user part), pick the start.
         match self.menus.route(req.uri.user().as_deref(), caller) {
-            Route::Menu(m) => Ok((offer, m)),
+            Route::Menu(m) => Ok((offer, m, slot)),
             Route::Reject => Err(RequestError::Declined),
         }
     }
@@ -480,7 +491,7 @@ impl Engine {
         feature: Option<crate::feature_codes::FeatureCall>,
     ) {
         let caller = proxy::caller_id(&req, peer.addr.ip(), &self.ctx.config.trusted_proxies);
-        let (offer, entry) = match self.accept_invite(&req, caller.as_deref()) {
+        let (offer, entry, slot) = match self.accept_invite(&req, caller.as_deref()) {
             Ok(accepted) => accepted,
             // Refusals for lack of room cost nothing to ask for: no transaction is kept.
             Err(
@@ -545,6 +556,7 @@ impl Engine {
             path: Vec::new(),
             trace,
             indexed: None,
+            slot,
         };
         if let App::Feature(f) = &call.app {
             self.feature_apply(now, f);

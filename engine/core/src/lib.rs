@@ -10,6 +10,7 @@ pub mod admission;
 pub mod agent_desk;
 pub mod bridge;
 pub mod call;
+pub mod call_slots;
 pub mod cdr;
 mod config;
 mod ctx;

@@ -405,6 +405,8 @@ impl Engine {
                 path: Vec::new(),
                 trace: crate::cdr::Trace::none(),
                 indexed: None,
+                // Decided by the center already: it counts, unchecked, as it always did.
+                slot: self.slots.take(),
             },
         );
         self.ctx.event(Event::CallStarted {
