@@ -55,6 +55,41 @@ pub struct Net {
     pub dns: HashMap<String, Vec<ivr_sip::transaction::Peer>>,
     /// The URIs the engine asked to locate, in order.
     pub located: Vec<String>,
+    /// What a shard's engine told its hub, not yet carried ([`crate::sharded`]).
+    pub hub_out: Vec<ivr_engine::hub_msg::HubMsg>,
+    /// SIP a shard's engine handed over to another shard, not yet carried.
+    pub handoffs: Vec<Handoff>,
+}
+
+/// A SIP message one shard handed to another ([`Output::Handoff`]).
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The shard it belongs to.
+    pub shard: u16,
+    /// How it came.
+    pub transport: Transport,
+    /// From where.
+    pub from: SocketAddr,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// A virtual network that carries SIP to engines and back: one engine ([`Net`]) or several
+/// shards ([`crate::sharded::ShardedNet`]), so scripted phones work with either.
+pub trait SipNet {
+    /// Deliver a SIP message from `from`.
+    fn send_sip(&mut self, transport: Transport, from: SocketAddr, data: &[u8]);
+    /// Take every SIP message sent to `to`, parsed.
+    fn take_sip(&mut self, to: SocketAddr) -> Vec<Message>;
+}
+
+impl SipNet for Net {
+    fn send_sip(&mut self, transport: Transport, from: SocketAddr, data: &[u8]) {
+        Net::send_sip(self, transport, from, data);
+    }
+    fn take_sip(&mut self, to: SocketAddr) -> Vec<Message> {
+        Net::take_sip(self, to)
+    }
 }
 
 impl Net {
@@ -69,8 +104,21 @@ impl Net {
         tweak(&mut config);
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
+        Net::around(Engine::new(config, menus), now)
+    }
+
+    /// A shard's engine ([`Engine::new_shard`]) at virtual time `now`, its media ports
+    /// apart from the other shards'.
+    pub fn shard(menus: Arc<Menus>, config: EngineConfig, now: Instant) -> Net {
+        let index = config.shard.index;
+        let mut net = Net::around(Engine::new_shard(config, menus), now);
+        net.next_port = 30_000 + 2_000 * index;
+        net
+    }
+
+    fn around(engine: Engine, now: Instant) -> Net {
         Net {
-            engine: Engine::new(config, menus),
+            engine,
             now,
             sip: Vec::new(),
             rtp: HashMap::new(),
@@ -82,6 +130,8 @@ impl Net {
             queue_callbacks: Vec::new(),
             dns: HashMap::new(),
             located: Vec::new(),
+            hub_out: Vec::new(),
+            handoffs: Vec::new(),
         }
     }
 
@@ -149,10 +199,19 @@ impl Net {
                 Output::Event(e) => self.events.push(e),
                 Output::Voicemail(cmd) => self.voicemail.push(cmd),
                 Output::QueueCallback(cmd) => self.queue_callbacks.push(cmd),
-                // Only an engine made with `Engine::new_shard` (see `sharded.rs`).
-                Output::Hub(_) | Output::Handoff { .. } => {
-                    unreachable!("an engine with its hub inside hands nothing out")
-                }
+                // Only an engine made with `Engine::new_shard`: `sharded.rs` carries them.
+                Output::Hub(msg) => self.hub_out.push(msg),
+                Output::Handoff {
+                    shard,
+                    transport,
+                    from,
+                    data,
+                } => self.handoffs.push(Handoff {
+                    shard,
+                    transport,
+                    from,
+                    data,
+                }),
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod kamailio;
 pub mod pg;
 pub mod process;
+pub mod sharded;
 pub mod sipp;
 pub mod smtp;
 pub mod speech;

@@ -102,10 +102,17 @@ mod tests {
             let handles: Vec<_> = (0..4)
                 .map(|_| {
                     let slots = slots.clone();
-                    s.spawn(move || (0..100).filter_map(|_| slots.try_reserve()).collect::<Vec<_>>())
+                    s.spawn(move || {
+                        (0..100)
+                            .filter_map(|_| slots.try_reserve())
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         assert_eq!(held.len(), 8);
         assert_eq!(slots.in_use(), 8);

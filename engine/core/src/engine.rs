@@ -30,7 +30,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// An INVITE that may become a call: its offer, entry menu and slot under the call cap.
-type Accepted = (Option<RemoteAudio>, ivr_menus::MenuId, crate::call_slots::CallSlot);
+type Accepted = (
+    Option<RemoteAudio>,
+    ivr_menus::MenuId,
+    crate::call_slots::CallSlot,
+);
 
 /// What a client transaction the engine started is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,11 +424,7 @@ impl Engine {
 
     /// Whether a new INVITE can become a call, and with what offer and entry menu, and its
     /// slot under the call cap (given back if the INVITE is refused after all).
-    fn accept_invite(
-        &self,
-        req: &Request,
-        caller: Option<&str>,
-    ) -> Result<Accepted, RequestError> {
+    fn accept_invite(&self, req: &Request, caller: Option<&str>) -> Result<Accepted, RequestError> {
         if self.shutting_down {
             return Err(RequestError::Unavailable(Unavailable::ShuttingDown));
         }

@@ -10,7 +10,7 @@ use ivr_sip::Transport;
 use ivr_sip::digest::{Algorithm, Challenge, Credentials, answer, ha1};
 use ivr_sip::header::HeaderName;
 use ivr_sip::message::{CoreHeaders, Request, Response, StatusCode};
-use ivr_tests::caller::{Caller, Net, request, response};
+use ivr_tests::caller::{Caller, Net, SipNet, request, response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +107,7 @@ impl Agent {
 
     /// REGISTER with digest (SHA-256), announcing `contact` (a private address: the
     /// engine must reach the phone where the REGISTER came from).
-    pub fn register(&self, net: &mut Net, password: &str, contact: &str) {
+    pub fn register(&self, net: &mut impl SipNet, password: &str, contact: &str) {
         self.register_as(
             net,
             password,
@@ -120,7 +120,7 @@ impl Agent {
     /// REGISTER `contact` (`*` with 0 to remove all) for `expires` s, answering the challenge.
     pub fn register_as(
         &self,
-        net: &mut Net,
+        net: &mut impl SipNet,
         password: &str,
         contact: &str,
         expires: u32,
@@ -200,12 +200,12 @@ impl Agent {
         r.to_bytes()
     }
 
-    pub fn send(&self, net: &mut Net, data: &[u8]) {
+    pub fn send(&self, net: &mut impl SipNet, data: &[u8]) {
         net.send_sip(Transport::Udp, self.addr, data);
     }
 
     /// The INVITE the engine sent this phone (taking what else it sent).
-    pub fn take_invite(&self, net: &mut Net) -> Request {
+    pub fn take_invite(&self, net: &mut impl SipNet) -> Request {
         let msgs = net.take_sip(self.addr);
         request(&msgs, "INVITE")
             .unwrap_or_else(|| panic!("{} is rung: {msgs:?}", self.name))
@@ -213,7 +213,7 @@ impl Agent {
     }
 
     /// Ring, then answer in `codec`: the engine ACKs.
-    pub fn answer(&self, net: &mut Net, invite: &Request, codec: Codec) {
+    pub fn answer(&self, net: &mut impl SipNet, invite: &Request, codec: Codec) {
         self.send(net, &self.respond(invite, 180, None));
         self.send(net, &self.respond(invite, 200, Some(&self.sdp(codec))));
         let msgs = net.take_sip(self.addr);
