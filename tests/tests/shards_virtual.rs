@@ -234,3 +234,282 @@ fn an_agent_registered_on_one_shard_is_rung_and_bridged_by_another() {
     assert!(response(&msgs, 200).is_some(), "BYE answered: {msgs:?}");
     assert!(net.handoffs.is_empty());
 }
+
+/// One thing a caller or an agent's phone does, for the property test (as in
+/// `queue_calls.rs`).
+#[derive(Debug, Clone)]
+enum Act {
+    /// A new caller joins the queue.
+    Call,
+    /// Caller `i` (of those still on) hangs up.
+    HangUp(u8),
+    /// An agent phone answers pending INVITE `i` with this status.
+    Respond(u8, u16),
+    /// An agent hangs up answered call `i`.
+    AgentBye(u8),
+    /// Time passes (milliseconds).
+    Wait(u16),
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        2 => Just(Act::Call),
+        1 => any::<u8>().prop_map(Act::HangUp),
+        4 => (any::<u8>(), prop::sample::select(vec![180u16, 200, 486, 487, 603]))
+            .prop_map(|(i, c)| Act::Respond(i, c)),
+        1 => any::<u8>().prop_map(Act::AgentBye),
+        2 => (1u16..12_000).prop_map(Act::Wait),
+    ]
+}
+
+use ivr_sip::message::Request;
+use proptest::prelude::*;
+
+/// The INVITEs the phones got: (phone, request, final answer sent, answered 2xx).
+type Invites = Vec<(usize, Request, bool, bool)>;
+
+/// Take what the phones were sent: INVITEs are kept, CANCEL and BYE answered 200 (a
+/// CANCEL's INVITE then 487).
+fn collect(net: &mut ShardedNet, phones: &[Agent], invites: &mut Invites) {
+    for (p, phone) in phones.iter().enumerate() {
+        for m in net.take_sip(phone.addr) {
+            if let Message::Request(r) = m {
+                match r.method.as_str() {
+                    "INVITE" => invites.push((p, r, false, false)),
+                    "CANCEL" => {
+                        phone.send(net, &phone.respond(&r, 200, None));
+                        if let Some(i) = invites
+                            .iter_mut()
+                            .find(|i| i.1.call_id().unwrap() == r.call_id().unwrap() && !i.2)
+                        {
+                            i.2 = true;
+                            let answer = phone.respond(&i.1, 487, None);
+                            phone.send(net, &answer);
+                        }
+                    }
+                    "BYE" => phone.send(net, &phone.respond(&r, 200, None)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// `queue_calls.rs`'s crossings over three shards whose hub messages take 5 ms each
+    /// way: whatever callers and phones do and whenever, once every caller has hung up and
+    /// time has passed, no call is left on any shard, nobody waits, no agent is left
+    /// ringing, on a call or in wrap-up, no socket is left open, and nothing was handed
+    /// over.
+    #[test]
+    fn no_agent_or_caller_is_left_behind_over_delayed_links(
+        acts in proptest::collection::vec(act(), 1..30),
+        ring_all in any::<bool>(),
+    ) {
+        let agents = format!("{}{}", fixed("ann", "127.0.0.1:7400"), fixed("ben", "127.0.0.1:7500"));
+        let strategy = if ring_all { "ring_all" } else { "round_robin" };
+        let link = Link::Delayed(Duration::from_millis(5));
+        let mut net = ShardedNet::new(menus(strategy, &agents), 3, link);
+        let phones = [Agent::new("ann", 7400), Agent::new("ben", 7500)];
+        let mut callers: Vec<(Caller, CallHandle)> = Vec::new();
+        let mut invites: Invites = Vec::new();
+        for (n, a) in acts.into_iter().enumerate() {
+            match a {
+                Act::Call => {
+                    let port = 8000 + 2 * n as u16;
+                    let mut c = Caller::new(&format!("127.0.0.1:{port}"), &format!("prop-{n}"));
+                    let (call, _) = connect(&mut net, &mut c);
+                    net.advance(Duration::from_millis(500));
+                    press(&mut net, &mut c, call, Digit::D1);
+                    callers.push((c, call));
+                }
+                Act::HangUp(i) if !callers.is_empty() => {
+                    let (mut c, _) = callers.remove(usize::from(i) % callers.len());
+                    let bye = c.in_dialog("BYE", "", "");
+                    net.send_sip(Transport::Udp, c.addr, &bye);
+                }
+                Act::Respond(i, code) => {
+                    let open: Vec<usize> = (0..invites.len()).filter(|k| !invites[*k].2).collect();
+                    if let Some(&k) = open.get(usize::from(i) % open.len().max(1)) {
+                        let (p, r) = (invites[k].0, invites[k].1.clone());
+                        let phone = &phones[p];
+                        let sdp = phone.sdp(Codec::Pcmu);
+                        let body = (code == 200).then_some(sdp.as_str());
+                        phone.send(&mut net, &phone.respond(&r, code, body));
+                        if code >= 200 {
+                            invites[k].2 = true;
+                            invites[k].3 = code == 200;
+                        }
+                    }
+                }
+                Act::AgentBye(i) => {
+                    let up: Vec<usize> = (0..invites.len()).filter(|k| invites[*k].3).collect();
+                    if let Some(&k) = up.get(usize::from(i) % up.len().max(1)) {
+                        let phone = &phones[invites[k].0];
+                        phone.send(&mut net, &phone.bye(&invites[k].1));
+                        invites[k].3 = false;
+                    }
+                }
+                Act::Wait(ms) => {
+                    for (c, call) in &mut callers {
+                        let p = c.audio_packet();
+                        net.send_rtp(call.leg(0), c.media, &p);
+                    }
+                    net.advance(Duration::from_millis(u64::from(ms)));
+                }
+                _ => {}
+            }
+            collect(&mut net, &phones, &mut invites);
+        }
+        for (mut c, _) in callers.drain(..) {
+            let bye = c.in_dialog("BYE", "", "");
+            net.send_sip(Transport::Udp, c.addr, &bye);
+            collect(&mut net, &phones, &mut invites);
+        }
+        for _ in 0..8 {
+            net.advance(Duration::from_secs(10));
+            collect(&mut net, &phones, &mut invites);
+        }
+        prop_assert_eq!(net.call_count(), 0);
+        prop_assert_eq!(net.hub.waiting("sales"), 0);
+        for (agent, s) in net.hub.agent_states() {
+            prop_assert!(
+                matches!(s, AgentState::Available | AgentState::Paused { .. }),
+                "{} is left {:?}", agent, s
+            );
+        }
+        for shard in &net.engines {
+            prop_assert!(shard.media.is_empty(), "sockets left open: {:?}", shard.media.keys().collect::<Vec<_>>());
+        }
+        prop_assert!(net.handoffs.is_empty());
+    }
+}
+
+/// Queue `sales` worked by the static `desk` (127.0.0.1:7300), whose exit key 3 asks for
+/// a callback through `trunk` (127.0.0.1:7400) to numbers starting with `+1` (as in
+/// `queue_exit_keys.rs`).
+fn callback_menus() -> std::sync::Arc<ivr_menus::Menus> {
+    let yaml = r#"
+entry: main
+prompts:
+  main_en: prompts/main_en.wav
+  goodbye_en: prompts/goodbye_en.wav
+  sales_en: prompts/sales_en.wav
+  thanks: prompts/invalid_en.wav
+destinations:
+  trunk: { uri: "sip:trunk@127.0.0.1:7400", mode: bridge }
+queues:
+  sales:
+    music: sales_en
+    max_wait: 600
+    on_timeout: { hangup: goodbye_en }
+    exit_keys:
+      "3": callback
+    callback:
+      via: trunk
+      retries: 1
+      retry_delay: 30
+      allowed_prefixes: ["+1"]
+      confirmed: thanks
+agents:
+  desk:
+    uri: sip:desk@127.0.0.1:7300
+    queues: { sales: 0 }
+menus:
+  main:
+    prompt: main_en
+    timeout: 6
+    retries: 5
+    options:
+      "1": { queue: sales }
+"#;
+    ivr_tests::caller::demo_variant(yaml)
+}
+
+/// Connect `caller`, join `sales`; returns the call and its shard.
+fn join_sales(net: &mut ShardedNet, caller: &mut Caller) -> (CallHandle, u16) {
+    let (call, shard) = connect(net, caller);
+    net.advance(Duration::from_millis(500));
+    press(net, caller, call, Digit::D1);
+    net.advance(Duration::from_millis(500));
+    (call, shard)
+}
+
+/// A queued callback is offered by the hub to a shard other than the caller's (round
+/// robin from shard 0): that shard makes the callback's call, rings the agent, dials the
+/// caller through the trunk (both Call-IDs steered home) and bridges them.
+#[test]
+fn a_queued_callback_is_dialled_and_bridged_on_the_shard_the_hub_chose() {
+    let mut net = ShardedNet::new(callback_menus(), 3, Link::Delayed(Duration::from_millis(2)));
+    let desk = Agent::new("desk", 7300);
+    let mut trunk = Agent::new("trunk", 7400);
+    // The desk takes a first caller (shard 2): it is busy while the request lines up.
+    let mut busy = Caller::new("127.0.0.1:7050", &call_id_on(&net, "busy", 2));
+    join_sales(&mut net, &mut busy);
+    let first = desk.take_invite(&mut net);
+    desk.answer(&mut net, &first, Codec::Pcmu);
+    // A caller on shard 1 asks for a callback (this number) and is hung up on.
+    let mut caller = Caller::new("127.0.0.1:7060", &call_id_on(&net, "cb", 1));
+    let (call, _) = join_sales(&mut net, &mut caller);
+    press(&mut net, &mut caller, call, Digit::D3);
+    press(&mut net, &mut caller, call, Digit::D1);
+    net.advance(Duration::from_secs(5));
+    let msgs = net.take_sip(caller.addr);
+    let bye = ivr_tests::caller::request(&msgs, "BYE")
+        .unwrap_or_else(|| panic!("the engine hangs up: {msgs:?}"))
+        .clone();
+    net.send_sip(Transport::Udp, caller.addr, &caller.ok_to(&bye));
+    assert!(matches!(
+        &net.queue_callbacks[..],
+        [ivr_engine::QueueCallbackCmd::Store(_)]
+    ));
+
+    // The first call ends: the hub offers the callback to shard 0.
+    let bye = busy.in_dialog("BYE", "", "");
+    net.send_sip(Transport::Udp, busy.addr, &bye);
+    net.advance(Duration::from_millis(200));
+    let msgs = net.take_sip(desk.addr);
+    for m in &msgs {
+        if let Message::Request(r) = m
+            && r.method.as_str() == "BYE"
+        {
+            desk.send(&mut net, &desk.respond(r, 200, None));
+        }
+    }
+    let invite = ivr_tests::caller::request(&msgs, "INVITE")
+        .unwrap_or_else(|| panic!("the desk is offered the callback: {msgs:?}"))
+        .clone();
+    let cb = net
+        .engines
+        .iter()
+        .enumerate()
+        .find_map(|(s, n)| {
+            n.events.iter().find_map(|e| match e {
+                Event::CallStarted { call, to, .. } if to == "callback sales" => Some((s, *call)),
+                _ => None,
+            })
+        })
+        .expect("a callback call");
+    assert_eq!(cb.0, 0, "made on the shard the hub chose");
+    assert_eq!(net.shard_of_call_id(invite.call_id().unwrap()), 0);
+    desk.answer(&mut net, &invite, Codec::Pcmu);
+    net.advance(Duration::from_millis(500));
+    let dial = trunk.take_invite(&mut net);
+    assert_eq!(dial.uri.to_string(), "sip:+15551234@127.0.0.1:7400");
+    assert_eq!(net.shard_of_call_id(dial.call_id().unwrap()), 0);
+    trunk.answer(&mut net, &dial, Codec::Pcmu);
+    let home = &net.engines[0];
+    assert!(home.events.iter().any(|e| matches!(e,
+        Event::Bridged { call, destination, .. } if *call == cb.1 && destination == "agent desk")));
+    // The trunk's audio reaches the desk.
+    let start = sent_count(&net.engines[0], cb.1.leg(1));
+    for chunk in waveform(160 * 10).chunks(160) {
+        let p = trunk.audio(Codec::Pcmu, chunk);
+        net.send_rtp(cb.1.leg(0), trunk.media, &p);
+        net.advance(Duration::from_millis(20));
+    }
+    assert!(!relayed(&net.engines[0], cb.1.leg(1), start, Codec::Pcmu).is_empty());
+    assert!(net.handoffs.is_empty());
+}
