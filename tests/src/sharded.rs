@@ -87,7 +87,7 @@ impl ShardedNet {
         let registrar = ivr_sip::registrar::RegistrarConfig::default();
         let mut net = ShardedNet {
             engines,
-            hub: Hub::new(menus, 0x4855_42, count, registrar, [7; 32]),
+            hub: Hub::new(menus, 0x0048_5542, count, registrar, [7; 32]),
             links,
             now,
             key,
