@@ -62,3 +62,18 @@ impl Engine {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+    use crate::hub::Hub;
+
+    /// Shards and their hub run on threads of their own (step 4): both must be `Send`.
+    #[test]
+    fn engines_and_the_hub_can_move_to_their_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Engine>();
+        assert_send::<Hub>();
+        assert_send::<crate::call_slots::CallSlots>();
+    }
+}
