@@ -513,3 +513,121 @@ fn a_queued_callback_is_dialled_and_bridged_on_the_shard_the_hub_chose() {
     assert!(!relayed(&net.engines[0], cb.1.leg(1), start, Codec::Pcmu).is_empty());
     assert!(net.handoffs.is_empty());
 }
+
+/// A request from alice's phone (127.0.0.1:7300) to `*41`, in the feature call `feat-1`.
+fn feature_req(
+    method: &str,
+    cseq: u32,
+    branch: &str,
+    to_tag: Option<&str>,
+    extra: &str,
+) -> Vec<u8> {
+    let body = if method == "INVITE" {
+        "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 8300 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    } else {
+        ""
+    };
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "{method} sip:*41@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:7300;branch={branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=ph-feat\r\nTo: <sip:*41@127.0.0.1>{tag}\r\n\
+         Call-ID: feat-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@127.0.0.1:7300>\r\n\
+         {extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A feature-code INVITE parked while the hub authenticates it (its answer delayed) and
+/// cancelled meanwhile: the CANCEL is answered 200 (not 481), the INVITE 487 when the
+/// hub's answer comes, and it never becomes a call nor logs the agent in.
+#[test]
+fn a_parked_feature_call_cancelled_before_the_hubs_answer_is_not_a_call() {
+    use ivr_sip::digest::{Algorithm, Challenge, Credentials, answer};
+    use ivr_sip::header::HeaderName;
+    let alice = registered("alice", "pw-alice").replace("queues:", "login: manual\n    queues:");
+    let link = Link::Delayed(Duration::from_millis(50));
+    let mut net = ShardedNet::new(menus("linear", &alice), 2, link);
+    let phone: std::net::SocketAddr = "127.0.0.1:7300".parse().unwrap();
+    let before = net.hub.agent_states();
+    net.send_sip(
+        Transport::Udp,
+        phone,
+        &feature_req("INVITE", 1, "z9hG4bKf1", None, ""),
+    );
+    net.advance(Duration::from_millis(200));
+    let msgs = net.take_sip(phone);
+    let challenge = response(&msgs, 401)
+        .unwrap_or_else(|| panic!("challenged: {msgs:?}"))
+        .clone();
+    let tag = challenge
+        .party_to()
+        .ok()
+        .and_then(|t| t.tag().map(str::to_string));
+    net.send_sip(
+        Transport::Udp,
+        phone,
+        &feature_req("ACK", 1, "z9hG4bKf1", tag.as_deref(), ""),
+    );
+    let c = challenge
+        .headers
+        .get_all(&HeaderName::from_wire("WWW-Authenticate"))
+        .map(|v| Challenge::parse(v).unwrap())
+        .find(|c| c.algorithm == Algorithm::Sha256)
+        .expect("a SHA-256 challenge");
+    let creds = Credentials {
+        username: "alice".into(),
+        password: "pw-alice".into(),
+    };
+    let a = answer(
+        &c,
+        &creds,
+        "INVITE",
+        "sip:*41@127.0.0.1",
+        Some(("c0ffee".into(), 1)),
+    );
+    let auth = format!("Authorization: {a}\r\n");
+    net.send_sip(
+        Transport::Udp,
+        phone,
+        &feature_req("INVITE", 2, "z9hG4bKf2", None, &auth),
+    );
+    // Parked: the hub's answer is 50 ms away. The phone gives up.
+    net.send_sip(
+        Transport::Udp,
+        phone,
+        &feature_req("CANCEL", 2, "z9hG4bKf2", None, ""),
+    );
+    let msgs = net.take_sip(phone);
+    assert!(
+        msgs.iter().any(|m| matches!(m, Message::Response(r)
+            if r.status.code() == 200 && r.cseq().is_ok_and(|c| c.method.as_str() == "CANCEL"))),
+        "the CANCEL is answered: {msgs:?}"
+    );
+    assert!(no_481(&msgs));
+    net.advance(Duration::from_millis(200));
+    let msgs = net.take_sip(phone);
+    assert!(
+        response(&msgs, 487).is_some(),
+        "the INVITE ends 487: {msgs:?}"
+    );
+    assert!(
+        response(&msgs, 200).is_none(),
+        "and is not answered: {msgs:?}"
+    );
+    assert_eq!(
+        net.events()
+            .filter(|e| matches!(e, Event::CallStarted { .. }))
+            .count(),
+        0,
+        "no call"
+    );
+    assert_eq!(net.hub.agent_states(), before, "nobody logged in");
+    assert_eq!(net.call_count(), 0);
+}

@@ -630,6 +630,9 @@ impl Engine {
 
     fn on_cancel(&mut self, now: Instant, key: &ServerKey, req: &Request) {
         let invite_key = key.invite_for_cancel();
+        if self.cancel_parked(now, &invite_key, key, req) {
+            return;
+        }
         // RFC 3261 §9.2: no matching INVITE transaction means 481.
         let Some(leg) = self.by_invite.get(&invite_key).copied() else {
             return self.reject(now, key, req, RequestError::NoSuchCall);

@@ -16,11 +16,12 @@
 
 use crate::agent_desk::AgentAction;
 use crate::engine::Engine;
+use crate::error::RequestError;
 use crate::hub_msg::{FeatureAnswer, HubMsg};
 use crate::io::Event;
 use ivr_menus::Menus;
 use ivr_menus::agents::AgentCode;
-use ivr_sip::message::Request;
+use ivr_sip::message::{Request, StatusCode};
 use ivr_sip::transaction::{Peer, ServerKey};
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,6 +70,11 @@ impl Engine {
         peer: Peer,
         code: AgentCode,
     ) {
+        if self.queueing.parked.len() >= crate::registration::MAX_PENDING_REGISTERS {
+            let why = RequestError::Unavailable(crate::error::Unavailable::AtCapacity);
+            return self.ctx.reject(now, &key, &req, why, None);
+        }
+        self.queueing.parked.insert(key.clone(), false);
         let msg = HubMsg::Authenticate {
             key,
             req: Box::new(req),
@@ -90,6 +96,17 @@ impl Engine {
         peer: Peer,
         answer: FeatureAnswer,
     ) {
+        // Cancelled while parked (RFC 3261 §9.2: the INVITE gets 487); whatever the hub
+        // said, it is not a call. An answer for no parked INVITE is not acted on either.
+        match self.queueing.parked.remove(&key) {
+            Some(false) => {}
+            Some(true) => {
+                let r = self.ctx.reply(&req, StatusCode::REQUEST_TERMINATED, None);
+                self.ctx.layer.respond(now, &key, r);
+                return;
+            }
+            None => return,
+        }
         match answer {
             FeatureAnswer::Ok { agent, action } => {
                 self.ctx.event(Event::FeatureCode {
@@ -107,6 +124,24 @@ impl Engine {
             FeatureAnswer::Refused(reply) => self.send_reply(now, &key, &req, reply),
             FeatureAnswer::NotAFeature => self.invite_accepted(now, key, req, peer, None),
         }
+    }
+
+    /// A CANCEL for a parked feature-code INVITE (RFC 3261 §9.2): 200 now; the INVITE gets
+    /// 487 when the hub's answer comes back with it. Returns whether it was one.
+    pub(crate) fn cancel_parked(
+        &mut self,
+        now: Instant,
+        invite: &ServerKey,
+        key: &ServerKey,
+        req: &Request,
+    ) -> bool {
+        let Some(cancelled) = self.queueing.parked.get_mut(invite) else {
+            return false;
+        };
+        *cancelled = true;
+        let ok = self.ctx.reply(req, StatusCode::OK, None);
+        self.ctx.layer.respond(now, key, ok);
+        true
     }
 
     /// The feature call was accepted (it will be answered): its request goes to the hub,

@@ -149,6 +149,10 @@ pub struct Queueing {
     sync_due: bool,
     /// REGISTERs handed to the hub and not answered yet.
     pub(crate) registers: usize,
+    /// Feature-code INVITEs waiting for the hub's authentication, and whether the caller
+    /// cancelled meanwhile ([`crate::feature_codes`]; embedded, answered before the next
+    /// message, so always empty between inputs).
+    pub(crate) parked: HashMap<ivr_sip::transaction::ServerKey, bool>,
     /// Whether the hub's outputs are being carried out (the loop picks up what is added
     /// meanwhile).
     draining: bool,
@@ -178,6 +182,7 @@ impl Queueing {
             callback_calls: HashMap::new(),
             sync_due: true,
             registers: 0,
+            parked: HashMap::new(),
             draining: false,
         }
     }
@@ -191,6 +196,7 @@ impl Queueing {
             callback_calls: HashMap::new(),
             sync_due: false,
             registers: 0,
+            parked: HashMap::new(),
             draining: false,
         }
     }
