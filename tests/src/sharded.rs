@@ -2,7 +2,7 @@
 //! message to the shard its Call-ID hashes to, exactly as the driver's control loop will
 //! ([`RouteKey::of_message`]; a message with no Call-ID to read by its source address),
 //! and carries the messages between the shards and the [`Hub`] over FIFO links that are
-//! immediate or delayed. Each shard is a [`Net`] (its own SIP, RTP and events), so the
+//! immediate, delayed or jittered. Each shard is a [`Net`] (its own SIP, RTP and events), so the
 //! scripted callers and phones of [`crate::caller`] work unchanged.
 
 use crate::caller::{ENGINE_SIP, Handoff, Net, SipNet};
@@ -28,6 +28,47 @@ pub enum Link {
     Immediate,
     /// Handed over this long after they were sent.
     Delayed(Duration),
+    /// Handed over after a random delay up to `max` (drawn from `seed`), never before a
+    /// message sent earlier on the same link.
+    Jittered {
+        /// The draws' seed.
+        seed: u64,
+        /// The longest delay.
+        max: Duration,
+    },
+}
+
+/// One direction of the links: messages in flight with when each is due, and the last
+/// due time per shard (what keeps each shard's link first in, first out).
+struct Flight<M> {
+    queue: VecDeque<(Instant, ShardId, M)>,
+    last: Vec<Instant>,
+}
+
+impl<M> Flight<M> {
+    fn new(shards: usize, now: Instant) -> Flight<M> {
+        Flight {
+            queue: VecDeque::new(),
+            last: vec![now; shards],
+        }
+    }
+
+    fn push(&mut self, due: Instant, shard: ShardId, msg: M) {
+        let last = &mut self.last[usize::from(shard)];
+        *last = (*last).max(due);
+        self.queue.push_back((*last, shard, msg));
+    }
+
+    /// The first message due by `now`: each shard's dues never go down, so it is the
+    /// oldest one in flight on its shard's link.
+    fn pop_due(&mut self, now: Instant) -> Option<(ShardId, M)> {
+        let i = self.queue.iter().position(|(due, ..)| *due <= now)?;
+        self.queue.remove(i).map(|(_, shard, msg)| (shard, msg))
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.queue.iter().map(|(due, ..)| *due).min()
+    }
 }
 
 /// Shards, their hub and the links between them, in virtual time.
@@ -42,10 +83,12 @@ pub struct ShardedNet {
     pub now: Instant,
     /// The routing key every shard shares.
     pub key: RouteKey,
-    /// Messages to the hub in flight: (due, from shard, message).
-    to_hub: VecDeque<(Instant, ShardId, HubMsg)>,
-    /// Messages to shards in flight: (due, to shard, message).
-    to_shards: VecDeque<(Instant, ShardId, ShardMsg)>,
+    /// Messages to the hub in flight, by the shard that sent them.
+    to_hub: Flight<HubMsg>,
+    /// Messages to shards in flight.
+    to_shards: Flight<ShardMsg>,
+    /// The jitter's random state.
+    rng: u64,
     /// SIP messages a shard handed to another (the driver's handoff counter).
     pub handoffs: Vec<Handoff>,
     /// The hub's events (queue events, agents' registrations, failed authentications), in
@@ -91,8 +134,12 @@ impl ShardedNet {
             links,
             now,
             key,
-            to_hub: VecDeque::new(),
-            to_shards: VecDeque::new(),
+            to_hub: Flight::new(usize::from(count), now),
+            to_shards: Flight::new(usize::from(count), now),
+            rng: match links {
+                Link::Jittered { seed, .. } => seed | 1,
+                _ => 1,
+            },
             handoffs: Vec::new(),
             hub_events: Vec::new(),
             queue_callbacks: Vec::new(),
@@ -145,15 +192,12 @@ impl ShardedNet {
     /// Carry everything due now until nothing moves: hub messages (through the links),
     /// handoffs, the hub's answers.
     pub fn settle(&mut self) {
-        let delay = match self.links {
-            Link::Immediate => Duration::ZERO,
-            Link::Delayed(d) => d,
-        };
         loop {
             let mut moved = false;
             for (i, net) in self.engines.iter_mut().enumerate() {
                 for msg in net.hub_out.drain(..) {
-                    self.to_hub.push_back((self.now + delay, i as ShardId, msg));
+                    let due = self.now + delay(self.links, &mut self.rng);
+                    self.to_hub.push(due, i as ShardId, msg);
                 }
             }
             let handoffs: Vec<Handoff> = self
@@ -168,30 +212,16 @@ impl ShardedNet {
                 net.now = self.now;
                 net.send_sip(h.transport, h.from, &h.data);
             }
-            while self
-                .to_hub
-                .front()
-                .is_some_and(|(due, ..)| *due <= self.now)
-            {
-                let Some((_, shard, msg)) = self.to_hub.pop_front() else {
-                    break;
-                };
+            while let Some((shard, msg)) = self.to_hub.pop_due(self.now) {
                 moved = true;
                 self.hub.handle_from(self.now, shard, msg);
                 // What the control loop does after each hub turn.
                 if self.hub.has_pending() {
                     self.hub.handle(self.now, HubMsg::Sync);
                 }
-                self.hub_outputs(delay);
+                self.hub_outputs();
             }
-            while self
-                .to_shards
-                .front()
-                .is_some_and(|(due, ..)| *due <= self.now)
-            {
-                let Some((_, shard, msg)) = self.to_shards.pop_front() else {
-                    break;
-                };
+            while let Some((shard, msg)) = self.to_shards.pop_due(self.now) {
                 moved = true;
                 let net = &mut self.engines[usize::from(shard)];
                 net.now = self.now;
@@ -204,11 +234,12 @@ impl ShardedNet {
         }
     }
 
-    fn hub_outputs(&mut self, delay: Duration) {
+    fn hub_outputs(&mut self) {
         while let Some(out) = self.hub.poll_output() {
             match out {
                 HubOutput::Shard { shard, msg } => {
-                    self.to_shards.push_back((self.now + delay, shard, msg))
+                    let due = self.now + delay(self.links, &mut self.rng);
+                    self.to_shards.push(due, shard, msg);
                 }
                 HubOutput::Event {
                     call,
@@ -238,8 +269,8 @@ impl ShardedNet {
         [
             shards,
             self.hub.poll_timeout(),
-            self.to_hub.front().map(|(d, ..)| *d),
-            self.to_shards.front().map(|(d, ..)| *d),
+            self.to_hub.next_due(),
+            self.to_shards.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -258,11 +289,7 @@ impl ShardedNet {
             if self.hub.has_pending() {
                 self.hub.handle(self.now, HubMsg::Sync);
             }
-            let delay = match self.links {
-                Link::Immediate => Duration::ZERO,
-                Link::Delayed(d) => d,
-            };
-            self.hub_outputs(delay);
+            self.hub_outputs();
         }
         self.settle();
     }
@@ -314,5 +341,20 @@ impl SipNet for ShardedNet {
             .iter_mut()
             .flat_map(|n| n.take_sip(to))
             .collect()
+    }
+}
+
+/// How long one message takes on `link` (xorshift draws for the jitter).
+fn delay(link: Link, rng: &mut u64) -> Duration {
+    match link {
+        Link::Immediate => Duration::ZERO,
+        Link::Delayed(d) => d,
+        Link::Jittered { max, .. } => {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+            Duration::from_micros(*rng % micros.saturating_add(1))
+        }
     }
 }

@@ -299,7 +299,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     /// `queue_calls.rs`'s crossings over three shards whose hub messages take 5 ms each
-    /// way: whatever callers and phones do and whenever, once every caller has hung up and
+    /// way, or up to 20 ms at random (each link still first in, first out): whatever callers and phones do and whenever, once every caller has hung up and
     /// time has passed, no call is left on any shard, nobody waits, no agent is left
     /// ringing, on a call or in wrap-up, no socket is left open, and nothing was handed
     /// over.
@@ -307,10 +307,14 @@ proptest! {
     fn no_agent_or_caller_is_left_behind_over_delayed_links(
         acts in proptest::collection::vec(act(), 1..30),
         ring_all in any::<bool>(),
+        jitter in any::<Option<u64>>(),
     ) {
         let agents = format!("{}{}", fixed("ann", "127.0.0.1:7400"), fixed("ben", "127.0.0.1:7500"));
         let strategy = if ring_all { "ring_all" } else { "round_robin" };
-        let link = Link::Delayed(Duration::from_millis(5));
+        let link = match jitter {
+            Some(seed) => Link::Jittered { seed, max: Duration::from_millis(20) },
+            None => Link::Delayed(Duration::from_millis(5)),
+        };
         let mut net = ShardedNet::new(menus(strategy, &agents), 3, link);
         let phones = [Agent::new("ann", 7400), Agent::new("ben", 7500)];
         let mut callers: Vec<(Caller, CallHandle)> = Vec::new();
