@@ -395,6 +395,11 @@ proptest! {
 /// a callback through `trunk` (127.0.0.1:7400) to numbers starting with `+1` (as in
 /// `queue_exit_keys.rs`).
 fn callback_menus() -> std::sync::Arc<ivr_menus::Menus> {
+    callback_menus_for("\"+1\"")
+}
+
+/// [`callback_menus`] allowing numbers that start with `allowed` (YAML list items).
+fn callback_menus_for(allowed: &str) -> std::sync::Arc<ivr_menus::Menus> {
     let yaml = r#"
 entry: main
 prompts:
@@ -415,7 +420,7 @@ queues:
       via: trunk
       retries: 1
       retry_delay: 30
-      allowed_prefixes: ["+1"]
+      allowed_prefixes: [ALLOWED]
       confirmed: thanks
 agents:
   desk:
@@ -428,8 +433,9 @@ menus:
     retries: 5
     options:
       "1": { queue: sales }
-"#;
-    ivr_tests::caller::demo_variant(yaml)
+"#
+    .replace("ALLOWED", allowed);
+    ivr_tests::caller::demo_variant(&yaml)
 }
 
 /// Connect `caller`, join `sales`; returns the call and its shard.
@@ -634,4 +640,111 @@ fn a_parked_feature_call_cancelled_before_the_hubs_answer_is_not_a_call() {
     );
     assert_eq!(net.hub.agent_states(), before, "nobody logged in");
     assert_eq!(net.call_count(), 0);
+}
+
+/// The queue events the hub logged, in order.
+fn hub_queue_events(net: &ShardedNet) -> Vec<ivr_queues::QueueEvent> {
+    net.hub_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Queue { event, .. } => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// `queue_exit_keys.rs`'s order property over three shards with delayed hub links:
+    /// callers arrive on their shards while the only agent is busy, some ask for a callback
+    /// (typing a number) and hang up; once the agent is free everyone is served in arrival
+    /// order, a callback in its caller's place, dialled on the shard the hub chose.
+    #[test]
+    fn a_callback_keeps_its_place_among_random_arrivals_over_delayed_links(
+        arrivals in proptest::collection::vec((any::<bool>(), 0u64..8), 1..6)
+    ) {
+        use ivr_queues::{QueueEvent, Waiter};
+        let link = Link::Delayed(Duration::from_millis(5));
+        let mut net = ShardedNet::with_config(callback_menus_for("\"0\""), 3, link, |c| {
+            c.media_timeout = Duration::from_secs(3600)
+        });
+        let desk = Agent::new("desk", 7300);
+        let trunk = Agent::new("trunk", 7400);
+        let mut busy = Caller::new("127.0.0.1:7050", "busy");
+        join_sales(&mut net, &mut busy);
+        let first = desk.take_invite(&mut net);
+        desk.answer(&mut net, &first, Codec::Pcmu);
+        let mut arrived = Vec::new();
+        for (i, (callback, pause)) in arrivals.iter().enumerate() {
+            let mut c = Caller::new(&format!("127.0.0.1:{}", 7600 + i * 10), &format!("r{i}"));
+            let (call, _) = join_sales(&mut net, &mut c);
+            if *callback {
+                press(&mut net, &mut c, call, Digit::D3);
+                for d in format!("049000000{i}").chars().filter_map(Digit::from_char).chain([Digit::Pound]) {
+                    press(&mut net, &mut c, call, d);
+                }
+                net.advance(Duration::from_secs(1));
+                press(&mut net, &mut c, call, Digit::D1);
+                net.advance(Duration::from_secs(5));
+                let msgs = net.take_sip(c.addr);
+                let bye = ivr_tests::caller::request(&msgs, "BYE").expect("hung up after the request").clone();
+                net.send_sip(Transport::Udp, c.addr, &c.ok_to(&bye));
+            }
+            arrived.push(call);
+            net.advance(Duration::from_secs(*pause));
+        }
+        let bye = busy.in_dialog("BYE", "", "");
+        net.send_sip(Transport::Udp, busy.addr, &bye);
+        net.advance(Duration::from_millis(200));
+        let take_offer = |net: &mut ShardedNet| {
+            let msgs = net.take_sip(desk.addr);
+            for m in &msgs {
+                if let Message::Request(r) = m && r.method.as_str() == "BYE" {
+                    desk.send(net, &desk.respond(r, 200, None));
+                }
+            }
+            ivr_tests::caller::request(&msgs, "INVITE").cloned()
+        };
+        let mut invite = take_offer(&mut net).expect("the desk is offered the next waiter");
+        let mut served = Vec::new();
+        for _ in 0..arrivals.len() {
+            let events = hub_queue_events(&net);
+            let offered = events.iter().rev().find_map(|e| match e {
+                QueueEvent::Offer { waiter, .. } => Some(*waiter),
+                _ => None,
+            }).expect("an offer");
+            let who = match offered {
+                Waiter::Caller(c) => c,
+                Waiter::Callback(id) => events.iter().find_map(|e| match e {
+                    QueueEvent::CallbackRequested { callback, call, .. } if *callback == id => Some(*call),
+                    _ => None,
+                }).expect("its request"),
+            };
+            served.push(CallHandle(who.0));
+            desk.answer(&mut net, &invite, Codec::Pcmu);
+            if matches!(offered, Waiter::Callback(_)) {
+                net.advance(Duration::from_millis(100));
+                let dial = trunk.take_invite(&mut net);
+                trunk.answer(&mut net, &dial, Codec::Pcmu);
+            }
+            net.advance(Duration::from_secs(2));
+            // A branch of its own per BYE: the same one twice within Timer J would be
+            // taken for a retransmission (RFC 3261 §17.2.3).
+            let bye = String::from_utf8(desk.bye(&invite)).expect("text").replace(
+                "z9hG4bK-desk-bye",
+                &format!("z9hG4bK-desk-{}-bye", served.len()),
+            );
+            desk.send(&mut net, bye.as_bytes());
+            net.advance(Duration::from_millis(200));
+            net.take_sip(trunk.addr);
+            match take_offer(&mut net) {
+                Some(next) => invite = next,
+                None => break,
+            }
+        }
+        prop_assert_eq!(served, arrived);
+        prop_assert!(net.hub.queue_line("sales").is_empty());
+        prop_assert!(net.handoffs.is_empty());
+    }
 }
