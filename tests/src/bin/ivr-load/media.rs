@@ -855,6 +855,13 @@ async fn cps_burst(target: &Proc, n: usize) -> Burst {
     .await
     .expect("sipp");
     let seconds = t0.elapsed().as_secs_f64();
+    if ivr_tests::sipp::stat(&run.output, "Successful call").is_none() {
+        eprintln!(
+            "SIPp (exit {}) reported no calls:\n{}",
+            run.code,
+            run.output.chars().take(2000).collect::<String>()
+        );
+    }
     Burst {
         calls: n,
         ok: ivr_tests::sipp::stat(&run.output, "Successful call").unwrap_or(0),
