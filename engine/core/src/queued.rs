@@ -145,8 +145,6 @@ pub struct Queueing {
     offers: HashMap<OfferId, CallHandle>,
     /// Each callback request's own call, while an offer or a dial is out for it.
     pub(crate) callback_calls: HashMap<ivr_queues::CallbackId, CallHandle>,
-    /// The hub is to hand the center new menus' configuration at the next sync.
-    sync_due: bool,
     /// REGISTERs handed to the hub and not answered yet.
     pub(crate) registers: usize,
     /// Feature-code INVITEs waiting for the hub's authentication, and whether the caller
@@ -180,7 +178,6 @@ impl Queueing {
             hub: Some(Box::new(hub)),
             offers: HashMap::new(),
             callback_calls: HashMap::new(),
-            sync_due: true,
             registers: 0,
             parked: HashMap::new(),
             draining: false,
@@ -194,7 +191,6 @@ impl Queueing {
             hub: None,
             offers: HashMap::new(),
             callback_calls: HashMap::new(),
-            sync_due: false,
             registers: 0,
             parked: HashMap::new(),
             draining: false,
@@ -204,7 +200,7 @@ impl Queueing {
     /// Whether something waits to be told to the center at its next sync (O(1): asked
     /// after every input, RTP included).
     pub(crate) fn has_pending(&self) -> bool {
-        self.sync_due || self.hub.as_ref().is_some_and(|h| h.has_pending())
+        self.hub.as_ref().is_some_and(|h| h.has_pending())
     }
 
     /// The embedded hub (`None` once the hub runs elsewhere).
@@ -239,7 +235,6 @@ impl Engine {
     /// carry out what it asks.
     pub(crate) fn queues_sync(&mut self, now: Instant) {
         if self.queueing.has_pending() {
-            self.queueing.sync_due = false;
             self.hub_send(now, HubMsg::Sync);
         }
         self.drain_queues(now);
@@ -282,8 +277,8 @@ impl Engine {
     /// What the registrar reports of it (agents whose accounts are gone) is logged now when
     /// an input came before (a reload may come before any).
     pub(crate) fn queues_reload(&mut self, menus: &Arc<Menus>) {
-        // A hub elsewhere is reloaded (and synced) by its owner, before its shards.
-        self.queueing.sync_due = self.queueing.hub.is_some();
+        // A hub elsewhere is reloaded (and synced) by its owner, before its shards; the
+        // embedded one keeps the new configuration pending for the next sync.
         if let Some(hub) = self.queueing.hub.as_mut() {
             // `HubMsg::Reload`, which needs no time.
             hub.reload(menus.clone());
