@@ -76,7 +76,23 @@ pub enum AdmissionEvent {
     },
 }
 
-/// Failed authentications are counted over this long (the count restarts after it).
+impl AdmissionConfig {
+    /// The limits of one of `shards` engines sharing a process's calls. Calls spread over
+    /// the shards by their Call-ID's hash, so each shard counts about 1/`shards` of a
+    /// source's calls and of the calls waiting for their ACK: those two limits are divided
+    /// (rounded up; 0 stays "no limit"). The request rate and failed authentications are
+    /// counted whole, in front of the shards ([`SourceGate`]).
+    pub fn for_shards(self, shards: u16) -> AdmissionConfig {
+        let n = usize::from(shards.max(1));
+        AdmissionConfig {
+            per_source_calls: self.per_source_calls.div_ceil(n),
+            max_pending: self.max_pending.div_ceil(n),
+            ..self
+        }
+    }
+}
+
+/// Failed authentications are counted (the count restarts after it).
 pub const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Sources are forgotten once idle this long (and not banned, with no calls).
@@ -93,6 +109,38 @@ struct Source {
     calls: usize,
     /// Failed authentications since the instant given.
     auth_failures: (u32, Instant),
+}
+
+/// The request rate, bans and failed authentications of each source, counted in front of
+/// a process's shards (their engines run with
+/// [`EngineConfig::gate_in_front`](crate::EngineConfig::gate_in_front)): one gate sees
+/// every message, so the limits stay exact however many shards there are, and a banned
+/// flooder costs one lookup before any shard reads its bytes.
+#[derive(Debug)]
+pub struct SourceGate(Admission);
+
+impl SourceGate {
+    /// A gate with `config`'s rate, ban and authentication limits; `exempt` are the
+    /// trusted proxies.
+    pub fn new(config: AdmissionConfig, exempt: Vec<IpAddr>) -> SourceGate {
+        SourceGate(Admission::new(config, exempt))
+    }
+
+    /// A SIP message arrived from `ip`: whether to read it (false: the source is banned,
+    /// or just went over its rate and is now).
+    pub fn request(&mut self, now: Instant, ip: IpAddr) -> bool {
+        self.0.request(now, ip)
+    }
+
+    /// A digest authentication from `ip` failed: counted toward its ban.
+    pub fn auth_failed(&mut self, now: Instant, ip: IpAddr) {
+        self.0.auth_failed(now, ip)
+    }
+
+    /// The next thing to log or count (only [`AdmissionEvent::Banned`] comes from a gate).
+    pub fn poll_event(&mut self) -> Option<AdmissionEvent> {
+        self.0.poll_event()
+    }
 }
 
 /// Per-source counters and the calls waiting for their ACK.
@@ -358,5 +406,49 @@ mod tests {
             a.auth_failed(t0, mapped(ip(9)));
         }
         assert!(a.request(t0, mapped(ip(9))), "the trusted proxy is exempt");
+    }
+
+    /// Shards divide the limits they count (rounded up, "off" stays off); the gate in
+    /// front counts the rate and failed authentications whole and bans as admission does.
+    #[test]
+    fn shards_divide_call_limits_and_the_gate_counts_whole() {
+        let c = AdmissionConfig {
+            per_source_calls: 5,
+            max_pending: 256,
+            ..AdmissionConfig::default()
+        };
+        let two = c.for_shards(2);
+        assert_eq!((two.per_source_calls, two.max_pending), (3, 128));
+        assert_eq!(two.per_source_rate, c.per_source_rate);
+        let off = AdmissionConfig {
+            per_source_calls: 0,
+            max_pending: 0,
+            ..c
+        }
+        .for_shards(4);
+        assert_eq!((off.per_source_calls, off.max_pending), (0, 0));
+        assert_eq!(c.for_shards(0), c.for_shards(1));
+        assert_eq!(c.for_shards(1), c);
+
+        let t0 = crate::test_epoch();
+        let config = AdmissionConfig {
+            per_source_rate: 1,
+            auth_failures: 2,
+            ..AdmissionConfig::default()
+        };
+        let mut gate = SourceGate::new(config, Vec::new());
+        assert!(
+            gate.request(t0, ip(1)) && gate.request(t0, ip(1)),
+            "a burst of two"
+        );
+        assert!(!gate.request(t0, ip(1)), "over its rate");
+        assert!(matches!(
+            gate.poll_event(),
+            Some(AdmissionEvent::Banned { .. })
+        ));
+        gate.auth_failed(t0, ip(2));
+        assert!(gate.request(t0, ip(2)));
+        gate.auth_failed(t0, ip(2));
+        assert!(!gate.request(t0, ip(2)), "a guesser is banned at the gate");
     }
 }

@@ -61,6 +61,9 @@ pub struct EngineConfig {
     /// The call cap shared with the other shards of the process; `None`: a cap of
     /// `max_calls` of this engine's own. When set, its cap replaces `max_calls`.
     pub call_slots: Option<crate::call_slots::CallSlots>,
+    /// The per-source request rate and failed authentications are counted in front of the
+    /// engine ([`crate::admission::SourceGate`], one for every shard), not by the engine.
+    pub gate_in_front: bool,
 }
 
 impl EngineConfig {
@@ -94,6 +97,7 @@ impl EngineConfig {
             registrar: ivr_sip::registrar::RegistrarConfig::default(),
             shard: crate::shard::ShardSpec::default(),
             call_slots: None,
+            gate_in_front: false,
         }
     }
 }

@@ -249,8 +249,9 @@ impl Engine {
         } else {
             Framing::Datagram
         };
-        // A source over its request rate is not read at all (see admission.rs).
-        if !self.admission.request(now, from.ip()) {
+        // A source over its request rate is not read at all (see admission.rs); with the
+        // gate in front of the shards, it was counted there.
+        if !self.ctx.config.gate_in_front && !self.admission.request(now, from.ip()) {
             return;
         }
         let peer = Peer {
