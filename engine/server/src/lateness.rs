@@ -1,7 +1,9 @@
 //! How late RTP packets leave compared to their 20 ms schedule, as the loop sends them:
 //! a fixed histogram of 0.1 ms buckets (the last collects everything from 51.1 ms up), kept
 //! in atomics so that `/metrics` can read it while the loop writes (no lock, no allocation
-//! per packet). Only the loop writes, so a count is bumped with a plain load and store.
+//! per packet). Each engine loop (one per shard) writes a histogram of its own, so a count
+//! is bumped with a plain load and store and no cache line is shared between loops; readers
+//! add them up.
 //!
 //! `/metrics` shows it as `ivr_rtp_send_lateness_seconds` with buckets from 0.1 ms to 50 ms;
 //! two readings a window apart give the window's own figures (a benchmark's steady state,
@@ -9,24 +11,24 @@
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const BUCKETS: usize = 512;
 /// Bucket bounds shown in `/metrics`, in tenths of a millisecond (multiples of the buckets).
 const SHOWN: [usize; 9] = [1, 2, 5, 10, 20, 50, 100, 200, 500];
 
-/// The lateness histogram.
-pub struct Lateness {
+/// The lateness histogram of one loop (its only writer).
+pub struct Hist {
     buckets: [AtomicU64; BUCKETS],
     count: AtomicU64,
     sum_us: AtomicU64,
 }
 
-impl Default for Lateness {
-    fn default() -> Lateness {
-        Lateness {
+impl Default for Hist {
+    fn default() -> Hist {
+        Hist {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
@@ -42,8 +44,8 @@ fn bump(a: &AtomicU64, by: u64) {
     );
 }
 
-impl Lateness {
-    /// A packet left `late` after its time (called by the loop only).
+impl Hist {
+    /// A packet left `late` after its time (called by its loop only).
     pub fn record(&self, late: Duration) {
         let us = late.as_micros().min(u128::from(u64::MAX)) as u64;
         let i = ((us / 100) as usize).min(BUCKETS - 1);
@@ -51,10 +53,52 @@ impl Lateness {
         bump(&self.count, 1);
         bump(&self.sum_us, us);
     }
+}
+
+/// The lateness histograms of a process's loops, read as one.
+#[derive(Default)]
+pub struct Lateness {
+    hists: OnceLock<Box<[Hist]>>,
+}
+
+impl Lateness {
+    /// Give the process `loops` histograms (the first call decides; at least one). Without
+    /// it there is one.
+    pub fn split(&self, loops: usize) {
+        let _ = self
+            .hists
+            .set((0..loops.max(1)).map(|_| Hist::default()).collect());
+    }
+
+    fn hists(&self) -> &[Hist] {
+        self.hists.get_or_init(|| Box::new([Hist::default()]))
+    }
+
+    /// Loop `i`'s histogram (the last one if there are fewer).
+    pub fn writer(&self, i: usize) -> &Hist {
+        let h = self.hists();
+        &h[i.min(h.len() - 1)]
+    }
+
+    /// A packet left `late` after its time, on the first loop's histogram.
+    pub fn record(&self, late: Duration) {
+        self.writer(0).record(late);
+    }
+
+    fn sum(&self, f: impl Fn(&Hist) -> &AtomicU64) -> u64 {
+        self.hists()
+            .iter()
+            .map(|h| f(h).load(Ordering::Relaxed))
+            .sum()
+    }
 
     /// Packets recorded.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.sum(|h| &h.count)
+    }
+
+    fn bucket(&self, i: usize) -> u64 {
+        self.sum(|h| &h.buckets[i])
     }
 
     /// The lateness below which a fraction `p` of packets left, in milliseconds (to the
@@ -62,8 +106,8 @@ impl Lateness {
     pub fn percentile_ms(&self, p: f64) -> f64 {
         let target = (self.count() as f64 * p).ceil() as u64;
         let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n.load(Ordering::Relaxed);
+        for i in 0..BUCKETS {
+            seen += self.bucket(i);
             if seen >= target.max(1) {
                 return (i + 1) as f64 / 10.0;
             }
@@ -97,21 +141,15 @@ impl EncodeMetric for LatenessMetric {
         let mut from = 0;
         let mut total = 0;
         for &upto in &SHOWN {
-            let n: u64 = l.buckets[from..upto]
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .sum();
+            let n: u64 = (from..upto).map(|i| l.bucket(i)).sum();
             shown.push((upto as f64 / 10_000.0, n));
             total += n;
             from = upto;
         }
-        let rest: u64 = l.buckets[from..]
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .sum();
+        let rest: u64 = (from..BUCKETS).map(|i| l.bucket(i)).sum();
         shown.push((f64::INFINITY, rest));
         total += rest;
-        let sum = l.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = l.sum(|h| &h.sum_us) as f64 / 1e6;
         encoder.encode_histogram::<NoLabelSet>(sum, total, &shown, None)
     }
 
@@ -127,8 +165,10 @@ mod tests {
     #[test]
     fn percentiles_and_the_exposition_agree() {
         let l = Arc::new(Lateness::default());
-        for us in [50, 50, 150, 900, 4_000, 90_000] {
-            l.record(Duration::from_micros(us));
+        // Two loops' histograms read as one.
+        l.split(2);
+        for (i, us) in [50, 50, 150, 900, 4_000, 90_000].into_iter().enumerate() {
+            l.writer(i % 2).record(Duration::from_micros(us));
         }
         assert_eq!(l.count(), 6);
         assert_eq!(l.percentile_ms(0.5), 0.2);
