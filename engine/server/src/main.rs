@@ -175,6 +175,10 @@ struct ServeArgs {
     /// New calls beyond this many get 503 Service Unavailable.
     #[arg(long, default_value_t = 10_000)]
     max_calls: usize,
+    /// Engine loops, each on a thread of its own serving the calls whose Call-ID hashes to
+    /// it (queues and agents stay with one owner). 1 runs one loop, as before shards.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
     /// How long without RTP or RTCP from the caller before the engine hangs up (seconds, or
     /// a duration: 30s, 1m30s).
     #[arg(long, default_value = "30", value_parser = duration)]
@@ -949,6 +953,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             rtp_ports: args.rtp_ports,
             max_calls: args.max_calls,
+            shards: args.shards,
             media_timeout: args.media_timeout.max(Duration::from_secs(1)),
             hold_timeout: args.hold_timeout.max(Duration::from_secs(1)),
             shutdown_grace: Duration::from_secs(3),
@@ -1083,7 +1088,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to learn the addresses.
         println!("ivr listening sip udp={local} tcp={local}{tls_note}{http_note}");
         std::io::stdout().flush()?;
-        tracing::info!(%local, http = %http_addr, config = %source, "serving");
+        tracing::info!(%local, http = %http_addr, config = %source, shards = args.shards, "serving");
         server.run(Arc::new(menus), shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;

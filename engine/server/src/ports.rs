@@ -20,6 +20,11 @@ impl PortPool {
         PortPool { free }
     }
 
+    /// A pool of exactly these RTP ports (each with its RTCP neighbour), in this order.
+    pub fn from_ports(ports: Vec<u16>) -> PortPool {
+        PortPool { free: ports.into() }
+    }
+
     /// Take a port.
     pub fn take(&mut self) -> Option<u16> {
         self.free.pop_front()

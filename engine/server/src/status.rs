@@ -89,6 +89,7 @@ pub struct Status {
     queue_waiting: Family<QueueLabel, Gauge>,
     agents: Family<StateLabel, Gauge>,
     register_auth_failures: Counter,
+    sip_handoffs: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
@@ -355,6 +356,11 @@ impl Status {
             "ivr_register_auth_failures",
             "REGISTERs refused for a wrong password or an unknown user",
         );
+        let sip_handoffs = counter(
+            &mut registry,
+            "ivr_sip_handoffs",
+            "SIP messages a shard handed to the shard that owns their Call-ID (the router sent them astray: should stay 0)",
+        );
         let reloads = Outcomes::register(
             &mut registry,
             "ivr_config_reloads",
@@ -427,6 +433,7 @@ impl Status {
             signin_lockouts,
             agents_registered,
             register_auth_failures,
+            sip_handoffs,
             webhooks,
             mails,
             last_reload_ok,
@@ -547,6 +554,11 @@ impl Status {
     /// A REGISTER failed its digest authentication.
     pub fn auth_failed(&self) {
         self.register_auth_failures.inc();
+    }
+
+    /// A shard handed a SIP message to the shard that owns it.
+    pub fn sip_handoff(&self) {
+        self.sip_handoffs.inc();
     }
 
     /// The counter of connections refused at a cap, for `kind` (`sip_tcp` or `http`).

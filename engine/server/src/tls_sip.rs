@@ -9,18 +9,17 @@
 //! budget ([`crate::tls::HANDSHAKES`]) are closed before their handshake.
 
 use crate::conns::SipTcpLimits;
-use crate::driver::{NetIn, run_tcp};
+use crate::driver::{SipIn, run_tcp};
 use ivr_sip::Transport;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 /// Accept SIP-over-TLS connections on `listener` until the process ends.
 pub(crate) fn spawn_acceptor(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    tx: mpsc::Sender<NetIn>,
+    tx: SipIn,
     limits: SipTcpLimits,
 ) {
     tokio::spawn(async move {

@@ -56,7 +56,7 @@ pub(super) fn seed() -> u64 {
     (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
 }
 
-pub(super) fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
+pub(super) fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: route::SipIn) {
     tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(1 << 16);
         loop {
@@ -64,15 +64,7 @@ pub(super) fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
             match udp.recv_buf_from(&mut buf).await {
                 Ok((_, from)) => {
                     let data = buf.split().freeze();
-                    if tx
-                        .send(NetIn::Sip {
-                            transport: Transport::Udp,
-                            from,
-                            data,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    if tx.sip(Transport::Udp, from, data).await.is_err() {
                         return;
                     }
                 }
@@ -85,7 +77,7 @@ pub(super) fn spawn_udp_reader(udp: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
 
 pub(super) fn spawn_tcp_acceptor(
     listener: TcpListener,
-    tx: mpsc::Sender<NetIn>,
+    tx: route::SipIn,
     limits: crate::conns::SipTcpLimits,
 ) {
     tokio::spawn(async move {
@@ -134,7 +126,7 @@ pub(super) fn spawn_tcp_acceptor(
 pub(crate) fn run_tcp<S>(
     stream: S,
     peer: SocketAddr,
-    tx: mpsc::Sender<NetIn>,
+    tx: route::SipIn,
     accepted: Option<(crate::conns::Admitted, &crate::conns::SipTcpLimits)>,
     transport: Transport,
 ) -> mpsc::Sender<Vec<u8>>
@@ -161,7 +153,7 @@ where
         let mut reg = Some(reg);
         if admitted.is_none()
             && let Some(r) = reg.take()
-            && tx2.send(NetIn::TcpOpen { peer, tx: r }).await.is_err()
+            && tx2.opened(peer, r).await.is_err()
         {
             return;
         }
@@ -212,20 +204,12 @@ where
                             a.spoke();
                         }
                         if let Some(r) = reg.take()
-                            && tx2.send(NetIn::TcpOpen { peer, tx: r }).await.is_err()
+                            && tx2.opened(peer, r).await.is_err()
                         {
                             break 'conn;
                         }
                         let data = Bytes::from(m);
-                        if tx2
-                            .send(NetIn::Sip {
-                                transport,
-                                from: peer,
-                                data,
-                            })
-                            .await
-                            .is_err()
-                        {
+                        if tx2.sip(transport, peer, data).await.is_err() {
                             break 'conn;
                         }
                     }
@@ -243,7 +227,7 @@ where
             }
         }
         if reg.is_none() {
-            let _ = tx2.send(NetIn::TcpClosed { peer }).await;
+            tx2.closed(peer).await;
         }
     });
     tokio::spawn(async move {
