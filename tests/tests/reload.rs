@@ -2,7 +2,7 @@
 //! the new menus, and a broken file changes nothing (the errors are logged).
 
 use ivr_tests::http;
-use ivr_tests::process::{Ivr, log_time};
+use ivr_tests::process::{Ivr, log_call, log_time};
 use ivr_tests::sipp::{self, scenario};
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +24,19 @@ fn replace_config(dir: &Path, text: &str) {
     let tmp = dir.join(".config.yaml.new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, dir.join("config.yaml")).unwrap();
+}
+
+/// The handle of the `n`-th call the engine started (1: the first), from its log (with
+/// shards, `IVR_SHARDS`, handles are numbered per shard: the second call is not `call-2`).
+fn nth_call(ivr: &Ivr, n: usize) -> String {
+    let started = ivr.wait_for(&["\"message\":\"call started\""], n, WAIT);
+    assert!(
+        started.len() >= n,
+        "{} calls started: {}",
+        started.len(),
+        ivr.log()
+    );
+    log_call(&started[n - 1]).expect("a call span")
 }
 
 fn menu_of_call(ivr: &Ivr, call: &str, menu: &str) -> bool {
@@ -84,45 +97,50 @@ fn reload_during_calls_keeps_them_and_serves_new_calls_with_the_new_menu() {
         &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
     );
     assert_eq!(run.code, 0, "{}", run.output);
-    assert!(menu_of_call(&ivr, "call-2", "main_en"), "{}", ivr.log());
+    assert!(
+        menu_of_call(&ivr, &nth_call(&ivr, 2), "main_en"),
+        "{}",
+        ivr.log()
+    );
 
     // Call 1 presses 2 after the reload and goes where its own menus say (main_en), not
     // where the new ones would (main_fr); then it finishes normally.
     let run = first.join().unwrap();
     assert_eq!(run.code, 0, "{}", run.output);
     let key = ivr
-        .call_event("call-1", "key")
+        .call_event(&nth_call(&ivr, 1), "key")
         .unwrap_or_else(|| panic!("call 1 pressed no key:\n{}", ivr.log()));
     assert!(
         log_time(&key) > log_time(&done[0]),
         "call 1 pressed 2 before the reload, so it proves nothing: SIPp's 6 s pause was too short on this machine\n{}",
         ivr.log()
     );
-    assert!(menu_of_call(&ivr, "call-1", "main_en"), "{}", ivr.log());
     assert!(
-        ivr.call_event("call-1", "menu")
+        menu_of_call(&ivr, &nth_call(&ivr, 1), "main_en"),
+        "{}",
+        ivr.log()
+    );
+    assert!(
+        ivr.call_event(&nth_call(&ivr, 1), "menu")
             .is_some_and(|l| l.contains("\"menu\":\"language\"")),
         "call 1 started in the menus it had"
     );
+    let first = format!("\"call\":\"{}\"", nth_call(&ivr, 1));
     assert!(
         !ivr.log()
             .lines()
-            .any(|l| l.contains("\"call\":\"call-1\"") && l.contains("\"menu\":\"main_fr\"")),
+            .any(|l| l.contains(&first) && l.contains("\"menu\":\"main_fr\"")),
         "call 1 followed the new menus:\n{}",
         ivr.log()
     );
     assert_eq!(
-        ivr.wait_for(
-            &["call ended", "CallerHungUp", "\"call\":\"call-1\""],
-            1,
-            WAIT
-        )
-        .len(),
+        ivr.wait_for(&["call ended", "CallerHungUp", &first], 1, WAIT)
+            .len(),
         1,
         "{}",
         ivr.log()
     );
-    assert!(menu_of_call(&ivr, "call-1", "language"));
+    assert!(menu_of_call(&ivr, &nth_call(&ivr, 1), "language"));
 
     // A broken file: every error is logged, and the running config stays.
     replace_config(
@@ -149,7 +167,11 @@ fn reload_during_calls_keeps_them_and_serves_new_calls_with_the_new_menu() {
         &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
     );
     assert_eq!(run.code, 0, "{}", run.output);
-    assert!(menu_of_call(&ivr, "call-3", "main_en"), "{}", ivr.log());
+    assert!(
+        menu_of_call(&ivr, &nth_call(&ivr, 3), "main_en"),
+        "{}",
+        ivr.log()
+    );
 }
 
 #[test]
@@ -221,7 +243,11 @@ fn admin_reload_status_and_metrics_show_a_refused_config() {
         &["-sf", scenario("hold_then_bye.xml"), "-m", "1", "-d", "500"],
     );
     assert_eq!(run.code, 0, "{}", run.output);
-    assert!(menu_of_call(&ivr, "call-1", "language"), "{}", ivr.log());
+    assert!(
+        menu_of_call(&ivr, &nth_call(&ivr, 1), "language"),
+        "{}",
+        ivr.log()
+    );
     assert_eq!(metric(&ivr, "ivr_calls_total"), Some(1));
     assert_eq!(
         metric(&ivr, "ivr_calls_ended_total{reason=\"caller_hung_up\"}"),
