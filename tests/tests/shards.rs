@@ -89,6 +89,45 @@ fn one_call_cap_is_shared_by_every_shard() {
     assert_eq!(held.code, 0, "the held call went on: {}", held.output);
 }
 
+/// `--max-calls-per-source` counts a source's calls over every shard: ten held calls from
+/// one address all go through whichever shards they land on (a limit divided among two
+/// shards, 5 each, would refuse some unless they split exactly evenly: 3 runs in 4), and
+/// the eleventh is refused.
+#[test]
+fn calls_per_source_are_counted_over_every_shard() {
+    let ivr = Ivr::start(&["--shards", "2", "--max-calls-per-source", "10"]);
+    let target = ivr.sip;
+    let held = std::thread::spawn(move || {
+        sipp::run(
+            target,
+            &[
+                "-sn", "uac", "-m", "10", "-l", "10", "-r", "100", "-d", "4000",
+            ],
+        )
+    });
+    assert_eq!(
+        ivr.wait_for(&["\"answered\""], 10, WAIT).len(),
+        10,
+        "{}",
+        ivr.log()
+    );
+    let refused = sipp::run(ivr.sip, &["-sn", "uac", "-m", "1"]);
+    assert_eq!(
+        sipp::stat(&refused.output, "Failed call"),
+        Some(1),
+        "{}",
+        refused.output
+    );
+    let held = held.join().unwrap();
+    assert_eq!(held.code, 0, "{}\n{}", held.output, ivr.log());
+    assert_eq!(
+        sipp::stat(&held.output, "Successful call"),
+        Some(10),
+        "{}",
+        held.output
+    );
+}
+
 /// What one shard answers to a message it cannot route by Call-ID (none, or garbage), a
 /// process of three answers too: the same status line, from the same place.
 #[test]

@@ -24,6 +24,7 @@
 use crate::handle::CallHandle;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The limits; zero turns a limit off.
@@ -78,17 +79,37 @@ pub enum AdmissionEvent {
 
 impl AdmissionConfig {
     /// The limits of one of `shards` engines sharing a process's calls. Calls spread over
-    /// the shards by their Call-ID's hash, so each shard counts about 1/`shards` of a
-    /// source's calls and of the calls waiting for their ACK: those two limits are divided
-    /// (rounded up; 0 stays "no limit"). The request rate and failed authentications are
-    /// counted whole, in front of the shards ([`SourceGate`]).
+    /// the shards by their Call-ID's hash, so each shard holds about 1/`shards` of the calls
+    /// waiting for their ACK: that cap (a flood's bound, not a promise to a caller) is
+    /// divided (rounded up; 0 stays "no limit"). The request rate and failed
+    /// authentications are counted whole in front of the shards ([`SourceGate`]), and the
+    /// calls per source by every shard in one count ([`SourceCalls`]).
     pub fn for_shards(self, shards: u16) -> AdmissionConfig {
         let n = usize::from(shards.max(1));
         AdmissionConfig {
-            per_source_calls: self.per_source_calls.div_ceil(n),
             max_pending: self.max_pending.div_ceil(n),
             ..self
         }
+    }
+}
+
+/// The calls in progress of each source, counted by every shard of a process: a limit of
+/// two calls per source means two, whichever shards their Call-IDs hash to (a limit
+/// divided among shards would refuse a source's second call when both land on one). The
+/// map holds only sources with calls (an entry goes at its last call's end), and is
+/// touched once per INVITE and per call end, never per packet. Two shards admitting a
+/// source's calls in the same instant may let it one call past its limit per shard.
+#[derive(Clone, Debug, Default)]
+pub struct SourceCalls(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl SourceCalls {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<IpAddr, usize>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Calls in progress from `ip` (canonical form).
+    pub fn calls(&self, ip: IpAddr) -> usize {
+        self.with(|m| m.get(&ip.to_canonical()).copied().unwrap_or(0))
     }
 }
 
@@ -152,6 +173,8 @@ pub(crate) struct Admission {
     /// Calls not yet confirmed, oldest (smallest handle) first.
     pending: BTreeSet<CallHandle>,
     events: Vec<AdmissionEvent>,
+    /// Calls per source counted with the other shards (else in `sources`).
+    shared: Option<SourceCalls>,
 }
 
 impl Admission {
@@ -163,7 +186,13 @@ impl Admission {
             sources: HashMap::new(),
             pending: BTreeSet::new(),
             events: Vec::new(),
+            shared: None,
         }
+    }
+
+    /// Count calls per source in `shared`, with the other shards of the process.
+    pub(crate) fn share_source_calls(&mut self, shared: SourceCalls) {
+        self.shared = Some(shared);
     }
 
     fn burst(&self) -> u64 {
@@ -264,7 +293,11 @@ impl Admission {
         if limit == 0 || self.exempt.contains(&ip) {
             return true;
         }
-        if self.sources.get(&ip).is_some_and(|s| s.calls >= limit) {
+        let calls = match &self.shared {
+            Some(shared) => shared.calls(ip),
+            None => self.sources.get(&ip).map_or(0, |s| s.calls),
+        };
+        if calls >= limit {
             self.events
                 .push(AdmissionEvent::SourceCallLimit { source: ip });
             return false;
@@ -291,7 +324,10 @@ impl Admission {
         let ip = ip.to_canonical();
         self.pending.insert(call);
         if self.config.per_source_calls > 0 && !self.exempt.contains(&ip) {
-            self.source(now, ip).calls += 1;
+            match &self.shared {
+                Some(shared) => shared.with(|m| *m.entry(ip).or_insert(0) += 1),
+                None => self.source(now, ip).calls += 1,
+            }
         }
     }
 
@@ -304,8 +340,23 @@ impl Admission {
     pub(crate) fn call_ended(&mut self, call: CallHandle, ip: IpAddr) {
         let ip = ip.to_canonical();
         self.pending.remove(&call);
-        if let Some(s) = self.sources.get_mut(&ip) {
-            s.calls = s.calls.saturating_sub(1);
+        if self.config.per_source_calls == 0 || self.exempt.contains(&ip) {
+            return;
+        }
+        match &self.shared {
+            Some(shared) => shared.with(|m| {
+                if let Some(n) = m.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        m.remove(&ip);
+                    }
+                }
+            }),
+            None => {
+                if let Some(s) = self.sources.get_mut(&ip) {
+                    s.calls = s.calls.saturating_sub(1);
+                }
+            }
         }
     }
 
@@ -418,7 +469,7 @@ mod tests {
             ..AdmissionConfig::default()
         };
         let two = c.for_shards(2);
-        assert_eq!((two.per_source_calls, two.max_pending), (3, 128));
+        assert_eq!((two.per_source_calls, two.max_pending), (5, 128));
         assert_eq!(two.per_source_rate, c.per_source_rate);
         let off = AdmissionConfig {
             per_source_calls: 0,
@@ -426,7 +477,7 @@ mod tests {
             ..c
         }
         .for_shards(4);
-        assert_eq!((off.per_source_calls, off.max_pending), (0, 0));
+        assert_eq!(off.max_pending, 0);
         assert_eq!(c.for_shards(0), c.for_shards(1));
         assert_eq!(c.for_shards(1), c);
 
@@ -450,5 +501,36 @@ mod tests {
         assert!(gate.request(t0, ip(2)));
         gate.auth_failed(t0, ip(2));
         assert!(!gate.request(t0, ip(2)), "a guesser is banned at the gate");
+
+        // Two shards, one count: a source's second call is refused on either shard, and
+        // its calls ending free the count for both.
+        let limit = AdmissionConfig {
+            per_source_calls: 2,
+            ..AdmissionConfig::default()
+        };
+        let shared = SourceCalls::default();
+        let mut shards: Vec<Admission> = (0..2)
+            .map(|_| {
+                let mut a = Admission::new(limit.for_shards(2), vec![ip(9)]);
+                a.share_source_calls(shared.clone());
+                a
+            })
+            .collect();
+        assert!(shards[0].may_call(t0, ip(1)));
+        shards[0].call_started(t0, CallHandle(1), ip(1));
+        assert!(
+            shards[1].may_call(t0, ip(1)),
+            "a limit of 2 is not 1 per shard"
+        );
+        shards[1].call_started(t0, CallHandle(1 << 48 | 1), ip(1));
+        assert!(!shards[0].may_call(t0, ip(1)) && !shards[1].may_call(t0, ip(1)));
+        assert_eq!(shared.calls(ip(1)), 2);
+        shards[1].call_ended(CallHandle(1 << 48 | 1), ip(1));
+        assert!(shards[0].may_call(t0, ip(1)));
+        shards[0].call_ended(CallHandle(1), ip(1));
+        assert_eq!(shared.calls(ip(1)), 0);
+        assert!(shared.0.lock().unwrap().is_empty(), "no entry is kept");
+        shards[0].call_started(t0, CallHandle(2), ip(9));
+        assert_eq!(shared.calls(ip(9)), 0, "a trusted proxy is not counted");
     }
 }

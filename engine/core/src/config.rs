@@ -64,6 +64,8 @@ pub struct EngineConfig {
     /// The per-source request rate and failed authentications are counted in front of the
     /// engine ([`crate::admission::SourceGate`], one for every shard), not by the engine.
     pub gate_in_front: bool,
+    /// Calls per source counted with the process's other shards; `None`: by this engine.
+    pub source_calls: Option<crate::admission::SourceCalls>,
 }
 
 impl EngineConfig {
@@ -98,6 +100,7 @@ impl EngineConfig {
             shard: crate::shard::ShardSpec::default(),
             call_slots: None,
             gate_in_front: false,
+            source_calls: None,
         }
     }
 }

@@ -112,7 +112,10 @@ impl Engine {
         queueing: crate::queued::Queueing,
     ) -> Engine {
         let config_first_handle = config.shard.first_handle();
-        let admission = Admission::new(config.admission, config.trusted_proxies.clone());
+        let mut admission = Admission::new(config.admission, config.trusted_proxies.clone());
+        if let Some(shared) = config.source_calls.clone() {
+            admission.share_source_calls(shared);
+        }
         let slots = config
             .call_slots
             .clone()

@@ -52,6 +52,7 @@ pub(super) async fn run(
     let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<(ShardId, HubMsg)>();
     let (exited_tx, mut exited_rx) = mpsc::unbounded_channel::<ShardId>();
     let slots = CallSlots::new(config.max_calls);
+    let source_calls = ivr_engine::admission::SourceCalls::default();
     let mut ctls = Vec::new();
     let mut stops = Vec::new();
     let mut readies = Vec::new();
@@ -70,6 +71,7 @@ pub(super) async fn run(
             key,
         };
         engine_config.call_slots = Some(slots.clone());
+        engine_config.source_calls = Some(source_calls.clone());
         engine_config.gate_in_front = true;
         engine_config.admission = config.admission.for_shards(n);
         let shard = Shard {
