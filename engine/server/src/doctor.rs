@@ -51,6 +51,7 @@ pub fn run(args: &ServeArgs, settings: Option<&Path>) -> std::process::ExitCode 
     data_dir(&mut r, &args.data_dir);
     database(&mut r, args);
     file_limit(&mut r, args.max_calls);
+    shards(&mut r, args);
     clock(&mut r);
     println!(
         "{}",
@@ -261,6 +262,30 @@ fn open_files_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn shards(r: &mut Report, args: &ServeArgs) {
+    let n = args.shards();
+    let range = args.rtp_ports.clone();
+    let pairs = usize::from(range.end().saturating_sub(*range.start())) / 2 + 1;
+    let how = if args.shards.is_some() {
+        "--shards"
+    } else {
+        "one per core"
+    };
+    if pairs < usize::from(n) {
+        r.say(
+            Verdict::Fail,
+            &format!(
+                "{n} engine shards ({how}): RTP ports {}-{} hold fewer pairs than shards",
+                range.start(),
+                range.end()
+            ),
+            Some("widen --rtp-ports or lower --shards"),
+        );
+    } else {
+        r.say(Verdict::Ok, &format!("{n} engine shards ({how})"), None);
+    }
 }
 
 fn file_limit(r: &mut Report, max_calls: usize) {

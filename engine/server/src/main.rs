@@ -176,9 +176,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = 10_000)]
     max_calls: usize,
     /// Engine loops, each on a thread of its own serving the calls whose Call-ID hashes to
-    /// it (queues and agents stay with one owner). 1 runs one loop, as before shards.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    shards: u16,
+    /// it (queues and agents stay with one owner); default: one per core this process may
+    /// use. 1 runs a single loop.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: Option<u16>,
     /// How long without RTP or RTCP from the caller before the engine hangs up (seconds, or
     /// a duration: 30s, 1m30s).
     #[arg(long, default_value = "30", value_parser = duration)]
@@ -863,6 +864,17 @@ impl Caller {
     }
 }
 
+impl ServeArgs {
+    /// The engine loops to run: `--shards`, else one per core the process may use (which
+    /// follows CPU affinity and cgroup quotas).
+    fn shards(&self) -> u16 {
+        self.shards.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| u16::try_from(n.get()).unwrap_or(256).min(256))
+        })
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -949,11 +961,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 "recovered callback requests left by the last run (marked recovered)"
             );
         }
+        let shards = args.shards();
         let server = Server::bind(ServerConfig {
             listen: args.listen,
             rtp_ports: args.rtp_ports,
             max_calls: args.max_calls,
-            shards: args.shards,
+            shards,
             media_timeout: args.media_timeout.max(Duration::from_secs(1)),
             hold_timeout: args.hold_timeout.max(Duration::from_secs(1)),
             shutdown_grace: Duration::from_secs(3),
@@ -1088,7 +1101,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to learn the addresses.
         println!("ivr listening sip udp={local} tcp={local}{tls_note}{http_note}");
         std::io::stdout().flush()?;
-        tracing::info!(%local, http = %http_addr, config = %source, shards = args.shards, "serving");
+        tracing::info!(%local, http = %http_addr, config = %source, shards, "serving");
         server.run(Arc::new(menus), shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;
