@@ -425,6 +425,22 @@ struct Stopping<F> {
     grace: Duration,
 }
 
+/// Say how the server stops, with the calls in progress (one line for the process).
+fn log_stop(calls: usize, drain: Duration) {
+    if drain.is_zero() {
+        info!(
+            calls,
+            "shutting down: refusing new calls, hanging up active calls"
+        );
+    } else {
+        info!(
+            calls,
+            drain_secs = drain.as_secs(),
+            "draining: refusing new calls (OPTIONS and INVITE get 503), letting active calls finish"
+        );
+    }
+}
+
 /// Log the run's RTP pacing lateness (every loop's, as one).
 fn log_pacing(p: &crate::lateness::Lateness) {
     if p.count() > 0 {
@@ -547,11 +563,12 @@ async fn engine_loop(
                 }
                 let now = tokio::time::Instant::now();
                 io.w.stopping = true;
+                if io.shard.is_none() {
+                    log_stop(engine.call_count(), stop.drain);
+                }
                 if stop.drain.is_zero() {
-                    info!(calls = engine.call_count(), "shutting down: refusing new calls, hanging up active calls");
                     engine.handle_input(Instant::now(), Input::Shutdown);
                 } else {
-                    info!(calls = engine.call_count(), drain_secs = stop.drain.as_secs(), "draining: refusing new calls (OPTIONS and INVITE get 503), letting active calls finish");
                     engine.handle_input(Instant::now(), Input::Drain);
                     hang_up_at = Some(now + stop.drain);
                 }

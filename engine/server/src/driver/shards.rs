@@ -186,7 +186,7 @@ pub(super) async fn run(
             }
             _ = &mut shutdown, if give_up.is_none() => {
                 log_pacing(&config.status.lateness);
-                info!(shards = n, "stopping: every shard drains its calls");
+                log_stop(slots.in_use(), config.drain);
                 control.w.stopping = true;
                 for stop in stops.drain(..) {
                     let _ = stop.send(());
