@@ -21,10 +21,25 @@ static NEXT_MEDIA: AtomicU16 = AtomicU16::new(0);
 /// collide (SIPp would otherwise try 5060 and 6000 every time). The SIP port is one the
 /// system says is free for UDP and TCP, so test processes running at once (whose process
 /// ids may share a slot) do not take each other's.
+///
+/// The media port is the first free one of this process's slots (4 ports apart, 200 per
+/// process id modulo 50, in 40,000-49,999). SIPp binds it and the port two above (audio
+/// and video RTP, UDP on `-mi`) at start-up, even for a scenario without media, and exits
+/// at once with no call made if either is taken. This range lies inside Linux's ephemeral
+/// range (32768-60999), where every socket bound to port 0 lands: `ivr-load --media`'s
+/// 1,000 callers alone hold about 350 ports in it, so an unchecked slot was taken in a few
+/// runs out of a hundred (SIPp: "Unable to bind audio RTP socket", 0 calls).
 fn ports() -> (String, String) {
-    let n = NEXT_MEDIA.fetch_add(1, Ordering::SeqCst);
-    let slot = (std::process::id() as u16 % 50) * 200 + n * 4;
-    (free_port().to_string(), (40_000 + slot).to_string())
+    let free = |p: u16| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok();
+    let block = (std::process::id() % 50) * 200;
+    for _ in 0..2_500 {
+        let n = u32::from(NEXT_MEDIA.fetch_add(1, Ordering::SeqCst));
+        let media = (40_000 + (block + n * 4) % 10_000) as u16;
+        if free(media) && free(media + 2) {
+            return (free_port().to_string(), media.to_string());
+        }
+    }
+    panic!("no free SIPp media port pair in 40000-49999 on 127.0.0.1");
 }
 
 /// The arguments every run shares: loopback only, its own SIP and media ports, no stdin,
