@@ -931,7 +931,11 @@ struct Burst {
     ok: u64,
     failed: u64,
     seconds: f64,
+    /// CPU seconds during the burst: the engine's, SIPp's, and this load generator's (its
+    /// callers' sender and receivers), on the same machine.
     cpu: f64,
+    sipp_cpu: f64,
+    generator_cpu: f64,
     /// The held calls' media during the burst.
     media: Option<Media>,
     /// The engine's send lateness during the burst, as [`Measured::window_lateness`].
@@ -951,6 +955,10 @@ async fn cps_burst(target: &Proc, rate: usize) -> Burst {
     let to = target.sip;
     let calls = rate * BURST_SECONDS;
     let cpu0 = target.cpu().0;
+    let (children0, gen0) = (
+        sip::children_cpu_seconds(),
+        sip::cpu_seconds_precise("self"),
+    );
     let t0 = Instant::now();
     let run = tokio::task::spawn_blocking(move || {
         let (m, r) = (calls.to_string(), rate.to_string());
@@ -981,6 +989,9 @@ async fn cps_burst(target: &Proc, rate: usize) -> Burst {
         failed: failed.unwrap_or(0),
         seconds,
         cpu: target.cpu().0 - cpu0,
+        // SIPp (under `timeout`) is the only child waited for during the burst
+        sipp_cpu: sip::children_cpu_seconds() - children0,
+        generator_cpu: sip::cpu_seconds_precise("self") - gen0,
         media: None,
         lateness: None,
         held_ended: 0,
@@ -1143,7 +1154,7 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
     );
     if let Some(b) = &engine.burst {
         println!(
-            "set-up+tear-down while {} calls held media: {} calls offered at {}/s (SIPp uac, at most 200 at a time): {} ok, {} failed, in {:.2} s = {:.0} calls/s; engine CPU {:.2} s",
+            "set-up+tear-down while {} calls held media: {} calls offered at {}/s (SIPp uac, at most 200 at a time): {} ok, {} failed, in {:.2} s = {:.0} calls/s; CPU: engine {:.2} s, SIPp {:.2} s, ivr-load {:.2} s",
             engine.answered,
             b.calls,
             b.rate,
@@ -1151,7 +1162,9 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
             b.failed,
             b.seconds,
             b.ok as f64 / b.seconds.max(1e-9),
-            b.cpu
+            b.cpu,
+            b.sipp_cpu,
+            b.generator_cpu
         );
         if let Some(m) = &b.media {
             println!(
