@@ -255,6 +255,29 @@ pub fn stat(output: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The cumulative value SIPp's final statistics give for a duration, e.g. `Response Time 1`
+/// (the mean from the INVITE to its final response) or `Call Length` (the mean call), printed
+/// as `HH:MM:SS:microseconds`.
+pub fn time_stat(output: &str, name: &str) -> Option<std::time::Duration> {
+    let value = output
+        .lines()
+        .rev()
+        .find(|l| l.contains(name))?
+        .split('|')
+        .nth(2)?
+        .trim();
+    let parts: Vec<u64> = value
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s, us] = parts[..] else {
+        return None;
+    };
+    Some(std::time::Duration::from_micros(
+        ((h * 60 + m) * 60 + s) * 1_000_000 + us,
+    ))
+}
+
 /// A moment a scenario noted with `<log message="WHAT [call_id] [timestamp]"/>` when SIPp
 /// ran with `-trace_logs -log_file FILE`: SIPp's own record of when it did something (for
 /// `voicemail.xml`: `stream` when the RTP stream starts, `bye` when it hangs up).
@@ -358,5 +381,17 @@ mod tests {
         assert_eq!(out.matches("[routes]").count(), 2, "{out}");
         assert_eq!(out.matches("rrs=\"true\"").count(), 1, "{out}");
         assert!(out.contains("INVITE sip:service@[remote_ip]:[remote_port] SIP/2.0"));
+    }
+
+    #[test]
+    fn time_stat_reads_the_cumulative_column_of_the_last_screen() {
+        // as SIPp 3.6 prints its statistics screen; the last one is the final one
+        let out = "  Response Time 1        | 00:00:00:001000           | 00:00:00:001000          \n\
+                   \x20 Response Time 1        | 00:00:00:000000           | 00:00:01:012345          \n\
+                   \x20 Call Length            | 00:00:00:000000           | 01:02:03:000004          \n";
+        let ms = |name| super::time_stat(out, name).map(|d| d.as_micros());
+        assert_eq!(ms("Response Time 1"), Some(1_012_345));
+        assert_eq!(ms("Call Length"), Some(3_723_000_004));
+        assert_eq!(ms("Response Time 2"), None);
     }
 }

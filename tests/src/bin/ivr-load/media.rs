@@ -931,6 +931,10 @@ struct Burst {
     ok: u64,
     failed: u64,
     seconds: f64,
+    /// SIPp's means: INVITE to 200, and the whole call (INVITE to the BYE's 200). SIPp's
+    /// clock counts whole milliseconds: 0 is a mean under 1 ms.
+    answer_ms: f64,
+    call_ms: f64,
     /// CPU seconds during the burst: the engine's, SIPp's, and this load generator's (its
     /// callers' sender and receivers), on the same machine.
     cpu: f64,
@@ -942,6 +946,15 @@ struct Burst {
     lateness: Option<Vec<(f64, u64)>>,
     /// Held calls the engine hung up during the burst.
     held_ended: usize,
+}
+
+/// A mean of SIPp's millisecond clock.
+fn sipp_ms(ms: f64) -> String {
+    if ms < 1.0 {
+        "< 1 ms".into()
+    } else {
+        format!("{ms:.1} ms")
+    }
 }
 
 /// How long a burst offers calls: long enough for the held calls' loss and interarrival
@@ -973,6 +986,9 @@ async fn cps_burst(target: &Proc, rate: usize) -> Burst {
     let seconds = t0.elapsed().as_secs_f64();
     let ok = ivr_tests::sipp::stat(&run.output, "Successful call");
     let failed = ivr_tests::sipp::stat(&run.output, "Failed call");
+    let ms = |name| {
+        ivr_tests::sipp::time_stat(&run.output, name).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
     // No statistics, or statistics of a run that placed no call (SIPp stopped before its
     // first call, e.g. on a port it could not bind): what SIPp said is the only clue.
     if ok.unwrap_or(0) + failed.unwrap_or(0) == 0 {
@@ -988,6 +1004,8 @@ async fn cps_burst(target: &Proc, rate: usize) -> Burst {
         ok: ok.unwrap_or(0),
         failed: failed.unwrap_or(0),
         seconds,
+        answer_ms: ms("Response Time 1"),
+        call_ms: ms("Call Length"),
         cpu: target.cpu().0 - cpu0,
         // SIPp (under `timeout`) is the only child waited for during the burst
         sipp_cpu: sip::children_cpu_seconds() - children0,
@@ -1154,7 +1172,7 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
     );
     if let Some(b) = &engine.burst {
         println!(
-            "set-up+tear-down while {} calls held media: {} calls offered at {}/s (SIPp uac, at most 200 at a time): {} ok, {} failed, in {:.2} s = {:.0} calls/s; CPU: engine {:.2} s, SIPp {:.2} s, ivr-load {:.2} s",
+            "set-up+tear-down while {} calls held media: {} calls offered at {}/s (SIPp uac, at most 200 at a time): {} ok, {} failed, in {:.2} s = {:.0} calls/s (SIPp's means: answer {}, call {}); CPU: engine {:.2} s, SIPp {:.2} s, ivr-load {:.2} s",
             engine.answered,
             b.calls,
             b.rate,
@@ -1162,6 +1180,8 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
             b.failed,
             b.seconds,
             b.ok as f64 / b.seconds.max(1e-9),
+            sipp_ms(b.answer_ms),
+            sipp_ms(b.call_ms),
             b.cpu,
             b.sipp_cpu,
             b.generator_cpu
