@@ -9,8 +9,10 @@
 # Environment: HOLD (window seconds, default 20), BRIDGED=1 (every caller presses 5 and is
 # bridged to an agent echoed by rtp-echo on 127.0.0.1:5070: two legs per call),
 # KEYS / VOICEMAIL (percentages, default 20 / 10), CPS (after the window, while the callers
-# still hold media, SIPp's `uac` sets up and tears down this many calls; default 0: none). Loopback only: the callers run on the same
-# machine, and their own CPU (printed) is the same in both runs.
+# still hold media, SIPp's `uac` sets up and tears down calls at this rate, at most 200 at a
+# time, for 5 s; prints the rate achieved, and the held calls' loss, interarrival and the
+# engine's send lateness during it; default 0: none). Loopback only: the callers run on the
+# same machine, and their own CPU (printed) is the same in both runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -21,10 +21,25 @@ static NEXT_MEDIA: AtomicU16 = AtomicU16::new(0);
 /// collide (SIPp would otherwise try 5060 and 6000 every time). The SIP port is one the
 /// system says is free for UDP and TCP, so test processes running at once (whose process
 /// ids may share a slot) do not take each other's.
+///
+/// The media port is the first free one of this process's slots (4 ports apart, 200 per
+/// process id modulo 50, in 40,000-49,999). SIPp binds it and the port two above (audio
+/// and video RTP, UDP on `-mi`) at start-up, even for a scenario without media, and exits
+/// at once with no call made if either is taken. This range lies inside Linux's ephemeral
+/// range (32768-60999), where every socket bound to port 0 lands: `ivr-load --media`'s
+/// 1,000 callers alone hold about 350 ports in it, so an unchecked slot was taken in a few
+/// runs out of a hundred (SIPp: "Unable to bind audio RTP socket", 0 calls).
 fn ports() -> (String, String) {
-    let n = NEXT_MEDIA.fetch_add(1, Ordering::SeqCst);
-    let slot = (std::process::id() as u16 % 50) * 200 + n * 4;
-    (free_port().to_string(), (40_000 + slot).to_string())
+    let free = |p: u16| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok();
+    let block = (std::process::id() % 50) * 200;
+    for _ in 0..2_500 {
+        let n = u32::from(NEXT_MEDIA.fetch_add(1, Ordering::SeqCst));
+        let media = (40_000 + (block + n * 4) % 10_000) as u16;
+        if free(media) && free(media + 2) {
+            return (free_port().to_string(), media.to_string());
+        }
+    }
+    panic!("no free SIPp media port pair in 40000-49999 on 127.0.0.1");
 }
 
 /// The arguments every run shares: loopback only, its own SIP and media ports, no stdin,
@@ -240,6 +255,29 @@ pub fn stat(output: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The cumulative value SIPp's final statistics give for a duration, e.g. `Response Time 1`
+/// (the mean from the INVITE to its final response) or `Call Length` (the mean call), printed
+/// as `HH:MM:SS:microseconds`.
+pub fn time_stat(output: &str, name: &str) -> Option<std::time::Duration> {
+    let value = output
+        .lines()
+        .rev()
+        .find(|l| l.contains(name))?
+        .split('|')
+        .nth(2)?
+        .trim();
+    let parts: Vec<u64> = value
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s, us] = parts[..] else {
+        return None;
+    };
+    Some(std::time::Duration::from_micros(
+        ((h * 60 + m) * 60 + s) * 1_000_000 + us,
+    ))
+}
+
 /// A moment a scenario noted with `<log message="WHAT [call_id] [timestamp]"/>` when SIPp
 /// ran with `-trace_logs -log_file FILE`: SIPp's own record of when it did something (for
 /// `voicemail.xml`: `stream` when the RTP stream starts, `bye` when it hangs up).
@@ -343,5 +381,17 @@ mod tests {
         assert_eq!(out.matches("[routes]").count(), 2, "{out}");
         assert_eq!(out.matches("rrs=\"true\"").count(), 1, "{out}");
         assert!(out.contains("INVITE sip:service@[remote_ip]:[remote_port] SIP/2.0"));
+    }
+
+    #[test]
+    fn time_stat_reads_the_cumulative_column_of_the_last_screen() {
+        // as SIPp 3.6 prints its statistics screen; the last one is the final one
+        let out = "  Response Time 1        | 00:00:00:001000           | 00:00:00:001000          \n\
+                   \x20 Response Time 1        | 00:00:00:000000           | 00:00:01:012345          \n\
+                   \x20 Call Length            | 00:00:00:000000           | 01:02:03:000004          \n";
+        let ms = |name| super::time_stat(out, name).map(|d| d.as_micros());
+        assert_eq!(ms("Response Time 1"), Some(1_012_345));
+        assert_eq!(ms("Call Length"), Some(3_723_000_004));
+        assert_eq!(ms("Response Time 2"), None);
     }
 }

@@ -56,7 +56,8 @@ pub struct Opts {
     keys_pct: usize,
     voicemail_pct: usize,
     bridged: bool,
-    /// Calls set up and torn down (SIPp `uac`) while the callers hold media, after the window.
+    /// Calls per second set up and torn down (SIPp `uac`, for [`BURST_SECONDS`]) while the
+    /// callers hold media, after the window (0: no burst).
     cps: usize,
 }
 
@@ -193,12 +194,23 @@ impl Histogram {
     }
 }
 
-/// Before, inside and after the measured window.
+/// Before, inside and after the measured window; `BURST` is the set-up and tear-down burst
+/// (`--cps`), after the window, measured apart.
 const BEFORE: u8 = 0;
 const INSIDE: u8 = 1;
 const AFTER: u8 = 2;
+const BURST: u8 = 3;
 
-/// What one caller received inside the window.
+/// The measured phases' index in per-phase counters: the window, then the burst.
+fn measured(phase: u8) -> Option<usize> {
+    match phase {
+        INSIDE => Some(0),
+        BURST => Some(1),
+        _ => None,
+    }
+}
+
+/// What one caller received inside one measured phase.
 #[derive(Default)]
 struct Received {
     packets: u64,
@@ -206,20 +218,50 @@ struct Received {
     expected: u64,
     /// SSRCs seen (a new one starts a new stream).
     streams: u32,
+    /// The stream being received: its SSRC, and the first and last extended sequence number.
+    ssrc: Option<u32>,
+    first: i64,
+    last: i64,
 }
 
-/// Receives one call's media until `stop`, counting what arrives inside the window.
+impl Received {
+    /// Counts one packet; whether it continues the stream of the previous one.
+    fn add(&mut self, seq: u16, ssrc: u32) -> bool {
+        if self.ssrc != Some(ssrc) {
+            self.close();
+            self.ssrc = Some(ssrc);
+            self.streams += 1;
+            (self.first, self.last) = (seq as i64, seq as i64);
+            self.packets += 1;
+            return false;
+        }
+        // extend the 16-bit number around the highest seen (RFC 3550 §A.1)
+        let ext = self.last + seq.wrapping_sub(self.last as u16) as i16 as i64;
+        self.last = self.last.max(ext);
+        self.first = self.first.min(ext);
+        self.packets += 1;
+        true
+    }
+    /// Ends the stream being received (its packets count as expected).
+    fn close(&mut self) {
+        if self.ssrc.take().is_some() {
+            self.expected += (self.last - self.first + 1) as u64;
+        }
+    }
+}
+
+/// Receives one call's media until `stop`, counting what arrives inside the window and
+/// inside the burst, apart.
 async fn receive(
     sock: UdpSocket,
     phase: Arc<AtomicU8>,
-    hist: Arc<Histogram>,
+    hists: Arc<[Histogram; 2]>,
     mut stop: watch::Receiver<bool>,
-) -> Received {
-    let mut r = Received::default();
+) -> [Received; 2] {
+    let mut r: [Received; 2] = Default::default();
     let mut buf = [0u8; 2048];
-    let mut ssrc = None::<u32>;
-    let (mut first, mut last) = (0i64, 0i64);
     let mut prev_arrival = None::<Instant>;
+    let mut prev_phase = BEFORE;
     loop {
         let n = tokio::select! {
             biased;
@@ -227,34 +269,28 @@ async fn receive(
             got = sock.recv_from(&mut buf) => match got { Ok((n, _)) => n, Err(_) => continue },
         };
         let now = Instant::now();
-        if n < 12 || phase.load(Ordering::Relaxed) != INSIDE {
+        let p = phase.load(Ordering::Relaxed);
+        if p != prev_phase {
+            // an interval across phases belongs to neither
+            prev_arrival = None;
+            prev_phase = p;
+        }
+        let Some(k) = measured(p).filter(|_| n >= 12) else {
             prev_arrival = None;
             continue;
-        }
+        };
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let s = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        if ssrc != Some(s) {
-            if ssrc.is_some() {
-                r.expected += (last - first + 1) as u64;
-            }
-            ssrc = Some(s);
-            r.streams += 1;
-            (first, last) = (seq as i64, seq as i64);
+        if !r[k].add(seq, s) {
             prev_arrival = None;
-        } else {
-            // extend the 16-bit number around the highest seen (RFC 3550 §A.1)
-            let ext = last + seq.wrapping_sub(last as u16) as i16 as i64;
-            last = last.max(ext);
-            first = first.min(ext);
         }
-        r.packets += 1;
         if let Some(p) = prev_arrival {
-            hist.add(now - p);
+            hists[k].add(now - p);
         }
         prev_arrival = Some(now);
     }
-    if ssrc.is_some() {
-        r.expected += (last - first + 1) as u64;
+    for x in &mut r {
+        x.close();
     }
     r
 }
@@ -286,7 +322,7 @@ struct Tx {
 const EVENT_PACKETS: u8 = 9;
 
 /// Sends every answered call's packets at its 20 ms phase until `stop`; returns the
-/// packets sent inside the window.
+/// packets sent inside the window and inside the burst.
 fn send(
     socks: Vec<std::net::UdpSocket>,
     roles: Vec<Role>,
@@ -294,7 +330,7 @@ fn send(
     base: Instant,
     phase: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
-) -> u64 {
+) -> [u64; 2] {
     let voice = voice();
     let mut txs: Vec<Tx> = (0..socks.len())
         .map(|i| Tx {
@@ -307,7 +343,7 @@ fn send(
         })
         .collect();
     let mut pkt = [0u8; 12 + 160];
-    let mut sent = 0u64;
+    let mut sent = [0u64; 2];
     let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let due = base + Duration::from_millis(tick);
@@ -315,7 +351,7 @@ fn send(
         if due > now {
             std::thread::sleep(due - now);
         }
-        let inside = phase.load(Ordering::Relaxed) == INSIDE;
+        let measuring = measured(phase.load(Ordering::Relaxed));
         let mut i = (tick % 20) as usize;
         while i < socks.len() {
             let slot = &slots[i];
@@ -359,8 +395,10 @@ fn send(
             tx.ts = tx.ts.wrapping_add(160);
             tx.seq = tx.seq.wrapping_add(1);
             let to = SocketAddrV4::new(Ipv4Addr::from((dest >> 16) as u32), dest as u16);
-            if socks[i].send_to(&pkt[..len], to).is_ok() && inside {
-                sent += 1;
+            if socks[i].send_to(&pkt[..len], to).is_ok()
+                && let Some(k) = measuring
+            {
+                sent[k] += 1;
             }
             i += 20;
         }
@@ -500,17 +538,81 @@ struct Measured {
     cpu_ticks: f64,
     rss_per_call_kib: f64,
     generator_cpu: f64,
-    sent: u64,
-    received: u64,
-    expected: u64,
-    calls_with_loss: usize,
-    streams: u64,
-    interarrival: [f64; 3],
+    /// The callers' media in the window.
+    media: Media,
     extra_cpu: Option<f64>,
     /// The set-up and tear-down burst run while the callers held media (`--cps`).
     burst: Option<Burst>,
     /// The engine's send lateness in the window: (bucket bound in seconds, packets in it).
     window_lateness: Option<Vec<(f64, u64)>>,
+}
+
+/// The held calls' media, as the callers saw it, in one measured phase.
+struct Media {
+    sent: u64,
+    received: u64,
+    expected: u64,
+    calls_with_loss: usize,
+    streams: u64,
+    /// p50, p99 and max, in milliseconds.
+    interarrival: [f64; 3],
+}
+
+impl Media {
+    /// Sums the callers' counts of phase `k` (see [`measured`]).
+    fn of(k: usize, sent: u64, received: &[[Received; 2]], hist: &Histogram) -> Media {
+        let mut m = Media {
+            sent,
+            received: 0,
+            expected: 0,
+            calls_with_loss: 0,
+            streams: 0,
+            interarrival: [
+                hist.percentile_ms(0.5),
+                hist.percentile_ms(0.99),
+                hist.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            ],
+        };
+        for r in received.iter().map(|r| &r[k]) {
+            m.received += r.packets;
+            m.expected += r.expected;
+            m.streams += r.streams as u64;
+            if r.expected > r.packets {
+                m.calls_with_loss += 1;
+            }
+        }
+        m
+    }
+
+    /// Loss by sequence number, as a percentage and counts.
+    fn loss_text(&self) -> String {
+        let lost = self.expected.saturating_sub(self.received);
+        format!(
+            "{:.3}% ({} of {}; {} calls)",
+            100.0 * lost as f64 / self.expected.max(1) as f64,
+            lost,
+            self.expected,
+            self.calls_with_loss
+        )
+    }
+
+    fn interarrival_text(&self) -> String {
+        let [p50, p99, max] = self.interarrival;
+        format!("{p50:.2} / {p99:.2} / {max:.1} ms")
+    }
+}
+
+/// What `/metrics` counted between two reads of [`lateness_buckets`].
+fn lateness_between(
+    before: Option<Vec<(f64, u64)>>,
+    after: Option<Vec<(f64, u64)>>,
+) -> Option<Vec<(f64, u64)>> {
+    before.zip(after).map(|(a, b)| {
+        b.iter()
+            .zip(&a)
+            .map(|(&(le, n1), &(_, n0))| (le, n1.saturating_sub(n0)))
+            .collect()
+    })
 }
 
 /// The engine's `ivr_rtp_send_lateness_seconds` buckets now, cumulative as `/metrics` gives
@@ -649,7 +751,7 @@ async fn run_callers(
 
     // media sockets: the sender thread writes, a task per call reads, the same port
     let phase = Arc::new(AtomicU8::new(BEFORE));
-    let hist = Arc::new(Histogram::new());
+    let hists = Arc::new([Histogram::new(), Histogram::new()]);
     let (stop_rx_tx, stop_rx) = watch::channel(false);
     let mut send_socks = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
@@ -662,7 +764,7 @@ async fn run_callers(
         receivers.push(tokio::spawn(receive(
             r,
             phase.clone(),
-            hist.clone(),
+            hists.clone(),
             stop_rx.clone(),
         )));
         send_socks.push(s);
@@ -727,12 +829,7 @@ async fn run_callers(
         extra.map(Proc::cpu),
     );
     let rss1 = target.rss_kib();
-    let window_lateness = late0.zip(lateness_buckets(target)).map(|(a, b)| {
-        b.iter()
-            .zip(&a)
-            .map(|(&(le, n1), &(_, n0))| (le, n1.saturating_sub(n0)))
-            .collect::<Vec<_>>()
-    });
+    let window_lateness = lateness_between(late0, lateness_buckets(target));
 
     // call-seconds: each call answered before the window, until it ended or the window did
     let (w0, w1) = (
@@ -759,9 +856,20 @@ async fn run_callers(
         }
     }
 
-    // set-up and tear-down while the callers still hold media
+    // set-up and tear-down while the callers still hold media, their media measured apart
     let burst = if cps > 0 {
-        Some(cps_burst(target, cps).await)
+        let late0 = lateness_buckets(target);
+        let b0 = base.elapsed().as_millis() as u64;
+        phase.store(BURST, Ordering::Relaxed);
+        let mut b = cps_burst(target, cps).await;
+        phase.store(AFTER, Ordering::Relaxed);
+        let b1 = base.elapsed().as_millis() as u64;
+        b.lateness = lateness_between(late0, lateness_buckets(target));
+        b.held_ended = slots
+            .iter()
+            .filter(|s| (b0..=b1).contains(&s.ended_ms.load(Ordering::Relaxed)))
+            .count();
+        Some(b)
     } else {
         None
     };
@@ -791,16 +899,14 @@ async fn run_callers(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     sip_task.abort();
-    let (mut received, mut expected, mut calls_with_loss, mut streams) = (0, 0, 0, 0);
+    let mut received = Vec::with_capacity(n);
     for r in receivers {
-        let r = r.await.unwrap_or_default();
-        received += r.packets;
-        expected += r.expected;
-        streams += r.streams as u64;
-        if r.expected > r.packets {
-            calls_with_loss += 1;
-        }
+        received.push(r.await.unwrap_or_default());
     }
+    let burst = burst.map(|b| Burst {
+        media: Some(Media::of(1, sent[1], &received, &hists[1])),
+        ..b
+    });
     let answered = answered.load(Ordering::Relaxed);
     Measured {
         answered,
@@ -810,16 +916,7 @@ async fn run_callers(
         cpu_ticks: cpu1.1 - cpu0.1,
         rss_per_call_kib: rss1.saturating_sub(idle_rss) as f64 / in_window.max(1) as f64,
         generator_cpu: gen1 - gen0,
-        sent,
-        received,
-        expected,
-        calls_with_loss,
-        streams,
-        interarrival: [
-            hist.percentile_ms(0.5),
-            hist.percentile_ms(0.99),
-            hist.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
-        ],
+        media: Media::of(0, sent[0], &received, &hists[0]),
         extra_cpu: extra0.zip(extra1).map(|(a, b)| b.0 - a.0),
         burst,
         window_lateness,
@@ -828,46 +925,94 @@ async fn run_callers(
 
 /// What a set-up and tear-down burst measured.
 struct Burst {
+    /// Calls offered (SIPp `-m`), at `rate` calls/s.
     calls: usize,
+    rate: usize,
     ok: u64,
     failed: u64,
     seconds: f64,
+    /// SIPp's means: INVITE to 200, and the whole call (INVITE to the BYE's 200). SIPp's
+    /// clock counts whole milliseconds: 0 is a mean under 1 ms.
+    answer_ms: f64,
+    call_ms: f64,
+    /// CPU seconds during the burst: the engine's, SIPp's, and this load generator's (its
+    /// callers' sender and receivers), on the same machine.
     cpu: f64,
+    sipp_cpu: f64,
+    generator_cpu: f64,
+    /// The held calls' media during the burst.
+    media: Option<Media>,
+    /// The engine's send lateness during the burst, as [`Measured::window_lateness`].
+    lateness: Option<Vec<(f64, u64)>>,
+    /// Held calls the engine hung up during the burst.
+    held_ended: usize,
 }
 
-/// `n` calls placed by SIPp's built-in `uac` (INVITE, 200, ACK, BYE at once; 200 at a time,
-/// as fast as they go) at `target` while the callers hold media: the set-up and tear-down
-/// rate, and the engine's CPU for it.
-async fn cps_burst(target: &Proc, n: usize) -> Burst {
+/// A mean of SIPp's millisecond clock.
+fn sipp_ms(ms: f64) -> String {
+    if ms < 1.0 {
+        "< 1 ms".into()
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+/// How long a burst offers calls: long enough for the held calls' loss and interarrival
+/// under it to mean something (at 2,000 calls/s, 10,000 calls).
+const BURST_SECONDS: usize = 5;
+
+/// Calls placed by SIPp's built-in `uac` (INVITE, 200, ACK, BYE at once) at `target`, at
+/// `rate` calls/s for [`BURST_SECONDS`], at most 200 at a time, while the callers hold
+/// media: the set-up and tear-down rate achieved, and the engine's CPU for it.
+async fn cps_burst(target: &Proc, rate: usize) -> Burst {
     let to = target.sip;
+    let calls = rate * BURST_SECONDS;
     let cpu0 = target.cpu().0;
+    let (children0, gen0) = (
+        sip::children_cpu_seconds(),
+        sip::cpu_seconds_precise("self"),
+    );
     let t0 = Instant::now();
     let run = tokio::task::spawn_blocking(move || {
-        let m = n.to_string();
+        let (m, r) = (calls.to_string(), rate.to_string());
         ivr_tests::sipp::run_for(
             to,
-            &[
-                "-sn", "uac", "-m", &m, "-r", "10000", "-l", "200", "-d", "0",
-            ],
+            &["-sn", "uac", "-m", &m, "-r", &r, "-l", "200", "-d", "0"],
             120,
         )
     })
     .await
     .expect("sipp");
     let seconds = t0.elapsed().as_secs_f64();
-    if ivr_tests::sipp::stat(&run.output, "Successful call").is_none() {
+    let ok = ivr_tests::sipp::stat(&run.output, "Successful call");
+    let failed = ivr_tests::sipp::stat(&run.output, "Failed call");
+    let ms = |name| {
+        ivr_tests::sipp::time_stat(&run.output, name).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    // No statistics, or statistics of a run that placed no call (SIPp stopped before its
+    // first call, e.g. on a port it could not bind): what SIPp said is the only clue.
+    if ok.unwrap_or(0) + failed.unwrap_or(0) == 0 {
         eprintln!(
-            "SIPp (exit {}) reported no calls:\n{}",
+            "SIPp (exit {}) made no call:\n{}",
             run.code,
-            run.output.chars().take(2000).collect::<String>()
+            run.output.chars().take(4000).collect::<String>()
         );
     }
     Burst {
-        calls: n,
-        ok: ivr_tests::sipp::stat(&run.output, "Successful call").unwrap_or(0),
-        failed: ivr_tests::sipp::stat(&run.output, "Failed call").unwrap_or(0),
+        calls,
+        rate,
+        ok: ok.unwrap_or(0),
+        failed: failed.unwrap_or(0),
         seconds,
+        answer_ms: ms("Response Time 1"),
+        call_ms: ms("Call Length"),
         cpu: target.cpu().0 - cpu0,
+        // SIPp (under `timeout`) is the only child waited for during the burst
+        sipp_cpu: sip::children_cpu_seconds() - children0,
+        generator_cpu: sip::cpu_seconds_precise("self") - gen0,
+        media: None,
+        lateness: None,
+        held_ended: 0,
     }
 }
 
@@ -946,15 +1091,6 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
             .unwrap_or_else(|| "?".into())
     };
     let us_per = |m: &Measured, cpu: f64| 1e6 * cpu / m.call_seconds.max(1e-9);
-    let loss = |m: &Measured| {
-        format!(
-            "{:.3}% ({} of {}; {} calls)",
-            100.0 * m.expected.saturating_sub(m.received) as f64 / m.expected.max(1) as f64,
-            m.expected.saturating_sub(m.received),
-            m.expected,
-            m.calls_with_loss
-        )
-    };
     let row = |name: &str, f: String, e: String| println!("{name:<34} {f:>24} {e:>30}");
     row("", "floor (rtp-echo)".into(), "engine (ivr)".into());
     row(
@@ -1006,18 +1142,17 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
             window_lateness_text(w),
         );
     }
-    let ia = |m: &Measured| {
-        format!(
-            "{:.2} / {:.2} / {:.1} ms",
-            m.interarrival[0], m.interarrival[1], m.interarrival[2]
-        )
-    };
-    row("caller interarrival p50/p99/max", ia(floor), ia(engine));
-    row("caller loss (by sequence)", loss(floor), loss(engine));
+    let (f, e) = (&floor.media, &engine.media);
+    row(
+        "caller interarrival p50/p99/max",
+        f.interarrival_text(),
+        e.interarrival_text(),
+    );
+    row("caller loss (by sequence)", f.loss_text(), e.loss_text());
     row(
         "packets sent / received, streams",
-        format!("{} / {}, {}", floor.sent, floor.received, floor.streams),
-        format!("{} / {}, {}", engine.sent, engine.received, engine.streams),
+        format!("{} / {}, {}", f.sent, f.received, f.streams),
+        format!("{} / {}, {}", e.sent, e.received, e.streams),
     );
     row(
         "load generator CPU per call-second",
@@ -1037,14 +1172,33 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
     );
     if let Some(b) = &engine.burst {
         println!(
-            "set-up+tear-down while {} calls held media: {} of {} calls ok ({} failed) in {:.2} s = {:.0} calls/s (SIPp uac, 200 at a time), engine CPU {:.2} s",
+            "set-up+tear-down while {} calls held media: {} calls offered at {}/s (SIPp uac, at most 200 at a time): {} ok, {} failed, in {:.2} s = {:.0} calls/s (SIPp's means: answer {}, call {}); CPU: engine {:.2} s, SIPp {:.2} s, ivr-load {:.2} s",
             engine.answered,
-            b.ok,
             b.calls,
+            b.rate,
+            b.ok,
             b.failed,
             b.seconds,
             b.ok as f64 / b.seconds.max(1e-9),
-            b.cpu
+            sipp_ms(b.answer_ms),
+            sipp_ms(b.call_ms),
+            b.cpu,
+            b.sipp_cpu,
+            b.generator_cpu
         );
+        if let Some(m) = &b.media {
+            println!(
+                "  held calls during it: loss {}; interarrival p50/p99/max {}; {} hung up by the engine",
+                m.loss_text(),
+                m.interarrival_text(),
+                b.held_ended
+            );
+        }
+        if let Some(w) = &b.lateness {
+            println!(
+                "  engine send lateness during it: {}",
+                window_lateness_text(w)
+            );
+        }
     }
 }

@@ -159,16 +159,35 @@ pub fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds (user + system, every thread) used so far by `pid` ("self" for this process).
-pub fn cpu_seconds(pid: &str) -> f64 {
+/// The sum of numeric fields of `/proc/PID/stat`, numbered as proc(5) numbers them, in
+/// seconds (they count clock ticks, 100 a second).
+fn stat_seconds(pid: &str, fields: [usize; 2]) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<u64> = after
+    // after the command's closing parenthesis, field 3 (the state) comes first; fields are
+    // taken by position, as some are negative (a process without a terminal has tpgid -1)
+    let after: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
         .split_whitespace()
-        .filter_map(|x| x.parse().ok())
         .collect();
-    // fields after the command: state is not numeric, so utime/stime are at 10 and 11 here
-    (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / 100.0
+    let ticks: u64 = fields
+        .iter()
+        .filter_map(|f| after.get(f - 3)?.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds (user + system, every thread) used so far by `pid` ("self" for this process):
+/// utime and stime, fields 14 and 15.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    stat_seconds(pid, [14, 15])
+}
+
+/// CPU seconds (user + system) used by this process's children that have exited and been
+/// waited for: cutime and cstime, fields 16 and 17.
+pub fn children_cpu_seconds() -> f64 {
+    stat_seconds("self", [16, 17])
 }
 
 /// CPU seconds run so far by every live thread of `pid` ("self" for this process), from
@@ -185,4 +204,49 @@ pub fn cpu_seconds_precise(pid: &str) -> f64 {
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
     ns as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Spins until this process has run `cpu` seconds more by the scheduler's count (on a
+    /// shared machine, wall time says little), or 10 s have passed; returns those seconds.
+    fn spin(cpu: f64) -> f64 {
+        let (t0, ns0) = (Instant::now(), cpu_seconds_precise("self"));
+        let mut x = 0u64;
+        loop {
+            let ns = cpu_seconds_precise("self") - ns0;
+            if ns >= cpu || t0.elapsed() > Duration::from_secs(10) {
+                return ns;
+            }
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_seconds_counts_user_time_and_children_count_apart() {
+        // Before: fields were numbered after dropping the non-numeric ones, and tpgid is -1
+        // without a terminal, so "utime + stime" read stime + cutime: a busy loop showed ~0.
+        let ticks0 = cpu_seconds("self");
+        let ns = spin(0.4);
+        let ticks = cpu_seconds("self") - ticks0;
+        assert!(ns >= 0.4, "the scheduler counted {ns} s");
+        assert!(
+            (ticks - ns).abs() < 0.15,
+            "ticks {ticks} s, scheduler {ns} s"
+        );
+
+        let children0 = children_cpu_seconds();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh");
+        assert!(status.success());
+        let children = children_cpu_seconds() - children0;
+        assert!(children >= 0.1, "a waited-for child's {children} s");
+    }
 }
