@@ -12,7 +12,8 @@
 # still hold media, SIPp's `uac` sets up and tears down calls at this rate, at most 200 at a
 # time, for 5 s; prints the rate achieved, and the held calls' loss, interarrival and the
 # engine's send lateness during it; default 0: none). Loopback only: the callers run on the
-# same machine, and their own CPU (printed) is the same in both runs.
+# same machine, and their own CPU (printed) is the same in both runs. The engine runs its
+# default shards (one per core); IVR_SHARDS=N sets them (bench/shards.sh climbs N per S).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
