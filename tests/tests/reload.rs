@@ -365,3 +365,73 @@ fn the_engines_own_writes_and_unchanged_files_never_reload() {
     assert_eq!(reloads.len(), 1, "{}", ivr.log());
     assert_eq!(metric(&ivr, "ivr_config_generation"), Some(2));
 }
+
+/// An admin reload while SIP keeps the loop busy: every request is answered and applied.
+/// The loop takes what is queued behind the message it woke for in one batch; a reload
+/// message (the request, or the loaded config) taken in such a batch must not be lost, or
+/// the request never hears back and every later reload waits behind the lost one.
+#[test]
+fn reloads_are_answered_while_sip_keeps_the_loop_busy() {
+    for shards in ["1", "2"] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_demo(dir.path());
+        let config = dir.path().join("config.yaml");
+        let ivr = Ivr::start(&["--config", config.to_str().unwrap(), "--shards", shards]);
+        let addr = ivr.http.expect("the engine serves HTTP");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = {
+            let (stop, target) = (stop.clone(), ivr.sip);
+            std::thread::spawn(move || {
+                // OPTIONS, answered 200 (the answers are not read): each one goes
+                // through the loop's input.
+                let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let junk = b"OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\n\
+                    Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-flood\r\n\
+                    From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\n\
+                    Call-ID: flood\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for _ in 0..200 {
+                        let _ = sock.send_to(junk, target);
+                    }
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            })
+        };
+        let mut answered = 0;
+        for _ in 0..8 {
+            match reload_within(addr, Duration::from_secs(5)) {
+                Some(200) => answered += 1,
+                other => {
+                    eprintln!("reload answer: {other:?}");
+                    break;
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flood.join().unwrap();
+        assert_eq!(
+            answered,
+            8,
+            "shards {shards}: a reload was lost under load\n{}",
+            ivr.log()
+        );
+    }
+}
+
+/// `POST /admin/reload`, its status code if it comes within `wait`.
+fn reload_within(addr: std::net::SocketAddr, wait: Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, wait).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    let head = format!(
+        "POST /admin/reload HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

@@ -535,20 +535,30 @@ async fn engine_loop(
             }
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                let msg = match reloader.as_deref_mut() {
-                    Some(r) => match r.take(msg, |menus| engine.set_menus(menus)) {
-                        Some(m) => m,
-                        None => continue,
-                    },
-                    None => msg,
-                };
-                io.feed_now(engine, msg);
-                // Take what else is already queued before sleeping again (bounded, for fairness).
-                for _ in 0..256 {
-                    match rx.try_recv() {
-                        Ok(m) => io.feed_now(engine, m),
-                        Err(_) => break,
+                // Then what else is already queued, before sleeping again (bounded, for
+                // fairness). Every message of the batch goes the same way as the first:
+                // a reload's request or its loaded config taken here must not be lost.
+                let (mut next, mut more) = (Some(msg), 256);
+                while let Some(msg) = next.take() {
+                    // A shard: what the control thread sent before this message goes
+                    // first (new menus before an INVITE sent once the reload was answered).
+                    if let Some(c) = ctl.as_deref_mut() {
+                        while let Ok(m) = c.try_recv() {
+                            io.control(engine, m);
+                        }
                     }
+                    let msg = match reloader.as_deref_mut() {
+                        Some(r) => r.take(msg, |menus| engine.set_menus(menus)),
+                        None => Some(msg),
+                    };
+                    if let Some(msg) = msg {
+                        io.feed_now(engine, msg);
+                    }
+                    if more == 0 {
+                        break;
+                    }
+                    more -= 1;
+                    next = rx.try_recv().ok();
                 }
                 // The channel goes first when both are ready: the media sockets get their
                 // turn here too, so a stream of SIP never shuts the calls' audio out.
