@@ -90,6 +90,7 @@ pub struct Status {
     agents: Family<StateLabel, Gauge>,
     register_auth_failures: Counter,
     sip_handoffs: Counter,
+    sip_shard_full: Counter,
     /// Webhook delivery attempts.
     pub webhooks: Outcomes,
     /// E-mail delivery attempts.
@@ -361,6 +362,11 @@ impl Status {
             "ivr_sip_handoffs",
             "SIP messages a shard handed to the shard that owns their Call-ID (the router sent them astray: should stay 0)",
         );
+        let sip_shard_full = counter(
+            &mut registry,
+            "ivr_sip_shard_full_drops",
+            "SIP datagrams dropped because their shard's input was full (that shard is behind)",
+        );
         let reloads = Outcomes::register(
             &mut registry,
             "ivr_config_reloads",
@@ -434,6 +440,7 @@ impl Status {
             agents_registered,
             register_auth_failures,
             sip_handoffs,
+            sip_shard_full,
             webhooks,
             mails,
             last_reload_ok,
@@ -559,6 +566,11 @@ impl Status {
     /// A shard handed a SIP message to the shard that owns it.
     pub fn sip_handoff(&self) {
         self.sip_handoffs.inc();
+    }
+
+    /// A SIP datagram was dropped: its shard's input was full.
+    pub fn sip_shard_full(&self) {
+        self.sip_shard_full.inc();
     }
 
     /// The counter of connections refused at a cap, for `kind` (`sip_tcp` or `http`).

@@ -46,6 +46,18 @@ impl RouteKey {
         h.finish()
     }
 
+    /// The hash of a source address (for messages with no Call-ID to read), keyed like the
+    /// Call-IDs' so that the sources spread over the shards and none can be aimed; an
+    /// IPv4-mapped IPv6 address hashes as its IPv4 address.
+    pub fn of_source(&self, ip: std::net::IpAddr) -> u64 {
+        let mut h = self.hasher();
+        match ip.to_canonical() {
+            std::net::IpAddr::V4(a) => h.write(&a.octets()),
+            std::net::IpAddr::V6(a) => h.write(&a.octets()),
+        }
+        h.finish()
+    }
+
     /// The hash of the Call-ID of the message in `bytes`, read as the parser reads it
     /// (leading CRLFs skipped, header lines up to the first blank line, the long or compact
     /// name in any case, folded lines joined), or `None` when it has none to read: empty
@@ -171,6 +183,20 @@ mod tests {
         k0: 0x0123_4567_89ab_cdef,
         k1: 0xfedc_ba98_7654_3210,
     };
+
+    /// Sources spread over the shards (IPv4 ones too: their addresses are small numbers,
+    /// and `shard_of` reads the hash's top bits), and a mapped address is its IPv4 one.
+    #[test]
+    fn sources_spread_over_the_shards() {
+        let v4 = |i: u8| std::net::IpAddr::from([192, 0, 2, i]);
+        let mut seen = [0usize; 4];
+        for i in 0..=255 {
+            seen[usize::from(shard_of(KEY.of_source(v4(i)), 4))] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 20), "{seen:?}");
+        let mapped = std::net::IpAddr::V6(std::net::Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped());
+        assert_eq!(KEY.of_source(mapped), KEY.of_source(v4(7)));
+    }
 
     /// Whenever the parser accepts `bytes`, the raw read agrees with it.
     fn agrees(bytes: &[u8]) -> Result<bool, String> {

@@ -4,7 +4,8 @@
 //!
 //! The socket readers and connection tasks route each message themselves, so SIP never
 //! takes a hop through another thread: a TCP connection waits for its shard's channel
-//! (its peer does not retransmit), a datagram waits like the socket's buffer would.
+//! (its peer does not retransmit), a datagram for a full shard is dropped like a full
+//! socket buffer would drop it, so that one shard behind never stalls the others.
 
 use super::*;
 use ivr_engine::admission::SourceGate;
@@ -109,35 +110,41 @@ impl Router {
     /// keeps to one shard, which answers it as a single engine would.
     pub(crate) fn shard_for(&self, from: SocketAddr, data: &[u8]) -> ShardId {
         let n = self.shards.len() as ShardId;
-        match self.key.of_message(data, &self.limits) {
-            Some(h) => shard_of(h, n),
-            None => {
-                let h = match from.ip().to_canonical() {
-                    std::net::IpAddr::V4(a) => u64::from(u32::from(a)),
-                    std::net::IpAddr::V6(a) => {
-                        let b = u128::from(a);
-                        (b as u64) ^ ((b >> 64) as u64)
-                    }
-                };
-                shard_of(h, n)
-            }
-        }
+        // Keyed too: `shard_of` reads the top bits, where an IPv4 address as a number has
+        // none (every such source went to shard 0), and no source can aim at a shard.
+        let h = self
+            .key
+            .of_message(data, &self.limits)
+            .unwrap_or_else(|| self.key.of_source(from.ip()));
+        shard_of(h, n)
     }
 
-    /// The gate, then the shard's channel.
+    /// The gate, then the shard's channel. A datagram for a shard whose input is full is
+    /// dropped, as a full socket buffer would drop it (its sender retransmits): waiting
+    /// would hold every other shard's datagrams behind the one shard that is behind. A
+    /// stream's message waits (its peer does not retransmit), holding up only its own
+    /// connection.
     async fn route(&self, transport: Transport, from: SocketAddr, data: Bytes) -> Result<(), ()> {
         if !self.admit(from) {
             return Ok(());
         }
         let shard = usize::from(self.shard_for(from, &data));
-        self.shards[shard]
-            .send(NetIn::Sip {
-                transport,
-                from,
-                data,
-            })
-            .await
-            .map_err(|_| ())
+        let msg = NetIn::Sip {
+            transport,
+            from,
+            data,
+        };
+        if transport == Transport::Udp {
+            return match self.shards[shard].try_send(msg) {
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.status.sip_shard_full();
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
+            };
+        }
+        self.shards[shard].send(msg).await.map_err(|_| ())
     }
 
     /// Whether the gate lets a message from `from` through (its bans are logged here).
@@ -183,5 +190,77 @@ impl Router {
                 "a SIP message handed to another shard was dropped: its input is full"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ivr_engine::admission::AdmissionConfig;
+
+    fn router(shards: Vec<mpsc::Sender<NetIn>>) -> Router {
+        let status = Arc::new(Status::new("test".into(), std::time::SystemTime::now()));
+        let gate = SourceGate::new(AdmissionConfig::default(), Vec::new());
+        Router::new(shards, RouteKey::new([7; 16]), gate, status)
+    }
+
+    fn options(call_id: &str) -> Bytes {
+        Bytes::from(format!(
+            "OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-1\r\n\
+             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ))
+    }
+
+    /// A Call-ID that `router` sends to `shard`.
+    fn call_id_for(router: &Router, shard: ShardId) -> String {
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        (0..)
+            .map(|i| format!("cid-{i}"))
+            .find(|c| router.shard_for(from, &options(c)) == shard)
+            .unwrap()
+    }
+
+    /// A shard whose input is full costs its own datagrams, not the other shards': the
+    /// one UDP reader does not wait for it.
+    #[tokio::test]
+    async fn a_full_shard_does_not_hold_up_the_others_datagrams() {
+        let (tx0, mut rx0) = mpsc::channel(1);
+        let (tx1, mut rx1) = mpsc::channel(1);
+        let r = router(vec![tx0, tx1]);
+        let (busy, free) = (call_id_for(&r, 0), call_id_for(&r, 1));
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let wait = Duration::from_secs(2);
+        for _ in 0..3 {
+            let routed = r.route(Transport::Udp, from, options(&busy));
+            assert_eq!(tokio::time::timeout(wait, routed).await, Ok(Ok(())));
+        }
+        let routed = r.route(Transport::Udp, from, options(&free));
+        assert_eq!(tokio::time::timeout(wait, routed).await, Ok(Ok(())));
+        assert!(matches!(rx1.try_recv(), Ok(NetIn::Sip { .. })));
+        assert!(matches!(rx0.try_recv(), Ok(NetIn::Sip { .. })));
+        assert!(
+            rx0.try_recv().is_err(),
+            "the datagrams past a full input are dropped"
+        );
+    }
+
+    /// Messages with no Call-ID go by their source, and IPv4 sources spread over the
+    /// shards (they all went to shard 0 while the address was hashed as a small number).
+    #[test]
+    fn sources_without_a_call_id_spread_over_the_shards() {
+        let (tx0, _rx0) = mpsc::channel(1);
+        let (tx1, _rx1) = mpsc::channel(1);
+        let r = router(vec![tx0, tx1]);
+        let shards: std::collections::BTreeSet<ShardId> = (1..=32u8)
+            .map(|i| r.shard_for(SocketAddr::from(([10, 0, 0, i], 5060)), b"\r\n\r\n"))
+            .collect();
+        assert_eq!(shards, [0, 1].into());
+        let from = SocketAddr::from(([10, 0, 0, 9], 5060));
+        assert_eq!(
+            r.shard_for(from, b"garbage"),
+            r.shard_for(SocketAddr::from(([10, 0, 0, 9], 7000)), b"other garbage"),
+            "one source's garbage keeps to one shard"
+        );
     }
 }
