@@ -166,3 +166,57 @@ fn messages_without_a_call_id_get_the_answer_one_engine_gives() {
     );
     assert_eq!(answers("3"), one);
 }
+
+/// A stop with a call on one shard and none on another: the idle shard drains and ends
+/// first, and SIP that hashes to it afterwards (a proxy's probe, a late INVITE) must not stop
+/// the process from reading SIP: the caller still on the other shard hangs up (its BYE is
+/// answered) and the call ends as the caller's, as with one engine.
+#[test]
+fn an_ended_shard_does_not_stop_sip_for_the_shards_still_draining() {
+    let mut ivr = Ivr::start(&["--shards", "2", "--drain-secs", "15"]);
+    let target = ivr.sip;
+    let call =
+        std::thread::spawn(move || sipp::run(target, &["-sn", "uac", "-m", "1", "-d", "3000"]));
+    assert_eq!(
+        ivr.wait_for(&["\"answered\""], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    ivr.signal("TERM");
+    // The shard without the call ends at once.
+    let done = ivr.wait_for(
+        &["every recording finished and every store write done"],
+        1,
+        WAIT,
+    );
+    assert_eq!(done.len(), 1, "{}", ivr.log());
+    std::thread::sleep(Duration::from_millis(300));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..16 {
+        let probe = format!(
+            "OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-p{i}\r\n\
+             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: late-probe-{i}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(probe.as_bytes(), ivr.sip).unwrap();
+    }
+    let call = call.join().unwrap();
+    assert_eq!(
+        call.code,
+        0,
+        "the caller's BYE was answered: {}\n{}",
+        call.output,
+        ivr.log()
+    );
+    assert_eq!(
+        ivr.wait_for(&["call ended", "CallerHungUp"], 1, WAIT).len(),
+        1,
+        "{}",
+        ivr.log()
+    );
+    let status = ivr
+        .wait_exit(WAIT)
+        .expect("the process exits once the call ended");
+    assert!(status.success(), "{status:?}\n{}", ivr.log());
+}

@@ -52,12 +52,15 @@ impl SipIn {
     ) -> Result<(), ()> {
         match self {
             SipIn::One(t) => t.send(NetIn::TcpOpen { peer, tx }).await.map_err(|_| ()),
+            // A shard that has ended (a stop: it drained before the others) does not
+            // hear of it; the others still do.
             SipIn::Shards(router) => {
+                let mut heard = false;
                 for s in &router.shards {
                     let tx = tx.clone();
-                    s.send(NetIn::TcpOpen { peer, tx }).await.map_err(|_| ())?;
+                    heard |= s.send(NetIn::TcpOpen { peer, tx }).await.is_ok();
                 }
-                Ok(())
+                if heard { Ok(()) } else { Err(()) }
             }
         }
     }
@@ -119,7 +122,9 @@ impl Router {
         shard_of(h, n)
     }
 
-    /// The gate, then the shard's channel. A datagram for a shard whose input is full is
+    /// The gate, then the shard's channel; `Err` never (a shard that has ended, during a
+    /// stop, loses what comes for it, and the reader goes on for the shards still
+    /// draining: their callers' BYEs must still be read). A datagram for a shard whose input is full is
     /// dropped, as a full socket buffer would drop it (its sender retransmits): waiting
     /// would hold every other shard's datagrams behind the one shard that is behind. A
     /// stream's message waits (its peer does not retransmit), holding up only its own
@@ -135,16 +140,13 @@ impl Router {
             data,
         };
         if transport == Transport::Udp {
-            return match self.shards[shard].try_send(msg) {
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.status.sip_shard_full();
-                    Ok(())
-                }
-                Ok(()) => Ok(()),
-            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.shards[shard].try_send(msg) {
+                self.status.sip_shard_full();
+            }
+        } else {
+            let _ = self.shards[shard].send(msg).await;
         }
-        self.shards[shard].send(msg).await.map_err(|_| ())
+        Ok(())
     }
 
     /// Whether the gate lets a message from `from` through (its bans are logged here).
@@ -243,6 +245,28 @@ mod tests {
             rx0.try_recv().is_err(),
             "the datagrams past a full input are dropped"
         );
+    }
+
+    /// A shard that has ended (it drained first in a stop) costs its own messages only:
+    /// the readers go on for the shards still draining, and the others hear of new
+    /// connections.
+    #[tokio::test]
+    async fn an_ended_shard_does_not_stop_the_readers() {
+        let (tx0, rx0) = mpsc::channel(8);
+        let (tx1, mut rx1) = mpsc::channel(8);
+        let r = router(vec![tx0, tx1]);
+        let (gone, live) = (call_id_for(&r, 0), call_id_for(&r, 1));
+        drop(rx0);
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        for transport in [Transport::Udp, Transport::Tcp] {
+            assert_eq!(r.route(transport, from, options(&gone)).await, Ok(()));
+            assert_eq!(r.route(transport, from, options(&live)).await, Ok(()));
+            assert!(matches!(rx1.try_recv(), Ok(NetIn::Sip { .. })));
+        }
+        let sip_in = SipIn::Shards(Arc::new(r));
+        let (conn, _conn_rx) = mpsc::channel(1);
+        assert_eq!(sip_in.opened(from, conn).await, Ok(()));
+        assert!(matches!(rx1.try_recv(), Ok(NetIn::TcpOpen { .. })));
     }
 
     /// Messages with no Call-ID go by their source, and IPv4 sources spread over the
