@@ -50,7 +50,7 @@ pub(super) async fn run(
     let sip_in = SipIn::Shards(router.clone());
     let tls_addr = tls.as_ref().map(|(_, a)| *a);
     let (hub_tx, mut hub_rx) = mpsc::unbounded_channel::<(ShardId, HubMsg)>();
-    let (exited_tx, mut exited_rx) = mpsc::unbounded_channel::<ShardId>();
+    let (exited_tx, mut exited_rx) = mpsc::unbounded_channel::<(ShardId, bool)>();
     let slots = CallSlots::new(config.max_calls);
     let source_calls = ivr_engine::admission::SourceCalls::default();
     let mut ctls = Vec::new();
@@ -141,6 +141,7 @@ pub(super) async fn run(
     let mut wall_tick = tokio::time::interval(Duration::from_secs(60));
     tokio::pin!(shutdown);
     let mut running = usize::from(n);
+    let mut failed: Option<ShardId> = None;
     let mut give_up: Option<tokio::time::Instant> = None;
     loop {
         let wake = [
@@ -166,12 +167,17 @@ pub(super) async fn run(
                 }
                 control.settle(now);
             }
-            Some(shard) = exited_rx.recv() => {
+            Some((shard, panicked)) = exited_rx.recv() => {
                 if give_up.is_none() {
                     // A shard's calls are gone with it: the process must not go on
                     // answering as if nothing happened (a single loop's panic ends it too).
                     tracing::error!(shard, "an engine shard stopped unexpectedly: exiting");
                     return Err(std::io::Error::other(format!("engine shard {shard} stopped unexpectedly")));
+                }
+                if panicked {
+                    // Its calls' records and recordings may be lost: the exit says so.
+                    tracing::error!(shard, "an engine shard failed during the stop");
+                    failed = Some(shard);
                 }
                 running -= 1;
                 if running == 0 {
@@ -224,15 +230,22 @@ pub(super) async fn run(
     if tokio::time::timeout(STOP_WAIT, wait).await.is_err() {
         warn!("stop: gave up waiting for the queue log's writes");
     }
-    Ok(())
+    // A single loop's panic fails the process too.
+    match failed {
+        Some(shard) => Err(std::io::Error::other(format!(
+            "engine shard {shard} failed during the stop"
+        ))),
+        None => Ok(()),
+    }
 }
 
-/// Tells the control thread that a shard's thread ended, when dropped.
-struct Exited(mpsc::UnboundedSender<ShardId>, ShardId);
+/// Tells the control thread that a shard's thread ended, when dropped, and whether by a
+/// panic.
+struct Exited(mpsc::UnboundedSender<(ShardId, bool)>, ShardId);
 
 impl Drop for Exited {
     fn drop(&mut self) {
-        let _ = self.0.send(self.1);
+        let _ = self.0.send((self.1, std::thread::panicking()));
     }
 }
 
