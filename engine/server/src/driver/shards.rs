@@ -143,7 +143,24 @@ pub(super) async fn run(
     let mut running = usize::from(n);
     let mut failed: Option<ShardId> = None;
     let mut give_up: Option<tokio::time::Instant> = None;
+    let mut timers_first = false;
     loop {
+        // As in a shard's loop: due hub timers (queue and ring timeouts, registrations'
+        // expiry) and the stop's deadline are taken before more input, once a turn; the
+        // select below prefers the shards' messages, and under a steady stream of them
+        // (a REGISTER flood through every shard) it would never reach its timer branch.
+        let now = Instant::now();
+        if give_up.is_some_and(|g| tokio::time::Instant::now() >= g) {
+            warn!(running, "stop: gave up waiting for shards to end");
+            break;
+        }
+        if !timers_first && control.hub.poll_timeout().is_some_and(|d| d <= now) {
+            timers_first = true;
+            control.hub.handle_timeout(now);
+            control.settle(now);
+            continue;
+        }
+        timers_first = false;
         let wake = [
             control
                 .hub
@@ -156,6 +173,24 @@ pub(super) async fn run(
         .min();
         tokio::select! {
             biased;
+            // The stop first: it is taken once, and no flood of messages may hold it up.
+            _ = &mut shutdown, if give_up.is_none() => {
+                log_pacing(&config.status.lateness);
+                log_stop(slots.in_use(), config.drain);
+                control.w.stopping = true;
+                for stop in stops.drain(..) {
+                    let _ = stop.send(());
+                }
+                // Each shard ends by itself within the drain, the grace and its writes'
+                // wait; past that (and a margin) the process does not wait any longer.
+                give_up = Some(
+                    tokio::time::Instant::now()
+                        + config.drain
+                        + config.shutdown_grace
+                        + STOP_WAIT
+                        + Duration::from_secs(2),
+                );
+            }
             Some((shard, msg)) = hub_rx.recv() => {
                 let now = Instant::now();
                 control.hub.handle_from(now, shard, msg);
@@ -189,23 +224,6 @@ pub(super) async fn run(
                 if let Some(msg) = reloader.take(msg, |menus| control.reload(menus)) {
                     control.request(msg);
                 }
-            }
-            _ = &mut shutdown, if give_up.is_none() => {
-                log_pacing(&config.status.lateness);
-                log_stop(slots.in_use(), config.drain);
-                control.w.stopping = true;
-                for stop in stops.drain(..) {
-                    let _ = stop.send(());
-                }
-                // Each shard ends by itself within the drain, the grace and its writes'
-                // wait; past that (and a margin) the process does not wait any longer.
-                give_up = Some(
-                    tokio::time::Instant::now()
-                        + config.drain
-                        + config.shutdown_grace
-                        + STOP_WAIT
-                        + Duration::from_secs(2),
-                );
             }
             _ = wall_tick.tick() => {
                 let now = Instant::now();
