@@ -160,6 +160,16 @@ pub(crate) enum ShardCtl {
     Hub(ShardMsg),
     /// New menus, for new calls (the hub has them already).
     SetMenus(Arc<Menus>),
+    /// A connection may carry SIP to `peer` (see [`NetIn::TcpOpen`]). On this link, not
+    /// the SIP input: the hub's messages caused by the connection's traffic (an offer to
+    /// the agent who just registered over it) come after it, and a shard takes this link
+    /// before each SIP message, so the connection's first message finds it too.
+    TcpOpen {
+        peer: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// The connection to `peer` closed.
+    TcpClosed { peer: SocketAddr },
 }
 
 /// The bound sockets, before the loop starts.

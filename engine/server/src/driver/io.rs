@@ -190,6 +190,12 @@ impl Io {
         match msg {
             ShardCtl::Hub(msg) => engine.handle_input(Instant::now(), Input::Hub(msg)),
             ShardCtl::SetMenus(menus) => engine.set_menus(menus),
+            ShardCtl::TcpOpen { peer, tx } => {
+                self.tcp.insert(peer, tx);
+            }
+            ShardCtl::TcpClosed { peer } => {
+                self.tcp.remove(&peer);
+            }
         }
         let _ = self.drain(engine);
     }

@@ -52,13 +52,16 @@ impl SipIn {
     ) -> Result<(), ()> {
         match self {
             SipIn::One(t) => t.send(NetIn::TcpOpen { peer, tx }).await.map_err(|_| ()),
-            // A shard that has ended (a stop: it drained before the others) does not
-            // hear of it; the others still do.
+            // On each shard's control link (see `ShardCtl::TcpOpen`). A shard that has
+            // ended (a stop: it drained before the others) does not hear of it; the
+            // others still do.
             SipIn::Shards(router) => {
                 let mut heard = false;
-                for s in &router.shards {
+                for link in &router.links {
                     let tx = tx.clone();
-                    heard |= s.send(NetIn::TcpOpen { peer, tx }).await.is_ok();
+                    heard |= link
+                        .upgrade()
+                        .is_some_and(|l| l.send(ShardCtl::TcpOpen { peer, tx }).is_ok());
                 }
                 if heard { Ok(()) } else { Err(()) }
             }
@@ -72,8 +75,8 @@ impl SipIn {
                 let _ = t.send(NetIn::TcpClosed { peer }).await;
             }
             SipIn::Shards(router) => {
-                for s in &router.shards {
-                    let _ = s.send(NetIn::TcpClosed { peer }).await;
+                for link in router.links.iter().filter_map(|l| l.upgrade()) {
+                    let _ = link.send(ShardCtl::TcpClosed { peer });
                 }
             }
         }
@@ -84,6 +87,9 @@ impl SipIn {
 pub(crate) struct Router {
     /// Each shard's input, by index.
     pub(crate) shards: Vec<mpsc::Sender<NetIn>>,
+    /// Each shard's control link, by index, for its connections' news (weak: a shard's
+    /// link closes when the control thread is gone, though the router lives on).
+    links: Vec<mpsc::WeakUnboundedSender<ShardCtl>>,
     key: RouteKey,
     limits: Limits,
     /// The per-source request rate and bans, counted whole for every shard.
@@ -92,15 +98,18 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// A router over `shards` with a secret `key`, gating with `gate`.
+    /// A router over `shards` (their inputs and control links) with a secret `key`,
+    /// gating with `gate`.
     pub(crate) fn new(
         shards: Vec<mpsc::Sender<NetIn>>,
+        links: &[mpsc::UnboundedSender<ShardCtl>],
         key: RouteKey,
         gate: SourceGate,
         status: Arc<Status>,
     ) -> Router {
         Router {
             shards,
+            links: links.iter().map(|l| l.downgrade()).collect(),
             key,
             limits: Limits::default(),
             gate: Mutex::new(gate),
@@ -201,9 +210,16 @@ mod tests {
     use ivr_engine::admission::AdmissionConfig;
 
     fn router(shards: Vec<mpsc::Sender<NetIn>>) -> Router {
+        router_with(shards, &[])
+    }
+
+    fn router_with(
+        shards: Vec<mpsc::Sender<NetIn>>,
+        links: &[mpsc::UnboundedSender<ShardCtl>],
+    ) -> Router {
         let status = Arc::new(Status::new("test".into(), std::time::SystemTime::now()));
         let gate = SourceGate::new(AdmissionConfig::default(), Vec::new());
-        Router::new(shards, RouteKey::new([7; 16]), gate, status)
+        Router::new(shards, links, RouteKey::new([7; 16]), gate, status)
     }
 
     fn options(call_id: &str) -> Bytes {
@@ -254,9 +270,11 @@ mod tests {
     async fn an_ended_shard_does_not_stop_the_readers() {
         let (tx0, rx0) = mpsc::channel(8);
         let (tx1, mut rx1) = mpsc::channel(8);
-        let r = router(vec![tx0, tx1]);
+        let (link0, link0_rx) = mpsc::unbounded_channel();
+        let (link1, mut link1_rx) = mpsc::unbounded_channel();
+        let r = router_with(vec![tx0, tx1], &[link0.clone(), link1.clone()]);
         let (gone, live) = (call_id_for(&r, 0), call_id_for(&r, 1));
-        drop(rx0);
+        drop((rx0, link0_rx));
         let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         for transport in [Transport::Udp, Transport::Tcp] {
             assert_eq!(r.route(transport, from, options(&gone)).await, Ok(()));
@@ -266,7 +284,31 @@ mod tests {
         let sip_in = SipIn::Shards(Arc::new(r));
         let (conn, _conn_rx) = mpsc::channel(1);
         assert_eq!(sip_in.opened(from, conn).await, Ok(()));
-        assert!(matches!(rx1.try_recv(), Ok(NetIn::TcpOpen { .. })));
+        assert!(matches!(link1_rx.try_recv(), Ok(ShardCtl::TcpOpen { .. })));
+    }
+
+    /// A connection's news go on each shard's control link, the link the hub's answers
+    /// take: a shard hears of the connection before any offer its traffic caused (an
+    /// agent registering over it), and, taking that link before each SIP message, before
+    /// the connection's first message.
+    #[tokio::test]
+    async fn connections_are_announced_on_the_control_links() {
+        let (tx0, mut rx0) = mpsc::channel(8);
+        let (link0, mut link0_rx) = mpsc::unbounded_channel();
+        let sip_in = SipIn::Shards(Arc::new(router_with(vec![tx0], &[link0.clone()])));
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let (conn, _conn_rx) = mpsc::channel(1);
+        assert_eq!(sip_in.opened(from, conn).await, Ok(()));
+        assert_eq!(sip_in.sip(Transport::Tcp, from, options("c")).await, Ok(()));
+        sip_in.closed(from).await;
+        assert!(matches!(link0_rx.try_recv(), Ok(ShardCtl::TcpOpen { peer, .. }) if peer == from));
+        assert!(matches!(link0_rx.try_recv(), Ok(ShardCtl::TcpClosed { peer }) if peer == from));
+        assert!(matches!(rx0.try_recv(), Ok(NetIn::Sip { .. })));
+        assert!(rx0.try_recv().is_err(), "nothing else on the SIP input");
+        // Once the control thread is gone, its links are closed: no one hears.
+        drop((link0, link0_rx));
+        let (conn, _conn_rx) = mpsc::channel(1);
+        assert_eq!(sip_in.opened(from, conn).await, Err(()));
     }
 
     /// Messages with no Call-ID go by their source, and IPv4 sources spread over the

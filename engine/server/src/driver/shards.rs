@@ -40,9 +40,13 @@ pub(super) async fn run(
     let key = RouteKey::new(random_bytes());
     let (inputs, receivers): (Vec<_>, Vec<_>) =
         (0..n).map(|_| mpsc::channel::<NetIn>(16_384)).unzip();
+    let (ctls, ctl_rxs): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| mpsc::unbounded_channel::<ShardCtl>())
+        .unzip();
     let gate = SourceGate::new(config.admission, config.trusted_proxies.clone());
     let router = Arc::new(route::Router::new(
         inputs.clone(),
+        &ctls,
         key,
         gate,
         config.status.clone(),
@@ -53,14 +57,11 @@ pub(super) async fn run(
     let (exited_tx, mut exited_rx) = mpsc::unbounded_channel::<(ShardId, bool)>();
     let slots = CallSlots::new(config.max_calls);
     let source_calls = ivr_engine::admission::SourceCalls::default();
-    let mut ctls = Vec::new();
     let mut stops = Vec::new();
     let mut readies = Vec::new();
-    for ((i, rx), ports) in (0..n).zip(receivers).zip(pools) {
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<ShardCtl>();
+    for (((i, rx), ports), ctl_rx) in (0..n).zip(receivers).zip(pools).zip(ctl_rxs) {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
-        ctls.push(ctl_tx);
         stops.push(stop_tx);
         readies.push(ready_rx);
         let mut engine_config = engine_config(&config, local, tls_addr);
