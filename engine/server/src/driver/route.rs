@@ -295,7 +295,10 @@ mod tests {
     async fn connections_are_announced_on_the_control_links() {
         let (tx0, mut rx0) = mpsc::channel(8);
         let (link0, mut link0_rx) = mpsc::unbounded_channel();
-        let sip_in = SipIn::Shards(Arc::new(router_with(vec![tx0], &[link0.clone()])));
+        let sip_in = SipIn::Shards(Arc::new(router_with(
+            vec![tx0],
+            std::slice::from_ref(&link0),
+        )));
         let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         let (conn, _conn_rx) = mpsc::channel(1);
         assert_eq!(sip_in.opened(from, conn).await, Ok(()));
