@@ -220,3 +220,56 @@ fn an_ended_shard_does_not_stop_sip_for_the_shards_still_draining() {
         .expect("the process exits once the call ended");
     assert!(status.success(), "{status:?}\n{}", ivr.log());
 }
+
+/// SIGTERM while SIP floods in (the per-source rate off, as behind a trusted proxy): every
+/// loop takes the stop, though its input is never empty, and the process exits at once
+/// (no call to drain) rather than when the control thread gives up on the shards.
+#[test]
+fn the_stop_is_taken_while_sip_floods_every_loop() {
+    for shards in ["2", "1"] {
+        let mut ivr = Ivr::start(&[
+            "--shards",
+            shards,
+            "--sip-rate-per-source",
+            "0",
+            "--drain-secs",
+            "5",
+        ]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let floods: Vec<_> = (0..2)
+            .map(|t| {
+                let (stop, target) = (stop.clone(), ivr.sip);
+                std::thread::spawn(move || {
+                    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let probe = format!(
+                            "OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-{t}-{i}\r\n\
+                             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: flood-{t}-{i}\r\n\
+                             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                        );
+                        let _ = sock.send_to(probe.as_bytes(), target);
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        ivr.signal("TERM");
+        let exited = ivr.wait_exit(Duration::from_secs(8));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        floods.into_iter().for_each(|f| f.join().unwrap());
+        let status = exited.unwrap_or_else(|| {
+            panic!(
+                "shards {shards}: still running 8 s after SIGTERM\n{}",
+                ivr.log()
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+        assert!(status.success(), "{status:?}");
+    }
+}

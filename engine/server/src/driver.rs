@@ -534,6 +534,27 @@ async fn engine_loop(
         .min();
         tokio::select! {
             biased;
+            // The stop first (it is taken once): under a flood of SIP the input is never
+            // empty, and a shard's input is always ready when the shard is behind, so no
+            // branch after it would ever be reached (the stop deadlines are checked at the
+            // top of each turn).
+            _ = &mut shutdown, if exit_at.is_none() => {
+                if io.shard.is_none() {
+                    log_pacing(&io.pacing.0);
+                }
+                let now = tokio::time::Instant::now();
+                io.w.stopping = true;
+                if io.shard.is_none() {
+                    log_stop(engine.call_count(), stop.drain);
+                }
+                if stop.drain.is_zero() {
+                    engine.handle_input(Instant::now(), Input::Shutdown);
+                } else {
+                    engine.handle_input(Instant::now(), Input::Drain);
+                    hang_up_at = Some(now + stop.drain);
+                }
+                exit_at = Some(now + stop.drain + stop.grace);
+            }
             // The control thread's messages (hub answers, new menus) before SIP: never
             // dropped, never left waiting behind a flood.
             msg = async { match ctl.as_deref_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
@@ -574,26 +595,9 @@ async fn engine_loop(
                 // turn here too, so a stream of SIP never shuts the calls' audio out.
                 io.read_media(media_wait, engine);
             }
-            // The stop and the clock before the media: under a flood that leaves datagrams
-            // every turn the media branch is always ready, and a biased select would never
-            // look further. (Due timers are taken at the top of the loop.)
-            _ = &mut shutdown, if exit_at.is_none() => {
-                if io.shard.is_none() {
-                    log_pacing(&io.pacing.0);
-                }
-                let now = tokio::time::Instant::now();
-                io.w.stopping = true;
-                if io.shard.is_none() {
-                    log_stop(engine.call_count(), stop.drain);
-                }
-                if stop.drain.is_zero() {
-                    engine.handle_input(Instant::now(), Input::Shutdown);
-                } else {
-                    engine.handle_input(Instant::now(), Input::Drain);
-                    hang_up_at = Some(now + stop.drain);
-                }
-                exit_at = Some(now + stop.drain + stop.grace);
-            }
+            // The clock before the media: under a flood that leaves datagrams every turn
+            // the media branch is always ready, and a biased select would never look
+            // further. (Due timers are taken at the top of the loop.)
             _ = wall_tick.tick() => {
                 // Keeps schedules right if the system clock is stepped (NTP, DST is not a step).
                 engine.handle_input(Instant::now(), Input::WallClock(std::time::SystemTime::now()));
