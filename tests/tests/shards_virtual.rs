@@ -748,3 +748,86 @@ proptest! {
         prop_assert!(net.handoffs.is_empty());
     }
 }
+
+/// A bridged transfer whose first DNS target stays silent fails over to the next with a
+/// fresh INVITE (`fresh_call_id`): both Call-IDs are steered to the caller's shard, so the
+/// late target's ringing and the next target's answer reach the call there, on whichever
+/// of three shards it lives; nothing is handed over.
+#[test]
+fn a_transfer_failing_over_to_the_next_dns_target_hears_its_answers_on_the_callers_shard() {
+    let yaml = r#"
+entry: main
+prompts:
+  main_en: prompts/main_en.wav
+  goodbye_en: prompts/goodbye_en.wav
+  sales_en: prompts/sales_en.wav
+destinations:
+  desk: { uri: "sip:desk@pbx.example.com", mode: bridge, ring_timeout: 10, on_failure: { play: sales_en } }
+menus:
+  main:
+    prompt: main_en
+    timeout: 6
+    retries: 5
+    options:
+      "0": { transfer: desk }
+      "9": { hangup: goodbye_en }
+"#;
+    let mut net = ShardedNet::new(ivr_tests::caller::demo_variant(yaml), 3, Link::Immediate);
+    let dead: std::net::SocketAddr = "127.0.0.1:7190".parse().unwrap();
+    let desk = Agent::new("desk", 7300);
+    for shard in &mut net.engines {
+        let targets = [dead, desk.addr]
+            .into_iter()
+            .map(|addr| ivr_sip::transaction::Peer {
+                transport: Transport::Udp,
+                addr,
+            })
+            .collect();
+        shard.dns.insert("pbx.example.com".into(), targets);
+    }
+    for home in 0..3 {
+        let addr = format!("127.0.0.1:{}", 7096 + 10 * home);
+        let mut caller = Caller::new(&addr, &call_id_on(&net, "fo", home));
+        let (call, shard) = connect(&mut net, &mut caller);
+        assert_eq!(shard, home);
+        net.advance(Duration::from_millis(500));
+        press(&mut net, &mut caller, call, Digit::D0);
+        let first = net.take_sip(dead);
+        let first = ivr_tests::caller::request(&first, "INVITE")
+            .expect("the first target is tried first")
+            .clone();
+        net.advance(Duration::from_millis(4000));
+        let invite = desk.take_invite(&mut net);
+        let (a, b) = (first.call_id().unwrap(), invite.call_id().unwrap());
+        assert_ne!(a, b, "a fresh INVITE for the next target");
+        assert_eq!(net.shard_of_call_id(a), home, "steered home");
+        assert_eq!(net.shard_of_call_id(b), home, "steered home");
+        // The given-up target rings late: its answer finds the call and gets CANCEL.
+        let mut late =
+            ivr_sip::Response::to_request(&first, ivr_sip::StatusCode::new(180).unwrap());
+        let to = first
+            .headers
+            .get(&ivr_sip::HeaderName::To)
+            .unwrap()
+            .to_string();
+        late.headers
+            .set(ivr_sip::HeaderName::To, format!("{to};tag=late"));
+        net.send_sip(Transport::Udp, dead, &late.to_bytes());
+        let msgs = net.take_sip(dead);
+        assert!(
+            ivr_tests::caller::request(&msgs, "CANCEL").is_some(),
+            "the late target is cancelled: {msgs:?}"
+        );
+        desk.answer(&mut net, &invite, Codec::Pcmu);
+        let here = &net.engines[usize::from(home)];
+        assert!(here.events.iter().any(|e| matches!(e,
+            Event::FailedOver { from, to, .. } if *from == dead && *to == desk.addr)));
+        assert!(here.events.iter().any(|e| matches!(e,
+            Event::Bridged { call: c, call_id, .. } if *c == call && call_id == b)));
+        // The caller hangs up; the desk gets BYE.
+        let bye = caller.in_dialog("BYE", "", "");
+        net.send_sip(Transport::Udp, caller.addr, &bye);
+        assert!(ivr_tests::caller::request(&net.take_sip(desk.addr), "BYE").is_some());
+    }
+    assert!(net.handoffs.is_empty(), "{:?}", net.handoffs);
+}
