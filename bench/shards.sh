@@ -42,5 +42,5 @@ for s in $(seq 1 "$max"); do
 done
 for s in $(seq 1 "$max"); do
   awk -v s="$s" -v n="${held[$s]}" -v one="${held[1]}" \
-    'BEGIN { printf "N(%d) = %d, N(%d)/N(1) = %s\n", s, n, s, one > 0 ? sprintf("%.2f", n / one) : "-" }'
+    'BEGIN { printf "N(%d) = %d, N(%d)/N(1) = %s\n", s, n, s, (one > 0 ? sprintf("%.2f", n / one) : "-") }'
 done

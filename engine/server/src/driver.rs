@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Span, debug, info, info_span, warn};
 
+mod alarm;
 mod io;
 pub mod media;
 mod net;
@@ -473,6 +474,15 @@ async fn engine_loop(
     mut reloader: Option<&mut Reloader>,
 ) {
     let mut wall_tick = tokio::time::interval(Duration::from_secs(60));
+    // The deadlines' sleep, to the microsecond (see alarm.rs); the runtime's millisecond
+    // timer if the system gives no timerfd.
+    let mut alarm = match alarm::Alarm::new() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            warn!(error = %e, "no timerfd: RTP is paced to the millisecond");
+            None
+        }
+    };
     let shutdown = stop.signal;
     tokio::pin!(shutdown);
     let mut exit_at: Option<tokio::time::Instant> = None;
@@ -605,7 +615,13 @@ async fn engine_loop(
             () = media_wait.readable() => {
                 io.read_media(media_wait, engine);
             }
-            _ = async { match sleep_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+            _ = async {
+                match (sleep_until, alarm.as_mut()) {
+                    (Some(t), Some(a)) => a.wait(t.into_std()).await,
+                    (Some(t), None) => tokio::time::sleep_until(t).await,
+                    (None, _) => std::future::pending().await,
+                }
+            } => {
                 // A stop deadline that woke us is taken at the top of the next turn.
                 engine.handle_input(Instant::now(), Input::Timeout);
             }
