@@ -4,11 +4,14 @@
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
 
-/// A pool of even RTP ports.
-#[derive(Debug)]
+/// A pool of even RTP ports, shared by its clones: the engine shards of a process take from
+/// one pool (a slice each would refuse a call on a busy shard while another has ports), a
+/// lock taken once per call's media opened or closed, never per packet.
+#[derive(Debug, Clone)]
 pub struct PortPool {
-    free: VecDeque<u16>,
+    free: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl PortPool {
@@ -17,27 +20,28 @@ impl PortPool {
         let (lo, hi) = (*range.start(), *range.end());
         let first = lo + (lo & 1);
         let free = (first..hi).step_by(2).collect();
-        PortPool { free }
+        PortPool {
+            free: Arc::new(Mutex::new(free)),
+        }
     }
 
-    /// A pool of exactly these RTP ports (each with its RTCP neighbour), in this order.
-    pub fn from_ports(ports: Vec<u16>) -> PortPool {
-        PortPool { free: ports.into() }
+    fn with<T>(&self, f: impl FnOnce(&mut VecDeque<u16>) -> T) -> T {
+        f(&mut self.free.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Take a port.
     pub fn take(&mut self) -> Option<u16> {
-        self.free.pop_front()
+        self.with(|f| f.pop_front())
     }
 
     /// Give a port back.
     pub fn give(&mut self, port: u16) {
-        self.free.push_back(port);
+        self.with(|f| f.push_back(port));
     }
 
     /// Ports left.
     pub fn available(&self) -> usize {
-        self.free.len()
+        self.with(|f| f.len())
     }
 }
 

@@ -1,5 +1,5 @@
 //! Several engine loops ("shards", `--shards N`): each on a thread of its own with its own
-//! runtime, engine ([`Engine::new_shard`]), media sockets, slice of the RTP ports and
+//! runtime, engine ([`Engine::new_shard`]), media sockets (RTP ports from one pool for all) and
 //! voicemail writer; a call lives on the shard its Call-ID hashes to ([`route::Router`]).
 //!
 //! The control thread (the caller's runtime) keeps what is one for the process: the SIP
@@ -35,7 +35,7 @@ pub(super) async fn run(
         mut rx,
     } = server;
     let n = config.shards;
-    let pools = split_ports(&config.rtp_ports, n)?;
+    let ports = PortPool::new(config.rtp_ports.clone());
     config.status.lateness.split(usize::from(n));
     let key = RouteKey::new(random_bytes());
     let (inputs, receivers): (Vec<_>, Vec<_>) =
@@ -59,7 +59,7 @@ pub(super) async fn run(
     let source_calls = ivr_engine::admission::SourceCalls::default();
     let mut stops = Vec::new();
     let mut readies = Vec::new();
-    for (((i, rx), ports), ctl_rx) in (0..n).zip(receivers).zip(pools).zip(ctl_rxs) {
+    for ((i, rx), ctl_rx) in (0..n).zip(receivers).zip(ctl_rxs) {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<std::io::Result<()>>();
         stops.push(stop_tx);
@@ -81,7 +81,7 @@ pub(super) async fn run(
             engine_config,
             menus: menus.clone(),
             udp: udp.clone(),
-            ports,
+            ports: ports.clone(),
             tx: inputs[usize::from(i)].clone(),
             rx,
             ctl: ctl_rx,
@@ -463,56 +463,10 @@ impl Shard {
     }
 }
 
-/// The RTP ports of `shards` loops: every loop takes every `shards`-th even port of the
-/// range (its RTCP neighbour with it), so each has its share wherever calls cluster.
-fn split_ports(range: &RangeInclusive<u16>, shards: u16) -> std::io::Result<Vec<PortPool>> {
-    let all = PortPool::new(range.clone());
-    let n = usize::from(shards.max(1));
-    let mut pools: Vec<Vec<u16>> = vec![Vec::new(); n];
-    let mut all = all;
-    let mut i = 0;
-    while let Some(port) = all.take() {
-        pools[i % n].push(port);
-        i += 1;
-    }
-    if pools.iter().any(Vec::is_empty) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "--rtp-ports {}-{} is too small for {shards} shards: each needs at least one RTP/RTCP pair",
-                range.start(),
-                range.end()
-            ),
-        ));
-    }
-    Ok(pools.into_iter().map(PortPool::from_ports).collect())
-}
-
 /// Secret bytes from the operating system.
 fn random_bytes<const N: usize>() -> [u8; N] {
     use rand_core::RngCore;
     let mut b = [0u8; N];
     rand_core::OsRng.fill_bytes(&mut b);
     b
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_dealt_to_every_shard() {
-        let pools = split_ports(&(10000..=10011), 2).unwrap();
-        let mut ports: Vec<Vec<u16>> = pools
-            .into_iter()
-            .map(|mut p| std::iter::from_fn(|| p.take()).collect())
-            .collect();
-        ports.iter_mut().for_each(|p| p.sort());
-        assert_eq!(
-            ports,
-            vec![vec![10000, 10004, 10008], vec![10002, 10006, 10010]]
-        );
-        let e = split_ports(&(10000..=10003), 3).unwrap_err();
-        assert!(e.to_string().contains("too small for 3 shards"), "{e}");
-    }
 }
