@@ -80,11 +80,6 @@ impl Lateness {
         &h[i.min(h.len() - 1)]
     }
 
-    /// A packet left `late` after its time, on the first loop's histogram.
-    pub fn record(&self, late: Duration) {
-        self.writer(0).record(late);
-    }
-
     fn sum(&self, f: impl Fn(&Hist) -> &AtomicU64) -> u64 {
         self.hists()
             .iter()
