@@ -50,6 +50,9 @@ const FLUSH_EVERY: u32 = 50;
 /// 100 simultaneous recordings, some 36 MB at most). The queue's memory is taken only as
 /// it fills: a preallocated bounded channel of this size would hold 70 MB for nothing.
 const QUEUE: usize = 100_000;
+/// The writer's pause after emptying its queue (see `Writer::run`): commands wait at most
+/// this long more, frames a few hundred per pause at 1,000 recordings.
+const PAUSE: Duration = Duration::from_millis(10);
 
 /// What the writer thread asks of the async side.
 #[derive(Debug)]
@@ -258,6 +261,17 @@ impl Writer {
         while let Ok(cmd) = rx.recv() {
             queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             self.handle(cmd);
+            // What else is queued, then a pause before waiting on the channel again: the
+            // engine's sends wake no thread while this one is not waiting, so a stream of
+            // frames (one per recording every 20 ms) costs about 1/PAUSE wake-ups a
+            // second, not one (a futex wake and a context switch on the engine's core)
+            // per frame. Measured: with 100 recordings among 1,000 calls these were
+            // about a tenth of the engine's CPU.
+            while let Ok(cmd) = rx.try_recv() {
+                queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.handle(cmd);
+            }
+            std::thread::sleep(PAUSE);
         }
         // The engine is gone: finish what is open, so nothing waits for a repair.
         let ids: Vec<RecordingId> = self.open.keys().copied().collect();
@@ -349,7 +363,14 @@ impl Writer {
                 let Some(w) = open.writer.as_mut() else {
                     return;
                 };
-                let mut result = frame.pcm().iter().try_for_each(|s| w.write_sample(*s));
+                // One write of the frame's bytes (hound's 16-bit writer, whose spec
+                // matches `open_wav`'s), not one buffered write per sample.
+                let pcm = frame.pcm();
+                let mut samples = w.get_i16_writer(pcm.len() as u32);
+                for s in pcm {
+                    samples.write_sample(*s);
+                }
+                let mut result = samples.flush();
                 open.since_flush += 1;
                 if result.is_ok() && open.since_flush >= FLUSH_EVERY {
                     open.since_flush = 0;
