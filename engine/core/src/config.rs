@@ -66,6 +66,10 @@ pub struct EngineConfig {
     pub gate_in_front: bool,
     /// Calls per source counted with the process's other shards; `None`: by this engine.
     pub source_calls: Option<crate::admission::SourceCalls>,
+    /// How long before its time an RTP packet may leave (default zero: never early). A
+    /// driver whose wake-ups are spaced sets half their spacing: each packet then leaves
+    /// within half a spacing of its time, early or late, rather than up to a whole one late.
+    pub rtp_send_lead: Duration,
 }
 
 impl EngineConfig {
@@ -101,6 +105,7 @@ impl EngineConfig {
             call_slots: None,
             gate_in_front: false,
             source_calls: None,
+            rtp_send_lead: Duration::ZERO,
         }
     }
 }

@@ -225,7 +225,9 @@ impl Leg {
             LegPhase::Active => self.media.as_ref().map(|m| {
                 let silence =
                     m.inactivity_deadline(ctx.config.media_timeout, ctx.config.hold_timeout);
-                m.next_send().map_or(silence, |d| d.min(silence))
+                let lead = ctx.config.rtp_send_lead;
+                m.next_send()
+                    .map_or(silence, |d| d.checked_sub(lead).unwrap_or(d).min(silence))
             }),
             _ => None,
         };
@@ -251,8 +253,10 @@ impl Leg {
         let Some(m) = self.media.as_mut() else {
             return;
         };
-        while let Some(due) = m.next_send().filter(|d| *d <= now) {
-            let Some(packet) = m.poll_packet(now) else {
+        // Packets due within the lead leave now (see `EngineConfig::rtp_send_lead`).
+        let send_by = now + ctx.config.rtp_send_lead;
+        while let Some(due) = m.next_send().filter(|d| *d <= send_by) {
+            let Some(packet) = m.poll_packet(send_by) else {
                 break;
             };
             ctx.outputs.push_back(Output::Rtp {

@@ -394,6 +394,9 @@ fn engine_config(
     engine_config.trusted_proxies = config.trusted_proxies.clone();
     engine_config.admission = config.admission;
     engine_config.send_without_peer = config.send_without_peer;
+    // The loop's wake-ups are spaced (see alarm.rs): packets leave within half a spacing
+    // of their time, either side.
+    engine_config.rtp_send_lead = alarm::LEAD;
     engine_config
 }
 

@@ -1,4 +1,5 @@
-//! How late RTP packets leave compared to their 20 ms schedule, as the loop sends them:
+//! How far from their 20 ms schedule RTP packets leave (late, or early by up to the
+//! engine's send lead), as the loop sends them:
 //! a fixed histogram of 0.1 ms buckets (the last collects everything from 51.1 ms up), kept
 //! in atomics so that `/metrics` can read it while the loop writes (no lock, no allocation
 //! per packet). Each engine loop (one per shard) writes a histogram of its own, so a count

@@ -246,7 +246,7 @@ impl Status {
         let lateness = crate::lateness::LatenessMetric::default();
         registry.register(
             "ivr_rtp_send_lateness_seconds",
-            "How late RTP packets left compared to their 20 ms schedule",
+            "How far from their 20 ms schedule RTP packets left: late, or early by up to the 0.5 ms send lead",
             lateness.clone(),
         );
         let calls_active = Gauge::<u64, AtomicU64>::default();

@@ -9,15 +9,21 @@
 //! reactor, so the loop wakes at the deadline itself.
 //!
 //! Deadlines of many calls are microseconds apart; waking for each would cost a context
-//! switch per packet. Wake-ups are therefore at least [`SPACING`] apart: a packet leaves at
-//! most that late for want of a wake-up, and the loop wakes at most 1/[`SPACING`] times a
-//! second for its timers (the millisecond wheel woke it up to 1,000 times).
+//! switch per packet. Wake-ups are therefore at least [`SPACING`] apart, and a packet may
+//! leave up to [`LEAD`] (half the spacing) before its time (`EngineConfig::rtp_send_lead`):
+//! each packet leaves within half a spacing of its time, early or late, and the loop wakes
+//! at most 1/[`SPACING`] times a second for its timers.
 //!
-//! Measured (`ivr-load --media --calls 1000 --hold 15`, one shard, release, 2 cores, the
-//! load generator beside it): packets within 1 ms of their time in the steady window 70 %
-//! (p99 ≤ 2 ms) with tokio's sleep, 99.5 % (p50 ≤ 0.5 ms, p99 ≤ 1 ms) with this alarm;
-//! the engine's CPU per call-second 321 → 389 µs (twice the timer wake-ups; 250 µs
-//! spacing: 99.3 %, 425 µs). Cutting the cost of a wake-up is what is left to do.
+//! Measured (`ivr-load --media --calls 1000 --hold 25`, one shard, release, 2 cores, the
+//! load generator beside it), packets within 1 ms of their time in the steady window and
+//! the engine's CPU per call-second against the echo floor of the same run:
+//! - tokio's sleep (millisecond wheel): 70 % (p99 ≤ 2 ms), 1.53×;
+//! - this alarm, 0.5 ms apart, never early: 99.5 % (p99 ≤ 1 ms), 1.68–1.98×;
+//! - this alarm, 1 ms apart, never early: 96 % (p99 ≤ 2 ms), 1.45×;
+//! - this alarm, 1 ms apart, up to 0.5 ms early (landed): see `bench/media.sh`'s notes.
+//!
+//! On loopback each burst of packets also wakes the load generator, and the wake-up is
+//! charged to the sender: twice the wake-ups cost the engine about a fifth more CPU.
 
 use rustix::time::{
     ClockId, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, clock_gettime,
@@ -28,7 +34,10 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 
 /// The shortest time between two wake-ups for timers.
-pub const SPACING: Duration = Duration::from_micros(500);
+pub const SPACING: Duration = Duration::from_millis(1);
+
+/// How long before its time a packet may leave: half of [`SPACING`].
+pub const LEAD: Duration = Duration::from_micros(500);
 
 /// A one-shot timer on the runtime's reactor.
 pub struct Alarm {
@@ -70,8 +79,12 @@ impl Alarm {
     pub async fn wait(&mut self, until: Instant) {
         let at = self.due(until);
         if self.armed != Some(at) {
-            // A time set earlier may have gone off unread: forget it first.
-            self.take();
+            // A time set earlier (a wait dropped before it ended) may have gone off
+            // unread: forget it first. (Setting the timer also clears its count; the read
+            // keeps this independent of that.)
+            if self.armed.is_some() {
+                self.take();
+            }
             let value = Itimerspec {
                 it_interval: Timespec {
                     tv_sec: 0,

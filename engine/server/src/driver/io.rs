@@ -224,10 +224,11 @@ impl Io {
                     packet,
                     due,
                 } => {
-                    self.pacing
-                        .0
-                        .writer(self.pacing.1)
-                        .record(Instant::now().saturating_duration_since(due));
+                    // How far from its time, either side: a packet may leave up to the
+                    // engine's send lead early (see alarm.rs).
+                    let now = Instant::now();
+                    let off = now.checked_duration_since(due).unwrap_or_else(|| due - now);
+                    self.pacing.0.writer(self.pacing.1).record(off);
                     if let Some(Err(e)) = self.media.send(leg, packet.as_slice(), to) {
                         debug!(%leg, %to, error = %e, "RTP send dropped");
                     }
