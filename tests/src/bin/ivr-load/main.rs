@@ -8,6 +8,7 @@
 //! `ivr-load --recordings` (module `recordings`, used by `bench/recordings.sh`) checks N
 //! concurrent voicemail recordings frame by frame against what each caller sent.
 
+mod calls;
 mod media;
 mod recordings;
 mod sip;
