@@ -974,19 +974,7 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
         .lines()
         .find(|l| l.contains("rtp pacing lateness"))
         .unwrap_or("");
-    let field = |name: &str| {
-        let key = format!("\"{name}\":");
-        pacing
-            .find(&key)
-            .map(|i| {
-                pacing[i + key.len()..]
-                    .split([',', '}'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_else(|| "?".into())
-    };
+    let field = |name: &str| crate::log_field(pacing, name).unwrap_or("?");
     let us_per = |m: &Measured, cpu: f64| 1e6 * cpu / m.call_seconds.max(1e-9);
     let row = |name: &str, f: String, e: String| println!("{name:<34} {f:>24} {e:>30}");
     row("", "floor (rtp-echo)".into(), "engine (ivr)".into());

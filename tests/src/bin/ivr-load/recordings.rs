@@ -337,18 +337,9 @@ fn check(samples: &[i16]) -> Check {
     c
 }
 
-/// A field of a JSON log line, as text.
-fn field(line: &str, name: &str) -> String {
-    let key = format!("\"{name}\":");
-    line.find(&key)
-        .map(|i| {
-            line[i + key.len()..]
-                .split([',', '}'])
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|| "?".into())
+/// A field of a JSON log line, as text ("?" when it has none).
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    crate::log_field(line, name).unwrap_or("?")
 }
 
 /// Runs the callers, checks every recording and prints the figures.
