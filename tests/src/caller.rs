@@ -319,6 +319,30 @@ impl Net {
     }
 }
 
+/// A test's menu file around what it is about: entry `main`; the demo's `main_en`,
+/// `goodbye_en` and `sales_en` prompts, then `prompts` (more lines under `prompts:`); then
+/// `sections` (top-level YAML: destinations, queues, agents...); then menu `main` (prompt
+/// `main_en`, timeout 6, 5 retries) whose `options:` are the lines `options`, and `rest`
+/// (more lines under `menus:`: more of `main`, or other menus). Each part ends its lines
+/// with a newline. Compile it with [`demo_variant`].
+pub fn menu_file(prompts: &str, sections: &str, options: &str, rest: &str) -> String {
+    format!(
+        "
+entry: main
+prompts:
+  main_en: prompts/main_en.wav
+  goodbye_en: prompts/goodbye_en.wav
+  sales_en: prompts/sales_en.wav
+{prompts}{sections}menus:
+  main:
+    prompt: main_en
+    timeout: 6
+    retries: 5
+    options:
+{options}{rest}"
+    )
+}
+
 /// The demo config with edits, compiled against the demo's prompt files.
 pub fn demo_variant(yaml: &str) -> Arc<Menus> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");

@@ -624,139 +624,19 @@ fn when_every_phone_of_the_agent_fails_the_offer_fails_once() {
     );
 }
 
-/// One thing a caller or an agent's phone does, for the property test.
-#[derive(Debug, Clone)]
-enum Act {
-    /// A new caller joins the queue.
-    Call,
-    /// Caller `i` (of those still on) hangs up.
-    HangUp(u8),
-    /// An agent phone answers pending INVITE `i` with this status.
-    Respond(u8, u16),
-    /// An agent hangs up answered call `i`.
-    AgentBye(u8),
-    /// Time passes (milliseconds).
-    Wait(u16),
-}
-
-fn act() -> impl Strategy<Value = Act> {
-    prop_oneof![
-        2 => Just(Act::Call),
-        1 => any::<u8>().prop_map(Act::HangUp),
-        4 => (any::<u8>(), prop::sample::select(vec![180u16, 200, 486, 487, 603]))
-            .prop_map(|(i, c)| Act::Respond(i, c)),
-        1 => any::<u8>().prop_map(Act::AgentBye),
-        2 => (1u16..12_000).prop_map(Act::Wait),
-    ]
-}
-
 use proptest::prelude::*;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Whatever callers and agents' phones do and whenever, with ring-all over two agents:
-    /// the engine never panics, and once every caller has hung up and time has passed, no
-    /// call is left, nobody waits, and no agent is left ringing, on a call or in wrap-up.
+    /// Whatever callers and agents' phones do and whenever, with ring-all or round robin
+    /// over two agents ([`crossings`]): the engine never panics, and once every caller has
+    /// hung up and time has passed, no call is left, nobody waits, no agent is left
+    /// ringing, on a call or in wrap-up, and no socket is left open.
     #[test]
     fn no_agent_or_caller_is_left_behind(acts in proptest::collection::vec(act(), 1..30), ring_all in any::<bool>()) {
-        let agents = format!("{}{}", fixed("ann", "127.0.0.1:7400"), fixed("ben", "127.0.0.1:7500"));
-        let strategy = if ring_all { "ring_all" } else { "round_robin" };
-        let mut net = Net::new(menus(strategy, &agents));
-        let phones = [Agent::new("ann", 7400), Agent::new("ben", 7500)];
-        let mut callers: Vec<(Caller, CallHandle)> = Vec::new();
-        // INVITEs the phones got: (phone, request, final answer sent, answered 2xx).
-        let mut invites: Vec<(usize, Request, bool, bool)> = Vec::new();
-        let collect = |net: &mut Net, invites: &mut Vec<(usize, Request, bool, bool)>| {
-            for (p, phone) in phones.iter().enumerate() {
-                for m in net.take_sip(phone.addr) {
-                    if let ivr_sip::message::Message::Request(r) = m {
-                        match r.method.as_str() {
-                            "INVITE" => invites.push((p, r, false, false)),
-                            // CANCEL and BYE are answered 200 (a CANCEL's INVITE then 487).
-                            "CANCEL" => {
-                                phone.send(net, &phone.respond(&r, 200, None));
-                                if let Some(i) = invites.iter_mut().find(|i| {
-                                    i.1.call_id().unwrap() == r.call_id().unwrap() && !i.2
-                                }) {
-                                    i.2 = true;
-                                    let answer = phone.respond(&i.1, 487, None);
-                                    phone.send(net, &answer);
-                                }
-                            }
-                            "BYE" => phone.send(net, &phone.respond(&r, 200, None)),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-        };
-        for (n, a) in acts.into_iter().enumerate() {
-            match a {
-                Act::Call => {
-                    let port = 8000 + 2 * n as u16;
-                    let mut c = Caller::new(&format!("127.0.0.1:{port}"), &format!("prop-{n}"));
-                    let call = join(&mut net, &mut c);
-                    callers.push((c, call));
-                }
-                Act::HangUp(i) if !callers.is_empty() => {
-                    let (mut c, _) = callers.remove(usize::from(i) % callers.len());
-                    let bye = c.in_dialog("BYE", "", "");
-                    net.send_sip(Transport::Udp, c.addr, &bye);
-                }
-                Act::Respond(i, code) => {
-                    let open: Vec<usize> = (0..invites.len()).filter(|k| !invites[*k].2).collect();
-                    if let Some(&k) = open.get(usize::from(i) % open.len().max(1)) {
-                        let (p, r) = (invites[k].0, invites[k].1.clone());
-                        let phone = &phones[p];
-                        let sdp = phone.sdp(Codec::Pcmu);
-                        let body = (code == 200).then_some(sdp.as_str());
-                        phone.send(&mut net, &phone.respond(&r, code, body));
-                        if code >= 200 {
-                            invites[k].2 = true;
-                            invites[k].3 = code == 200;
-                        }
-                    }
-                }
-                Act::AgentBye(i) => {
-                    let up: Vec<usize> = (0..invites.len()).filter(|k| invites[*k].3).collect();
-                    if let Some(&k) = up.get(usize::from(i) % up.len().max(1)) {
-                        let phone = &phones[invites[k].0];
-                        phone.send(&mut net, &phone.bye(&invites[k].1));
-                        invites[k].3 = false;
-                    }
-                }
-                Act::Wait(ms) => {
-                    // The callers still on keep their media alive.
-                    for (c, call) in &mut callers {
-                        let p = c.audio_packet();
-                        net.send_rtp(call.leg(0), c.media, &p);
-                    }
-                    net.advance(Duration::from_millis(u64::from(ms)));
-                }
-                _ => {}
-            }
-            collect(&mut net, &mut invites);
-        }
-        // Every caller hangs up; time passes (transactions end, wrap-up is over).
-        for (mut c, _) in callers.drain(..) {
-            let bye = c.in_dialog("BYE", "", "");
-            net.send_sip(Transport::Udp, c.addr, &bye);
-            collect(&mut net, &mut invites);
-        }
-        for _ in 0..8 {
-            net.advance(Duration::from_secs(10));
-            collect(&mut net, &mut invites);
-        }
-        prop_assert_eq!(net.engine.call_count(), 0);
-        prop_assert_eq!(net.engine.queue_waiting("sales"), 0);
-        for (agent, s) in net.engine.agent_states() {
-            prop_assert!(
-                matches!(s, AgentState::Available | AgentState::Paused { .. }),
-                "{} is left {:?}", agent, s
-            );
-        }
-        prop_assert!(net.media.is_empty(), "sockets left open: {:?}", net.media.keys().collect::<Vec<_>>());
+        let mut net = Net::new(crossings_menus(ring_all));
+        crossings(&mut net, acts)?;
     }
 }
 

@@ -4,6 +4,11 @@
 //! same number refused (the caller keeps waiting); a number outside the allowed prefixes
 //! refused. No sockets, no sleeping.
 
+mod queue_common;
+use queue_common::{
+    callback_menus, callback_menus_with, callback_order, join_in_line, queue_events,
+};
+
 use ivr_audio::{Codec, Digit};
 use ivr_engine::{CallHandle, EndReason, Event, Input, QueueCallbackCmd, RestoredCallback};
 use ivr_queues::{QueueEvent, Waiter};
@@ -11,90 +16,7 @@ use ivr_sip::Transport;
 use ivr_sip::header::HeaderName;
 use ivr_sip::message::{CoreHeaders, Request, Response, StatusCode};
 use ivr_tests::caller::{Caller, Net, request};
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Menus: 1 joins `sales`, whose exit keys are 2 (voicemail) and 3 (callback through the
-/// trunk, numbers starting with `allowed`). The agent `desk` is static at 127.0.0.1:7300
-/// when `with_agent`, else nobody works the queue.
-fn menus(allowed: &str, with_agent: bool) -> Arc<ivr_menus::Menus> {
-    menus_with(allowed, with_agent, "")
-}
-
-/// [`menus`] with more settings for `sales` (YAML lines indented by four).
-fn menus_with(allowed: &str, with_agent: bool, extra: &str) -> Arc<ivr_menus::Menus> {
-    let agents = if with_agent {
-        "agents:\n  desk:\n    uri: sip:desk@127.0.0.1:7300\n    queues: { sales: 0 }\n"
-    } else {
-        ""
-    };
-    let yaml = format!(
-        r#"
-entry: main
-prompts:
-  main_en: prompts/main_en.wav
-  goodbye_en: prompts/goodbye_en.wav
-  sales_en: prompts/sales_en.wav
-  thanks: prompts/invalid_en.wav
-mailboxes:
-  messages: {{ greeting: goodbye_en }}
-destinations:
-  trunk: {{ uri: "sip:trunk@127.0.0.1:7400", mode: bridge }}
-queues:
-  sales:
-    music: sales_en
-{extra}    max_wait: 600
-    on_timeout: {{ hangup: goodbye_en }}
-    exit_keys:
-      "2": {{ voicemail: messages }}
-      "3": callback
-    callback:
-      via: trunk
-      retries: 1
-      retry_delay: 30
-      allowed_prefixes: [{allowed}]
-      confirmed: thanks
-{agents}
-menus:
-  main:
-    prompt: main_en
-    timeout: 6
-    retries: 5
-    options:
-      "1": {{ queue: sales }}
-      "4": {{ queue: {{ name: sales, priority: 4 }} }}
-"#
-    );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
-    Arc::new(
-        ivr_menus::compile_full(
-            &yaml,
-            &mut |f| std::fs::read(dir.join(f)).map_err(|e| e.to_string()),
-            &mut |_, _| Err("no text-to-speech here".into()),
-            &mut ivr_server::builtin::prompt,
-        )
-        .unwrap_or_else(|e| panic!("{e:?}")),
-    )
-}
-
-/// Connect `caller` and press 1 (join `sales`).
-fn join(net: &mut Net, caller: &mut Caller) -> CallHandle {
-    let call = net.connect(caller);
-    net.advance(Duration::from_millis(500));
-    net.press(caller, call, Digit::D1);
-    net.advance(Duration::from_millis(500));
-    call
-}
-
-fn queue_events(net: &Net) -> Vec<QueueEvent> {
-    net.events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Queue { event, .. } => Some(event.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn played(net: &Net, name: &str) -> usize {
     net.events
@@ -115,9 +37,9 @@ fn hung_up_by_engine(net: &mut Net, caller: &Caller, call: CallHandle) {
 
 #[test]
 fn an_exit_key_leaves_the_line_for_voicemail() {
-    let mut net = Net::new(menus("\"+1\"", false));
+    let mut net = Net::new(callback_menus("\"+1\"", false));
     let mut caller = Caller::new("127.0.0.1:7010", "exit-1");
-    let call = join(&mut net, &mut caller);
+    let call = join_in_line(&mut net, &mut caller);
     assert_eq!(net.engine.queue_waiting("sales"), 1);
     net.advance(Duration::from_secs(3));
     // A key bound to nothing does nothing.
@@ -140,9 +62,9 @@ fn an_exit_key_leaves_the_line_for_voicemail() {
 
 #[test]
 fn a_callback_request_keeps_the_place_and_the_engine_hangs_up() {
-    let mut net = Net::new(menus("\"+1\", \"0\"", false));
+    let mut net = Net::new(callback_menus("\"+1\", \"0\"", false));
     let mut first = Caller::new("127.0.0.1:7020", "cb-1");
-    let a = join(&mut net, &mut first);
+    let a = join_in_line(&mut net, &mut first);
     net.advance(Duration::from_secs(2));
     net.press(&mut first, a, Digit::D3);
     assert_eq!(
@@ -180,7 +102,7 @@ fn a_callback_request_keeps_the_place_and_the_engine_hangs_up() {
     assert_eq!(records[0].request_id.as_ref(), Some(&r.id));
     // A later caller (another number) lines up behind the request.
     let mut second = Caller::new("127.0.0.1:7030", "cb-2");
-    let b = join(&mut net, &mut second);
+    let b = join_in_line(&mut net, &mut second);
     let line = net.engine.queue_line("sales");
     assert_eq!(line.len(), 2, "{line:?}");
     assert!(matches!(line[0], Waiter::Callback(_)), "{line:?}");
@@ -225,9 +147,9 @@ fn a_callback_request_keeps_the_place_and_the_engine_hangs_up() {
 #[test]
 fn a_number_outside_the_allowed_prefixes_is_refused_and_the_caller_keeps_waiting() {
     // Only numbers starting with +33 may be called back; the caller ID is +1555...
-    let mut net = Net::new(menus("\"+33\"", false));
+    let mut net = Net::new(callback_menus("\"+33\"", false));
     let mut caller = Caller::new("127.0.0.1:7040", "cb-3");
-    let call = join(&mut net, &mut caller);
+    let call = join_in_line(&mut net, &mut caller);
     net.press(&mut caller, call, Digit::D3);
     net.press(&mut caller, call, Digit::D1);
     assert_eq!(played(&net, "vm_invalid_number"), 1);
@@ -321,27 +243,6 @@ impl Phone {
         );
     }
 
-    /// BYE in the dialog `invite` and our 2xx made.
-    fn bye(&self, invite: &Request) -> Vec<u8> {
-        let from = invite.headers.get(&HeaderName::From).unwrap();
-        let to = invite.headers.get(&HeaderName::To).unwrap();
-        format!(
-            "BYE sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{n}-{b}-bye\r\n\
-             Max-Forwards: 70\r\nFrom: {to};tag={n}\r\nTo: {from}\r\nCall-ID: {cid}\r\n\
-             CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-            me = self.addr,
-            n = self.name,
-            cid = invite.call_id().unwrap(),
-            b = invite
-                .call_id()
-                .unwrap()
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .collect::<String>(),
-        )
-        .into_bytes()
-    }
-
     fn rtp(&self, seq: u16) -> Vec<u8> {
         let mut p = vec![0x80, 0];
         p.extend_from_slice(&seq.to_be_bytes());
@@ -366,7 +267,7 @@ fn callback_call(net: &Net) -> CallHandle {
 
 /// The caller (an agent on a call meanwhile) asks for a callback and hangs up.
 fn request_callback(net: &mut Net, caller: &mut Caller) -> CallHandle {
-    let call = join(net, caller);
+    let call = join_in_line(net, caller);
     net.press(caller, call, Digit::D3);
     net.press(caller, call, Digit::D1);
     net.advance(Duration::from_secs(5));
@@ -376,19 +277,19 @@ fn request_callback(net: &mut Net, caller: &mut Caller) -> CallHandle {
 
 #[test]
 fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridges_them() {
-    let mut net = Net::new(menus("\"+1\"", true));
+    let mut net = Net::new(callback_menus("\"+1\"", true));
     let desk = Phone::new("desk", 7300);
     let trunk = Phone::new("trunk", 7400);
     // The desk takes a first caller: it is busy while the others line up.
     let mut busy = Caller::new("127.0.0.1:7050", "busy");
-    let x = join(&mut net, &mut busy);
+    let x = join_in_line(&mut net, &mut busy);
     let first = desk.take_invite(&mut net);
     desk.answer(&mut net, &first);
     // A caller asks for a callback and hangs up; a later caller waits behind the request.
     let mut caller = Caller::new("127.0.0.1:7060", "cb-e2e");
     request_callback(&mut net, &mut caller);
     let mut later = Caller::new("127.0.0.1:7070", "later");
-    let b = join(&mut net, &mut later);
+    let b = join_in_line(&mut net, &mut later);
     assert!(matches!(
         net.engine.queue_line("sales")[..],
         [Waiter::Callback(_), Waiter::Caller(_)]
@@ -499,7 +400,7 @@ fn a_queued_callback_rings_the_agent_then_the_caller_through_the_trunk_and_bridg
 /// call ends: the desk is offered the callback. Its INVITE.
 fn callback_offered_to_desk(net: &mut Net, desk: &Phone, caller: &str) -> Request {
     let mut busy = Caller::new("127.0.0.1:7050", "busy");
-    let x = join(net, &mut busy);
+    let x = join_in_line(net, &mut busy);
     let first = desk.take_invite(net);
     desk.answer(net, &first);
     let mut caller = Caller::new("127.0.0.1:7060", caller);
@@ -512,7 +413,7 @@ fn callback_offered_to_desk(net: &mut Net, desk: &Phone, caller: &str) -> Reques
 
 #[test]
 fn a_busy_number_is_retried_after_the_delay_then_given_up() {
-    let mut net = Net::new(menus("\"+1\"", true));
+    let mut net = Net::new(callback_menus("\"+1\"", true));
     let desk = Phone::new("desk", 7300);
     let trunk = Phone::new("trunk", 7400);
     let invite = callback_offered_to_desk(&mut net, &desk, "cb-busy");
@@ -590,7 +491,7 @@ fn a_busy_number_is_retried_after_the_delay_then_given_up() {
 
 #[test]
 fn staff_closing_the_stored_request_cancels_the_callback() {
-    let mut net = Net::new(menus("\"+1\"", false));
+    let mut net = Net::new(callback_menus("\"+1\"", false));
     let mut caller = Caller::new("127.0.0.1:7080", "cb-cancel");
     request_callback(&mut net, &mut caller);
     let [QueueCallbackCmd::Store(r)] = &net.queue_callbacks[..] else {
@@ -621,7 +522,7 @@ fn staff_closing_the_stored_request_cancels_the_callback() {
 
 #[test]
 fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
-    let mut net = Net::new(menus("\"+1\", \"0\"", false));
+    let mut net = Net::new(callback_menus("\"+1\", \"0\"", false));
     let restored = |id: &str, queue: &str, number: &str, priority: u8| RestoredCallback {
         id: id.into(),
         queue: queue.into(),
@@ -643,7 +544,7 @@ fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
     assert!(matches!(&net.queue_callbacks[..],
         [QueueCallbackCmd::Status { id, status: "no_answer", .. }] if id == "101-bbbbbbbb"));
     let mut caller = Caller::new("127.0.0.1:7100", "after-restart");
-    let c = join(&mut net, &mut caller);
+    let c = join_in_line(&mut net, &mut caller);
     let line = net.engine.queue_line("sales");
     let [
         Waiter::Callback(vip),
@@ -669,7 +570,7 @@ fn callbacks_waiting_at_a_restart_go_back_in_line_in_their_order() {
 /// a callback: the stored request keeps the priority, for a restart to put it back there.
 #[test]
 fn a_stored_callback_keeps_the_callers_priority() {
-    let mut net = Net::new(menus("\"+1\"", false));
+    let mut net = Net::new(callback_menus("\"+1\"", false));
     let mut caller = Caller::new("127.0.0.1:7110", "cb-prio");
     let call = net.connect(&mut caller);
     net.advance(Duration::from_millis(500));
@@ -690,7 +591,7 @@ fn a_stored_callback_keeps_the_callers_priority() {
 /// once, but closed with a note (toll fraud must not survive a restart).
 #[test]
 fn a_restored_callback_must_still_be_allowed_by_the_rules() {
-    let mut net = Net::new(menus("\"+1\"", false));
+    let mut net = Net::new(callback_menus("\"+1\"", false));
     net.engine.handle_input(
         net.now,
         Input::RestoreCallbacks(vec![
@@ -722,17 +623,17 @@ fn a_restored_callback_must_still_be_allowed_by_the_rules() {
 /// number is checked against the rules current when the engine is about to call it.
 #[test]
 fn a_callback_the_reloaded_rules_no_longer_allow_is_not_dialled() {
-    let mut net = Net::new(menus("\"+1\"", true));
+    let mut net = Net::new(callback_menus("\"+1\"", true));
     let desk = Phone::new("desk", 7300);
     let trunk = Phone::new("trunk", 7400);
     let mut busy = Caller::new("127.0.0.1:7050", "busy-reload");
-    let x = join(&mut net, &mut busy);
+    let x = join_in_line(&mut net, &mut busy);
     let first = desk.take_invite(&mut net);
     desk.answer(&mut net, &first);
     let mut caller = Caller::new("127.0.0.1:7060", "cb-reload");
     request_callback(&mut net, &mut caller);
     // International numbers are no longer called back.
-    net.engine.set_menus(menus("\"0\"", true));
+    net.engine.set_menus(callback_menus("\"0\"", true));
     let bye = busy.in_dialog("BYE", "", "");
     net.send_sip(Transport::Udp, busy.addr, &bye);
     assert!(net.ended(x).is_some());
@@ -775,83 +676,23 @@ proptest! {
 
     /// Callers arrive at random times while the only agent is busy; some ask for a callback
     /// and hang up. Once the agent is free, everyone is served in arrival order: a callback
-    /// keeps its caller's place (the agent then calls the number through the trunk).
+    /// keeps its caller's place (the agent then calls the number through the trunk). See
+    /// [`callback_order`].
     #[test]
     fn a_callback_keeps_its_place_among_random_arrivals(
         arrivals in proptest::collection::vec((any::<bool>(), 0u64..8), 1..6)
     ) {
         // Nobody sends audio here: no media timeout while the line forms.
-        let mut net = Net::with_config(menus("\"0\"", true), |c| {
+        let mut net = Net::with_config(callback_menus("\"0\"", true), |c| {
             c.media_timeout = Duration::from_secs(3600)
         });
-        let desk = Phone::new("desk", 7300);
-        let trunk = Phone::new("trunk", 7400);
-        let mut busy = Caller::new("127.0.0.1:7050", "busy");
-        join(&mut net, &mut busy);
-        let first = desk.take_invite(&mut net);
-        desk.answer(&mut net, &first);
-        let mut arrived = Vec::new();
-        for (i, (callback, pause)) in arrivals.iter().enumerate() {
-            let mut c = Caller::new(&format!("127.0.0.1:{}", 7600 + i * 10), &format!("r{i}"));
-            let call = join(&mut net, &mut c);
-            if *callback {
-                net.press(&mut c, call, Digit::D3);
-                for d in format!("049000000{i}").chars().filter_map(Digit::from_char).chain([Digit::Pound]) {
-                    net.press(&mut c, call, d);
-                }
-                net.advance(Duration::from_secs(1));
-                net.press(&mut c, call, Digit::D1);
-                net.advance(Duration::from_secs(5));
-                let msgs = net.take_sip(c.addr);
-                let bye = request(&msgs, "BYE").expect("hung up after the request").clone();
-                net.send_sip(Transport::Udp, c.addr, &c.ok_to(&bye));
-            }
-            arrived.push(call);
-            net.advance(Duration::from_secs(*pause));
-        }
-        // The busy caller leaves: the desk serves the line, one call after another.
-        let bye = busy.in_dialog("BYE", "", "");
-        net.send_sip(Transport::Udp, busy.addr, &bye);
-        let mut invite = desk.bye_then_invite(&mut net);
-        let mut served = Vec::new();
-        for _ in 0..arrivals.len() {
-            // Whom the center offered the desk to, as the caller's call.
-            let offered = queue_events(&net).iter().rev().find_map(|e| match e {
-                QueueEvent::Offer { waiter, .. } => Some(*waiter),
-                _ => None,
-            }).expect("an offer");
-            let who = match offered {
-                Waiter::Caller(c) => c,
-                Waiter::Callback(id) => queue_events(&net).iter().find_map(|e| match e {
-                    QueueEvent::CallbackRequested { callback, call, .. } if *callback == id => Some(*call),
-                    _ => None,
-                }).expect("its request"),
-            };
-            served.push(CallHandle(who.0));
-            desk.answer(&mut net, &invite);
-            if matches!(offered, Waiter::Callback(_)) {
-                net.advance(Duration::from_millis(100));
-                let dial = trunk.take_invite(&mut net);
-                trunk.answer(&mut net, &dial);
-            }
-            net.advance(Duration::from_secs(2));
-            desk.send(&mut net, &desk.bye(&invite));
-            net.advance(Duration::from_millis(200));
-            let msgs = net.take_sip(desk.addr);
-            net.take_sip(trunk.addr);
-            match request(&msgs, "INVITE") {
-                Some(next) => invite = next.clone(),
-                None => break,
-            }
-        }
-        prop_assert_eq!(served, arrived);
-        prop_assert!(net.engine.queue_line("sales").is_empty());
+        callback_order(&mut net, &arrivals)?;
     }
 }
 
 #[test]
 fn a_queued_callbacks_agent_hears_the_whisper_then_the_ringing_tone_while_the_caller_is_dialled() {
-    let menus = menus_with("\"+1\"", true, "    whisper: goodbye_en\n");
+    let menus = callback_menus_with("\"+1\"", true, "    whisper: goodbye_en\n");
     let id = menus.find_prompt("goodbye_en").expect("the whisper");
     let whisper = menus.prompt_in(id, 0).clone();
     let mut net = Net::new(menus);

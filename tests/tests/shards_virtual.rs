@@ -7,13 +7,14 @@ mod queue_common;
 use queue_common::*;
 
 use ivr_audio::{Codec, Digit};
+use ivr_engine::Event;
 use ivr_engine::call_slots::CallSlots;
-use ivr_engine::{CallHandle, Event};
 use ivr_queues::AgentState;
 use ivr_sip::Transport;
 use ivr_sip::message::{CoreHeaders, Message};
 use ivr_tests::caller::{Caller, SipNet, response};
 use ivr_tests::sharded::{Link, ShardedNet};
+use proptest::prelude::*;
 use std::time::Duration;
 
 fn demo() -> std::sync::Arc<ivr_menus::Menus> {
@@ -31,36 +32,6 @@ fn call_id_on(net: &ShardedNet, prefix: &str, shard: u16) -> String {
         .map(|n| format!("{prefix}{n}-test"))
         .find(|id| net.shard_of_call_id(id) == shard)
         .expect("some Call-ID hashes there")
-}
-
-/// Connect `caller` (answered at once): 200, then ACK. Returns the call and its shard.
-fn connect(net: &mut ShardedNet, caller: &mut Caller) -> (CallHandle, u16) {
-    let invite = caller.invite(true);
-    net.send_sip(caller.transport, caller.addr, &invite);
-    let msgs = net.take_sip(caller.addr);
-    let ok = response(&msgs, 200)
-        .unwrap_or_else(|| panic!("200 OK: {msgs:?}"))
-        .clone();
-    caller.on_response(&ok);
-    let ack = caller.ack(None);
-    net.send_sip(caller.transport, caller.addr, &ack);
-    let call_id = ok.call_id().expect("a Call-ID").to_string();
-    let shard = net.shard_of_call_id(&call_id);
-    let call = net
-        .calls_on(shard)
-        .into_iter()
-        .find(|(_, id)| *id == call_id)
-        .map(|(c, _)| c)
-        .expect("the call started on its Call-ID's shard");
-    (call, shard)
-}
-
-/// `caller` presses a key on its call (RFC 4733, 20 ms between packets).
-fn press(net: &mut ShardedNet, caller: &mut Caller, call: CallHandle, digit: Digit) {
-    for p in caller.key_packets(digit, 101) {
-        net.send_rtp(call.leg(0), caller.media, &p);
-        net.advance(Duration::from_millis(20));
-    }
 }
 
 /// 200 callers over 4 shards: each call lives on the shard its Call-ID hashes to, and its
@@ -159,7 +130,7 @@ fn the_call_cap_is_shared_by_every_shard() {
             c.call_slots = Some(slots.clone())
         });
         let mut first = Caller::new("127.0.0.1:7000", &call_id_on(&net, "a", first_shard));
-        let (_, shard) = connect(&mut net, &mut first);
+        let (_, shard) = connect_on_shard(&mut net, &mut first);
         assert_eq!(shard, first_shard);
         let mut second = Caller::new("127.0.0.1:7100", &call_id_on(&net, "b", second_shard));
         let invite = second.invite(true);
@@ -172,7 +143,7 @@ fn the_call_cap_is_shared_by_every_shard() {
         net.send_sip(first.transport, first.addr, &bye);
         assert_eq!(slots.in_use(), 0, "given back when the call ends");
         let mut third = Caller::new("127.0.0.1:7200", &call_id_on(&net, "c", second_shard));
-        connect(&mut net, &mut third);
+        connect_on_shard(&mut net, &mut third);
         assert_eq!(slots.in_use(), 1);
     }
 }
@@ -199,10 +170,10 @@ fn an_agent_registered_on_one_shard_is_rung_and_bridged_by_another() {
     );
     let caller_shard = (reg_shard + 1) % 4;
     let mut caller = Caller::new("127.0.0.1:7000", &call_id_on(&net, "q", caller_shard));
-    let (call, shard) = connect(&mut net, &mut caller);
+    let (call, shard) = connect_on_shard(&mut net, &mut caller);
     assert_eq!(shard, caller_shard);
     net.advance(Duration::from_millis(500));
-    press(&mut net, &mut caller, call, Digit::D1);
+    net.press(&mut caller, call, Digit::D1);
     let invite = alice.take_invite(&mut net);
     let agent_call_id = invite.call_id().expect("a Call-ID").to_string();
     assert_eq!(
@@ -235,216 +206,28 @@ fn an_agent_registered_on_one_shard_is_rung_and_bridged_by_another() {
     assert!(net.handoffs.is_empty());
 }
 
-/// One thing a caller or an agent's phone does, for the property test (as in
-/// `queue_calls.rs`).
-#[derive(Debug, Clone)]
-enum Act {
-    /// A new caller joins the queue.
-    Call,
-    /// Caller `i` (of those still on) hangs up.
-    HangUp(u8),
-    /// An agent phone answers pending INVITE `i` with this status.
-    Respond(u8, u16),
-    /// An agent hangs up answered call `i`.
-    AgentBye(u8),
-    /// Time passes (milliseconds).
-    Wait(u16),
-}
-
-fn act() -> impl Strategy<Value = Act> {
-    prop_oneof![
-        2 => Just(Act::Call),
-        1 => any::<u8>().prop_map(Act::HangUp),
-        4 => (any::<u8>(), prop::sample::select(vec![180u16, 200, 486, 487, 603]))
-            .prop_map(|(i, c)| Act::Respond(i, c)),
-        1 => any::<u8>().prop_map(Act::AgentBye),
-        2 => (1u16..12_000).prop_map(Act::Wait),
-    ]
-}
-
-use ivr_sip::message::Request;
-use proptest::prelude::*;
-
-/// The INVITEs the phones got: (phone, request, final answer sent, answered 2xx).
-type Invites = Vec<(usize, Request, bool, bool)>;
-
-/// Take what the phones were sent: INVITEs are kept, CANCEL and BYE answered 200 (a
-/// CANCEL's INVITE then 487).
-fn collect(net: &mut ShardedNet, phones: &[Agent], invites: &mut Invites) {
-    for (p, phone) in phones.iter().enumerate() {
-        for m in net.take_sip(phone.addr) {
-            if let Message::Request(r) = m {
-                match r.method.as_str() {
-                    "INVITE" => invites.push((p, r, false, false)),
-                    "CANCEL" => {
-                        phone.send(net, &phone.respond(&r, 200, None));
-                        if let Some(i) = invites
-                            .iter_mut()
-                            .find(|i| i.1.call_id().unwrap() == r.call_id().unwrap() && !i.2)
-                        {
-                            i.2 = true;
-                            let answer = phone.respond(&i.1, 487, None);
-                            phone.send(net, &answer);
-                        }
-                    }
-                    "BYE" => phone.send(net, &phone.respond(&r, 200, None)),
-                    _ => {}
-                }
-            }
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
-    /// `queue_calls.rs`'s crossings over three shards whose hub messages take 5 ms each
-    /// way, or up to 20 ms at random (each link still first in, first out): whatever callers and phones do and whenever, once every caller has hung up and
-    /// time has passed, no call is left on any shard, nobody waits, no agent is left
-    /// ringing, on a call or in wrap-up, no socket is left open, and nothing was handed
-    /// over.
+    /// `queue_calls.rs`'s crossings ([`crossings`]) over three shards whose hub messages
+    /// take 5 ms each way, or up to 20 ms at random (each link still first in, first out):
+    /// whatever callers and phones do and whenever, once every caller has hung up and time
+    /// has passed, no call is left on any shard, nobody waits, no agent is left ringing, on
+    /// a call or in wrap-up, no socket is left open, and nothing was handed over.
     #[test]
     fn no_agent_or_caller_is_left_behind_over_delayed_links(
         acts in proptest::collection::vec(act(), 1..30),
         ring_all in any::<bool>(),
         jitter in any::<Option<u64>>(),
     ) {
-        let agents = format!("{}{}", fixed("ann", "127.0.0.1:7400"), fixed("ben", "127.0.0.1:7500"));
-        let strategy = if ring_all { "ring_all" } else { "round_robin" };
         let link = match jitter {
             Some(seed) => Link::Jittered { seed, max: Duration::from_millis(20) },
             None => Link::Delayed(Duration::from_millis(5)),
         };
-        let mut net = ShardedNet::new(menus(strategy, &agents), 3, link);
-        let phones = [Agent::new("ann", 7400), Agent::new("ben", 7500)];
-        let mut callers: Vec<(Caller, CallHandle)> = Vec::new();
-        let mut invites: Invites = Vec::new();
-        for (n, a) in acts.into_iter().enumerate() {
-            match a {
-                Act::Call => {
-                    let port = 8000 + 2 * n as u16;
-                    let mut c = Caller::new(&format!("127.0.0.1:{port}"), &format!("prop-{n}"));
-                    let (call, _) = connect(&mut net, &mut c);
-                    net.advance(Duration::from_millis(500));
-                    press(&mut net, &mut c, call, Digit::D1);
-                    callers.push((c, call));
-                }
-                Act::HangUp(i) if !callers.is_empty() => {
-                    let (mut c, _) = callers.remove(usize::from(i) % callers.len());
-                    let bye = c.in_dialog("BYE", "", "");
-                    net.send_sip(Transport::Udp, c.addr, &bye);
-                }
-                Act::Respond(i, code) => {
-                    let open: Vec<usize> = (0..invites.len()).filter(|k| !invites[*k].2).collect();
-                    if let Some(&k) = open.get(usize::from(i) % open.len().max(1)) {
-                        let (p, r) = (invites[k].0, invites[k].1.clone());
-                        let phone = &phones[p];
-                        let sdp = phone.sdp(Codec::Pcmu);
-                        let body = (code == 200).then_some(sdp.as_str());
-                        phone.send(&mut net, &phone.respond(&r, code, body));
-                        if code >= 200 {
-                            invites[k].2 = true;
-                            invites[k].3 = code == 200;
-                        }
-                    }
-                }
-                Act::AgentBye(i) => {
-                    let up: Vec<usize> = (0..invites.len()).filter(|k| invites[*k].3).collect();
-                    if let Some(&k) = up.get(usize::from(i) % up.len().max(1)) {
-                        let phone = &phones[invites[k].0];
-                        phone.send(&mut net, &phone.bye(&invites[k].1));
-                        invites[k].3 = false;
-                    }
-                }
-                Act::Wait(ms) => {
-                    for (c, call) in &mut callers {
-                        let p = c.audio_packet();
-                        net.send_rtp(call.leg(0), c.media, &p);
-                    }
-                    net.advance(Duration::from_millis(u64::from(ms)));
-                }
-                _ => {}
-            }
-            collect(&mut net, &phones, &mut invites);
-        }
-        for (mut c, _) in callers.drain(..) {
-            let bye = c.in_dialog("BYE", "", "");
-            net.send_sip(Transport::Udp, c.addr, &bye);
-            collect(&mut net, &phones, &mut invites);
-        }
-        for _ in 0..8 {
-            net.advance(Duration::from_secs(10));
-            collect(&mut net, &phones, &mut invites);
-        }
-        prop_assert_eq!(net.call_count(), 0);
-        prop_assert_eq!(net.hub.waiting("sales"), 0);
-        for (agent, s) in net.hub.agent_states() {
-            prop_assert!(
-                matches!(s, AgentState::Available | AgentState::Paused { .. }),
-                "{} is left {:?}", agent, s
-            );
-        }
-        for shard in &net.engines {
-            prop_assert!(shard.media.is_empty(), "sockets left open: {:?}", shard.media.keys().collect::<Vec<_>>());
-        }
+        let mut net = ShardedNet::new(crossings_menus(ring_all), 3, link);
+        crossings(&mut net, acts)?;
         prop_assert!(net.handoffs.is_empty());
     }
-}
-
-/// Queue `sales` worked by the static `desk` (127.0.0.1:7300), whose exit key 3 asks for
-/// a callback through `trunk` (127.0.0.1:7400) to numbers starting with `+1` (as in
-/// `queue_exit_keys.rs`).
-fn callback_menus() -> std::sync::Arc<ivr_menus::Menus> {
-    callback_menus_for("\"+1\"")
-}
-
-/// [`callback_menus`] allowing numbers that start with `allowed` (YAML list items).
-fn callback_menus_for(allowed: &str) -> std::sync::Arc<ivr_menus::Menus> {
-    let yaml = r#"
-entry: main
-prompts:
-  main_en: prompts/main_en.wav
-  goodbye_en: prompts/goodbye_en.wav
-  sales_en: prompts/sales_en.wav
-  thanks: prompts/invalid_en.wav
-destinations:
-  trunk: { uri: "sip:trunk@127.0.0.1:7400", mode: bridge }
-queues:
-  sales:
-    music: sales_en
-    max_wait: 600
-    on_timeout: { hangup: goodbye_en }
-    exit_keys:
-      "3": callback
-    callback:
-      via: trunk
-      retries: 1
-      retry_delay: 30
-      allowed_prefixes: [ALLOWED]
-      confirmed: thanks
-agents:
-  desk:
-    uri: sip:desk@127.0.0.1:7300
-    queues: { sales: 0 }
-menus:
-  main:
-    prompt: main_en
-    timeout: 6
-    retries: 5
-    options:
-      "1": { queue: sales }
-"#
-    .replace("ALLOWED", allowed);
-    ivr_tests::caller::demo_variant(&yaml)
-}
-
-/// Connect `caller`, join `sales`; returns the call and its shard.
-fn join_sales(net: &mut ShardedNet, caller: &mut Caller) -> (CallHandle, u16) {
-    let (call, shard) = connect(net, caller);
-    net.advance(Duration::from_millis(500));
-    press(net, caller, call, Digit::D1);
-    net.advance(Duration::from_millis(500));
-    (call, shard)
 }
 
 /// A queued callback is offered by the hub to a shard other than the caller's (round
@@ -452,19 +235,23 @@ fn join_sales(net: &mut ShardedNet, caller: &mut Caller) -> (CallHandle, u16) {
 /// caller through the trunk (both Call-IDs steered home) and bridges them.
 #[test]
 fn a_queued_callback_is_dialled_and_bridged_on_the_shard_the_hub_chose() {
-    let mut net = ShardedNet::new(callback_menus(), 3, Link::Delayed(Duration::from_millis(2)));
+    let mut net = ShardedNet::new(
+        callback_menus("\"+1\"", true),
+        3,
+        Link::Delayed(Duration::from_millis(2)),
+    );
     let desk = Agent::new("desk", 7300);
     let mut trunk = Agent::new("trunk", 7400);
     // The desk takes a first caller (shard 2): it is busy while the request lines up.
     let mut busy = Caller::new("127.0.0.1:7050", &call_id_on(&net, "busy", 2));
-    join_sales(&mut net, &mut busy);
+    join_in_line(&mut net, &mut busy);
     let first = desk.take_invite(&mut net);
     desk.answer(&mut net, &first, Codec::Pcmu);
     // A caller on shard 1 asks for a callback (this number) and is hung up on.
     let mut caller = Caller::new("127.0.0.1:7060", &call_id_on(&net, "cb", 1));
-    let (call, _) = join_sales(&mut net, &mut caller);
-    press(&mut net, &mut caller, call, Digit::D3);
-    press(&mut net, &mut caller, call, Digit::D1);
+    let call = join_in_line(&mut net, &mut caller);
+    net.press(&mut caller, call, Digit::D3);
+    net.press(&mut caller, call, Digit::D1);
     net.advance(Duration::from_secs(5));
     let msgs = net.take_sip(caller.addr);
     let bye = ivr_tests::caller::request(&msgs, "BYE")
@@ -642,109 +429,23 @@ fn a_parked_feature_call_cancelled_before_the_hubs_answer_is_not_a_call() {
     assert_eq!(net.call_count(), 0);
 }
 
-/// The queue events the hub logged, in order.
-fn hub_queue_events(net: &ShardedNet) -> Vec<ivr_queues::QueueEvent> {
-    net.hub_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Queue { event, .. } => Some(event.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
-    /// `queue_exit_keys.rs`'s order property over three shards with delayed hub links:
-    /// callers arrive on their shards while the only agent is busy, some ask for a callback
-    /// (typing a number) and hang up; once the agent is free everyone is served in arrival
-    /// order, a callback in its caller's place, dialled on the shard the hub chose.
+    /// `queue_exit_keys.rs`'s order property ([`callback_order`]) over three shards with
+    /// delayed hub links: callers arrive on their shards while the only agent is busy, some
+    /// ask for a callback (typing a number) and hang up; once the agent is free everyone is
+    /// served in arrival order, a callback in its caller's place, dialled on the shard the
+    /// hub chose; nothing is handed over.
     #[test]
     fn a_callback_keeps_its_place_among_random_arrivals_over_delayed_links(
         arrivals in proptest::collection::vec((any::<bool>(), 0u64..8), 1..6)
     ) {
-        use ivr_queues::{QueueEvent, Waiter};
         let link = Link::Delayed(Duration::from_millis(5));
-        let mut net = ShardedNet::with_config(callback_menus_for("\"0\""), 3, link, |c| {
+        let mut net = ShardedNet::with_config(callback_menus("\"0\"", true), 3, link, |c| {
             c.media_timeout = Duration::from_secs(3600)
         });
-        let desk = Agent::new("desk", 7300);
-        let trunk = Agent::new("trunk", 7400);
-        let mut busy = Caller::new("127.0.0.1:7050", "busy");
-        join_sales(&mut net, &mut busy);
-        let first = desk.take_invite(&mut net);
-        desk.answer(&mut net, &first, Codec::Pcmu);
-        let mut arrived = Vec::new();
-        for (i, (callback, pause)) in arrivals.iter().enumerate() {
-            let mut c = Caller::new(&format!("127.0.0.1:{}", 7600 + i * 10), &format!("r{i}"));
-            let (call, _) = join_sales(&mut net, &mut c);
-            if *callback {
-                press(&mut net, &mut c, call, Digit::D3);
-                for d in format!("049000000{i}").chars().filter_map(Digit::from_char).chain([Digit::Pound]) {
-                    press(&mut net, &mut c, call, d);
-                }
-                net.advance(Duration::from_secs(1));
-                press(&mut net, &mut c, call, Digit::D1);
-                net.advance(Duration::from_secs(5));
-                let msgs = net.take_sip(c.addr);
-                let bye = ivr_tests::caller::request(&msgs, "BYE").expect("hung up after the request").clone();
-                net.send_sip(Transport::Udp, c.addr, &c.ok_to(&bye));
-            }
-            arrived.push(call);
-            net.advance(Duration::from_secs(*pause));
-        }
-        let bye = busy.in_dialog("BYE", "", "");
-        net.send_sip(Transport::Udp, busy.addr, &bye);
-        net.advance(Duration::from_millis(200));
-        let take_offer = |net: &mut ShardedNet| {
-            let msgs = net.take_sip(desk.addr);
-            for m in &msgs {
-                if let Message::Request(r) = m && r.method.as_str() == "BYE" {
-                    desk.send(net, &desk.respond(r, 200, None));
-                }
-            }
-            ivr_tests::caller::request(&msgs, "INVITE").cloned()
-        };
-        let mut invite = take_offer(&mut net).expect("the desk is offered the next waiter");
-        let mut served = Vec::new();
-        for _ in 0..arrivals.len() {
-            let events = hub_queue_events(&net);
-            let offered = events.iter().rev().find_map(|e| match e {
-                QueueEvent::Offer { waiter, .. } => Some(*waiter),
-                _ => None,
-            }).expect("an offer");
-            let who = match offered {
-                Waiter::Caller(c) => c,
-                Waiter::Callback(id) => events.iter().find_map(|e| match e {
-                    QueueEvent::CallbackRequested { callback, call, .. } if *callback == id => Some(*call),
-                    _ => None,
-                }).expect("its request"),
-            };
-            served.push(CallHandle(who.0));
-            desk.answer(&mut net, &invite, Codec::Pcmu);
-            if matches!(offered, Waiter::Callback(_)) {
-                net.advance(Duration::from_millis(100));
-                let dial = trunk.take_invite(&mut net);
-                trunk.answer(&mut net, &dial, Codec::Pcmu);
-            }
-            net.advance(Duration::from_secs(2));
-            // A branch of its own per BYE: the same one twice within Timer J would be
-            // taken for a retransmission (RFC 3261 §17.2.3).
-            let bye = String::from_utf8(desk.bye(&invite)).expect("text").replace(
-                "z9hG4bK-desk-bye",
-                &format!("z9hG4bK-desk-{}-bye", served.len()),
-            );
-            desk.send(&mut net, bye.as_bytes());
-            net.advance(Duration::from_millis(200));
-            net.take_sip(trunk.addr);
-            match take_offer(&mut net) {
-                Some(next) => invite = next,
-                None => break,
-            }
-        }
-        prop_assert_eq!(served, arrived);
-        prop_assert!(net.hub.queue_line("sales").is_empty());
+        callback_order(&mut net, &arrivals)?;
         prop_assert!(net.handoffs.is_empty());
     }
 }
@@ -755,24 +456,14 @@ proptest! {
 /// of three shards it lives; nothing is handed over.
 #[test]
 fn a_transfer_failing_over_to_the_next_dns_target_hears_its_answers_on_the_callers_shard() {
-    let yaml = r#"
-entry: main
-prompts:
-  main_en: prompts/main_en.wav
-  goodbye_en: prompts/goodbye_en.wav
-  sales_en: prompts/sales_en.wav
-destinations:
+    let destinations = r#"destinations:
   desk: { uri: "sip:desk@pbx.example.com", mode: bridge, ring_timeout: 10, on_failure: { play: sales_en } }
-menus:
-  main:
-    prompt: main_en
-    timeout: 6
-    retries: 5
-    options:
-      "0": { transfer: desk }
+"#;
+    let options = r#"      "0": { transfer: desk }
       "9": { hangup: goodbye_en }
 "#;
-    let mut net = ShardedNet::new(ivr_tests::caller::demo_variant(yaml), 3, Link::Immediate);
+    let yaml = ivr_tests::caller::menu_file("", destinations, options, "");
+    let mut net = ShardedNet::new(ivr_tests::caller::demo_variant(&yaml), 3, Link::Immediate);
     let dead: std::net::SocketAddr = "127.0.0.1:7190".parse().unwrap();
     let desk = Agent::new("desk", 7300);
     for shard in &mut net.engines {
@@ -788,10 +479,10 @@ menus:
     for home in 0..3 {
         let addr = format!("127.0.0.1:{}", 7096 + 10 * home);
         let mut caller = Caller::new(&addr, &call_id_on(&net, "fo", home));
-        let (call, shard) = connect(&mut net, &mut caller);
+        let (call, shard) = connect_on_shard(&mut net, &mut caller);
         assert_eq!(shard, home);
         net.advance(Duration::from_millis(500));
-        press(&mut net, &mut caller, call, Digit::D0);
+        net.press(&mut caller, call, Digit::D0);
         let first = net.take_sip(dead);
         let first = ivr_tests::caller::request(&first, "INVITE")
             .expect("the first target is tried first")

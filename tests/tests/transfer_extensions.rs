@@ -19,29 +19,18 @@ const UDP: ivr_sip::Transport = ivr_sip::Transport::Udp;
 
 /// 0 transfers to the desk (bridged).
 fn menus() -> Arc<ivr_menus::Menus> {
-    let yaml = format!(
-        r#"
-entry: main
-prompts:
-  main_en: prompts/main_en.wav
-  goodbye_en: prompts/goodbye_en.wav
-  sales_en: prompts/sales_en.wav
-destinations:
+    let destinations = format!(
+        r#"destinations:
   desk:
     uri: "sip:desk@{DESK}"
     mode: bridge
     ring_timeout: 30
     on_failure: {{ play: sales_en }}
-menus:
-  main:
-    prompt: main_en
-    timeout: 6
-    retries: 5
-    options:
-      "0": {{ transfer: desk }}
-    on_failure: {{ hangup: goodbye_en }}
 "#
     );
+    let options = "      \"0\": { transfer: desk }\n";
+    let rest = "    on_failure: { hangup: goodbye_en }\n";
+    let yaml = ivr_tests::caller::menu_file("", &destinations, options, rest);
     ivr_tests::caller::demo_variant(&yaml)
 }
 

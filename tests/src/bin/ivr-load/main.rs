@@ -8,6 +8,7 @@
 //! `ivr-load --recordings` (module `recordings`, used by `bench/recordings.sh`) checks N
 //! concurrent voicemail recordings frame by frame against what each caller sent.
 
+mod calls;
 mod media;
 mod recordings;
 mod sip;
@@ -49,6 +50,13 @@ fn parse_args() -> Args {
         }
     }
     a
+}
+
+/// Field `name` of a JSON log line, as its text (a string keeps its quotes), if it has one.
+pub(crate) fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("\"{name}\":");
+    line.find(&key)
+        .map(|i| line[i + key.len()..].split([',', '}']).next().unwrap_or(""))
 }
 
 /// `ivr serve` as both benchmarks start it: on loopback, a wide RTP range, room for every
@@ -263,19 +271,7 @@ async fn main() {
         .lines()
         .find(|l| l.contains("rtp pacing lateness"))
         .unwrap_or("(no pacing line)");
-    let field = |name: &str| {
-        let key = format!("\"{name}\":");
-        pacing
-            .find(&key)
-            .map(|i| {
-                pacing[i + key.len()..]
-                    .split([',', '}'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let field = |name: &str| log_field(pacing, name).unwrap_or_default();
 
     println!(
         "concurrent calls held:        {answered} of {} for {:.1} s",

@@ -36,13 +36,14 @@
 //! are one task per call on this tokio runtime, counting into preallocated atomics. The
 //! hot loops do not allocate.
 
+use crate::calls::{self, Calls};
 use crate::sip;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -148,6 +149,12 @@ struct Slot {
     dest: AtomicU64,
     /// Milliseconds after the run's start when the far end hung up (0: it did not).
     ended_ms: AtomicU64,
+}
+
+impl crate::calls::Slot for Slot {
+    fn dest(&self) -> &AtomicU64 {
+        &self.dest
+    }
 }
 
 /// Interarrival times in 50 µs buckets up to 200 ms (the last bucket holds the rest).
@@ -318,9 +325,6 @@ struct Tx {
     event: Option<(u8, u8, u32)>,
 }
 
-/// Packets of one key: 6 updates (120 ms) then 3 end packets (RFC 4733 §2.5.1.4).
-const EVENT_PACKETS: u8 = 9;
-
 /// Sends every answered call's packets at its 20 ms phase until `stop`; returns the
 /// packets sent inside the window and inside the burst.
 fn send(
@@ -373,16 +377,10 @@ fn send(
             pkt[2..4].copy_from_slice(&tx.seq.to_be_bytes());
             pkt[8..12].copy_from_slice(&tx.ssrc.to_be_bytes());
             let len = match tx.event {
-                Some((code, k, ets)) => {
-                    pkt[1] = 101 | if k == 0 { 0x80 } else { 0 };
-                    pkt[4..8].copy_from_slice(&ets.to_be_bytes());
-                    let end = k >= 6;
-                    let duration = 160 * (k.min(5) as u16 + 1);
-                    pkt[12] = code;
-                    pkt[13] = if end { 0x80 } else { 0 } | 10; // E bit, volume -10 dBm0
-                    pkt[14..16].copy_from_slice(&duration.to_be_bytes());
-                    tx.event = (k + 1 < EVENT_PACKETS).then_some((code, k + 1, ets));
-                    16
+                Some(event) => {
+                    let (len, next) = calls::event_packet(&mut pkt, event);
+                    tx.event = next;
+                    len
                 }
                 None => {
                     pkt[1] = 0;
@@ -674,80 +672,15 @@ async fn run_callers(
 ) -> Measured {
     let n = o.calls;
     let base = Instant::now();
-    let sip = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
-    let me = sip.local_addr().expect("addr");
+    let sip = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let engine = target.sip;
     let slots: Arc<Vec<Slot>> = Arc::new((0..n).map(|_| Slot::default()).collect());
-    let tags: Arc<std::sync::Mutex<Vec<String>>> =
-        Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let byes_ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let sip_task = {
-        let (sip, slots, tags) = (sip.clone(), slots.clone(), tags.clone());
-        let (answered, byes_ok, failed) = (answered.clone(), byes_ok.clone(), failed.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let Ok((len, from)) = sip.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&buf[..len]);
-                let index = |call_id: &str| {
-                    call_id
-                        .strip_prefix('m')
-                        .and_then(|i| i.parse::<usize>().ok())
-                        .filter(|i| *i < slots.len())
-                };
-                if let Some(method) = sip::request_method(&text) {
-                    // the far end hangs up (the demo's no-input rounds, a saved message...)
-                    if method == "BYE"
-                        && let Some(i) = sip::header(&text, "Call-ID:").and_then(index)
-                    {
-                        let ms = (base.elapsed().as_millis() as u64).max(1);
-                        let _ = slots[i].ended_ms.compare_exchange(
-                            0,
-                            ms,
-                            Ordering::Relaxed,
-                            Ordering::Relaxed,
-                        );
-                    }
-                    if method != "ACK" && method != "INVITE" {
-                        let _ = sip
-                            .send_to(&sip::response(&text, "200 OK", None, None), from)
-                            .await;
-                    }
-                    continue;
-                }
-                let Some((status, call_id, tag, method)) = sip::summarize(&text) else {
-                    continue;
-                };
-                let Some(i) = index(&call_id) else { continue };
-                match (status, method.as_str()) {
-                    (200, "INVITE") => {
-                        // every 200 (retransmissions too) gets an ACK; the call starts once
-                        let ack = sip::in_dialog(engine, me, &call_id, &tag, "ACK", 1);
-                        let _ = sip.send_to(&ack, engine).await;
-                        if slots[i].dest.load(Ordering::Relaxed) == 0
-                            && let Some(SocketAddr::V4(media)) = sip::sdp_audio(&text)
-                        {
-                            tags.lock().expect("lock")[i] = tag;
-                            let d = (u32::from(*media.ip()) as u64) << 16 | media.port() as u64;
-                            slots[i].dest.store(d, Ordering::Release);
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    (300.., "INVITE") => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    (200, "BYE") => {
-                        byes_ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-            }
-        })
-    };
+    let calls = Calls::start(sip, engine, 'm', slots.clone(), move |s: &Slot| {
+        let ms = (base.elapsed().as_millis() as u64).max(1);
+        let _ = s
+            .ended_ms
+            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+    });
 
     // media sockets: the sender thread writes, a task per call reads, the same port
     let phase = Arc::new(AtomicU8::new(BEFORE));
@@ -778,36 +711,7 @@ async fn run_callers(
     };
 
     // place the calls, 50 every 50 ms; INVITEs unanswered after 2 s are sent again
-    let invite = |i: usize| {
-        sip::invite(
-            engine,
-            me,
-            &format!("m{i}"),
-            &format!("+1555{i:07}"),
-            ports[i],
-        )
-    };
-    for i in 0..n {
-        sip.send_to(&invite(i), engine).await.expect("send");
-        if i % 50 == 49 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut resend = Instant::now() + Duration::from_secs(2);
-    while answered.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < n
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if Instant::now() >= resend {
-            for i in 0..n {
-                if slots[i].dest.load(Ordering::Relaxed) == 0 {
-                    let _ = sip.send_to(&invite(i), engine).await;
-                }
-            }
-            resend = Instant::now() + Duration::from_secs(2);
-        }
-    }
+    calls.place(&ports).await;
     // settle: by then the voicemail callers record and the navigators move
     tokio::time::sleep(SETTLE).await;
 
@@ -878,27 +782,20 @@ async fn run_callers(
     stop_tx.store(true, Ordering::Relaxed);
     let sent = sender.join().expect("sender");
     let _ = stop_rx_tx.send(true);
-    let tags = tags.lock().expect("lock").clone();
+    let tags = calls.tags.lock().expect("lock").clone();
     let mut byes = 0;
     for (i, tag) in tags.iter().enumerate() {
         if !tag.is_empty() && slots[i].ended_ms.load(Ordering::Relaxed) == 0 {
-            let _ = sip
-                .send_to(
-                    &sip::in_dialog(engine, me, &format!("m{i}"), tag, "BYE", 2),
-                    engine,
-                )
-                .await;
+            let bye = sip::in_dialog(engine, calls.me, &calls.call_id(i), tag, "BYE", 2);
+            let _ = calls.sip.send_to(&bye, engine).await;
             byes += 1;
             if byes % 100 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while byes_ok.load(Ordering::Relaxed) < byes && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    sip_task.abort();
+    calls.wait_byes(byes, Duration::from_millis(50)).await;
+    calls.stop();
     let mut received = Vec::with_capacity(n);
     for r in receivers {
         received.push(r.await.unwrap_or_default());
@@ -907,7 +804,7 @@ async fn run_callers(
         media: Some(Media::of(1, sent[1], &received, &hists[1])),
         ..b
     });
-    let answered = answered.load(Ordering::Relaxed);
+    let answered = calls.answered.load(Ordering::Relaxed);
     Measured {
         answered,
         ended_early,
@@ -1077,19 +974,7 @@ fn print_table(o: &Opts, floor: &Measured, engine: &Measured, log: &str, recordi
         .lines()
         .find(|l| l.contains("rtp pacing lateness"))
         .unwrap_or("");
-    let field = |name: &str| {
-        let key = format!("\"{name}\":");
-        pacing
-            .find(&key)
-            .map(|i| {
-                pacing[i + key.len()..]
-                    .split([',', '}'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_else(|| "?".into())
-    };
+    let field = |name: &str| crate::log_field(pacing, name).unwrap_or("?");
     let us_per = |m: &Measured, cpu: f64| 1e6 * cpu / m.call_seconds.max(1e-9);
     let row = |name: &str, f: String, e: String| println!("{name:<34} {f:>24} {e:>30}");
     row("", "floor (rtp-echo)".into(), "engine (ivr)".into());

@@ -18,12 +18,13 @@
 //! p50/p99/max, the engine's CPU, UDP receive drops on the engine's RTP ports, and
 //! warnings from the engine's log.
 
+use crate::calls::{self, Calls};
 use crate::media::{Proc, start};
 use crate::sip;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,8 +69,6 @@ impl Opts {
 const KEYS: [(u64, u8); 4] = [(1_000, 2), (2_000, 4), (3_000, 1), (4_000, 1)];
 /// Talking starts after the last key's packets.
 const TALK_FROM_MS: u64 = 4_300;
-/// Packets of one key: 6 updates (120 ms) then 3 end packets (RFC 4733 §2.5.1.4).
-const EVENT_PACKETS: u8 = 9;
 /// Bytes of a frame that carry (caller, frame number), 7 bits each.
 const HEADER: usize = 10;
 
@@ -131,6 +130,12 @@ struct Slot {
     bye_sent: AtomicBool,
     /// The engine hung up first.
     engine_bye: AtomicBool,
+}
+
+impl crate::calls::Slot for Slot {
+    fn dest(&self) -> &AtomicU64 {
+        &self.dest
+    }
 }
 
 /// Sends every answered call's packets at its 20 ms phase, then its BYE, until all are
@@ -206,16 +211,10 @@ fn send(
             pkt[2..4].copy_from_slice(&tx.seq.to_be_bytes());
             pkt[8..12].copy_from_slice(&(0x2000_0000 + i as u32).to_be_bytes());
             let len = match tx.event {
-                Some((key, k, ets)) => {
-                    pkt[1] = 101 | if k == 0 { 0x80 } else { 0 };
-                    pkt[4..8].copy_from_slice(&ets.to_be_bytes());
-                    let end = k >= 6;
-                    let duration = 160 * (k.min(5) as u16 + 1);
-                    pkt[12] = key;
-                    pkt[13] = if end { 0x80 } else { 0 } | 10;
-                    pkt[14..16].copy_from_slice(&duration.to_be_bytes());
-                    tx.event = (k + 1 < EVENT_PACKETS).then_some((key, k + 1, ets));
-                    16
+                Some(event) => {
+                    let (len, next) = calls::event_packet(&mut pkt, event);
+                    tx.event = next;
+                    len
                 }
                 None if elapsed < TALK_FROM_MS => {
                     // quiet until the keys are done: µ-law silence
@@ -338,18 +337,9 @@ fn check(samples: &[i16]) -> Check {
     c
 }
 
-/// A field of a JSON log line, as text.
-fn field(line: &str, name: &str) -> String {
-    let key = format!("\"{name}\":");
-    line.find(&key)
-        .map(|i| {
-            line[i + key.len()..]
-                .split([',', '}'])
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|| "?".into())
+/// A field of a JSON log line, as text ("?" when it has none).
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    crate::log_field(line, name).unwrap_or("?")
 }
 
 /// Runs the callers, checks every recording and prints the figures.
@@ -381,69 +371,11 @@ pub async fn run(o: Opts) {
     let std_sip = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let sender_sip = std_sip.try_clone().expect("clone");
     std_sip.set_nonblocking(true).expect("nonblocking");
-    let sip = Arc::new(tokio::net::UdpSocket::from_std(std_sip).expect("tokio socket"));
-    let me = sip.local_addr().expect("addr");
+    let sip = tokio::net::UdpSocket::from_std(std_sip).expect("tokio socket");
     let slots: Arc<Vec<Slot>> = Arc::new((0..n).map(|_| Slot::default()).collect());
-    let tags = Arc::new(Mutex::new(vec![String::new(); n]));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let byes_ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let sip_task = {
-        let (sip, slots, tags) = (sip.clone(), slots.clone(), tags.clone());
-        let (answered, byes_ok, failed) = (answered.clone(), byes_ok.clone(), failed.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let Ok((len, from)) = sip.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&buf[..len]);
-                let index = |call_id: &str| {
-                    call_id
-                        .strip_prefix('r')
-                        .and_then(|i| i.parse::<usize>().ok())
-                        .filter(|i| *i < slots.len())
-                };
-                if let Some(method) = sip::request_method(&text) {
-                    if method == "BYE"
-                        && let Some(i) = sip::header(&text, "Call-ID:").and_then(index)
-                    {
-                        slots[i].engine_bye.store(true, Ordering::Relaxed);
-                    }
-                    if method != "ACK" && method != "INVITE" {
-                        let ok = sip::response(&text, "200 OK", None, None);
-                        let _ = sip.send_to(&ok, from).await;
-                    }
-                    continue;
-                }
-                let Some((status, call_id, tag, method)) = sip::summarize(&text) else {
-                    continue;
-                };
-                let Some(i) = index(&call_id) else { continue };
-                match (status, method.as_str()) {
-                    (200, "INVITE") => {
-                        let ack = sip::in_dialog(engine, me, &call_id, &tag, "ACK", 1);
-                        let _ = sip.send_to(&ack, engine).await;
-                        if slots[i].dest.load(Ordering::Relaxed) == 0
-                            && let Some(SocketAddr::V4(media)) = sip::sdp_audio(&text)
-                        {
-                            tags.lock().expect("lock")[i] = tag;
-                            let d = (u32::from(*media.ip()) as u64) << 16 | media.port() as u64;
-                            slots[i].dest.store(d, Ordering::Release);
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    (300.., "INVITE") => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    (200, "BYE") => {
-                        byes_ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-            }
-        })
-    };
+    let calls = Calls::start(sip, engine, 'r', slots.clone(), |s: &Slot| {
+        s.engine_bye.store(true, Ordering::Relaxed)
+    });
 
     // media sockets: the sender writes; what the engine plays is left to the kernel to drop
     let mut socks = Vec::with_capacity(n);
@@ -459,41 +391,12 @@ pub async fn run(o: Opts) {
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (slots, tags, stop) = (slots.clone(), tags.clone(), stop.clone());
+        let (slots, tags, stop) = (slots.clone(), calls.tags.clone(), stop.clone());
         let talk_ms = o.talk * 1000;
         std::thread::spawn(move || send(socks, sender_sip, engine, slots, tags, talk_ms, stop))
     };
-    let invite = |i: usize| {
-        sip::invite(
-            engine,
-            me,
-            &format!("r{i}"),
-            &format!("+1555{i:07}"),
-            ports[i],
-        )
-    };
-    for i in 0..n {
-        sip.send_to(&invite(i), engine).await.expect("send");
-        if i % 50 == 49 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut resend = Instant::now() + Duration::from_secs(2);
-    while answered.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < n
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if Instant::now() >= resend {
-            for i in 0..n {
-                if slots[i].dest.load(Ordering::Relaxed) == 0 {
-                    let _ = sip.send_to(&invite(i), engine).await;
-                }
-            }
-            resend = Instant::now() + Duration::from_secs(2);
-        }
-    }
-    let answered = answered.load(Ordering::Relaxed);
+    calls.place(&ports).await;
+    let answered = calls.answered.load(Ordering::Relaxed);
     // every answered caller talks and hangs up; then the BYEs are answered
     let deadline = Instant::now() + Duration::from_secs(o.talk + 30);
     let done = |s: &Slot| {
@@ -509,10 +412,7 @@ pub async fn run(o: Opts) {
         .filter(|s| s.bye_sent.load(Ordering::Relaxed))
         .count();
     let last_bye = t0.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while byes_ok.load(Ordering::Relaxed) < byes && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    calls.wait_byes(byes, Duration::from_millis(20)).await;
     stop.store(true, Ordering::Relaxed);
     let (sender_worst, sender_late) = sender.join().expect("sender");
     // the writer stores them: wait until the WAVs stop coming (or all are there)
@@ -532,7 +432,7 @@ pub async fn run(o: Opts) {
     let drops = rtp_drops().saturating_sub(drops0);
     let rss = ivr.rss_kib();
     ivr.stop();
-    sip_task.abort();
+    calls.stop();
 
     // check every WAV against its caller
     let mut by_caller: HashMap<u32, Check> = HashMap::new();
