@@ -6,7 +6,8 @@
 //! recording frames are not measured here: a key makes the menu act, which allocates by
 //! design.) The same holds for 100 bridged calls relaying audio both ways with PCMU↔PCMA
 //! transcoding. The driver's own media path (every leg's sockets read through one poll into
-//! one buffer, and sent from) allocates nothing per packet either.
+//! one buffer, and sent from) allocates nothing per packet either, nor do the loop's timed
+//! wake-ups (the timerfd alarm) and its lateness histogram.
 
 use ivr_engine::{Input, Output};
 use ivr_tests::caller::{Caller, Net};
@@ -33,8 +34,10 @@ fn rtp_pacing_allocates_nothing_per_packet() {
         ))
     })
     .expect("menu compiles");
+    // The server's send lead: packets leave up to 0.5 ms before their time.
     let mut net = Net::with_config(Arc::new(menus), |c| {
-        c.media_timeout = Duration::from_secs(600)
+        c.media_timeout = Duration::from_secs(600);
+        c.rtp_send_lead = Duration::from_micros(500);
     });
     // Each caller's audio for the measured ten seconds, built before measuring.
     let speech = ivr_audio::tone::sine(8000, 300.0, 8000 * 11, 6000.0);
@@ -414,4 +417,46 @@ fn driver_media_sockets_read_and_send_allocate_nothing_per_packet() {
     let (leg, _, _) = callers[0];
     assert_eq!(set.close(leg), Some(0));
     assert!(set.send(leg, &packet, callers[0].2).is_none());
+}
+
+/// The loop's timed wake-ups (`ivr_server::driver::alarm`, a timerfd on the runtime's
+/// reactor) and the lateness histogram each sent packet is recorded in allocate nothing:
+/// 200 wake-ups 1 ms apart, each recording 50 packets' lateness.
+#[test]
+fn the_loops_alarm_and_lateness_histogram_allocate_nothing() {
+    use ivr_server::driver::alarm::{Alarm, SPACING};
+    use std::time::Instant;
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lateness = ivr_server::lateness::Lateness::default();
+    lateness.split(1);
+    let hist = lateness.writer(0);
+    rt.block_on(async {
+        let mut alarm = Alarm::new().expect("timerfd");
+        // Warm up: the reactor's registration and its first wake-ups.
+        for _ in 0..20 {
+            alarm.wait(Instant::now() + SPACING).await;
+        }
+        let mut allocations = 0usize;
+        let started = Instant::now();
+        for i in 0..200u64 {
+            let region = Region::new(GLOBAL);
+            alarm.wait(Instant::now() + SPACING).await;
+            for p in 0..50u64 {
+                hist.record(Duration::from_micros((i * 50 + p) % 1_500));
+            }
+            let change = region.change();
+            allocations += change.allocations + change.reallocations;
+        }
+        assert!(
+            started.elapsed() >= SPACING * 200,
+            "the waits waited: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(allocations, 0, "{allocations} allocations in 200 wake-ups");
+    });
+    assert_eq!(lateness.count(), 200 * 50);
 }

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Span, debug, info, info_span, warn};
 
-mod alarm;
+pub mod alarm;
 mod io;
 pub mod media;
 mod net;
