@@ -623,6 +623,12 @@ impl Leg {
         }
     }
 
+    /// Whether the peer has sent anything since the stream (or its address) began; true
+    /// without media (nothing waits for the peer there).
+    pub(crate) fn heard(&self) -> bool {
+        self.media.as_ref().is_none_or(MediaSession::heard)
+    }
+
     /// A datagram on our RTCP port.
     pub fn handle_rtcp(&mut self, now: Instant, data: &[u8]) {
         if let Some(m) = self.media.as_mut() {
