@@ -210,8 +210,9 @@ impl Leg {
         }
     }
 
-    /// The leg's next deadline: the answer while ringing; the next RTP packet and the media
-    /// inactivity limit while active; none otherwise.
+    /// The leg's next deadline: the answer while ringing; the next RTP packet (less the
+    /// send lead, `EngineConfig::rtp_send_lead`) and the media inactivity limit while
+    /// active; none otherwise.
     pub(crate) fn poll_timeout(&self, ctx: &Ctx) -> Option<Instant> {
         // A closed leg of a call that goes on (an agent who hung up during the whisper) has
         // nothing left to do: its session timer would refresh a finished dialog, then
