@@ -608,3 +608,34 @@ fn a_queue_with_nobody_logged_in_sends_the_caller_to_its_on_timeout() {
     net.send_sip(caller.transport, caller.addr, &ok);
     assert_eq!(net.ended(call), Some(EndReason::MenuHangup));
 }
+
+#[test]
+fn a_caller_heard_after_the_unheard_limit_gets_audio_again_at_once() {
+    // The engine stops sending toward a peer that has sent nothing for 5 s
+    // (`SEND_WITHOUT_PEER`); the peer's first packet must bring the audio back at once,
+    // not when some unrelated timer (here the 30 s media timeout) next looks at the leg.
+    let mut net = Net::new(demo());
+    let mut caller = Caller::new("127.0.0.1:7031", "late-talker");
+    let call = connect(&mut net, &mut caller);
+    net.advance(Duration::from_secs(7));
+    let stopped = net.rtp_of(call).len();
+    assert!(
+        (245..=255).contains(&stopped),
+        "about 5 s of packets toward a silent peer: {stopped}"
+    );
+    net.advance(Duration::from_secs(1));
+    assert_eq!(
+        net.rtp_of(call).len(),
+        stopped,
+        "nothing more while unheard"
+    );
+    // The caller speaks at last: one packet, then the engine's own pace.
+    let packet = caller.audio_packet();
+    net.send_rtp(call.leg(0), caller.media, &packet);
+    net.advance(Duration::from_secs(1));
+    let resumed = net.rtp_of(call).len() - stopped;
+    assert!(
+        resumed >= 45,
+        "{resumed} packets in the second after the caller was heard"
+    );
+}

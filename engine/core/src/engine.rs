@@ -175,8 +175,13 @@ impl Engine {
             } => self.handle_sip(now, transport, from, data),
             Input::Rtp { leg, from, data } => self.handle_rtp(now, leg, from, data),
             Input::Rtcp { leg, data } => {
-                if let Some(l) = self.leg_mut(leg) {
+                let resumed = self.leg_mut(leg).is_some_and(|l| {
+                    let was_heard = l.heard();
                     l.handle_rtcp(now, data);
+                    !was_heard && l.heard()
+                });
+                if resumed {
+                    self.reindex(leg.call);
                 }
             }
             Input::MediaOpened { leg, local } => self.media_opened(now, leg, local),
@@ -727,22 +732,35 @@ impl Engine {
     // ---- media and the call's application ----
 
     fn handle_rtp(&mut self, now: Instant, leg: LegHandle, from: SocketAddr, data: &[u8]) {
+        if self.take_rtp(now, leg, from, data) {
+            // The peer's first packet after sending toward it stopped (it was unheard for
+            // `send_without_peer`): sending resumes now, so the leg's deadline moved from
+            // the media timeout to now and must be indexed again.
+            self.reindex(leg.call);
+        }
+    }
+
+    /// [`Engine::handle_rtp`]'s work; `true` if the packet was the first heard from the
+    /// peer (its leg's deadline may have moved earlier).
+    fn take_rtp(&mut self, now: Instant, leg: LegHandle, from: SocketAddr, data: &[u8]) -> bool {
         let Some(Call { legs, app, .. }) = self.calls.get_mut(&leg.call) else {
             // The call ended; its recording may still take the last packets.
             self.linger_rtp(now, leg, from, data);
-            return;
+            return false;
         };
         let Some(l) = legs.get_mut(usize::from(leg.index)) else {
-            return;
+            return false;
         };
+        let was_heard = l.heard();
         let received = l.handle_rtp(&mut self.ctx, now, from, data);
+        let resumed = !was_heard && l.heard();
         if let App::Transfer(t) = app {
             // Bridged (or early media): the audio goes to the other leg, keys too.
             if let Some(to) = t.relays(leg) {
                 let out = &mut self.ctx.outputs;
                 crate::bridge::relay(out, now, legs, leg, to, received);
             }
-            return;
+            return resumed;
         }
         if let App::Queued(q) = app {
             // Bridged to an agent: relayed like a transfer. Waiting: keys are logged only.
@@ -752,7 +770,7 @@ impl Engine {
             } else if let Some(Received::Digit(d)) = received {
                 self.on_digit(now, leg.call, d);
             }
-            return;
+            return resumed;
         }
         match received {
             Some(Received::Digit(d)) => self.on_digit(now, leg.call, d),
@@ -764,13 +782,14 @@ impl Engine {
                     (App::Survey(s), Some(media)) if s.survey.is_recording() => {
                         s.handle_audio(now, timestamp, media.decoded(), &mut self.ctx.outputs);
                     }
-                    _ => return,
+                    _ => return resumed,
                 }
                 self.apply_app(now, leg.call);
                 self.reindex(leg.call);
             }
             _ => {}
         }
+        resumed
     }
 
     fn on_digit(&mut self, now: Instant, handle: CallHandle, digit: Digit) {

@@ -102,7 +102,8 @@ pub enum Output {
         to: SocketAddr,
         /// The packet.
         packet: RtpBuf,
-        /// When it was due; the driver measures its pacing lateness against this.
+        /// When it was due; the driver measures how far from it the packet left (it may
+        /// leave up to `EngineConfig::rtp_send_lead` early).
         due: Instant,
     },
     /// Voicemail work: write, finish or delete a recording, or store a callback request.

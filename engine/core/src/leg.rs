@@ -210,8 +210,9 @@ impl Leg {
         }
     }
 
-    /// The leg's next deadline: the answer while ringing; the next RTP packet and the media
-    /// inactivity limit while active; none otherwise.
+    /// The leg's next deadline: the answer while ringing; the next RTP packet (less the
+    /// send lead, `EngineConfig::rtp_send_lead`) and the media inactivity limit while
+    /// active; none otherwise.
     pub(crate) fn poll_timeout(&self, ctx: &Ctx) -> Option<Instant> {
         // A closed leg of a call that goes on (an agent who hung up during the whisper) has
         // nothing left to do: its session timer would refresh a finished dialog, then
@@ -621,6 +622,12 @@ impl Leg {
                 None
             }
         }
+    }
+
+    /// Whether the peer has sent anything since the stream (or its address) began; true
+    /// without media (nothing waits for the peer there).
+    pub(crate) fn heard(&self) -> bool {
+        self.media.as_ref().is_none_or(MediaSession::heard)
     }
 
     /// A datagram on our RTCP port.

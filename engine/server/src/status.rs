@@ -67,7 +67,8 @@ pub struct Status {
     pub board: Arc<crate::desk::Board>,
     /// Every metric below, for the exposition.
     registry: Registry,
-    /// How late the loop sends RTP (it writes, `/metrics` reads).
+    /// How far from their time the loop sends RTP packets, either side (it writes,
+    /// `/metrics` reads).
     pub lateness: Arc<crate::lateness::Lateness>,
     calls_active: Gauge<u64, AtomicU64>,
     calls_total: Counter,
