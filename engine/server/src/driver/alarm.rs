@@ -105,12 +105,16 @@ impl Alarm {
             let Ok(mut guard) = self.fd.readable().await else {
                 return std::future::pending().await;
             };
-            if self.take() {
+            let went_off = self.take();
+            // Read or not, the readiness is spent: the next wait then starts without a
+            // read that finds nothing (one syscall fewer per wake-up). A one-shot timer
+            // whose count was just read cannot go off again until it is set.
+            guard.clear_ready();
+            if went_off {
                 self.armed = None;
                 self.last = Some(Instant::now());
                 return;
             }
-            guard.clear_ready();
         }
     }
 

@@ -258,8 +258,10 @@ fn read_socket(
 /// which they go back to waking the loop when readable.
 const TICKED_FROM: usize = 32;
 const TICKED_BELOW: usize = 16;
-/// Ticked: the shortest time between two reads (a wake-up sooner does not read) ...
-const TICK_MIN: Duration = Duration::from_millis(1);
+/// Ticked: the shortest time between two reads (a wake-up sooner does not read): a little
+/// under the alarm's spacing, so that every timed wake-up reads (at exactly the spacing,
+/// microseconds of jitter decided, and reads drifted to one per [`TICK_MAX`]) ...
+const TICK_MIN: Duration = Duration::from_micros(900);
 /// ... and the longest (the loop wakes for it if nothing else woke it).
 const TICK_MAX: Duration = Duration::from_millis(2);
 
