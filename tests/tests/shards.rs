@@ -92,7 +92,7 @@ fn one_call_cap_is_shared_by_every_shard() {
 /// `--max-calls-per-source` counts a source's calls over every shard: ten held calls from
 /// one address all go through whichever shards they land on (a limit divided among two
 /// shards, 5 each, would refuse some unless they split exactly evenly: 3 runs in 4), and
-/// the eleventh is refused.
+/// the eleventh is refused. `/metrics` shows each shard's share of the held calls.
 #[test]
 fn calls_per_source_are_counted_over_every_shard() {
     let ivr = Ivr::start(&["--shards", "2", "--max-calls-per-source", "10"]);
@@ -105,12 +105,26 @@ fn calls_per_source_are_counted_over_every_shard() {
             ],
         )
     });
-    assert_eq!(
-        ivr.wait_for(&["\"answered\""], 10, WAIT).len(),
-        10,
-        "{}",
-        ivr.log()
-    );
+    let answered = ivr.wait_for(&["\"answered\""], 10, WAIT);
+    assert_eq!(answered.len(), 10, "{}", ivr.log());
+    // `ivr_shard_calls_active{shard}`: each shard's held calls, adding up to the 10.
+    let on = |shard: u64| {
+        answered
+            .iter()
+            .filter(|l| shard_of(&log_call(l).expect("call span")) == shard)
+            .count() as u64
+    };
+    for shard in 0..2 {
+        assert_eq!(
+            metric(
+                &ivr,
+                &format!("ivr_shard_calls_active{{shard=\"{shard}\"}}")
+            ),
+            Some(on(shard)),
+            "shard {shard}"
+        );
+    }
+    assert_eq!(metric(&ivr, "ivr_calls_active"), Some(10));
     let refused = sipp::run(ivr.sip, &["-sn", "uac", "-m", "1"]);
     assert_eq!(
         sipp::stat(&refused.output, "Failed call"),

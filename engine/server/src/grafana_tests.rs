@@ -18,8 +18,8 @@ const SCRAPE_LABELS: [&str; 2] = ["instance", "job"];
 fn exported() -> BTreeMap<String, BTreeSet<String>> {
     use ivr_voicemail::calls::{CallRecord, CallStep};
     let s = Status::new("menus.yaml".into(), SystemTime::UNIX_EPOCH);
-    s.call_started();
-    s.call_ended(EndReason::CallerHungUp);
+    s.call_started(0);
+    s.call_ended(EndReason::CallerHungUp, 0);
     s.menu_entered("main");
     s.call_record(&CallRecord {
         steps: vec![CallStep {

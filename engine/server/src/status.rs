@@ -71,6 +71,7 @@ pub struct Status {
     /// `/metrics` reads).
     pub lateness: Arc<crate::lateness::Lateness>,
     calls_active: Gauge<u64, AtomicU64>,
+    shard_calls: Family<ShardLabel, Gauge<u64, AtomicU64>>,
     calls_total: Counter,
     ended: Family<ReasonLabel, Counter>,
     menu_entries: Family<MenuLabel, Counter>,
@@ -106,6 +107,12 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+/// `{shard="..."}` on `ivr_shard_calls_active`: an engine shard's number (0, 1, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ShardLabel {
+    shard: u32,
 }
 
 /// `{queue="..."}` on `ivr_queue_waiting`: a queue's name from the config.
@@ -255,6 +262,12 @@ impl Status {
             "ivr_calls_active",
             "Calls in progress",
             calls_active.clone(),
+        );
+        let shard_calls = Family::<ShardLabel, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "ivr_shard_calls_active",
+            "Calls in progress on each engine shard (they add up to ivr_calls_active): how evenly the Call-IDs spread the calls over the cores",
+            shard_calls.clone(),
         );
         let calls_total = Counter::default();
         registry.register(
@@ -424,6 +437,7 @@ impl Status {
             agents,
             registry,
             calls_active,
+            shard_calls,
             calls_total,
             ended,
             menu_entries,
@@ -456,21 +470,25 @@ impl Status {
         }
     }
 
-    /// A call started.
-    pub fn call_started(&self) {
+    /// A call started on engine shard `shard` (0 with one loop).
+    pub fn call_started(&self, shard: usize) {
         self.calls_total.inc();
         self.calls_active.inc();
+        self.shard_calls.get_or_create(&shard_label(shard)).inc();
     }
 
-    /// A call ended.
-    pub fn call_ended(&self, reason: EndReason) {
-        // Saturating: a call that ended twice must not wrap the gauge.
-        let _ = self
-            .calls_active
-            .inner()
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            });
+    /// A call on engine shard `shard` ended.
+    pub fn call_ended(&self, reason: EndReason, shard: usize) {
+        // Saturating: a call that ended twice must not wrap the gauges.
+        let down = |g: &Gauge<u64, AtomicU64>| {
+            let _ = g
+                .inner()
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        };
+        down(&self.calls_active);
+        down(&self.shard_calls.get_or_create(&shard_label(shard)));
         let reason = reason.as_str();
         self.ended.get_or_create(&ReasonLabel { reason }).inc();
     }
@@ -653,6 +671,13 @@ impl Status {
     }
 }
 
+/// The label of shard `shard` (at most 256 shards).
+fn shard_label(shard: usize) -> ShardLabel {
+    ShardLabel {
+        shard: u32::try_from(shard).unwrap_or(u32::MAX),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,9 +686,9 @@ mod tests {
     fn counters_and_reloads_show_in_the_exposition() {
         let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
         let s = Status::new("menus.yaml".into(), t0);
-        s.call_started();
-        s.call_started();
-        s.call_ended(EndReason::CallerHungUp);
+        s.call_started(0);
+        s.call_started(1);
+        s.call_ended(EndReason::CallerHungUp, 0);
         s.reloaded(
             &ReloadOutcome::Invalid {
                 errors: vec!["menus.yaml:1:8: entry: unknown menu".into()],
@@ -675,6 +700,8 @@ mod tests {
         let text = s.prometheus();
         for line in [
             "ivr_calls_active 1",
+            "ivr_shard_calls_active{shard=\"0\"} 0",
+            "ivr_shard_calls_active{shard=\"1\"} 1",
             "ivr_calls_total 2",
             "ivr_calls_ended_total{reason=\"caller_hung_up\"} 1",
             "ivr_calls_ended_total{reason=\"service_unavailable\"} 0",
@@ -708,8 +735,8 @@ mod tests {
                 "{l}"
             );
         }
-        s.call_ended(EndReason::Cancelled);
-        s.call_ended(EndReason::Cancelled);
+        s.call_ended(EndReason::Cancelled, 0);
+        s.call_ended(EndReason::Cancelled, 0);
         assert_eq!(
             s.calls_active(),
             0,

@@ -442,7 +442,7 @@ impl Io {
                 caller,
                 to,
             } => {
-                self.status.call_started();
+                self.status.call_started(self.pacing.1);
                 let span = info_span!("call", %call, call_id = %call_id);
                 let caller = caller.as_deref().unwrap_or("withheld");
                 span.in_scope(|| info!(%caller, %from, %to, "call started"));
@@ -493,7 +493,7 @@ impl Io {
                 reason,
                 packets,
             } => {
-                self.status.call_ended(reason);
+                self.status.call_ended(reason, self.pacing.1);
                 self.in_call(call, |_| {
                     info!(
                         ?reason,
