@@ -553,7 +553,7 @@ async fn engine_loop(
             // top of each turn).
             _ = &mut shutdown, if exit_at.is_none() => {
                 if io.shard.is_none() {
-                    log_pacing(&io.pacing.0);
+                    log_pacing(&io.status.lateness);
                 }
                 let now = tokio::time::Instant::now();
                 io.w.stopping = true;

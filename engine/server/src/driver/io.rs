@@ -29,8 +29,9 @@ pub(super) struct Io {
     /// Where the menus handed each call, until it ends.
     handoffs: HashMap<CallHandle, String>,
     pub(super) drained: bool,
-    /// The process's lateness histograms, and which is this loop's.
-    pub(super) pacing: (Arc<crate::lateness::Lateness>, usize),
+    /// This loop's number (its shard; 0 with one loop): its lateness histogram in
+    /// `status.lateness`, its label in `ivr_shard_calls_active`.
+    pub(super) index: usize,
     pub(super) status: Arc<Status>,
     pub(super) recorder: Recorder,
     /// Store writes.
@@ -77,7 +78,7 @@ impl Io {
             spans: HashMap::new(),
             handoffs: HashMap::new(),
             drained: false,
-            pacing: (config.status.lateness.clone(), index),
+            index,
             status: config.status.clone(),
             recorder,
             w,
@@ -228,7 +229,7 @@ impl Io {
                     // engine's send lead early (see alarm.rs).
                     let now = Instant::now();
                     let off = now.checked_duration_since(due).unwrap_or_else(|| due - now);
-                    self.pacing.0.writer(self.pacing.1).record(off);
+                    self.status.lateness.writer(self.index).record(off);
                     if let Some(Err(e)) = self.media.send(leg, packet.as_slice(), to) {
                         debug!(%leg, %to, error = %e, "RTP send dropped");
                     }
@@ -442,7 +443,7 @@ impl Io {
                 caller,
                 to,
             } => {
-                self.status.call_started(self.pacing.1);
+                self.status.call_started(self.index);
                 let span = info_span!("call", %call, call_id = %call_id);
                 let caller = caller.as_deref().unwrap_or("withheld");
                 span.in_scope(|| info!(%caller, %from, %to, "call started"));
@@ -493,7 +494,7 @@ impl Io {
                 reason,
                 packets,
             } => {
-                self.status.call_ended(reason, self.pacing.1);
+                self.status.call_ended(reason, self.index);
                 self.in_call(call, |_| {
                     info!(
                         ?reason,
